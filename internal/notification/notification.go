@@ -1,0 +1,201 @@
+// Package notification holds the wire types of Microsoft Graph change notifications and the pure functions the
+// webhook and the queue workers need around them: parsing, tenant resolution, the dedupe key and the ordering key.
+//
+// The types follow what Graph sends (see /work/shared/reference/graph-notifications.md). JSON keys match
+// case-insensitively because encoding/json does so; the Event Grid Outlook sample uses PascalCase keys.
+package notification
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrNotCollection means the body is not a change notification collection at all; the webhook answers 400.
+var ErrNotCollection = errors.New("not a change notification collection")
+
+// Collection is the body Graph POSTs to a notification URL.
+type Collection struct {
+	Value []Notification `json:"value"`
+	// ValidationTokens are present when any item carries resource data: one JWT per app and tenant.
+	ValidationTokens []string `json:"validationTokens,omitzero"`
+}
+
+// Notification is one changeNotification. Fields are strings as Graph sends them; nothing here is trusted until
+// the subscription, clientState and (for rich notifications) validation tokens have been checked.
+type Notification struct {
+	ID                             string           `json:"id,omitzero"`
+	SubscriptionID                 string           `json:"subscriptionId,omitzero"`
+	SubscriptionExpirationDateTime string           `json:"subscriptionExpirationDateTime,omitzero"`
+	ClientState                    string           `json:"clientState,omitzero"`
+	ChangeType                     string           `json:"changeType,omitzero"`
+	Resource                       string           `json:"resource,omitzero"`
+	ResourceData                   ResourceData     `json:"resourceData,omitzero"`
+	TenantID                       string           `json:"tenantId,omitzero"`
+	OrganizationID                 string           `json:"organizationId,omitzero"`
+	LifecycleEvent                 string           `json:"lifecycleEvent,omitzero"`
+	EncryptedContent               EncryptedContent `json:"encryptedContent,omitzero"`
+}
+
+// ResourceData identifies the changed resource. OrganizationID, EventTime and SequenceNumber appear in
+// notifications delivered through Event Grid.
+type ResourceData struct {
+	ODataType      string      `json:"@odata.type,omitzero"`
+	ODataID        string      `json:"@odata.id,omitzero"`
+	ODataEtag      string      `json:"@odata.etag,omitzero"`
+	ID             string      `json:"id,omitzero"`
+	OrganizationID string      `json:"organizationId,omitzero"`
+	EventTime      string      `json:"eventTime,omitzero"`
+	SequenceNumber LooseString `json:"sequenceNumber,omitzero"`
+}
+
+// EncryptedContent is the encrypted resource of a rich notification; package graphcrypto decrypts it.
+type EncryptedContent struct {
+	Data                            string `json:"data,omitzero"`
+	DataKey                         string `json:"dataKey,omitzero"`
+	DataSignature                   string `json:"dataSignature,omitzero"`
+	EncryptionCertificateID         string `json:"encryptionCertificateId,omitzero"`
+	EncryptionCertificateThumbprint string `json:"encryptionCertificateThumbprint,omitzero"`
+}
+
+// LooseString accepts a JSON string or number (kept as its literal text). The only published sample of
+// sequenceNumber is a string placeholder; accepting a number too keeps one unexpected encoding from turning a
+// whole delivery into a 400.
+type LooseString string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *LooseString) UnmarshalJSON(b []byte) error {
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		var v string
+		if err := json.Unmarshal(b, &v); err != nil {
+			return fmt.Errorf("decode string: %w", err)
+		}
+		*s = LooseString(v)
+		return nil
+	case len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9')):
+		*s = LooseString(b)
+		return nil
+	default:
+		return errors.New("decode loose string: want a string or a number")
+	}
+}
+
+// Parse decodes a notification POST body. It returns an error wrapping ErrNotCollection unless the body is a JSON
+// object whose "value" is an array of notification objects (an empty array is a valid, empty collection).
+// Items are returned as sent, including items without a subscriptionId: the caller rejects and counts them.
+// A field of the wrong JSON type anywhere makes the whole body invalid: Graph never sends that, and a partial
+// parse would hide which items were dropped.
+func Parse(body []byte) (Collection, error) {
+	var wire struct {
+		// A pointer tells a missing or null "value" (not a collection) from an empty array (a collection).
+		Value            *[]Notification `json:"value"`
+		ValidationTokens []string        `json:"validationTokens"`
+	}
+	if err := json.Unmarshal(body, &wire); err != nil {
+		return Collection{}, fmt.Errorf("parse notification collection: %w: %w", ErrNotCollection, err)
+	}
+	if wire.Value == nil {
+		return Collection{}, fmt.Errorf("parse notification collection: %w: no value array", ErrNotCollection)
+	}
+	return Collection{Value: *wire.Value, ValidationTokens: wire.ValidationTokens}, nil
+}
+
+// IsLifecycle reports whether n is a lifecycle notification (reauthorizationRequired, subscriptionRemoved,
+// missed), which goes to the lifecycle queue.
+func (n Notification) IsLifecycle() bool {
+	return n.LifecycleEvent != ""
+}
+
+// IsRich reports whether n carries encrypted resource data, which requires validation tokens.
+func (n Notification) IsRich() bool {
+	return n.EncryptedContent.Data != ""
+}
+
+// Tenant resolves the tenant the notification belongs to, used with SubscriptionID to find the subscription record.
+//
+// Graph names the tenant in up to three places: tenantId (all current webhook payloads), a top-level
+// organizationId (presence, next to an equal tenantId) and resourceData.organizationId (Event Grid, next to an
+// equal tenantId). The first non-empty of these, in that order, is the tenant. If two non-empty values disagree
+// (compared case-insensitively, as GUIDs) the result is "": the item cannot be placed in one tenant partition,
+// so the caller must reject it rather than guess.
+func (n Notification) Tenant() string {
+	tenant := ""
+	for _, candidate := range [...]string{n.TenantID, n.OrganizationID, n.ResourceData.OrganizationID} {
+		switch {
+		case candidate == "":
+		case tenant == "":
+			tenant = candidate
+		case !strings.EqualFold(tenant, candidate):
+			return ""
+		}
+	}
+	return tenant
+}
+
+// MessageID is the deterministic dedupe key (Service Bus MessageId, 64 hex characters) of n. A replay of the
+// same notification by Graph yields the same id; distinct changes yield distinct ids.
+//
+// It hashes subscriptionId, changeType, resource, resourceData.id, lifecycleEvent and one version marker: the
+// first non-empty of resourceData's etag, encryptedContent.dataSignature (rich notifications such as presence
+// carry no etag, but every change is encrypted under a fresh key, so its signature differs while a replay
+// repeats it byte for byte), resourceData.sequenceNumber and the notification id. Lifecycle events also hash
+// subscriptionExpirationDateTime so that a second reauthorizationRequired after a renewal is not taken for a
+// replay. A basic notification with none of these markers dedupes on the resource alone: two such changes to
+// the same resource inside the duplicate-detection window are indistinguishable from a replay.
+func MessageID(n Notification) string {
+	fields := []string{"v1", n.SubscriptionID, n.ChangeType, n.Resource, n.ResourceData.ID, n.LifecycleEvent, version(n)}
+	if n.IsLifecycle() {
+		fields = append(fields, n.SubscriptionExpirationDateTime)
+	}
+	return hashFields(fields...)
+}
+
+func version(n Notification) string {
+	for _, v := range [...]string{
+		n.ResourceData.ODataEtag,
+		n.EncryptedContent.DataSignature,
+		string(n.ResourceData.SequenceNumber),
+		n.ID,
+	} {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// OrderingKey is the Service Bus SessionId (64 hex characters, within its 128 limit) that keeps the changes of
+// one resource of one subscription in order: one user's presence (resourceData.id is the user id), one room's
+// or mailbox's event or message (the item id), and all lifecycle events of one subscription. It depends only
+// on the subscription and the resource identity, so replays and later changes of the same resource share it.
+// Changes to different items of one mailbox may be processed in parallel; they do not depend on each other.
+func OrderingKey(n Notification) string {
+	identity := n.ResourceData.ID
+	if identity == "" {
+		identity = n.Resource
+	}
+	if n.IsLifecycle() {
+		identity = ""
+	}
+	return hashFields("v1", n.SubscriptionID, identity)
+}
+
+// hashFields hashes length-prefixed fields so that no two different field lists share an input.
+func hashFields(fields ...string) string {
+	h := sha256.New()
+	var length [8]byte
+	for _, f := range fields {
+		binary.BigEndian.PutUint64(length[:], uint64(len(f)))
+		h.Write(length[:])
+		h.Write([]byte(f))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
