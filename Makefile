@@ -1,0 +1,69 @@
+# ConnectHub — the two commands a fresh machine needs: `make run` and `make test`.
+# Prerequisites: Go (see go.mod) and Node.js 20+ with npm (for the pinned Azurite).
+
+SHELL      := /bin/bash
+GO         ?= go
+AZURITE    := tools/node_modules/.bin/azurite-table
+VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS    := -X github.com/connecthub/connecthub/internal/app.Build=$(VERSION)
+FUZZTIME   ?= 10s
+BENCHTIME  ?= 1s
+
+.PHONY: run test build package bench lint tools clean fuzz
+
+tools: tools/node_modules/.installed
+
+tools/node_modules/.installed: tools/package.json tools/package-lock.json
+	npm ci --prefix tools --no-audit --no-fund --loglevel=error
+	@touch $@
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/handler ./cmd/handler
+	$(GO) build -o bin/devhost ./cmd/devhost
+	$(GO) build -o bin/withazurite ./cmd/withazurite
+
+# local.settings.json is created once from the sample, with fresh random keys for the local secret file
+# and devhost's function/master keys. It is git-ignored.
+local.settings.json: local.settings.sample.json
+	@if [ -f $@ ]; then echo "local.settings.json exists; compare it with the sample if settings changed"; touch $@; else \
+	  sed -e "0,/GENERATED_BY_MAKE_RUN/s##$$(head -c32 /dev/urandom | base64)#" \
+	      -e "0,/GENERATED_BY_MAKE_RUN/s##$$(head -c24 /dev/urandom | base64 | tr '+/' '-_')#" \
+	      -e "0,/GENERATED_BY_MAKE_RUN/s##$$(head -c24 /dev/urandom | base64 | tr '+/' '-_')#" $< > $@; \
+	  echo "created local.settings.json with fresh local keys"; fi
+
+run: build tools local.settings.json
+	bin/withazurite -port 10002 -location .azurite -- bin/devhost -handler bin/handler -settings local.settings.json
+
+test: tools
+	$(GO) vet ./...
+	$(GO) build -o bin/withazurite ./cmd/withazurite
+	bin/withazurite -tls -- $(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+# Each fuzz target runs for a short, bounded time; a crash fails the build.
+fuzz:
+	@set -e; for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed -E 's/func (Fuzz[A-Za-z0-9_]*).*/\1/'); do \
+	    echo "fuzz $$t $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$t; done; done
+
+bench: tools
+	$(GO) build -o bin/withazurite ./cmd/withazurite
+	bin/withazurite -- $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./... | tee bench.out
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# package builds dist/connecthub.zip exactly as Azure expects: host.json at the root, one folder per
+# function, and the linux/amd64 handler with its run bit, no parent folder.
+package:
+	rm -rf dist/app && mkdir -p dist/app
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o dist/app/handler ./cmd/handler
+	cp host.json dist/app/
+	cp -r functions/* dist/app/
+	$(GO) run ./cmd/pack -dir dist/app -out dist/connecthub.zip
+
+clean:
+	rm -rf bin dist bench.out .azurite
+
+-include infra/deploy.mk

@@ -1,0 +1,46 @@
+// Command handler is the ConnectHub custom handler: the Azure Functions host (or devhost) starts it with
+// FUNCTIONS_CUSTOMHANDLER_PORT and sends it one HTTP request per invocation.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/connecthub/connecthub/handlers"
+	"github.com/connecthub/connecthub/internal/app"
+	"github.com/connecthub/connecthub/internal/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	slog.SetDefault(log)
+	if err := realMain(ctx, log); err != nil {
+		log.Error("handler stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+func realMain(ctx context.Context, log *slog.Logger) error {
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return err
+	}
+	if cfg.Port == 0 {
+		return fmt.Errorf("%s is not set: the Functions host (or devhost) starts this binary", config.KeyPort)
+	}
+	w, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = w.Close(context.Background()) }()
+	srv := handlers.NewServer(w.App.Routes(), cfg.InvocationTimeout, cfg.MaxBodyBytes, log)
+	return srv.Serve(ctx, cfg.Port, func(addr string) {
+		log.Info("handler listening", "addr", addr, "region", cfg.Region, "environment", string(cfg.Environment))
+	})
+}

@@ -1,0 +1,289 @@
+// Package handlers is the custom-handler transport: it decodes the Functions host's invocation envelope
+// into typed values, calls a domain service, and encodes the response envelope. It holds no business
+// rules and makes no storage calls of its own.
+//
+// Encoding facts (shared/reference/customhandler-protocol.md): the host serialises strings and numbers in
+// Data and Metadata a second time ("\"abc\"", "4"), objects arrive as nested JSON, byte arrays as base64.
+// Every decoder here accepts both the double-encoded and the plain form, so code tested against devhost
+// survives the real host and vice versa.
+package handlers
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/queue"
+)
+
+// InvokeRequest is the body the host POSTs to /{FunctionName}.
+type InvokeRequest struct {
+	Data     map[string]json.RawMessage `json:"Data"`
+	Metadata map[string]json.RawMessage `json:"Metadata"`
+}
+
+// InvokeResponse is what the handler answers with status 200. A non-2xx status fails the invocation
+// (and abandons a queue message), discarding Outputs.
+type InvokeResponse struct {
+	Outputs     map[string]any `json:"Outputs"`
+	Logs        []string       `json:"Logs"`
+	ReturnValue any            `json:"ReturnValue"`
+}
+
+// HTTPRequest is Data[<httpTrigger binding>] in default (non-forwarding) mode.
+type HTTPRequest struct {
+	URL     string
+	Method  string
+	Query   url.Values
+	Headers map[string][]string
+	Params  map[string]string
+	Body    []byte
+}
+
+// Header returns the first value of a header, case-insensitively.
+func (r *HTTPRequest) Header(name string) string {
+	for k, v := range r.Headers {
+		if strings.EqualFold(k, name) && len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
+}
+
+// HTTPResponse is the value of an http output binding.
+type HTTPResponse struct {
+	StatusCode int
+	Headers    map[string]string
+	Body       string
+}
+
+// MarshalJSON writes the shape the host deserialises into its HttpOutputBindingResponse: statusCode as a
+// string, body as a string (never base64-decoded for http outputs), headers as a flat object.
+func (r HTTPResponse) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		StatusCode string            `json:"statusCode"`
+		Body       string            `json:"body"`
+		Headers    map[string]string `json:"headers,omitempty"`
+	}{strconv.Itoa(r.StatusCode), r.Body, r.Headers})
+}
+
+type rawHTTPRequest struct {
+	URL     string                     `json:"Url"`
+	Method  string                     `json:"Method"`
+	Query   json.RawMessage            `json:"Query"`
+	Headers map[string]json.RawMessage `json:"Headers"`
+	Params  map[string]string          `json:"Params"`
+	Body    json.RawMessage            `json:"Body"`
+}
+
+// DecodeHTTPRequest decodes an httpTrigger value. Query arrives as an object (current host) or as the raw
+// query string (older hosts); header values as arrays or single strings; Body as text, or as base64 for
+// octet-stream and multipart content.
+func DecodeHTTPRequest(raw json.RawMessage) (*HTTPRequest, error) {
+	var r rawHTTPRequest
+	if err := json.Unmarshal(unwrapString(raw), &r); err != nil {
+		return nil, fmt.Errorf("decode http request: %w", err)
+	}
+	out := &HTTPRequest{URL: r.URL, Method: strings.ToUpper(r.Method), Params: r.Params,
+		Headers: make(map[string][]string, len(r.Headers)), Query: url.Values{}}
+	for k, v := range r.Headers {
+		var many []string
+		if err := json.Unmarshal(v, &many); err == nil {
+			out.Headers[k] = many
+			continue
+		}
+		var one string
+		if err := json.Unmarshal(v, &one); err != nil {
+			return nil, fmt.Errorf("decode header %q: %w", k, err)
+		}
+		out.Headers[k] = []string{one}
+	}
+	if len(r.Query) > 0 && string(r.Query) != "null" {
+		var m map[string]string
+		if err := json.Unmarshal(r.Query, &m); err == nil {
+			for k, v := range m {
+				out.Query.Set(k, v)
+			}
+		} else {
+			var s string
+			if err := json.Unmarshal(r.Query, &s); err != nil {
+				return nil, fmt.Errorf("decode query: %w", err)
+			}
+			q, err := url.ParseQuery(strings.TrimPrefix(s, "?"))
+			if err != nil {
+				return nil, fmt.Errorf("decode query: %w", err)
+			}
+			out.Query = q
+		}
+	}
+	if len(r.Query) == 0 || string(r.Query) == "null" {
+		// Fall back to the URL so a host that omits Query still yields the parameters.
+		if u, err := url.Parse(r.URL); err == nil {
+			out.Query = u.Query()
+		}
+	}
+	if len(r.Body) > 0 && string(r.Body) != "null" {
+		var s string
+		if err := json.Unmarshal(r.Body, &s); err != nil {
+			// A host may hand a JSON body over as the parsed object; keep its bytes.
+			out.Body = append([]byte(nil), r.Body...)
+		} else if isBinaryContent(out.Header("Content-Type")) {
+			b, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				return nil, fmt.Errorf("decode binary body: %w", err)
+			}
+			out.Body = b
+		} else {
+			out.Body = []byte(s)
+		}
+	}
+	return out, nil
+}
+
+func isBinaryContent(ct string) bool {
+	ct = strings.ToLower(ct)
+	return strings.HasPrefix(ct, "application/octet-stream") || strings.HasPrefix(ct, "multipart/")
+}
+
+// DecodeServiceBus decodes Data[binding] and the trigger metadata.
+func DecodeServiceBus(req *InvokeRequest, binding string) (*queue.Delivery, error) {
+	raw, ok := req.Data[binding]
+	if !ok {
+		return nil, fmt.Errorf("decode service bus message: no data for binding %q", binding)
+	}
+	body, err := decodeBody(raw)
+	if err != nil {
+		return nil, fmt.Errorf("decode service bus body: %w", err)
+	}
+	m := &queue.Delivery{Body: body}
+	if m.MessageID, err = MetaString(req.Metadata, "MessageId"); err != nil {
+		return nil, err
+	}
+	if m.SessionID, err = MetaString(req.Metadata, "SessionId"); err != nil {
+		return nil, err
+	}
+	if m.ContentType, err = MetaString(req.Metadata, "ContentType"); err != nil {
+		return nil, err
+	}
+	if m.Subject, err = MetaString(req.Metadata, "Subject"); err != nil {
+		return nil, err
+	}
+	dc, err := MetaString(req.Metadata, "DeliveryCount")
+	if err != nil {
+		return nil, err
+	}
+	if dc != "" {
+		if m.DeliveryCount, err = strconv.Atoi(dc); err != nil {
+			return nil, fmt.Errorf("decode DeliveryCount: %w", err)
+		}
+	}
+	if t, _ := MetaString(req.Metadata, "EnqueuedTimeUtc"); t != "" {
+		m.EnqueuedTime, _ = parseHostTime(t)
+	}
+	if raw, ok := req.Metadata["ApplicationProperties"]; ok {
+		props := map[string]any{}
+		if err := json.Unmarshal(unwrapString(raw), &props); err != nil {
+			return nil, fmt.Errorf("decode ApplicationProperties: %w", err)
+		}
+		m.ApplicationProperties = make(map[string]string, len(props))
+		for k, v := range props {
+			m.ApplicationProperties[k] = fmt.Sprint(v)
+		}
+	}
+	return m, nil
+}
+
+// TimerInfo is a timer trigger's Data value.
+type TimerInfo struct {
+	IsPastDue      bool `json:"IsPastDue"`
+	ScheduleStatus *struct {
+		Last        time.Time `json:"Last"`
+		Next        time.Time `json:"Next"`
+		LastUpdated time.Time `json:"LastUpdated"`
+	} `json:"ScheduleStatus"`
+}
+
+// DecodeTimer decodes Data[binding] of a timer trigger.
+func DecodeTimer(req *InvokeRequest, binding string) (*TimerInfo, error) {
+	raw, ok := req.Data[binding]
+	if !ok {
+		return nil, fmt.Errorf("decode timer: no data for binding %q", binding)
+	}
+	var t TimerInfo
+	if err := json.Unmarshal(unwrapString(raw), &t); err != nil {
+		return nil, fmt.Errorf("decode timer: %w", err)
+	}
+	return &t, nil
+}
+
+// MetaString reads a string or number from Metadata in either encoding ("\"x\"", "x", "4", 4). A missing
+// key is "".
+func MetaString(meta map[string]json.RawMessage, key string) (string, error) {
+	raw, ok := meta[key]
+	if !ok || len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		// A plain number or boolean.
+		var n json.Number
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return "", fmt.Errorf("decode metadata %s: not a string or number", key)
+		}
+		return n.String(), nil
+	}
+	// Double-encoded: the string is itself a JSON string literal.
+	if len(s) >= 2 && s[0] == '"' {
+		var inner string
+		if err := json.Unmarshal([]byte(s), &inner); err == nil {
+			return inner, nil
+		}
+	}
+	return s, nil
+}
+
+// decodeBody turns a Service Bus body into bytes: a JSON string (once or twice encoded) gives its text;
+// an object or array gives its JSON bytes.
+func decodeBody(raw json.RawMessage) ([]byte, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '"' {
+		return append([]byte(nil), raw...), nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, err
+	}
+	if len(s) >= 2 && s[0] == '"' {
+		var inner string
+		if err := json.Unmarshal([]byte(s), &inner); err == nil {
+			return []byte(inner), nil
+		}
+	}
+	return []byte(s), nil
+}
+
+// unwrapString returns the inner JSON when an object arrives serialised as a string.
+func unwrapString(raw json.RawMessage) []byte {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return []byte(s)
+		}
+	}
+	return raw
+}
+
+func parseHostTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "01/02/2006 15:04:05"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("parse time %q", s)
+}

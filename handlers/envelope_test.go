@@ -1,0 +1,155 @@
+package handlers
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// Envelopes as the real host sends them (double-encoded strings and numbers) and as a plain encoder
+// would; both must decode to the same values.
+func TestDecodeServiceBus(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  string
+	}{
+		{"double-encoded (real host)", `{"Data":{"message":"\"{\\\"a\\\":1}\""},"Metadata":{"DeliveryCount":"4","MessageId":"\"m-1\"","SessionId":"\"s-1\"","EnqueuedTimeUtc":"\"2026-11-22T10:00:00Z\"","ApplicationProperties":{"kind":"presence"}}}`},
+		{"plain", `{"Data":{"message":"{\"a\":1}"},"Metadata":{"DeliveryCount":4,"MessageId":"m-1","SessionId":"s-1","EnqueuedTimeUtc":"2026-11-22T10:00:00Z","ApplicationProperties":{"kind":"presence"}}}`},
+		{"object body", `{"Data":{"message":{"a":1}},"Metadata":{"DeliveryCount":"4","MessageId":"\"m-1\"","SessionId":"s-1","EnqueuedTimeUtc":"2026-11-22T10:00:00Z","ApplicationProperties":"{\"kind\":\"presence\"}"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var req InvokeRequest
+			if err := json.Unmarshal([]byte(tt.env), &req); err != nil {
+				t.Fatal(err)
+			}
+			got, err := DecodeServiceBus(&req, "message")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got.Body) != `{"a":1}` {
+				t.Errorf("Body = %q, want {\"a\":1}", got.Body)
+			}
+			if got.DeliveryCount != 4 || got.MessageID != "m-1" || got.SessionID != "s-1" {
+				t.Errorf("got count %d id %q session %q", got.DeliveryCount, got.MessageID, got.SessionID)
+			}
+			if got.EnqueuedTime.IsZero() || got.EnqueuedTime.Hour() != 10 {
+				t.Errorf("EnqueuedTime = %v", got.EnqueuedTime)
+			}
+			if got.ApplicationProperties["kind"] != "presence" {
+				t.Errorf("ApplicationProperties = %v", got.ApplicationProperties)
+			}
+		})
+	}
+}
+
+func TestDecodeServiceBusErrors(t *testing.T) {
+	t.Parallel()
+	for _, env := range []string{
+		`{"Data":{},"Metadata":{}}`,
+		`{"Data":{"message":"\"x\""},"Metadata":{"DeliveryCount":"\"four\""}}`,
+		`{"Data":{"message":"\"x\""},"Metadata":{"MessageId":{"nested":1}}}`,
+	} {
+		var req InvokeRequest
+		if err := json.Unmarshal([]byte(env), &req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeServiceBus(&req, "message"); err == nil {
+			t.Errorf("DecodeServiceBus(%s) = nil error, want one", env)
+		}
+	}
+}
+
+func TestDecodeHTTPRequest(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		raw       string
+		wantQuery string
+		wantBody  string
+		wantCT    string
+	}{
+		{"query object, header arrays", `{"Url":"http://h/api/x?validationToken=a%20b","Method":"post","Query":{"validationToken":"a b"},"Headers":{"Content-Type":["application/json"]},"Body":"{\"value\":[]}"}`, "a b", `{"value":[]}`, "application/json"},
+		{"query string form (older hosts), header strings", `{"Url":"http://h/api/x","Method":"POST","Query":"?validationToken=a%2Bb%3Ac","Headers":{"Content-Type":"text/plain"},"Body":"hi"}`, "a+b:c", "hi", "text/plain"},
+		{"no Query: taken from Url", `{"Url":"http://h/api/x?validationToken=%E2%9C%93","Method":"POST","Headers":{}}`, "✓", "", ""},
+		{"binary body is base64", `{"Url":"http://h/","Method":"POST","Headers":{"content-type":["application/octet-stream"]},"Body":"AAEC"}`, "", "\x00\x01\x02", "application/octet-stream"},
+		{"envelope as a string", `"{\"Url\":\"http://h/\",\"Method\":\"POST\",\"Body\":\"b\"}"`, "", "b", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := DecodeHTTPRequest(json.RawMessage(tt.raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q := got.Query.Get("validationToken"); q != tt.wantQuery {
+				t.Errorf("validationToken = %q, want %q", q, tt.wantQuery)
+			}
+			if string(got.Body) != tt.wantBody {
+				t.Errorf("Body = %q, want %q", got.Body, tt.wantBody)
+			}
+			if ct := got.Header("content-type"); ct != tt.wantCT {
+				t.Errorf("Content-Type = %q, want %q", ct, tt.wantCT)
+			}
+			if got.Method != "POST" {
+				t.Errorf("Method = %q", got.Method)
+			}
+		})
+	}
+}
+
+func TestDecodeTimer(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{
+		`{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":{"Last":"2026-11-22T10:00:00Z","Next":"2026-11-22T10:10:00Z","LastUpdated":"2026-11-22T10:00:00Z"},"IsPastDue":true}}}`,
+		`{"Data":{"timer":"{\"IsPastDue\":true,\"ScheduleStatus\":{\"Next\":\"2026-11-22T10:10:00Z\"}}"}}`,
+	} {
+		var req InvokeRequest
+		if err := json.Unmarshal([]byte(raw), &req); err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeTimer(&req, "timer")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.IsPastDue || got.ScheduleStatus == nil || got.ScheduleStatus.Next.Minute() != 10 {
+			t.Errorf("DecodeTimer = %+v", got)
+		}
+	}
+}
+
+func TestHTTPResponseShape(t *testing.T) {
+	t.Parallel()
+	b, err := json.Marshal(HTTPResponse{StatusCode: 202, Body: "x", Headers: map[string]string{"A": "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"statusCode":"202","body":"x","headers":{"A":"b"}}`; string(b) != want {
+		t.Errorf("got %s, want %s", b, want)
+	}
+}
+
+func BenchmarkDecodeServiceBus(b *testing.B) {
+	env := []byte(`{"Data":{"message":"\"{\\\"subscriptionId\\\":\\\"8d0b2b5c\\\",\\\"changeType\\\":\\\"updated\\\",\\\"resource\\\":\\\"communications/presences/abc\\\"}\""},"Metadata":{"DeliveryCount":"1","MessageId":"\"m-1\"","SessionId":"\"s-1\"","EnqueuedTimeUtc":"\"2026-11-22T10:00:00Z\"","ApplicationProperties":{"kind":"presence"},"sys":{"MethodName":"ProcessNotification"}}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		var req InvokeRequest
+		if err := json.Unmarshal(env, &req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := DecodeServiceBus(&req, "message"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncodeHTTPResponse(b *testing.B) {
+	res := InvokeResponse{Outputs: map[string]any{"res": HTTPResponse{StatusCode: 202}}, Logs: []string{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(res); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

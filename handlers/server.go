@@ -1,0 +1,230 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/queue"
+)
+
+// Trigger kinds as written in function.json.
+const (
+	HTTPTrigger       = "httpTrigger"
+	ServiceBusTrigger = "serviceBusTrigger"
+	TimerTrigger      = "timerTrigger"
+)
+
+// Route binds one function folder to its handler. Binding is the trigger's binding name and Out the http
+// output binding name; both must equal the names in functions/<Name>/function.json (a test checks).
+type Route struct {
+	Name    string
+	Trigger string
+	Binding string
+	Out     string
+	invoke  func(ctx context.Context, req *InvokeRequest) (*InvokeResponse, error)
+}
+
+// HTTPRoute adapts a typed HTTP handler.
+func HTTPRoute(name, binding, out string, h func(context.Context, *HTTPRequest) HTTPResponse) Route {
+	return Route{Name: name, Trigger: HTTPTrigger, Binding: binding, Out: out,
+		invoke: func(ctx context.Context, req *InvokeRequest) (*InvokeResponse, error) {
+			raw, ok := req.Data[binding]
+			if !ok {
+				return nil, fmt.Errorf("no data for binding %q", binding)
+			}
+			hr, err := DecodeHTTPRequest(raw)
+			if err != nil {
+				return nil, err
+			}
+			res := h(ctx, hr)
+			return &InvokeResponse{Outputs: map[string]any{out: res}, Logs: []string{}}, nil
+		}}
+}
+
+// QueueRoute adapts a Service Bus handler. An error fails the invocation, so the host abandons the
+// message: Service Bus redelivers it and dead-letters it after the queue's MaxDeliveryCount.
+func QueueRoute(name, binding string, h func(context.Context, *queue.Delivery) error) Route {
+	return Route{Name: name, Trigger: ServiceBusTrigger, Binding: binding,
+		invoke: func(ctx context.Context, req *InvokeRequest) (*InvokeResponse, error) {
+			m, err := DecodeServiceBus(req, binding)
+			if err != nil {
+				return nil, err
+			}
+			if err := h(ctx, m); err != nil {
+				return nil, err
+			}
+			return &InvokeResponse{Outputs: map[string]any{}, Logs: []string{}}, nil
+		}}
+}
+
+// TimerRoute adapts a timer handler. Jobs collect their per-item failures and return them joined; the
+// invocation then fails so that the failure is visible in the host's logs and metrics.
+func TimerRoute(name, binding string, h func(context.Context, *TimerInfo) error) Route {
+	return Route{Name: name, Trigger: TimerTrigger, Binding: binding,
+		invoke: func(ctx context.Context, req *InvokeRequest) (*InvokeResponse, error) {
+			t, err := DecodeTimer(req, binding)
+			if err != nil {
+				return nil, err
+			}
+			if err := h(ctx, t); err != nil {
+				return nil, err
+			}
+			return &InvokeResponse{Outputs: map[string]any{}, Logs: []string{}}, nil
+		}}
+}
+
+// maxEnvelopeBytes bounds what we read from the host: the largest HTTP body we accept, base64-inflated,
+// plus headers and metadata, fits comfortably.
+func maxEnvelopeBytes(maxBody int64) int64 { return maxBody*2 + 256<<10 }
+
+// Server is the custom handler's HTTP server.
+type Server struct {
+	routes  map[string]Route
+	timeout time.Duration
+	maxBody int64
+	log     *slog.Logger
+}
+
+// NewServer builds the handler. timeout is the per-invocation deadline; maxBody the HTTP body cap.
+func NewServer(routes []Route, timeout time.Duration, maxBody int64, log *slog.Logger) *Server {
+	s := &Server{routes: make(map[string]Route, len(routes)), timeout: timeout, maxBody: maxBody, log: log}
+	for _, r := range routes {
+		s.routes[r.Name] = r
+	}
+	return s
+}
+
+// Routes lists the route table (for the twin test and for tools).
+func (s *Server) Routes() []Route {
+	out := make([]Route, 0, len(s.routes))
+	for _, r := range s.routes {
+		out = append(out, r)
+	}
+	return out
+}
+
+// ServeHTTP answers the readiness probe on / and invocations on /{FunctionName}.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name := strings.Trim(r.URL.Path, "/")
+	if name == "" {
+		w.WriteHeader(http.StatusOK) // the host polls / until any answer
+		return
+	}
+	route, ok := s.routes[name]
+	if !ok || r.Method != http.MethodPost {
+		http.Error(w, "no such function", http.StatusNotFound)
+		return
+	}
+	invocationID := r.Header.Get("X-Azure-Functions-InvocationId")
+	log := s.log.With("function", name, "invocation_id", invocationID)
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxEnvelopeBytes(s.maxBody)))
+	if err != nil {
+		log.Warn("invocation envelope rejected", "error", err)
+		http.Error(w, "envelope too large or unreadable", http.StatusRequestEntityTooLarge)
+		return
+	}
+	var req InvokeRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		log.Warn("invocation envelope not json")
+		http.Error(w, "envelope is not json", http.StatusBadRequest)
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(WithLogger(r.Context(), log), s.timeout)
+	defer cancel()
+	type result struct {
+		res *InvokeResponse
+		err error
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- result{err: fmt.Errorf("panic: %v", p)}
+			}
+		}()
+		res, err := route.invoke(ctx, &req)
+		done <- result{res, err}
+	}()
+	// The handler is one process for every function: an invocation that ignores its context must not
+	// hold the host's request beyond the deadline, so we stop waiting and fail it.
+	var out result
+	select {
+	case out = <-done:
+	case <-ctx.Done():
+		out = result{err: fmt.Errorf("invocation deadline: %w", ctx.Err())}
+	}
+	elapsed := time.Since(start)
+	if out.err != nil {
+		log.Error("invocation failed", "error", out.err, "ms", elapsed.Milliseconds())
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_ = json.NewEncoder(w).Encode(InvokeResponse{Outputs: map[string]any{}, Logs: []string{"invocation failed"}})
+		return
+	}
+	log.Debug("invocation done", "ms", elapsed.Milliseconds())
+	if out.res.Logs == nil {
+		out.res.Logs = []string{}
+	}
+	if out.res.Outputs == nil {
+		out.res.Outputs = map[string]any{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(out.res); err != nil {
+		log.Error("write response", "error", err)
+	}
+}
+
+// Serve listens on 127.0.0.1:port (0 = any free port, reported through ready) until ctx ends, then shuts
+// down gracefully so in-flight invocations finish.
+func (s *Server) Serve(ctx context.Context, port int, ready func(addr string)) error {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	if ready != nil {
+		ready(l.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.timeout+5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+type loggerKey struct{}
+
+// WithLogger carries an enriched logger in the context.
+func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, l)
+}
+
+// Logger returns the context's logger, or the default one.
+func Logger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}

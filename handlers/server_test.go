@@ -1,0 +1,185 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/queue"
+)
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func post(t *testing.T, s http.Handler, path, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader(body)))
+	return rec
+}
+
+func httpOut(t *testing.T, rec *httptest.ResponseRecorder) (int, string, map[string]string) {
+	t.Helper()
+	if rec.Code != http.StatusOK {
+		t.Fatalf("envelope status %d: %s", rec.Code, rec.Body)
+	}
+	var res struct {
+		Outputs map[string]struct {
+			StatusCode string            `json:"statusCode"`
+			Body       string            `json:"body"`
+			Headers    map[string]string `json:"headers"`
+		}
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	o := res.Outputs["res"]
+	var code int
+	if _, err := fmt.Sscan(o.StatusCode, &code); err != nil {
+		t.Fatalf("statusCode %q", o.StatusCode)
+	}
+	return code, o.Body, o.Headers
+}
+
+func httpEnv(t *testing.T, query map[string]string, body string) string {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"Data": map[string]any{"req": map[string]any{
+		"Url": "http://127.0.0.1/api/graph/notifications", "Method": "POST", "Query": query,
+		"Headers": map[string][]string{"Content-Type": {"application/json"}}, "Body": body,
+	}}, "Metadata": map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+type intakeFunc func(ctx context.Context, lifecycle bool, body []byte) error
+
+func (f intakeFunc) Receive(ctx context.Context, lifecycle bool, body []byte) error {
+	return f(ctx, lifecycle, body)
+}
+
+func TestServerReadiness(t *testing.T) {
+	t.Parallel()
+	s := NewServer((&App{}).Routes(), time.Second, 1<<20, quietLog())
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("GET / = %d, want 200", rec.Code)
+	}
+	if rec := post(t, s, "/NoSuchFunction", `{}`); rec.Code != http.StatusNotFound {
+		t.Errorf("unknown function = %d, want 404", rec.Code)
+	}
+	if rec := post(t, s, "/Health", `not json`); rec.Code != http.StatusBadRequest {
+		t.Errorf("bad envelope = %d, want 400", rec.Code)
+	}
+}
+
+func TestGraphWebhookOutcomes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		query    map[string]string
+		body     string
+		intake   error
+		want     int
+		wantBody string
+	}{
+		{"validation token echoed", map[string]string{"validationToken": "Validation: Testing client +%/✓"}, "", nil, 200, "Validation: Testing client +%/✓"},
+		{"accepted", nil, `{"value":[]}`, nil, 202, ""},
+		{"not a collection", nil, `[]`, apperr.New(apperr.Invalid, "not a notification collection", nil), 400, "not a notification collection"},
+		{"hand-off failed", nil, `{"value":[]}`, errors.New("queue down"), 503, "try again"},
+		{"oversized", nil, strings.Repeat("x", 2048), nil, 413, "body too large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			called := false
+			a := &App{MaxBodyBytes: 1024, Intake: intakeFunc(func(context.Context, bool, []byte) error { called = true; return tt.intake })}
+			s := NewServer(a.Routes(), time.Second, 1024, quietLog())
+			code, body, headers := httpOut(t, post(t, s, "/GraphWebhook", httpEnv(t, tt.query, tt.body)))
+			if code != tt.want || body != tt.wantBody {
+				t.Errorf("got %d %q, want %d %q", code, body, tt.want, tt.wantBody)
+			}
+			if tt.want == 200 && (called || !strings.HasPrefix(headers["Content-Type"], "text/plain")) {
+				t.Errorf("validation: intake called=%v, content type %q", called, headers["Content-Type"])
+			}
+		})
+	}
+}
+
+func TestInvocationDeadline(t *testing.T) {
+	t.Parallel()
+	block := make(chan struct{})
+	defer close(block)
+	stuck := QueueRoute("Stuck", "message", func(context.Context, *queue.Delivery) error {
+		<-block // ignores its context on purpose
+		return nil
+	})
+	s := NewServer([]Route{stuck}, 50*time.Millisecond, 1<<20, quietLog())
+	rec := post(t, s, "/Stuck", `{"Data":{"message":"\"x\""},"Metadata":{}}`)
+	if rec.Code != http.StatusInternalServerError {
+		t.Errorf("stuck invocation = %d, want 500 (fails so the message is redelivered)", rec.Code)
+	}
+}
+
+func TestQueueFailureAndPanicFailInvocation(t *testing.T) {
+	t.Parallel()
+	routes := []Route{
+		QueueRoute("Fails", "message", func(context.Context, *queue.Delivery) error { return errors.New("boom") }),
+		QueueRoute("Panics", "message", func(context.Context, *queue.Delivery) error { panic("bug") }),
+		QueueRoute("Works", "message", func(_ context.Context, d *queue.Delivery) error {
+			if string(d.Body) != "x" {
+				return errors.New("wrong body")
+			}
+			return nil
+		}),
+	}
+	s := NewServer(routes, time.Second, 1<<20, quietLog())
+	for name, want := range map[string]int{"Fails": 500, "Panics": 500, "Works": 200} {
+		if rec := post(t, s, "/"+name, `{"Data":{"message":"\"x\""},"Metadata":{}}`); rec.Code != want {
+			t.Errorf("%s = %d, want %d", name, rec.Code, want)
+		}
+	}
+}
+
+func TestOversizedEnvelope(t *testing.T) {
+	t.Parallel()
+	s := NewServer((&App{MaxBodyBytes: 1024}).Routes(), time.Second, 1024, quietLog())
+	big := bytes.Repeat([]byte("x"), int(maxEnvelopeBytes(1024))+1)
+	if rec := post(t, s, "/GraphWebhook", string(big)); rec.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized envelope = %d, want 413", rec.Code)
+	}
+}
+
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	a := &App{Version: "v1", Build: "b", Region: "westeurope", Checks: []Check{
+		{Name: "tables", Probe: func(context.Context) error { return nil }},
+		{Name: "secrets", Probe: func(context.Context) error { return errors.New("vault https://kv-secret.vault.azure.net down") }},
+	}}
+	s := NewServer(a.Routes(), time.Second, 1<<20, quietLog())
+	code, body, _ := httpOut(t, post(t, s, "/Health", httpEnv(t, nil, "")))
+	if code != 503 {
+		t.Errorf("status = %d, want 503 when a check fails", code)
+	}
+	var got healthBody
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Checks["tables"] != "ok" || got.Checks["secrets"] != "failed" || got.Region != "westeurope" {
+		t.Errorf("health = %+v", got)
+	}
+	if strings.Contains(body, "vault.azure.net") {
+		t.Errorf("health leaks a probe error: %s", body)
+	}
+}

@@ -1,0 +1,71 @@
+// Package apperr is the one domain error type. Services return it with a code; the transport maps the
+// code in one place to an HTTP status (handlers) or to retry-or-give-up (queue workers). Clients see the
+// public message only, never the wrapped cause.
+package apperr
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an error for the caller.
+type Code int
+
+const (
+	Internal    Code = iota // a bug or an unexpected failure: 500, retry
+	Invalid                 // the request is malformed: 400, never retry
+	TooLarge                // the body is over the cap: 413
+	NotFound                // 404
+	Conflict                // 409 (a lost optimistic-concurrency race, a duplicate)
+	Forbidden               // 403
+	Unavailable             // a dependency is down: 503, retry
+)
+
+// Error is a classified error with a message safe to show to a client.
+type Error struct {
+	Code   Code
+	Public string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %v", e.Public, e.Err)
+	}
+	return e.Public
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// New builds a classified error.
+func New(code Code, public string, cause error) *Error {
+	return &Error{Code: code, Public: public, Err: cause}
+}
+
+// CodeOf returns the code of the first *Error in err's chain, Internal when there is none.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return Internal
+}
+
+// PublicMessage is what a client may see.
+func PublicMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Code != Internal {
+		return e.Public
+	}
+	return "internal error"
+}
+
+// Retryable says whether a queue worker should let Service Bus redeliver (true) or whether redelivery
+// cannot help. Even then the worker fails the invocation so the message is dead-lettered, never dropped.
+func Retryable(err error) bool {
+	switch CodeOf(err) {
+	case Invalid, TooLarge, NotFound, Forbidden:
+		return false
+	}
+	return true
+}

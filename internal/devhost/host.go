@@ -1,0 +1,651 @@
+package devhost
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/robfig/cron/v3"
+
+	"github.com/connecthub/connecthub/internal/queue"
+)
+
+// maxRequestBody mirrors the real host's default request size limit (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT,
+// 100 MB); the handler applies its own, much smaller cap.
+const maxRequestBody = 100 << 20
+
+// Options configure a Host.
+type Options struct {
+	AppRoot     string            // folder with host.json and functions/
+	HandlerPath string            // handler executable; default: host.json's defaultExecutablePath under AppRoot
+	Addr        string            // listen address for triggers, e.g. 127.0.0.1:7071 (":0" style allowed)
+	Settings    map[string]string // local.settings.json Values: the child's environment
+	FunctionKey string            // key for authLevel "function"
+	MasterKey   string            // key for authLevel "admin" and /admin endpoints
+	// NoSchedules disables the timer schedules (tests fire timers on demand instead).
+	NoSchedules bool
+	Log         *slog.Logger
+}
+
+// Host is a running development host.
+type Host struct {
+	opts     Options
+	app      *App
+	log      *slog.Logger
+	queues   map[string]*Queue
+	client   *http.Client
+	handler  string // base URL of the child
+	token    string // devhost queue endpoint token
+	queueURL string
+
+	mainSrv, sideSrv *http.Server
+	mainAddr         string
+	cron             *cron.Cron
+	cancel           context.CancelFunc
+	wg               sync.WaitGroup
+
+	childMu sync.Mutex
+	child   *exec.Cmd
+	ready   chan struct{}
+
+	timerMu  sync.Mutex
+	timerRun map[string]bool
+	timerLst map[string]time.Time
+}
+
+// New loads the app; Start runs it.
+func New(opts Options) (*Host, error) {
+	app, err := LoadApp(opts.AppRoot)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.HandlerPath == "" {
+		opts.HandlerPath = filepath.Join(opts.AppRoot, app.Host.CustomHandler.Description.DefaultExecutablePath)
+	}
+	h := &Host{opts: opts, app: app, log: opts.Log, queues: map[string]*Queue{},
+		client:   &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second}},
+		timerRun: map[string]bool{}, timerLst: map[string]time.Time{}}
+	for _, f := range app.Functions {
+		if t := f.Trigger(); t.Type == "serviceBusTrigger" {
+			if t.QueueName == "" {
+				return nil, fmt.Errorf("%s: serviceBusTrigger without queueName", f.Name)
+			}
+			if _, ok := h.queues[t.QueueName]; !ok {
+				h.queues[t.QueueName] = NewQueue(t.QueueName, t.IsSessionsEnabled, nil)
+			}
+		}
+	}
+	return h, nil
+}
+
+// App returns the loaded function app.
+func (h *Host) App() *App { return h.app }
+
+// Queue returns the named queue (nil if no function listens on it).
+func (h *Host) Queue(name string) *Queue { return h.queues[name] }
+
+// URL is the base URL of the trigger listener, e.g. http://127.0.0.1:7071.
+func (h *Host) URL() string { return "http://" + h.mainAddr }
+
+// QueueEndpoint returns the loopback URL and token the handler's queue sender uses.
+func (h *Host) QueueEndpoint() (string, string) { return h.queueURL, h.token }
+
+// Start launches the handler, waits until it answers, and starts serving triggers.
+func (h *Host) Start(ctx context.Context) error {
+	ctx, h.cancel = context.WithCancel(ctx)
+	tok := make([]byte, 24)
+	if _, err := rand.Read(tok); err != nil {
+		return err
+	}
+	h.token = hex.EncodeToString(tok)
+
+	side, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen queue endpoint: %w", err)
+	}
+	h.queueURL = "http://" + side.Addr().String() + "/queues"
+	h.sideSrv = &http.Server{Handler: http.HandlerFunc(h.serveQueueEndpoint), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = h.sideSrv.Serve(side) }()
+
+	h.ready = make(chan struct{})
+	if err := h.startChild(ctx); err != nil {
+		h.Stop()
+		return err
+	}
+
+	main, err := net.Listen("tcp", h.opts.Addr)
+	if err != nil {
+		h.Stop()
+		return fmt.Errorf("listen %s: %w", h.opts.Addr, err)
+	}
+	h.mainAddr = main.Addr().String()
+	h.mainSrv = &http.Server{Handler: http.HandlerFunc(h.serveMain), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = h.mainSrv.Serve(main) }()
+
+	conc := h.app.Host.Extensions.ServiceBus.MaxConcurrentCalls
+	if conc <= 0 {
+		conc = 16
+	}
+	for _, f := range h.app.Functions {
+		if f.Disabled {
+			continue
+		}
+		if t := f.Trigger(); t.Type == "serviceBusTrigger" {
+			for range conc {
+				h.wg.Add(1)
+				go h.pump(ctx, f, h.queues[t.QueueName])
+			}
+		}
+	}
+	if err := h.startTimers(ctx); err != nil {
+		h.Stop()
+		return err
+	}
+	h.log.Info("devhost ready", "url", h.URL(), "functions", len(h.app.Functions))
+	return nil
+}
+
+// Stop ends everything: timers, pumps, listeners, then the handler (SIGTERM, then SIGKILL).
+func (h *Host) Stop() {
+	if h.cancel != nil {
+		h.cancel()
+	}
+	if h.cron != nil {
+		<-h.cron.Stop().Done()
+	}
+	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if h.mainSrv != nil {
+		_ = h.mainSrv.Shutdown(shut)
+	}
+	if h.sideSrv != nil {
+		_ = h.sideSrv.Shutdown(shut)
+	}
+	h.wg.Wait()
+	h.childMu.Lock()
+	c := h.child
+	h.child = nil
+	h.childMu.Unlock()
+	if c != nil && c.Process != nil {
+		_ = c.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = c.Process.Kill()
+			<-done
+		}
+	}
+}
+
+// startChild starts the handler and waits for it to answer on /. The real host restarts a handler that
+// exits; devhost does the same, so a crash shows as failed invocations, not a dead host.
+func (h *Host) startChild(ctx context.Context) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(h.opts.HandlerPath, h.app.Host.CustomHandler.Description.Arguments...)
+	cmd.Dir = h.opts.AppRoot
+	env := os.Environ()
+	for k, v := range h.opts.Settings {
+		env = append(env, k+"="+v)
+	}
+	env = append(env,
+		"FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port),
+		"FUNCTIONS_HTTPWORKER_PORT="+strconv.Itoa(port),
+		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+uuid.NewString(),
+		"FUNCTIONS_APP_ROOT_PATH="+h.opts.AppRoot,
+		"CONNECTHUB_DEVHOST_QUEUE_URL="+h.queueURL,
+		"CONNECTHUB_DEVHOST_QUEUE_TOKEN="+h.token,
+	)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start handler %s: %w", h.opts.HandlerPath, err)
+	}
+	h.childMu.Lock()
+	h.child = cmd
+	h.handler = fmt.Sprintf("http://127.0.0.1:%d", port)
+	h.childMu.Unlock()
+
+	exited := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		exited <- err
+		h.childMu.Lock()
+		current := h.child == cmd
+		h.childMu.Unlock()
+		if current && ctx.Err() == nil {
+			h.log.Error("handler exited; restarting", "error", err)
+			time.Sleep(time.Second)
+			if err := h.startChild(ctx); err != nil {
+				h.log.Error("handler restart failed", "error", err)
+			}
+		}
+	}()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := h.client.Get(h.handler + "/")
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("handler exited before it was ready: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return errors.New("handler did not answer on / within 30s")
+}
+
+func (h *Host) handlerURL() string {
+	h.childMu.Lock()
+	defer h.childMu.Unlock()
+	return h.handler
+}
+
+// invoke posts an envelope to /{FunctionName} with the host's headers and the function timeout.
+func (h *Host) invoke(ctx context.Context, f *Function, envelope []byte) (*invokeResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.app.FunctionTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.handlerURL()+"/"+f.Name, bytes.NewReader(envelope))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Azure-Functions-InvocationId", uuid.NewString())
+	req.Header.Set("X-Azure-Functions-HostVersion", "4.1045.0-devhost")
+	req.Header.Set("User-Agent", "Azure-Functions-Host/4.1045.0-devhost")
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("invoke %s: %w", f.Name, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read %s response: %w", f.Name, err)
+	}
+	var res invokeResult
+	jsonErr := json.Unmarshal(raw, &res)
+	for _, l := range res.Logs {
+		h.log.Info("function log", "function", f.Name, "line", l)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, fmt.Errorf("invoke %s: handler answered %d", f.Name, resp.StatusCode)
+	}
+	if jsonErr != nil {
+		return nil, fmt.Errorf("invoke %s: response is not json: %w", f.Name, jsonErr)
+	}
+	return &res, nil
+}
+
+// serveMain serves /api/<route> and the admin endpoints.
+func (h *Host) serveMain(w http.ResponseWriter, r *http.Request) {
+	if name, ok := strings.CutPrefix(r.URL.Path, "/admin/functions/"); ok {
+		h.serveAdminInvoke(w, r, name)
+		return
+	}
+	if r.URL.Path == "/admin/host/status" {
+		if !keyMatches(presentedKey(r), h.opts.MasterKey) {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"state": "Running", "queues": h.queueStats()})
+		return
+	}
+	prefix := "/"
+	if h.app.RoutePrefix != "" {
+		prefix = "/" + h.app.RoutePrefix + "/"
+	}
+	path, ok := strings.CutPrefix(r.URL.Path, prefix)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	f, params := h.matchRoute(r.Method, path)
+	if f == nil {
+		http.NotFound(w, r)
+		return
+	}
+	if !h.authorized(f.Trigger().AuthLevel, r) {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	if err != nil {
+		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	env, err := httpEnvelope(f, r, body, params)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	res, err := h.invoke(r.Context(), f, env)
+	if err != nil {
+		h.log.Error("http invocation failed", "function", f.Name, "error", err)
+		http.Error(w, "internal server error", http.StatusInternalServerError)
+		return
+	}
+	out := f.HTTPOut()
+	raw := res.Outputs[out]
+	if out == "$return" {
+		raw = res.ReturnValue
+	}
+	var ho httpOutput
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &ho); err != nil {
+			h.log.Error("http output not an object", "function", f.Name)
+			http.Error(w, "internal server error", http.StatusInternalServerError)
+			return
+		}
+	}
+	for k, v := range ho.Headers {
+		w.Header().Set(k, v)
+	}
+	w.WriteHeader(ho.status())
+	_, _ = w.Write(ho.body())
+}
+
+func (h *Host) matchRoute(method, path string) (*Function, map[string]string) {
+	for _, f := range h.app.Functions {
+		t := f.Trigger()
+		if f.Disabled || t.Type != "httpTrigger" {
+			continue
+		}
+		route := t.Route
+		if route == "" {
+			route = f.Name
+		}
+		params, ok := matchTemplate(route, path)
+		if !ok {
+			continue
+		}
+		if len(t.Methods) > 0 && !containsFold(t.Methods, method) {
+			continue
+		}
+		return f, params
+	}
+	return nil, nil
+}
+
+// matchTemplate matches "a/{id}/b" against a path, case-insensitively like ASP.NET routing.
+func matchTemplate(tmpl, path string) (map[string]string, bool) {
+	ts := strings.Split(strings.Trim(tmpl, "/"), "/")
+	ps := strings.Split(strings.Trim(path, "/"), "/")
+	if len(ts) != len(ps) {
+		return nil, false
+	}
+	params := map[string]string{}
+	for i, seg := range ts {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			name := strings.TrimSuffix(strings.SplitN(seg[1:len(seg)-1], ":", 2)[0], "?")
+			params[name] = ps[i]
+			continue
+		}
+		if !strings.EqualFold(seg, ps[i]) {
+			return nil, false
+		}
+	}
+	return params, true
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func presentedKey(r *http.Request) string {
+	if k := r.Header.Get("x-functions-key"); k != "" {
+		return k
+	}
+	return r.URL.Query().Get("code")
+}
+
+func keyMatches(got, want string) bool {
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// authorized applies authLevel as the real host does: anonymous needs nothing, function accepts the
+// function key or the master key, admin only the master key. No keys configured means nothing but
+// anonymous gets in.
+func (h *Host) authorized(level string, r *http.Request) bool {
+	key := presentedKey(r)
+	switch strings.ToLower(level) {
+	case "anonymous":
+		return true
+	case "admin", "system":
+		return keyMatches(key, h.opts.MasterKey)
+	default: // "function" is the default level
+		return keyMatches(key, h.opts.FunctionKey) || keyMatches(key, h.opts.MasterKey)
+	}
+}
+
+// serveAdminInvoke is the real host's POST /admin/functions/{name} {"input": "..."}: it starts a
+// non-HTTP function and answers 202 at once.
+func (h *Host) serveAdminInvoke(w http.ResponseWriter, r *http.Request, name string) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if !keyMatches(presentedKey(r), h.opts.MasterKey) {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	f := h.app.Function(name)
+	if f == nil {
+		http.NotFound(w, r)
+		return
+	}
+	var in struct {
+		Input string `json:"input"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&in); err != nil && !errors.Is(err, io.EOF) {
+		http.Error(w, "body must be {\"input\": \"...\"}", http.StatusBadRequest)
+		return
+	}
+	switch t := f.Trigger(); t.Type {
+	case "timerTrigger":
+		go func() {
+			if err := h.FireTimer(context.Background(), f.Name); err != nil {
+				h.log.Error("timer invocation failed", "function", f.Name, "error", err)
+			}
+		}()
+	case "serviceBusTrigger":
+		h.queues[t.QueueName].Send([]queue.Message{{ID: uuid.NewString(), Body: []byte(in.Input)}})
+	default:
+		http.Error(w, "only non-HTTP functions can be invoked here", http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// serveQueueEndpoint receives the handler's sends: POST /queues/{name}.
+func (h *Host) serveQueueEndpoint(w http.ResponseWriter, r *http.Request) {
+	if !queue.TokenMatches(r.Header.Get("Authorization"), h.token) {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	name, ok := strings.CutPrefix(r.URL.Path, "/queues/")
+	q := h.queues[name]
+	if !ok || q == nil {
+		http.Error(w, "no such queue", http.StatusNotFound)
+		return
+	}
+	if r.Method == http.MethodGet {
+		writeJSON(w, http.StatusOK, map[string]any{"stats": q.Stats(), "deadLetters": q.DeadLetters()})
+		return
+	}
+	var req queue.SendRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&req); err != nil {
+		http.Error(w, "bad send request", http.StatusBadRequest)
+		return
+	}
+	for _, m := range req.Messages {
+		if m.ID == "" || len(m.ID) > 128 || len(m.SessionID) > 128 {
+			http.Error(w, "MessageId is required and at most 128 characters", http.StatusBadRequest)
+			return
+		}
+	}
+	acc, dup := q.Send(req.Messages)
+	writeJSON(w, http.StatusOK, queue.SendResult{Accepted: acc, Duplicates: dup})
+}
+
+func (h *Host) queueStats() map[string]Stats {
+	out := map[string]Stats{}
+	for n, q := range h.queues {
+		out[n] = q.Stats()
+	}
+	return out
+}
+
+// pump delivers messages of q to f, one at a time per worker.
+func (h *Host) pump(ctx context.Context, f *Function, q *Queue) {
+	defer h.wg.Done()
+	for ctx.Err() == nil {
+		m := q.receive()
+		if m == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-q.notify:
+			case <-time.After(q.nextWake()):
+			}
+			continue
+		}
+		q.wake() // let another worker look for the next message
+		env, err := queueEnvelope(f, m)
+		if err == nil {
+			_, err = h.invoke(ctx, f, env)
+		}
+		if err != nil {
+			h.log.Warn("queue invocation failed", "function", f.Name, "message_id", m.ID, "delivery_count", m.DeliveryCount, "error", err)
+		}
+		errText := ""
+		if err != nil {
+			errText = err.Error()
+		}
+		q.settle(m.SequenceNumber, err == nil, errText)
+	}
+}
+
+// startTimers schedules every timer function on its six-field NCRONTAB schedule.
+func (h *Host) startTimers(ctx context.Context) error {
+	h.cron = cron.New(cron.WithSeconds(), cron.WithLocation(time.UTC))
+	for _, f := range h.app.Functions {
+		t := f.Trigger()
+		if f.Disabled || t.Type != "timerTrigger" {
+			continue
+		}
+		if _, err := ParseSchedule(t.Schedule); err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
+		}
+		if h.opts.NoSchedules {
+			continue
+		}
+		name := f.Name
+		if _, err := h.cron.AddFunc(t.Schedule, func() {
+			if err := h.FireTimer(ctx, name); err != nil {
+				h.log.Error("timer invocation failed", "function", name, "error", err)
+			}
+		}); err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
+		}
+		if t.RunOnStartup {
+			go func() { _ = h.FireTimer(ctx, name) }()
+		}
+	}
+	h.cron.Start()
+	return nil
+}
+
+// ParseSchedule parses a six-field NCRONTAB expression (seconds first) as the Functions host does.
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	s, err := cron.NewParser(cron.Second | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow).Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("parse schedule %q: %w", spec, err)
+	}
+	return s, nil
+}
+
+// ErrTimerRunning is returned when a timer function is still running: like the real host's singleton
+// lock, one timer never overlaps itself.
+var ErrTimerRunning = errors.New("timer still running")
+
+// FireTimer invokes a timer function now and waits for it.
+func (h *Host) FireTimer(ctx context.Context, name string) error {
+	f := h.app.Function(name)
+	if f == nil || f.Trigger().Type != "timerTrigger" {
+		return fmt.Errorf("no timer function %q", name)
+	}
+	h.timerMu.Lock()
+	if h.timerRun[f.Name] {
+		h.timerMu.Unlock()
+		return ErrTimerRunning
+	}
+	h.timerRun[f.Name] = true
+	last := h.timerLst[f.Name]
+	h.timerMu.Unlock()
+	defer func() {
+		h.timerMu.Lock()
+		h.timerRun[f.Name] = false
+		h.timerLst[f.Name] = time.Now()
+		h.timerMu.Unlock()
+	}()
+	sched, err := ParseSchedule(f.Trigger().Schedule)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	pastDue := !last.IsZero() && sched.Next(last).Before(now.Add(-time.Minute))
+	env, err := timerEnvelope(f, last, sched.Next(now), pastDue)
+	if err != nil {
+		return err
+	}
+	_, err = h.invoke(ctx, f, env)
+	return err
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

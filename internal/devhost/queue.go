@@ -1,0 +1,229 @@
+package devhost
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/queue"
+)
+
+// Defaults of a Service Bus queue as ConnectHub creates them (infra/bicep).
+const (
+	DefaultMaxDeliveryCount = 10
+	DefaultDuplicateWindow  = 10 * time.Minute
+	DefaultLockDuration     = 5 * time.Minute
+)
+
+// Message is a stored queue message.
+type Message struct {
+	queue.Message
+	SequenceNumber   int64
+	EnqueuedTime     time.Time
+	DeliveryCount    int
+	DeadLetterReason string
+	DeadLetterError  string
+	lockedUntil      time.Time
+}
+
+// Queue is an in-memory queue with the Service Bus semantics the app relies on: a message is locked
+// while a receiver has it (peek-lock), completed on success, abandoned on failure (available again with
+// DeliveryCount+1), dead-lettered once DeliveryCount reaches MaxDeliveryCount; a MessageID seen within
+// DuplicateWindow is dropped; ScheduledEnqueueTime hides a message until then; with sessions, messages
+// of one SessionID are delivered one at a time, in order.
+type Queue struct {
+	Name             string
+	MaxDeliveryCount int
+	DuplicateWindow  time.Duration
+	LockDuration     time.Duration
+	Sessions         bool
+	now              func() time.Time
+
+	mu         sync.Mutex
+	seq        int64
+	active     []*Message
+	dead       []*Message
+	seen       map[string]time.Time
+	lockedSess map[string]bool
+	notify     chan struct{}
+}
+
+// NewQueue makes a queue with Service Bus defaults.
+func NewQueue(name string, sessions bool, now func() time.Time) *Queue {
+	if now == nil {
+		now = time.Now
+	}
+	return &Queue{Name: name, MaxDeliveryCount: DefaultMaxDeliveryCount, DuplicateWindow: DefaultDuplicateWindow,
+		LockDuration: DefaultLockDuration, Sessions: sessions, now: now,
+		seen: map[string]time.Time{}, lockedSess: map[string]bool{}, notify: make(chan struct{}, 1)}
+}
+
+// Send stores messages, dropping duplicates by MessageID, and returns how many were stored and dropped.
+func (q *Queue) Send(msgs []queue.Message) (accepted, duplicates int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.now()
+	for id, t := range q.seen {
+		if now.Sub(t) > q.DuplicateWindow {
+			delete(q.seen, id)
+		}
+	}
+	for _, m := range msgs {
+		if m.ID != "" {
+			if _, dup := q.seen[m.ID]; dup {
+				duplicates++
+				continue
+			}
+			q.seen[m.ID] = now
+		}
+		q.seq++
+		q.active = append(q.active, &Message{Message: m, SequenceNumber: q.seq, EnqueuedTime: now})
+		accepted++
+	}
+	q.wake()
+	return accepted, duplicates
+}
+
+func (q *Queue) wake() {
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+// receive locks the first deliverable message, or returns nil. The returned copy carries the new
+// DeliveryCount.
+func (q *Queue) receive() *Message {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.now()
+	for _, m := range q.active {
+		if m.ScheduledEnqueueTime != nil && m.ScheduledEnqueueTime.After(now) {
+			continue
+		}
+		if m.lockedUntil.After(now) {
+			continue
+		}
+		if q.Sessions && m.SessionID != "" && q.lockedSess[m.SessionID] {
+			continue
+		}
+		if q.Sessions && m.SessionID != "" && q.earlierInSession(m) {
+			continue
+		}
+		m.lockedUntil = now.Add(q.LockDuration)
+		m.DeliveryCount++
+		if q.Sessions && m.SessionID != "" {
+			q.lockedSess[m.SessionID] = true
+		}
+		cp := *m
+		return &cp
+	}
+	return nil
+}
+
+// earlierInSession reports whether an older message of m's session is still waiting (scheduled later):
+// session order is by sequence number.
+func (q *Queue) earlierInSession(m *Message) bool {
+	for _, o := range q.active {
+		if o == m {
+			return false
+		}
+		if o.SessionID == m.SessionID {
+			return true
+		}
+	}
+	return false
+}
+
+// settle completes (ok) or abandons the message with sequence number seq. An abandoned message whose
+// DeliveryCount reached MaxDeliveryCount moves to the dead-letter queue with the reason Service Bus uses.
+func (q *Queue) settle(seq int64, ok bool, errText string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, m := range q.active {
+		if m.SequenceNumber != seq {
+			continue
+		}
+		if q.Sessions && m.SessionID != "" {
+			delete(q.lockedSess, m.SessionID)
+		}
+		switch {
+		case ok:
+			q.active = append(q.active[:i], q.active[i+1:]...)
+		case m.DeliveryCount >= q.MaxDeliveryCount:
+			q.active = append(q.active[:i], q.active[i+1:]...)
+			m.DeadLetterReason = "MaxDeliveryCountExceeded"
+			m.DeadLetterError = errText
+			m.lockedUntil = time.Time{}
+			q.dead = append(q.dead, m)
+		default:
+			m.lockedUntil = time.Time{}
+		}
+		q.wake()
+		return
+	}
+}
+
+// Stats is a snapshot of a queue's counts.
+type Stats struct {
+	Active     int `json:"active"`
+	DeadLetter int `json:"deadLetter"`
+}
+
+// Stats returns the current counts.
+func (q *Queue) Stats() Stats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return Stats{Active: len(q.active), DeadLetter: len(q.dead)}
+}
+
+// DeadLetters returns copies of the dead-lettered messages.
+func (q *Queue) DeadLetters() []Message {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]Message, len(q.dead))
+	for i, m := range q.dead {
+		out[i] = *m
+	}
+	return out
+}
+
+// WaitIdle blocks until the queue has no active message or ctx ends; tests use it instead of sleeping.
+func (q *Queue) WaitIdle(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if q.Stats().Active == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// nextWake says when a scheduled or locked message becomes deliverable, so the pump sleeps exactly as
+// long as needed.
+func (q *Queue) nextWake() time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.now()
+	best := time.Second
+	for _, m := range q.active {
+		for _, t := range []time.Time{m.lockedUntil, derefTime(m.ScheduledEnqueueTime)} {
+			if d := t.Sub(now); d > 0 && d < best {
+				best = d
+			}
+		}
+	}
+	return best
+}
+
+func derefTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
