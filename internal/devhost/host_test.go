@@ -1,0 +1,243 @@
+package devhost
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/queue"
+)
+
+// recorder collects what the test handler reports.
+type recorder struct {
+	mu     sync.Mutex
+	events []event
+}
+
+type event struct {
+	Kind  string          `json:"kind"`
+	Value json.RawMessage `json:"value"`
+}
+
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	var e event
+	_ = json.NewDecoder(req.Body).Decode(&e)
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+}
+
+func (r *recorder) count(kind, contains string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.events {
+		if e.Kind == kind && strings.Contains(string(e.Value), contains) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor polls cond; the bound only stops a broken test, it asserts nothing about speed.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// startHost builds the test handler and runs devhost on the repository's real host.json and function
+// folders.
+func startHost(t *testing.T) (*Host, *recorder) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "testhandler")
+	build := exec.Command("go", "build", "-o", bin, "./testdata/testhandler")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatalf("build test handler: %v", err)
+	}
+	rec := &recorder{}
+	recSrv := httptest.NewServer(rec)
+	t.Cleanup(recSrv.Close)
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{AppRoot: root, HandlerPath: bin, Addr: "127.0.0.1:0", NoSchedules: true,
+		FunctionKey: "fk", MasterKey: "mk", Settings: map[string]string{"RECORD_URL": recSrv.URL},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Stop)
+	return h, rec
+}
+
+func TestEndToEnd(t *testing.T) {
+	h, rec := startHost(t)
+	base, token := h.QueueEndpoint()
+	sender, err := queue.NewDevhostSender(base, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	t.Run("http trigger echoes the validation token", func(t *testing.T) {
+		resp, err := http.Post(h.URL()+"/api/graph/notifications?validationToken=Validation%3A%20Testing%20client", "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != "Validation: Testing client" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+			t.Errorf("got %d %q %q", resp.StatusCode, body, resp.Header.Get("Content-Type"))
+		}
+		resp, err = http.Get(h.URL() + "/api/graph/notifications")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET on a POST-only route = %d, want 404", resp.StatusCode)
+		}
+	})
+
+	t.Run("webhook hands off to the queue and the worker receives it", func(t *testing.T) {
+		resp, err := http.Post(h.URL()+"/api/graph/notifications", "application/json", strings.NewReader("webhook-item-1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("webhook = %d, want 202", resp.StatusCode)
+		}
+		waitFor(t, "worker to process the webhook item", func() bool { return rec.count("processed", "webhook-item-1") == 1 })
+	})
+
+	t.Run("failed message is redelivered until it succeeds", func(t *testing.T) {
+		err := sender.Send(ctx, queue.Notifications, []queue.Message{{ID: "flaky-1", SessionID: "user-1", Body: []byte(`{"succeedOnDelivery":3}`)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "flaky-1 processed", func() bool { return rec.count("processed", "flaky-1") == 1 })
+		for _, n := range []string{`"count":1`, `"count":2`, `"count":3`} {
+			if rec.count("delivery", n) < 1 {
+				t.Errorf("no delivery with %s: the handler must see DeliveryCount through the envelope", n)
+			}
+		}
+		if got := rec.count("delivery", `"session":"user-1"`); got != 3 {
+			t.Errorf("deliveries of flaky-1 = %d, want 3", got)
+		}
+	})
+
+	t.Run("replayed MessageID is dropped", func(t *testing.T) {
+		msg := queue.Message{ID: "flaky-1", Body: []byte(`{"succeedOnDelivery":1}`)}
+		if err := sender.Send(ctx, queue.Notifications, []queue.Message{msg}); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Queue(queue.Notifications).WaitIdle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := rec.count("processed", "flaky-1"); got != 1 {
+			t.Errorf("flaky-1 processed %d times, want 1", got)
+		}
+	})
+
+	t.Run("poison message is dead-lettered after 10 deliveries, nothing lost", func(t *testing.T) {
+		body := `{"succeedOnDelivery":99}`
+		if err := sender.Send(ctx, queue.Lifecycle, []queue.Message{{ID: "poison-1", Body: []byte(body)}}); err != nil {
+			t.Fatal(err)
+		}
+		q := h.Queue(queue.Lifecycle)
+		waitFor(t, "dead-letter", func() bool { return q.Stats().DeadLetter == 1 })
+		dl := q.DeadLetters()[0]
+		if dl.ID != "poison-1" || string(dl.Body) != body || dl.DeliveryCount != 10 || dl.DeadLetterReason != "MaxDeliveryCountExceeded" {
+			t.Errorf("dead letter = id %s body %s count %d reason %s", dl.ID, dl.Body, dl.DeliveryCount, dl.DeadLetterReason)
+		}
+		if got := rec.count("delivery", "poison-1"); got != 10 {
+			t.Errorf("deliveries = %d, want 10", got)
+		}
+		if rec.count("processed", "poison-1") != 0 {
+			t.Error("poison message reported processed")
+		}
+	})
+
+	t.Run("timer fired on demand through the admin endpoint", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, h.URL()+"/admin/functions/RenewSubscriptions", strings.NewReader(`{"input":""}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("admin without master key = %d, want 401", resp.StatusCode)
+		}
+		req, _ = http.NewRequest(http.MethodPost, h.URL()+"/admin/functions/RenewSubscriptions", strings.NewReader(`{"input":""}`))
+		req.Header.Set("x-functions-key", "mk")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("admin invoke = %d, want 202", resp.StatusCode)
+		}
+		waitFor(t, "timer run", func() bool { return rec.count("timer", "RenewSubscriptions") == 1 })
+	})
+
+	t.Run("queue endpoint refuses a wrong token", func(t *testing.T) {
+		bad, _ := queue.NewDevhostSender(base, "wrong")
+		if err := bad.Send(ctx, queue.Notifications, []queue.Message{{ID: "x"}}); err == nil {
+			t.Error("send with a wrong token succeeded")
+		}
+	})
+}
+
+func BenchmarkHTTPRoundTrip(b *testing.B) {
+	bin := filepath.Join(b.TempDir(), "testhandler")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/testhandler").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v %s", err, out)
+	}
+	root, _ := filepath.Abs("../..")
+	h, err := New(Options{AppRoot: root, HandlerPath: bin, Addr: "127.0.0.1:0", NoSchedules: true,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer h.Stop()
+	url := h.URL() + "/api/graph/notifications?validationToken=Validation%3A%20Testing%20client"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	b.ResetTimer()
+	for b.Loop() {
+		resp, err := client.Post(url, "text/plain", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}

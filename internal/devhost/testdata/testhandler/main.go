@@ -1,0 +1,74 @@
+// Command testhandler is a custom handler for devhost's own tests. It uses the real handlers package
+// (envelope decoding, route table, server) with test services: a worker that fails until a message's
+// DeliveryCount reaches the number in its body, and a timer that counts its runs. Every processed
+// message and timer run is reported to RECORD_URL so the test sees exactly what the handler saw.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/connecthub/connecthub/handlers"
+	"github.com/connecthub/connecthub/internal/queue"
+)
+
+func record(kind string, v any) {
+	b, _ := json.Marshal(map[string]any{"kind": kind, "value": v})
+	resp, err := http.Post(os.Getenv("RECORD_URL"), "application/json", bytes.NewReader(b))
+	if err == nil {
+		resp.Body.Close()
+	}
+}
+
+type worker struct{}
+
+func (worker) Process(_ context.Context, d *queue.Delivery) error {
+	var body struct {
+		SucceedOnDelivery int `json:"succeedOnDelivery"`
+	}
+	if err := json.Unmarshal(d.Body, &body); err != nil {
+		return err
+	}
+	record("delivery", map[string]any{"id": d.MessageID, "count": d.DeliveryCount, "session": d.SessionID})
+	if d.DeliveryCount < body.SucceedOnDelivery {
+		return fmt.Errorf("not yet: delivery %d", d.DeliveryCount)
+	}
+	record("processed", d.MessageID)
+	return nil
+}
+
+type timerJob struct{}
+
+func (timerJob) Run(context.Context) error { record("timer", "RenewSubscriptions"); return nil }
+
+type intake struct{ sender queue.Sender }
+
+// Receive forwards the body as one message, so the test can drive webhook → queue → worker.
+func (i intake) Receive(ctx context.Context, _ bool, body []byte) error {
+	return i.sender.Send(ctx, queue.Notifications, []queue.Message{{ID: string(body), Body: []byte(`{"succeedOnDelivery":1}`)}})
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	port, _ := strconv.Atoi(os.Getenv("FUNCTIONS_CUSTOMHANDLER_PORT"))
+	sender, err := queue.NewDevhostSender(os.Getenv("CONNECTHUB_DEVHOST_QUEUE_URL"), os.Getenv("CONNECTHUB_DEVHOST_QUEUE_TOKEN"))
+	if err != nil {
+		panic(err)
+	}
+	a := &handlers.App{MaxBodyBytes: 1 << 20, Notifications: worker{}, Lifecycle: worker{}, Renew: timerJob{},
+		Retention: timerJob{}, Licenses: timerJob{}, Intake: intake{sender}, Region: "westeurope"}
+	srv := handlers.NewServer(a.Routes(), 5*time.Second, 1<<20, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err := srv.Serve(ctx, port, nil); err != nil {
+		panic(err)
+	}
+}
