@@ -89,8 +89,13 @@ param appVersion string = 'unversioned'
 
 @description('Routes of the HTTP functions as the Functions host exposes them.')
 param healthPath string = '/api/health'
-param webhookPath string = '/api/GraphWebhook'
-param lifecyclePath string = '/api/GraphLifecycle'
+param webhookPath string = '/api/graph/notifications'
+param lifecyclePath string = '/api/graph/lifecycle'
+
+@description('Key Vault secret names of the Graph notification encryption certificates, current first.')
+param notificationCertNames array = [
+  'notification-cert'
+]
 
 @description('EU regions Azure Policy allows for every resource and resource group in the subscription.')
 @allowed([
@@ -130,10 +135,19 @@ param tags object = {
   dataBoundary: 'eu'
 }
 
-var queueNames = [
-  'notifications'
-  'lifecycle'
+// The queues the functions bind to (functions/*/function.json). ProcessNotification binds with
+// isSessionsEnabled, so its queue must require sessions.
+var queues = [
+  {
+    name: 'notifications'
+    requiresSession: true
+  }
+  {
+    name: 'lifecycle'
+    requiresSession: false
+  }
 ]
+var queueNames = [for queue in queues: queue.name]
 
 // Names are derived, never typed, so both regional deployments agree on every shared name.
 var suffix = uniqueString(subscription().id, appName)
@@ -289,7 +303,7 @@ module serviceBus './modules/servicebus.bicep' = if (isDataHome) {
     drMode: serviceBusDrMode
     namespaceName: names.serviceBus
     capacity: serviceBusCapacity
-    queueNames: queueNames
+    queues: queues
     lockDuration: 'PT${handlerDeadlineSeconds}S'
     workspaceId: monitoring.outputs.workspaceId
     tags: tags
@@ -360,6 +374,7 @@ module functionApp './modules/functionapp.bicep' = {
       entraAppId: entraAppId
       version: appVersion
       handlerDeadlineSeconds: handlerDeadlineSeconds
+      notificationCertNames: notificationCertNames
       tablesAccountUrl: 'https://${names.tablesStorage}.table.${environment().suffixes.storage}'
       keyVaultUrl: 'https://${names.keyVault}${environment().suffixes.keyvaultDns}/'
     }

@@ -71,6 +71,7 @@ var appSettings = {
   CONNECTHUB_APP_ID: settings.entraAppId
   CONNECTHUB_VERSION: settings.version
   CONNECTHUB_INVOCATION_TIMEOUT: '${settings.handlerDeadlineSeconds}s'
+  CONNECTHUB_NOTIFICATION_CERT_NAMES: join(settings.notificationCertNames, ',')
   CONNECTHUB_TABLES_ACCOUNT_URL: settings.tablesAccountUrl
   CONNECTHUB_KEYVAULT_URL: settings.keyVaultUrl
   CONNECTHUB_MANAGED_IDENTITY_CLIENT_ID: identityClientId

@@ -33,7 +33,9 @@ param secondaryLocation string
 param drMode string
 param namespaceName string
 param capacity int
-param queueNames array
+
+@description('Queues as { name, requiresSession }.')
+param queues array
 
 @description('How long a receiver holds a message: the handler deadline, so a message is never handed to a second worker while the first may still finish it.')
 param lockDuration string
@@ -79,8 +81,8 @@ resource namespace 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
     } : null
   }
 
-  resource queue 'queues' = [for queueName in queueNames: {
-    name: queueName
+  resource queue 'queues' = [for q in queues: {
+    name: q.name
     properties: {
       lockDuration: lockDuration
       maxDeliveryCount: 10
@@ -89,7 +91,7 @@ resource namespace 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
       deadLetteringOnMessageExpiration: true
       defaultMessageTimeToLive: 'P1D'
       maxSizeInMegabytes: 1024
-      requiresSession: false
+      requiresSession: q.requiresSession
       enablePartitioning: false
     }
   }]
