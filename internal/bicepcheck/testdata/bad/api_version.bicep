@@ -1,0 +1,3 @@
+resource plan 'Microsoft.Web/serverfarms' existing = {
+  name: 'plan-example'
+}

@@ -1,0 +1,3 @@
+module storage 'br/public:avm/res/storage/storage-account:latest' = {
+  name: 'storage'
+}

@@ -1,0 +1,3 @@
+module network './modules/network.bicep' = {
+  name: 'network'
+}

@@ -1,0 +1,4 @@
+using './template.bicep'
+
+param region = 'eastus'
+param colour = 'blue'

@@ -1,0 +1,12 @@
+resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: 'stexample'
+  location: 'northeurope'
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_RAGZRS'
+  }
+  properties: {
+    allowSharedKeyAccess: true
+    minimumTlsVersion: 'TLS1_2'
+  }
+}

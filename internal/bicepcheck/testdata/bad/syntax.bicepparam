@@ -1,0 +1,5 @@
+using './template.bicep'
+
+param region = 'northeurope'
+param count = 3)
+param label = 'x'
