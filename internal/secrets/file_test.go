@@ -1,0 +1,157 @@
+package secrets
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+func newKey(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func TestFileRoundTripAndPersistence(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sub", "secrets.bin")
+	key := newKey(t)
+	f, err := NewFile(path, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Get(ctx, "a"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get on empty store err = %v, want ErrNotFound", err)
+	}
+	const value = "super-secret-token-value"
+	if err := f.Set(ctx, "a", value); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Set(ctx, "b", "other"); err != nil {
+		t.Fatal(err)
+	}
+
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Mode().Perm(); got != 0o600 {
+		t.Errorf("file mode = %v, want 0600", got)
+	}
+	raw, _ := os.ReadFile(path)
+	if bytes.Contains(raw, []byte(value)) || bytes.Contains(raw, []byte(`"a"`)) {
+		t.Error("file holds the secret or its name in clear text")
+	}
+
+	// A new instance on the same file and key sees the values; a wrong key fails at start.
+	f2, err := NewFile(path, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f2.Get(ctx, "a"); err != nil || got != value {
+		t.Errorf("reopened Get = %q, %v; want the value", got, err)
+	}
+	if _, err := NewFile(path, newKey(t)); err == nil {
+		t.Error("NewFile with the wrong master key succeeded")
+	}
+
+	if err := f2.Delete(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Get(ctx, "a"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get after Delete err = %v, want ErrNotFound", err)
+	}
+	if got, _ := f.Get(ctx, "b"); got != "other" {
+		t.Errorf("unrelated secret = %q after delete, want other", got)
+	}
+	if err := f.Delete(ctx, "a"); err != nil {
+		t.Errorf("Delete of a missing secret = %v, want nil", err)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	for _, e := range entries {
+		if e.Name() != "secrets.bin" && e.Name() != "secrets.bin.lock" {
+			t.Errorf("left-over file %s (temp files must be renamed or removed)", e.Name())
+		}
+	}
+}
+
+func TestFileTamperDetected(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "secrets.bin")
+	key := newKey(t)
+	f, err := NewFile(path, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Set(context.Background(), "a", "v"); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	raw[len(raw)-1] ^= 1
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Get(context.Background(), "a"); err == nil {
+		t.Error("Get on a tampered file succeeded")
+	}
+}
+
+func TestFileBadMasterKey(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, key string }{
+		{"empty", ""},
+		{"not base64", "!!!"},
+		{"16 bytes", base64.StdEncoding.EncodeToString(make([]byte, 16))},
+	}
+	for _, tc := range tests {
+		if _, err := NewFile(filepath.Join(t.TempDir(), "s"), tc.key); err == nil {
+			t.Errorf("%s: NewFile accepted the key", tc.name)
+		}
+	}
+}
+
+// Two handles on one file (as the local host and the handler would have) must not lose each other's writes.
+func TestFileConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "secrets.bin")
+	key := newKey(t)
+	a, err := NewFile(path, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewFile(path, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := a
+			if i%2 == 1 {
+				h = b
+			}
+			if err := h.Set(context.Background(), fmt.Sprintf("k%d", i), "v"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range 20 {
+		if _, err := a.Get(context.Background(), fmt.Sprintf("k%d", i)); err != nil {
+			t.Errorf("k%d lost: %v", i, err)
+		}
+	}
+}

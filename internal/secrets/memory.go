@@ -1,0 +1,63 @@
+package secrets
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// Memory is an in-process Store for tests.
+type Memory struct {
+	mu   sync.Mutex
+	vals map[string]string
+	gets int
+}
+
+// NewMemory returns an empty in-memory store.
+func NewMemory() *Memory { return &Memory{vals: map[string]string{}} }
+
+var _ Store = (*Memory)(nil)
+
+// Get implements Store.
+func (m *Memory) Get(_ context.Context, name string) (string, error) {
+	if err := ValidName(name); err != nil {
+		return "", err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gets++
+	v, ok := m.vals[name]
+	if !ok {
+		return "", fmt.Errorf("get secret %s: %w", name, ErrNotFound)
+	}
+	return v, nil
+}
+
+// Set implements Store.
+func (m *Memory) Set(_ context.Context, name, value string) error {
+	if err := ValidName(name); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.vals[name] = value
+	return nil
+}
+
+// Delete implements Store.
+func (m *Memory) Delete(_ context.Context, name string) error {
+	if err := ValidName(name); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.vals, name)
+	return nil
+}
+
+// Gets reports how many Get calls reached the store (tests of caches above it).
+func (m *Memory) Gets() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gets
+}

@@ -1,0 +1,85 @@
+// Package secrets keeps ConnectHub's secrets (tenant data keys, service-user refresh tokens, PBX
+// credentials, certificates) behind one small interface: Azure Key Vault in Azure, an encrypted local
+// file for `make run`, memory in tests. Secret names are derived from tenant ids here and nowhere else.
+package secrets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/connecthub/connecthub/internal/store"
+)
+
+// ErrNotFound is returned by Get when no secret has the name.
+var ErrNotFound = errors.New("secret not found")
+
+// Store is what the rest of the code needs from a secret store.
+type Store interface {
+	// Get returns the current value, or ErrNotFound.
+	Get(ctx context.Context, name string) (string, error)
+	// Set creates the secret or replaces its value.
+	Set(ctx context.Context, name, value string) error
+	// Delete removes the secret and purges it where the store allows; deleting a missing secret is not
+	// an error.
+	Delete(ctx context.Context, name string) error
+}
+
+// Names of the app-wide secrets.
+const (
+	NotificationCertName = "notification-encryption-cert" // PKCS#12 of Graph's rich-notification certificate
+	AppClientCertName    = "app-client-cert"              // PKCS#12 of the multi-tenant app's client certificate
+)
+
+// TenantDataKeyName names the tenant's 256-bit data key (see internal/tenantkey).
+func TenantDataKeyName(t store.TenantID) string { return "t-" + string(t) + "-datakey" }
+
+// PBXCredentialName names the tenant's PBX credential (e.g. RingCentral tokens).
+func PBXCredentialName(t store.TenantID) string { return "t-" + string(t) + "-pbx" }
+
+// ServiceUserTokenName names the refresh token of the tenant's delegated service user. userID is the
+// user's Entra object id (a GUID).
+func ServiceUserTokenName(t store.TenantID, userID string) (string, error) {
+	u, ok := canonicalGUID(userID)
+	if !ok {
+		return "", errors.New("service user token name: user id is not a GUID")
+	}
+	return "t-" + string(t) + "-su-" + u, nil
+}
+
+func canonicalGUID(s string) (string, bool) {
+	if len(s) != 36 {
+		return "", false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return "", false
+			}
+		default:
+			if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
+				return "", false
+			}
+		}
+	}
+	return strings.ToLower(s), true
+}
+
+// maxNameLen is Key Vault's limit on secret names.
+const maxNameLen = 127
+
+// ValidName checks a name against Key Vault's rules (1–127 of 0-9 a-z A-Z -), which every store
+// enforces so that a name working locally works in Azure.
+func ValidName(name string) error {
+	if name == "" || len(name) > maxNameLen {
+		return fmt.Errorf("secret name: length must be 1..%d", maxNameLen)
+	}
+	if strings.IndexFunc(name, func(r rune) bool {
+		return !('0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || r == '-')
+	}) >= 0 {
+		return errors.New("secret name: only letters, digits and - are allowed")
+	}
+	return nil
+}

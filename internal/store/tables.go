@@ -1,0 +1,211 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+)
+
+// TenantRegistry is the tenants table: one row per tenant. Listing across tenants is an operator path.
+type TenantRegistry struct {
+	t *Table[Tenant, *Tenant]
+}
+
+// Get reads the tenant's registry row.
+func (r *TenantRegistry) Get(ctx context.Context, tenant TenantID) (Tenant, error) {
+	return r.t.Get(ctx, tenant, tenantRowKey)
+}
+
+// Create registers a tenant (t.ID); ErrExists if it is registered already.
+func (r *TenantRegistry) Create(ctx context.Context, t Tenant) error {
+	_, err := r.t.Insert(ctx, t.ID, t)
+	return err
+}
+
+// Update changes the tenant's row with optimistic concurrency (see Table.Update).
+func (r *TenantRegistry) Update(ctx context.Context, tenant TenantID, fn func(*Tenant) error) (Tenant, error) {
+	return r.t.Update(ctx, tenant, tenantRowKey, func(t *Tenant) error {
+		if err := fn(t); err != nil {
+			return err
+		}
+		if t.ID != tenant {
+			return errors.New("update tenant: the id cannot change")
+		}
+		return nil
+	})
+}
+
+// Delete removes the tenant's registry row.
+func (r *TenantRegistry) Delete(ctx context.Context, tenant TenantID) error {
+	return r.t.Delete(ctx, tenant, tenantRowKey)
+}
+
+// OperatorList pages over every tenant (operator path: retention, renewal and licensing jobs).
+func (r *TenantRegistry) OperatorList(ctx context.Context, opts *ListOptions) (Page[Tenant], error) {
+	return r.operatorQuery(ctx, odataFilter("RowKey eq ?", tenantRowKey), opts)
+}
+
+// OperatorListByState pages over the tenants in one state (operator path).
+func (r *TenantRegistry) OperatorListByState(ctx context.Context, state TenantState, opts *ListOptions) (Page[Tenant], error) {
+	return r.operatorQuery(ctx, odataFilter("RowKey eq ? and State eq ?", tenantRowKey, string(state)), opts)
+}
+
+// OperatorAll iterates over every tenant (operator path).
+func (r *TenantRegistry) OperatorAll(ctx context.Context) iter.Seq2[Tenant, error] {
+	return r.t.all(ctx, func(o *ListOptions) (Page[Tenant], error) { return r.OperatorList(ctx, o) }, nil)
+}
+
+func (r *TenantRegistry) operatorQuery(ctx context.Context, filter string, opts *ListOptions) (Page[Tenant], error) {
+	return operatorQuery(ctx, r.t, filter, opts)
+}
+
+// operatorQuery runs a cross-partition query, taking each row's tenant from its PartitionKey.
+func operatorQuery[E any, P entityPtr[E]](ctx context.Context, t *Table[E, P], filter string, opts *ListOptions) (Page[E], error) {
+	if opts == nil {
+		opts = &ListOptions{}
+	}
+	size := opts.PageSize
+	if size <= 0 || size > 1000 {
+		size = 1000
+	}
+	sel, err := t.selectClause(opts.Select)
+	if err != nil {
+		return Page[E]{}, err
+	}
+	npk, nrk, err := decodeToken(opts.Token)
+	if err != nil {
+		return Page[E]{}, err
+	}
+	raw, next, err := t.rawPage(ctx, filter, sel, int32(size), npk, nrk)
+	if err != nil {
+		return Page[E]{}, err
+	}
+	page := Page[E]{Items: make([]E, 0, len(raw)), Next: next}
+	for _, b := range raw {
+		pk, _, _, err := parseEntity(b)
+		if err != nil {
+			return Page[E]{}, err
+		}
+		tenant, err := ParseTenantID(pk)
+		if err != nil {
+			return Page[E]{}, fmt.Errorf("%s: %w", t.name, err)
+		}
+		e, err := t.unmarshal(ctx, tenant, b)
+		if err != nil {
+			return Page[E]{}, err
+		}
+		page.Items = append(page.Items, e)
+	}
+	return page, nil
+}
+
+// LedgerTable is the sync ledger: per tenant and resource, record ids and last-modified dates.
+type LedgerTable struct {
+	*Table[LedgerEntry, *LedgerEntry]
+}
+
+// ListResource pages over the ledger of one resource.
+func (l *LedgerTable) ListResource(ctx context.Context, tenant TenantID, resource string, opts *ListOptions) (Page[LedgerEntry], error) {
+	if err := validateKeyPart("resource", resource); err != nil {
+		return Page[LedgerEntry]{}, err
+	}
+	return l.ListPrefix(ctx, tenant, resource+keySep, opts)
+}
+
+// DeleteResource deletes the ledger of one resource (e.g. of a user who lost the license).
+func (l *LedgerTable) DeleteResource(ctx context.Context, tenant TenantID, resource string) (int, error) {
+	if err := validateKeyPart("resource", resource); err != nil {
+		return 0, err
+	}
+	return l.DeletePrefix(ctx, tenant, resource+keySep)
+}
+
+// SyncErrorTable holds records that failed to sync, temporarily.
+type SyncErrorTable struct {
+	*Table[SyncError, *SyncError]
+}
+
+// DeleteFirstFailedBefore deletes the tenant's sync errors first recorded before cutoff (retention: 7 d).
+func (s *SyncErrorTable) DeleteFirstFailedBefore(ctx context.Context, tenant TenantID, cutoff time.Time) (int, error) {
+	if err := tenant.valid(); err != nil {
+		return 0, err
+	}
+	return s.deleteWhere(ctx, tenant, odataFilter("PartitionKey eq ? and FirstFailedAt lt ?", tenant, cutoff))
+}
+
+// BookingTable is the room booking cache.
+type BookingTable struct {
+	*Table[Booking, *Booking]
+}
+
+// ListRoom returns the bookings of one room that overlap [from, to).
+func (b *BookingTable) ListRoom(ctx context.Context, tenant TenantID, roomID string, from, to time.Time, opts *ListOptions) (Page[Booking], error) {
+	if err := tenant.valid(); err != nil {
+		return Page[Booking]{}, err
+	}
+	if err := validateKeyPart("room id", roomID); err != nil {
+		return Page[Booking]{}, err
+	}
+	prefix := roomID + keySep
+	f := odataFilter("PartitionKey eq ? and RowKey ge ? and RowKey lt ? and End gt ? and Start lt ?",
+		tenant, prefix, prefixUpperBound(prefix), from, to)
+	return b.query(ctx, tenant, f, opts)
+}
+
+// DeleteOutsideWindow deletes bookings that ended before from or start at or after to (retention:
+// only the configured window is kept).
+func (b *BookingTable) DeleteOutsideWindow(ctx context.Context, tenant TenantID, from, to time.Time) (int, error) {
+	if err := tenant.valid(); err != nil {
+		return 0, err
+	}
+	return b.deleteWhere(ctx, tenant, odataFilter("PartitionKey eq ? and (End le ? or Start ge ?)", tenant, from, to))
+}
+
+// AuditLog is the append-only audit trail: entries are added and listed, never changed; only the
+// retention path (Store.DeleteTenantRows) removes them, with the rest of the tenant's data.
+type AuditLog struct {
+	t *Table[AuditEntry, *AuditEntry]
+}
+
+// Append adds e (its ID is assigned; At defaults to now) and returns the stored entry.
+func (a *AuditLog) Append(ctx context.Context, tenant TenantID, e AuditEntry) (AuditEntry, error) {
+	if e.At.IsZero() {
+		e.At = a.t.st.now().UTC()
+	}
+	e.ID = newestFirstID(e.At)
+	_, err := a.t.Insert(ctx, tenant, e)
+	return e, err
+}
+
+// List pages over the tenant's audit trail, newest first.
+func (a *AuditLog) List(ctx context.Context, tenant TenantID, opts *ListOptions) (Page[AuditEntry], error) {
+	return a.t.List(ctx, tenant, opts)
+}
+
+// ReceiptLog is the operator table of deletion receipts.
+type ReceiptLog struct {
+	t *Table[DeletionReceipt, *DeletionReceipt]
+}
+
+// Append records a receipt (its ID is assigned from CompletedAt, or now).
+func (r *ReceiptLog) Append(ctx context.Context, tenant TenantID, rec DeletionReceipt) (DeletionReceipt, error) {
+	at := rec.CompletedAt
+	if at.IsZero() {
+		at = r.t.st.now()
+	}
+	rec.ID = newestFirstID(at)
+	_, err := r.t.Insert(ctx, tenant, rec)
+	return rec, err
+}
+
+// List pages over one tenant's receipts, newest first.
+func (r *ReceiptLog) List(ctx context.Context, tenant TenantID, opts *ListOptions) (Page[DeletionReceipt], error) {
+	return r.t.List(ctx, tenant, opts)
+}
+
+// OperatorList pages over every receipt of every tenant (operator path: deletion reporting).
+func (r *ReceiptLog) OperatorList(ctx context.Context, opts *ListOptions) (Page[DeletionReceipt], error) {
+	return operatorQuery(ctx, r.t, "", opts)
+}
