@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	tree_sitter "github.com/tree-sitter/go-tree-sitter"
+
+	"github.com/connecthub/connecthub/internal/config"
 )
 
 // Rule identifiers, as printed in findings.
@@ -151,14 +153,8 @@ func snippet(s string) string {
 	return s
 }
 
-// euRegions are the Azure regions inside the EU Data Boundary. It mirrors config.EURegions, the list
-// the handler refuses to start outside of; it is repeated here so the checker stays a leaf package.
-var euRegions = map[string]bool{
-	"northeurope": true, "westeurope": true, "francecentral": true, "francesouth": true,
-	"germanywestcentral": true, "germanynorth": true, "swedencentral": true, "swedensouth": true,
-	"italynorth": true, "polandcentral": true, "spaincentral": true, "austriaeast": true,
-	"belgiumcentral": true, "denmarkeast": true,
-}
+// euRegions is the handler's own list, so the templates and the running app refuse the same regions.
+var euRegions = config.EURegions
 
 // isLocationKey tells the property names that place a resource, a replica or an endpoint in a region
 // (location, endpointLocation, locationName) or pass one on to a module (primaryLocation, activeRegion).
@@ -178,7 +174,7 @@ func (c *checker) locations() {
 		key, ok := c.f.propertyKey(n)
 		kids := named(n)
 		if ok && isLocationKey(key) && len(kids) >= 2 {
-			if why := c.euProof(kids[len(kids)-1], true, 0); why != "" {
+			if why := c.euProof(kids[len(kids)-1], 0); why != "" {
 				c.report(kids[len(kids)-1], RuleEULocation, "%s %s", key, why)
 			}
 		}
@@ -187,7 +183,7 @@ func (c *checker) locations() {
 }
 
 // euProof returns "" when n is provably an EU region, else the reason it is not.
-func (c *checker) euProof(n *tree_sitter.Node, allowGlobal bool, depth int) string {
+func (c *checker) euProof(n *tree_sitter.Node, depth int) string {
 	if depth > 16 {
 		return "is defined in a cycle"
 	}
@@ -197,7 +193,7 @@ func (c *checker) euProof(n *tree_sitter.Node, allowGlobal bool, depth int) stri
 		switch {
 		case !ok:
 			return "is an interpolated string; use an EU region literal or an @allowed parameter"
-		case euRegions[strings.ToLower(v)], allowGlobal && strings.EqualFold(v, "global"):
+		case euRegions[strings.ToLower(v)], strings.EqualFold(v, "global"):
 			return ""
 		}
 		return fmt.Sprintf("is %q, which is not an EU region", v)
@@ -207,19 +203,19 @@ func (c *checker) euProof(n *tree_sitter.Node, allowGlobal bool, depth int) stri
 			return c.allowedEU(p)
 		}
 		if v, ok := c.f.vars[name]; ok {
-			return c.euProof(v, allowGlobal, depth+1)
+			return c.euProof(v, depth+1)
 		}
 		return fmt.Sprintf("uses %s, which is neither a parameter nor a variable of this file", name)
 	case "ternary_expression":
 		for _, field := range []string{"consequence", "alternative"} {
-			if why := c.euProof(n.ChildByFieldName(field), allowGlobal, depth+1); why != "" {
+			if why := c.euProof(n.ChildByFieldName(field), depth+1); why != "" {
 				return why
 			}
 		}
 		return ""
 	case "parenthesized_expression":
 		if kids := named(n); len(kids) == 1 {
-			return c.euProof(kids[0], allowGlobal, depth+1)
+			return c.euProof(kids[0], depth+1)
 		}
 	}
 	return fmt.Sprintf("is %q, which cannot be proven to be an EU region; use a literal or an @allowed parameter", snippet(c.f.text(n)))
