@@ -227,3 +227,14 @@ func derefTime(t *time.Time) time.Time {
 	}
 	return *t
 }
+
+// Snapshot returns copies of the active (not yet completed) messages, in order.
+func (q *Queue) Snapshot() []Message {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]Message, len(q.active))
+	for i, m := range q.active {
+		out[i] = *m
+	}
+	return out
+}

@@ -1,0 +1,190 @@
+// Package ingest is the Graph change-notification receiver: it checks what Graph POSTs and hands the
+// items, still encrypted, to Service Bus. It does only cheap work so the webhook answers well inside
+// Graph's 3-second budget; everything else happens in the queue workers.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/notification"
+	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/validationtoken"
+)
+
+// Subscriptions reads a tenant's subscription record (store.SubscriptionLookup: cached).
+type Subscriptions interface {
+	Get(ctx context.Context, tenant store.TenantID, id string) (store.Subscription, error)
+}
+
+// Tokens validates the validationTokens of rich notifications (validationtoken.Validator).
+type Tokens interface {
+	ValidateAll(tokens []string) (validTenants map[string]bool, errs error)
+}
+
+// Rejection reasons, as counted and logged.
+const (
+	ReasonNoTenant            = "no_tenant"
+	ReasonUnknownSubscription = "unknown_subscription"
+	ReasonClientState         = "client_state"
+	ReasonToken               = "validation_token"
+)
+
+// Message application properties set on every queued item, so workers need no second lookup.
+const (
+	PropTenant = "tenantId"
+	PropKind   = "kind"
+)
+
+// Intake implements handlers.NotificationIntake.
+type Intake struct {
+	subs    Subscriptions
+	tokens  Tokens
+	sender  queue.Sender
+	handoff time.Duration
+	stats   *Stats
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// New builds the intake. handoff bounds the queue send: past it the webhook answers 503 and Graph retries.
+func New(subs Subscriptions, tokens Tokens, sender queue.Sender, handoff time.Duration, log *slog.Logger) *Intake {
+	return &Intake{subs: subs, tokens: tokens, sender: sender, handoff: handoff, stats: NewStats(), log: log, now: time.Now}
+}
+
+// Stats returns the intake's counters.
+func (in *Intake) Stats() *Stats { return in.stats }
+
+// Receive checks one POST and queues its valid items. It returns nil when every valid item is queued
+// (202), apperr Invalid when the body is not a notification collection (400), and apperr Unavailable
+// when the items could not be checked or queued (503: Graph retries, nothing is acknowledged unstored).
+// Items that fail a check are dropped and counted; the answer stays 202 for them, because a 4xx would
+// make Graph retry forged items for hours.
+func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) error {
+	coll, err := notification.Parse(body)
+	if err != nil {
+		if errors.Is(err, notification.ErrNotCollection) {
+			return apperr.New(apperr.Invalid, "not a notification collection", err)
+		}
+		return apperr.New(apperr.Invalid, "malformed notification body", err)
+	}
+
+	var validTenants map[string]bool
+	if len(coll.ValidationTokens) > 0 && in.tokens != nil {
+		var terr error
+		validTenants, terr = in.tokens.ValidateAll(coll.ValidationTokens)
+		// Keys not loaded yet, or a key id we have not fetched (Microsoft rotated): the tokens may be
+		// fine, so ask Graph to retry rather than drop genuine notifications.
+		if errors.Is(terr, validationtoken.ErrKeysUnavailable) || errors.Is(terr, validationtoken.ErrUnknownKey) {
+			return apperr.New(apperr.Unavailable, "validation keys unavailable", terr)
+		}
+		lower := make(map[string]bool, len(validTenants))
+		for t := range validTenants {
+			lower[strings.ToLower(t)] = true
+		}
+		validTenants = lower
+	}
+
+	var notes, lifecycles []queue.Message
+	rejected := map[string]int{}
+	var rejectedIDs []string
+	reject := func(tenant, reason, subID string) {
+		rejected[reason]++
+		in.stats.reject(tenant, reason)
+		if len(rejectedIDs) < 5 {
+			rejectedIDs = append(rejectedIDs, subID)
+		}
+	}
+	for _, n := range coll.Value {
+		raw := n.Tenant()
+		tenant, err := store.ParseTenantID(raw)
+		if err != nil || n.SubscriptionID == "" {
+			reject("", ReasonNoTenant, n.SubscriptionID)
+			continue
+		}
+		sub, err := in.subs.Get(ctx, tenant, n.SubscriptionID)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidKey) {
+			reject("", ReasonUnknownSubscription, n.SubscriptionID)
+			continue
+		}
+		if err != nil {
+			// Storage is down: we cannot tell genuine from forged, so Graph must retry.
+			return apperr.New(apperr.Unavailable, "subscription lookup failed", err)
+		}
+		t := string(tenant)
+		in.stats.received(t)
+		if !store.ClientStateMatches(sub.ClientStateHash, n.ClientState) {
+			reject(t, ReasonClientState, n.SubscriptionID)
+			continue
+		}
+		// Rich notifications always come with validation tokens; one without, or of a tenant whose token
+		// failed, did not come from Graph.
+		needsToken := n.IsRich() || len(coll.ValidationTokens) > 0
+		if needsToken && !validTenants[t] {
+			reject(t, ReasonToken, n.SubscriptionID)
+			continue
+		}
+		msg, err := toMessage(n, t, sub.Kind)
+		if err != nil {
+			return apperr.New(apperr.Internal, "encode notification", err)
+		}
+		if n.IsLifecycle() {
+			msg.SessionID = "" // the lifecycle queue has no sessions
+			lifecycles = append(lifecycles, msg)
+		} else {
+			notes = append(notes, msg)
+		}
+	}
+
+	start := in.now()
+	ctx, cancel := context.WithTimeout(ctx, in.handoff)
+	defer cancel()
+	if err := in.sender.Send(ctx, queue.Notifications, notes); err != nil {
+		in.stats.handoffFailed()
+		return apperr.New(apperr.Unavailable, "queue hand-off failed", err)
+	}
+	if err := in.sender.Send(ctx, queue.Lifecycle, lifecycles); err != nil {
+		in.stats.handoffFailed()
+		return apperr.New(apperr.Unavailable, "queue hand-off failed", err)
+	}
+	elapsed := in.now().Sub(start)
+	for _, m := range append(notes, lifecycles...) {
+		in.stats.enqueued(m.ApplicationProperties[PropTenant])
+	}
+	if len(notes)+len(lifecycles) > 0 {
+		in.stats.handoff(elapsed)
+	}
+	if len(rejected) > 0 {
+		// Ids and counts only: never the body, the clientState or a token.
+		in.log.Warn("notifications rejected", "rejected", rejected, "subscription_ids", rejectedIDs,
+			"enqueued", len(notes)+len(lifecycles), "lifecycle_url", lifecycleURL)
+	}
+	return nil
+}
+
+// toMessage queues the item as Graph sent it, minus the clientState (a secret the worker does not need);
+// encryptedContent stays encrypted until the worker decrypts it.
+func toMessage(n notification.Notification, tenant string, kind store.SubscriptionKind) (queue.Message, error) {
+	n.ClientState = ""
+	body, err := json.Marshal(n)
+	if err != nil {
+		return queue.Message{}, fmt.Errorf("marshal notification: %w", err)
+	}
+	return queue.Message{
+		ID:          notification.MessageID(n),
+		SessionID:   notification.OrderingKey(n),
+		ContentType: "application/json",
+		Body:        body,
+		ApplicationProperties: map[string]string{
+			PropTenant: tenant,
+			PropKind:   string(kind),
+		},
+	}, nil
+}

@@ -1,0 +1,332 @@
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/devhost"
+	"github.com/connecthub/connecthub/internal/notification"
+	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/validationtoken"
+	"github.com/connecthub/connecthub/internal/validationtoken/idptest"
+)
+
+const (
+	appID   = "11111111-2222-3333-4444-555555555555"
+	tenantA = "aaaaaaaa-0000-4000-8000-000000000001"
+	tenantB = "bbbbbbbb-0000-4000-8000-000000000002"
+)
+
+// newStore gives the test its own tables in Azurite (make test starts it and sets CONNECTHUB_TEST_TABLES).
+func newStore(t *testing.T) *store.Store {
+	t.Helper()
+	conn := os.Getenv("CONNECTHUB_TEST_TABLES")
+	if conn == "" {
+		t.Fatal("CONNECTHUB_TEST_TABLES is not set: run the tests with `make test` (it starts Azurite)")
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	s, err := store.NewFromConnectionString(conn, store.Options{TablePrefix: "i" + hex.EncodeToString(b)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTables(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.DropTables(context.Background()) })
+	return s
+}
+
+// queues is the devhost's real in-memory queue semantics behind the Sender interface.
+type queues struct {
+	mu   sync.Mutex
+	q    map[string]*devhost.Queue
+	fail error
+}
+
+func newQueues() *queues {
+	return &queues{q: map[string]*devhost.Queue{
+		queue.Notifications: devhost.NewQueue(queue.Notifications, true, nil),
+		queue.Lifecycle:     devhost.NewQueue(queue.Lifecycle, false, nil),
+	}}
+}
+
+func (qs *queues) Send(_ context.Context, name string, msgs []queue.Message) error {
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	if qs.fail != nil {
+		return qs.fail
+	}
+	qs.q[name].Send(msgs)
+	return nil
+}
+
+func (qs *queues) active(name string) int { return qs.q[name].Stats().Active }
+
+type fixture struct {
+	intake *Intake
+	qs     *queues
+	idp    *idptest.Platform
+	states map[string]string // subscription id -> clientState
+	seq    int               // makes every item distinct, so dedupe never hides a check
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	s := newStore(t)
+	ctx := context.Background()
+	f := &fixture{qs: newQueues(), idp: idptest.New(t), states: map[string]string{}}
+	for _, sub := range []struct{ tenant, id string }{{tenantA, "sub-a"}, {tenantB, "sub-b"}} {
+		state, hash, err := store.NewClientState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tid, _ := store.ParseTenantID(sub.tenant)
+		if _, err := s.Subscriptions.Insert(ctx, tid, store.Subscription{ID: sub.id, Kind: store.KindPresence,
+			Resource: "/communications/presences", ChangeType: "updated", ClientStateHash: hash}); err != nil {
+			t.Fatal(err)
+		}
+		f.states[sub.id] = state
+	}
+	v, err := validationtoken.New(validationtoken.Config{Audience: appID, OpenIDConfigURL: f.idp.ConfigURL(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	f.intake = New(s.NewSubscriptionLookup(store.LookupOptions{}), v, f.qs, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return f
+}
+
+type item struct {
+	Sub, Tenant, State, Resource, Lifecycle string
+	Rich                                    bool
+}
+
+func (f *fixture) body(t *testing.T, tokens []string, items ...item) []byte {
+	t.Helper()
+	var vals []map[string]any
+	for _, it := range items {
+		f.seq++
+		i := f.seq
+		v := map[string]any{
+			"subscriptionId": it.Sub, "clientState": it.State, "changeType": "updated", "tenantId": it.Tenant,
+			"resource": it.Resource, "subscriptionExpirationDateTime": "2026-11-22T11:00:00Z",
+			"resourceData": map[string]any{"@odata.type": "#Microsoft.Graph.presence", "id": fmt.Sprintf("user-%d", i)},
+		}
+		if it.Resource == "" {
+			v["resource"] = fmt.Sprintf("communications/presences/user-%d", i)
+		}
+		if it.Lifecycle != "" {
+			v["lifecycleEvent"] = it.Lifecycle
+		}
+		if it.Rich {
+			v["encryptedContent"] = map[string]any{"data": "ZGF0YQ==", "dataKey": "a2V5", "dataSignature": fmt.Sprintf("sig-%d", i),
+				"encryptionCertificateId": "notification-cert", "encryptionCertificateThumbprint": "AB"}
+		}
+		vals = append(vals, v)
+	}
+	b, err := json.Marshal(map[string]any{"value": vals, "validationTokens": tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (f *fixture) token(t *testing.T, tenant string, edit func(jwt.MapClaims)) string {
+	c := idptest.Claims(appID, tenant, time.Now())
+	if edit != nil {
+		edit(c)
+	}
+	return f.idp.Mint(t, c)
+}
+
+func TestReceiveChecks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	goodA := item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]}
+	tests := []struct {
+		name      string
+		body      func() []byte
+		wantQueue int
+		wantLife  int
+	}{
+		{"basic item with the right clientState", func() []byte { return f.body(t, nil, goodA) }, 1, 0},
+		{"wrong clientState", func() []byte {
+			return f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-b"]})
+		}, 0, 0},
+		{"clientState of another subscription's tenant", func() []byte {
+			return f.body(t, nil, item{Sub: "sub-b", Tenant: tenantA, State: f.states["sub-b"]})
+		}, 0, 0},
+		{"unknown subscription", func() []byte { return f.body(t, nil, item{Sub: "nope", Tenant: tenantA, State: "x"}) }, 0, 0},
+		{"hostile ids", func() []byte {
+			return f.body(t, nil, item{Sub: "' or PartitionKey ne '", Tenant: tenantA, State: "x"}, item{Sub: "sub-a", Tenant: "' or 1 eq 1", State: "x"})
+		}, 0, 0},
+		{"rich item without validation tokens", func() []byte {
+			return f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true})
+		}, 0, 0},
+		{"rich item with a valid token", func() []byte {
+			return f.body(t, []string{f.token(t, tenantA, nil)}, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true})
+		}, 1, 0},
+		{"expired token", func() []byte {
+			return f.body(t, []string{f.token(t, tenantA, func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() })},
+				item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true})
+		}, 0, 0},
+		{"wrong audience", func() []byte {
+			return f.body(t, []string{f.token(t, tenantA, func(c jwt.MapClaims) { c["aud"] = "someone-else" })},
+				item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true})
+		}, 0, 0},
+		{"wrong azp", func() []byte {
+			return f.body(t, []string{f.token(t, tenantA, func(c jwt.MapClaims) { c["azp"] = "00000000-0000-0000-0000-000000000000" })},
+				item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true})
+		}, 0, 0},
+		{"forged signature", func() []byte {
+			tok := f.token(t, tenantA, nil)
+			return f.body(t, []string{tok[:len(tok)-4] + "AAAA"}, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true})
+		}, 0, 0},
+		{"lifecycle item goes to the lifecycle queue", func() []byte {
+			return f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Lifecycle: "reauthorizationRequired"})
+		}, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Sequential: the subtests share the fixture's queues.
+			beforeN, beforeL := f.qs.active(queue.Notifications), f.qs.active(queue.Lifecycle)
+			if err := f.intake.Receive(context.Background(), false, tt.body()); err != nil {
+				t.Fatalf("Receive = %v, want nil (202) even when items are dropped", err)
+			}
+			if got := f.qs.active(queue.Notifications) - beforeN; got != tt.wantQueue {
+				t.Errorf("enqueued %d notifications, want %d", got, tt.wantQueue)
+			}
+			if got := f.qs.active(queue.Lifecycle) - beforeL; got != tt.wantLife {
+				t.Errorf("enqueued %d lifecycle items, want %d", got, tt.wantLife)
+			}
+		})
+	}
+	snap := f.intake.Stats().Snapshot()
+	if a := snap.Tenants[tenantA]; a.Rejected[ReasonClientState] < 1 || a.Rejected[ReasonToken] < 5 || a.Enqueued != 3 {
+		t.Errorf("tenant A stats = %+v", a)
+	}
+	if u := snap.Tenants["unknown"]; u.Rejected[ReasonUnknownSubscription] < 2 || u.Rejected[ReasonNoTenant] < 1 {
+		t.Errorf("unknown stats = %+v", u)
+	}
+}
+
+func TestMixedTenantsSplit(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	// One POST, two tenants; only tenant A's token is valid, so only A's items are queued.
+	body := f.body(t, []string{f.token(t, tenantA, nil), f.token(t, tenantB, func(c jwt.MapClaims) { c["aud"] = "x" })},
+		item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true},
+		item{Sub: "sub-b", Tenant: tenantB, State: f.states["sub-b"], Rich: true},
+		item{Sub: "sub-a", Tenant: strings.ToUpper(tenantA), State: f.states["sub-a"], Rich: true},
+	)
+	if err := f.intake.Receive(context.Background(), false, body); err != nil {
+		t.Fatal(err)
+	}
+	q := f.qs.q[queue.Notifications]
+	if got := q.Stats().Active; got != 2 {
+		t.Fatalf("queued %d, want 2 (tenant A's)", got)
+	}
+	snap := f.intake.Stats().Snapshot()
+	if snap.Tenants[tenantB].Rejected[ReasonToken] != 1 || snap.Tenants[tenantA].Enqueued != 2 {
+		t.Errorf("stats = %+v", snap.Tenants)
+	}
+}
+
+func TestQueuedMessage(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	body := f.body(t, []string{f.token(t, tenantA, nil)}, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true})
+	if err := f.intake.Receive(context.Background(), false, body); err != nil {
+		t.Fatal(err)
+	}
+	// Replays of the same POST are dropped by MessageID.
+	for range 3 { // same bytes: Graph's replay
+		if err := f.intake.Receive(context.Background(), false, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := f.qs.q[queue.Notifications]
+	if got := q.Stats().Active; got != 1 {
+		t.Fatalf("queued %d after 4 identical POSTs, want 1", got)
+	}
+	m := q.Snapshot()[0]
+	if m.ApplicationProperties[PropTenant] != tenantA || m.ApplicationProperties[PropKind] != "presence" || m.SessionID == "" {
+		t.Errorf("message properties = %+v session %q", m.ApplicationProperties, m.SessionID)
+	}
+	n, err := notification.Parse([]byte(`{"value":[` + string(m.Body) + `]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Value[0].ClientState != "" {
+		t.Error("clientState travelled into the queue")
+	}
+	if n.Value[0].EncryptedContent.Data != "ZGF0YQ==" {
+		t.Error("encrypted content must stay encrypted, unchanged, in the queue")
+	}
+}
+
+func TestQueueOutageIs503(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.qs.fail = errors.New("service bus unavailable")
+	err := f.intake.Receive(context.Background(), false, f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]}))
+	if apperr.CodeOf(err) != apperr.Unavailable {
+		t.Fatalf("Receive = %v, want Unavailable (503)", err)
+	}
+	if f.qs.active(queue.Notifications) != 0 {
+		t.Error("something was queued")
+	}
+	if f.intake.Stats().Snapshot().HandoffFailures != 1 {
+		t.Error("hand-off failure not counted")
+	}
+	f.qs.fail = nil
+	if err := f.intake.Receive(context.Background(), false, f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]})); err != nil {
+		t.Fatalf("after recovery: %v", err)
+	}
+}
+
+func TestNotACollection(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, b := range []string{`[]`, `"x"`, `{"foo":1}`, `not json`, `{"value":"nope"}`} {
+		if err := f.intake.Receive(context.Background(), false, []byte(b)); apperr.CodeOf(err) != apperr.Invalid {
+			t.Errorf("Receive(%s) = %v, want Invalid (400)", b, err)
+		}
+	}
+}
+
+func TestKeysUnavailableIs503(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	qs := newQueues()
+	v, err := validationtoken.New(validationtoken.Config{Audience: appID, OpenIDConfigURL: "http://127.0.0.1:1/none",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := New(s.NewSubscriptionLookup(store.LookupOptions{}), v, qs, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f := &fixture{idp: idptest.New(t)}
+	body := f.body(t, []string{f.token(t, tenantA, nil)}, item{Sub: "sub-a", Tenant: tenantA, State: "x", Rich: true})
+	if err := in.Receive(context.Background(), false, body); apperr.CodeOf(err) != apperr.Unavailable {
+		t.Errorf("Receive with no signing keys loaded = %v, want Unavailable (503) so Graph retries", err)
+	}
+}

@@ -1,0 +1,94 @@
+package ingest
+
+import (
+	"sync"
+	"time"
+)
+
+// Stats counts what the intake did, per tenant. Only tenants with a known subscription get their own
+// entry; everything else is counted under "unknown", so forged tenant ids cannot grow the map.
+type Stats struct {
+	mu       sync.Mutex
+	tenants  map[string]*TenantStats
+	failures int64
+	latency  Latency
+}
+
+// TenantStats are one tenant's counters.
+type TenantStats struct {
+	Received int64            `json:"received"`
+	Enqueued int64            `json:"enqueued"`
+	Rejected map[string]int64 `json:"rejected,omitempty"`
+}
+
+// Latency summarises hand-off durations.
+type Latency struct {
+	Count   int64   `json:"count"`
+	TotalMS float64 `json:"totalMs"`
+	MaxMS   float64 `json:"maxMs"`
+}
+
+// Snapshot is what Health shows.
+type Snapshot struct {
+	Tenants         map[string]TenantStats `json:"tenants"`
+	HandoffFailures int64                  `json:"handoffFailures"`
+	Handoff         Latency                `json:"handoff"`
+}
+
+// NewStats returns empty counters.
+func NewStats() *Stats { return &Stats{tenants: map[string]*TenantStats{}} }
+
+const unknownTenant = "unknown"
+
+func (s *Stats) tenant(t string) *TenantStats {
+	if t == "" {
+		t = unknownTenant
+	}
+	ts, ok := s.tenants[t]
+	if !ok {
+		ts = &TenantStats{Rejected: map[string]int64{}}
+		s.tenants[t] = ts
+	}
+	return ts
+}
+
+func (s *Stats) received(t string) { s.mu.Lock(); s.tenant(t).Received++; s.mu.Unlock() }
+func (s *Stats) enqueued(t string) { s.mu.Lock(); s.tenant(t).Enqueued++; s.mu.Unlock() }
+func (s *Stats) handoffFailed()    { s.mu.Lock(); s.failures++; s.mu.Unlock() }
+
+func (s *Stats) reject(t, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ts := s.tenant(t)
+	if t == "" {
+		ts.Received++ // unknown items are received too, just not attributable
+	}
+	ts.Rejected[reason]++
+}
+
+func (s *Stats) handoff(d time.Duration) {
+	ms := float64(d) / float64(time.Millisecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency.Count++
+	s.latency.TotalMS += ms
+	if ms > s.latency.MaxMS {
+		s.latency.MaxMS = ms
+	}
+}
+
+// Snapshot copies the counters.
+func (s *Stats) Snapshot() Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := Snapshot{Tenants: make(map[string]TenantStats, len(s.tenants)), HandoffFailures: s.failures, Handoff: s.latency}
+	for k, v := range s.tenants {
+		cp := *v
+		cp.Rejected = make(map[string]int64, len(v.Rejected))
+		for r, n := range v.Rejected {
+			cp.Rejected[r] = n
+		}
+		out.Tenants[k] = cp
+	}
+	return out
+}
