@@ -113,7 +113,7 @@ param allowedLocations array = [
   'westeurope'
 ]
 
-@description('Tables created in the application storage account (the storage sketch in the design).')
+@description('Tables created in the application storage account: the names in internal/store (no prefix in production).')
 param tableNames array = [
   'tenants'
   'users'
@@ -128,6 +128,7 @@ param tableNames array = [
   'authorisations'
   'incidents'
   'jobs'
+  'deletionreceipts'
 ]
 
 param tags object = {
