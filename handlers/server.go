@@ -129,6 +129,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxEnvelopeBytes(s.maxBody)))
 	if err != nil {
 		log.Warn("invocation envelope rejected", "error", err)
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) && route.Trigger == HTTPTrigger {
+			// The caller must see 413, not the host's 500 for a failed invocation.
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(InvokeResponse{Logs: []string{},
+				Outputs: map[string]any{route.Out: plain(http.StatusRequestEntityTooLarge, "body too large")}})
+			return
+		}
 		http.Error(w, "envelope too large or unreadable", http.StatusRequestEntityTooLarge)
 		return
 	}

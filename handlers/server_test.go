@@ -156,8 +156,13 @@ func TestOversizedEnvelope(t *testing.T) {
 	t.Parallel()
 	s := NewServer((&App{MaxBodyBytes: 1024}).Routes(), time.Second, 1024, quietLog())
 	big := bytes.Repeat([]byte("x"), int(maxEnvelopeBytes(1024))+1)
-	if rec := post(t, s, "/GraphWebhook", string(big)); rec.Code != http.StatusRequestEntityTooLarge {
-		t.Errorf("oversized envelope = %d, want 413", rec.Code)
+	// An HTTP function answers 413 through its http output, so the caller sees 413.
+	if code, _, _ := httpOut(t, post(t, s, "/GraphWebhook", string(big))); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized http envelope = %d, want 413", code)
+	}
+	// A queue function fails the invocation instead.
+	if rec := post(t, s, "/ProcessNotification", string(big)); rec.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized queue envelope = %d, want 413", rec.Code)
 	}
 }
 

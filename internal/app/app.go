@@ -5,17 +5,24 @@ package app
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/connecthub/connecthub/handlers"
 	"github.com/connecthub/connecthub/internal/config"
+	"github.com/connecthub/connecthub/internal/graphcrypto"
+	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/secrets"
+	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/tenantkey"
+	"github.com/connecthub/connecthub/internal/validationtoken"
 )
 
 // Build information, set with -ldflags "-X github.com/connecthub/connecthub/internal/app.Build=...".
@@ -23,10 +30,17 @@ var Build = "unknown"
 
 // Wired is the assembled application.
 type Wired struct {
-	App    *handlers.App
-	Sender queue.Sender
-	Tables *aztables.ServiceClient
-	close  []func(context.Context) error
+	App     *handlers.App
+	Config  config.Config
+	Store   *store.Store
+	Secrets secrets.Store
+	Keys    *tenantkey.Keyring
+	Sender  queue.Sender
+	Certs   *graphcrypto.KeyRing
+	Intake  *ingest.Intake
+	Cred    azcore.TokenCredential // nil in local mode
+	Log     *slog.Logger
+	close   []func(context.Context) error
 }
 
 // Close releases connections (Service Bus links).
@@ -38,56 +52,46 @@ func (w *Wired) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// New builds the application for cfg.
+// New builds the application for cfg. Background work (validation-key refresh) lives as long as ctx.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, error) {
-	w := &Wired{}
-	var cred azcore.TokenCredential
-	if cfg.Environment == config.Azure {
-		var err error
-		cred, err = azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-			ID: azidentity.ClientID(cfg.ManagedIdentityID),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("managed identity: %w", err)
-		}
+	w := &Wired{Config: cfg, Log: log}
+	if err := w.adapters(cfg); err != nil {
+		return nil, err
+	}
+	if err := w.certificates(ctx, cfg); err != nil {
+		return nil, err
 	}
 
-	switch cfg.Environment {
-	case config.Local:
-		tables, err := aztables.NewServiceClientFromConnectionString(cfg.TablesConnectionString, nil)
-		if err != nil {
-			return nil, fmt.Errorf("table client: %w", err)
-		}
-		w.Tables = tables
-		if cfg.DevhostQueueURL == "" {
-			return nil, errors.New("local mode needs devhost's queue endpoint (run under devhost)")
-		}
-		s, err := queue.NewDevhostSender(cfg.DevhostQueueURL, cfg.DevhostQueueToken)
-		if err != nil {
-			return nil, err
-		}
-		w.Sender = s
-	case config.Azure:
-		tables, err := aztables.NewServiceClient(cfg.TablesAccountURL, cred, nil)
-		if err != nil {
-			return nil, fmt.Errorf("table client: %w", err)
-		}
-		w.Tables = tables
-		s, err := queue.NewServiceBusSender(cfg.ServiceBusNamespace, cred)
-		if err != nil {
-			return nil, err
-		}
-		w.Sender = s
-		w.close = append(w.close, s.Close)
+	validator, err := validationtoken.New(validationtoken.Config{Audience: cfg.AppID, OpenIDConfigURL: cfg.OpenIDConfigURL, Logger: log})
+	if err != nil {
+		return nil, err
 	}
+	// The first key load must not delay the readiness probe; until keys arrive, rich notifications get
+	// 503 and Graph retries them.
+	go func() {
+		if err := validator.Start(ctx); err != nil {
+			log.Warn("validation keys not loaded yet; retrying in the background", "error", err)
+		}
+	}()
+
+	lookup := w.Store.NewSubscriptionLookup(store.LookupOptions{})
+	w.Intake = ingest.New(lookup, validator, w.Sender, cfg.HandoffTimeout, log)
 
 	w.App = &handlers.App{
 		Version: cfg.Version, Build: Build, Region: cfg.Region, MaxBodyBytes: cfg.MaxBodyBytes,
+		Intake:    w.Intake,
+		Lifecycle: ingest.NewLifecycleWorker(w.Store.Subscriptions, nil, nil, log),
+		Stats:     func() any { return w.Intake.Stats().Snapshot() },
 		Checks: []handlers.Check{
 			{Name: "tables", Probe: func(ctx context.Context) error {
-				// One page of the table list proves reachability and authorisation.
-				pager := w.Tables.NewListTablesPager(&aztables.ListTablesOptions{Top: ptr[int32](1)})
-				_, err := pager.NextPage(ctx)
+				_, err := w.Store.Tenants.Get(ctx, healthProbeTenant)
+				if errors.Is(err, store.ErrNotFound) {
+					return nil // reachable and authorised: the probe tenant never exists
+				}
+				return err
+			}},
+			{Name: "secrets", Probe: func(ctx context.Context) error {
+				_, err := w.Secrets.Get(ctx, cfg.NotificationCerts[0])
 				return err
 			}},
 		},
@@ -95,4 +99,83 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	return w, nil
 }
 
-func ptr[T any](v T) *T { return &v }
+// healthProbeTenant is a well-formed tenant id no real tenant has (the nil GUID).
+const healthProbeTenant = store.TenantID("00000000-0000-0000-0000-000000000000")
+
+func (w *Wired) adapters(cfg config.Config) error {
+	var err error
+	switch cfg.Environment {
+	case config.Local:
+		if w.Secrets, err = secrets.NewFile(cfg.LocalSecretsFile, cfg.LocalSecretsKey); err != nil {
+			return fmt.Errorf("local secrets: %w", err)
+		}
+		w.Keys = tenantkey.New(w.Secrets, tenantkey.Options{})
+		if w.Store, err = store.NewFromConnectionString(cfg.TablesConnectionString, store.Options{Sealer: w.Keys}); err != nil {
+			return err
+		}
+		if cfg.DevhostQueueURL == "" {
+			return errors.New("local mode needs devhost's queue endpoint (run the handler under devhost)")
+		}
+		if w.Sender, err = queue.NewDevhostSender(cfg.DevhostQueueURL, cfg.DevhostQueueToken); err != nil {
+			return err
+		}
+		// Azurite starts empty; in Azure the tables are created by the Bicep templates.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := w.Store.CreateTables(ctx); err != nil {
+			return fmt.Errorf("create local tables: %w", err)
+		}
+	case config.Azure:
+		if w.Cred, err = secrets.NewCredential(cfg.ManagedIdentityID); err != nil {
+			return err
+		}
+		if w.Secrets, err = secrets.NewKeyVault(cfg.KeyVaultURL, w.Cred, nil); err != nil {
+			return err
+		}
+		w.Keys = tenantkey.New(w.Secrets, tenantkey.Options{})
+		if w.Store, err = store.NewWithCredential(cfg.TablesAccountURL, w.Cred, store.Options{Sealer: w.Keys}); err != nil {
+			return err
+		}
+		sb, err := queue.NewServiceBusSender(cfg.ServiceBusNamespace, w.Cred)
+		if err != nil {
+			return err
+		}
+		w.Sender = sb
+		w.close = append(w.close, sb.Close)
+	default:
+		return fmt.Errorf("unknown environment %q", cfg.Environment)
+	}
+	return nil
+}
+
+// certificates loads the notification encryption certificates, current first. In local mode a missing
+// current certificate is generated once (self-signed, RSA-2048) so `make run` works on a fresh machine;
+// in Azure it must exist in Key Vault, or the handler refuses to start.
+func (w *Wired) certificates(ctx context.Context, cfg config.Config) error {
+	ring, err := graphcrypto.LoadFromSecrets(ctx, w.Secrets, cfg.NotificationCerts...)
+	if err == nil {
+		w.Certs = ring
+		return nil
+	}
+	if cfg.Environment != config.Local || !errors.Is(err, secrets.ErrNotFound) {
+		return fmt.Errorf("load notification certificates: %w", err)
+	}
+	cert, key, err := graphcrypto.GenerateTestCertificate(2048)
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})) +
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	if err := w.Secrets.Set(ctx, cfg.NotificationCerts[0], pemText); err != nil {
+		return fmt.Errorf("store local notification certificate: %w", err)
+	}
+	w.Log.Info("generated a local notification certificate", "name", cfg.NotificationCerts[0])
+	if w.Certs, err = graphcrypto.LoadFromSecrets(ctx, w.Secrets, cfg.NotificationCerts[0]); err != nil {
+		return fmt.Errorf("load notification certificates: %w", err)
+	}
+	return nil
+}

@@ -123,6 +123,10 @@ type Config struct {
 	NotificationCerts []string
 }
 
+// DefaultNotificationCertName is the Key Vault name of the current notification encryption certificate
+// (secrets.NotificationCertName; repeated here because config imports nothing of the app).
+const DefaultNotificationCertName = "notification-encryption-cert"
+
 // Defaults chosen for Graph's budget: a webhook must answer within 3 s, so the hand-off gives up well
 // before that and answers 503 (Graph retries); one invocation may never run longer than the lock and
 // function timeouts of the queues (5 min on Consumption), so 60 s is generous but bounded.
@@ -164,6 +168,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if c.Version == "" {
 		c.Version = "dev"
+	}
+	if len(c.NotificationCerts) == 0 {
+		c.NotificationCerts = []string{DefaultNotificationCertName}
 	}
 	if c.GraphBaseURL == "" {
 		c.GraphBaseURL = "https://graph.microsoft.com"

@@ -2,14 +2,11 @@ package ingest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +19,7 @@ import (
 	"github.com/connecthub/connecthub/internal/notification"
 	"github.com/connecthub/connecthub/internal/queue"
 	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/store/storetest"
 	"github.com/connecthub/connecthub/internal/validationtoken"
 	"github.com/connecthub/connecthub/internal/validationtoken/idptest"
 )
@@ -32,25 +30,7 @@ const (
 	tenantB = "bbbbbbbb-0000-4000-8000-000000000002"
 )
 
-// newStore gives the test its own tables in Azurite (make test starts it and sets CONNECTHUB_TEST_TABLES).
-func newStore(t *testing.T) *store.Store {
-	t.Helper()
-	conn := os.Getenv("CONNECTHUB_TEST_TABLES")
-	if conn == "" {
-		t.Fatal("CONNECTHUB_TEST_TABLES is not set: run the tests with `make test` (it starts Azurite)")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	s, err := store.NewFromConnectionString(conn, store.Options{TablePrefix: "i" + hex.EncodeToString(b)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateTables(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.DropTables(context.Background()) })
-	return s
-}
+func newStore(t *testing.T) *store.Store { return storetest.New(t) }
 
 // queues is the devhost's real in-memory queue semantics behind the Sender interface.
 type queues struct {

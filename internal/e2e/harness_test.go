@@ -1,0 +1,138 @@
+// Package e2e drives the real handler binary under devhost, with Azurite for Table Storage, the way
+// `make run` runs it. Only what cannot run here (Graph's identity platform, Graph itself) is an
+// httptest stand-in.
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/devhost"
+	"github.com/connecthub/connecthub/internal/graphcrypto"
+	"github.com/connecthub/connecthub/internal/secrets"
+	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/store/storetest"
+	"github.com/connecthub/connecthub/internal/tenantkey"
+	"github.com/connecthub/connecthub/internal/validationtoken/idptest"
+)
+
+const appID = "11111111-2222-3333-4444-555555555555"
+
+var (
+	buildOnce sync.Once
+	handler   string
+	buildErr  error
+)
+
+// handlerBinary builds cmd/handler once per test binary.
+func handlerBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "connecthub-e2e-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		handler = filepath.Join(dir, "handler")
+		cmd := exec.Command("go", "build", "-o", handler, "../../cmd/handler")
+		cmd.Stderr = os.Stderr
+		buildErr = cmd.Run()
+	})
+	if buildErr != nil {
+		t.Fatalf("build handler: %v", buildErr)
+	}
+	return handler
+}
+
+// stack is one running handler under devhost, with direct access to its store, secrets and certificate.
+type stack struct {
+	host    *devhost.Host
+	store   *store.Store
+	secrets secrets.Store
+	cert    *x509.Certificate
+	certID  string
+	idp     *idptest.Platform
+}
+
+func startStack(t testing.TB) *stack {
+	t.Helper()
+	conn := storetest.ConnectionString(t)
+	dir := t.TempDir()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	keyB64 := base64.StdEncoding.EncodeToString(key)
+	secretsFile := filepath.Join(dir, "secrets.enc")
+
+	// The test plays the admin: it puts the notification certificate into the local secret store first,
+	// so it can encrypt like Graph with the same certificate the handler decrypts with.
+	sec, err := secrets.NewFile(secretsFile, keyB64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, priv, err := graphcrypto.GenerateTestCertificate(2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	certName := "notification-encryption-cert"
+	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})) +
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	if err := sec.Set(context.Background(), certName, pemText); err != nil {
+		t.Fatal(err)
+	}
+
+	idp := idptest.New(t)
+	settings := map[string]string{
+		"FUNCTIONS_WORKER_RUNTIME":            "custom",
+		"CONNECTHUB_ENVIRONMENT":              "local",
+		"CONNECTHUB_REGION":                   "westeurope",
+		"CONNECTHUB_APP_ID":                   appID,
+		"CONNECTHUB_TABLES_CONNECTION_STRING": conn,
+		"CONNECTHUB_LOCAL_SECRETS_FILE":       secretsFile,
+		"CONNECTHUB_LOCAL_SECRETS_KEY":        keyB64,
+		"CONNECTHUB_OPENID_CONFIGURATION_URL": idp.ConfigURL(),
+		"CONNECTHUB_NOTIFICATION_CERT_NAMES":  certName,
+		"CONNECTHUB_VERSION":                  "e2e",
+	}
+	root, _ := filepath.Abs("../..")
+	h, err := devhost.New(devhost.Options{AppRoot: root, HandlerPath: handlerBinary(t), Addr: "127.0.0.1:0",
+		NoSchedules: true, MasterKey: "mk", FunctionKey: "fk", Settings: settings,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Stop)
+
+	// A second view of the same tables and secrets, as the handler sees them (production table names).
+	st, err := store.NewFromConnectionString(conn, store.Options{Sealer: tenantkey.New(sec, tenantkey.Options{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &stack{host: h, store: st, secrets: sec, cert: cert, certID: certName, idp: idp}
+}
+
+// waitFor polls cond; the bound only stops a broken test, it asserts nothing about speed.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

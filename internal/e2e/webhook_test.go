@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/graphcrypto"
+	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/store/storetest"
+	"github.com/connecthub/connecthub/internal/validationtoken/idptest"
+)
+
+func post(t testing.TB, url, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// subscribe stores a subscription the way the subscription manager will, returning its clientState.
+func (s *stack) subscribe(t testing.TB, tenant store.TenantID, id string) string {
+	t.Helper()
+	state, hash, err := store.NewClientState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.store.Subscriptions.Insert(context.Background(), tenant, store.Subscription{ID: id, Kind: store.KindPresence,
+		Resource: "/communications/presences", ChangeType: "updated", ClientStateHash: hash, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	return state
+}
+
+// richBody is a presence notification encrypted exactly as Graph does, with a validation token.
+func (s *stack) richBody(t testing.TB, tenant store.TenantID, subID, state string, n int) string {
+	t.Helper()
+	var items []map[string]any
+	for i := range n {
+		plain := fmt.Sprintf(`{"@odata.type":"#Microsoft.Graph.presence","id":"user-%d","availability":"Busy","activity":"InACall"}`, i)
+		ec, err := graphcrypto.EncryptLikeGraph(s.cert, s.certID, []byte(plain))
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, map[string]any{
+			"subscriptionId": subID, "clientState": state, "changeType": "updated", "tenantId": string(tenant),
+			"resource": fmt.Sprintf("communications/presences('user-%d')", i), "subscriptionExpirationDateTime": "2026-11-22T12:00:00Z",
+			"resourceData": map[string]any{"@odata.type": "#Microsoft.Graph.presence", "@odata.id": fmt.Sprintf("communications/presences('user-%d')", i), "id": fmt.Sprintf("user-%d", i)},
+			"encryptedContent": map[string]any{"data": ec.Data, "dataKey": ec.DataKey, "dataSignature": ec.DataSignature,
+				"encryptionCertificateId": ec.EncryptionCertificateID, "encryptionCertificateThumbprint": ec.EncryptionCertificateThumbprint},
+		})
+	}
+	b, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{s.idp.Mint(t, idptest.Claims(appID, string(tenant), time.Now()))}})
+	return string(b)
+}
+
+func TestWebhookThroughDevhost(t *testing.T) {
+	s := startStack(t)
+	api := s.host.URL() + "/api"
+
+	t.Run("validation handshake echoes the token byte for byte", func(t *testing.T) {
+		for _, tok := range []string{"Validation: Testing client", "a+b c:d/e%f", "ünïcödé ✓", "Validation: Testing client application reachability for subscription Request-Id: 5a2c"} {
+			for _, path := range []string{"/graph/notifications", "/graph/lifecycle"} {
+				code, body := post(t, api+path+"?validationToken="+urlEncode(tok), "")
+				if code != 200 || body != tok {
+					t.Errorf("%s %q: got %d %q", path, tok, code, body)
+				}
+			}
+		}
+	})
+
+	t.Run("health reports dependencies and region", func(t *testing.T) {
+		resp, err := http.Get(api + "/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var h struct {
+			Status, Region, Version string
+			Checks                  map[string]string
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&h)
+		if resp.StatusCode != 200 || h.Status != "ok" || h.Region != "westeurope" || h.Version != "e2e" || h.Checks["tables"] != "ok" || h.Checks["secrets"] != "ok" {
+			t.Errorf("health = %d %+v", resp.StatusCode, h)
+		}
+	})
+
+	t.Run("rich notification reaches the queue still encrypted, replay dropped", func(t *testing.T) {
+		tenant := storetest.NewTenantID(t)
+		state := s.subscribe(t, tenant, "sub-rich")
+		q := s.host.Queue(queue.Notifications)
+		before := q.Stats().Active + q.Stats().DeadLetter
+		body := s.richBody(t, tenant, "sub-rich", state, 3)
+		for range 2 {
+			if code, _ := post(t, api+"/graph/notifications", body); code != http.StatusAccepted {
+				t.Fatalf("webhook = %d, want 202", code)
+			}
+		}
+		var got []string
+		for _, m := range append(q.Snapshot(), q.DeadLetters()...) {
+			if strings.Contains(string(m.Body), "sub-rich") {
+				got = append(got, m.ID)
+				if strings.Contains(string(m.Body), "InACall") || strings.Contains(string(m.Body), state) {
+					t.Error("queued message holds decrypted content or the clientState")
+				}
+			}
+		}
+		if len(got) != 3 {
+			t.Errorf("queued %d messages for 3 items posted twice, want 3 (before: %d)", len(got), before)
+		}
+	})
+
+	t.Run("forged items are dropped with 202", func(t *testing.T) {
+		tenant := storetest.NewTenantID(t)
+		s.subscribe(t, tenant, "sub-forged")
+		body := s.richBody(t, tenant, "sub-forged", "not-the-client-state", 1)
+		if code, _ := post(t, api+"/graph/notifications", body); code != http.StatusAccepted {
+			t.Fatalf("webhook = %d, want 202", code)
+		}
+		for _, m := range s.host.Queue(queue.Notifications).Snapshot() {
+			if strings.Contains(string(m.Body), "sub-forged") {
+				t.Error("forged item was queued")
+			}
+		}
+	})
+
+	t.Run("bad bodies", func(t *testing.T) {
+		if code, _ := post(t, api+"/graph/notifications", `[1,2,3]`); code != http.StatusBadRequest {
+			t.Errorf("not a collection = %d, want 400", code)
+		}
+		if code, _ := post(t, api+"/graph/notifications", `{"value":[`+strings.Repeat(`{"id":"x"},`, 200_000)+`{}]}`); code != http.StatusRequestEntityTooLarge {
+			t.Errorf("oversized = %d, want 413", code)
+		}
+	})
+
+	t.Run("lifecycle event is recorded on the subscription", func(t *testing.T) {
+		tenant := storetest.NewTenantID(t)
+		state := s.subscribe(t, tenant, "sub-life")
+		body := fmt.Sprintf(`{"value":[{"subscriptionId":"sub-life","clientState":%q,"tenantId":%q,"lifecycleEvent":"reauthorizationRequired","resource":"communications/presences","subscriptionExpirationDateTime":"2026-11-22T12:00:00Z"}]}`, state, tenant)
+		if code, _ := post(t, api+"/graph/lifecycle", body); code != http.StatusAccepted {
+			t.Fatalf("lifecycle = %d, want 202", code)
+		}
+		waitFor(t, "lifecycle event recorded", func() bool {
+			sub, err := s.store.Subscriptions.Get(context.Background(), tenant, "sub-life")
+			return err == nil && sub.LastLifecycleEvent == "reauthorizationRequired" && !sub.LastLifecycleAt.IsZero()
+		})
+	})
+}
+
+func urlEncode(s string) string {
+	var b strings.Builder
+	for _, c := range []byte(s) {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
