@@ -1,0 +1,64 @@
+package store
+
+import (
+	"testing"
+	"time"
+)
+
+func TestODataFilter(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		tmpl string
+		args []any
+		want string
+	}{
+		{"plain", "PartitionKey eq ?", []any{"abc"}, "PartitionKey eq 'abc'"},
+		{"quote doubled", "PartitionKey eq ?", []any{"x' or PartitionKey ne 'x"}, "PartitionKey eq 'x'' or PartitionKey ne ''x'"},
+		{"only quotes", "RowKey eq ?", []any{"''"}, "RowKey eq ''''''"},
+		{"tenant", "PartitionKey eq ?", []any{TenantID("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")}, "PartitionKey eq '6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f'"},
+		{"int64 and bool", "A eq ? and B eq ?", []any{int64(-7), true}, "A eq -7L and B eq true"},
+		{"time", "T lt ?", []any{time.Date(2026, 11, 22, 10, 0, 0, 123456789, time.FixedZone("x", 3600))}, "T lt datetime'2026-11-22T09:00:00.1234567Z'"},
+		{"several", "PartitionKey eq ? and RowKey ge ? and RowKey lt ?", []any{"p", "a|", "a}"}, "PartitionKey eq 'p' and RowKey ge 'a|' and RowKey lt 'a}'"},
+	}
+	for _, tc := range tests {
+		if got := odataFilter(tc.tmpl, tc.args...); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestODataFilterMisuse(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		call func()
+	}{
+		{"too few args", func() { odataFilter("A eq ? and B eq ?", "x") }},
+		{"too many args", func() { odataFilter("A eq ?", "x", "y") }},
+		{"unsupported type", func() { odataFilter("A eq ?", 1.5) }},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", tc.name)
+				}
+			}()
+			tc.call()
+		}()
+	}
+}
+
+func TestPrefixUpperBound(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"a|", "a}"},
+		{"contacts|", "contacts}"},
+		{"a\xff", "b"},
+	}
+	for _, tc := range tests {
+		if got := prefixUpperBound(tc.in); got != tc.want {
+			t.Errorf("prefixUpperBound(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
