@@ -50,10 +50,20 @@ type App struct {
 	Checks        []Check
 	// Stats adds counters (per tenant, no personal data) to the Health answer.
 	Stats func() any
+
+	// Capabilities with their own functions (handlers/presence.go, handlers/tenants.go).
+	Presence PresenceServices
+	Tenants  TenantServices
 }
 
 // Routes is the route table: one entry per functions/<Name>/function.json.
 func (a *App) Routes() []Route {
+	routes := a.coreRoutes()
+	routes = append(routes, a.presenceRoutes()...)
+	return append(routes, a.tenantRoutes()...)
+}
+
+func (a *App) coreRoutes() []Route {
 	return []Route{
 		HTTPRoute("GraphWebhook", "req", "res", func(ctx context.Context, r *HTTPRequest) HTTPResponse {
 			return a.graphPost(ctx, r, false)

@@ -41,6 +41,9 @@ type Wired struct {
 	Cred    azcore.TokenCredential // nil in local mode
 	Log     *slog.Logger
 	close   []func(context.Context) error
+
+	// lifecycleAction is what ProcessLifecycle does after recording an event (set by wirePresence).
+	lifecycleAction ingest.LifecycleAction
 }
 
 // Close releases connections (Service Bus links).
@@ -79,9 +82,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 
 	w.App = &handlers.App{
 		Version: cfg.Version, Build: Build, Region: cfg.Region, MaxBodyBytes: cfg.MaxBodyBytes,
-		Intake:    w.Intake,
-		Lifecycle: ingest.NewLifecycleWorker(w.Store.Subscriptions, nil, nil, log),
-		Stats:     func() any { return w.Intake.Stats().Snapshot() },
+		Intake: w.Intake,
+		Stats:  func() any { return w.Intake.Stats().Snapshot() },
 		Checks: []handlers.Check{
 			{Name: "tables", Probe: func(ctx context.Context) error {
 				_, err := w.Store.Tenants.Get(ctx, healthProbeTenant)
@@ -96,6 +98,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 			}},
 		},
 	}
+	// Each capability wires its own services (internal/app/presence.go, internal/app/tenants.go).
+	if err := w.wirePresence(ctx); err != nil {
+		return nil, fmt.Errorf("wire presence: %w", err)
+	}
+	if err := w.wireTenants(ctx); err != nil {
+		return nil, fmt.Errorf("wire tenants: %w", err)
+	}
+	w.App.Lifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, w.lifecycleAction, nil, log)
 	return w, nil
 }
 

@@ -50,8 +50,10 @@ type Key struct {
 	Purpose  string
 }
 
-// Keys is every configuration key the handler reads.
-var Keys = []Key{
+// Keys is every configuration key the handler reads: the core ones below and each capability's own.
+var Keys = append(append(append([]Key{}, coreKeys...), presenceKeys...), tenantKeys...)
+
+var coreKeys = []Key{
 	{KeyPort, true, "port the Functions host gives the custom handler"},
 	{KeyEnvironment, false, "local or azure: which adapters are wired"},
 	{KeyRegion, false, "Azure region of this instance; must be an EU region"},
@@ -121,6 +123,9 @@ type Config struct {
 	GraphBaseURL      string
 	OpenIDConfigURL   string
 	NotificationCerts []string
+
+	Presence Presence
+	Tenants  Tenants
 }
 
 // DefaultNotificationCertName is the Key Vault name of the current notification encryption certificate
@@ -240,6 +245,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("%s: want local or azure, got %q", KeyEnvironment, c.Environment))
 	}
+	errs = append(errs, loadPresence(get, &c)...)
+	errs = append(errs, loadTenants(get, &c)...)
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("invalid configuration: %w", err)
 	}
