@@ -1,0 +1,147 @@
+package store_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/store/storetest"
+)
+
+func TestClientStateMatches(t *testing.T) {
+	t.Parallel()
+	state, hash, err := store.NewClientState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, _ := store.NewClientState()
+	if state == other || len(state) < 40 || len(state) > 128 {
+		t.Errorf("client states %q %q: want random, 40..128 chars", state, other)
+	}
+	tests := []struct {
+		name   string
+		stored []byte
+		given  string
+		want   bool
+	}{
+		{"match", hash, state, true},
+		{"other state", hash, other, false},
+		{"empty given", hash, "", false},
+		{"prefix of state", hash, state[:10], false},
+		{"empty stored", nil, "", false},
+		{"truncated stored", hash[:16], state, false},
+		{"stored is the plain state", []byte(state), state, false},
+	}
+	for _, tc := range tests {
+		if got := store.ClientStateMatches(tc.stored, tc.given); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestSubscriptionLookupCache(t *testing.T) {
+	t.Parallel()
+	counter := &requestCounter{}
+	clock := &fakeClock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	env := storetest.NewEnv(t, storetest.Options{ClientOptions: countingOptions(counter), Now: clock.Now})
+	s := env.Store
+	a, b := env.NewTenant(t), env.NewTenant(t)
+	lookup := s.NewSubscriptionLookup(store.LookupOptions{TTL: time.Minute, NegativeTTL: 5 * time.Second})
+	state, hash, _ := store.NewClientState()
+	sub := store.Subscription{ID: "sub-1", Kind: store.KindPresence, Resource: "/communications/presences", ChangeType: "updated",
+		ExpiresAt: clock.Now().Add(time.Hour), ClientStateHash: hash, ServiceUserID: "su"}
+	if _, err := s.Subscriptions.Insert(ctx, a, sub); err != nil {
+		t.Fatal(err)
+	}
+
+	reads := func(f func()) int64 {
+		before := counter.total.Load()
+		f()
+		return counter.total.Load() - before
+	}
+	get := func(tenant store.TenantID, id string) (store.Subscription, error) { return lookup.Get(ctx, tenant, id) }
+
+	if n := reads(func() {
+		for range 5 {
+			got, err := get(a, "sub-1")
+			if err != nil || !store.ClientStateMatches(got.ClientStateHash, state) {
+				t.Fatalf("lookup = %+v, %v", got, err)
+			}
+		}
+	}); n != 1 {
+		t.Errorf("5 lookups made %d storage calls, want 1", n)
+	}
+	// Same id under another tenant is another entry and not found.
+	if _, err := get(b, "sub-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("b's lookup of a's subscription err = %v, want ErrNotFound", err)
+	}
+	// Misses are remembered briefly: a flood of unknown ids costs one call each per NegativeTTL.
+	if n := reads(func() {
+		for range 5 {
+			if _, err := get(a, "made-up"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("made-up err = %v", err)
+			}
+		}
+	}); n != 1 {
+		t.Errorf("5 misses made %d storage calls, want 1", n)
+	}
+	// A write through the store invalidates at once, including a remembered miss.
+	if _, err := s.Subscriptions.Insert(ctx, a, store.Subscription{ID: "made-up", Kind: store.KindBooking}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := get(a, "made-up"); err != nil || got.Kind != store.KindBooking {
+		t.Errorf("after insert = %+v, %v", got, err)
+	}
+	if _, err := s.Subscriptions.Update(ctx, a, "sub-1", func(s *store.Subscription) error {
+		s.LastLifecycleEvent = "reauthorizationRequired"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := get(a, "sub-1"); got.LastLifecycleEvent != "reauthorizationRequired" {
+		t.Errorf("after update: stale %+v", got)
+	}
+	if err := s.Subscriptions.Delete(ctx, a, "sub-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get(a, "sub-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("after delete err = %v, want ErrNotFound", err)
+	}
+	// Entries expire: a write by another instance (bypassing this cache) is seen after the TTL.
+	other, err := store.NewFromConnectionString(storetest.ConnectionString(t), store.Options{TablePrefix: env.Prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get(a, "made-up"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Subscriptions.Update(ctx, a, "made-up", func(s *store.Subscription) error { s.ChangeType = "created"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := get(a, "made-up"); got.ChangeType != "" {
+		t.Errorf("within TTL got %q, want the cached value", got.ChangeType)
+	}
+	clock.Add(61 * time.Second)
+	if got, _ := get(a, "made-up"); got.ChangeType != "created" {
+		t.Errorf("after TTL got %q, want created", got.ChangeType)
+	}
+}
