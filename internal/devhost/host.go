@@ -43,6 +43,8 @@ type Options struct {
 	// NoSchedules disables the timer schedules (tests fire timers on demand instead).
 	NoSchedules bool
 	Log         *slog.Logger
+	// Output receives the handler's stdout and stderr (default: devhost's own stderr).
+	Output io.Writer
 }
 
 // Host is a running development host.
@@ -87,6 +89,10 @@ func New(opts Options) (*Host, error) {
 		client:   &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second}},
 		timerRun: map[string]bool{}, timerLst: map[string]time.Time{}}
 	for _, f := range app.Functions {
+		// The real host's per-function switch: app setting AzureWebJobs.<Name>.Disabled=true.
+		if v := opts.Settings["AzureWebJobs."+f.Name+".Disabled"]; strings.EqualFold(v, "true") || v == "1" {
+			f.Disabled = true
+		}
 		if t := f.Trigger(); t.Type == "serviceBusTrigger" {
 			if t.QueueName == "" {
 				return nil, fmt.Errorf("%s: serviceBusTrigger without queueName", f.Name)
@@ -222,7 +228,11 @@ func (h *Host) startChild(ctx context.Context) error {
 		"CONNECTHUB_DEVHOST_QUEUE_TOKEN="+h.token,
 	)
 	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	out := h.opts.Output
+	if out == nil {
+		out = os.Stderr
+	}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start handler %s: %w", h.opts.HandlerPath, err)
 	}

@@ -4,12 +4,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -65,7 +65,8 @@ type stack struct {
 	idp     *idptest.Platform
 }
 
-func startStack(t testing.TB) *stack {
+// startStack runs the handler; each option may change the handler's settings before it starts.
+func startStack(t testing.TB, options ...func(settings map[string]string)) *stack {
 	t.Helper()
 	conn := storetest.ConnectionString(t)
 	dir := t.TempDir()
@@ -105,10 +106,20 @@ func startStack(t testing.TB) *stack {
 		"CONNECTHUB_NOTIFICATION_CERT_NAMES":  certName,
 		"CONNECTHUB_VERSION":                  "e2e",
 	}
+	for _, o := range options {
+		o(settings)
+	}
 	root, _ := filepath.Abs("../..")
+	// The handler's log is shown only when the test fails.
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("handler log:\n%s", logs.String())
+		}
+	})
 	h, err := devhost.New(devhost.Options{AppRoot: root, HandlerPath: handlerBinary(t), Addr: "127.0.0.1:0",
-		NoSchedules: true, MasterKey: "mk", FunctionKey: "fk", Settings: settings,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		NoSchedules: true, MasterKey: "mk", FunctionKey: "fk", Settings: settings, Output: logs,
+		Log: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +134,23 @@ func startStack(t testing.TB) *stack {
 		t.Fatal(err)
 	}
 	return &stack{host: h, store: st, secrets: sec, cert: cert, certID: certName, idp: idp}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // waitFor polls cond; the bound only stops a broken test, it asserts nothing about speed.
