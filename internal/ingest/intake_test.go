@@ -30,7 +30,7 @@ const (
 	tenantB = "bbbbbbbb-0000-4000-8000-000000000002"
 )
 
-func newStore(t *testing.T) *store.Store { return storetest.New(t) }
+func newStore(t testing.TB) *store.Store { return storetest.New(t) }
 
 // queues is the devhost's real in-memory queue semantics behind the Sender interface.
 type queues struct {
@@ -66,7 +66,7 @@ type fixture struct {
 	seq    int               // makes every item distinct, so dedupe never hides a check
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	s := newStore(t)
 	ctx := context.Background()
@@ -100,7 +100,7 @@ type item struct {
 	Rich                                    bool
 }
 
-func (f *fixture) body(t *testing.T, tokens []string, items ...item) []byte {
+func (f *fixture) body(t testing.TB, tokens []string, items ...item) []byte {
 	t.Helper()
 	var vals []map[string]any
 	for _, it := range items {
@@ -130,7 +130,7 @@ func (f *fixture) body(t *testing.T, tokens []string, items ...item) []byte {
 	return b
 }
 
-func (f *fixture) token(t *testing.T, tenant string, edit func(jwt.MapClaims)) string {
+func (f *fixture) token(t testing.TB, tenant string, edit func(jwt.MapClaims)) string {
 	c := idptest.Claims(appID, tenant, time.Now())
 	if edit != nil {
 		edit(c)
@@ -308,5 +308,25 @@ func TestKeysUnavailableIs503(t *testing.T) {
 	body := f.body(t, []string{f.token(t, tenantA, nil)}, item{Sub: "sub-a", Tenant: tenantA, State: "x", Rich: true})
 	if err := in.Receive(context.Background(), false, body); apperr.CodeOf(err) != apperr.Unavailable {
 		t.Errorf("Receive with no signing keys loaded = %v, want Unavailable (503) so Graph retries", err)
+	}
+}
+
+func BenchmarkReceive(b *testing.B) {
+	for _, items := range []int{1, 50} {
+		b.Run(fmt.Sprintf("items=%d", items), func(b *testing.B) {
+			f := newFixture(b)
+			var its []item
+			for range items {
+				its = append(its, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true})
+			}
+			body := f.body(b, []string{f.token(b, tenantA, nil)}, its...)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := f.intake.Receive(context.Background(), false, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
