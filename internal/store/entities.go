@@ -15,9 +15,13 @@ import (
 type TenantState string
 
 const (
+	// TenantPending: onboarding started, admin consent not given yet.
+	TenantPending   TenantState = "pending"
 	TenantActive    TenantState = "active"
 	TenantSuspended TenantState = "suspended"
 	TenantCancelled TenantState = "cancelled"
+	// TenantDeleting: the retention job has claimed the tenant; nothing may revive it.
+	TenantDeleting TenantState = "deleting"
 )
 
 // tenantRowKey is the only row of a tenant's partition in the tenants table.
@@ -34,6 +38,11 @@ type Tenant struct {
 	PBXKind           string // connector, e.g. "ringcentral"
 	BookingWindowDays int
 	PurchasedLicenses int
+	HomeRegion        string // EU region where the tenant's data lives
+	ConsentStateHash  []byte // SHA-256 of the pending admin-consent state; cleared once consent arrives
+	ConsentExpiresAt  time.Time
+	ReactivatedAt     time.Time
+	DeletionStartedAt time.Time // when the retention job claimed the tenant
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
 }
@@ -55,6 +64,11 @@ func (t *Tenant) encode(e *encoder) {
 	e.str("PBXKind", t.PBXKind)
 	e.int("BookingWindowDays", int64(t.BookingWindowDays))
 	e.int("PurchasedLicenses", int64(t.PurchasedLicenses))
+	e.str("HomeRegion", t.HomeRegion)
+	e.bytes("ConsentStateHash", t.ConsentStateHash)
+	e.time("ConsentExpiresAt", t.ConsentExpiresAt)
+	e.time("ReactivatedAt", t.ReactivatedAt)
+	e.time("DeletionStartedAt", t.DeletionStartedAt)
 	e.time("CreatedAt", t.CreatedAt)
 	e.time("UpdatedAt", t.UpdatedAt)
 }
@@ -67,6 +81,11 @@ func (t *Tenant) decode(d *decoder) {
 	t.PBXKind = d.str("PBXKind")
 	t.BookingWindowDays = d.intN("BookingWindowDays")
 	t.PurchasedLicenses = d.intN("PurchasedLicenses")
+	t.HomeRegion = d.str("HomeRegion")
+	t.ConsentStateHash = d.bytes("ConsentStateHash")
+	t.ConsentExpiresAt = d.time("ConsentExpiresAt")
+	t.ReactivatedAt = d.time("ReactivatedAt")
+	t.DeletionStartedAt = d.time("DeletionStartedAt")
 	t.CreatedAt = d.time("CreatedAt")
 	t.UpdatedAt = d.time("UpdatedAt")
 }
@@ -362,14 +381,19 @@ func (l *License) decode(d *decoder) {
 
 const dayLayout = "2006-01-02"
 
-// BillingSnapshot is the daily usage count of one product (table billing).
+// BillingSnapshot is the daily usage count of one product (table billing), with the figures of the
+// billing period it belongs to so far: the latest row of a period is that period's bill.
 type BillingSnapshot struct {
-	Day       time.Time // key part 1 (UTC date)
-	Product   string    // key part 2
-	Purchased int
-	Assigned  int
-	Active    int // users with at least one synchronised event that day
-	TakenAt   time.Time
+	Day             time.Time // key part 1 (UTC date)
+	Product         string    // key part 2
+	Purchased       int
+	Assigned        int
+	Active          int // users with at least one synchronised event that day
+	PeriodStart     time.Time
+	PeriodPurchased int // peaks from PeriodStart up to and including Day
+	PeriodAssigned  int
+	PeriodActive    int
+	TakenAt         time.Time
 }
 
 // BillingKey is the row key of (day, product).
@@ -402,12 +426,20 @@ func (b *BillingSnapshot) encode(e *encoder) {
 	e.int("Purchased", int64(b.Purchased))
 	e.int("Assigned", int64(b.Assigned))
 	e.int("Active", int64(b.Active))
+	e.time("PeriodStart", b.PeriodStart)
+	e.int("PeriodPurchased", int64(b.PeriodPurchased))
+	e.int("PeriodAssigned", int64(b.PeriodAssigned))
+	e.int("PeriodActive", int64(b.PeriodActive))
 	e.time("TakenAt", b.TakenAt)
 }
 func (b *BillingSnapshot) decode(d *decoder) {
 	b.Purchased = d.intN("Purchased")
 	b.Assigned = d.intN("Assigned")
 	b.Active = d.intN("Active")
+	b.PeriodStart = d.time("PeriodStart")
+	b.PeriodPurchased = d.intN("PeriodPurchased")
+	b.PeriodAssigned = d.intN("PeriodAssigned")
+	b.PeriodActive = d.intN("PeriodActive")
 	b.TakenAt = d.time("TakenAt")
 }
 
@@ -563,14 +595,18 @@ func (j *Job) decode(d *decoder) {
 // DeletionReceipt proves that a tenant's data was deleted (operator table deletionreceipts). It holds
 // counts and times, no personal data, and is kept after the tenant's other rows are gone.
 type DeletionReceipt struct {
-	Tenant       TenantID // key (PartitionKey)
-	ID           string   // key: newest-first, set by ReceiptLog.Append
-	Reason       string   // cancelled, suspended, request
-	RequestedAt  time.Time
-	CompletedAt  time.Time
-	KeyDestroyed bool   // the tenant data key was deleted (and purged where allowed)
-	RowsDeleted  int    // total over all tables
-	Tables       string // per-table counts, "users=12,presence=12"
+	Tenant        TenantID  // key (PartitionKey)
+	ID            string    // key: newest-first, set by ReceiptLog.Append
+	Reason        string    // cancelled, suspended, request, consent-expired
+	Categories    string    // what this receipt covers: tenant (all but license and billing data), licenses, billing
+	EndedAt       time.Time // cancellation or suspension: the start of the license and billing clocks
+	RequestedAt   time.Time
+	CompletedAt   time.Time
+	KeyDestroyed  bool   // the tenant data key was deleted (and purged where allowed)
+	RowsDeleted   int    // total over all tables
+	Tables        string // per-table counts, "users=12,presence=12"
+	Secrets       int    // Key Vault secrets of the tenant deleted
+	Subscriptions int    // Graph subscriptions deleted at Graph (best effort; their rows count in Tables)
 }
 
 func (r *DeletionReceipt) rowKey() (string, error)   { return simpleKey("receipt id", r.ID) }
@@ -578,19 +614,27 @@ func (r *DeletionReceipt) setRowKey(rk string) error { r.ID = rk; return nil }
 func (r *DeletionReceipt) setPartition(id TenantID)  { r.Tenant = id }
 func (r *DeletionReceipt) encode(e *encoder) {
 	e.str("Reason", r.Reason)
+	e.str("Categories", r.Categories)
+	e.time("EndedAt", r.EndedAt)
 	e.time("RequestedAt", r.RequestedAt)
 	e.time("CompletedAt", r.CompletedAt)
 	e.bool("KeyDestroyed", r.KeyDestroyed)
 	e.int("RowsDeleted", int64(r.RowsDeleted))
 	e.str("Tables", r.Tables)
+	e.int("Secrets", int64(r.Secrets))
+	e.int("Subscriptions", int64(r.Subscriptions))
 }
 func (r *DeletionReceipt) decode(d *decoder) {
 	r.Reason = d.str("Reason")
+	r.Categories = d.str("Categories")
+	r.EndedAt = d.time("EndedAt")
 	r.RequestedAt = d.time("RequestedAt")
 	r.CompletedAt = d.time("CompletedAt")
 	r.KeyDestroyed = d.bool("KeyDestroyed")
 	r.RowsDeleted = d.intN("RowsDeleted")
 	r.Tables = d.str("Tables")
+	r.Secrets = d.intN("Secrets")
+	r.Subscriptions = d.intN("Subscriptions")
 }
 
 // newestFirstID makes a row key that sorts newest first (inverted 100-ns ticks) with random bits

@@ -74,9 +74,21 @@ type Store struct {
 	Jobs           *JobTable
 	Receipts       *ReceiptLog
 
-	// deleters delete one tenant's partition, by logical table name (every per-tenant table).
-	deleters map[string]func(context.Context, TenantID) (int, error)
+	// partitions reach one tenant's partition of each per-tenant table, by logical table name.
+	partitions map[string]partition
 }
+
+// partition is what every per-tenant table offers for bulk work on one tenant's rows.
+type partition interface {
+	DeletePartition(ctx context.Context, tenant TenantID) (int, error)
+	DeletePartitionUpTo(ctx context.Context, tenant TenantID, max int) (int, bool, error)
+	CountPartition(ctx context.Context, tenant TenantID) (int, error)
+}
+
+// OperatorPartition is a reserved, well-formed tenant id that no customer tenant has (the nil GUID):
+// operator-wide rows such as the lease of a job that spans every tenant live under it. Onboarding
+// refuses it.
+const OperatorPartition TenantID = "00000000-0000-0000-0000-000000000000"
 
 var prefixRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9]{0,29})?$`)
 
@@ -121,20 +133,20 @@ func newStore(svc *aztables.ServiceClient, o Options) (*Store, error) {
 	s.Incidents = newTable[Incident](s, TableIncidents)
 	s.Jobs = &JobTable{newTable[Job](s, TableJobs)}
 	s.Receipts = &ReceiptLog{t: newTable[DeletionReceipt](s, TableDeletionReceipts)}
-	s.deleters = map[string]func(context.Context, TenantID) (int, error){
-		TableTenants:        s.Tenants.t.DeletePartition,
-		TableUsers:          s.Users.DeletePartition,
-		TablePresence:       s.Presence.DeletePartition,
-		TableSubscriptions:  s.Subscriptions.DeletePartition,
-		TableLedger:         s.Ledger.DeletePartition,
-		TableSyncErrors:     s.SyncErrors.DeletePartition,
-		TableBookings:       s.Bookings.DeletePartition,
-		TableLicenses:       s.Licenses.DeletePartition,
-		TableBilling:        s.Billing.DeletePartition,
-		TableAudit:          s.Audit.t.DeletePartition,
-		TableAuthorisations: s.Authorisations.DeletePartition,
-		TableIncidents:      s.Incidents.DeletePartition,
-		TableJobs:           s.Jobs.DeletePartition,
+	s.partitions = map[string]partition{
+		TableTenants:        s.Tenants.t,
+		TableUsers:          s.Users,
+		TablePresence:       s.Presence,
+		TableSubscriptions:  s.Subscriptions,
+		TableLedger:         s.Ledger,
+		TableSyncErrors:     s.SyncErrors,
+		TableBookings:       s.Bookings,
+		TableLicenses:       s.Licenses,
+		TableBilling:        s.Billing,
+		TableAudit:          s.Audit.t,
+		TableAuthorisations: s.Authorisations,
+		TableIncidents:      s.Incidents,
+		TableJobs:           s.Jobs,
 	}
 	return s, nil
 }
@@ -190,16 +202,55 @@ func (s *Store) DeleteTenantRows(ctx context.Context, tenant TenantID, tables ..
 	counts := make(map[string]int, len(tables))
 	var errs []error
 	for _, name := range tables {
-		del, ok := s.deleters[name]
+		p, ok := s.partitions[name]
 		if !ok {
 			errs = append(errs, fmt.Errorf("delete tenant rows: %q is not a per-tenant table", name))
 			continue
 		}
-		n, err := del(ctx, tenant)
+		n, err := p.DeletePartition(ctx, tenant)
 		counts[name] = n
 		if err != nil {
 			errs = append(errs, fmt.Errorf("delete tenant rows in %s: %w", name, err))
 		}
 	}
 	return counts, errors.Join(errs...)
+}
+
+// DeleteTenantRowsUpTo deletes at most max (1..1000) of the tenant's rows in one per-tenant table and
+// reports how many, and whether rows may remain. The retention job deletes in these steps so that it can
+// stop within its time budget and checkpoint.
+func (s *Store) DeleteTenantRowsUpTo(ctx context.Context, tenant TenantID, table string, max int) (int, bool, error) {
+	p, ok := s.partitions[table]
+	if !ok {
+		return 0, false, fmt.Errorf("delete tenant rows: %q is not a per-tenant table", table)
+	}
+	n, more, err := p.DeletePartitionUpTo(ctx, tenant, max)
+	if err != nil {
+		return n, more, fmt.Errorf("delete tenant rows in %s: %w", table, err)
+	}
+	return n, more, nil
+}
+
+// CountTenantRows counts the tenant's rows in each named per-tenant table (all of TenantTables when none
+// are named), reading only row keys: the census a deletion receipt reports.
+func (s *Store) CountTenantRows(ctx context.Context, tenant TenantID, tables ...string) (map[string]int, error) {
+	if err := tenant.valid(); err != nil {
+		return nil, err
+	}
+	if len(tables) == 0 {
+		tables = TenantTables()
+	}
+	counts := make(map[string]int, len(tables))
+	for _, name := range tables {
+		p, ok := s.partitions[name]
+		if !ok {
+			return counts, fmt.Errorf("count tenant rows: %q is not a per-tenant table", name)
+		}
+		n, err := p.CountPartition(ctx, tenant)
+		if err != nil {
+			return counts, fmt.Errorf("count tenant rows in %s: %w", name, err)
+		}
+		counts[name] = n
+	}
+	return counts, nil
 }

@@ -463,11 +463,15 @@ func (t *Table[E, P]) all(ctx context.Context, page func(*ListOptions) (Page[E],
 
 // keys lists the row keys matching filter (pinned to tenant), reading no other column.
 func (t *Table[E, P]) keys(ctx context.Context, filter string, token string) ([]string, string, error) {
+	return t.keysTop(ctx, filter, token, 1000)
+}
+
+func (t *Table[E, P]) keysTop(ctx context.Context, filter string, token string, top int32) ([]string, string, error) {
 	npk, nrk, err := decodeToken(token)
 	if err != nil {
 		return nil, "", err
 	}
-	raw, next, err := t.rawPage(ctx, filter, to.Ptr("RowKey"), 1000, npk, nrk)
+	raw, next, err := t.rawPage(ctx, filter, to.Ptr("RowKey"), top, npk, nrk)
 	if err != nil {
 		return nil, "", err
 	}
@@ -488,6 +492,55 @@ func (t *Table[E, P]) DeletePartition(ctx context.Context, tenant TenantID) (int
 		return 0, err
 	}
 	return t.deleteWhere(ctx, tenant, odataFilter("PartitionKey eq ?", tenant))
+}
+
+// DeletePartitionUpTo deletes at most max (1..1000) of the tenant's rows in this table and reports how
+// many, and whether rows may remain: jobs with a time budget call it in a loop and checkpoint between calls.
+func (t *Table[E, P]) DeletePartitionUpTo(ctx context.Context, tenant TenantID, max int) (int, bool, error) {
+	if err := tenant.valid(); err != nil {
+		return 0, false, err
+	}
+	if max <= 0 || max > 1000 {
+		max = 1000
+	}
+	filter := odataFilter("PartitionKey eq ?", tenant)
+	token := ""
+	for {
+		rks, next, err := t.keysTop(ctx, filter, token, int32(max))
+		if err != nil {
+			return 0, true, err
+		}
+		// The service may answer a page with no rows and a continuation: follow it.
+		if len(rks) == 0 && next != "" {
+			token = next
+			continue
+		}
+		if len(rks) == 0 {
+			return 0, false, nil
+		}
+		n, err := t.DeleteBatch(ctx, tenant, rks)
+		return n, next != "" || err != nil, err
+	}
+}
+
+// CountPartition counts the tenant's rows in this table, reading only row keys.
+func (t *Table[E, P]) CountPartition(ctx context.Context, tenant TenantID) (int, error) {
+	if err := tenant.valid(); err != nil {
+		return 0, err
+	}
+	filter := odataFilter("PartitionKey eq ?", tenant)
+	total, token := 0, ""
+	for {
+		rks, next, err := t.keys(ctx, filter, token)
+		if err != nil {
+			return total, err
+		}
+		total += len(rks)
+		if next == "" {
+			return total, nil
+		}
+		token = next
+	}
 }
 
 // DeletePrefix deletes the tenant's rows whose RowKey starts with prefix.

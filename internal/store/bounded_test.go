@@ -1,0 +1,72 @@
+package store_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/store/storetest"
+)
+
+// The retention job deletes in bounded steps and reports a census: both must count exactly, stay in the
+// tenant's partition and say truthfully whether rows remain.
+func TestDeleteTenantRowsUpToAndCount(t *testing.T) {
+	t.Parallel()
+	c := &requestCounter{}
+	env := storetest.NewEnv(t, storetest.Options{ClientOptions: countingOptions(c)})
+	s := env.Store
+	a, b := env.NewTenant(t), env.NewTenant(t)
+	seed := func(tenant store.TenantID, n int) {
+		var es []store.LedgerEntry
+		for i := range n {
+			es = append(es, store.LedgerEntry{Resource: "r", RecordID: fmt.Sprintf("rec-%04d", i), LastModified: time.Now()})
+		}
+		if err := s.Ledger.InsertBatch(ctx, tenant, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seed(a, 250)
+	seed(b, 7)
+
+	counts, err := s.CountTenantRows(ctx, a, store.TableLedger, store.TableUsers)
+	if err != nil || counts[store.TableLedger] != 250 || counts[store.TableUsers] != 0 {
+		t.Fatalf("CountTenantRows = %v, %v; want ledger 250, users 0", counts, err)
+	}
+
+	type step struct {
+		n    int
+		more bool
+	}
+	var got []step
+	before := c.batches.Load()
+	for range 10 {
+		n, more, err := s.DeleteTenantRowsUpTo(ctx, a, store.TableLedger, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, step{n, more})
+		if !more {
+			break
+		}
+	}
+	want := []step{{100, true}, {100, true}, {50, false}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("steps = %v, want %v", got, want)
+	}
+	if batches := c.batches.Load() - before; batches != 3 {
+		t.Errorf("batches = %d, want 3 (one per step of at most 100)", batches)
+	}
+	if n, more, err := s.DeleteTenantRowsUpTo(ctx, a, store.TableLedger, 100); n != 0 || more || err != nil {
+		t.Errorf("on an empty partition = %d, %v, %v; want 0, false, nil", n, more, err)
+	}
+	if counts, _ := s.CountTenantRows(ctx, b, store.TableLedger); counts[store.TableLedger] != 7 {
+		t.Errorf("other tenant's rows = %d, want 7 untouched", counts[store.TableLedger])
+	}
+	if _, _, err := s.DeleteTenantRowsUpTo(ctx, a, store.TableDeletionReceipts, 10); err == nil {
+		t.Error("deleting receipts through the per-tenant path succeeded; receipts outlive the tenant")
+	}
+	if _, err := s.CountTenantRows(ctx, store.TenantID("not-a-guid")); err == nil {
+		t.Error("count with an invalid tenant id succeeded")
+	}
+}
