@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -36,7 +38,10 @@ type KeyVault struct {
 	log   *slog.Logger
 }
 
-var _ Store = (*KeyVault)(nil)
+var (
+	_ Store  = (*KeyVault)(nil)
+	_ Lister = (*KeyVault)(nil)
+)
 
 // NewCredential returns the credential for Key Vault (and Table Storage): a user-assigned managed
 // identity when managedIdentityClientID is set (in Azure), DefaultAzureCredential otherwise (a
@@ -80,6 +85,9 @@ func NewKeyVault(vaultURL string, cred azcore.TokenCredential, o *KeyVaultOption
 	ttl, max := o.CacheTTL, o.CacheMax
 	if ttl <= 0 {
 		ttl = 5 * time.Minute
+	}
+	if max <= 0 {
+		max = 10_000
 	}
 	kv.cache = ttlcache.New[string, string](ttl, max, nil)
 	return kv, nil
@@ -146,6 +154,29 @@ func (kv *KeyVault) Set(ctx context.Context, name, value string) error {
 			return fmt.Errorf("set secret %s: %w", name, err)
 		}
 	}
+}
+
+// List implements Lister. Key Vault has no server-side name filter: it pages through every secret's
+// properties (values are not read) and keeps the names with prefix.
+func (kv *KeyVault) List(ctx context.Context, prefix string) ([]string, error) {
+	var out []string
+	pager := kv.c.NewListSecretPropertiesPager(nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list secrets: %w", err)
+		}
+		for _, p := range page.Value {
+			if p == nil || p.ID == nil {
+				continue
+			}
+			if name := p.ID.Name(); strings.HasPrefix(name, prefix) {
+				out = append(out, name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // Delete implements Store: soft delete, wait until Key Vault reports the secret as deleted, then purge.

@@ -62,3 +62,42 @@ func TestPrefixUpperBound(t *testing.T) {
 		}
 	}
 }
+
+func TestChunkBatch(t *testing.T) {
+	t.Parallel()
+	same := func(n, size int) []int {
+		s := make([]int, n)
+		for i := range s {
+			s[i] = size
+		}
+		return s
+	}
+	const mib = 1 << 20
+	tests := []struct {
+		name  string
+		sizes []int
+		want  [][2]int
+	}{
+		{"empty", nil, nil},
+		{"one", same(1, 100), [][2]int{{0, 1}}},
+		{"100", same(100, 100), [][2]int{{0, 100}}},
+		{"101", same(101, 100), [][2]int{{0, 100}, {100, 101}}},
+		{"250", same(250, 100), [][2]int{{0, 100}, {100, 200}, {200, 250}}},
+		{"by bytes: 1 MiB entities", same(9, mib-2000), [][2]int{{0, 4}, {4, 8}, {8, 9}}},
+		{"small ones fill the rest", append(same(4, mib-2000), same(3, 10)...), [][2]int{{0, 7}}},
+		{"until the bytes run out", append(same(4, mib-2000), same(4, 1000)...), [][2]int{{0, 5}, {5, 8}}},
+	}
+	for _, tc := range tests {
+		got := chunkBatch(tc.sizes)
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+				break
+			}
+		}
+	}
+}

@@ -641,19 +641,11 @@ func (t *Table[E, P]) submit(ctx context.Context, tenant TenantID, rks []string,
 		}
 		seen[rk] = true
 	}
-	var chunks [][2]int // [start, end) into actions
-	start, size := 0, 0
+	sizes := make([]int, len(actions))
 	for i, a := range actions {
-		n := len(a.Entity) + batchSlack
-		if i > start && (i-start == maxBatchOps || size+n > maxBatchBytes) {
-			chunks = append(chunks, [2]int{start, i})
-			start, size = i, 0
-		}
-		size += n
+		sizes[i] = len(a.Entity)
 	}
-	if start < len(actions) {
-		chunks = append(chunks, [2]int{start, len(actions)})
-	}
+	chunks := chunkBatch(sizes)
 
 	var mu sync.Mutex
 	done := 0
@@ -673,6 +665,25 @@ func (t *Table[E, P]) submit(ctx context.Context, tenant TenantID, rks []string,
 	}
 	err := g.Wait()
 	return done, err
+}
+
+// chunkBatch splits operations of the given body sizes into [start, end) runs of at most maxBatchOps
+// operations and maxBatchBytes (counting per-operation overhead).
+func chunkBatch(sizes []int) [][2]int {
+	var chunks [][2]int
+	start, size := 0, 0
+	for i, s := range sizes {
+		n := s + batchSlack
+		if i > start && (i-start == maxBatchOps || size+n > maxBatchBytes) {
+			chunks = append(chunks, [2]int{start, i})
+			start, size = i, 0
+		}
+		size += n
+	}
+	if start < len(sizes) {
+		chunks = append(chunks, [2]int{start, len(sizes)})
+	}
+	return chunks
 }
 
 func (t *Table[E, P]) submitChunk(ctx context.Context, tenant TenantID, rks []string, actions []aztables.TransactionAction) (int, error) {
