@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -31,7 +33,10 @@ type File struct {
 	mu   sync.Mutex
 }
 
-var _ Store = (*File)(nil)
+var (
+	_ Store  = (*File)(nil)
+	_ Lister = (*File)(nil)
+)
 
 // NewFile opens (or will create) the secrets file at path, sealed with the base64 32-byte master key.
 func NewFile(path, masterKeyBase64 string) (*File, error) {
@@ -90,6 +95,24 @@ func (f *File) Delete(_ context.Context, name string) error {
 		return err
 	}
 	return f.modify(func(vals map[string]string) { delete(vals, name) })
+}
+
+// List implements Lister.
+func (f *File) List(_ context.Context, prefix string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	vals, err := f.load()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for name := range vals {
+		if strings.HasPrefix(name, prefix) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 func (f *File) modify(change func(map[string]string)) error {

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -109,6 +111,10 @@ func (fv *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	fv.log = append(fv.log, r.Method+" "+r.URL.Path)
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if len(parts) == 1 && parts[0] == "secrets" && r.Method == http.MethodGet {
+		fv.list(w, r)
+		return
+	}
 	if len(parts) < 2 {
 		kvError(w, http.StatusNotFound, "NotFound", "", "no such path")
 		return
@@ -186,6 +192,32 @@ func (fv *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		kvError(w, http.StatusMethodNotAllowed, "BadRequest", "", "unsupported")
 	}
+}
+
+// list answers GET /secrets like Key Vault: properties without values, at most maxresults (here 2, so
+// callers must follow nextLink) per page, in name order.
+func (fv *fakeVault) list(w http.ResponseWriter, r *http.Request) {
+	names := make([]string, 0, len(fv.live))
+	for n := range fv.live {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	skip, _ := strconv.Atoi(r.URL.Query().Get("$skiptoken"))
+	const pageSize = 2
+	end := min(skip+pageSize, len(names))
+	var items []map[string]any
+	for _, n := range names[min(skip, len(names)):end] {
+		items = append(items, map[string]any{"id": fv.host + "/secrets/" + n,
+			"attributes": map[string]any{"enabled": true, "created": 1763800000, "updated": 1763800000}})
+	}
+	body := map[string]any{"value": items}
+	if end < len(names) {
+		body["nextLink"] = fmt.Sprintf("%s/secrets?api-version=%s&$skiptoken=%d&maxresults=%d", fv.host, r.URL.Query().Get("api-version"), end, pageSize)
+	} else {
+		body["nextLink"] = nil
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 func (fv *fakeVault) requests() []string {

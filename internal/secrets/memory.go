@@ -3,6 +3,8 @@ package secrets
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 )
 
@@ -16,7 +18,10 @@ type Memory struct {
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory { return &Memory{vals: map[string]string{}} }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store  = (*Memory)(nil)
+	_ Lister = (*Memory)(nil)
+)
 
 // Get implements Store.
 func (m *Memory) Get(_ context.Context, name string) (string, error) {
@@ -53,6 +58,20 @@ func (m *Memory) Delete(_ context.Context, name string) error {
 	defer m.mu.Unlock()
 	delete(m.vals, name)
 	return nil
+}
+
+// List implements Lister.
+func (m *Memory) List(_ context.Context, prefix string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for name := range m.vals {
+		if strings.HasPrefix(name, prefix) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // Gets reports how many Get calls reached the store (tests of caches above it).

@@ -26,11 +26,22 @@ type Store interface {
 	Delete(ctx context.Context, name string) error
 }
 
+// Lister lists secret names, for deleting every secret of a tenant (retention). Every store here
+// implements it.
+type Lister interface {
+	// List returns the names of the current (not deleted) secrets that start with prefix, sorted.
+	List(ctx context.Context, prefix string) ([]string, error)
+}
+
 // Names of the app-wide secrets.
 const (
 	NotificationCertName = "notification-encryption-cert" // PKCS#12 of Graph's rich-notification certificate
 	AppClientCertName    = "app-client-cert"              // PKCS#12 of the multi-tenant app's client certificate
 )
+
+// TenantSecretPrefix starts the name of every secret that belongs to the tenant (data key, PBX credential,
+// service-user tokens), so that all of them can be found and deleted with the tenant.
+func TenantSecretPrefix(t store.TenantID) string { return "t-" + string(t) + "-" }
 
 // TenantDataKeyName names the tenant's 256-bit data key (see internal/tenantkey).
 func TenantDataKeyName(t store.TenantID) string { return "t-" + string(t) + "-datakey" }

@@ -1,0 +1,61 @@
+package secrets
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/connecthub/connecthub/internal/store"
+)
+
+// Every store lists exactly the current names under a prefix, so the retention job can delete all of a
+// tenant's secrets without knowing each name (service-user tokens carry a user id).
+func TestListByTenantPrefix(t *testing.T) {
+	t.Parallel()
+	a := store.TenantID("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")
+	b := store.TenantID("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e60")
+	su, err := ServiceUserTokenName(a, "11111111-2222-3333-4444-555555555555")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fv, srv := newFakeVault(t)
+	file, err := NewFile(filepath.Join(t.TempDir(), "s.enc"), "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stores := []struct {
+		name string
+		s    interface {
+			Store
+			Lister
+		}
+	}{
+		{"memory", NewMemory()},
+		{"file", file},
+		{"keyvault", newTestVault(t, fv, srv, &fakeCredential{})},
+	}
+	for _, tc := range stores {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			for _, n := range []string{TenantDataKeyName(a), PBXCredentialName(a), su, TenantDataKeyName(b), NotificationCertName, "gone"} {
+				if err := tc.s.Set(ctx, n, "v"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tc.s.Delete(ctx, "gone"); err != nil {
+				t.Fatal(err)
+			}
+			got, err := tc.s.List(ctx, TenantSecretPrefix(a))
+			want := []string{TenantDataKeyName(a), PBXCredentialName(a), su}
+			slices.Sort(want)
+			if err != nil || !slices.Equal(got, want) {
+				t.Errorf("List(tenant a) = %v, %v; want %v", got, err, want)
+			}
+			all, err := tc.s.List(ctx, "")
+			if err != nil || len(all) != 5 || slices.Contains(all, "gone") {
+				t.Errorf("List(\"\") = %v, %v; want the 5 current names", all, err)
+			}
+		})
+	}
+}
