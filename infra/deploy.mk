@@ -1,5 +1,5 @@
 # Admin targets for Azure, included by the top-level Makefile. Every target that touches Azure first
-# runs the offline Bicep checks. docs/admin.md explains prerequisites, order and the failover drill.
+# runs the offline Bicep checks. the README (admin section) explains prerequisites, order and the failover drill.
 #
 #   make bicepcheck                     parse and check every template offline (also part of make test)
 #   make what-if REGION=northeurope     show what a deployment would change, change nothing
@@ -27,12 +27,12 @@ check-region:
 	  *) echo "REGION must be one of: $(DEPLOY_REGIONS) (got '$(REGION)')" >&2; exit 2;; esac
 
 check-az:
-	@command -v $(AZ) >/dev/null || { echo "the Azure CLI ($(AZ)) is not installed; see docs/admin.md" >&2; exit 2; }
+	@command -v $(AZ) >/dev/null || { echo "the Azure CLI ($(AZ)) is not installed; see the README (admin section)" >&2; exit 2; }
 	@$(AZ) account show --query id -o tsv >/dev/null || { echo "not logged in: run az login" >&2; exit 2; }
 
 # The parameter files read the Entra application id from the environment.
 check-app-id:
-	@test -n "$$CONNECTHUB_APP_ID" || { echo "CONNECTHUB_APP_ID is not set (the Entra application id); see docs/admin.md" >&2; exit 2; }
+	@test -n "$$CONNECTHUB_APP_ID" || { echo "CONNECTHUB_APP_ID is not set (the Entra application id); see the README (admin section)" >&2; exit 2; }
 
 what-if: check-region check-app-id bicepcheck check-az
 	$(AZ) deployment sub what-if $(AZ_DEPLOY_ARGS)

@@ -6,7 +6,7 @@
 // Every deployment builds its region's compute (identity, network, monitoring, host storage, Function
 // App) and writes the global parts (policy, Traffic Manager) identically. The data tier (geo-replicated
 // table storage, Service Bus, Key Vault) is created by the data home region's deployment only, so that
-// region is deployed first; the other region only grants its identity access to it. docs/admin.md has
+// region is deployed first; the other region only grants its identity access to it. the README (admin section) has
 // the order, the outputs and the failover drill.
 targetScope = 'subscription'
 
@@ -48,7 +48,7 @@ param appName string = 'connecthub'
 @maxLength(36)
 param entraAppId string
 
-@description('geoReplication: messages and metadata replicated (preview). geoDr: alias with metadata only (GA). See docs/admin.md.')
+@description('geoReplication: messages and metadata replicated (preview). geoDr: alias with metadata only (GA). See the README (admin section).')
 @allowed([
   'geoReplication'
   'geoDr'
@@ -368,10 +368,6 @@ module functionApp './modules/functionapp.bicep' = {
     certificateSecretName: customDomainCertificateSecretName
     settings: {
       serviceBusNamespace: '${names.serviceBus}.servicebus.windows.net'
-      homeRegions: [
-        dataHomeRegion
-        dataHomePairedRegion
-      ]
       entraAppId: entraAppId
       version: appVersion
       handlerDeadlineSeconds: handlerDeadlineSeconds

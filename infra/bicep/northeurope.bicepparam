@@ -1,7 +1,7 @@
 // Parameters of the northeurope deployment:
 //   make deploy REGION=northeurope
 // Secrets never go here. Values that differ per installation come from the environment of the admin
-// running the deployment (see docs/admin.md).
+// running the deployment (see the README (admin section)).
 using './main.bicep'
 
 param region = 'northeurope'

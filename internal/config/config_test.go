@@ -137,3 +137,27 @@ func TestNoEnvironmentReadsOutsideConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The app settings the Bicep templates give the Function App are keys the handler reads: a setting the
+// code ignores is a configuration that silently does nothing.
+func TestBicepAppSettingsAreRead(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile("../../infra/bicep/modules/functionapp.bicep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, k := range Keys {
+		known[k.Name] = true
+	}
+	re := regexp.MustCompile(`(?m)^\s*((?:CONNECTHUB|GRAPH)_[A-Z0-9_]+)\s*:`)
+	found := re.FindAllSubmatch(src, -1)
+	if len(found) < 5 {
+		t.Fatalf("found only %d app settings in functionapp.bicep; did the layout change?", len(found))
+	}
+	for _, m := range found {
+		if !known[string(m[1])] {
+			t.Errorf("functionapp.bicep sets %s, which internal/config does not read", m[1])
+		}
+	}
+}

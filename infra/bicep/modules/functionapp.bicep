@@ -67,7 +67,6 @@ var appSettings = {
 
   CONNECTHUB_ENVIRONMENT: 'azure'
   CONNECTHUB_REGION: location
-  CONNECTHUB_HOME_REGIONS: join(settings.homeRegions, ',')
   CONNECTHUB_APP_ID: settings.entraAppId
   CONNECTHUB_VERSION: settings.version
   CONNECTHUB_INVOCATION_TIMEOUT: '${settings.handlerDeadlineSeconds}s'

@@ -4,7 +4,7 @@
 //                   promotion moves the primary role, the host name stays the same.
 //   geoDr           two namespaces paired under an alias, metadata only (GA); clients use the alias,
 //                   messages in flight at failover stay behind in the old primary.
-// docs/admin.md explains the trade-off.
+// the README (admin section) explains the trade-off.
 @description('Region the namespace was created in; a geo-replicated namespace keeps it as its ARM location.')
 @allowed([
   'northeurope'
