@@ -188,3 +188,49 @@ func TestHealth(t *testing.T) {
 		t.Errorf("health leaks a probe error: %s", body)
 	}
 }
+
+// SIGTERM (context cancelled) lets an invocation in flight finish and answer before the server stops.
+func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{})
+	release := make(chan struct{})
+	slow := QueueRoute("Slow", "message", func(context.Context, *queue.Delivery) error {
+		close(started)
+		<-release
+		return nil
+	})
+	s := NewServer([]Route{slow}, 5*time.Second, 1<<20, quietLog())
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, 0, func(a string) { addrc <- a }) }()
+	addr := <-addrc
+
+	answered := make(chan int, 1)
+	go func() {
+		resp, err := http.Post("http://"+addr+"/Slow", "application/json", strings.NewReader(`{"Data":{"message":"\"x\""},"Metadata":{}}`))
+		if err != nil {
+			answered <- -1
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	<-started
+	cancel() // SIGTERM
+	select {
+	case err := <-served:
+		t.Fatalf("server stopped with an invocation in flight: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if code := <-answered; code != http.StatusOK {
+		t.Errorf("in-flight invocation = %d, want 200", code)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve = %v, want nil after a graceful shutdown", err)
+	}
+	if _, err := http.Get("http://" + addr + "/"); err == nil {
+		t.Error("server still answers after shutdown")
+	}
+}

@@ -330,3 +330,21 @@ func BenchmarkReceive(b *testing.B) {
 		})
 	}
 }
+
+// slowQueue never answers until the caller gives up, like a Service Bus namespace that hangs.
+type slowQueue struct{}
+
+func (slowQueue) Send(ctx context.Context, _ string, _ []queue.Message) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestHandoffDeadlineIs503(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	in := New(f.intake.subs, f.intake.tokens, slowQueue{}, 50*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	err := in.Receive(context.Background(), false, f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]}))
+	if apperr.CodeOf(err) != apperr.Unavailable || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Receive = %v, want Unavailable caused by the hand-off deadline", err)
+	}
+}
