@@ -1,0 +1,849 @@
+package graphtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/graphcrypto"
+)
+
+// User is a directory user of the fake.
+type User struct {
+	ID                string   `json:"id"`
+	DisplayName       string   `json:"displayName,omitempty"`
+	UserPrincipalName string   `json:"userPrincipalName,omitempty"`
+	Mail              string   `json:"mail,omitempty"`
+	BusinessPhones    []string `json:"businessPhones"`
+	MobilePhone       string   `json:"mobilePhone,omitempty"`
+	Department        string   `json:"department,omitempty"`
+	JobTitle          string   `json:"jobTitle,omitempty"`
+	AccountEnabled    bool     `json:"accountEnabled"`
+}
+
+// Subscription is a subscription as the fake holds it, including what Graph never returns.
+type Subscription struct {
+	ID                       string
+	Tenant                   string
+	CreatorID                string // the delegated user, "" for app-only
+	ApplicationID            string
+	Resource                 string
+	ChangeType               string
+	NotificationURL          string
+	LifecycleNotificationURL string
+	ClientState              string
+	ExpiresAt                time.Time
+	IncludeResourceData      bool
+	EncryptionCertificate    string
+	EncryptionCertificateID  string
+	LatestTLS                string
+	UserIDs                  []string // presence filter ids
+	Reauthorized             int
+}
+
+// Request is one call the fake received.
+type Request struct {
+	Method   string
+	Path     string
+	Query    url.Values
+	Body     []byte
+	Identity Identity
+	Status   int
+}
+
+// Failure is an answer to inject instead of the real one.
+type Failure struct {
+	Status     int
+	RetryAfter string // Retry-After header value, "" for none
+	Code       string // Graph error code
+}
+
+// Graph is a fake Microsoft Graph v1.0 on plain HTTP at 127.0.0.1 (kiota sends tokens to localhost over
+// HTTP; everything else must be HTTPS). Tokens must come from its Authority.
+type Graph struct {
+	srv  *httptest.Server
+	auth *Authority
+	// Tokens mints the validationTokens of a rich notification for tenant (idptest in tests).
+	Tokens func(tenant string) string
+	// Client posts handshakes and notifications (to the handler under test).
+	Client *http.Client
+	// IncludeSequence puts presence's sequenceNumber into notifications and reads (default true). The
+	// documentation's decrypted sample predates the property.
+	IncludeSequence bool
+	// DeltaPageSize is the users per delta page (default 2, small to exercise paging).
+	DeltaPageSize int
+
+	mu        sync.Mutex
+	requests  []Request
+	failures  map[string][]Failure // "METHOD /path-prefix"
+	subs      map[string]*Subscription
+	nextSub   int
+	users     map[string]map[string]*User // tenant → id → user
+	removed   map[string]map[string]string
+	changes   map[string][]userChange // tenant → log
+	version   map[string]int
+	minDelta  map[string]int
+	presence  map[string]map[string]presence
+	sequence  int
+	handshake time.Duration
+}
+
+type userChange struct {
+	version int
+	id      string
+}
+
+type presence struct{ availability, activity, sequence string }
+
+// NewGraph starts a fake Graph whose tokens come from auth.
+func NewGraph(t testing.TB, auth *Authority) *Graph {
+	t.Helper()
+	g := &Graph{auth: auth, Client: &http.Client{Timeout: 15 * time.Second}, IncludeSequence: true, DeltaPageSize: 2,
+		failures: map[string][]Failure{}, subs: map[string]*Subscription{}, users: map[string]map[string]*User{},
+		removed: map[string]map[string]string{}, changes: map[string][]userChange{}, version: map[string]int{},
+		minDelta: map[string]int{}, presence: map[string]map[string]presence{}, handshake: 10 * time.Second}
+	g.srv = httptest.NewServer(http.HandlerFunc(g.serve))
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+// URL is the base URL to configure (GRAPH_BASE_URL), without /v1.0.
+func (g *Graph) URL() string { return g.srv.URL }
+
+// Requests returns the calls received so far.
+func (g *Graph) Requests() []Request {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]Request(nil), g.requests...)
+}
+
+// Count returns how many calls matched method and a path prefix (after /v1.0).
+func (g *Graph) Count(method, pathPrefix string) int {
+	n := 0
+	for _, r := range g.Requests() {
+		if r.Method == method && strings.HasPrefix(r.Path, pathPrefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// Fail makes the next calls of method on paths starting with pathPrefix (after /v1.0) fail, one per
+// Failure, before answering normally again.
+func (g *Graph) Fail(method, pathPrefix string, f ...Failure) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	k := method + " " + pathPrefix
+	g.failures[k] = append(g.failures[k], f...)
+}
+
+// Subscriptions returns copies of the live subscriptions, by id.
+func (g *Graph) Subscriptions() map[string]Subscription {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := map[string]Subscription{}
+	for id, s := range g.subs {
+		c := *s
+		c.UserIDs = append([]string(nil), s.UserIDs...)
+		out[id] = c
+	}
+	return out
+}
+
+// PutUser creates or changes a user (recorded for users delta).
+func (g *Graph) PutUser(tenant string, u User) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.users[tenant] == nil {
+		g.users[tenant] = map[string]*User{}
+	}
+	c := u
+	g.users[tenant][u.ID] = &c
+	if g.removed[tenant] != nil {
+		delete(g.removed[tenant], u.ID)
+	}
+	g.logChange(tenant, u.ID)
+}
+
+// RemoveUser deletes a user; reason is "changed" (soft delete) or "deleted".
+func (g *Graph) RemoveUser(tenant, id, reason string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.users[tenant], id)
+	if g.removed[tenant] == nil {
+		g.removed[tenant] = map[string]string{}
+	}
+	g.removed[tenant][id] = reason
+	g.logChange(tenant, id)
+}
+
+// ExpireDeltaLinks makes every delta link issued so far for tenant invalid (410 Gone).
+func (g *Graph) ExpireDeltaLinks(tenant string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.minDelta[tenant] = g.version[tenant] + 1
+}
+
+func (g *Graph) logChange(tenant, id string) {
+	g.version[tenant]++
+	g.changes[tenant] = append(g.changes[tenant], userChange{version: g.version[tenant], id: id})
+}
+
+// Presence returns a user's current presence in the fake.
+func (g *Graph) Presence(tenant, userID string) (availability, activity string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := g.presence[tenant][userID]
+	return p.availability, p.activity
+}
+
+// SetPresenceQuietly changes a presence without notifying anyone (a change during a lapse).
+func (g *Graph) SetPresenceQuietly(tenant, userID, availability, activity string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.setPresence(tenant, userID, availability, activity)
+}
+
+func (g *Graph) setPresence(tenant, userID, availability, activity string) presence {
+	if g.presence[tenant] == nil {
+		g.presence[tenant] = map[string]presence{}
+	}
+	g.sequence++
+	p := presence{availability: availability, activity: activity, sequence: fmt.Sprintf("%016X", g.sequence)}
+	g.presence[tenant][userID] = p
+	return p
+}
+
+// Delivery is one POST Graph would make to a notification URL.
+type Delivery struct {
+	URL  string
+	Body []byte
+}
+
+// SetPresence changes a user's presence and returns the rich notifications Graph would post, one per
+// subscription that covers the user, without sending them (Send does).
+func (g *Graph) SetPresence(tenant, userID, availability, activity string) ([]Delivery, error) {
+	g.mu.Lock()
+	p := g.setPresence(tenant, userID, availability, activity)
+	var subs []Subscription
+	for _, s := range g.subs {
+		if s.Tenant == tenant && contains(s.UserIDs, userID) {
+			subs = append(subs, *s)
+		}
+	}
+	g.mu.Unlock()
+	var out []Delivery
+	for _, s := range subs {
+		body, err := g.presenceNotification(s, userID, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Delivery{URL: s.NotificationURL, Body: body})
+	}
+	return out, nil
+}
+
+func (g *Graph) presenceNotification(s Subscription, userID string, p presence) ([]byte, error) {
+	resource := map[string]any{"@odata.type": "#microsoft.graph.presence", "@odata.id": "users/" + userID + "/presence",
+		"id": userID, "availability": p.availability, "activity": p.activity}
+	if g.IncludeSequence {
+		resource["sequenceNumber"] = p.sequence
+	}
+	item := map[string]any{
+		"subscriptionId": s.ID, "clientState": s.ClientState, "changeType": "updated", "tenantId": s.Tenant,
+		"resource": "communications/presences/" + userID, "organizationId": s.Tenant,
+		"subscriptionExpirationDateTime": s.ExpiresAt.Format("2006-01-02T15:04:05.0000000Z"),
+		"resourceData":                   map[string]any{"@odata.id": "users/" + userID + "/presence", "@odata.type": "#microsoft.graph.presence", "id": userID},
+	}
+	body := map[string]any{"value": []any{item}}
+	if s.IncludeResourceData {
+		der, err := base64.StdEncoding.DecodeString(s.EncryptionCertificate)
+		if err != nil {
+			return nil, fmt.Errorf("subscription certificate: %w", err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("subscription certificate: %w", err)
+		}
+		plain, _ := json.Marshal(resource)
+		ec, err := graphcrypto.EncryptLikeGraph(cert, s.EncryptionCertificateID, plain)
+		if err != nil {
+			return nil, err
+		}
+		item["encryptedContent"] = map[string]any{"data": ec.Data, "dataSignature": ec.DataSignature, "dataKey": ec.DataKey,
+			"encryptionCertificateId": ec.EncryptionCertificateID, "encryptionCertificateThumbprint": ec.EncryptionCertificateThumbprint}
+		if g.Tokens != nil {
+			body["validationTokens"] = []string{g.Tokens(s.Tenant)}
+		}
+	}
+	return json.Marshal(body)
+}
+
+// Send posts one delivery and returns the status the receiver answered.
+func (g *Graph) Send(ctx context.Context, d Delivery) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(d.Body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := g.Client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+// Notify is SetPresence followed by Send of every delivery; it fails unless each was accepted (2xx).
+func (g *Graph) Notify(ctx context.Context, tenant, userID, availability, activity string) error {
+	ds, err := g.SetPresence(tenant, userID, availability, activity)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		code, err := g.Send(ctx, d)
+		if err != nil {
+			return err
+		}
+		if code/100 != 2 {
+			return fmt.Errorf("notification answered %d", code)
+		}
+	}
+	return nil
+}
+
+// SendLifecycle posts a lifecycle notification (reauthorizationRequired, subscriptionRemoved, missed)
+// for the subscription to its lifecycleNotificationUrl.
+func (g *Graph) SendLifecycle(ctx context.Context, subID, event string) (int, error) {
+	g.mu.Lock()
+	s, ok := g.subs[subID]
+	var c Subscription
+	if ok {
+		c = *s
+	}
+	g.mu.Unlock()
+	if !ok {
+		return 0, fmt.Errorf("no subscription %s", subID)
+	}
+	return g.sendLifecycle(ctx, c, event)
+}
+
+// RemoveSubscription deletes a subscription on Graph's side and posts subscriptionRemoved.
+func (g *Graph) RemoveSubscription(ctx context.Context, subID string) (int, error) {
+	g.mu.Lock()
+	s, ok := g.subs[subID]
+	var c Subscription
+	if ok {
+		c = *s
+		delete(g.subs, subID)
+	}
+	g.mu.Unlock()
+	if !ok {
+		return 0, fmt.Errorf("no subscription %s", subID)
+	}
+	return g.sendLifecycle(ctx, c, "subscriptionRemoved")
+}
+
+func (g *Graph) sendLifecycle(ctx context.Context, s Subscription, event string) (int, error) {
+	body, _ := json.Marshal(map[string]any{"value": []any{map[string]any{
+		"subscriptionId": s.ID, "subscriptionExpirationDateTime": s.ExpiresAt.Format("2006-01-02T15:04:05.0000000Z"),
+		"tenantId": s.Tenant, "clientState": s.ClientState, "lifecycleEvent": event,
+	}}})
+	return g.Send(ctx, Delivery{URL: s.LifecycleNotificationURL, Body: body})
+}
+
+// ----- HTTP side -----
+
+type reply struct {
+	status  int
+	body    any
+	headers map[string]string
+}
+
+func (g *Graph) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	path := strings.TrimPrefix(r.URL.Path, "/v1.0")
+	who, authed := g.auth.IdentifyRequest(r)
+	rec := Request{Method: r.Method, Path: path, Query: r.URL.Query(), Body: body, Identity: who}
+	var rep reply
+	switch {
+	case !strings.HasPrefix(r.URL.Path, "/v1.0/"):
+		rep = graphError(http.StatusNotFound, "BadRequest", "Invalid version")
+	case !authed:
+		rep = graphError(http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+	default:
+		if f, ok := g.takeFailure(r.Method, path); ok {
+			rep = graphError(f.Status, cmpOr(f.Code, "TooManyRequests"), "injected failure")
+			if f.RetryAfter != "" {
+				rep.headers = map[string]string{"Retry-After": f.RetryAfter}
+			}
+		} else {
+			rep = g.route(r, path, body, who)
+		}
+	}
+	rec.Status = rep.status
+	g.mu.Lock()
+	g.requests = append(g.requests, rec)
+	g.mu.Unlock()
+	for k, v := range rep.headers {
+		w.Header().Set(k, v)
+	}
+	if rep.body == nil {
+		w.WriteHeader(rep.status)
+		return
+	}
+	writeJSON(w, rep.status, rep.body)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func (g *Graph) takeFailure(method, path string) (Failure, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for k, fs := range g.failures {
+		m, prefix, _ := strings.Cut(k, " ")
+		if m == method && strings.HasPrefix(path, prefix) && len(fs) > 0 {
+			g.failures[k] = fs[1:]
+			return fs[0], true
+		}
+	}
+	return Failure{}, false
+}
+
+func (g *Graph) route(r *http.Request, path string, body []byte, who Identity) reply {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	switch {
+	case r.Method == http.MethodGet && (path == "/users/delta" || path == "/users/delta()"):
+		return g.usersDelta(r, who)
+	case r.Method == http.MethodGet && len(parts) == 2 && parts[0] == "users":
+		return g.getUser(r, who, parts[1])
+	case r.Method == http.MethodPost && path == "/subscriptions":
+		return g.createSubscription(r.Context(), body, who)
+	case r.Method == http.MethodGet && path == "/subscriptions":
+		return g.listSubscriptions(who)
+	case len(parts) == 2 && parts[0] == "subscriptions":
+		return g.subscriptionItem(r.Method, parts[1], body, who)
+	case r.Method == http.MethodPost && len(parts) == 3 && parts[0] == "subscriptions" && parts[2] == "reauthorize":
+		return g.reauthorize(parts[1], who)
+	case r.Method == http.MethodPost && path == "/communications/getPresencesByUserId":
+		return g.getPresences(body, who)
+	}
+	return graphError(http.StatusBadRequest, "BadRequest", "Resource not found for the segment.")
+}
+
+func graphError(status int, code, msg string) reply {
+	return reply{status: status, body: map[string]any{"error": map[string]any{"code": code, "message": msg,
+		"innerError": map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "request-id": randomString("req"),
+			"client-request-id": randomString("creq")}}}}
+}
+
+func (g *Graph) context(fragment string) string {
+	return "https://graph.microsoft.com/v1.0/$metadata#" + fragment
+}
+
+func userJSON(u *User, sel []string) map[string]any {
+	raw, _ := json.Marshal(u)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	if len(sel) == 0 {
+		return m
+	}
+	out := map[string]any{"id": u.ID}
+	for _, s := range sel {
+		if v, ok := m[s]; ok {
+			out[s] = v
+		} else {
+			out[s] = nil
+		}
+	}
+	return out
+}
+
+func selectOf(r *http.Request) []string {
+	s := r.URL.Query().Get("$select")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func (g *Graph) getUser(r *http.Request, who Identity, id string) reply {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	u, ok := g.users[who.Tenant][id]
+	if !ok {
+		return graphError(http.StatusNotFound, "Request_ResourceNotFound",
+			fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", id))
+	}
+	m := userJSON(u, selectOf(r))
+	m["@odata.context"] = g.context("users/$entity")
+	return reply{status: http.StatusOK, body: m}
+}
+
+// usersDelta serves a full enumeration (no token), a resumption ($deltatoken=<version>: the users changed
+// since) and the pages of either ($skiptoken=<mode>.<since>.<upto>.<offset>.<select>).
+func (g *Graph) usersDelta(r *http.Request, who Identity) reply {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	q := r.URL.Query()
+	tenant := who.Tenant
+	sel := selectOf(r)
+	mode, since, upto, off := "e", 0, g.version[tenant], 0
+	switch {
+	case q.Get("$deltatoken") != "":
+		v, err := strconv.Atoi(q.Get("$deltatoken"))
+		if err != nil || v < g.minDelta[tenant] {
+			return graphError(http.StatusGone, "syncStateNotFound", "The sync state is no longer valid; resync.")
+		}
+		mode, since = "c", v
+	case q.Get("$skiptoken") != "":
+		tok := strings.SplitN(q.Get("$skiptoken"), ".", 5)
+		if len(tok) != 5 {
+			return graphError(http.StatusBadRequest, "BadRequest", "bad skiptoken")
+		}
+		mode = tok[0]
+		since, _ = strconv.Atoi(tok[1])
+		upto, _ = strconv.Atoi(tok[2])
+		off, _ = strconv.Atoi(tok[3])
+		sel = nil
+		if tok[4] != "" {
+			sel = strings.Split(tok[4], ",")
+		}
+	}
+	var ids []string
+	if mode == "e" {
+		for id := range g.users[tenant] {
+			ids = append(ids, id)
+		}
+	} else {
+		seen := map[string]bool{}
+		for _, c := range g.changes[tenant] {
+			if c.version > since && c.version <= upto && !seen[c.id] {
+				seen[c.id] = true
+				ids = append(ids, c.id)
+			}
+		}
+	}
+	sort.Strings(ids)
+	size := g.DeltaPageSize
+	if size <= 0 {
+		size = 2
+	}
+	off = min(off, len(ids))
+	end := min(off+size, len(ids))
+	value := []any{}
+	for _, id := range ids[off:end] {
+		if u, ok := g.users[tenant][id]; ok {
+			value = append(value, userJSON(u, sel))
+			continue
+		}
+		value = append(value, map[string]any{"id": id, "@removed": map[string]any{"reason": cmpOr(g.removed[tenant][id], "deleted")}})
+	}
+	body := map[string]any{"@odata.context": g.context("users(" + strings.Join(sel, ",") + ")"), "value": value}
+	if end < len(ids) {
+		body["@odata.nextLink"] = fmt.Sprintf("%s/v1.0/users/delta?$skiptoken=%s.%d.%d.%d.%s", g.srv.URL, mode, since, upto, end, strings.Join(sel, ","))
+	} else {
+		body["@odata.deltaLink"] = fmt.Sprintf("%s/v1.0/users/delta?$deltatoken=%d", g.srv.URL, upto)
+	}
+	return reply{status: http.StatusOK, body: body}
+}
+
+var presenceFilterRE = regexp.MustCompile(`^/?communications/presences\?\$filter=id in \((.*)\)$`)
+
+// PresenceResource is the subscription resource for user ids, as Graph documents it.
+func PresenceResource(ids []string) string {
+	q := make([]string, len(ids))
+	for i, id := range ids {
+		q[i] = "'" + id + "'"
+	}
+	return "/communications/presences?$filter=id in (" + strings.Join(q, ",") + ")"
+}
+
+// ParsePresenceResource returns the user ids of a presence subscription resource.
+func ParsePresenceResource(resource string) ([]string, bool) {
+	m := presenceFilterRE.FindStringSubmatch(resource)
+	if m == nil {
+		return nil, false
+	}
+	var ids []string
+	for _, p := range strings.Split(m[1], ",") {
+		p = strings.TrimSpace(p)
+		if len(p) < 3 || p[0] != '\'' || p[len(p)-1] != '\'' {
+			return nil, false
+		}
+		ids = append(ids, p[1:len(p)-1])
+	}
+	return ids, true
+}
+
+type subscriptionWire struct {
+	ID                        string  `json:"id,omitempty"`
+	Resource                  string  `json:"resource"`
+	ApplicationID             string  `json:"applicationId,omitempty"`
+	ChangeType                string  `json:"changeType"`
+	ClientState               *string `json:"clientState"`
+	NotificationURL           string  `json:"notificationUrl"`
+	LifecycleNotificationURL  *string `json:"lifecycleNotificationUrl"`
+	ExpirationDateTime        string  `json:"expirationDateTime"`
+	CreatorID                 string  `json:"creatorId,omitempty"`
+	IncludeResourceData       *bool   `json:"includeResourceData"`
+	LatestSupportedTLSVersion *string `json:"latestSupportedTlsVersion"`
+	EncryptionCertificate     *string `json:"encryptionCertificate"`
+	EncryptionCertificateID   *string `json:"encryptionCertificateId"`
+	NotificationQueryOptions  *string `json:"notificationQueryOptions"`
+	NotificationURLAppID      *string `json:"notificationUrlAppId"`
+}
+
+func (g *Graph) wire(s *Subscription) map[string]any {
+	lc := &s.LifecycleNotificationURL
+	if s.LifecycleNotificationURL == "" {
+		lc = nil
+	}
+	ird := s.IncludeResourceData
+	w := subscriptionWire{ID: s.ID, Resource: s.Resource, ApplicationID: s.ApplicationID, ChangeType: s.ChangeType,
+		NotificationURL: s.NotificationURL, LifecycleNotificationURL: lc, CreatorID: s.CreatorID,
+		ExpirationDateTime: s.ExpiresAt.UTC().Format("2006-01-02T15:04:05.0000000Z"), IncludeResourceData: &ird,
+		LatestSupportedTLSVersion: &s.LatestTLS}
+	if s.EncryptionCertificateID != "" {
+		w.EncryptionCertificateID = &s.EncryptionCertificateID
+	}
+	raw, _ := json.Marshal(w)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	m["@odata.context"] = g.context("subscriptions/$entity")
+	return m
+}
+
+// MaxPresenceLifetime is Graph's limit for presence subscriptions.
+const MaxPresenceLifetime = 60 * time.Minute
+
+func (g *Graph) createSubscription(ctx context.Context, body []byte, who Identity) reply {
+	var in subscriptionWire
+	if err := json.Unmarshal(body, &in); err != nil {
+		return graphError(http.StatusBadRequest, "BadRequest", "Unable to read JSON request payload.")
+	}
+	exp, err := time.Parse(time.RFC3339Nano, in.ExpirationDateTime)
+	if err != nil {
+		return graphError(http.StatusBadRequest, "BadRequest", "expirationDateTime is required")
+	}
+	s := &Subscription{Tenant: who.Tenant, CreatorID: who.UserID, ApplicationID: who.ClientID, Resource: in.Resource,
+		ChangeType: in.ChangeType, NotificationURL: in.NotificationURL, ExpiresAt: exp.UTC()}
+	if in.ClientState != nil {
+		s.ClientState = *in.ClientState
+	}
+	if in.LifecycleNotificationURL != nil {
+		s.LifecycleNotificationURL = *in.LifecycleNotificationURL
+	}
+	if in.LatestSupportedTLSVersion != nil {
+		s.LatestTLS = *in.LatestSupportedTLSVersion
+	}
+	if in.IncludeResourceData != nil && *in.IncludeResourceData {
+		s.IncludeResourceData = true
+		if in.EncryptionCertificate == nil || in.EncryptionCertificateID == nil || *in.EncryptionCertificateID == "" {
+			return graphError(http.StatusBadRequest, "ExtensionError", "encryptionCertificate and encryptionCertificateId are required with includeResourceData")
+		}
+		der, err := base64.StdEncoding.DecodeString(*in.EncryptionCertificate)
+		if _, perr := x509.ParseCertificate(der); err != nil || perr != nil {
+			return graphError(http.StatusBadRequest, "ExtensionError", "encryptionCertificate is not a base64 X.509 certificate")
+		}
+		s.EncryptionCertificate, s.EncryptionCertificateID = *in.EncryptionCertificate, *in.EncryptionCertificateID
+	}
+	if ids, ok := ParsePresenceResource(s.Resource); ok {
+		switch {
+		case who.AppOnly():
+			return graphError(http.StatusForbidden, "ExtensionError", "Operation: Create; Exception: [Presence subscriptions need delegated permissions]")
+		case len(ids) > 650:
+			return graphError(http.StatusBadRequest, "ExtensionError", "Too many ids in the filter; the limit is 650")
+		case exp.After(time.Now().Add(MaxPresenceLifetime + time.Minute)):
+			return graphError(http.StatusBadRequest, "ExtensionError", "Subscription expiration can only be 60 minutes in the future.")
+		case s.ChangeType != "updated":
+			return graphError(http.StatusBadRequest, "ExtensionError", "changeType must be updated for presence")
+		}
+		s.UserIDs = ids
+	} else if strings.Contains(s.Resource, "presences") {
+		return graphError(http.StatusBadRequest, "ExtensionError", "Invalid presence filter")
+	}
+	g.mu.Lock()
+	for _, o := range g.subs {
+		if o.Tenant != s.Tenant || o.ApplicationID != s.ApplicationID {
+			continue
+		}
+		if o.Resource == s.Resource && o.ChangeType == s.ChangeType && o.CreatorID == s.CreatorID {
+			g.mu.Unlock()
+			return graphError(http.StatusConflict, "ExtensionError", "A subscription for this resource and change type exists")
+		}
+		if s.UserIDs != nil && o.UserIDs != nil && o.CreatorID == s.CreatorID {
+			g.mu.Unlock()
+			return graphError(http.StatusForbidden, "ExtensionError", "The limit of one presence subscription per application and user has been reached")
+		}
+	}
+	g.mu.Unlock()
+
+	// Graph checks both URLs answer the handshake before it creates anything.
+	for _, u := range []string{s.NotificationURL, s.LifecycleNotificationURL} {
+		if u == "" {
+			continue
+		}
+		if err := g.validate(ctx, u); err != nil {
+			return graphError(http.StatusBadRequest, "ValidationError", "Subscription validation request failed. "+err.Error())
+		}
+	}
+	g.mu.Lock()
+	g.nextSub++
+	s.ID = fmt.Sprintf("%08x-0000-4000-8000-%012x", g.nextSub, time.Now().UnixNano()&0xffffffffffff)
+	g.subs[s.ID] = s
+	out := g.wire(s)
+	g.mu.Unlock()
+	return reply{status: http.StatusCreated, body: out}
+}
+
+// validate performs the handshake exactly as Graph does: POST url?validationToken=..., expect 200 with
+// the token as text/plain within 10 s.
+func (g *Graph) validate(ctx context.Context, target string) error {
+	token := "Validation: Testing client application reachability for subscription Request-Id: " + randomString("r")
+	u, err := url.Parse(target)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("notification URL is not an absolute URL")
+	}
+	q := u.Query()
+	q.Set("validationToken", token)
+	u.RawQuery = q.Encode()
+	ctx, cancel := context.WithTimeout(ctx, g.handshake)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	resp, err := g.Client.Do(req)
+	if err != nil {
+		return fmt.Errorf("validation request: %v", err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK || string(got) != token || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		return fmt.Errorf("response %d %q did not echo the token", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return nil
+}
+
+func (g *Graph) visible(s *Subscription, who Identity) bool {
+	return s.Tenant == who.Tenant && s.ApplicationID == who.ClientID && (who.AppOnly() || s.CreatorID == who.UserID)
+}
+
+func (g *Graph) listSubscriptions(who Identity) reply {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var ids []string
+	for id, s := range g.subs {
+		if g.visible(s, who) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	value := []any{}
+	for _, id := range ids {
+		w := g.wire(g.subs[id])
+		delete(w, "@odata.context")
+		value = append(value, w)
+	}
+	return reply{status: http.StatusOK, body: map[string]any{"@odata.context": g.context("subscriptions"), "value": value}}
+}
+
+func (g *Graph) subscriptionItem(method, id string, body []byte, who Identity) reply {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s, ok := g.subs[id]
+	if !ok || !g.visible(s, who) {
+		return graphError(http.StatusNotFound, "ResourceNotFound", "The object was not found.")
+	}
+	switch method {
+	case http.MethodGet:
+		return reply{status: http.StatusOK, body: g.wire(s)}
+	case http.MethodDelete:
+		delete(g.subs, id)
+		return reply{status: http.StatusNoContent}
+	case http.MethodPatch:
+		var in struct {
+			ExpirationDateTime string `json:"expirationDateTime"`
+		}
+		if err := json.Unmarshal(body, &in); err != nil {
+			return graphError(http.StatusBadRequest, "BadRequest", "Unable to read JSON request payload.")
+		}
+		exp, err := time.Parse(time.RFC3339Nano, in.ExpirationDateTime)
+		if err != nil {
+			return graphError(http.StatusBadRequest, "BadRequest", "expirationDateTime is required")
+		}
+		if s.UserIDs != nil && exp.After(time.Now().Add(MaxPresenceLifetime+time.Minute)) {
+			return graphError(http.StatusBadRequest, "ExtensionError", "Subscription expiration can only be 60 minutes in the future.")
+		}
+		s.ExpiresAt = exp.UTC()
+		return reply{status: http.StatusOK, body: g.wire(s)}
+	}
+	return graphError(http.StatusMethodNotAllowed, "BadRequest", "method not allowed")
+}
+
+func (g *Graph) reauthorize(id string, who Identity) reply {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s, ok := g.subs[id]
+	if !ok || !g.visible(s, who) {
+		return graphError(http.StatusNotFound, "ResourceNotFound", "The object was not found.")
+	}
+	s.Reauthorized++
+	return reply{status: http.StatusNoContent}
+}
+
+func (g *Graph) getPresences(body []byte, who Identity) reply {
+	var in struct {
+		IDs []string `json:"ids"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return graphError(http.StatusBadRequest, "BadRequest", "Unable to read JSON request payload.")
+	}
+	if len(in.IDs) > 650 {
+		return graphError(http.StatusBadRequest, "BadRequest", "The number of ids exceeds 650")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	value := []any{}
+	for _, id := range in.IDs {
+		p, ok := g.presence[who.Tenant][id]
+		if !ok {
+			p = presence{availability: "PresenceUnknown", activity: "PresenceUnknown"}
+		}
+		m := map[string]any{"id": id, "availability": p.availability, "activity": p.activity,
+			"statusMessage": nil, "outOfOfficeSettings": map[string]any{"message": nil, "isOutOfOffice": false}}
+		if g.IncludeSequence && p.sequence != "" {
+			m["sequenceNumber"] = p.sequence
+		}
+		value = append(value, m)
+	}
+	return reply{status: http.StatusOK, body: map[string]any{"@odata.context": g.context("Collection(microsoft.graph.presence)"), "value": value}}
+}
+
+func contains(ids []string, id string) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
