@@ -46,14 +46,7 @@ type HTTPRequest struct {
 }
 
 // Header returns the first value of a header, case-insensitively.
-func (r *HTTPRequest) Header(name string) string {
-	for k, v := range r.Headers {
-		if strings.EqualFold(k, name) && len(v) > 0 {
-			return v[0]
-		}
-	}
-	return ""
-}
+func (r *HTTPRequest) Header(name string) string { return firstHeader(r.Headers, name) }
 
 // HTTPResponse is the value of an http output binding.
 type HTTPResponse struct {
@@ -143,6 +136,62 @@ func DecodeHTTPRequest(raw json.RawMessage) (*HTTPRequest, error) {
 		}
 	}
 	return out, nil
+}
+
+// fastHTTPEnvelope is the common shape of an HTTP invocation: Query an object, Headers arrays, Body text.
+type fastHTTPEnvelope struct {
+	Data map[string]struct {
+		URL     string              `json:"Url"`
+		Method  string              `json:"Method"`
+		Query   map[string]string   `json:"Query"`
+		Headers map[string][]string `json:"Headers"`
+		Params  map[string]string   `json:"Params"`
+		Body    *string             `json:"Body"`
+	} `json:"Data"`
+}
+
+// decodeHTTPEnvelope decodes an HTTP invocation in one pass when it has the common shape, and otherwise
+// with DecodeHTTPRequest, which accepts every shape a host sends.
+func decodeHTTPEnvelope(envelope []byte, binding string) (*HTTPRequest, error) {
+	var fast fastHTTPEnvelope
+	if err := json.Unmarshal(envelope, &fast); err == nil {
+		if r, ok := fast.Data[binding]; ok && !isBinaryContent(firstHeader(r.Headers, "Content-Type")) {
+			out := &HTTPRequest{URL: r.URL, Method: strings.ToUpper(r.Method), Params: r.Params, Headers: r.Headers, Query: url.Values{}}
+			if out.Headers == nil {
+				out.Headers = map[string][]string{}
+			}
+			for k, v := range r.Query {
+				out.Query.Set(k, v)
+			}
+			if r.Query == nil {
+				if u, err := url.Parse(r.URL); err == nil {
+					out.Query = u.Query()
+				}
+			}
+			if r.Body != nil {
+				out.Body = []byte(*r.Body)
+			}
+			return out, nil
+		}
+	}
+	var req InvokeRequest
+	if err := json.Unmarshal(envelope, &req); err != nil {
+		return nil, fmt.Errorf("decode envelope: %w", err)
+	}
+	raw, ok := req.Data[binding]
+	if !ok {
+		return nil, fmt.Errorf("no data for binding %q", binding)
+	}
+	return DecodeHTTPRequest(raw)
+}
+
+func firstHeader(h map[string][]string, name string) string {
+	for k, v := range h {
+		if strings.EqualFold(k, name) && len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
 }
 
 func isBinaryContent(ct string) bool {

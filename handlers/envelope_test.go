@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -151,5 +152,44 @@ func BenchmarkEncodeHTTPResponse(b *testing.B) {
 		if _, err := json.Marshal(res); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkDecodeHTTPEnvelope decodes what the host sends for a 50-item notification POST (~170 KB body).
+func BenchmarkDecodeHTTPEnvelope(b *testing.B) {
+	item := `{"subscriptionId":"8d0b2b5c-1111-2222-3333-444444444444","clientState":"c2VjcmV0LWNsaWVudC1zdGF0ZS12YWx1ZS0xMjM0NTY3ODkw","changeType":"updated","resource":"communications/presences('u')","tenantId":"aaaaaaaa-0000-4000-8000-000000000001","resourceData":{"@odata.type":"#Microsoft.Graph.presence","id":"u"},"encryptedContent":{"data":"` + strings.Repeat("QUJD", 700) + `","dataKey":"` + strings.Repeat("a2V5", 86) + `","dataSignature":"c2lnbmF0dXJl","encryptionCertificateId":"notification-encryption-cert","encryptionCertificateThumbprint":"AB"}}`
+	body := `{"value":[` + strings.TrimSuffix(strings.Repeat(item+",", 50), ",") + `]}`
+	req, _ := json.Marshal(map[string]any{"Url": "http://h/api/graph/notifications", "Method": "POST", "Query": map[string]string{},
+		"Headers": map[string][]string{"Content-Type": {"application/json"}}, "Body": body})
+	env, _ := json.Marshal(map[string]any{"Data": map[string]json.RawMessage{"req": req}, "Metadata": map[string]any{}})
+	b.SetBytes(int64(len(env)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := decodeHTTPEnvelope(env, "req")
+		if err != nil || len(r.Body) != len(body) {
+			b.Fatalf("decode: %v", err)
+		}
+	}
+}
+
+// The one-pass decoder and the tolerant fallback agree on every shape a host sends.
+func TestDecodeHTTPEnvelopeShapes(t *testing.T) {
+	t.Parallel()
+	for _, req := range []string{
+		`{"Url":"http://h/x?validationToken=a%20b","Method":"post","Query":{"validationToken":"a b"},"Headers":{"Content-Type":["text/plain"]},"Body":"hi"}`,
+		`{"Url":"http://h/x","Method":"POST","Query":"?validationToken=a%20b","Headers":{"Content-Type":"text/plain"},"Body":"hi"}`,
+		`{"Url":"http://h/x?validationToken=a%20b","Method":"POST","Headers":{"content-type":["text/plain"]},"Body":"hi"}`,
+	} {
+		env := `{"Data":{"req":` + req + `},"Metadata":{}}`
+		got, err := decodeHTTPEnvelope([]byte(env), "req")
+		if err != nil {
+			t.Fatalf("%s: %v", req, err)
+		}
+		if got.Query.Get("validationToken") != "a b" || string(got.Body) != "hi" || got.Method != "POST" || got.Header("Content-Type") != "text/plain" {
+			t.Errorf("%s: got %+v", req, got)
+		}
+	}
+	if _, err := decodeHTTPEnvelope([]byte(`{"Data":{"other":{}}}`), "req"); err == nil {
+		t.Error("missing binding must fail")
 	}
 }

@@ -29,22 +29,28 @@ type Route struct {
 	Trigger string
 	Binding string
 	Out     string
-	invoke  func(ctx context.Context, req *InvokeRequest) (*InvokeResponse, error)
+	// decode turns the envelope into what invoke needs; it runs before the deadline starts so a
+	// malformed envelope is answered 400 at once.
+	decode func(envelope []byte) (any, error)
+	invoke func(ctx context.Context, decoded any) (*InvokeResponse, error)
 }
 
-// HTTPRoute adapts a typed HTTP handler.
+func decodeEnvelope(envelope []byte) (any, error) {
+	var req InvokeRequest
+	if err := json.Unmarshal(envelope, &req); err != nil {
+		return nil, err
+	}
+	return &req, nil
+}
+
+// HTTPRoute adapts a typed HTTP handler. Its envelope is decoded in one pass into a typed struct (the
+// body of a 50-item notification POST is ~170 KB, and every extra JSON pass over it costs ~0.5 ms on the
+// webhook's hot path); hosts that send an unusual shape fall back to the tolerant decoder.
 func HTTPRoute(name, binding, out string, h func(context.Context, *HTTPRequest) HTTPResponse) Route {
 	return Route{Name: name, Trigger: HTTPTrigger, Binding: binding, Out: out,
-		invoke: func(ctx context.Context, req *InvokeRequest) (*InvokeResponse, error) {
-			raw, ok := req.Data[binding]
-			if !ok {
-				return nil, fmt.Errorf("no data for binding %q", binding)
-			}
-			hr, err := DecodeHTTPRequest(raw)
-			if err != nil {
-				return nil, err
-			}
-			res := h(ctx, hr)
+		decode: func(envelope []byte) (any, error) { return decodeHTTPEnvelope(envelope, binding) },
+		invoke: func(ctx context.Context, decoded any) (*InvokeResponse, error) {
+			res := h(ctx, decoded.(*HTTPRequest))
 			return &InvokeResponse{Outputs: map[string]any{out: res}, Logs: []string{}}, nil
 		}}
 }
@@ -52,9 +58,9 @@ func HTTPRoute(name, binding, out string, h func(context.Context, *HTTPRequest) 
 // QueueRoute adapts a Service Bus handler. An error fails the invocation, so the host abandons the
 // message: Service Bus redelivers it and dead-letters it after the queue's MaxDeliveryCount.
 func QueueRoute(name, binding string, h func(context.Context, *queue.Delivery) error) Route {
-	return Route{Name: name, Trigger: ServiceBusTrigger, Binding: binding,
-		invoke: func(ctx context.Context, req *InvokeRequest) (*InvokeResponse, error) {
-			m, err := DecodeServiceBus(req, binding)
+	return Route{Name: name, Trigger: ServiceBusTrigger, Binding: binding, decode: decodeEnvelope,
+		invoke: func(ctx context.Context, decoded any) (*InvokeResponse, error) {
+			m, err := DecodeServiceBus(decoded.(*InvokeRequest), binding)
 			if err != nil {
 				return nil, err
 			}
@@ -68,9 +74,9 @@ func QueueRoute(name, binding string, h func(context.Context, *queue.Delivery) e
 // TimerRoute adapts a timer handler. Jobs collect their per-item failures and return them joined; the
 // invocation then fails so that the failure is visible in the host's logs and metrics.
 func TimerRoute(name, binding string, h func(context.Context, *TimerInfo) error) Route {
-	return Route{Name: name, Trigger: TimerTrigger, Binding: binding,
-		invoke: func(ctx context.Context, req *InvokeRequest) (*InvokeResponse, error) {
-			t, err := DecodeTimer(req, binding)
+	return Route{Name: name, Trigger: TimerTrigger, Binding: binding, decode: decodeEnvelope,
+		invoke: func(ctx context.Context, decoded any) (*InvokeResponse, error) {
+			t, err := DecodeTimer(decoded.(*InvokeRequest), binding)
 			if err != nil {
 				return nil, err
 			}
@@ -140,10 +146,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "envelope too large or unreadable", http.StatusRequestEntityTooLarge)
 		return
 	}
-	var req InvokeRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		log.Warn("invocation envelope not json")
-		http.Error(w, "envelope is not json", http.StatusBadRequest)
+	req, err := route.decode(body)
+	if err != nil {
+		log.Warn("invocation envelope not decodable", "error", err)
+		http.Error(w, "envelope is not a valid invocation", http.StatusBadRequest)
 		return
 	}
 
@@ -161,7 +167,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				done <- result{err: fmt.Errorf("panic: %v", p)}
 			}
 		}()
-		res, err := route.invoke(ctx, &req)
+		res, err := route.invoke(ctx, req)
 		done <- result{res, err}
 	}()
 	// The handler is one process for every function: an invocation that ignores its context must not
