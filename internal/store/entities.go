@@ -36,6 +36,7 @@ type Tenant struct {
 	CancelledAt       time.Time
 	ServiceUserID     string // Entra object id of the delegated service user
 	PBXKind           string // connector, e.g. "ringcentral"
+	PresenceMap       string // the tenant's overrides of the presence → PBX state mapping (presence.ParseMapping)
 	BookingWindowDays int
 	PurchasedLicenses int
 	HomeRegion        string // EU region where the tenant's data lives
@@ -62,6 +63,7 @@ func (t *Tenant) encode(e *encoder) {
 	e.time("CancelledAt", t.CancelledAt)
 	e.str("ServiceUserID", t.ServiceUserID)
 	e.str("PBXKind", t.PBXKind)
+	e.str("PresenceMap", t.PresenceMap)
 	e.int("BookingWindowDays", int64(t.BookingWindowDays))
 	e.int("PurchasedLicenses", int64(t.PurchasedLicenses))
 	e.str("HomeRegion", t.HomeRegion)
@@ -79,6 +81,7 @@ func (t *Tenant) decode(d *decoder) {
 	t.CancelledAt = d.time("CancelledAt")
 	t.ServiceUserID = d.str("ServiceUserID")
 	t.PBXKind = d.str("PBXKind")
+	t.PresenceMap = d.str("PresenceMap")
 	t.BookingWindowDays = d.intN("BookingWindowDays")
 	t.PurchasedLicenses = d.intN("PurchasedLicenses")
 	t.HomeRegion = d.str("HomeRegion")
@@ -145,6 +148,7 @@ type Presence struct {
 	Activity     string // Graph activity, e.g. "InACall"
 	Source       string // "teams" or "pbx": which side reported it
 	PBXState     string // state last pushed to the PBX, to skip duplicate pushes
+	Sequence     string // Graph's sequenceNumber of this state, to drop out-of-order notifications
 	ChangedAt    time.Time
 }
 
@@ -155,6 +159,7 @@ func (p *Presence) encode(e *encoder) {
 	e.str("Activity", p.Activity)
 	e.str("Source", p.Source)
 	e.str("PBXState", p.PBXState)
+	e.str("Sequence", p.Sequence)
 	e.time("ChangedAt", p.ChangedAt)
 }
 func (p *Presence) decode(d *decoder) {
@@ -162,6 +167,7 @@ func (p *Presence) decode(d *decoder) {
 	p.Activity = d.str("Activity")
 	p.Source = d.str("Source")
 	p.PBXState = d.str("PBXState")
+	p.Sequence = d.str("Sequence")
 	p.ChangedAt = d.time("ChangedAt")
 }
 

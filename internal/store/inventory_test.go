@@ -31,6 +31,7 @@ var inventoried = []struct {
 	{TableAuthorisations, &Authorisation{}},
 	{TableIncidents, &Incident{}},
 	{TableJobs, &Job{}},
+	{TableServiceUsers, &ServiceUser{}},
 	{TableDeletionReceipts, &DeletionReceipt{}},
 }
 

@@ -184,6 +184,9 @@ func TestEveryTableCRUDAndTenantIsolation(t *testing.T) {
 		}},
 		{store.TableIncidents, func(t *testing.T) { crudAndIsolation(t, s.Incidents, store.RowKeyOf[store.Incident], a, b) }},
 		{store.TableJobs, func(t *testing.T) { crudAndIsolation(t, s.Jobs, store.RowKeyOf[store.Job], a, b) }},
+		{store.TableServiceUsers, func(t *testing.T) {
+			crudAndIsolation(t, s.ServiceUsers, store.RowKeyOf[store.ServiceUser], a, b)
+		}},
 		{store.TableDeletionReceipts, func(t *testing.T) {
 			crudAndIsolation(t, s.Receipts.ReceiptTable(), store.RowKeyOf[store.DeletionReceipt], a, b)
 		}},

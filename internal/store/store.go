@@ -72,6 +72,7 @@ type Store struct {
 	Authorisations *Table[Authorisation, *Authorisation]
 	Incidents      *Table[Incident, *Incident]
 	Jobs           *JobTable
+	ServiceUsers   *Table[ServiceUser, *ServiceUser]
 	Receipts       *ReceiptLog
 
 	// partitions reach one tenant's partition of each per-tenant table, by logical table name.
@@ -132,6 +133,7 @@ func newStore(svc *aztables.ServiceClient, o Options) (*Store, error) {
 	s.Authorisations = newTable[Authorisation](s, TableAuthorisations)
 	s.Incidents = newTable[Incident](s, TableIncidents)
 	s.Jobs = &JobTable{newTable[Job](s, TableJobs)}
+	s.ServiceUsers = newTable[ServiceUser](s, TableServiceUsers)
 	s.Receipts = &ReceiptLog{t: newTable[DeletionReceipt](s, TableDeletionReceipts)}
 	s.partitions = map[string]partition{
 		TableTenants:        s.Tenants.t,
@@ -147,6 +149,7 @@ func newStore(svc *aztables.ServiceClient, o Options) (*Store, error) {
 		TableAuthorisations: s.Authorisations,
 		TableIncidents:      s.Incidents,
 		TableJobs:           s.Jobs,
+		TableServiceUsers:   s.ServiceUsers,
 	}
 	return s, nil
 }
@@ -155,7 +158,7 @@ func newStore(svc *aztables.ServiceClient, o Options) (*Store, error) {
 // DeleteTenantRows empties them: the tenant row last, so a crash midway leaves it to drive a retry.
 func TenantTables() []string {
 	return []string{TableUsers, TablePresence, TableSubscriptions, TableLedger, TableSyncErrors, TableBookings,
-		TableLicenses, TableBilling, TableAudit, TableAuthorisations, TableIncidents, TableJobs, TableTenants}
+		TableLicenses, TableBilling, TableAudit, TableAuthorisations, TableIncidents, TableJobs, TableServiceUsers, TableTenants}
 }
 
 func allTables() []string { return append(TenantTables(), TableDeletionReceipts) }
