@@ -70,3 +70,31 @@ func TestDeleteTenantRowsUpToAndCount(t *testing.T) {
 		t.Error("count with an invalid tenant id succeeded")
 	}
 }
+
+func TestTenantRegistryUpdateOrCreate(t *testing.T) {
+	t.Parallel()
+	env := storetest.NewEnv(t, storetest.Options{})
+	s := env.Store
+	id := storetest.NewTenantID(t)
+	var sawExists []bool
+	for _, n := range []int{5, 7} {
+		got, err := s.Tenants.UpdateOrCreate(ctx, id, func(t *store.Tenant, exists bool) error {
+			sawExists = append(sawExists, exists)
+			t.State, t.PurchasedLicenses = store.TenantPending, n
+			return nil
+		})
+		if err != nil || got.ID != id || got.PurchasedLicenses != n {
+			t.Fatalf("UpdateOrCreate = %+v, %v", got, err)
+		}
+	}
+	if fmt.Sprint(sawExists) != "[false true]" {
+		t.Errorf("exists = %v, want [false true]", sawExists)
+	}
+	other := storetest.NewTenantID(t)
+	if _, err := s.Tenants.UpdateOrCreate(ctx, id, func(t *store.Tenant, _ bool) error { t.ID = other; return nil }); err == nil {
+		t.Error("UpdateOrCreate that changed the id succeeded")
+	}
+	if _, err := s.Tenants.Get(ctx, other); err == nil {
+		t.Error("a row appeared under the other id")
+	}
+}

@@ -37,6 +37,22 @@ func (r *TenantRegistry) Update(ctx context.Context, tenant TenantID, fn func(*T
 	})
 }
 
+// UpdateOrCreate is Update that also creates an absent row (exists=false, ID set): onboarding.
+func (r *TenantRegistry) UpdateOrCreate(ctx context.Context, tenant TenantID, fn func(t *Tenant, exists bool) error) (Tenant, error) {
+	return r.t.UpdateOrCreate(ctx, tenant, tenantRowKey, func(t *Tenant, exists bool) error {
+		if !exists {
+			t.ID = tenant
+		}
+		if err := fn(t, exists); err != nil {
+			return err
+		}
+		if t.ID != tenant {
+			return errors.New("update tenant: the id cannot change")
+		}
+		return nil
+	})
+}
+
 // Delete removes the tenant's registry row.
 func (r *TenantRegistry) Delete(ctx context.Context, tenant TenantID) error {
 	return r.t.Delete(ctx, tenant, tenantRowKey)
