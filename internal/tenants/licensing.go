@@ -1,0 +1,289 @@
+package tenants
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/store"
+)
+
+// Directory reads users from a tenant's directory (Microsoft Graph, app-only). internal/app adapts
+// internal/graph to it.
+type Directory interface {
+	// User reads one user's profile; ErrUserNotFound if the directory has no such user.
+	User(ctx context.Context, tenant store.TenantID, id string) (DirectoryUser, error)
+	// UsersDelta calls fn for every user changed since link ("" enumerates all users) and returns the
+	// link to resume from next time; ErrDeltaExpired when link is too old.
+	UsersDelta(ctx context.Context, tenant store.TenantID, link string, fn func(DirectoryChange) error) (string, error)
+}
+
+// DirectoryUser is a user's profile: exactly the fields the data inventory allows for users.
+type DirectoryUser struct {
+	ID                string
+	DisplayName       string
+	UserPrincipalName string
+	Mail              string
+	Phone             string
+	Department        string
+	JobTitle          string
+	Enabled           bool
+}
+
+// DirectoryChange is one entry of a users delta: who changed, and whether the user is gone or disabled.
+// Delta pages may carry only the changed properties, so profiles are re-read with User.
+type DirectoryChange struct {
+	ID       string
+	Removed  bool
+	Disabled bool
+}
+
+var (
+	// ErrUserNotFound: the directory has no user with that id.
+	ErrUserNotFound = errors.New("user not found in the directory")
+	// ErrDeltaExpired: the delta link is too old; start again with "".
+	ErrDeltaExpired = errors.New("directory delta link expired")
+)
+
+// UserLedgerResource is the ledger resource under which the presence sync records a user's records.
+// Unassigning the user deletes that resource, and the retention job deletes user-shaped resources of
+// users who hold no license.
+func UserLedgerResource(userID string) string { return userID }
+
+// License is one assignment as an operator sees it.
+type License struct {
+	UserID     string
+	AssignedAt time.Time
+	AssignedBy string
+	Purchased  int
+	Assigned   int
+}
+
+// ParseUserID validates an Entra object id from a request and returns it canonical (lowercase).
+func ParseUserID(s string) (string, error) {
+	id, err := store.ParseTenantID(s) // an object id is a GUID like a tenant id
+	if err != nil || id == store.OperatorPartition {
+		return "", apperr.New(apperr.Invalid, "user id must be an Entra object id (GUID)", err)
+	}
+	return string(id), nil
+}
+
+// Assign licenses a user of an active tenant: the profile is read from the directory (the inventory's
+// fields only), sealed with the tenant key and stored. It never assigns more licenses than purchased:
+// after writing the license it counts again and withdraws its own assignment if a concurrent one took
+// the last license. Assigning a licensed user again only repairs a missing profile.
+func (s *Service) Assign(ctx context.Context, a Actor, tenant store.TenantID, userID string) (License, error) {
+	uid, err := ParseUserID(userID)
+	if err != nil {
+		return License{}, err
+	}
+	t, err := s.getTenant(ctx, tenant)
+	if err != nil {
+		return License{}, err
+	}
+	lic, err := s.assign(ctx, a, t, uid)
+	if err := s.audit(ctx, tenant, a, "license.assign", "user", uid, err); err != nil {
+		return License{}, err
+	}
+	s.log.InfoContext(ctx, "license assigned", "tenant_id", string(tenant), "assigned", lic.Assigned, "purchased", lic.Purchased)
+	return lic, nil
+}
+
+func (s *Service) assign(ctx context.Context, a Actor, t store.Tenant, uid string) (License, error) {
+	switch {
+	case t.State == store.TenantDeleting:
+		return License{}, errDeleting
+	case t.State != store.TenantActive:
+		return License{}, apperr.New(apperr.Conflict, fmt.Sprintf("licenses can be assigned in an active tenant only (this one is %s)", t.State), nil)
+	case s.dir == nil:
+		return License{}, apperr.New(apperr.Unavailable, "the directory is not connected", nil)
+	}
+	rk, err := store.LicenseKey(Product, uid)
+	if err != nil {
+		return License{}, apperr.New(apperr.Invalid, "user id must be an Entra object id (GUID)", err)
+	}
+	existing, err := s.st.Licenses.Get(ctx, t.ID, rk)
+	licensed := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return License{}, fmt.Errorf("read license: %w", err)
+	}
+	if licensed {
+		if _, err := s.st.Users.Get(ctx, t.ID, uid); err == nil {
+			return s.licenseView(ctx, t, existing)
+		}
+	} else {
+		assigned, err := s.assignedUsers(ctx, t.ID)
+		if err != nil {
+			return License{}, err
+		}
+		if len(assigned) >= t.PurchasedLicenses {
+			return License{}, errAllAssigned(t.PurchasedLicenses)
+		}
+	}
+
+	du, err := s.dir.User(ctx, t.ID, uid)
+	switch {
+	case errors.Is(err, ErrUserNotFound):
+		return License{}, apperr.New(apperr.NotFound, "the user is not in the tenant's directory", nil)
+	case err != nil:
+		return License{}, apperr.New(apperr.Unavailable, "the tenant's directory could not be read; try again", err)
+	case !du.Enabled:
+		return License{}, apperr.New(apperr.Conflict, "the user's account is disabled in the directory", nil)
+	}
+
+	now := s.clock.Now()
+	if !licensed {
+		existing = store.License{Product: Product, UserID: uid, AssignedAt: now, AssignedBy: a.ID}
+		if _, err := s.st.Licenses.Insert(ctx, t.ID, existing); err != nil && !errors.Is(err, store.ErrExists) {
+			return License{}, fmt.Errorf("write license: %w", err)
+		}
+		assigned, err := s.assignedUsers(ctx, t.ID)
+		if err != nil {
+			return License{}, err
+		}
+		if len(assigned) > t.PurchasedLicenses {
+			if err := s.st.Licenses.Delete(ctx, t.ID, rk); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return License{}, fmt.Errorf("withdraw over-limit license: %w", err)
+			}
+			return License{}, errAllAssigned(t.PurchasedLicenses)
+		}
+	}
+	if err := s.writeProfile(ctx, t.ID, du, now); err != nil {
+		return License{}, err
+	}
+	return s.licenseView(ctx, t, existing)
+}
+
+func errAllAssigned(purchased int) error {
+	return apperr.New(apperr.Conflict, fmt.Sprintf("all %d purchased licenses are assigned: unassign one or buy more", purchased), nil)
+}
+
+func (s *Service) licenseView(ctx context.Context, t store.Tenant, l store.License) (License, error) {
+	assigned, err := s.assignedUsers(ctx, t.ID)
+	if err != nil {
+		return License{}, err
+	}
+	return License{UserID: l.UserID, AssignedAt: l.AssignedAt, AssignedBy: l.AssignedBy,
+		Purchased: t.PurchasedLicenses, Assigned: len(assigned)}, nil
+}
+
+// writeProfile stores the directory profile, sealed by the store, keeping the PBX mapping and
+// restriction flags a previous row had.
+func (s *Service) writeProfile(ctx context.Context, tenant store.TenantID, du DirectoryUser, now time.Time) error {
+	_, err := s.st.Users.UpdateOrCreate(ctx, tenant, du.ID, func(u *store.User, exists bool) error {
+		if !exists {
+			u.CreatedAt = now
+		}
+		u.DisplayName, u.UserPrincipalName, u.Mail = du.DisplayName, du.UserPrincipalName, du.Mail
+		u.Phone, u.Department, u.JobTitle = du.Phone, du.Department, du.JobTitle
+		u.Licensed = true
+		u.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write user profile: %w", err)
+	}
+	return nil
+}
+
+// Unassign takes the license from a user and deletes the user's presence, PBX mapping, profile and
+// ledger rows.
+func (s *Service) Unassign(ctx context.Context, a Actor, tenant store.TenantID, userID string) error {
+	uid, err := ParseUserID(userID)
+	if err != nil {
+		return err
+	}
+	t, err := s.getTenant(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	err = func() error {
+		if t.State == store.TenantDeleting {
+			return errDeleting
+		}
+		removed, err := RemoveUserData(ctx, s.st, tenant, uid)
+		if err != nil {
+			return err
+		}
+		if !removed.License && removed.Rows == 0 {
+			return apperr.New(apperr.NotFound, "the user has no license", nil)
+		}
+		return nil
+	}()
+	if err := s.audit(ctx, tenant, a, "license.unassign", "user", uid, err); err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "license unassigned", "tenant_id", string(tenant))
+	return nil
+}
+
+// Removed says what RemoveUserData deleted.
+type Removed struct {
+	License bool // a license row existed
+	Rows    int  // rows deleted in all tables, the license included
+}
+
+// RemoveUserData deletes everything the tenant holds about one user: the license first (so a crash
+// midway leaves an unlicensed remainder that the retention job sweeps), then presence, ledger and the
+// user row with the profile and PBX mapping. Rows already gone are not an error.
+func RemoveUserData(ctx context.Context, st *store.Store, tenant store.TenantID, userID string) (Removed, error) {
+	var r Removed
+	rk, err := store.LicenseKey(Product, userID)
+	if err != nil {
+		return r, err
+	}
+	del := func(what string, fn func() error) error {
+		switch err := fn(); {
+		case err == nil:
+			r.Rows++
+			return nil
+		case errors.Is(err, store.ErrNotFound):
+			return nil
+		default:
+			return fmt.Errorf("delete %s: %w", what, err)
+		}
+	}
+	if err := del("license", func() error { return st.Licenses.Delete(ctx, tenant, rk) }); err != nil {
+		return r, err
+	}
+	r.License = r.Rows == 1
+	if err := del("presence", func() error { return st.Presence.Delete(ctx, tenant, userID) }); err != nil {
+		return r, err
+	}
+	n, err := st.Ledger.DeleteResource(ctx, tenant, UserLedgerResource(userID))
+	r.Rows += n
+	if err != nil {
+		return r, fmt.Errorf("delete ledger: %w", err)
+	}
+	if err := del("user", func() error { return st.Users.Delete(ctx, tenant, userID) }); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// assignedUsers returns the ids of the tenant's licensed users.
+func (s *Service) assignedUsers(ctx context.Context, tenant store.TenantID) (map[string]bool, error) {
+	return AssignedUsers(ctx, s.st, tenant)
+}
+
+// AssignedUsers returns the ids of the tenant's licensed users (license rows of Product).
+func AssignedUsers(ctx context.Context, st *store.Store, tenant store.TenantID) (map[string]bool, error) {
+	out := map[string]bool{}
+	opts := &store.ListOptions{Select: []string{"AssignedAt"}}
+	for {
+		page, err := st.Licenses.ListPrefix(ctx, tenant, Product+"|", opts)
+		if err != nil {
+			return nil, fmt.Errorf("list licenses: %w", err)
+		}
+		for _, l := range page.Items {
+			out[strings.ToLower(l.UserID)] = true
+		}
+		if page.Next == "" {
+			return out, nil
+		}
+		opts.Token = page.Next
+	}
+}

@@ -1,0 +1,118 @@
+package tenants
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/store"
+)
+
+// Get returns the operator's view of a tenant.
+func (s *Service) Get(ctx context.Context, tenant store.TenantID) (View, error) {
+	t, err := s.getTenant(ctx, tenant)
+	if err != nil {
+		return View{}, err
+	}
+	return s.view(ctx, t)
+}
+
+// Suspend stops processing for an active tenant; its data is deleted 7 days later unless it is
+// reactivated first. Suspending a suspended tenant changes nothing (operators may retry).
+func (s *Service) Suspend(ctx context.Context, a Actor, tenant store.TenantID) (View, error) {
+	return s.transition(ctx, a, tenant, "tenant.suspend", func(t *store.Tenant, now time.Time) error {
+		switch t.State {
+		case store.TenantActive:
+			t.State, t.SuspendedAt = store.TenantSuspended, now
+		case store.TenantSuspended:
+		default:
+			return apperr.New(apperr.Conflict, fmt.Sprintf("a %s tenant cannot be suspended", t.State), nil)
+		}
+		return nil
+	})
+}
+
+// Cancel ends the contract: the tenant's data is deleted 24 h later (license data after 30 days,
+// billing data after 90) unless it is reactivated first. Cancelling twice changes nothing.
+func (s *Service) Cancel(ctx context.Context, a Actor, tenant store.TenantID) (View, error) {
+	return s.transition(ctx, a, tenant, "tenant.cancel", func(t *store.Tenant, now time.Time) error {
+		switch t.State {
+		case store.TenantActive, store.TenantSuspended, store.TenantPending:
+			t.State, t.CancelledAt = store.TenantCancelled, now
+		case store.TenantCancelled:
+		default:
+			return apperr.New(apperr.Conflict, fmt.Sprintf("a %s tenant cannot be cancelled", t.State), nil)
+		}
+		return nil
+	})
+}
+
+// Reactivate returns a suspended or cancelled tenant to active while its deletion is not yet due. The
+// retention job claims a due tenant with the same optimistic concurrency, so exactly one of the two
+// wins: a reactivated tenant keeps everything, a claimed one cannot come back.
+func (s *Service) Reactivate(ctx context.Context, a Actor, tenant store.TenantID) (View, error) {
+	return s.transition(ctx, a, tenant, "tenant.reactivate", func(t *store.Tenant, now time.Time) error {
+		switch t.State {
+		case store.TenantSuspended, store.TenantCancelled:
+			due, _, _, _ := s.o.Policy.DeletionDue(*t)
+			if !now.Before(due) {
+				return apperr.New(apperr.Conflict, "the grace period is over: the tenant's data is due for deletion", nil)
+			}
+			t.State, t.SuspendedAt, t.CancelledAt, t.ReactivatedAt = store.TenantActive, time.Time{}, time.Time{}, now
+		case store.TenantActive:
+		default:
+			return apperr.New(apperr.Conflict, fmt.Sprintf("a %s tenant cannot be reactivated", t.State), nil)
+		}
+		return nil
+	})
+}
+
+// SetPurchasedLicenses changes how many licenses the tenant bought. A reduction below the number
+// assigned is accepted and reported (View.OverAssigned); no assignment is taken away silently.
+func (s *Service) SetPurchasedLicenses(ctx context.Context, a Actor, tenant store.TenantID, n int) (View, error) {
+	if n < 0 || n > MaxPurchasedLicenses {
+		return View{}, apperr.New(apperr.Invalid, fmt.Sprintf("purchased licenses must be 0..%d", MaxPurchasedLicenses), nil)
+	}
+	v, err := s.transition(ctx, a, tenant, "tenant.licenses.set", func(t *store.Tenant, _ time.Time) error {
+		switch t.State {
+		case store.TenantPending, store.TenantActive, store.TenantSuspended:
+			t.PurchasedLicenses = n
+		default:
+			return apperr.New(apperr.Conflict, fmt.Sprintf("licenses of a %s tenant cannot change", t.State), nil)
+		}
+		return nil
+	})
+	if err == nil && v.OverAssigned > 0 {
+		s.log.WarnContext(ctx, "licenses over-assigned after a reduction", "tenant_id", string(tenant),
+			"purchased", v.PurchasedLicenses, "assigned", v.AssignedLicenses)
+	}
+	return v, err
+}
+
+// transition changes the tenant row under ETag concurrency and audits the outcome (also a refusal).
+func (s *Service) transition(ctx context.Context, a Actor, tenant store.TenantID, action string, change func(*store.Tenant, time.Time) error) (View, error) {
+	now := s.clock.Now()
+	t, err := s.st.Tenants.Update(ctx, tenant, func(t *store.Tenant) error {
+		if t.State == store.TenantDeleting {
+			return errDeleting
+		}
+		if err := change(t, now); err != nil {
+			return err
+		}
+		t.UpdatedAt = now
+		return nil
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return View{}, errNoTenant // nothing to audit into: the tenant does not exist
+	case err != nil && apperr.CodeOf(err) == apperr.Internal:
+		err = fmt.Errorf("%s: %w", action, err)
+	}
+	if err := s.audit(ctx, tenant, a, action, "tenant", string(tenant), err); err != nil {
+		return View{}, err
+	}
+	s.log.InfoContext(ctx, "tenant action done", "tenant_id", string(tenant), "action", action, "state", string(t.State))
+	return s.view(ctx, t)
+}

@@ -1,0 +1,241 @@
+// Package tenants is the tenant lifecycle and licensing capability: onboarding by admin consent,
+// operator actions (suspend, cancel, reactivate within the grace period, change purchased licenses),
+// license assignment with profiles read from the tenant's directory, and the daily ReconcileLicenses job.
+// Every operator action leaves an audit entry (who, what, when, outcome; ids only, no personal data).
+//
+// Lifecycle: pending (consent link sent) → active ⇄ suspended → cancelled → deleting (claimed by the
+// retention job, internal/retention). A suspended or cancelled tenant can be reactivated until its
+// deletion is due; after that, or once the retention job has claimed it, it cannot.
+package tenants
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/clock"
+	"github.com/connecthub/connecthub/internal/store"
+)
+
+// Product is the licensed product: presence sync for one user. Licenses, billing rows and usage are kept
+// per product so a second product needs no migration.
+const Product = "presence"
+
+// MaxPurchasedLicenses bounds what an operator can set, against typos of a few zeros too many.
+const MaxPurchasedLicenses = 1_000_000
+
+// Actor is who performs an action, as recorded in the audit trail: an object id or a fixed name, never
+// a person's name or address.
+type Actor struct {
+	ID   string // Entra object id of the operator or admin, or a fixed name ("function-key", "system")
+	Kind string // user, app, key, system
+	// InvocationID joins the audit entry with the function's logs.
+	InvocationID string
+}
+
+// System is the actor of the jobs.
+var System = Actor{ID: "system", Kind: "system"}
+
+// Policy holds the retention periods that decide when a tenant's data is due for deletion, and so how
+// long it can still be reactivated. The retention job uses the same policy.
+type Policy struct {
+	CancelledRetention time.Duration // 24 h
+	SuspendedRetention time.Duration // 7 days
+	LicenseRetention   time.Duration // 30 days
+	BillingRetention   time.Duration // 90 days
+}
+
+// Deletion reasons, as written on deletion receipts.
+const (
+	ReasonCancelled      = "cancelled"
+	ReasonSuspended      = "suspended"
+	ReasonConsentExpired = "consent-expired"
+)
+
+// DeletionDue says when all of t's data (but license and billing data) is due for deletion, why, and
+// when its contract ended (the start of the license and billing clocks). ok is false for a tenant that
+// is not on its way out (active, or pending with a valid consent link).
+func (p Policy) DeletionDue(t store.Tenant) (due time.Time, reason string, ended time.Time, ok bool) {
+	switch t.State {
+	case store.TenantCancelled, store.TenantSuspended, store.TenantDeleting:
+	case store.TenantPending:
+		if t.ConsentExpiresAt.IsZero() {
+			return time.Time{}, "", time.Time{}, false
+		}
+		return t.ConsentExpiresAt, ReasonConsentExpired, t.ConsentExpiresAt, true
+	default:
+		return time.Time{}, "", time.Time{}, false
+	}
+	// A tenant suspended and later cancelled is due at whichever clock runs out first.
+	if !t.SuspendedAt.IsZero() {
+		due, reason, ended = t.SuspendedAt.Add(p.SuspendedRetention), ReasonSuspended, t.SuspendedAt
+	}
+	if !t.CancelledAt.IsZero() {
+		if d := t.CancelledAt.Add(p.CancelledRetention); due.IsZero() || d.Before(due) {
+			due, reason = d, ReasonCancelled
+		}
+		if ended.IsZero() || t.CancelledAt.Before(ended) {
+			ended = t.CancelledAt
+		}
+	}
+	if due.IsZero() {
+		// A deleting tenant that somehow lost its times: due now, so the claimed deletion finishes.
+		return t.DeletionStartedAt, ReasonCancelled, t.DeletionStartedAt, t.State == store.TenantDeleting
+	}
+	return due, reason, ended, true
+}
+
+// Options configure a Service.
+type Options struct {
+	Store *store.Store
+	Keys  KeyCreator
+	// Directory reads profiles from the tenant's directory (Microsoft Graph). Without one, assignment
+	// answers "unavailable".
+	Directory Directory
+	Clock     clock.Clock
+	Log       *slog.Logger
+	Policy    Policy
+
+	// Onboarding.
+	AppID        string          // our multi-tenant application (client) id
+	RedirectURI  string          // AdminConsentCallback URL; "" disables onboarding
+	ConsentTTL   time.Duration   // how long a consent link is valid
+	LoginBaseURL string          // default https://login.microsoftonline.com
+	Regions      map[string]bool // allowed home regions (the EU regions)
+	// BookingWindowDays is given to new tenants.
+	BookingWindowDays int
+}
+
+// KeyCreator makes a tenant's data key at onboarding (internal/tenantkey).
+type KeyCreator interface {
+	EnsureTenantKey(ctx context.Context, tenant store.TenantID) error
+}
+
+// Service runs onboarding, operator actions and license assignment.
+type Service struct {
+	st    *store.Store
+	keys  KeyCreator
+	dir   Directory
+	clock clock.Clock
+	log   *slog.Logger
+	o     Options
+}
+
+// New returns the service.
+func New(o Options) (*Service, error) {
+	if o.Store == nil || o.Keys == nil {
+		return nil, errors.New("tenants: store and key ring are required")
+	}
+	if o.Clock == nil {
+		o.Clock = clock.System
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.LoginBaseURL == "" {
+		o.LoginBaseURL = "https://login.microsoftonline.com"
+	}
+	if o.ConsentTTL <= 0 {
+		o.ConsentTTL = 72 * time.Hour
+	}
+	return &Service{st: o.Store, keys: o.Keys, dir: o.Directory, clock: o.Clock, log: o.Log, o: o}, nil
+}
+
+// View is what an operator sees of a tenant: lifecycle and license counts, no personal data.
+type View struct {
+	ID                store.TenantID
+	State             store.TenantState
+	HomeRegion        string
+	PurchasedLicenses int
+	AssignedLicenses  int
+	// OverAssigned is how many more licenses are assigned than purchased (after a reduction): reported,
+	// never silently taken away.
+	OverAssigned  int
+	ConsentedAt   time.Time
+	SuspendedAt   time.Time
+	CancelledAt   time.Time
+	DeletionDueAt time.Time // when a suspended or cancelled tenant's data will be deleted
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+func (s *Service) view(ctx context.Context, t store.Tenant) (View, error) {
+	assigned, err := s.assignedUsers(ctx, t.ID)
+	if err != nil {
+		return View{}, err
+	}
+	v := View{ID: t.ID, State: t.State, HomeRegion: t.HomeRegion, PurchasedLicenses: t.PurchasedLicenses,
+		AssignedLicenses: len(assigned), ConsentedAt: t.ConsentedAt, SuspendedAt: t.SuspendedAt,
+		CancelledAt: t.CancelledAt, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+	v.OverAssigned = max(0, v.AssignedLicenses-v.PurchasedLicenses)
+	if due, _, _, ok := s.o.Policy.DeletionDue(t); ok && t.State != store.TenantPending {
+		v.DeletionDueAt = due
+	}
+	return v, nil
+}
+
+// Audit outcomes.
+const (
+	OutcomeSuccess = "success"
+	OutcomeDenied  = "denied"
+	OutcomeFailed  = "failed"
+)
+
+// audit appends an entry for an action on an existing tenant. Outcome follows err: nil is success, a
+// classified refusal is denied, anything else failed. A failed append is returned, so the caller fails
+// the request rather than leaving an unaudited change; it is only logged when err is already set.
+func (s *Service) audit(ctx context.Context, tenant store.TenantID, a Actor, action, targetType, targetID string, err error) error {
+	if errors.Is(err, errDeleting) {
+		// Nothing may be written into a tenant whose data is being deleted: it would outlive the deletion.
+		return err
+	}
+	outcome := OutcomeSuccess
+	switch {
+	case err == nil:
+	case apperr.CodeOf(err) == apperr.Internal || apperr.CodeOf(err) == apperr.Unavailable:
+		outcome = OutcomeFailed
+	default:
+		outcome = OutcomeDenied
+	}
+	_, aerr := s.st.Audit.Append(ctx, tenant, store.AuditEntry{
+		At: s.clock.Now(), ActorID: a.ID, ActorKind: a.Kind, Action: action,
+		TargetType: targetType, TargetID: targetID, Outcome: outcome, InvocationID: a.InvocationID,
+	})
+	if aerr != nil {
+		s.log.ErrorContext(ctx, "audit append failed", "tenant_id", string(tenant), "action", action, "error", aerr)
+		if err == nil {
+			return apperr.New(apperr.Unavailable, "the action was done but could not be audited; retry it", fmt.Errorf("append audit: %w", aerr))
+		}
+	}
+	return err
+}
+
+// Errors the operator sees.
+var (
+	errNoTenant = apperr.New(apperr.NotFound, "no such tenant", nil)
+	errDeleting = apperr.New(apperr.Conflict, "the tenant's data is being deleted", nil)
+)
+
+// getTenant reads the registry row, mapping absence to NotFound.
+func (s *Service) getTenant(ctx context.Context, tenant store.TenantID) (store.Tenant, error) {
+	t, err := s.st.Tenants.Get(ctx, tenant)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Tenant{}, errNoTenant
+	}
+	if err != nil {
+		return store.Tenant{}, fmt.Errorf("read tenant: %w", err)
+	}
+	return t, nil
+}
+
+// ParseTenant validates a tenant id from a request.
+func ParseTenant(s string) (store.TenantID, error) {
+	id, err := store.ParseTenantID(s)
+	if err != nil || id == store.OperatorPartition {
+		return "", apperr.New(apperr.Invalid, "tenant id must be a GUID", err)
+	}
+	return id, nil
+}
