@@ -89,11 +89,12 @@ func (a *Authority) CertificatePEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.srv.Certificate().Raw})
 }
 
-// SignIn sets the user who completes the next authorize request for tenant.
+// SignIn sets the user who completes the next authorize request for tenant. Ids come back lower-case,
+// as Entra writes GUIDs.
 func (a *Authority) SignIn(tenant, userID, upn string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.signIn[tenant] = Identity{Tenant: tenant, UserID: userID, UPN: upn}
+	a.signIn[tenant] = Identity{Tenant: strings.ToLower(tenant), UserID: strings.ToLower(userID), UPN: upn}
 }
 
 // Revoke makes the authority refuse the user's refresh tokens (invalid_grant), as after a password
@@ -101,7 +102,7 @@ func (a *Authority) SignIn(tenant, userID, upn string) {
 func (a *Authority) Revoke(userID string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.revoked[userID] = true
+	a.revoked[strings.ToLower(userID)] = true
 }
 
 // SetTokenLifetime changes expires_in of future tokens (short lifetimes force refreshes).

@@ -1,0 +1,281 @@
+package serviceuser_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+		"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/graph/graphtest"
+	"github.com/connecthub/connecthub/internal/graphcrypto"
+	"github.com/connecthub/connecthub/internal/secrets"
+	"github.com/connecthub/connecthub/internal/serviceuser"
+	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/store/storetest"
+)
+
+const (
+	clientID = "11111111-2222-3333-4444-555555555555"
+	redirect = "https://connecthub.example/api/auth/callback"
+	suID     = "AAAAAAAA-0000-4000-8000-000000000001" // upper case: ids are canonicalised
+)
+
+var ctx = context.Background()
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type fixture struct {
+	env    *storetest.Env
+	auth   *graphtest.Authority
+	m      *serviceuser.Manager
+	tenant store.TenantID
+	clock  *clock
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	env := storetest.NewEnv(t, storetest.Options{})
+	cert, key, err := graphcrypto.GenerateTestCertificate(2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})) +
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	if err := env.Secrets.Set(ctx, secrets.AppClientCertName, pemText); err != nil {
+		t.Fatal(err)
+	}
+	auth := graphtest.NewAuthority(t)
+	auth.AppCertificate = cert
+	c := &clock{t: time.Now()}
+	m, err := serviceuser.New(serviceuser.Config{ClientID: clientID, AuthorityHost: auth.Host(), RedirectURI: redirect,
+		CertName: secrets.AppClientCertName, HTTPClient: auth.Client(), Now: c.Now}, env.Secrets, env.Keys, env.Store.ServiceUsers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{env: env, auth: auth, m: m, tenant: env.NewTenant(t), clock: c}
+}
+
+// signIn plays the admin's browser: Begin, the authority's authorize page, and back with code and state.
+func (f *fixture) signIn(t *testing.T) (serviceuser.Callback, *url.URL) {
+	t.Helper()
+	authURL, nonce, err := f.m.Begin(ctx, f.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(authURL)
+	browser := f.auth.Client()
+	browser.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := browser.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	back, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.StatusCode != http.StatusFound {
+		t.Fatalf("authorize answered %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	q := back.Query()
+	return serviceuser.Callback{State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error"), CookieNonce: nonce}, u
+}
+
+func TestConnectAndUseServiceUser(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.auth.SignIn(string(f.tenant), suID, "presence-svc@contoso.example")
+	cb, authURL := f.signIn(t)
+
+	q := authURL.Query()
+	checks := []struct{ name, got, want string }{
+		{"path", authURL.Path, "/" + string(f.tenant) + "/oauth2/v2.0/authorize"},
+		{"client_id", q.Get("client_id"), clientID},
+		{"redirect_uri", q.Get("redirect_uri"), redirect},
+		{"response_type", q.Get("response_type"), "code"},
+		{"code_challenge_method", q.Get("code_challenge_method"), "S256"},
+		{"prompt", q.Get("prompt"), "select_account"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("authorize %s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	for _, s := range []string{"https://graph.microsoft.com/Presence.Read.All", "offline_access"} {
+		if !strings.Contains(q.Get("scope"), s) {
+			t.Errorf("scope %q lacks %s", q.Get("scope"), s)
+		}
+	}
+	if q.Get("code_challenge") == "" || strings.Contains(q.Get("state"), q.Get("code_challenge")) {
+		t.Errorf("PKCE challenge missing or state leaks it")
+	}
+
+	su, err := f.m.Complete(ctx, cb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.ToLower(suID)
+	if su.ID != id || su.State != store.ServiceUserActive || su.UserPrincipalName != "presence-svc@contoso.example" {
+		t.Errorf("service user = %+v", su)
+	}
+
+	// The token cache is in the secret store, sealed; the table row holds no token.
+	name, _ := secrets.ServiceUserTokenName(f.tenant, suID)
+	v, err := f.env.Secrets.Get(ctx, name)
+	if err != nil {
+		t.Fatalf("token cache not stored: %v", err)
+	}
+	if strings.Contains(v, "rt-") || strings.Contains(v, "RefreshToken") || strings.Contains(v, "at-") {
+		t.Error("token cache stored in clear")
+	}
+	svc, err := aztables.NewServiceClientFromConnectionString(storetest.ConnectionString(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ent, err := svc.NewClient(f.env.Prefix+store.TableServiceUsers).GetEntity(ctx, string(f.tenant), id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(ent.Value); strings.Contains(s, "rt-") || strings.Contains(s, "at-") || strings.Contains(s, "presence-svc") {
+		t.Errorf("table row %s holds a token or the clear UPN", s)
+	}
+
+	// The credential serves delegated tokens for this account, refreshing through the stored cache.
+	cred, err := f.m.Credential(f.tenant, suID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://graph.microsoft.com/.default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	who, ok := f.auth.Identify(tok.Token)
+	if !ok || !strings.EqualFold(who.UserID, suID) || who.Tenant != string(f.tenant) || who.AppOnly() {
+		t.Errorf("token identifies %+v (%v)", who, ok)
+	}
+	refreshes := f.auth.Grants("refresh_token")
+	if _, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://graph.microsoft.com/.default"}}); err != nil {
+		t.Fatal(err)
+	}
+	if f.auth.Grants("refresh_token") != refreshes {
+		t.Errorf("a cached, unexpired token was refreshed again")
+	}
+
+	// A fresh manager (another instance) reads the cache from the secret store.
+	m2, _ := serviceuser.New(serviceuser.Config{ClientID: clientID, AuthorityHost: f.auth.Host(), RedirectURI: redirect,
+		CertName: secrets.AppClientCertName, HTTPClient: f.auth.Client()}, f.env.Secrets, f.env.Keys, f.env.Store.ServiceUsers)
+	cred2, _ := m2.Credential(f.tenant, id)
+	if _, err := cred2.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://graph.microsoft.com/.default"}}); err != nil {
+		t.Errorf("second instance: %v", err)
+	}
+
+	// Revoked: the refresh is refused, the account is marked for re-consent.
+	f.auth.Revoke(suID)
+	f.auth.SetTokenLifetime(time.Minute) // MSAL refreshes tokens this close to expiry
+	m3, _ := serviceuser.New(serviceuser.Config{ClientID: clientID, AuthorityHost: f.auth.Host(), RedirectURI: redirect,
+		CertName: secrets.AppClientCertName, HTTPClient: f.auth.Client()}, f.env.Secrets, f.env.Keys, f.env.Store.ServiceUsers)
+	cred3, _ := m3.Credential(f.tenant, id)
+	_, err = cred3.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://graph.example/other.default"}})
+	if !errors.Is(err, serviceuser.ErrReconsent) {
+		t.Fatalf("revoked refresh err = %v, want ErrReconsent", err)
+	}
+	got, _ := f.env.Store.ServiceUsers.Get(ctx, f.tenant, id)
+	if got.State != store.ServiceUserReconsent || got.LastError != "refresh_refused" {
+		t.Errorf("after refused refresh: %+v", got)
+	}
+}
+
+func TestRefreshBeforeExpiryRecordsIt(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.auth.SetTokenLifetime(2 * time.Minute) // inside MSAL's 5-minute refresh window: every use refreshes
+	f.auth.SignIn(string(f.tenant), suID, "svc@contoso.example")
+	cb, _ := f.signIn(t)
+	if _, err := f.m.Complete(ctx, cb); err != nil {
+		t.Fatal(err)
+	}
+	cred, _ := f.m.Credential(f.tenant, suID)
+	before := f.auth.Grants("refresh_token")
+	f.clock.Add(time.Minute)
+	// Each use finds the cached token within 5 minutes of expiry, so MSAL refreshes it first.
+	for range 2 {
+		if _, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://graph.microsoft.com/.default"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.auth.Grants("refresh_token") != before+2 {
+		t.Errorf("refresh grants = %d, want %d", f.auth.Grants("refresh_token"), before+2)
+	}
+	got, _ := f.env.Store.ServiceUsers.Get(ctx, f.tenant, strings.ToLower(suID))
+	if !got.LastRefreshAt.Equal(f.clock.Now().UTC().Truncate(100 * time.Nanosecond)) {
+		t.Errorf("LastRefreshAt = %v, want %v", got.LastRefreshAt, f.clock.Now().UTC())
+	}
+}
+
+func TestCompleteRefuses(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.auth.SignIn(string(f.tenant), suID, "svc@contoso.example")
+	other := storetest.NewTenantID(t)
+	tests := []struct {
+		name   string
+		mangle func(cb serviceuser.Callback) serviceuser.Callback
+		before func()
+		code   apperr.Code
+	}{
+		{"cookie from another browser", func(cb serviceuser.Callback) serviceuser.Callback { cb.CookieNonce = "other"; return cb }, nil, apperr.Forbidden},
+		{"no cookie", func(cb serviceuser.Callback) serviceuser.Callback { cb.CookieNonce = ""; return cb }, nil, apperr.Forbidden},
+		{"state moved to another tenant", func(cb serviceuser.Callback) serviceuser.Callback {
+			cb.State = string(other) + cb.State[36:]
+			return cb
+		}, nil, apperr.Invalid},
+		{"tampered state", func(cb serviceuser.Callback) serviceuser.Callback { cb.State = cb.State[:len(cb.State)-2] + "AA"; return cb }, nil, apperr.Invalid},
+		{"garbage state", func(cb serviceuser.Callback) serviceuser.Callback { cb.State = "x"; return cb }, nil, apperr.Invalid},
+		{"expired state", func(cb serviceuser.Callback) serviceuser.Callback { return cb }, func() { f.clock.Add(time.Hour) }, apperr.Invalid},
+		{"consent declined", func(cb serviceuser.Callback) serviceuser.Callback { cb.Code, cb.Error = "", "access_denied"; return cb }, nil, apperr.Forbidden},
+		{"forged code", func(cb serviceuser.Callback) serviceuser.Callback { cb.Code = "code-forged"; return cb }, nil, apperr.Forbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cb, _ := f.signIn(t)
+			if tt.before != nil {
+				tt.before()
+			}
+			_, err := f.m.Complete(ctx, tt.mangle(cb))
+			if err == nil || apperr.CodeOf(err) != tt.code {
+				t.Errorf("Complete err = %v (code %v), want code %v", err, apperr.CodeOf(err), tt.code)
+			}
+		})
+	}
+	if page, err := f.env.Store.ServiceUsers.List(ctx, f.tenant, nil); err != nil || len(page.Items) != 0 {
+		t.Errorf("refused sign-ins left service users: %+v, %v", page.Items, err)
+	}
+
+	// A code is single use: the same callback twice connects once.
+	f.clock.Add(-time.Hour)
+	cb, _ := f.signIn(t)
+	if _, err := f.m.Complete(ctx, cb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.Complete(ctx, cb); apperr.CodeOf(err) != apperr.Forbidden {
+		t.Errorf("replayed code err = %v, want Forbidden", err)
+	}
+}
