@@ -5,7 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-		"net/http"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -247,7 +247,10 @@ func TestCompleteRefuses(t *testing.T) {
 			cb.State = string(other) + cb.State[36:]
 			return cb
 		}, nil, apperr.Invalid},
-		{"tampered state", func(cb serviceuser.Callback) serviceuser.Callback { cb.State = cb.State[:len(cb.State)-2] + "AA"; return cb }, nil, apperr.Invalid},
+		{"tampered state", func(cb serviceuser.Callback) serviceuser.Callback {
+			cb.State = cb.State[:len(cb.State)-2] + "AA"
+			return cb
+		}, nil, apperr.Invalid},
 		{"garbage state", func(cb serviceuser.Callback) serviceuser.Callback { cb.State = "x"; return cb }, nil, apperr.Invalid},
 		{"expired state", func(cb serviceuser.Callback) serviceuser.Callback { return cb }, func() { f.clock.Add(time.Hour) }, apperr.Invalid},
 		{"consent declined", func(cb serviceuser.Callback) serviceuser.Callback { cb.Code, cb.Error = "", "access_denied"; return cb }, nil, apperr.Forbidden},
