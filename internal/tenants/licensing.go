@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"strings"
 	"time"
 
@@ -73,8 +74,8 @@ func ParseUserID(s string) (string, error) {
 
 // Assign licenses a user of an active tenant: the profile is read from the directory (the inventory's
 // fields only), sealed with the tenant key and stored. It never assigns more licenses than purchased:
-// after writing the license it counts again and withdraws its own assignment if a concurrent one took
-// the last license. Assigning a licensed user again only repairs a missing profile.
+// count and insert happen under a per-tenant lease (see insertLicense). Assigning a licensed user again
+// only repairs a missing profile.
 func (s *Service) Assign(ctx context.Context, a Actor, tenant store.TenantID, userID string) (License, error) {
 	uid, err := ParseUserID(userID)
 	if err != nil {
@@ -137,24 +138,71 @@ func (s *Service) assign(ctx context.Context, a Actor, t store.Tenant, uid strin
 	now := s.clock.Now()
 	if !licensed {
 		existing = store.License{Product: Product, UserID: uid, AssignedAt: now, AssignedBy: a.ID}
-		if _, err := s.st.Licenses.Insert(ctx, t.ID, existing); err != nil && !errors.Is(err, store.ErrExists) {
-			return License{}, fmt.Errorf("write license: %w", err)
-		}
-		assigned, err := s.assignedUsers(ctx, t.ID)
-		if err != nil {
+		if err := s.insertLicense(ctx, t, existing); err != nil {
 			return License{}, err
-		}
-		if len(assigned) > t.PurchasedLicenses {
-			if err := s.st.Licenses.Delete(ctx, t.ID, rk); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return License{}, fmt.Errorf("withdraw over-limit license: %w", err)
-			}
-			return License{}, errAllAssigned(t.PurchasedLicenses)
 		}
 	}
 	if err := s.writeProfile(ctx, t.ID, du, now); err != nil {
 		return License{}, err
 	}
 	return s.licenseView(ctx, t, existing)
+}
+
+// assignLock is the job name whose lease serialises license assignments within a tenant.
+const assignLock = "license-assign"
+
+// insertLicense counts and inserts under the tenant's assignment lease, so concurrent assignments take
+// turns and the count cannot be overtaken. Should the lease be lost meanwhile (a pause longer than its
+// lifetime), it counts again and withdraws its own license if that one is over the limit.
+func (s *Service) insertLicense(ctx context.Context, t store.Tenant, l store.License) error {
+	owner := newOwner()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := s.st.Jobs.AcquireLease(ctx, t.ID, assignLock, owner, 30*time.Second)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrLeaseHeld) {
+			return fmt.Errorf("acquire assignment lease: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return apperr.New(apperr.Conflict, "another license change is in progress; try again", nil)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(5+mathrand.IntN(20)) * time.Millisecond):
+		}
+	}
+	err := func() error {
+		assigned, err := s.assignedUsers(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		if len(assigned) >= t.PurchasedLicenses {
+			return errAllAssigned(t.PurchasedLicenses)
+		}
+		if _, err := s.st.Licenses.Insert(ctx, t.ID, l); err != nil && !errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("write license: %w", err)
+		}
+		return nil
+	}()
+	_, rerr := s.st.Jobs.Release(context.WithoutCancel(ctx), t.ID, assignLock, owner, "")
+	if err != nil || !errors.Is(rerr, store.ErrLeaseLost) {
+		return err
+	}
+	assigned, cerr := s.assignedUsers(ctx, t.ID)
+	if cerr != nil {
+		return cerr
+	}
+	if len(assigned) > t.PurchasedLicenses {
+		rk, _ := store.LicenseKey(l.Product, l.UserID)
+		if err := s.st.Licenses.Delete(ctx, t.ID, rk); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("withdraw over-limit license: %w", err)
+		}
+		return errAllAssigned(t.PurchasedLicenses)
+	}
+	return nil
 }
 
 func errAllAssigned(purchased int) error {

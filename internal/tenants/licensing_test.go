@@ -219,4 +219,3 @@ func TestAssignRepairsMissingProfile(t *testing.T) {
 		t.Errorf("profile = %+v, %v", u, err)
 	}
 }
-

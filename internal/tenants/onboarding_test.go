@@ -170,8 +170,12 @@ func TestConsentCallback(t *testing.T) {
 		id, state, _ := f.startOnboarding(t)
 		before := len(f.auditTrail(t, id))
 		unknown := storetest.NewTenantID(t)
+		flipped := state[:len(state)-1] + "A"
+		if state[len(state)-1] == 'A' {
+			flipped = state[:len(state)-1] + "B"
+		}
 		for _, forged := range []string{
-			"", "no-dot", state + "x", state[:len(state)-1] + "A", string(id) + ".", string(id) + ".AAAA",
+			"", "no-dot", state + "x", flipped, string(id) + ".", string(id) + ".AAAA",
 			string(unknown) + state[36:], "not-a-guid." + state[37:], strings.Repeat("a", 500),
 		} {
 			_, err := f.svc.CompleteConsent(ctx, ConsentCallback{AdminConsent: "True", Tenant: string(id), State: forged})

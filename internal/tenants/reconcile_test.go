@@ -110,6 +110,7 @@ func TestReconcileRefreshesRemovesAndSnapshots(t *testing.T) {
 	if _, err := f.svc.SetPurchasedLicenses(ctx, operator, id, 1); err != nil {
 		t.Fatal(err)
 	}
+	f.clock.Advance(time.Minute)
 	if err := job.Run(ctx); err != nil {
 		t.Fatalf("Run day 3: %v", err)
 	}
