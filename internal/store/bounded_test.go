@@ -98,3 +98,38 @@ func TestTenantRegistryUpdateOrCreate(t *testing.T) {
 		t.Error("a row appeared under the other id")
 	}
 }
+
+func TestLedgerResourcesSkipScan(t *testing.T) {
+	t.Parallel()
+	c := &requestCounter{}
+	env := storetest.NewEnv(t, storetest.Options{ClientOptions: countingOptions(c)})
+	s := env.Store
+	a, b := env.NewTenant(t), env.NewTenant(t)
+	var es []store.LedgerEntry
+	for _, r := range []string{"contacts", "aaaaaaaa-0000-4000-8000-000000000001", "zeta", "contacts2"} {
+		for i := range 50 {
+			es = append(es, store.LedgerEntry{Resource: r, RecordID: fmt.Sprintf("%s-%d", r, i), LastModified: time.Now()})
+		}
+	}
+	if err := s.Ledger.UpsertBatch(ctx, a, es[:100]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ledger.UpsertBatch(ctx, a, es[100:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ledger.UpsertBatch(ctx, b, []store.LedgerEntry{{Resource: "other", RecordID: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	before := c.total.Load()
+	got, err := s.Ledger.Resources(ctx, a)
+	want := []string{"aaaaaaaa-0000-4000-8000-000000000001", "contacts2", "contacts", "zeta"} // key order: "2" < "|"
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Resources = %v, %v; want %v", got, err, want)
+	}
+	if n := c.total.Load() - before; n > int64(len(want))+2 {
+		t.Errorf("Resources made %d requests for 200 rows in %d resources; want about one per resource", n, len(want))
+	}
+	if got, err := s.Ledger.Resources(ctx, storetest.NewTenantID(t)); err != nil || len(got) != 0 {
+		t.Errorf("Resources of an empty ledger = %v, %v", got, err)
+	}
+}

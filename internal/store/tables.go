@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strings"
 	"time"
 )
 
@@ -136,6 +137,37 @@ func (l *LedgerTable) DeleteResource(ctx context.Context, tenant TenantID, resou
 		return 0, err
 	}
 	return l.DeletePrefix(ctx, tenant, resource+keySep)
+}
+
+// Resources lists the distinct resources of the tenant's ledger in key order. It skips from one resource
+// to the next (a query for the first row at or after each resource's upper bound), so it reads one row
+// per resource rather than every record.
+func (l *LedgerTable) Resources(ctx context.Context, tenant TenantID) ([]string, error) {
+	if err := tenant.valid(); err != nil {
+		return nil, err
+	}
+	var out []string
+	from := ""
+	for {
+		filter := odataFilter("PartitionKey eq ? and RowKey ge ?", tenant, from)
+		rks, next, err := l.keysTop(ctx, filter, "", 1)
+		// An empty page may still carry a continuation (the service stopped at a partition boundary).
+		for err == nil && len(rks) == 0 && next != "" {
+			rks, next, err = l.keysTop(ctx, filter, next, 1)
+		}
+		if err != nil {
+			return out, err
+		}
+		if len(rks) == 0 {
+			return out, nil
+		}
+		resource, _, ok := strings.Cut(rks[0], keySep)
+		if !ok {
+			return out, &KeyError{What: "ledger key", Reason: "no resource part"}
+		}
+		out = append(out, resource)
+		from = prefixUpperBound(resource + keySep)
+	}
 }
 
 // SyncErrorTable holds records that failed to sync, temporarily.
