@@ -1,0 +1,285 @@
+// Package ringcentral sets users' presence in RingCentral.
+//
+//   - Authentication: the JWT grant (POST /restapi/oauth/token, grant_type
+//     urn:ietf:params:oauth:grant-type:jwt-bearer, HTTP Basic with the app's client id and secret) with
+//     the tenant's credential from Key Vault; the access token is kept in memory until shortly before it
+//     expires, and dropped on a 401.
+//   - Mapping: the user's explicit PBX id (set by an admin) wins; otherwise the user's mail is matched,
+//     case-insensitively, against the account's extension list (GET /restapi/v1.0/account/~/extension,
+//     type User, all pages), cached per tenant.
+//   - Presence: PUT /restapi/v1.0/account/~/extension/{id}/presence with userStatus and dndStatus.
+//   - Limits: 429 and Retry-After are honoured by the pipeline (short waits) or returned to the caller
+//     (long ones); when X-Rate-Limit-Remaining reaches 0 the tenant's calls wait for the window
+//     (X-Rate-Limit-Window) instead of drawing another 429.
+package ringcentral
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
+	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/secrets"
+	"github.com/connecthub/connecthub/internal/store"
+)
+
+// Kind is the Tenant.PBXKind of this connector.
+const Kind = "ringcentral"
+
+// Credential is the tenant's RingCentral app credential (sealed JSON in Key Vault).
+type Credential struct {
+	Kind         string `json:"kind"` // "ringcentral"
+	ClientID     string `json:"clientId"`
+	ClientSecret string `json:"clientSecret"`
+	JWT          string `json:"jwt"`
+}
+
+// Options configure the connector.
+type Options struct {
+	BaseURL    string // https://platform.ringcentral.com, or a test server
+	HTTP       connector.HTTPOptions
+	MappingTTL time.Duration // how long an extension list is trusted (default 15 min)
+	Now        func() time.Time
+}
+
+// Connector is the RingCentral connector; safe for concurrent use by many tenants.
+type Connector struct {
+	o       Options
+	p       runtime.Pipeline
+	secrets secrets.Store
+	sealer  store.Sealer
+
+	mu      sync.Mutex
+	tenants map[store.TenantID]*tenantState
+}
+
+type tenantState struct {
+	mu         sync.Mutex
+	token      string
+	tokenUntil time.Time
+	byEmail    map[string]string // lower-case email → extension id
+	listedAt   time.Time
+	blocked    time.Time // rate-limit window exhausted until then
+}
+
+var _ connector.Pusher = (*Connector)(nil)
+
+// New builds the connector.
+func New(o Options, sec secrets.Store, sealer store.Sealer) *Connector {
+	o.BaseURL = strings.TrimRight(o.BaseURL, "/")
+	if o.MappingTTL <= 0 {
+		o.MappingTTL = 15 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Connector{o: o, p: connector.NewPipeline(o.HTTP), secrets: sec, sealer: sealer, tenants: map[store.TenantID]*tenantState{}}
+}
+
+func (c *Connector) state(t store.TenantID) *tenantState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.tenants[t]
+	if !ok {
+		s = &tenantState{}
+		c.tenants[t] = s
+	}
+	return s
+}
+
+// Forget drops what is cached of a tenant (credential changed, tenant deleted).
+func (c *Connector) Forget(t store.TenantID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.tenants, t)
+}
+
+// presenceBody maps our state to RingCentral's two fields: userStatus (Offline, Busy, Available) and
+// dndStatus. RingCentral has no "away": an away user shows busy and still takes calls.
+func presenceBody(s connector.State) map[string]string {
+	switch s {
+	case connector.Available:
+		return map[string]string{"userStatus": "Available", "dndStatus": "TakeAllCalls"}
+	case connector.Busy, connector.Away:
+		return map[string]string{"userStatus": "Busy", "dndStatus": "TakeAllCalls"}
+	case connector.DND:
+		return map[string]string{"userStatus": "Busy", "dndStatus": "DoNotAcceptAnyCalls"}
+	default:
+		return map[string]string{"userStatus": "Offline", "dndStatus": "TakeAllCalls"}
+	}
+}
+
+// Push sets the user's presence.
+func (c *Connector) Push(ctx context.Context, tenant store.TenantID, u connector.User, s connector.State) error {
+	ts := c.state(tenant)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if wait := ts.blocked.Sub(c.o.Now()); wait > 0 {
+		return &connector.Error{Op: "presence", Status: http.StatusTooManyRequests, RetryAfter: wait}
+	}
+	ext, err := c.extension(ctx, tenant, ts, u)
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(presenceBody(s))
+	_, err = c.call(ctx, tenant, ts, "presence", http.MethodPut,
+		c.o.BaseURL+"/restapi/v1.0/account/~/extension/"+url.PathEscape(ext)+"/presence", body)
+	return err
+}
+
+// extension finds the user's extension id: the explicit mapping, else by mail in the extension list
+// (listed again once when a mail is not found, at most once a minute, for users added since).
+func (c *Connector) extension(ctx context.Context, tenant store.TenantID, ts *tenantState, u connector.User) (string, error) {
+	if u.PBXUserID != "" {
+		return u.PBXUserID, nil
+	}
+	email := strings.ToLower(strings.TrimSpace(u.Email))
+	if email == "" {
+		return "", connector.ErrUnmapped
+	}
+	now := c.o.Now()
+	stale := ts.byEmail == nil || now.Sub(ts.listedAt) > c.o.MappingTTL
+	if id, ok := ts.byEmail[email]; ok && !stale {
+		return id, nil
+	}
+	if !stale && now.Sub(ts.listedAt) < time.Minute {
+		return "", connector.ErrUnmapped
+	}
+	if err := c.listExtensions(ctx, tenant, ts); err != nil {
+		return "", err
+	}
+	if id, ok := ts.byEmail[email]; ok {
+		return id, nil
+	}
+	return "", connector.ErrUnmapped
+}
+
+type extensionPage struct {
+	Records []struct {
+		ID      json.Number `json:"id"`
+		Status  string      `json:"status"`
+		Type    string      `json:"type"`
+		Contact struct {
+			Email string `json:"email"`
+		} `json:"contact"`
+	} `json:"records"`
+	Paging struct {
+		Page       int `json:"page"`
+		TotalPages int `json:"totalPages"`
+	} `json:"paging"`
+}
+
+func (c *Connector) listExtensions(ctx context.Context, tenant store.TenantID, ts *tenantState) error {
+	byEmail := map[string]string{}
+	for page := 1; ; page++ {
+		b, err := c.call(ctx, tenant, ts, "list extensions", http.MethodGet,
+			c.o.BaseURL+"/restapi/v1.0/account/~/extension?type=User&perPage=1000&page="+strconv.Itoa(page), nil)
+		if err != nil {
+			return err
+		}
+		var p extensionPage
+		if err := json.Unmarshal(b, &p); err != nil {
+			return fmt.Errorf("pbx list extensions: %w", err)
+		}
+		for _, r := range p.Records {
+			if r.Contact.Email != "" && r.ID != "" && (r.Status == "" || strings.EqualFold(r.Status, "Enabled")) {
+				byEmail[strings.ToLower(r.Contact.Email)] = r.ID.String()
+			}
+		}
+		if p.Paging.TotalPages <= page || len(p.Records) == 0 {
+			break
+		}
+	}
+	ts.byEmail, ts.listedAt = byEmail, c.o.Now()
+	return nil
+}
+
+// call sends one authenticated request, taking a token first if needed and once more after a 401.
+func (c *Connector) call(ctx context.Context, tenant store.TenantID, ts *tenantState, op, method, u string, body []byte) ([]byte, error) {
+	for attempt := 0; attempt < 2; attempt++ { // the second attempt only after a 401: a fresh token
+		tok, err := c.token(ctx, tenant, ts)
+		if err != nil {
+			return nil, err
+		}
+		h := http.Header{"Authorization": {"Bearer " + tok}, "Accept": {"application/json"}}
+		if body != nil {
+			h.Set("Content-Type", "application/json")
+		}
+		hdr, b, err := connector.Do(ctx, c.p, op, method, u, h, body)
+		c.noteLimits(ts, hdr)
+		var ce *connector.Error
+		if errors.As(err, &ce) && ce.Status == http.StatusUnauthorized && attempt == 0 {
+			ts.token = ""
+			continue
+		}
+		return b, err
+	}
+	return nil, &connector.Error{Op: op, Status: http.StatusUnauthorized}
+}
+
+// noteLimits reads RingCentral's rate-limit headers: with none left in the window, the tenant's next
+// calls wait for it.
+func (c *Connector) noteLimits(ts *tenantState, h http.Header) {
+	if h == nil || h.Get("X-Rate-Limit-Remaining") != "0" {
+		return
+	}
+	window, err := strconv.Atoi(h.Get("X-Rate-Limit-Window"))
+	if err != nil || window <= 0 {
+		window = 60
+	}
+	ts.blocked = c.o.Now().Add(time.Duration(window) * time.Second)
+}
+
+type tokenAnswer struct {
+	AccessToken string `json:"access_token"`
+	ExpiresIn   int    `json:"expires_in"`
+}
+
+func (c *Connector) token(ctx context.Context, tenant store.TenantID, ts *tenantState) (string, error) {
+	if ts.token != "" && c.o.Now().Before(ts.tokenUntil) {
+		return ts.token, nil
+	}
+	var cred Credential
+	if err := connector.LoadCredential(ctx, c.secrets, c.sealer, tenant, &cred); err != nil {
+		return "", err
+	}
+	if cred.Kind != Kind || cred.ClientID == "" || cred.JWT == "" {
+		return "", fmt.Errorf("ringcentral credential incomplete: %w", connector.ErrNotConfigured)
+	}
+	form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {cred.JWT}}
+	h := http.Header{
+		"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(cred.ClientID+":"+cred.ClientSecret))},
+		"Content-Type":  {"application/x-www-form-urlencoded"},
+		"Accept":        {"application/json"},
+	}
+	_, b, err := connector.Do(ctx, c.p, "token", http.MethodPost, c.o.BaseURL+"/restapi/oauth/token", h, []byte(form.Encode()))
+	var ce *connector.Error
+	if errors.As(err, &ce) && (ce.Status == http.StatusBadRequest || ce.Status == http.StatusUnauthorized) {
+		// A refused JWT is a configuration problem of the tenant, not a passing failure.
+		return "", fmt.Errorf("ringcentral token refused (status %d): %w", ce.Status, connector.ErrNotConfigured)
+	}
+	if err != nil {
+		return "", err
+	}
+	var t tokenAnswer
+	if err := json.Unmarshal(b, &t); err != nil || t.AccessToken == "" {
+		return "", fmt.Errorf("ringcentral token: unreadable answer")
+	}
+	life := time.Duration(t.ExpiresIn) * time.Second
+	if life <= 0 {
+		life = time.Hour
+	}
+	// Renew a minute early so a token never expires between check and use.
+	ts.token, ts.tokenUntil = t.AccessToken, c.o.Now().Add(life-min(time.Minute, life/2))
+	return ts.token, nil
+}
