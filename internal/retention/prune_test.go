@@ -1,0 +1,159 @@
+package retention
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/tenants"
+)
+
+func TestRoutinePruning(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.env.NewTenant(t)
+	now := t0
+	if err := f.st.Tenants.Create(ctx, store.Tenant{ID: id, State: store.TenantActive, BookingWindowDays: 14, PurchasedLicenses: 5}); err != nil {
+		t.Fatal(err)
+	}
+	today := now.Truncate(day)
+	windowEnd := today.Add(14 * day)
+	bookings := []struct {
+		id         string
+		start, end time.Time
+		keep       bool
+	}{
+		{"ended-before-today", today.Add(-2 * time.Hour), today.Add(-time.Second), false},
+		{"ended-exactly-at-midnight", today.Add(-time.Hour), today, false},
+		{"ended-just-after-midnight", today.Add(-time.Hour), today.Add(time.Second), true},
+		{"later-today", now.Add(time.Hour), now.Add(2 * time.Hour), true},
+		{"starts-just-before-window-end", windowEnd.Add(-time.Second), windowEnd.Add(time.Hour), true},
+		{"starts-at-window-end", windowEnd, windowEnd.Add(time.Hour), false},
+		{"far-future", windowEnd.Add(30 * day), windowEnd.Add(30*day + time.Hour), false},
+	}
+	var bs []store.Booking
+	for _, b := range bookings {
+		bs = append(bs, store.Booking{RoomID: "room1", EventID: b.id, Start: b.start, End: b.end, ShowAs: "busy"})
+	}
+	if err := f.st.Bookings.InsertBatch(ctx, id, bs); err != nil {
+		t.Fatal(err)
+	}
+	syncErrors := []struct {
+		id    string
+		first time.Time
+		keep  bool
+	}{
+		{"old", now.Add(-7*day - time.Second), false},
+		{"way-old", now.Add(-30 * day), false},
+		{"young", now.Add(-7*day + time.Second), true},
+		{"fresh", now, true},
+	}
+	var ses []store.SyncError
+	for _, s := range syncErrors {
+		ses = append(ses, store.SyncError{Resource: "contacts", RecordID: s.id, RecordName: "Name " + s.id, ErrorCode: "x", FirstFailedAt: s.first, LastFailedAt: now})
+	}
+	if err := f.st.SyncErrors.InsertBatch(ctx, id, ses); err != nil {
+		t.Fatal(err)
+	}
+	// uid(1) licensed with all its rows; uid(2) unassigned but left behind; uid(3) presence only (late
+	// notification); uid(4) ledger only.
+	if _, err := f.st.Licenses.Insert(ctx, id, store.License{Product: tenants.Product, UserID: uid(1), AssignedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []int{1, 2} {
+		if _, err := f.st.Users.Insert(ctx, id, store.User{ID: uid(u), DisplayName: "x", Licensed: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []int{1, 2, 3} {
+		if _, err := f.st.Presence.Upsert(ctx, id, store.Presence{UserID: uid(u), Availability: "Away", ChangedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ledger []store.LedgerEntry
+	for _, r := range []string{uid(1), uid(2), uid(4), "contacts"} {
+		ledger = append(ledger, store.LedgerEntry{Resource: r, RecordID: "a", LastModified: now}, store.LedgerEntry{Resource: r, RecordID: "b", LastModified: now})
+	}
+	if err := f.st.Ledger.InsertBatch(ctx, id, ledger); err != nil {
+		t.Fatal(err)
+	}
+
+	f.clock.Set(now)
+	if err := f.job(t, Options{}).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, b := range bookings {
+		rk, _ := store.BookingKey("room1", b.id)
+		_, err := f.st.Bookings.Get(ctx, id, rk)
+		if kept := err == nil; kept != b.keep {
+			t.Errorf("booking %s: kept = %v, want %v (%v)", b.id, kept, b.keep, err)
+		}
+	}
+	for _, s := range syncErrors {
+		rk, _ := store.SyncErrorKey("contacts", s.id)
+		_, err := f.st.SyncErrors.Get(ctx, id, rk)
+		if kept := err == nil; kept != s.keep {
+			t.Errorf("sync error %s: kept = %v, want %v", s.id, kept, s.keep)
+		}
+	}
+	var users, presence []string
+	for u, err := range f.st.Users.All(ctx, id, &store.ListOptions{Select: []string{"Licensed"}}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u.ID)
+	}
+	for p, err := range f.st.Presence.All(ctx, id, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		presence = append(presence, p.UserID)
+	}
+	resources, err := f.st.Ledger.Resources(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(resources)
+	if fmt.Sprint(users) != fmt.Sprint([]string{uid(1)}) || fmt.Sprint(presence) != fmt.Sprint([]string{uid(1)}) ||
+		fmt.Sprint(resources) != fmt.Sprint([]string{uid(1), "contacts"}) {
+		t.Errorf("after pruning: users %v, presence %v, ledger resources %v; want only the licensed user's and the shared resource", users, presence, resources)
+	}
+	if _, err := f.st.Tenants.Get(ctx, id); err != nil {
+		t.Errorf("tenant row: %v", err)
+	}
+	if recs := f.receipts(t, id); len(recs) != 0 {
+		t.Errorf("routine pruning wrote receipts: %+v", recs)
+	}
+}
+
+// A booking window above the configured limit is capped by it.
+func TestBookingWindowCappedByConfig(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.env.NewTenant(t)
+	if err := f.st.Tenants.Create(ctx, store.Tenant{ID: id, State: store.TenantActive, BookingWindowDays: 365}); err != nil {
+		t.Fatal(err)
+	}
+	limit := t0.Truncate(day).Add(21 * day) // fixture's configured window
+	if err := f.st.Bookings.InsertBatch(ctx, id, []store.Booking{
+		{RoomID: "r", EventID: "in", Start: limit.Add(-time.Hour), End: limit},
+		{RoomID: "r", EventID: "out", Start: limit, End: limit.Add(time.Hour)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.job(t, Options{}).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := store.BookingKey("r", "in")
+	out, _ := store.BookingKey("r", "out")
+	if _, err := f.st.Bookings.Get(ctx, id, in); err != nil {
+		t.Errorf("booking inside the capped window deleted: %v", err)
+	}
+	if _, err := f.st.Bookings.Get(ctx, id, out); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("booking beyond the configured limit kept: %v", err)
+	}
+}

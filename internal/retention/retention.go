@@ -1,0 +1,277 @@
+// Package retention is the EnforceRetention job, which makes the retention promises true by timer:
+//
+//   - a tenant cancelled 24 h ago, suspended 7 days ago, or that never consented before its link
+//     expired: its data key is destroyed first (crypto-shredding), its Graph subscriptions deleted (best
+//     effort), its secrets deleted, then its rows in every table but licenses and billing, in
+//     entity-group batches; a deletion receipt records what went;
+//   - 30 days after the end of the contract its license data, 90 days after its billing data, each with
+//     its own receipt (the receipts, in an operator table, drive these later phases once the tenant row
+//     is gone);
+//   - for every other tenant: bookings outside the booking window, sync errors older than 7 days, and
+//     presence, ledger and user rows of users who hold no license.
+//
+// One run at a time holds the job's lease (in the operator partition of the jobs table); an overlapping
+// run finds it held and does nothing. Progress is checkpointed after every step, so a run that is
+// killed midway is finished by the next one. Each run stops within its time and row budget and carries
+// on at the next hourly run. Per-tenant failures are collected, never stop the others.
+package retention
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/clock"
+	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/tenants"
+)
+
+// JobName is the job's row in the operator partition of the jobs table: lease and checkpoint.
+const JobName = "enforce-retention"
+
+// Receipt categories.
+const (
+	CategoryTenant   = "tenant" // all of the tenant's data but license and billing data, and its secrets
+	CategoryLicenses = "licenses"
+	CategoryBilling  = "billing"
+)
+
+// KeyDestroyer deletes a tenant's data key (internal/tenantkey).
+type KeyDestroyer interface {
+	DestroyTenantKey(ctx context.Context, tenant store.TenantID) error
+}
+
+// Secrets lists and deletes secrets (internal/secrets: every store there implements both).
+type Secrets interface {
+	List(ctx context.Context, prefix string) ([]string, error)
+	Delete(ctx context.Context, name string) error
+}
+
+// SubscriptionDeleter deletes a Graph subscription of the tenant; one already gone counts as deleted.
+type SubscriptionDeleter interface {
+	DeleteSubscription(ctx context.Context, tenant store.TenantID, sub store.Subscription) error
+}
+
+// Options configure the job.
+type Options struct {
+	Store   *store.Store
+	Keys    KeyDestroyer
+	Secrets Secrets
+	// Graph deletes subscriptions at Graph; nil leaves them to expire (presence subscriptions live at
+	// most an hour, and their rows are deleted, so the webhook refuses their notifications).
+	Graph  SubscriptionDeleter
+	Clock  clock.Clock
+	Log    *slog.Logger
+	Policy tenants.Policy
+	// SyncErrorRetention: sync errors first failed longer ago are deleted.
+	SyncErrorRetention time.Duration
+	// BookingWindowDays is the window of tenants that set none, and the most any tenant may keep.
+	BookingWindowDays int
+	// MaxRows bounds the rows one run deletes; Budget its time.
+	MaxRows int
+	Budget  time.Duration
+}
+
+// Job is the EnforceRetention job.
+type Job struct {
+	o Options
+}
+
+// New returns the job.
+func New(o Options) (*Job, error) {
+	if o.Store == nil || o.Keys == nil || o.Secrets == nil {
+		return nil, errors.New("retention: store, key ring and secrets are required")
+	}
+	if o.Policy.CancelledRetention <= 0 || o.Policy.SuspendedRetention <= 0 || o.Policy.LicenseRetention <= 0 ||
+		o.Policy.BillingRetention <= 0 || o.SyncErrorRetention <= 0 || o.BookingWindowDays <= 0 {
+		return nil, errors.New("retention: every period must be set")
+	}
+	if o.Clock == nil {
+		o.Clock = clock.System
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.MaxRows <= 0 {
+		o.MaxRows = 50_000
+	}
+	if o.Budget <= 0 {
+		o.Budget = 40 * time.Second
+	}
+	return &Job{o: o}, nil
+}
+
+// checkpoint is the job's resume point, stored as JSON on its job row.
+type checkpoint struct {
+	// Deletions in progress, by tenant and category: a failing one does not block the others.
+	Deletions []*deletion `json:"d,omitempty"`
+	// Cursor is the last tenant the routine pruning finished; the next run continues after it.
+	Cursor store.TenantID `json:"c,omitempty"`
+}
+
+func (c *checkpoint) find(tenant store.TenantID, category string, ended time.Time) *deletion {
+	for _, d := range c.Deletions {
+		if d.Tenant == tenant && d.Category == category && d.EndedAt.Equal(ended) {
+			return d
+		}
+	}
+	return nil
+}
+
+func (c *checkpoint) remove(d *deletion) {
+	c.Deletions = slices.DeleteFunc(c.Deletions, func(x *deletion) bool { return x == d })
+}
+
+// errBudget stops a run that used its time or rows; the next run carries on. It is not a failure.
+var errBudget = errors.New("run budget used up")
+
+// run is one invocation's state.
+type run struct {
+	j        *Job
+	st       *store.Store
+	log      *slog.Logger
+	owner    string
+	deadline time.Time // real time: the function timeout does not follow the fake clock
+	rowsLeft int
+	cp       checkpoint
+	// attempted marks deletions this run has worked on, so a failing one is tried once per run.
+	attempted map[string]bool
+}
+
+// Run enforces every rule once, within the budget.
+func (j *Job) Run(ctx context.Context) error {
+	r := &run{j: j, st: j.o.Store, log: j.o.Log, owner: newOwner(),
+		deadline: time.Now().Add(j.o.Budget), rowsLeft: j.o.MaxRows, attempted: map[string]bool{}}
+	job, err := r.st.Jobs.AcquireLease(ctx, store.OperatorPartition, JobName, r.owner, j.o.Budget+time.Minute)
+	if errors.Is(err, store.ErrLeaseHeld) {
+		r.log.InfoContext(ctx, "retention run skipped: another run holds the lease")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("acquire retention lease: %w", err)
+	}
+	if job.Checkpoint != "" {
+		if err := json.Unmarshal([]byte(job.Checkpoint), &r.cp); err != nil {
+			// A checkpoint we cannot read only costs repeated work: tenants being deleted are found by state.
+			r.log.WarnContext(ctx, "retention checkpoint unreadable; starting afresh", "error", err)
+			r.cp = checkpoint{}
+		}
+	}
+
+	errs := r.all(ctx)
+	code := ""
+	if len(errs) > 0 {
+		code = "retention-failed"
+	}
+	// Save and release even if the invocation is being cancelled, so the next run resumes at once.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := r.save(fctx); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := r.st.Jobs.Release(fctx, store.OperatorPartition, JobName, r.owner, code); err != nil {
+		errs = append(errs, fmt.Errorf("release retention lease: %w", err))
+	}
+	r.log.InfoContext(ctx, "retention run done", "rows_deleted", j.o.MaxRows-r.rowsLeft,
+		"deletions_in_progress", len(r.cp.Deletions), "failures", len(errs))
+	return errors.Join(errs...)
+}
+
+// all runs the passes in order of urgency: interrupted deletions, tenants due, later phases, pruning.
+func (r *run) all(ctx context.Context) []error {
+	var errs []error
+	fail := func(err error) bool {
+		if errors.Is(err, errBudget) {
+			return true
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return false
+	}
+
+	// 1. Deletions a previous run started.
+	for _, d := range slices.Clone(r.cp.Deletions) {
+		if fail(r.execute(ctx, d)) {
+			return errs
+		}
+	}
+
+	// 2. Tenants due for deletion.
+	var all []store.Tenant
+	for t, err := range r.st.Tenants.OperatorAll(ctx) {
+		if err != nil {
+			return append(errs, fmt.Errorf("list tenants: %w", err))
+		}
+		all = append(all, t)
+	}
+	now := r.j.o.Clock.Now()
+	for _, t := range all {
+		due, reason, ended, ok := r.j.o.Policy.DeletionDue(t)
+		if !ok || (t.State != store.TenantDeleting && now.Before(due)) {
+			continue
+		}
+		if r.stop() {
+			return errs
+		}
+		if fail(r.deleteTenant(ctx, t, due, reason, ended)) {
+			return errs
+		}
+	}
+
+	// 3. License and billing data of tenants deleted earlier.
+	stopped, perr := r.laterPhases(ctx, now)
+	if errs = append(errs, perr...); stopped {
+		return errs
+	}
+
+	// 4. Routine pruning of the others, continuing after the last run's cursor.
+	for _, t := range all {
+		if r.cp.Cursor != "" && t.ID <= r.cp.Cursor {
+			continue
+		}
+		if t.State == store.TenantDeleting || t.State == store.TenantPending {
+			continue
+		}
+		if due, _, _, ok := r.j.o.Policy.DeletionDue(t); ok && !now.Before(due) {
+			continue // handled (or tried) by the deletion pass above
+		}
+		if r.stop() {
+			return errs
+		}
+		err := r.prune(ctx, t, now)
+		if fail(err) {
+			return errs
+		}
+		r.cp.Cursor = t.ID
+	}
+	r.cp.Cursor = "" // a full pass is done: the next run starts at the beginning
+	return errs
+}
+
+// stop says whether the run's time or rows are used up.
+func (r *run) stop() bool { return r.rowsLeft <= 0 || !time.Now().Before(r.deadline) }
+
+// save writes the checkpoint (while this run holds the lease).
+func (r *run) save(ctx context.Context) error {
+	b, err := json.Marshal(r.cp)
+	if err != nil {
+		return fmt.Errorf("encode retention checkpoint: %w", err)
+	}
+	if _, err := r.st.Jobs.Checkpoint(ctx, store.OperatorPartition, JobName, r.owner, string(b)); err != nil {
+		return fmt.Errorf("save retention checkpoint: %w", err)
+	}
+	return nil
+}
+
+func newOwner() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
