@@ -343,6 +343,14 @@ func (g *Graph) SendLifecycle(ctx context.Context, subID, event string) (int, er
 	return g.sendLifecycle(ctx, c, event)
 }
 
+// DropSubscription deletes a subscription on Graph's side without telling anyone (a lost lifecycle
+// notification, an expiry).
+func (g *Graph) DropSubscription(subID string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.subs, subID)
+}
+
 // RemoveSubscription deletes a subscription on Graph's side and posts subscriptionRemoved.
 func (g *Graph) RemoveSubscription(ctx context.Context, subID string) (int, error) {
 	g.mu.Lock()

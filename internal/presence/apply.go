@@ -1,0 +1,274 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/store/ttlcache"
+)
+
+// Observation is one presence as Graph reported it (a notification or a bulk read).
+type Observation struct {
+	UserID       string
+	Availability string
+	Activity     string
+	// Sequence is Graph's sequenceNumber ("" if absent): a lexicographically sortable version stamp.
+	Sequence string
+	// At is when Graph reported it (the webhook's acceptance, or the bulk read); the order of last resort
+	// when Graph sends no sequence number.
+	At time.Time
+}
+
+// Outcome is what Apply did.
+type Outcome string
+
+// Outcomes.
+const (
+	Pushed    Outcome = "pushed"    // the PBX got the new state
+	Unchanged Outcome = "unchanged" // same PBX state as last pushed: stored, not pushed
+	Stale     Outcome = "stale"     // older than what is stored: dropped
+	Skipped   Outcome = "skipped"   // not a licensed, unrestricted user of an active tenant
+	Failed    Outcome = "failed"    // the push failed (see the error)
+)
+
+// syncResourceRecord names a user's presence in the ledger and in syncerrors: Resource = user id (so
+// the licensing job's DeleteResource(user) and erasure requests reach it), RecordID "presence".
+const syncRecord = "presence"
+
+// Applier stores a presence and pushes what changed to the tenant's PBX. The worker (notifications) and
+// the subscription manager (resyncs) share it, so both follow the same rules.
+type Applier struct {
+	st       *store.Store
+	pushers  connector.Registry
+	defaults Mapping
+	now      func() time.Time
+	log      *slog.Logger
+	stats    *Stats
+
+	tenants *ttlcache.Cache[store.TenantID, tenantSettings]
+	users   *ttlcache.Cache[string, userEntry]
+}
+
+type tenantSettings struct {
+	active  bool
+	kind    string
+	mapping Mapping
+	err     error // a mapping the tenant saved that does not parse
+}
+
+type userEntry struct {
+	found bool
+	user  store.User
+}
+
+// settingsTTL bounds how long a licensing or settings change takes to reach the worker.
+const settingsTTL = time.Minute
+
+// NewApplier builds the applier. defaults is the mapping every tenant starts from (its Tenant.PresenceMap
+// overrides apply on top).
+func NewApplier(st *store.Store, pushers connector.Registry, defaults Mapping, stats *Stats, now func() time.Time, log *slog.Logger) *Applier {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if stats == nil {
+		stats = NewStats()
+	}
+	return &Applier{st: st, pushers: pushers, defaults: defaults, now: now, log: log, stats: stats,
+		tenants: ttlcache.New[store.TenantID, tenantSettings](settingsTTL, 10_000, now),
+		users:   ttlcache.New[string, userEntry](settingsTTL, 100_000, now)}
+}
+
+func (a *Applier) settings(ctx context.Context, tenant store.TenantID) (tenantSettings, error) {
+	if s, ok := a.tenants.Get(tenant); ok {
+		return s, nil
+	}
+	t, err := a.st.Tenants.Get(ctx, tenant)
+	if errors.Is(err, store.ErrNotFound) {
+		s := tenantSettings{}
+		a.tenants.Set(tenant, s)
+		return s, nil
+	}
+	if err != nil {
+		return tenantSettings{}, fmt.Errorf("read tenant: %w", err)
+	}
+	s := tenantSettings{active: t.State == store.TenantActive, kind: t.PBXKind}
+	s.mapping, s.err = ParseMapping(a.defaults, t.PresenceMap)
+	a.tenants.Set(tenant, s)
+	return s, nil
+}
+
+func (a *Applier) user(ctx context.Context, tenant store.TenantID, id string) (userEntry, error) {
+	k := string(tenant) + "/" + id
+	if u, ok := a.users.Get(k); ok {
+		return u, nil
+	}
+	u, err := a.st.Users.Get(ctx, tenant, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidKey):
+		a.users.Set(k, userEntry{})
+		return userEntry{}, nil
+	case err != nil:
+		return userEntry{}, fmt.Errorf("read user: %w", err)
+	}
+	e := userEntry{found: true, user: u}
+	a.users.Set(k, e)
+	return e, nil
+}
+
+// Apply takes one observation through the rules: only licensed, unrestricted users of active tenants;
+// never an older state over a newer one; store the current state (no history); push only when the PBX
+// state changes. A failed push is recorded in syncerrors (with the user's name, temporarily) and
+// returned; connector.Retryable tells whether trying later may help.
+func (a *Applier) Apply(ctx context.Context, tenant store.TenantID, o Observation) (Outcome, error) {
+	out, err := a.apply(ctx, tenant, o)
+	a.stats.count(out)
+	return out, err
+}
+
+func (a *Applier) apply(ctx context.Context, tenant store.TenantID, o Observation) (Outcome, error) {
+	if o.UserID == "" {
+		return Skipped, errors.New("apply presence: no user id")
+	}
+	set, err := a.settings(ctx, tenant)
+	if err != nil {
+		return Failed, err
+	}
+	if !set.active {
+		return Skipped, nil
+	}
+	ue, err := a.user(ctx, tenant, o.UserID)
+	if err != nil {
+		return Failed, err
+	}
+	if !ue.found || !ue.user.Licensed || ue.user.ProcessingRestricted {
+		return Skipped, nil
+	}
+	cur, etag, err := a.st.Presence.GetWithETag(ctx, tenant, o.UserID)
+	exists := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return Failed, fmt.Errorf("read presence: %w", err)
+	}
+	if exists && older(o, cur) {
+		return Stale, nil
+	}
+	if set.err != nil {
+		a.recordFailure(ctx, tenant, ue.user, "mapping_invalid")
+		return Failed, &PushError{Err: fmt.Errorf("tenant presence mapping: %w", connector.ErrNotConfigured)}
+	}
+	state := set.mapping.State(o.Availability, o.Activity)
+	next := store.Presence{UserID: o.UserID, Availability: o.Availability, Activity: o.Activity, Source: "teams",
+		PBXState: cur.PBXState, Sequence: o.Sequence, ChangedAt: o.At.UTC()}
+	outcome := Unchanged
+	if string(state) != cur.PBXState {
+		pusher, err := a.pushers.For(set.kind)
+		if err == nil {
+			u := connector.User{ID: o.UserID, PBXUserID: ue.user.PBXUserID, Email: ue.user.Mail}
+			if u.Email == "" {
+				u.Email = ue.user.UserPrincipalName
+			}
+			err = pusher.Push(ctx, tenant, u, state)
+		}
+		if err != nil {
+			a.recordFailure(ctx, tenant, ue.user, connector.Code(err))
+			return Failed, &PushError{Err: err}
+		}
+		next.PBXState, outcome = string(state), Pushed
+	}
+	if exists {
+		_, err = a.st.Presence.Replace(ctx, tenant, next, etag)
+	} else {
+		_, err = a.st.Presence.Insert(ctx, tenant, next)
+	}
+	if err != nil {
+		// A concurrent writer (a resync racing the worker): the redelivery decides again on fresh data.
+		return Failed, fmt.Errorf("store presence: %w", err)
+	}
+	if outcome == Pushed {
+		if _, err := a.st.Ledger.Upsert(ctx, tenant, store.LedgerEntry{Resource: o.UserID, RecordID: syncRecord, LastModified: next.ChangedAt}); err != nil {
+			return outcome, fmt.Errorf("record ledger: %w", err)
+		}
+		a.clearFailure(ctx, tenant, o.UserID)
+	}
+	return outcome, nil
+}
+
+// PushError is a failed push to the PBX (as opposed to a storage failure); connector.Retryable and
+// connector.RetryAfter classify its cause.
+type PushError struct{ Err error }
+
+func (e *PushError) Error() string { return "push presence: " + e.Err.Error() }
+func (e *PushError) Unwrap() error { return e.Err }
+
+// older reports whether o is older than (or the same as) what is stored. Graph's sequence numbers
+// decide when both sides have one; otherwise the report times do.
+func older(o Observation, cur store.Presence) bool {
+	if o.Sequence != "" && cur.Sequence != "" {
+		return compareSequence(o.Sequence, cur.Sequence) <= 0
+	}
+	return o.At.Before(cur.ChangedAt)
+}
+
+// compareSequence orders sequence numbers: "lexicographically sortable" per Graph; shorter first covers
+// numbers that are not zero-padded.
+func compareSequence(a, b string) int {
+	if len(a) != len(b) {
+		if len(a) < len(b) {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+// recordFailure notes the failed record for the tenant's error report. The user's name is kept only here
+// and only temporarily (retention S7); failures to record are logged, never hide the push error.
+func (a *Applier) recordFailure(ctx context.Context, tenant store.TenantID, u store.User, code string) {
+	now := a.now().UTC()
+	rk, err := store.SyncErrorKey(u.ID, syncRecord)
+	if err != nil {
+		return
+	}
+	_, err = a.st.SyncErrors.UpdateOrCreate(ctx, tenant, rk, func(e *store.SyncError, exists bool) error {
+		if !exists {
+			e.FirstFailedAt = now
+		}
+		e.RecordName = u.DisplayName
+		e.ErrorCode = code
+		e.Attempts++
+		e.LastFailedAt = now
+		return nil
+	})
+	if err != nil {
+		a.log.Warn("record sync error failed", "tenant_id", string(tenant), "user_id", u.ID, "error", err)
+	}
+}
+
+func (a *Applier) clearFailure(ctx context.Context, tenant store.TenantID, userID string) {
+	rk, err := store.SyncErrorKey(userID, syncRecord)
+	if err != nil {
+		return
+	}
+	if err := a.st.SyncErrors.Delete(ctx, tenant, rk); err != nil && !errors.Is(err, store.ErrNotFound) {
+		a.log.Warn("clear sync error failed", "tenant_id", string(tenant), "user_id", userID, "error", err)
+	}
+}
+
+// Forget drops the cached settings of a tenant (they changed); otherwise changes apply within a minute.
+func (a *Applier) Forget(tenant store.TenantID) {
+	a.tenants.Delete(tenant)
+}
+
+// ForgetUser drops a cached user (licensing or a processing restriction changed); otherwise such
+// changes reach the worker within a minute.
+func (a *Applier) ForgetUser(tenant store.TenantID, userID string) {
+	a.users.Delete(string(tenant) + "/" + userID)
+}

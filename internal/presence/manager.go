@@ -1,0 +1,514 @@
+// Package presence is presence sync, Teams → PBX: Graph presence subscriptions held through the
+// tenant's service users, their renewal and lifecycle, and the worker that maps each presence change to
+// the PBX's state and pushes it through the tenant's connector.
+//
+// Choices where the issue is silent:
+//   - Packing is stable (Pack): a user stays in the subscription that covers them; only subscriptions
+//     whose member set changes are re-created (delete, then create: Graph allows one presence
+//     subscription per app and service user), and their members are resynced right after.
+//   - Every new or re-created subscription is followed by a resync (getPresencesByUserId) so the PBX is
+//     right from the start and nothing is lost in the gap.
+//   - Ordering: Graph's presence sequenceNumber decides when present; otherwise the time the webhook
+//     accepted the notification. Replays are dropped by Service Bus duplicate detection and, beyond
+//     its window, by the stored sequence/time.
+//   - A tenant's runs are serialised by a job lease ("presence-subscriptions"), so the timer and the
+//     lifecycle worker, or two instances, never reconcile the same tenant at once.
+//   - Tenants that need an admin (service users to add or to reconnect) appear under Health's
+//     presence.attention; Status computes the same for the admin API.
+package presence
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/connecthub/connecthub/internal/graph"
+	"github.com/connecthub/connecthub/internal/graphcrypto"
+	"github.com/connecthub/connecthub/internal/store"
+)
+
+// Graph is what the manager needs from a service user's delegated Graph client (graph.Client).
+type Graph interface {
+	CreateSubscription(ctx context.Context, s graph.NewSubscription) (graph.Subscription, error)
+	RenewSubscription(ctx context.Context, id string, expires time.Time) (time.Time, error)
+	ReauthorizeSubscription(ctx context.Context, id string) error
+	DeleteSubscription(ctx context.Context, id string) error
+	ListSubscriptions(ctx context.Context) ([]graph.Subscription, error)
+	PresencesByUserID(ctx context.Context, ids []string) ([]graph.Presence, error)
+}
+
+var _ Graph = (*graph.Client)(nil)
+
+// Clients hands out a service user's Graph client.
+type Clients interface {
+	For(ctx context.Context, tenant store.TenantID, serviceUserID string) (Graph, error)
+}
+
+// ManagerOptions configure the subscription manager.
+type ManagerOptions struct {
+	NotificationURL string        // <public base>/api/graph/notifications
+	LifecycleURL    string        // <public base>/api/graph/lifecycle
+	Lifetime        time.Duration // asked per subscription (Graph allows 60 min for presence)
+	RenewMargin     time.Duration // renew what expires within this
+	Owner           string        // lease owner: this instance
+	LeaseWait       time.Duration // how long a lifecycle event waits for a tenant's running reconcile (default 30 s)
+	Now             func() time.Time
+	Log             *slog.Logger
+}
+
+// Manager keeps every active tenant's presence subscriptions right: RenewSubscriptions (Run) and the
+// lifecycle actions (Handle).
+type Manager struct {
+	st      *store.Store
+	clients Clients
+	applier *Applier
+	certs   *graphcrypto.KeyRing
+	o       ManagerOptions
+}
+
+// leaseName is the job lease that serialises a tenant's reconciles.
+const leaseName = "presence-subscriptions"
+
+// NewManager builds the manager.
+func NewManager(st *store.Store, clients Clients, applier *Applier, certs *graphcrypto.KeyRing, o ManagerOptions) *Manager {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.LeaseWait <= 0 {
+		o.LeaseWait = 30 * time.Second
+	}
+	if o.Owner == "" {
+		o.Owner = "presence-" + random()
+	}
+	return &Manager{st: st, clients: clients, applier: applier, certs: certs, o: o}
+}
+
+// Run is RenewSubscriptions: reconcile every active tenant. A tenant another instance is reconciling is
+// skipped (it is being done); failures are collected per tenant, never stop the others.
+func (m *Manager) Run(ctx context.Context) error {
+	if m.o.NotificationURL == "" {
+		return errors.New("presence sync is off: no public base URL configured")
+	}
+	var errs []error
+	for t, err := range m.st.Tenants.OperatorAll(ctx) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list tenants: %w", err))
+			break
+		}
+		if t.State != store.TenantActive {
+			continue
+		}
+		if _, err := m.withLease(ctx, t.ID, false, func() error { _, err := m.Reconcile(ctx, t.ID); return err }); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: %w", t.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// withLease runs fn holding the tenant's lease. Without wait, a held lease means "someone else is on
+// it" and fn is skipped (ran=false, no error); with wait it polls until LeaseWait.
+func (m *Manager) withLease(ctx context.Context, tenant store.TenantID, wait bool, fn func() error) (ran bool, err error) {
+	deadline := m.o.Now().Add(m.o.LeaseWait)
+	for {
+		_, err = m.st.Jobs.AcquireLease(ctx, tenant, leaseName, m.o.Owner, 5*time.Minute)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrLeaseHeld) {
+			return false, fmt.Errorf("acquire lease: %w", err)
+		}
+		if !wait {
+			m.o.Log.Info("presence reconcile skipped: another instance holds the tenant", "tenant_id", string(tenant))
+			return false, nil
+		}
+		if m.o.Now().After(deadline) {
+			return false, fmt.Errorf("acquire lease: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	ferr := fn()
+	code := ""
+	if ferr != nil {
+		code = "reconcile_failed"
+	}
+	if _, err := m.st.Jobs.Release(ctx, tenant, leaseName, m.o.Owner, code); err != nil {
+		ferr = errors.Join(ferr, fmt.Errorf("release lease: %w", err))
+	}
+	return true, ferr
+}
+
+// Status is a tenant's presence sync state: what the admin sees.
+func (m *Manager) Status(ctx context.Context, tenant store.TenantID) (TenantStatus, error) {
+	v, err := m.view(ctx, tenant)
+	if err != nil {
+		return TenantStatus{}, err
+	}
+	p := Pack(v.licensed, v.active, v.members)
+	return v.status(p), nil
+}
+
+type tenantView struct {
+	licensed []string
+	active   []string                      // active service users, oldest connection first
+	all      int                           // service users including those needing re-consent
+	subs     map[string]store.Subscription // by service user
+	members  map[string][]string
+	orphans  []store.Subscription // rows whose service user is gone or duplicated
+}
+
+func (v tenantView) status(p Plan) TenantStatus {
+	return TenantStatus{Licensed: len(v.licensed), ServiceUsers: len(v.active), NeedsReconsent: v.all - len(v.active),
+		Subscriptions: len(v.subs), ServiceUsersNeeded: p.Needed, ServiceUsersMissing: p.Missing, Unassigned: len(p.Unassigned)}
+}
+
+func (m *Manager) view(ctx context.Context, tenant store.TenantID) (tenantView, error) {
+	v := tenantView{subs: map[string]store.Subscription{}, members: map[string][]string{}}
+	// Only the flags are read: the sealed personal fields are not needed here.
+	for u, err := range m.st.Users.All(ctx, tenant, &store.ListOptions{Select: []string{"Licensed", "ProcessingRestricted"}}) {
+		if err != nil {
+			return v, fmt.Errorf("list users: %w", err)
+		}
+		if u.Licensed && !u.ProcessingRestricted {
+			v.licensed = append(v.licensed, u.ID)
+		}
+	}
+	var sus []store.ServiceUser
+	for su, err := range m.st.ServiceUsers.All(ctx, tenant, &store.ListOptions{Select: []string{"State", "ConnectedAt"}}) {
+		if err != nil {
+			return v, fmt.Errorf("list service users: %w", err)
+		}
+		v.all++
+		if su.State == store.ServiceUserActive {
+			sus = append(sus, su)
+		}
+	}
+	slices.SortFunc(sus, func(a, b store.ServiceUser) int {
+		if c := a.ConnectedAt.Compare(b.ConnectedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	active := map[string]bool{}
+	for _, su := range sus {
+		v.active = append(v.active, su.ID)
+		active[su.ID] = true
+	}
+	for s, err := range m.st.Subscriptions.All(ctx, tenant, nil) {
+		if err != nil {
+			return v, fmt.Errorf("list subscriptions: %w", err)
+		}
+		if s.Kind != store.KindPresence {
+			continue
+		}
+		ids, perr := ParseResource(s.Resource)
+		prev, dup := v.subs[s.ServiceUserID]
+		switch {
+		case !active[s.ServiceUserID] || perr != nil:
+			v.orphans = append(v.orphans, s)
+		case dup && prev.CreatedAt.After(s.CreatedAt):
+			v.orphans = append(v.orphans, s)
+		default:
+			if dup {
+				v.orphans = append(v.orphans, prev)
+			}
+			v.subs[s.ServiceUserID] = s
+			v.members[s.ServiceUserID] = ids
+		}
+	}
+	return v, nil
+}
+
+// Reconcile makes one tenant's subscriptions match its licensed users and service users: renew what
+// expires within the margin, create what is missing, re-create what changed or disappeared, delete
+// what is no longer needed. Call it holding the tenant's lease (Run and Handle do).
+func (m *Manager) Reconcile(ctx context.Context, tenant store.TenantID) (TenantStatus, error) {
+	v, err := m.view(ctx, tenant)
+	if err != nil {
+		return TenantStatus{}, err
+	}
+	plan := Pack(v.licensed, v.active, v.members)
+	var errs []error
+	for _, s := range v.orphans {
+		errs = append(errs, m.remove(ctx, tenant, s, slices.Contains(v.active, s.ServiceUserID)))
+	}
+	for _, su := range v.active {
+		want := plan.Members[su]
+		sub, has := v.subs[su]
+		switch {
+		case len(want) == 0 && has:
+			errs = append(errs, m.remove(ctx, tenant, sub, true))
+		case len(want) == 0:
+		case has && slices.Equal(want, v.members[su]):
+			errs = append(errs, m.renew(ctx, tenant, sub, want))
+		case has:
+			if err := m.remove(ctx, tenant, sub, true); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			errs = append(errs, m.create(ctx, tenant, su, want))
+		default:
+			errs = append(errs, m.create(ctx, tenant, su, want))
+		}
+	}
+	st := v.status(plan)
+	err = errors.Join(errs...)
+	if err != nil {
+		st.Errors = len(slices.DeleteFunc(errs, func(e error) bool { return e == nil }))
+	}
+	// Count what exists now, not what existed before the run.
+	if n, cerr := m.countSubscriptions(ctx, tenant); cerr == nil {
+		st.Subscriptions = n
+	}
+	m.applier.stats.setTenant(string(tenant), st)
+	if st.ServiceUsersMissing > 0 {
+		m.o.Log.Warn("presence: service users missing", "tenant_id", string(tenant), "missing", st.ServiceUsersMissing, "unassigned_users", st.Unassigned)
+	}
+	return st, err
+}
+
+func (m *Manager) countSubscriptions(ctx context.Context, tenant store.TenantID) (int, error) {
+	n := 0
+	for s, err := range m.st.Subscriptions.All(ctx, tenant, &store.ListOptions{Select: []string{"Kind"}}) {
+		if err != nil {
+			return 0, err
+		}
+		if s.Kind == store.KindPresence {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (m *Manager) client(ctx context.Context, tenant store.TenantID, su string) (Graph, error) {
+	g, err := m.clients.For(ctx, tenant, su)
+	if err != nil {
+		return nil, fmt.Errorf("graph client of service user %s: %w", su, err)
+	}
+	return g, nil
+}
+
+// renew moves the expiry when it is within the margin. A subscription Graph no longer has (or one that
+// already lapsed) is re-created, and its users resynced: changes during a lapse are lost otherwise.
+func (m *Manager) renew(ctx context.Context, tenant store.TenantID, sub store.Subscription, members []string) error {
+	now := m.o.Now()
+	if sub.ExpiresAt.Sub(now) > m.o.RenewMargin {
+		return nil
+	}
+	g, err := m.client(ctx, tenant, sub.ServiceUserID)
+	if err != nil {
+		return err
+	}
+	if sub.ExpiresAt.After(now) {
+		exp, err := g.RenewSubscription(ctx, sub.ID, now.Add(m.o.Lifetime))
+		if err == nil {
+			_, err = m.st.Subscriptions.Update(ctx, tenant, sub.ID, func(s *store.Subscription) error {
+				s.ExpiresAt, s.UpdatedAt = exp, now.UTC()
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("record renewal: %w", err)
+			}
+			m.o.Log.Info("presence subscription renewed", "tenant_id", string(tenant), "subscription_id", sub.ID)
+			return nil
+		}
+		if !errors.Is(err, graph.ErrNotFound) {
+			return fmt.Errorf("renew subscription %s: %w", sub.ID, err)
+		}
+	}
+	m.o.Log.Info("presence subscription gone; re-creating", "tenant_id", string(tenant), "subscription_id", sub.ID)
+	if err := m.remove(ctx, tenant, sub, false); err != nil {
+		return err
+	}
+	return m.create(ctx, tenant, sub.ServiceUserID, members)
+}
+
+// remove deletes a subscription at Graph (when its service user can still do it) and our record.
+func (m *Manager) remove(ctx context.Context, tenant store.TenantID, sub store.Subscription, atGraph bool) error {
+	if atGraph {
+		g, err := m.client(ctx, tenant, sub.ServiceUserID)
+		if err == nil {
+			err = g.DeleteSubscription(ctx, sub.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("delete subscription %s: %w", sub.ID, err)
+		}
+	}
+	if err := m.st.Subscriptions.Delete(ctx, tenant, sub.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("delete subscription record: %w", err)
+	}
+	return nil
+}
+
+// create subscribes for members through service user su, records the subscription and resyncs the
+// members. If Graph says the service user already holds a presence subscription we have no record of
+// (a crash between Graph's answer and our write), that orphan is deleted and creation tried once more.
+func (m *Manager) create(ctx context.Context, tenant store.TenantID, su string, members []string) error {
+	g, err := m.client(ctx, tenant, su)
+	if err != nil {
+		return err
+	}
+	state, hash, err := store.NewClientState()
+	if err != nil {
+		return err
+	}
+	cur := m.certs.Current()
+	req := graph.NewSubscription{
+		Resource: Resource(members), ChangeType: "updated",
+		NotificationURL: m.o.NotificationURL, LifecycleNotificationURL: m.o.LifecycleURL,
+		ClientState: state, ExpiresAt: m.o.Now().Add(m.o.Lifetime),
+		IncludeResourceData: true, EncryptionCertificate: base64.StdEncoding.EncodeToString(cur.Certificate.Raw),
+		EncryptionCertificateID: cur.ID,
+	}
+	sub, err := g.CreateSubscription(ctx, req)
+	var ge *graph.Error
+	if errors.As(err, &ge) && (ge.Status == 403 || ge.Status == 409) {
+		if cerr := m.deleteUnknown(ctx, tenant, g); cerr != nil {
+			return errors.Join(fmt.Errorf("create subscription: %w", err), cerr)
+		}
+		sub, err = g.CreateSubscription(ctx, req)
+	}
+	if err != nil {
+		return fmt.Errorf("create subscription for service user %s: %w", su, err)
+	}
+	now := m.o.Now().UTC()
+	if _, err := m.st.Subscriptions.Insert(ctx, tenant, store.Subscription{ID: sub.ID, Kind: store.KindPresence,
+		Resource: req.Resource, ChangeType: req.ChangeType, ExpiresAt: sub.ExpiresAt, ClientStateHash: hash,
+		ServiceUserID: su, CreatedAt: now, UpdatedAt: now}); err != nil {
+		return fmt.Errorf("record subscription: %w", err)
+	}
+	m.o.Log.Info("presence subscription created", "tenant_id", string(tenant), "subscription_id", sub.ID, "users", len(members))
+	return m.resync(ctx, tenant, g, members)
+}
+
+// deleteUnknown deletes the service user's presence subscriptions at Graph that we hold no record of.
+func (m *Manager) deleteUnknown(ctx context.Context, tenant store.TenantID, g Graph) error {
+	subs, err := g.ListSubscriptions(ctx)
+	if err != nil {
+		return fmt.Errorf("list subscriptions: %w", err)
+	}
+	var errs []error
+	for _, s := range subs {
+		if _, perr := ParseResource(s.Resource); perr != nil {
+			continue
+		}
+		if _, err := m.st.Subscriptions.Get(ctx, tenant, s.ID); errors.Is(err, store.ErrNotFound) {
+			m.o.Log.Warn("deleting unknown presence subscription", "tenant_id", string(tenant), "subscription_id", s.ID)
+			errs = append(errs, g.DeleteSubscription(ctx, s.ID))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// resync reads the members' presence in bulk and pushes what changed. PBX failures are recorded per
+// user (syncerrors) and do not fail the resync; storage failures do.
+func (m *Manager) resync(ctx context.Context, tenant store.TenantID, g Graph, members []string) error {
+	ps, err := g.PresencesByUserID(ctx, members)
+	if err != nil {
+		return fmt.Errorf("read presences: %w", err)
+	}
+	now := m.o.Now().UTC()
+	var mu sync.Mutex
+	var errs []error
+	pushed, failed := 0, 0
+	// A few at a time: each user costs a handful of table calls and maybe a PBX call.
+	var g8 errgroup.Group
+	g8.SetLimit(resyncParallelism)
+	for _, p := range ps {
+		g8.Go(func() error {
+			out, err := m.applier.Apply(ctx, tenant, Observation{UserID: strings.ToLower(p.UserID), Availability: p.Availability,
+				Activity: p.Activity, Sequence: p.Sequence, At: now})
+			mu.Lock()
+			defer mu.Unlock()
+			var pe *PushError
+			switch {
+			case errors.As(err, &pe):
+				failed++
+			case err != nil:
+				errs = append(errs, err)
+			case out == Pushed:
+				pushed++
+			}
+			return nil
+		})
+	}
+	_ = g8.Wait()
+	m.o.Log.Info("presence resynced", "tenant_id", string(tenant), "users", len(ps), "pushed", pushed, "push_failures", failed)
+	return errors.Join(errs...)
+}
+
+// resyncParallelism bounds the concurrent applies of one resync.
+const resyncParallelism = 8
+
+// Lifecycle events Graph sends.
+const (
+	EventReauthorizationRequired = "reauthorizationRequired"
+	EventSubscriptionRemoved     = "subscriptionRemoved"
+	EventMissed                  = "missed"
+)
+
+// Handle is ProcessLifecycle's action (ingest.LifecycleAction): reauthorizationRequired → reauthorize;
+// subscriptionRemoved → re-create and resync; missed → resync.
+func (m *Manager) Handle(ctx context.Context, tenant store.TenantID, sub store.Subscription, event string) error {
+	if sub.Kind != store.KindPresence {
+		return nil
+	}
+	_, err := m.withLease(ctx, tenant, true, func() error {
+		switch event {
+		case EventReauthorizationRequired:
+			g, err := m.client(ctx, tenant, sub.ServiceUserID)
+			if err != nil {
+				return err
+			}
+			err = g.ReauthorizeSubscription(ctx, sub.ID)
+			if errors.Is(err, graph.ErrNotFound) {
+				return m.recreate(ctx, tenant, sub)
+			}
+			if err != nil {
+				return fmt.Errorf("reauthorize subscription %s: %w", sub.ID, err)
+			}
+			m.o.Log.Info("presence subscription reauthorized", "tenant_id", string(tenant), "subscription_id", sub.ID)
+			return nil
+		case EventSubscriptionRemoved:
+			return m.recreate(ctx, tenant, sub)
+		case EventMissed:
+			ids, err := ParseResource(sub.Resource)
+			if err != nil {
+				return err
+			}
+			g, err := m.client(ctx, tenant, sub.ServiceUserID)
+			if err != nil {
+				return err
+			}
+			return m.resync(ctx, tenant, g, ids)
+		default:
+			m.o.Log.Warn("unknown lifecycle event", "tenant_id", string(tenant), "subscription_id", sub.ID, "event", event)
+			return nil
+		}
+	})
+	return err
+}
+
+// recreate drops our record of a subscription Graph removed and reconciles the tenant, which creates the
+// service user's subscription again (with the current members) and resyncs them.
+func (m *Manager) recreate(ctx context.Context, tenant store.TenantID, sub store.Subscription) error {
+	if err := m.remove(ctx, tenant, sub, false); err != nil {
+		return err
+	}
+	_, err := m.Reconcile(ctx, tenant)
+	return err
+}

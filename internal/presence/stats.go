@@ -1,0 +1,87 @@
+package presence
+
+import (
+	"maps"
+	"sync"
+	"sync/atomic"
+)
+
+// Stats are the presence counters shown by Health: outcomes of this instance and, per tenant, what the
+// last subscription run found (ids and counts only, never names).
+type Stats struct {
+	pushed, unchanged, stale, skipped, failed, retried, gaveUp atomic.Int64
+
+	mu      sync.Mutex
+	tenants map[string]TenantStatus
+}
+
+// TenantStatus is one tenant's presence sync health as the last subscription run saw it.
+type TenantStatus struct {
+	Licensed            int `json:"licensed"`
+	ServiceUsers        int `json:"serviceUsers"`
+	NeedsReconsent      int `json:"needsReconsent"`
+	Subscriptions       int `json:"subscriptions"`
+	ServiceUsersNeeded  int `json:"serviceUsersNeeded"`
+	ServiceUsersMissing int `json:"serviceUsersMissing"`
+	Unassigned          int `json:"unassignedUsers"`
+	Errors              int `json:"errors"`
+}
+
+// NewStats returns empty counters.
+func NewStats() *Stats { return &Stats{tenants: map[string]TenantStatus{}} }
+
+func (s *Stats) count(o Outcome) {
+	switch o {
+	case Pushed:
+		s.pushed.Add(1)
+	case Unchanged:
+		s.unchanged.Add(1)
+	case Stale:
+		s.stale.Add(1)
+	case Skipped:
+		s.skipped.Add(1)
+	case Failed:
+		s.failed.Add(1)
+	}
+}
+
+func (s *Stats) setTenant(tenant string, st TenantStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tenants[tenant] = st
+}
+
+// Snapshot is the Health view.
+type Snapshot struct {
+	Pushed    int64 `json:"pushed"`
+	Unchanged int64 `json:"unchanged"`
+	Stale     int64 `json:"stale"`
+	Skipped   int64 `json:"skipped"`
+	Failed    int64 `json:"failed"`
+	Retried   int64 `json:"retried"`
+	GaveUp    int64 `json:"gaveUp"`
+	// Attention lists only the tenants that need an admin: service users to reconnect or to add.
+	Attention map[string]TenantStatus `json:"attention,omitempty"`
+}
+
+// Snapshot returns the counters and the tenants needing attention.
+func (s *Stats) Snapshot() Snapshot {
+	out := Snapshot{Pushed: s.pushed.Load(), Unchanged: s.unchanged.Load(), Stale: s.stale.Load(),
+		Skipped: s.skipped.Load(), Failed: s.failed.Load(), Retried: s.retried.Load(), GaveUp: s.gaveUp.Load()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	att := maps.Clone(s.tenants)
+	maps.DeleteFunc(att, func(_ string, t TenantStatus) bool { return t.NeedsReconsent == 0 && t.ServiceUsersMissing == 0 })
+	if len(att) > 0 {
+		out.Attention = att
+	}
+	return out
+}
+
+// Tenant returns the last status recorded for a tenant.
+func (s *Stats) Tenant(tenant string) (TenantStatus, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tenants[tenant]
+	return t, ok
+}

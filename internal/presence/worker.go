@@ -1,0 +1,198 @@
+package presence
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/graphcrypto"
+	"github.com/connecthub/connecthub/internal/ingest"
+	"github.com/connecthub/connecthub/internal/notification"
+	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/store"
+)
+
+// Message properties the worker adds to a rescheduled copy.
+const (
+	PropAttempt    = "attempt"    // PBX pushes tried so far for this notification
+	PropObservedAt = "observedAt" // when the webhook first accepted it (RFC 3339), kept across copies
+	PropLastError  = "lastError"  // code of the last push failure, on the exhausted copy
+)
+
+// Decrypter opens rich notification content (graphcrypto.KeyRing).
+type Decrypter interface {
+	Decrypt(ec graphcrypto.EncryptedContent) ([]byte, error)
+}
+
+// WorkerOptions tune the retry of PBX pushes.
+type WorkerOptions struct {
+	MaxAttempts int           // pushes before the message is dead-lettered (default 6)
+	RetryDelay  time.Duration // first backoff, doubling per attempt (default 10 s)
+	MaxDelay    time.Duration // cap of the backoff (default 5 min)
+	Now         func() time.Time
+	Log         *slog.Logger
+}
+
+// Worker is ProcessNotification for presence: decrypt, map, store, push.
+//
+// A PBX push that fails in a way that may pass (throttling, 5xx, no answer) is retried with backoff: the
+// worker schedules a copy of the message (Service Bus scheduled enqueue, same session, attempt+1) and
+// completes the original. After MaxAttempts it fails the invocation with the reason, and every
+// redelivery fails at once without calling the PBX again, so Service Bus dead-letters the message
+// (MaxDeliveryCountExceeded, the reason in the error description). A permanent failure (user not
+// mapped, PBX not configured, 4xx) is recorded in syncerrors for the tenant's error report and the
+// message completes: retrying cannot help until an admin acts.
+type Worker struct {
+	applier *Applier
+	keys    Decrypter
+	sender  queue.Sender
+	o       WorkerOptions
+}
+
+// NewWorker builds the worker; sender reschedules retries onto the notifications queue.
+func NewWorker(applier *Applier, keys Decrypter, sender queue.Sender, o WorkerOptions) *Worker {
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 6
+	}
+	if o.RetryDelay <= 0 {
+		o.RetryDelay = 10 * time.Second
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = 5 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{applier: applier, keys: keys, sender: sender, o: o}
+}
+
+// presenceResource is the decrypted content of a presence notification.
+type presenceResource struct {
+	ID             string `json:"id"`
+	Availability   string `json:"availability"`
+	Activity       string `json:"activity"`
+	SequenceNumber string `json:"sequenceNumber"`
+}
+
+// Process handles one queued presence notification.
+func (w *Worker) Process(ctx context.Context, d *queue.Delivery) error {
+	tenant, err := store.ParseTenantID(d.ApplicationProperties[ingest.PropTenant])
+	if err != nil {
+		return apperr.New(apperr.Invalid, "presence message without a tenant", err)
+	}
+	if k := d.ApplicationProperties[ingest.PropKind]; k != string(store.KindPresence) {
+		return apperr.New(apperr.Invalid, fmt.Sprintf("message of kind %q on the presence worker", k), nil)
+	}
+	attempt, _ := strconv.Atoi(d.ApplicationProperties[PropAttempt])
+	if attempt >= w.o.MaxAttempts {
+		// The exhausted copy: fail at once, every delivery, until Service Bus dead-letters it with this
+		// reason. The PBX is not called again.
+		return apperr.New(apperr.Unavailable, fmt.Sprintf("pbx push gave up after %d attempts (%s)", attempt,
+			d.ApplicationProperties[PropLastError]), nil)
+	}
+	obs, err := w.observe(d)
+	if err != nil {
+		return err
+	}
+	out, err := w.applier.Apply(ctx, tenant, obs)
+	if err == nil {
+		w.o.Log.Debug("presence applied", "tenant_id", string(tenant), "user_id", obs.UserID, "outcome", string(out))
+		return nil
+	}
+	var pe *PushError
+	if !errors.As(err, &pe) {
+		return err // storage trouble: let Service Bus redeliver
+	}
+	if !connector.Retryable(err) {
+		w.o.Log.Warn("presence push failed permanently", "tenant_id", string(tenant), "user_id", obs.UserID, "code", connector.Code(err))
+		return nil
+	}
+	attempt++
+	delay := min(w.o.RetryDelay<<(attempt-1), w.o.MaxDelay)
+	delay = max(delay, connector.RetryAfter(err))
+	if attempt >= w.o.MaxAttempts {
+		w.applier.stats.gaveUp.Add(1)
+		w.o.Log.Error("presence push gave up", "tenant_id", string(tenant), "user_id", obs.UserID, "attempts", attempt, "code", connector.Code(err))
+		delay = 0 // the exhausted copy only carries the reason to the dead-letter queue
+	}
+	if err := w.reschedule(ctx, d, obs, attempt, delay, connector.Code(err)); err != nil {
+		return fmt.Errorf("reschedule presence push: %w", err)
+	}
+	if attempt < w.o.MaxAttempts {
+		w.applier.stats.retried.Add(1)
+		w.o.Log.Info("presence push rescheduled", "tenant_id", string(tenant), "user_id", obs.UserID, "attempt", attempt,
+			"delay_ms", delay.Milliseconds(), "code", connector.Code(err))
+	}
+	return nil
+}
+
+// observe decrypts the notification and cross-checks it against its envelope.
+func (w *Worker) observe(d *queue.Delivery) (Observation, error) {
+	var n notification.Notification
+	if err := json.Unmarshal(d.Body, &n); err != nil {
+		return Observation{}, apperr.New(apperr.Invalid, "presence message is not a notification", err)
+	}
+	if !n.IsRich() {
+		return Observation{}, apperr.New(apperr.Invalid, "presence notification without resource data", nil)
+	}
+	plain, err := w.keys.Decrypt(n.EncryptedContent)
+	if err != nil {
+		return Observation{}, apperr.New(apperr.Invalid, "presence content does not decrypt", err)
+	}
+	var p presenceResource
+	if err := json.Unmarshal(plain, &p); err != nil || p.ID == "" {
+		return Observation{}, apperr.New(apperr.Invalid, "presence content is not a presence", err)
+	}
+	// The encrypted resource must be the one the envelope names: content moved between notifications
+	// would otherwise set someone else's presence.
+	if n.ResourceData.ID != "" && !strings.EqualFold(n.ResourceData.ID, p.ID) {
+		return Observation{}, apperr.New(apperr.Invalid, "presence content names another user", nil)
+	}
+	at := d.EnqueuedTime
+	if v := d.ApplicationProperties[PropObservedAt]; v != "" {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			at = t
+		}
+	}
+	if at.IsZero() {
+		at = w.o.Now()
+	}
+	return Observation{UserID: strings.ToLower(p.ID), Availability: p.Availability, Activity: p.Activity,
+		Sequence: p.SequenceNumber, At: at.UTC()}, nil
+}
+
+// reschedule queues a copy for later: same body and session (order per user is kept), a new message id
+// (duplicate detection would drop the same one), and the attempt count.
+func (w *Worker) reschedule(ctx context.Context, d *queue.Delivery, obs Observation, attempt int, delay time.Duration, code string) error {
+	props := make(map[string]string, len(d.ApplicationProperties)+2)
+	for k, v := range d.ApplicationProperties {
+		props[k] = v
+	}
+	props[PropAttempt] = strconv.Itoa(attempt)
+	props[PropObservedAt] = obs.At.Format(time.RFC3339Nano)
+	props[PropLastError] = code
+	at := w.o.Now().Add(delay)
+	base, _, _ := strings.Cut(d.MessageID, "/")
+	return w.sender.Send(ctx, queue.Notifications, []queue.Message{{
+		ID: base + "/r" + strconv.Itoa(attempt), SessionID: d.SessionID, ContentType: d.ContentType,
+		Body: d.Body, ApplicationProperties: props, ScheduledEnqueueTime: &at,
+	}})
+}
+
+func random() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

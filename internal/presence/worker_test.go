@@ -1,0 +1,223 @@
+package presence_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/notification"
+	"github.com/connecthub/connecthub/internal/presence"
+	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/store"
+)
+
+// workerFixture has one tenant with a subscription for u1..u3; u3 then restricts processing.
+func workerFixture(t *testing.T, o fixtureOptions) *fixture {
+	t.Helper()
+	f := newFixture(t, o)
+	f.addUsers(t, u1, u2, u3)
+	f.addServiceUser(t, su1, time.Now())
+	if err := f.manager.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// u3 objects to processing after the subscription was made.
+	if _, err := f.st.Users.Update(ctx, f.tenant, u3, func(u *store.User) error { u.ProcessingRestricted = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	f.applier.ForgetUser(f.tenant, u3)
+	return f
+}
+
+func TestWorkerPushesMappedPresenceOnce(t *testing.T) {
+	t.Parallel()
+	f := workerFixture(t, fixtureOptions{})
+
+	busy := f.notify(t, u1, "Busy", "InACall")
+	if err := f.worker.Process(ctx, busy[0]); err != nil {
+		t.Fatal(err)
+	}
+	if st, n := f.pusher.last(u1); st != connector.Busy || n != 2 { // initial resync + this
+		t.Fatalf("u1 = %s ×%d", st, n)
+	}
+	row, _ := f.st.Presence.Get(ctx, f.tenant, u1)
+	if row.Availability != "Busy" || row.Activity != "InACall" || row.PBXState != "Busy" || row.Sequence == "" {
+		t.Errorf("stored presence = %+v", row)
+	}
+	rk, _ := store.LedgerKey(u1, "presence")
+	if le, err := f.st.Ledger.Get(ctx, f.tenant, rk); err != nil || !le.LastModified.Equal(row.ChangedAt) {
+		t.Errorf("ledger = %+v, %v", le, err)
+	}
+
+	// Replay: same notification again → no second push.
+	if err := f.worker.Process(ctx, busy[0]); err != nil {
+		t.Fatal(err)
+	}
+	// Same PBX state, other activity → stored, not pushed.
+	meeting := f.notify(t, u1, "Busy", "InAMeeting")
+	if err := f.worker.Process(ctx, meeting[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, n := f.pusher.last(u1); n != 2 {
+		t.Errorf("u1 pushed %d times, want 2 (replay and same-state change not pushed)", n)
+	}
+	if row, _ := f.st.Presence.Get(ctx, f.tenant, u1); row.Activity != "InAMeeting" {
+		t.Errorf("stored activity = %s, want the latest", row.Activity)
+	}
+
+	// Older after newer: build both, deliver the newer first.
+	older := f.notify(t, u1, "Away", "Away")
+	newer := f.notify(t, u1, "DoNotDisturb", "Presenting")
+	for _, d := range []*queue.Delivery{newer[0], older[0]} {
+		if err := f.worker.Process(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, n := f.pusher.last(u1); st != connector.DND || n != 3 {
+		t.Errorf("u1 = %s ×%d, want DND ×3 (the older Away dropped)", st, n)
+	}
+
+	// Restricted and unknown users are never pushed.
+	before := len(f.pusher.all())
+	if err := f.worker.Process(ctx, f.notify(t, u3, "Busy", "Busy")[0]); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.pusher.all()) != before {
+		t.Error("a user with restricted processing was pushed")
+	}
+	if f.stats.Snapshot().Stale < 2 || f.stats.Snapshot().Skipped < 1 {
+		t.Errorf("stats = %+v", f.stats.Snapshot())
+	}
+}
+
+func TestWorkerWithoutSequenceNumbers(t *testing.T) {
+	t.Parallel()
+	f := workerFixture(t, fixtureOptions{})
+	f.graph.IncludeSequence = false
+	older := f.notify(t, u2, "Away", "Away")
+	newer := f.notify(t, u2, "Busy", "Busy")
+	newer[0].EnqueuedTime = time.Now()
+	older[0].EnqueuedTime = newer[0].EnqueuedTime.Add(-time.Second)
+	if err := f.worker.Process(ctx, newer[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.worker.Process(ctx, older[0]); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := f.pusher.last(u2); st != connector.Busy {
+		t.Errorf("u2 = %s, want Busy: the webhook's acceptance time orders notifications without sequence numbers", st)
+	}
+}
+
+func TestWorkerRefusesBadContent(t *testing.T) {
+	t.Parallel()
+	f := workerFixture(t, fixtureOptions{})
+	d := f.notify(t, u1, "Busy", "Busy")[0]
+	var n notification.Notification
+	_ = json.Unmarshal(d.Body, &n)
+
+	tampered := n
+	tampered.EncryptedContent.Data = strings.ToUpper(n.EncryptedContent.Data[:8]) + n.EncryptedContent.Data[8:]
+	swapped := n
+	swapped.ResourceData.ID = u2 // u1's content under u2's envelope
+	plain := n
+	plain.EncryptedContent = notification.EncryptedContent{}
+	for name, bad := range map[string]notification.Notification{"tampered": tampered, "other user": swapped, "no content": plain} {
+		body, _ := json.Marshal(bad)
+		dd := *d
+		dd.Body = body
+		if err := f.worker.Process(ctx, &dd); apperr.CodeOf(err) != apperr.Invalid {
+			t.Errorf("%s: err = %v, want Invalid", name, err)
+		}
+	}
+	wrongKind := *d
+	wrongKind.ApplicationProperties = map[string]string{"tenantId": string(f.tenant), "kind": "booking"}
+	if err := f.worker.Process(ctx, &wrongKind); apperr.CodeOf(err) != apperr.Invalid {
+		t.Errorf("booking message: err = %v", err)
+	}
+}
+
+func TestWorkerRetriesWithBackoffThenDeadLetters(t *testing.T) {
+	t.Parallel()
+	f := workerFixture(t, fixtureOptions{maxAttempts: 3})
+	d := f.notify(t, u1, "Busy", "InACall")[0]
+
+	// 1st push throttled for 20 s: a copy is scheduled at least that far out, same session, new id.
+	f.pusher.failNext(&connector.Error{Op: "presence", Status: 429, RetryAfter: 20 * time.Second})
+	now := time.Now()
+	if err := f.worker.Process(ctx, d); err != nil {
+		t.Fatalf("a retryable failure must complete the message after rescheduling: %v", err)
+	}
+	msgs := f.sender.take()
+	if len(msgs) != 1 {
+		t.Fatalf("rescheduled = %+v", msgs)
+	}
+	m := msgs[0]
+	if m.SessionID != d.SessionID || m.ID == d.MessageID || m.ApplicationProperties[presence.PropAttempt] != "1" ||
+		m.ScheduledEnqueueTime == nil || m.ScheduledEnqueueTime.Sub(now) < 20*time.Second {
+		t.Errorf("copy = %+v (at %v)", m, m.ScheduledEnqueueTime)
+	}
+	rk, _ := store.SyncErrorKey(u1, "presence")
+	se, err := f.st.SyncErrors.Get(ctx, f.tenant, rk)
+	if err != nil || se.ErrorCode != "pbx_throttled" || se.Attempts != 1 || se.RecordName != "User a0000000" {
+		t.Errorf("sync error = %+v, %v", se, err)
+	}
+
+	// 2nd push fails with a 503: the backoff doubles.
+	f.pusher.failNext(&connector.Error{Op: "presence", Status: 503})
+	if err := f.worker.Process(ctx, redeliver(m)); err != nil {
+		t.Fatal(err)
+	}
+	m2 := f.sender.take()[0]
+	if m2.ApplicationProperties[presence.PropAttempt] != "2" || m2.ScheduledEnqueueTime.Sub(time.Now()) < 1500*time.Millisecond {
+		t.Errorf("second copy = %+v at %v", m2.ApplicationProperties, m2.ScheduledEnqueueTime)
+	}
+
+	// 3rd (last) push fails: an exhausted copy carries the reason; it fails every delivery without
+	// calling the PBX, so Service Bus dead-letters it.
+	f.pusher.failNext(errors.New("dial tcp: connection refused"))
+	if err := f.worker.Process(ctx, redeliver(m2)); err != nil {
+		t.Fatal(err)
+	}
+	m3 := f.sender.take()[0]
+	calls := len(f.pusher.all())
+	for range 3 {
+		err := f.worker.Process(ctx, redeliver(m3))
+		if err == nil || !strings.Contains(err.Error(), "gave up after 3 attempts (pbx_unreachable)") || !apperr.Retryable(err) {
+			t.Errorf("exhausted copy err = %v", err)
+		}
+	}
+	if len(f.pusher.all()) != calls {
+		t.Error("the exhausted copy called the PBX")
+	}
+	if f.stats.Snapshot().GaveUp != 1 {
+		t.Errorf("gave up = %d", f.stats.Snapshot().GaveUp)
+	}
+
+	// A later success clears the sync error (the name is not kept longer than needed).
+	if err := f.worker.Process(ctx, f.notify(t, u1, "Available", "Available")[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.SyncErrors.Get(ctx, f.tenant, rk); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("sync error after success: %v", err)
+	}
+}
+
+func TestWorkerPermanentFailureIsReportedNotRetried(t *testing.T) {
+	t.Parallel()
+	f := workerFixture(t, fixtureOptions{})
+	f.pusher.failNext(connector.ErrUnmapped)
+	if err := f.worker.Process(ctx, f.notify(t, u2, "Busy", "Busy")[0]); err != nil {
+		t.Fatalf("permanent failure err = %v, want nil (recorded, completed)", err)
+	}
+	if msgs := f.sender.take(); len(msgs) != 0 {
+		t.Errorf("rescheduled a permanent failure: %+v", msgs)
+	}
+	rk, _ := store.SyncErrorKey(u2, "presence")
+	if se, err := f.st.SyncErrors.Get(ctx, f.tenant, rk); err != nil || se.ErrorCode != "pbx_unmapped" {
+		t.Errorf("sync error = %+v, %v", se, err)
+	}
+}
