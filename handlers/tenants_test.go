@@ -1,0 +1,229 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/tenants"
+)
+
+const (
+	tenantA  = "6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f"
+	userA    = "aaaaaaaa-0000-4000-8000-000000000001"
+	operator = "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c"
+)
+
+// fakeAdmin records calls and answers with err (nil: a fixed view).
+type fakeAdmin struct {
+	mu    sync.Mutex
+	calls []string
+	actor tenants.Actor
+	err   error
+	cb    tenants.ConsentCallback
+	n     int
+}
+
+func (f *fakeAdmin) record(call string, a tenants.Actor) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+	f.actor = a
+}
+
+var view = tenants.View{ID: tenantA, State: store.TenantActive, HomeRegion: "westeurope", PurchasedLicenses: 2,
+	AssignedLicenses: 3, OverAssigned: 1, ConsentedAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+
+func (f *fakeAdmin) StartOnboarding(_ context.Context, a tenants.Actor, t store.TenantID, r tenants.OnboardingRequest) (tenants.Onboarding, error) {
+	f.record("start:"+string(t)+":"+r.HomeRegion, a)
+	f.n = r.PurchasedLicenses
+	return tenants.Onboarding{ConsentURL: "https://login.example/x", ExpiresAt: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)}, f.err
+}
+func (f *fakeAdmin) CompleteConsent(_ context.Context, cb tenants.ConsentCallback) (tenants.ConsentResult, error) {
+	f.record("consent", tenants.Actor{})
+	f.cb = cb
+	return tenants.ConsentResult{}, f.err
+}
+func (f *fakeAdmin) Get(_ context.Context, t store.TenantID) (tenants.View, error) {
+	f.record("get:"+string(t), tenants.Actor{})
+	return view, f.err
+}
+func (f *fakeAdmin) Suspend(_ context.Context, a tenants.Actor, t store.TenantID) (tenants.View, error) {
+	f.record("suspend:"+string(t), a)
+	return view, f.err
+}
+func (f *fakeAdmin) Cancel(_ context.Context, a tenants.Actor, t store.TenantID) (tenants.View, error) {
+	f.record("cancel:"+string(t), a)
+	return view, f.err
+}
+func (f *fakeAdmin) Reactivate(_ context.Context, a tenants.Actor, t store.TenantID) (tenants.View, error) {
+	f.record("reactivate:"+string(t), a)
+	return view, f.err
+}
+func (f *fakeAdmin) SetPurchasedLicenses(_ context.Context, a tenants.Actor, t store.TenantID, n int) (tenants.View, error) {
+	f.record("licenses:"+string(t), a)
+	f.n = n
+	return view, f.err
+}
+func (f *fakeAdmin) Assign(_ context.Context, a tenants.Actor, t store.TenantID, u string) (tenants.License, error) {
+	f.record("assign:"+string(t)+":"+u, a)
+	return tenants.License{UserID: u, Purchased: 2, Assigned: 1}, f.err
+}
+func (f *fakeAdmin) Unassign(_ context.Context, a tenants.Actor, t store.TenantID, u string) error {
+	f.record("unassign:"+string(t)+":"+u, a)
+	return f.err
+}
+
+type httpCall struct {
+	function, method string
+	params, query    map[string]string
+	headers          map[string][]string
+	body             string
+}
+
+func invokeHTTP(t *testing.T, a *App, c httpCall) (int, string, map[string]string) {
+	t.Helper()
+	if c.headers == nil {
+		c.headers = map[string][]string{}
+	}
+	b, err := json.Marshal(map[string]any{"Data": map[string]any{"req": map[string]any{
+		"Url": "http://127.0.0.1/api/x", "Method": c.method, "Query": c.query, "Headers": c.headers,
+		"Params": c.params, "Body": c.body,
+	}}, "Metadata": map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(a.Routes(), time.Second, 1<<20, quietLog())
+	return httpOut(t, post(t, s, "/"+c.function, string(b)))
+}
+
+func TestTenantAdminFunctions(t *testing.T) {
+	t.Parallel()
+	tp := map[string]string{"tenantId": strings.ToUpper(tenantA)}
+	up := map[string]string{"tenantId": tenantA, "userId": userA}
+	tests := []struct {
+		name     string
+		call     httpCall
+		wantCode int
+		wantCall string
+		wantBody string // substring
+	}{
+		{"start onboarding", httpCall{function: "StartOnboarding", method: "POST", params: tp, body: `{"purchasedLicenses":25,"homeRegion":"westeurope"}`},
+			201, "start:" + tenantA + ":westeurope", `"consentUrl":"https://login.example/x"`},
+		{"get tenant", httpCall{function: "GetTenant", method: "GET", params: tp},
+			200, "get:" + tenantA, `"overAssignedLicenses":1`},
+		{"suspend", httpCall{function: "SuspendTenant", method: "POST", params: tp}, 200, "suspend:" + tenantA, `"state":"active"`},
+		{"cancel", httpCall{function: "CancelTenant", method: "POST", params: tp}, 200, "cancel:" + tenantA, `"purchasedLicenses":2`},
+		{"reactivate", httpCall{function: "ReactivateTenant", method: "POST", params: tp}, 200, "reactivate:" + tenantA, `"id":"` + tenantA},
+		{"set licenses", httpCall{function: "SetTenantLicenses", method: "PUT", params: tp, body: `{"purchased":0}`}, 200, "licenses:" + tenantA, `"assignedLicenses":3`},
+		{"assign", httpCall{function: "AssignLicense", method: "PUT", params: up}, 200, "assign:" + tenantA + ":" + userA, `"userId":"` + userA},
+		{"unassign", httpCall{function: "UnassignLicense", method: "DELETE", params: up}, 204, "unassign:" + tenantA + ":" + userA, ""},
+		{"bad tenant id", httpCall{function: "SuspendTenant", method: "POST", params: map[string]string{"tenantId": "contoso.com"}}, 400, "", "tenant id must be a GUID"},
+		{"operator partition", httpCall{function: "CancelTenant", method: "POST", params: map[string]string{"tenantId": string(store.OperatorPartition)}}, 400, "", "GUID"},
+		{"unknown body field", httpCall{function: "SetTenantLicenses", method: "PUT", params: tp, body: `{"purchased":1,"price":9}`}, 400, "", "documented fields"},
+		{"missing purchased", httpCall{function: "SetTenantLicenses", method: "PUT", params: tp, body: `{}`}, 400, "", "purchased is required"},
+		{"body too large", httpCall{function: "StartOnboarding", method: "POST", params: tp, body: `{"homeRegion":"` + strings.Repeat("x", 5000) + `"}`}, 413, "", "too large"},
+		{"bad actor header", httpCall{function: "SuspendTenant", method: "POST", params: tp, headers: map[string][]string{ActorHeader: {"ada@contoso.example"}}}, 400, "", ActorHeader},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeAdmin{}
+			code, body, _ := invokeHTTP(t, &App{Tenants: TenantServices{Admin: f}}, tt.call)
+			if code != tt.wantCode || !strings.Contains(body, tt.wantBody) {
+				t.Errorf("got %d %s, want %d containing %q", code, body, tt.wantCode, tt.wantBody)
+			}
+			var got string
+			if len(f.calls) > 0 {
+				got = f.calls[0]
+			}
+			if got != tt.wantCall {
+				t.Errorf("service call = %q, want %q", got, tt.wantCall)
+			}
+		})
+	}
+}
+
+func TestTenantAdminActorAndErrors(t *testing.T) {
+	t.Parallel()
+	f := &fakeAdmin{}
+	a := &App{Tenants: TenantServices{Admin: f}}
+	call := httpCall{function: "CancelTenant", method: "POST", params: map[string]string{"tenantId": tenantA}}
+	invokeHTTP(t, a, call)
+	if f.actor != (tenants.Actor{ID: "function-key", Kind: "key"}) {
+		t.Errorf("actor without header = %+v", f.actor)
+	}
+	call.headers = map[string][]string{strings.ToLower(ActorHeader): {strings.ToUpper(operator)}}
+	invokeHTTP(t, a, call)
+	if f.actor != (tenants.Actor{ID: operator, Kind: "user"}) {
+		t.Errorf("actor with header = %+v", f.actor)
+	}
+
+	for _, tc := range []struct {
+		err      error
+		want     int
+		wantBody string
+	}{
+		{apperr.New(apperr.Conflict, "the grace period is over", nil), 409, "the grace period is over"},
+		{apperr.New(apperr.NotFound, "no such tenant", nil), 404, "no such tenant"},
+		{apperr.New(apperr.Unavailable, "the directory is not connected", nil), 503, "not connected"},
+		{apperr.New(apperr.Forbidden, "no", nil), 403, "no"},
+		{errors.New("table storage exploded at https://internal.example"), 500, "internal error"},
+	} {
+		f.err = tc.err
+		code, body, _ := invokeHTTP(t, a, call)
+		if code != tc.want || !strings.Contains(body, tc.wantBody) || strings.Contains(body, "internal.example") {
+			t.Errorf("%v: got %d %s, want %d with %q", tc.err, code, body, tc.want, tc.wantBody)
+		}
+	}
+
+	code, body, _ := invokeHTTP(t, &App{}, call)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not configured") {
+		t.Errorf("without a service: %d %s", code, body)
+	}
+}
+
+func TestAdminConsentCallbackPages(t *testing.T) {
+	t.Parallel()
+	hostile := `<script>alert(1)</script>`
+	tests := []struct {
+		name     string
+		err      error
+		query    map[string]string
+		want     int
+		wantText string
+	}{
+		{"granted", nil, map[string]string{"admin_consent": "True", "tenant": tenantA, "state": "s" + hostile}, 200, pageConnected},
+		{"refused", apperr.New(apperr.Forbidden, "consent was not granted", nil), map[string]string{"error": "access_denied", "error_description": hostile, "state": "s"}, 200, pageRefused},
+		{"forged", apperr.New(apperr.Invalid, "invalid", nil), map[string]string{"state": hostile}, 400, pageInvalid},
+		{"storage down", errors.New("boom"), map[string]string{"state": "s"}, 500, pageFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeAdmin{err: tt.err}
+			code, body, headers := invokeHTTP(t, &App{Tenants: TenantServices{Admin: f}},
+				httpCall{function: "AdminConsentCallback", method: "GET", query: tt.query})
+			if code != tt.want || !strings.Contains(body, tt.wantText) || strings.Contains(body, "script") {
+				t.Errorf("got %d %q, want %d with %q and nothing echoed", code, body, tt.want, tt.wantText)
+			}
+			if headers["Content-Security-Policy"] != "default-src 'none'" || headers["Cache-Control"] != "no-store" {
+				t.Errorf("headers = %v", headers)
+			}
+			if f.cb.State != tt.query["state"] || f.cb.AdminConsent != tt.query["admin_consent"] || f.cb.Error != tt.query["error"] || f.cb.Tenant != tt.query["tenant"] {
+				t.Errorf("callback passed = %+v, from %v", f.cb, tt.query)
+			}
+		})
+	}
+	code, _, _ := invokeHTTP(t, &App{Tenants: TenantServices{Admin: &fakeAdmin{}}}, httpCall{function: "AdminConsentCallback", method: "POST"})
+	if code != http.StatusMethodNotAllowed {
+		t.Errorf("POST callback = %d, want 405", code)
+	}
+}
