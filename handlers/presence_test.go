@@ -1,0 +1,107 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/serviceuser"
+	"github.com/connecthub/connecthub/internal/store"
+)
+
+type fakeSignIn struct {
+	began store.TenantID
+	got   serviceuser.Callback
+	err   error
+}
+
+func (f *fakeSignIn) Begin(_ context.Context, tenant store.TenantID) (string, string, error) {
+	f.began = tenant
+	return "https://login.example/" + string(tenant) + "/oauth2/v2.0/authorize?state=s", "nonce-123", f.err
+}
+
+func (f *fakeSignIn) Complete(_ context.Context, cb serviceuser.Callback) (store.ServiceUser, error) {
+	f.got = cb
+	return store.ServiceUser{ID: "u1"}, f.err
+}
+
+func getEnv(t *testing.T, params, query, headers map[string]string) string {
+	t.Helper()
+	h := map[string][]string{}
+	for k, v := range headers {
+		h[k] = []string{v}
+	}
+	b, err := json.Marshal(map[string]any{"Data": map[string]any{"req": map[string]any{
+		"Url": "http://127.0.0.1/api/x", "Method": "GET", "Query": query, "Params": params, "Headers": h,
+	}}, "Metadata": map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestConnectServiceUserRedirectsWithCookie(t *testing.T) {
+	t.Parallel()
+	f := &fakeSignIn{}
+	s := NewServer((&App{Presence: PresenceServices{SignIn: f}}).Routes(), time.Second, 1<<20, quietLog())
+	tenant := "6F1B3C1E-2D4A-4B5C-8D9E-0A1B2C3D4E5F"
+	code, _, h := httpOut(t, post(t, s, "/ConnectServiceUser", getEnv(t, map[string]string{"tenantId": tenant}, nil, nil)))
+	if code != http.StatusFound || !strings.HasPrefix(h["Location"], "https://login.example/") {
+		t.Errorf("answer %d, headers %v", code, h)
+	}
+	c := h["Set-Cookie"]
+	for _, want := range []string{"connecthub_signin=nonce-123", "HttpOnly", "Secure", "SameSite=Lax", "Path=/api/auth"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("cookie %q lacks %s", c, want)
+		}
+	}
+	if f.began != store.TenantID(strings.ToLower(tenant)) {
+		t.Errorf("began for %q", f.began)
+	}
+	if code, _, _ := httpOut(t, post(t, s, "/ConnectServiceUser", getEnv(t, map[string]string{"tenantId": "nope"}, nil, nil))); code != http.StatusBadRequest {
+		t.Errorf("bad tenant id = %d", code)
+	}
+}
+
+func TestAuthCallback(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		err        error
+		wantStatus int
+	}{
+		{"connected", nil, http.StatusOK},
+		{"refused state", apperr.New(apperr.Invalid, "invalid sign-in state", nil), http.StatusBadRequest},
+		{"other browser", apperr.New(apperr.Forbidden, "sign-in was started in another browser", nil), http.StatusForbidden},
+		{"identity platform down", apperr.New(apperr.Unavailable, "identity platform unavailable", nil), http.StatusServiceUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeSignIn{err: tt.err}
+			s := NewServer((&App{Presence: PresenceServices{SignIn: f}}).Routes(), time.Second, 1<<20, quietLog())
+			env := getEnv(t, nil, map[string]string{"state": "st", "code": "cd"}, map[string]string{"Cookie": "a=b; connecthub_signin=nonce-123; c=d"})
+			code, body, h := httpOut(t, post(t, s, "/AuthCallback", env))
+			if code != tt.wantStatus {
+				t.Errorf("status = %d, want %d (%s)", code, tt.wantStatus, body)
+			}
+			if f.got != (serviceuser.Callback{State: "st", Code: "cd", CookieNonce: "nonce-123"}) {
+				t.Errorf("callback = %+v", f.got)
+			}
+			if !strings.Contains(h["Set-Cookie"], "Max-Age=0") {
+				t.Errorf("the sign-in cookie is not cleared: %v", h)
+			}
+			if tt.err != nil && body != apperr.PublicMessage(tt.err) {
+				t.Errorf("body = %q", body)
+			}
+		})
+	}
+	s := NewServer((&App{}).Routes(), time.Second, 1<<20, quietLog())
+	if code, _, _ := httpOut(t, post(t, s, "/AuthCallback", getEnv(t, nil, nil, nil))); code != http.StatusServiceUnavailable {
+		t.Errorf("unconfigured = %d", code)
+	}
+}
