@@ -1,7 +1,59 @@
 package app
 
-import "context"
+import (
+	"context"
+	"errors"
+
+	"github.com/connecthub/connecthub/handlers"
+	"github.com/connecthub/connecthub/internal/clock"
+	"github.com/connecthub/connecthub/internal/config"
+	"github.com/connecthub/connecthub/internal/graph"
+	"github.com/connecthub/connecthub/internal/retention"
+	"github.com/connecthub/connecthub/internal/secrets"
+	"github.com/connecthub/connecthub/internal/tenants"
+	"github.com/connecthub/connecthub/internal/tenants/tenantgraph"
+)
 
 // wireTenants builds the tenant lifecycle and licensing capability: onboarding, operator actions,
 // ReconcileLicenses and EnforceRetention.
-func (w *Wired) wireTenants(ctx context.Context) error { return nil }
+func (w *Wired) wireTenants(ctx context.Context) error {
+	cfg := w.Config.Tenants
+	policy := tenants.Policy{CancelledRetention: cfg.CancelledRetention, SuspendedRetention: cfg.SuspendedRetention,
+		LicenseRetention: cfg.LicenseRetention, BillingRetention: cfg.BillingRetention}
+
+	// App-only Graph clients (the multi-tenant app's certificate) read directories and delete
+	// subscriptions; they are built per tenant on first use.
+	clients := graph.NewAppClients(graph.AppAuth{ClientID: w.Config.AppID, Secrets: w.Secrets,
+		CertName: w.Config.Presence.AppClientCertName, Auth: graph.AuthOptions{AuthorityHost: w.Config.Presence.AuthorityHost}},
+		graph.Options{BaseURL: w.Config.GraphBaseURL})
+
+	svc, err := tenants.New(tenants.Options{
+		Store: w.Store, Keys: w.Keys, Directory: tenantgraph.Directory{Clients: clients}, Clock: clock.System, Log: w.Log,
+		Policy: policy, AppID: w.Config.AppID, RedirectURI: cfg.AdminConsentRedirectURI, ConsentTTL: cfg.AdminConsentTTL,
+		LoginBaseURL: w.Config.Presence.AuthorityHost, Regions: config.EURegions, BookingWindowDays: cfg.BookingWindowDays,
+	})
+	if err != nil {
+		return err
+	}
+
+	sec, ok := w.Secrets.(interface {
+		secrets.Store
+		secrets.Lister
+	})
+	if !ok {
+		return errors.New("the secret store cannot list names, so a tenant's secrets could not all be deleted")
+	}
+	job, err := retention.New(retention.Options{
+		Store: w.Store, Keys: w.Keys, Secrets: sec, Graph: tenantgraph.Subscriptions{Clients: clients},
+		Clock: clock.System, Log: w.Log, Policy: policy, SyncErrorRetention: cfg.SyncErrorRetention,
+		BookingWindowDays: cfg.BookingWindowDays, MaxRows: cfg.RetentionMaxRows, Budget: cfg.JobRunBudget,
+	})
+	if err != nil {
+		return err
+	}
+
+	w.App.Retention = job
+	w.App.Licenses = tenants.NewReconciler(svc, cfg.JobRunBudget)
+	w.App.Tenants = handlers.TenantServices{Admin: svc}
+	return nil
+}
