@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/secrets"
+	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/store/storetest"
+	"github.com/connecthub/connecthub/internal/tenantkey"
+)
+
+const e2eOperator = "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c"
+
+// call makes an HTTP request to the host, with the function key unless key is "".
+func call(t testing.TB, method, u, key, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("x-functions-key", key)
+		req.Header.Set("X-ConnectHub-Actor", e2eOperator)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// Onboarding by admin consent and an operator action, through devhost and the real handler binary.
+func TestTenantOnboardingAndOperatorActions(t *testing.T) {
+	s := startStack(t, func(settings map[string]string) {
+		settings["CONNECTHUB_ADMIN_CONSENT_REDIRECT_URI"] = "http://localhost:7071/api/onboarding/consent"
+	})
+	api := s.host.URL() + "/api"
+	tenant := storetest.NewTenantID(t)
+
+	if code, _ := call(t, "POST", api+"/tenants/"+string(tenant)+"/onboarding", "", `{"purchasedLicenses":5,"homeRegion":"westeurope"}`); code != http.StatusUnauthorized {
+		t.Fatalf("onboarding without the function key = %d, want 401", code)
+	}
+	code, body := call(t, "POST", api+"/tenants/"+string(tenant)+"/onboarding", "fk", `{"purchasedLicenses":5,"homeRegion":"westeurope"}`)
+	if code != http.StatusCreated {
+		t.Fatalf("StartOnboarding = %d %s", code, body)
+	}
+	var ob struct{ ConsentURL string }
+	if err := json.Unmarshal([]byte(body), &ob); err != nil {
+		t.Fatal(err)
+	}
+	link, err := url.Parse(ob.ConsentURL)
+	if err != nil || !strings.HasSuffix(link.Path, "/"+string(tenant)+"/v2.0/adminconsent") || link.Query().Get("client_id") != appID {
+		t.Fatalf("consent URL = %q", ob.ConsentURL)
+	}
+	state := link.Query().Get("state")
+
+	// Microsoft's redirect, as the admin's browser follows it (anonymous).
+	if code, page := call(t, "GET", api+"/onboarding/consent?state="+url.QueryEscape(state+"x")+"&admin_consent=True", "", ""); code != http.StatusBadRequest || strings.Contains(page, state) {
+		t.Errorf("forged callback = %d %q", code, page)
+	}
+	code, page := call(t, "GET", api+"/onboarding/consent?admin_consent=True&tenant="+string(tenant)+"&state="+url.QueryEscape(state)+"&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default", "", "")
+	if code != http.StatusOK || !strings.Contains(page, "now connected") {
+		t.Fatalf("consent callback = %d %q", code, page)
+	}
+
+	code, body = call(t, "GET", api+"/tenants/"+string(tenant), "fk", "")
+	if code != http.StatusOK || !strings.Contains(body, `"state":"active"`) || !strings.Contains(body, `"purchasedLicenses":5`) {
+		t.Errorf("GetTenant = %d %s", code, body)
+	}
+	code, body = call(t, "POST", api+"/tenants/"+string(tenant)+"/cancel", "fk", "")
+	if code != http.StatusOK || !strings.Contains(body, `"state":"cancelled"`) || !strings.Contains(body, `"deletionDueAt"`) {
+		t.Errorf("CancelTenant = %d %s", code, body)
+	}
+	if code, body := call(t, "PUT", api+"/tenants/"+string(tenant)+"/licenses", "fk", `{"purchased":7}`); code != http.StatusConflict {
+		t.Errorf("licenses of a cancelled tenant = %d %s, want 409", code, body)
+	}
+
+	page1, err := s.store.Audit.List(context.Background(), tenant, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trail []string
+	for _, e := range page1.Items {
+		trail = append([]string{e.Action + "/" + e.Outcome + "/" + e.ActorID}, trail...)
+	}
+	want := []string{"tenant.onboarding.start/success/" + e2eOperator, "tenant.consent/success/tenant-admin",
+		"tenant.cancel/success/" + e2eOperator, "tenant.licenses.set/denied/" + e2eOperator}
+	if fmt.Sprint(trail) != fmt.Sprint(want) {
+		t.Errorf("audit = %v\nwant    %v", trail, want)
+	}
+}
+
+// EnforceRetention fired on demand deletes a tenant cancelled more than 24 h ago, keys and secrets
+// first, and leaves a receipt; a tenant cancelled an hour ago is untouched.
+func TestRetentionTimerThroughDevhost(t *testing.T) {
+	s := startStack(t)
+	ctx := context.Background()
+	keys := tenantkey.New(s.secrets, tenantkey.Options{})
+	seed := func(cancelledAgo time.Duration) store.TenantID {
+		id := storetest.NewTenantID(t)
+		if err := keys.CreateTenantKey(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC()
+		if err := s.store.Tenants.Create(ctx, store.Tenant{ID: id, State: store.TenantCancelled, CancelledAt: now.Add(-cancelledAgo), PurchasedLicenses: 2}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.store.Users.Insert(ctx, id, store.User{ID: "aaaaaaaa-0000-4000-8000-000000000001", DisplayName: "Ada", Licensed: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.store.Licenses.Insert(ctx, id, store.License{Product: "presence", UserID: "aaaaaaaa-0000-4000-8000-000000000001", AssignedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.secrets.Set(ctx, secrets.PBXCredentialName(id), "token"); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	due, recent := seed(25*time.Hour), seed(time.Hour)
+
+	if err := s.host.FireTimer(ctx, "EnforceRetention"); err != nil {
+		t.Fatalf("EnforceRetention: %v", err)
+	}
+	if _, err := s.store.Tenants.Get(ctx, due); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("due tenant still registered: %v", err)
+	}
+	if _, err := s.store.Users.Get(ctx, due, "aaaaaaaa-0000-4000-8000-000000000001"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("due tenant's user still stored: %v", err)
+	}
+	rk, _ := store.LicenseKey("presence", "aaaaaaaa-0000-4000-8000-000000000001")
+	if _, err := s.store.Licenses.Get(ctx, due, rk); err != nil {
+		t.Errorf("license data must stay 30 days: %v", err)
+	}
+	// The handler wrote the secrets file; read it afresh.
+	if names, err := s.secrets.(secrets.Lister).List(ctx, secrets.TenantSecretPrefix(due)); err != nil || len(names) != 0 {
+		t.Errorf("due tenant's secrets = %v, %v; want none", names, err)
+	}
+	recs, err := s.store.Receipts.List(ctx, due, nil)
+	if err != nil || len(recs.Items) != 1 || !recs.Items[0].KeyDestroyed || recs.Items[0].Categories != "tenant" || recs.Items[0].Secrets != 1 {
+		t.Errorf("receipts = %+v, %v", recs.Items, err)
+	}
+	if u, err := s.store.Users.Get(ctx, recent, "aaaaaaaa-0000-4000-8000-000000000001"); err != nil || u.DisplayName != "Ada" {
+		t.Errorf("tenant within its grace period lost data: %+v, %v", u, err)
+	}
+}
