@@ -1,7 +1,133 @@
 package app
 
-import "context"
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/connecthub/connecthub/handlers"
+	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/config"
+	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/connector/ringcentral"
+	"github.com/connecthub/connecthub/internal/connector/webhook"
+	"github.com/connecthub/connecthub/internal/graph"
+	"github.com/connecthub/connecthub/internal/ingest"
+	"github.com/connecthub/connecthub/internal/presence"
+	"github.com/connecthub/connecthub/internal/serviceuser"
+	"github.com/connecthub/connecthub/internal/store"
+)
 
 // wirePresence builds the presence-sync capability: Graph adapter, service users, subscriptions
 // (RenewSubscriptions, lifecycle actions), the notification worker and the PBX connectors.
-func (w *Wired) wirePresence(ctx context.Context) error { return nil }
+func (w *Wired) wirePresence(ctx context.Context) error {
+	cfg := w.Config.Presence
+	defaults, err := presence.ParseMapping(presence.DefaultMapping(), cfg.DefaultMapping)
+	if err != nil {
+		return fmt.Errorf("%s: %w", config.KeyPresenceDefaultMap, err)
+	}
+	stats := presence.NewStats()
+	pushers := connector.Registry{
+		ringcentral.Kind: ringcentral.New(ringcentral.Options{BaseURL: cfg.RingCentralBaseURL}, w.Secrets, w.Keys),
+		webhook.Kind:     webhook.New(webhook.Options{AllowHTTP: w.Config.Environment == config.Local}, w.Secrets, w.Keys),
+	}
+	applier := presence.NewApplier(w.Store, pushers, defaults, stats, nil, w.Log)
+
+	su, err := serviceuser.New(serviceuser.Config{ClientID: w.Config.AppID, AuthorityHost: cfg.AuthorityHost,
+		RedirectURI: cfg.OAuthRedirectURI, GraphBaseURL: w.Config.GraphBaseURL, CertName: cfg.AppClientCertName, Log: w.Log},
+		w.Secrets, w.Keys, w.Store.ServiceUsers)
+	if err != nil {
+		return err
+	}
+	var notificationURL, lifecycleURL string
+	if cfg.PublicBaseURL != "" {
+		notificationURL, lifecycleURL = cfg.PublicBaseURL+"/api/graph/notifications", cfg.PublicBaseURL+"/api/graph/lifecycle"
+	}
+	manager := presence.NewManager(w.Store, &delegatedClients{su: su, opts: graph.Options{BaseURL: w.Config.GraphBaseURL}},
+		applier, w.Certs, presence.ManagerOptions{NotificationURL: notificationURL, LifecycleURL: lifecycleURL,
+			Lifetime: cfg.SubscriptionLifetime, RenewMargin: cfg.RenewMargin, Owner: instanceID(), Log: w.Log})
+
+	// Only presence notifications exist so far; another kind gets a router here.
+	w.App.Notifications = presence.NewWorker(applier, w.Certs, w.Sender, presence.WorkerOptions{
+		MaxAttempts: cfg.PBXMaxAttempts, RetryDelay: cfg.PBXRetryDelay, Log: w.Log})
+	w.App.Renew = manager
+	w.lifecycleAction = manager
+	w.App.Presence = handlers.PresenceServices{SignIn: &signIn{m: su, st: w.Store}}
+
+	intake := w.Intake
+	w.App.Stats = func() any {
+		return struct {
+			ingest.Snapshot
+			Presence presence.Snapshot `json:"presence"`
+		}{intake.Stats().Snapshot(), stats.Snapshot()}
+	}
+	return nil
+}
+
+// delegatedClients keeps one Graph client per service user; each holds the user's credential, whose
+// MSAL cache serves tokens until they need a refresh.
+type delegatedClients struct {
+	su   *serviceuser.Manager
+	opts graph.Options
+
+	mu sync.Mutex
+	m  map[string]*graph.Client
+}
+
+func (c *delegatedClients) For(_ context.Context, tenant store.TenantID, serviceUserID string) (presence.Graph, error) {
+	k := string(tenant) + "/" + serviceUserID
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if g, ok := c.m[k]; ok {
+		return g, nil
+	}
+	cred, err := c.su.Credential(tenant, serviceUserID)
+	if err != nil {
+		return nil, err
+	}
+	g, err := graph.New(cred, c.opts)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil {
+		c.m = map[string]*graph.Client{}
+	}
+	c.m[k] = g
+	return g, nil
+}
+
+// signIn lets only registered, active tenants connect service users.
+type signIn struct {
+	m  *serviceuser.Manager
+	st *store.Store
+}
+
+func (s *signIn) Begin(ctx context.Context, tenant store.TenantID) (string, string, error) {
+	t, err := s.st.Tenants.Get(ctx, tenant)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", "", apperr.New(apperr.NotFound, "unknown tenant", nil)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	if t.State != store.TenantActive {
+		return "", "", apperr.New(apperr.Forbidden, "the tenant is not active", nil)
+	}
+	return s.m.Begin(ctx, tenant)
+}
+
+func (s *signIn) Complete(ctx context.Context, cb serviceuser.Callback) (store.ServiceUser, error) {
+	return s.m.Complete(ctx, cb)
+}
+
+// instanceID names this process as a lease owner.
+func instanceID() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
+}
