@@ -209,12 +209,14 @@ func (e *PushError) Error() string { return "push presence: " + e.Err.Error() }
 func (e *PushError) Unwrap() error { return e.Err }
 
 // older reports whether o is older than (or the same as) what is stored. Graph's sequence numbers
-// decide when both sides have one; otherwise the report times do.
+// decide when both sides have one; otherwise the report times do, at the precision of a second: the
+// Functions host hands queue timestamps without fractions, so within the same second the later
+// arrival wins.
 func older(o Observation, cur store.Presence) bool {
 	if o.Sequence != "" && cur.Sequence != "" {
 		return compareSequence(o.Sequence, cur.Sequence) <= 0
 	}
-	return o.At.Before(cur.ChangedAt)
+	return o.At.Before(cur.ChangedAt.Truncate(time.Second))
 }
 
 // compareSequence orders sequence numbers: "lexicographically sortable" per Graph; shorter first covers

@@ -46,10 +46,10 @@ type WorkerOptions struct {
 //
 // A PBX push that fails in a way that may pass (throttling, 5xx, no answer) is retried with backoff: the
 // worker schedules a copy of the message (Service Bus scheduled enqueue, same session, attempt+1) and
-// completes the original. After MaxAttempts it fails the invocation with the reason, and every
-// redelivery fails at once without calling the PBX again, so Service Bus dead-letters the message
-// (MaxDeliveryCountExceeded, the reason in the error description). A permanent failure (user not
-// mapped, PBX not configured, 4xx) is recorded in syncerrors for the tenant's error report and the
+// completes the original. After MaxAttempts it schedules an exhausted copy that fails every delivery at
+// once, without calling the PBX, so Service Bus dead-letters it (MaxDeliveryCountExceeded); that copy
+// carries attempt and lastError, and each failed delivery logs the reason. A permanent failure (user
+// not mapped, PBX not configured, 4xx) is recorded in syncerrors for the tenant's error report and the
 // message completes: retrying cannot help until an admin acts.
 type Worker struct {
 	applier *Applier

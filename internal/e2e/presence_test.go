@@ -1,0 +1,394 @@
+package e2e
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/connector/ringcentral"
+	"github.com/connecthub/connecthub/internal/connector/ringcentral/rctest"
+	"github.com/connecthub/connecthub/internal/graph/graphtest"
+	"github.com/connecthub/connecthub/internal/graphcrypto"
+	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/secrets"
+	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/store/storetest"
+	"github.com/connecthub/connecthub/internal/tenantkey"
+	"github.com/connecthub/connecthub/internal/validationtoken/idptest"
+)
+
+const serviceUserID = "5e000000-0000-4000-8000-0000000000aa"
+
+// presenceEnv is the handler under devhost with everything it talks to faked at the wire: the identity
+// platform (TLS, trusted by the handler through SSL_CERT_FILE), Graph, RingCentral, and a front door
+// (Traffic Manager's stand-in) that is the app's public URL.
+type presenceEnv struct {
+	s      *stack
+	auth   *graphtest.Authority
+	graph  *graphtest.Graph
+	rc     *rctest.Server
+	front  string
+	tenant store.TenantID
+	users  []string          // licensed, sorted
+	ext    map[string]string // user → RingCentral extension id
+}
+
+type presenceOptions struct {
+	users       int
+	maxAttempts string
+	extra       map[string]string
+}
+
+func startPresence(t testing.TB, o presenceOptions) *presenceEnv {
+	t.Helper()
+	ctx := context.Background()
+	appCert, appKey, err := graphcrypto.GenerateTestCertificate(2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := graphtest.NewAuthority(t)
+	auth.AppCertificate = appCert
+	g := graphtest.NewGraph(t, auth)
+	rc := rctest.New(t)
+
+	// The public URL points at devhost once it runs.
+	var target atomic.Pointer[url.URL]
+	front := newFront(t, &target)
+	caFile := filepath.Join(t.TempDir(), "authority.pem")
+	if err := os.WriteFile(caFile, auth.CertificatePEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	maxAttempts := o.maxAttempts
+	if maxAttempts == "" {
+		maxAttempts = "4"
+	}
+	s := startStack(t, func(set map[string]string) {
+		set["GRAPH_BASE_URL"] = g.URL()
+		set["CONNECTHUB_AUTHORITY_HOST"] = auth.Host()
+		set["SSL_CERT_FILE"] = caFile // the handler trusts the fake authority's TLS certificate
+		set["CONNECTHUB_PUBLIC_BASE_URL"] = front
+		set["CONNECTHUB_RINGCENTRAL_BASE_URL"] = rc.URL()
+		set["CONNECTHUB_PBX_RETRY_DELAY"] = "200ms"
+		set["CONNECTHUB_PBX_MAX_ATTEMPTS"] = maxAttempts
+		for k, v := range o.extra {
+			set[k] = v
+		}
+	})
+	u, _ := url.Parse(s.host.URL())
+	target.Store(u)
+	g.Tokens = func(tenant string) string { return s.idp.Mint(t, idptest.Claims(appID, tenant, time.Now())) }
+
+	// The operator's part: the app's client certificate in Key Vault, a tenant with its key, licensed
+	// users, and the tenant's RingCentral credential.
+	der, _ := x509.MarshalPKCS8PrivateKey(appKey)
+	if err := s.secrets.Set(ctx, secrets.AppClientCertName, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: appCert.Raw}))+
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))); err != nil {
+		t.Fatal(err)
+	}
+	e := &presenceEnv{s: s, auth: auth, graph: g, rc: rc, front: front, tenant: storetest.NewTenantID(t), ext: map[string]string{}}
+	keys := tenantkey.New(s.secrets, tenantkey.Options{})
+	if err := keys.CreateTenantKey(ctx, e.tenant); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.Tenants.Create(ctx, store.Tenant{ID: e.tenant, State: store.TenantActive, PBXKind: ringcentral.Kind}); err != nil {
+		t.Fatal(err)
+	}
+	n := max(o.users, 3)
+	var rows []store.User
+	for i := range n {
+		id := fmt.Sprintf("a0000000-0000-4000-8000-%012d", i+1)
+		mail := fmt.Sprintf("user%d@contoso.example", i+1)
+		e.users = append(e.users, id)
+		e.ext[id] = fmt.Sprint(2001 + i)
+		rc.AddExtension(rctest.Extension{ID: int64(2001 + i), Number: fmt.Sprint(101 + i), Email: mail})
+		rows = append(rows, store.User{ID: id, DisplayName: fmt.Sprintf("User %d", i+1), Mail: mail, Licensed: true})
+	}
+	for start := 0; start < len(rows); start += 100 {
+		if err := s.store.Users.InsertBatch(ctx, e.tenant, rows[start:min(start+100, len(rows))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sort.Strings(e.users)
+	if err := connector.SaveCredential(ctx, s.secrets, keys, e.tenant, ringcentral.Credential{Kind: ringcentral.Kind,
+		ClientID: rc.ClientID, ClientSecret: rc.ClientSecret, JWT: rc.JWT}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// newFront is the app's public endpoint: it forwards to whatever target holds.
+func newFront(t testing.TB, target *atomic.Pointer[url.URL]) string {
+	t.Helper()
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target.Load())
+		r.Out.Host = r.In.Host
+	}}
+	srv := newHTTPServer(t, rp)
+	return srv
+}
+
+// connectServiceUser walks the admin's browser through ConnectServiceUser, the identity platform's
+// sign-in and AuthCallback.
+func (e *presenceEnv) connectServiceUser(t testing.TB) {
+	t.Helper()
+	e.auth.SignIn(string(e.tenant), serviceUserID, "presence-svc@contoso.example")
+	browser := &http.Client{Transport: e.auth.Client().Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodGet, e.s.host.URL()+"/api/tenants/"+string(e.tenant)+"/serviceusers/connect", nil)
+	req.Header.Set("x-functions-key", "fk")
+	resp, err := browser.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("ConnectServiceUser = %d", resp.StatusCode)
+	}
+	cookie := strings.SplitN(resp.Header.Get("Set-Cookie"), ";", 2)[0]
+	resp, err = browser.Get(resp.Header.Get("Location")) // the identity platform's sign-in
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	back := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(back, e.front+"/api/auth/callback?") {
+		t.Fatalf("authorize = %d to %q", resp.StatusCode, back)
+	}
+	req, _ = http.NewRequest(http.MethodGet, back, nil)
+	req.Header.Set("Cookie", cookie)
+	resp, err = browser.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("AuthCallback = %d", resp.StatusCode)
+	}
+}
+
+// subscribe runs RenewSubscriptions and returns the subscription Graph holds.
+func (e *presenceEnv) subscribe(t testing.TB) graphtest.Subscription {
+	t.Helper()
+	if err := e.s.host.FireTimer(context.Background(), "RenewSubscriptions"); err != nil {
+		t.Fatalf("RenewSubscriptions: %v", err)
+	}
+	subs := e.graph.Subscriptions()
+	if len(subs) != 1 {
+		t.Fatalf("Graph holds %d subscriptions, want 1", len(subs))
+	}
+	for _, s := range subs {
+		return s
+	}
+	return graphtest.Subscription{}
+}
+
+// pushesTo counts the presence updates an extension received.
+func (e *presenceEnv) pushesTo(ext string) []rctest.Push {
+	var out []rctest.Push
+	for _, p := range e.rc.Pushes() {
+		if p.ExtensionID == ext {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (e *presenceEnv) send(t testing.TB, ds []graphtest.Delivery) {
+	t.Helper()
+	for _, d := range ds {
+		code, err := e.graph.Send(context.Background(), d)
+		if err != nil || code != http.StatusAccepted {
+			t.Fatalf("webhook answered %d, %v", code, err)
+		}
+	}
+}
+
+func (e *presenceEnv) idle(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, q := range []string{queue.Notifications, queue.Lifecycle} {
+		if err := e.s.host.Queue(q).WaitIdle(ctx); err != nil {
+			t.Fatalf("queue %s not idle: %v", q, err)
+		}
+	}
+}
+
+func TestPresenceSyncThroughDevhost(t *testing.T) {
+	e := startPresence(t, presenceOptions{})
+	ctx := context.Background()
+	e.connectServiceUser(t)
+	su, err := e.s.store.ServiceUsers.Get(ctx, e.tenant, serviceUserID)
+	if err != nil || su.State != store.ServiceUserActive || su.UserPrincipalName != "presence-svc@contoso.example" {
+		t.Fatalf("service user = %+v, %v", su, err)
+	}
+
+	start := time.Now()
+	sub := e.subscribe(t)
+	t.Run("subscription as Graph received it", func(t *testing.T) {
+		row, err := e.s.store.Subscriptions.Get(ctx, e.tenant, sub.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checks := []struct {
+			name string
+			ok   bool
+		}{
+			{"filter lists the licensed users", slices.Equal(sub.UserIDs, e.users) && strings.HasPrefix(sub.Resource, "/communications/presences?$filter=id in (")},
+			{"delegated, through the connected service user", sub.CreatorID == serviceUserID && sub.Tenant == string(e.tenant)},
+			{"expiry within Graph's 60 minutes", sub.ExpiresAt.After(start.Add(50*time.Minute)) && sub.ExpiresAt.Before(start.Add(61*time.Minute))},
+			{"our certificate and its id", sub.IncludeResourceData && sub.EncryptionCertificateID == e.s.certID &&
+				sub.EncryptionCertificate == base64.StdEncoding.EncodeToString(e.s.cert.Raw)},
+			{"public URLs (handshake passed through the front door)", sub.NotificationURL == e.front+"/api/graph/notifications" &&
+				sub.LifecycleNotificationURL == e.front+"/api/graph/lifecycle"},
+			{"clientState stored as a matching hash only", store.ClientStateMatches(row.ClientStateHash, sub.ClientState)},
+		}
+		for _, c := range checks {
+			if !c.ok {
+				t.Errorf("%s: Graph holds %+v", c.name, sub)
+			}
+		}
+		// The initial resync put every licensed user's current state (unknown → Offline) on the PBX.
+		waitFor(t, "initial resync pushes", func() bool { return len(e.rc.Pushes()) >= len(e.users) })
+	})
+
+	u1, ext1 := e.users[0], e.ext[e.users[0]]
+	t.Run("a rich notification reaches the right extension, mapped", func(t *testing.T) {
+		before := len(e.pushesTo(ext1))
+		ds, err := e.graph.SetPresence(string(e.tenant), u1, "Busy", "InACall")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.send(t, ds)
+		waitFor(t, "Busy on the PBX", func() bool { return len(e.pushesTo(ext1)) == before+1 })
+		if p := e.pushesTo(ext1)[before]; p.UserStatus != "Busy" || p.DNDStatus != "TakeAllCalls" {
+			t.Errorf("push = %+v", p)
+		}
+
+		// Replayed by Graph: no second push.
+		e.send(t, ds)
+		e.idle(t)
+		if n := len(e.pushesTo(ext1)); n != before+1 {
+			t.Errorf("replay pushed again: %d pushes", n-before)
+		}
+	})
+
+	t.Run("an older notification after a newer one is not pushed", func(t *testing.T) {
+		older, err := e.graph.SetPresence(string(e.tenant), u1, "Away", "Away")
+		if err != nil {
+			t.Fatal(err)
+		}
+		newer, err := e.graph.SetPresence(string(e.tenant), u1, "DoNotDisturb", "Presenting")
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := len(e.pushesTo(ext1))
+		e.send(t, newer)
+		waitFor(t, "DND on the PBX", func() bool { return len(e.pushesTo(ext1)) == before+1 })
+		e.send(t, older)
+		e.idle(t)
+		got := e.pushesTo(ext1)
+		if len(got) != before+1 || got[len(got)-1].DNDStatus != "DoNotAcceptAnyCalls" {
+			t.Errorf("pushes after older = %+v", got[before:])
+		}
+	})
+
+	t.Run("PBX 429 then success: retried and delivered once", func(t *testing.T) {
+		u2, ext2 := e.users[1], e.ext[e.users[1]]
+		before := len(e.pushesTo(ext2))
+		// Retry-After longer than the connector waits inline: the worker reschedules the message.
+		e.rc.Fail(http.MethodPut, "/restapi/v1.0/account/~/extension/"+ext2+"/", rctest.Failure{Status: 429, RetryAfter: "6"})
+		ds, err := e.graph.SetPresence(string(e.tenant), u2, "Available", "Available")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.send(t, ds)
+		waitFor(t, "the retried push", func() bool { return len(e.pushesTo(ext2)) == before+1 })
+		e.idle(t)
+		if got := e.pushesTo(ext2); len(got) != before+1 || got[before].UserStatus != "Available" {
+			t.Errorf("pushes = %+v", got[before:])
+		}
+		if n := e.rc.Calls("PUT /restapi/v1.0/account/~/extension/" + ext2 + "/presence"); n != before+2 {
+			t.Errorf("PUT calls = %d, want %d (one 429, one success)", n, before+2)
+		}
+		if dl := e.s.host.Queue(queue.Notifications).DeadLetters(); len(dl) != 0 {
+			t.Errorf("dead letters: %d", len(dl))
+		}
+	})
+
+	t.Run("lifecycle: reauthorize, missed, removed", func(t *testing.T) {
+		if code, err := e.graph.SendLifecycle(ctx, sub.ID, "reauthorizationRequired"); err != nil || code != http.StatusAccepted {
+			t.Fatalf("lifecycle post = %d, %v", code, err)
+		}
+		waitFor(t, "reauthorization", func() bool { return e.graph.Subscriptions()[sub.ID].Reauthorized == 1 })
+
+		u3, ext3 := e.users[2], e.ext[e.users[2]]
+		e.graph.SetPresenceQuietly(string(e.tenant), u3, "BeRightBack", "BeRightBack")
+		before := len(e.pushesTo(ext3))
+		if code, err := e.graph.SendLifecycle(ctx, sub.ID, "missed"); err != nil || code != http.StatusAccepted {
+			t.Fatalf("lifecycle post = %d, %v", code, err)
+		}
+		waitFor(t, "resync after missed", func() bool { return len(e.pushesTo(ext3)) == before+1 })
+
+		if code, err := e.graph.RemoveSubscription(ctx, sub.ID); err != nil || code != http.StatusAccepted {
+			t.Fatalf("lifecycle post = %d, %v", code, err)
+		}
+		waitFor(t, "re-created subscription", func() bool {
+			subs := e.graph.Subscriptions()
+			_, old := subs[sub.ID]
+			return len(subs) == 1 && !old
+		})
+		e.idle(t)
+	})
+
+	t.Run("a PBX that keeps failing: dead-lettered with the reason", func(t *testing.T) {
+		u2, ext2 := e.users[1], e.ext[e.users[1]]
+		for range 4 * 3 { // four attempts of three tries each
+			e.rc.Fail(http.MethodPut, "/restapi/v1.0/account/~/extension/"+ext2+"/", rctest.Failure{Status: 503})
+		}
+		before := len(e.pushesTo(ext2))
+		ds, err := e.graph.SetPresence(string(e.tenant), u2, "Offline", "OffWork")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.send(t, ds)
+		q := e.s.host.Queue(queue.Notifications)
+		waitFor(t, "dead letter", func() bool { return len(q.DeadLetters()) == 1 })
+		dl := q.DeadLetters()[0]
+		// The host only says MaxDeliveryCountExceeded; the message itself carries why (and the handler
+		// logged "pbx push gave up after 4 attempts (pbx_status_503)" each time).
+		if dl.DeadLetterReason != "MaxDeliveryCountExceeded" || dl.ApplicationProperties["attempt"] != "4" ||
+			dl.ApplicationProperties["lastError"] != "pbx_status_503" {
+			t.Errorf("dead letter reason %q, properties %v", dl.DeadLetterReason, dl.ApplicationProperties)
+		}
+		if len(e.pushesTo(ext2)) != before {
+			t.Error("a push got through")
+		}
+		rk, _ := store.SyncErrorKey(u2, "presence")
+		if se, err := e.s.store.SyncErrors.Get(ctx, e.tenant, rk); err != nil || se.RecordName != "User 2" || se.ErrorCode != "pbx_status_503" {
+			t.Errorf("sync error = %+v, %v", se, err)
+		}
+	})
+}
+
+func newHTTPServer(t testing.TB, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
