@@ -110,7 +110,7 @@ type hook struct {
 	posts [][]byte
 }
 
-func newHook(t *testing.T) *hook {
+func newHook(t testing.TB) *hook {
 	h := &hook{}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if tok := r.URL.Query().Get("validationToken"); tok != "" {
@@ -173,7 +173,7 @@ type fixtureOptions struct {
 	maxAttempts int
 }
 
-func newFixture(t *testing.T, o fixtureOptions) *fixture {
+func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	t.Helper()
 	env := storetest.NewEnv(t, storetest.Options{})
 	cert, key, err := graphcrypto.GenerateTestCertificate(2048)
@@ -204,7 +204,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	return f
 }
 
-func (f *fixture) addUsers(t *testing.T, ids ...string) {
+func (f *fixture) addUsers(t testing.TB, ids ...string) {
 	t.Helper()
 	var us []store.User
 	for _, id := range ids {
@@ -217,14 +217,14 @@ func (f *fixture) addUsers(t *testing.T, ids ...string) {
 	}
 }
 
-func (f *fixture) addServiceUser(t *testing.T, id string, at time.Time) {
+func (f *fixture) addServiceUser(t testing.TB, id string, at time.Time) {
 	t.Helper()
 	if _, err := f.st.ServiceUsers.Insert(ctx, f.tenant, store.ServiceUser{ID: id, State: store.ServiceUserActive, ConnectedAt: at}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (f *fixture) subscriptions(t *testing.T) []store.Subscription {
+func (f *fixture) subscriptions(t testing.TB) []store.Subscription {
 	t.Helper()
 	var out []store.Subscription
 	for s, err := range f.st.Subscriptions.All(ctx, f.tenant, nil) {
@@ -237,7 +237,7 @@ func (f *fixture) subscriptions(t *testing.T) []store.Subscription {
 }
 
 // deliveries turns what Graph posted into queue deliveries exactly as the intake queues them.
-func (f *fixture) deliveries(t *testing.T, ds []graphtest.Delivery, enqueued time.Time) []*queue.Delivery {
+func (f *fixture) deliveries(t testing.TB, ds []graphtest.Delivery, enqueued time.Time) []*queue.Delivery {
 	t.Helper()
 	var out []*queue.Delivery
 	for _, d := range ds {
@@ -257,7 +257,7 @@ func (f *fixture) deliveries(t *testing.T, ds []graphtest.Delivery, enqueued tim
 }
 
 // notify changes a presence at the fake Graph and returns the worker's deliveries for it.
-func (f *fixture) notify(t *testing.T, user, availability, activity string) []*queue.Delivery {
+func (f *fixture) notify(t testing.TB, user, availability, activity string) []*queue.Delivery {
 	t.Helper()
 	ds, err := f.graph.SetPresence(string(f.tenant), user, availability, activity)
 	if err != nil {
