@@ -66,7 +66,10 @@ type Host struct {
 
 	childMu sync.Mutex
 	child   *exec.Cmd
-	ready   chan struct{}
+	// childDone is closed when child has exited. Only the goroutine started with the child calls
+	// Wait: a second Wait on the same Cmd blocks forever once output goes through a pipe.
+	childDone chan struct{}
+	ready     chan struct{}
 
 	timerMu  sync.Mutex
 	timerRun map[string]bool
@@ -190,13 +193,11 @@ func (h *Host) Stop() {
 	}
 	h.wg.Wait()
 	h.childMu.Lock()
-	c := h.child
+	c, done := h.child, h.childDone
 	h.child = nil
 	h.childMu.Unlock()
 	if c != nil && c.Process != nil {
 		_ = c.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = c.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
@@ -236,14 +237,16 @@ func (h *Host) startChild(ctx context.Context) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start handler %s: %w", h.opts.HandlerPath, err)
 	}
+	done := make(chan struct{})
 	h.childMu.Lock()
-	h.child = cmd
+	h.child, h.childDone = cmd, done
 	h.handler = fmt.Sprintf("http://127.0.0.1:%d", port)
 	h.childMu.Unlock()
 
 	exited := make(chan error, 1)
 	go func() {
 		err := cmd.Wait()
+		close(done)
 		exited <- err
 		h.childMu.Lock()
 		current := h.child == cmd
