@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -232,6 +234,7 @@ func (e *presenceEnv) idle(t testing.TB) {
 func TestPresenceSyncThroughDevhost(t *testing.T) {
 	e := startPresence(t, presenceOptions{})
 	ctx := context.Background()
+	e.auth.SetTokenLifetime(2 * time.Minute) // inside MSAL's refresh window: every Graph call refreshes first
 	e.connectServiceUser(t)
 	su, err := e.s.store.ServiceUsers.Get(ctx, e.tenant, serviceUserID)
 	if err != nil || su.State != store.ServiceUserActive || su.UserPrincipalName != "presence-svc@contoso.example" {
@@ -354,6 +357,45 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 			return len(subs) == 1 && !old
 		})
 		e.idle(t)
+	})
+
+	t.Run("a refused token refresh marks the service user and shows in Health", func(t *testing.T) {
+		e.idle(t)
+		e.auth.Revoke(serviceUserID)
+		// The subscription is due: renewing it needs a token, and the token needs a refresh.
+		for _, sub := range e.graph.Subscriptions() {
+			if _, err := e.s.store.Subscriptions.Update(ctx, e.tenant, sub.ID, func(s *store.Subscription) error {
+				s.ExpiresAt = time.Now().Add(5 * time.Minute)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.s.host.FireTimer(ctx, "RenewSubscriptions"); err == nil {
+			t.Error("RenewSubscriptions succeeded without a usable token")
+		}
+		su, err := e.s.store.ServiceUsers.Get(ctx, e.tenant, serviceUserID)
+		if err != nil || su.State != store.ServiceUserReconsent {
+			t.Errorf("service user = %+v, %v", su, err)
+		}
+		resp, err := http.Get(e.s.host.URL() + "/api/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var h struct {
+			Stats struct {
+				Presence struct {
+					Attention map[string]struct {
+						NeedsReconsent int `json:"needsReconsent"`
+					} `json:"attention"`
+				} `json:"presence"`
+			} `json:"stats"`
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		if err := json.Unmarshal(raw, &h); err != nil || h.Stats.Presence.Attention[string(e.tenant)].NeedsReconsent != 1 {
+			t.Errorf("health = %s, %v", raw, err)
+		}
 	})
 
 	t.Run("a PBX that keeps failing: dead-lettered with the reason", func(t *testing.T) {

@@ -270,9 +270,15 @@ func (m *Manager) Reconcile(ctx context.Context, tenant store.TenantID) (TenantS
 	if err != nil {
 		st.Errors = len(slices.DeleteFunc(errs, func(e error) bool { return e == nil }))
 	}
-	// Count what exists now, not what existed before the run.
+	// Count what exists now, not what existed before the run: a refused token refresh during the run
+	// has just marked its service user for re-consent.
 	if n, cerr := m.countSubscriptions(ctx, tenant); cerr == nil {
 		st.Subscriptions = n
+	}
+	if err != nil {
+		if active, all, cerr := m.countServiceUsers(ctx, tenant); cerr == nil {
+			st.ServiceUsers, st.NeedsReconsent = active, all-active
+		}
 	}
 	m.applier.stats.setTenant(string(tenant), st)
 	if st.ServiceUsersMissing > 0 {
@@ -292,6 +298,19 @@ func (m *Manager) countSubscriptions(ctx context.Context, tenant store.TenantID)
 		}
 	}
 	return n, nil
+}
+
+func (m *Manager) countServiceUsers(ctx context.Context, tenant store.TenantID) (active, all int, err error) {
+	for su, err := range m.st.ServiceUsers.All(ctx, tenant, &store.ListOptions{Select: []string{"State"}}) {
+		if err != nil {
+			return 0, 0, err
+		}
+		all++
+		if su.State == store.ServiceUserActive {
+			active++
+		}
+	}
+	return active, all, nil
 }
 
 func (m *Manager) client(ctx context.Context, tenant store.TenantID, su string) (Graph, error) {

@@ -339,3 +339,37 @@ func TestLifecycleEvents(t *testing.T) {
 		}
 	})
 }
+
+// A service user whose refresh failed no longer holds a subscription; its users go to the others if
+// there is room, and the tenant shows in Health until an admin reconnects it.
+func TestServiceUserNeedingReconsent(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	f.addUsers(t, u1, u2)
+	f.addServiceUser(t, su1, time.Now().Add(-time.Hour))
+	f.addServiceUser(t, su2, time.Now())
+	if err := f.manager.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := f.subscriptions(t)
+	if len(first) != 1 || first[0].ServiceUserID != su1 {
+		t.Fatalf("rows = %+v: the earliest connected service user takes the users", first)
+	}
+	if _, err := f.st.ServiceUsers.Update(ctx, f.tenant, su1, func(s *store.ServiceUser) error {
+		s.State = store.ServiceUserReconsent
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.manager.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows := f.subscriptions(t)
+	if len(rows) != 1 || rows[0].ServiceUserID != su2 {
+		t.Errorf("rows = %+v, want the other service user's subscription", rows)
+	}
+	att := f.stats.Snapshot().Attention[string(f.tenant)]
+	if att.NeedsReconsent != 1 || att.ServiceUsersMissing != 0 {
+		t.Errorf("attention = %+v", att)
+	}
+}

@@ -221,3 +221,44 @@ func TestWorkerPermanentFailureIsReportedNotRetried(t *testing.T) {
 		t.Errorf("sync error = %+v, %v", se, err)
 	}
 }
+
+func TestWorkerUsesTheTenantsMapping(t *testing.T) {
+	t.Parallel()
+	f := workerFixture(t, fixtureOptions{})
+	if _, err := f.st.Tenants.Update(ctx, f.tenant, func(tn *store.Tenant) error {
+		tn.PresenceMap = "Busy/InACall=DND; Away=Available"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.applier.Forget(f.tenant)
+	for _, tt := range []struct {
+		availability, activity string
+		want                   connector.State
+	}{
+		{"Busy", "InACall", connector.DND},
+		{"Away", "Away", connector.Available},
+		{"Busy", "InAMeeting", connector.Busy},
+	} {
+		if err := f.worker.Process(ctx, f.notify(t, u1, tt.availability, tt.activity)[0]); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := f.pusher.last(u1); st != tt.want {
+			t.Errorf("%s/%s pushed %s, want %s", tt.availability, tt.activity, st, tt.want)
+		}
+	}
+
+	// A mapping that no longer parses is reported, not guessed at.
+	if _, err := f.st.Tenants.Update(ctx, f.tenant, func(tn *store.Tenant) error { tn.PresenceMap = "Busy=Sleeping"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	f.applier.Forget(f.tenant)
+	before := len(f.pusher.all())
+	if err := f.worker.Process(ctx, f.notify(t, u2, "Busy", "Busy")[0]); err != nil {
+		t.Fatalf("invalid mapping err = %v, want nil (recorded, completed)", err)
+	}
+	rk, _ := store.SyncErrorKey(u2, "presence")
+	if se, err := f.st.SyncErrors.Get(ctx, f.tenant, rk); err != nil || se.ErrorCode != "mapping_invalid" || len(f.pusher.all()) != before {
+		t.Errorf("sync error = %+v, %v", se, err)
+	}
+}
