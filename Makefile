@@ -48,7 +48,7 @@ fuzz:
 
 bench: tools
 	$(GO) build -o bin/withazurite ./cmd/withazurite
-	bin/withazurite -- $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m ./... | tee bench.out
+	set -o pipefail; bin/withazurite -- $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m ./... | tee bench.out
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
