@@ -109,7 +109,13 @@ func ParseResource(resource string) ([]string, error) {
 		if len(p) < 3 || p[0] != '\'' || p[len(p)-1] != '\'' {
 			return nil, fmt.Errorf("presence resource: malformed id list")
 		}
-		ids = append(ids, p[1:len(p)-1])
+		id := p[1 : len(p)-1]
+		if strings.IndexFunc(id, func(r rune) bool {
+			return !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+		}) >= 0 {
+			return nil, fmt.Errorf("presence resource: an id is not an object id")
+		}
+		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	return ids, nil
