@@ -9,7 +9,8 @@
 //
 //	New(cred azcore.TokenCredential, o Options) (*Client, error)
 //	NewAppCredential(tenant, clientID string, certificate []byte, o AuthOptions) (azcore.TokenCredential, error)
-//	NewAppClients(a AppAuth, o Options) *AppClients; (*AppClients).For(ctx, tenant) (*Client, error)
+//	NewAppClients(a AppAuth, o Options) *AppClients — one app-only client per tenant, cached:
+//	    (*AppClients).For(ctx, tenant) (*Client, error), (*AppClients).Forget(tenant)
 //
 //	(*Client).GetUser(ctx, id) (User, error)                       — ErrNotFound for an unknown id
 //	(*Client).UsersDelta(ctx, deltaLink, fn func(UserChange) error) (nextDeltaLink string, err error)
@@ -22,7 +23,10 @@
 //	(*Client).PresencesByUserID(ctx, ids) ([]Presence, error)      — split into calls of at most 650 ids
 //
 // Errors are *Error (HTTP status and Graph's error code, never Graph's message, which can name people);
-// errors.Is(err, ErrNotFound) tests for 404.
+// errors.Is(err, ErrNotFound) tests for 404, Retryable for throttling and server errors.
+//
+// Tests use graphtest: a fake Graph (subscriptions with the validation handshake, users and delta,
+// presence, rich notifications encrypted like Graph) and a fake identity platform.
 //
 // Transport: the request adapter is built from msgraph-sdk-go-core with an explicit middleware list
 // (retry, redirect, parameter-name decoding, user agent, headers inspection) and WITHOUT the compression
