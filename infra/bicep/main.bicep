@@ -129,6 +129,7 @@ param tableNames array = [
   'incidents'
   'jobs'
   'deletionreceipts'
+  'serviceusers'
 ]
 
 param tags object = {

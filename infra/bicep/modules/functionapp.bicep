@@ -48,6 +48,13 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
 
+// The public base URL Graph calls back (notification, lifecycle, sign-in and consent redirects). With a
+// custom domain it is that domain, so callbacks fail over with Traffic Manager; without one it is the
+// app's classic host name (the site's own defaultHostName cannot feed its settings: it is an output of
+// the same resource). Register <base>/api/auth/callback and <base>/api/onboarding/consent as redirect
+// URIs of the Entra application.
+var publicBaseUrl = empty(customDomain) ? 'https://${appName}.azurewebsites.net' : 'https://${customDomain}'
+
 // Every app setting, in one place. Identity-based connections only: no key, SAS or connection string
 // with a secret. FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION and WEBSITE_RUN_FROM_PACKAGE
 // must not appear: Flex Consumption takes them from functionAppConfig and rejects them here.
@@ -74,6 +81,8 @@ var appSettings = {
   CONNECTHUB_TABLES_ACCOUNT_URL: settings.tablesAccountUrl
   CONNECTHUB_KEYVAULT_URL: settings.keyVaultUrl
   CONNECTHUB_MANAGED_IDENTITY_CLIENT_ID: identityClientId
+  CONNECTHUB_PUBLIC_BASE_URL: publicBaseUrl
+  CONNECTHUB_ADMIN_CONSENT_REDIRECT_URI: '${publicBaseUrl}/api/onboarding/consent'
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
