@@ -121,11 +121,10 @@ func (a *App) graphPost(ctx context.Context, r *HTTPRequest, lifecycle bool) HTT
 		return plain(http.StatusServiceUnavailable, "not ready")
 	}
 	if err := a.Intake.Receive(ctx, lifecycle, r.Body); err != nil {
-		if apperr.CodeOf(err) == apperr.Invalid {
-			return plain(http.StatusBadRequest, apperr.PublicMessage(err))
-		}
-		if apperr.CodeOf(err) == apperr.TooLarge {
-			return plain(http.StatusRequestEntityTooLarge, apperr.PublicMessage(err))
+		// Graph retries anything but 2xx for hours: only a malformed body gets a 4xx; every other
+		// failure is ours and answers 503 so the items are delivered again.
+		if status := httpStatus(apperr.CodeOf(err)); status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge {
+			return plain(status, apperr.PublicMessage(err))
 		}
 		Logger(ctx).Error("notification hand-off failed", "error", err)
 		return plain(http.StatusServiceUnavailable, "try again")

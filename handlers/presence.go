@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/serviceuser"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -16,9 +17,16 @@ type ServiceUserSignIn interface {
 	Complete(ctx context.Context, cb serviceuser.Callback) (store.ServiceUser, error)
 }
 
+// PresenceStatus reports a tenant's presence sync: licensed users, service users connected, needed and
+// missing (one service user per 650 users, a Graph limit), subscriptions, re-consent needed.
+type PresenceStatus interface {
+	Status(ctx context.Context, tenant store.TenantID) (presence.TenantStatus, error)
+}
+
 // PresenceServices are the services behind the presence-sync functions.
 type PresenceServices struct {
 	SignIn ServiceUserSignIn
+	Status PresenceStatus
 }
 
 // signInCookie binds the sign-in to the browser that started it; it only goes to the callback.
@@ -34,7 +42,25 @@ func (a *App) presenceRoutes() []Route {
 	return []Route{
 		HTTPRoute("ConnectServiceUser", "req", "res", a.connectServiceUser),
 		HTTPRoute("AuthCallback", "req", "res", a.authCallback),
+		HTTPRoute("GetPresenceStatus", "req", "res", a.presenceStatus),
 	}
+}
+
+// presenceStatus answers GET tenants/{tenantId}/presence (function key): the counts an admin needs,
+// above all how many more service users the tenant must connect.
+func (a *App) presenceStatus(ctx context.Context, r *HTTPRequest) HTTPResponse {
+	if a.Presence.Status == nil {
+		return presenceError(ctx, errNotConfigured)
+	}
+	tenant, err := store.ParseTenantID(r.Params["tenantId"])
+	if err != nil {
+		return presenceError(ctx, apperr.New(apperr.Invalid, "tenant id must be a GUID", err))
+	}
+	st, err := a.Presence.Status.Status(ctx, tenant)
+	if err != nil {
+		return presenceError(ctx, err)
+	}
+	return jsonResponse(http.StatusOK, st)
 }
 
 func (a *App) connectServiceUser(ctx context.Context, r *HTTPRequest) HTTPResponse {
@@ -90,21 +116,9 @@ func cookie(header, name string) string {
 	return ""
 }
 
-// presenceError maps a domain error to its status; clients see only the public message.
+// presenceError answers a failed presence function; clients see only the public message.
 func presenceError(ctx context.Context, err error) HTTPResponse {
-	status := http.StatusInternalServerError
-	switch apperr.CodeOf(err) {
-	case apperr.Invalid:
-		status = http.StatusBadRequest
-	case apperr.NotFound:
-		status = http.StatusNotFound
-	case apperr.Forbidden:
-		status = http.StatusForbidden
-	case apperr.Conflict:
-		status = http.StatusConflict
-	case apperr.Unavailable:
-		status = http.StatusServiceUnavailable
-	}
+	status := httpStatus(apperr.CodeOf(err))
 	if status >= 500 {
 		Logger(ctx).Error("presence function failed", "error", err)
 	}

@@ -141,26 +141,6 @@ func decodeJSONBody(r *HTTPRequest, v any) error {
 	return nil
 }
 
-// httpStatus maps a domain error code to its HTTP status: the one place for the admin functions.
-func httpStatus(code apperr.Code) int {
-	switch code {
-	case apperr.Invalid:
-		return http.StatusBadRequest
-	case apperr.TooLarge:
-		return http.StatusRequestEntityTooLarge
-	case apperr.NotFound:
-		return http.StatusNotFound
-	case apperr.Conflict:
-		return http.StatusConflict
-	case apperr.Forbidden:
-		return http.StatusForbidden
-	case apperr.Unavailable:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
 func errorJSON(ctx context.Context, err error) HTTPResponse {
 	status := httpStatus(apperr.CodeOf(err))
 	if status >= 500 {

@@ -56,7 +56,7 @@ func (w *Wired) wirePresence(ctx context.Context) error {
 		MaxAttempts: cfg.PBXMaxAttempts, RetryDelay: cfg.PBXRetryDelay, Log: w.Log})
 	w.App.Renew = manager
 	w.lifecycleAction = manager
-	w.App.Presence = handlers.PresenceServices{SignIn: &signIn{m: su, st: w.Store}}
+	w.App.Presence = handlers.PresenceServices{SignIn: &signIn{m: su, st: w.Store}, Status: &presenceStatus{m: manager, st: w.Store}}
 
 	intake := w.Intake
 	w.App.Stats = func() any {
@@ -130,4 +130,19 @@ func instanceID() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return host + "-" + hex.EncodeToString(b[:])
+}
+
+// presenceStatus answers for tenants that exist only: an unknown id is 404, not a row of zeros.
+type presenceStatus struct {
+	m  *presence.Manager
+	st *store.Store
+}
+
+func (p *presenceStatus) Status(ctx context.Context, tenant store.TenantID) (presence.TenantStatus, error) {
+	if _, err := p.st.Tenants.Get(ctx, tenant); errors.Is(err, store.ErrNotFound) {
+		return presence.TenantStatus{}, apperr.New(apperr.NotFound, "no such tenant", err)
+	} else if err != nil {
+		return presence.TenantStatus{}, err
+	}
+	return p.m.Status(ctx, tenant)
 }

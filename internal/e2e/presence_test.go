@@ -271,6 +271,36 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 	})
 
 	u1, ext1 := e.users[0], e.ext[e.users[0]]
+	t.Run("admin API reports the tenant's presence status", func(t *testing.T) {
+		get := func(path, key string) (int, string) {
+			req, _ := http.NewRequest(http.MethodGet, e.s.host.URL()+path, nil)
+			if key != "" {
+				req.Header.Set("x-functions-key", key)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		code, body := get("/api/tenants/"+string(e.tenant)+"/presence", "fk")
+		var st struct{ Licensed, ServiceUsers, ServiceUsersNeeded, ServiceUsersMissing, Subscriptions int }
+		if err := json.Unmarshal([]byte(body), &st); code != http.StatusOK || err != nil {
+			t.Fatalf("status = %d %s", code, body)
+		}
+		if st.Licensed != len(e.users) || st.ServiceUsers != 1 || st.ServiceUsersNeeded != 1 || st.ServiceUsersMissing != 0 || st.Subscriptions != 1 {
+			t.Errorf("presence status = %+v", st)
+		}
+		if code, _ := get("/api/tenants/"+string(e.tenant)+"/presence", ""); code != http.StatusUnauthorized {
+			t.Errorf("without a function key = %d, want 401", code)
+		}
+		if code, _ := get("/api/tenants/00000000-0000-4000-8000-0000000000ff/presence", "fk"); code != http.StatusNotFound {
+			t.Errorf("unknown tenant = %d, want 404", code)
+		}
+	})
+
 	t.Run("a rich notification reaches the right extension, mapped", func(t *testing.T) {
 		before := len(e.pushesTo(ext1))
 		ds, err := e.graph.SetPresence(string(e.tenant), u1, "Busy", "InACall")
