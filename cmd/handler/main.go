@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/connecthub/connecthub/handlers"
@@ -16,6 +17,11 @@ import (
 )
 
 func main() {
+	// The webhook path allocates about 1 MB per 50-item POST and keeps little alive, so the default
+	// GOGC=100 collects every few requests; 400 cuts webhook p50 by ~20% here. The soft memory limit
+	// keeps the larger heap target far below a Flex Consumption instance's 2 GB.
+	debug.SetGCPercent(400)
+	debug.SetMemoryLimit(1 << 30)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))

@@ -1,6 +1,7 @@
 package devhost
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -42,34 +43,58 @@ func httpEnvelope(f *Function, r *http.Request, body []byte, params map[string]s
 	if r.Host != "" {
 		headers["Host"] = []string{r.Host}
 	}
-	req := map[string]any{
-		"Url":        "http://" + r.Host + r.URL.RequestURI(),
-		"Method":     r.Method,
-		"Query":      query,
-		"Headers":    headers,
-		"Params":     params,
-		"Identities": []any{},
+	req := httpRequestJSON{
+		URL:        "http://" + r.Host + r.URL.RequestURI(),
+		Method:     r.Method,
+		Query:      query,
+		Headers:    headers,
+		Params:     params,
+		Identities: []any{},
 	}
 	if len(body) > 0 {
 		ct := strings.ToLower(r.Header.Get("Content-Type"))
+		var b string
 		if strings.HasPrefix(ct, "application/octet-stream") || strings.HasPrefix(ct, "multipart/") {
-			req["Body"] = base64.StdEncoding.EncodeToString(body)
+			b = base64.StdEncoding.EncodeToString(body)
 		} else {
-			req["Body"] = string(body)
+			b = string(body)
 		}
+		req.Body = &b
 	}
-	reqJSON, err := json.Marshal(req)
-	if err != nil {
+	// The body can be large (a 50-item Graph POST is ~170 KB): encode it once, without HTML escaping,
+	// and splice the pieces together rather than re-marshalling (which would validate it again).
+	var reqJSON bytes.Buffer
+	enc := json.NewEncoder(&reqJSON)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(req); err != nil {
 		return nil, err
 	}
+	name, _ := json.Marshal(trig.Name)
 	qJSON, _ := json.Marshal(query)
 	hJSON, _ := json.Marshal(headers)
-	return json.Marshal(map[string]any{
-		"Data": map[string]json.RawMessage{trig.Name: reqJSON},
-		"Metadata": map[string]json.RawMessage{
-			"Query": qJSON, "Headers": hJSON, "sys": sysMeta(f.Name),
-		},
-	})
+	out := make([]byte, 0, reqJSON.Len()+len(qJSON)+len(hJSON)+256)
+	out = append(out, `{"Data":{`...)
+	out = append(out, name...)
+	out = append(out, ':')
+	out = append(out, bytes.TrimSpace(reqJSON.Bytes())...)
+	out = append(out, `},"Metadata":{"Query":`...)
+	out = append(out, qJSON...)
+	out = append(out, `,"Headers":`...)
+	out = append(out, hJSON...)
+	out = append(out, `,"sys":`...)
+	out = append(out, sysMeta(f.Name)...)
+	return append(out, `}}`...), nil
+}
+
+// httpRequestJSON is Data[<httpTrigger binding>] as the host's GetRequestAsJObject builds it.
+type httpRequestJSON struct {
+	URL        string              `json:"Url"`
+	Method     string              `json:"Method"`
+	Query      map[string]string   `json:"Query"`
+	Headers    map[string][]string `json:"Headers"`
+	Params     map[string]string   `json:"Params"`
+	Identities []any               `json:"Identities"`
+	Body       *string             `json:"Body,omitempty"`
 }
 
 // queueEnvelope builds the invocation for a Service Bus trigger: the body as a twice-serialised string
