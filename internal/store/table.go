@@ -387,22 +387,7 @@ func (t *Table[E, P]) ListPrefix(ctx context.Context, tenant TenantID, prefix st
 
 // query runs one page of filter, which must pin PartitionKey to tenant.
 func (t *Table[E, P]) query(ctx context.Context, tenant TenantID, filter string, opts *ListOptions) (Page[E], error) {
-	if opts == nil {
-		opts = &ListOptions{}
-	}
-	size := opts.PageSize
-	if size <= 0 || size > 1000 {
-		size = 1000
-	}
-	sel, err := t.selectClause(opts.Select)
-	if err != nil {
-		return Page[E]{}, err
-	}
-	npk, nrk, err := decodeToken(opts.Token)
-	if err != nil {
-		return Page[E]{}, err
-	}
-	raw, next, err := t.rawPage(ctx, filter, sel, int32(size), npk, nrk)
+	raw, next, err := t.listPage(ctx, filter, opts)
 	if err != nil {
 		return Page[E]{}, err
 	}
@@ -415,6 +400,27 @@ func (t *Table[E, P]) query(ctx context.Context, tenant TenantID, filter string,
 		page.Items = append(page.Items, e)
 	}
 	return page, nil
+}
+
+// listPage applies opts (page size capped at the service's 1,000, $select, continuation token) and
+// fetches one page of raw entities.
+func (t *Table[E, P]) listPage(ctx context.Context, filter string, opts *ListOptions) ([][]byte, string, error) {
+	if opts == nil {
+		opts = &ListOptions{}
+	}
+	size := opts.PageSize
+	if size <= 0 || size > 1000 {
+		size = 1000
+	}
+	sel, err := t.selectClause(opts.Select)
+	if err != nil {
+		return nil, "", err
+	}
+	npk, nrk, err := decodeToken(opts.Token)
+	if err != nil {
+		return nil, "", err
+	}
+	return t.rawPage(ctx, filter, sel, int32(size), npk, nrk)
 }
 
 // rawPage fetches one page of entities as JSON; filter "" means the whole table (operator paths only).

@@ -80,22 +80,7 @@ func (r *TenantRegistry) operatorQuery(ctx context.Context, filter string, opts 
 
 // operatorQuery runs a cross-partition query, taking each row's tenant from its PartitionKey.
 func operatorQuery[E any, P entityPtr[E]](ctx context.Context, t *Table[E, P], filter string, opts *ListOptions) (Page[E], error) {
-	if opts == nil {
-		opts = &ListOptions{}
-	}
-	size := opts.PageSize
-	if size <= 0 || size > 1000 {
-		size = 1000
-	}
-	sel, err := t.selectClause(opts.Select)
-	if err != nil {
-		return Page[E]{}, err
-	}
-	npk, nrk, err := decodeToken(opts.Token)
-	if err != nil {
-		return Page[E]{}, err
-	}
-	raw, next, err := t.rawPage(ctx, filter, sel, int32(size), npk, nrk)
+	raw, next, err := t.listPage(ctx, filter, opts)
 	if err != nil {
 		return Page[E]{}, err
 	}
