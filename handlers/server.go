@@ -153,7 +153,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(WithLogger(r.Context(), log), s.timeout)
+	ctx, cancel := context.WithTimeout(WithLogger(context.WithValue(r.Context(), invocationKey{}, invocationID), log), s.timeout)
 	defer cancel()
 	type result struct {
 		res *InvokeResponse
@@ -229,6 +229,15 @@ func (s *Server) Serve(ctx context.Context, port int, ready func(addr string)) e
 }
 
 type loggerKey struct{}
+
+type invocationKey struct{}
+
+// InvocationID is the host's id of the current invocation (X-Azure-Functions-InvocationId): audit
+// entries carry it so they can be joined with the function's logs.
+func InvocationID(ctx context.Context) string {
+	id, _ := ctx.Value(invocationKey{}).(string)
+	return id
+}
 
 // WithLogger carries an enriched logger in the context.
 func WithLogger(ctx context.Context, l *slog.Logger) context.Context {

@@ -114,13 +114,13 @@ func (a *App) tenantOp(ctx context.Context, r *HTTPRequest, h func(context.Conte
 	if err != nil {
 		return errorJSON(ctx, err)
 	}
-	actor := tenants.Actor{ID: "function-key", Kind: "key"}
+	actor := tenants.Actor{ID: "function-key", Kind: "key", InvocationID: InvocationID(ctx)}
 	if v := r.Header(ActorHeader); v != "" {
 		uid, err := tenants.ParseUserID(v)
 		if err != nil {
 			return errorJSON(ctx, apperr.New(apperr.Invalid, ActorHeader+" must be the operator's Entra object id", nil))
 		}
-		actor = tenants.Actor{ID: uid, Kind: "user"}
+		actor = tenants.Actor{ID: uid, Kind: "user", InvocationID: InvocationID(ctx)}
 	}
 	status, body, err := h(ctx, a.Tenants.Admin, actor, id, r)
 	if err != nil {
@@ -217,6 +217,7 @@ func (a *App) consentCallback(ctx context.Context, r *HTTPRequest) HTTPResponse 
 	q := r.Query
 	_, err := a.Tenants.Admin.CompleteConsent(ctx, tenants.ConsentCallback{
 		AdminConsent: q.Get("admin_consent"), Tenant: q.Get("tenant"), State: q.Get("state"), Error: q.Get("error"),
+		InvocationID: InvocationID(ctx),
 	})
 	if err == nil {
 		return consentPage(http.StatusOK, pageConnected)

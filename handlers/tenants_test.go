@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -225,5 +226,26 @@ func TestAdminConsentCallbackPages(t *testing.T) {
 	code, _, _ := invokeHTTP(t, &App{Tenants: TenantServices{Admin: &fakeAdmin{}}}, httpCall{function: "AdminConsentCallback", method: "POST"})
 	if code != http.StatusMethodNotAllowed {
 		t.Errorf("POST callback = %d, want 405", code)
+	}
+}
+
+// The audit trail can be joined with the logs: operator actions carry the host's invocation id.
+func TestTenantAdminActorCarriesInvocationID(t *testing.T) {
+	t.Parallel()
+	f := &fakeAdmin{}
+	a := &App{Tenants: TenantServices{Admin: f}}
+	env, _ := json.Marshal(map[string]any{"Data": map[string]any{"req": map[string]any{
+		"Url": "http://127.0.0.1/api/x", "Method": "POST", "Params": map[string]string{"tenantId": tenantA},
+	}}, "Metadata": map[string]any{}})
+	s := NewServer(a.Routes(), time.Second, 1<<20, quietLog())
+	req := httptest.NewRequest(http.MethodPost, "/SuspendTenant", strings.NewReader(string(env)))
+	req.Header.Set("X-Azure-Functions-InvocationId", "5f0c7d2e-inv")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if code, _, _ := httpOut(t, rec); code != http.StatusOK {
+		t.Fatalf("SuspendTenant = %d", code)
+	}
+	if f.actor.InvocationID != "5f0c7d2e-inv" {
+		t.Errorf("actor = %+v, want the invocation id", f.actor)
 	}
 }
