@@ -181,8 +181,13 @@ func (q *Queue) Stats() Stats {
 func (q *Queue) DeadLetters() []Message {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	out := make([]Message, len(q.dead))
-	for i, m := range q.dead {
+	return copies(q.dead)
+}
+
+// copies copies messages so callers never see (or race with) the queue's own.
+func copies(ms []*Message) []Message {
+	out := make([]Message, len(ms))
+	for i, m := range ms {
 		out[i] = *m
 	}
 	return out
@@ -232,9 +237,5 @@ func derefTime(t *time.Time) time.Time {
 func (q *Queue) Snapshot() []Message {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	out := make([]Message, len(q.active))
-	for i, m := range q.active {
-		out[i] = *m
-	}
-	return out
+	return copies(q.active)
 }
