@@ -129,7 +129,7 @@ type Config struct {
 }
 
 // DefaultNotificationCertName is the Key Vault name of the current notification encryption certificate
-// (secrets.NotificationCertName; repeated here because config imports nothing of the app).
+// (secrets.NotificationCertName takes its value from here: config imports nothing of the app).
 const DefaultNotificationCertName = "notification-encryption-cert"
 
 // Defaults chosen for Graph's budget: a webhook must answer within 3 s, so the hand-off gives up well

@@ -20,7 +20,7 @@ const (
 	KeyPresenceDefaultMap    = "CONNECTHUB_PRESENCE_DEFAULT_MAPPING"
 	KeyPBXMaxAttempts        = "CONNECTHUB_PBX_MAX_ATTEMPTS"
 	KeyPBXRetryDelay         = "CONNECTHUB_PBX_RETRY_DELAY"
-	DefaultAppClientCertName = "app-client-cert" // secrets.AppClientCertName
+	DefaultAppClientCertName = "app-client-cert" // also secrets.AppClientCertName
 )
 
 // Presence is the presence-sync capability's configuration.

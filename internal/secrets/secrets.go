@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/connecthub/connecthub/internal/config"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -35,8 +36,9 @@ type Lister interface {
 
 // Names of the app-wide secrets.
 const (
-	NotificationCertName = "notification-encryption-cert" // PKCS#12 of Graph's rich-notification certificate
-	AppClientCertName    = "app-client-cert"              // PKCS#12 of the multi-tenant app's client certificate
+	// The defaults of the settings that name them; config owns the values because it imports nothing.
+	NotificationCertName = config.DefaultNotificationCertName // PKCS#12 of Graph's rich-notification certificate
+	AppClientCertName    = config.DefaultAppClientCertName    // PKCS#12 of the multi-tenant app's client certificate
 )
 
 // TenantSecretPrefix starts the name of every secret that belongs to the tenant (data key, PBX credential,
