@@ -47,18 +47,19 @@ func (a *App) presenceRoutes() []Route {
 }
 
 // presenceStatus answers GET tenants/{tenantId}/presence (function key): the counts an admin needs,
-// above all how many more service users the tenant must connect.
+// above all how many more service users the tenant must connect. Errors are JSON like the other admin
+// functions'; the sign-in functions answer a browser and stay text.
 func (a *App) presenceStatus(ctx context.Context, r *HTTPRequest) HTTPResponse {
 	if a.Presence.Status == nil {
-		return presenceError(ctx, errNotConfigured)
+		return errorJSON(ctx, errNotConfigured)
 	}
 	tenant, err := store.ParseTenantID(r.Params["tenantId"])
 	if err != nil {
-		return presenceError(ctx, apperr.New(apperr.Invalid, "tenant id must be a GUID", err))
+		return errorJSON(ctx, apperr.New(apperr.Invalid, "tenant id must be a GUID", err))
 	}
 	st, err := a.Presence.Status.Status(ctx, tenant)
 	if err != nil {
-		return presenceError(ctx, err)
+		return errorJSON(ctx, err)
 	}
 	return jsonResponse(http.StatusOK, st)
 }
