@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/connecthub/connecthub/internal/secrets/kvtest"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -19,7 +20,7 @@ func TestListByTenantPrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fv, srv := newFakeVault(t)
+	fv := kvtest.New(t)
 	file, err := NewFile(filepath.Join(t.TempDir(), "s.enc"), "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +34,7 @@ func TestListByTenantPrefix(t *testing.T) {
 	}{
 		{"memory", NewMemory()},
 		{"file", file},
-		{"keyvault", newTestVault(t, fv, srv, &fakeCredential{})},
+		{"keyvault", newTestVault(t, fv, &kvtest.Credential{})},
 	}
 	for _, tc := range stores {
 		t.Run(tc.name, func(t *testing.T) {
