@@ -17,11 +17,22 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // fileMagic starts every secrets file and is bound into the GCM tag, so a file of another format or
-// version fails to open rather than being misread.
-var fileMagic = []byte("CHSECRETS1")
+// version fails to open rather than being misread. Version 2 keeps each secret's update time beside its
+// value; version 1 files (values only) are still read and are rewritten as version 2 on the next change.
+var (
+	fileMagic   = []byte("CHSECRETS2")
+	fileMagicV1 = []byte("CHSECRETS1")
+)
+
+// fileEntry is one secret in the file.
+type fileEntry struct {
+	Value   string    `json:"v"`
+	Updated time.Time `json:"u,omitzero"`
+}
 
 // File is a Store in one AES-256-GCM encrypted file, for `make run`. The master key comes from a
 // setting (32 bytes, base64), kept apart from the file. Writes replace the file atomically (temp file,
@@ -34,8 +45,9 @@ type File struct {
 }
 
 var (
-	_ Store  = (*File)(nil)
-	_ Lister = (*File)(nil)
+	_ Store      = (*File)(nil)
+	_ Lister     = (*File)(nil)
+	_ InfoLister = (*File)(nil)
 )
 
 // NewFile opens (or will create) the secrets file at path, sealed with the base64 32-byte master key.
@@ -74,11 +86,11 @@ func (f *File) Get(_ context.Context, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	v, ok := vals[name]
+	e, ok := vals[name]
 	if !ok {
 		return "", fmt.Errorf("get secret %s: %w", name, ErrNotFound)
 	}
-	return v, nil
+	return e.Value, nil
 }
 
 // Set implements Store.
@@ -86,7 +98,9 @@ func (f *File) Set(_ context.Context, name, value string) error {
 	if err := ValidName(name); err != nil {
 		return err
 	}
-	return f.modify(func(vals map[string]string) { vals[name] = value })
+	return f.modify(func(vals map[string]fileEntry) {
+		vals[name] = fileEntry{Value: value, Updated: time.Now().UTC().Truncate(time.Second)}
+	})
 }
 
 // Delete implements Store.
@@ -94,28 +108,41 @@ func (f *File) Delete(_ context.Context, name string) error {
 	if err := ValidName(name); err != nil {
 		return err
 	}
-	return f.modify(func(vals map[string]string) { delete(vals, name) })
+	return f.modify(func(vals map[string]fileEntry) { delete(vals, name) })
 }
 
 // List implements Lister.
-func (f *File) List(_ context.Context, prefix string) ([]string, error) {
+func (f *File) List(ctx context.Context, prefix string) ([]string, error) {
+	infos, err := f.ListInfo(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(infos))
+	for _, i := range infos {
+		out = append(out, i.Name)
+	}
+	return out, nil
+}
+
+// ListInfo implements InfoLister. Secrets written by a version 1 file have no update time.
+func (f *File) ListInfo(_ context.Context, prefix string) ([]Info, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	vals, err := f.load()
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for name := range vals {
+	var out []Info
+	for name, e := range vals {
 		if strings.HasPrefix(name, prefix) {
-			out = append(out, name)
+			out = append(out, Info{Name: name, Updated: e.Updated})
 		}
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 
-func (f *File) modify(change func(map[string]string)) error {
+func (f *File) modify(change func(map[string]fileEntry)) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	unlock, err := f.lock()
@@ -147,31 +174,45 @@ func (f *File) lock() (func(), error) {
 	}, nil
 }
 
-func (f *File) load() (map[string]string, error) {
+func (f *File) load() (map[string]fileEntry, error) {
 	raw, err := os.ReadFile(f.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]string{}, nil
+		return map[string]fileEntry{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read local secrets: %w", err)
 	}
 	ns := f.aead.NonceSize()
-	if len(raw) < len(fileMagic)+ns || !bytes.Equal(raw[:len(fileMagic)], fileMagic) {
+	if len(raw) < len(fileMagic)+ns {
 		return nil, errors.New("read local secrets: not a secrets file")
 	}
-	nonce, ct := raw[len(fileMagic):len(fileMagic)+ns], raw[len(fileMagic)+ns:]
-	pt, err := f.aead.Open(nil, nonce, ct, fileMagic)
+	magic := raw[:len(fileMagic)]
+	if !bytes.Equal(magic, fileMagic) && !bytes.Equal(magic, fileMagicV1) {
+		return nil, errors.New("read local secrets: not a secrets file")
+	}
+	nonce, ct := raw[len(magic):len(magic)+ns], raw[len(magic)+ns:]
+	pt, err := f.aead.Open(nil, nonce, ct, magic)
 	if err != nil {
 		return nil, errors.New("read local secrets: wrong master key or damaged file")
 	}
-	vals := map[string]string{}
+	vals := map[string]fileEntry{}
+	if bytes.Equal(magic, fileMagicV1) {
+		v1 := map[string]string{}
+		if err := json.Unmarshal(pt, &v1); err != nil {
+			return nil, fmt.Errorf("read local secrets: %w", err)
+		}
+		for name, v := range v1 {
+			vals[name] = fileEntry{Value: v}
+		}
+		return vals, nil
+	}
 	if err := json.Unmarshal(pt, &vals); err != nil {
 		return nil, fmt.Errorf("read local secrets: %w", err)
 	}
 	return vals, nil
 }
 
-func (f *File) save(vals map[string]string) error {
+func (f *File) save(vals map[string]fileEntry) error {
 	pt, err := json.Marshal(vals)
 	if err != nil {
 		return fmt.Errorf("write local secrets: %w", err)

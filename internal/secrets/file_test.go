@@ -3,6 +3,8 @@ package secrets
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -153,5 +155,40 @@ func TestFileConcurrentWriters(t *testing.T) {
 		if _, err := a.Get(context.Background(), fmt.Sprintf("k%d", i)); err != nil {
 			t.Errorf("k%d lost: %v", i, err)
 		}
+	}
+}
+
+// A file written before update times were kept (version 1: values only) still opens with its key, its
+// secrets list without a time, and the next change rewrites it as version 2 without losing them.
+func TestFileReadsVersion1(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "secrets.bin")
+	key := newKey(t)
+	raw, _ := base64.StdEncoding.DecodeString(key)
+	block, _ := aes.NewCipher(raw)
+	aead, _ := cipher.NewGCM(block)
+	nonce := make([]byte, aead.NonceSize())
+	v1 := append(append([]byte("CHSECRETS1"), nonce...), aead.Seal(nil, nonce, []byte(`{"old":"kept"}`), []byte("CHSECRETS1"))...)
+	if err := os.WriteFile(path, v1, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFile(path, key)
+	if err != nil {
+		t.Fatalf("NewFile on a version 1 file: %v", err)
+	}
+	if got, err := f.Get(ctx, "old"); err != nil || got != "kept" {
+		t.Fatalf("Get(old) = %q, %v; want kept", got, err)
+	}
+	if err := f.Set(ctx, "new", "v"); err != nil {
+		t.Fatal(err)
+	}
+	infos, err := f.ListInfo(ctx, "")
+	if err != nil || len(infos) != 2 || infos[0].Name != "new" || infos[1].Name != "old" ||
+		infos[0].Updated.IsZero() || !infos[1].Updated.IsZero() {
+		t.Errorf("ListInfo = %+v, %v; want new (with a time) and old (without)", infos, err)
+	}
+	if now, _ := os.ReadFile(path); !bytes.HasPrefix(now, []byte("CHSECRETS2")) {
+		t.Errorf("file after a change starts %q, want version 2", now[:10])
 	}
 }

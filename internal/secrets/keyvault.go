@@ -39,8 +39,9 @@ type KeyVault struct {
 }
 
 var (
-	_ Store  = (*KeyVault)(nil)
-	_ Lister = (*KeyVault)(nil)
+	_ Store      = (*KeyVault)(nil)
+	_ Lister     = (*KeyVault)(nil)
+	_ InfoLister = (*KeyVault)(nil)
 )
 
 // NewCredential returns the credential for Key Vault (and Table Storage): a user-assigned managed
@@ -156,10 +157,23 @@ func (kv *KeyVault) Set(ctx context.Context, name, value string) error {
 	}
 }
 
-// List implements Lister. Key Vault has no server-side name filter: it pages through every secret's
-// properties (values are not read) and keeps the names with prefix.
+// List implements Lister.
 func (kv *KeyVault) List(ctx context.Context, prefix string) ([]string, error) {
-	var out []string
+	infos, err := kv.ListInfo(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(infos))
+	for _, i := range infos {
+		out = append(out, i.Name)
+	}
+	return out, nil
+}
+
+// ListInfo implements InfoLister. Key Vault has no server-side name filter: it pages through every
+// secret's properties (values are not read) and keeps the names with prefix.
+func (kv *KeyVault) ListInfo(ctx context.Context, prefix string) ([]Info, error) {
+	var out []Info
 	pager := kv.c.NewListSecretPropertiesPager(nil)
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
@@ -170,12 +184,18 @@ func (kv *KeyVault) List(ctx context.Context, prefix string) ([]string, error) {
 			if p == nil || p.ID == nil {
 				continue
 			}
-			if name := p.ID.Name(); strings.HasPrefix(name, prefix) {
-				out = append(out, name)
+			name := p.ID.Name()
+			if !strings.HasPrefix(name, prefix) {
+				continue
 			}
+			i := Info{Name: name}
+			if p.Attributes != nil && p.Attributes.Updated != nil {
+				i.Updated = p.Attributes.Updated.UTC()
+			}
+			out = append(out, i)
 		}
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 

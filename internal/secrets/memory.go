@@ -6,21 +6,24 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Memory is an in-process Store for tests.
 type Memory struct {
 	mu   sync.Mutex
 	vals map[string]string
+	upd  map[string]time.Time
 	gets int
 }
 
 // NewMemory returns an empty in-memory store.
-func NewMemory() *Memory { return &Memory{vals: map[string]string{}} }
+func NewMemory() *Memory { return &Memory{vals: map[string]string{}, upd: map[string]time.Time{}} }
 
 var (
-	_ Store  = (*Memory)(nil)
-	_ Lister = (*Memory)(nil)
+	_ Store      = (*Memory)(nil)
+	_ Lister     = (*Memory)(nil)
+	_ InfoLister = (*Memory)(nil)
 )
 
 // Get implements Store.
@@ -46,6 +49,7 @@ func (m *Memory) Set(_ context.Context, name, value string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.vals[name] = value
+	m.upd[name] = time.Now().UTC()
 	return nil
 }
 
@@ -57,6 +61,7 @@ func (m *Memory) Delete(_ context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.vals, name)
+	delete(m.upd, name)
 	return nil
 }
 
@@ -71,6 +76,18 @@ func (m *Memory) List(_ context.Context, prefix string) ([]string, error) {
 		}
 	}
 	slices.Sort(out)
+	return out, nil
+}
+
+// ListInfo implements InfoLister.
+func (m *Memory) ListInfo(ctx context.Context, prefix string) ([]Info, error) {
+	names, _ := m.List(ctx, prefix)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Info, 0, len(names))
+	for _, n := range names {
+		out = append(out, Info{Name: n, Updated: m.upd[n]})
+	}
 	return out, nil
 }
 

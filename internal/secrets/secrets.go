@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/connecthub/connecthub/internal/config"
 	"github.com/connecthub/connecthub/internal/store"
@@ -32,6 +33,19 @@ type Store interface {
 type Lister interface {
 	// List returns the names of the current (not deleted) secrets that start with prefix, sorted.
 	List(ctx context.Context, prefix string) ([]string, error)
+}
+
+// Info is what an operator may see of a secret: its name and when its value last changed, never the value.
+type Info struct {
+	Name    string
+	Updated time.Time // zero when the store does not know
+}
+
+// InfoLister lists secrets with their update times (the operator command's `secrets list`). Every store
+// here implements it.
+type InfoLister interface {
+	// ListInfo returns the current secrets whose names start with prefix, sorted by name.
+	ListInfo(ctx context.Context, prefix string) ([]Info, error)
 }
 
 // Names of the app-wide secrets.
