@@ -6,7 +6,7 @@ package app
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -160,32 +160,60 @@ func (w *Wired) adapters(cfg config.Config) error {
 
 // certificates loads the notification encryption certificates, current first. In local mode a missing
 // current certificate is generated once (self-signed, RSA-2048) so `make run` works on a fresh machine;
-// in Azure it must exist in Key Vault, or the handler refuses to start.
+// in Azure it must exist in Key Vault, or the handler refuses to start. The app's client certificate is
+// read when first needed; in local mode it too is generated if missing, and its thumbprint logged so the
+// operator can upload it to the app registration (`connecthub certs show` prints it again).
 func (w *Wired) certificates(ctx context.Context, cfg config.Config) error {
 	ring, err := graphcrypto.LoadFromSecrets(ctx, w.Secrets, cfg.NotificationCerts...)
-	if err == nil {
+	switch {
+	case err == nil:
 		w.Certs = ring
+	case cfg.Environment != config.Local || !errors.Is(err, secrets.ErrNotFound):
+		return fmt.Errorf("load notification certificates: %w", err)
+	default:
+		cert, err := ensureLocalCertificate(ctx, w.Secrets, cfg.NotificationCerts[0], "connecthub-local-notifications")
+		if err != nil {
+			return fmt.Errorf("create local notification certificate: %w", err)
+		}
+		w.Log.Info("generated a local notification certificate", "name", cfg.NotificationCerts[0],
+			"thumbprint", graphcrypto.Thumbprint(cert))
+		if w.Certs, err = graphcrypto.LoadFromSecrets(ctx, w.Secrets, cfg.NotificationCerts[0]); err != nil {
+			return fmt.Errorf("load notification certificates: %w", err)
+		}
+	}
+	if cfg.Environment != config.Local || cfg.Presence.AppClientCertName == "" {
 		return nil
 	}
-	if cfg.Environment != config.Local || !errors.Is(err, secrets.ErrNotFound) {
-		return fmt.Errorf("load notification certificates: %w", err)
+	name := cfg.Presence.AppClientCertName
+	switch _, err := w.Secrets.Get(ctx, name); {
+	case err == nil:
+		return nil
+	case !errors.Is(err, secrets.ErrNotFound):
+		return fmt.Errorf("read app client certificate: %w", err)
 	}
-	cert, key, err := graphcrypto.GenerateTestCertificate(2048)
+	cert, err := ensureLocalCertificate(ctx, w.Secrets, name, "connecthub-local-app")
 	if err != nil {
-		return err
+		return fmt.Errorf("create local app client certificate: %w", err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
-	}
-	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})) +
-		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-	if err := w.Secrets.Set(ctx, cfg.NotificationCerts[0], pemText); err != nil {
-		return fmt.Errorf("store local notification certificate: %w", err)
-	}
-	w.Log.Info("generated a local notification certificate", "name", cfg.NotificationCerts[0])
-	if w.Certs, err = graphcrypto.LoadFromSecrets(ctx, w.Secrets, cfg.NotificationCerts[0]); err != nil {
-		return fmt.Errorf("load notification certificates: %w", err)
-	}
+	w.Log.Info("generated a local app client certificate; upload it to the app registration",
+		"name", name, "thumbprint", graphcrypto.Thumbprint(cert), "not_after", cert.NotAfter.UTC().Format(time.RFC3339),
+		"show_with", "bin/connecthub certs show --name "+name)
 	return nil
+}
+
+// ensureLocalCertificate stores a new self-signed RSA-2048 certificate under name, in the PEM form
+// graphcrypto.ParseCertificate reads, and returns it (never its key, which stays in the store).
+func ensureLocalCertificate(ctx context.Context, s secrets.Store, name, commonName string) (*x509.Certificate, error) {
+	cert, key, err := graphcrypto.NewSelfSigned(graphcrypto.SelfSigned{Subject: pkix.Name{CommonName: commonName}})
+	if err != nil {
+		return nil, err
+	}
+	text, err := graphcrypto.EncodePEM(key, cert)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Set(ctx, name, text); err != nil {
+		return nil, fmt.Errorf("store certificate: %w", err)
+	}
+	return cert, nil
 }

@@ -162,33 +162,74 @@ func removeSpace(b []byte) []byte {
 // GenerateTestCertificate makes a self-signed certificate with an RSA key of bits (2048 to 4096, the sizes Graph
 // accepts) for tests and local runs.
 func GenerateTestCertificate(bits int) (*x509.Certificate, *rsa.PrivateKey, error) {
-	if bits < 2048 || bits > 4096 {
-		return nil, nil, fmt.Errorf("generate test certificate: %d-bit key, Graph accepts 2048 to 4096", bits)
+	return NewSelfSigned(SelfSigned{Subject: pkix.Name{CommonName: "connecthub-graph-notifications-test"}, Bits: bits})
+}
+
+// SelfSigned describes a self-signed certificate for local use. Zero values pick the defaults.
+type SelfSigned struct {
+	Subject  pkix.Name     // default CN=connecthub-local
+	Bits     int           // RSA key size, 2048 (default) to 4096: what Graph and Entra ID accept
+	Validity time.Duration // default 365 days
+}
+
+// NewSelfSigned makes a self-signed RSA certificate usable both as an app's client credential (digital
+// signature) and as Graph's notification encryption certificate (key encipherment).
+func NewSelfSigned(o SelfSigned) (*x509.Certificate, *rsa.PrivateKey, error) {
+	if o.Bits == 0 {
+		o.Bits = 2048
 	}
-	priv, err := rsa.GenerateKey(rand.Reader, bits)
+	if o.Validity == 0 {
+		o.Validity = 365 * 24 * time.Hour
+	}
+	if len(o.Subject.Names) == 0 && len(o.Subject.ExtraNames) == 0 && o.Subject.String() == "" {
+		o.Subject = pkix.Name{CommonName: "connecthub-local"}
+	}
+	if o.Bits < 2048 || o.Bits > 4096 {
+		return nil, nil, fmt.Errorf("generate certificate: %d-bit key, Graph accepts 2048 to 4096", o.Bits)
+	}
+	if o.Validity < 0 {
+		return nil, nil, errors.New("generate certificate: validity must be positive")
+	}
+	priv, err := rsa.GenerateKey(rand.Reader, o.Bits)
 	if err != nil {
-		return nil, nil, fmt.Errorf("generate test certificate: %w", err)
+		return nil, nil, fmt.Errorf("generate certificate: %w", err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return nil, nil, fmt.Errorf("generate test certificate: %w", err)
+		return nil, nil, fmt.Errorf("generate certificate: %w", err)
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "connecthub-graph-notifications-test"},
+		SerialNumber: serial,
+		Subject:      o.Subject,
+		// An hour back, so a clock slightly behind ours (Entra ID's, a test's) already sees it valid.
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(1, 0, 0),
+		NotAfter:              now.Add(o.Validity),
 		KeyUsage:              x509.KeyUsageKeyEncipherment | x509.KeyUsageDataEncipherment | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
 	if err != nil {
-		return nil, nil, fmt.Errorf("generate test certificate: %w", err)
+		return nil, nil, fmt.Errorf("generate certificate: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, nil, fmt.Errorf("generate test certificate: %w", err)
+		return nil, nil, fmt.Errorf("generate certificate: %w", err)
 	}
 	return cert, priv, nil
+}
+
+// EncodePEM is the form certificates are stored in here: the certificate (then any chain) and the
+// unencrypted PKCS#8 private key, as PEM text that ParseCertificate reads back.
+func EncodePEM(key *rsa.PrivateKey, certs ...*x509.Certificate) (string, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", fmt.Errorf("encode certificate: %w", err)
+	}
+	var b bytes.Buffer
+	for _, c := range certs {
+		_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	_ = pem.Encode(&b, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	return b.String(), nil
 }

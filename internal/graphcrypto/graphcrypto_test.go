@@ -631,3 +631,60 @@ func BenchmarkDecrypt(b *testing.B) {
 		})
 	}
 }
+
+// A self-signed certificate stored as EncodePEM writes it is read back by ParseCertificate (what the app
+// does with the app client and notification certificates), with the subject, key size and validity asked for.
+func TestNewSelfSignedRoundTrip(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		in      SelfSigned
+		wantCN  string
+		wantLen int
+		wantErr bool
+	}{
+		{"defaults", SelfSigned{}, "connecthub-local", 2048, false},
+		{"chosen", SelfSigned{Subject: pkix.Name{CommonName: "contoso-app", Organization: []string{"Contoso"}}, Bits: 3072, Validity: 30 * 24 * time.Hour}, "contoso-app", 3072, false},
+		{"too small", SelfSigned{Bits: 1024}, "", 0, true},
+		{"too large", SelfSigned{Bits: 8192}, "", 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cert, key, err := NewSelfSigned(tc.in)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("NewSelfSigned succeeded, want an error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			text, err := EncodePEM(key, cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, gotKey, err := ParseCertificate([]byte(text), "")
+			if err != nil {
+				t.Fatalf("ParseCertificate(EncodePEM(...)): %v", err)
+			}
+			if !got.Equal(cert) || !gotKey.Equal(key) {
+				t.Error("read back a different certificate or key")
+			}
+			if got.Subject.CommonName != tc.wantCN || key.N.BitLen() != tc.wantLen {
+				t.Errorf("CN %q, %d bits; want %q, %d", got.Subject.CommonName, key.N.BitLen(), tc.wantCN, tc.wantLen)
+			}
+			want := tc.in.Validity
+			if want == 0 {
+				want = 365 * 24 * time.Hour
+			}
+			if d := time.Until(got.NotAfter); d > want || d < want-time.Minute {
+				t.Errorf("not after in %v, want %v", d, want)
+			}
+			if got.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+				t.Error("no digital signature usage: Entra ID could not use it as a client credential")
+			}
+		})
+	}
+}
