@@ -22,6 +22,7 @@ tools/node_modules/.installed: tools/package.json tools/package-lock.json
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/handler ./cmd/handler
 	$(GO) build -o bin/devhost ./cmd/devhost
+	$(GO) build -o bin/connecthub ./cmd/connecthub
 	$(GO) build -o bin/withazurite ./cmd/withazurite
 
 # local.settings.json is created once from the sample, with fresh random keys for the local secret file
