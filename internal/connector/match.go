@@ -140,3 +140,12 @@ func NormalizePhone(s string) string {
 	}
 	return n
 }
+
+// Has reports whether the directory lists an extension with id.
+func (d *Directory) Has(id string) bool {
+	if d == nil {
+		return false
+	}
+	_, ok := d.byID[id]
+	return ok
+}
