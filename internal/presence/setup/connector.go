@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -99,6 +100,9 @@ func (s *Service) validate(in ConnectorInput) (any, settings, error) {
 			return nil, settings{}, invalid("url must not carry a user name or password; the secret signs every event")
 		case u.Fragment != "":
 			return nil, settings{}, invalid("url must not have a fragment")
+		case !s.o.AllowHTTP && internalHost(u.Hostname()):
+			// The connection test would otherwise let an admin probe our own network by status code.
+			return nil, settings{}, invalid("url must name a public host, not localhost or a private, loopback or link-local address")
 		case len(in.Secret) < minWebhookSecret:
 			return nil, settings{}, invalid("secret must be at least 32 characters (e.g. openssl rand -hex 32)")
 		case len(in.Secret) > maxSecret || !printable(in.Secret):
@@ -110,6 +114,23 @@ func (s *Service) validate(in ConnectorInput) (any, settings, error) {
 		return nil, settings{}, invalid("kind is required: ringcentral or webhook")
 	}
 	return nil, settings{}, invalid("kind must be ringcentral or webhook")
+}
+
+// internalHost reports whether host is localhost or an IP literal that is not publicly routable. Names
+// are not resolved here: DNS can change after the check, so the network's egress rules stay the real
+// guard; this refuses the obvious.
+func internalHost(host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") || strings.HasSuffix(h, ".internal") {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast()
 }
 
 func printable(s string) bool {

@@ -94,10 +94,7 @@ func (s *Service) GetUserExtension(ctx context.Context, tenant store.TenantID, u
 	if err != nil {
 		return UserExtension{}, err
 	}
-	var dir *connector.Directory
-	if u.PBXUserID == "" {
-		dir, _ = s.directory(ctx, t)
-	}
+	dir, _ := s.directory(ctx, t) // also for an override: it knows the extension's number
 	return matchOf(u, dir), nil
 }
 

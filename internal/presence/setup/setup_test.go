@@ -244,6 +244,14 @@ func TestConnectorValidation(t *testing.T) {
 	strict, _ := setup.New(setup.Options{Store: f.env.Store, Secrets: f.env.Secrets, Sealer: f.env.Keys})
 	_, err := strict.SetConnector(ctx, admin, tenant, setup.ConnectorInput{Kind: webhook.Kind, URL: "http://pbx.example/hook", Secret: secret})
 	wantCode(t, err, apperr.Invalid, "url must use https")
+	for _, internal := range []string{"https://localhost/x", "https://127.0.0.1:8443/x", "https://10.1.2.3/x", "https://169.254.169.254/metadata",
+		"https://[::1]/x", "https://[::ffff:192.168.0.1]/x", "https://vault.internal/x"} {
+		_, err := strict.SetConnector(ctx, admin, tenant, setup.ConnectorInput{Kind: webhook.Kind, URL: internal, Secret: secret})
+		wantCode(t, err, apperr.Invalid, "public host")
+	}
+	if _, err := strict.SetConnector(ctx, admin, tenant, setup.ConnectorInput{Kind: webhook.Kind, URL: "https://203.0.113.7/hook", Secret: secret}); err != nil {
+		t.Errorf("a public address was refused: %v", err)
+	}
 }
 
 func TestTenantStates(t *testing.T) {
@@ -416,7 +424,7 @@ func TestExtensions(t *testing.T) {
 	if err != nil || e != (setup.UserExtension{UserID: string(linus), ExtensionID: "102", ExtensionNumber: "102", MatchedBy: "override"}) {
 		t.Errorf("set override = %+v, %v", e, err)
 	}
-	if e, _ := f.svc.GetUserExtension(ctx, tenant, string(linus)); e.MatchedBy != "override" || e.ExtensionID != "102" {
+	if e, _ := f.svc.GetUserExtension(ctx, tenant, string(linus)); e.MatchedBy != "override" || e.ExtensionID != "102" || e.ExtensionNumber != "102" {
 		t.Errorf("get after set = %+v", e)
 	}
 	if err := f.svc.DeleteUserExtension(ctx, admin, tenant, string(alan)); err != nil {
