@@ -52,14 +52,16 @@ type App struct {
 	Stats func() any
 
 	// Capabilities with their own functions (handlers/presence.go, handlers/tenants.go).
-	Presence PresenceServices
-	Tenants  TenantServices
+	Presence  PresenceServices
+	Tenants   TenantServices
+	Connector ConnectorServices // handlers/connector.go
 }
 
 // Routes is the route table: one entry per functions/<Name>/function.json.
 func (a *App) Routes() []Route {
 	routes := a.coreRoutes()
 	routes = append(routes, a.presenceRoutes()...)
+	routes = append(routes, a.connectorRoutes()...)
 	return append(routes, a.tenantRoutes()...)
 }
 

@@ -114,13 +114,9 @@ func (a *App) tenantOp(ctx context.Context, r *HTTPRequest, h func(context.Conte
 	if err != nil {
 		return errorJSON(ctx, err)
 	}
-	actor := tenants.Actor{ID: "function-key", Kind: "key", InvocationID: InvocationID(ctx)}
-	if v := r.Header(ActorHeader); v != "" {
-		uid, err := tenants.ParseUserID(v)
-		if err != nil {
-			return errorJSON(ctx, apperr.New(apperr.Invalid, ActorHeader+" must be the operator's Entra object id", nil))
-		}
-		actor = tenants.Actor{ID: uid, Kind: "user", InvocationID: InvocationID(ctx)}
+	actor, err := requestActor(ctx, r)
+	if err != nil {
+		return errorJSON(ctx, err)
 	}
 	status, body, err := h(ctx, a.Tenants.Admin, actor, id, r)
 	if err != nil {
@@ -130,6 +126,20 @@ func (a *App) tenantOp(ctx context.Context, r *HTTPRequest, h func(context.Conte
 		return HTTPResponse{StatusCode: status}
 	}
 	return jsonResponse(status, body)
+}
+
+// requestActor is who performs an admin action, for the audit trail: the operator named by ActorHeader,
+// else the function key.
+func requestActor(ctx context.Context, r *HTTPRequest) (tenants.Actor, error) {
+	v := r.Header(ActorHeader)
+	if v == "" {
+		return tenants.Actor{ID: "function-key", Kind: "key", InvocationID: InvocationID(ctx)}, nil
+	}
+	uid, err := tenants.ParseUserID(v)
+	if err != nil {
+		return tenants.Actor{}, apperr.New(apperr.Invalid, ActorHeader+" must be the operator's Entra object id", nil)
+	}
+	return tenants.Actor{ID: uid, Kind: "user", InvocationID: InvocationID(ctx)}, nil
 }
 
 func decodeJSONBody(r *HTTPRequest, v any) error {

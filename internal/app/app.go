@@ -16,6 +16,7 @@ import (
 
 	"github.com/connecthub/connecthub/handlers"
 	"github.com/connecthub/connecthub/internal/config"
+	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/graphcrypto"
 	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/queue"
@@ -44,6 +45,9 @@ type Wired struct {
 
 	// lifecycleAction is what ProcessLifecycle does after recording an event (set by wirePresence).
 	lifecycleAction ingest.LifecycleAction
+	// pbx are the PBX connectors by kind (set by wirePresence), shared with the set-up functions so a
+	// credential change reaches the same caches the pushes use.
+	pbx connector.Registry
 }
 
 // Close releases connections (Service Bus links).
@@ -104,6 +108,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	}
 	if err := w.wireTenants(ctx); err != nil {
 		return nil, fmt.Errorf("wire tenants: %w", err)
+	}
+	if err := w.wireConnector(); err != nil {
+		return nil, fmt.Errorf("wire connector set-up: %w", err)
 	}
 	w.App.Lifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, w.lifecycleAction, nil, log)
 	return w, nil

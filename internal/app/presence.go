@@ -35,6 +35,7 @@ func (w *Wired) wirePresence(ctx context.Context) error {
 		ringcentral.Kind: ringcentral.New(ringcentral.Options{BaseURL: cfg.RingCentralBaseURL}, w.Secrets, w.Keys),
 		webhook.Kind:     webhook.New(webhook.Options{AllowHTTP: w.Config.Environment == config.Local}, w.Secrets, w.Keys),
 	}
+	w.pbx = pushers
 	applier := presence.NewApplier(w.Store, pushers, defaults, stats, nil, w.Log)
 
 	su, err := serviceuser.New(serviceuser.Config{ClientID: w.Config.AppID, AuthorityHost: cfg.AuthorityHost,

@@ -54,8 +54,9 @@ func (s State) Valid() bool {
 // User is whom a presence belongs to, as a connector needs it.
 type User struct {
 	ID        string // Entra object id
-	PBXUserID string // the admin's explicit mapping at the PBX; "" to match by Email
+	PBXUserID string // the admin's explicit mapping at the PBX; "" to match by Email or Phone
 	Email     string // personal: used only to find the PBX account, never logged
+	Phone     string // personal: used only to find the PBX account (E.164), never logged
 }
 
 // Pusher sets a user's presence at the PBX.
@@ -63,7 +64,7 @@ type Pusher interface {
 	Push(ctx context.Context, tenant store.TenantID, u User, s State) error
 }
 
-// ErrUnmapped means the user has no account at the PBX (no explicit mapping, no match by email).
+// ErrUnmapped means the user has no account at the PBX (no explicit mapping, no match by e-mail or phone).
 // Retrying cannot help until an admin maps the user.
 var ErrUnmapped = errors.New("user has no PBX account")
 
@@ -271,4 +272,33 @@ func (r Registry) For(kind string) (Pusher, error) {
 		return p, nil
 	}
 	return nil, fmt.Errorf("pbx kind %q: %w", kind, ErrNotConfigured)
+}
+
+// ----- connection test -----
+
+// TestFailure is why a tenant's connector does not work, as an admin can act on it: Code is stable and
+// names what failed (ringcentral_jwt_refused, webhook_status_401, …), Message says it in a sentence. Both
+// are safe to log and to answer: they hold no secret and nothing the PBX said but its error code.
+type TestFailure struct {
+	Code    string
+	Message string
+}
+
+func (f *TestFailure) Error() string { return f.Code + ": " + f.Message }
+
+// Tester checks the tenant's configured credential against the PBX, as a push would use it. It returns
+// nil when it works, a *TestFailure when the PBX refused or could not be reached, and any other error
+// when the check could not run (the credential could not be read).
+type Tester interface {
+	Test(ctx context.Context, tenant store.TenantID) error
+}
+
+// Lister lists the PBX's extensions for matching; connectors without a directory (webhook) have none.
+type Lister interface {
+	Directory(ctx context.Context, tenant store.TenantID) (*Directory, error)
+}
+
+// Forgetter drops what a connector cached of a tenant (token, directory) after its credential changed.
+type Forgetter interface {
+	Forget(tenant store.TenantID)
 }

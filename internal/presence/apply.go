@@ -171,11 +171,7 @@ func (a *Applier) apply(ctx context.Context, tenant store.TenantID, o Observatio
 	if string(state) != cur.PBXState {
 		pusher, err := a.pushers.For(set.kind)
 		if err == nil {
-			u := connector.User{ID: o.UserID, PBXUserID: ue.user.PBXUserID, Email: ue.user.Mail}
-			if u.Email == "" {
-				u.Email = ue.user.UserPrincipalName
-			}
-			err = pusher.Push(ctx, tenant, u, state)
+			err = pusher.Push(ctx, tenant, connector.UserOf(ue.user), state)
 		}
 		if err != nil {
 			a.recordFailure(ctx, tenant, ue.user, connector.Code(err))

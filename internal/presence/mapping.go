@@ -83,3 +83,7 @@ func (m Mapping) State(availability, activity string) connector.State {
 	}
 	return connector.Offline
 }
+
+// Rules returns a copy of the mapping's rules, keyed as ParseMapping stores them (lower case,
+// "availability", "availability/activity" or "*/activity").
+func (m Mapping) Rules() map[string]connector.State { return maps.Clone(m.rules) }

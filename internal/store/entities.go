@@ -36,6 +36,9 @@ type Tenant struct {
 	CancelledAt       time.Time
 	ServiceUserID     string // Entra object id of the delegated service user
 	PBXKind           string // connector, e.g. "ringcentral"
+	PBXSettings       string // the connector's non-secret settings as JSON (the secret half is in Key Vault)
+	PBXConfiguredAt   time.Time
+	PBXConfiguredBy   string // actor id (Entra object id or "function-key") who last set the connector
 	PresenceMap       string // the tenant's overrides of the presence → PBX state mapping (presence.ParseMapping)
 	BookingWindowDays int
 	PurchasedLicenses int
@@ -63,6 +66,9 @@ func (t *Tenant) encode(e *encoder) {
 	e.time("CancelledAt", t.CancelledAt)
 	e.str("ServiceUserID", t.ServiceUserID)
 	e.str("PBXKind", t.PBXKind)
+	e.str("PBXSettings", t.PBXSettings)
+	e.time("PBXConfiguredAt", t.PBXConfiguredAt)
+	e.str("PBXConfiguredBy", t.PBXConfiguredBy)
 	e.str("PresenceMap", t.PresenceMap)
 	e.int("BookingWindowDays", int64(t.BookingWindowDays))
 	e.int("PurchasedLicenses", int64(t.PurchasedLicenses))
@@ -81,6 +87,9 @@ func (t *Tenant) decode(d *decoder) {
 	t.CancelledAt = d.time("CancelledAt")
 	t.ServiceUserID = d.str("ServiceUserID")
 	t.PBXKind = d.str("PBXKind")
+	t.PBXSettings = d.str("PBXSettings")
+	t.PBXConfiguredAt = d.time("PBXConfiguredAt")
+	t.PBXConfiguredBy = d.str("PBXConfiguredBy")
 	t.PresenceMap = d.str("PresenceMap")
 	t.BookingWindowDays = d.intN("BookingWindowDays")
 	t.PurchasedLicenses = d.intN("PurchasedLicenses")

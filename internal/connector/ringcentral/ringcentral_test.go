@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,4 +176,102 @@ func TestTokens(t *testing.T) {
 	if err := f.c.Push(ctx, tenant, ada, connector.Busy); !errors.Is(err, connector.ErrNotConfigured) {
 		t.Errorf("refused JWT err = %v, want ErrNotConfigured", err)
 	}
+}
+
+func TestPushMatchesByPhone(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.rc.AddExtension(rctest.Extension{ID: 201, Number: "201", Email: "desk@contoso.example", BusinessPhone: "+14255550201"})
+	f.rc.AddExtension(rctest.Extension{ID: 202, Number: "202", MobilePhone: "+4915112345678"})
+	tests := []struct {
+		name    string
+		user    connector.User
+		wantExt string
+	}{
+		{"business phone, written with separators", connector.User{ID: "u5", Email: "other@contoso.example", Phone: "+1 425-555-0201"}, "201"},
+		{"mobile phone, international prefix 00", connector.User{ID: "u6", Phone: "0049 151 12345678"}, "202"},
+	}
+	for _, tt := range tests {
+		if err := f.c.Push(ctx, tenant, tt.user, connector.DND); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if got, ok := f.rc.Presence(tt.wantExt); !ok || got.DNDStatus != "DoNotAcceptAnyCalls" {
+			t.Errorf("%s: extension %s = %+v, %v", tt.name, tt.wantExt, got, ok)
+		}
+	}
+	if err := f.c.Push(ctx, tenant, connector.User{ID: "u7", Phone: "(425) 555-0201"}, connector.Busy); !errors.Is(err, connector.ErrUnmapped) {
+		t.Errorf("national number err = %v, want unmapped", err)
+	}
+
+	dir, err := f.c.Directory(ctx, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir.Len() != 5 {
+		t.Errorf("directory lists %d extensions, want 5", dir.Len())
+	}
+	if m := dir.Match(connector.User{Phone: "+14255550201"}); m != (connector.Match{ExtensionID: "201", Number: "201", By: connector.MatchPhone}) {
+		t.Errorf("directory match = %+v", m)
+	}
+}
+
+func TestConnectionTest(t *testing.T) {
+	t.Parallel()
+	t.Run("working credential", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		if err := f.c.Test(ctx, tenant); err != nil {
+			t.Fatalf("Test = %v", err)
+		}
+		if n := f.rc.Calls("GET /restapi/v1.0/account/~/extension"); n != 1 {
+			t.Errorf("extension list calls = %d, want 1", n)
+		}
+	})
+	tests := []struct {
+		name  string
+		spoil func(*fixture)
+		code  string
+		rc    string // RingCentral's error code, repeated in the message
+	}{
+		{"wrong client secret", func(f *fixture) { f.rc.ClientSecret = "changed" }, "ringcentral_client_refused", "OAU-123"},
+		{"wrong JWT", func(f *fixture) { f.rc.JWT = "changed" }, "ringcentral_jwt_refused", "OAU-213"},
+		{"extension list forbidden", func(f *fixture) {
+			f.rc.Fail(http.MethodGet, "/restapi/v1.0/account/~/extension", rctest.Failure{Status: http.StatusForbidden})
+		}, "ringcentral_permission_denied", ""},
+		{"token endpoint down", func(f *fixture) {
+			f.rc.Fail(http.MethodPost, "/restapi/oauth/token", rctest.Failure{Status: 503}, rctest.Failure{Status: 503}, rctest.Failure{Status: 503})
+		}, "ringcentral_unreachable", ""},
+		{"token throttled", func(f *fixture) {
+			f.rc.Fail(http.MethodPost, "/restapi/oauth/token", rctest.Failure{Status: 429, RetryAfter: "60"})
+		}, "ringcentral_throttled", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			tt.spoil(f)
+			err := f.c.Test(ctx, tenant)
+			var tf *connector.TestFailure
+			if !errors.As(err, &tf) || tf.Code != tt.code {
+				t.Fatalf("Test = %v, want code %s", err, tt.code)
+			}
+			if tt.rc != "" && !strings.Contains(tf.Message, "("+tt.rc+")") {
+				t.Errorf("message %q does not name RingCentral's code %s", tf.Message, tt.rc)
+			}
+			for _, secret := range []string{f.rc.ClientSecret, f.rc.JWT} {
+				if strings.Contains(tf.Error(), secret) {
+					t.Errorf("the failure %q repeats a secret", tf.Error())
+				}
+			}
+		})
+	}
+	t.Run("a throttled token request stays retryable for pushes", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		f.rc.Fail(http.MethodPost, "/restapi/oauth/token", rctest.Failure{Status: 429, RetryAfter: "60"})
+		err := f.c.Push(ctx, tenant, connector.User{ID: "u1", Email: "ada@contoso.example"}, connector.Busy)
+		if !connector.Retryable(err) || connector.RetryAfter(err) != time.Minute {
+			t.Errorf("push err = %v, want retryable after 60 s", err)
+		}
+	})
 }

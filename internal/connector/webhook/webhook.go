@@ -5,6 +5,9 @@
 // Receivers recompute it over the raw body, compare in constant time and refuse timestamps outside a few
 // minutes (Verify does exactly that). X-ConnectHub-Delivery is a unique id for deduplication.
 //
+// Test deliveries (the admin's connection test) are signed the same way and carry "type":"test" and no
+// user: a receiver verifies the signature, answers 2xx and ignores them.
+//
 // The body carries the user's Entra object id and, when an admin mapped one, the PBX user id; the
 // user's mail only when there is no mapping (the receiver needs something to match on, nothing more).
 package webhook
@@ -49,13 +52,13 @@ type Credential struct {
 
 // Event is the JSON body posted.
 type Event struct {
-	Type       string `json:"type"` // "presence"
+	Type       string `json:"type"` // "presence", or "test" for a connection test
 	ID         string `json:"id"`
 	TenantID   string `json:"tenantId"`
-	UserID     string `json:"userId"`
+	UserID     string `json:"userId,omitempty"` // always set on presence events
 	PBXUserID  string `json:"pbxUserId,omitempty"`
 	Email      string `json:"email,omitempty"`
-	State      string `json:"state"`
+	State      string `json:"state,omitempty"` // always set on presence events
 	OccurredAt string `json:"occurredAt"`
 }
 
@@ -75,7 +78,10 @@ type Connector struct {
 	sealer  store.Sealer
 }
 
-var _ connector.Pusher = (*Connector)(nil)
+var (
+	_ connector.Pusher = (*Connector)(nil)
+	_ connector.Tester = (*Connector)(nil)
+)
 
 // New builds the connector.
 func New(o Options, sec secrets.Store, sealer store.Sealer) *Connector {
@@ -87,11 +93,8 @@ func New(o Options, sec secrets.Store, sealer store.Sealer) *Connector {
 
 // Push posts the presence change.
 func (c *Connector) Push(ctx context.Context, tenant store.TenantID, u connector.User, s connector.State) error {
-	var cred Credential
-	if err := connector.LoadCredential(ctx, c.secrets, c.sealer, tenant, &cred); err != nil {
-		return err
-	}
-	if err := c.check(cred); err != nil {
+	cred, err := c.credential(ctx, tenant)
+	if err != nil {
 		return err
 	}
 	now := c.o.Now().UTC()
@@ -100,6 +103,43 @@ func (c *Connector) Push(ctx context.Context, tenant store.TenantID, u connector
 	if u.PBXUserID == "" {
 		ev.Email = u.Email
 	}
+	return c.post(ctx, cred, now, ev)
+}
+
+func (c *Connector) credential(ctx context.Context, tenant store.TenantID) (Credential, error) {
+	var cred Credential
+	if err := connector.LoadCredential(ctx, c.secrets, c.sealer, tenant, &cred); err != nil {
+		return Credential{}, err
+	}
+	if err := c.check(cred); err != nil {
+		return Credential{}, err
+	}
+	return cred, nil
+}
+
+// Test posts a signed test event to the tenant's endpoint: any 2xx answer passes.
+func (c *Connector) Test(ctx context.Context, tenant store.TenantID) error {
+	cred, err := c.credential(ctx, tenant)
+	if errors.Is(err, connector.ErrNotConfigured) {
+		return &connector.TestFailure{Code: "webhook_config_invalid", Message: "the stored endpoint or secret is unusable; set the connector again"}
+	}
+	if err != nil {
+		return err
+	}
+	now := c.o.Now().UTC()
+	err = c.post(ctx, cred, now, Event{Type: "test", ID: newID(), TenantID: string(tenant), OccurredAt: now.Format(time.RFC3339Nano)})
+	var ce *connector.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ce) && ce.Status > 0:
+		return &connector.TestFailure{Code: "webhook_status_" + strconv.Itoa(ce.Status),
+			Message: "the endpoint answered the signed test event with status " + strconv.Itoa(ce.Status) + " (want 2xx)"}
+	}
+	return &connector.TestFailure{Code: "webhook_unreachable", Message: "the endpoint could not be reached (DNS, connection or TLS failed, or no answer in time)"}
+}
+
+func (c *Connector) post(ctx context.Context, cred Credential, now time.Time, ev Event) error {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("pbx webhook: %w", err)

@@ -149,3 +149,49 @@ func TestVerify(t *testing.T) {
 		}
 	}
 }
+
+func TestConnectionTest(t *testing.T) {
+	t.Parallel()
+	r := &receiver{}
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	wrongSecret := httptest.NewServer(&receiver{})
+	wrongSecretURL := wrongSecret.URL
+	t.Cleanup(wrongSecret.Close)
+	down := httptest.NewServer(http.NotFoundHandler())
+	downURL := down.URL
+	down.Close()
+
+	t.Run("a signed test event the receiver verifies", func(t *testing.T) {
+		t.Parallel()
+		c := setup(t, webhook.Credential{Kind: webhook.Kind, URL: srv.URL, Secret: secret}, true)
+		if err := c.Test(ctx, tenant); err != nil {
+			t.Fatalf("Test = %v", err)
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if len(r.events) != 1 || r.events[0].Type != "test" || r.events[0].TenantID != string(tenant) || r.events[0].UserID != "" || r.events[0].State != "" {
+			t.Errorf("events = %+v, want one test event of the tenant without a user", r.events)
+		}
+	})
+	tests := []struct {
+		name, url, secret, code string
+	}{
+		// The receiver answers 401 to a signature made with another secret.
+		{"receiver refuses the signature", wrongSecretURL, strings.Repeat("x", 40), "webhook_status_401"},
+		{"nobody listens", downURL, secret, "webhook_unreachable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := setup(t, webhook.Credential{Kind: webhook.Kind, URL: tt.url, Secret: tt.secret}, true).Test(ctx, tenant)
+			var f *connector.TestFailure
+			if !errors.As(err, &f) || f.Code != tt.code {
+				t.Fatalf("Test = %v, want code %s", err, tt.code)
+			}
+			if strings.Contains(f.Error(), tt.secret) {
+				t.Errorf("the failure %q repeats the secret", f.Error())
+			}
+		})
+	}
+}

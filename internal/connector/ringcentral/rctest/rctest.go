@@ -25,6 +25,10 @@ type Extension struct {
 	Number string
 	Email  string
 	Status string // Enabled (default) or Disabled
+	// BusinessPhone and MobilePhone are the contact's numbers, E.164 with '+' as RingCentral answers them
+	// (API reference ContactInfo); empty ones are left out of the answer, as RingCentral does.
+	BusinessPhone string
+	MobilePhone   string
 }
 
 // Push is one presence update received.
@@ -67,7 +71,7 @@ type Server struct {
 // New starts a fake with a fresh client id, secret and JWT.
 func New(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{ClientID: "rc-" + random(), ClientSecret: random(), JWT: "eyJ." + random() + ".sig", PageSize: 2,
+	s := &Server{ClientID: "rc-" + random(), ClientSecret: random(), JWT: jwtCredential(), PageSize: 2,
 		tokens: map[string]bool{}, failures: map[string][]Failure{}, calls: map[string]int{}, presence: map[string]Push{},
 		onPush: make(chan struct{}, 1024), tokenLife: 3600}
 	mux := http.NewServeMux()
@@ -243,7 +247,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		records = append(records, map[string]any{
 			"uri": fmt.Sprintf("%s/restapi/v1.0/account/1001/extension/%d", s.srv.URL, e.ID), "id": e.ID,
 			"extensionNumber": e.Number, "name": "User " + e.Number, "type": "User", "status": status,
-			"contact": map[string]any{"firstName": "User", "lastName": e.Number, "email": e.Email},
+			"contact": contact(e),
 		})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -295,6 +299,27 @@ func (s *Server) setPresence(w http.ResponseWriter, r *http.Request) {
 		"presenceStatus": in.UserStatus, "telephonyStatus": "NoCall", "userStatus": in.UserStatus, "dndStatus": in.DNDStatus,
 		"allowSeeMyPresence": true, "ringOnMonitoredCall": false, "pickUpCallsOnHold": false,
 	})
+}
+
+func contact(e Extension) map[string]any {
+	c := map[string]any{"firstName": "User", "lastName": e.Number, "email": e.Email, "emailAsLoginName": true}
+	if e.BusinessPhone != "" {
+		c["businessPhone"] = e.BusinessPhone
+	}
+	if e.MobilePhone != "" {
+		c["mobilePhone"] = e.MobilePhone
+	}
+	return c
+}
+
+// jwtCredential looks like the JWT a user creates in RingCentral's developer console: three base64url
+// parts, an RS256 header and the platform's token endpoint as audience (jwt-flow.md). The fake compares
+// it as an opaque string, as the platform's answer to a wrong one is all the connector sees.
+func jwtCredential() string {
+	enc := base64.RawURLEncoding.EncodeToString
+	header := enc([]byte(`{"kid":"` + random() + `","alg":"RS256","typ":"JWT"}`))
+	claims := enc([]byte(`{"aud":"https://platform.ringcentral.com/restapi/oauth/token","sub":"1001","iss":"https://platform.ringcentral.com","exp":3900000000,"iat":1700000000,"jti":"` + random() + `"}`))
+	return header + "." + claims + "." + enc([]byte(random()+random()))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

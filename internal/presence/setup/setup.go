@@ -1,0 +1,148 @@
+// Package setup is the admin's side of presence sync: which PBX connector a tenant uses and its
+// credential, which extension each licensed user maps to, and how Teams presence maps to PBX states.
+// Every change is audited like the other operator actions (who, what, when, outcome; ids only).
+//
+// The credential is sealed with the tenant key into the secret store (connector.SaveCredential) and never
+// answered back; the tenant row keeps the connector's kind and its non-secret settings (RingCentral
+// client id, the webhook endpoint's scheme and host), when it was set and by whom. The presence worker
+// reads the tenant row and users through a one-minute cache, so a change reaches pushes within a minute.
+package setup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/clock"
+	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/presence"
+	"github.com/connecthub/connecthub/internal/secrets"
+	"github.com/connecthub/connecthub/internal/store"
+)
+
+// Actor is who performs an action, as recorded in the audit trail: an object id or a fixed name.
+type Actor struct {
+	ID           string // Entra object id of the operator or admin, or "function-key"
+	Kind         string // user, key
+	InvocationID string // joins the audit entry with the function's logs
+}
+
+// Options configure a Service.
+type Options struct {
+	Store   *store.Store
+	Secrets secrets.Store
+	Sealer  store.Sealer
+	// Connectors by kind (Tenant.PBXKind). Each tests its credential; those that list the PBX's
+	// extensions (connector.Lister) feed the extension listing; those that cache (connector.Forgetter)
+	// forget a tenant whose credential changed.
+	Connectors map[string]connector.Tester
+	// DefaultMapping is what every tenant's presence mapping starts from (presence.ParseMapping).
+	DefaultMapping presence.Mapping
+	// AllowHTTP accepts http:// webhook endpoints (local development only).
+	AllowHTTP bool
+	Clock     clock.Clock
+	Log       *slog.Logger
+}
+
+// Service configures tenants' presence sync.
+type Service struct {
+	o Options
+}
+
+// New returns the service.
+func New(o Options) (*Service, error) {
+	if o.Store == nil || o.Secrets == nil || o.Sealer == nil {
+		return nil, errors.New("presence setup: store, secrets and sealer are required")
+	}
+	if o.Clock == nil {
+		o.Clock = clock.System
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return &Service{o: o}, nil
+}
+
+// Audit outcomes, as internal/tenants writes them.
+const (
+	outcomeSuccess = "success"
+	outcomeDenied  = "denied"
+	outcomeFailed  = "failed"
+)
+
+// audit appends an entry; outcome follows err (nil success, a classified refusal denied, anything else
+// failed). A failed append fails a successful request, so no change goes unaudited.
+func (s *Service) audit(ctx context.Context, tenant store.TenantID, a Actor, action, targetType, targetID string, err error) error {
+	outcome := outcomeSuccess
+	switch {
+	case err == nil:
+	case apperr.CodeOf(err) == apperr.Internal || apperr.CodeOf(err) == apperr.Unavailable:
+		outcome = outcomeFailed
+	default:
+		outcome = outcomeDenied
+	}
+	if aerr := s.appendAudit(ctx, tenant, a, action, targetType, targetID, outcome); aerr != nil && err == nil {
+		return aerr
+	}
+	return err
+}
+
+func (s *Service) appendAudit(ctx context.Context, tenant store.TenantID, a Actor, action, targetType, targetID, outcome string) error {
+	_, err := s.o.Store.Audit.Append(ctx, tenant, store.AuditEntry{
+		At: s.o.Clock.Now(), ActorID: a.ID, ActorKind: a.Kind, Action: action,
+		TargetType: targetType, TargetID: targetID, Outcome: outcome, InvocationID: a.InvocationID,
+	})
+	if err != nil {
+		s.o.Log.ErrorContext(ctx, "audit append failed", "tenant_id", string(tenant), "action", action, "error", err)
+		return apperr.New(apperr.Unavailable, "the action was done but could not be audited; retry it", fmt.Errorf("append audit: %w", err))
+	}
+	return nil
+}
+
+var (
+	errNoTenant    = apperr.New(apperr.NotFound, "no such tenant", nil)
+	errNoUser      = apperr.New(apperr.NotFound, "no licensed user with this id in the tenant", nil)
+	errPending     = apperr.New(apperr.Conflict, "the tenant has not given admin consent yet", nil)
+	errInactive    = apperr.New(apperr.Conflict, "the tenant is cancelled; reactivate it first", nil)
+	errDeleting    = apperr.New(apperr.Conflict, "the tenant's data is being deleted", nil)
+	errStoreFailed = apperr.New(apperr.Unavailable, "storage is unavailable; retry", nil)
+)
+
+// tenant reads the registry row; absence is NotFound.
+func (s *Service) tenant(ctx context.Context, tenant store.TenantID) (store.Tenant, error) {
+	t, err := s.o.Store.Tenants.Get(ctx, tenant)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Tenant{}, errNoTenant
+	}
+	if err != nil {
+		return store.Tenant{}, apperr.New(apperr.Unavailable, errStoreFailed.Public, fmt.Errorf("read tenant: %w", err))
+	}
+	return t, nil
+}
+
+// writable says whether the tenant's set-up may change: active or suspended (an admin prepares a
+// suspended tenant's return). A pending tenant has no data key yet; a cancelled one is on its way out,
+// and nothing may be written into one being deleted.
+func writable(t store.Tenant) error {
+	switch t.State {
+	case store.TenantActive, store.TenantSuspended:
+		return nil
+	case store.TenantPending:
+		return errPending
+	case store.TenantDeleting:
+		return errDeleting
+	default:
+		return errInactive
+	}
+}
+
+// forget drops every connector's cache of the tenant: a kind change leaves the old one's behind.
+func (s *Service) forget(tenant store.TenantID) {
+	for _, c := range s.o.Connectors {
+		if f, ok := c.(connector.Forgetter); ok {
+			f.Forget(tenant)
+		}
+	}
+}
