@@ -55,7 +55,7 @@ func TestConnectorFunctions(t *testing.T) {
 	call := func(function, method string, params map[string]string, body string) (int, string) {
 		t.Helper()
 		code, out, _ := invokeHTTP(t, a, httpCall{function: function, method: method, params: params, headers: actor, body: body})
-		for _, secret := range []string{rc.ClientSecret, rc.JWT, "ada@contoso.example", "grace@", "425"} {
+		for _, secret := range []string{rc.ClientSecret, rc.JWT, "ada@contoso.example", "grace@", "555 0102", "+14255550102"} {
 			if strings.Contains(out, secret) {
 				t.Errorf("%s answered %s, which holds a secret or personal data", function, out)
 			}
