@@ -207,6 +207,8 @@ func (a *Authority) LastScope() string {
 // token version is the resource's accessTokenAcceptedVersion, null for Graph).
 type accessClaims struct {
 	jwt.RegisteredClaims
+	// Aud shadows RegisteredClaims.Audience: Entra writes aud as a string, jwt/v5 as an array.
+	Aud       string   `json:"aud"`
 	AppID     string   `json:"appid"`
 	AppIDACR  string   `json:"appidacr"`
 	IDType    string   `json:"idtyp"`
@@ -229,11 +231,11 @@ func (a *Authority) mint(who Identity, ttl time.Duration) string {
 	}
 	c := accessClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: "https://sts.windows.net/" + who.Tenant + "/", Audience: jwt.ClaimStrings{aud},
+			Issuer:   "https://sts.windows.net/" + who.Tenant + "/",
 			IssuedAt: jwt.NewNumericDate(now.Add(-5 * time.Minute)), NotBefore: jwt.NewNumericDate(now.Add(-5 * time.Minute)),
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 		},
-		AppID: who.ClientID, AppIDACR: "2", TenantID: who.Tenant, Version: "1.0", UTI: randomString("uti"),
+		Aud: aud, AppID: who.ClientID, AppIDACR: "2", TenantID: who.Tenant, Version: "1.0", UTI: randomString("uti"),
 	}
 	if who.AppOnly() {
 		// An app-only token names the service principal: oid and sub are the app's object id in the tenant.
@@ -258,10 +260,10 @@ func (a *Authority) Identify(accessToken string) (Identity, bool) {
 	var c accessClaims
 	tok, err := jwt.ParseWithClaims(accessToken, &c, func(*jwt.Token) (any, error) { return &a.key.PublicKey, nil },
 		jwt.WithValidMethods([]string{"RS256"}), jwt.WithExpirationRequired(), jwt.WithTimeFunc(a.now))
-	if err != nil || !tok.Valid || c.Issuer != "https://sts.windows.net/"+c.TenantID+"/" || len(c.Audience) != 1 {
+	if err != nil || !tok.Valid || c.Issuer != "https://sts.windows.net/"+c.TenantID+"/" || c.Aud == "" {
 		return Identity{}, false
 	}
-	who := Identity{Tenant: c.TenantID, ClientID: c.AppID, Audience: c.Audience[0], Roles: c.Roles}
+	who := Identity{Tenant: c.TenantID, ClientID: c.AppID, Audience: c.Aud, Roles: c.Roles}
 	if c.IDType == "user" {
 		who.UserID, who.UPN, who.Scopes = c.OID, c.UPN, strings.Fields(c.Scope)
 	}

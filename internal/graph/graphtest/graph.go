@@ -171,6 +171,21 @@ func (g *Graph) Subscriptions() map[string]Subscription {
 	return out
 }
 
+// PutSubscription adds a subscription as if created earlier (no handshake) and returns its id.
+func (g *Graph) PutSubscription(s Subscription) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.nextSub++
+	if s.ID == "" {
+		s.ID = fmt.Sprintf("%08x-0000-4000-8000-%012x", g.nextSub, time.Now().UnixNano()&0xffffffffffff)
+	}
+	if s.ExpiresAt.IsZero() {
+		s.ExpiresAt = time.Now().Add(time.Hour)
+	}
+	g.subs[s.ID] = &s
+	return s.ID
+}
+
 // PutUser creates or changes a user (recorded for users delta).
 func (g *Graph) PutUser(tenant string, u User) {
 	g.mu.Lock()
