@@ -791,9 +791,13 @@ func (g *Graph) validate(ctx context.Context, target string) error {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
 		return fmt.Errorf("notification URL is not an absolute URL")
 	}
-	q := u.Query()
-	q.Set("validationToken", token)
-	u.RawQuery = q.Encode()
+	// Graph encodes the token like .NET's HttpUtility.UrlEncode: '+' for spaces and lower-case hex
+	// ("%3a"), which a receiver must decode, not echo (graph-notifications.md, "Validation handshake").
+	enc := regexp.MustCompile(`%[0-9A-F]{2}`).ReplaceAllStringFunc(url.QueryEscape(token), strings.ToLower)
+	if u.RawQuery != "" {
+		u.RawQuery += "&"
+	}
+	u.RawQuery += "validationToken=" + enc
 	ctx, cancel := context.WithTimeout(ctx, g.handshake)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)

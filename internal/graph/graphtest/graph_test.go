@@ -2,8 +2,12 @@ package graphtest_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/connecthub/connecthub/internal/graph/graphtest"
 )
@@ -84,5 +88,48 @@ func TestGraphThrottlesAndPages(t *testing.T) {
 	}
 	if pages != 2 || items != 2 {
 		t.Errorf("pages, items = %d, %d; want 2, 2", pages, items)
+	}
+}
+
+// Graph sends the validation token encoded like .NET ("+" for spaces, "%3a"); a receiver that echoes
+// the raw query value instead of the decoded token fails the handshake and gets no subscription.
+func TestHandshakeNeedsTheDecodedToken(t *testing.T) {
+	t.Parallel()
+	a := graphtest.NewAuthority(t)
+	g := graphtest.NewGraph(t, a)
+	tok := a.IssueToken(graphtest.Identity{Tenant: tenant, ClientID: clientID})
+	var raw string
+	naive := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw = r.URL.RawQuery
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, strings.TrimPrefix(r.URL.RawQuery, "validationToken="))
+	}))
+	defer naive.Close()
+	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, r.URL.Query().Get("validationToken"))
+	}))
+	defer good.Close()
+	create := func(notify string) int {
+		body := `{"changeType":"updated","notificationUrl":"` + notify + `","resource":"/users","expirationDateTime":"` +
+			time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `","clientState":"s"}`
+		req, _ := http.NewRequest(http.MethodPost, g.URL()+"/v1.0/subscriptions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := create(naive.URL); code != http.StatusBadRequest {
+		t.Errorf("naive receiver: create = %d, want 400", code)
+	}
+	if !strings.Contains(raw, "+") || !strings.Contains(raw, "%3a") {
+		t.Errorf("token sent as %q, want .NET encoding (+, %%3a)", raw)
+	}
+	if code := create(good.URL); code != http.StatusCreated {
+		t.Errorf("decoding receiver: create = %d, want 201", code)
 	}
 }
