@@ -33,6 +33,9 @@ const (
 
 var ctx = context.Background()
 
+// jwtHeader starts every access token of the fake authority (base64url of `{"alg":"RS256",`).
+const jwtHeader = "eyJhbGciOiJSUzI1NiIs"
+
 type clock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -144,7 +147,9 @@ func TestConnectAndUseServiceUser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("token cache not stored: %v", err)
 	}
-	if strings.Contains(v, "rt-") || strings.Contains(v, "RefreshToken") || strings.Contains(v, "eyJ") {
+	// A clear cache would show its JSON keys and the access token's JWT header ({"alg":"RS256",…}); a
+	// sealed one is random base64, in which these long strings do not occur by chance.
+	if strings.Contains(v, "RefreshToken") || strings.Contains(v, jwtHeader) {
 		t.Error("token cache stored in clear")
 	}
 	svc, err := aztables.NewServiceClientFromConnectionString(storetest.ConnectionString(t), nil)
@@ -155,7 +160,7 @@ func TestConnectAndUseServiceUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := string(ent.Value); strings.Contains(s, "rt-") || strings.Contains(s, "eyJ") || strings.Contains(s, "presence-svc") {
+	if s := string(ent.Value); strings.Contains(s, "rt-") || strings.Contains(s, jwtHeader) || strings.Contains(s, "presence-svc") {
 		t.Errorf("table row %s holds a token or the clear UPN", s)
 	}
 
@@ -167,6 +172,9 @@ func TestConnectAndUseServiceUser(t *testing.T) {
 	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://graph.microsoft.com/.default"}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tok.Token, jwtHeader) {
+		t.Errorf("access token does not start with %s: the clear-cache check above looks for the wrong thing", jwtHeader)
 	}
 	who, ok := f.auth.Identify(tok.Token)
 	if !ok || !strings.EqualFold(who.UserID, suID) || who.Tenant != string(f.tenant) || who.AppOnly() {
