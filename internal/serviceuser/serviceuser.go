@@ -106,10 +106,31 @@ func New(cfg Config, sec secrets.Store, sealer store.Sealer, users Users) (*Mana
 	return &Manager{cfg: cfg, secrets: sec, sealer: sealer, users: users, clients: map[string]*account{}}, nil
 }
 
-// scopes are what a service user consents to: presence of everyone (read), offline access for the
-// refresh token, and the sign-in itself (to learn which account it is).
+// resource is Graph's resource URI ("https://graph.microsoft.com"): scheme and host of the base URL, the
+// same resource kiota asks for.
+func (m *Manager) resource() string {
+	u, err := url.Parse(m.cfg.GraphBaseURL)
+	if err != nil || u.Host == "" {
+		return strings.TrimRight(m.cfg.GraphBaseURL, "/")
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// scopes are the resource scopes a service user's tokens are asked for: presence of everyone (read).
+// Only these go to MSAL's token calls: MSAL adds openid, offline_access and profile to the request
+// itself, and counts every scope it was given that the answer's scope does not list as declined — and
+// Entra ID never lists offline_access and need not list openid or profile (MSAL Go issue #416). For the
+// same reason a refresh asks for these explicit scopes, never "<resource>/.default": the answer lists
+// the consented permissions, not ".default" (Learn, scopes-oidc "The .default scope").
 func (m *Manager) scopes() []string {
-	return []string{strings.TrimRight(m.cfg.GraphBaseURL, "/") + "/Presence.Read.All", "offline_access", "openid", "profile"}
+	return []string{m.resource() + "/Presence.Read.All"}
+}
+
+// consentScopes are what the admin's browser asks the authorize endpoint for: the resource scopes plus
+// offline access for the refresh token and the sign-in itself (to learn which account it is).
+// confidential.Client.AuthCodeURL, unlike the token calls, adds none of them.
+func (m *Manager) consentScopes() []string {
+	return append(m.scopes(), "offline_access", "openid", "profile")
 }
 
 // ----- sign-in -----
@@ -145,7 +166,7 @@ func (m *Manager) Begin(ctx context.Context, tenant store.TenantID) (authURL, no
 	if err != nil {
 		return "", "", err
 	}
-	raw, err := client.AuthCodeURL(ctx, m.cfg.ClientID, m.cfg.RedirectURI, m.scopes())
+	raw, err := client.AuthCodeURL(ctx, m.cfg.ClientID, m.cfg.RedirectURI, m.consentScopes())
 	if err != nil {
 		return "", "", apperr.New(apperr.Unavailable, "identity platform unavailable", fmt.Errorf("auth code url: %w", err))
 	}
@@ -246,6 +267,14 @@ func (m *Manager) Complete(ctx context.Context, cb Callback) (store.ServiceUser,
 		return store.ServiceUser{}, apperr.New(apperr.Invalid, "the identity platform returned no account id", err)
 	}
 	oid = strings.ToLower(oid)
+	if !hasRefreshToken(capture.data) {
+		// Without a refresh token the account would work for an hour and then need re-consent: refuse
+		// now, while the admin is still at the browser (offline_access not granted, or a policy that
+		// withholds refresh tokens).
+		m.cfg.Log.Warn("service user sign-in without refresh token", "tenant_id", string(tenant))
+		return store.ServiceUser{}, apperr.New(apperr.Forbidden,
+			"the identity platform issued no refresh token: the account must grant offline access (offline_access); sign in again", nil)
+	}
 	if err := m.saveCache(ctx, tenant, oid, name, capture.data); err != nil {
 		return store.ServiceUser{}, err
 	}
@@ -371,6 +400,25 @@ func (m *Manager) loadCache(ctx context.Context, tenant store.TenantID, oid, nam
 	return plain, nil
 }
 
+// hasRefreshToken reports whether an exported MSAL cache holds a refresh token (the cache's JSON
+// schema, shared by all MSAL libraries: {"RefreshToken": {"<key>": {"secret": …}}}).
+func hasRefreshToken(cacheJSON []byte) bool {
+	var c struct {
+		RefreshToken map[string]struct {
+			Secret string `json:"secret"`
+		} `json:"RefreshToken"`
+	}
+	if json.Unmarshal(cacheJSON, &c) != nil {
+		return false
+	}
+	for _, rt := range c.RefreshToken {
+		if rt.Secret != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // memoryCache captures what MSAL exports during the code redemption (the account is unknown until then).
 type memoryCache struct {
 	mu   sync.Mutex
@@ -488,7 +536,11 @@ func (a *account) GetToken(ctx context.Context, opts policy.TokenRequestOptions)
 	if acct.HomeAccountID == "" {
 		return azcore.AccessToken{}, a.fail(ctx, ErrReconsent)
 	}
-	res, err := a.client.AcquireTokenSilent(ctx, opts.Scopes, confidential.WithSilentAccount(acct))
+	scopes, err := a.m.tokenScopes(opts.Scopes)
+	if err != nil {
+		return azcore.AccessToken{}, err
+	}
+	res, err := a.client.AcquireTokenSilent(ctx, scopes, confidential.WithSilentAccount(acct))
 	if err != nil {
 		return azcore.AccessToken{}, a.fail(ctx, err)
 	}
@@ -496,6 +548,20 @@ func (a *account) GetToken(ctx context.Context, opts policy.TokenRequestOptions)
 		a.refreshed(ctx)
 	}
 	return azcore.AccessToken{Token: res.AccessToken, ExpiresOn: res.ExpiresOn}, nil
+}
+
+// tokenScopes maps what a Graph client asks for (kiota: "<resource>/.default") to the explicit scopes
+// the account consented to at sign-in. A refresh for ".default" would be answered with the consented
+// permissions and MSAL would report ".default" declined (see scopes). The credential serves Graph
+// only: another resource is a programming error, not a reason to re-consent.
+func (m *Manager) tokenScopes(requested []string) ([]string, error) {
+	prefix := strings.ToLower(m.resource() + "/")
+	for _, s := range requested {
+		if !strings.HasPrefix(strings.ToLower(s), prefix) {
+			return nil, fmt.Errorf("service user token: scope %q is not for %s", s, m.resource())
+		}
+	}
+	return m.scopes(), nil
 }
 
 // fail classifies a token failure: refused by the identity platform (or no cached account) means the

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,9 @@ const (
 )
 
 var ctx = context.Background()
+
+// jwtHeader starts every access token of the fake authority (base64url of `{"alg":"RS256",`).
+const jwtHeader = "eyJhbGciOiJSUzI1NiIs"
 
 type clock struct {
 	mu sync.Mutex
@@ -143,7 +147,9 @@ func TestConnectAndUseServiceUser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("token cache not stored: %v", err)
 	}
-	if strings.Contains(v, "rt-") || strings.Contains(v, "RefreshToken") || strings.Contains(v, "at-") {
+	// A clear cache would show its JSON keys and the access token's JWT header ({"alg":"RS256",…}); a
+	// sealed one is random base64, in which these long strings do not occur by chance.
+	if strings.Contains(v, "RefreshToken") || strings.Contains(v, jwtHeader) {
 		t.Error("token cache stored in clear")
 	}
 	svc, err := aztables.NewServiceClientFromConnectionString(storetest.ConnectionString(t), nil)
@@ -154,7 +160,7 @@ func TestConnectAndUseServiceUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := string(ent.Value); strings.Contains(s, "rt-") || strings.Contains(s, "at-") || strings.Contains(s, "presence-svc") {
+	if s := string(ent.Value); strings.Contains(s, "rt-") || strings.Contains(s, jwtHeader) || strings.Contains(s, "presence-svc") {
 		t.Errorf("table row %s holds a token or the clear UPN", s)
 	}
 
@@ -166,6 +172,9 @@ func TestConnectAndUseServiceUser(t *testing.T) {
 	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://graph.microsoft.com/.default"}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tok.Token, jwtHeader) {
+		t.Errorf("access token does not start with %s: the clear-cache check above looks for the wrong thing", jwtHeader)
 	}
 	who, ok := f.auth.Identify(tok.Token)
 	if !ok || !strings.EqualFold(who.UserID, suID) || who.Tenant != string(f.tenant) || who.AppOnly() {
@@ -186,14 +195,25 @@ func TestConnectAndUseServiceUser(t *testing.T) {
 	if _, err := cred2.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://graph.microsoft.com/.default"}}); err != nil {
 		t.Errorf("second instance: %v", err)
 	}
+}
 
-	// Revoked: the refresh is refused, the account is marked for re-consent.
-	f.auth.Revoke(suID)
+func TestRevokedRefreshMarksReconsent(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
 	f.auth.SetTokenLifetime(time.Minute) // MSAL refreshes tokens this close to expiry
+	f.auth.SignIn(string(f.tenant), suID, "svc@contoso.example")
+	cb, _ := f.signIn(t)
+	if _, err := f.m.Complete(ctx, cb); err != nil {
+		t.Fatal(err)
+	}
+	// Revoked (password reset, consent withdrawn): Entra refuses the refresh with invalid_grant
+	// AADSTS50173; the account is marked for re-consent.
+	f.auth.Revoke(suID)
+	id := strings.ToLower(suID)
 	m3, _ := serviceuser.New(serviceuser.Config{ClientID: clientID, AuthorityHost: f.auth.Host(), RedirectURI: redirect,
 		CertName: secrets.AppClientCertName, HTTPClient: f.auth.Client()}, f.env.Secrets, f.env.Keys, f.env.Store.ServiceUsers)
 	cred3, _ := m3.Credential(f.tenant, id)
-	_, err = cred3.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://graph.example/other.default"}})
+	_, err := cred3.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://graph.microsoft.com/.default"}})
 	if !errors.Is(err, serviceuser.ErrReconsent) {
 		t.Fatalf("revoked refresh err = %v, want ErrReconsent", err)
 	}
@@ -278,7 +298,75 @@ func TestCompleteRefuses(t *testing.T) {
 	if _, err := f.m.Complete(ctx, cb); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.m.Complete(ctx, cb); apperr.CodeOf(err) != apperr.Forbidden {
-		t.Errorf("replayed code err = %v, want Forbidden", err)
+	if _, err := f.m.Complete(ctx, cb); apperr.CodeOf(err) != apperr.Forbidden || !strings.Contains(err.Error(), "AADSTS54005") {
+		t.Errorf("replayed code err = %v, want Forbidden (AADSTS54005, already redeemed)", err)
+	}
+}
+
+// Entra ID issues a refresh token only when offline_access was granted at the authorize endpoint; an
+// account signed in without it must not be kept (it would fail an hour later).
+func TestCompleteRefusesWithoutRefreshToken(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.auth.SignIn(string(f.tenant), suID, "svc@contoso.example")
+	authURL, nonce, err := f.m.Begin(ctx, f.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(authURL)
+	q := u.Query()
+	q.Set("scope", strings.Join(slices.DeleteFunc(strings.Fields(q.Get("scope")), func(s string) bool { return s == "offline_access" }), " "))
+	u.RawQuery = q.Encode()
+	browser := f.auth.Client()
+	browser.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := browser.Get(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	back, _ := url.Parse(resp.Header.Get("Location"))
+	_, err = f.m.Complete(ctx, serviceuser.Callback{State: back.Query().Get("state"), Code: back.Query().Get("code"), CookieNonce: nonce})
+	if apperr.CodeOf(err) != apperr.Forbidden || !strings.Contains(err.Error(), "refresh token") {
+		t.Fatalf("Complete err = %v, want Forbidden naming the refresh token", err)
+	}
+	name, _ := secrets.ServiceUserTokenName(f.tenant, suID)
+	if _, err := f.env.Secrets.Get(ctx, name); !errors.Is(err, secrets.ErrNotFound) {
+		t.Errorf("token cache saved anyway: %v", err)
+	}
+	if page, err := f.env.Store.ServiceUsers.List(ctx, f.tenant, nil); err != nil || len(page.Items) != 0 {
+		t.Errorf("service user kept: %+v, %v", page.Items, err)
+	}
+}
+
+// Authorization codes live about ten minutes (AADSTS70008 after that): an admin who leaves the browser
+// on the consent page is refused, not half-connected.
+func TestCompleteRefusesExpiredCode(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.auth.SignIn(string(f.tenant), suID, "svc@contoso.example")
+	cb, _ := f.signIn(t)
+	f.auth.SetClock(func() time.Time { return time.Now().Add(graphtest.CodeLifetime + time.Minute) })
+	if _, err := f.m.Complete(ctx, cb); apperr.CodeOf(err) != apperr.Forbidden || !strings.Contains(err.Error(), "AADSTS70008") {
+		t.Errorf("Complete with an expired code err = %v, want Forbidden (AADSTS70008)", err)
+	}
+}
+
+// The credential serves Graph only; asking it for another resource is refused without marking the
+// account for re-consent.
+func TestCredentialRefusesOtherResource(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.auth.SignIn(string(f.tenant), suID, "svc@contoso.example")
+	cb, _ := f.signIn(t)
+	if _, err := f.m.Complete(ctx, cb); err != nil {
+		t.Fatal(err)
+	}
+	cred, _ := f.m.Credential(f.tenant, suID)
+	if _, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}}); err == nil || errors.Is(err, serviceuser.ErrReconsent) {
+		t.Errorf("token for another resource err = %v, want a refusal that is not ErrReconsent", err)
+	}
+	got, _ := f.env.Store.ServiceUsers.Get(ctx, f.tenant, strings.ToLower(suID))
+	if got.State != store.ServiceUserActive {
+		t.Errorf("state = %q, want active", got.State)
 	}
 }

@@ -93,7 +93,13 @@ type Validator struct {
 }
 
 type keySet struct {
-	byKID map[string]*rsa.PublicKey
+	byKID map[string]signingKey
+}
+
+// signingKey is one key of the set with the issuer it may sign for, when the set names one.
+type signingKey struct {
+	pub    *rsa.PublicKey
+	issuer string // templated ("https://login.microsoftonline.com/{tenantid}/v2.0") or ""
 }
 
 // New returns a Validator with no keys; call Start to load them and keep them fresh.
@@ -272,15 +278,18 @@ type jwks struct {
 		Kty string `json:"kty"`
 		Use string `json:"use"`
 		Kid string `json:"kid"`
-		N   string `json:"n"`
-		E   string `json:"e"`
+		// Issuer, when present, limits the key to tokens of that (templated) issuer: Microsoft's key
+		// sets carry it per key (Microsoft.IdentityModel's AadIssuerValidator checks it).
+		Issuer string `json:"issuer"`
+		N      string `json:"n"`
+		E      string `json:"e"`
 	} `json:"keys"`
 }
 
 // rsaKeys keeps the RSA signing keys of at least 2048 bits and counts the entries it skipped, so that one odd
 // entry in Microsoft's set cannot make the whole refresh fail.
 func (d jwks) rsaKeys() (*keySet, int) {
-	set := &keySet{byKID: make(map[string]*rsa.PublicKey, len(d.Keys))}
+	set := &keySet{byKID: make(map[string]signingKey, len(d.Keys))}
 	skipped := 0
 	for _, k := range d.Keys {
 		if k.Kty != "RSA" || (k.Use != "" && k.Use != "sig") || k.Kid == "" {
@@ -298,7 +307,7 @@ func (d jwks) rsaKeys() (*keySet, int) {
 			skipped++
 			continue
 		}
-		set.byKID[k.Kid] = pub
+		set.byKID[k.Kid] = signingKey{pub: pub, issuer: k.Issuer}
 	}
 	return set, skipped
 }
@@ -322,6 +331,7 @@ func (v *Validator) Validate(token string) (string, error) {
 		return "", fmt.Errorf("validate token: %w", ErrKeysUnavailable)
 	}
 	var c claims
+	var keyIssuer string
 	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		// WithValidMethods already limits alg to RS256; checking the method type as well keeps an RSA public
 		// key from ever reaching an HMAC verifier.
@@ -334,7 +344,8 @@ func (v *Validator) Validate(token string) (string, error) {
 			v.requestRefresh()
 			return nil, ErrUnknownKey
 		}
-		return key, nil
+		keyIssuer = key.issuer
+		return key.pub, nil
 	})
 	if errors.Is(err, ErrUnknownKey) {
 		return "", fmt.Errorf("validate token: %w", ErrUnknownKey)
@@ -354,10 +365,27 @@ func (v *Validator) Validate(token string) (string, error) {
 	default:
 		return "", fmt.Errorf("validate token: %w: issuer is not the v1 or v2 issuer of the token's tenant", ErrInvalidToken)
 	}
+	if !keyMaySign(keyIssuer, c.Issuer, c.TenantID) {
+		return "", fmt.Errorf("validate token: %w: the signing key is not the issuer's", ErrInvalidToken)
+	}
 	if caller != GraphChangeTrackingAppID {
 		return "", fmt.Errorf("validate token: %w: %s is not Microsoft Graph Change Tracking", ErrInvalidToken, callerClaim)
 	}
 	return c.TenantID, nil
+}
+
+// keyMaySign reports whether a key whose set names keyIssuer may sign a token of issuer in tenant:
+// substitute the token's tid into the template, then compare exactly. The v1 and v2 issuers of one
+// tenant are one authority signing with the same keys (the v2.0 key set serves both token versions).
+func keyMaySign(keyIssuer, issuer, tenant string) bool {
+	if keyIssuer == "" {
+		return true
+	}
+	want := strings.ReplaceAll(keyIssuer, "{tenantid}", tenant)
+	if issuer == want {
+		return true
+	}
+	return want == "https://login.microsoftonline.com/"+tenant+"/v2.0" && issuer == "https://sts.windows.net/"+tenant+"/"
 }
 
 // ValidateAll validates every token of one POST and returns the tenants with at least one valid token. A POST

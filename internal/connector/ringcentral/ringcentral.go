@@ -13,7 +13,9 @@
 //   - Presence: PUT /restapi/v1.0/account/~/extension/{id}/presence with userStatus and dndStatus.
 //   - Limits: 429 and Retry-After are honoured by the pipeline (short waits) or returned to the caller
 //     (long ones); when X-Rate-Limit-Remaining reaches 0 the tenant's calls wait for the window
-//     (X-Rate-Limit-Window) instead of drawing another 429.
+//     (X-Rate-Limit-Window) instead of drawing another 429. A 429 without Retry-After means the
+//     60-second penalty, which every request during it restarts: it is never retried inline, and the
+//     tenant's calls wait it out.
 package ringcentral
 
 import (
@@ -92,7 +94,38 @@ func New(o Options, sec secrets.Store, sealer store.Sealer) *Connector {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Connector{o: o, p: connector.NewPipeline(o.HTTP), secrets: sec, sealer: sealer, tenants: map[store.TenantID]*tenantState{}}
+	h := o.HTTP
+	h.Client = &http.Client{Transport: penaltyTransport{next: baseTransport(o.HTTP.Client)}}
+	return &Connector{o: o, p: connector.NewPipeline(h), secrets: sec, sealer: sealer, tenants: map[store.TenantID]*tenantState{}}
+}
+
+// penaltySeconds is how long RingCentral throttles after a limit is exceeded ("the penalty is 60
+// seconds"); without Retry-After a client must wait at least 30 s (developer guide, rate-limits).
+const penaltySeconds = "60"
+
+// penaltyTransport gives a 429 without Retry-After the penalty as its Retry-After, below the pipeline's
+// retry policy: the policy then returns it to the caller instead of retrying within the penalty (which
+// would restart it).
+type penaltyTransport struct{ next http.RoundTripper }
+
+func (t penaltyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+		resp.Header.Set("Retry-After", penaltySeconds)
+	}
+	return resp, err
+}
+
+func baseTransport(c *http.Client) http.RoundTripper {
+	switch {
+	case c != nil && c.Transport != nil:
+		return c.Transport
+	case c != nil:
+		return http.DefaultTransport
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig.MinVersion = 0x0303 // TLS 1.2
+	return tr
 }
 
 func (c *Connector) state(t store.TenantID) *tenantState {
@@ -249,6 +282,10 @@ func (c *Connector) call(ctx context.Context, tenant store.TenantID, ts *tenantS
 		hdr, b, err := connector.Do(ctx, c.p, op, method, u, h, body)
 		c.noteLimits(ts, hdr)
 		var ce *connector.Error
+		if errors.As(err, &ce) && ce.Status == http.StatusTooManyRequests && ce.RetryAfter > 0 {
+			// Throttled: the tenant's next calls wait instead of restarting the penalty.
+			ts.blocked = c.o.Now().Add(ce.RetryAfter)
+		}
 		if errors.As(err, &ce) && ce.Status == http.StatusUnauthorized && attempt == 0 {
 			ts.token = ""
 			continue

@@ -275,3 +275,49 @@ func TestConnectionTest(t *testing.T) {
 		}
 	})
 }
+
+// RingCentral may throttle without Retry-After; its penalty restarts with every request made during
+// it, so the obvious inline retry would keep the tenant throttled. The connector waits it out.
+func TestThrottledWithoutRetryAfterIsNotRetriedInline(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ada := connector.User{ID: "u1", Email: "ada@contoso.example"}
+	if err := f.c.Push(ctx, tenant, ada, connector.Available); err != nil { // token and mapping first
+		t.Fatal(err)
+	}
+	f.rc.Limits[rctest.Medium] = 0 // counts nothing; the injected 429 below is the throttle
+	f.rc.Fail(http.MethodPut, "/restapi/v1.0/account/~/extension/", rctest.Failure{Status: http.StatusTooManyRequests})
+	before := f.rc.CallsPrefix("PUT ")
+	err := f.c.Push(ctx, tenant, ada, connector.Busy)
+	if !connector.Retryable(err) || connector.RetryAfter(err) < 30*time.Second {
+		t.Errorf("err = %v (retry after %v), want throttled for at least 30 s", err, connector.RetryAfter(err))
+	}
+	if n := f.rc.CallsPrefix("PUT ") - before; n != 1 {
+		t.Errorf("PUT calls = %d, want 1 (no retry inside the penalty)", n)
+	}
+	if err := f.c.Push(ctx, tenant, ada, connector.DND); !connector.Retryable(err) || f.rc.CallsPrefix("PUT ")-before != 1 {
+		t.Errorf("a push during the penalty was sent (err %v)", err)
+	}
+}
+
+// The fake's own limits: RingCentral's Medium group allows 40 calls a minute per user and app, and
+// says so in X-Rate-Limit-Remaining; the connector stops at 0 instead of drawing the 429 and its
+// penalty.
+func TestRateLimitHeadersStopBeforeThePenalty(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.rc.Limits[rctest.Medium] = 4 // two pages of extensions + two presence updates
+	ada := connector.User{ID: "u1", Email: "ada@contoso.example"}
+	for _, s := range []connector.State{connector.Available, connector.Busy} {
+		if err := f.c.Push(ctx, tenant, ada, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := f.c.Push(ctx, tenant, ada, connector.DND)
+	if !connector.Retryable(err) || connector.RetryAfter(err) < 50*time.Second {
+		t.Errorf("third push err = %v, want held for the window", err)
+	}
+	if n := f.rc.Calls("PUT /restapi/v1.0/account/~/extension/101/presence"); n != 2 {
+		t.Errorf("PUT calls = %d, want 2 (none drawing a 429)", n)
+	}
+}

@@ -1,12 +1,16 @@
 // Package graphtest holds test fakes of what ConnectHub's Graph side talks to: the Microsoft identity
-// platform (Authority: OpenID configuration, authorize and token endpoints) and Microsoft Graph itself
-// (Graph: subscriptions with the validation handshake, users and users delta, presence, and the
-// notifications Graph posts). They answer with the payloads Microsoft documents, so the real SDK clients
-// (msgraph-sdk-go, azidentity, MSAL) run against them unchanged. It does not import msgraph-sdk-go.
+// platform (Authority: OpenID configuration, authorize, admin consent and token endpoints) and Microsoft
+// Graph itself (Graph: subscriptions with the validation handshake, users and users delta, presence, and
+// the notifications Graph posts). They answer as the real services do, quirks included, each behaviour
+// with its source in a comment, so the real SDK clients (msgraph-sdk-go, azidentity, MSAL) run against
+// them unchanged and a test cannot pass only because the fake shares our assumptions. It does not import
+// msgraph-sdk-go.
 package graphtest
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -14,16 +18,23 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/connecthub/connecthub/internal/graphcrypto"
 )
+
+// GraphResource is Microsoft Graph's resource URI, the aud of every access token Graph accepts.
+const GraphResource = "https://graph.microsoft.com"
 
 // Identity is who a token was issued to: an app alone (app-only) or a signed-in user of a tenant.
 type Identity struct {
@@ -31,6 +42,12 @@ type Identity struct {
 	ClientID string
 	UserID   string // "" for app-only tokens
 	UPN      string
+	// Audience is the token's aud; IssueToken takes "" as Microsoft Graph.
+	Audience string
+	// Scopes (scp) are the delegated permissions of a user token, Roles the application permissions of an
+	// app-only token, as short names ("Presence.Read.All").
+	Scopes []string
+	Roles  []string
 }
 
 // AppOnly reports whether the token carries no user.
@@ -39,22 +56,36 @@ func (i Identity) AppOnly() bool { return i.UserID == "" }
 // Authority is a fake Microsoft identity platform on HTTPS (MSAL refuses plain-HTTP authorities).
 //
 //	GET  /{tenant}/v2.0/.well-known/openid-configuration
+//	GET  /{tenant}/discovery/v2.0/keys
 //	GET  /{tenant}/oauth2/v2.0/authorize   → 302 to redirect_uri with code and state (the user "signs in")
+//	GET  /{tenant}/v2.0/adminconsent       → 302 to redirect_uri?admin_consent=True&tenant=…&state=…
 //	POST /{tenant}/oauth2/v2.0/token       client_credentials (certificate assertion checked against
 //	                                       AppCertificate), authorization_code (PKCE checked), refresh_token
 type Authority struct {
 	srv *httptest.Server
 	// AppCertificate, when set, must have signed client assertions (the app's client certificate).
 	AppCertificate *x509.Certificate
+	// Consented are the delegated permissions of Microsoft Graph that the tenant's admin consented to
+	// for the app (default Presence.Read.All and User.Read). Other resources have none.
+	Consented []string
+	// AppRoles are the application permissions consented for the app (the roles of app-only tokens).
+	AppRoles []string
+
+	clockMu sync.Mutex
+	clock   func() time.Time
+
+	key *rsa.PrivateKey
+	kid string
+	x5t string
 
 	mu        sync.Mutex
 	signIn    map[string]Identity // tenant → who signs in at the authorize endpoint next
-	codes     map[string]codeGrant
+	codes     map[string]*codeGrant
 	refresh   map[string]Identity
-	tokens    map[string]Identity
 	revoked   map[string]bool // user ids whose refresh tokens are refused
 	grants    map[string]int  // grant_type → count
-	tokenTTL  time.Duration
+	tokenTTL  time.Duration   // 0: Entra's random default
+	graph     map[string]bool // resource URIs standing for Microsoft Graph (the fake Graph's URL)
 	lastScope string
 }
 
@@ -62,16 +93,32 @@ type codeGrant struct {
 	who       Identity
 	redirect  string
 	challenge string
+	scopes    []string
+	issued    time.Time
+	redeemed  bool
 }
+
+// CodeLifetime is how long an authorization code can be redeemed: "Authorization codes are short lived.
+// Typically, they expire after about 10 minutes." (Learn, v2-oauth2-auth-code-flow, "Successful response").
+const CodeLifetime = 10 * time.Minute
 
 // NewAuthority starts a fake authority, stopped when the test ends.
 func NewAuthority(t testing.TB) *Authority {
 	t.Helper()
-	a := &Authority{signIn: map[string]Identity{}, codes: map[string]codeGrant{}, refresh: map[string]Identity{},
-		tokens: map[string]Identity{}, revoked: map[string]bool{}, grants: map[string]int{}, tokenTTL: time.Hour}
+	cert, key, err := graphcrypto.GenerateTestCertificate(2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	thumb := sha1.Sum(cert.Raw)
+	a := &Authority{Consented: []string{"Presence.Read.All", "User.Read"}, AppRoles: []string{"User.Read.All"},
+		key: key, kid: base64.RawURLEncoding.EncodeToString(thumb[:]), x5t: base64.RawURLEncoding.EncodeToString(thumb[:]),
+		signIn: map[string]Identity{}, codes: map[string]*codeGrant{}, refresh: map[string]Identity{},
+		revoked: map[string]bool{}, grants: map[string]int{}, graph: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", a.openIDConfig)
+	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", a.keys)
 	mux.HandleFunc("GET /{tenant}/oauth2/v2.0/authorize", a.authorize)
+	mux.HandleFunc("GET /{tenant}/v2.0/adminconsent", a.adminConsent)
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", a.token)
 	a.srv = httptest.NewTLSServer(mux)
 	t.Cleanup(a.srv.Close)
@@ -89,6 +136,32 @@ func (a *Authority) CertificatePEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.srv.Certificate().Raw})
 }
 
+// SetClock replaces the authority's clock (code and token lifetimes); nil restores time.Now.
+func (a *Authority) SetClock(now func() time.Time) {
+	a.clockMu.Lock()
+	defer a.clockMu.Unlock()
+	a.clock = now
+}
+
+func (a *Authority) now() time.Time {
+	a.clockMu.Lock()
+	now := a.clock
+	a.clockMu.Unlock()
+	if now != nil {
+		return now()
+	}
+	return time.Now()
+}
+
+// StandForGraph makes resource (the fake Graph's base URL, which kiota turns into the scope
+// "<url>/.default") a name of Microsoft Graph: its tokens carry aud https://graph.microsoft.com, as the
+// real ones do, and its consent is Consented.
+func (a *Authority) StandForGraph(resource string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.graph[strings.TrimRight(resource, "/")] = true
+}
+
 // SignIn sets the user who completes the next authorize request for tenant. Ids come back lower-case,
 // as Entra writes GUIDs.
 func (a *Authority) SignIn(tenant, userID, upn string) {
@@ -97,15 +170,18 @@ func (a *Authority) SignIn(tenant, userID, upn string) {
 	a.signIn[tenant] = Identity{Tenant: strings.ToLower(tenant), UserID: strings.ToLower(userID), UPN: upn}
 }
 
-// Revoke makes the authority refuse the user's refresh tokens (invalid_grant), as after a password
-// reset or a revoked consent.
+// Revoke makes the authority refuse the user's refresh tokens (invalid_grant, AADSTS50173), as after a
+// password reset or a revoked consent. Access tokens already issued stay valid until they expire, as
+// real ones do (Learn, access-tokens "Token lifetime": they cannot be revoked).
 func (a *Authority) Revoke(userID string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.revoked[strings.ToLower(userID)] = true
 }
 
-// SetTokenLifetime changes expires_in of future tokens (short lifetimes force refreshes).
+// SetTokenLifetime fixes expires_in of future tokens (short lifetimes force refreshes); 0 restores the
+// default, a random lifetime between 60 and 90 minutes (Learn, configurable-token-lifetimes "Access
+// tokens": "assigned a random value ranging between 60-90 minutes (75 minutes on average)").
 func (a *Authority) SetTokenLifetime(d time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -119,22 +195,91 @@ func (a *Authority) Grants(grantType string) int {
 	return a.grants[grantType]
 }
 
-// Identify returns who an access token was issued to.
-func (a *Authority) Identify(accessToken string) (Identity, bool) {
+// LastScope is the scope parameter of the last token request, as sent.
+func (a *Authority) LastScope() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	id, ok := a.tokens[accessToken]
-	return id, ok
+	return a.lastScope
 }
 
-// IssueToken registers an access token for who directly, for tests that need a delegated token
-// without running the authorization-code flow.
+// accessClaims are the claims of a v1.0 access token as Entra issues them for Microsoft Graph (Learn,
+// access-token-claims-reference; Graph's tokens are v1.0 whatever endpoint issued them, because the
+// token version is the resource's accessTokenAcceptedVersion, null for Graph).
+type accessClaims struct {
+	jwt.RegisteredClaims
+	// Aud shadows RegisteredClaims.Audience: Entra writes aud as a string, jwt/v5 as an array.
+	Aud       string   `json:"aud"`
+	AppID     string   `json:"appid"`
+	AppIDACR  string   `json:"appidacr"`
+	IDType    string   `json:"idtyp"`
+	OID       string   `json:"oid"`
+	TenantID  string   `json:"tid"`
+	Version   string   `json:"ver"`
+	Scope     string   `json:"scp,omitempty"`
+	Roles     []string `json:"roles,omitempty"`
+	UPN       string   `json:"upn,omitempty"`
+	UniqueNam string   `json:"unique_name,omitempty"`
+	UTI       string   `json:"uti"`
+}
+
+// mint signs an access token for who, valid for ttl.
+func (a *Authority) mint(who Identity, ttl time.Duration) string {
+	now := a.now()
+	aud := who.Audience
+	if aud == "" {
+		aud = GraphResource
+	}
+	c := accessClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:   "https://sts.windows.net/" + who.Tenant + "/",
+			IssuedAt: jwt.NewNumericDate(now.Add(-5 * time.Minute)), NotBefore: jwt.NewNumericDate(now.Add(-5 * time.Minute)),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+		},
+		Aud: aud, AppID: who.ClientID, AppIDACR: "2", TenantID: who.Tenant, Version: "1.0", UTI: randomString("uti"),
+	}
+	if who.AppOnly() {
+		// An app-only token names the service principal: oid and sub are the app's object id in the tenant.
+		sum := sha256.Sum256([]byte(who.Tenant + "/" + who.ClientID))
+		c.IDType, c.OID, c.Roles = "app", guid(sum[:]), who.Roles
+	} else {
+		c.IDType, c.OID, c.Scope, c.UPN, c.UniqueNam = "user", who.UserID, strings.Join(who.Scopes, " "), who.UPN, who.UPN
+	}
+	c.Subject = c.OID
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
+	tok.Header["kid"], tok.Header["x5t"] = a.kid, a.x5t
+	s, err := tok.SignedString(a.key)
+	if err != nil {
+		panic(err) // a fresh RSA key always signs
+	}
+	return s
+}
+
+// Identify returns who an access token was issued to, if the authority signed it and it has not
+// expired (Graph refuses expired tokens with 401 InvalidAuthenticationToken).
+func (a *Authority) Identify(accessToken string) (Identity, bool) {
+	var c accessClaims
+	tok, err := jwt.ParseWithClaims(accessToken, &c, func(*jwt.Token) (any, error) { return &a.key.PublicKey, nil },
+		jwt.WithValidMethods([]string{"RS256"}), jwt.WithExpirationRequired(), jwt.WithTimeFunc(a.now))
+	if err != nil || !tok.Valid || c.Issuer != "https://sts.windows.net/"+c.TenantID+"/" || c.Aud == "" {
+		return Identity{}, false
+	}
+	who := Identity{Tenant: c.TenantID, ClientID: c.AppID, Audience: c.Aud, Roles: c.Roles}
+	if c.IDType == "user" {
+		who.UserID, who.UPN, who.Scopes = c.OID, c.UPN, strings.Fields(c.Scope)
+	}
+	return who, true
+}
+
+// IssueToken mints an access token for who directly (for Graph unless who.Audience says otherwise), for
+// tests that need a delegated token without running the authorization-code flow.
 func (a *Authority) IssueToken(who Identity) string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	at := randomString("at")
-	a.tokens[at] = who
-	return at
+	if who.AppOnly() && who.Roles == nil {
+		who.Roles = a.AppRoles
+	}
+	if !who.AppOnly() && who.Scopes == nil {
+		who.Scopes = a.Consented
+	}
+	return a.mint(who, time.Hour)
 }
 
 // IdentifyRequest reads the bearer token of r.
@@ -148,14 +293,118 @@ func (a *Authority) IdentifyRequest(r *http.Request) (Identity, bool) {
 
 func (a *Authority) openIDConfig(w http.ResponseWriter, r *http.Request) {
 	base := a.srv.URL + "/" + r.PathValue("tenant")
+	// The issuer of the common and organizations documents is templated (Learn, v2-protocols-oidc
+	// "Find your app's OpenID configuration document URI"); a tenant's own document names the tenant.
+	issuer := a.srv.URL + "/" + r.PathValue("tenant") + "/v2.0"
+	switch r.PathValue("tenant") {
+	case "common", "organizations":
+		issuer = a.srv.URL + "/{tenantid}/v2.0"
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"token_endpoint":                        base + "/oauth2/v2.0/token",
 		"authorization_endpoint":                base + "/oauth2/v2.0/authorize",
-		"issuer":                                a.srv.URL + "/{tenant}/v2.0",
+		"issuer":                                issuer,
 		"jwks_uri":                              base + "/discovery/v2.0/keys",
-		"response_types_supported":              []string{"code", "id_token", "code id_token"},
+		"response_types_supported":              []string{"code", "id_token", "code id_token", "id_token token"},
 		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
+		"tenant_region_scope":                   "EU",
 	})
+}
+
+func (a *Authority) keys(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"keys": []map[string]string{{
+		"kty": "RSA", "use": "sig", "kid": a.kid, "x5t": a.x5t,
+		"n": base64.RawURLEncoding.EncodeToString(a.key.N.Bytes()),
+		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(a.key.E)).Bytes()),
+	}}})
+}
+
+// scopeRequest is a parsed scope parameter: the OpenID scopes and one resource's permissions.
+type scopeRequest struct {
+	openID      bool
+	offline     bool
+	resource    string   // as requested: "https://graph.microsoft.com", "" for bare Graph permissions
+	permissions []string // short names; nil with dflt
+	dflt        bool     // <resource>/.default
+}
+
+// parseScopes splits scope as Entra does. A request may name one resource only: "AADSTS28000: Provided
+// value for the input parameter scope is not valid because it contains more than one resource" (Learn,
+// scopes-oidc "The .default scope" and the AADSTS reference). Bare permission names mean Graph (Learn,
+// scopes-oidc "Scopes and permissions": "If the resource identifier is omitted … the resource is assumed
+// to be Microsoft Graph").
+func parseScopes(scope string) (scopeRequest, int, string) {
+	var sr scopeRequest
+	seen := false
+	for _, s := range strings.Fields(scope) {
+		switch strings.ToLower(s) {
+		case "openid", "profile", "email":
+			sr.openID = sr.openID || strings.EqualFold(s, "openid")
+			continue
+		case "offline_access":
+			sr.offline = true
+			continue
+		}
+		res, perm := "", s
+		if i := strings.LastIndex(s, "/"); i >= 0 {
+			res, perm = s[:i], s[i+1:]
+		}
+		if seen && !strings.EqualFold(res, sr.resource) {
+			return sr, 28000, "Provided value for the input parameter scope is not valid because it contains more than one resource."
+		}
+		seen, sr.resource = true, res
+		if perm == ".default" {
+			sr.dflt = true
+		} else {
+			sr.permissions = append(sr.permissions, perm)
+		}
+	}
+	if !seen && !sr.openID {
+		return sr, 900144, "The request body must contain the following parameter: 'scope'."
+	}
+	return sr, 0, ""
+}
+
+// isGraph reports whether resource names Microsoft Graph (or the fake that stands for it).
+func (a *Authority) isGraph(resource string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := strings.TrimRight(resource, "/")
+	return r == "" || strings.EqualFold(r, GraphResource) || r == "00000003-0000-0000-c000-000000000000" || a.graph[r]
+}
+
+// grant decides the delegated permissions of a user token for sr. A token carries every permission
+// consented for its resource, not only those asked for, and a .default request is answered with that
+// consented set, never with ".default" itself (Learn, scopes-oidc "The .default scope": "the resulting
+// access token contains all the scopes consented"). It returns the short names, the scope parameter to
+// answer in the form requested, and the audience.
+func (a *Authority) grant(sr scopeRequest) (perms []string, scope, aud string, code int, msg string) {
+	if sr.resource == "" && !sr.dflt && len(sr.permissions) == 0 {
+		// openid alone: the token is for Graph's User.Read (Learn, v2-protocols-oidc "Get an access token").
+		sr.permissions = []string{"User.Read"}
+	}
+	var consented []string
+	aud = strings.TrimRight(sr.resource, "/")
+	if a.isGraph(sr.resource) {
+		consented, aud = a.Consented, GraphResource
+	}
+	for _, p := range sr.permissions {
+		if !slices.ContainsFunc(consented, func(c string) bool { return strings.EqualFold(c, p) }) {
+			return nil, "", "", 65001, "The user or administrator has not consented to use the application. Send an interactive authorization request for this user and resource."
+		}
+	}
+	if len(consented) == 0 {
+		return nil, "", "", 65001, "The user or administrator has not consented to use the application. Send an interactive authorization request for this user and resource."
+	}
+	prefix := ""
+	if sr.resource != "" {
+		prefix = sr.resource + "/"
+	}
+	granted := make([]string, len(consented))
+	for i, p := range consented {
+		granted[i] = prefix + p
+	}
+	return consented, strings.Join(granted, " "), aud, 0, ""
 }
 
 func (a *Authority) authorize(w http.ResponseWriter, r *http.Request) {
@@ -163,67 +412,129 @@ func (a *Authority) authorize(w http.ResponseWriter, r *http.Request) {
 	tenant := r.PathValue("tenant")
 	redirect := q.Get("redirect_uri")
 	if q.Get("response_type") != "code" || redirect == "" || q.Get("client_id") == "" {
-		http.Error(w, "AADSTS900144: missing parameter", http.StatusBadRequest)
+		// Without a usable redirect the error is shown on Microsoft's page, not sent back.
+		http.Error(w, "AADSTS900144: The request body must contain the following parameter: 'client_id', 'response_type' or 'redirect_uri'.", http.StatusBadRequest)
 		return
 	}
-	a.mu.Lock()
-	who, ok := a.signIn[tenant]
-	a.mu.Unlock()
 	u, err := url.Parse(redirect)
 	if err != nil {
-		http.Error(w, "bad redirect_uri", http.StatusBadRequest)
+		http.Error(w, "AADSTS50011: The redirect URI specified in the request does not match the redirect URIs configured for the application.", http.StatusBadRequest)
 		return
 	}
 	back := u.Query()
 	back.Set("state", q.Get("state"))
-	if !ok {
-		back.Set("error", "access_denied")
-		back.Set("error_description", "AADSTS65004: User declined to consent")
-	} else {
-		who.ClientID = q.Get("client_id")
-		code := randomString("code")
-		a.mu.Lock()
-		a.codes[code] = codeGrant{who: who, redirect: redirect, challenge: q.Get("code_challenge")}
-		a.mu.Unlock()
-		back.Set("code", code)
+	a.mu.Lock()
+	who, ok := a.signIn[tenant]
+	a.mu.Unlock()
+	sr, code, msg := parseScopes(q.Get("scope"))
+	var perms []string
+	if code == 0 {
+		perms, _, _, code, msg = a.grant(sr)
 	}
+	switch {
+	case code != 0:
+		// Error redirects carry error and error_description (Learn, v2-oauth2-auth-code-flow "Error response").
+		back.Set("error", map[bool]string{true: "consent_required", false: "invalid_request"}[code == 65001])
+		back.Set("error_description", a.describe(code, msg, ""))
+	case !ok:
+		back.Set("error", "access_denied")
+		back.Set("error_description", a.describe(65004, "User declined to consent to access the app.", ""))
+	default:
+		who.ClientID, who.Scopes = q.Get("client_id"), perms
+		c := randomString("code")
+		a.mu.Lock()
+		a.codes[c] = &codeGrant{who: who, redirect: redirect, challenge: q.Get("code_challenge"),
+			scopes: strings.Fields(q.Get("scope")), issued: a.now()}
+		a.mu.Unlock()
+		back.Set("code", c)
+	}
+	u.RawQuery = back.Encode()
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+// adminConsent grants the app's permissions in the tenant and sends the admin back the way Entra does:
+// redirect_uri?admin_consent=True&tenant={tid}&state=…&scope=… (Learn, v2-admin-consent "Successful
+// response"). These parameters prove nothing: anyone can forge them; consent shows only in a token.
+func (a *Authority) adminConsent(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	u, err := url.Parse(q.Get("redirect_uri"))
+	if err != nil || q.Get("redirect_uri") == "" || q.Get("client_id") == "" {
+		http.Error(w, "AADSTS900144: The request body must contain the following parameter: 'client_id' or 'redirect_uri'.", http.StatusBadRequest)
+		return
+	}
+	back := u.Query()
+	back.Set("admin_consent", "True")
+	back.Set("tenant", strings.ToLower(r.PathValue("tenant")))
+	back.Set("state", q.Get("state"))
+	back.Set("scope", cmpOr(q.Get("scope"), GraphResource+"/.default"))
 	u.RawQuery = back.Encode()
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
 func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		oauthError(w, "invalid_request", "unreadable form")
+		a.oauthError(w, r, http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.")
 		return
 	}
-	tenant := r.PathValue("tenant")
+	tenant := strings.ToLower(r.PathValue("tenant"))
 	grant := r.PostForm.Get("grant_type")
 	a.mu.Lock()
 	a.grants[grant]++
 	a.lastScope = r.PostForm.Get("scope")
 	a.mu.Unlock()
 	clientID := r.PostForm.Get("client_id")
-	if err := a.checkClient(r, tenant, clientID); err != nil {
-		oauthError(w, "invalid_client", err.Error())
+	if code, msg := a.checkClient(r, tenant, clientID); code != 0 {
+		// A refused client is the one 401 of the token endpoint (RFC 6749 §5.2 allows 401 for
+		// invalid_client; Entra answers it for a bad assertion).
+		a.oauthError(w, r, http.StatusUnauthorized, "invalid_client", code, msg)
+		return
+	}
+	sr, code, msg := parseScopes(r.PostForm.Get("scope"))
+	if code != 0 {
+		a.oauthError(w, r, http.StatusBadRequest, "invalid_scope", code, msg)
 		return
 	}
 	switch grant {
 	case "client_credentials":
-		a.issue(w, Identity{Tenant: tenant, ClientID: clientID}, false)
+		// Only <resource>/.default is accepted in the client credentials flow (Learn,
+		// v2-oauth2-client-creds-grant-flow "First case: Access token request with a shared secret").
+		// The OpenID scopes MSAL adds to every request are ignored.
+		if !sr.dflt || len(sr.permissions) > 0 {
+			a.oauthError(w, r, http.StatusBadRequest, "invalid_scope", 1002012,
+				"The provided value for scope "+r.PostForm.Get("scope")+" is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).")
+			return
+		}
+		aud := strings.TrimRight(sr.resource, "/")
+		if a.isGraph(sr.resource) {
+			aud = GraphResource
+		}
+		a.issue(w, Identity{Tenant: tenant, ClientID: clientID, Audience: aud, Roles: a.AppRoles}, nil)
 	case "authorization_code":
+		now := a.now()
 		a.mu.Lock()
 		g, ok := a.codes[r.PostForm.Get("code")]
-		delete(a.codes, r.PostForm.Get("code")) // codes are single use
+		var redeemed bool
+		if ok {
+			redeemed, g.redeemed = g.redeemed, true // codes are single use
+		}
 		a.mu.Unlock()
 		switch {
 		case !ok || g.who.Tenant != tenant:
-			oauthError(w, "invalid_grant", "AADSTS70000: the code is invalid or was already used")
+			a.oauthError(w, r, http.StatusBadRequest, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.")
+		case redeemed:
+			a.oauthError(w, r, http.StatusBadRequest, "invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.")
+		case now.After(g.issued.Add(CodeLifetime)):
+			a.oauthError(w, r, http.StatusBadRequest, "invalid_grant", 70008, "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.")
+		case g.who.ClientID != clientID:
+			a.oauthError(w, r, http.StatusBadRequest, "invalid_grant", 70000, "Provided grant is invalid or malformed.")
 		case g.redirect != r.PostForm.Get("redirect_uri"):
-			oauthError(w, "invalid_grant", "AADSTS50148: redirect_uri does not match")
+			a.oauthError(w, r, http.StatusBadRequest, "invalid_grant", 500112, "The reply address '"+r.PostForm.Get("redirect_uri")+"' does not match the reply address '"+g.redirect+"' provided when requesting Authorization code.")
+		case g.challenge != "" && r.PostForm.Get("code_verifier") == "":
+			a.oauthError(w, r, http.StatusBadRequest, "invalid_grant", 50148, "The code_verifier does not match the code_challenge supplied in the authorization request for PKCE.")
 		case g.challenge != "" && g.challenge != s256(r.PostForm.Get("code_verifier")):
-			oauthError(w, "invalid_grant", "AADSTS501481: the code_verifier does not match the code_challenge")
+			a.oauthError(w, r, http.StatusBadRequest, "invalid_grant", 501481, "The Code_Verifier does not match the code_challenge supplied in the authorization request.")
 		default:
-			a.issue(w, g.who, true)
+			a.issueUser(w, r, g.who, sr, slices.Contains(g.scopes, "offline_access"))
 		}
 	case "refresh_token":
 		a.mu.Lock()
@@ -231,72 +542,130 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 		revoked := a.revoked[who.UserID]
 		a.mu.Unlock()
 		switch {
-		case !ok || who.Tenant != tenant:
-			oauthError(w, "invalid_grant", "AADSTS9002313: invalid refresh token")
+		case !ok || who.Tenant != tenant || who.ClientID != clientID:
+			a.oauthError(w, r, http.StatusBadRequest, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.")
 		case revoked:
-			oauthError(w, "invalid_grant", "AADSTS50173: the provided grant has expired due to it being revoked")
+			a.oauthError(w, r, http.StatusBadRequest, "invalid_grant", 50173, "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password.")
 		default:
-			a.issue(w, who, true)
+			a.issueUser(w, r, who, sr, true)
 		}
 	default:
-		oauthError(w, "unsupported_grant_type", grant)
+		a.oauthError(w, r, http.StatusBadRequest, "unsupported_grant_type", 70003, "The app requested an unsupported grant type '"+grant+"'.")
 	}
 }
 
 // checkClient verifies the client assertion against AppCertificate when one is configured.
-func (a *Authority) checkClient(r *http.Request, tenant, clientID string) error {
+func (a *Authority) checkClient(r *http.Request, tenant, clientID string) (int, string) {
 	if clientID == "" {
-		return fmt.Errorf("AADSTS900144: client_id missing")
+		return 900144, "The request body must contain the following parameter: 'client_id'."
 	}
 	if a.AppCertificate == nil {
-		return nil
+		return 0, ""
 	}
 	assertion := r.PostForm.Get("client_assertion")
 	if assertion == "" {
-		return fmt.Errorf("AADSTS7000216: client_assertion required")
+		return 7000216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type."
 	}
 	tok, err := jwt.Parse(assertion, func(*jwt.Token) (any, error) { return a.AppCertificate.PublicKey, nil },
 		jwt.WithValidMethods([]string{"RS256", "PS256"}), jwt.WithExpirationRequired(), jwt.WithIssuer(clientID),
-		jwt.WithAudience(a.srv.URL+"/"+tenant+"/oauth2/v2.0/token"))
+		jwt.WithAudience(a.srv.URL+"/"+r.PathValue("tenant")+"/oauth2/v2.0/token"))
 	if err != nil || !tok.Valid {
-		return fmt.Errorf("AADSTS700027: client assertion failed signature validation: %v", err)
+		return 700027, "Client assertion failed signature validation."
 	}
-	return nil
+	return 0, ""
 }
 
-func (a *Authority) issue(w http.ResponseWriter, who Identity, user bool) {
+// issueUser answers a user flow. The scope parameter lists the resource's granted permissions in the
+// form requested and never offline_access (Learn, v2-oauth2-auth-code-flow "Successful response":
+// "scope": "https://graph.microsoft.com/mail.read", with offline_access requested; MSAL Go issue #416),
+// nor openid/profile. The refresh token comes only when offline_access was consented at sign-in.
+func (a *Authority) issueUser(w http.ResponseWriter, r *http.Request, who Identity, sr scopeRequest, offline bool) {
+	perms, scope, aud, code, msg := a.grant(sr)
+	if code != 0 {
+		a.oauthError(w, r, http.StatusBadRequest, "invalid_grant", code, msg)
+		return
+	}
+	access := who
+	access.Audience, access.Scopes = aud, perms
+	extra := map[string]any{"scope": scope}
+	if offline {
+		rt := randomString("rt")
+		a.mu.Lock()
+		a.refresh[rt] = who
+		a.mu.Unlock()
+		extra["refresh_token"] = rt
+	}
+	if sr.openID {
+		extra["id_token"] = a.idToken(who)
+	}
+	if r.PostForm.Get("client_info") == "1" {
+		ci, _ := json.Marshal(map[string]string{"uid": who.UserID, "utid": who.Tenant})
+		extra["client_info"] = base64.RawURLEncoding.EncodeToString(ci)
+	}
+	a.issue(w, access, extra)
+}
+
+// issue answers a token. Client credentials answers carry no scope and no refresh token (Learn,
+// v2-oauth2-client-creds-grant-flow "Successful response": token_type, expires_in, access_token).
+func (a *Authority) issue(w http.ResponseWriter, who Identity, extra map[string]any) {
 	a.mu.Lock()
 	ttl := a.tokenTTL
-	at := randomString("at")
-	a.tokens[at] = who
-	body := map[string]any{"token_type": "Bearer", "expires_in": int(ttl.Seconds()), "ext_expires_in": int(ttl.Seconds()), "access_token": at}
-	if user {
-		rt := randomString("rt")
-		a.refresh[rt] = who
-		body["refresh_token"] = rt
-		body["scope"] = a.lastScope
-		body["id_token"] = a.idToken(who)
-		ci, _ := json.Marshal(map[string]string{"uid": who.UserID, "utid": who.Tenant})
-		body["client_info"] = base64.RawURLEncoding.EncodeToString(ci)
-	}
 	a.mu.Unlock()
+	if ttl <= 0 {
+		n, _ := rand.Int(rand.Reader, big.NewInt(1800))
+		ttl = time.Duration(3600+n.Int64()) * time.Second
+	}
+	secs := int(ttl / time.Second)
+	body := map[string]any{"token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": a.mint(who, ttl)}
+	for k, v := range extra {
+		body[k] = v
+	}
+	w.Header().Set("Cache-Control", "no-store, no-cache")
 	writeJSON(w, http.StatusOK, body)
 }
 
-// idToken is an unsigned-looking but well-formed JWT: MSAL reads its claims without checking the
-// signature (it came straight from the token endpoint over TLS).
+// idToken is a v2.0 ID token signed with the authority's key (MSAL reads its claims without checking
+// the signature: it came straight from the token endpoint over TLS).
 func (a *Authority) idToken(who Identity) string {
-	now := time.Now()
-	claims := map[string]any{"aud": who.ClientID, "iss": a.srv.URL + "/" + who.Tenant + "/v2.0", "iat": now.Unix(),
-		"nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(), "oid": who.UserID, "sub": who.UserID, "tid": who.Tenant,
-		"preferred_username": who.UPN, "ver": "2.0"}
-	h, _ := json.Marshal(map[string]string{"alg": "none", "typ": "JWT"})
-	c, _ := json.Marshal(claims)
-	return base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c) + ".sig"
+	now := a.now()
+	claims := jwt.MapClaims{"aud": who.ClientID, "iss": a.srv.URL + "/" + who.Tenant + "/v2.0",
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(), "oid": who.UserID, "sub": randomString("sub"),
+		"tid": who.Tenant, "preferred_username": who.UPN, "ver": "2.0"}
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	tok.Header["kid"] = a.kid
+	s, _ := tok.SignedString(a.key)
+	return s
 }
 
-func oauthError(w http.ResponseWriter, code, desc string) {
-	writeJSON(w, http.StatusBadRequest, map[string]any{"error": code, "error_description": desc, "error_codes": []int{70000}})
+// describe builds an error_description the way Entra does: "AADSTS<n>: <message>" followed by the trace
+// id, correlation id and timestamp on their own lines (Learn, reference-error-codes "Handling error
+// codes in your application").
+func (a *Authority) describe(code int, msg, corr string) string {
+	if corr == "" {
+		corr = newGUID()
+	}
+	return fmt.Sprintf("AADSTS%d: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s",
+		code, msg, newGUID(), corr, a.now().UTC().Format("2006-01-02 15:04:05Z"))
+}
+
+// oauthError answers an error of the token endpoint (Learn, reference-error-codes, "Example error
+// response"): the correlation id is the client-request-id the client sent.
+func (a *Authority) oauthError(w http.ResponseWriter, r *http.Request, status int, errCode string, aadsts int, msg string) {
+	corr := r.Header.Get("client-request-id")
+	if corr == "" {
+		corr = newGUID()
+	}
+	trace := newGUID()
+	ts := a.now().UTC().Format("2006-01-02 15:04:05Z")
+	writeJSON(w, status, map[string]any{
+		"error":             errCode,
+		"error_description": fmt.Sprintf("AADSTS%d: %s Trace ID: %s Correlation ID: %s Timestamp: %s", aadsts, msg, trace, corr, ts),
+		"error_codes":       []int{aadsts},
+		"timestamp":         ts,
+		"trace_id":          trace,
+		"correlation_id":    corr,
+		"error_uri":         fmt.Sprintf("%s/error?code=%d", a.srv.URL, aadsts),
+	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -309,6 +678,17 @@ func randomString(prefix string) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return prefix + "-" + hex.EncodeToString(b[:])
+}
+
+func newGUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return guid(b[:])
+}
+
+func guid(b []byte) string {
+	h := hex.EncodeToString(b[:16])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 func s256(verifier string) string {

@@ -86,6 +86,10 @@ type Graph struct {
 	IncludeSequence bool
 	// DeltaPageSize is the users per delta page (default 2, small to exercise paging).
 	DeltaPageSize int
+	// SubscriptionsPageSize is the subscriptions per page of GET /subscriptions (default 100). Graph
+	// pages the list with @odata.nextLink (Learn, subscription-list "Response": "the response might
+	// also include an @odata.nextLink").
+	SubscriptionsPageSize int
 
 	mu        sync.Mutex
 	requests  []Request
@@ -118,6 +122,9 @@ func NewGraph(t testing.TB, auth *Authority) *Graph {
 		minDelta: map[string]int{}, presence: map[string]map[string]presence{}, handshake: 10 * time.Second}
 	g.srv = httptest.NewServer(http.HandlerFunc(g.serve))
 	t.Cleanup(g.srv.Close)
+	// kiota asks for "<base URL>/.default"; the fake stands in for graph.microsoft.com, so its tokens
+	// carry Graph's audience as the real ones do.
+	auth.StandForGraph(g.srv.URL)
 	return g
 }
 
@@ -162,6 +169,21 @@ func (g *Graph) Subscriptions() map[string]Subscription {
 		out[id] = c
 	}
 	return out
+}
+
+// PutSubscription adds a subscription as if created earlier (no handshake) and returns its id.
+func (g *Graph) PutSubscription(s Subscription) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.nextSub++
+	if s.ID == "" {
+		s.ID = fmt.Sprintf("%08x-0000-4000-8000-%012x", g.nextSub, time.Now().UnixNano()&0xffffffffffff)
+	}
+	if s.ExpiresAt.IsZero() {
+		s.ExpiresAt = time.Now().Add(time.Hour)
+	}
+	g.subs[s.ID] = &s
+	return s.ID
 }
 
 // PutUser creates or changes a user (recorded for users delta).
@@ -393,10 +415,21 @@ func (g *Graph) serve(w http.ResponseWriter, r *http.Request) {
 	case !strings.HasPrefix(r.URL.Path, "/v1.0/"):
 		rep = graphError(http.StatusNotFound, "BadRequest", "Invalid version")
 	case !authed:
-		rep = graphError(http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+		// Graph answers a missing, foreign or expired token with 401 and a WWW-Authenticate challenge
+		// (Learn, resolve-auth-errors "401 Unauthorized").
+		msg := "Access token validation failure. Invalid audience or expired token."
+		if r.Header.Get("Authorization") == "" {
+			msg = "Access token is empty."
+		}
+		rep = graphError(http.StatusUnauthorized, "InvalidAuthenticationToken", msg)
+		rep.headers = map[string]string{"WWW-Authenticate": `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"`}
+	case who.Audience != GraphResource:
+		// Graph accepts only tokens issued for it (aud https://graph.microsoft.com); a token for another
+		// resource, even from the same tenant and app, is refused.
+		rep = graphError(http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
 	default:
 		if f, ok := g.takeFailure(r.Method, path); ok {
-			rep = graphError(f.Status, cmpOr(f.Code, "TooManyRequests"), "injected failure")
+			rep = graphError(f.Status, cmpOr(f.Code, failureCode(f.Status)), failureMessage(f.Status))
 			if f.RetryAfter != "" {
 				rep.headers = map[string]string{"Retry-After": f.RetryAfter}
 			}
@@ -425,6 +458,31 @@ func cmpOr(a, b string) string {
 	return b
 }
 
+// failureCode and failureMessage are what Graph says with a throttled or failing answer (Learn,
+// errors "Code property" and throttling "Best practices to handle throttling": 429 and 503 carry
+// Retry-After, in seconds).
+func failureCode(status int) string {
+	switch status {
+	case http.StatusTooManyRequests:
+		return "TooManyRequests"
+	case http.StatusServiceUnavailable:
+		return "serviceNotAvailable"
+	case http.StatusGatewayTimeout:
+		return "UnknownError"
+	}
+	return "generalException"
+}
+
+func failureMessage(status int) string {
+	switch status {
+	case http.StatusTooManyRequests:
+		return "Too many requests from Identifier:" + randomString("app") + " under category:throttle.ms.graph."
+	case http.StatusServiceUnavailable:
+		return "The service is temporarily unavailable for maintenance or is overloaded. You may repeat the request after a delay, which may be specified in a Retry-After header."
+	}
+	return "An unspecified error has occurred."
+}
+
 func (g *Graph) takeFailure(method, path string) (Failure, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -448,7 +506,7 @@ func (g *Graph) route(r *http.Request, path string, body []byte, who Identity) r
 	case r.Method == http.MethodPost && path == "/subscriptions":
 		return g.createSubscription(r.Context(), body, who)
 	case r.Method == http.MethodGet && path == "/subscriptions":
-		return g.listSubscriptions(who)
+		return g.listSubscriptions(r, who)
 	case len(parts) == 2 && parts[0] == "subscriptions":
 		return g.subscriptionItem(r.Method, parts[1], body, who)
 	case r.Method == http.MethodPost && len(parts) == 3 && parts[0] == "subscriptions" && parts[2] == "reauthorize":
@@ -733,9 +791,13 @@ func (g *Graph) validate(ctx context.Context, target string) error {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
 		return fmt.Errorf("notification URL is not an absolute URL")
 	}
-	q := u.Query()
-	q.Set("validationToken", token)
-	u.RawQuery = q.Encode()
+	// Graph encodes the token like .NET's HttpUtility.UrlEncode: '+' for spaces and lower-case hex
+	// ("%3a"), which a receiver must decode, not echo (graph-notifications.md, "Validation handshake").
+	enc := regexp.MustCompile(`%[0-9A-F]{2}`).ReplaceAllStringFunc(url.QueryEscape(token), strings.ToLower)
+	if u.RawQuery != "" {
+		u.RawQuery += "&"
+	}
+	u.RawQuery += "validationToken=" + enc
 	ctx, cancel := context.WithTimeout(ctx, g.handshake)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
@@ -756,7 +818,8 @@ func (g *Graph) visible(s *Subscription, who Identity) bool {
 	return s.Tenant == who.Tenant && s.ApplicationID == who.ClientID && (who.AppOnly() || s.CreatorID == who.UserID)
 }
 
-func (g *Graph) listSubscriptions(who Identity) reply {
+// listSubscriptions pages with $skiptoken=<offset> (an opaque token to the caller, as Graph's are).
+func (g *Graph) listSubscriptions(r *http.Request, who Identity) reply {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var ids []string
@@ -766,13 +829,30 @@ func (g *Graph) listSubscriptions(who Identity) reply {
 		}
 	}
 	sort.Strings(ids)
+	size := g.SubscriptionsPageSize
+	if size <= 0 {
+		size = 100
+	}
+	off := 0
+	if tok := r.URL.Query().Get("$skiptoken"); tok != "" {
+		n, err := strconv.Atoi(tok)
+		if err != nil || n < 0 {
+			return graphError(http.StatusBadRequest, "BadRequest", "Invalid $skiptoken.")
+		}
+		off = min(n, len(ids))
+	}
+	end := min(off+size, len(ids))
 	value := []any{}
-	for _, id := range ids {
+	for _, id := range ids[off:end] {
 		w := g.wire(g.subs[id])
 		delete(w, "@odata.context")
 		value = append(value, w)
 	}
-	return reply{status: http.StatusOK, body: map[string]any{"@odata.context": g.context("subscriptions"), "value": value}}
+	body := map[string]any{"@odata.context": g.context("subscriptions"), "value": value}
+	if end < len(ids) {
+		body["@odata.nextLink"] = fmt.Sprintf("%s/v1.0/subscriptions?$skiptoken=%d", g.srv.URL, end)
+	}
+	return reply{status: http.StatusOK, body: body}
 }
 
 func (g *Graph) subscriptionItem(method, id string, body []byte, who Identity) reply {

@@ -1,10 +1,13 @@
 // Package rctest is a fake RingCentral platform for tests: the JWT-grant token endpoint, the extension
-// list and the presence update, answering with the payloads RingCentral documents, plus failure
-// injection (429 with Retry-After, rate-limit headers, 5xx).
+// list and the presence update. It answers as RingCentral does, each behaviour with its source in a
+// comment: error bodies with errorCode and errors[], rate-limit groups with their headers, a 60-second
+// penalty that every request during it restarts, 429 with or without Retry-After, tokens that expire.
+// Failures can be injected on top.
 package rctest
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -48,6 +51,18 @@ type Failure struct {
 	Window    string
 }
 
+// Rate-limit groups and their default limits per user per app per minute (RingCentral developer
+// guide, basics/rate-limits: Light 50, Medium 40, Heavy 10, Auth 5; penalty 60 s).
+const (
+	Light  = "Light"
+	Medium = "Medium"
+	Heavy  = "Heavy"
+	Auth   = "Auth"
+)
+
+// Window is RingCentral's rate-limit window and penalty (X-Rate-Limit-Window: 60).
+const Window = 60 * time.Second
+
 // Server is the fake platform.
 type Server struct {
 	srv          *httptest.Server
@@ -56,33 +71,76 @@ type Server struct {
 	JWT          string
 	// PageSize of the extension list (default 2, small to exercise paging).
 	PageSize int
+	// Limits are the requests per minute of each rate group (default RingCentral's: Light 50,
+	// Medium 40, Heavy 10, Auth 5). An account may have them raised; so may a test.
+	Limits map[string]int
+	// OmitRetryAfter leaves Retry-After off the 429 of an exceeded limit: RingCentral may omit it, and a
+	// client must then wait at least 30 s (rate-limits: "If the Retry-After header is not present,
+	// wait at least 30 seconds").
+	OmitRetryAfter bool
 
 	mu        sync.Mutex
+	clock     func() time.Time
 	exts      []Extension
-	tokens    map[string]bool
+	tokens    map[string]time.Time // access token → expiry
 	pushes    []Push
 	failures  map[string][]Failure // "METHOD /path-prefix"
 	calls     map[string]int
 	presence  map[string]Push
 	onPush    chan struct{}
 	tokenLife int
+	buckets   map[string]*bucket
+}
+
+type bucket struct {
+	start   time.Time
+	n       int
+	penalty time.Time // throttled until then
 }
 
 // New starts a fake with a fresh client id, secret and JWT.
 func New(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{ClientID: "rc-" + random(), ClientSecret: random(), JWT: jwtCredential(), PageSize: 2,
-		tokens: map[string]bool{}, failures: map[string][]Failure{}, calls: map[string]int{}, presence: map[string]Push{},
-		onPush: make(chan struct{}, 1024), tokenLife: 3600}
+		Limits: map[string]int{Light: 50, Medium: 40, Heavy: 10, Auth: 5},
+		tokens: map[string]time.Time{}, failures: map[string][]Failure{}, calls: map[string]int{}, presence: map[string]Push{},
+		// The documented sample answer: "expires_in": 7199 (jwt-flow.md).
+		onPush: make(chan struct{}, 1024), tokenLife: 7199, buckets: map[string]*bucket{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /restapi/oauth/token", s.token)
 	mux.HandleFunc("GET /restapi/v1.0/account/~/extension", s.list)
 	mux.HandleFunc("PUT /restapi/v1.0/account/~/extension/{id}/presence", s.setPresence)
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve(mux)))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// group is the rate group of a call (API reference: token Auth; list extensions and update presence
+// Medium; read presence Light).
+func group(r *http.Request) string {
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/restapi/oauth/"):
+		return Auth
+	case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/presence"):
+		return Light
+	}
+	return Medium
+}
+
+func (s *Server) serve(mux *http.ServeMux) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		g := group(r)
 		s.mu.Lock()
 		s.calls[r.Method+" "+r.URL.Path]++
 		f, injected := s.takeFailure(r.Method, r.URL.Path)
+		remaining, limited := s.admit(g)
+		limit := s.Limits[g]
 		s.mu.Unlock()
+		// Every answer names its group and what is left of the window (rate-limits, "Rate limit headers").
+		w.Header().Set("X-Rate-Limit-Group", g)
+		w.Header().Set("X-Rate-Limit-Limit", strconv.Itoa(limit))
+		w.Header().Set("X-Rate-Limit-Remaining", strconv.Itoa(remaining))
+		w.Header().Set("X-Rate-Limit-Window", strconv.Itoa(int(Window/time.Second)))
 		if injected {
 			if f.RetryAfter != "" {
 				w.Header().Set("Retry-After", f.RetryAfter)
@@ -91,16 +149,66 @@ func New(t testing.TB) *Server {
 				w.Header().Set("X-Rate-Limit-Remaining", f.Remaining)
 				w.Header().Set("X-Rate-Limit-Window", f.Window)
 			}
+			if f.Status == http.StatusTooManyRequests {
+				writeError(w, f.Status, "CMN-301", "Request rate exceeded")
+				return
+			}
 			if f.Status != 0 {
-				writeJSON(w, f.Status, map[string]any{"errorCode": "CMN-301", "message": "Request rate exceeded",
-					"errors": []any{map[string]string{"errorCode": "CMN-301", "message": "Request rate exceeded"}}})
+				writeError(w, f.Status, "CMN-211", "Requested resource is temporarily unavailable")
 				return
 			}
 		}
+		if limited {
+			if !s.OmitRetryAfter {
+				w.Header().Set("Retry-After", strconv.Itoa(int(Window/time.Second)))
+			}
+			writeError(w, http.StatusTooManyRequests, "CMN-301", "Request rate exceeded")
+			return
+		}
 		mux.ServeHTTP(w, r)
-	}))
-	t.Cleanup(s.srv.Close)
-	return s
+	}
+}
+
+// admit counts a request of group g. Over the limit, the group is throttled for the penalty, and
+// "each request made during the penalty restarts it" (rate-limits, "Rate limit penalty").
+func (s *Server) admit(g string) (remaining int, limited bool) {
+	now := s.now()
+	b := s.buckets[g]
+	if b == nil {
+		b = &bucket{start: now}
+		s.buckets[g] = b
+	}
+	limit := s.Limits[g]
+	if limit <= 0 {
+		return 0, false
+	}
+	if now.Before(b.penalty) {
+		b.penalty = now.Add(Window)
+		return 0, true
+	}
+	if now.Sub(b.start) >= Window {
+		b.start, b.n = now, 0
+	}
+	if b.n >= limit {
+		b.penalty = now.Add(Window)
+		return 0, true
+	}
+	b.n++
+	return limit - b.n, false
+}
+
+// SetClock replaces the fake's clock (token expiry, rate windows); nil restores time.Now.
+func (s *Server) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clock = now
+}
+
+func (s *Server) now() time.Time {
+	if s.clock != nil {
+		return s.clock()
+	}
+	return time.Now()
 }
 
 // URL is the base URL to configure.
@@ -124,7 +232,7 @@ func (s *Server) SetTokenLifetime(seconds int) {
 func (s *Server) RevokeTokens() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.tokens = map[string]bool{}
+	s.tokens = map[string]time.Time{}
 }
 
 // Fail injects failures for the next calls of method on paths starting with prefix. A Failure with
@@ -185,36 +293,55 @@ func (s *Server) Presence(ext string) (Push, bool) {
 	return p, ok
 }
 
+// token is the JWT grant (jwt-flow.md): HTTP Basic with the app's client id and secret, the user's JWT
+// as assertion. OAuth errors carry error and error_description beside RingCentral's errors[].
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(s.ClientID+":"+s.ClientSecret))
-	if r.Header.Get("Authorization") != basic {
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "invalid_client", "errors": []any{map[string]string{"errorCode": "OAU-123", "message": "Invalid client"}}})
+	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(basic)) != 1 {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "invalid_client", "error_description": "Invalid client: " + r.PostForm.Get("client_id"),
+			"errors": []any{map[string]string{"errorCode": "OAU-123", "message": "Invalid client"}}})
 		return
 	}
-	if r.PostForm.Get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" || r.PostForm.Get("assertion") != s.JWT {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_grant", "errors": []any{map[string]string{"errorCode": "OAU-213", "message": "Token not found"}}})
+	if r.PostForm.Get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "unsupported_grant_type", "error_description": "Unsupported grant type",
+			"errors": []any{map[string]string{"errorCode": "OAU-250", "message": "Unsupported grant type"}}})
+		return
+	}
+	if r.PostForm.Get("assertion") != s.JWT {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_grant", "error_description": "Invalid token",
+			"errors": []any{map[string]string{"errorCode": "OAU-213", "message": "Token not found"}}})
 		return
 	}
 	tok := "rc-at-" + random()
 	s.mu.Lock()
-	s.tokens[tok] = true
 	life := s.tokenLife
+	s.tokens[tok] = s.now().Add(time.Duration(life) * time.Second)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "bearer", "expires_in": life,
-		"refresh_token": "rc-rt-" + random(), "refresh_token_expires_in": 604800, "scope": "ReadAccounts EditPresence", "owner_id": "1001"})
+		"refresh_token": "rc-rt-" + random(), "refresh_token_expires_in": 604799, "scope": "ReadAccounts EditPresence",
+		"owner_id": "1001", "endpoint_id": random()})
 }
 
+// authorized checks the bearer token: unknown → 401 TokenInvalid (OAU-149), expired → 401
+// TokenExpired (OAU-213) (basics/errors.md).
 func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	s.mu.Lock()
-	ok := s.tokens[tok]
+	until, ok := s.tokens[tok]
+	now := s.now()
 	s.mu.Unlock()
-	if !ok {
+	switch {
+	case !ok:
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"errorCode": "TokenInvalid", "message": "Invalid token",
 			"errors": []any{map[string]string{"errorCode": "OAU-149", "message": "Invalid token"}}})
+		return false
+	case !now.Before(until):
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"errorCode": "TokenExpired", "message": "Access token expired",
+			"errors": []any{map[string]string{"errorCode": "OAU-213", "message": "Token expired"}}})
+		return false
 	}
-	return ok
+	return true
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
@@ -230,10 +357,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	if size <= 0 {
 		size = 2
 	}
-	var users []Extension
-	for _, e := range s.exts {
-		users = append(users, e)
-	}
+	users := append([]Extension(nil), s.exts...)
 	s.mu.Unlock()
 	total := (len(users) + size - 1) / size
 	start := min((page-1)*size, len(users))
@@ -268,8 +392,22 @@ func (s *Server) setPresence(w http.ResponseWriter, r *http.Request) {
 		DNDStatus  string `json:"dndStatus"`
 	}
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<16))
-	if err := json.Unmarshal(body, &in); err != nil || in.UserStatus == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"errorCode": "InvalidParameter", "message": "userStatus is required"})
+	if err := json.Unmarshal(body, &in); err != nil {
+		writeError(w, http.StatusBadRequest, "CMN-101", "Parameter [body] value is invalid")
+		return
+	}
+	// presence API: userStatus Offline|Busy|Available; dndStatus TakeAllCalls|DoNotAcceptDepartmentCalls|
+	// DoNotAcceptAnyCalls (TakeDepartmentCallsOnly is not supported through the API).
+	switch in.UserStatus {
+	case "Offline", "Busy", "Available":
+	default:
+		writeError(w, http.StatusBadRequest, "CMN-101", "Parameter [userStatus] value is invalid")
+		return
+	}
+	switch in.DNDStatus {
+	case "", "TakeAllCalls", "DoNotAcceptDepartmentCalls", "DoNotAcceptAnyCalls":
+	default:
+		writeError(w, http.StatusBadRequest, "CMN-101", "Parameter [dndStatus] value is invalid")
 		return
 	}
 	id := r.PathValue("id")
@@ -282,7 +420,7 @@ func (s *Server) setPresence(w http.ResponseWriter, r *http.Request) {
 	}
 	if !known {
 		s.mu.Unlock()
-		writeJSON(w, http.StatusNotFound, map[string]any{"errorCode": "CMN-102", "message": "Resource for parameter [extensionId] is not found"})
+		writeError(w, http.StatusNotFound, "CMN-102", "Resource for parameter [extensionId] is not found")
 		return
 	}
 	p := Push{ExtensionID: id, UserStatus: in.UserStatus, DNDStatus: in.DNDStatus, At: time.Now()}
@@ -320,6 +458,13 @@ func jwtCredential() string {
 	header := enc([]byte(`{"kid":"` + random() + `","alg":"RS256","typ":"JWT"}`))
 	claims := enc([]byte(`{"aud":"https://platform.ringcentral.com/restapi/oauth/token","sub":"1001","iss":"https://platform.ringcentral.com","exp":3900000000,"iat":1700000000,"jti":"` + random() + `"}`))
 	return header + "." + claims + "." + enc([]byte(random()+random()))
+}
+
+// writeError answers RingCentral's error body: {"errorCode","message","errors":[{"errorCode","message"}]}
+// (basics/errors.md).
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]any{"errorCode": code, "message": msg,
+		"errors": []any{map[string]string{"errorCode": code, "message": msg}}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
