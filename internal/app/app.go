@@ -78,7 +78,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	}()
 
 	lookup := w.Store.NewSubscriptionLookup(store.LookupOptions{})
-	w.Intake = ingest.New(lookup, validator, w.Sender, cfg.HandoffTimeout, log)
+	// A suspended tenant's items are dropped here at once on this instance and within the state TTL on
+	// the others (store.DefaultTenantStateTTL); the worker re-reads the state before any push.
+	states := w.Store.NewTenantStateLookup(store.TenantStateOptions{})
+	w.Intake = ingest.New(lookup, states, validator, w.Sender, cfg.HandoffTimeout, log)
 
 	w.App = &handlers.App{
 		Version: cfg.Version, Build: Build, Region: cfg.Region, MaxBodyBytes: cfg.MaxBodyBytes,
