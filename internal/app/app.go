@@ -22,6 +22,7 @@ import (
 	"github.com/connecthub/connecthub/internal/secrets"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenantkey"
+	"github.com/connecthub/connecthub/internal/tenants"
 	"github.com/connecthub/connecthub/internal/validationtoken"
 )
 
@@ -44,6 +45,8 @@ type Wired struct {
 
 	// lifecycleAction is what ProcessLifecycle does after recording an event (set by wirePresence).
 	lifecycleAction ingest.LifecycleAction
+	// stateHook follows tenant suspensions, cancellations and reactivations (set by wirePresence).
+	stateHook tenants.StateHook
 }
 
 // Close releases connections (Service Bus links).
