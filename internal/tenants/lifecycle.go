@@ -76,14 +76,14 @@ func (s *Service) Reactivate(ctx context.Context, a Actor, tenant store.TenantID
 }
 
 // follow tells Options.Processing the state a successful action left, once it is stored and audited.
-// It never fails the action: the change stands, and what the hook could not do (Graph down) the
-// capability's job does. The hook gets its own deadline, detached from the request, so an operator's
-// client that gives up does not cut the deletion short.
+// It never fails the action: the change stands, and what the hook could not do in time (Graph down or
+// slow) the capability's job does. The hook's deadline is the request's, or ProcessingTimeout if
+// sooner, so the operator gets an answer well inside the invocation's time.
 func (s *Service) follow(ctx context.Context, tenant store.TenantID, v View, err error) (View, error) {
 	if err != nil || s.o.Processing == nil {
 		return v, err
 	}
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.ProcessingTimeout)
+	hctx, cancel := context.WithTimeout(ctx, s.o.ProcessingTimeout)
 	defer cancel()
 	if herr := s.o.Processing.OnStateChange(hctx, tenant, v.State); herr != nil {
 		s.log.WarnContext(ctx, "tenant processing not yet in line with its state; the jobs will retry",

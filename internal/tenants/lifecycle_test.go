@@ -175,14 +175,19 @@ func TestSetPurchasedLicensesReportsOverAssignment(t *testing.T) {
 type recHook struct {
 	st    *store.Store
 	err   error
+	block bool     // wait for the deadline, like a Graph that does not answer
 	calls []string // "state/stored state/audit entries"
 	f     *fixture
 	t     *testing.T
 }
 
-func (h *recHook) OnStateChange(_ context.Context, tenant store.TenantID, state store.TenantState) error {
+func (h *recHook) OnStateChange(hctx context.Context, tenant store.TenantID, state store.TenantState) error {
 	tn, _ := h.st.Tenants.Get(ctx, tenant)
 	h.calls = append(h.calls, fmt.Sprintf("%s/%s/%d", state, tn.State, len(h.f.auditTrail(h.t, tenant))))
+	if h.block {
+		<-hctx.Done()
+		return hctx.Err()
+	}
 	return h.err
 }
 
@@ -195,6 +200,7 @@ func TestStateChangesReachTheProcessingHook(t *testing.T) {
 	hook := &recHook{st: f.st, f: f, t: t}
 	o := f.svc.o
 	o.Processing = hook
+	o.ProcessingTimeout = 100 * time.Millisecond
 	svc, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -215,11 +221,16 @@ func TestStateChangesReachTheProcessingHook(t *testing.T) {
 	if v, err := svc.Reactivate(ctx, operator, id); err != nil || v.State != store.TenantActive {
 		t.Fatalf("Reactivate = %+v, %v", v, err)
 	}
-	want := []string{"suspended/suspended/1", "cancelled/cancelled/2", "active/active/4"}
+	// A hook that never answers is cut off at ProcessingTimeout; the suspension stands.
+	hook.block = true
+	if v, err := svc.Suspend(ctx, operator, id); err != nil || v.State != store.TenantSuspended {
+		t.Fatalf("Suspend with a hanging hook = %+v, %v", v, err)
+	}
+	want := []string{"suspended/suspended/1", "cancelled/cancelled/2", "active/active/4", "suspended/suspended/5"}
 	if fmt.Sprint(hook.calls) != fmt.Sprint(want) {
 		t.Errorf("hook calls = %v\nwant         %v", hook.calls, want)
 	}
-	if tn, _ := f.st.Tenants.Get(ctx, id); tn.State != store.TenantActive {
+	if tn, _ := f.st.Tenants.Get(ctx, id); tn.State != store.TenantSuspended {
 		t.Errorf("stored state = %s", tn.State)
 	}
 }
