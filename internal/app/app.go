@@ -23,6 +23,7 @@ import (
 	"github.com/connecthub/connecthub/internal/secrets"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenantkey"
+	"github.com/connecthub/connecthub/internal/tenants"
 	"github.com/connecthub/connecthub/internal/validationtoken"
 )
 
@@ -48,6 +49,8 @@ type Wired struct {
 	// pbx are the PBX connectors by kind (set by wirePresence), shared with the set-up functions so a
 	// credential change reaches the same caches the pushes use.
 	pbx connector.Registry
+	// stateHook follows tenant suspensions, cancellations and reactivations (set by wirePresence).
+	stateHook tenants.StateHook
 }
 
 // Close releases connections (Service Bus links).
@@ -82,7 +85,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	}()
 
 	lookup := w.Store.NewSubscriptionLookup(store.LookupOptions{})
-	w.Intake = ingest.New(lookup, validator, w.Sender, cfg.HandoffTimeout, log)
+	// A suspended tenant's items are dropped here at once on this instance and within the state TTL on
+	// the others (store.DefaultTenantStateTTL); the worker re-reads the state before any push.
+	states := w.Store.NewTenantStateLookup(store.TenantStateOptions{})
+	w.Intake = ingest.New(lookup, states, validator, w.Sender, cfg.HandoffTimeout, log)
 
 	w.App = &handlers.App{
 		Version: cfg.Version, Build: Build, Region: cfg.Region, MaxBodyBytes: cfg.MaxBodyBytes,

@@ -57,6 +57,7 @@ func (w *Wired) wirePresence(ctx context.Context) error {
 		MaxAttempts: cfg.PBXMaxAttempts, RetryDelay: cfg.PBXRetryDelay, Log: w.Log})
 	w.App.Renew = manager
 	w.lifecycleAction = manager
+	w.stateHook = manager // suspension and cancellation delete the subscriptions, reactivation re-creates them
 	w.App.Presence = handlers.PresenceServices{SignIn: &signIn{m: su, st: w.Store}, Status: &presenceStatus{m: manager, st: w.Store}}
 
 	intake := w.Intake

@@ -8,11 +8,14 @@ import (
 	"github.com/connecthub/connecthub/internal/clock"
 	"github.com/connecthub/connecthub/internal/config"
 	"github.com/connecthub/connecthub/internal/graph"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/secrets"
 	"github.com/connecthub/connecthub/internal/tenants"
 	"github.com/connecthub/connecthub/internal/tenants/tenantgraph"
 )
+
+var _ tenants.StateHook = (*presence.Manager)(nil)
 
 // wireTenants builds the tenant lifecycle and licensing capability: onboarding, operator actions,
 // ReconcileLicenses and EnforceRetention.
@@ -31,6 +34,7 @@ func (w *Wired) wireTenants(ctx context.Context) error {
 		Store: w.Store, Keys: w.Keys, Directory: tenantgraph.Directory{Clients: clients}, Clock: clock.System, Log: w.Log,
 		Policy: policy, AppID: w.Config.AppID, RedirectURI: cfg.AdminConsentRedirectURI, ConsentTTL: cfg.AdminConsentTTL,
 		LoginBaseURL: w.Config.Presence.AuthorityHost, Regions: config.EURegions, BookingWindowDays: cfg.BookingWindowDays,
+		Processing: w.stateHook,
 	})
 	if err != nil {
 		return err

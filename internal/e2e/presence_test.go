@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -386,6 +387,118 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 			_, old := subs[sub.ID]
 			return len(subs) == 1 && !old
 		})
+		e.idle(t)
+	})
+
+	t.Run("suspend stops processing even with Graph down; reactivate subscribes and resyncs", func(t *testing.T) {
+		e.idle(t)
+		api := e.s.host.URL() + "/api/tenants/" + string(e.tenant)
+		var old graphtest.Subscription
+		for _, s := range e.graph.Subscriptions() {
+			old = s
+		}
+		u1 := e.users[0]
+		u2, ext2 := e.users[1], e.ext[e.users[1]]
+		u3, ext3 := e.users[2], e.ext[e.users[2]]
+
+		// A change the worker cannot push yet (throttled past what the connector waits inline): it sits
+		// in the queue, rescheduled, while the tenant is suspended.
+		e.rc.Fail(http.MethodPut, "/restapi/v1.0/account/~/extension/"+ext2+"/", rctest.Failure{Status: 429, RetryAfter: "6"})
+		puts := e.rc.Calls("PUT /restapi/v1.0/account/~/extension/" + ext2 + "/presence")
+		queued, err := e.graph.SetPresence(string(e.tenant), u2, "Busy", "InACall")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.send(t, queued)
+		waitFor(t, "the throttled push", func() bool {
+			return e.rc.Calls("PUT /restapi/v1.0/account/~/extension/"+ext2+"/presence") == puts+1
+		})
+		pushes := len(e.rc.Pushes())
+
+		// Graph is down for the deletion: the suspension still succeeds.
+		e.graph.Fail(http.MethodDelete, "/subscriptions/", graphtest.Failure{Status: http.StatusInternalServerError, Code: "generalException"})
+		if code, body := call(t, http.MethodPost, api+"/suspend", "fk", ""); code != http.StatusOK || !strings.Contains(body, `"state":"suspended"`) {
+			t.Fatalf("SuspendTenant = %d %s", code, body)
+		}
+		if _, still := e.graph.Subscriptions()[old.ID]; !still {
+			t.Fatal("the injected Graph failure did not keep the subscription")
+		}
+
+		// Graph keeps posting until the deletion goes through: the webhook drops and counts it.
+		late, err := e.graph.SetPresence(string(e.tenant), u1, "Away", "Away")
+		if err != nil || len(late) == 0 {
+			t.Fatalf("late notification: %d deliveries, %v", len(late), err)
+		}
+		e.send(t, late)
+		e.idle(t) // includes the rescheduled copy of u2's change
+		if got := e.rc.Pushes()[pushes:]; len(got) != 0 {
+			t.Errorf("pushed for a suspended tenant: %+v", got)
+		}
+		resp, err := http.Get(e.s.host.URL() + "/api/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h struct {
+			Stats struct {
+				Tenants map[string]struct {
+					Rejected map[string]int `json:"rejected"`
+				} `json:"tenants"`
+				Presence struct {
+					Inactive int `json:"inactive"`
+				} `json:"presence"`
+			} `json:"stats"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&h)
+		resp.Body.Close()
+		if err != nil || h.Stats.Tenants[string(e.tenant)].Rejected["tenant_inactive"] != len(late) || h.Stats.Presence.Inactive != 1 {
+			t.Errorf("health stats = %+v, %v; want %d tenant_inactive at the webhook and the queued change dropped by the worker", h.Stats, err, len(late))
+		}
+		if n := e.rc.Calls("PUT /restapi/v1.0/account/~/extension/" + ext2 + "/presence"); n != puts+1 {
+			t.Errorf("PUT calls to the suspended tenant's extension: %d, want none after the suspension", n-puts-1)
+		}
+
+		// RenewSubscriptions retries the deletion.
+		if err := e.s.host.FireTimer(ctx, "RenewSubscriptions"); err != nil {
+			t.Fatalf("RenewSubscriptions: %v", err)
+		}
+		if n := len(e.graph.Subscriptions()); n != 0 {
+			t.Errorf("after RenewSubscriptions Graph holds %d subscriptions", n)
+		}
+		if _, err := e.s.store.Subscriptions.Get(ctx, e.tenant, old.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("subscription row after RenewSubscriptions: %v", err)
+		}
+
+		// Reactivation subscribes again and resyncs what changed meanwhile.
+		e.graph.SetPresenceQuietly(string(e.tenant), u3, "DoNotDisturb", "Presenting")
+		before := len(e.pushesTo(ext3))
+		if code, body := call(t, http.MethodPost, api+"/reactivate", "fk", ""); code != http.StatusOK || !strings.Contains(body, `"state":"active"`) {
+			t.Fatalf("ReactivateTenant = %d %s", code, body)
+		}
+		subs := e.graph.Subscriptions()
+		if len(subs) != 1 {
+			t.Fatalf("after reactivation Graph holds %d subscriptions", len(subs))
+		}
+		for id, s := range subs {
+			if id == old.ID || s.CreatorID != serviceUserID {
+				t.Errorf("after reactivation Graph holds %+v", s)
+			}
+		}
+		waitFor(t, "the resync after reactivation", func() bool { return len(e.pushesTo(ext3)) > before })
+		if p := e.pushesTo(ext3)[before]; p.DNDStatus != "DoNotAcceptAnyCalls" {
+			t.Errorf("resync push = %+v", p)
+		}
+		e.idle(t)
+
+		// With Graph up, the subscription is gone by the time the suspension answers.
+		if code, body := call(t, http.MethodPost, api+"/suspend", "fk", ""); code != http.StatusOK || !strings.Contains(body, `"state":"suspended"`) {
+			t.Fatalf("SuspendTenant = %d %s", code, body)
+		}
+		if n := len(e.graph.Subscriptions()); n != 0 {
+			t.Errorf("after suspension Graph holds %d subscriptions", n)
+		}
+		if code, body := call(t, http.MethodPost, api+"/reactivate", "fk", ""); code != http.StatusOK || len(e.graph.Subscriptions()) != 1 {
+			t.Fatalf("ReactivateTenant = %d %s, Graph holds %d subscriptions", code, body, len(e.graph.Subscriptions()))
+		}
 		e.idle(t)
 	})
 

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,11 +29,15 @@ func post(t testing.TB, url, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// subscribe stores a subscription the way the subscription manager will, returning its clientState.
+// subscribe stores a subscription the way the subscription manager does, for an active tenant (the
+// webhook drops other tenants' items), returning its clientState.
 func (s *stack) subscribe(t testing.TB, tenant store.TenantID, id string) string {
 	t.Helper()
 	state, hash, err := store.NewClientState()
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.Tenants.Create(context.Background(), store.Tenant{ID: tenant, State: store.TenantActive}); err != nil && !errors.Is(err, store.ErrExists) {
 		t.Fatal(err)
 	}
 	if _, err := s.store.Subscriptions.Insert(context.Background(), tenant, store.Subscription{ID: id, Kind: store.KindPresence,

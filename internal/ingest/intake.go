@@ -24,6 +24,13 @@ type Subscriptions interface {
 	Get(ctx context.Context, tenant store.TenantID, id string) (store.Subscription, error)
 }
 
+// Tenants says whether a tenant is active (store.TenantStateLookup: cached for seconds, so the hot path
+// costs one storage read per tenant per TTL, not one per item). notBefore is when the item's
+// subscription was created: an answer cached before it is read again.
+type Tenants interface {
+	Active(ctx context.Context, tenant store.TenantID, notBefore time.Time) (bool, error)
+}
+
 // Tokens validates the validationTokens of rich notifications (validationtoken.Validator).
 type Tokens interface {
 	ValidateAll(tokens []string) (validTenants map[string]bool, errs error)
@@ -35,6 +42,10 @@ const (
 	ReasonUnknownSubscription = "unknown_subscription"
 	ReasonClientState         = "client_state"
 	ReasonToken               = "validation_token"
+	// ReasonTenantInactive: a genuine item of a suspended or cancelled tenant. Its subscriptions are
+	// deleted at suspension; until Graph stops posting (or another instance's cache expires) the items
+	// are dropped here rather than carrying personal data into the queue.
+	ReasonTenantInactive = "tenant_inactive"
 )
 
 // Message application properties set on every queued item, so workers need no second lookup.
@@ -46,6 +57,7 @@ const (
 // Intake implements handlers.NotificationIntake.
 type Intake struct {
 	subs    Subscriptions
+	tenants Tenants
 	tokens  Tokens
 	sender  queue.Sender
 	handoff time.Duration
@@ -55,8 +67,8 @@ type Intake struct {
 }
 
 // New builds the intake. handoff bounds the queue send: past it the webhook answers 503 and Graph retries.
-func New(subs Subscriptions, tokens Tokens, sender queue.Sender, handoff time.Duration, log *slog.Logger) *Intake {
-	return &Intake{subs: subs, tokens: tokens, sender: sender, handoff: handoff, stats: NewStats(), log: log, now: time.Now}
+func New(subs Subscriptions, tenants Tenants, tokens Tokens, sender queue.Sender, handoff time.Duration, log *slog.Logger) *Intake {
+	return &Intake{subs: subs, tenants: tenants, tokens: tokens, sender: sender, handoff: handoff, stats: NewStats(), log: log, now: time.Now}
 }
 
 // Stats returns the intake's counters.
@@ -129,6 +141,15 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 		needsToken := n.IsRich() || len(coll.ValidationTokens) > 0
 		if needsToken && !validTenants[t] {
 			reject(t, ReasonToken, n.SubscriptionID)
+			continue
+		}
+		// Last, so only genuine items cost a (cached) state read and count as tenant_inactive.
+		active, err := in.tenants.Active(ctx, tenant, sub.CreatedAt)
+		if err != nil {
+			return apperr.New(apperr.Unavailable, "tenant state lookup failed", err)
+		}
+		if !active {
+			reject(t, ReasonTenantInactive, n.SubscriptionID)
 			continue
 		}
 		msg, err := toMessage(n, t, sub.Kind)

@@ -59,6 +59,7 @@ func (qs *queues) Send(_ context.Context, name string, msgs []queue.Message) err
 func (qs *queues) active(name string) int { return qs.q[name].Stats().Active }
 
 type fixture struct {
+	store  *store.Store
 	intake *Intake
 	qs     *queues
 	idp    *idptest.Platform
@@ -70,13 +71,16 @@ func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	s := newStore(t)
 	ctx := context.Background()
-	f := &fixture{qs: newQueues(), idp: idptest.New(t), states: map[string]string{}}
+	f := &fixture{store: s, qs: newQueues(), idp: idptest.New(t), states: map[string]string{}}
 	for _, sub := range []struct{ tenant, id string }{{tenantA, "sub-a"}, {tenantB, "sub-b"}} {
 		state, hash, err := store.NewClientState()
 		if err != nil {
 			t.Fatal(err)
 		}
 		tid, _ := store.ParseTenantID(sub.tenant)
+		if err := s.Tenants.Create(ctx, store.Tenant{ID: tid, State: store.TenantActive}); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := s.Subscriptions.Insert(ctx, tid, store.Subscription{ID: sub.id, Kind: store.KindPresence,
 			Resource: "/communications/presences", ChangeType: "updated", ClientStateHash: hash}); err != nil {
 			t.Fatal(err)
@@ -91,7 +95,7 @@ func newFixture(t testing.TB) *fixture {
 	if err := v.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	f.intake = New(s.NewSubscriptionLookup(store.LookupOptions{}), v, f.qs, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.intake = New(s.NewSubscriptionLookup(store.LookupOptions{}), s.NewTenantStateLookup(store.TenantStateOptions{}), v, f.qs, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return f
 }
 
@@ -303,7 +307,7 @@ func TestKeysUnavailableIs503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := New(s.NewSubscriptionLookup(store.LookupOptions{}), v, qs, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	in := New(s.NewSubscriptionLookup(store.LookupOptions{}), s.NewTenantStateLookup(store.TenantStateOptions{}), v, qs, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f := &fixture{idp: idptest.New(t)}
 	body := f.body(t, []string{f.token(t, tenantA, nil)}, item{Sub: "sub-a", Tenant: tenantA, State: "x", Rich: true})
 	if err := in.Receive(context.Background(), false, body); apperr.CodeOf(err) != apperr.Unavailable {
@@ -342,9 +346,76 @@ func (slowQueue) Send(ctx context.Context, _ string, _ []queue.Message) error {
 func TestHandoffDeadlineIs503(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	in := New(f.intake.subs, f.intake.tokens, slowQueue{}, 50*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	in := New(f.intake.subs, f.intake.tenants, f.intake.tokens, slowQueue{}, 50*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	err := in.Receive(context.Background(), false, f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]}))
 	if apperr.CodeOf(err) != apperr.Unavailable || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Receive = %v, want Unavailable caused by the hand-off deadline", err)
+	}
+}
+
+// A suspended or cancelled tenant's genuine items are dropped and counted as tenant_inactive (not
+// queued, so no personal data travels on); forged ones still count as what they are.
+func TestInactiveTenantItemsAreDropped(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	a, _ := store.ParseTenantID(tenantA)
+	setState := func(state store.TenantState) {
+		t.Helper()
+		if _, err := f.store.Tenants.Update(context.Background(), a, func(t *store.Tenant) error { t.State = state; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receive := func(body []byte) (notes, lifecycles int) {
+		t.Helper()
+		beforeN, beforeL := f.qs.active(queue.Notifications), f.qs.active(queue.Lifecycle)
+		if err := f.intake.Receive(context.Background(), false, body); err != nil {
+			t.Fatalf("Receive = %v, want nil (202): dropped items are acknowledged", err)
+		}
+		return f.qs.active(queue.Notifications) - beforeN, f.qs.active(queue.Lifecycle) - beforeL
+	}
+	all := func() []byte {
+		return f.body(t, []string{f.token(t, tenantA, nil), f.token(t, tenantB, nil)},
+			item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true},
+			item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Lifecycle: "reauthorizationRequired"},
+			item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-b"], Rich: true}, // forged clientState
+			item{Sub: "sub-b", Tenant: tenantB, State: f.states["sub-b"], Rich: true},
+		)
+	}
+
+	for _, state := range []store.TenantState{store.TenantSuspended, store.TenantCancelled} {
+		setState(state)
+		if n, l := receive(all()); n != 1 || l != 0 {
+			t.Errorf("%s: queued %d notifications and %d lifecycle items, want only tenant B's notification", state, n, l)
+		}
+	}
+	snap := f.intake.Stats().Snapshot()
+	if got := snap.Tenants[tenantA]; got.Rejected[ReasonTenantInactive] != 4 || got.Rejected[ReasonClientState] != 2 || got.Enqueued != 0 {
+		t.Errorf("tenant A stats = %+v, want 4 tenant_inactive, 2 client_state, nothing enqueued", got)
+	}
+	if got := snap.Tenants[tenantB]; got.Rejected[ReasonTenantInactive] != 0 || got.Enqueued != 2 {
+		t.Errorf("tenant B stats = %+v", got)
+	}
+
+	setState(store.TenantActive)
+	if n, l := receive(all()); n != 2 || l != 1 {
+		t.Errorf("reactivated: queued %d notifications and %d lifecycle items, want 2 and 1", n, l)
+	}
+}
+
+type failingTenants struct{}
+
+func (failingTenants) Active(context.Context, store.TenantID, time.Time) (bool, error) {
+	return false, errors.New("table storage unavailable")
+}
+
+// When the state cannot be read we cannot tell whether to drop: Graph must retry, as for a failed
+// subscription lookup.
+func TestTenantStateOutageIs503(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	in := New(f.intake.subs, failingTenants{}, f.intake.tokens, f.qs, time.Second, slog.New(slog.DiscardHandler))
+	err := in.Receive(context.Background(), false, f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]}))
+	if apperr.CodeOf(err) != apperr.Unavailable || f.qs.active(queue.Notifications) != 0 {
+		t.Errorf("Receive = %v with %d queued, want Unavailable and nothing queued", err, f.qs.active(queue.Notifications))
 	}
 }

@@ -34,6 +34,7 @@ const (
 	Unchanged Outcome = "unchanged" // same PBX state as last pushed: stored, not pushed
 	Stale     Outcome = "stale"     // older than what is stored: dropped
 	Skipped   Outcome = "skipped"   // not a licensed, unrestricted user of an active tenant
+	Inactive  Outcome = "inactive"  // the tenant is suspended, cancelled or gone: dropped
 	Failed    Outcome = "failed"    // the push failed (see the error)
 )
 
@@ -91,6 +92,11 @@ func (a *Applier) settings(ctx context.Context, tenant store.TenantID) (tenantSe
 	if s, ok := a.tenants.Get(tenant); ok {
 		return s, nil
 	}
+	return a.load(ctx, tenant)
+}
+
+// load reads the tenant's settings from storage (a point read) and caches them.
+func (a *Applier) load(ctx context.Context, tenant store.TenantID) (tenantSettings, error) {
 	t, err := a.st.Tenants.Get(ctx, tenant)
 	if errors.Is(err, store.ErrNotFound) {
 		s := tenantSettings{}
@@ -143,7 +149,13 @@ func (a *Applier) apply(ctx context.Context, tenant store.TenantID, o Observatio
 		return Failed, err
 	}
 	if !set.active {
-		return Skipped, nil
+		// A cached "inactive" may predate a reactivation; such items are rare (the webhook drops them).
+		if set, err = a.load(ctx, tenant); err != nil {
+			return Failed, err
+		}
+		if !set.active {
+			return Inactive, nil
+		}
 	}
 	ue, err := a.user(ctx, tenant, o.UserID)
 	if err != nil {
@@ -169,6 +181,15 @@ func (a *Applier) apply(ctx context.Context, tenant store.TenantID, o Observatio
 		PBXState: cur.PBXState, Sequence: o.Sequence, ChangedAt: o.At.UTC()}
 	outcome := Unchanged
 	if string(state) != cur.PBXState {
+		// The cached settings may predate a suspension or cancellation, and another instance may have
+		// made it: the state is read afresh before anything leaves for the PBX.
+		fresh, err := a.load(ctx, tenant)
+		if err != nil {
+			return Failed, err
+		}
+		if !fresh.active {
+			return Inactive, nil
+		}
 		pusher, err := a.pushers.For(set.kind)
 		if err == nil {
 			err = pusher.Push(ctx, tenant, connector.UserOf(ue.user), state)

@@ -13,6 +13,10 @@
 //     its window, by the stored sequence/time.
 //   - A tenant's runs are serialised by a job lease ("presence-subscriptions"), so the timer and the
 //     lifecycle worker, or two instances, never reconcile the same tenant at once.
+//   - Only active tenants hold subscriptions. Suspension and cancellation delete them at once, through
+//     the service user that made each (OnStateChange, the tenants capability's hook); what Graph does
+//     not delete then is deleted by the next RenewSubscriptions, which brings every tenant in line with
+//     its state. Reactivation reconciles, which re-creates them and resyncs.
 //   - Tenants that need an admin (service users to add or to reconnect) appear under Health's
 //     presence.attention; Status computes the same for the admin API.
 package presence
@@ -94,8 +98,10 @@ func NewManager(st *store.Store, clients Clients, applier *Applier, certs *graph
 	return &Manager{st: st, clients: clients, applier: applier, certs: certs, o: o}
 }
 
-// Run is RenewSubscriptions: reconcile every active tenant. A tenant another instance is reconciling is
-// skipped (it is being done); failures are collected per tenant, never stop the others.
+// Run is RenewSubscriptions: reconcile every active tenant, and delete what a suspended or cancelled
+// tenant still holds (the retry of a deletion Graph refused at the time of the state change). A tenant
+// another instance is on is skipped (it is being done); failures are collected per tenant, never stop
+// the others.
 func (m *Manager) Run(ctx context.Context) error {
 	if m.o.NotificationURL == "" {
 		return errors.New("presence sync is off: no public base URL configured")
@@ -106,14 +112,89 @@ func (m *Manager) Run(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("list tenants: %w", err))
 			break
 		}
-		if t.State != store.TenantActive {
-			continue
+		switch t.State {
+		case store.TenantActive:
+		case store.TenantSuspended, store.TenantCancelled:
+			// Most inactive tenants hold nothing: a cheap count spares them the lease's writes.
+			if n, err := m.countSubscriptions(ctx, t.ID); err == nil && n == 0 {
+				continue
+			}
+		default:
+			continue // pending tenants hold nothing; a deleting one is the retention job's
 		}
-		if _, err := m.withLease(ctx, t.ID, false, func() error { _, err := m.Reconcile(ctx, t.ID); return err }); err != nil {
+		if _, err := m.withLease(ctx, t.ID, false, func() error { return m.follow(ctx, t.ID) }); err != nil {
 			errs = append(errs, fmt.Errorf("tenant %s: %w", t.ID, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// OnStateChange is the tenants capability's hook (tenants.StateHook), called once a suspension,
+// cancellation or reactivation is stored: the tenant's subscriptions follow its state at once. It waits
+// for a reconcile in progress (as long as ctx allows); what it cannot finish, Run does.
+func (m *Manager) OnStateChange(ctx context.Context, tenant store.TenantID, _ store.TenantState) error {
+	m.applier.Forget(tenant)
+	_, err := m.withLease(ctx, tenant, true, func() error { return m.follow(ctx, tenant) })
+	return err
+}
+
+// follow brings a tenant's subscriptions in line with its state, read afresh under the lease: a state
+// change that raced the caller's view (Run lists tenants before it reconciles them) must not leave a
+// suspended tenant with a new subscription, nor a reactivated one without.
+func (m *Manager) follow(ctx context.Context, tenant store.TenantID) error {
+	t, err := m.st.Tenants.Get(ctx, tenant)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read tenant: %w", err)
+	}
+	switch t.State {
+	case store.TenantActive:
+		if m.o.NotificationURL == "" {
+			return nil // presence sync is off: nothing to create
+		}
+		_, err := m.Reconcile(ctx, tenant)
+		return err
+	case store.TenantSuspended, store.TenantCancelled:
+		return m.deactivate(ctx, tenant)
+	}
+	return nil
+}
+
+// deactivate deletes every presence subscription of a tenant that is not active: at Graph, through the
+// service user that made it (presence subscriptions are delegated), then our row, which stops the
+// webhook accepting its notifications. A subscription Graph does not delete now (Graph down, the
+// service user's sign-in revoked) keeps its row, so the next Run tries again, until its expiry has
+// passed: then Graph has dropped it anyway (an hour at most, and an inactive tenant's subscriptions
+// are never renewed), and the row goes too.
+func (m *Manager) deactivate(ctx context.Context, tenant store.TenantID) error {
+	var subs []store.Subscription
+	for s, err := range m.st.Subscriptions.All(ctx, tenant, nil) {
+		if err != nil {
+			return fmt.Errorf("list subscriptions: %w", err)
+		}
+		if s.Kind == store.KindPresence {
+			subs = append(subs, s)
+		}
+	}
+	now := m.o.Now()
+	var errs []error
+	for _, s := range subs {
+		err := m.remove(ctx, tenant, s, true)
+		if err != nil && !s.ExpiresAt.After(now) {
+			err = m.remove(ctx, tenant, s, false)
+		}
+		errs = append(errs, err)
+	}
+	m.applier.stats.dropTenant(string(tenant))
+	err := errors.Join(errs...)
+	left := len(slices.DeleteFunc(errs, func(e error) bool { return e == nil }))
+	if len(subs) > 0 {
+		m.o.Log.Info("presence subscriptions of an inactive tenant deleted", "tenant_id", string(tenant),
+			"deleted", len(subs)-left, "left_for_retry", left)
+	}
+	return err
 }
 
 // withLease runs fn holding the tenant's lease. Without wait, a held lease means "someone else is on
@@ -146,7 +227,11 @@ func (m *Manager) withLease(ctx context.Context, tenant store.TenantID, wait boo
 	if ferr != nil {
 		code = "reconcile_failed"
 	}
-	if _, err := m.st.Jobs.Release(ctx, tenant, leaseName, m.o.Owner, code); err != nil {
+	// The caller's deadline (a state change's hook) may have passed: release anyway, or the lease would
+	// block the tenant's renewals until it lapses.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := m.st.Jobs.Release(rctx, tenant, leaseName, m.o.Owner, code); err != nil {
 		ferr = errors.Join(ferr, fmt.Errorf("release lease: %w", err))
 	}
 	return true, ferr
@@ -487,6 +572,12 @@ func (m *Manager) Handle(ctx context.Context, tenant store.TenantID, sub store.S
 		return nil
 	}
 	_, err := m.withLease(ctx, tenant, true, func() error {
+		// An inactive tenant's subscription is not reauthorized nor re-created: it is deleted.
+		if t, err := m.st.Tenants.Get(ctx, tenant); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("read tenant: %w", err)
+		} else if t.State != store.TenantActive {
+			return m.follow(ctx, tenant)
+		}
 		switch event {
 		case EventReauthorizationRequired:
 			g, err := m.client(ctx, tenant, sub.ServiceUserID)

@@ -9,7 +9,7 @@ import (
 // Stats are the presence counters shown by Health: outcomes of this instance and, per tenant, what the
 // last subscription run found (ids and counts only, never names).
 type Stats struct {
-	pushed, unchanged, stale, skipped, failed, retried, gaveUp atomic.Int64
+	pushed, unchanged, stale, skipped, inactive, failed, retried, gaveUp atomic.Int64
 
 	mu      sync.Mutex
 	tenants map[string]TenantStatus
@@ -40,6 +40,8 @@ func (s *Stats) count(o Outcome) {
 		s.stale.Add(1)
 	case Skipped:
 		s.skipped.Add(1)
+	case Inactive:
+		s.inactive.Add(1)
 	case Failed:
 		s.failed.Add(1)
 	}
@@ -51,15 +53,24 @@ func (s *Stats) setTenant(tenant string, st TenantStatus) {
 	s.tenants[tenant] = st
 }
 
+// dropTenant forgets a tenant that is no longer active: it needs no admin's attention.
+func (s *Stats) dropTenant(tenant string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.tenants, tenant)
+}
+
 // Snapshot is the Health view.
 type Snapshot struct {
 	Pushed    int64 `json:"pushed"`
 	Unchanged int64 `json:"unchanged"`
 	Stale     int64 `json:"stale"`
 	Skipped   int64 `json:"skipped"`
-	Failed    int64 `json:"failed"`
-	Retried   int64 `json:"retried"`
-	GaveUp    int64 `json:"gaveUp"`
+	// Inactive counts items of suspended or cancelled tenants the worker dropped (completed, not pushed).
+	Inactive int64 `json:"inactive"`
+	Failed   int64 `json:"failed"`
+	Retried  int64 `json:"retried"`
+	GaveUp   int64 `json:"gaveUp"`
 	// Attention lists only the tenants that need an admin: service users to reconnect or to add.
 	Attention map[string]TenantStatus `json:"attention,omitempty"`
 }
@@ -67,7 +78,7 @@ type Snapshot struct {
 // Snapshot returns the counters and the tenants needing attention.
 func (s *Stats) Snapshot() Snapshot {
 	out := Snapshot{Pushed: s.pushed.Load(), Unchanged: s.unchanged.Load(), Stale: s.stale.Load(),
-		Skipped: s.skipped.Load(), Failed: s.failed.Load(), Retried: s.retried.Load(), GaveUp: s.gaveUp.Load()}
+		Skipped: s.skipped.Load(), Inactive: s.inactive.Load(), Failed: s.failed.Load(), Retried: s.retried.Load(), GaveUp: s.gaveUp.Load()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	att := maps.Clone(s.tenants)

@@ -20,9 +20,10 @@ func (s *Service) Get(ctx context.Context, tenant store.TenantID) (View, error) 
 }
 
 // Suspend stops processing for an active tenant; its data is deleted 7 days later unless it is
-// reactivated first. Suspending a suspended tenant changes nothing (operators may retry).
+// reactivated first. Suspending a suspended tenant changes nothing (operators may retry; the retry also
+// retries stopping the processing).
 func (s *Service) Suspend(ctx context.Context, a Actor, tenant store.TenantID) (View, error) {
-	return s.transition(ctx, a, tenant, "tenant.suspend", func(t *store.Tenant, now time.Time) error {
+	v, err := s.transition(ctx, a, tenant, "tenant.suspend", func(t *store.Tenant, now time.Time) error {
 		switch t.State {
 		case store.TenantActive:
 			t.State, t.SuspendedAt = store.TenantSuspended, now
@@ -32,12 +33,14 @@ func (s *Service) Suspend(ctx context.Context, a Actor, tenant store.TenantID) (
 		}
 		return nil
 	})
+	return s.follow(ctx, tenant, v, err)
 }
 
 // Cancel ends the contract: the tenant's data is deleted 24 h later (license data after 30 days,
-// billing data after 90) unless it is reactivated first. Cancelling twice changes nothing.
+// billing data after 90) unless it is reactivated first. Processing stops at once. Cancelling twice
+// changes nothing.
 func (s *Service) Cancel(ctx context.Context, a Actor, tenant store.TenantID) (View, error) {
-	return s.transition(ctx, a, tenant, "tenant.cancel", func(t *store.Tenant, now time.Time) error {
+	v, err := s.transition(ctx, a, tenant, "tenant.cancel", func(t *store.Tenant, now time.Time) error {
 		switch t.State {
 		case store.TenantActive, store.TenantSuspended, store.TenantPending:
 			t.State, t.CancelledAt = store.TenantCancelled, now
@@ -47,13 +50,15 @@ func (s *Service) Cancel(ctx context.Context, a Actor, tenant store.TenantID) (V
 		}
 		return nil
 	})
+	return s.follow(ctx, tenant, v, err)
 }
 
 // Reactivate returns a suspended or cancelled tenant to active while its deletion is not yet due. The
 // retention job claims a due tenant with the same optimistic concurrency, so exactly one of the two
-// wins: a reactivated tenant keeps everything, a claimed one cannot come back.
+// wins: a reactivated tenant keeps everything, a claimed one cannot come back. Processing starts again
+// (presence sync re-creates its subscriptions and resyncs).
 func (s *Service) Reactivate(ctx context.Context, a Actor, tenant store.TenantID) (View, error) {
-	return s.transition(ctx, a, tenant, "tenant.reactivate", func(t *store.Tenant, now time.Time) error {
+	v, err := s.transition(ctx, a, tenant, "tenant.reactivate", func(t *store.Tenant, now time.Time) error {
 		switch t.State {
 		case store.TenantSuspended, store.TenantCancelled:
 			due, _, _, _ := s.o.Policy.DeletionDue(*t)
@@ -67,6 +72,24 @@ func (s *Service) Reactivate(ctx context.Context, a Actor, tenant store.TenantID
 		}
 		return nil
 	})
+	return s.follow(ctx, tenant, v, err)
+}
+
+// follow tells Options.Processing the state a successful action left, once it is stored and audited.
+// It never fails the action: the change stands, and what the hook could not do in time (Graph down or
+// slow) the capability's job does. The hook's deadline is the request's, or ProcessingTimeout if
+// sooner, so the operator gets an answer well inside the invocation's time.
+func (s *Service) follow(ctx context.Context, tenant store.TenantID, v View, err error) (View, error) {
+	if err != nil || s.o.Processing == nil {
+		return v, err
+	}
+	hctx, cancel := context.WithTimeout(ctx, s.o.ProcessingTimeout)
+	defer cancel()
+	if herr := s.o.Processing.OnStateChange(hctx, tenant, v.State); herr != nil {
+		s.log.WarnContext(ctx, "tenant processing not yet in line with its state; the jobs will retry",
+			"tenant_id", string(tenant), "state", string(v.State), "error", herr)
+	}
+	return v, nil
 }
 
 // SetPurchasedLicenses changes how many licenses the tenant bought. A reduction below the number

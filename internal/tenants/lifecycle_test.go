@@ -1,6 +1,8 @@
 package tenants
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -166,5 +168,69 @@ func TestSetPurchasedLicensesReportsOverAssignment(t *testing.T) {
 		if apperr.CodeOf(err) != apperr.Invalid {
 			t.Errorf("SetPurchasedLicenses(%d) err = %v, want Invalid", n, err)
 		}
+	}
+}
+
+// recHook records what the processing capabilities are told, and what was stored by then.
+type recHook struct {
+	st    *store.Store
+	err   error
+	block bool     // wait for the deadline, like a Graph that does not answer
+	calls []string // "state/stored state/audit entries"
+	f     *fixture
+	t     *testing.T
+}
+
+func (h *recHook) OnStateChange(hctx context.Context, tenant store.TenantID, state store.TenantState) error {
+	tn, _ := h.st.Tenants.Get(ctx, tenant)
+	h.calls = append(h.calls, fmt.Sprintf("%s/%s/%d", state, tn.State, len(h.f.auditTrail(h.t, tenant))))
+	if h.block {
+		<-hctx.Done()
+		return hctx.Err()
+	}
+	return h.err
+}
+
+// Suspension, cancellation and reactivation tell the processing capabilities once the change is
+// stored and audited; a hook that fails (Graph down) does not undo or fail the change; a refused action
+// tells nobody.
+func TestStateChangesReachTheProcessingHook(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	hook := &recHook{st: f.st, f: f, t: t}
+	o := f.svc.o
+	o.Processing = hook
+	o.ProcessingTimeout = 100 * time.Millisecond
+	svc, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := f.activeTenant(t, 1)
+
+	if v, err := svc.Suspend(ctx, operator, id); err != nil || v.State != store.TenantSuspended {
+		t.Fatalf("Suspend = %+v, %v", v, err)
+	}
+	hook.err = errors.New("graph unavailable")
+	if v, err := svc.Cancel(ctx, operator, id); err != nil || v.State != store.TenantCancelled {
+		t.Fatalf("Cancel with a failing hook = %+v, %v; want the cancellation to stand", v, err)
+	}
+	hook.err = nil
+	if _, err := svc.Suspend(ctx, operator, id); apperr.CodeOf(err) != apperr.Conflict {
+		t.Fatalf("suspending a cancelled tenant = %v, want Conflict", err)
+	}
+	if v, err := svc.Reactivate(ctx, operator, id); err != nil || v.State != store.TenantActive {
+		t.Fatalf("Reactivate = %+v, %v", v, err)
+	}
+	// A hook that never answers is cut off at ProcessingTimeout; the suspension stands.
+	hook.block = true
+	if v, err := svc.Suspend(ctx, operator, id); err != nil || v.State != store.TenantSuspended {
+		t.Fatalf("Suspend with a hanging hook = %+v, %v", v, err)
+	}
+	want := []string{"suspended/suspended/1", "cancelled/cancelled/2", "active/active/4", "suspended/suspended/5"}
+	if fmt.Sprint(hook.calls) != fmt.Sprint(want) {
+		t.Errorf("hook calls = %v\nwant         %v", hook.calls, want)
+	}
+	if tn, _ := f.st.Tenants.Get(ctx, id); tn.State != store.TenantSuspended {
+		t.Errorf("stored state = %s", tn.State)
 	}
 }

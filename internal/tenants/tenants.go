@@ -107,6 +107,21 @@ type Options struct {
 	Regions      map[string]bool // allowed home regions (the EU regions)
 	// BookingWindowDays is given to new tenants.
 	BookingWindowDays int
+
+	// Processing is told of every suspension, cancellation and reactivation, after it is stored and
+	// audited, so processing stops or starts again at once (presence sync deletes or re-creates its
+	// Graph subscriptions). Nil: nothing to tell.
+	Processing StateHook
+	// ProcessingTimeout bounds how long an operator action waits for Processing (default 20 s).
+	ProcessingTimeout time.Duration
+}
+
+// StateHook is a capability that processes a tenant's data and follows its state. Declared here so
+// the tenant capability imports none of them; internal/app wires them in. An error does not fail the
+// operator's action: the capability's own job must finish what the hook could not (presence sync's
+// RenewSubscriptions deletes every subscription of an inactive tenant it finds).
+type StateHook interface {
+	OnStateChange(ctx context.Context, tenant store.TenantID, state store.TenantState) error
 }
 
 // KeyCreator makes a tenant's data key at onboarding (internal/tenantkey).
@@ -140,6 +155,9 @@ func New(o Options) (*Service, error) {
 	}
 	if o.ConsentTTL <= 0 {
 		o.ConsentTTL = 72 * time.Hour
+	}
+	if o.ProcessingTimeout <= 0 {
+		o.ProcessingTimeout = 20 * time.Second
 	}
 	return &Service{st: o.Store, keys: o.Keys, dir: o.Directory, clock: o.Clock, log: o.Log, o: o}, nil
 }

@@ -1,0 +1,85 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/store/storetest"
+)
+
+func TestTenantStateLookup(t *testing.T) {
+	t.Parallel()
+	counter := &requestCounter{}
+	clock := &fakeClock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	env := storetest.NewEnv(t, storetest.Options{ClientOptions: countingOptions(counter), Now: clock.Now})
+	s := env.Store
+	a, unknown := env.NewTenant(t), env.NewTenant(t)
+	if err := s.Tenants.Create(ctx, store.Tenant{ID: a, State: store.TenantActive}); err != nil {
+		t.Fatal(err)
+	}
+	lookup := s.NewTenantStateLookup(store.TenantStateOptions{TTL: 10 * time.Second})
+	reads := func(f func()) int64 {
+		before := counter.total.Load()
+		f()
+		return counter.total.Load() - before
+	}
+	active := func(tenant store.TenantID, notBefore time.Time) bool {
+		t.Helper()
+		ok, err := lookup.Active(ctx, tenant, notBefore)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	setState := func(st *store.Store, state store.TenantState) {
+		t.Helper()
+		if _, err := st.Tenants.Update(ctx, a, func(t *store.Tenant) error { t.State = state; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The hot path: one read per tenant per TTL, however many items.
+	if n := reads(func() {
+		for range 5 {
+			if !active(a, time.Time{}) {
+				t.Fatal("active tenant reported inactive")
+			}
+		}
+	}); n != 1 {
+		t.Errorf("5 lookups made %d storage calls, want 1", n)
+	}
+	if active(unknown, time.Time{}) {
+		t.Error("a tenant without a registry row is active")
+	}
+
+	// A state change through this store is seen at once.
+	setState(s, store.TenantSuspended)
+	if active(a, time.Time{}) {
+		t.Error("suspended through this store, still active")
+	}
+
+	// Another instance's change is seen after the TTL at the latest: that is the bound.
+	other, err := store.NewFromConnectionString(storetest.ConnectionString(t), store.Options{TablePrefix: env.Prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setState(other, store.TenantActive)
+	if active(a, time.Time{}) {
+		t.Error("within the TTL the cached state is expected")
+	}
+	// ... unless a subscription newer than the cached answer proves the tenant active again.
+	clock.Add(2 * time.Second)
+	if !active(a, clock.Now()) {
+		t.Error("a subscription made after the cached answer did not force a fresh read")
+	}
+	setState(other, store.TenantCancelled)
+	clock.Add(9 * time.Second)
+	if !active(a, time.Time{}) {
+		t.Error("within the TTL the cached state is expected")
+	}
+	clock.Add(2 * time.Second)
+	if active(a, time.Time{}) {
+		t.Error("after the TTL another instance's cancellation is still not seen")
+	}
+}
