@@ -25,7 +25,7 @@ import (
 
 // Message properties the worker adds to a rescheduled copy.
 const (
-	PropAttempt    = "attempt"    // PBX pushes tried so far for this notification
+	PropAttempt    = "attempt"    // PBX pushes or confirming reads tried so far for this notification
 	PropObservedAt = "observedAt" // when the webhook first accepted it (RFC 3339), kept across copies
 	PropLastError  = "lastError"  // code of the last failure (push or confirming read), on the exhausted copy
 )
