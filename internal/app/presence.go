@@ -48,13 +48,14 @@ func (w *Wired) wirePresence(ctx context.Context) error {
 	if cfg.PublicBaseURL != "" {
 		notificationURL, lifecycleURL = cfg.PublicBaseURL+"/api/graph/notifications", cfg.PublicBaseURL+"/api/graph/lifecycle"
 	}
-	manager := presence.NewManager(w.Store, &delegatedClients{su: su, opts: graph.Options{BaseURL: w.Config.GraphBaseURL}},
+	clients := &delegatedClients{su: su, opts: graph.Options{BaseURL: w.Config.GraphBaseURL}}
+	manager := presence.NewManager(w.Store, clients,
 		applier, w.Certs, presence.ManagerOptions{NotificationURL: notificationURL, LifecycleURL: lifecycleURL,
 			Lifetime: cfg.SubscriptionLifetime, RenewMargin: cfg.RenewMargin, Owner: instanceID(), Log: w.Log})
 
 	// Only presence notifications exist so far; another kind gets a router here.
 	w.App.Notifications = presence.NewWorker(applier, w.Certs, w.Sender, presence.WorkerOptions{
-		MaxAttempts: cfg.PBXMaxAttempts, RetryDelay: cfg.PBXRetryDelay, Log: w.Log})
+		Graph: clients, MaxAttempts: cfg.PBXMaxAttempts, RetryDelay: cfg.PBXRetryDelay, Log: w.Log})
 	w.App.Renew = manager
 	w.lifecycleAction = manager
 	w.stateHook = manager // suspension and cancellation delete the subscriptions, reactivation re-creates them

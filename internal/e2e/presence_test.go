@@ -556,7 +556,7 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 		waitFor(t, "dead letter", func() bool { return len(q.DeadLetters()) == 1 })
 		dl := q.DeadLetters()[0]
 		// The host only says MaxDeliveryCountExceeded; the message itself carries why (and the handler
-		// logged "pbx push gave up after 4 attempts (pbx_status_503)" each time).
+		// logged "presence sync gave up after 4 attempts (pbx_status_503)" each time).
 		if dl.DeadLetterReason != "MaxDeliveryCountExceeded" || dl.ApplicationProperties["attempt"] != "4" ||
 			dl.ApplicationProperties["lastError"] != "pbx_status_503" {
 			t.Errorf("dead letter reason %q, properties %v", dl.DeadLetterReason, dl.ApplicationProperties)

@@ -20,9 +20,13 @@ type Observation struct {
 	Activity     string
 	// Sequence is Graph's sequenceNumber ("" if absent): a lexicographically sortable version stamp.
 	Sequence string
-	// At is when Graph reported it (the webhook's acceptance, or the bulk read); the order of last resort
-	// when Graph sends no sequence number.
+	// At is when Graph reported it: the time of a bulk read, or the webhook's first acceptance of a
+	// notification.
 	At time.Time
+	// FromNotification marks a change notification. Its At is only an upper bound of when the state
+	// held: Graph may deliver a notification more than once and up to hours late, so arrival order proves
+	// nothing (see order). A read (false) held exactly at At.
+	FromNotification bool
 }
 
 // Outcome is what Apply did.
@@ -36,6 +40,10 @@ const (
 	Skipped   Outcome = "skipped"   // not a licensed, unrestricted user of an active tenant
 	Inactive  Outcome = "inactive"  // the tenant is suspended, cancelled or gone: dropped
 	Failed    Outcome = "failed"    // the push failed (see the error)
+	// Unconfirmed: a notification that may be a late or repeated one and would change the PBX state;
+	// nothing was stored or pushed. The caller reads the user's presence from Graph and applies the read
+	// (Worker.confirm).
+	Unconfirmed Outcome = "unconfirmed"
 )
 
 // syncResourceRecord names a user's presence in the ledger and in syncerrors: Resource = user id (so
@@ -169,7 +177,8 @@ func (a *Applier) apply(ctx context.Context, tenant store.TenantID, o Observatio
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Failed, fmt.Errorf("read presence: %w", err)
 	}
-	if exists && older(o, cur) {
+	v := order(o, cur, exists, a.now())
+	if v == stale {
 		return Stale, nil
 	}
 	if set.err != nil {
@@ -177,6 +186,14 @@ func (a *Applier) apply(ctx context.Context, tenant store.TenantID, o Observatio
 		return Failed, &PushError{Err: fmt.Errorf("tenant presence mapping: %w", connector.ErrNotConfigured)}
 	}
 	state := set.mapping.State(o.Availability, o.Activity)
+	if v == unproven {
+		if exists && string(state) == cur.PBXState {
+			// Nothing to push whichever way the order goes; not stored, because it is not known to be
+			// newer than what is.
+			return Unchanged, nil
+		}
+		return Unconfirmed, nil
+	}
 	next := store.Presence{UserID: o.UserID, Availability: o.Availability, Activity: o.Activity, Source: "teams",
 		PBXState: cur.PBXState, Sequence: o.Sequence, ChangedAt: o.At.UTC()}
 	outcome := Unchanged
@@ -225,13 +242,73 @@ type PushError struct{ Err error }
 func (e *PushError) Error() string { return "push presence: " + e.Err.Error() }
 func (e *PushError) Unwrap() error { return e.Err }
 
-// older reports whether o is older than (or the same as) what is stored. Graph's sequence numbers
-// decide when both sides have one; otherwise the report times do, at the precision of a second: the
-// Functions host hands queue timestamps without fractions, so within the same second the later
-// arrival wins.
+// The ordering rule. A presence notification carries no time of its own: the payload has the user id,
+// availability, activity and, only sometimes, sequenceNumber; subscriptionExpirationDateTime belongs to
+// the subscription. Graph delivers a notification more than once and up to 4 hours late (retries), plus
+// up to 10 minutes held for a slow endpoint; Service Bus drops a replay only within its 10-minute
+// duplicate window. So the webhook's acceptance time At says only that the state held at some instant
+// in [At - redeliveryHorizon, At]: two notifications without sequence numbers cannot be ordered by
+// arrival. An observation is therefore, against the stored presence:
+//
+//   - stale (dropped) when both carry sequence numbers and its number is not greater; a read (not a
+//     notification) also when it was taken before the stored state's evidence;
+//   - in order (applied, no Graph call) when it is a read, or a notification that is fresh (accepted
+//     less than freshFor ago) and provably newer: a greater sequence number, or accepted more than
+//     redeliveryHorizon after the stored state's evidence (ChangedAt), or there is no stored state;
+//   - unproven otherwise — without sequence numbers every notification within the horizon, and every
+//     notification that waited past freshFor in our queue (push retries). An unproven notification
+//     that maps to the PBX state already pushed changes nothing and is neither stored nor pushed; one
+//     that would change the PBX is confirmed by a presence read from Graph, and the read — Graph's
+//     current state — is what is applied (Unconfirmed, Worker.confirm).
+//
+// Stored ChangedAt is thus always an upper bound of when the stored state held (a read's time, or the
+// acceptance of a notification proven newer), which is what the horizon comparison needs.
+type verdict int
+
+const (
+	inOrder  verdict = iota // apply
+	stale                   // drop
+	unproven                // confirm with a read before anything reaches the PBX
+)
+
+const (
+	// freshFor is how long after the webhook accepted it a notification may still be pushed as it
+	// stands: beyond it (push retries), Graph's current state is read and pushed instead.
+	freshFor = 2 * time.Minute
+	// redeliveryHorizon bounds how late Graph delivers a notification: retries for up to 4 hours, after
+	// up to 10 minutes held for a slow endpoint; the rest is margin.
+	redeliveryHorizon = 5 * time.Hour
+)
+
+func order(o Observation, cur store.Presence, exists bool, now time.Time) verdict {
+	switch {
+	case exists && older(o, cur):
+		return stale
+	case !o.FromNotification:
+		return inOrder
+	case now.Sub(o.At) > freshFor:
+		return unproven
+	case !exists:
+		return inOrder
+	case o.Sequence != "" && cur.Sequence != "":
+		return inOrder // older said the number is greater
+	case o.At.Add(-redeliveryHorizon).After(cur.ChangedAt):
+		return inOrder
+	default:
+		return unproven
+	}
+}
+
+// older reports whether o is provably not newer than what is stored. Graph's sequence numbers decide
+// when both sides have one. Otherwise only a read is placed by its time, at the precision of a second
+// (the Functions host hands queue timestamps without fractions, so within the same second the later
+// arrival wins); a notification's arrival time proves nothing (see order).
 func older(o Observation, cur store.Presence) bool {
 	if o.Sequence != "" && cur.Sequence != "" {
 		return compareSequence(o.Sequence, cur.Sequence) <= 0
+	}
+	if o.FromNotification {
+		return false
 	}
 	return o.At.Before(cur.ChangedAt.Truncate(time.Second))
 }

@@ -171,6 +171,7 @@ type fixture struct {
 
 type fixtureOptions struct {
 	maxAttempts int
+	now         func() time.Time // the applier's and the worker's clock (default time.Now)
 }
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
@@ -192,15 +193,16 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if err := f.st.Tenants.Create(ctx, store.Tenant{ID: f.tenant, State: store.TenantActive, PBXKind: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	f.applier = presence.NewApplier(f.st, connector.Registry{"test": f.pusher}, presence.DefaultMapping(), f.stats, nil, nil)
-	f.manager = presence.NewManager(f.st, &clients{auth: auth, base: g.URL()}, f.applier, ring, presence.ManagerOptions{
+	f.applier = presence.NewApplier(f.st, connector.Registry{"test": f.pusher}, presence.DefaultMapping(), f.stats, o.now, nil)
+	cl := &clients{auth: auth, base: g.URL()}
+	f.manager = presence.NewManager(f.st, cl, f.applier, ring, presence.ManagerOptions{
 		NotificationURL: h.srv.URL + "/api/graph/notifications", LifecycleURL: h.srv.URL + "/api/graph/lifecycle",
-		Lifetime: 55 * time.Minute, RenewMargin: 25 * time.Minute, Owner: "test-1"})
+		Lifetime: 55 * time.Minute, RenewMargin: 25 * time.Minute, Owner: "test-1", Now: o.now})
 	max := o.maxAttempts
 	if max == 0 {
 		max = 3
 	}
-	f.worker = presence.NewWorker(f.applier, ring, f.sender, presence.WorkerOptions{MaxAttempts: max, RetryDelay: time.Second})
+	f.worker = presence.NewWorker(f.applier, ring, f.sender, presence.WorkerOptions{Graph: cl, MaxAttempts: max, RetryDelay: time.Second, Now: o.now})
 	return f
 }
 

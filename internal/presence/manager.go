@@ -8,9 +8,10 @@
 //     subscription per app and service user), and their members are resynced right after.
 //   - Every new or re-created subscription is followed by a resync (getPresencesByUserId) so the PBX is
 //     right from the start and nothing is lost in the gap.
-//   - Ordering: Graph's presence sequenceNumber decides when present; otherwise the time the webhook
-//     accepted the notification. Replays are dropped by Service Bus duplicate detection and, beyond
-//     its window, by the stored sequence/time.
+//   - Ordering (order in apply.go): Graph's presence sequenceNumber decides when both sides have one.
+//     Arrival time proves nothing (Graph redelivers up to 4 hours late, Service Bus dedupes only for
+//     10 minutes), so a notification not provably newer, or older than freshFor, that would change the
+//     PBX is confirmed by a presence read from Graph and the read is what is pushed.
 //   - A tenant's runs are serialised by a job lease ("presence-subscriptions"), so the timer and the
 //     lifecycle worker, or two instances, never reconcile the same tenant at once.
 //   - Only active tenants hold subscriptions. Suspension and cancellation delete them at once, through

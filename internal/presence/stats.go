@@ -9,7 +9,7 @@ import (
 // Stats are the presence counters shown by Health: outcomes of this instance and, per tenant, what the
 // last subscription run found (ids and counts only, never names).
 type Stats struct {
-	pushed, unchanged, stale, skipped, inactive, failed, retried, gaveUp atomic.Int64
+	pushed, unchanged, stale, skipped, inactive, failed, retried, gaveUp, confirmed atomic.Int64
 
 	mu      sync.Mutex
 	tenants map[string]TenantStatus
@@ -71,6 +71,9 @@ type Snapshot struct {
 	Failed   int64 `json:"failed"`
 	Retried  int64 `json:"retried"`
 	GaveUp   int64 `json:"gaveUp"`
+	// Confirmed counts notifications checked against a presence read from Graph before any push
+	// (no sequence number proved them newer, or they waited too long).
+	Confirmed int64 `json:"confirmed"`
 	// Attention lists only the tenants that need an admin: service users to reconnect or to add.
 	Attention map[string]TenantStatus `json:"attention,omitempty"`
 }
@@ -78,7 +81,8 @@ type Snapshot struct {
 // Snapshot returns the counters and the tenants needing attention.
 func (s *Stats) Snapshot() Snapshot {
 	out := Snapshot{Pushed: s.pushed.Load(), Unchanged: s.unchanged.Load(), Stale: s.stale.Load(),
-		Skipped: s.skipped.Load(), Inactive: s.inactive.Load(), Failed: s.failed.Load(), Retried: s.retried.Load(), GaveUp: s.gaveUp.Load()}
+		Skipped: s.skipped.Load(), Inactive: s.inactive.Load(), Failed: s.failed.Load(), Retried: s.retried.Load(), GaveUp: s.gaveUp.Load(),
+		Confirmed: s.confirmed.Load()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	att := maps.Clone(s.tenants)

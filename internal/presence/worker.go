@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/connecthub/connecthub/internal/apperr"
 	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/graph"
 	"github.com/connecthub/connecthub/internal/graphcrypto"
 	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/notification"
@@ -23,9 +25,9 @@ import (
 
 // Message properties the worker adds to a rescheduled copy.
 const (
-	PropAttempt    = "attempt"    // PBX pushes tried so far for this notification
+	PropAttempt    = "attempt"    // PBX pushes or confirming reads tried so far for this notification
 	PropObservedAt = "observedAt" // when the webhook first accepted it (RFC 3339), kept across copies
-	PropLastError  = "lastError"  // code of the last push failure, on the exhausted copy
+	PropLastError  = "lastError"  // code of the last failure (push or confirming read), on the exhausted copy
 )
 
 // Decrypter opens rich notification content (graphcrypto.KeyRing).
@@ -35,7 +37,11 @@ type Decrypter interface {
 
 // WorkerOptions tune the retry of PBX pushes.
 type WorkerOptions struct {
-	MaxAttempts int           // pushes before the message is dead-lettered (default 6)
+	// Graph gives the service users' clients that confirm a notification the ordering rule cannot
+	// place (see order in apply.go) by reading the user's presence. Without it such notifications are
+	// retried and finally dead-lettered, never pushed unconfirmed.
+	Graph       Clients
+	MaxAttempts int           // pushes or confirming reads before the message is dead-lettered (default 6)
 	RetryDelay  time.Duration // first backoff, doubling per attempt (default 10 s)
 	MaxDelay    time.Duration // cap of the backoff (default 5 min)
 	Now         func() time.Time
@@ -43,6 +49,11 @@ type WorkerOptions struct {
 }
 
 // Worker is ProcessNotification for presence: decrypt, map, store, push.
+//
+// A notification that may be a late or repeated one (Unconfirmed: no sequence number proves it newer,
+// or it waited past freshFor) is confirmed by reading the user's presence from Graph through the service
+// user whose subscription delivered it; what Graph answers is applied instead. A failed read is retried
+// like a failed push; nothing is pushed unconfirmed.
 //
 // A PBX push that fails in a way that may pass (throttling, 5xx, no answer) is retried with backoff: the
 // worker schedules a copy of the message (Service Bus scheduled enqueue, same session, attempt+1) and
@@ -99,67 +110,156 @@ func (w *Worker) Process(ctx context.Context, d *queue.Delivery) error {
 	if attempt >= w.o.MaxAttempts {
 		// The exhausted copy: fail at once, every delivery, until Service Bus dead-letters it with this
 		// reason. The PBX is not called again.
-		return apperr.New(apperr.Unavailable, fmt.Sprintf("pbx push gave up after %d attempts (%s)", attempt,
+		return apperr.New(apperr.Unavailable, fmt.Sprintf("presence sync gave up after %d attempts (%s)", attempt,
 			d.ApplicationProperties[PropLastError]), nil)
 	}
-	obs, err := w.observe(d)
+	obs, subID, err := w.observe(d)
 	if err != nil {
 		return err
 	}
 	out, err := w.applier.Apply(ctx, tenant, obs)
+	if err == nil && out == Unconfirmed {
+		out, err = w.confirm(ctx, tenant, subID, obs)
+	}
 	if err == nil {
 		w.o.Log.Debug("presence applied", "tenant_id", string(tenant), "user_id", obs.UserID, "outcome", string(out))
 		return nil
 	}
+	var code string
+	var retryAfter time.Duration
 	var pe *PushError
-	if !errors.As(err, &pe) {
+	var ce *confirmError
+	switch {
+	case errors.As(err, &ce):
+		// Graph could not say what is current: try again later rather than push what may be stale.
+		code = ce.code
+		w.o.Log.Warn("presence confirmation failed", "tenant_id", string(tenant), "user_id", obs.UserID, "code", code)
+	case errors.As(err, &pe):
+		code, retryAfter = connector.Code(err), connector.RetryAfter(err)
+		if !connector.Retryable(err) {
+			w.o.Log.Warn("presence push failed permanently", "tenant_id", string(tenant), "user_id", obs.UserID, "code", code)
+			return nil
+		}
+	default:
 		return err // storage trouble: let Service Bus redeliver
-	}
-	if !connector.Retryable(err) {
-		w.o.Log.Warn("presence push failed permanently", "tenant_id", string(tenant), "user_id", obs.UserID, "code", connector.Code(err))
-		return nil
 	}
 	attempt++
 	delay := min(w.o.RetryDelay<<(attempt-1), w.o.MaxDelay)
-	delay = max(delay, connector.RetryAfter(err))
+	delay = max(delay, retryAfter)
 	if attempt >= w.o.MaxAttempts {
 		w.applier.stats.gaveUp.Add(1)
-		w.o.Log.Error("presence push gave up", "tenant_id", string(tenant), "user_id", obs.UserID, "attempts", attempt, "code", connector.Code(err))
+		w.o.Log.Error("presence push gave up", "tenant_id", string(tenant), "user_id", obs.UserID, "attempts", attempt, "code", code)
 		delay = 0 // the exhausted copy only carries the reason to the dead-letter queue
 	}
-	if err := w.reschedule(ctx, d, obs, attempt, delay, connector.Code(err)); err != nil {
+	if err := w.reschedule(ctx, d, obs, attempt, delay, code); err != nil {
 		return fmt.Errorf("reschedule presence push: %w", err)
 	}
 	if attempt < w.o.MaxAttempts {
 		w.applier.stats.retried.Add(1)
 		w.o.Log.Info("presence push rescheduled", "tenant_id", string(tenant), "user_id", obs.UserID, "attempt", attempt,
-			"delay_ms", delay.Milliseconds(), "code", connector.Code(err))
+			"delay_ms", delay.Milliseconds(), "code", code)
 	}
 	return nil
 }
 
-// observe decrypts the notification and cross-checks it against its envelope.
-func (w *Worker) observe(d *queue.Delivery) (Observation, error) {
+// confirmError is a confirming read that failed; code names the cause on the exhausted copy.
+type confirmError struct {
+	code string
+	err  error
+}
+
+func (e *confirmError) Error() string { return "confirm presence: " + e.code + ": " + e.err.Error() }
+func (e *confirmError) Unwrap() error { return e.err }
+
+// confirm reads the user's presence from Graph and applies that instead of the notification: Graph's
+// current state is right whether the notification was new, late or repeated. The read goes through the
+// service user of the subscription that delivered the notification (any service user of the tenant may
+// read every user's presence with Presence.Read.All, so another one stands in if that subscription was
+// re-created since).
+func (w *Worker) confirm(ctx context.Context, tenant store.TenantID, subID string, obs Observation) (Outcome, error) {
+	su, err := w.serviceUser(ctx, tenant, subID)
+	if err != nil {
+		return Failed, err
+	}
+	if w.o.Graph == nil {
+		return Failed, &confirmError{code: "graph_not_configured", err: errors.New("no graph clients")}
+	}
+	g, err := w.o.Graph.For(ctx, tenant, su)
+	if err != nil {
+		return Failed, &confirmError{code: "service_user_unavailable", err: err}
+	}
+	ps, err := g.PresencesByUserID(ctx, []string{obs.UserID})
+	if err != nil {
+		code := "graph_unavailable"
+		var ge *graph.Error
+		if errors.As(err, &ge) && ge.Status == http.StatusTooManyRequests {
+			code = "graph_throttled"
+		} else if errors.As(err, &ge) && !graph.Retryable(err) {
+			code = fmt.Sprintf("graph_status_%d", ge.Status)
+		}
+		return Failed, &confirmError{code: code, err: err}
+	}
+	at := w.o.Now().UTC()
+	w.applier.stats.confirmed.Add(1)
+	for _, p := range ps {
+		if strings.EqualFold(p.UserID, obs.UserID) {
+			return w.applier.Apply(ctx, tenant, Observation{UserID: obs.UserID, Availability: p.Availability,
+				Activity: p.Activity, Sequence: p.Sequence, At: at})
+		}
+	}
+	// Graph leaves unknown ids out of its answer: the user is gone, there is nothing current to push.
+	w.o.Log.Info("presence not confirmed: user unknown to graph", "tenant_id", string(tenant), "user_id", obs.UserID)
+	w.applier.stats.count(Stale)
+	return Stale, nil
+}
+
+// serviceUser picks the service user to read through: the owner of the notification's subscription,
+// else the owner of any of the tenant's presence subscriptions.
+func (w *Worker) serviceUser(ctx context.Context, tenant store.TenantID, subID string) (string, error) {
+	if subID != "" {
+		s, err := w.applier.st.Subscriptions.Get(ctx, tenant, subID)
+		switch {
+		case err == nil && s.ServiceUserID != "":
+			return s.ServiceUserID, nil
+		case err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrInvalidKey):
+			return "", fmt.Errorf("read subscription: %w", err)
+		}
+	}
+	for s, err := range w.applier.st.Subscriptions.All(ctx, tenant, &store.ListOptions{Select: []string{"Kind", "ServiceUserID"}}) {
+		if err != nil {
+			return "", fmt.Errorf("list subscriptions: %w", err)
+		}
+		if s.Kind == store.KindPresence && s.ServiceUserID != "" {
+			return s.ServiceUserID, nil
+		}
+	}
+	return "", &confirmError{code: "no_service_user", err: errors.New("no presence subscription to read through")}
+}
+
+// observe decrypts the notification and cross-checks it against its envelope. It returns the
+// subscription id too: its service user confirms the notification if need be.
+func (w *Worker) observe(d *queue.Delivery) (Observation, string, error) {
 	var n notification.Notification
 	if err := json.Unmarshal(d.Body, &n); err != nil {
-		return Observation{}, apperr.New(apperr.Invalid, "presence message is not a notification", err)
+		return Observation{}, "", apperr.New(apperr.Invalid, "presence message is not a notification", err)
 	}
 	if !n.IsRich() {
-		return Observation{}, apperr.New(apperr.Invalid, "presence notification without resource data", nil)
+		return Observation{}, "", apperr.New(apperr.Invalid, "presence notification without resource data", nil)
 	}
 	plain, err := w.keys.Decrypt(n.EncryptedContent)
 	if err != nil {
-		return Observation{}, apperr.New(apperr.Invalid, "presence content does not decrypt", err)
+		return Observation{}, "", apperr.New(apperr.Invalid, "presence content does not decrypt", err)
 	}
 	var p presenceResource
 	if err := json.Unmarshal(plain, &p); err != nil || p.ID == "" {
-		return Observation{}, apperr.New(apperr.Invalid, "presence content is not a presence", err)
+		return Observation{}, "", apperr.New(apperr.Invalid, "presence content is not a presence", err)
 	}
 	// The encrypted resource must be the one the envelope names: content moved between notifications
 	// would otherwise set someone else's presence.
 	if n.ResourceData.ID != "" && !strings.EqualFold(n.ResourceData.ID, p.ID) {
-		return Observation{}, apperr.New(apperr.Invalid, "presence content names another user", nil)
+		return Observation{}, "", apperr.New(apperr.Invalid, "presence content names another user", nil)
 	}
+	// The first acceptance by the webhook: a rescheduled copy keeps it, so its age counts from there.
 	at := d.EnqueuedTime
 	if v := d.ApplicationProperties[PropObservedAt]; v != "" {
 		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
@@ -170,7 +270,7 @@ func (w *Worker) observe(d *queue.Delivery) (Observation, error) {
 		at = w.o.Now()
 	}
 	return Observation{UserID: strings.ToLower(p.ID), Availability: p.Availability, Activity: p.Activity,
-		Sequence: p.SequenceNumber, At: at.UTC()}, nil
+		Sequence: p.SequenceNumber, At: at.UTC(), FromNotification: true}, n.SubscriptionID, nil
 }
 
 // reschedule queues a copy for later: same body and session (order per user is kept), a new message id
