@@ -127,31 +127,14 @@ func (a *App) connectorRoutes() []Route {
 	}
 }
 
-// setupOp checks what every set-up function needs (service, body cap, tenant id, actor) and encodes the
-// answer; errors are JSON like the operator actions'.
+// setupOp runs a set-up function of the presence capability.
 func (a *App) setupOp(ctx context.Context, r *HTTPRequest, h setupHandler) HTTPResponse {
 	if a.Connector.Admin == nil {
 		return errorJSON(ctx, errNotConfigured)
 	}
-	if len(r.Body) > maxSetupBody {
-		return errorJSON(ctx, apperr.New(apperr.TooLarge, "body too large", nil))
-	}
-	id, err := tenants.ParseTenant(r.Params["tenantId"])
-	if err != nil {
-		return errorJSON(ctx, err)
-	}
-	actor, err := requestActor(ctx, r)
-	if err != nil {
-		return errorJSON(ctx, err)
-	}
-	status, body, err := h(ctx, a.Connector.Admin, setup.Actor{ID: actor.ID, Kind: actor.Kind, InvocationID: actor.InvocationID}, id, r)
-	if err != nil {
-		return errorJSON(ctx, err)
-	}
-	if body == nil {
-		return HTTPResponse{StatusCode: status}
-	}
-	return jsonResponse(status, body)
+	return adminCall(ctx, r, maxSetupBody, func(actor tenants.Actor, id store.TenantID) (int, any, error) {
+		return h(ctx, a.Connector.Admin, setup.Actor{ID: actor.ID, Kind: actor.Kind, InvocationID: actor.InvocationID}, id, r)
+	})
 }
 
 type connectorJSON struct {

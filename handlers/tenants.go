@@ -102,12 +102,20 @@ func (a *App) tenantRoutes() []Route {
 	}
 }
 
-// tenantOp checks what every operator action needs (service, tenant id, actor) and encodes the answer.
+// tenantOp runs an operator action of the tenant capability.
 func (a *App) tenantOp(ctx context.Context, r *HTTPRequest, h func(context.Context, TenantAdmin, tenants.Actor, store.TenantID, *HTTPRequest) (int, any, error)) HTTPResponse {
 	if a.Tenants.Admin == nil {
 		return errorJSON(ctx, errNotConfigured)
 	}
-	if len(r.Body) > maxAdminBody {
+	return adminCall(ctx, r, maxAdminBody, func(actor tenants.Actor, id store.TenantID) (int, any, error) {
+		return h(ctx, a.Tenants.Admin, actor, id, r)
+	})
+}
+
+// adminCall is what every tenant-scoped admin function does around its service call: cap the body,
+// parse the tenant id, name the actor, and encode the answer or the error as JSON.
+func adminCall(ctx context.Context, r *HTTPRequest, maxBody int, call func(tenants.Actor, store.TenantID) (int, any, error)) HTTPResponse {
+	if len(r.Body) > maxBody {
 		return errorJSON(ctx, apperr.New(apperr.TooLarge, "body too large", nil))
 	}
 	id, err := tenants.ParseTenant(r.Params["tenantId"])
@@ -118,7 +126,7 @@ func (a *App) tenantOp(ctx context.Context, r *HTTPRequest, h func(context.Conte
 	if err != nil {
 		return errorJSON(ctx, err)
 	}
-	status, body, err := h(ctx, a.Tenants.Admin, actor, id, r)
+	status, body, err := call(actor, id)
 	if err != nil {
 		return errorJSON(ctx, err)
 	}

@@ -30,30 +30,34 @@ import (
 const appID = "11111111-2222-3333-4444-555555555555"
 
 var (
-	buildOnce sync.Once
-	handler   string
-	buildErr  error
+	buildMu  sync.Mutex
+	binaries = map[string]string{} // package → built binary, once per test binary
 )
 
-// handlerBinary builds cmd/handler once per test binary.
-func handlerBinary(t testing.TB) string {
+// binary builds the command in pkg (relative to the module root) once per test binary.
+func binary(t testing.TB, pkg string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "connecthub-e2e-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		handler = filepath.Join(dir, "handler")
-		cmd := exec.Command("go", "build", "-o", handler, "../../cmd/handler")
-		cmd.Stderr = os.Stderr
-		buildErr = cmd.Run()
-	})
-	if buildErr != nil {
-		t.Fatalf("build handler: %v", buildErr)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if path, ok := binaries[pkg]; ok {
+		return path
 	}
-	return handler
+	dir, err := os.MkdirTemp("", "connecthub-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", path, "../../"+pkg)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("build %s: %v", pkg, err)
+	}
+	binaries[pkg] = path
+	return path
 }
+
+// handlerBinary is cmd/handler, as devhost runs it.
+func handlerBinary(t testing.TB) string { return binary(t, "cmd/handler") }
 
 // stack is one running handler under devhost, with direct access to its store, secrets and certificate.
 type stack struct {

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,32 +23,6 @@ import (
 	"github.com/connecthub/connecthub/internal/store/storetest"
 	"github.com/connecthub/connecthub/internal/validationtoken/idptest"
 )
-
-var (
-	cliOnce sync.Once
-	cliPath string
-	cliErr  error
-)
-
-// operatorCLI builds cmd/connecthub once per test binary.
-func operatorCLI(t testing.TB) string {
-	t.Helper()
-	cliOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "connecthub-cli-")
-		if err != nil {
-			cliErr = err
-			return
-		}
-		cliPath = filepath.Join(dir, "connecthub")
-		cmd := exec.Command("go", "build", "-o", cliPath, "../../cmd/connecthub")
-		cmd.Stderr = os.Stderr
-		cliErr = cmd.Run()
-	})
-	if cliErr != nil {
-		t.Fatalf("build connecthub: %v", cliErr)
-	}
-	return cliPath
-}
 
 // TestPresenceSetUpAsTheREADMETellsIt is the whole set-up path of the README's "Set up presence sync for
 // a tenant", through devhost and the real handler, with nothing written to storage by the test: every
@@ -105,7 +78,7 @@ func TestPresenceSetUpAsTheREADMETellsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	cmd := exec.Command(operatorCLI(t), "certs", "show", "--settings", settingsFile, "--name", "app-client-cert", "--pem")
+	cmd := exec.Command(binary(t, "cmd/connecthub"), "certs", "show", "--settings", settingsFile, "--name", "app-client-cert", "--pem")
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("connecthub certs show: %v: %s", err, errOut.String())
