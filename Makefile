@@ -11,7 +11,7 @@ LDFLAGS    := -X github.com/connecthub/connecthub/internal/app.Build=$(VERSION)
 FUZZTIME   ?= 50000x
 BENCHTIME  ?= 1s
 
-.PHONY: run test build package bench lint tools clean fuzz
+.PHONY: run sandbox test build package bench lint tools clean fuzz
 
 tools: tools/node_modules/.installed
 
@@ -24,6 +24,7 @@ build:
 	$(GO) build -o bin/devhost ./cmd/devhost
 	$(GO) build -o bin/connecthub ./cmd/connecthub
 	$(GO) build -o bin/withazurite ./cmd/withazurite
+	$(GO) build -o bin/sandbox ./cmd/sandbox
 
 # local.settings.json is created once from the sample, with fresh random keys for the local secret file
 # and devhost's function/master keys. It is git-ignored.
@@ -36,6 +37,14 @@ local.settings.json: local.settings.sample.json
 
 run: build tools local.settings.json
 	bin/withazurite -port 10002 -location .azurite -- bin/devhost -handler bin/handler -settings local.settings.json
+
+# sandbox is make run against local fakes of Entra ID, Graph and RingCentral (the tests' fakes): bin/sandbox
+# writes sandbox.settings.json (local.settings.json pointed at the fakes), serves its control API on
+# 127.0.0.1:7072 and runs devhost with those settings; Ctrl-C stops devhost, the fakes and Azurite.
+# Same storage and local secret file as make run; the fakes forget everything when stopped.
+sandbox: build tools local.settings.json
+	bin/withazurite -port 10002 -location .azurite -- bin/sandbox -settings local.settings.json -out sandbox.settings.json -- \
+	  bin/devhost -handler bin/handler -settings sandbox.settings.json
 
 test: tools
 	$(GO) vet ./...
@@ -67,6 +76,6 @@ package:
 	$(GO) run ./cmd/pack -dir dist/app -out dist/connecthub.zip
 
 clean:
-	rm -rf bin dist bench.out .azurite
+	rm -rf bin dist bench.out .azurite .sandbox sandbox.settings.json
 
 -include infra/deploy.mk

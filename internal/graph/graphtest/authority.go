@@ -162,6 +162,14 @@ func (a *Authority) StandForGraph(resource string) {
 	a.graph[strings.TrimRight(resource, "/")] = true
 }
 
+// SetAppCertificate replaces AppCertificate while the authority serves (the certificate uploaded to the
+// app registration at run time, as the sandbox's control API does); setting the field is for before.
+func (a *Authority) SetAppCertificate(c *x509.Certificate) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.AppCertificate = c
+}
+
 // SignIn sets the user who completes the next authorize request for tenant. Ids come back lower-case,
 // as Entra writes GUIDs.
 func (a *Authority) SignIn(tenant, userID, upn string) {
@@ -559,14 +567,17 @@ func (a *Authority) checkClient(r *http.Request, tenant, clientID string) (int, 
 	if clientID == "" {
 		return 900144, "The request body must contain the following parameter: 'client_id'."
 	}
-	if a.AppCertificate == nil {
+	a.mu.Lock()
+	appCert := a.AppCertificate
+	a.mu.Unlock()
+	if appCert == nil {
 		return 0, ""
 	}
 	assertion := r.PostForm.Get("client_assertion")
 	if assertion == "" {
 		return 7000216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type."
 	}
-	tok, err := jwt.Parse(assertion, func(*jwt.Token) (any, error) { return a.AppCertificate.PublicKey, nil },
+	tok, err := jwt.Parse(assertion, func(*jwt.Token) (any, error) { return appCert.PublicKey, nil },
 		jwt.WithValidMethods([]string{"RS256", "PS256"}), jwt.WithExpirationRequired(), jwt.WithIssuer(clientID),
 		jwt.WithAudience(a.srv.URL+"/"+r.PathValue("tenant")+"/oauth2/v2.0/token"))
 	if err != nil || !tok.Valid {
