@@ -11,7 +11,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/connecthub/connecthub/internal/bicepcheck"
+	"github.com/connecthub/connecthub/internal/dev/bicepcheck"
 )
 
 func main() {

@@ -9,8 +9,8 @@ import (
 
 func TestRun(t *testing.T) {
 	t.Parallel()
-	bad := filepath.Join("..", "..", "internal", "bicepcheck", "testdata", "bad", "location_literal.bicep")
-	good := filepath.Join("..", "..", "internal", "bicepcheck", "testdata", "good")
+	bad := filepath.Join("..", "..", "internal", "dev", "bicepcheck", "testdata", "bad", "location_literal.bicep")
+	good := filepath.Join("..", "..", "internal", "dev", "bicepcheck", "testdata", "good")
 	tests := []struct {
 		name       string
 		args       []string

@@ -29,7 +29,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/config"
-	"github.com/connecthub/connecthub/internal/devhost"
+	"github.com/connecthub/connecthub/internal/dev/devhost"
 	"github.com/connecthub/connecthub/internal/secrets"
 )
 

@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/connecthub/connecthub/internal/devhost"
+	"github.com/connecthub/connecthub/internal/dev/devhost"
 )
 
 func main() {

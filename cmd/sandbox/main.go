@@ -24,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/sandbox"
+	"github.com/connecthub/connecthub/internal/dev/sandbox"
 )
 
 func main() {

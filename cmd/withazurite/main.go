@@ -19,7 +19,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/connecthub/connecthub/internal/azurite"
+	"github.com/connecthub/connecthub/internal/dev/azurite"
 )
 
 func main() {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/connecthub/connecthub/internal/devhost"
+	"github.com/connecthub/connecthub/internal/dev/devhost"
 )
 
 func env(over map[string]string) func(string) (string, bool) {
@@ -105,10 +105,10 @@ func TestNoEnvironmentReadsOutsideConfig(t *testing.T) {
 	t.Parallel()
 	re := regexp.MustCompile(`os\.(Getenv|LookupEnv|Environ)\(`)
 	allowed := map[string]bool{
-		"internal/config/config.go":   true, // the one place
-		"internal/devhost/host.go":    true, // passes the environment on to the child process
-		"cmd/withazurite/main.go":     true, // passes the environment on to the wrapped command
-		"internal/azurite/azurite.go": true,
+		"internal/config/config.go":       true, // the one place
+		"internal/dev/devhost/host.go":    true, // passes the environment on to the child process
+		"cmd/withazurite/main.go":         true, // passes the environment on to the wrapped command
+		"internal/dev/azurite/azurite.go": true,
 	}
 	root := "../.."
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {

@@ -15,7 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/connecthub/connecthub/internal/apperr"
-	"github.com/connecthub/connecthub/internal/devhost"
+	"github.com/connecthub/connecthub/internal/dev/devhost"
 	"github.com/connecthub/connecthub/internal/notification"
 	"github.com/connecthub/connecthub/internal/queue"
 	"github.com/connecthub/connecthub/internal/store"

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/devhost"
+	"github.com/connecthub/connecthub/internal/dev/devhost"
 	"github.com/connecthub/connecthub/internal/graphcrypto"
 	"github.com/connecthub/connecthub/internal/secrets"
 	"github.com/connecthub/connecthub/internal/store"
@@ -47,7 +47,7 @@ func binary(t testing.TB, pkg string) string {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", path, "../../"+pkg)
+	cmd := exec.Command("go", "build", "-o", path, "../../../"+pkg)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("build %s: %v", pkg, err)
@@ -113,7 +113,7 @@ func startStack(t testing.TB, options ...func(settings map[string]string)) *stac
 	for _, o := range options {
 		o(settings)
 	}
-	root, _ := filepath.Abs("../..")
+	root, _ := filepath.Abs("../../..")
 	// The handler's log is shown only when the test fails.
 	logs := &syncBuffer{}
 	t.Cleanup(func() {

@@ -35,7 +35,7 @@ func checkFile(t *testing.T, path string) []Finding {
 // The real templates are the first client of the checker: they must pass, and they must be there.
 func TestProjectTemplatesPass(t *testing.T) {
 	t.Parallel()
-	root := filepath.Join("..", "..", "infra", "bicep")
+	root := filepath.Join("..", "..", "..", "infra", "bicep")
 	found, files, err := Check(root)
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +239,7 @@ func FuzzCheckSource(f *testing.F) {
 }
 
 func BenchmarkCheckProjectTemplates(b *testing.B) {
-	root := filepath.Join("..", "..", "infra", "bicep")
+	root := filepath.Join("..", "..", "..", "infra", "bicep")
 	for b.Loop() {
 		if _, _, err := Check(root); err != nil {
 			b.Fatal(err)

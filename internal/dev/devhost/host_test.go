@@ -74,7 +74,7 @@ func startHost(t *testing.T) (*Host, *recorder) {
 	rec := &recorder{}
 	recSrv := httptest.NewServer(rec)
 	t.Cleanup(recSrv.Close)
-	root, err := filepath.Abs("../..")
+	root, err := filepath.Abs("../../..")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func BenchmarkHTTPRoundTrip(b *testing.B) {
 	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/testhandler").CombinedOutput(); err != nil {
 		b.Fatalf("build: %v %s", err, out)
 	}
-	root, _ := filepath.Abs("../..")
+	root, _ := filepath.Abs("../../..")
 	h, err := New(Options{AppRoot: root, HandlerPath: bin, Addr: "127.0.0.1:0", NoSchedules: true,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
