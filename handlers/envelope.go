@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
 // InvokeRequest is the body the host POSTs to /{FunctionName}.

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/apperr"
-	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
 // NotificationIntake checks a Graph notification POST and hands its items to the queue. It returns nil

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
 // Trigger kinds as written in function.json.

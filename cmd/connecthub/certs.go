@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/graphcrypto"
-	"github.com/connecthub/connecthub/internal/secrets"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/secrets"
 )
 
 func (c *cli) newSelfSigned(ctx context.Context, args []string) error {

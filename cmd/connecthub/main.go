@@ -28,9 +28,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/config"
 	"github.com/connecthub/connecthub/internal/dev/devhost"
-	"github.com/connecthub/connecthub/internal/secrets"
+	"github.com/connecthub/connecthub/internal/platform/config"
+	"github.com/connecthub/connecthub/internal/platform/secrets"
 )
 
 func main() {
@@ -59,7 +59,7 @@ type usageError struct{ error }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
-// store is what the commands need of a secret store; every store in internal/secrets has it.
+// store is what the commands need of a secret store; every store in internal/platform/secrets has it.
 type store interface {
 	secrets.Store
 	secrets.InfoLister

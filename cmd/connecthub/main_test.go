@@ -24,9 +24,9 @@ import (
 
 	"software.sslmate.com/src/go-pkcs12"
 
-	"github.com/connecthub/connecthub/internal/graphcrypto"
-	"github.com/connecthub/connecthub/internal/secrets"
-	"github.com/connecthub/connecthub/internal/secrets/kvtest"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/platform/secrets/kvtest"
 )
 
 // fixture is a local.settings.json naming a secret file (relative, as the sample does), the files an

@@ -13,7 +13,7 @@ import (
 
 	"software.sslmate.com/src/go-pkcs12"
 
-	"github.com/connecthub/connecthub/internal/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 )
 
 // maxSecretBytes is Key Vault's limit on a secret value (25 KB); the local file keeps the same limit so

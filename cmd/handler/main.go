@@ -13,7 +13,7 @@ import (
 
 	"github.com/connecthub/connecthub/handlers"
 	"github.com/connecthub/connecthub/internal/app"
-	"github.com/connecthub/connecthub/internal/config"
+	"github.com/connecthub/connecthub/internal/platform/config"
 )
 
 func main() {

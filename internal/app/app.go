@@ -15,16 +15,16 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/connecthub/connecthub/handlers"
-	"github.com/connecthub/connecthub/internal/config"
 	"github.com/connecthub/connecthub/internal/connector"
-	"github.com/connecthub/connecthub/internal/graphcrypto"
 	"github.com/connecthub/connecthub/internal/ingest"
-	"github.com/connecthub/connecthub/internal/queue"
-	"github.com/connecthub/connecthub/internal/secrets"
+	"github.com/connecthub/connecthub/internal/platform/config"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken"
+	"github.com/connecthub/connecthub/internal/platform/queue"
+	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/store"
-	"github.com/connecthub/connecthub/internal/tenantkey"
 	"github.com/connecthub/connecthub/internal/tenants"
-	"github.com/connecthub/connecthub/internal/validationtoken"
 )
 
 // Build information, set with -ldflags "-X github.com/connecthub/connecthub/internal/app.Build=...".

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/connecthub/connecthub/internal/config"
-	"github.com/connecthub/connecthub/internal/graphcrypto"
-	"github.com/connecthub/connecthub/internal/secrets"
+	"github.com/connecthub/connecthub/internal/platform/config"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/secrets"
 )
 
 // On a fresh machine `make run` creates both certificates the app needs, stores them where it reads them,

@@ -5,12 +5,12 @@ import (
 	"errors"
 
 	"github.com/connecthub/connecthub/handlers"
-	"github.com/connecthub/connecthub/internal/clock"
-	"github.com/connecthub/connecthub/internal/config"
-	"github.com/connecthub/connecthub/internal/graph"
+	"github.com/connecthub/connecthub/internal/platform/clock"
+	"github.com/connecthub/connecthub/internal/platform/config"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
+	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/retention"
-	"github.com/connecthub/connecthub/internal/secrets"
 	"github.com/connecthub/connecthub/internal/tenants"
 	"github.com/connecthub/connecthub/internal/tenants/tenantgraph"
 )

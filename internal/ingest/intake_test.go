@@ -16,12 +16,12 @@ import (
 
 	"github.com/connecthub/connecthub/internal/apperr"
 	"github.com/connecthub/connecthub/internal/dev/devhost"
-	"github.com/connecthub/connecthub/internal/notification"
-	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
-	"github.com/connecthub/connecthub/internal/validationtoken"
-	"github.com/connecthub/connecthub/internal/validationtoken/idptest"
 )
 
 const (

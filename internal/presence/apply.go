@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/platform/ttlcache"
 	"github.com/connecthub/connecthub/internal/store"
-	"github.com/connecthub/connecthub/internal/store/ttlcache"
 )
 
 // Observation is one presence as Graph reported it (a notification or a bulk read).

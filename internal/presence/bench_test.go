@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
 // cpuTime is the CPU time this process has used (user + system).

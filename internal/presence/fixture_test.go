@@ -16,13 +16,13 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/connecthub/connecthub/internal/connector"
-	"github.com/connecthub/connecthub/internal/graph"
-	"github.com/connecthub/connecthub/internal/graph/graphtest"
-	"github.com/connecthub/connecthub/internal/graphcrypto"
 	"github.com/connecthub/connecthub/internal/ingest"
-	"github.com/connecthub/connecthub/internal/notification"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/presence"
-	"github.com/connecthub/connecthub/internal/queue"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
 )

@@ -35,8 +35,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/connecthub/connecthub/internal/graph"
-	"github.com/connecthub/connecthub/internal/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/store"
 )
 

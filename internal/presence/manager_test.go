@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/connector"
-	"github.com/connecthub/connecthub/internal/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/ingest"
-	"github.com/connecthub/connecthub/internal/notification"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/presence"
-	"github.com/connecthub/connecthub/internal/queue"
 	"github.com/connecthub/connecthub/internal/store"
 )
 

@@ -7,11 +7,11 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/apperr"
-	"github.com/connecthub/connecthub/internal/clock"
 	"github.com/connecthub/connecthub/internal/connector"
-	"github.com/connecthub/connecthub/internal/graph/graphtest"
+	"github.com/connecthub/connecthub/internal/platform/clock"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/presence"
-	"github.com/connecthub/connecthub/internal/queue"
 )
 
 const presenceRead = "/communications/getPresencesByUserId"

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/connector"
-	"github.com/connecthub/connecthub/internal/graph/graphtest"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/store"
 )
 

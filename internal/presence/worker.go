@@ -15,11 +15,11 @@ import (
 
 	"github.com/connecthub/connecthub/internal/apperr"
 	"github.com/connecthub/connecthub/internal/connector"
-	"github.com/connecthub/connecthub/internal/graph"
-	"github.com/connecthub/connecthub/internal/graphcrypto"
 	"github.com/connecthub/connecthub/internal/ingest"
-	"github.com/connecthub/connecthub/internal/notification"
-	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/store"
 )
 

@@ -9,9 +9,9 @@ import (
 
 	"github.com/connecthub/connecthub/internal/apperr"
 	"github.com/connecthub/connecthub/internal/connector"
-	"github.com/connecthub/connecthub/internal/notification"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/presence"
-	"github.com/connecthub/connecthub/internal/queue"
 	"github.com/connecthub/connecthub/internal/store"
 )
 

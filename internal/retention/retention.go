@@ -27,7 +27,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/clock"
+	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
@@ -42,12 +42,12 @@ const (
 	CategoryBilling  = "billing"
 )
 
-// KeyDestroyer deletes a tenant's data key (internal/tenantkey).
+// KeyDestroyer deletes a tenant's data key (internal/platform/tenantkey).
 type KeyDestroyer interface {
 	DestroyTenantKey(ctx context.Context, tenant store.TenantID) error
 }
 
-// Secrets lists and deletes secrets (internal/secrets: every store there implements both).
+// Secrets lists and deletes secrets (internal/platform/secrets: every store there implements both).
 type Secrets interface {
 	List(ctx context.Context, prefix string) ([]string, error)
 	Delete(ctx context.Context, name string) error

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/store"
-	"github.com/connecthub/connecthub/internal/tenantkey"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 

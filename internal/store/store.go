@@ -13,7 +13,7 @@ import (
 )
 
 // Sealer encrypts personal fields under the tenant's data key, binding table, tenant and row key as
-// associated data (implemented by internal/tenantkey).
+// associated data (implemented by internal/platform/tenantkey).
 type Sealer interface {
 	Seal(ctx context.Context, tenant TenantID, table, rowKey string, plaintext []byte) ([]byte, error)
 	Open(ctx context.Context, tenant TenantID, table, rowKey string, sealed []byte) ([]byte, error)

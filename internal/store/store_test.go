@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
-	"github.com/connecthub/connecthub/internal/tenantkey"
 )
 
 func TestConcurrentWritersNoLostUpdate(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/store/ttlcache"
+	"github.com/connecthub/connecthub/internal/platform/ttlcache"
 )
 
 // NewClientState makes the random clientState for a new Graph subscription and the hash to store.

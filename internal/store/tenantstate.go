@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/store/ttlcache"
+	"github.com/connecthub/connecthub/internal/platform/ttlcache"
 )
 
 // DefaultTenantStateTTL is how long TenantStateLookup trusts a tenant's state by default: the most

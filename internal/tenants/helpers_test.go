@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/apperr"
-	"github.com/connecthub/connecthub/internal/clock"
+	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
 )

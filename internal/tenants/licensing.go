@@ -13,7 +13,7 @@ import (
 )
 
 // Directory reads users from a tenant's directory (Microsoft Graph, app-only). internal/app adapts
-// internal/graph to it.
+// internal/platform/msgraph/graph to it.
 type Directory interface {
 	// User reads one user's profile; ErrUserNotFound if the directory has no such user.
 	User(ctx context.Context, tenant store.TenantID, id string) (DirectoryUser, error)

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
-	"github.com/connecthub/connecthub/internal/tenantkey"
 )
 
 var operator = Actor{ID: "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c", Kind: "user"}

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/apperr"
-	"github.com/connecthub/connecthub/internal/clock"
+	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -124,7 +124,7 @@ type StateHook interface {
 	OnStateChange(ctx context.Context, tenant store.TenantID, state store.TenantState) error
 }
 
-// KeyCreator makes a tenant's data key at onboarding (internal/tenantkey).
+// KeyCreator makes a tenant's data key at onboarding (internal/platform/tenantkey).
 type KeyCreator interface {
 	EnsureTenantKey(ctx context.Context, tenant store.TenantID) error
 }

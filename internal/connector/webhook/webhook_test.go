@@ -14,9 +14,9 @@ import (
 
 	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/connector/webhook"
-	"github.com/connecthub/connecthub/internal/secrets"
+	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/store"
-	"github.com/connecthub/connecthub/internal/tenantkey"
 )
 
 var ctx = context.Background()

@@ -15,7 +15,7 @@ import (
 
 	tree_sitter "github.com/tree-sitter/go-tree-sitter"
 
-	"github.com/connecthub/connecthub/internal/config"
+	"github.com/connecthub/connecthub/internal/platform/config"
 )
 
 // Rule identifiers, as printed in findings.

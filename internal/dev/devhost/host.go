@@ -25,7 +25,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/robfig/cron/v3"
 
-	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
 // maxRequestBody mirrors the real host's default request size limit (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT,

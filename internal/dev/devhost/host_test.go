@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
 // recorder collects what the test handler reports.

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
 // Defaults of a Service Bus queue as ConnectHub creates them (infra/bicep).

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
 type clock struct{ t time.Time }

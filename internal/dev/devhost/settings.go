@@ -7,7 +7,7 @@ import (
 )
 
 // Setting names devhost itself reads from local.settings.json (the handler's own keys are in
-// internal/config).
+// internal/platform/config).
 const (
 	SettingWorkerRuntime = "FUNCTIONS_WORKER_RUNTIME"
 	SettingFunctionKey   = "CONNECTHUB_DEVHOST_FUNCTION_KEY"

@@ -18,10 +18,10 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/connector/ringcentral/rctest"
-	"github.com/connecthub/connecthub/internal/graph/graphtest"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
-	"github.com/connecthub/connecthub/internal/validationtoken/idptest"
 )
 
 // TestPresenceSetUpAsTheREADMETellsIt is the whole set-up path of the README's "Set up presence sync for

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/secrets"
+	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
-	"github.com/connecthub/connecthub/internal/tenantkey"
 )
 
 const e2eOperator = "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c"

@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/graphcrypto"
-	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
-	"github.com/connecthub/connecthub/internal/validationtoken/idptest"
 )
 
 func post(t testing.TB, url, body string) (int, string) {

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/connector/ringcentral/rctest"
-	"github.com/connecthub/connecthub/internal/graph/graphtest"
-	"github.com/connecthub/connecthub/internal/validationtoken/idptest"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
 )
 
 // maxBody caps a control request; the largest is a certificate PEM.

@@ -15,10 +15,10 @@ import (
 	"log/slog"
 
 	"github.com/connecthub/connecthub/internal/apperr"
-	"github.com/connecthub/connecthub/internal/clock"
 	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/platform/clock"
+	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/presence"
-	"github.com/connecthub/connecthub/internal/secrets"
 	"github.com/connecthub/connecthub/internal/store"
 )
 

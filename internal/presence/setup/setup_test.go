@@ -15,14 +15,14 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/apperr"
-	"github.com/connecthub/connecthub/internal/clock"
 	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/connector/ringcentral/rctest"
 	"github.com/connecthub/connecthub/internal/connector/webhook"
+	"github.com/connecthub/connecthub/internal/platform/clock"
+	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/setup"
-	"github.com/connecthub/connecthub/internal/secrets"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
 )

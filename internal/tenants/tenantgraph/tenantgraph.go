@@ -1,4 +1,4 @@
-// Package tenantgraph adapts internal/graph to what the tenant capability consumes: the tenant's
+// Package tenantgraph adapts internal/platform/msgraph/graph to what the tenant capability consumes: the tenant's
 // directory (tenants.Directory) for license assignment and ReconcileLicenses, and subscription deletion
 // (retention.SubscriptionDeleter) for EnforceRetention. Both use the multi-tenant app's app-only client
 // of each tenant.
@@ -9,7 +9,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/connecthub/connecthub/internal/graph"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"

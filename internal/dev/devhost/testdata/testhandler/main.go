@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/handlers"
-	"github.com/connecthub/connecthub/internal/queue"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
 func record(kind string, v any) {

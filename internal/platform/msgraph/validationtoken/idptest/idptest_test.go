@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/validationtoken"
-	"github.com/connecthub/connecthub/internal/validationtoken/idptest"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
 )
 
 const (

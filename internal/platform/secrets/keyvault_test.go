@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/secrets/kvtest"
+	"github.com/connecthub/connecthub/internal/platform/secrets/kvtest"
 )
 
 func newTestVault(t *testing.T, fv *kvtest.Vault, cred *kvtest.Credential) *KeyVault {

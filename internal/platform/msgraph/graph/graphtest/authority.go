@@ -30,7 +30,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/connecthub/connecthub/internal/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 )
 
 // GraphResource is Microsoft Graph's resource URI, the aud of every access token Graph accepts.

@@ -14,7 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
-	"github.com/connecthub/connecthub/internal/store/ttlcache"
+	"github.com/connecthub/connecthub/internal/platform/ttlcache"
 )
 
 // KeyVaultOptions tune the Key Vault store. Zero values pick the defaults.

@@ -22,7 +22,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/connecthub/connecthub/internal/notification"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
 )
 
 // EncryptedContent is the encryptedContent object of a notification.

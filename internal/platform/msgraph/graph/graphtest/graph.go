@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 )
 
 // User is a directory user of the fake.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/config"
+	"github.com/connecthub/connecthub/internal/platform/config"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -59,7 +59,7 @@ const (
 // service-user tokens), so that all of them can be found and deleted with the tenant.
 func TenantSecretPrefix(t store.TenantID) string { return "t-" + string(t) + "-" }
 
-// TenantDataKeyName names the tenant's 256-bit data key (see internal/tenantkey).
+// TenantDataKeyName names the tenant's 256-bit data key (see internal/platform/tenantkey).
 func TenantDataKeyName(t store.TenantID) string { return "t-" + string(t) + "-datakey" }
 
 // PBXCredentialName names the tenant's PBX credential (e.g. RingCentral tokens).

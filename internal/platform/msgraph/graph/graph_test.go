@@ -18,9 +18,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
-	"github.com/connecthub/connecthub/internal/graph"
-	"github.com/connecthub/connecthub/internal/graph/graphtest"
-	"github.com/connecthub/connecthub/internal/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 )
 
 const (

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/secrets/kvtest"
+	"github.com/connecthub/connecthub/internal/platform/secrets/kvtest"
 	"github.com/connecthub/connecthub/internal/store"
 )
 

@@ -16,9 +16,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/secrets"
+	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/platform/ttlcache"
 	"github.com/connecthub/connecthub/internal/store"
-	"github.com/connecthub/connecthub/internal/store/ttlcache"
 )
 
 var (

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/graph/graphtest"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 )
 
 func get(t *testing.T, g *graphtest.Graph, url, token string) (int, http.Header, map[string]any) {

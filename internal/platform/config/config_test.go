@@ -65,7 +65,7 @@ func TestLoad(t *testing.T) {
 // local.settings.sample.json lists exactly the keys the handler and devhost read, no more, no less.
 func TestSampleSettingsListExactlyTheKeys(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile("../../local.settings.sample.json")
+	raw, err := os.ReadFile("../../../local.settings.sample.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,12 +105,12 @@ func TestNoEnvironmentReadsOutsideConfig(t *testing.T) {
 	t.Parallel()
 	re := regexp.MustCompile(`os\.(Getenv|LookupEnv|Environ)\(`)
 	allowed := map[string]bool{
-		"internal/config/config.go":       true, // the one place
-		"internal/dev/devhost/host.go":    true, // passes the environment on to the child process
-		"cmd/withazurite/main.go":         true, // passes the environment on to the wrapped command
-		"internal/dev/azurite/azurite.go": true,
+		"internal/platform/config/config.go": true, // the one place
+		"internal/dev/devhost/host.go":       true, // passes the environment on to the child process
+		"cmd/withazurite/main.go":            true, // passes the environment on to the wrapped command
+		"internal/dev/azurite/azurite.go":    true,
 	}
-	root := "../.."
+	root := "../../.."
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -129,7 +129,7 @@ func TestNoEnvironmentReadsOutsideConfig(t *testing.T) {
 			return err
 		}
 		if re.Match(src) {
-			t.Errorf("%s reads the environment; add the key to internal/config instead", rel)
+			t.Errorf("%s reads the environment; add the key to internal/platform/config instead", rel)
 		}
 		return nil
 	})
@@ -142,7 +142,7 @@ func TestNoEnvironmentReadsOutsideConfig(t *testing.T) {
 // code ignores is a configuration that silently does nothing.
 func TestBicepAppSettingsAreRead(t *testing.T) {
 	t.Parallel()
-	src, err := os.ReadFile("../../infra/bicep/modules/functionapp.bicep")
+	src, err := os.ReadFile("../../../infra/bicep/modules/functionapp.bicep")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestBicepAppSettingsAreRead(t *testing.T) {
 	}
 	for _, m := range found {
 		if !known[string(m[1])] {
-			t.Errorf("functionapp.bicep sets %s, which internal/config does not read", m[1])
+			t.Errorf("functionapp.bicep sets %s, which internal/platform/config does not read", m[1])
 		}
 	}
 }

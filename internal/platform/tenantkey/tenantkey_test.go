@@ -6,7 +6,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/connecthub/connecthub/internal/secrets"
+	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
