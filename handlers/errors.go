@@ -3,7 +3,7 @@ package handlers
 import (
 	"net/http"
 
-	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 )
 
 // httpStatus maps a domain error code to its HTTP status: the one place for every HTTP function.

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/serviceuser"
 	"github.com/connecthub/connecthub/internal/store"

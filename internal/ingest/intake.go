@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken"
 	"github.com/connecthub/connecthub/internal/platform/queue"

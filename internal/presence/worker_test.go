@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
 	"github.com/connecthub/connecthub/internal/platform/queue"

@@ -15,7 +15,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/apperr"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/store"
 )
