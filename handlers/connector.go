@@ -6,25 +6,24 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/presence/setup"
-	"github.com/connecthub/connecthub/internal/store"
-	"github.com/connecthub/connecthub/internal/tenants"
 )
 
 // ConnectorAdmin configures a tenant's presence sync: PBX connector, user extensions, presence mapping
 // (internal/presence/setup).
 type ConnectorAdmin interface {
-	SetConnector(ctx context.Context, a setup.Actor, tenant store.TenantID, in setup.ConnectorInput) (setup.ConnectorView, error)
-	GetConnector(ctx context.Context, tenant store.TenantID) (setup.ConnectorView, error)
-	DeleteConnector(ctx context.Context, a setup.Actor, tenant store.TenantID) error
-	TestConnector(ctx context.Context, a setup.Actor, tenant store.TenantID) (setup.TestResult, error)
-	GetUserExtension(ctx context.Context, tenant store.TenantID, userID string) (setup.UserExtension, error)
-	SetUserExtension(ctx context.Context, a setup.Actor, tenant store.TenantID, userID, extensionID string) (setup.UserExtension, error)
-	DeleteUserExtension(ctx context.Context, a setup.Actor, tenant store.TenantID, userID string) error
-	ListExtensions(ctx context.Context, tenant store.TenantID, pageToken string, pageSize int) (setup.ExtensionPage, error)
-	GetMapping(ctx context.Context, tenant store.TenantID) (setup.MappingView, error)
-	SetMapping(ctx context.Context, a setup.Actor, tenant store.TenantID, overrides map[string]string) (setup.MappingView, error)
+	SetConnector(ctx context.Context, a core.Actor, tenant core.TenantID, in setup.ConnectorInput) (setup.ConnectorView, error)
+	GetConnector(ctx context.Context, tenant core.TenantID) (setup.ConnectorView, error)
+	DeleteConnector(ctx context.Context, a core.Actor, tenant core.TenantID) error
+	TestConnector(ctx context.Context, a core.Actor, tenant core.TenantID) (setup.TestResult, error)
+	GetUserExtension(ctx context.Context, tenant core.TenantID, userID string) (setup.UserExtension, error)
+	SetUserExtension(ctx context.Context, a core.Actor, tenant core.TenantID, userID, extensionID string) (setup.UserExtension, error)
+	DeleteUserExtension(ctx context.Context, a core.Actor, tenant core.TenantID, userID string) error
+	ListExtensions(ctx context.Context, tenant core.TenantID, pageToken string, pageSize int) (setup.ExtensionPage, error)
+	GetMapping(ctx context.Context, tenant core.TenantID) (setup.MappingView, error)
+	SetMapping(ctx context.Context, a core.Actor, tenant core.TenantID, overrides map[string]string) (setup.MappingView, error)
 }
 
 var _ ConnectorAdmin = (*setup.Service)(nil)
@@ -38,7 +37,7 @@ type ConnectorServices struct {
 // than the tenant actions' few fields.
 const maxSetupBody = 16 << 10
 
-type setupHandler func(ctx context.Context, s ConnectorAdmin, a setup.Actor, tenant store.TenantID, r *HTTPRequest) (int, any, error)
+type setupHandler func(ctx context.Context, s ConnectorAdmin, a core.Actor, tenant core.TenantID, r *HTTPRequest) (int, any, error)
 
 // connectorRoutes are the tenant admin's presence set-up functions; all need a function key and record
 // the X-ConnectHub-Actor in the audit trail like the operator actions.
@@ -49,11 +48,11 @@ func (a *App) connectorRoutes() []Route {
 		})
 	}
 	return []Route{
-		op("GetConnector", func(ctx context.Context, s ConnectorAdmin, _ setup.Actor, id store.TenantID, _ *HTTPRequest) (int, any, error) {
+		op("GetConnector", func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, _ *HTTPRequest) (int, any, error) {
 			v, err := s.GetConnector(ctx, id)
 			return http.StatusOK, toConnectorJSON(v), err
 		}),
-		op("SetConnector", func(ctx context.Context, s ConnectorAdmin, actor setup.Actor, id store.TenantID, r *HTTPRequest) (int, any, error) {
+		op("SetConnector", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
 			var body struct {
 				Kind         string `json:"kind"`
 				ClientID     string `json:"clientId"`
@@ -69,18 +68,18 @@ func (a *App) connectorRoutes() []Route {
 				ClientSecret: body.ClientSecret, JWT: body.JWT, URL: body.URL, Secret: body.Secret})
 			return http.StatusOK, toConnectorJSON(v), err
 		}),
-		op("DeleteConnector", func(ctx context.Context, s ConnectorAdmin, actor setup.Actor, id store.TenantID, _ *HTTPRequest) (int, any, error) {
+		op("DeleteConnector", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, _ *HTTPRequest) (int, any, error) {
 			return http.StatusNoContent, nil, s.DeleteConnector(ctx, actor, id)
 		}),
-		op("TestConnector", func(ctx context.Context, s ConnectorAdmin, actor setup.Actor, id store.TenantID, _ *HTTPRequest) (int, any, error) {
+		op("TestConnector", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, _ *HTTPRequest) (int, any, error) {
 			res, err := s.TestConnector(ctx, actor, id)
 			return http.StatusOK, testJSON{Kind: res.Kind, OK: res.OK, Code: res.Code, Message: res.Message, TestedAt: res.TestedAt}, err
 		}),
-		op("GetUserExtension", func(ctx context.Context, s ConnectorAdmin, _ setup.Actor, id store.TenantID, r *HTTPRequest) (int, any, error) {
+		op("GetUserExtension", func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
 			e, err := s.GetUserExtension(ctx, id, r.Params["userId"])
 			return http.StatusOK, toExtensionJSON(e), err
 		}),
-		op("SetUserExtension", func(ctx context.Context, s ConnectorAdmin, actor setup.Actor, id store.TenantID, r *HTTPRequest) (int, any, error) {
+		op("SetUserExtension", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
 			var body struct {
 				ExtensionID string `json:"extensionId"`
 			}
@@ -90,10 +89,10 @@ func (a *App) connectorRoutes() []Route {
 			e, err := s.SetUserExtension(ctx, actor, id, r.Params["userId"], body.ExtensionID)
 			return http.StatusOK, toExtensionJSON(e), err
 		}),
-		op("DeleteUserExtension", func(ctx context.Context, s ConnectorAdmin, actor setup.Actor, id store.TenantID, r *HTTPRequest) (int, any, error) {
+		op("DeleteUserExtension", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
 			return http.StatusNoContent, nil, s.DeleteUserExtension(ctx, actor, id, r.Params["userId"])
 		}),
-		op("ListExtensions", func(ctx context.Context, s ConnectorAdmin, _ setup.Actor, id store.TenantID, r *HTTPRequest) (int, any, error) {
+		op("ListExtensions", func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
 			size := 0
 			if v := r.Query.Get("pageSize"); v != "" {
 				n, err := strconv.Atoi(v)
@@ -110,11 +109,11 @@ func (a *App) connectorRoutes() []Route {
 			}
 			return http.StatusOK, out, err
 		}),
-		op("GetPresenceMapping", func(ctx context.Context, s ConnectorAdmin, _ setup.Actor, id store.TenantID, _ *HTTPRequest) (int, any, error) {
+		op("GetPresenceMapping", func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, _ *HTTPRequest) (int, any, error) {
 			m, err := s.GetMapping(ctx, id)
 			return http.StatusOK, mappingJSON(m), err
 		}),
-		op("SetPresenceMapping", func(ctx context.Context, s ConnectorAdmin, actor setup.Actor, id store.TenantID, r *HTTPRequest) (int, any, error) {
+		op("SetPresenceMapping", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
 			var body struct {
 				Overrides map[string]string `json:"overrides"`
 			}
@@ -132,8 +131,8 @@ func (a *App) setupOp(ctx context.Context, r *HTTPRequest, h setupHandler) HTTPR
 	if a.Connector.Admin == nil {
 		return errorJSON(ctx, errNotConfigured)
 	}
-	return adminCall(ctx, r, maxSetupBody, func(actor tenants.Actor, id store.TenantID) (int, any, error) {
-		return h(ctx, a.Connector.Admin, setup.Actor{ID: actor.ID, Kind: actor.Kind, InvocationID: actor.InvocationID}, id, r)
+	return adminCall(ctx, r, maxSetupBody, func(actor core.Actor, id core.TenantID) (int, any, error) {
+		return h(ctx, a.Connector.Admin, actor, id, r)
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/serviceuser"
@@ -13,14 +14,14 @@ import (
 
 // ServiceUserSignIn connects a tenant's service users (internal/serviceuser behind a tenant check).
 type ServiceUserSignIn interface {
-	Begin(ctx context.Context, tenant store.TenantID) (authURL, nonce string, err error)
+	Begin(ctx context.Context, tenant core.TenantID) (authURL, nonce string, err error)
 	Complete(ctx context.Context, cb serviceuser.Callback) (store.ServiceUser, error)
 }
 
 // PresenceStatus reports a tenant's presence sync: licensed users, service users connected, needed and
 // missing (one service user per 650 users, a Graph limit), subscriptions, re-consent needed.
 type PresenceStatus interface {
-	Status(ctx context.Context, tenant store.TenantID) (presence.TenantStatus, error)
+	Status(ctx context.Context, tenant core.TenantID) (presence.TenantStatus, error)
 }
 
 // PresenceServices are the services behind the presence-sync functions.
@@ -53,7 +54,7 @@ func (a *App) presenceStatus(ctx context.Context, r *HTTPRequest) HTTPResponse {
 	if a.Presence.Status == nil {
 		return errorJSON(ctx, errNotConfigured)
 	}
-	tenant, err := store.ParseTenantID(r.Params["tenantId"])
+	tenant, err := core.ParseTenantID(r.Params["tenantId"])
 	if err != nil {
 		return errorJSON(ctx, apperr.New(apperr.Invalid, "tenant id must be a GUID", err))
 	}
@@ -68,7 +69,7 @@ func (a *App) connectServiceUser(ctx context.Context, r *HTTPRequest) HTTPRespon
 	if a.Presence.SignIn == nil {
 		return presenceError(ctx, errNotConfigured)
 	}
-	tenant, err := store.ParseTenantID(r.Params["tenantId"])
+	tenant, err := core.ParseTenantID(r.Params["tenantId"])
 	if err != nil {
 		return presenceError(ctx, apperr.New(apperr.Invalid, "tenant id must be a GUID", err))
 	}

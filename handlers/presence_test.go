@@ -8,18 +8,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/serviceuser"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
 type fakeSignIn struct {
-	began store.TenantID
+	began core.TenantID
 	got   serviceuser.Callback
 	err   error
 }
 
-func (f *fakeSignIn) Begin(_ context.Context, tenant store.TenantID) (string, string, error) {
+func (f *fakeSignIn) Begin(_ context.Context, tenant core.TenantID) (string, string, error) {
 	f.began = tenant
 	return "https://login.example/" + string(tenant) + "/oauth2/v2.0/authorize?state=s", "nonce-123", f.err
 }
@@ -59,7 +60,7 @@ func TestConnectServiceUserRedirectsWithCookie(t *testing.T) {
 			t.Errorf("cookie %q lacks %s", c, want)
 		}
 	}
-	if f.began != store.TenantID(strings.ToLower(tenant)) {
+	if f.began != core.TenantID(strings.ToLower(tenant)) {
 		t.Errorf("began for %q", f.began)
 	}
 	if code, _, _ := httpOut(t, post(t, s, "/ConnectServiceUser", getEnv(t, map[string]string{"tenantId": "nope"}, nil, nil))); code != http.StatusBadRequest {

@@ -7,22 +7,22 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
-	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 
 // TenantAdmin is the tenant lifecycle and licensing service (internal/tenants).
 type TenantAdmin interface {
-	StartOnboarding(ctx context.Context, a tenants.Actor, tenant store.TenantID, req tenants.OnboardingRequest) (tenants.Onboarding, error)
+	StartOnboarding(ctx context.Context, a core.Actor, tenant core.TenantID, req tenants.OnboardingRequest) (tenants.Onboarding, error)
 	CompleteConsent(ctx context.Context, cb tenants.ConsentCallback) (tenants.ConsentResult, error)
-	Get(ctx context.Context, tenant store.TenantID) (tenants.View, error)
-	Suspend(ctx context.Context, a tenants.Actor, tenant store.TenantID) (tenants.View, error)
-	Cancel(ctx context.Context, a tenants.Actor, tenant store.TenantID) (tenants.View, error)
-	Reactivate(ctx context.Context, a tenants.Actor, tenant store.TenantID) (tenants.View, error)
-	SetPurchasedLicenses(ctx context.Context, a tenants.Actor, tenant store.TenantID, n int) (tenants.View, error)
-	Assign(ctx context.Context, a tenants.Actor, tenant store.TenantID, userID string) (tenants.License, error)
-	Unassign(ctx context.Context, a tenants.Actor, tenant store.TenantID, userID string) error
+	Get(ctx context.Context, tenant core.TenantID) (tenants.View, error)
+	Suspend(ctx context.Context, a core.Actor, tenant core.TenantID) (tenants.View, error)
+	Cancel(ctx context.Context, a core.Actor, tenant core.TenantID) (tenants.View, error)
+	Reactivate(ctx context.Context, a core.Actor, tenant core.TenantID) (tenants.View, error)
+	SetPurchasedLicenses(ctx context.Context, a core.Actor, tenant core.TenantID, n int) (tenants.View, error)
+	Assign(ctx context.Context, a core.Actor, tenant core.TenantID, userID string) (tenants.License, error)
+	Unassign(ctx context.Context, a core.Actor, tenant core.TenantID, userID string) error
 }
 
 var _ TenantAdmin = (*tenants.Service)(nil)
@@ -44,14 +44,14 @@ const maxAdminBody = 4 << 10
 // customer's admin arrives from Microsoft's redirect, authenticated by the one-time state); the operator
 // actions require a function key.
 func (a *App) tenantRoutes() []Route {
-	op := func(name string, h func(context.Context, TenantAdmin, tenants.Actor, store.TenantID, *HTTPRequest) (int, any, error)) Route {
+	op := func(name string, h func(context.Context, TenantAdmin, core.Actor, core.TenantID, *HTTPRequest) (int, any, error)) Route {
 		return HTTPRoute(name, "req", "res", func(ctx context.Context, r *HTTPRequest) HTTPResponse {
 			return a.tenantOp(ctx, r, h)
 		})
 	}
 	return []Route{
 		HTTPRoute("AdminConsentCallback", "req", "res", a.consentCallback),
-		op("StartOnboarding", func(ctx context.Context, s TenantAdmin, actor tenants.Actor, id store.TenantID, r *HTTPRequest) (int, any, error) {
+		op("StartOnboarding", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
 			var body struct {
 				PurchasedLicenses int    `json:"purchasedLicenses"`
 				HomeRegion        string `json:"homeRegion"`
@@ -62,23 +62,23 @@ func (a *App) tenantRoutes() []Route {
 			ob, err := s.StartOnboarding(ctx, actor, id, tenants.OnboardingRequest{PurchasedLicenses: body.PurchasedLicenses, HomeRegion: body.HomeRegion})
 			return http.StatusCreated, onboardingJSON{ConsentURL: ob.ConsentURL, ExpiresAt: ob.ExpiresAt}, err
 		}),
-		op("GetTenant", func(ctx context.Context, s TenantAdmin, _ tenants.Actor, id store.TenantID, _ *HTTPRequest) (int, any, error) {
+		op("GetTenant", func(ctx context.Context, s TenantAdmin, _ core.Actor, id core.TenantID, _ *HTTPRequest) (int, any, error) {
 			v, err := s.Get(ctx, id)
 			return http.StatusOK, toTenantJSON(v), err
 		}),
-		op("SuspendTenant", func(ctx context.Context, s TenantAdmin, actor tenants.Actor, id store.TenantID, _ *HTTPRequest) (int, any, error) {
+		op("SuspendTenant", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, _ *HTTPRequest) (int, any, error) {
 			v, err := s.Suspend(ctx, actor, id)
 			return http.StatusOK, toTenantJSON(v), err
 		}),
-		op("CancelTenant", func(ctx context.Context, s TenantAdmin, actor tenants.Actor, id store.TenantID, _ *HTTPRequest) (int, any, error) {
+		op("CancelTenant", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, _ *HTTPRequest) (int, any, error) {
 			v, err := s.Cancel(ctx, actor, id)
 			return http.StatusOK, toTenantJSON(v), err
 		}),
-		op("ReactivateTenant", func(ctx context.Context, s TenantAdmin, actor tenants.Actor, id store.TenantID, _ *HTTPRequest) (int, any, error) {
+		op("ReactivateTenant", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, _ *HTTPRequest) (int, any, error) {
 			v, err := s.Reactivate(ctx, actor, id)
 			return http.StatusOK, toTenantJSON(v), err
 		}),
-		op("SetTenantLicenses", func(ctx context.Context, s TenantAdmin, actor tenants.Actor, id store.TenantID, r *HTTPRequest) (int, any, error) {
+		op("SetTenantLicenses", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
 			var body struct {
 				Purchased *int `json:"purchased"`
 			}
@@ -91,30 +91,30 @@ func (a *App) tenantRoutes() []Route {
 			v, err := s.SetPurchasedLicenses(ctx, actor, id, *body.Purchased)
 			return http.StatusOK, toTenantJSON(v), err
 		}),
-		op("AssignLicense", func(ctx context.Context, s TenantAdmin, actor tenants.Actor, id store.TenantID, r *HTTPRequest) (int, any, error) {
+		op("AssignLicense", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
 			l, err := s.Assign(ctx, actor, id, r.Params["userId"])
 			return http.StatusOK, licenseJSON{UserID: l.UserID, AssignedAt: l.AssignedAt, AssignedBy: l.AssignedBy,
 				PurchasedLicenses: l.Purchased, AssignedLicenses: l.Assigned}, err
 		}),
-		op("UnassignLicense", func(ctx context.Context, s TenantAdmin, actor tenants.Actor, id store.TenantID, r *HTTPRequest) (int, any, error) {
+		op("UnassignLicense", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
 			return http.StatusNoContent, nil, s.Unassign(ctx, actor, id, r.Params["userId"])
 		}),
 	}
 }
 
 // tenantOp runs an operator action of the tenant capability.
-func (a *App) tenantOp(ctx context.Context, r *HTTPRequest, h func(context.Context, TenantAdmin, tenants.Actor, store.TenantID, *HTTPRequest) (int, any, error)) HTTPResponse {
+func (a *App) tenantOp(ctx context.Context, r *HTTPRequest, h func(context.Context, TenantAdmin, core.Actor, core.TenantID, *HTTPRequest) (int, any, error)) HTTPResponse {
 	if a.Tenants.Admin == nil {
 		return errorJSON(ctx, errNotConfigured)
 	}
-	return adminCall(ctx, r, maxAdminBody, func(actor tenants.Actor, id store.TenantID) (int, any, error) {
+	return adminCall(ctx, r, maxAdminBody, func(actor core.Actor, id core.TenantID) (int, any, error) {
 		return h(ctx, a.Tenants.Admin, actor, id, r)
 	})
 }
 
 // adminCall is what every tenant-scoped admin function does around its service call: cap the body,
 // parse the tenant id, name the actor, and encode the answer or the error as JSON.
-func adminCall(ctx context.Context, r *HTTPRequest, maxBody int, call func(tenants.Actor, store.TenantID) (int, any, error)) HTTPResponse {
+func adminCall(ctx context.Context, r *HTTPRequest, maxBody int, call func(core.Actor, core.TenantID) (int, any, error)) HTTPResponse {
 	if len(r.Body) > maxBody {
 		return errorJSON(ctx, apperr.New(apperr.TooLarge, "body too large", nil))
 	}
@@ -138,16 +138,16 @@ func adminCall(ctx context.Context, r *HTTPRequest, maxBody int, call func(tenan
 
 // requestActor is who performs an admin action, for the audit trail: the operator named by ActorHeader,
 // else the function key.
-func requestActor(ctx context.Context, r *HTTPRequest) (tenants.Actor, error) {
+func requestActor(ctx context.Context, r *HTTPRequest) (core.Actor, error) {
 	v := r.Header(ActorHeader)
 	if v == "" {
-		return tenants.Actor{ID: "function-key", Kind: "key", InvocationID: InvocationID(ctx)}, nil
+		return core.Actor{ID: "function-key", Kind: "key", InvocationID: InvocationID(ctx)}, nil
 	}
 	uid, err := tenants.ParseUserID(v)
 	if err != nil {
-		return tenants.Actor{}, apperr.New(apperr.Invalid, ActorHeader+" must be the operator's Entra object id", nil)
+		return core.Actor{}, apperr.New(apperr.Invalid, ActorHeader+" must be the operator's Entra object id", nil)
 	}
-	return tenants.Actor{ID: uid, Kind: "user", InvocationID: InvocationID(ctx)}, nil
+	return core.Actor{ID: uid, Kind: "user", InvocationID: InvocationID(ctx)}, nil
 }
 
 func decodeJSONBody(r *HTTPRequest, v any) error {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
@@ -26,13 +27,13 @@ const (
 type fakeAdmin struct {
 	mu    sync.Mutex
 	calls []string
-	actor tenants.Actor
+	actor core.Actor
 	err   error
 	cb    tenants.ConsentCallback
 	n     int
 }
 
-func (f *fakeAdmin) record(call string, a tenants.Actor) {
+func (f *fakeAdmin) record(call string, a core.Actor) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, call)
@@ -42,42 +43,42 @@ func (f *fakeAdmin) record(call string, a tenants.Actor) {
 var view = tenants.View{ID: tenantA, State: store.TenantActive, HomeRegion: "westeurope", PurchasedLicenses: 2,
 	AssignedLicenses: 3, OverAssigned: 1, ConsentedAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
 
-func (f *fakeAdmin) StartOnboarding(_ context.Context, a tenants.Actor, t store.TenantID, r tenants.OnboardingRequest) (tenants.Onboarding, error) {
+func (f *fakeAdmin) StartOnboarding(_ context.Context, a core.Actor, t core.TenantID, r tenants.OnboardingRequest) (tenants.Onboarding, error) {
 	f.record("start:"+string(t)+":"+r.HomeRegion, a)
 	f.n = r.PurchasedLicenses
 	return tenants.Onboarding{ConsentURL: "https://login.example/x", ExpiresAt: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)}, f.err
 }
 func (f *fakeAdmin) CompleteConsent(_ context.Context, cb tenants.ConsentCallback) (tenants.ConsentResult, error) {
-	f.record("consent", tenants.Actor{})
+	f.record("consent", core.Actor{})
 	f.cb = cb
 	return tenants.ConsentResult{}, f.err
 }
-func (f *fakeAdmin) Get(_ context.Context, t store.TenantID) (tenants.View, error) {
-	f.record("get:"+string(t), tenants.Actor{})
+func (f *fakeAdmin) Get(_ context.Context, t core.TenantID) (tenants.View, error) {
+	f.record("get:"+string(t), core.Actor{})
 	return view, f.err
 }
-func (f *fakeAdmin) Suspend(_ context.Context, a tenants.Actor, t store.TenantID) (tenants.View, error) {
+func (f *fakeAdmin) Suspend(_ context.Context, a core.Actor, t core.TenantID) (tenants.View, error) {
 	f.record("suspend:"+string(t), a)
 	return view, f.err
 }
-func (f *fakeAdmin) Cancel(_ context.Context, a tenants.Actor, t store.TenantID) (tenants.View, error) {
+func (f *fakeAdmin) Cancel(_ context.Context, a core.Actor, t core.TenantID) (tenants.View, error) {
 	f.record("cancel:"+string(t), a)
 	return view, f.err
 }
-func (f *fakeAdmin) Reactivate(_ context.Context, a tenants.Actor, t store.TenantID) (tenants.View, error) {
+func (f *fakeAdmin) Reactivate(_ context.Context, a core.Actor, t core.TenantID) (tenants.View, error) {
 	f.record("reactivate:"+string(t), a)
 	return view, f.err
 }
-func (f *fakeAdmin) SetPurchasedLicenses(_ context.Context, a tenants.Actor, t store.TenantID, n int) (tenants.View, error) {
+func (f *fakeAdmin) SetPurchasedLicenses(_ context.Context, a core.Actor, t core.TenantID, n int) (tenants.View, error) {
 	f.record("licenses:"+string(t), a)
 	f.n = n
 	return view, f.err
 }
-func (f *fakeAdmin) Assign(_ context.Context, a tenants.Actor, t store.TenantID, u string) (tenants.License, error) {
+func (f *fakeAdmin) Assign(_ context.Context, a core.Actor, t core.TenantID, u string) (tenants.License, error) {
 	f.record("assign:"+string(t)+":"+u, a)
 	return tenants.License{UserID: u, Purchased: 2, Assigned: 1}, f.err
 }
-func (f *fakeAdmin) Unassign(_ context.Context, a tenants.Actor, t store.TenantID, u string) error {
+func (f *fakeAdmin) Unassign(_ context.Context, a core.Actor, t core.TenantID, u string) error {
 	f.record("unassign:"+string(t)+":"+u, a)
 	return f.err
 }
@@ -158,12 +159,12 @@ func TestTenantAdminActorAndErrors(t *testing.T) {
 	a := &App{Tenants: TenantServices{Admin: f}}
 	call := httpCall{function: "CancelTenant", method: "POST", params: map[string]string{"tenantId": tenantA}}
 	invokeHTTP(t, a, call)
-	if f.actor != (tenants.Actor{ID: "function-key", Kind: "key"}) {
+	if f.actor != (core.Actor{ID: "function-key", Kind: "key"}) {
 		t.Errorf("actor without header = %+v", f.actor)
 	}
 	call.headers = map[string][]string{strings.ToLower(ActorHeader): {strings.ToUpper(operator)}}
 	invokeHTTP(t, a, call)
-	if f.actor != (tenants.Actor{ID: operator, Kind: "user"}) {
+	if f.actor != (core.Actor{ID: operator, Kind: "user"}) {
 		t.Errorf("actor with header = %+v", f.actor)
 	}
 

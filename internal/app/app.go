@@ -16,6 +16,7 @@ import (
 
 	"github.com/connecthub/connecthub/handlers"
 	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/platform/config"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
@@ -123,7 +124,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 }
 
 // healthProbeTenant is a well-formed tenant id no real tenant has (the nil GUID).
-const healthProbeTenant = store.TenantID("00000000-0000-0000-0000-000000000000")
+const healthProbeTenant = core.TenantID("00000000-0000-0000-0000-000000000000")
 
 func (w *Wired) adapters(cfg config.Config) error {
 	var err error

@@ -10,10 +10,11 @@ import (
 	"sync"
 
 	"github.com/connecthub/connecthub/handlers"
-	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/connector/webhook"
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/platform/config"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
@@ -81,7 +82,7 @@ type delegatedClients struct {
 	m  map[string]*graph.Client
 }
 
-func (c *delegatedClients) For(_ context.Context, tenant store.TenantID, serviceUserID string) (presence.Graph, error) {
+func (c *delegatedClients) For(_ context.Context, tenant core.TenantID, serviceUserID string) (presence.Graph, error) {
 	k := string(tenant) + "/" + serviceUserID
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -109,7 +110,7 @@ type signIn struct {
 	st *store.Store
 }
 
-func (s *signIn) Begin(ctx context.Context, tenant store.TenantID) (string, string, error) {
+func (s *signIn) Begin(ctx context.Context, tenant core.TenantID) (string, string, error) {
 	t, err := s.st.Tenants.Get(ctx, tenant)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", "", apperr.New(apperr.NotFound, "unknown tenant", nil)
@@ -141,7 +142,7 @@ type presenceStatus struct {
 	st *store.Store
 }
 
-func (p *presenceStatus) Status(ctx context.Context, tenant store.TenantID) (presence.TenantStatus, error) {
+func (p *presenceStatus) Status(ctx context.Context, tenant core.TenantID) (presence.TenantStatus, error) {
 	if _, err := p.st.Tenants.Get(ctx, tenant); errors.Is(err, store.ErrNotFound) {
 		return presence.TenantStatus{}, apperr.New(apperr.NotFound, "no such tenant", err)
 	} else if err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -61,7 +62,7 @@ type User struct {
 
 // Pusher sets a user's presence at the PBX.
 type Pusher interface {
-	Push(ctx context.Context, tenant store.TenantID, u User, s State) error
+	Push(ctx context.Context, tenant core.TenantID, u User, s State) error
 }
 
 // ErrUnmapped means the user has no account at the PBX (no explicit mapping, no match by e-mail or phone).
@@ -224,7 +225,7 @@ const credentialLabel = "pbx-credential"
 
 // SaveCredential stores the tenant's PBX credential (any JSON value), sealed with the tenant key, in
 // the secret store. The admin API calls it; tests too.
-func SaveCredential(ctx context.Context, sec secrets.Store, sealer store.Sealer, tenant store.TenantID, v any) error {
+func SaveCredential(ctx context.Context, sec secrets.Store, sealer store.Sealer, tenant core.TenantID, v any) error {
 	plain, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("save pbx credential: %w", err)
@@ -241,7 +242,7 @@ func SaveCredential(ctx context.Context, sec secrets.Store, sealer store.Sealer,
 
 // LoadCredential reads and opens the tenant's PBX credential into v. A missing credential is
 // ErrNotConfigured.
-func LoadCredential(ctx context.Context, sec secrets.Store, sealer store.Sealer, tenant store.TenantID, v any) error {
+func LoadCredential(ctx context.Context, sec secrets.Store, sealer store.Sealer, tenant core.TenantID, v any) error {
 	raw, err := sec.Get(ctx, secrets.PBXCredentialName(tenant))
 	if errors.Is(err, secrets.ErrNotFound) {
 		return fmt.Errorf("load pbx credential: %w", ErrNotConfigured)
@@ -290,15 +291,15 @@ func (f *TestFailure) Error() string { return f.Code + ": " + f.Message }
 // nil when it works, a *TestFailure when the PBX refused or could not be reached, and any other error
 // when the check could not run (the credential could not be read).
 type Tester interface {
-	Test(ctx context.Context, tenant store.TenantID) error
+	Test(ctx context.Context, tenant core.TenantID) error
 }
 
 // Lister lists the PBX's extensions for matching; connectors without a directory (webhook) have none.
 type Lister interface {
-	Directory(ctx context.Context, tenant store.TenantID) (*Directory, error)
+	Directory(ctx context.Context, tenant core.TenantID) (*Directory, error)
 }
 
 // Forgetter drops what a connector cached of a tenant (token, directory) after its credential changed.
 type Forgetter interface {
-	Forget(tenant store.TenantID)
+	Forget(tenant core.TenantID)
 }

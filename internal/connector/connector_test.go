@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 func TestClassification(t *testing.T) {
@@ -45,8 +45,8 @@ func TestCredentialIsSealedPerTenant(t *testing.T) {
 	ctx := context.Background()
 	sec := secrets.NewMemory()
 	keys := tenantkey.New(sec, tenantkey.Options{})
-	a, b := store.TenantID("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f"), store.TenantID("7f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")
-	for _, tn := range []store.TenantID{a, b} {
+	a, b := core.TenantID("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f"), core.TenantID("7f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")
+	for _, tn := range []core.TenantID{a, b} {
 		if err := keys.CreateTenantKey(ctx, tn); err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +68,7 @@ func TestCredentialIsSealedPerTenant(t *testing.T) {
 	if err := connector.LoadCredential(ctx, sec, keys, b, &got); err == nil {
 		t.Error("a's credential opened as b's")
 	}
-	if err := connector.LoadCredential(ctx, sec, keys, store.TenantID("8f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f"), &got); !errors.Is(err, connector.ErrNotConfigured) {
+	if err := connector.LoadCredential(ctx, sec, keys, core.TenantID("8f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f"), &got); !errors.Is(err, connector.ErrNotConfigured) {
 		t.Errorf("missing credential err = %v", err)
 	}
 }

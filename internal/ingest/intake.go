@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken"
@@ -21,14 +22,14 @@ import (
 
 // Subscriptions reads a tenant's subscription record (store.SubscriptionLookup: cached).
 type Subscriptions interface {
-	Get(ctx context.Context, tenant store.TenantID, id string) (store.Subscription, error)
+	Get(ctx context.Context, tenant core.TenantID, id string) (store.Subscription, error)
 }
 
 // Tenants says whether a tenant is active (store.TenantStateLookup: cached for seconds, so the hot path
 // costs one storage read per tenant per TTL, not one per item). notBefore is when the item's
 // subscription was created: an answer cached before it is read again.
 type Tenants interface {
-	Active(ctx context.Context, tenant store.TenantID, notBefore time.Time) (bool, error)
+	Active(ctx context.Context, tenant core.TenantID, notBefore time.Time) (bool, error)
 }
 
 // Tokens validates the validationTokens of rich notifications (validationtoken.Validator).
@@ -116,7 +117,7 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 	}
 	for _, n := range coll.Value {
 		raw := n.Tenant()
-		tenant, err := store.ParseTenantID(raw)
+		tenant, err := core.ParseTenantID(raw)
 		if err != nil || n.SubscriptionID == "" {
 			reject("", ReasonNoTenant, n.SubscriptionID)
 			continue

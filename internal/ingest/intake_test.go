@@ -14,6 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/dev/devhost"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
@@ -77,7 +78,7 @@ func newFixture(t testing.TB) *fixture {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tid, _ := store.ParseTenantID(sub.tenant)
+		tid, _ := core.ParseTenantID(sub.tenant)
 		if err := s.Tenants.Create(ctx, store.Tenant{ID: tid, State: store.TenantActive}); err != nil {
 			t.Fatal(err)
 		}
@@ -358,7 +359,7 @@ func TestHandoffDeadlineIs503(t *testing.T) {
 func TestInactiveTenantItemsAreDropped(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	a, _ := store.ParseTenantID(tenantA)
+	a, _ := core.ParseTenantID(tenantA)
 	setState := func(state store.TenantState) {
 		t.Helper()
 		if _, err := f.store.Tenants.Update(context.Background(), a, func(t *store.Tenant) error { t.State = state; return nil }); err != nil {
@@ -404,7 +405,7 @@ func TestInactiveTenantItemsAreDropped(t *testing.T) {
 
 type failingTenants struct{}
 
-func (failingTenants) Active(context.Context, store.TenantID, time.Time) (bool, error) {
+func (failingTenants) Active(context.Context, core.TenantID, time.Time) (bool, error) {
 	return false, errors.New("table storage unavailable")
 }
 

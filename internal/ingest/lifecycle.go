@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
 	"github.com/connecthub/connecthub/internal/platform/queue"
@@ -17,13 +18,13 @@ import (
 // SubscriptionUpdater changes one subscription record under optimistic concurrency
 // (store.Table[Subscription].Update).
 type SubscriptionUpdater interface {
-	Update(ctx context.Context, tenant store.TenantID, id string, fn func(*store.Subscription) error) (store.Subscription, error)
+	Update(ctx context.Context, tenant core.TenantID, id string, fn func(*store.Subscription) error) (store.Subscription, error)
 }
 
 // LifecycleAction is what the subscription manager does about an event (reauthorize, recreate, resync).
 // Nil until that capability is wired: the event is then only recorded.
 type LifecycleAction interface {
-	Handle(ctx context.Context, tenant store.TenantID, sub store.Subscription, event string) error
+	Handle(ctx context.Context, tenant core.TenantID, sub store.Subscription, event string) error
 }
 
 // LifecycleWorker is ProcessLifecycle: it records each lifecycle event on its subscription record (last
@@ -50,7 +51,7 @@ func (w *LifecycleWorker) Process(ctx context.Context, d *queue.Delivery) error 
 	if err := json.Unmarshal(d.Body, &n); err != nil {
 		return apperr.New(apperr.Invalid, "lifecycle message is not a notification", err)
 	}
-	tenant, err := store.ParseTenantID(d.ApplicationProperties[PropTenant])
+	tenant, err := core.ParseTenantID(d.ApplicationProperties[PropTenant])
 	if err != nil {
 		return apperr.New(apperr.Invalid, "lifecycle message without a tenant", err)
 	}

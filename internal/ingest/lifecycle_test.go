@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
-type actionFunc func(ctx context.Context, tenant store.TenantID, sub store.Subscription, event string) error
+type actionFunc func(ctx context.Context, tenant core.TenantID, sub store.Subscription, event string) error
 
-func (f actionFunc) Handle(ctx context.Context, tenant store.TenantID, sub store.Subscription, event string) error {
+func (f actionFunc) Handle(ctx context.Context, tenant core.TenantID, sub store.Subscription, event string) error {
 	return f(ctx, tenant, sub, event)
 }
 
@@ -22,14 +23,14 @@ func TestLifecycleWorkerRecordsEvent(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
-	tid, _ := store.ParseTenantID(tenantA)
+	tid, _ := core.ParseTenantID(tenantA)
 	if _, err := s.Subscriptions.Insert(ctx, tid, store.Subscription{ID: "sub-a", Kind: store.KindPresence}); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	var acted []string
 	fail := true
-	w := NewLifecycleWorker(s.Subscriptions, actionFunc(func(_ context.Context, _ store.TenantID, sub store.Subscription, ev string) error {
+	w := NewLifecycleWorker(s.Subscriptions, actionFunc(func(_ context.Context, _ core.TenantID, sub store.Subscription, ev string) error {
 		acted = append(acted, ev+":"+sub.LastLifecycleEvent)
 		if fail {
 			fail = false

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/ttlcache"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -60,7 +61,7 @@ type Applier struct {
 	log      *slog.Logger
 	stats    *Stats
 
-	tenants *ttlcache.Cache[store.TenantID, tenantSettings]
+	tenants *ttlcache.Cache[core.TenantID, tenantSettings]
 	users   *ttlcache.Cache[string, userEntry]
 }
 
@@ -92,11 +93,11 @@ func NewApplier(st *store.Store, pushers connector.Registry, defaults Mapping, s
 		stats = NewStats()
 	}
 	return &Applier{st: st, pushers: pushers, defaults: defaults, now: now, log: log, stats: stats,
-		tenants: ttlcache.New[store.TenantID, tenantSettings](settingsTTL, 10_000, now),
+		tenants: ttlcache.New[core.TenantID, tenantSettings](settingsTTL, 10_000, now),
 		users:   ttlcache.New[string, userEntry](settingsTTL, 100_000, now)}
 }
 
-func (a *Applier) settings(ctx context.Context, tenant store.TenantID) (tenantSettings, error) {
+func (a *Applier) settings(ctx context.Context, tenant core.TenantID) (tenantSettings, error) {
 	if s, ok := a.tenants.Get(tenant); ok {
 		return s, nil
 	}
@@ -104,7 +105,7 @@ func (a *Applier) settings(ctx context.Context, tenant store.TenantID) (tenantSe
 }
 
 // load reads the tenant's settings from storage (a point read) and caches them.
-func (a *Applier) load(ctx context.Context, tenant store.TenantID) (tenantSettings, error) {
+func (a *Applier) load(ctx context.Context, tenant core.TenantID) (tenantSettings, error) {
 	t, err := a.st.Tenants.Get(ctx, tenant)
 	if errors.Is(err, store.ErrNotFound) {
 		s := tenantSettings{}
@@ -120,7 +121,7 @@ func (a *Applier) load(ctx context.Context, tenant store.TenantID) (tenantSettin
 	return s, nil
 }
 
-func (a *Applier) user(ctx context.Context, tenant store.TenantID, id string) (userEntry, error) {
+func (a *Applier) user(ctx context.Context, tenant core.TenantID, id string) (userEntry, error) {
 	k := string(tenant) + "/" + id
 	if u, ok := a.users.Get(k); ok {
 		return u, nil
@@ -142,13 +143,13 @@ func (a *Applier) user(ctx context.Context, tenant store.TenantID, id string) (u
 // never an older state over a newer one; store the current state (no history); push only when the PBX
 // state changes. A failed push is recorded in syncerrors (with the user's name, temporarily) and
 // returned; connector.Retryable tells whether trying later may help.
-func (a *Applier) Apply(ctx context.Context, tenant store.TenantID, o Observation) (Outcome, error) {
+func (a *Applier) Apply(ctx context.Context, tenant core.TenantID, o Observation) (Outcome, error) {
 	out, err := a.apply(ctx, tenant, o)
 	a.stats.count(out)
 	return out, err
 }
 
-func (a *Applier) apply(ctx context.Context, tenant store.TenantID, o Observation) (Outcome, error) {
+func (a *Applier) apply(ctx context.Context, tenant core.TenantID, o Observation) (Outcome, error) {
 	if o.UserID == "" {
 		return Skipped, errors.New("apply presence: no user id")
 	}
@@ -327,7 +328,7 @@ func compareSequence(a, b string) int {
 
 // recordFailure notes the failed record for the tenant's error report. The user's name is kept only here
 // and only temporarily (retention S7); failures to record are logged, never hide the push error.
-func (a *Applier) recordFailure(ctx context.Context, tenant store.TenantID, u store.User, code string) {
+func (a *Applier) recordFailure(ctx context.Context, tenant core.TenantID, u store.User, code string) {
 	now := a.now().UTC()
 	rk, err := store.SyncErrorKey(u.ID, syncRecord)
 	if err != nil {
@@ -348,7 +349,7 @@ func (a *Applier) recordFailure(ctx context.Context, tenant store.TenantID, u st
 	}
 }
 
-func (a *Applier) clearFailure(ctx context.Context, tenant store.TenantID, userID string) {
+func (a *Applier) clearFailure(ctx context.Context, tenant core.TenantID, userID string) {
 	rk, err := store.SyncErrorKey(userID, syncRecord)
 	if err != nil {
 		return
@@ -359,12 +360,12 @@ func (a *Applier) clearFailure(ctx context.Context, tenant store.TenantID, userI
 }
 
 // Forget drops the cached settings of a tenant (they changed); otherwise changes apply within a minute.
-func (a *Applier) Forget(tenant store.TenantID) {
+func (a *Applier) Forget(tenant core.TenantID) {
 	a.tenants.Delete(tenant)
 }
 
 // ForgetUser drops a cached user (licensing or a processing restriction changed); otherwise such
 // changes reach the worker within a minute.
-func (a *Applier) ForgetUser(tenant store.TenantID, userID string) {
+func (a *Applier) ForgetUser(tenant core.TenantID, userID string) {
 	a.users.Delete(string(tenant) + "/" + userID)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
@@ -43,7 +44,7 @@ type pushed struct {
 	state connector.State
 }
 
-func (r *recPusher) Push(_ context.Context, _ store.TenantID, u connector.User, s connector.State) error {
+func (r *recPusher) Push(_ context.Context, _ core.TenantID, u connector.User, s connector.State) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.fail) > 0 {
@@ -148,7 +149,7 @@ type clients struct {
 	base string
 }
 
-func (c *clients) For(_ context.Context, tenant store.TenantID, su string) (presence.Graph, error) {
+func (c *clients) For(_ context.Context, tenant core.TenantID, su string) (presence.Graph, error) {
 	tok := c.auth.IssueToken(graphtest.Identity{Tenant: string(tenant), ClientID: clientID, UserID: su})
 	return graph.New(staticCred(tok), graph.Options{BaseURL: c.base})
 }
@@ -156,7 +157,7 @@ func (c *clients) For(_ context.Context, tenant store.TenantID, su string) (pres
 type fixture struct {
 	env     *storetest.Env
 	st      *store.Store
-	tenant  store.TenantID
+	tenant  core.TenantID
 	auth    *graphtest.Authority
 	graph   *graphtest.Graph
 	hook    *hook

@@ -35,6 +35,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/store"
@@ -54,7 +55,7 @@ var _ Graph = (*graph.Client)(nil)
 
 // Clients hands out a service user's Graph client.
 type Clients interface {
-	For(ctx context.Context, tenant store.TenantID, serviceUserID string) (Graph, error)
+	For(ctx context.Context, tenant core.TenantID, serviceUserID string) (Graph, error)
 }
 
 // ManagerOptions configure the subscription manager.
@@ -133,7 +134,7 @@ func (m *Manager) Run(ctx context.Context) error {
 // OnStateChange is the tenants capability's hook (tenants.StateHook), called once a suspension,
 // cancellation or reactivation is stored: the tenant's subscriptions follow its state at once. It waits
 // for a reconcile in progress (as long as ctx allows); what it cannot finish, Run does.
-func (m *Manager) OnStateChange(ctx context.Context, tenant store.TenantID, _ store.TenantState) error {
+func (m *Manager) OnStateChange(ctx context.Context, tenant core.TenantID, _ store.TenantState) error {
 	m.applier.Forget(tenant)
 	_, err := m.withLease(ctx, tenant, true, func() error { return m.follow(ctx, tenant) })
 	return err
@@ -142,7 +143,7 @@ func (m *Manager) OnStateChange(ctx context.Context, tenant store.TenantID, _ st
 // follow brings a tenant's subscriptions in line with its state, read afresh under the lease: a state
 // change that raced the caller's view (Run lists tenants before it reconciles them) must not leave a
 // suspended tenant with a new subscription, nor a reactivated one without.
-func (m *Manager) follow(ctx context.Context, tenant store.TenantID) error {
+func (m *Manager) follow(ctx context.Context, tenant core.TenantID) error {
 	t, err := m.st.Tenants.Get(ctx, tenant)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -169,7 +170,7 @@ func (m *Manager) follow(ctx context.Context, tenant store.TenantID) error {
 // service user's sign-in revoked) keeps its row, so the next Run tries again, until its expiry has
 // passed: then Graph has dropped it anyway (an hour at most, and an inactive tenant's subscriptions
 // are never renewed), and the row goes too.
-func (m *Manager) deactivate(ctx context.Context, tenant store.TenantID) error {
+func (m *Manager) deactivate(ctx context.Context, tenant core.TenantID) error {
 	var subs []store.Subscription
 	for s, err := range m.st.Subscriptions.All(ctx, tenant, nil) {
 		if err != nil {
@@ -200,7 +201,7 @@ func (m *Manager) deactivate(ctx context.Context, tenant store.TenantID) error {
 
 // withLease runs fn holding the tenant's lease. Without wait, a held lease means "someone else is on
 // it" and fn is skipped (ran=false, no error); with wait it polls until LeaseWait.
-func (m *Manager) withLease(ctx context.Context, tenant store.TenantID, wait bool, fn func() error) (ran bool, err error) {
+func (m *Manager) withLease(ctx context.Context, tenant core.TenantID, wait bool, fn func() error) (ran bool, err error) {
 	deadline := m.o.Now().Add(m.o.LeaseWait)
 	for {
 		_, err = m.st.Jobs.AcquireLease(ctx, tenant, leaseName, m.o.Owner, 5*time.Minute)
@@ -239,7 +240,7 @@ func (m *Manager) withLease(ctx context.Context, tenant store.TenantID, wait boo
 }
 
 // Status is a tenant's presence sync state: what the admin sees.
-func (m *Manager) Status(ctx context.Context, tenant store.TenantID) (TenantStatus, error) {
+func (m *Manager) Status(ctx context.Context, tenant core.TenantID) (TenantStatus, error) {
 	v, err := m.view(ctx, tenant)
 	if err != nil {
 		return TenantStatus{}, err
@@ -262,7 +263,7 @@ func (v tenantView) status(p Plan) TenantStatus {
 		Subscriptions: len(v.subs), ServiceUsersNeeded: p.Needed, ServiceUsersMissing: p.Missing, Unassigned: len(p.Unassigned)}
 }
 
-func (m *Manager) view(ctx context.Context, tenant store.TenantID) (tenantView, error) {
+func (m *Manager) view(ctx context.Context, tenant core.TenantID) (tenantView, error) {
 	v := tenantView{subs: map[string]store.Subscription{}, members: map[string][]string{}}
 	// Only the flags are read: the sealed personal fields are not needed here.
 	for u, err := range m.st.Users.All(ctx, tenant, &store.ListOptions{Select: []string{"Licensed", "ProcessingRestricted"}}) {
@@ -322,7 +323,7 @@ func (m *Manager) view(ctx context.Context, tenant store.TenantID) (tenantView, 
 // Reconcile makes one tenant's subscriptions match its licensed users and service users: renew what
 // expires within the margin, create what is missing, re-create what changed or disappeared, delete
 // what is no longer needed. Call it holding the tenant's lease (Run and Handle do).
-func (m *Manager) Reconcile(ctx context.Context, tenant store.TenantID) (TenantStatus, error) {
+func (m *Manager) Reconcile(ctx context.Context, tenant core.TenantID) (TenantStatus, error) {
 	v, err := m.view(ctx, tenant)
 	if err != nil {
 		return TenantStatus{}, err
@@ -373,7 +374,7 @@ func (m *Manager) Reconcile(ctx context.Context, tenant store.TenantID) (TenantS
 	return st, err
 }
 
-func (m *Manager) countSubscriptions(ctx context.Context, tenant store.TenantID) (int, error) {
+func (m *Manager) countSubscriptions(ctx context.Context, tenant core.TenantID) (int, error) {
 	n := 0
 	for s, err := range m.st.Subscriptions.All(ctx, tenant, &store.ListOptions{Select: []string{"Kind"}}) {
 		if err != nil {
@@ -386,7 +387,7 @@ func (m *Manager) countSubscriptions(ctx context.Context, tenant store.TenantID)
 	return n, nil
 }
 
-func (m *Manager) countServiceUsers(ctx context.Context, tenant store.TenantID) (active, all int, err error) {
+func (m *Manager) countServiceUsers(ctx context.Context, tenant core.TenantID) (active, all int, err error) {
 	for su, err := range m.st.ServiceUsers.All(ctx, tenant, &store.ListOptions{Select: []string{"State"}}) {
 		if err != nil {
 			return 0, 0, err
@@ -399,7 +400,7 @@ func (m *Manager) countServiceUsers(ctx context.Context, tenant store.TenantID) 
 	return active, all, nil
 }
 
-func (m *Manager) client(ctx context.Context, tenant store.TenantID, su string) (Graph, error) {
+func (m *Manager) client(ctx context.Context, tenant core.TenantID, su string) (Graph, error) {
 	g, err := m.clients.For(ctx, tenant, su)
 	if err != nil {
 		return nil, fmt.Errorf("graph client of service user %s: %w", su, err)
@@ -409,7 +410,7 @@ func (m *Manager) client(ctx context.Context, tenant store.TenantID, su string) 
 
 // renew moves the expiry when it is within the margin. A subscription Graph no longer has (or one that
 // already lapsed) is re-created, and its users resynced: changes during a lapse are lost otherwise.
-func (m *Manager) renew(ctx context.Context, tenant store.TenantID, sub store.Subscription, members []string) error {
+func (m *Manager) renew(ctx context.Context, tenant core.TenantID, sub store.Subscription, members []string) error {
 	now := m.o.Now()
 	if sub.ExpiresAt.Sub(now) > m.o.RenewMargin {
 		return nil
@@ -443,7 +444,7 @@ func (m *Manager) renew(ctx context.Context, tenant store.TenantID, sub store.Su
 }
 
 // remove deletes a subscription at Graph (when its service user can still do it) and our record.
-func (m *Manager) remove(ctx context.Context, tenant store.TenantID, sub store.Subscription, atGraph bool) error {
+func (m *Manager) remove(ctx context.Context, tenant core.TenantID, sub store.Subscription, atGraph bool) error {
 	if atGraph {
 		g, err := m.client(ctx, tenant, sub.ServiceUserID)
 		if err == nil {
@@ -462,7 +463,7 @@ func (m *Manager) remove(ctx context.Context, tenant store.TenantID, sub store.S
 // create subscribes for members through service user su, records the subscription and resyncs the
 // members. If Graph says the service user already holds a presence subscription we have no record of
 // (a crash between Graph's answer and our write), that orphan is deleted and creation tried once more.
-func (m *Manager) create(ctx context.Context, tenant store.TenantID, su string, members []string) error {
+func (m *Manager) create(ctx context.Context, tenant core.TenantID, su string, members []string) error {
 	g, err := m.client(ctx, tenant, su)
 	if err != nil {
 		return err
@@ -501,7 +502,7 @@ func (m *Manager) create(ctx context.Context, tenant store.TenantID, su string, 
 }
 
 // deleteUnknown deletes the service user's presence subscriptions at Graph that we hold no record of.
-func (m *Manager) deleteUnknown(ctx context.Context, tenant store.TenantID, g Graph) error {
+func (m *Manager) deleteUnknown(ctx context.Context, tenant core.TenantID, g Graph) error {
 	subs, err := g.ListSubscriptions(ctx)
 	if err != nil {
 		return fmt.Errorf("list subscriptions: %w", err)
@@ -521,7 +522,7 @@ func (m *Manager) deleteUnknown(ctx context.Context, tenant store.TenantID, g Gr
 
 // resync reads the members' presence in bulk and pushes what changed. PBX failures are recorded per
 // user (syncerrors) and do not fail the resync; storage failures do.
-func (m *Manager) resync(ctx context.Context, tenant store.TenantID, g Graph, members []string) error {
+func (m *Manager) resync(ctx context.Context, tenant core.TenantID, g Graph, members []string) error {
 	ps, err := g.PresencesByUserID(ctx, members)
 	if err != nil {
 		return fmt.Errorf("read presences: %w", err)
@@ -568,7 +569,7 @@ const (
 
 // Handle is ProcessLifecycle's action (ingest.LifecycleAction): reauthorizationRequired → reauthorize;
 // subscriptionRemoved → re-create and resync; missed → resync.
-func (m *Manager) Handle(ctx context.Context, tenant store.TenantID, sub store.Subscription, event string) error {
+func (m *Manager) Handle(ctx context.Context, tenant core.TenantID, sub store.Subscription, event string) error {
 	if sub.Kind != store.KindPresence {
 		return nil
 	}
@@ -616,7 +617,7 @@ func (m *Manager) Handle(ctx context.Context, tenant store.TenantID, sub store.S
 
 // recreate drops our record of a subscription Graph removed and reconciles the tenant, which creates the
 // service user's subscription again (with the current members) and resyncs them.
-func (m *Manager) recreate(ctx context.Context, tenant store.TenantID, sub store.Subscription) error {
+func (m *Manager) recreate(ctx context.Context, tenant core.TenantID, sub store.Subscription) error {
 	if err := m.remove(ctx, tenant, sub, false); err != nil {
 		return err
 	}

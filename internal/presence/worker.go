@@ -13,8 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
@@ -99,7 +100,7 @@ type presenceResource struct {
 
 // Process handles one queued presence notification.
 func (w *Worker) Process(ctx context.Context, d *queue.Delivery) error {
-	tenant, err := store.ParseTenantID(d.ApplicationProperties[ingest.PropTenant])
+	tenant, err := core.ParseTenantID(d.ApplicationProperties[ingest.PropTenant])
 	if err != nil {
 		return apperr.New(apperr.Invalid, "presence message without a tenant", err)
 	}
@@ -176,7 +177,7 @@ func (e *confirmError) Unwrap() error { return e.err }
 // service user of the subscription that delivered the notification (any service user of the tenant may
 // read every user's presence with Presence.Read.All, so another one stands in if that subscription was
 // re-created since).
-func (w *Worker) confirm(ctx context.Context, tenant store.TenantID, subID string, obs Observation) (Outcome, error) {
+func (w *Worker) confirm(ctx context.Context, tenant core.TenantID, subID string, obs Observation) (Outcome, error) {
 	su, err := w.serviceUser(ctx, tenant, subID)
 	if err != nil {
 		return Failed, err
@@ -215,7 +216,7 @@ func (w *Worker) confirm(ctx context.Context, tenant store.TenantID, subID strin
 
 // serviceUser picks the service user to read through: the owner of the notification's subscription,
 // else the owner of any of the tenant's presence subscriptions.
-func (w *Worker) serviceUser(ctx context.Context, tenant store.TenantID, subID string) (string, error) {
+func (w *Worker) serviceUser(ctx context.Context, tenant core.TenantID, subID string) (string, error) {
 	if subID != "" {
 		s, err := w.applier.st.Subscriptions.Get(ctx, tenant, subID)
 		switch {

@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
 )
@@ -78,7 +79,7 @@ func BenchmarkDeleteTenant(b *testing.B) {
 
 // seedBulk makes a tenant with the usual rows plus ledger rows up to benchRows in all, written in
 // batches (not timed).
-func seedBulk(b *testing.B, f *fixture) (store.TenantID, int) {
+func seedBulk(b *testing.B, f *fixture) (core.TenantID, int) {
 	b.Helper()
 	id, seed := f.seedTenant(b)
 	n := total(seed.rows)
@@ -102,7 +103,7 @@ func seedBulk(b *testing.B, f *fixture) (store.TenantID, int) {
 }
 
 // deleteOneByOne is the baseline without entity-group transactions.
-func deleteOneByOne(b *testing.B, f *fixture, tenant store.TenantID) {
+func deleteOneByOne(b *testing.B, f *fixture, tenant core.TenantID) {
 	b.Helper()
 	svc, err := aztables.NewServiceClientFromConnectionString(storetest.ConnectionString(b),
 		&aztables.ClientOptions{ClientOptions: azcore.ClientOptions{PerCallPolicies: []policy.Policy{f.kill}}})

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
@@ -17,11 +18,11 @@ import (
 
 // deletion is one category of one tenant's data on its way out, with its progress (checkpointed).
 type deletion struct {
-	Tenant   store.TenantID `json:"t"`
-	Category string         `json:"k"`
-	Reason   string         `json:"r"`
-	EndedAt  time.Time      `json:"e"` // end of the contract: identifies the deletion with its receipts
-	DueAt    time.Time      `json:"q"`
+	Tenant   core.TenantID `json:"t"`
+	Category string        `json:"k"`
+	Reason   string        `json:"r"`
+	EndedAt  time.Time     `json:"e"` // end of the contract: identifies the deletion with its receipts
+	DueAt    time.Time     `json:"q"`
 	// Cutoff (later phases): license and billing rows up to it belong to the ended contract; younger rows
 	// belong to a new one, should the customer have come back.
 	Cutoff time.Time `json:"o,omitzero"`
@@ -390,7 +391,7 @@ func (r *run) receipt(ctx context.Context, d *deletion) error {
 }
 
 // receipts iterates over one tenant's deletion receipts.
-func (r *run) receipts(ctx context.Context, tenant store.TenantID) func(func(store.DeletionReceipt, error) bool) {
+func (r *run) receipts(ctx context.Context, tenant core.TenantID) func(func(store.DeletionReceipt, error) bool) {
 	return func(yield func(store.DeletionReceipt, error) bool) {
 		opts := &store.ListOptions{}
 		for {
@@ -414,7 +415,7 @@ func (r *run) receipts(ctx context.Context, tenant store.TenantID) func(func(sto
 
 // contract is a tenant deletion found on the receipts: its license and billing data are due later.
 type contract struct {
-	tenant store.TenantID
+	tenant core.TenantID
 	reason string
 	ended  time.Time
 	cutoff time.Time

@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/store"
@@ -27,7 +28,7 @@ var (
 	ctx = context.Background()
 	// t0 is when the tests cancel or suspend; 10:00 UTC, so day boundaries are not hit by accident.
 	t0       = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	operator = tenants.Actor{ID: "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c", Kind: "user"}
+	operator = core.Actor{ID: "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c", Kind: "user"}
 	policy_  = tenants.Policy{CancelledRetention: 24 * time.Hour, SuspendedRetention: 7 * 24 * time.Hour,
 		LicenseRetention: 30 * 24 * time.Hour, BillingRetention: 90 * 24 * time.Hour}
 )
@@ -56,7 +57,7 @@ type fakeGraph struct {
 	fail    map[string]bool
 }
 
-func (g *fakeGraph) DeleteSubscription(_ context.Context, tenant store.TenantID, sub store.Subscription) error {
+func (g *fakeGraph) DeleteSubscription(_ context.Context, tenant core.TenantID, sub store.Subscription) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.fail[sub.ID] {
@@ -121,7 +122,7 @@ func uid(n int) string { return fmt.Sprintf("aaaaaaaa-0000-4000-8000-%012d", n) 
 
 // seedTenant makes an active tenant with rows in every per-tenant table, all within policy (nothing
 // the routine pruning would remove for weeks), and its secrets.
-func (f *fixture) seedTenant(t testing.TB) (store.TenantID, seeded) {
+func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 	t.Helper()
 	id := f.env.NewTenant(t)
 	now := f.clock.Now()
@@ -195,7 +196,7 @@ func (f *fixture) seedTenant(t testing.TB) (store.TenantID, seeded) {
 
 // scan counts the tenant's rows in every table that exists in Azurite under the test's prefix —
 // whatever the store thinks its tables are.
-func (f *fixture) scan(t testing.TB, tenant store.TenantID) map[string]int {
+func (f *fixture) scan(t testing.TB, tenant core.TenantID) map[string]int {
 	t.Helper()
 	svc, err := aztables.NewServiceClientFromConnectionString(storetest.ConnectionString(t), nil)
 	if err != nil {
@@ -234,7 +235,7 @@ func (f *fixture) scan(t testing.TB, tenant store.TenantID) map[string]int {
 	return out
 }
 
-func (f *fixture) secretsOf(t testing.TB, tenant store.TenantID) []string {
+func (f *fixture) secretsOf(t testing.TB, tenant core.TenantID) []string {
 	t.Helper()
 	names, err := f.env.Secrets.List(ctx, secrets.TenantSecretPrefix(tenant))
 	if err != nil {
@@ -243,7 +244,7 @@ func (f *fixture) secretsOf(t testing.TB, tenant store.TenantID) []string {
 	return names
 }
 
-func (f *fixture) receipts(t testing.TB, tenant store.TenantID) []store.DeletionReceipt {
+func (f *fixture) receipts(t testing.TB, tenant core.TenantID) []store.DeletionReceipt {
 	t.Helper()
 	page, err := f.st.Receipts.List(ctx, tenant, nil)
 	if err != nil {

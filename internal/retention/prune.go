@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
@@ -56,7 +57,7 @@ func (r *run) prune(ctx context.Context, t store.Tenant, now time.Time) error {
 
 // pruneUnlicensed deletes presence, ledger and user rows of users without a license: left behind by an
 // unassignment that died midway, or written by a late notification after it.
-func (r *run) pruneUnlicensed(ctx context.Context, tenant store.TenantID, add func(string, int, error)) error {
+func (r *run) pruneUnlicensed(ctx context.Context, tenant core.TenantID, add func(string, int, error)) error {
 	licensed, err := tenants.AssignedUsers(ctx, r.st, tenant)
 	if err != nil {
 		return err
@@ -90,7 +91,7 @@ func (r *run) pruneUnlicensed(ctx context.Context, tenant store.TenantID, add fu
 	}
 	for _, res := range resources {
 		// Only user-scoped resources (named by the user's object id) belong to a user.
-		id, err := store.ParseTenantID(res)
+		id, err := core.ParseTenantID(res)
 		if err != nil || licensed[string(id)] || seen[string(id)] {
 			continue
 		}

@@ -27,6 +27,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
@@ -44,7 +45,7 @@ const (
 
 // KeyDestroyer deletes a tenant's data key (internal/platform/tenantkey).
 type KeyDestroyer interface {
-	DestroyTenantKey(ctx context.Context, tenant store.TenantID) error
+	DestroyTenantKey(ctx context.Context, tenant core.TenantID) error
 }
 
 // Secrets lists and deletes secrets (internal/platform/secrets: every store there implements both).
@@ -55,7 +56,7 @@ type Secrets interface {
 
 // SubscriptionDeleter deletes a Graph subscription of the tenant; one already gone counts as deleted.
 type SubscriptionDeleter interface {
-	DeleteSubscription(ctx context.Context, tenant store.TenantID, sub store.Subscription) error
+	DeleteSubscription(ctx context.Context, tenant core.TenantID, sub store.Subscription) error
 }
 
 // Options configure the job.
@@ -112,10 +113,10 @@ type checkpoint struct {
 	// Deletions in progress, by tenant and category: a failing one does not block the others.
 	Deletions []*deletion `json:"d,omitempty"`
 	// Cursor is the last tenant the routine pruning finished; the next run continues after it.
-	Cursor store.TenantID `json:"c,omitempty"`
+	Cursor core.TenantID `json:"c,omitempty"`
 }
 
-func (c *checkpoint) find(tenant store.TenantID, category string, ended time.Time) *deletion {
+func (c *checkpoint) find(tenant core.TenantID, category string, ended time.Time) *deletion {
 	for _, d := range c.Deletions {
 		if d.Tenant == tenant && d.Category == category && d.EndedAt.Equal(ended) {
 			return d

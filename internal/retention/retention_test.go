@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
@@ -25,14 +26,14 @@ func TestRetentionBoundaries(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name          string
-		end           func(f *fixture, id store.TenantID) error
+		end           func(f *fixture, id core.TenantID) error
 		before, after time.Duration // around the tenant-data deadline
 		period        time.Duration
 		reason        string
 	}{
-		{"cancelled: 23h59m vs 24h01m", func(f *fixture, id store.TenantID) error { _, err := f.svc.Cancel(ctx, operator, id); return err },
+		{"cancelled: 23h59m vs 24h01m", func(f *fixture, id core.TenantID) error { _, err := f.svc.Cancel(ctx, operator, id); return err },
 			23*time.Hour + 59*time.Minute, 24*time.Hour + time.Minute, day, tenants.ReasonCancelled},
-		{"suspended: 6d23h vs 7d1h", func(f *fixture, id store.TenantID) error { _, err := f.svc.Suspend(ctx, operator, id); return err },
+		{"suspended: 6d23h vs 7d1h", func(f *fixture, id core.TenantID) error { _, err := f.svc.Suspend(ctx, operator, id); return err },
 			6*day + 23*time.Hour, 7*day + time.Hour, 7 * day, tenants.ReasonSuspended},
 	}
 	for _, tt := range tests {
@@ -261,7 +262,7 @@ func TestKilledRunIsFinishedByTheNext(t *testing.T) {
 func TestOverlappingRuns(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	var ids []store.TenantID
+	var ids []core.TenantID
 	want := 0
 	for range 3 {
 		id, seed := f.seedTenant(t)
@@ -451,7 +452,7 @@ func TestPerTenantFailuresDoNotStopOthers(t *testing.T) {
 	f := newFixture(t)
 	a, _ := f.seedTenant(t)
 	b, _ := f.seedTenant(t)
-	for _, id := range []store.TenantID{a, b} {
+	for _, id := range []core.TenantID{a, b} {
 		if _, err := f.svc.Cancel(ctx, operator, id); err != nil {
 			t.Fatal(err)
 		}

@@ -39,6 +39,7 @@ import (
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
@@ -50,9 +51,9 @@ var ErrReconsent = errors.New("service user needs re-consent")
 
 // Users is the serviceusers table.
 type Users interface {
-	Get(ctx context.Context, tenant store.TenantID, id string) (store.ServiceUser, error)
-	UpdateOrCreate(ctx context.Context, tenant store.TenantID, id string, fn func(*store.ServiceUser, bool) error) (store.ServiceUser, error)
-	Update(ctx context.Context, tenant store.TenantID, id string, fn func(*store.ServiceUser) error) (store.ServiceUser, error)
+	Get(ctx context.Context, tenant core.TenantID, id string) (store.ServiceUser, error)
+	UpdateOrCreate(ctx context.Context, tenant core.TenantID, id string, fn func(*store.ServiceUser, bool) error) (store.ServiceUser, error)
+	Update(ctx context.Context, tenant core.TenantID, id string, fn func(*store.ServiceUser) error) (store.ServiceUser, error)
 }
 
 // Config configures the Manager.
@@ -150,7 +151,7 @@ type statePayload struct {
 
 // Begin is the first half of connecting an account: the identity platform URL to redirect the admin's
 // browser to, and the nonce to set as a cookie (Complete compares it with the state).
-func (m *Manager) Begin(ctx context.Context, tenant store.TenantID) (authURL, nonce string, err error) {
+func (m *Manager) Begin(ctx context.Context, tenant core.TenantID) (authURL, nonce string, err error) {
 	if m.cfg.RedirectURI == "" {
 		return "", "", apperr.New(apperr.Unavailable, "sign-in is not configured", nil)
 	}
@@ -192,12 +193,12 @@ type Callback struct {
 }
 
 // TenantOfState reads the tenant from a state without trusting it (Complete verifies it).
-func TenantOfState(state string) (store.TenantID, error) {
+func TenantOfState(state string) (core.TenantID, error) {
 	t, _, ok := strings.Cut(state, ".")
 	if !ok {
 		return "", apperr.New(apperr.Invalid, "invalid sign-in state", nil)
 	}
-	tenant, err := store.ParseTenantID(t)
+	tenant, err := core.ParseTenantID(t)
 	if err != nil {
 		return "", apperr.New(apperr.Invalid, "invalid sign-in state", err)
 	}
@@ -344,7 +345,7 @@ func (m *Manager) appCredential(ctx context.Context) (confidential.Credential, e
 	return cred, nil
 }
 
-func (m *Manager) client(ctx context.Context, tenant store.TenantID, accessor cache.ExportReplace) (confidential.Client, error) {
+func (m *Manager) client(ctx context.Context, tenant core.TenantID, accessor cache.ExportReplace) (confidential.Client, error) {
 	cred, err := m.appCredential(ctx)
 	if err != nil {
 		return confidential.Client{}, err
@@ -370,7 +371,7 @@ func isDefaultAuthority(host string) bool {
 	return err == nil && strings.EqualFold(u.Hostname(), "login.microsoftonline.com")
 }
 
-func (m *Manager) saveCache(ctx context.Context, tenant store.TenantID, oid, name string, data []byte) error {
+func (m *Manager) saveCache(ctx context.Context, tenant core.TenantID, oid, name string, data []byte) error {
 	if len(data) == 0 {
 		return errors.New("save token cache: MSAL exported nothing")
 	}
@@ -384,7 +385,7 @@ func (m *Manager) saveCache(ctx context.Context, tenant store.TenantID, oid, nam
 	return nil
 }
 
-func (m *Manager) loadCache(ctx context.Context, tenant store.TenantID, oid, name string) ([]byte, error) {
+func (m *Manager) loadCache(ctx context.Context, tenant core.TenantID, oid, name string) ([]byte, error) {
 	v, err := m.secrets.Get(ctx, name)
 	if err != nil {
 		return nil, err
@@ -450,7 +451,7 @@ func (c *memoryCache) Export(_ context.Context, mc cache.Marshaler, _ cache.Expo
 // account is one service user's MSAL client with its Key Vault-backed cache.
 type account struct {
 	m      *Manager
-	tenant store.TenantID
+	tenant core.TenantID
 	oid    string
 	name   string
 
@@ -495,7 +496,7 @@ func (a *account) Export(ctx context.Context, mc cache.Marshaler, _ cache.Export
 }
 
 // Credential is the token credential of a connected service user, for graph.New.
-func (m *Manager) Credential(tenant store.TenantID, userID string) (azcore.TokenCredential, error) {
+func (m *Manager) Credential(tenant core.TenantID, userID string) (azcore.TokenCredential, error) {
 	name, err := secrets.ServiceUserTokenName(tenant, userID)
 	if err != nil {
 		return nil, err
@@ -511,7 +512,7 @@ func (m *Manager) Credential(tenant store.TenantID, userID string) (azcore.Token
 	return a, nil
 }
 
-func (m *Manager) forget(tenant store.TenantID, oid string) {
+func (m *Manager) forget(tenant core.TenantID, oid string) {
 	m.clientsMu.Lock()
 	defer m.clientsMu.Unlock()
 	delete(m.clients, string(tenant)+"/"+oid)

@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
@@ -52,7 +53,7 @@ type fixture struct {
 	env    *storetest.Env
 	auth   *graphtest.Authority
 	m      *serviceuser.Manager
-	tenant store.TenantID
+	tenant core.TenantID
 	clock  *clock
 }
 

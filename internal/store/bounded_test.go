@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
 )
@@ -17,7 +18,7 @@ func TestDeleteTenantRowsUpToAndCount(t *testing.T) {
 	env := storetest.NewEnv(t, storetest.Options{ClientOptions: countingOptions(c)})
 	s := env.Store
 	a, b := env.NewTenant(t), env.NewTenant(t)
-	seed := func(tenant store.TenantID, n int) {
+	seed := func(tenant core.TenantID, n int) {
 		var es []store.LedgerEntry
 		for i := range n {
 			es = append(es, store.LedgerEntry{Resource: "r", RecordID: fmt.Sprintf("rec-%04d", i), LastModified: time.Now()})
@@ -66,7 +67,7 @@ func TestDeleteTenantRowsUpToAndCount(t *testing.T) {
 	if _, _, err := s.DeleteTenantRowsUpTo(ctx, a, store.TableDeletionReceipts, 10); err == nil {
 		t.Error("deleting receipts through the per-tenant path succeeded; receipts outlive the tenant")
 	}
-	if _, err := s.CountTenantRows(ctx, store.TenantID("not-a-guid")); err == nil {
+	if _, err := s.CountTenantRows(ctx, core.TenantID("not-a-guid")); err == nil {
 		t.Error("count with an invalid tenant id succeeded")
 	}
 }

@@ -1,7 +1,7 @@
 // Package store keeps ConnectHub's state in Azure Table Storage (aztables), partitioned by tenant.
 //
 // Every per-tenant table uses PartitionKey = tenant id, and every method that touches one takes a
-// validated TenantID and scopes its request by it: a point operation addresses (tenant, rowKey), a query
+// validated core.TenantID and scopes its request by it: a point operation addresses (tenant, rowKey), a query
 // always filters on PartitionKey eq tenant. The only reads across partitions are the operator paths named
 // as such (OperatorList on the tenant registry and on the deletion receipts).
 //

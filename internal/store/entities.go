@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/connecthub/connecthub/internal/core"
 )
 
 // Every field below is listed in docs/data-inventory.md (a test enforces it). Property name = field name.
@@ -29,7 +31,7 @@ const tenantRowKey = "tenant"
 
 // Tenant is the registry row of a customer tenant (table tenants).
 type Tenant struct {
-	ID                TenantID // key (PartitionKey)
+	ID                core.TenantID // key (PartitionKey)
 	State             TenantState
 	ConsentedAt       time.Time
 	SuspendedAt       time.Time
@@ -51,8 +53,8 @@ type Tenant struct {
 	UpdatedAt         time.Time
 }
 
-func (t *Tenant) rowKey() (string, error)  { return tenantRowKey, nil }
-func (t *Tenant) setPartition(id TenantID) { t.ID = id }
+func (t *Tenant) rowKey() (string, error)       { return tenantRowKey, nil }
+func (t *Tenant) setPartition(id core.TenantID) { t.ID = id }
 func (t *Tenant) setRowKey(rk string) error {
 	if rk != tenantRowKey {
 		return &KeyError{What: "tenant row key", Reason: "unexpected"}
@@ -610,11 +612,11 @@ func (j *Job) decode(d *decoder) {
 // DeletionReceipt proves that a tenant's data was deleted (operator table deletionreceipts). It holds
 // counts and times, no personal data, and is kept after the tenant's other rows are gone.
 type DeletionReceipt struct {
-	Tenant        TenantID  // key (PartitionKey)
-	ID            string    // key: newest-first, set by ReceiptLog.Append
-	Reason        string    // cancelled, suspended, request, consent-expired
-	Categories    string    // what this receipt covers: tenant (all but license and billing data), licenses, billing
-	EndedAt       time.Time // cancellation or suspension: the start of the license and billing clocks
+	Tenant        core.TenantID // key (PartitionKey)
+	ID            string        // key: newest-first, set by ReceiptLog.Append
+	Reason        string        // cancelled, suspended, request, consent-expired
+	Categories    string        // what this receipt covers: tenant (all but license and billing data), licenses, billing
+	EndedAt       time.Time     // cancellation or suspension: the start of the license and billing clocks
 	RequestedAt   time.Time
 	CompletedAt   time.Time
 	KeyDestroyed  bool   // the tenant data key was deleted (and purged where allowed)
@@ -624,9 +626,9 @@ type DeletionReceipt struct {
 	Subscriptions int    // Graph subscriptions deleted at Graph (best effort; their rows count in Tables)
 }
 
-func (r *DeletionReceipt) rowKey() (string, error)   { return simpleKey("receipt id", r.ID) }
-func (r *DeletionReceipt) setRowKey(rk string) error { r.ID = rk; return nil }
-func (r *DeletionReceipt) setPartition(id TenantID)  { r.Tenant = id }
+func (r *DeletionReceipt) rowKey() (string, error)       { return simpleKey("receipt id", r.ID) }
+func (r *DeletionReceipt) setRowKey(rk string) error     { r.ID = rk; return nil }
+func (r *DeletionReceipt) setPartition(id core.TenantID) { r.Tenant = id }
 func (r *DeletionReceipt) encode(e *encoder) {
 	e.str("Reason", r.Reason)
 	e.str("Categories", r.Categories)

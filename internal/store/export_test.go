@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/connecthub/connecthub/internal/core"
 )
 
 // Hooks for the external tests: they reach below the typed API only to prove what it cannot do by
@@ -16,12 +18,12 @@ var OdataFilter = odataFilter
 func RowKeyOf[E any, P entityPtr[E]](e E) (string, error) { return P(&e).rowKey() }
 
 // QueryForTest runs a raw filter through the typed query path (partition check included).
-func (t *Table[E, P]) QueryForTest(ctx context.Context, tenant TenantID, filter string) (Page[E], error) {
+func (t *Table[E, P]) QueryForTest(ctx context.Context, tenant core.TenantID, filter string) (Page[E], error) {
 	return t.query(ctx, tenant, filter, nil)
 }
 
 // RawForTest reads a row's stored properties without decoding or opening sealed fields.
-func (t *Table[E, P]) RawForTest(ctx context.Context, tenant TenantID, rk string) (map[string]any, error) {
+func (t *Table[E, P]) RawForTest(ctx context.Context, tenant core.TenantID, rk string) (map[string]any, error) {
 	resp, err := t.client.GetEntity(ctx, string(tenant), rk, nil)
 	if err != nil {
 		return nil, classify(err)

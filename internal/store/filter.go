@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/connecthub/connecthub/internal/core"
 )
 
 // odataFilter fills each ? in tmpl with the OData literal for the matching argument. tmpl is always a
@@ -35,7 +37,7 @@ func odataLiteral(v any) string {
 	switch v := v.(type) {
 	case string:
 		return "'" + strings.ReplaceAll(v, "'", "''") + "'"
-	case TenantID:
+	case core.TenantID:
 		return "'" + strings.ReplaceAll(string(v), "'", "''") + "'"
 	case int64:
 		return strconv.FormatInt(v, 10) + "L"

@@ -3,6 +3,8 @@ package store
 import (
 	"testing"
 	"time"
+
+	"github.com/connecthub/connecthub/internal/core"
 )
 
 func TestODataFilter(t *testing.T) {
@@ -16,7 +18,7 @@ func TestODataFilter(t *testing.T) {
 		{"plain", "PartitionKey eq ?", []any{"abc"}, "PartitionKey eq 'abc'"},
 		{"quote doubled", "PartitionKey eq ?", []any{"x' or PartitionKey ne 'x"}, "PartitionKey eq 'x'' or PartitionKey ne ''x'"},
 		{"only quotes", "RowKey eq ?", []any{"''"}, "RowKey eq ''''''"},
-		{"tenant", "PartitionKey eq ?", []any{TenantID("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")}, "PartitionKey eq '6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f'"},
+		{"tenant", "PartitionKey eq ?", []any{core.TenantID("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")}, "PartitionKey eq '6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f'"},
 		{"int64 and bool", "A eq ? and B eq ?", []any{int64(-7), true}, "A eq -7L and B eq true"},
 		{"time", "T lt ?", []any{time.Date(2026, 11, 22, 10, 0, 0, 123456789, time.FixedZone("x", 3600))}, "T lt datetime'2026-11-22T09:00:00.1234567Z'"},
 		{"several", "PartitionKey eq ? and RowKey ge ? and RowKey lt ?", []any{"p", "a|", "a}"}, "PartitionKey eq 'p' and RowKey ge 'a|' and RowKey lt 'a}'"},

@@ -16,16 +16,16 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/core"
 )
 
 var ctx = context.Background()
 
-var tenantIDType = reflect.TypeFor[store.TenantID]()
+var tenantIDType = reflect.TypeFor[core.TenantID]()
 
 // fill returns an E with every field set to a non-zero value derived from seed (key fields included,
-// all key-safe), and TenantID fields set to tenant — what a decoded row of that tenant holds.
-func fill[E any](seed string, tenant store.TenantID) E {
+// all key-safe), and core.TenantID fields set to tenant — what a decoded row of that tenant holds.
+func fill[E any](seed string, tenant core.TenantID) E {
 	var e E
 	v := reflect.ValueOf(&e).Elem()
 	base := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/connecthub/connecthub/internal/core"
 )
 
 // inventoried lists every entity type with its table; the test fails if a table has no entry here.
@@ -96,7 +98,7 @@ func fillAll(e any) {
 	for i := range v.NumField() {
 		f := v.Field(i)
 		switch {
-		case f.Type() == reflect.TypeFor[TenantID]():
+		case f.Type() == reflect.TypeFor[core.TenantID]():
 			f.SetString("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")
 		case f.Kind() == reflect.String:
 			f.SetString("v")

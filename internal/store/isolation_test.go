@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
 )
@@ -12,22 +13,22 @@ import (
 // tableAPI is the generic table surface; *store.Table[E, *E] implements it.
 type tableAPI[E any] interface {
 	Name() string
-	Get(ctx context.Context, tenant store.TenantID, rk string) (E, error)
-	GetWithETag(ctx context.Context, tenant store.TenantID, rk string) (E, store.ETag, error)
-	Insert(ctx context.Context, tenant store.TenantID, e E) (store.ETag, error)
-	Upsert(ctx context.Context, tenant store.TenantID, e E) (store.ETag, error)
-	Replace(ctx context.Context, tenant store.TenantID, e E, ifMatch store.ETag) (store.ETag, error)
-	Update(ctx context.Context, tenant store.TenantID, rk string, fn func(*E) error) (E, error)
-	Delete(ctx context.Context, tenant store.TenantID, rk string) error
-	List(ctx context.Context, tenant store.TenantID, opts *store.ListOptions) (store.Page[E], error)
-	UpsertBatch(ctx context.Context, tenant store.TenantID, es []E) error
-	DeleteBatch(ctx context.Context, tenant store.TenantID, rks []string) (int, error)
-	DeletePartition(ctx context.Context, tenant store.TenantID) (int, error)
+	Get(ctx context.Context, tenant core.TenantID, rk string) (E, error)
+	GetWithETag(ctx context.Context, tenant core.TenantID, rk string) (E, store.ETag, error)
+	Insert(ctx context.Context, tenant core.TenantID, e E) (store.ETag, error)
+	Upsert(ctx context.Context, tenant core.TenantID, e E) (store.ETag, error)
+	Replace(ctx context.Context, tenant core.TenantID, e E, ifMatch store.ETag) (store.ETag, error)
+	Update(ctx context.Context, tenant core.TenantID, rk string, fn func(*E) error) (E, error)
+	Delete(ctx context.Context, tenant core.TenantID, rk string) error
+	List(ctx context.Context, tenant core.TenantID, opts *store.ListOptions) (store.Page[E], error)
+	UpsertBatch(ctx context.Context, tenant core.TenantID, es []E) error
+	DeleteBatch(ctx context.Context, tenant core.TenantID, rks []string) (int, error)
+	DeletePartition(ctx context.Context, tenant core.TenantID) (int, error)
 }
 
 // crudAndIsolation runs CRUD on one table for tenants a and b holding rows under the same keys, and
 // checks that nothing done through tenant a reads, lists, changes or deletes b's rows.
-func crudAndIsolation[E any](t *testing.T, api tableAPI[E], keyFn func(E) (string, error), a, b store.TenantID) {
+func crudAndIsolation[E any](t *testing.T, api tableAPI[E], keyFn func(E) (string, error), a, b core.TenantID) {
 	key := mustKey(t, keyFn)
 	ra := fill[E]("a", a)
 	rb := withKeyOf(fill[E]("b", b), ra, key)
@@ -48,7 +49,7 @@ func crudAndIsolation[E any](t *testing.T, api tableAPI[E], keyFn func(E) (strin
 	}
 	for _, tc := range []struct {
 		name   string
-		tenant store.TenantID
+		tenant core.TenantID
 		want   E
 	}{{"a", a, ra}, {"b", b, rb}} {
 		got, err := api.Get(ctx, tc.tenant, rk)

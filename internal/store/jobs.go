@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/connecthub/connecthub/internal/core"
 )
 
 var (
@@ -22,7 +24,7 @@ type JobTable struct {
 
 // AcquireLease takes (or, for the same owner, extends) the lease on the job for ttl. It returns
 // ErrLeaseHeld while someone else's lease runs. The ETag check makes exactly one of racing owners win.
-func (j *JobTable) AcquireLease(ctx context.Context, tenant TenantID, name, owner string, ttl time.Duration) (Job, error) {
+func (j *JobTable) AcquireLease(ctx context.Context, tenant core.TenantID, name, owner string, ttl time.Duration) (Job, error) {
 	if owner == "" || ttl <= 0 {
 		return Job{}, errors.New("acquire lease: owner and a positive ttl are required")
 	}
@@ -42,7 +44,7 @@ func (j *JobTable) AcquireLease(ctx context.Context, tenant TenantID, name, owne
 }
 
 // Checkpoint stores progress while owner holds the lease; ErrLeaseLost otherwise.
-func (j *JobTable) Checkpoint(ctx context.Context, tenant TenantID, name, owner, checkpoint string) (Job, error) {
+func (j *JobTable) Checkpoint(ctx context.Context, tenant core.TenantID, name, owner, checkpoint string) (Job, error) {
 	return j.Update(ctx, tenant, name, func(job *Job) error {
 		if err := j.owns(job, owner); err != nil {
 			return err
@@ -54,7 +56,7 @@ func (j *JobTable) Checkpoint(ctx context.Context, tenant TenantID, name, owner,
 
 // Release ends owner's lease and records the outcome: errCode "" is success. The checkpoint is kept
 // (a delta link carries over to the next run); call Checkpoint with "" to clear it.
-func (j *JobTable) Release(ctx context.Context, tenant TenantID, name, owner, errCode string) (Job, error) {
+func (j *JobTable) Release(ctx context.Context, tenant core.TenantID, name, owner, errCode string) (Job, error) {
 	return j.Update(ctx, tenant, name, func(job *Job) error {
 		if err := j.owns(job, owner); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -13,7 +14,7 @@ func TestParseTenantID(t *testing.T) {
 	tests := []struct {
 		name   string
 		in     string
-		want   store.TenantID
+		want   core.TenantID
 		wantOK bool
 	}{
 		{"canonical", "6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f", "6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f", true},
@@ -27,9 +28,9 @@ func TestParseTenantID(t *testing.T) {
 		{"slash", "6f1b3c1e/2d4a-4b5c-8d9e-0a1b2c3d4e5f", "", false},
 	}
 	for _, tc := range tests {
-		got, err := store.ParseTenantID(tc.in)
+		got, err := core.ParseTenantID(tc.in)
 		if (err == nil) != tc.wantOK || got != tc.want {
-			t.Errorf("%s: ParseTenantID(%q) = %q, %v; want %q ok=%v", tc.name, tc.in, got, err, tc.want, tc.wantOK)
+			t.Errorf("%s: core.ParseTenantID(%q) = %q, %v; want %q ok=%v", tc.name, tc.in, got, err, tc.want, tc.wantOK)
 		}
 		if err != nil && !errors.Is(err, store.ErrInvalidKey) {
 			t.Errorf("%s: error %v is not ErrInvalidKey", tc.name, err)

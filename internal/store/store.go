@@ -10,13 +10,15 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/connecthub/connecthub/internal/core"
 )
 
 // Sealer encrypts personal fields under the tenant's data key, binding table, tenant and row key as
 // associated data (implemented by internal/platform/tenantkey).
 type Sealer interface {
-	Seal(ctx context.Context, tenant TenantID, table, rowKey string, plaintext []byte) ([]byte, error)
-	Open(ctx context.Context, tenant TenantID, table, rowKey string, sealed []byte) ([]byte, error)
+	Seal(ctx context.Context, tenant core.TenantID, table, rowKey string, plaintext []byte) ([]byte, error)
+	Open(ctx context.Context, tenant core.TenantID, table, rowKey string, sealed []byte) ([]byte, error)
 }
 
 // Options configure a Store.
@@ -81,15 +83,15 @@ type Store struct {
 
 // partition is what every per-tenant table offers for bulk work on one tenant's rows.
 type partition interface {
-	DeletePartition(ctx context.Context, tenant TenantID) (int, error)
-	DeletePartitionUpTo(ctx context.Context, tenant TenantID, max int) (int, bool, error)
-	CountPartition(ctx context.Context, tenant TenantID) (int, error)
+	DeletePartition(ctx context.Context, tenant core.TenantID) (int, error)
+	DeletePartitionUpTo(ctx context.Context, tenant core.TenantID, max int) (int, bool, error)
+	CountPartition(ctx context.Context, tenant core.TenantID) (int, error)
 }
 
 // OperatorPartition is a reserved, well-formed tenant id that no customer tenant has (the nil GUID):
 // operator-wide rows such as the lease of a job that spans every tenant live under it. Onboarding
 // refuses it.
-const OperatorPartition TenantID = "00000000-0000-0000-0000-000000000000"
+const OperatorPartition core.TenantID = "00000000-0000-0000-0000-000000000000"
 
 var prefixRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9]{0,29})?$`)
 
@@ -195,8 +197,8 @@ func (s *Store) DropTables(ctx context.Context) error {
 // DeleteTenantRows deletes the tenant's partition in each named table (all of TenantTables when none
 // are named) and returns the number of rows deleted per table. It carries on past a failing table and
 // returns every failure joined, so a retry only has the remainder to do.
-func (s *Store) DeleteTenantRows(ctx context.Context, tenant TenantID, tables ...string) (map[string]int, error) {
-	if err := tenant.valid(); err != nil {
+func (s *Store) DeleteTenantRows(ctx context.Context, tenant core.TenantID, tables ...string) (map[string]int, error) {
+	if err := checkTenant(tenant); err != nil {
 		return nil, err
 	}
 	if len(tables) == 0 {
@@ -222,7 +224,7 @@ func (s *Store) DeleteTenantRows(ctx context.Context, tenant TenantID, tables ..
 // DeleteTenantRowsUpTo deletes at most max (1..1000) of the tenant's rows in one per-tenant table and
 // reports how many, and whether rows may remain. The retention job deletes in these steps so that it can
 // stop within its time budget and checkpoint.
-func (s *Store) DeleteTenantRowsUpTo(ctx context.Context, tenant TenantID, table string, max int) (int, bool, error) {
+func (s *Store) DeleteTenantRowsUpTo(ctx context.Context, tenant core.TenantID, table string, max int) (int, bool, error) {
 	p, ok := s.partitions[table]
 	if !ok {
 		return 0, false, fmt.Errorf("delete tenant rows: %q is not a per-tenant table", table)
@@ -236,8 +238,8 @@ func (s *Store) DeleteTenantRowsUpTo(ctx context.Context, tenant TenantID, table
 
 // CountTenantRows counts the tenant's rows in each named per-tenant table (all of TenantTables when none
 // are named), reading only row keys: the census a deletion receipt reports.
-func (s *Store) CountTenantRows(ctx context.Context, tenant TenantID, tables ...string) (map[string]int, error) {
-	if err := tenant.valid(); err != nil {
+func (s *Store) CountTenantRows(ctx context.Context, tenant core.TenantID, tables ...string) (map[string]int, error) {
+	if err := checkTenant(tenant); err != nil {
 		return nil, err
 	}
 	if len(tables) == 0 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
@@ -264,8 +265,8 @@ func TestHostileIDs(t *testing.T) {
 		}
 	}
 
-	// A hostile tenant id cannot be parsed, and a TenantID made by conversion is refused everywhere.
-	forged := store.TenantID("' or PartitionKey ne '")
+	// A hostile tenant id cannot be parsed, and a core.TenantID made by conversion is refused everywhere.
+	forged := core.TenantID("' or PartitionKey ne '")
 	for _, c := range []struct {
 		name string
 		err  error
@@ -379,7 +380,7 @@ func TestSealedAtRestAndShredded(t *testing.T) {
 	a, b := env.NewTenant(t), env.NewTenant(t)
 	s := env.Store
 	u := store.User{ID: "u1", DisplayName: "Ada Lovelace", Mail: "ada@example.com", Licensed: true}
-	for _, tenant := range []store.TenantID{a, b} {
+	for _, tenant := range []core.TenantID{a, b} {
 		if _, err := s.Users.Insert(ctx, tenant, u); err != nil {
 			t.Fatal(err)
 		}
@@ -441,7 +442,7 @@ func TestDeleteTenantRows(t *testing.T) {
 	env := storetest.NewEnv(t, storetest.Options{})
 	s := env.Store
 	a, b := env.NewTenant(t), env.NewTenant(t)
-	for _, tenant := range []store.TenantID{a, b} {
+	for _, tenant := range []core.TenantID{a, b} {
 		if err := s.Tenants.Create(ctx, store.Tenant{ID: tenant, State: store.TenantCancelled}); err != nil {
 			t.Fatal(err)
 		}

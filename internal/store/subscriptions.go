@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/ttlcache"
 )
 
@@ -82,17 +83,17 @@ func (s *Store) NewSubscriptionLookup(o LookupOptions) *SubscriptionLookup {
 		cache: ttlcache.New[string, lookupResult](o.TTL, o.MaxEntries, s.now),
 		neg:   o.NegativeTTL,
 	}
-	s.Subscriptions.watch(func(t TenantID, rk string) {
+	s.Subscriptions.watch(func(t core.TenantID, rk string) {
 		l.gen.Add(1)
 		l.cache.Delete(lookupKey(t, rk))
 	})
 	return l
 }
 
-func lookupKey(t TenantID, id string) string { return string(t) + "/" + id }
+func lookupKey(t core.TenantID, id string) string { return string(t) + "/" + id }
 
 // Get returns the tenant's subscription id, or ErrNotFound.
-func (l *SubscriptionLookup) Get(ctx context.Context, tenant TenantID, id string) (Subscription, error) {
+func (l *SubscriptionLookup) Get(ctx context.Context, tenant core.TenantID, id string) (Subscription, error) {
 	if err := checkKey(tenant, id); err != nil {
 		return Subscription{}, err
 	}

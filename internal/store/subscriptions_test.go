@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
 )
@@ -78,7 +79,7 @@ func TestSubscriptionLookupCache(t *testing.T) {
 		f()
 		return counter.total.Load() - before
 	}
-	get := func(tenant store.TenantID, id string) (store.Subscription, error) { return lookup.Get(ctx, tenant, id) }
+	get := func(tenant core.TenantID, id string) (store.Subscription, error) { return lookup.Get(ctx, tenant, id) }
 
 	if n := reads(func() {
 		for range 5 {

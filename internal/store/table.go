@@ -19,6 +19,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/connecthub/connecthub/internal/core"
 )
 
 // ETag is the opaque version of a row, for conditional writes.
@@ -40,7 +42,7 @@ type entityPtr[E any] interface {
 }
 
 // partitioned is implemented by entities that carry their PartitionKey as a field (Tenant).
-type partitioned interface{ setPartition(TenantID) }
+type partitioned interface{ setPartition(core.TenantID) }
 
 // Table is one per-tenant table of entities E. Every method takes the tenant and scopes by it.
 type Table[E any, P entityPtr[E]] struct {
@@ -50,7 +52,7 @@ type Table[E any, P entityPtr[E]] struct {
 	fields map[string]bool // property names $select may ask for
 
 	mu       sync.Mutex
-	onChange []func(TenantID, string)
+	onChange []func(core.TenantID, string)
 }
 
 func newTable[E any, P entityPtr[E]](st *Store, name string) *Table[E, P] {
@@ -68,13 +70,13 @@ func newTable[E any, P entityPtr[E]](st *Store, name string) *Table[E, P] {
 func (t *Table[E, P]) Name() string { return t.name }
 
 // watch registers fn to run after every write or delete of a row (cache invalidation).
-func (t *Table[E, P]) watch(fn func(TenantID, string)) {
+func (t *Table[E, P]) watch(fn func(core.TenantID, string)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.onChange = append(t.onChange, fn)
 }
 
-func (t *Table[E, P]) changed(tenant TenantID, rks ...string) {
+func (t *Table[E, P]) changed(tenant core.TenantID, rks ...string) {
 	t.mu.Lock()
 	fns := slices.Clone(t.onChange)
 	t.mu.Unlock()
@@ -85,7 +87,7 @@ func (t *Table[E, P]) changed(tenant TenantID, rks ...string) {
 	}
 }
 
-func (t *Table[E, P]) sealFn(tenant TenantID, rk string) func(context.Context, []byte) ([]byte, error) {
+func (t *Table[E, P]) sealFn(tenant core.TenantID, rk string) func(context.Context, []byte) ([]byte, error) {
 	if t.st.sealer == nil {
 		return nil
 	}
@@ -94,7 +96,7 @@ func (t *Table[E, P]) sealFn(tenant TenantID, rk string) func(context.Context, [
 	}
 }
 
-func (t *Table[E, P]) openFn(tenant TenantID, rk string) func(context.Context, []byte) ([]byte, error) {
+func (t *Table[E, P]) openFn(tenant core.TenantID, rk string) func(context.Context, []byte) ([]byte, error) {
 	if t.st.sealer == nil {
 		return nil
 	}
@@ -104,8 +106,8 @@ func (t *Table[E, P]) openFn(tenant TenantID, rk string) func(context.Context, [
 }
 
 // marshal turns e into the JSON entity aztables sends, returning its row key.
-func (t *Table[E, P]) marshal(ctx context.Context, tenant TenantID, e *E) (string, []byte, error) {
-	if err := tenant.valid(); err != nil {
+func (t *Table[E, P]) marshal(ctx context.Context, tenant core.TenantID, e *E) (string, []byte, error) {
+	if err := checkTenant(tenant); err != nil {
 		return "", nil, err
 	}
 	rk, err := P(e).rowKey()
@@ -128,7 +130,7 @@ func (t *Table[E, P]) marshal(ctx context.Context, tenant TenantID, e *E) (strin
 
 // unmarshal decodes one entity and refuses rows from any partition but the tenant's: the filter already
 // guarantees it, this makes a leak impossible even if a query were wrong.
-func (t *Table[E, P]) unmarshal(ctx context.Context, tenant TenantID, raw []byte) (E, error) {
+func (t *Table[E, P]) unmarshal(ctx context.Context, tenant core.TenantID, raw []byte) (E, error) {
 	var e E
 	pk, rk, props, err := parseEntity(raw)
 	if err != nil {
@@ -151,21 +153,21 @@ func (t *Table[E, P]) unmarshal(ctx context.Context, tenant TenantID, raw []byte
 	return e, nil
 }
 
-func checkKey(tenant TenantID, rk string) error {
-	if err := tenant.valid(); err != nil {
+func checkKey(tenant core.TenantID, rk string) error {
+	if err := checkTenant(tenant); err != nil {
 		return err
 	}
 	return ValidateKey("row key", rk)
 }
 
 // Get reads the row rk of tenant.
-func (t *Table[E, P]) Get(ctx context.Context, tenant TenantID, rk string) (E, error) {
+func (t *Table[E, P]) Get(ctx context.Context, tenant core.TenantID, rk string) (E, error) {
 	e, _, err := t.GetWithETag(ctx, tenant, rk)
 	return e, err
 }
 
 // GetWithETag reads the row and its ETag, for a later Replace.
-func (t *Table[E, P]) GetWithETag(ctx context.Context, tenant TenantID, rk string) (E, ETag, error) {
+func (t *Table[E, P]) GetWithETag(ctx context.Context, tenant core.TenantID, rk string) (E, ETag, error) {
 	var zero E
 	if err := checkKey(tenant, rk); err != nil {
 		return zero, "", err
@@ -182,7 +184,7 @@ func (t *Table[E, P]) GetWithETag(ctx context.Context, tenant TenantID, rk strin
 }
 
 // Insert adds e; ErrExists if its row is taken.
-func (t *Table[E, P]) Insert(ctx context.Context, tenant TenantID, e E) (ETag, error) {
+func (t *Table[E, P]) Insert(ctx context.Context, tenant core.TenantID, e E) (ETag, error) {
 	rk, body, err := t.marshal(ctx, tenant, &e)
 	if err != nil {
 		return "", err
@@ -197,7 +199,7 @@ func (t *Table[E, P]) Insert(ctx context.Context, tenant TenantID, e E) (ETag, e
 
 // Upsert writes e whatever is there (a blind write, for rows that hold only the latest value such as
 // presence). Use Update for read-modify-write.
-func (t *Table[E, P]) Upsert(ctx context.Context, tenant TenantID, e E) (ETag, error) {
+func (t *Table[E, P]) Upsert(ctx context.Context, tenant core.TenantID, e E) (ETag, error) {
 	rk, body, err := t.marshal(ctx, tenant, &e)
 	if err != nil {
 		return "", err
@@ -211,7 +213,7 @@ func (t *Table[E, P]) Upsert(ctx context.Context, tenant TenantID, e E) (ETag, e
 }
 
 // Replace overwrites the row only if it still has ifMatch: ErrConflict if it changed, ErrNotFound if gone.
-func (t *Table[E, P]) Replace(ctx context.Context, tenant TenantID, e E, ifMatch ETag) (ETag, error) {
+func (t *Table[E, P]) Replace(ctx context.Context, tenant core.TenantID, e E, ifMatch ETag) (ETag, error) {
 	if ifMatch == "" {
 		return "", errors.New("replace: empty ETag (read the row first)")
 	}
@@ -233,17 +235,17 @@ const maxAttempts = 12
 
 // Update reads the row, applies fn and writes it back only if nobody wrote in between, retrying on
 // conflict. fn may run several times and must not change the key fields; returning an error aborts.
-func (t *Table[E, P]) Update(ctx context.Context, tenant TenantID, rk string, fn func(*E) error) (E, error) {
+func (t *Table[E, P]) Update(ctx context.Context, tenant core.TenantID, rk string, fn func(*E) error) (E, error) {
 	return t.update(ctx, tenant, rk, false, func(e *E, _ bool) error { return fn(e) })
 }
 
 // UpdateOrCreate is Update that also handles an absent row: fn gets a zero entity with its key fields
 // set from rk and exists=false, and the result is inserted (racing inserts retry as updates).
-func (t *Table[E, P]) UpdateOrCreate(ctx context.Context, tenant TenantID, rk string, fn func(e *E, exists bool) error) (E, error) {
+func (t *Table[E, P]) UpdateOrCreate(ctx context.Context, tenant core.TenantID, rk string, fn func(e *E, exists bool) error) (E, error) {
 	return t.update(ctx, tenant, rk, true, fn)
 }
 
-func (t *Table[E, P]) update(ctx context.Context, tenant TenantID, rk string, create bool, fn func(*E, bool) error) (E, error) {
+func (t *Table[E, P]) update(ctx context.Context, tenant core.TenantID, rk string, create bool, fn func(*E, bool) error) (E, error) {
 	var zero E
 	for attempt := 1; ; attempt++ {
 		cur, etag, err := t.GetWithETag(ctx, tenant, rk)
@@ -289,7 +291,7 @@ func (t *Table[E, P]) update(ctx context.Context, tenant TenantID, rk string, cr
 }
 
 // Delete removes the row; ErrNotFound if there was none.
-func (t *Table[E, P]) Delete(ctx context.Context, tenant TenantID, rk string) error {
+func (t *Table[E, P]) Delete(ctx context.Context, tenant core.TenantID, rk string) error {
 	if err := checkKey(tenant, rk); err != nil {
 		return err
 	}
@@ -366,13 +368,13 @@ func (t *Table[E, P]) selectClause(fields []string) (*string, error) {
 }
 
 // List returns one page of the tenant's rows in RowKey order.
-func (t *Table[E, P]) List(ctx context.Context, tenant TenantID, opts *ListOptions) (Page[E], error) {
+func (t *Table[E, P]) List(ctx context.Context, tenant core.TenantID, opts *ListOptions) (Page[E], error) {
 	return t.ListPrefix(ctx, tenant, "", opts)
 }
 
 // ListPrefix returns one page of the tenant's rows whose RowKey starts with prefix.
-func (t *Table[E, P]) ListPrefix(ctx context.Context, tenant TenantID, prefix string, opts *ListOptions) (Page[E], error) {
-	if err := tenant.valid(); err != nil {
+func (t *Table[E, P]) ListPrefix(ctx context.Context, tenant core.TenantID, prefix string, opts *ListOptions) (Page[E], error) {
+	if err := checkTenant(tenant); err != nil {
 		return Page[E]{}, err
 	}
 	if prefix == "" {
@@ -386,7 +388,7 @@ func (t *Table[E, P]) ListPrefix(ctx context.Context, tenant TenantID, prefix st
 }
 
 // query runs one page of filter, which must pin PartitionKey to tenant.
-func (t *Table[E, P]) query(ctx context.Context, tenant TenantID, filter string, opts *ListOptions) (Page[E], error) {
+func (t *Table[E, P]) query(ctx context.Context, tenant core.TenantID, filter string, opts *ListOptions) (Page[E], error) {
 	raw, next, err := t.listPage(ctx, filter, opts)
 	if err != nil {
 		return Page[E]{}, err
@@ -437,7 +439,7 @@ func (t *Table[E, P]) rawPage(ctx context.Context, filter string, sel *string, t
 }
 
 // All iterates over every row of the tenant, page by page; it stops at the first error.
-func (t *Table[E, P]) All(ctx context.Context, tenant TenantID, opts *ListOptions) iter.Seq2[E, error] {
+func (t *Table[E, P]) All(ctx context.Context, tenant core.TenantID, opts *ListOptions) iter.Seq2[E, error] {
 	return t.all(ctx, func(o *ListOptions) (Page[E], error) { return t.List(ctx, tenant, o) }, opts)
 }
 
@@ -493,8 +495,8 @@ func (t *Table[E, P]) keysTop(ctx context.Context, filter string, token string, 
 }
 
 // DeletePartition deletes every row of the tenant in this table, in batches, and reports how many.
-func (t *Table[E, P]) DeletePartition(ctx context.Context, tenant TenantID) (int, error) {
-	if err := tenant.valid(); err != nil {
+func (t *Table[E, P]) DeletePartition(ctx context.Context, tenant core.TenantID) (int, error) {
+	if err := checkTenant(tenant); err != nil {
 		return 0, err
 	}
 	return t.deleteWhere(ctx, tenant, odataFilter("PartitionKey eq ?", tenant))
@@ -502,8 +504,8 @@ func (t *Table[E, P]) DeletePartition(ctx context.Context, tenant TenantID) (int
 
 // DeletePartitionUpTo deletes at most max (1..1000) of the tenant's rows in this table and reports how
 // many, and whether rows may remain: jobs with a time budget call it in a loop and checkpoint between calls.
-func (t *Table[E, P]) DeletePartitionUpTo(ctx context.Context, tenant TenantID, max int) (int, bool, error) {
-	if err := tenant.valid(); err != nil {
+func (t *Table[E, P]) DeletePartitionUpTo(ctx context.Context, tenant core.TenantID, max int) (int, bool, error) {
+	if err := checkTenant(tenant); err != nil {
 		return 0, false, err
 	}
 	if max <= 0 || max > 1000 {
@@ -530,8 +532,8 @@ func (t *Table[E, P]) DeletePartitionUpTo(ctx context.Context, tenant TenantID, 
 }
 
 // CountPartition counts the tenant's rows in this table, reading only row keys.
-func (t *Table[E, P]) CountPartition(ctx context.Context, tenant TenantID) (int, error) {
-	if err := tenant.valid(); err != nil {
+func (t *Table[E, P]) CountPartition(ctx context.Context, tenant core.TenantID) (int, error) {
+	if err := checkTenant(tenant); err != nil {
 		return 0, err
 	}
 	filter := odataFilter("PartitionKey eq ?", tenant)
@@ -550,8 +552,8 @@ func (t *Table[E, P]) CountPartition(ctx context.Context, tenant TenantID) (int,
 }
 
 // DeletePrefix deletes the tenant's rows whose RowKey starts with prefix.
-func (t *Table[E, P]) DeletePrefix(ctx context.Context, tenant TenantID, prefix string) (int, error) {
-	if err := tenant.valid(); err != nil {
+func (t *Table[E, P]) DeletePrefix(ctx context.Context, tenant core.TenantID, prefix string) (int, error) {
+	if err := checkTenant(tenant); err != nil {
 		return 0, err
 	}
 	if err := ValidateKey("row key prefix", prefix); err != nil {
@@ -562,7 +564,7 @@ func (t *Table[E, P]) DeletePrefix(ctx context.Context, tenant TenantID, prefix 
 
 // deleteWhere lists matching keys a page (up to 1,000) at a time, reading only RowKey, and deletes each
 // page in batches. Continuation tokens stay valid while rows behind them go.
-func (t *Table[E, P]) deleteWhere(ctx context.Context, tenant TenantID, filter string) (int, error) {
+func (t *Table[E, P]) deleteWhere(ctx context.Context, tenant core.TenantID, filter string) (int, error) {
 	total, token := 0, ""
 	for {
 		rks, next, err := t.keys(ctx, filter, token)
@@ -593,16 +595,16 @@ const (
 
 // InsertBatch inserts es in entity-group transactions of up to 100. Each transaction is all-or-nothing;
 // an existing row fails its whole chunk (ErrExists) while other chunks may already have been written.
-func (t *Table[E, P]) InsertBatch(ctx context.Context, tenant TenantID, es []E) error {
+func (t *Table[E, P]) InsertBatch(ctx context.Context, tenant core.TenantID, es []E) error {
 	return t.writeBatch(ctx, tenant, es, aztables.TransactionTypeAdd)
 }
 
 // UpsertBatch writes es (replacing whatever is there) in transactions of up to 100.
-func (t *Table[E, P]) UpsertBatch(ctx context.Context, tenant TenantID, es []E) error {
+func (t *Table[E, P]) UpsertBatch(ctx context.Context, tenant core.TenantID, es []E) error {
 	return t.writeBatch(ctx, tenant, es, aztables.TransactionTypeInsertReplace)
 }
 
-func (t *Table[E, P]) writeBatch(ctx context.Context, tenant TenantID, es []E, kind aztables.TransactionType) error {
+func (t *Table[E, P]) writeBatch(ctx context.Context, tenant core.TenantID, es []E, kind aztables.TransactionType) error {
 	actions := make([]aztables.TransactionAction, 0, len(es))
 	rks := make([]string, 0, len(es))
 	for i := range es {
@@ -620,8 +622,8 @@ func (t *Table[E, P]) writeBatch(ctx context.Context, tenant TenantID, es []E, k
 
 // DeleteBatch deletes the given rows in transactions of up to 100 and returns how many were deleted.
 // Rows already gone are skipped: a chunk that fails on one is retried row by row.
-func (t *Table[E, P]) DeleteBatch(ctx context.Context, tenant TenantID, rks []string) (int, error) {
-	if err := tenant.valid(); err != nil {
+func (t *Table[E, P]) DeleteBatch(ctx context.Context, tenant core.TenantID, rks []string) (int, error) {
+	if err := checkTenant(tenant); err != nil {
 		return 0, err
 	}
 	actions := make([]aztables.TransactionAction, 0, len(rks))
@@ -639,7 +641,7 @@ func (t *Table[E, P]) DeleteBatch(ctx context.Context, tenant TenantID, rks []st
 // submit checks the batch rules the SDK and Azurite leave to us (one partition — guaranteed by the
 // callers building every action for tenant —, one operation per row, ≤ 100 operations, ≤ 4 MiB) and
 // sends the chunks, a few at a time. It returns the number of operations applied.
-func (t *Table[E, P]) submit(ctx context.Context, tenant TenantID, rks []string, actions []aztables.TransactionAction) (int, error) {
+func (t *Table[E, P]) submit(ctx context.Context, tenant core.TenantID, rks []string, actions []aztables.TransactionAction) (int, error) {
 	seen := make(map[string]bool, len(rks))
 	for _, rk := range rks {
 		if seen[rk] {
@@ -692,7 +694,7 @@ func chunkBatch(sizes []int) [][2]int {
 	return chunks
 }
 
-func (t *Table[E, P]) submitChunk(ctx context.Context, tenant TenantID, rks []string, actions []aztables.TransactionAction) (int, error) {
+func (t *Table[E, P]) submitChunk(ctx context.Context, tenant core.TenantID, rks []string, actions []aztables.TransactionAction) (int, error) {
 	_, err := t.client.SubmitTransaction(ctx, actions, nil)
 	if err == nil {
 		return len(actions), nil

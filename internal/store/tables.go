@@ -7,6 +7,8 @@ import (
 	"iter"
 	"strings"
 	"time"
+
+	"github.com/connecthub/connecthub/internal/core"
 )
 
 // TenantRegistry is the tenants table: one row per tenant. Listing across tenants is an operator path.
@@ -15,7 +17,7 @@ type TenantRegistry struct {
 }
 
 // Get reads the tenant's registry row.
-func (r *TenantRegistry) Get(ctx context.Context, tenant TenantID) (Tenant, error) {
+func (r *TenantRegistry) Get(ctx context.Context, tenant core.TenantID) (Tenant, error) {
 	return r.t.Get(ctx, tenant, tenantRowKey)
 }
 
@@ -26,7 +28,7 @@ func (r *TenantRegistry) Create(ctx context.Context, t Tenant) error {
 }
 
 // Update changes the tenant's row with optimistic concurrency (see Table.Update).
-func (r *TenantRegistry) Update(ctx context.Context, tenant TenantID, fn func(*Tenant) error) (Tenant, error) {
+func (r *TenantRegistry) Update(ctx context.Context, tenant core.TenantID, fn func(*Tenant) error) (Tenant, error) {
 	return r.t.Update(ctx, tenant, tenantRowKey, func(t *Tenant) error {
 		if err := fn(t); err != nil {
 			return err
@@ -39,7 +41,7 @@ func (r *TenantRegistry) Update(ctx context.Context, tenant TenantID, fn func(*T
 }
 
 // UpdateOrCreate is Update that also creates an absent row (exists=false, ID set): onboarding.
-func (r *TenantRegistry) UpdateOrCreate(ctx context.Context, tenant TenantID, fn func(t *Tenant, exists bool) error) (Tenant, error) {
+func (r *TenantRegistry) UpdateOrCreate(ctx context.Context, tenant core.TenantID, fn func(t *Tenant, exists bool) error) (Tenant, error) {
 	return r.t.UpdateOrCreate(ctx, tenant, tenantRowKey, func(t *Tenant, exists bool) error {
 		if !exists {
 			t.ID = tenant
@@ -55,7 +57,7 @@ func (r *TenantRegistry) UpdateOrCreate(ctx context.Context, tenant TenantID, fn
 }
 
 // Delete removes the tenant's registry row.
-func (r *TenantRegistry) Delete(ctx context.Context, tenant TenantID) error {
+func (r *TenantRegistry) Delete(ctx context.Context, tenant core.TenantID) error {
 	return r.t.Delete(ctx, tenant, tenantRowKey)
 }
 
@@ -90,7 +92,7 @@ func operatorQuery[E any, P entityPtr[E]](ctx context.Context, t *Table[E, P], f
 		if err != nil {
 			return Page[E]{}, err
 		}
-		tenant, err := ParseTenantID(pk)
+		tenant, err := core.ParseTenantID(pk)
 		if err != nil {
 			return Page[E]{}, fmt.Errorf("%s: %w", t.name, err)
 		}
@@ -109,7 +111,7 @@ type LedgerTable struct {
 }
 
 // ListResource pages over the ledger of one resource.
-func (l *LedgerTable) ListResource(ctx context.Context, tenant TenantID, resource string, opts *ListOptions) (Page[LedgerEntry], error) {
+func (l *LedgerTable) ListResource(ctx context.Context, tenant core.TenantID, resource string, opts *ListOptions) (Page[LedgerEntry], error) {
 	if err := validateKeyPart("resource", resource); err != nil {
 		return Page[LedgerEntry]{}, err
 	}
@@ -117,7 +119,7 @@ func (l *LedgerTable) ListResource(ctx context.Context, tenant TenantID, resourc
 }
 
 // DeleteResource deletes the ledger of one resource (e.g. of a user who lost the license).
-func (l *LedgerTable) DeleteResource(ctx context.Context, tenant TenantID, resource string) (int, error) {
+func (l *LedgerTable) DeleteResource(ctx context.Context, tenant core.TenantID, resource string) (int, error) {
 	if err := validateKeyPart("resource", resource); err != nil {
 		return 0, err
 	}
@@ -127,8 +129,8 @@ func (l *LedgerTable) DeleteResource(ctx context.Context, tenant TenantID, resou
 // Resources lists the distinct resources of the tenant's ledger in key order. It skips from one resource
 // to the next (a query for the first row at or after each resource's upper bound), so it reads one row
 // per resource rather than every record.
-func (l *LedgerTable) Resources(ctx context.Context, tenant TenantID) ([]string, error) {
-	if err := tenant.valid(); err != nil {
+func (l *LedgerTable) Resources(ctx context.Context, tenant core.TenantID) ([]string, error) {
+	if err := checkTenant(tenant); err != nil {
 		return nil, err
 	}
 	var out []string
@@ -161,8 +163,8 @@ type SyncErrorTable struct {
 }
 
 // DeleteFirstFailedBefore deletes the tenant's sync errors first recorded before cutoff (retention: 7 d).
-func (s *SyncErrorTable) DeleteFirstFailedBefore(ctx context.Context, tenant TenantID, cutoff time.Time) (int, error) {
-	if err := tenant.valid(); err != nil {
+func (s *SyncErrorTable) DeleteFirstFailedBefore(ctx context.Context, tenant core.TenantID, cutoff time.Time) (int, error) {
+	if err := checkTenant(tenant); err != nil {
 		return 0, err
 	}
 	return s.deleteWhere(ctx, tenant, odataFilter("PartitionKey eq ? and FirstFailedAt lt ?", tenant, cutoff))
@@ -174,8 +176,8 @@ type BookingTable struct {
 }
 
 // ListRoom returns the bookings of one room that overlap [from, to).
-func (b *BookingTable) ListRoom(ctx context.Context, tenant TenantID, roomID string, from, to time.Time, opts *ListOptions) (Page[Booking], error) {
-	if err := tenant.valid(); err != nil {
+func (b *BookingTable) ListRoom(ctx context.Context, tenant core.TenantID, roomID string, from, to time.Time, opts *ListOptions) (Page[Booking], error) {
+	if err := checkTenant(tenant); err != nil {
 		return Page[Booking]{}, err
 	}
 	if err := validateKeyPart("room id", roomID); err != nil {
@@ -189,8 +191,8 @@ func (b *BookingTable) ListRoom(ctx context.Context, tenant TenantID, roomID str
 
 // DeleteOutsideWindow deletes bookings that ended before from or start at or after to (retention:
 // only the configured window is kept).
-func (b *BookingTable) DeleteOutsideWindow(ctx context.Context, tenant TenantID, from, to time.Time) (int, error) {
-	if err := tenant.valid(); err != nil {
+func (b *BookingTable) DeleteOutsideWindow(ctx context.Context, tenant core.TenantID, from, to time.Time) (int, error) {
+	if err := checkTenant(tenant); err != nil {
 		return 0, err
 	}
 	return b.deleteWhere(ctx, tenant, odataFilter("PartitionKey eq ? and (End le ? or Start ge ?)", tenant, from, to))
@@ -203,7 +205,7 @@ type AuditLog struct {
 }
 
 // Append adds e (its ID is assigned; At defaults to now) and returns the stored entry.
-func (a *AuditLog) Append(ctx context.Context, tenant TenantID, e AuditEntry) (AuditEntry, error) {
+func (a *AuditLog) Append(ctx context.Context, tenant core.TenantID, e AuditEntry) (AuditEntry, error) {
 	if e.At.IsZero() {
 		e.At = a.t.st.now().UTC()
 	}
@@ -213,7 +215,7 @@ func (a *AuditLog) Append(ctx context.Context, tenant TenantID, e AuditEntry) (A
 }
 
 // List pages over the tenant's audit trail, newest first.
-func (a *AuditLog) List(ctx context.Context, tenant TenantID, opts *ListOptions) (Page[AuditEntry], error) {
+func (a *AuditLog) List(ctx context.Context, tenant core.TenantID, opts *ListOptions) (Page[AuditEntry], error) {
 	return a.t.List(ctx, tenant, opts)
 }
 
@@ -223,7 +225,7 @@ type ReceiptLog struct {
 }
 
 // Append records a receipt (its ID is assigned from CompletedAt, or now).
-func (r *ReceiptLog) Append(ctx context.Context, tenant TenantID, rec DeletionReceipt) (DeletionReceipt, error) {
+func (r *ReceiptLog) Append(ctx context.Context, tenant core.TenantID, rec DeletionReceipt) (DeletionReceipt, error) {
 	at := rec.CompletedAt
 	if at.IsZero() {
 		at = r.t.st.now()
@@ -234,7 +236,7 @@ func (r *ReceiptLog) Append(ctx context.Context, tenant TenantID, rec DeletionRe
 }
 
 // List pages over one tenant's receipts, newest first.
-func (r *ReceiptLog) List(ctx context.Context, tenant TenantID, opts *ListOptions) (Page[DeletionReceipt], error) {
+func (r *ReceiptLog) List(ctx context.Context, tenant core.TenantID, opts *ListOptions) (Page[DeletionReceipt], error) {
 	return r.t.List(ctx, tenant, opts)
 }
 

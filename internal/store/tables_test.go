@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
 )
@@ -15,7 +16,7 @@ func TestTenantRegistry(t *testing.T) {
 	s := env.Store
 	a, b, c := env.NewTenant(t), env.NewTenant(t), env.NewTenant(t)
 	for _, tc := range []struct {
-		id    store.TenantID
+		id    core.TenantID
 		state store.TenantState
 	}{{a, store.TenantActive}, {b, store.TenantCancelled}, {c, store.TenantCancelled}} {
 		if err := s.Tenants.Create(ctx, store.Tenant{ID: tc.id, State: tc.state, BookingWindowDays: 21}); err != nil {
@@ -41,7 +42,7 @@ func TestTenantRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := map[store.TenantID]bool{}
+	ids := map[core.TenantID]bool{}
 	for _, tn := range page.Items {
 		ids[tn.ID] = true
 	}
@@ -75,7 +76,7 @@ func TestLedgerAndSyncErrors(t *testing.T) {
 	s := env.Store
 	a, b := env.NewTenant(t), env.NewTenant(t)
 	lm := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-	for _, tenant := range []store.TenantID{a, b} {
+	for _, tenant := range []core.TenantID{a, b} {
 		var rows []store.LedgerEntry
 		for _, res := range []string{"contacts", "contacts2", "events"} {
 			for _, id := range []string{"AAMkAGI2/+=", "x", "y"} {
@@ -111,7 +112,7 @@ func TestLedgerAndSyncErrors(t *testing.T) {
 	}
 
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	for _, tenant := range []store.TenantID{a, b} {
+	for _, tenant := range []core.TenantID{a, b} {
 		for i, age := range []time.Duration{time.Hour, 6 * 24 * time.Hour, 8 * 24 * time.Hour, 30 * 24 * time.Hour} {
 			e := store.SyncError{Resource: "contacts", RecordID: string(rune('a' + i)), RecordName: "Jane Doe",
 				ErrorCode: "remote-rejected", Attempts: 1, FirstFailedAt: now.Add(-age), LastFailedAt: now}
@@ -139,7 +140,7 @@ func TestBookings(t *testing.T) {
 	a, b := env.NewTenant(t), env.NewTenant(t)
 	day := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	at := func(h int) time.Time { return day.Add(time.Duration(h) * time.Hour) }
-	for _, tenant := range []store.TenantID{a, b} {
+	for _, tenant := range []core.TenantID{a, b} {
 		rows := []store.Booking{
 			{RoomID: "room1", EventID: "e-morning", Start: at(9), End: at(10), ShowAs: "busy"},
 			{RoomID: "room1", EventID: "e-noon", Start: at(12), End: at(13), ShowAs: "tentative"},
@@ -225,7 +226,7 @@ func TestAuditAndReceiptsAppendOnly(t *testing.T) {
 		}
 	}
 
-	for _, tenant := range []store.TenantID{a, b} {
+	for _, tenant := range []core.TenantID{a, b} {
 		if _, err := s.Receipts.Append(ctx, tenant, store.DeletionReceipt{Reason: "cancelled", KeyDestroyed: true, RowsDeleted: 7, Tables: "users=7"}); err != nil {
 			t.Fatal(err)
 		}
@@ -238,7 +239,7 @@ func TestAuditAndReceiptsAppendOnly(t *testing.T) {
 	if err != nil || len(all.Items) != 2 {
 		t.Fatalf("operator receipts = %d, %v", len(all.Items), err)
 	}
-	seen := map[store.TenantID]bool{}
+	seen := map[core.TenantID]bool{}
 	for _, r := range all.Items {
 		seen[r.Tenant] = true
 	}

@@ -1,19 +1,16 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
-)
 
-// TenantID is a Microsoft Entra tenant id in canonical form (lowercase GUID). Only ParseTenantID makes
-// one, so a TenantID is always safe to use as a PartitionKey and inside filters and secret names.
-type TenantID string
+	"github.com/connecthub/connecthub/internal/core"
+)
 
 // ErrInvalidKey is returned (wrapped in a *KeyError) for a tenant id or key Table Storage cannot hold or
 // that we refuse to store.
-var ErrInvalidKey = errors.New("invalid key")
+var ErrInvalidKey = core.ErrInvalidID
 
 // KeyError says which value was refused and why, without echoing the value (it may be hostile or personal).
 type KeyError struct {
@@ -26,44 +23,12 @@ func (e *KeyError) Error() string { return fmt.Sprintf("invalid %s: %s", e.What,
 // Unwrap lets callers test with errors.Is(err, ErrInvalidKey).
 func (e *KeyError) Unwrap() error { return ErrInvalidKey }
 
-// ParseTenantID accepts a GUID in any letter case, with or without braces, and returns it canonical.
-func ParseTenantID(s string) (TenantID, error) {
-	s = strings.TrimSuffix(strings.TrimPrefix(s, "{"), "}")
-	if !isGUID(s) {
-		return "", &KeyError{What: "tenant id", Reason: "not a GUID"}
-	}
-	return TenantID(strings.ToLower(s)), nil
-}
-
-// String returns the canonical GUID.
-func (t TenantID) String() string { return string(t) }
-
-// valid re-checks a TenantID that might have been made by a conversion rather than ParseTenantID.
-func (t TenantID) valid() error {
-	if !isGUID(string(t)) || strings.ToLower(string(t)) != string(t) {
-		return &KeyError{What: "tenant id", Reason: "not a canonical GUID (use ParseTenantID)"}
+// checkTenant re-checks a tenant id that might have been made by a conversion rather than parsing.
+func checkTenant(t core.TenantID) error {
+	if err := t.Check(); err != nil {
+		return &KeyError{What: "tenant id", Reason: "not a canonical GUID (use core.ParseTenantID)"}
 	}
 	return nil
-}
-
-func isGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // maxKeyBytes is Table Storage's limit for PartitionKey and RowKey (1 KiB).

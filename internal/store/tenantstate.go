@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/ttlcache"
 )
 
@@ -25,7 +26,7 @@ type TenantStateOptions struct {
 // change made by another instance is seen after TTL at the latest.
 type TenantStateLookup struct {
 	table *Table[Tenant, *Tenant]
-	cache *ttlcache.Cache[TenantID, tenantState]
+	cache *ttlcache.Cache[core.TenantID, tenantState]
 	now   func() time.Time
 	gen   atomic.Uint64 // invalidations, so a read racing a write does not cache the old state
 }
@@ -43,8 +44,8 @@ func (s *Store) NewTenantStateLookup(o TenantStateOptions) *TenantStateLookup {
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = 10_000
 	}
-	l := &TenantStateLookup{table: s.Tenants.t, cache: ttlcache.New[TenantID, tenantState](o.TTL, o.MaxEntries, s.now), now: s.now}
-	s.Tenants.t.watch(func(t TenantID, _ string) {
+	l := &TenantStateLookup{table: s.Tenants.t, cache: ttlcache.New[core.TenantID, tenantState](o.TTL, o.MaxEntries, s.now), now: s.now}
+	s.Tenants.t.watch(func(t core.TenantID, _ string) {
 		l.gen.Add(1)
 		l.cache.Delete(t)
 	})
@@ -55,8 +56,8 @@ func (s *Store) NewTenantStateLookup(o TenantStateOptions) *TenantStateLookup {
 // notBefore is read again: a subscription created after we last looked proves the tenant was active
 // when it was made (subscriptions are only made for active tenants), so a cached "inactive" older than
 // it may be a reactivation this instance has not seen yet.
-func (l *TenantStateLookup) Active(ctx context.Context, tenant TenantID, notBefore time.Time) (bool, error) {
-	if err := tenant.valid(); err != nil {
+func (l *TenantStateLookup) Active(ctx context.Context, tenant core.TenantID, notBefore time.Time) (bool, error) {
+	if err := checkTenant(tenant); err != nil {
 		return false, err
 	}
 	if st, ok := l.cache.Get(tenant); ok && !st.at.Before(notBefore) {

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
 )
@@ -24,7 +25,7 @@ func TestTenantStateLookup(t *testing.T) {
 		f()
 		return counter.total.Load() - before
 	}
-	active := func(tenant store.TenantID, notBefore time.Time) bool {
+	active := func(tenant core.TenantID, notBefore time.Time) bool {
 		t.Helper()
 		ok, err := lookup.Active(ctx, tenant, notBefore)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/store"
@@ -38,7 +39,7 @@ func newFakeDirectory(users ...DirectoryUser) *fakeDirectory {
 	return d
 }
 
-func (d *fakeDirectory) User(_ context.Context, _ store.TenantID, id string) (DirectoryUser, error) {
+func (d *fakeDirectory) User(_ context.Context, _ core.TenantID, id string) (DirectoryUser, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.calls["user"]++
@@ -49,7 +50,7 @@ func (d *fakeDirectory) User(_ context.Context, _ store.TenantID, id string) (Di
 	return u, nil
 }
 
-func (d *fakeDirectory) UsersDelta(_ context.Context, _ store.TenantID, link string, fn func(DirectoryChange) error) (string, error) {
+func (d *fakeDirectory) UsersDelta(_ context.Context, _ core.TenantID, link string, fn func(DirectoryChange) error) (string, error) {
 	d.mu.Lock()
 	d.calls["delta"]++
 	var feed []DirectoryChange
@@ -127,7 +128,7 @@ func newFixture(t *testing.T, dir *fakeDirectory) *fixture {
 }
 
 // activeTenant registers an active tenant with a data key and n purchased licenses.
-func (f *fixture) activeTenant(t *testing.T, purchased int) store.TenantID {
+func (f *fixture) activeTenant(t *testing.T, purchased int) core.TenantID {
 	t.Helper()
 	id := f.env.NewTenant(t)
 	now := f.clock.Now()
@@ -139,7 +140,7 @@ func (f *fixture) activeTenant(t *testing.T, purchased int) store.TenantID {
 }
 
 // auditTrail returns "action/outcome/actor" of every entry, oldest first.
-func (f *fixture) auditTrail(t *testing.T, tenant store.TenantID) []string {
+func (f *fixture) auditTrail(t *testing.T, tenant core.TenantID) []string {
 	t.Helper()
 	var out []string
 	opts := &store.ListOptions{}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -16,10 +17,10 @@ import (
 // internal/platform/msgraph/graph to it.
 type Directory interface {
 	// User reads one user's profile; ErrUserNotFound if the directory has no such user.
-	User(ctx context.Context, tenant store.TenantID, id string) (DirectoryUser, error)
+	User(ctx context.Context, tenant core.TenantID, id string) (DirectoryUser, error)
 	// UsersDelta calls fn for every user changed since link ("" enumerates all users) and returns the
 	// link to resume from next time; ErrDeltaExpired when link is too old.
-	UsersDelta(ctx context.Context, tenant store.TenantID, link string, fn func(DirectoryChange) error) (string, error)
+	UsersDelta(ctx context.Context, tenant core.TenantID, link string, fn func(DirectoryChange) error) (string, error)
 }
 
 // DirectoryUser is a user's profile: exactly the fields the data inventory allows for users.
@@ -65,18 +66,18 @@ type License struct {
 
 // ParseUserID validates an Entra object id from a request and returns it canonical (lowercase).
 func ParseUserID(s string) (string, error) {
-	id, err := store.ParseTenantID(s) // an object id is a GUID like a tenant id
-	if err != nil || id == store.OperatorPartition {
+	id, err := core.ParseObjectID(s)
+	if err != nil || id == string(store.OperatorPartition) {
 		return "", apperr.New(apperr.Invalid, "user id must be an Entra object id (GUID)", err)
 	}
-	return string(id), nil
+	return id, nil
 }
 
 // Assign licenses a user of an active tenant: the profile is read from the directory (the inventory's
 // fields only), sealed with the tenant key and stored. It never assigns more licenses than purchased:
 // count and insert happen under a per-tenant lease (see insertLicense). Assigning a licensed user again
 // only repairs a missing profile.
-func (s *Service) Assign(ctx context.Context, a Actor, tenant store.TenantID, userID string) (License, error) {
+func (s *Service) Assign(ctx context.Context, a core.Actor, tenant core.TenantID, userID string) (License, error) {
 	uid, err := ParseUserID(userID)
 	if err != nil {
 		return License{}, err
@@ -93,7 +94,7 @@ func (s *Service) Assign(ctx context.Context, a Actor, tenant store.TenantID, us
 	return lic, nil
 }
 
-func (s *Service) assign(ctx context.Context, a Actor, t store.Tenant, uid string) (License, error) {
+func (s *Service) assign(ctx context.Context, a core.Actor, t store.Tenant, uid string) (License, error) {
 	switch {
 	case t.State == store.TenantDeleting:
 		return License{}, errDeleting
@@ -220,7 +221,7 @@ func (s *Service) licenseView(ctx context.Context, t store.Tenant, l store.Licen
 
 // writeProfile stores the directory profile, sealed by the store, keeping the PBX mapping and
 // restriction flags a previous row had.
-func (s *Service) writeProfile(ctx context.Context, tenant store.TenantID, du DirectoryUser, now time.Time) error {
+func (s *Service) writeProfile(ctx context.Context, tenant core.TenantID, du DirectoryUser, now time.Time) error {
 	_, err := s.st.Users.UpdateOrCreate(ctx, tenant, du.ID, func(u *store.User, exists bool) error {
 		if !exists {
 			u.CreatedAt = now
@@ -239,7 +240,7 @@ func (s *Service) writeProfile(ctx context.Context, tenant store.TenantID, du Di
 
 // Unassign takes the license from a user and deletes the user's presence, PBX mapping, profile and
 // ledger rows.
-func (s *Service) Unassign(ctx context.Context, a Actor, tenant store.TenantID, userID string) error {
+func (s *Service) Unassign(ctx context.Context, a core.Actor, tenant core.TenantID, userID string) error {
 	uid, err := ParseUserID(userID)
 	if err != nil {
 		return err
@@ -277,7 +278,7 @@ type Removed struct {
 // RemoveUserData deletes everything the tenant holds about one user: the license first (so a crash
 // midway leaves an unlicensed remainder that the retention job sweeps), then presence, ledger and the
 // user row with the profile and PBX mapping. Rows already gone are not an error.
-func RemoveUserData(ctx context.Context, st *store.Store, tenant store.TenantID, userID string) (Removed, error) {
+func RemoveUserData(ctx context.Context, st *store.Store, tenant core.TenantID, userID string) (Removed, error) {
 	var r Removed
 	rk, err := store.LicenseKey(Product, userID)
 	if err != nil {
@@ -313,12 +314,12 @@ func RemoveUserData(ctx context.Context, st *store.Store, tenant store.TenantID,
 }
 
 // assignedUsers returns the ids of the tenant's licensed users.
-func (s *Service) assignedUsers(ctx context.Context, tenant store.TenantID) (map[string]bool, error) {
+func (s *Service) assignedUsers(ctx context.Context, tenant core.TenantID) (map[string]bool, error) {
 	return AssignedUsers(ctx, s.st, tenant)
 }
 
 // AssignedUsers returns the ids of the tenant's licensed users (license rows of Product).
-func AssignedUsers(ctx context.Context, st *store.Store, tenant store.TenantID) (map[string]bool, error) {
+func AssignedUsers(ctx context.Context, st *store.Store, tenant core.TenantID) (map[string]bool, error) {
 	out := map[string]bool{}
 	opts := &store.ListOptions{Select: []string{"AssignedAt"}}
 	for {

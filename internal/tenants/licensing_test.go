@@ -11,6 +11,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
@@ -19,7 +20,7 @@ import (
 func uid(n int) string { return fmt.Sprintf("aaaaaaaa-0000-4000-8000-%012d", n) }
 
 // rawUser reads a users row as stored, without the store's decoding.
-func rawUser(t *testing.T, f *fixture, tenant store.TenantID, id string) map[string]any {
+func rawUser(t *testing.T, f *fixture, tenant core.TenantID, id string) map[string]any {
 	t.Helper()
 	svc, err := aztables.NewServiceClientFromConnectionString(storetest.ConnectionString(t), nil)
 	if err != nil {

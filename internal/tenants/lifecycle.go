@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
 // Get returns the operator's view of a tenant.
-func (s *Service) Get(ctx context.Context, tenant store.TenantID) (View, error) {
+func (s *Service) Get(ctx context.Context, tenant core.TenantID) (View, error) {
 	t, err := s.getTenant(ctx, tenant)
 	if err != nil {
 		return View{}, err
@@ -22,7 +23,7 @@ func (s *Service) Get(ctx context.Context, tenant store.TenantID) (View, error) 
 // Suspend stops processing for an active tenant; its data is deleted 7 days later unless it is
 // reactivated first. Suspending a suspended tenant changes nothing (operators may retry; the retry also
 // retries stopping the processing).
-func (s *Service) Suspend(ctx context.Context, a Actor, tenant store.TenantID) (View, error) {
+func (s *Service) Suspend(ctx context.Context, a core.Actor, tenant core.TenantID) (View, error) {
 	v, err := s.transition(ctx, a, tenant, "tenant.suspend", func(t *store.Tenant, now time.Time) error {
 		switch t.State {
 		case store.TenantActive:
@@ -39,7 +40,7 @@ func (s *Service) Suspend(ctx context.Context, a Actor, tenant store.TenantID) (
 // Cancel ends the contract: the tenant's data is deleted 24 h later (license data after 30 days,
 // billing data after 90) unless it is reactivated first. Processing stops at once. Cancelling twice
 // changes nothing.
-func (s *Service) Cancel(ctx context.Context, a Actor, tenant store.TenantID) (View, error) {
+func (s *Service) Cancel(ctx context.Context, a core.Actor, tenant core.TenantID) (View, error) {
 	v, err := s.transition(ctx, a, tenant, "tenant.cancel", func(t *store.Tenant, now time.Time) error {
 		switch t.State {
 		case store.TenantActive, store.TenantSuspended, store.TenantPending:
@@ -57,7 +58,7 @@ func (s *Service) Cancel(ctx context.Context, a Actor, tenant store.TenantID) (V
 // retention job claims a due tenant with the same optimistic concurrency, so exactly one of the two
 // wins: a reactivated tenant keeps everything, a claimed one cannot come back. Processing starts again
 // (presence sync re-creates its subscriptions and resyncs).
-func (s *Service) Reactivate(ctx context.Context, a Actor, tenant store.TenantID) (View, error) {
+func (s *Service) Reactivate(ctx context.Context, a core.Actor, tenant core.TenantID) (View, error) {
 	v, err := s.transition(ctx, a, tenant, "tenant.reactivate", func(t *store.Tenant, now time.Time) error {
 		switch t.State {
 		case store.TenantSuspended, store.TenantCancelled:
@@ -79,7 +80,7 @@ func (s *Service) Reactivate(ctx context.Context, a Actor, tenant store.TenantID
 // It never fails the action: the change stands, and what the hook could not do in time (Graph down or
 // slow) the capability's job does. The hook's deadline is the request's, or ProcessingTimeout if
 // sooner, so the operator gets an answer well inside the invocation's time.
-func (s *Service) follow(ctx context.Context, tenant store.TenantID, v View, err error) (View, error) {
+func (s *Service) follow(ctx context.Context, tenant core.TenantID, v View, err error) (View, error) {
 	if err != nil || s.o.Processing == nil {
 		return v, err
 	}
@@ -94,7 +95,7 @@ func (s *Service) follow(ctx context.Context, tenant store.TenantID, v View, err
 
 // SetPurchasedLicenses changes how many licenses the tenant bought. A reduction below the number
 // assigned is accepted and reported (View.OverAssigned); no assignment is taken away silently.
-func (s *Service) SetPurchasedLicenses(ctx context.Context, a Actor, tenant store.TenantID, n int) (View, error) {
+func (s *Service) SetPurchasedLicenses(ctx context.Context, a core.Actor, tenant core.TenantID, n int) (View, error) {
 	if n < 0 || n > MaxPurchasedLicenses {
 		return View{}, apperr.New(apperr.Invalid, fmt.Sprintf("purchased licenses must be 0..%d", MaxPurchasedLicenses), nil)
 	}
@@ -115,7 +116,7 @@ func (s *Service) SetPurchasedLicenses(ctx context.Context, a Actor, tenant stor
 }
 
 // transition changes the tenant row under ETag concurrency and audits the outcome (also a refusal).
-func (s *Service) transition(ctx context.Context, a Actor, tenant store.TenantID, action string, change func(*store.Tenant, time.Time) error) (View, error) {
+func (s *Service) transition(ctx context.Context, a core.Actor, tenant core.TenantID, action string, change func(*store.Tenant, time.Time) error) (View, error) {
 	now := s.clock.Now()
 	t, err := s.st.Tenants.Update(ctx, tenant, func(t *store.Tenant) error {
 		if t.State == store.TenantDeleting {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -181,7 +182,7 @@ type recHook struct {
 	t     *testing.T
 }
 
-func (h *recHook) OnStateChange(hctx context.Context, tenant store.TenantID, state store.TenantState) error {
+func (h *recHook) OnStateChange(hctx context.Context, tenant core.TenantID, state store.TenantState) error {
 	tn, _ := h.st.Tenants.Get(ctx, tenant)
 	h.calls = append(h.calls, fmt.Sprintf("%s/%s/%d", state, tn.State, len(h.f.auditTrail(h.t, tenant))))
 	if h.block {

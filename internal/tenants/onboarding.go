@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -35,7 +36,7 @@ var errConsentDisabled = apperr.New(apperr.Unavailable, "onboarding is not confi
 // random state whose hash is stored on the tenant row: only a callback bringing that state back, before
 // it expires, activates the tenant. Starting again while pending replaces the link (and the request's
 // licenses and region); a tenant past pending cannot be onboarded again.
-func (s *Service) StartOnboarding(ctx context.Context, a Actor, tenant store.TenantID, req OnboardingRequest) (Onboarding, error) {
+func (s *Service) StartOnboarding(ctx context.Context, a core.Actor, tenant core.TenantID, req OnboardingRequest) (Onboarding, error) {
 	if s.o.RedirectURI == "" || s.o.AppID == "" {
 		return Onboarding{}, errConsentDisabled
 	}
@@ -109,7 +110,7 @@ type ConsentCallback struct {
 
 // ConsentResult tells the admin what happened (the page shows a fixed text per outcome).
 type ConsentResult struct {
-	Tenant  store.TenantID
+	Tenant  core.TenantID
 	Granted bool
 }
 
@@ -118,8 +119,8 @@ type ConsentResult struct {
 var errBadConsent = apperr.New(apperr.Invalid, "this consent link is invalid, was used already or has expired", nil)
 
 // consentActor: the callback carries no identity; the admin is known only as the tenant's admin.
-func consentActor(invocation string) Actor {
-	return Actor{ID: "tenant-admin", Kind: "user", InvocationID: invocation}
+func consentActor(invocation string) core.Actor {
+	return core.Actor{ID: "tenant-admin", Kind: "user", InvocationID: invocation}
 }
 
 // CompleteConsent handles the admin-consent redirect. A valid state is consumed exactly once (a racing
@@ -160,7 +161,7 @@ func (s *Service) CompleteConsent(ctx context.Context, cb ConsentCallback) (Cons
 		return ConsentResult{Tenant: tenant}, s.audit(ctx, tenant, actor, "tenant.consent", "tenant", string(tenant), errConsentRefused)
 	}
 	if cb.Tenant != "" {
-		if got, err := store.ParseTenantID(cb.Tenant); err != nil || got != tenant {
+		if got, err := core.ParseTenantID(cb.Tenant); err != nil || got != tenant {
 			// Consent was given in another directory than the one the link was made for.
 			return ConsentResult{}, s.audit(ctx, tenant, actor, "tenant.consent", "tenant", string(tenant), errBadConsent)
 		}

@@ -9,16 +9,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
 )
 
-var operator = Actor{ID: "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c", Kind: "user"}
+var operator = core.Actor{ID: "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c", Kind: "user"}
 
 // start onboards a fresh tenant id and returns it with the state from the consent link.
-func (f *fixture) startOnboarding(t *testing.T) (store.TenantID, string, Onboarding) {
+func (f *fixture) startOnboarding(t *testing.T) (core.TenantID, string, Onboarding) {
 	t.Helper()
 	id := storetest.NewTenantID(t)
 	ob, err := f.svc.StartOnboarding(ctx, operator, id, OnboardingRequest{PurchasedLicenses: 25, HomeRegion: "WestEurope"})
@@ -73,7 +74,7 @@ func TestOnboardingLinkAndPendingTenant(t *testing.T) {
 
 	// Starting again while pending issues a new link; the old state no longer opens it.
 	f.clock.Advance(time.Second)
-	_, state2, _ := func() (store.TenantID, string, Onboarding) {
+	_, state2, _ := func() (core.TenantID, string, Onboarding) {
 		ob, err := f.svc.StartOnboarding(ctx, operator, id, OnboardingRequest{PurchasedLicenses: 30, HomeRegion: "northeurope"})
 		if err != nil {
 			t.Fatal(err)

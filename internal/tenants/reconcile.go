@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -164,7 +165,7 @@ func (r *Reconciler) refresh(ctx context.Context, t store.Tenant, link string) (
 
 // apply refreshes one licensed user's profile, or removes the user and their data when the directory no
 // longer has them or disabled them.
-func (r *Reconciler) apply(ctx context.Context, tenant store.TenantID, c DirectoryChange, now time.Time) error {
+func (r *Reconciler) apply(ctx context.Context, tenant core.TenantID, c DirectoryChange, now time.Time) error {
 	gone := c.Removed || c.Disabled
 	var du DirectoryUser
 	if !gone {
@@ -186,10 +187,10 @@ func (r *Reconciler) apply(ctx context.Context, tenant store.TenantID, c Directo
 		return fmt.Errorf("remove user: %w", err)
 	}
 	r.s.log.InfoContext(ctx, "licensed user removed: deleted or disabled in the directory", "tenant_id", string(tenant))
-	return r.s.audit(ctx, tenant, System, "license.remove", "user", c.ID, nil)
+	return r.s.audit(ctx, tenant, core.System, "license.remove", "user", c.ID, nil)
 }
 
-func (r *Reconciler) userIDs(ctx context.Context, tenant store.TenantID) (map[string]bool, error) {
+func (r *Reconciler) userIDs(ctx context.Context, tenant core.TenantID) (map[string]bool, error) {
 	out := map[string]bool{}
 	opts := &store.ListOptions{Select: []string{"Licensed"}}
 	for {
@@ -210,7 +211,7 @@ func (r *Reconciler) userIDs(ctx context.Context, tenant store.TenantID) (map[st
 // snapshot writes the day's usage (purchased, assigned, active) with the billing period's peaks so
 // far. Rewriting the same day gives the same row, so a repeated run is harmless. More licenses assigned
 // than purchased is reported (log and audit), never corrected here.
-func (r *Reconciler) snapshot(ctx context.Context, tenant store.TenantID, now time.Time) error {
+func (r *Reconciler) snapshot(ctx context.Context, tenant core.TenantID, now time.Time) error {
 	t, err := r.s.st.Tenants.Get(ctx, tenant) // fresh: licenses may have changed during the refresh
 	if err != nil {
 		return fmt.Errorf("read tenant: %w", err)
@@ -251,13 +252,13 @@ func (r *Reconciler) snapshot(ctx context.Context, tenant store.TenantID, now ti
 	}
 	if over := snap.Assigned - snap.Purchased; over > 0 {
 		r.s.log.WarnContext(ctx, "licenses over-assigned", "tenant_id", string(tenant), "purchased", snap.Purchased, "assigned", snap.Assigned)
-		return r.s.audit(ctx, tenant, System, "license.overassignment.report", "tenant", string(tenant), nil)
+		return r.s.audit(ctx, tenant, core.System, "license.overassignment.report", "tenant", string(tenant), nil)
 	}
 	return nil
 }
 
 // activeUsers counts licensed users whose presence changed since from: users with synchronised activity.
-func (r *Reconciler) activeUsers(ctx context.Context, tenant store.TenantID, licensed map[string]bool, from time.Time) (int, error) {
+func (r *Reconciler) activeUsers(ctx context.Context, tenant core.TenantID, licensed map[string]bool, from time.Time) (int, error) {
 	n := 0
 	opts := &store.ListOptions{Select: []string{"ChangedAt"}}
 	for {

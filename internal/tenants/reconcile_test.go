@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
-func (f *fixture) snapshot(t *testing.T, tenant store.TenantID, day time.Time) store.BillingSnapshot {
+func (f *fixture) snapshot(t *testing.T, tenant core.TenantID, day time.Time) store.BillingSnapshot {
 	t.Helper()
 	rk, err := store.BillingKey(day, Product)
 	if err != nil {
@@ -164,7 +165,7 @@ func TestReconcileOverlappingRuns(t *testing.T) {
 	t.Parallel()
 	dir := newFakeDirectory(user(uid(1), "ada"))
 	f := newFixture(t, dir)
-	var ids []store.TenantID
+	var ids []core.TenantID
 	for range 4 {
 		ids = append(ids, f.activeTenant(t, 1))
 	}

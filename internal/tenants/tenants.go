@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/store"
@@ -26,18 +27,6 @@ const Product = "presence"
 
 // MaxPurchasedLicenses bounds what an operator can set, against typos of a few zeros too many.
 const MaxPurchasedLicenses = 1_000_000
-
-// Actor is who performs an action, as recorded in the audit trail: an object id or a fixed name, never
-// a person's name or address.
-type Actor struct {
-	ID   string // Entra object id of the operator or admin, or a fixed name ("function-key", "system")
-	Kind string // user, app, key, system
-	// InvocationID joins the audit entry with the function's logs.
-	InvocationID string
-}
-
-// System is the actor of the jobs.
-var System = Actor{ID: "system", Kind: "system"}
 
 // Policy holds the retention periods that decide when a tenant's data is due for deletion, and so how
 // long it can still be reactivated. The retention job uses the same policy.
@@ -121,12 +110,12 @@ type Options struct {
 // operator's action: the capability's own job must finish what the hook could not (presence sync's
 // RenewSubscriptions deletes every subscription of an inactive tenant it finds).
 type StateHook interface {
-	OnStateChange(ctx context.Context, tenant store.TenantID, state store.TenantState) error
+	OnStateChange(ctx context.Context, tenant core.TenantID, state store.TenantState) error
 }
 
 // KeyCreator makes a tenant's data key at onboarding (internal/platform/tenantkey).
 type KeyCreator interface {
-	EnsureTenantKey(ctx context.Context, tenant store.TenantID) error
+	EnsureTenantKey(ctx context.Context, tenant core.TenantID) error
 }
 
 // Service runs onboarding, operator actions and license assignment.
@@ -164,7 +153,7 @@ func New(o Options) (*Service, error) {
 
 // View is what an operator sees of a tenant: lifecycle and license counts, no personal data.
 type View struct {
-	ID                store.TenantID
+	ID                core.TenantID
 	State             store.TenantState
 	HomeRegion        string
 	PurchasedLicenses int
@@ -205,7 +194,7 @@ const (
 // audit appends an entry for an action on an existing tenant. Outcome follows err: nil is success, a
 // classified refusal is denied, anything else failed. A failed append is returned, so the caller fails
 // the request rather than leaving an unaudited change; it is only logged when err is already set.
-func (s *Service) audit(ctx context.Context, tenant store.TenantID, a Actor, action, targetType, targetID string, err error) error {
+func (s *Service) audit(ctx context.Context, tenant core.TenantID, a core.Actor, action, targetType, targetID string, err error) error {
 	if errors.Is(err, errDeleting) {
 		// Nothing may be written into a tenant whose data is being deleted: it would outlive the deletion.
 		return err
@@ -238,7 +227,7 @@ var (
 )
 
 // getTenant reads the registry row, mapping absence to NotFound.
-func (s *Service) getTenant(ctx context.Context, tenant store.TenantID) (store.Tenant, error) {
+func (s *Service) getTenant(ctx context.Context, tenant core.TenantID) (store.Tenant, error) {
 	t, err := s.st.Tenants.Get(ctx, tenant)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Tenant{}, errNoTenant
@@ -250,8 +239,8 @@ func (s *Service) getTenant(ctx context.Context, tenant store.TenantID) (store.T
 }
 
 // ParseTenant validates a tenant id from a request.
-func ParseTenant(s string) (store.TenantID, error) {
-	id, err := store.ParseTenantID(s)
+func ParseTenant(s string) (core.TenantID, error) {
+	id, err := core.ParseTenantID(s)
 	if err != nil || id == store.OperatorPartition {
 		return "", apperr.New(apperr.Invalid, "tenant id must be a GUID", err)
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
 	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -66,7 +67,7 @@ type Connector struct {
 	sealer  store.Sealer
 
 	mu      sync.Mutex
-	tenants map[store.TenantID]*tenantState
+	tenants map[core.TenantID]*tenantState
 }
 
 type tenantState struct {
@@ -96,7 +97,7 @@ func New(o Options, sec secrets.Store, sealer store.Sealer) *Connector {
 	}
 	h := o.HTTP
 	h.Client = &http.Client{Transport: penaltyTransport{next: baseTransport(o.HTTP.Client)}}
-	return &Connector{o: o, p: connector.NewPipeline(h), secrets: sec, sealer: sealer, tenants: map[store.TenantID]*tenantState{}}
+	return &Connector{o: o, p: connector.NewPipeline(h), secrets: sec, sealer: sealer, tenants: map[core.TenantID]*tenantState{}}
 }
 
 // penaltySeconds is how long RingCentral throttles after a limit is exceeded ("the penalty is 60
@@ -128,7 +129,7 @@ func baseTransport(c *http.Client) http.RoundTripper {
 	return tr
 }
 
-func (c *Connector) state(t store.TenantID) *tenantState {
+func (c *Connector) state(t core.TenantID) *tenantState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.tenants[t]
@@ -140,7 +141,7 @@ func (c *Connector) state(t store.TenantID) *tenantState {
 }
 
 // Forget drops what is cached of a tenant (credential changed, tenant deleted).
-func (c *Connector) Forget(t store.TenantID) {
+func (c *Connector) Forget(t core.TenantID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.tenants, t)
@@ -162,7 +163,7 @@ func presenceBody(s connector.State) map[string]string {
 }
 
 // Push sets the user's presence.
-func (c *Connector) Push(ctx context.Context, tenant store.TenantID, u connector.User, s connector.State) error {
+func (c *Connector) Push(ctx context.Context, tenant core.TenantID, u connector.User, s connector.State) error {
 	ts := c.state(tenant)
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -181,7 +182,7 @@ func (c *Connector) Push(ctx context.Context, tenant store.TenantID, u connector
 
 // extension finds the user's extension id: the explicit mapping, else by mail or phone in the extension
 // list (listed again once when the user is not found, at most once a minute, for users added since).
-func (c *Connector) extension(ctx context.Context, tenant store.TenantID, ts *tenantState, u connector.User) (string, error) {
+func (c *Connector) extension(ctx context.Context, tenant core.TenantID, ts *tenantState, u connector.User) (string, error) {
 	if u.PBXUserID != "" {
 		return u.PBXUserID, nil
 	}
@@ -206,7 +207,7 @@ func (c *Connector) extension(ctx context.Context, tenant store.TenantID, ts *te
 }
 
 // Directory returns the tenant's extension list, listed again when older than MappingTTL.
-func (c *Connector) Directory(ctx context.Context, tenant store.TenantID) (*connector.Directory, error) {
+func (c *Connector) Directory(ctx context.Context, tenant core.TenantID) (*connector.Directory, error) {
 	ts := c.state(tenant)
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -242,7 +243,7 @@ type extensionPage struct {
 	} `json:"paging"`
 }
 
-func (c *Connector) listExtensions(ctx context.Context, tenant store.TenantID, ts *tenantState) error {
+func (c *Connector) listExtensions(ctx context.Context, tenant core.TenantID, ts *tenantState) error {
 	var exts []connector.Extension
 	for page := 1; ; page++ {
 		b, err := c.call(ctx, tenant, ts, "list extensions", http.MethodGet,
@@ -269,7 +270,7 @@ func (c *Connector) listExtensions(ctx context.Context, tenant store.TenantID, t
 }
 
 // call sends one authenticated request, taking a token first if needed and once more after a 401.
-func (c *Connector) call(ctx context.Context, tenant store.TenantID, ts *tenantState, op, method, u string, body []byte) ([]byte, error) {
+func (c *Connector) call(ctx context.Context, tenant core.TenantID, ts *tenantState, op, method, u string, body []byte) ([]byte, error) {
 	for attempt := 0; attempt < 2; attempt++ { // the second attempt only after a 401: a fresh token
 		tok, err := c.token(ctx, tenant, ts)
 		if err != nil {
@@ -313,7 +314,7 @@ type tokenAnswer struct {
 	ExpiresIn   int    `json:"expires_in"`
 }
 
-func (c *Connector) token(ctx context.Context, tenant store.TenantID, ts *tenantState) (string, error) {
+func (c *Connector) token(ctx context.Context, tenant core.TenantID, ts *tenantState) (string, error) {
 	if ts.token != "" && c.o.Now().Before(ts.tokenUntil) {
 		return ts.token, nil
 	}
@@ -338,7 +339,7 @@ func (c *Connector) token(ctx context.Context, tenant store.TenantID, ts *tenant
 	return ts.token, nil
 }
 
-func (c *Connector) credential(ctx context.Context, tenant store.TenantID) (Credential, error) {
+func (c *Connector) credential(ctx context.Context, tenant core.TenantID) (Credential, error) {
 	var cred Credential
 	if err := connector.LoadCredential(ctx, c.secrets, c.sealer, tenant, &cred); err != nil {
 		return Credential{}, err
@@ -437,7 +438,7 @@ func (c *Connector) requestToken(ctx context.Context, cred Credential) (tokenAns
 // Test checks the tenant's credential: a fresh token (never the cached one: the point is to try what is
 // stored now), then one page of the extension list, which needs the ReadAccounts permission the
 // directory matching uses.
-func (c *Connector) Test(ctx context.Context, tenant store.TenantID) error {
+func (c *Connector) Test(ctx context.Context, tenant core.TenantID) error {
 	cred, err := c.credential(ctx, tenant)
 	if err != nil {
 		return err

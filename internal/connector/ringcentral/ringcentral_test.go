@@ -11,14 +11,14 @@ import (
 	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/connector/ringcentral/rctest"
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 var ctx = context.Background()
 
-const tenant = store.TenantID("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")
+const tenant = core.TenantID("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")
 
 type fixture struct {
 	rc  *rctest.Server
@@ -167,7 +167,7 @@ func TestTokens(t *testing.T) {
 		t.Errorf("token requests = %d, want 2 (new token after 401)", n)
 	}
 
-	other := store.TenantID("0b1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")
+	other := core.TenantID("0b1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")
 	if err := f.c.Push(ctx, other, ada, connector.Busy); !errors.Is(err, connector.ErrNotConfigured) || connector.Retryable(err) {
 		t.Errorf("tenant without credential err = %v", err)
 	}

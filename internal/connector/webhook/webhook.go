@@ -30,6 +30,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
 	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -92,7 +93,7 @@ func New(o Options, sec secrets.Store, sealer store.Sealer) *Connector {
 }
 
 // Push posts the presence change.
-func (c *Connector) Push(ctx context.Context, tenant store.TenantID, u connector.User, s connector.State) error {
+func (c *Connector) Push(ctx context.Context, tenant core.TenantID, u connector.User, s connector.State) error {
 	cred, err := c.credential(ctx, tenant)
 	if err != nil {
 		return err
@@ -106,7 +107,7 @@ func (c *Connector) Push(ctx context.Context, tenant store.TenantID, u connector
 	return c.post(ctx, cred, now, ev)
 }
 
-func (c *Connector) credential(ctx context.Context, tenant store.TenantID) (Credential, error) {
+func (c *Connector) credential(ctx context.Context, tenant core.TenantID) (Credential, error) {
 	var cred Credential
 	if err := connector.LoadCredential(ctx, c.secrets, c.sealer, tenant, &cred); err != nil {
 		return Credential{}, err
@@ -118,7 +119,7 @@ func (c *Connector) credential(ctx context.Context, tenant store.TenantID) (Cred
 }
 
 // Test posts a signed test event to the tenant's endpoint: any 2xx answer passes.
-func (c *Connector) Test(ctx context.Context, tenant store.TenantID) error {
+func (c *Connector) Test(ctx context.Context, tenant core.TenantID) error {
 	cred, err := c.credential(ctx, tenant)
 	if errors.Is(err, connector.ErrNotConfigured) {
 		return &connector.TestFailure{Code: "webhook_config_invalid", Message: "the stored endpoint or secret is unusable; set the connector again"}

@@ -14,15 +14,15 @@ import (
 
 	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/connector/webhook"
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 var ctx = context.Background()
 
 const (
-	tenant = store.TenantID("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")
+	tenant = core.TenantID("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")
 	secret = "0123456789abcdef0123456789abcdef-signing"
 )
 

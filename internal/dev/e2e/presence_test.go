@@ -25,6 +25,7 @@ import (
 	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/connector/ringcentral/rctest"
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
@@ -46,7 +47,7 @@ type presenceEnv struct {
 	graph  *graphtest.Graph
 	rc     *rctest.Server
 	front  string
-	tenant store.TenantID
+	tenant core.TenantID
 	users  []string          // licensed, sorted
 	ext    map[string]string // user → RingCentral extension id
 }

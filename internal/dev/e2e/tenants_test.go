@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/store"
@@ -108,7 +109,7 @@ func TestRetentionTimerThroughDevhost(t *testing.T) {
 	s := startStack(t)
 	ctx := context.Background()
 	keys := tenantkey.New(s.secrets, tenantkey.Options{})
-	seed := func(cancelledAgo time.Duration) store.TenantID {
+	seed := func(cancelledAgo time.Duration) core.TenantID {
 		id := storetest.NewTenantID(t)
 		if err := keys.CreateTenantKey(ctx, id); err != nil {
 			t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
 	"github.com/connecthub/connecthub/internal/platform/queue"
@@ -31,7 +32,7 @@ func post(t testing.TB, url, body string) (int, string) {
 
 // subscribe stores a subscription the way the subscription manager does, for an active tenant (the
 // webhook drops other tenants' items), returning its clientState.
-func (s *stack) subscribe(t testing.TB, tenant store.TenantID, id string) string {
+func (s *stack) subscribe(t testing.TB, tenant core.TenantID, id string) string {
 	t.Helper()
 	state, hash, err := store.NewClientState()
 	if err != nil {
@@ -48,7 +49,7 @@ func (s *stack) subscribe(t testing.TB, tenant store.TenantID, id string) string
 }
 
 // richBody is a presence notification encrypted exactly as Graph does, with a validation token.
-func (s *stack) richBody(t testing.TB, tenant store.TenantID, subID, state string, n int) string {
+func (s *stack) richBody(t testing.TB, tenant core.TenantID, subID, state string, n int) string {
 	t.Helper()
 	var items []map[string]any
 	for i := range n {

@@ -7,16 +7,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets/kvtest"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // Every store lists exactly the current names under a prefix, so the retention job can delete all of a
 // tenant's secrets without knowing each name (service-user tokens carry a user id).
 func TestListByTenantPrefix(t *testing.T) {
 	t.Parallel()
-	a := store.TenantID("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")
-	b := store.TenantID("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e60")
+	a := core.TenantID("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")
+	b := core.TenantID("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e60")
 	su, err := ServiceUserTokenName(a, "11111111-2222-3333-4444-555555555555")
 	if err != nil {
 		t.Fatal(err)

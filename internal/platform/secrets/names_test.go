@@ -4,12 +4,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/core"
 )
 
 func TestNames(t *testing.T) {
 	t.Parallel()
-	tenant, err := store.ParseTenantID("6F1B3C1E-2D4A-4B5C-8D9E-0A1B2C3D4E5F")
+	tenant, err := core.ParseTenantID("6F1B3C1E-2D4A-4B5C-8D9E-0A1B2C3D4E5F")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/config"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // ErrNotFound is returned by Get when no secret has the name.
@@ -57,41 +57,22 @@ const (
 
 // TenantSecretPrefix starts the name of every secret that belongs to the tenant (data key, PBX credential,
 // service-user tokens), so that all of them can be found and deleted with the tenant.
-func TenantSecretPrefix(t store.TenantID) string { return "t-" + string(t) + "-" }
+func TenantSecretPrefix(t core.TenantID) string { return "t-" + string(t) + "-" }
 
 // TenantDataKeyName names the tenant's 256-bit data key (see internal/platform/tenantkey).
-func TenantDataKeyName(t store.TenantID) string { return "t-" + string(t) + "-datakey" }
+func TenantDataKeyName(t core.TenantID) string { return "t-" + string(t) + "-datakey" }
 
 // PBXCredentialName names the tenant's PBX credential (e.g. RingCentral tokens).
-func PBXCredentialName(t store.TenantID) string { return "t-" + string(t) + "-pbx" }
+func PBXCredentialName(t core.TenantID) string { return "t-" + string(t) + "-pbx" }
 
 // ServiceUserTokenName names the refresh token of the tenant's delegated service user. userID is the
 // user's Entra object id (a GUID).
-func ServiceUserTokenName(t store.TenantID, userID string) (string, error) {
-	u, ok := canonicalGUID(userID)
-	if !ok {
+func ServiceUserTokenName(t core.TenantID, userID string) (string, error) {
+	u, err := core.ParseObjectID(userID)
+	if err != nil {
 		return "", errors.New("service user token name: user id is not a GUID")
 	}
 	return "t-" + string(t) + "-su-" + u, nil
-}
-
-func canonicalGUID(s string) (string, bool) {
-	if len(s) != 36 {
-		return "", false
-	}
-	for i, r := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if r != '-' {
-				return "", false
-			}
-		default:
-			if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
-				return "", false
-			}
-		}
-	}
-	return strings.ToLower(s), true
 }
 
 // maxNameLen is Key Vault's limit on secret names.

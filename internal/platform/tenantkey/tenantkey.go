@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/ttlcache"
 	"github.com/connecthub/connecthub/internal/store"
@@ -46,7 +47,7 @@ type Options struct {
 // Keyring seals and opens per-tenant data. It implements store.Sealer.
 type Keyring struct {
 	secrets secrets.Store
-	cache   *ttlcache.Cache[store.TenantID, cipher.AEAD]
+	cache   *ttlcache.Cache[core.TenantID, cipher.AEAD]
 }
 
 var _ store.Sealer = (*Keyring)(nil)
@@ -59,13 +60,13 @@ func New(s secrets.Store, o Options) *Keyring {
 	if o.MaxTenants <= 0 {
 		o.MaxTenants = 10_000
 	}
-	return &Keyring{secrets: s, cache: ttlcache.New[store.TenantID, cipher.AEAD](o.CacheTTL, o.MaxTenants, o.Now)}
+	return &Keyring{secrets: s, cache: ttlcache.New[core.TenantID, cipher.AEAD](o.CacheTTL, o.MaxTenants, o.Now)}
 }
 
 // CreateTenantKey makes the tenant's data key; ErrKeyExists if it has one. Call it once, at onboarding,
 // under the tenant registry's concurrency control: Key Vault has no create-if-absent, so two racing
 // creators would leave data sealed under a key that was overwritten. Seal never creates keys.
-func (k *Keyring) CreateTenantKey(ctx context.Context, tenant store.TenantID) error {
+func (k *Keyring) CreateTenantKey(ctx context.Context, tenant core.TenantID) error {
 	if _, err := k.aead(ctx, tenant); err == nil {
 		return ErrKeyExists
 	} else if !errors.Is(err, ErrNoKey) {
@@ -83,7 +84,7 @@ func (k *Keyring) CreateTenantKey(ctx context.Context, tenant store.TenantID) er
 }
 
 // EnsureTenantKey creates the key if the tenant has none (make run, tests, idempotent onboarding).
-func (k *Keyring) EnsureTenantKey(ctx context.Context, tenant store.TenantID) error {
+func (k *Keyring) EnsureTenantKey(ctx context.Context, tenant core.TenantID) error {
 	if err := k.CreateTenantKey(ctx, tenant); err != nil && !errors.Is(err, ErrKeyExists) {
 		return err
 	}
@@ -92,7 +93,7 @@ func (k *Keyring) EnsureTenantKey(ctx context.Context, tenant store.TenantID) er
 
 // DestroyTenantKey deletes (and, where the vault allows, purges) the tenant's key and forgets it here.
 // Everything sealed under it becomes unreadable.
-func (k *Keyring) DestroyTenantKey(ctx context.Context, tenant store.TenantID) error {
+func (k *Keyring) DestroyTenantKey(ctx context.Context, tenant core.TenantID) error {
 	k.cache.Delete(tenant)
 	if err := k.secrets.Delete(ctx, secrets.TenantDataKeyName(tenant)); err != nil {
 		return fmt.Errorf("destroy tenant key: %w", err)
@@ -101,12 +102,12 @@ func (k *Keyring) DestroyTenantKey(ctx context.Context, tenant store.TenantID) e
 	return nil
 }
 
-func (k *Keyring) aead(ctx context.Context, tenant store.TenantID) (cipher.AEAD, error) {
+func (k *Keyring) aead(ctx context.Context, tenant core.TenantID) (cipher.AEAD, error) {
 	if a, ok := k.cache.Get(tenant); ok {
 		return a, nil
 	}
-	if canon, err := store.ParseTenantID(string(tenant)); err != nil || canon != tenant {
-		return nil, errors.New("tenant key: tenant id is not canonical (use store.ParseTenantID)")
+	if canon, err := core.ParseTenantID(string(tenant)); err != nil || canon != tenant {
+		return nil, errors.New("tenant key: tenant id is not canonical (use core.ParseTenantID)")
 	}
 	v, err := k.secrets.Get(ctx, secrets.TenantDataKeyName(tenant))
 	if errors.Is(err, secrets.ErrNotFound) {
@@ -133,7 +134,7 @@ func (k *Keyring) aead(ctx context.Context, tenant store.TenantID) (cipher.AEAD,
 
 // associatedData binds a sealed value to where it is stored; each part is length-prefixed so no two
 // different (table, tenant, row) triples give the same bytes.
-func associatedData(tenant store.TenantID, table, rowKey string) []byte {
+func associatedData(tenant core.TenantID, table, rowKey string) []byte {
 	ad := make([]byte, 0, 16+len(table)+len(tenant)+len(rowKey))
 	ad = append(ad, "connecthub-seal-v1"...)
 	for _, s := range []string{table, string(tenant), rowKey} {
@@ -145,7 +146,7 @@ func associatedData(tenant store.TenantID, table, rowKey string) []byte {
 
 // Seal encrypts plaintext for (tenant, table, rowKey): version || nonce || ciphertext+tag (29 bytes
 // more than the plaintext).
-func (k *Keyring) Seal(ctx context.Context, tenant store.TenantID, table, rowKey string, plaintext []byte) ([]byte, error) {
+func (k *Keyring) Seal(ctx context.Context, tenant core.TenantID, table, rowKey string, plaintext []byte) ([]byte, error) {
 	a, err := k.aead(ctx, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
@@ -159,7 +160,7 @@ func (k *Keyring) Seal(ctx context.Context, tenant store.TenantID, table, rowKey
 }
 
 // Open decrypts what Seal made for the same (tenant, table, rowKey).
-func (k *Keyring) Open(ctx context.Context, tenant store.TenantID, table, rowKey string, sealed []byte) ([]byte, error) {
+func (k *Keyring) Open(ctx context.Context, tenant core.TenantID, table, rowKey string, sealed []byte) ([]byte, error) {
 	a, err := k.aead(ctx, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
-func tenant(t testing.TB, s string) store.TenantID {
+func tenant(t testing.TB, s string) core.TenantID {
 	t.Helper()
-	id, err := store.ParseTenantID(s)
+	id, err := core.ParseTenantID(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,13 +24,13 @@ var (
 	pt  = []byte("Ada Lovelace")
 )
 
-func setup(t testing.TB) (*Keyring, *secrets.Memory, store.TenantID, store.TenantID) {
+func setup(t testing.TB) (*Keyring, *secrets.Memory, core.TenantID, core.TenantID) {
 	t.Helper()
 	mem := secrets.NewMemory()
 	k := New(mem, Options{})
 	a := tenant(t, "11111111-1111-4111-8111-111111111111")
 	b := tenant(t, "22222222-2222-4222-8222-222222222222")
-	for _, id := range []store.TenantID{a, b} {
+	for _, id := range []core.TenantID{a, b} {
 		if err := k.CreateTenantKey(ctx, id); err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +78,7 @@ func TestMovedOrAlteredCiphertextFails(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		tenant store.TenantID
+		tenant core.TenantID
 		table  string
 		row    string
 		sealed []byte
@@ -176,7 +176,7 @@ func TestKeyLifecycleAndCache(t *testing.T) {
 	if n := mem.Gets() - before; n > 1 {
 		t.Errorf("200 seal/open calls read the secret store %d times; want at most 1", n)
 	}
-	if _, err := k.Seal(ctx, store.TenantID("33333333-3333-4333-8333-33333333333A"), "users", "u1", pt); err == nil {
+	if _, err := k.Seal(ctx, core.TenantID("33333333-3333-4333-8333-33333333333A"), "users", "u1", pt); err == nil {
 		t.Error("Seal accepted a non-canonical tenant id")
 	}
 }

@@ -13,10 +13,11 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/connector/webhook"
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -190,7 +191,7 @@ func checkJWT(jwt string, now time.Time) error {
 // SetConnector validates and stores the tenant's connector: the credential sealed into the secret
 // store, the kind and non-secret settings on the tenant row. It does not call the PBX (TestConnector
 // does), so a PBX that is down cannot block the set-up.
-func (s *Service) SetConnector(ctx context.Context, a Actor, tenant store.TenantID, in ConnectorInput) (ConnectorView, error) {
+func (s *Service) SetConnector(ctx context.Context, a core.Actor, tenant core.TenantID, in ConnectorInput) (ConnectorView, error) {
 	t, err := s.tenant(ctx, tenant)
 	if err != nil {
 		return ConnectorView{}, err
@@ -250,7 +251,7 @@ func view(t store.Tenant) ConnectorView {
 }
 
 // GetConnector shows the tenant's connector (Kind "" when none is configured).
-func (s *Service) GetConnector(ctx context.Context, tenant store.TenantID) (ConnectorView, error) {
+func (s *Service) GetConnector(ctx context.Context, tenant core.TenantID) (ConnectorView, error) {
 	t, err := s.tenant(ctx, tenant)
 	if err != nil {
 		return ConnectorView{}, err
@@ -260,7 +261,7 @@ func (s *Service) GetConnector(ctx context.Context, tenant store.TenantID) (Conn
 
 // DeleteConnector stops pushes (the kind is cleared first) and deletes the credential. Deleting what is
 // not configured succeeds: the admin wants it gone and it is.
-func (s *Service) DeleteConnector(ctx context.Context, a Actor, tenant store.TenantID) error {
+func (s *Service) DeleteConnector(ctx context.Context, a core.Actor, tenant core.TenantID) error {
 	t, err := s.tenant(ctx, tenant)
 	if err != nil {
 		return err
@@ -304,7 +305,7 @@ type TestResult struct {
 
 // TestConnector checks the stored credential against the PBX the way pushes use it. A failed check is
 // an answer (OK false), not an error; the audit trail records it as failed.
-func (s *Service) TestConnector(ctx context.Context, a Actor, tenant store.TenantID) (TestResult, error) {
+func (s *Service) TestConnector(ctx context.Context, a core.Actor, tenant core.TenantID) (TestResult, error) {
 	t, err := s.tenant(ctx, tenant)
 	if err != nil {
 		return TestResult{}, err

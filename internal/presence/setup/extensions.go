@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"regexp"
 
-	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -66,8 +67,8 @@ func matchOf(u store.User, dir *connector.Directory) UserExtension {
 }
 
 // licensedUser reads a licensed user of the tenant; anyone else is NotFound.
-func (s *Service) licensedUser(ctx context.Context, tenant store.TenantID, userID string) (store.User, error) {
-	uid, err := store.ParseTenantID(userID) // an object id is a GUID like a tenant id
+func (s *Service) licensedUser(ctx context.Context, tenant core.TenantID, userID string) (store.User, error) {
+	uid, err := core.ParseTenantID(userID) // an object id is a GUID like a tenant id
 	if err != nil {
 		return store.User{}, apperr.New(apperr.Invalid, "user id must be an Entra object id (GUID)", err)
 	}
@@ -85,7 +86,7 @@ func (s *Service) licensedUser(ctx context.Context, tenant store.TenantID, userI
 }
 
 // GetUserExtension answers the extension a licensed user maps to now, and how.
-func (s *Service) GetUserExtension(ctx context.Context, tenant store.TenantID, userID string) (UserExtension, error) {
+func (s *Service) GetUserExtension(ctx context.Context, tenant core.TenantID, userID string) (UserExtension, error) {
 	t, err := s.tenant(ctx, tenant)
 	if err != nil {
 		return UserExtension{}, err
@@ -100,7 +101,7 @@ func (s *Service) GetUserExtension(ctx context.Context, tenant store.TenantID, u
 
 // SetUserExtension sets an explicit override: the user's presence goes to extensionID whatever the
 // e-mail and phone say. When the PBX lists its extensions, an id it does not list is refused.
-func (s *Service) SetUserExtension(ctx context.Context, a Actor, tenant store.TenantID, userID, extensionID string) (UserExtension, error) {
+func (s *Service) SetUserExtension(ctx context.Context, a core.Actor, tenant core.TenantID, userID, extensionID string) (UserExtension, error) {
 	t, err := s.tenant(ctx, tenant)
 	if err != nil {
 		return UserExtension{}, err
@@ -148,7 +149,7 @@ func (s *Service) SetUserExtension(ctx context.Context, a Actor, tenant store.Te
 }
 
 // DeleteUserExtension removes the override: the user is matched by e-mail or phone again.
-func (s *Service) DeleteUserExtension(ctx context.Context, a Actor, tenant store.TenantID, userID string) error {
+func (s *Service) DeleteUserExtension(ctx context.Context, a core.Actor, tenant core.TenantID, userID string) error {
 	t, err := s.tenant(ctx, tenant)
 	if err != nil {
 		return err
@@ -176,7 +177,7 @@ func (s *Service) DeleteUserExtension(ctx context.Context, a Actor, tenant store
 
 // ListExtensions pages over the tenant's licensed users with the extension each maps to and how. A page
 // holds at most pageSize users (fewer when unlicensed rows were skipped); Next continues.
-func (s *Service) ListExtensions(ctx context.Context, tenant store.TenantID, token string, pageSize int) (ExtensionPage, error) {
+func (s *Service) ListExtensions(ctx context.Context, tenant core.TenantID, token string, pageSize int) (ExtensionPage, error) {
 	if pageSize == 0 {
 		pageSize = DefaultPageSize
 	}

@@ -7,8 +7,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -55,7 +56,7 @@ func (s *Service) mappingView(stored string) (MappingView, error) {
 }
 
 // GetMapping answers the tenant's overrides and the effective mapping.
-func (s *Service) GetMapping(ctx context.Context, tenant store.TenantID) (MappingView, error) {
+func (s *Service) GetMapping(ctx context.Context, tenant core.TenantID) (MappingView, error) {
 	t, err := s.tenant(ctx, tenant)
 	if err != nil {
 		return MappingView{}, err
@@ -109,7 +110,7 @@ func canonical(overrides map[string]string) (string, error) {
 
 // SetMapping replaces the tenant's overrides (an empty map restores the defaults) and answers the
 // effective mapping.
-func (s *Service) SetMapping(ctx context.Context, a Actor, tenant store.TenantID, overrides map[string]string) (MappingView, error) {
+func (s *Service) SetMapping(ctx context.Context, a core.Actor, tenant core.TenantID, overrides map[string]string) (MappingView, error) {
 	t, err := s.tenant(ctx, tenant)
 	if err != nil {
 		return MappingView{}, err

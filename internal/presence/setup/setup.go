@@ -14,20 +14,14 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/store"
 )
-
-// Actor is who performs an action, as recorded in the audit trail: an object id or a fixed name.
-type Actor struct {
-	ID           string // Entra object id of the operator or admin, or "function-key"
-	Kind         string // user, key
-	InvocationID string // joins the audit entry with the function's logs
-}
 
 // Options configure a Service.
 type Options struct {
@@ -74,7 +68,7 @@ const (
 
 // audit appends an entry; outcome follows err (nil success, a classified refusal denied, anything else
 // failed). A failed append fails a successful request, so no change goes unaudited.
-func (s *Service) audit(ctx context.Context, tenant store.TenantID, a Actor, action, targetType, targetID string, err error) error {
+func (s *Service) audit(ctx context.Context, tenant core.TenantID, a core.Actor, action, targetType, targetID string, err error) error {
 	outcome := outcomeSuccess
 	switch {
 	case err == nil:
@@ -89,7 +83,7 @@ func (s *Service) audit(ctx context.Context, tenant store.TenantID, a Actor, act
 	return err
 }
 
-func (s *Service) appendAudit(ctx context.Context, tenant store.TenantID, a Actor, action, targetType, targetID, outcome string) error {
+func (s *Service) appendAudit(ctx context.Context, tenant core.TenantID, a core.Actor, action, targetType, targetID, outcome string) error {
 	_, err := s.o.Store.Audit.Append(ctx, tenant, store.AuditEntry{
 		At: s.o.Clock.Now(), ActorID: a.ID, ActorKind: a.Kind, Action: action,
 		TargetType: targetType, TargetID: targetID, Outcome: outcome, InvocationID: a.InvocationID,
@@ -111,7 +105,7 @@ var (
 )
 
 // tenant reads the registry row; absence is NotFound.
-func (s *Service) tenant(ctx context.Context, tenant store.TenantID) (store.Tenant, error) {
+func (s *Service) tenant(ctx context.Context, tenant core.TenantID) (store.Tenant, error) {
 	t, err := s.o.Store.Tenants.Get(ctx, tenant)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Tenant{}, errNoTenant
@@ -139,7 +133,7 @@ func writable(t store.Tenant) error {
 }
 
 // forget drops every connector's cache of the tenant: a kind change leaves the old one's behind.
-func (s *Service) forget(tenant store.TenantID) {
+func (s *Service) forget(tenant core.TenantID) {
 	for _, c := range s.o.Connectors {
 		if f, ok := c.(connector.Forgetter); ok {
 			f.Forget(tenant)

@@ -14,11 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/connector/ringcentral/rctest"
 	"github.com/connecthub/connecthub/internal/connector/webhook"
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/presence"
@@ -30,7 +31,7 @@ import (
 var (
 	ctx   = context.Background()
 	start = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	admin = setup.Actor{ID: "9a8b7c6d-1111-2222-3333-444455556666", Kind: "user", InvocationID: "inv-1"}
+	admin = core.Actor{ID: "9a8b7c6d-1111-2222-3333-444455556666", Kind: "user", InvocationID: "inv-1"}
 )
 
 type fixture struct {
@@ -58,7 +59,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // tenant registers a tenant in state with its data key.
-func (f *fixture) tenant(t *testing.T, state store.TenantState) store.TenantID {
+func (f *fixture) tenant(t *testing.T, state store.TenantState) core.TenantID {
 	t.Helper()
 	id := f.env.NewTenant(t)
 	if err := f.env.Store.Tenants.Create(ctx, store.Tenant{ID: id, State: state}); err != nil {
@@ -67,7 +68,7 @@ func (f *fixture) tenant(t *testing.T, state store.TenantState) store.TenantID {
 	return id
 }
 
-func (f *fixture) audit(t *testing.T, tenant store.TenantID) []store.AuditEntry {
+func (f *fixture) audit(t *testing.T, tenant core.TenantID) []store.AuditEntry {
 	t.Helper()
 	p, err := f.env.Store.Audit.List(ctx, tenant, nil)
 	if err != nil {

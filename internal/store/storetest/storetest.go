@@ -23,6 +23,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/store"
@@ -133,14 +134,14 @@ func Prepare(t testing.TB, st *store.Store) {
 }
 
 // NewTenantID returns a random, valid tenant id.
-func NewTenantID(t testing.TB) store.TenantID {
+func NewTenantID(t testing.TB) core.TenantID {
 	t.Helper()
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
-	id, err := store.ParseTenantID(fmt.Sprintf("%s-%s-%s-%s-%s", h[:8], h[8:12], h[12:16], h[16:20], h[20:]))
+	id, err := core.ParseTenantID(fmt.Sprintf("%s-%s-%s-%s-%s", h[:8], h[8:12], h[12:16], h[16:20], h[20:]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func NewTenantID(t testing.TB) store.TenantID {
 }
 
 // NewTenant returns a random tenant id whose data key exists, ready for sealed writes.
-func (e *Env) NewTenant(t testing.TB) store.TenantID {
+func (e *Env) NewTenant(t testing.TB) core.TenantID {
 	t.Helper()
 	id := NewTenantID(t)
 	if err := e.Keys.CreateTenantKey(context.Background(), id); err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
@@ -32,7 +33,7 @@ var (
 )
 
 // User reads one user's profile (GET /users/{id}).
-func (d Directory) User(ctx context.Context, tenant store.TenantID, id string) (tenants.DirectoryUser, error) {
+func (d Directory) User(ctx context.Context, tenant core.TenantID, id string) (tenants.DirectoryUser, error) {
 	c, err := d.Clients.For(ctx, string(tenant))
 	if err != nil {
 		return tenants.DirectoryUser{}, fmt.Errorf("graph client: %w", err)
@@ -48,7 +49,7 @@ func (d Directory) User(ctx context.Context, tenant store.TenantID, id string) (
 }
 
 // UsersDelta runs the users delta query from link ("" enumerates everyone).
-func (d Directory) UsersDelta(ctx context.Context, tenant store.TenantID, link string, fn func(tenants.DirectoryChange) error) (string, error) {
+func (d Directory) UsersDelta(ctx context.Context, tenant core.TenantID, link string, fn func(tenants.DirectoryChange) error) (string, error) {
 	c, err := d.Clients.For(ctx, string(tenant))
 	if err != nil {
 		return "", fmt.Errorf("graph client: %w", err)
@@ -83,7 +84,7 @@ type Subscriptions struct {
 }
 
 // DeleteSubscription implements retention.SubscriptionDeleter.
-func (s Subscriptions) DeleteSubscription(ctx context.Context, tenant store.TenantID, sub store.Subscription) error {
+func (s Subscriptions) DeleteSubscription(ctx context.Context, tenant core.TenantID, sub store.Subscription) error {
 	c, err := s.Clients.For(ctx, string(tenant))
 	if err != nil {
 		return fmt.Errorf("graph client: %w", err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
@@ -113,7 +114,7 @@ func TestLicensingOnGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	op := tenants.Actor{ID: "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c", Kind: "user"}
+	op := core.Actor{ID: "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c", Kind: "user"}
 	if _, err := svc.Assign(ctx, op, tenant, uid("1")); err != nil {
 		t.Fatal(err)
 	}

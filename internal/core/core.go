@@ -1,0 +1,90 @@
+// Package core is the kernel every module shares: the tenant id, the one parser of Entra ids, and who
+// performs an action. It imports nothing of the project, so any package may import it.
+package core
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// TenantID is a Microsoft Entra tenant id in canonical form (lowercase GUID). Only ParseTenantID makes
+// one, so a TenantID is always safe to use as a PartitionKey and inside filters and secret names.
+type TenantID string
+
+// ErrInvalidID is returned (wrapped in an *IDError) for an id that is not a GUID. Table Storage's key
+// errors (store.ErrInvalidKey) are the same sentinel, so one errors.Is covers both.
+var ErrInvalidID = errors.New("invalid key")
+
+// IDError says which value was refused and why, without echoing the value (it may be hostile or personal).
+type IDError struct {
+	What   string // "tenant id", "user id", ...
+	Reason string
+}
+
+func (e *IDError) Error() string { return fmt.Sprintf("invalid %s: %s", e.What, e.Reason) }
+
+// Unwrap lets callers test with errors.Is(err, ErrInvalidID).
+func (e *IDError) Unwrap() error { return ErrInvalidID }
+
+// ParseTenantID accepts a GUID in any letter case, with or without braces, and returns it canonical.
+func ParseTenantID(s string) (TenantID, error) {
+	id, err := parseGUID("tenant id", s)
+	return TenantID(id), err
+}
+
+// ParseObjectID is ParseTenantID for the other Entra ids (users, service principals): a GUID in any
+// case, with or without braces, returned lowercase as Entra writes it.
+func ParseObjectID(s string) (string, error) { return parseGUID("object id", s) }
+
+func parseGUID(what, s string) (string, error) {
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "{"), "}")
+	if !IsGUID(s) {
+		return "", &IDError{What: what, Reason: "not a GUID"}
+	}
+	return strings.ToLower(s), nil
+}
+
+// String returns the canonical GUID.
+func (t TenantID) String() string { return string(t) }
+
+// Check re-checks a TenantID that might have been made by a conversion rather than ParseTenantID.
+func (t TenantID) Check() error {
+	if !IsGUID(string(t)) || strings.ToLower(string(t)) != string(t) {
+		return &IDError{What: "tenant id", Reason: "not a canonical GUID (use ParseTenantID)"}
+	}
+	return nil
+}
+
+// IsGUID reports whether s is a GUID in the 8-4-4-4-12 hex form (any case, no braces).
+func IsGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Actor is who performs an action, as recorded in the audit trail: an object id or a fixed name, never
+// a person's name or address.
+type Actor struct {
+	ID   string // Entra object id of the operator or admin, or a fixed name ("function-key", "system")
+	Kind string // user, app, key, system
+	// InvocationID joins the audit entry with the function's logs.
+	InvocationID string
+}
+
+// System is the actor of the jobs.
+var System = Actor{ID: "system", Kind: "system"}
