@@ -8,11 +8,11 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/presence"
-	"github.com/connecthub/connecthub/internal/serviceuser"
+	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
-// ServiceUserSignIn connects a tenant's service users (internal/serviceuser behind a tenant check).
+// ServiceUserSignIn connects a tenant's service users (internal/presence/serviceuser behind a tenant check).
 type ServiceUserSignIn interface {
 	Begin(ctx context.Context, tenant core.TenantID) (authURL, nonce string, err error)
 	Complete(ctx context.Context, cb serviceuser.Callback) (store.ServiceUser, error)

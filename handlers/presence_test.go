@@ -10,7 +10,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
-	"github.com/connecthub/connecthub/internal/serviceuser"
+	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 	"github.com/connecthub/connecthub/internal/store"
 )
 

@@ -15,7 +15,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/connecthub/connecthub/handlers"
-	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/platform/config"
@@ -24,6 +23,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
+	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )

@@ -4,10 +4,10 @@ import (
 	"fmt"
 
 	"github.com/connecthub/connecthub/handlers"
-	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/config"
 	"github.com/connecthub/connecthub/internal/presence"
+	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/presence/setup"
 )
 

@@ -10,16 +10,16 @@ import (
 	"sync"
 
 	"github.com/connecthub/connecthub/handlers"
-	"github.com/connecthub/connecthub/internal/connector"
-	"github.com/connecthub/connecthub/internal/connector/ringcentral"
-	"github.com/connecthub/connecthub/internal/connector/webhook"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/platform/config"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/presence"
-	"github.com/connecthub/connecthub/internal/serviceuser"
+	"github.com/connecthub/connecthub/internal/presence/connector"
+	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
+	"github.com/connecthub/connecthub/internal/presence/connector/webhook"
+	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 	"github.com/connecthub/connecthub/internal/store"
 )
 

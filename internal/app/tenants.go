@@ -21,7 +21,7 @@ var _ tenants.StateHook = (*presence.Manager)(nil)
 // ReconcileLicenses and EnforceRetention.
 func (w *Wired) wireTenants(ctx context.Context) error {
 	cfg := w.Config.Tenants
-	policy := tenants.Policy{CancelledRetention: cfg.CancelledRetention, SuspendedRetention: cfg.SuspendedRetention,
+	policy := retention.Policy{CancelledRetention: cfg.CancelledRetention, SuspendedRetention: cfg.SuspendedRetention,
 		LicenseRetention: cfg.LicenseRetention, BillingRetention: cfg.BillingRetention}
 
 	// App-only Graph clients (the multi-tenant app's certificate) read directories and delete
@@ -48,7 +48,7 @@ func (w *Wired) wireTenants(ctx context.Context) error {
 		return errors.New("the secret store cannot list names, so a tenant's secrets could not all be deleted")
 	}
 	job, err := retention.New(retention.Options{
-		Store: w.Store, Keys: w.Keys, Secrets: sec, Graph: tenantgraph.Subscriptions{Clients: clients},
+		Store: w.Store, Keys: w.Keys, Secrets: sec, Graph: tenantgraph.Subscriptions{Clients: clients}, Licenses: svc,
 		Clock: clock.System, Log: w.Log, Policy: policy, SyncErrorRetention: cfg.SyncErrorRetention,
 		BookingWindowDays: cfg.BookingWindowDays, MaxRows: cfg.RetentionMaxRows, Budget: cfg.JobRunBudget,
 	})
@@ -61,3 +61,10 @@ func (w *Wired) wireTenants(ctx context.Context) error {
 	w.App.Tenants = handlers.TenantServices{Admin: svc}
 	return nil
 }
+
+// The tenant capability's adapters and service serve retention through interfaces retention declares.
+var (
+	_ retention.SubscriptionDeleter = tenantgraph.Subscriptions{}
+	_ retention.Licenses            = (*tenants.Service)(nil)
+	_ tenants.DeletionPolicy        = retention.Policy{}
+)

@@ -49,12 +49,6 @@ const (
 	ReasonTenantInactive = "tenant_inactive"
 )
 
-// Message application properties set on every queued item, so workers need no second lookup.
-const (
-	PropTenant = "tenantId"
-	PropKind   = "kind"
-)
-
 // Intake implements handlers.NotificationIntake.
 type Intake struct {
 	subs    Subscriptions
@@ -178,7 +172,7 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 	}
 	elapsed := in.now().Sub(start)
 	for _, m := range append(notes, lifecycles...) {
-		in.stats.enqueued(m.ApplicationProperties[PropTenant])
+		in.stats.enqueued(m.ApplicationProperties[queue.PropTenant])
 	}
 	if len(notes)+len(lifecycles) > 0 {
 		in.stats.handoff(elapsed)
@@ -205,8 +199,8 @@ func toMessage(n notification.Notification, tenant string, kind store.Subscripti
 		ContentType: "application/json",
 		Body:        body,
 		ApplicationProperties: map[string]string{
-			PropTenant: tenant,
-			PropKind:   string(kind),
+			queue.PropTenant: tenant,
+			queue.PropKind:   string(kind),
 		},
 	}, nil
 }

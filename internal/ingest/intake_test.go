@@ -254,7 +254,7 @@ func TestQueuedMessage(t *testing.T) {
 		t.Fatalf("queued %d after 4 identical POSTs, want 1", got)
 	}
 	m := q.Snapshot()[0]
-	if m.ApplicationProperties[PropTenant] != tenantA || m.ApplicationProperties[PropKind] != "presence" || m.SessionID == "" {
+	if m.ApplicationProperties[queue.PropTenant] != tenantA || m.ApplicationProperties[queue.PropKind] != "presence" || m.SessionID == "" {
 		t.Errorf("message properties = %+v session %q", m.ApplicationProperties, m.SessionID)
 	}
 	n, err := notification.Parse([]byte(`{"value":[` + string(m.Body) + `]}`))

@@ -51,7 +51,7 @@ func (w *LifecycleWorker) Process(ctx context.Context, d *queue.Delivery) error 
 	if err := json.Unmarshal(d.Body, &n); err != nil {
 		return apperr.New(apperr.Invalid, "lifecycle message is not a notification", err)
 	}
-	tenant, err := core.ParseTenantID(d.ApplicationProperties[PropTenant])
+	tenant, err := core.ParseTenantID(d.ApplicationProperties[queue.PropTenant])
 	if err != nil {
 		return apperr.New(apperr.Invalid, "lifecycle message without a tenant", err)
 	}

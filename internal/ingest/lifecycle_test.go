@@ -39,7 +39,7 @@ func TestLifecycleWorkerRecordsEvent(t *testing.T) {
 		return nil
 	}), func() time.Time { return at }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	d := &queue.Delivery{Body: []byte(`{"subscriptionId":"sub-a","lifecycleEvent":"reauthorizationRequired","tenantId":"` + tenantA + `"}`),
-		ApplicationProperties: map[string]string{PropTenant: tenantA}}
+		ApplicationProperties: map[string]string{queue.PropTenant: tenantA}}
 
 	if err := w.Process(ctx, d); err == nil {
 		t.Fatal("a failed action must fail the invocation so Service Bus redelivers")
@@ -60,14 +60,14 @@ func TestLifecycleWorkerRecordsEvent(t *testing.T) {
 
 	// Another tenant's id in the message properties cannot touch tenant A's record.
 	other := *d
-	other.ApplicationProperties = map[string]string{PropTenant: tenantB}
+	other.ApplicationProperties = map[string]string{queue.PropTenant: tenantB}
 	if err := w.Process(ctx, &other); err != nil {
 		t.Fatalf("unknown subscription in tenant B: %v", err)
 	}
 	for _, bad := range []*queue.Delivery{
-		{Body: []byte(`not json`), ApplicationProperties: map[string]string{PropTenant: tenantA}},
+		{Body: []byte(`not json`), ApplicationProperties: map[string]string{queue.PropTenant: tenantA}},
 		{Body: d.Body},
-		{Body: []byte(`{"subscriptionId":"sub-a"}`), ApplicationProperties: map[string]string{PropTenant: tenantA}},
+		{Body: []byte(`{"subscriptionId":"sub-a"}`), ApplicationProperties: map[string]string{queue.PropTenant: tenantA}},
 	} {
 		if err := w.Process(ctx, bad); err == nil {
 			t.Errorf("Process(%s) = nil, want an error (dead-lettered after retries, never silently dropped)", bad.Body)

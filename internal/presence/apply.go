@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/ttlcache"
+	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/store"
 )
 

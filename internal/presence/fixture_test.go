@@ -15,15 +15,14 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
-	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/core"
-	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/presence"
+	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
 )
@@ -253,7 +252,7 @@ func (f *fixture) deliveries(t testing.TB, ds []graphtest.Delivery, enqueued tim
 			body, _ := json.Marshal(n)
 			out = append(out, &queue.Delivery{Body: body, MessageID: notification.MessageID(n), SessionID: notification.OrderingKey(n),
 				DeliveryCount: 1, EnqueuedTime: enqueued, ContentType: "application/json",
-				ApplicationProperties: map[string]string{ingest.PropTenant: string(f.tenant), ingest.PropKind: string(store.KindPresence)}})
+				ApplicationProperties: map[string]string{queue.PropTenant: string(f.tenant), queue.PropKind: string(store.KindPresence)}})
 		}
 	}
 	return out

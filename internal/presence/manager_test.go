@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/presence"
+	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -276,7 +276,7 @@ func (f *fixture) lifecycle(t *testing.T, post func() (int, error)) {
 	body, _ := json.Marshal(n)
 	w := ingest.NewLifecycleWorker(f.st.Subscriptions, f.manager, nil, nopLog())
 	if err := w.Process(ctx, &queue.Delivery{Body: body, MessageID: notification.MessageID(n), DeliveryCount: 1,
-		ApplicationProperties: map[string]string{ingest.PropTenant: string(f.tenant), ingest.PropKind: string(store.KindPresence)}}); err != nil {
+		ApplicationProperties: map[string]string{queue.PropTenant: string(f.tenant), queue.PropKind: string(store.KindPresence)}}); err != nil {
 		t.Fatalf("ProcessLifecycle: %v", err)
 	}
 }

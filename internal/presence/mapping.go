@@ -5,7 +5,7 @@ import (
 	"maps"
 	"strings"
 
-	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/presence/connector"
 )
 
 // Mapping turns Teams presence (availability and activity) into a PBX state. Rules are keyed by

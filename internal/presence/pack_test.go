@@ -5,8 +5,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/presence"
+	"github.com/connecthub/connecthub/internal/presence/connector"
 )
 
 func users(n int) []string {

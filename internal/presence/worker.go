@@ -13,14 +13,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
-	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
 	"github.com/connecthub/connecthub/internal/platform/queue"
+	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -100,11 +99,11 @@ type presenceResource struct {
 
 // Process handles one queued presence notification.
 func (w *Worker) Process(ctx context.Context, d *queue.Delivery) error {
-	tenant, err := core.ParseTenantID(d.ApplicationProperties[ingest.PropTenant])
+	tenant, err := core.ParseTenantID(d.ApplicationProperties[queue.PropTenant])
 	if err != nil {
 		return apperr.New(apperr.Invalid, "presence message without a tenant", err)
 	}
-	if k := d.ApplicationProperties[ingest.PropKind]; k != string(store.KindPresence) {
+	if k := d.ApplicationProperties[queue.PropKind]; k != string(store.KindPresence) {
 		return apperr.New(apperr.Invalid, fmt.Sprintf("message of kind %q on the presence worker", k), nil)
 	}
 	attempt, _ := strconv.Atoi(d.ApplicationProperties[PropAttempt])

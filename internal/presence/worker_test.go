@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/presence"
+	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/store"
 )
 

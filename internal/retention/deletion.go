@@ -13,7 +13,6 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/store"
-	"github.com/connecthub/connecthub/internal/tenants"
 )
 
 // deletion is one category of one tenant's data on its way out, with its progress (checkpointed).
@@ -437,7 +436,7 @@ func (r *run) laterPhases(ctx context.Context, now time.Time) (bool, []error) {
 			k := string(rec.Tenant) + "/" + rec.EndedAt.UTC().Format(time.RFC3339Nano)
 			switch rec.Categories {
 			case CategoryTenant:
-				if rec.Reason == tenants.ReasonConsentExpired {
+				if rec.Reason == ReasonConsentExpired {
 					continue // never a customer: no license or billing data
 				}
 				byKey[k] = &contract{tenant: rec.Tenant, reason: rec.Reason, ended: rec.EndedAt, cutoff: rec.CompletedAt}

@@ -29,7 +29,7 @@ var (
 	// t0 is when the tests cancel or suspend; 10:00 UTC, so day boundaries are not hit by accident.
 	t0       = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	operator = core.Actor{ID: "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c", Kind: "user"}
-	policy_  = tenants.Policy{CancelledRetention: 24 * time.Hour, SuspendedRetention: 7 * 24 * time.Hour,
+	policy_  = Policy{CancelledRetention: 24 * time.Hour, SuspendedRetention: 7 * 24 * time.Hour,
 		LicenseRetention: 30 * 24 * time.Hour, BillingRetention: 90 * 24 * time.Hour}
 )
 
@@ -95,7 +95,7 @@ func newFixture(t testing.TB) *fixture {
 
 func (f *fixture) job(t testing.TB, o Options) *Job {
 	t.Helper()
-	o.Store, o.Keys, o.Secrets, o.Clock, o.Policy = f.st, f.env.Keys, f.env.Secrets, f.clock, policy_
+	o.Store, o.Keys, o.Secrets, o.Clock, o.Policy, o.Licenses = f.st, f.env.Keys, f.env.Secrets, f.clock, policy_, f.svc
 	if o.Graph == nil {
 		o.Graph = f.graph
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/store"
-	"github.com/connecthub/connecthub/internal/tenants"
 )
 
 // prune applies the rules that hold while a tenant is a customer: bookings only inside the booking
@@ -58,13 +57,13 @@ func (r *run) prune(ctx context.Context, t store.Tenant, now time.Time) error {
 // pruneUnlicensed deletes presence, ledger and user rows of users without a license: left behind by an
 // unassignment that died midway, or written by a late notification after it.
 func (r *run) pruneUnlicensed(ctx context.Context, tenant core.TenantID, add func(string, int, error)) error {
-	licensed, err := tenants.AssignedUsers(ctx, r.st, tenant)
+	licensed, err := r.j.o.Licenses.LicensedUsers(ctx, tenant)
 	if err != nil {
 		return err
 	}
 	remove := func(userID string) {
-		removed, err := tenants.RemoveUserData(ctx, r.st, tenant, userID)
-		add(store.TableUsers, removed.Rows, wrap("remove unlicensed user", err))
+		rows, err := r.j.o.Licenses.RemoveUser(ctx, tenant, userID)
+		add(store.TableUsers, rows, wrap("remove unlicensed user", err))
 	}
 	seen := map[string]bool{}
 	for p, err := range r.st.Presence.All(ctx, tenant, &store.ListOptions{Select: []string{"ChangedAt"}}) {

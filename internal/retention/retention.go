@@ -30,7 +30,6 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/store"
-	"github.com/connecthub/connecthub/internal/tenants"
 )
 
 // JobName is the job's row in the operator partition of the jobs table: lease and checkpoint.
@@ -59,6 +58,13 @@ type SubscriptionDeleter interface {
 	DeleteSubscription(ctx context.Context, tenant core.TenantID, sub store.Subscription) error
 }
 
+// Licenses is what the sweep of unlicensed remainders needs of the licensing capability, declared here
+// and wired in internal/app, so that retention does not import it.
+type Licenses interface {
+	LicensedUsers(ctx context.Context, tenant core.TenantID) (map[string]bool, error)
+	RemoveUser(ctx context.Context, tenant core.TenantID, userID string) (rows int, err error)
+}
+
 // Options configure the job.
 type Options struct {
 	Store   *store.Store
@@ -66,10 +72,12 @@ type Options struct {
 	Secrets Secrets
 	// Graph deletes subscriptions at Graph; nil leaves them to expire (presence subscriptions live at
 	// most an hour, and their rows are deleted, so the webhook refuses their notifications).
-	Graph  SubscriptionDeleter
-	Clock  clock.Clock
-	Log    *slog.Logger
-	Policy tenants.Policy
+	Graph SubscriptionDeleter
+	// Licenses answers who is licensed and removes an unlicensed user's remainder (tenants.Service).
+	Licenses Licenses
+	Clock    clock.Clock
+	Log      *slog.Logger
+	Policy   Policy
 	// SyncErrorRetention: sync errors first failed longer ago are deleted.
 	SyncErrorRetention time.Duration
 	// BookingWindowDays is the window of tenants that set none, and the most any tenant may keep.
@@ -86,8 +94,8 @@ type Job struct {
 
 // New returns the job.
 func New(o Options) (*Job, error) {
-	if o.Store == nil || o.Keys == nil || o.Secrets == nil {
-		return nil, errors.New("retention: store, key ring and secrets are required")
+	if o.Store == nil || o.Keys == nil || o.Secrets == nil || o.Licenses == nil {
+		return nil, errors.New("retention: store, key ring, secrets and licenses are required")
 	}
 	if o.Policy.CancelledRetention <= 0 || o.Policy.SuspendedRetention <= 0 || o.Policy.LicenseRetention <= 0 ||
 		o.Policy.BillingRetention <= 0 || o.SyncErrorRetention <= 0 || o.BookingWindowDays <= 0 {

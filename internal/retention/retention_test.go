@@ -32,9 +32,9 @@ func TestRetentionBoundaries(t *testing.T) {
 		reason        string
 	}{
 		{"cancelled: 23h59m vs 24h01m", func(f *fixture, id core.TenantID) error { _, err := f.svc.Cancel(ctx, operator, id); return err },
-			23*time.Hour + 59*time.Minute, 24*time.Hour + time.Minute, day, tenants.ReasonCancelled},
+			23*time.Hour + 59*time.Minute, 24*time.Hour + time.Minute, day, ReasonCancelled},
 		{"suspended: 6d23h vs 7d1h", func(f *fixture, id core.TenantID) error { _, err := f.svc.Suspend(ctx, operator, id); return err },
-			6*day + 23*time.Hour, 7*day + time.Hour, 7 * day, tenants.ReasonSuspended},
+			6*day + 23*time.Hour, 7*day + time.Hour, 7 * day, ReasonSuspended},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -386,7 +386,7 @@ func TestExpiredConsentIsDeleted(t *testing.T) {
 	}
 	recs := f.receipts(t, id)
 	if got := f.scan(t, id); fmt.Sprint(got) != fmt.Sprint(map[string]int{store.TableDeletionReceipts: 1}) ||
-		len(recs) != 1 || recs[0].Reason != tenants.ReasonConsentExpired || recs[0].Tables != "audit=1,tenants=1" {
+		len(recs) != 1 || recs[0].Reason != ReasonConsentExpired || recs[0].Tables != "audit=1,tenants=1" {
 		t.Errorf("scan %v, receipts %+v; want one consent-expired receipt for audit=1,tenants=1", got, recs)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/clock"
+	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
 )
@@ -106,7 +107,7 @@ type fixture struct {
 	dir   *fakeDirectory
 }
 
-var testPolicy = Policy{CancelledRetention: 24 * time.Hour, SuspendedRetention: 7 * 24 * time.Hour,
+var testPolicy = retention.Policy{CancelledRetention: 24 * time.Hour, SuspendedRetention: 7 * 24 * time.Hour,
 	LicenseRetention: 30 * 24 * time.Hour, BillingRetention: 90 * 24 * time.Hour}
 
 func newFixture(t *testing.T, dir *fakeDirectory) *fixture {

@@ -318,6 +318,18 @@ func (s *Service) assignedUsers(ctx context.Context, tenant core.TenantID) (map[
 	return AssignedUsers(ctx, s.st, tenant)
 }
 
+// LicensedUsers returns the ids of the tenant's licensed users (for the retention job's sweep).
+func (s *Service) LicensedUsers(ctx context.Context, tenant core.TenantID) (map[string]bool, error) {
+	return AssignedUsers(ctx, s.st, tenant)
+}
+
+// RemoveUser deletes everything the tenant holds about one user and answers how many rows went (for the
+// retention job's sweep of unlicensed remainders).
+func (s *Service) RemoveUser(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
+	r, err := RemoveUserData(ctx, s.st, tenant, userID)
+	return r.Rows, err
+}
+
 // AssignedUsers returns the ids of the tenant's licensed users (license rows of Product).
 func AssignedUsers(ctx context.Context, st *store.Store, tenant core.TenantID) (map[string]bool, error) {
 	out := map[string]bool{}

@@ -22,9 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/connector"
-	"github.com/connecthub/connecthub/internal/connector/ringcentral"
-	"github.com/connecthub/connecthub/internal/connector/ringcentral/rctest"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
@@ -32,6 +29,9 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
+	"github.com/connecthub/connecthub/internal/presence/connector"
+	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
+	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral/rctest"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
 )

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/connector/ringcentral/rctest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
+	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral/rctest"
 )
 
 // maxBody caps a control request; the largest is a certificate PEM.

@@ -9,6 +9,13 @@ import (
 	"time"
 )
 
+// Message application properties the intake sets on every queued item, so workers need no second
+// lookup: the tenant (a canonical GUID) and the notification kind the worker is chosen by.
+const (
+	PropTenant = "tenantId"
+	PropKind   = "kind"
+)
+
 // Queue names, as declared in functions/*/function.json and infra.
 const (
 	Notifications = "notifications"

@@ -13,12 +13,12 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/connecthub/connecthub/internal/connector"
-	"github.com/connecthub/connecthub/internal/connector/ringcentral"
-	"github.com/connecthub/connecthub/internal/connector/webhook"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/presence/connector"
+	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
+	"github.com/connecthub/connecthub/internal/presence/connector/webhook"
 	"github.com/connecthub/connecthub/internal/store"
 )
 

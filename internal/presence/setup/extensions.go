@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"regexp"
 
-	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/store"
 )
 

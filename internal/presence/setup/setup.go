@@ -14,12 +14,12 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/presence"
+	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/store"
 )
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
-	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
@@ -27,9 +26,8 @@ type Directory struct {
 }
 
 var (
-	_ tenants.Directory             = Directory{}
-	_ retention.SubscriptionDeleter = Subscriptions{}
-	_ Clients                       = (*graph.AppClients)(nil)
+	_ tenants.Directory = Directory{}
+	_ Clients           = (*graph.AppClients)(nil)
 )
 
 // User reads one user's profile (GET /users/{id}).
@@ -83,7 +81,8 @@ type Subscriptions struct {
 	Clients Clients
 }
 
-// DeleteSubscription implements retention.SubscriptionDeleter.
+// DeleteSubscription implements retention.SubscriptionDeleter (asserted in internal/app, so that this
+// adapter does not import retention).
 func (s Subscriptions) DeleteSubscription(ctx context.Context, tenant core.TenantID, sub store.Subscription) error {
 	c, err := s.Clients.For(ctx, string(tenant))
 	if err != nil {

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/connector"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
+	"github.com/connecthub/connecthub/internal/presence/connector"
 )
 
 func TestClassification(t *testing.T) {

@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/connector"
-	"github.com/connecthub/connecthub/internal/connector/webhook"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
+	"github.com/connecthub/connecthub/internal/presence/connector"
+	"github.com/connecthub/connecthub/internal/presence/connector/webhook"
 )
 
 var ctx = context.Background()

@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/connector"
-	"github.com/connecthub/connecthub/internal/connector/ringcentral"
-	"github.com/connecthub/connecthub/internal/connector/ringcentral/rctest"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
+	"github.com/connecthub/connecthub/internal/presence/connector"
+	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
+	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral/rctest"
 )
 
 var ctx = context.Background()

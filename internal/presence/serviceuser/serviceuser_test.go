@@ -21,7 +21,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
-	"github.com/connecthub/connecthub/internal/serviceuser"
+	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
 )

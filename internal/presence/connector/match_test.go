@@ -3,7 +3,7 @@ package connector_test
 import (
 	"testing"
 
-	"github.com/connecthub/connecthub/internal/connector"
+	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
