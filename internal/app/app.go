@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	if err := w.wireConnector(); err != nil {
 		return nil, fmt.Errorf("wire connector set-up: %w", err)
 	}
-	w.App.Lifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, w.lifecycleAction, nil, log)
+	w.App.ProcessLifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, w.lifecycleAction, nil, log)
 	return w, nil
 }
 

@@ -55,9 +55,9 @@ func (w *Wired) wirePresence(ctx context.Context) error {
 			Lifetime: cfg.SubscriptionLifetime, RenewMargin: cfg.RenewMargin, Owner: instanceID(), Log: w.Log})
 
 	// Only presence notifications exist so far; another kind gets a router here.
-	w.App.Notifications = presence.NewWorker(applier, w.Certs, w.Sender, presence.WorkerOptions{
+	w.App.ProcessNotification = presence.NewWorker(applier, w.Certs, w.Sender, presence.WorkerOptions{
 		Graph: clients, MaxAttempts: cfg.PBXMaxAttempts, RetryDelay: cfg.PBXRetryDelay, Log: w.Log})
-	w.App.Renew = manager
+	w.App.RenewSubscriptions = manager
 	w.lifecycleAction = manager
 	w.stateHook = manager // suspension and cancellation delete the subscriptions, reactivation re-creates them
 	w.App.Presence = handlers.PresenceServices{SignIn: &signIn{m: su, st: w.Store}, Status: &presenceStatus{m: manager, st: w.Store}}

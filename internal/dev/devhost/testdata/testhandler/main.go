@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/handlers"
+	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
@@ -65,9 +66,20 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	a := &handlers.App{MaxBodyBytes: 1 << 20, Notifications: worker{}, Lifecycle: worker{}, Renew: timerJob{},
-		Retention: timerJob{}, Licenses: timerJob{}, Intake: intake{sender}, Region: "westeurope"}
-	srv := handlers.NewServer(a.Routes(), 5*time.Second, 1<<20, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	a := &handlers.App{MaxBodyBytes: 1 << 20, ProcessNotification: worker{}, ProcessLifecycle: worker{},
+		RenewSubscriptions: timerJob{}, EnforceRetention: timerJob{}, ReconcileLicenses: timerJob{},
+		Intake: intake{sender}, Region: "westeurope",
+		// devhost's tests call none of the admin functions; these stand-ins only let the route table build
+		// (a call would panic and fail the invocation).
+		Presence:  handlers.PresenceServices{SignIn: struct{ handlers.ServiceUserSignIn }{}, Status: struct{ handlers.PresenceStatus }{}},
+		Connector: handlers.ConnectorServices{Admin: struct{ handlers.ConnectorAdmin }{}},
+		Tenants:   handlers.TenantServices{Admin: struct{ handlers.TenantAdmin }{}},
+	}
+	routes, err := a.Routes()
+	if err != nil {
+		panic(err)
+	}
+	srv := azfunc.NewServer(routes, 5*time.Second, 1<<20, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err := srv.Serve(ctx, port, nil); err != nil {
 		panic(err)
 	}
