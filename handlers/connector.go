@@ -8,6 +8,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/presence/setup"
 )
 
@@ -30,29 +31,29 @@ var _ ConnectorAdmin = (*setup.Service)(nil)
 
 // ConnectorServices are the services behind the connector, extension and mapping functions.
 type ConnectorServices struct {
-	Admin ConnectorAdmin
+	Admin ConnectorAdmin // GetConnector, SetConnector, DeleteConnector, TestConnector, Get/Set/DeleteUserExtension, ListExtensions, Get/SetPresenceMapping
 }
 
 // maxSetupBody bounds these functions' bodies: a JWT credential or a full presence mapping is larger
 // than the tenant actions' few fields.
 const maxSetupBody = 16 << 10
 
-type setupHandler func(ctx context.Context, s ConnectorAdmin, a core.Actor, tenant core.TenantID, r *HTTPRequest) (int, any, error)
+type setupHandler func(ctx context.Context, s ConnectorAdmin, a core.Actor, tenant core.TenantID, r *azfunc.HTTPRequest) (int, any, error)
 
 // connectorRoutes are the tenant admin's presence set-up functions; all need a function key and record
 // the X-ConnectHub-Actor in the audit trail like the operator actions.
-func (a *App) connectorRoutes() []Route {
-	op := func(name string, h setupHandler) Route {
-		return HTTPRoute(name, "req", "res", func(ctx context.Context, r *HTTPRequest) HTTPResponse {
+func (a *App) connectorFunctions() []function {
+	op := func(name string, h setupHandler) function {
+		return function{azfunc.HTTPRoute(name, "req", "res", func(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
 			return a.setupOp(ctx, r, h)
-		})
+		}), a.Connector.Admin}
 	}
-	return []Route{
-		op("GetConnector", func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, _ *HTTPRequest) (int, any, error) {
+	return []function{
+		op("GetConnector", func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			v, err := s.GetConnector(ctx, id)
 			return http.StatusOK, toConnectorJSON(v), err
 		}),
-		op("SetConnector", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
+		op("SetConnector", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			var body struct {
 				Kind         string `json:"kind"`
 				ClientID     string `json:"clientId"`
@@ -68,18 +69,18 @@ func (a *App) connectorRoutes() []Route {
 				ClientSecret: body.ClientSecret, JWT: body.JWT, URL: body.URL, Secret: body.Secret})
 			return http.StatusOK, toConnectorJSON(v), err
 		}),
-		op("DeleteConnector", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, _ *HTTPRequest) (int, any, error) {
+		op("DeleteConnector", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			return http.StatusNoContent, nil, s.DeleteConnector(ctx, actor, id)
 		}),
-		op("TestConnector", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, _ *HTTPRequest) (int, any, error) {
+		op("TestConnector", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			res, err := s.TestConnector(ctx, actor, id)
 			return http.StatusOK, testJSON{Kind: res.Kind, OK: res.OK, Code: res.Code, Message: res.Message, TestedAt: res.TestedAt}, err
 		}),
-		op("GetUserExtension", func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
+		op("GetUserExtension", func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			e, err := s.GetUserExtension(ctx, id, r.Params["userId"])
 			return http.StatusOK, toExtensionJSON(e), err
 		}),
-		op("SetUserExtension", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
+		op("SetUserExtension", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			var body struct {
 				ExtensionID string `json:"extensionId"`
 			}
@@ -89,10 +90,10 @@ func (a *App) connectorRoutes() []Route {
 			e, err := s.SetUserExtension(ctx, actor, id, r.Params["userId"], body.ExtensionID)
 			return http.StatusOK, toExtensionJSON(e), err
 		}),
-		op("DeleteUserExtension", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
+		op("DeleteUserExtension", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			return http.StatusNoContent, nil, s.DeleteUserExtension(ctx, actor, id, r.Params["userId"])
 		}),
-		op("ListExtensions", func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
+		op("ListExtensions", func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			size := 0
 			if v := r.Query.Get("pageSize"); v != "" {
 				n, err := strconv.Atoi(v)
@@ -109,11 +110,11 @@ func (a *App) connectorRoutes() []Route {
 			}
 			return http.StatusOK, out, err
 		}),
-		op("GetPresenceMapping", func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, _ *HTTPRequest) (int, any, error) {
+		op("GetPresenceMapping", func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			m, err := s.GetMapping(ctx, id)
 			return http.StatusOK, mappingJSON(m), err
 		}),
-		op("SetPresenceMapping", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
+		op("SetPresenceMapping", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			var body struct {
 				Overrides map[string]string `json:"overrides"`
 			}
@@ -127,10 +128,7 @@ func (a *App) connectorRoutes() []Route {
 }
 
 // setupOp runs a set-up function of the presence capability.
-func (a *App) setupOp(ctx context.Context, r *HTTPRequest, h setupHandler) HTTPResponse {
-	if a.Connector.Admin == nil {
-		return errorJSON(ctx, errNotConfigured)
-	}
+func (a *App) setupOp(ctx context.Context, r *azfunc.HTTPRequest, h setupHandler) azfunc.HTTPResponse {
 	return adminCall(ctx, r, maxSetupBody, func(actor core.Actor, id core.TenantID) (int, any, error) {
 		return h(ctx, a.Connector.Admin, actor, id, r)
 	})

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -142,7 +141,6 @@ func TestConnectorFunctionsTransport(t *testing.T) {
 		want int
 		body string
 	}{
-		{"no service", &App{}, httpCall{function: "GetConnector", method: "GET", params: tp}, http.StatusServiceUnavailable, "not configured"},
 		{"bad tenant id", &App{Connector: ConnectorServices{Admin: &setup.Service{}}}, httpCall{function: "SetConnector", method: "PUT", params: map[string]string{"tenantId": "contoso"}}, 400, "tenant id must be a GUID"},
 		{"body too large", &App{Connector: ConnectorServices{Admin: &setup.Service{}}}, httpCall{function: "SetPresenceMapping", method: "PUT", params: tp, body: `{"overrides":{"` + strings.Repeat("x", 17<<10) + `":"Busy"}}`}, 413, "too large"},
 		{"bad actor", &App{Connector: ConnectorServices{Admin: &setup.Service{}}}, httpCall{function: "DeleteConnector", method: "DELETE", params: tp, headers: map[string][]string{ActorHeader: {"ada@contoso.example"}}}, 400, ActorHeader},

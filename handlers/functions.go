@@ -3,11 +3,14 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
@@ -35,103 +38,134 @@ type Check struct {
 	Probe func(ctx context.Context) error
 }
 
-// App holds the services the functions call. A nil service makes its function answer with a clear
-// failure instead of pretending success.
+// App holds the services the functions call, each field named after the function that calls it (a
+// service that serves a group of functions, such as TenantServices, names them in its doc). Routes
+// refuses to build the route table while any of them is nil, so a handler that is not fully wired stops
+// at start instead of answering 503 later.
 type App struct {
 	Version, Build, Region string
 	MaxBodyBytes           int64
 
-	Intake        NotificationIntake
-	Notifications Worker
-	Lifecycle     Worker
-	Renew         Job
-	Retention     Job
-	Licenses      Job
-	Checks        []Check
-	// Stats adds counters (per tenant, no personal data) to the Health answer.
-	Stats func() any
+	// Intake serves GraphWebhook (lifecycle false) and GraphLifecycle (lifecycle true).
+	Intake              NotificationIntake
+	ProcessNotification Worker // a router by message kind (queue.Router)
+	ProcessLifecycle    Worker
+	RenewSubscriptions  Job
+	EnforceRetention    Job
+	ReconcileLicenses   Job
+	// Health probes Checks and adds Stats (counters per tenant, no personal data) to its answer.
+	Checks []Check
+	Stats  func() any
 
-	// Capabilities with their own functions (handlers/presence.go, handlers/tenants.go).
+	// Capabilities with their own functions (handlers/presence.go, handlers/tenants.go, handlers/connector.go).
 	Presence  PresenceServices
 	Tenants   TenantServices
-	Connector ConnectorServices // handlers/connector.go
+	Connector ConnectorServices
 }
 
-// Routes is the route table: one entry per functions/<Name>/function.json.
-func (a *App) Routes() []Route {
-	routes := a.coreRoutes()
-	routes = append(routes, a.presenceRoutes()...)
-	routes = append(routes, a.connectorRoutes()...)
-	return append(routes, a.tenantRoutes()...)
+// function is one route and the service its handler calls.
+type function struct {
+	route   azfunc.Route
+	service any
 }
 
-func (a *App) coreRoutes() []Route {
-	return []Route{
-		HTTPRoute("GraphWebhook", "req", "res", func(ctx context.Context, r *HTTPRequest) HTTPResponse {
-			return a.graphPost(ctx, r, false)
-		}),
-		HTTPRoute("GraphLifecycle", "req", "res", func(ctx context.Context, r *HTTPRequest) HTTPResponse {
-			return a.graphPost(ctx, r, true)
-		}),
-		HTTPRoute("Health", "req", "res", a.health),
-		QueueRoute("ProcessNotification", "message", worker(&a.Notifications)),
-		QueueRoute("ProcessLifecycle", "message", worker(&a.Lifecycle)),
-		TimerRoute("RenewSubscriptions", "timer", job(&a.Renew)),
-		TimerRoute("EnforceRetention", "timer", job(&a.Retention)),
-		TimerRoute("ReconcileLicenses", "timer", job(&a.Licenses)),
+// selfServed marks a function that needs no service (Health answers from App's own fields).
+var selfServed = struct{}{}
+
+// Routes is the route table: one entry per functions/<Name>/function.json. It fails, naming every
+// function concerned, when a function's service is not set.
+func (a *App) Routes() ([]azfunc.Route, error) {
+	fns := a.coreFunctions()
+	fns = append(fns, a.presenceFunctions()...)
+	fns = append(fns, a.connectorFunctions()...)
+	fns = append(fns, a.tenantFunctions()...)
+	routes := make([]azfunc.Route, 0, len(fns))
+	var missing []string
+	for _, f := range fns {
+		// A nil interface field converts to a nil any, so this catches every service not wired.
+		if f.service == nil {
+			missing = append(missing, f.route.Name)
+		}
+		routes = append(routes, f.route)
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("build route table: no service wired for %s", strings.Join(missing, ", "))
+	}
+	return routes, nil
+}
+
+func (a *App) coreFunctions() []function {
+	return []function{
+		{azfunc.HTTPRoute("GraphWebhook", "req", "res", a.graphWebhook), a.Intake},
+		{azfunc.HTTPRoute("GraphLifecycle", "req", "res", a.graphLifecycle), a.Intake},
+		{azfunc.HTTPRoute("Health", "req", "res", a.health), selfServed},
+		{azfunc.QueueRoute("ProcessNotification", "message", a.processNotification), a.ProcessNotification},
+		{azfunc.QueueRoute("ProcessLifecycle", "message", a.processLifecycle), a.ProcessLifecycle},
+		{azfunc.TimerRoute("RenewSubscriptions", "timer", a.renewSubscriptions), a.RenewSubscriptions},
+		{azfunc.TimerRoute("EnforceRetention", "timer", a.enforceRetention), a.EnforceRetention},
+		{azfunc.TimerRoute("ReconcileLicenses", "timer", a.reconcileLicenses), a.ReconcileLicenses},
 	}
 }
 
-var errNotConfigured = apperr.New(apperr.Unavailable, "not configured", nil)
-
-func worker(w *Worker) func(context.Context, *queue.Delivery) error {
-	return func(ctx context.Context, d *queue.Delivery) error {
-		if *w == nil {
-			return errNotConfigured
-		}
-		return (*w).Process(ctx, d)
-	}
+func (a *App) graphWebhook(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
+	return a.graphPost(ctx, r, false)
 }
 
-func job(j *Job) func(context.Context, *TimerInfo) error {
-	return func(ctx context.Context, t *TimerInfo) error {
-		if *j == nil {
-			return errNotConfigured
-		}
-		if t.IsPastDue {
-			Logger(ctx).Info("timer past due")
-		}
-		return (*j).Run(ctx)
+func (a *App) graphLifecycle(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
+	return a.graphPost(ctx, r, true)
+}
+
+func (a *App) processNotification(ctx context.Context, d *queue.Delivery) error {
+	return a.ProcessNotification.Process(ctx, d)
+}
+
+func (a *App) processLifecycle(ctx context.Context, d *queue.Delivery) error {
+	return a.ProcessLifecycle.Process(ctx, d)
+}
+
+func (a *App) renewSubscriptions(ctx context.Context, t *azfunc.TimerInfo) error {
+	return runJob(ctx, t, a.RenewSubscriptions)
+}
+
+func (a *App) enforceRetention(ctx context.Context, t *azfunc.TimerInfo) error {
+	return runJob(ctx, t, a.EnforceRetention)
+}
+
+func (a *App) reconcileLicenses(ctx context.Context, t *azfunc.TimerInfo) error {
+	return runJob(ctx, t, a.ReconcileLicenses)
+}
+
+func runJob(ctx context.Context, t *azfunc.TimerInfo, j Job) error {
+	if t.IsPastDue {
+		azfunc.Logger(ctx).Info("timer past due")
 	}
+	return j.Run(ctx)
 }
 
 // graphPost serves both Graph URLs. Order (house style): validation handshake first — it carries no
 // body and must be echoed within 10 s with no side effect — then the body cap, then the intake.
-func (a *App) graphPost(ctx context.Context, r *HTTPRequest, lifecycle bool) HTTPResponse {
+func (a *App) graphPost(ctx context.Context, r *azfunc.HTTPRequest, lifecycle bool) azfunc.HTTPResponse {
 	if r.Query.Has("validationToken") {
 		// The host hands the query URL-decoded; echo it byte for byte as text/plain.
-		return HTTPResponse{StatusCode: http.StatusOK, Body: r.Query.Get("validationToken"),
+		return azfunc.HTTPResponse{StatusCode: http.StatusOK, Body: r.Query.Get("validationToken"),
 			Headers: map[string]string{"Content-Type": "text/plain; charset=utf-8"}}
 	}
 	if r.Method != http.MethodPost {
-		return plain(http.StatusMethodNotAllowed, "method not allowed")
+		return azfunc.Plain(http.StatusMethodNotAllowed, "method not allowed")
 	}
 	if int64(len(r.Body)) > a.MaxBodyBytes {
-		return plain(http.StatusRequestEntityTooLarge, "body too large")
-	}
-	if a.Intake == nil {
-		return plain(http.StatusServiceUnavailable, "not ready")
+		return azfunc.Plain(http.StatusRequestEntityTooLarge, "body too large")
 	}
 	if err := a.Intake.Receive(ctx, lifecycle, r.Body); err != nil {
 		// Graph retries anything but 2xx for hours: only a malformed body gets a 4xx; every other
 		// failure is ours and answers 503 so the items are delivered again.
-		if status := httpStatus(apperr.CodeOf(err)); status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge {
-			return plain(status, apperr.PublicMessage(err))
+		if status := azfunc.HTTPStatus(apperr.CodeOf(err)); status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge {
+			return azfunc.Plain(status, apperr.PublicMessage(err))
 		}
-		Logger(ctx).Error("notification hand-off failed", "error", err)
-		return plain(http.StatusServiceUnavailable, "try again")
+		azfunc.Logger(ctx).Error("notification hand-off failed", "error", err)
+		return azfunc.Plain(http.StatusServiceUnavailable, "try again")
 	}
-	return HTTPResponse{StatusCode: http.StatusAccepted}
+	return azfunc.HTTPResponse{StatusCode: http.StatusAccepted}
 }
 
 type healthBody struct {
@@ -145,7 +179,7 @@ type healthBody struct {
 
 // health reports version, build, region and dependency probes; 503 when any probe fails, so that Traffic
 // Manager fails the region over. Probe errors are logged, not returned: they can name internal hosts.
-func (a *App) health(ctx context.Context, _ *HTTPRequest) HTTPResponse {
+func (a *App) health(ctx context.Context, _ *azfunc.HTTPRequest) azfunc.HTTPResponse {
 	body := healthBody{Status: "ok", Version: a.Version, Build: a.Build, Region: a.Region, Checks: map[string]string{}}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -161,7 +195,7 @@ func (a *App) health(ctx context.Context, _ *HTTPRequest) HTTPResponse {
 			if err != nil {
 				body.Checks[c.Name] = "failed"
 				body.Status = "degraded"
-				Logger(ctx).Warn("health check failed", "check", c.Name, "error", err)
+				azfunc.Logger(ctx).Warn("health check failed", "check", c.Name, "error", err)
 				return
 			}
 			body.Checks[c.Name] = "ok"
@@ -173,15 +207,11 @@ func (a *App) health(ctx context.Context, _ *HTTPRequest) HTTPResponse {
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
-		return plain(http.StatusInternalServerError, "internal error")
+		return azfunc.Plain(http.StatusInternalServerError, "internal error")
 	}
 	status := http.StatusOK
 	if body.Status != "ok" {
 		status = http.StatusServiceUnavailable
 	}
-	return HTTPResponse{StatusCode: status, Body: string(b), Headers: map[string]string{"Content-Type": "application/json"}}
-}
-
-func plain(status int, msg string) HTTPResponse {
-	return HTTPResponse{StatusCode: status, Body: msg, Headers: map[string]string{"Content-Type": "text/plain; charset=utf-8"}}
+	return azfunc.HTTPResponse{StatusCode: status, Body: string(b), Headers: map[string]string{"Content-Type": "application/json"}}
 }

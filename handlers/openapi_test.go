@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/connecthub/connecthub/internal/platform/azfunc"
 )
 
 // openAPI is the part of docs/openapi.json the route check reads. The document is JSON, not YAML, so
@@ -55,7 +57,7 @@ func httpFunctions(t *testing.T) []httpFunction {
 			t.Fatalf("%s: %v", p, err)
 		}
 		for _, b := range f.Bindings {
-			if b.Type != HTTPTrigger {
+			if b.Type != azfunc.HTTPTrigger {
 				continue
 			}
 			if len(b.Methods) == 0 {
@@ -93,8 +95,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 
 	routes := map[string]bool{}
-	for _, r := range (&App{}).Routes() {
-		if r.Trigger == HTTPTrigger {
+	for _, r := range routeTable(t, &App{}) {
+		if r.Trigger == azfunc.HTTPTrigger {
 			routes[r.Name] = true
 		}
 	}

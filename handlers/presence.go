@@ -7,6 +7,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 	"github.com/connecthub/connecthub/internal/store"
@@ -26,8 +27,8 @@ type PresenceStatus interface {
 
 // PresenceServices are the services behind the presence-sync functions.
 type PresenceServices struct {
-	SignIn ServiceUserSignIn
-	Status PresenceStatus
+	SignIn ServiceUserSignIn // ConnectServiceUser, AuthCallback
+	Status PresenceStatus    // GetPresenceStatus
 }
 
 // signInCookie binds the sign-in to the browser that started it; it only goes to the callback.
@@ -39,21 +40,18 @@ const (
 // presenceRoutes are the presence capability's own HTTP functions. ConnectServiceUser needs a function
 // key (the admin portal hands an authorised admin the link); AuthCallback is anonymous: the identity
 // platform sends the browser there, and the sealed state plus the cookie authenticate it.
-func (a *App) presenceRoutes() []Route {
-	return []Route{
-		HTTPRoute("ConnectServiceUser", "req", "res", a.connectServiceUser),
-		HTTPRoute("AuthCallback", "req", "res", a.authCallback),
-		HTTPRoute("GetPresenceStatus", "req", "res", a.presenceStatus),
+func (a *App) presenceFunctions() []function {
+	return []function{
+		{azfunc.HTTPRoute("ConnectServiceUser", "req", "res", a.connectServiceUser), a.Presence.SignIn},
+		{azfunc.HTTPRoute("AuthCallback", "req", "res", a.authCallback), a.Presence.SignIn},
+		{azfunc.HTTPRoute("GetPresenceStatus", "req", "res", a.getPresenceStatus), a.Presence.Status},
 	}
 }
 
-// presenceStatus answers GET tenants/{tenantId}/presence (function key): the counts an admin needs,
+// getPresenceStatus answers GET tenants/{tenantId}/presence (function key): the counts an admin needs,
 // above all how many more service users the tenant must connect. Errors are JSON like the other admin
 // functions'; the sign-in functions answer a browser and stay text.
-func (a *App) presenceStatus(ctx context.Context, r *HTTPRequest) HTTPResponse {
-	if a.Presence.Status == nil {
-		return errorJSON(ctx, errNotConfigured)
-	}
+func (a *App) getPresenceStatus(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
 	tenant, err := core.ParseTenantID(r.Params["tenantId"])
 	if err != nil {
 		return errorJSON(ctx, apperr.New(apperr.Invalid, "tenant id must be a GUID", err))
@@ -62,13 +60,10 @@ func (a *App) presenceStatus(ctx context.Context, r *HTTPRequest) HTTPResponse {
 	if err != nil {
 		return errorJSON(ctx, err)
 	}
-	return jsonResponse(http.StatusOK, st)
+	return azfunc.JSON(http.StatusOK, st)
 }
 
-func (a *App) connectServiceUser(ctx context.Context, r *HTTPRequest) HTTPResponse {
-	if a.Presence.SignIn == nil {
-		return presenceError(ctx, errNotConfigured)
-	}
+func (a *App) connectServiceUser(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
 	tenant, err := core.ParseTenantID(r.Params["tenantId"])
 	if err != nil {
 		return presenceError(ctx, apperr.New(apperr.Invalid, "tenant id must be a GUID", err))
@@ -77,17 +72,14 @@ func (a *App) connectServiceUser(ctx context.Context, r *HTTPRequest) HTTPRespon
 	if err != nil {
 		return presenceError(ctx, err)
 	}
-	return HTTPResponse{StatusCode: http.StatusFound, Headers: map[string]string{
+	return azfunc.HTTPResponse{StatusCode: http.StatusFound, Headers: map[string]string{
 		"Location":      authURL,
 		"Set-Cookie":    signInCookie + "=" + nonce + "; Path=" + signInCookiePath + "; Max-Age=900; HttpOnly; Secure; SameSite=Lax",
 		"Cache-Control": "no-store",
 	}}
 }
 
-func (a *App) authCallback(ctx context.Context, r *HTTPRequest) HTTPResponse {
-	if a.Presence.SignIn == nil {
-		return presenceError(ctx, errNotConfigured)
-	}
+func (a *App) authCallback(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
 	q := r.Query
 	su, err := a.Presence.SignIn.Complete(ctx, serviceuser.Callback{State: q.Get("state"), Code: q.Get("code"),
 		Error: q.Get("error"), CookieNonce: cookie(r.Header("Cookie"), signInCookie)})
@@ -97,8 +89,8 @@ func (a *App) authCallback(ctx context.Context, r *HTTPRequest) HTTPResponse {
 		res.Headers["Set-Cookie"] = clear
 		return res
 	}
-	Logger(ctx).Info("service user connected", "service_user_id", su.ID)
-	return HTTPResponse{StatusCode: http.StatusOK, Body: connectedPage, Headers: map[string]string{
+	azfunc.Logger(ctx).Info("service user connected", "service_user_id", su.ID)
+	return azfunc.HTTPResponse{StatusCode: http.StatusOK, Body: connectedPage, Headers: map[string]string{
 		"Content-Type": "text/html; charset=utf-8", "Set-Cookie": clear, "Cache-Control": "no-store",
 		"Content-Security-Policy": "default-src 'none'",
 	}}
@@ -119,10 +111,10 @@ func cookie(header, name string) string {
 }
 
 // presenceError answers a failed presence function; clients see only the public message.
-func presenceError(ctx context.Context, err error) HTTPResponse {
-	status := httpStatus(apperr.CodeOf(err))
+func presenceError(ctx context.Context, err error) azfunc.HTTPResponse {
+	status := azfunc.HTTPStatus(apperr.CodeOf(err))
 	if status >= 500 {
-		Logger(ctx).Error("presence function failed", "error", err)
+		azfunc.Logger(ctx).Error("presence function failed", "error", err)
 	}
-	return HTTPResponse{StatusCode: status, Body: apperr.PublicMessage(err), Headers: map[string]string{"Content-Type": "text/plain; charset=utf-8"}}
+	return azfunc.HTTPResponse{StatusCode: status, Body: apperr.PublicMessage(err), Headers: map[string]string{"Content-Type": "text/plain; charset=utf-8"}}
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+
+	"github.com/connecthub/connecthub/internal/platform/azfunc"
 )
 
 type functionJSON struct {
@@ -36,7 +38,7 @@ func TestRoutesMatchFunctionFolders(t *testing.T) {
 		}
 		folders[filepath.Base(filepath.Dir(p))] = f
 	}
-	routes := (&App{}).Routes()
+	routes := routeTable(t, &App{})
 	seen := map[string]bool{}
 	for _, r := range routes {
 		if seen[r.Name] {
@@ -52,7 +54,7 @@ func TestRoutesMatchFunctionFolders(t *testing.T) {
 		var triggerName string
 		for _, b := range f.Bindings {
 			switch {
-			case b.Direction == "in" && (b.Type == HTTPTrigger || b.Type == ServiceBusTrigger || b.Type == TimerTrigger):
+			case b.Direction == "in" && (b.Type == azfunc.HTTPTrigger || b.Type == azfunc.ServiceBusTrigger || b.Type == azfunc.TimerTrigger):
 				trigger, triggerName = b.Type, b.Name
 			case b.Type == "http" && b.Direction == "out":
 				out = b.Name

@@ -9,6 +9,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 
@@ -29,7 +30,7 @@ var _ TenantAdmin = (*tenants.Service)(nil)
 
 // TenantServices are the services behind the tenant lifecycle and licensing functions.
 type TenantServices struct {
-	Admin TenantAdmin
+	Admin TenantAdmin // AdminConsentCallback, StartOnboarding, GetTenant, Suspend/Cancel/ReactivateTenant, SetTenantLicenses, Assign/UnassignLicense
 }
 
 // ActorHeader names the operator performing an admin action (an Entra object id) for the audit trail.
@@ -43,15 +44,15 @@ const maxAdminBody = 4 << 10
 // tenantRoutes are the tenant capability's own HTTP functions. The consent callback is anonymous (the
 // customer's admin arrives from Microsoft's redirect, authenticated by the one-time state); the operator
 // actions require a function key.
-func (a *App) tenantRoutes() []Route {
-	op := func(name string, h func(context.Context, TenantAdmin, core.Actor, core.TenantID, *HTTPRequest) (int, any, error)) Route {
-		return HTTPRoute(name, "req", "res", func(ctx context.Context, r *HTTPRequest) HTTPResponse {
+func (a *App) tenantFunctions() []function {
+	op := func(name string, h func(context.Context, TenantAdmin, core.Actor, core.TenantID, *azfunc.HTTPRequest) (int, any, error)) function {
+		return function{azfunc.HTTPRoute(name, "req", "res", func(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
 			return a.tenantOp(ctx, r, h)
-		})
+		}), a.Tenants.Admin}
 	}
-	return []Route{
-		HTTPRoute("AdminConsentCallback", "req", "res", a.consentCallback),
-		op("StartOnboarding", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
+	return []function{
+		{azfunc.HTTPRoute("AdminConsentCallback", "req", "res", a.adminConsentCallback), a.Tenants.Admin},
+		op("StartOnboarding", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			var body struct {
 				PurchasedLicenses int    `json:"purchasedLicenses"`
 				HomeRegion        string `json:"homeRegion"`
@@ -62,23 +63,23 @@ func (a *App) tenantRoutes() []Route {
 			ob, err := s.StartOnboarding(ctx, actor, id, tenants.OnboardingRequest{PurchasedLicenses: body.PurchasedLicenses, HomeRegion: body.HomeRegion})
 			return http.StatusCreated, onboardingJSON{ConsentURL: ob.ConsentURL, ExpiresAt: ob.ExpiresAt}, err
 		}),
-		op("GetTenant", func(ctx context.Context, s TenantAdmin, _ core.Actor, id core.TenantID, _ *HTTPRequest) (int, any, error) {
+		op("GetTenant", func(ctx context.Context, s TenantAdmin, _ core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			v, err := s.Get(ctx, id)
 			return http.StatusOK, toTenantJSON(v), err
 		}),
-		op("SuspendTenant", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, _ *HTTPRequest) (int, any, error) {
+		op("SuspendTenant", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			v, err := s.Suspend(ctx, actor, id)
 			return http.StatusOK, toTenantJSON(v), err
 		}),
-		op("CancelTenant", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, _ *HTTPRequest) (int, any, error) {
+		op("CancelTenant", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			v, err := s.Cancel(ctx, actor, id)
 			return http.StatusOK, toTenantJSON(v), err
 		}),
-		op("ReactivateTenant", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, _ *HTTPRequest) (int, any, error) {
+		op("ReactivateTenant", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			v, err := s.Reactivate(ctx, actor, id)
 			return http.StatusOK, toTenantJSON(v), err
 		}),
-		op("SetTenantLicenses", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
+		op("SetTenantLicenses", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			var body struct {
 				Purchased *int `json:"purchased"`
 			}
@@ -91,22 +92,19 @@ func (a *App) tenantRoutes() []Route {
 			v, err := s.SetPurchasedLicenses(ctx, actor, id, *body.Purchased)
 			return http.StatusOK, toTenantJSON(v), err
 		}),
-		op("AssignLicense", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
+		op("AssignLicense", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			l, err := s.Assign(ctx, actor, id, r.Params["userId"])
 			return http.StatusOK, licenseJSON{UserID: l.UserID, AssignedAt: l.AssignedAt, AssignedBy: l.AssignedBy,
 				PurchasedLicenses: l.Purchased, AssignedLicenses: l.Assigned}, err
 		}),
-		op("UnassignLicense", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *HTTPRequest) (int, any, error) {
+		op("UnassignLicense", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			return http.StatusNoContent, nil, s.Unassign(ctx, actor, id, r.Params["userId"])
 		}),
 	}
 }
 
 // tenantOp runs an operator action of the tenant capability.
-func (a *App) tenantOp(ctx context.Context, r *HTTPRequest, h func(context.Context, TenantAdmin, core.Actor, core.TenantID, *HTTPRequest) (int, any, error)) HTTPResponse {
-	if a.Tenants.Admin == nil {
-		return errorJSON(ctx, errNotConfigured)
-	}
+func (a *App) tenantOp(ctx context.Context, r *azfunc.HTTPRequest, h func(context.Context, TenantAdmin, core.Actor, core.TenantID, *azfunc.HTTPRequest) (int, any, error)) azfunc.HTTPResponse {
 	return adminCall(ctx, r, maxAdminBody, func(actor core.Actor, id core.TenantID) (int, any, error) {
 		return h(ctx, a.Tenants.Admin, actor, id, r)
 	})
@@ -114,7 +112,7 @@ func (a *App) tenantOp(ctx context.Context, r *HTTPRequest, h func(context.Conte
 
 // adminCall is what every tenant-scoped admin function does around its service call: cap the body,
 // parse the tenant id, name the actor, and encode the answer or the error as JSON.
-func adminCall(ctx context.Context, r *HTTPRequest, maxBody int, call func(core.Actor, core.TenantID) (int, any, error)) HTTPResponse {
+func adminCall(ctx context.Context, r *azfunc.HTTPRequest, maxBody int, call func(core.Actor, core.TenantID) (int, any, error)) azfunc.HTTPResponse {
 	if len(r.Body) > maxBody {
 		return errorJSON(ctx, apperr.New(apperr.TooLarge, "body too large", nil))
 	}
@@ -131,26 +129,26 @@ func adminCall(ctx context.Context, r *HTTPRequest, maxBody int, call func(core.
 		return errorJSON(ctx, err)
 	}
 	if body == nil {
-		return HTTPResponse{StatusCode: status}
+		return azfunc.HTTPResponse{StatusCode: status}
 	}
-	return jsonResponse(status, body)
+	return azfunc.JSON(status, body)
 }
 
 // requestActor is who performs an admin action, for the audit trail: the operator named by ActorHeader,
 // else the function key.
-func requestActor(ctx context.Context, r *HTTPRequest) (core.Actor, error) {
+func requestActor(ctx context.Context, r *azfunc.HTTPRequest) (core.Actor, error) {
 	v := r.Header(ActorHeader)
 	if v == "" {
-		return core.Actor{ID: "function-key", Kind: "key", InvocationID: InvocationID(ctx)}, nil
+		return core.Actor{ID: "function-key", Kind: "key", InvocationID: azfunc.InvocationID(ctx)}, nil
 	}
 	uid, err := tenants.ParseUserID(v)
 	if err != nil {
 		return core.Actor{}, apperr.New(apperr.Invalid, ActorHeader+" must be the operator's Entra object id", nil)
 	}
-	return core.Actor{ID: uid, Kind: "user", InvocationID: InvocationID(ctx)}, nil
+	return core.Actor{ID: uid, Kind: "user", InvocationID: azfunc.InvocationID(ctx)}, nil
 }
 
-func decodeJSONBody(r *HTTPRequest, v any) error {
+func decodeJSONBody(r *azfunc.HTTPRequest, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(r.Body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -159,20 +157,12 @@ func decodeJSONBody(r *HTTPRequest, v any) error {
 	return nil
 }
 
-func errorJSON(ctx context.Context, err error) HTTPResponse {
-	status := httpStatus(apperr.CodeOf(err))
+func errorJSON(ctx context.Context, err error) azfunc.HTTPResponse {
+	status := azfunc.HTTPStatus(apperr.CodeOf(err))
 	if status >= 500 {
-		Logger(ctx).Error("admin action failed", "error", err)
+		azfunc.Logger(ctx).Error("admin action failed", "error", err)
 	}
-	return jsonResponse(status, map[string]string{"error": apperr.PublicMessage(err)})
-}
-
-func jsonResponse(status int, v any) HTTPResponse {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return plain(http.StatusInternalServerError, "internal error")
-	}
-	return HTTPResponse{StatusCode: status, Body: string(b), Headers: map[string]string{"Content-Type": "application/json"}}
+	return azfunc.JSON(status, map[string]string{"error": apperr.PublicMessage(err)})
 }
 
 type onboardingJSON struct {
@@ -224,18 +214,15 @@ const (
 	pageFailed    = "Something went wrong on our side. Please use the same link again in a few minutes."
 )
 
-// consentCallback is Microsoft's admin-consent redirect (GET, anonymous).
-func (a *App) consentCallback(ctx context.Context, r *HTTPRequest) HTTPResponse {
+// adminConsentCallback is Microsoft's admin-consent redirect (GET, anonymous).
+func (a *App) adminConsentCallback(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
 	if r.Method != http.MethodGet {
-		return plain(http.StatusMethodNotAllowed, "method not allowed")
-	}
-	if a.Tenants.Admin == nil {
-		return consentPage(http.StatusServiceUnavailable, pageFailed)
+		return azfunc.Plain(http.StatusMethodNotAllowed, "method not allowed")
 	}
 	q := r.Query
 	_, err := a.Tenants.Admin.CompleteConsent(ctx, tenants.ConsentCallback{
 		AdminConsent: q.Get("admin_consent"), Tenant: q.Get("tenant"), State: q.Get("state"), Error: q.Get("error"),
-		InvocationID: InvocationID(ctx),
+		InvocationID: azfunc.InvocationID(ctx),
 	})
 	if err == nil {
 		return consentPage(http.StatusOK, pageConnected)
@@ -246,15 +233,15 @@ func (a *App) consentCallback(ctx context.Context, r *HTTPRequest) HTTPResponse 
 	case apperr.Invalid, apperr.NotFound, apperr.Conflict:
 		return consentPage(http.StatusBadRequest, pageInvalid)
 	default:
-		Logger(ctx).Error("admin consent failed", "error", err)
-		return consentPage(httpStatus(apperr.CodeOf(err)), pageFailed)
+		azfunc.Logger(ctx).Error("admin consent failed", "error", err)
+		return consentPage(azfunc.HTTPStatus(apperr.CodeOf(err)), pageFailed)
 	}
 }
 
-func consentPage(status int, text string) HTTPResponse {
+func consentPage(status int, text string) azfunc.HTTPResponse {
 	body := "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>ConnectHub</title></head><body><p>" +
 		text + "</p></body></html>"
-	return HTTPResponse{StatusCode: status, Body: body, Headers: map[string]string{
+	return azfunc.HTTPResponse{StatusCode: status, Body: body, Headers: map[string]string{
 		"Content-Type":            "text/html; charset=utf-8",
 		"Content-Security-Policy": "default-src 'none'",
 		"X-Content-Type-Options":  "nosniff",

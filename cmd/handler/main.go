@@ -11,8 +11,8 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"github.com/connecthub/connecthub/handlers"
 	"github.com/connecthub/connecthub/internal/app"
+	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/platform/config"
 )
 
@@ -45,7 +45,13 @@ func realMain(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer func() { _ = w.Close(context.Background()) }()
-	srv := handlers.NewServer(w.App.Routes(), cfg.InvocationTimeout, cfg.MaxBodyBytes, log)
+	// A function whose service is not wired stops the handler here, with the function named, instead of
+	// answering 503 at call time.
+	routes, err := w.App.Routes()
+	if err != nil {
+		return err
+	}
+	srv := azfunc.NewServer(routes, cfg.InvocationTimeout, cfg.MaxBodyBytes, log)
 	return srv.Serve(ctx, cfg.Port, func(addr string) {
 		log.Info("handler listening", "addr", addr, "region", cfg.Region, "environment", string(cfg.Environment))
 	})

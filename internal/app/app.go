@@ -52,6 +52,9 @@ type Wired struct {
 	pbx connector.Registry
 	// stateHook follows tenant suspensions, cancellations and reactivations (set by wirePresence).
 	stateHook tenants.StateHook
+	// notifications is ProcessNotification: each capability's wiring registers the worker of its
+	// notification kind (store.SubscriptionKind) with it.
+	notifications *queue.Router
 }
 
 // Close releases connections (Service Bus links).
@@ -91,10 +94,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	states := w.Store.NewTenantStateLookup(store.TenantStateOptions{})
 	w.Intake = ingest.New(lookup, states, validator, w.Sender, cfg.HandoffTimeout, log)
 
+	w.notifications = queue.NewRouter(log)
 	w.App = &handlers.App{
 		Version: cfg.Version, Build: Build, Region: cfg.Region, MaxBodyBytes: cfg.MaxBodyBytes,
-		Intake: w.Intake,
-		Stats:  func() any { return w.Intake.Stats().Snapshot() },
+		Intake: w.Intake, ProcessNotification: w.notifications,
+		Stats: func() any { return w.Intake.Stats().Snapshot() },
 		Checks: []handlers.Check{
 			{Name: "tables", Probe: func(ctx context.Context) error {
 				_, err := w.Store.Tenants.Get(ctx, healthProbeTenant)
@@ -119,7 +123,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	if err := w.wireConnector(); err != nil {
 		return nil, fmt.Errorf("wire connector set-up: %w", err)
 	}
-	w.App.Lifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, w.lifecycleAction, nil, log)
+	w.App.ProcessLifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, w.lifecycleAction, nil, log)
 	return w, nil
 }
 

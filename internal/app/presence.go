@@ -54,20 +54,24 @@ func (w *Wired) wirePresence(ctx context.Context) error {
 		applier, w.Certs, presence.ManagerOptions{NotificationURL: notificationURL, LifecycleURL: lifecycleURL,
 			Lifetime: cfg.SubscriptionLifetime, RenewMargin: cfg.RenewMargin, Owner: instanceID(), Log: w.Log})
 
-	// Only presence notifications exist so far; another kind gets a router here.
-	w.App.Notifications = presence.NewWorker(applier, w.Certs, w.Sender, presence.WorkerOptions{
+	worker := presence.NewWorker(applier, w.Certs, w.Sender, presence.WorkerOptions{
 		Graph: clients, MaxAttempts: cfg.PBXMaxAttempts, RetryDelay: cfg.PBXRetryDelay, Log: w.Log})
-	w.App.Renew = manager
+	if err := w.notifications.Handle(string(store.KindPresence), worker); err != nil {
+		return fmt.Errorf("route presence notifications: %w", err)
+	}
+	w.App.RenewSubscriptions = manager
 	w.lifecycleAction = manager
 	w.stateHook = manager // suspension and cancellation delete the subscriptions, reactivation re-creates them
 	w.App.Presence = handlers.PresenceServices{SignIn: &signIn{m: su, st: w.Store}, Status: &presenceStatus{m: manager, st: w.Store}}
 
-	intake := w.Intake
+	intake, router := w.Intake, w.notifications
 	w.App.Stats = func() any {
 		return struct {
 			ingest.Snapshot
 			Presence presence.Snapshot `json:"presence"`
-		}{intake.Stats().Snapshot(), stats.Snapshot()}
+			// Notifications dropped for want of a worker for their kind, by kind (queue.Router).
+			Unroutable map[string]int64 `json:"unroutable,omitempty"`
+		}{intake.Stats().Snapshot(), stats.Snapshot(), router.Unroutable()}
 	}
 	return nil
 }

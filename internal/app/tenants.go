@@ -56,8 +56,8 @@ func (w *Wired) wireTenants(ctx context.Context) error {
 		return err
 	}
 
-	w.App.Retention = job
-	w.App.Licenses = tenants.NewReconciler(svc, cfg.JobRunBudget)
+	w.App.EnforceRetention = job
+	w.App.ReconcileLicenses = tenants.NewReconciler(svc, cfg.JobRunBudget)
 	w.App.Tenants = handlers.TenantServices{Admin: svc}
 	return nil
 }

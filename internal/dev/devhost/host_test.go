@@ -61,6 +61,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// testKind is the kind testhandler's ProcessNotification has a worker for.
+var testKind = map[string]string{queue.PropKind: "test"}
+
 // startHost builds the test handler and runs devhost on the repository's real host.json and function
 // folders.
 func startHost(t *testing.T) (*Host, *recorder) {
@@ -133,7 +136,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("failed message is redelivered until it succeeds", func(t *testing.T) {
-		err := sender.Send(ctx, queue.Notifications, []queue.Message{{ID: "flaky-1", SessionID: "user-1", Body: []byte(`{"succeedOnDelivery":3}`)}})
+		err := sender.Send(ctx, queue.Notifications, []queue.Message{{ID: "flaky-1", SessionID: "user-1", Body: []byte(`{"succeedOnDelivery":3}`), ApplicationProperties: testKind}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +152,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("replayed MessageID is dropped", func(t *testing.T) {
-		msg := queue.Message{ID: "flaky-1", Body: []byte(`{"succeedOnDelivery":1}`)}
+		msg := queue.Message{ID: "flaky-1", Body: []byte(`{"succeedOnDelivery":1}`), ApplicationProperties: testKind}
 		if err := sender.Send(ctx, queue.Notifications, []queue.Message{msg}); err != nil {
 			t.Fatal(err)
 		}
@@ -158,6 +161,43 @@ func TestEndToEnd(t *testing.T) {
 		}
 		if got := rec.count("processed", "flaky-1"); got != 1 {
 			t.Errorf("flaky-1 processed %d times, want 1", got)
+		}
+	})
+
+	// The router cannot dead-letter (a custom handler only succeeds or fails an invocation), so a kind
+	// without a worker completes at once, counted in Health, instead of failing ten deliveries.
+	t.Run("message of a kind without a worker completes at once", func(t *testing.T) {
+		q := h.Queue(queue.Notifications)
+		deadBefore := q.Stats().DeadLetter
+		msg := queue.Message{ID: "booking-1", Body: []byte(`{"succeedOnDelivery":1}`),
+			ApplicationProperties: map[string]string{queue.PropKind: "booking"}}
+		if err := sender.Send(ctx, queue.Notifications, []queue.Message{msg}); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.WaitIdle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := q.Stats().DeadLetter; got != deadBefore {
+			t.Errorf("dead letters = %d, want %d: the message was failed until dead-lettered", got, deadBefore)
+		}
+		if got := rec.count("delivery", "booking-1"); got != 0 {
+			t.Errorf("the test worker saw booking-1 %d times", got)
+		}
+		resp, err := http.Get(h.URL() + "/api/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var health struct {
+			Stats struct {
+				Unroutable map[string]int64 `json:"unroutable"`
+			} `json:"stats"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&health); err != nil {
+			t.Fatal(err)
+		}
+		if got := health.Stats.Unroutable["booking"]; got != 1 {
+			t.Errorf("health unroutable = %v, want booking 1", health.Stats.Unroutable)
 		}
 	})
 

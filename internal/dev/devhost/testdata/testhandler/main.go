@@ -1,6 +1,7 @@
 // Command testhandler is a custom handler for devhost's own tests. It uses the real handlers package
-// (envelope decoding, route table, server) with test services: a worker that fails until a message's
-// DeliveryCount reaches the number in its body, and a timer that counts its runs. Every processed
+// (route table), runtime (envelope decoding, server) and queue router with test services: a worker (of
+// kind "test") that fails until a message's DeliveryCount reaches the number in its body, and a timer
+// that counts its runs. Every processed
 // message and timer run is reported to RECORD_URL so the test sees exactly what the handler saw.
 package main
 
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/handlers"
+	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
@@ -52,9 +54,14 @@ func (timerJob) Run(context.Context) error { record("timer", "RenewSubscriptions
 
 type intake struct{ sender queue.Sender }
 
+// testKind is the one notification kind with a worker here; ProcessNotification routes by kind as the
+// real handler does, so a message of any other kind shows what the router does with it.
+const testKind = "test"
+
 // Receive forwards the body as one message, so the test can drive webhook → queue → worker.
 func (i intake) Receive(ctx context.Context, _ bool, body []byte) error {
-	return i.sender.Send(ctx, queue.Notifications, []queue.Message{{ID: string(body), Body: []byte(`{"succeedOnDelivery":1}`)}})
+	return i.sender.Send(ctx, queue.Notifications, []queue.Message{{ID: string(body), Body: []byte(`{"succeedOnDelivery":1}`),
+		ApplicationProperties: map[string]string{queue.PropKind: testKind}}})
 }
 
 func main() {
@@ -65,9 +72,26 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	a := &handlers.App{MaxBodyBytes: 1 << 20, Notifications: worker{}, Lifecycle: worker{}, Renew: timerJob{},
-		Retention: timerJob{}, Licenses: timerJob{}, Intake: intake{sender}, Region: "westeurope"}
-	srv := handlers.NewServer(a.Routes(), 5*time.Second, 1<<20, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	router := queue.NewRouter(log)
+	if err := router.Handle(testKind, worker{}); err != nil {
+		panic(err)
+	}
+	a := &handlers.App{MaxBodyBytes: 1 << 20, ProcessNotification: router, ProcessLifecycle: worker{},
+		RenewSubscriptions: timerJob{}, EnforceRetention: timerJob{}, ReconcileLicenses: timerJob{},
+		Intake: intake{sender}, Region: "westeurope",
+		Stats: func() any { return map[string]any{"unroutable": router.Unroutable()} },
+		// devhost's tests call none of the admin functions; these stand-ins only let the route table build
+		// (a call would panic and fail the invocation).
+		Presence:  handlers.PresenceServices{SignIn: struct{ handlers.ServiceUserSignIn }{}, Status: struct{ handlers.PresenceStatus }{}},
+		Connector: handlers.ConnectorServices{Admin: struct{ handlers.ConnectorAdmin }{}},
+		Tenants:   handlers.TenantServices{Admin: struct{ handlers.TenantAdmin }{}},
+	}
+	routes, err := a.Routes()
+	if err != nil {
+		panic(err)
+	}
+	srv := azfunc.NewServer(routes, 5*time.Second, 1<<20, log)
 	if err := srv.Serve(ctx, port, nil); err != nil {
 		panic(err)
 	}

@@ -1,4 +1,4 @@
-package handlers
+package azfunc
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package handlers
+package azfunc
 
 import (
 	"bytes"
@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
@@ -27,16 +26,15 @@ func post(t *testing.T, s http.Handler, path, body string) *httptest.ResponseRec
 	return rec
 }
 
-func httpOut(t *testing.T, rec *httptest.ResponseRecorder) (int, string, map[string]string) {
+func httpOut(t *testing.T, rec *httptest.ResponseRecorder) (int, string) {
 	t.Helper()
 	if rec.Code != http.StatusOK {
 		t.Fatalf("envelope status %d: %s", rec.Code, rec.Body)
 	}
 	var res struct {
 		Outputs map[string]struct {
-			StatusCode string            `json:"statusCode"`
-			Body       string            `json:"body"`
-			Headers    map[string]string `json:"headers"`
+			StatusCode string `json:"statusCode"`
+			Body       string `json:"body"`
 		}
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
@@ -47,30 +45,19 @@ func httpOut(t *testing.T, rec *httptest.ResponseRecorder) (int, string, map[str
 	if _, err := fmt.Sscan(o.StatusCode, &code); err != nil {
 		t.Fatalf("statusCode %q", o.StatusCode)
 	}
-	return code, o.Body, o.Headers
+	return code, o.Body
 }
 
-func httpEnv(t *testing.T, query map[string]string, body string) string {
-	t.Helper()
-	b, err := json.Marshal(map[string]any{"Data": map[string]any{"req": map[string]any{
-		"Url": "http://127.0.0.1/api/graph/notifications", "Method": "POST", "Query": query,
-		"Headers": map[string][]string{"Content-Type": {"application/json"}}, "Body": body,
-	}}, "Metadata": map[string]any{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+// okHTTP and okQueue stand in for a function: the runtime's behaviour does not depend on what they do.
+func okHTTP(context.Context, *HTTPRequest) HTTPResponse {
+	return HTTPResponse{StatusCode: http.StatusAccepted}
 }
 
-type intakeFunc func(ctx context.Context, lifecycle bool, body []byte) error
-
-func (f intakeFunc) Receive(ctx context.Context, lifecycle bool, body []byte) error {
-	return f(ctx, lifecycle, body)
-}
+func okQueue(context.Context, *queue.Delivery) error { return nil }
 
 func TestServerReadiness(t *testing.T) {
 	t.Parallel()
-	s := NewServer((&App{}).Routes(), time.Second, 1<<20, quietLog())
+	s := NewServer([]Route{HTTPRoute("Health", "req", "res", okHTTP)}, time.Second, 1<<20, quietLog())
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	if rec.Code != http.StatusOK {
@@ -81,39 +68,6 @@ func TestServerReadiness(t *testing.T) {
 	}
 	if rec := post(t, s, "/Health", `not json`); rec.Code != http.StatusBadRequest {
 		t.Errorf("bad envelope = %d, want 400", rec.Code)
-	}
-}
-
-func TestGraphWebhookOutcomes(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name     string
-		query    map[string]string
-		body     string
-		intake   error
-		want     int
-		wantBody string
-	}{
-		{"validation token echoed", map[string]string{"validationToken": "Validation: Testing client +%/✓"}, "", nil, 200, "Validation: Testing client +%/✓"},
-		{"accepted", nil, `{"value":[]}`, nil, 202, ""},
-		{"not a collection", nil, `[]`, apperr.New(apperr.Invalid, "not a notification collection", nil), 400, "not a notification collection"},
-		{"hand-off failed", nil, `{"value":[]}`, errors.New("queue down"), 503, "try again"},
-		{"oversized", nil, strings.Repeat("x", 2048), nil, 413, "body too large"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			called := false
-			a := &App{MaxBodyBytes: 1024, Intake: intakeFunc(func(context.Context, bool, []byte) error { called = true; return tt.intake })}
-			s := NewServer(a.Routes(), time.Second, 1024, quietLog())
-			code, body, headers := httpOut(t, post(t, s, "/GraphWebhook", httpEnv(t, tt.query, tt.body)))
-			if code != tt.want || body != tt.wantBody {
-				t.Errorf("got %d %q, want %d %q", code, body, tt.want, tt.wantBody)
-			}
-			if tt.want == 200 && (called || !strings.HasPrefix(headers["Content-Type"], "text/plain")) {
-				t.Errorf("validation: intake called=%v, content type %q", called, headers["Content-Type"])
-			}
-		})
 	}
 }
 
@@ -154,38 +108,16 @@ func TestQueueFailureAndPanicFailInvocation(t *testing.T) {
 
 func TestOversizedEnvelope(t *testing.T) {
 	t.Parallel()
-	s := NewServer((&App{MaxBodyBytes: 1024}).Routes(), time.Second, 1024, quietLog())
+	routes := []Route{HTTPRoute("GraphWebhook", "req", "res", okHTTP), QueueRoute("ProcessNotification", "message", okQueue)}
+	s := NewServer(routes, time.Second, 1024, quietLog())
 	big := bytes.Repeat([]byte("x"), int(maxEnvelopeBytes(1024))+1)
 	// An HTTP function answers 413 through its http output, so the caller sees 413.
-	if code, _, _ := httpOut(t, post(t, s, "/GraphWebhook", string(big))); code != http.StatusRequestEntityTooLarge {
+	if code, _ := httpOut(t, post(t, s, "/GraphWebhook", string(big))); code != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversized http envelope = %d, want 413", code)
 	}
 	// A queue function fails the invocation instead.
 	if rec := post(t, s, "/ProcessNotification", string(big)); rec.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversized queue envelope = %d, want 413", rec.Code)
-	}
-}
-
-func TestHealth(t *testing.T) {
-	t.Parallel()
-	a := &App{Version: "v1", Build: "b", Region: "westeurope", Checks: []Check{
-		{Name: "tables", Probe: func(context.Context) error { return nil }},
-		{Name: "secrets", Probe: func(context.Context) error { return errors.New("vault https://kv-secret.vault.azure.net down") }},
-	}}
-	s := NewServer(a.Routes(), time.Second, 1<<20, quietLog())
-	code, body, _ := httpOut(t, post(t, s, "/Health", httpEnv(t, nil, "")))
-	if code != 503 {
-		t.Errorf("status = %d, want 503 when a check fails", code)
-	}
-	var got healthBody
-	if err := json.Unmarshal([]byte(body), &got); err != nil {
-		t.Fatal(err)
-	}
-	if got.Checks["tables"] != "ok" || got.Checks["secrets"] != "failed" || got.Region != "westeurope" {
-		t.Errorf("health = %+v", got)
-	}
-	if strings.Contains(body, "vault.azure.net") {
-		t.Errorf("health leaks a probe error: %s", body)
 	}
 }
 

@@ -1,12 +1,13 @@
-// Package handlers is the custom-handler transport: it decodes the Functions host's invocation envelope
-// into typed values, calls a domain service, and encodes the response envelope. It holds no business
-// rules and makes no storage calls of its own.
+// Package azfunc is the Azure Functions custom-handler runtime: the host's invocation envelope decoded
+// into typed values, the response envelope, the server that answers the host, and the route adapters
+// for HTTP, Service Bus and timer triggers. It knows nothing of ConnectHub's functions: handlers/ holds
+// the route table and one handler per function.
 //
 // Encoding facts (shared/reference/customhandler-protocol.md): the host serialises strings and numbers in
 // Data and Metadata a second time ("\"abc\"", "4"), objects arrive as nested JSON, byte arrays as base64.
 // Every decoder here accepts both the double-encoded and the plain form, so code tested against devhost
 // survives the real host and vice versa.
-package handlers
+package azfunc
 
 import (
 	"bytes"

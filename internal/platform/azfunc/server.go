@@ -1,4 +1,4 @@
-package handlers
+package azfunc
 
 import (
 	"context"
@@ -140,7 +140,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// The caller must see 413, not the host's 500 for a failed invocation.
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(InvokeResponse{Logs: []string{},
-				Outputs: map[string]any{route.Out: plain(http.StatusRequestEntityTooLarge, "body too large")}})
+				Outputs: map[string]any{route.Out: Plain(http.StatusRequestEntityTooLarge, "body too large")}})
 			return
 		}
 		http.Error(w, "envelope too large or unreadable", http.StatusRequestEntityTooLarge)

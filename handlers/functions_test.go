@@ -1,0 +1,211 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/azfunc"
+)
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func post(t *testing.T, s http.Handler, path, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader(body)))
+	return rec
+}
+
+func httpOut(t *testing.T, rec *httptest.ResponseRecorder) (int, string, map[string]string) {
+	t.Helper()
+	if rec.Code != http.StatusOK {
+		t.Fatalf("envelope status %d: %s", rec.Code, rec.Body)
+	}
+	var res struct {
+		Outputs map[string]struct {
+			StatusCode string            `json:"statusCode"`
+			Body       string            `json:"body"`
+			Headers    map[string]string `json:"headers"`
+		}
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	o := res.Outputs["res"]
+	var code int
+	if _, err := fmt.Sscan(o.StatusCode, &code); err != nil {
+		t.Fatalf("statusCode %q", o.StatusCode)
+	}
+	return code, o.Body, o.Headers
+}
+
+func httpEnv(t *testing.T, query map[string]string, body string) string {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"Data": map[string]any{"req": map[string]any{
+		"Url": "http://127.0.0.1/api/graph/notifications", "Method": "POST", "Query": query,
+		"Headers": map[string][]string{"Content-Type": {"application/json"}}, "Body": body,
+	}}, "Metadata": map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+type intakeFunc func(ctx context.Context, lifecycle bool, body []byte) error
+
+func (f intakeFunc) Receive(ctx context.Context, lifecycle bool, body []byte) error {
+	return f(ctx, lifecycle, body)
+}
+
+func TestGraphWebhookOutcomes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		query    map[string]string
+		body     string
+		intake   error
+		want     int
+		wantBody string
+	}{
+		{"validation token echoed", map[string]string{"validationToken": "Validation: Testing client +%/✓"}, "", nil, 200, "Validation: Testing client +%/✓"},
+		{"accepted", nil, `{"value":[]}`, nil, 202, ""},
+		{"not a collection", nil, `[]`, apperr.New(apperr.Invalid, "not a notification collection", nil), 400, "not a notification collection"},
+		{"hand-off failed", nil, `{"value":[]}`, errors.New("queue down"), 503, "try again"},
+		{"oversized", nil, strings.Repeat("x", 2048), nil, 413, "body too large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			called := false
+			a := &App{MaxBodyBytes: 1024, Intake: intakeFunc(func(context.Context, bool, []byte) error { called = true; return tt.intake })}
+			s := azfunc.NewServer(routeTable(t, a), time.Second, 1024, quietLog())
+			code, body, headers := httpOut(t, post(t, s, "/GraphWebhook", httpEnv(t, tt.query, tt.body)))
+			if code != tt.want || body != tt.wantBody {
+				t.Errorf("got %d %q, want %d %q", code, body, tt.want, tt.wantBody)
+			}
+			if tt.want == 200 && (called || !strings.HasPrefix(headers["Content-Type"], "text/plain")) {
+				t.Errorf("validation: intake called=%v, content type %q", called, headers["Content-Type"])
+			}
+		})
+	}
+}
+
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	a := &App{Version: "v1", Build: "b", Region: "westeurope", Checks: []Check{
+		{Name: "tables", Probe: func(context.Context) error { return nil }},
+		{Name: "secrets", Probe: func(context.Context) error { return errors.New("vault https://kv-secret.vault.azure.net down") }},
+	}}
+	s := azfunc.NewServer(routeTable(t, a), time.Second, 1<<20, quietLog())
+	code, body, _ := httpOut(t, post(t, s, "/Health", httpEnv(t, nil, "")))
+	if code != 503 {
+		t.Errorf("status = %d, want 503 when a check fails", code)
+	}
+	var got healthBody
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Checks["tables"] != "ok" || got.Checks["secrets"] != "failed" || got.Region != "westeurope" {
+		t.Errorf("health = %+v", got)
+	}
+	if strings.Contains(body, "vault.azure.net") {
+		t.Errorf("health leaks a probe error: %s", body)
+	}
+}
+
+// complete sets every service a test leaves nil to a stand-in, so the route table builds. A stand-in
+// embeds its nil interface: calling it panics, which the server turns into a failed invocation, so a
+// test that reaches a service it did not set fails.
+func complete(a *App) *App {
+	if a.Intake == nil {
+		a.Intake = struct{ NotificationIntake }{}
+	}
+	for _, w := range []*Worker{&a.ProcessNotification, &a.ProcessLifecycle} {
+		if *w == nil {
+			*w = struct{ Worker }{}
+		}
+	}
+	for _, j := range []*Job{&a.RenewSubscriptions, &a.EnforceRetention, &a.ReconcileLicenses} {
+		if *j == nil {
+			*j = struct{ Job }{}
+		}
+	}
+	if a.Presence.SignIn == nil {
+		a.Presence.SignIn = struct{ ServiceUserSignIn }{}
+	}
+	if a.Presence.Status == nil {
+		a.Presence.Status = struct{ PresenceStatus }{}
+	}
+	if a.Connector.Admin == nil {
+		a.Connector.Admin = struct{ ConnectorAdmin }{}
+	}
+	if a.Tenants.Admin == nil {
+		a.Tenants.Admin = struct{ TenantAdmin }{}
+	}
+	return a
+}
+
+// routeTable is the route table of a, completed with stand-ins for the services the test does not set.
+func routeTable(t testing.TB, a *App) []azfunc.Route {
+	t.Helper()
+	r, err := complete(a).Routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// A function whose service is missing stops the handler at start: Routes names every function that
+// service serves, and nothing is served.
+func TestRoutesRefuseMissingService(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		unset func(*App)
+		want  []string
+	}{
+		{"intake", func(a *App) { a.Intake = nil }, []string{"GraphWebhook", "GraphLifecycle"}},
+		{"ProcessNotification", func(a *App) { a.ProcessNotification = nil }, []string{"ProcessNotification"}},
+		{"ProcessLifecycle", func(a *App) { a.ProcessLifecycle = nil }, []string{"ProcessLifecycle"}},
+		{"RenewSubscriptions", func(a *App) { a.RenewSubscriptions = nil }, []string{"RenewSubscriptions"}},
+		{"EnforceRetention", func(a *App) { a.EnforceRetention = nil }, []string{"EnforceRetention"}},
+		{"ReconcileLicenses", func(a *App) { a.ReconcileLicenses = nil }, []string{"ReconcileLicenses"}},
+		{"service-user sign-in", func(a *App) { a.Presence.SignIn = nil }, []string{"ConnectServiceUser", "AuthCallback"}},
+		{"presence status", func(a *App) { a.Presence.Status = nil }, []string{"GetPresenceStatus"}},
+		{"connector set-up", func(a *App) { a.Connector.Admin = nil }, []string{"GetConnector", "SetConnector",
+			"DeleteConnector", "TestConnector", "GetUserExtension", "SetUserExtension", "DeleteUserExtension",
+			"ListExtensions", "GetPresenceMapping", "SetPresenceMapping"}},
+		{"tenant admin", func(a *App) { a.Tenants.Admin = nil }, []string{"AdminConsentCallback", "StartOnboarding",
+			"GetTenant", "SuspendTenant", "CancelTenant", "ReactivateTenant", "SetTenantLicenses", "AssignLicense",
+			"UnassignLicense"}},
+		{"two services", func(a *App) { a.ProcessLifecycle, a.EnforceRetention = nil, nil }, []string{"ProcessLifecycle", "EnforceRetention"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			a := complete(&App{})
+			tt.unset(a)
+			got, err := a.Routes()
+			want := "build route table: no service wired for " + strings.Join(tt.want, ", ")
+			if err == nil || err.Error() != want {
+				t.Errorf("Routes() error = %v, want %q", err, want)
+			}
+			if got != nil {
+				t.Errorf("Routes() returned %d routes with an error", len(got))
+			}
+		})
+	}
+	if _, err := (&App{}).Routes(); err == nil {
+		t.Error("an empty App built a route table")
+	}
+}
