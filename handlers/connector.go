@@ -129,7 +129,7 @@ func (a *App) connectorFunctions() []function {
 
 // setupOp runs a set-up function of the presence capability.
 func (a *App) setupOp(ctx context.Context, r *azfunc.HTTPRequest, h setupHandler) azfunc.HTTPResponse {
-	return adminCall(ctx, r, maxSetupBody, func(actor core.Actor, id core.TenantID) (int, any, error) {
+	return adminCall(ctx, r, maxSetupBody, func(ctx context.Context, actor core.Actor, id core.TenantID) (int, any, error) {
 		return h(ctx, a.Connector.Admin, actor, id, r)
 	})
 }

@@ -105,14 +105,15 @@ func (a *App) tenantFunctions() []function {
 
 // tenantOp runs an operator action of the tenant capability.
 func (a *App) tenantOp(ctx context.Context, r *azfunc.HTTPRequest, h func(context.Context, TenantAdmin, core.Actor, core.TenantID, *azfunc.HTTPRequest) (int, any, error)) azfunc.HTTPResponse {
-	return adminCall(ctx, r, maxAdminBody, func(actor core.Actor, id core.TenantID) (int, any, error) {
+	return adminCall(ctx, r, maxAdminBody, func(ctx context.Context, actor core.Actor, id core.TenantID) (int, any, error) {
 		return h(ctx, a.Tenants.Admin, actor, id, r)
 	})
 }
 
 // adminCall is what every tenant-scoped admin function does around its service call: cap the body,
-// parse the tenant id, name the actor, and encode the answer or the error as JSON.
-func adminCall(ctx context.Context, r *azfunc.HTTPRequest, maxBody int, call func(core.Actor, core.TenantID) (int, any, error)) azfunc.HTTPResponse {
+// parse the tenant id (and stamp it on the context's log lines), name the actor, and encode the answer
+// or the error as JSON.
+func adminCall(ctx context.Context, r *azfunc.HTTPRequest, maxBody int, call func(context.Context, core.Actor, core.TenantID) (int, any, error)) azfunc.HTTPResponse {
 	if len(r.Body) > maxBody {
 		return errorJSON(ctx, apperr.New(apperr.TooLarge, "body too large", nil))
 	}
@@ -120,11 +121,12 @@ func adminCall(ctx context.Context, r *azfunc.HTTPRequest, maxBody int, call fun
 	if err != nil {
 		return errorJSON(ctx, err)
 	}
+	ctx = core.WithTenant(ctx, id)
 	actor, err := requestActor(ctx, r)
 	if err != nil {
 		return errorJSON(ctx, err)
 	}
-	status, body, err := call(actor, id)
+	status, body, err := call(ctx, actor, id)
 	if err != nil {
 		return errorJSON(ctx, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/connecthub/connecthub/internal/app"
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/platform/config"
 )
@@ -24,7 +25,8 @@ func main() {
 	debug.SetMemoryLimit(1 << 30)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Every line logged with a context carries its function, invocation id and tenant (core.NewLogHandler).
+	log := slog.New(core.NewLogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	slog.SetDefault(log)
 	if err := realMain(ctx, log); err != nil {
 		log.Error("handler stopped", "error", err)

@@ -55,6 +55,7 @@ func (w *LifecycleWorker) Process(ctx context.Context, d *queue.Delivery) error 
 	if err != nil {
 		return apperr.New(apperr.Invalid, "lifecycle message without a tenant", err)
 	}
+	ctx = core.WithTenant(ctx, tenant)
 	if n.LifecycleEvent == "" || n.SubscriptionID == "" {
 		return apperr.New(apperr.Invalid, "lifecycle message without event or subscription", nil)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
@@ -153,7 +154,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(WithLogger(context.WithValue(r.Context(), invocationKey{}, invocationID), log), s.timeout)
+	ctx, cancel := context.WithTimeout(WithLogger(core.WithInvocation(r.Context(), name, invocationID), log), s.timeout)
 	defer cancel()
 	type result struct {
 		res *InvokeResponse
@@ -230,12 +231,10 @@ func (s *Server) Serve(ctx context.Context, port int, ready func(addr string)) e
 
 type loggerKey struct{}
 
-type invocationKey struct{}
-
 // InvocationID is the host's id of the current invocation (X-Azure-Functions-InvocationId): audit
 // entries carry it so they can be joined with the function's logs.
 func InvocationID(ctx context.Context) string {
-	id, _ := ctx.Value(invocationKey{}).(string)
+	_, id := core.InvocationOf(ctx)
 	return id
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+
+	"github.com/connecthub/connecthub/internal/core"
 )
 
 // Worker processes one delivery of a queue-triggered function. An error fails the invocation: Service
@@ -74,6 +76,11 @@ func (r *Router) Handle(kind string, w Worker) error {
 // completes the message at once (see Router).
 func (r *Router) Process(ctx context.Context, d *Delivery) error {
 	kind := d.ApplicationProperties[PropKind]
+	// The intake wrote a canonical tenant id; the worker checks it again before it trusts it. Here it
+	// only stamps the invocation's log lines.
+	if t, err := core.ParseTenantID(d.ApplicationProperties[PropTenant]); err == nil {
+		ctx = core.WithTenant(ctx, t)
+	}
 	r.mu.RLock()
 	w, ok := r.workers[kind]
 	r.mu.RUnlock()
@@ -89,7 +96,7 @@ func (r *Router) Process(ctx context.Context, d *Delivery) error {
 	}
 	r.count(kind)
 	r.log.WarnContext(ctx, "queue message dropped", "reason", reason, "kind", kind, "message_id", d.MessageID,
-		"tenant_id", d.ApplicationProperties[PropTenant], "delivery_count", d.DeliveryCount)
+		"delivery_count", d.DeliveryCount)
 	return nil
 }
 

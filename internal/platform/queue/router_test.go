@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
@@ -67,7 +68,7 @@ func TestRouterDropsUnknownKindAtOnce(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
 	presence := &recordingWorker{}
-	r := queue.NewRouter(slog.New(slog.NewJSONHandler(&logs, nil)))
+	r := queue.NewRouter(slog.New(core.NewLogHandler(slog.NewJSONHandler(&logs, nil)))) // as cmd/handler builds it
 	if err := r.Handle("presence", presence); err != nil {
 		t.Fatal(err)
 	}
