@@ -52,7 +52,9 @@ type logHandler struct {
 	set map[string]bool
 }
 
-func (l *logHandler) Enabled(ctx context.Context, level slog.Level) bool { return l.h.Enabled(ctx, level) }
+func (l *logHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	return l.h.Enabled(ctx, level)
+}
 
 func (l *logHandler) Handle(ctx context.Context, r slog.Record) error {
 	if ctx == nil {
