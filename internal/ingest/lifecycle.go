@@ -68,13 +68,13 @@ func (w *LifecycleWorker) Process(ctx context.Context, d *queue.Delivery) error 
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		// We deleted the subscription ourselves (tenant offboarded, rebalanced): nothing left to act on.
-		w.log.Info("lifecycle event for a deleted subscription", "tenant_id", string(tenant), "subscription_id", n.SubscriptionID, "event", n.LifecycleEvent)
+		w.log.InfoContext(ctx, "lifecycle event for a deleted subscription", "subscription_id", n.SubscriptionID, "event", n.LifecycleEvent)
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("record lifecycle event: %w", err)
 	}
-	w.log.Info("lifecycle event recorded", "tenant_id", string(tenant), "subscription_id", n.SubscriptionID, "event", n.LifecycleEvent)
+	w.log.InfoContext(ctx, "lifecycle event recorded", "subscription_id", n.SubscriptionID, "event", n.LifecycleEvent)
 	if w.action == nil {
 		return nil
 	}

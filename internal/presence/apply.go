@@ -144,6 +144,7 @@ func (a *Applier) user(ctx context.Context, tenant core.TenantID, id string) (us
 // state changes. A failed push is recorded in syncerrors (with the user's name, temporarily) and
 // returned; connector.Retryable tells whether trying later may help.
 func (a *Applier) Apply(ctx context.Context, tenant core.TenantID, o Observation) (Outcome, error) {
+	ctx = core.WithTenant(ctx, tenant) // its log lines name the tenant, whoever calls
 	out, err := a.apply(ctx, tenant, o)
 	a.stats.count(out)
 	return out, err
@@ -345,7 +346,7 @@ func (a *Applier) recordFailure(ctx context.Context, tenant core.TenantID, u sto
 		return nil
 	})
 	if err != nil {
-		a.log.Warn("record sync error failed", "tenant_id", string(tenant), "user_id", u.ID, "error", err)
+		a.log.WarnContext(ctx, "record sync error failed", "user_id", u.ID, "error", err)
 	}
 }
 
@@ -355,7 +356,7 @@ func (a *Applier) clearFailure(ctx context.Context, tenant core.TenantID, userID
 		return
 	}
 	if err := a.st.SyncErrors.Delete(ctx, tenant, rk); err != nil && !errors.Is(err, store.ErrNotFound) {
-		a.log.Warn("clear sync error failed", "tenant_id", string(tenant), "user_id", userID, "error", err)
+		a.log.WarnContext(ctx, "clear sync error failed", "user_id", userID, "error", err)
 	}
 }
 

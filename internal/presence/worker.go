@@ -103,6 +103,7 @@ func (w *Worker) Process(ctx context.Context, d *queue.Delivery) error {
 	if err != nil {
 		return apperr.New(apperr.Invalid, "presence message without a tenant", err)
 	}
+	ctx = core.WithTenant(ctx, tenant)
 	if k := d.ApplicationProperties[queue.PropKind]; k != string(store.KindPresence) {
 		return apperr.New(apperr.Invalid, fmt.Sprintf("message of kind %q on the presence worker", k), nil)
 	}
@@ -122,7 +123,7 @@ func (w *Worker) Process(ctx context.Context, d *queue.Delivery) error {
 		out, err = w.confirm(ctx, tenant, subID, obs)
 	}
 	if err == nil {
-		w.o.Log.Debug("presence applied", "tenant_id", string(tenant), "user_id", obs.UserID, "outcome", string(out))
+		w.o.Log.DebugContext(ctx, "presence applied", "user_id", obs.UserID, "outcome", string(out))
 		return nil
 	}
 	var code string
@@ -133,11 +134,11 @@ func (w *Worker) Process(ctx context.Context, d *queue.Delivery) error {
 	case errors.As(err, &ce):
 		// Graph could not say what is current: try again later rather than push what may be stale.
 		code = ce.code
-		w.o.Log.Warn("presence confirmation failed", "tenant_id", string(tenant), "user_id", obs.UserID, "code", code)
+		w.o.Log.WarnContext(ctx, "presence confirmation failed", "user_id", obs.UserID, "code", code)
 	case errors.As(err, &pe):
 		code, retryAfter = connector.Code(err), connector.RetryAfter(err)
 		if !connector.Retryable(err) {
-			w.o.Log.Warn("presence push failed permanently", "tenant_id", string(tenant), "user_id", obs.UserID, "code", code)
+			w.o.Log.WarnContext(ctx, "presence push failed permanently", "user_id", obs.UserID, "code", code)
 			return nil
 		}
 	default:
@@ -148,7 +149,7 @@ func (w *Worker) Process(ctx context.Context, d *queue.Delivery) error {
 	delay = max(delay, retryAfter)
 	if attempt >= w.o.MaxAttempts {
 		w.applier.stats.gaveUp.Add(1)
-		w.o.Log.Error("presence push gave up", "tenant_id", string(tenant), "user_id", obs.UserID, "attempts", attempt, "code", code)
+		w.o.Log.ErrorContext(ctx, "presence push gave up", "user_id", obs.UserID, "attempts", attempt, "code", code)
 		delay = 0 // the exhausted copy only carries the reason to the dead-letter queue
 	}
 	if err := w.reschedule(ctx, d, obs, attempt, delay, code); err != nil {
@@ -156,7 +157,7 @@ func (w *Worker) Process(ctx context.Context, d *queue.Delivery) error {
 	}
 	if attempt < w.o.MaxAttempts {
 		w.applier.stats.retried.Add(1)
-		w.o.Log.Info("presence push rescheduled", "tenant_id", string(tenant), "user_id", obs.UserID, "attempt", attempt,
+		w.o.Log.InfoContext(ctx, "presence push rescheduled", "user_id", obs.UserID, "attempt", attempt,
 			"delay_ms", delay.Milliseconds(), "code", code)
 	}
 	return nil
@@ -208,7 +209,7 @@ func (w *Worker) confirm(ctx context.Context, tenant core.TenantID, subID string
 		}
 	}
 	// Graph leaves unknown ids out of its answer: the user is gone, there is nothing current to push.
-	w.o.Log.Info("presence not confirmed: user unknown to graph", "tenant_id", string(tenant), "user_id", obs.UserID)
+	w.o.Log.InfoContext(ctx, "presence not confirmed: user unknown to graph", "user_id", obs.UserID)
 	w.applier.stats.count(Stale)
 	return Stale, nil
 }

@@ -212,6 +212,8 @@ func (m *Manager) Complete(ctx context.Context, cb Callback) (store.ServiceUser,
 	if err != nil {
 		return store.ServiceUser{}, err
 	}
+	// Not yet verified, but only log lines read it before the state is opened with the tenant's key.
+	ctx = core.WithTenant(ctx, tenant)
 	parts := strings.SplitN(cb.State, ".", 3)
 	if len(parts) != 3 {
 		return store.ServiceUser{}, apperr.New(apperr.Invalid, "invalid sign-in state", nil)
@@ -237,7 +239,7 @@ func (m *Manager) Complete(ctx context.Context, cb Callback) (store.ServiceUser,
 	}
 	if cb.Error != "" {
 		// The identity platform's description may name the account: log only the code.
-		m.cfg.Log.Info("service user sign-in refused", "tenant_id", string(tenant), "error_code", cb.Error)
+		m.cfg.Log.InfoContext(ctx, "service user sign-in refused", "error_code", cb.Error)
 		return store.ServiceUser{}, apperr.New(apperr.Forbidden, "sign-in was not completed: "+safeCode(cb.Error), nil)
 	}
 	if cb.Code == "" {
@@ -272,7 +274,7 @@ func (m *Manager) Complete(ctx context.Context, cb Callback) (store.ServiceUser,
 		// Without a refresh token the account would work for an hour and then need re-consent: refuse
 		// now, while the admin is still at the browser (offline_access not granted, or a policy that
 		// withholds refresh tokens).
-		m.cfg.Log.Warn("service user sign-in without refresh token", "tenant_id", string(tenant))
+		m.cfg.Log.WarnContext(ctx, "service user sign-in without refresh token")
 		return store.ServiceUser{}, apperr.New(apperr.Forbidden,
 			"the identity platform issued no refresh token: the account must grant offline access (offline_access); sign in again", nil)
 	}
@@ -293,7 +295,7 @@ func (m *Manager) Complete(ctx context.Context, cb Callback) (store.ServiceUser,
 	if err != nil {
 		return store.ServiceUser{}, fmt.Errorf("record service user: %w", err)
 	}
-	m.cfg.Log.Info("service user connected", "tenant_id", string(tenant), "service_user_id", oid)
+	m.cfg.Log.InfoContext(ctx, "service user connected", "service_user_id", oid)
 	return su, nil
 }
 
@@ -521,6 +523,7 @@ func (m *Manager) forget(tenant core.TenantID, oid string) {
 // GetToken implements azcore.TokenCredential: a cached access token, refreshed by MSAL shortly before it
 // expires. A refused refresh marks the account for re-consent and returns ErrReconsent.
 func (a *account) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	ctx = core.WithTenant(ctx, a.tenant)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.client == nil {
@@ -577,9 +580,9 @@ func (a *account) fail(ctx context.Context, err error) error {
 		return nil
 	})
 	if uerr != nil && !errors.Is(uerr, store.ErrNotFound) {
-		a.m.cfg.Log.Warn("mark service user for re-consent failed", "tenant_id", string(a.tenant), "service_user_id", a.oid, "error", uerr)
+		a.m.cfg.Log.WarnContext(ctx, "mark service user for re-consent failed", "service_user_id", a.oid, "error", uerr)
 	}
-	a.m.cfg.Log.Warn("service user needs re-consent", "tenant_id", string(a.tenant), "service_user_id", a.oid)
+	a.m.cfg.Log.WarnContext(ctx, "service user needs re-consent", "service_user_id", a.oid)
 	a.loaded = time.Time{} // read Key Vault again next time: the admin may reconnect meanwhile
 	return fmt.Errorf("token for service user %s: %w", a.oid, ErrReconsent)
 }
@@ -596,6 +599,6 @@ func (a *account) refreshed(ctx context.Context) {
 		return nil
 	})
 	if err != nil {
-		a.m.cfg.Log.Warn("record token refresh failed", "tenant_id", string(a.tenant), "service_user_id", a.oid, "error", err)
+		a.m.cfg.Log.WarnContext(ctx, "record token refresh failed", "service_user_id", a.oid, "error", err)
 	}
 }

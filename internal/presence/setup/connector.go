@@ -335,7 +335,7 @@ func (s *Service) TestConnector(ctx context.Context, a core.Actor, tenant core.T
 	outcome := outcomeSuccess
 	if !res.OK {
 		outcome = outcomeFailed
-		s.o.Log.InfoContext(ctx, "connector test failed", "tenant_id", string(tenant), "kind", t.PBXKind, "code", res.Code)
+		s.o.Log.InfoContext(ctx, "connector test failed", "kind", t.PBXKind, "code", res.Code)
 	}
 	if err := s.appendAudit(ctx, tenant, a, "connector.test", "connector", t.PBXKind, outcome); err != nil {
 		return TestResult{}, err

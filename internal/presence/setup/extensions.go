@@ -55,7 +55,7 @@ func (s *Service) directory(ctx context.Context, t store.Tenant) (*connector.Dir
 	dir, err := l.Directory(ctx, t.ID)
 	if err != nil {
 		code := connector.Code(err)
-		s.o.Log.WarnContext(ctx, "pbx directory unavailable", "tenant_id", string(t.ID), "code", code)
+		s.o.Log.WarnContext(ctx, "pbx directory unavailable", "code", code)
 		return nil, code
 	}
 	return dir, ""

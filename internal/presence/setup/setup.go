@@ -89,7 +89,7 @@ func (s *Service) appendAudit(ctx context.Context, tenant core.TenantID, a core.
 		TargetType: targetType, TargetID: targetID, Outcome: outcome, InvocationID: a.InvocationID,
 	})
 	if err != nil {
-		s.o.Log.ErrorContext(ctx, "audit append failed", "tenant_id", string(tenant), "action", action, "error", err)
+		s.o.Log.ErrorContext(ctx, "audit append failed", "action", action, "error", err)
 		return apperr.New(apperr.Unavailable, "the action was done but could not be audited; retry it", fmt.Errorf("append audit: %w", err))
 	}
 	return nil
