@@ -241,6 +241,9 @@ type Tally struct {
 	Ran  int // partitions worked under their lease
 	Held int // partitions skipped: another run holds them
 	Left int // partitions left for the next run: the budget was used up
+	// Failures counts the errors joined into ForEach's error: failed partitions, a failed listing, and
+	// the budget's report.
+	Failures int
 }
 
 // ForEach runs fn for every item that partition maps to a partition (ok false skips the item), each
@@ -278,5 +281,6 @@ func ForEach[T any](ctx context.Context, r *Runner, spec Spec, items iter.Seq2[T
 	if tally.Left > 0 {
 		errs = append(errs, fmt.Errorf("%s: %w with %d tenants left for the next run", spec.Name, ErrBudget, tally.Left))
 	}
+	tally.Failures = len(errs)
 	return tally, errors.Join(errs...)
 }
