@@ -2,11 +2,8 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 
 	"github.com/connecthub/connecthub/handlers"
@@ -52,7 +49,7 @@ func (w *Wired) wirePresence(ctx context.Context) error {
 	clients := &delegatedClients{su: su, opts: graph.Options{BaseURL: w.Config.GraphBaseURL}}
 	manager := presence.NewManager(w.Store, clients,
 		applier, w.Certs, presence.ManagerOptions{NotificationURL: notificationURL, LifecycleURL: lifecycleURL,
-			Lifetime: cfg.SubscriptionLifetime, RenewMargin: cfg.RenewMargin, Owner: instanceID(), Log: w.Log})
+			Lifetime: cfg.SubscriptionLifetime, RenewMargin: cfg.RenewMargin, Log: w.Log})
 
 	worker := presence.NewWorker(applier, w.Certs, w.Sender, presence.WorkerOptions{
 		Graph: clients, MaxAttempts: cfg.PBXMaxAttempts, RetryDelay: cfg.PBXRetryDelay, Log: w.Log})
@@ -130,14 +127,6 @@ func (s *signIn) Begin(ctx context.Context, tenant core.TenantID) (string, strin
 
 func (s *signIn) Complete(ctx context.Context, cb serviceuser.Callback) (store.ServiceUser, error) {
 	return s.m.Complete(ctx, cb)
-}
-
-// instanceID names this process as a lease owner.
-func instanceID() string {
-	host, _ := os.Hostname()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return host + "-" + hex.EncodeToString(b[:])
 }
 
 // presenceStatus answers for tenants that exist only: an unknown id is 404, not a row of zeros.

@@ -36,6 +36,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/store"
@@ -64,7 +65,7 @@ type ManagerOptions struct {
 	LifecycleURL    string        // <public base>/api/graph/lifecycle
 	Lifetime        time.Duration // asked per subscription (Graph allows 60 min for presence)
 	RenewMargin     time.Duration // renew what expires within this
-	Owner           string        // lease owner: this instance
+	Owner           string        // names this instance in lease owners (default: the host name)
 	LeaseWait       time.Duration // how long a lifecycle event waits for a tenant's running reconcile (default 30 s)
 	Now             func() time.Time
 	Log             *slog.Logger
@@ -77,11 +78,15 @@ type Manager struct {
 	clients Clients
 	applier *Applier
 	certs   *graphcrypto.KeyRing
+	runner  *jobs.Runner
 	o       ManagerOptions
 }
 
 // leaseName is the job lease that serialises a tenant's reconciles.
 const leaseName = "presence-subscriptions"
+
+// leaseTTL: a reconcile that dies holds its tenant up this long at most.
+const leaseTTL = 5 * time.Minute
 
 // NewManager builds the manager.
 func NewManager(st *store.Store, clients Clients, applier *Applier, certs *graphcrypto.KeyRing, o ManagerOptions) *Manager {
@@ -94,10 +99,8 @@ func NewManager(st *store.Store, clients Clients, applier *Applier, certs *graph
 	if o.LeaseWait <= 0 {
 		o.LeaseWait = 30 * time.Second
 	}
-	if o.Owner == "" {
-		o.Owner = "presence-" + random()
-	}
-	return &Manager{st: st, clients: clients, applier: applier, certs: certs, o: o}
+	runner := jobs.New(st.Jobs, jobs.Options{Instance: o.Owner, Log: o.Log})
+	return &Manager{st: st, clients: clients, applier: applier, certs: certs, runner: runner, o: o}
 }
 
 // Run is RenewSubscriptions: reconcile every active tenant, and delete what a suspended or cancelled
@@ -108,27 +111,21 @@ func (m *Manager) Run(ctx context.Context) error {
 	if m.o.NotificationURL == "" {
 		return errors.New("presence sync is off: no public base URL configured")
 	}
-	var errs []error
-	for t, err := range m.st.Tenants.OperatorAll(ctx) {
-		if err != nil {
-			errs = append(errs, fmt.Errorf("list tenants: %w", err))
-			break
-		}
+	// Most inactive tenants hold nothing: a cheap count spares them the lease's writes. Pending tenants
+	// hold nothing; a deleting one is the retention job's.
+	due := func(t store.Tenant) (core.TenantID, bool) {
 		switch t.State {
 		case store.TenantActive:
+			return t.ID, true
 		case store.TenantSuspended, store.TenantCancelled:
-			// Most inactive tenants hold nothing: a cheap count spares them the lease's writes.
-			if n, err := m.countSubscriptions(ctx, t.ID); err == nil && n == 0 {
-				continue
-			}
-		default:
-			continue // pending tenants hold nothing; a deleting one is the retention job's
+			n, err := m.countSubscriptions(ctx, t.ID)
+			return t.ID, err != nil || n > 0
 		}
-		if _, err := m.withLease(ctx, t.ID, false, func() error { return m.follow(ctx, t.ID) }); err != nil {
-			errs = append(errs, fmt.Errorf("tenant %s: %w", t.ID, err))
-		}
+		return t.ID, false
 	}
-	return errors.Join(errs...)
+	_, err := jobs.ForEach(ctx, m.runner, m.spec(0), m.st.Tenants.OperatorAll(ctx), due,
+		func(ctx context.Context, _ *jobs.Lease, t store.Tenant) error { return m.follow(ctx, t.ID) })
+	return err
 }
 
 // OnStateChange is the tenants capability's hook (tenants.StateHook), called once a suspension,
@@ -136,8 +133,7 @@ func (m *Manager) Run(ctx context.Context) error {
 // for a reconcile in progress (as long as ctx allows); what it cannot finish, Run does.
 func (m *Manager) OnStateChange(ctx context.Context, tenant core.TenantID, _ store.TenantState) error {
 	m.applier.Forget(tenant)
-	_, err := m.withLease(ctx, tenant, true, func() error { return m.follow(ctx, tenant) })
-	return err
+	return m.withLease(ctx, tenant, func() error { return m.follow(ctx, tenant) })
 }
 
 // follow brings a tenant's subscriptions in line with its state, read afresh under the lease: a state
@@ -199,44 +195,15 @@ func (m *Manager) deactivate(ctx context.Context, tenant core.TenantID) error {
 	return err
 }
 
-// withLease runs fn holding the tenant's lease. Without wait, a held lease means "someone else is on
-// it" and fn is skipped (ran=false, no error); with wait it polls until LeaseWait.
-func (m *Manager) withLease(ctx context.Context, tenant core.TenantID, wait bool, fn func() error) (ran bool, err error) {
-	deadline := m.o.Now().Add(m.o.LeaseWait)
-	for {
-		_, err = m.st.Jobs.AcquireLease(ctx, tenant, leaseName, m.o.Owner, 5*time.Minute)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, store.ErrLeaseHeld) {
-			return false, fmt.Errorf("acquire lease: %w", err)
-		}
-		if !wait {
-			m.o.Log.Info("presence reconcile skipped: another instance holds the tenant", "tenant_id", string(tenant))
-			return false, nil
-		}
-		if m.o.Now().After(deadline) {
-			return false, fmt.Errorf("acquire lease: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-	ferr := fn()
-	code := ""
-	if ferr != nil {
-		code = "reconcile_failed"
-	}
-	// The caller's deadline (a state change's hook) may have passed: release anyway, or the lease would
-	// block the tenant's renewals until it lapses.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if _, err := m.st.Jobs.Release(rctx, tenant, leaseName, m.o.Owner, code); err != nil {
-		ferr = errors.Join(ferr, fmt.Errorf("release lease: %w", err))
-	}
-	return true, ferr
+// withLease runs fn holding the tenant's lease, waiting for a reconcile in progress up to LeaseWait.
+func (m *Manager) withLease(ctx context.Context, tenant core.TenantID, fn func() error) error {
+	_, err := m.runner.Run(ctx, tenant, m.spec(m.o.LeaseWait), func(context.Context, *jobs.Lease) error { return fn() })
+	return err
+}
+
+// spec is the tenant lease's job; wait is how long to wait for it (0: skip a tenant someone is on).
+func (m *Manager) spec(wait time.Duration) jobs.Spec {
+	return jobs.Spec{Name: leaseName, Lease: leaseTTL, Wait: wait, FailureCode: "reconcile_failed"}
 }
 
 // Status is a tenant's presence sync state: what the admin sees.
@@ -573,7 +540,7 @@ func (m *Manager) Handle(ctx context.Context, tenant core.TenantID, sub store.Su
 	if sub.Kind != store.KindPresence {
 		return nil
 	}
-	_, err := m.withLease(ctx, tenant, true, func() error {
+	return m.withLease(ctx, tenant, func() error {
 		// An inactive tenant's subscription is not reauthorized nor re-created: it is deleted.
 		if t, err := m.st.Tenants.Get(ctx, tenant); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("read tenant: %w", err)
@@ -612,7 +579,6 @@ func (m *Manager) Handle(ctx context.Context, tenant core.TenantID, sub store.Su
 			return nil
 		}
 	})
-	return err
 }
 
 // recreate drops our record of a subscription Graph removed and reconciles the tenant, which creates the

@@ -2,8 +2,6 @@ package presence
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -290,10 +288,4 @@ func (w *Worker) reschedule(ctx context.Context, d *queue.Delivery, obs Observat
 		ID: base + "/r" + strconv.Itoa(attempt), SessionID: d.SessionID, ContentType: d.ContentType,
 		Body: d.Body, ApplicationProperties: props, ScheduledEnqueueTime: &at,
 	}})
-}
-
-func random() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

@@ -18,8 +18,6 @@ package retention
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +27,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/clock"
+	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -89,7 +88,8 @@ type Options struct {
 
 // Job is the EnforceRetention job.
 type Job struct {
-	o Options
+	o      Options
+	runner *jobs.Runner
 }
 
 // New returns the job.
@@ -113,7 +113,7 @@ func New(o Options) (*Job, error) {
 	if o.Budget <= 0 {
 		o.Budget = 40 * time.Second
 	}
-	return &Job{o: o}, nil
+	return &Job{o: o, runner: jobs.New(o.Store.Jobs, jobs.Options{Log: o.Log})}, nil
 }
 
 // checkpoint is the job's resume point, stored as JSON on its job row.
@@ -145,8 +145,7 @@ type run struct {
 	j        *Job
 	st       *store.Store
 	log      *slog.Logger
-	owner    string
-	deadline time.Time // real time: the function timeout does not follow the fake clock
+	lease    *jobs.Lease
 	rowsLeft int
 	cp       checkpoint
 	// attempted marks deletions this run has worked on, so a failing one is tried once per run.
@@ -155,41 +154,37 @@ type run struct {
 
 // Run enforces every rule once, within the budget.
 func (j *Job) Run(ctx context.Context) error {
-	r := &run{j: j, st: j.o.Store, log: j.o.Log, owner: newOwner(),
-		deadline: time.Now().Add(j.o.Budget), rowsLeft: j.o.MaxRows, attempted: map[string]bool{}}
-	job, err := r.st.Jobs.AcquireLease(ctx, store.OperatorPartition, JobName, r.owner, j.o.Budget+time.Minute)
-	if errors.Is(err, store.ErrLeaseHeld) {
-		r.log.InfoContext(ctx, "retention run skipped: another run holds the lease")
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("acquire retention lease: %w", err)
-	}
-	if job.Checkpoint != "" {
-		if err := json.Unmarshal([]byte(job.Checkpoint), &r.cp); err != nil {
-			// A checkpoint we cannot read only costs repeated work: tenants being deleted are found by state.
-			r.log.WarnContext(ctx, "retention checkpoint unreadable; starting afresh", "error", err)
-			r.cp = checkpoint{}
+	r := &run{j: j, st: j.o.Store, log: j.o.Log, rowsLeft: j.o.MaxRows, attempted: map[string]bool{}}
+	failures := 0
+	ran, err := j.runner.Run(ctx, store.OperatorPartition, jobs.Spec{Name: JobName, Budget: j.o.Budget, FailureCode: "retention-failed"},
+		func(ctx context.Context, l *jobs.Lease) error {
+			r.lease = l
+			if cp := l.Checkpoint(); cp != "" {
+				if err := json.Unmarshal([]byte(cp), &r.cp); err != nil {
+					// A checkpoint we cannot read only costs repeated work: tenants being deleted are found by state.
+					r.log.WarnContext(ctx, "retention checkpoint unreadable; starting afresh", "error", err)
+					r.cp = checkpoint{}
+				}
+			}
+			errs := r.all(ctx)
+			// Save even if the invocation is being cancelled, so the next run resumes at once.
+			fctx, cancel := jobs.Finishing(ctx)
+			defer cancel()
+			if err := r.save(fctx); err != nil {
+				errs = append(errs, err)
+			}
+			failures = len(errs)
+			return errors.Join(errs...)
+		})
+	if !ran {
+		if err != nil {
+			return fmt.Errorf("acquire retention lease: %w", err)
 		}
-	}
-
-	errs := r.all(ctx)
-	code := ""
-	if len(errs) > 0 {
-		code = "retention-failed"
-	}
-	// Save and release even if the invocation is being cancelled, so the next run resumes at once.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := r.save(fctx); err != nil {
-		errs = append(errs, err)
-	}
-	if _, err := r.st.Jobs.Release(fctx, store.OperatorPartition, JobName, r.owner, code); err != nil {
-		errs = append(errs, fmt.Errorf("release retention lease: %w", err))
+		return nil // another run holds the lease: it does the work
 	}
 	r.log.InfoContext(ctx, "retention run done", "rows_deleted", j.o.MaxRows-r.rowsLeft,
-		"deletions_in_progress", len(r.cp.Deletions), "failures", len(errs))
-	return errors.Join(errs...)
+		"deletions_in_progress", len(r.cp.Deletions), "failures", failures)
+	return err
 }
 
 // all runs the passes in order of urgency: interrupted deletions, tenants due, later phases, pruning.
@@ -265,7 +260,7 @@ func (r *run) all(ctx context.Context) []error {
 }
 
 // stop says whether the run's time or rows are used up.
-func (r *run) stop() bool { return r.rowsLeft <= 0 || !time.Now().Before(r.deadline) }
+func (r *run) stop() bool { return r.rowsLeft <= 0 || r.lease.Spent() }
 
 // save writes the checkpoint (while this run holds the lease).
 func (r *run) save(ctx context.Context) error {
@@ -273,14 +268,5 @@ func (r *run) save(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("encode retention checkpoint: %w", err)
 	}
-	if _, err := r.st.Jobs.Checkpoint(ctx, store.OperatorPartition, JobName, r.owner, string(b)); err != nil {
-		return fmt.Errorf("save retention checkpoint: %w", err)
-	}
-	return nil
-}
-
-func newOwner() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return r.lease.Save(ctx, string(b))
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -156,7 +157,7 @@ const assignLock = "license-assign"
 // turns and the count cannot be overtaken. Should the lease be lost meanwhile (a pause longer than its
 // lifetime), it counts again and withdraws its own license if that one is over the limit.
 func (s *Service) insertLicense(ctx context.Context, t store.Tenant, l store.License) error {
-	owner := newOwner()
+	owner := jobs.NewOwner("")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, err := s.st.Jobs.AcquireLease(ctx, t.ID, assignLock, owner, 30*time.Second)

@@ -2,14 +2,13 @@ package tenants
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -24,7 +23,8 @@ const ReconcileJob = "reconcile-licenses"
 // runs can overlap, repeat or die midway; failures are collected per tenant.
 type Reconciler struct {
 	s      *Service
-	budget time.Duration
+	runner *jobs.Runner
+	spec   jobs.Spec
 }
 
 // NewReconciler returns the job; budget bounds one run (it stays below the invocation timeout).
@@ -32,66 +32,41 @@ func NewReconciler(s *Service, budget time.Duration) *Reconciler {
 	if budget <= 0 {
 		budget = 40 * time.Second
 	}
-	return &Reconciler{s: s, budget: budget}
+	return &Reconciler{s: s, runner: jobs.New(s.st.Jobs, jobs.Options{Log: s.log}),
+		spec: jobs.Spec{Name: ReconcileJob, Budget: budget, Lease: budget + 30*time.Second, FailureCode: "reconcile-failed"}}
 }
 
 // errNoDirectory: profiles cannot be refreshed without Graph; the snapshot is still taken.
 var errNoDirectory = apperr.New(apperr.Unavailable, "the directory is not connected", nil)
 
-// Run reconciles every active tenant not yet done today.
+// Run reconciles every active tenant not yet done today; the tenants the budget leaves are reported
+// and done by the next run.
 func (r *Reconciler) Run(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, r.budget)
-	defer cancel()
-	owner := newOwner()
-	var errs []error
-	done, skipped := 0, 0
-	for t, err := range r.s.st.Tenants.OperatorAll(ctx) {
-		if err != nil {
-			errs = append(errs, fmt.Errorf("list tenants: %w", err))
-			break
-		}
-		if t.State != store.TenantActive {
-			continue
-		}
-		if ctx.Err() != nil {
-			skipped++
-			continue
-		}
-		ran, err := r.tenant(ctx, t, owner)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("reconcile tenant %s: %w", t.ID, err))
-		}
-		if ran {
-			done++
-		}
-	}
-	if skipped > 0 {
-		errs = append(errs, fmt.Errorf("reconcile licenses: run budget %s used up with %d tenants left for the next run", r.budget, skipped))
-	}
-	r.s.log.InfoContext(ctx, "reconcile licenses done", "tenants", done, "left", skipped, "failures", len(errs))
-	return errors.Join(errs...)
+	done := 0
+	active := func(t store.Tenant) (core.TenantID, bool) { return t.ID, t.State == store.TenantActive }
+	tally, err := jobs.ForEach(ctx, r.runner, r.spec, r.s.st.Tenants.OperatorAll(ctx), active,
+		func(ctx context.Context, l *jobs.Lease, t store.Tenant) error {
+			ran, err := r.tenant(ctx, l, t)
+			if ran {
+				done++
+			}
+			return err
+		})
+	r.s.log.InfoContext(ctx, "reconcile licenses done", "tenants", done, "left", tally.Left, "failures", tally.Failures)
+	return err
 }
 
-// tenant reconciles one tenant under its lease; ran is false when another run holds it or it is done
-// for today.
-func (r *Reconciler) tenant(ctx context.Context, t store.Tenant, owner string) (ran bool, err error) {
-	job, err := r.s.st.Jobs.AcquireLease(ctx, t.ID, ReconcileJob, owner, r.budget+30*time.Second)
-	if errors.Is(err, store.ErrLeaseHeld) {
+// tenant reconciles one tenant under its lease; ran is false when it is done for today.
+func (r *Reconciler) tenant(ctx context.Context, l *jobs.Lease, t store.Tenant) (ran bool, err error) {
+	now := r.s.clock.Now()
+	if sameDay(l.Job().LastSuccessAt, now) {
 		return false, nil
 	}
-	if err != nil {
-		return false, fmt.Errorf("acquire lease: %w", err)
-	}
-	now := r.s.clock.Now()
 	var errs []error
-	if sameDay(job.LastSuccessAt, now) {
-		_, err := r.s.st.Jobs.Release(context.WithoutCancel(ctx), t.ID, ReconcileJob, owner, "")
-		return false, err
-	}
-	link, err := r.refresh(ctx, t, job.Checkpoint)
+	link, err := r.refresh(ctx, t, l.Checkpoint())
 	switch {
 	case err == nil:
-		if _, err := r.s.st.Jobs.Checkpoint(ctx, t.ID, ReconcileJob, owner, link); err != nil {
+		if err := l.Save(ctx, link); err != nil {
 			errs = append(errs, fmt.Errorf("checkpoint delta link: %w", err))
 		}
 	default:
@@ -99,16 +74,6 @@ func (r *Reconciler) tenant(ctx context.Context, t store.Tenant, owner string) (
 	}
 	if err := r.snapshot(ctx, t.ID, now); err != nil {
 		errs = append(errs, fmt.Errorf("usage snapshot: %w", err))
-	}
-	code := ""
-	if len(errs) > 0 {
-		code = "reconcile-failed"
-	}
-	// Release even when the run's context is done, so the next run need not wait for the lease.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if _, err := r.s.st.Jobs.Release(rctx, t.ID, ReconcileJob, owner, code); err != nil {
-		errs = append(errs, fmt.Errorf("release lease: %w", err))
 	}
 	return true, errors.Join(errs...)
 }
@@ -280,11 +245,4 @@ func (r *Reconciler) activeUsers(ctx context.Context, tenant core.TenantID, lice
 
 func sameDay(a, b time.Time) bool {
 	return !a.IsZero() && a.UTC().Truncate(24*time.Hour).Equal(b.UTC().Truncate(24*time.Hour))
-}
-
-// newOwner makes a lease owner id for one run.
-func newOwner() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
