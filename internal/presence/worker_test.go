@@ -120,7 +120,13 @@ func TestWorkerRefusesBadContent(t *testing.T) {
 	_ = json.Unmarshal(d.Body, &n)
 
 	tampered := n
-	tampered.EncryptedContent.Data = strings.ToUpper(n.EncryptedContent.Data[:8]) + n.EncryptedContent.Data[8:]
+	// Flip one base64 character to another valid one, so the ciphertext always changes (upper-casing
+	// a prefix left it unchanged whenever the prefix had no lower-case letter).
+	first := "A"
+	if n.EncryptedContent.Data[0] == 'A' {
+		first = "B"
+	}
+	tampered.EncryptedContent.Data = first + n.EncryptedContent.Data[1:]
 	swapped := n
 	swapped.ResourceData.ID = u2 // u1's content under u2's envelope
 	plain := n
