@@ -56,6 +56,7 @@ func (a *App) getPresenceStatus(ctx context.Context, r *azfunc.HTTPRequest) azfu
 	if err != nil {
 		return errorJSON(ctx, apperr.New(apperr.Invalid, "tenant id must be a GUID", err))
 	}
+	ctx = core.WithTenant(ctx, tenant)
 	st, err := a.Presence.Status.Status(ctx, tenant)
 	if err != nil {
 		return errorJSON(ctx, err)
@@ -68,6 +69,7 @@ func (a *App) connectServiceUser(ctx context.Context, r *azfunc.HTTPRequest) azf
 	if err != nil {
 		return presenceError(ctx, apperr.New(apperr.Invalid, "tenant id must be a GUID", err))
 	}
+	ctx = core.WithTenant(ctx, tenant)
 	authURL, nonce, err := a.Presence.SignIn.Begin(ctx, tenant)
 	if err != nil {
 		return presenceError(ctx, err)

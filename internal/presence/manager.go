@@ -189,7 +189,7 @@ func (m *Manager) deactivate(ctx context.Context, tenant core.TenantID) error {
 	err := errors.Join(errs...)
 	left := len(slices.DeleteFunc(errs, func(e error) bool { return e == nil }))
 	if len(subs) > 0 {
-		m.o.Log.Info("presence subscriptions of an inactive tenant deleted", "tenant_id", string(tenant),
+		m.o.Log.InfoContext(ctx, "presence subscriptions of an inactive tenant deleted",
 			"deleted", len(subs)-left, "left_for_retry", left)
 	}
 	return err
@@ -336,7 +336,7 @@ func (m *Manager) Reconcile(ctx context.Context, tenant core.TenantID) (TenantSt
 	}
 	m.applier.stats.setTenant(string(tenant), st)
 	if st.ServiceUsersMissing > 0 {
-		m.o.Log.Warn("presence: service users missing", "tenant_id", string(tenant), "missing", st.ServiceUsersMissing, "unassigned_users", st.Unassigned)
+		m.o.Log.WarnContext(ctx, "presence: service users missing", "missing", st.ServiceUsersMissing, "unassigned_users", st.Unassigned)
 	}
 	return st, err
 }
@@ -396,14 +396,14 @@ func (m *Manager) renew(ctx context.Context, tenant core.TenantID, sub store.Sub
 			if err != nil {
 				return fmt.Errorf("record renewal: %w", err)
 			}
-			m.o.Log.Info("presence subscription renewed", "tenant_id", string(tenant), "subscription_id", sub.ID)
+			m.o.Log.InfoContext(ctx, "presence subscription renewed", "subscription_id", sub.ID)
 			return nil
 		}
 		if !errors.Is(err, graph.ErrNotFound) {
 			return fmt.Errorf("renew subscription %s: %w", sub.ID, err)
 		}
 	}
-	m.o.Log.Info("presence subscription gone; re-creating", "tenant_id", string(tenant), "subscription_id", sub.ID)
+	m.o.Log.InfoContext(ctx, "presence subscription gone; re-creating", "subscription_id", sub.ID)
 	if err := m.remove(ctx, tenant, sub, false); err != nil {
 		return err
 	}
@@ -464,7 +464,7 @@ func (m *Manager) create(ctx context.Context, tenant core.TenantID, su string, m
 		ServiceUserID: su, CreatedAt: now, UpdatedAt: now}); err != nil {
 		return fmt.Errorf("record subscription: %w", err)
 	}
-	m.o.Log.Info("presence subscription created", "tenant_id", string(tenant), "subscription_id", sub.ID, "users", len(members))
+	m.o.Log.InfoContext(ctx, "presence subscription created", "subscription_id", sub.ID, "users", len(members))
 	return m.resync(ctx, tenant, g, members)
 }
 
@@ -480,7 +480,7 @@ func (m *Manager) deleteUnknown(ctx context.Context, tenant core.TenantID, g Gra
 			continue
 		}
 		if _, err := m.st.Subscriptions.Get(ctx, tenant, s.ID); errors.Is(err, store.ErrNotFound) {
-			m.o.Log.Warn("deleting unknown presence subscription", "tenant_id", string(tenant), "subscription_id", s.ID)
+			m.o.Log.WarnContext(ctx, "deleting unknown presence subscription", "subscription_id", s.ID)
 			errs = append(errs, g.DeleteSubscription(ctx, s.ID))
 		}
 	}
@@ -520,7 +520,7 @@ func (m *Manager) resync(ctx context.Context, tenant core.TenantID, g Graph, mem
 		})
 	}
 	_ = g8.Wait()
-	m.o.Log.Info("presence resynced", "tenant_id", string(tenant), "users", len(ps), "pushed", pushed, "push_failures", failed)
+	m.o.Log.InfoContext(ctx, "presence resynced", "users", len(ps), "pushed", pushed, "push_failures", failed)
 	return errors.Join(errs...)
 }
 
@@ -560,7 +560,7 @@ func (m *Manager) Handle(ctx context.Context, tenant core.TenantID, sub store.Su
 			if err != nil {
 				return fmt.Errorf("reauthorize subscription %s: %w", sub.ID, err)
 			}
-			m.o.Log.Info("presence subscription reauthorized", "tenant_id", string(tenant), "subscription_id", sub.ID)
+			m.o.Log.InfoContext(ctx, "presence subscription reauthorized", "subscription_id", sub.ID)
 			return nil
 		case EventSubscriptionRemoved:
 			return m.recreate(ctx, tenant, sub)
@@ -575,7 +575,7 @@ func (m *Manager) Handle(ctx context.Context, tenant core.TenantID, sub store.Su
 			}
 			return m.resync(ctx, tenant, g, ids)
 		default:
-			m.o.Log.Warn("unknown lifecycle event", "tenant_id", string(tenant), "subscription_id", sub.ID, "event", event)
+			m.o.Log.WarnContext(ctx, "unknown lifecycle event", "subscription_id", sub.ID, "event", event)
 			return nil
 		}
 	})

@@ -75,6 +75,7 @@ var errNotDue = errors.New("not due")
 // deleteTenant claims a due tenant (state deleting, under ETag concurrency against a reactivation) and
 // deletes its data.
 func (r *run) deleteTenant(ctx context.Context, t store.Tenant, due time.Time, reason string, ended time.Time) error {
+	ctx = core.WithTenant(ctx, t.ID) // one run works through many tenants: each line names its own
 	d := r.cp.find(t.ID, CategoryTenant, ended)
 	if d != nil && r.attempted[d.key()] {
 		return nil
@@ -102,7 +103,7 @@ func (r *run) deleteTenant(ctx context.Context, t store.Tenant, due time.Time, r
 		if err := r.save(ctx); err != nil {
 			return err
 		}
-		r.log.InfoContext(ctx, "tenant deletion started", "tenant_id", string(t.ID), "reason", reason)
+		r.log.InfoContext(ctx, "tenant deletion started", "reason", reason)
 	}
 	return r.execute(ctx, d)
 }
@@ -110,10 +111,11 @@ func (r *run) deleteTenant(ctx context.Context, t store.Tenant, due time.Time, r
 // execute runs d's remaining steps; each step is idempotent and checkpointed, so any prefix of them
 // may already have run.
 func (r *run) execute(ctx context.Context, d *deletion) error {
+	ctx = core.WithTenant(ctx, d.Tenant)
 	r.attempted[d.key()] = true
 	err := r.steps(ctx, d)
 	if err != nil && !errors.Is(err, errBudget) {
-		r.log.ErrorContext(ctx, "deletion failed; the next run retries", "tenant_id", string(d.Tenant), "category", d.Category, "error", err)
+		r.log.ErrorContext(ctx, "deletion failed; the next run retries", "category", d.Category, "error", err)
 		return fmt.Errorf("delete %s data of tenant %s: %w", d.Category, d.Tenant, err)
 	}
 	return err
@@ -172,7 +174,7 @@ func (r *run) steps(ctx context.Context, d *deletion) error {
 	if err := r.save(ctx); err != nil {
 		return err
 	}
-	r.log.InfoContext(ctx, "deletion done", "tenant_id", string(d.Tenant), "category", d.Category)
+	r.log.InfoContext(ctx, "deletion done", "category", d.Category)
 	return nil
 }
 
@@ -223,14 +225,14 @@ func (r *run) subscriptions(ctx context.Context, d *deletion) error {
 		}
 		if err := r.j.o.Graph.DeleteSubscription(ctx, d.Tenant, sub); err != nil {
 			failed++
-			r.log.WarnContext(ctx, "graph subscription not deleted; it will expire", "tenant_id", string(d.Tenant),
+			r.log.WarnContext(ctx, "graph subscription not deleted; it will expire",
 				"subscription_id", sub.ID, "error", err)
 			continue
 		}
 		d.Subscriptions++
 	}
 	if failed > 0 {
-		r.log.WarnContext(ctx, "graph subscriptions left to expire", "tenant_id", string(d.Tenant), "count", failed)
+		r.log.WarnContext(ctx, "graph subscriptions left to expire", "count", failed)
 	}
 	d.SubsDone = true
 	return r.save(ctx)

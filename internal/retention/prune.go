@@ -14,6 +14,7 @@ import (
 // prune applies the rules that hold while a tenant is a customer: bookings only inside the booking
 // window, sync errors only for a few days, and nothing about users who hold no license.
 func (r *run) prune(ctx context.Context, t store.Tenant, now time.Time) error {
+	ctx = core.WithTenant(ctx, t.ID)
 	counts := map[string]int{}
 	var errs []error
 	add := func(table string, n int, err error) {
@@ -44,7 +45,7 @@ func (r *run) prune(ctx context.Context, t store.Tenant, now time.Time) error {
 		total += n
 	}
 	if total > 0 {
-		r.log.InfoContext(ctx, "retention pruned rows", "tenant_id", string(t.ID), "bookings", counts[store.TableBookings],
+		r.log.InfoContext(ctx, "retention pruned rows", "bookings", counts[store.TableBookings],
 			"syncerrors", counts[store.TableSyncErrors], "presence", counts[store.TablePresence],
 			"ledger", counts[store.TableLedger], "users", counts[store.TableUsers])
 	}

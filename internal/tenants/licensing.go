@@ -91,7 +91,7 @@ func (s *Service) Assign(ctx context.Context, a core.Actor, tenant core.TenantID
 	if err := s.audit(ctx, tenant, a, "license.assign", "user", uid, err); err != nil {
 		return License{}, err
 	}
-	s.log.InfoContext(ctx, "license assigned", "tenant_id", string(tenant), "assigned", lic.Assigned, "purchased", lic.Purchased)
+	s.log.InfoContext(ctx, "license assigned", "assigned", lic.Assigned, "purchased", lic.Purchased)
 	return lic, nil
 }
 
@@ -266,7 +266,7 @@ func (s *Service) Unassign(ctx context.Context, a core.Actor, tenant core.Tenant
 	if err := s.audit(ctx, tenant, a, "license.unassign", "user", uid, err); err != nil {
 		return err
 	}
-	s.log.InfoContext(ctx, "license unassigned", "tenant_id", string(tenant))
+	s.log.InfoContext(ctx, "license unassigned")
 	return nil
 }
 

@@ -88,7 +88,7 @@ func (s *Service) follow(ctx context.Context, tenant core.TenantID, v View, err 
 	defer cancel()
 	if herr := s.o.Processing.OnStateChange(hctx, tenant, v.State); herr != nil {
 		s.log.WarnContext(ctx, "tenant processing not yet in line with its state; the jobs will retry",
-			"tenant_id", string(tenant), "state", string(v.State), "error", herr)
+			"state", string(v.State), "error", herr)
 	}
 	return v, nil
 }
@@ -109,7 +109,7 @@ func (s *Service) SetPurchasedLicenses(ctx context.Context, a core.Actor, tenant
 		return nil
 	})
 	if err == nil && v.OverAssigned > 0 {
-		s.log.WarnContext(ctx, "licenses over-assigned after a reduction", "tenant_id", string(tenant),
+		s.log.WarnContext(ctx, "licenses over-assigned after a reduction",
 			"purchased", v.PurchasedLicenses, "assigned", v.AssignedLicenses)
 	}
 	return v, err
@@ -137,6 +137,6 @@ func (s *Service) transition(ctx context.Context, a core.Actor, tenant core.Tena
 	if err := s.audit(ctx, tenant, a, action, "tenant", string(tenant), err); err != nil {
 		return View{}, err
 	}
-	s.log.InfoContext(ctx, "tenant action done", "tenant_id", string(tenant), "action", action, "state", string(t.State))
+	s.log.InfoContext(ctx, "tenant action done", "action", action, "state", string(t.State))
 	return s.view(ctx, t)
 }

@@ -135,6 +135,7 @@ func (s *Service) CompleteConsent(ctx context.Context, cb ConsentCallback) (Cons
 	if err != nil {
 		return ConsentResult{}, errBadConsent
 	}
+	ctx = core.WithTenant(ctx, tenant) // not yet verified; only log lines read it until the state is checked
 	hash := sha256.Sum256([]byte(cb.State))
 	now := s.clock.Now()
 	actor := consentActor(cb.InvocationID)
@@ -196,7 +197,7 @@ func (s *Service) CompleteConsent(ctx context.Context, cb ConsentCallback) (Cons
 	}); err != nil {
 		return ConsentResult{}, s.audit(ctx, tenant, actor, "tenant.consent", "tenant", string(tenant), fmt.Errorf("activate tenant: %w", err))
 	}
-	s.log.InfoContext(ctx, "tenant onboarded", "tenant_id", string(tenant))
+	s.log.InfoContext(ctx, "tenant onboarded")
 	return ConsentResult{Tenant: tenant, Granted: true}, s.audit(ctx, tenant, actor, "tenant.consent", "tenant", string(tenant), nil)
 }
 

@@ -151,7 +151,7 @@ func (r *Reconciler) apply(ctx context.Context, tenant core.TenantID, c Director
 	if _, err := RemoveUserData(ctx, r.s.st, tenant, c.ID); err != nil {
 		return fmt.Errorf("remove user: %w", err)
 	}
-	r.s.log.InfoContext(ctx, "licensed user removed: deleted or disabled in the directory", "tenant_id", string(tenant))
+	r.s.log.InfoContext(ctx, "licensed user removed: deleted or disabled in the directory")
 	return r.s.audit(ctx, tenant, core.System, "license.remove", "user", c.ID, nil)
 }
 
@@ -216,7 +216,7 @@ func (r *Reconciler) snapshot(ctx context.Context, tenant core.TenantID, now tim
 		return fmt.Errorf("write usage snapshot: %w", err)
 	}
 	if over := snap.Assigned - snap.Purchased; over > 0 {
-		r.s.log.WarnContext(ctx, "licenses over-assigned", "tenant_id", string(tenant), "purchased", snap.Purchased, "assigned", snap.Assigned)
+		r.s.log.WarnContext(ctx, "licenses over-assigned", "purchased", snap.Purchased, "assigned", snap.Assigned)
 		return r.s.audit(ctx, tenant, core.System, "license.overassignment.report", "tenant", string(tenant), nil)
 	}
 	return nil

@@ -169,7 +169,7 @@ func (s *Service) audit(ctx context.Context, tenant core.TenantID, a core.Actor,
 		TargetType: targetType, TargetID: targetID, Outcome: outcome, InvocationID: a.InvocationID,
 	})
 	if aerr != nil {
-		s.log.ErrorContext(ctx, "audit append failed", "tenant_id", string(tenant), "action", action, "error", aerr)
+		s.log.ErrorContext(ctx, "audit append failed", "action", action, "error", aerr)
 		if err == nil {
 			return apperr.New(apperr.Unavailable, "the action was done but could not be audited; retry it", fmt.Errorf("append audit: %w", aerr))
 		}

@@ -200,6 +200,9 @@ func (r *Runner) Run(ctx context.Context, partition core.TenantID, spec Spec, fn
 
 func (r *Runner) run(ctx context.Context, partition core.TenantID, spec Spec, deadline time.Time, fn func(context.Context, *Lease) error) (bool, error) {
 	l := &Lease{r: r, spec: spec, tenant: partition, owner: NewOwner(r.o.Instance), deadline: deadline}
+	if partition != store.OperatorPartition {
+		ctx = core.WithTenant(ctx, partition) // the job's log lines name the tenant it works for
+	}
 	waitUntil := r.o.Now().Add(spec.Wait)
 	for {
 		job, err := r.t.AcquireLease(ctx, partition, spec.Name, l.owner, spec.leaseTTL())
@@ -211,7 +214,7 @@ func (r *Runner) run(ctx context.Context, partition core.TenantID, spec Spec, de
 			return false, fmt.Errorf("acquire lease: %w", err)
 		}
 		if spec.Wait <= 0 {
-			r.o.Log.InfoContext(ctx, "job skipped: another run holds the lease", "job", spec.Name, "tenant_id", string(partition))
+			r.o.Log.InfoContext(ctx, "job skipped: another run holds the lease", "job", spec.Name)
 			return false, nil
 		}
 		if r.o.Now().After(waitUntil) {
