@@ -62,6 +62,7 @@ func handlerBinary(t testing.TB) string { return binary(t, "cmd/handler") }
 // stack is one running handler under devhost, with direct access to its store, secrets and certificate.
 type stack struct {
 	host    *devhost.Host
+	logs    *syncBuffer // what the handler and devhost logged
 	store   *store.Store
 	secrets secrets.Store
 	cert    *x509.Certificate
@@ -137,7 +138,7 @@ func startStack(t testing.TB, options ...func(settings map[string]string)) *stac
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &stack{host: h, store: st, secrets: sec, cert: cert, certID: certName, idp: idp}
+	return &stack{host: h, logs: logs, store: st, secrets: sec, cert: cert, certID: certName, idp: idp}
 }
 
 type syncBuffer struct {

@@ -170,6 +170,19 @@ func TestPresenceSetUpAsTheREADMETellsIt(t *testing.T) {
 		return len(e.pushesTo("3001")) == 1 && len(e.pushesTo("3002")) == 1 && len(e.pushesTo("3003")) == 1
 	})
 
+	// Log lines inside an invocation name their function, invocation and tenant without the code adding
+	// them (core.NewLogHandler): the subscription the timer created says which tenant it was for.
+	var created map[string]any
+	for _, line := range strings.Split(s.logs.String(), "\n") {
+		if strings.Contains(line, `"msg":"presence subscription created"`) {
+			_ = json.Unmarshal([]byte(line), &created)
+		}
+	}
+	if created["function"] != "RenewSubscriptions" || created["invocation_id"] == "" || created["invocation_id"] == nil ||
+		created["tenant_id"] != string(tenant) {
+		t.Errorf("log line of the created subscription = %v", created)
+	}
+
 	// 7. A rich notification reaches the PBX, on the override's extension.
 	ds, err := g.SetPresence(string(tenant), users[2].ID, "Busy", "InACall")
 	if err != nil {
