@@ -43,13 +43,10 @@ func (d *deletion) key() string {
 	return string(d.Tenant) + "/" + d.Category + "/" + d.EndedAt.UTC().Format(time.RFC3339Nano)
 }
 
-// tenantDataTables are the tables emptied with the tenant (all but licenses, billing and the registry,
-// whose row goes last, after the receipt).
-func tenantDataTables() []string {
-	return slices.DeleteFunc(store.TenantTables(), func(t string) bool {
-		return t == store.TableLicenses || t == store.TableBilling || t == store.TableTenants
-	})
-}
+// tenantDataTables are the tables emptied with the tenant (the catalogue's tenant-data class: not
+// licenses and billing, which have their own clocks, nor the registry, whose row goes last, after the
+// receipt).
+func tenantDataTables() []string { return store.TablesOf(store.RetainTenantData) }
 
 // tables lists what d deletes, in order.
 func (d *deletion) tables() []string {
@@ -58,14 +55,14 @@ func (d *deletion) tables() []string {
 		return tenantDataTables()
 	case CategoryLicenses:
 		if d.Sweep {
-			return append([]string{store.TableLicenses}, tenantDataTables()...)
+			return append(store.TablesOf(store.RetainLicenseData), tenantDataTables()...)
 		}
-		return []string{store.TableLicenses}
+		return store.TablesOf(store.RetainLicenseData)
 	default:
 		if d.Sweep {
-			return append([]string{store.TableBilling, store.TableLicenses}, tenantDataTables()...)
+			return slices.Concat(store.TablesOf(store.RetainBillingData), store.TablesOf(store.RetainLicenseData), tenantDataTables())
 		}
-		return []string{store.TableBilling}
+		return store.TablesOf(store.RetainBillingData)
 	}
 }
 
@@ -195,7 +192,7 @@ func (r *run) census(ctx context.Context, d *deletion) error {
 		whole = append(whole, table)
 	}
 	if d.Category == CategoryTenant {
-		whole = append(whole, store.TableTenants)
+		whole = append(whole, store.TablesOf(store.RetainRegistry)...)
 	}
 	counts, err := r.st.CountTenantRows(ctx, d.Tenant, whole...)
 	if err != nil {

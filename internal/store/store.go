@@ -156,15 +156,6 @@ func newStore(svc *aztables.ServiceClient, o Options) (*Store, error) {
 	return s, nil
 }
 
-// TenantTables lists the per-tenant tables (all but the deletion receipts), in the order
-// DeleteTenantRows empties them: the tenant row last, so a crash midway leaves it to drive a retry.
-func TenantTables() []string {
-	return []string{TableUsers, TablePresence, TableSubscriptions, TableLedger, TableSyncErrors, TableBookings,
-		TableLicenses, TableBilling, TableAudit, TableAuthorisations, TableIncidents, TableJobs, TableServiceUsers, TableTenants}
-}
-
-func allTables() []string { return append(TenantTables(), TableDeletionReceipts) }
-
 // CreateTables creates every table that does not exist yet (make run, tests; Bicep does it in Azure).
 func (s *Store) CreateTables(ctx context.Context) error {
 	for _, name := range allTables() {
