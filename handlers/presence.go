@@ -13,7 +13,7 @@ import (
 	"github.com/connecthub/connecthub/internal/store"
 )
 
-// ServiceUserSignIn connects a tenant's service users (internal/presence/serviceuser behind a tenant check).
+// ServiceUserSignIn connects a tenant's service users (internal/presence/serviceuser; active tenants only).
 type ServiceUserSignIn interface {
 	Begin(ctx context.Context, tenant core.TenantID) (authURL, nonce string, err error)
 	Complete(ctx context.Context, cb serviceuser.Callback) (store.ServiceUser, error)

@@ -23,9 +23,8 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
-	"github.com/connecthub/connecthub/internal/presence/connector"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/store"
-	"github.com/connecthub/connecthub/internal/tenants"
 )
 
 // Build information, set with -ldflags "-X github.com/connecthub/connecthub/internal/app.Build=...".
@@ -45,13 +44,6 @@ type Wired struct {
 	Log     *slog.Logger
 	close   []func(context.Context) error
 
-	// lifecycleAction is what ProcessLifecycle does after recording an event (set by wirePresence).
-	lifecycleAction ingest.LifecycleAction
-	// pbx are the PBX connectors by kind (set by wirePresence), shared with the set-up functions so a
-	// credential change reaches the same caches the pushes use.
-	pbx connector.Registry
-	// stateHook follows tenant suspensions, cancellations and reactivations (set by wirePresence).
-	stateHook tenants.StateHook
 	// notifications is ProcessNotification: each capability's wiring registers the worker of its
 	// notification kind (store.SubscriptionKind) with it.
 	notifications *queue.Router
@@ -98,7 +90,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	w.App = &handlers.App{
 		Version: cfg.Version, Build: Build, Region: cfg.Region, MaxBodyBytes: cfg.MaxBodyBytes,
 		Intake: w.Intake, ProcessNotification: w.notifications,
-		Stats: func() any { return w.Intake.Stats().Snapshot() },
 		Checks: []handlers.Check{
 			{Name: "tables", Probe: func(ctx context.Context) error {
 				_, err := w.Store.Tenants.Get(ctx, healthProbeTenant)
@@ -113,17 +104,30 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 			}},
 		},
 	}
-	// Each capability wires its own services (internal/app/presence.go, internal/app/tenants.go).
-	if err := w.wirePresence(ctx); err != nil {
+	// Each capability wires its own services (internal/app/presence.go, tenants.go, connector.go); what
+	// one needs of another is handed on here, explicitly.
+	p, err := w.wirePresence()
+	if err != nil {
 		return nil, fmt.Errorf("wire presence: %w", err)
 	}
-	if err := w.wireTenants(ctx); err != nil {
+	// Suspension and cancellation delete the tenant's subscriptions, reactivation re-creates them.
+	if err := w.wireTenants(p.manager); err != nil {
 		return nil, fmt.Errorf("wire tenants: %w", err)
 	}
-	if err := w.wireConnector(); err != nil {
+	if err := w.wireConnector(p.pushers); err != nil {
 		return nil, fmt.Errorf("wire connector set-up: %w", err)
 	}
-	w.App.ProcessLifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, w.lifecycleAction, nil, log)
+	w.App.ProcessLifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, p.manager, nil, log)
+
+	intake, router := w.Intake, w.notifications
+	w.App.Stats = func() any {
+		return struct {
+			ingest.Snapshot
+			Presence presence.Snapshot `json:"presence"`
+			// Notifications dropped for want of a worker for their kind, by kind (queue.Router).
+			Unroutable map[string]int64 `json:"unroutable,omitempty"`
+		}{intake.Stats().Snapshot(), p.stats.Snapshot(), router.Unroutable()}
+	}
 	return w, nil
 }
 

@@ -13,13 +13,13 @@ import (
 
 // wireConnector builds the presence set-up functions (connector, user extensions, presence mapping) on
 // the connectors wirePresence built.
-func (w *Wired) wireConnector() error {
+func (w *Wired) wireConnector(pushers connector.Registry) error {
 	defaults, err := presence.ParseMapping(presence.DefaultMapping(), w.Config.Presence.DefaultMapping)
 	if err != nil {
 		return fmt.Errorf("%s: %w", config.KeyPresenceDefaultMap, err)
 	}
 	testers := map[string]connector.Tester{}
-	for kind, p := range w.pbx {
+	for kind, p := range pushers {
 		t, ok := p.(connector.Tester)
 		if !ok {
 			return fmt.Errorf("connector %s cannot test its credential", kind)

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"errors"
 
 	"github.com/connecthub/connecthub/handlers"
@@ -19,7 +18,7 @@ var _ tenants.StateHook = (*presence.Manager)(nil)
 
 // wireTenants builds the tenant lifecycle and licensing capability: onboarding, operator actions,
 // ReconcileLicenses and EnforceRetention.
-func (w *Wired) wireTenants(ctx context.Context) error {
+func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	cfg := w.Config.Tenants
 	policy := retention.Policy{CancelledRetention: cfg.CancelledRetention, SuspendedRetention: cfg.SuspendedRetention,
 		LicenseRetention: cfg.LicenseRetention, BillingRetention: cfg.BillingRetention}
@@ -34,7 +33,7 @@ func (w *Wired) wireTenants(ctx context.Context) error {
 		Store: w.Store, Keys: w.Keys, Directory: tenantgraph.Directory{Clients: clients}, Clock: clock.System, Log: w.Log,
 		Policy: policy, AppID: w.Config.AppID, RedirectURI: cfg.AdminConsentRedirectURI, ConsentTTL: cfg.AdminConsentTTL,
 		LoginBaseURL: w.Config.Presence.AuthorityHost, Regions: config.EURegions, BookingWindowDays: cfg.BookingWindowDays,
-		Processing: w.stateHook,
+		Processing: processing,
 	})
 	if err != nil {
 		return err

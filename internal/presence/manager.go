@@ -36,6 +36,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
@@ -208,6 +209,12 @@ func (m *Manager) spec(wait time.Duration) jobs.Spec {
 
 // Status is a tenant's presence sync state: what the admin sees.
 func (m *Manager) Status(ctx context.Context, tenant core.TenantID) (TenantStatus, error) {
+	// An unknown id is 404, not a row of zeros.
+	if _, err := m.st.Tenants.Get(ctx, tenant); errors.Is(err, store.ErrNotFound) {
+		return TenantStatus{}, apperr.New(apperr.NotFound, "no such tenant", err)
+	} else if err != nil {
+		return TenantStatus{}, fmt.Errorf("read tenant: %w", err)
+	}
 	v, err := m.view(ctx, tenant)
 	if err != nil {
 		return TenantStatus{}, err

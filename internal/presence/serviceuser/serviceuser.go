@@ -67,6 +67,13 @@ type Config struct {
 	StateTTL      time.Duration // how long a sign-in may take (default 15 min)
 	Now           func() time.Time
 	Log           *slog.Logger
+	// Tenants, when set, lets only registered, active tenants connect service users.
+	Tenants Tenants
+}
+
+// Tenants reads a tenant's registry row (store.TenantRegistry).
+type Tenants interface {
+	Get(ctx context.Context, tenant core.TenantID) (store.Tenant, error)
 }
 
 // Manager runs the sign-in flow and hands out credentials of connected accounts.
@@ -154,6 +161,17 @@ type statePayload struct {
 func (m *Manager) Begin(ctx context.Context, tenant core.TenantID) (authURL, nonce string, err error) {
 	if m.cfg.RedirectURI == "" {
 		return "", "", apperr.New(apperr.Unavailable, "sign-in is not configured", nil)
+	}
+	if m.cfg.Tenants != nil {
+		t, err := m.cfg.Tenants.Get(ctx, tenant)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return "", "", apperr.New(apperr.NotFound, "unknown tenant", nil)
+		case err != nil:
+			return "", "", fmt.Errorf("read tenant: %w", err)
+		case t.State != store.TenantActive:
+			return "", "", apperr.New(apperr.Forbidden, "the tenant is not active", nil)
+		}
 	}
 	nonce, verifier := random(16), random(32)
 	payload, _ := json.Marshal(statePayload{Nonce: nonce, Verifier: verifier, Expires: m.cfg.Now().Add(m.cfg.StateTTL).Unix()})
