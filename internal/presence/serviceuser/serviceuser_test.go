@@ -371,3 +371,34 @@ func TestCredentialRefusesOtherResource(t *testing.T) {
 		t.Errorf("state = %q, want active", got.State)
 	}
 }
+
+// Only registered, active tenants may connect service users: an unknown tenant is 404, a suspended one
+// 403, and neither reaches the identity platform.
+func TestBeginOnlyForActiveTenants(t *testing.T) {
+	f := newFixture(t)
+	m, err := serviceuser.New(serviceuser.Config{ClientID: clientID, AuthorityHost: f.auth.Host(), RedirectURI: redirect,
+		CertName: secrets.AppClientCertName, HTTPClient: f.auth.Client(), Tenants: f.env.Store.Tenants},
+		f.env.Secrets, f.env.Keys, f.env.Store.ServiceUsers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.env.Store.Tenants.Create(ctx, store.Tenant{ID: f.tenant, State: store.TenantActive}); err != nil {
+		t.Fatal(err)
+	}
+	if u, _, err := m.Begin(ctx, f.tenant); err != nil || !strings.Contains(u, "/oauth2/v2.0/authorize") {
+		t.Fatalf("active tenant: %q, %v", u, err)
+	}
+	if _, err := f.env.Store.Tenants.Update(ctx, f.tenant, func(t *store.Tenant) error {
+		t.State = store.TenantSuspended
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.Begin(ctx, f.tenant); apperr.CodeOf(err) != apperr.Forbidden {
+		t.Errorf("suspended tenant: err = %v, want Forbidden", err)
+	}
+	unknown := storetest.NewTenantID(t)
+	if _, _, err := m.Begin(ctx, unknown); apperr.CodeOf(err) != apperr.NotFound {
+		t.Errorf("unknown tenant: err = %v, want NotFound", err)
+	}
+}
