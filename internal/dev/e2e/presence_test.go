@@ -65,37 +65,21 @@ func startPresence(t testing.TB, o presenceOptions) *presenceEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := graphtest.NewAuthority(t)
+	c := newCloud(t)
+	auth, g, rc, front := c.auth, c.graph, c.rc, c.front
 	auth.AppCertificate = appCert
-	g := graphtest.NewGraph(t, auth)
-	rc := rctest.New(t)
-
-	// The public URL points at devhost once it runs.
-	var target atomic.Pointer[url.URL]
-	front := newFront(t, &target)
-	caFile := filepath.Join(t.TempDir(), "authority.pem")
-	if err := os.WriteFile(caFile, auth.CertificatePEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	maxAttempts := o.maxAttempts
 	if maxAttempts == "" {
 		maxAttempts = "4"
 	}
 	s := startStack(t, func(set map[string]string) {
-		set["GRAPH_BASE_URL"] = g.URL()
-		set["CONNECTHUB_AUTHORITY_HOST"] = auth.Host()
-		set["SSL_CERT_FILE"] = caFile // the handler trusts the fake authority's TLS certificate
-		set["CONNECTHUB_PUBLIC_BASE_URL"] = front
-		set["CONNECTHUB_RINGCENTRAL_BASE_URL"] = rc.URL()
-		set["CONNECTHUB_PBX_RETRY_DELAY"] = "200ms"
+		c.settings(set)
 		set["CONNECTHUB_PBX_MAX_ATTEMPTS"] = maxAttempts
 		for k, v := range o.extra {
 			set[k] = v
 		}
 	})
-	u, _ := url.Parse(s.host.URL())
-	target.Store(u)
-	g.Tokens = func(tenant string) string { return s.idp.Mint(t, idptest.Claims(appID, tenant, time.Now())) }
+	c.serve(t, s)
 
 	// The operator's part: the app's client certificate in Key Vault, a tenant with its key, licensed
 	// users, and the tenant's RingCentral credential.
@@ -133,6 +117,48 @@ func startPresence(t testing.TB, o presenceOptions) *presenceEnv {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// cloud is what the handler talks to, faked at the wire: the identity platform (TLS, trusted by the
+// handler through SSL_CERT_FILE), Graph, RingCentral, and a front door (Traffic Manager's stand-in) that
+// is the app's public URL.
+type cloud struct {
+	auth   *graphtest.Authority
+	graph  *graphtest.Graph
+	rc     *rctest.Server
+	front  string
+	target *atomic.Pointer[url.URL]
+	caFile string
+}
+
+func newCloud(t testing.TB) *cloud {
+	t.Helper()
+	c := &cloud{auth: graphtest.NewAuthority(t), rc: rctest.New(t), target: &atomic.Pointer[url.URL]{}}
+	c.graph = graphtest.NewGraph(t, c.auth)
+	c.front = newFront(t, c.target)
+	c.caFile = filepath.Join(t.TempDir(), "authority.pem")
+	if err := os.WriteFile(c.caFile, c.auth.CertificatePEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// settings points the handler at the fakes.
+func (c *cloud) settings(set map[string]string) {
+	set["GRAPH_BASE_URL"] = c.graph.URL()
+	set["CONNECTHUB_AUTHORITY_HOST"] = c.auth.Host()
+	set["SSL_CERT_FILE"] = c.caFile // the handler trusts the fake authority's TLS certificate
+	set["CONNECTHUB_PUBLIC_BASE_URL"] = c.front
+	set["CONNECTHUB_RINGCENTRAL_BASE_URL"] = c.rc.URL()
+	set["CONNECTHUB_PBX_RETRY_DELAY"] = "200ms"
+}
+
+// serve points the front door at the running host, and lets Graph sign its rich notifications with the
+// stack's validation-token keys.
+func (c *cloud) serve(t testing.TB, s *stack) {
+	u, _ := url.Parse(s.host.URL())
+	c.target.Store(u)
+	c.graph.Tokens = func(tenant string) string { return s.idp.Mint(t, idptest.Claims(appID, tenant, time.Now())) }
 }
 
 // newFront is the app's public endpoint: it forwards to whatever target holds.

@@ -8,17 +8,13 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
-	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral/rctest"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/store/storetest"
@@ -31,29 +27,15 @@ import (
 // RingCentral (see their package comments).
 func TestPresenceSetUpAsTheREADMETellsIt(t *testing.T) {
 	ctx := context.Background()
-	auth := graphtest.NewAuthority(t)
-	g := graphtest.NewGraph(t, auth)
-	rc := rctest.New(t)
-	var target atomic.Pointer[url.URL]
-	front := newFront(t, &target)
-	caFile := filepath.Join(t.TempDir(), "authority.pem")
-	if err := os.WriteFile(caFile, auth.CertificatePEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	c := newCloud(t)
+	auth, g, rc, front := c.auth, c.graph, c.rc, c.front
 	var settings map[string]string
 	s := startStack(t, func(set map[string]string) {
-		set["GRAPH_BASE_URL"] = g.URL()
-		set["CONNECTHUB_AUTHORITY_HOST"] = auth.Host()
-		set["SSL_CERT_FILE"] = caFile
-		set["CONNECTHUB_PUBLIC_BASE_URL"] = front
+		c.settings(set)
 		set["CONNECTHUB_ADMIN_CONSENT_REDIRECT_URI"] = front + "/api/onboarding/consent"
-		set["CONNECTHUB_RINGCENTRAL_BASE_URL"] = rc.URL()
-		set["CONNECTHUB_PBX_RETRY_DELAY"] = "200ms"
 		settings = set
 	})
-	u, _ := url.Parse(s.host.URL())
-	target.Store(u)
-	g.Tokens = func(tenant string) string { return s.idp.Mint(t, idptest.Claims(appID, tenant, time.Now())) }
+	c.serve(t, s)
 	api := s.host.URL() + "/api"
 	tenant := storetest.NewTenantID(t)
 	tp := api + "/tenants/" + string(tenant)
