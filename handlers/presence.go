@@ -52,9 +52,9 @@ func (a *App) presenceFunctions() []function {
 // above all how many more service users the tenant must connect. Errors are JSON like the other admin
 // functions'; the sign-in functions answer a browser and stay text.
 func (a *App) getPresenceStatus(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
-	tenant, err := core.ParseTenantID(r.Params["tenantId"])
+	tenant, err := core.ParseCustomerTenant(r.Params["tenantId"])
 	if err != nil {
-		return errorJSON(ctx, apperr.New(apperr.Invalid, "tenant id must be a GUID", err))
+		return errorJSON(ctx, err)
 	}
 	ctx = core.WithTenant(ctx, tenant)
 	st, err := a.Presence.Status.Status(ctx, tenant)
@@ -65,9 +65,9 @@ func (a *App) getPresenceStatus(ctx context.Context, r *azfunc.HTTPRequest) azfu
 }
 
 func (a *App) connectServiceUser(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
-	tenant, err := core.ParseTenantID(r.Params["tenantId"])
+	tenant, err := core.ParseCustomerTenant(r.Params["tenantId"])
 	if err != nil {
-		return presenceError(ctx, apperr.New(apperr.Invalid, "tenant id must be a GUID", err))
+		return presenceError(ctx, err)
 	}
 	ctx = core.WithTenant(ctx, tenant)
 	authURL, nonce, err := a.Presence.SignIn.Begin(ctx, tenant)

@@ -117,7 +117,7 @@ func adminCall(ctx context.Context, r *azfunc.HTTPRequest, maxBody int, call fun
 	if len(r.Body) > maxBody {
 		return errorJSON(ctx, apperr.New(apperr.TooLarge, "body too large", nil))
 	}
-	id, err := tenants.ParseTenant(r.Params["tenantId"])
+	id, err := core.ParseCustomerTenant(r.Params["tenantId"])
 	if err != nil {
 		return errorJSON(ctx, err)
 	}

@@ -131,8 +131,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	return w, nil
 }
 
-// healthProbeTenant is a well-formed tenant id no real tenant has (the nil GUID).
-const healthProbeTenant = core.TenantID("00000000-0000-0000-0000-000000000000")
+// healthProbeTenant is a well-formed tenant id no real tenant has.
+const healthProbeTenant = core.ReservedTenant
 
 func (w *Wired) adapters(cfg config.Config) error {
 	var err error

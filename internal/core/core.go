@@ -1,11 +1,13 @@
 // Package core is the kernel every module shares: the tenant id, the one parser of Entra ids, and who
-// performs an action. It imports nothing of the project, so any package may import it.
+// performs an action. It imports nothing of the project but its own apperr, so any package may import it.
 package core
 
 import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/connecthub/connecthub/internal/core/apperr"
 )
 
 // TenantID is a Microsoft Entra tenant id in canonical form (lowercase GUID). Only ParseTenantID makes
@@ -31,6 +33,20 @@ func (e *IDError) Unwrap() error { return ErrInvalidID }
 func ParseTenantID(s string) (TenantID, error) {
 	id, err := parseGUID("tenant id", s)
 	return TenantID(id), err
+}
+
+// ReservedTenant is the nil GUID: well-formed, but no customer tenant has it. It names the operator's
+// own partition (store.OperatorPartition) and the health probe's tenant, so requests may not name it.
+const ReservedTenant TenantID = "00000000-0000-0000-0000-000000000000"
+
+// ParseCustomerTenant reads a customer's tenant id from a request: a GUID that is not ReservedTenant.
+// Its error is an apperr Invalid whose message is safe to answer.
+func ParseCustomerTenant(s string) (TenantID, error) {
+	id, err := ParseTenantID(s)
+	if err != nil || id == ReservedTenant {
+		return "", apperr.New(apperr.Invalid, "tenant id must be a GUID", err)
+	}
+	return id, nil
 }
 
 // ParseObjectID is ParseTenantID for the other Entra ids (users, service principals): a GUID in any

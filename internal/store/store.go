@@ -91,7 +91,7 @@ type partition interface {
 // OperatorPartition is a reserved, well-formed tenant id that no customer tenant has (the nil GUID):
 // operator-wide rows such as the lease of a job that spans every tenant live under it. Onboarding
 // refuses it.
-const OperatorPartition core.TenantID = "00000000-0000-0000-0000-000000000000"
+const OperatorPartition = core.ReservedTenant
 
 var prefixRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9]{0,29})?$`)
 

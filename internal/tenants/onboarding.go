@@ -131,7 +131,7 @@ func (s *Service) CompleteConsent(ctx context.Context, cb ConsentCallback) (Cons
 	if !ok || len(cb.State) > 200 {
 		return ConsentResult{}, errBadConsent
 	}
-	tenant, err := ParseTenant(idPart)
+	tenant, err := core.ParseCustomerTenant(idPart)
 	if err != nil {
 		return ConsentResult{}, errBadConsent
 	}

@@ -194,12 +194,3 @@ func (s *Service) getTenant(ctx context.Context, tenant core.TenantID) (store.Te
 	}
 	return t, nil
 }
-
-// ParseTenant validates a tenant id from a request.
-func ParseTenant(s string) (core.TenantID, error) {
-	id, err := core.ParseTenantID(s)
-	if err != nil || id == store.OperatorPartition {
-		return "", apperr.New(apperr.Invalid, "tenant id must be a GUID", err)
-	}
-	return id, nil
-}
