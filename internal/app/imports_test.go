@@ -43,6 +43,36 @@ func crossModuleImports(imports map[string][]string) []string {
 	return out
 }
 
+// devImports lists product packages (everything under internal/ but dev/) that import development-only
+// code (internal/dev): devhost, Azurite, fakes and test fixtures must never link into the handler.
+func devImports(imports map[string][]string) []string {
+	var out []string
+	for pkg, imps := range imports {
+		if pkg == "dev" || strings.HasPrefix(pkg, "dev/") {
+			continue
+		}
+		for _, imp := range imps {
+			if rel, ok := strings.CutPrefix(imp, module+"internal/"); ok && (rel == "dev" || strings.HasPrefix(rel, "dev/")) {
+				out = append(out, pkg+" → "+rel)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestDevImportsRule(t *testing.T) {
+	got := devImports(map[string][]string{
+		"store":          {module + "internal/core"},
+		"presence":       {module + "internal/dev/devhost"},
+		"dev/e2e":        {module + "internal/dev/storetest", module + "internal/presence"},
+		"platform/queue": {"context"},
+	})
+	if want := []string{"presence → dev/devhost"}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
 func TestCrossModuleImportsRule(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -98,5 +128,8 @@ func TestModulesDoNotImportEachOther(t *testing.T) {
 	}
 	for _, v := range crossModuleImports(imports) {
 		t.Errorf("module imports another module: %s", v)
+	}
+	for _, v := range devImports(imports) {
+		t.Errorf("product code imports development-only code: %s", v)
 	}
 }

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/store"
-	"github.com/connecthub/connecthub/internal/store/storetest"
 )
 
 // Benchmarks run against Azurite (make bench): they measure the client path and the emulator on this

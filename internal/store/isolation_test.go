@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/store"
-	"github.com/connecthub/connecthub/internal/store/storetest"
 )
 
 // tableAPI is the generic table surface; *store.Table[E, *E] implements it.

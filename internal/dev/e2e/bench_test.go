@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/store/storetest"
+	"github.com/connecthub/connecthub/internal/dev/storetest"
 )
 
 // The webhook benchmarks measure the full HTTP path as Graph sees it: devhost → handler envelope →

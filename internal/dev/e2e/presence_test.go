@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
@@ -33,7 +34,6 @@ import (
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral/rctest"
 	"github.com/connecthub/connecthub/internal/store"
-	"github.com/connecthub/connecthub/internal/store/storetest"
 )
 
 const serviceUserID = "5e000000-0000-4000-8000-0000000000aa"

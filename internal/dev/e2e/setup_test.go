@@ -14,10 +14,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral/rctest"
 	"github.com/connecthub/connecthub/internal/store"
-	"github.com/connecthub/connecthub/internal/store/storetest"
 )
 
 // TestPresenceSetUpAsTheREADMETellsIt is the whole set-up path of the README's "Set up presence sync for

@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/store"
-	"github.com/connecthub/connecthub/internal/store/storetest"
 )
 
 const e2eOperator = "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c"
