@@ -27,7 +27,7 @@ func (w *Wired) wireConnector(pushers connector.Registry) error {
 		testers[kind] = t
 	}
 	svc, err := setup.New(setup.Options{Store: w.Store, Secrets: w.Secrets, Sealer: w.Keys, Connectors: testers,
-		DefaultMapping: defaults, AllowHTTP: w.Config.Environment == config.Local, Clock: clock.System, Log: w.Log})
+		DefaultMapping: defaults, AllowHTTP: w.Config.Environment == config.Local, Now: clock.Now, Log: w.Log})
 	if err != nil {
 		return err
 	}

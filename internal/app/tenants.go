@@ -30,7 +30,7 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 		graph.Options{BaseURL: w.Config.GraphBaseURL})
 
 	svc, err := tenants.New(tenants.Options{
-		Store: w.Store, Keys: w.Keys, Directory: tenantgraph.Directory{Clients: clients}, Clock: clock.System, Log: w.Log,
+		Store: w.Store, Keys: w.Keys, Directory: tenantgraph.Directory{Clients: clients}, Now: clock.Now, Log: w.Log,
 		Policy: policy, AppID: w.Config.AppID, RedirectURI: cfg.AdminConsentRedirectURI, ConsentTTL: cfg.AdminConsentTTL,
 		LoginBaseURL: w.Config.Presence.AuthorityHost, Regions: config.EURegions, BookingWindowDays: cfg.BookingWindowDays,
 		Processing: processing,
@@ -48,7 +48,7 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	}
 	job, err := retention.New(retention.Options{
 		Store: w.Store, Keys: w.Keys, Secrets: sec, Graph: tenantgraph.Subscriptions{Clients: clients}, Licenses: svc,
-		Clock: clock.System, Log: w.Log, Policy: policy, SyncErrorRetention: cfg.SyncErrorRetention,
+		Now: clock.Now, Log: w.Log, Policy: policy, SyncErrorRetention: cfg.SyncErrorRetention,
 		BookingWindowDays: cfg.BookingWindowDays, MaxRows: cfg.RetentionMaxRows, Budget: cfg.JobRunBudget,
 	})
 	if err != nil {

@@ -78,7 +78,7 @@ func (r *run) deleteTenant(ctx context.Context, t store.Tenant, due time.Time, r
 		return nil
 	}
 	if d == nil {
-		now := r.j.o.Clock.Now()
+		now := r.j.o.Now()
 		_, err := r.st.Tenants.Update(ctx, t.ID, func(x *store.Tenant) error {
 			if x.State == store.TenantDeleting {
 				return nil
@@ -379,7 +379,7 @@ func (r *run) receipt(ctx context.Context, d *deletion) error {
 	sort.Strings(parts)
 	_, err := r.st.Receipts.Append(ctx, d.Tenant, store.DeletionReceipt{
 		Reason: d.Reason, Categories: d.Category, EndedAt: d.EndedAt, RequestedAt: d.DueAt,
-		CompletedAt: r.j.o.Clock.Now(), KeyDestroyed: d.KeyDestroyed, RowsDeleted: total,
+		CompletedAt: r.j.o.Now(), KeyDestroyed: d.KeyDestroyed, RowsDeleted: total,
 		Tables: strings.Join(parts, ","), Secrets: d.Secrets, Subscriptions: d.Subscriptions,
 	})
 	if err != nil {

@@ -84,7 +84,7 @@ func newFixture(t testing.TB) *fixture {
 	kill.left.Store(-1)
 	env := storetest.NewEnv(t, storetest.Options{Now: clk.Now,
 		ClientOptions: &aztables.ClientOptions{ClientOptions: azcore.ClientOptions{PerCallPolicies: []policy.Policy{kill}}}})
-	svc, err := tenants.New(tenants.Options{Store: env.Store, Keys: env.Keys, Clock: clk, Policy: policy_,
+	svc, err := tenants.New(tenants.Options{Store: env.Store, Keys: env.Keys, Now: clk.Now, Policy: policy_,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func newFixture(t testing.TB) *fixture {
 
 func (f *fixture) job(t testing.TB, o Options) *Job {
 	t.Helper()
-	o.Store, o.Keys, o.Secrets, o.Clock, o.Policy, o.Licenses = f.st, f.env.Keys, f.env.Secrets, f.clock, policy_, f.svc
+	o.Store, o.Keys, o.Secrets, o.Now, o.Policy, o.Licenses = f.st, f.env.Keys, f.env.Secrets, f.clock.Now, policy_, f.svc
 	if o.Graph == nil {
 		o.Graph = f.graph
 	}

@@ -74,7 +74,7 @@ type Options struct {
 	Graph SubscriptionDeleter
 	// Licenses answers who is licensed and removes an unlicensed user's remainder (tenants.Service).
 	Licenses Licenses
-	Clock    clock.Clock
+	Now      func() time.Time
 	Log      *slog.Logger
 	Policy   Policy
 	// SyncErrorRetention: sync errors first failed longer ago are deleted.
@@ -101,8 +101,8 @@ func New(o Options) (*Job, error) {
 		o.Policy.BillingRetention <= 0 || o.SyncErrorRetention <= 0 || o.BookingWindowDays <= 0 {
 		return nil, errors.New("retention: every period must be set")
 	}
-	if o.Clock == nil {
-		o.Clock = clock.System
+	if o.Now == nil {
+		o.Now = clock.Now
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -215,7 +215,7 @@ func (r *run) all(ctx context.Context) []error {
 		}
 		all = append(all, t)
 	}
-	now := r.j.o.Clock.Now()
+	now := r.j.o.Now()
 	for _, t := range all {
 		due, reason, ended, ok := r.j.o.Policy.DeletionDue(t)
 		if !ok || (t.State != store.TenantDeleting && now.Before(due)) {

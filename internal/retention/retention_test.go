@@ -359,7 +359,7 @@ func TestGraphFailureIsBestEffort(t *testing.T) {
 func TestExpiredConsentIsDeleted(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	svc, err := tenants.New(tenants.Options{Store: f.st, Keys: f.env.Keys, Clock: f.clock, Policy: policy_,
+	svc, err := tenants.New(tenants.Options{Store: f.st, Keys: f.env.Keys, Now: f.clock.Now, Policy: policy_,
 		AppID: "app", RedirectURI: "https://x.example.eu/cb", ConsentTTL: 72 * time.Hour, Regions: map[string]bool{"westeurope": true}})
 	if err != nil {
 		t.Fatal(err)

@@ -114,7 +114,7 @@ func newFixture(t *testing.T, dir *fakeDirectory) *fixture {
 	t.Helper()
 	clk := clock.NewFake(start)
 	env := storetest.NewEnv(t, storetest.Options{Now: clk.Now})
-	o := Options{Store: env.Store, Keys: env.Keys, Clock: clk, Policy: testPolicy,
+	o := Options{Store: env.Store, Keys: env.Keys, Now: clk.Now, Policy: testPolicy,
 		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		AppID: "11111111-2222-3333-4444-555555555555", RedirectURI: "https://connecthub.example.eu/api/onboarding/consent",
 		ConsentTTL: 72 * time.Hour, Regions: map[string]bool{"westeurope": true, "northeurope": true}, BookingWindowDays: 21}

@@ -137,7 +137,7 @@ func (s *Service) assign(ctx context.Context, a core.Actor, t store.Tenant, uid 
 		return License{}, apperr.New(apperr.Conflict, "the user's account is disabled in the directory", nil)
 	}
 
-	now := s.clock.Now()
+	now := s.now()
 	if !licensed {
 		existing = store.License{Product: Product, UserID: uid, AssignedAt: now, AssignedBy: a.ID}
 		if err := s.insertLicense(ctx, t, existing); err != nil {

@@ -117,7 +117,7 @@ func (s *Service) SetPurchasedLicenses(ctx context.Context, a core.Actor, tenant
 
 // transition changes the tenant row under ETag concurrency and audits the outcome (also a refusal).
 func (s *Service) transition(ctx context.Context, a core.Actor, tenant core.TenantID, action string, change func(*store.Tenant, time.Time) error) (View, error) {
-	now := s.clock.Now()
+	now := s.now()
 	t, err := s.st.Tenants.Update(ctx, tenant, func(t *store.Tenant) error {
 		if t.State == store.TenantDeleting {
 			return errDeleting

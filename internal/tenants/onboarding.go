@@ -57,7 +57,7 @@ func (s *Service) StartOnboarding(ctx context.Context, a core.Actor, tenant core
 	// The tenant id travels in the state too: Microsoft's error redirect does not name the tenant.
 	state := string(tenant) + "." + base64.RawURLEncoding.EncodeToString(secret)
 	hash := sha256.Sum256([]byte(state))
-	now := s.clock.Now()
+	now := s.now()
 	expires := now.Add(s.o.ConsentTTL)
 
 	_, err := s.st.Tenants.UpdateOrCreate(ctx, tenant, func(t *store.Tenant, exists bool) error {
@@ -137,7 +137,7 @@ func (s *Service) CompleteConsent(ctx context.Context, cb ConsentCallback) (Cons
 	}
 	ctx = core.WithTenant(ctx, tenant) // not yet verified; only log lines read it until the state is checked
 	hash := sha256.Sum256([]byte(cb.State))
-	now := s.clock.Now()
+	now := s.now()
 	actor := consentActor(cb.InvocationID)
 
 	check := func(t *store.Tenant) error {

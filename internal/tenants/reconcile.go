@@ -58,7 +58,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 
 // tenant reconciles one tenant under its lease; ran is false when it is done for today.
 func (r *Reconciler) tenant(ctx context.Context, l *jobs.Lease, t store.Tenant) (ran bool, err error) {
-	now := r.s.clock.Now()
+	now := r.s.now()
 	if sameDay(l.Job().LastSuccessAt, now) {
 		return false, nil
 	}
@@ -115,7 +115,7 @@ func (r *Reconciler) refresh(ctx context.Context, t store.Tenant, link string) (
 		}
 	}
 	var errs []error
-	now := r.s.clock.Now()
+	now := r.s.now()
 	for _, c := range changes {
 		if err := r.apply(ctx, t.ID, c, now); err != nil {
 			errs = append(errs, err)

@@ -41,7 +41,7 @@ type Options struct {
 	// Directory reads profiles from the tenant's directory (Microsoft Graph). Without one, assignment
 	// answers "unavailable".
 	Directory Directory
-	Clock     clock.Clock
+	Now       func() time.Time
 	Log       *slog.Logger
 	Policy    DeletionPolicy
 
@@ -77,12 +77,12 @@ type KeyCreator interface {
 
 // Service runs onboarding, operator actions and license assignment.
 type Service struct {
-	st    *store.Store
-	keys  KeyCreator
-	dir   Directory
-	clock clock.Clock
-	log   *slog.Logger
-	o     Options
+	st   *store.Store
+	keys KeyCreator
+	dir  Directory
+	now  func() time.Time
+	log  *slog.Logger
+	o    Options
 }
 
 // New returns the service.
@@ -90,8 +90,8 @@ func New(o Options) (*Service, error) {
 	if o.Store == nil || o.Keys == nil {
 		return nil, errors.New("tenants: store and key ring are required")
 	}
-	if o.Clock == nil {
-		o.Clock = clock.System
+	if o.Now == nil {
+		o.Now = clock.Now
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -105,7 +105,7 @@ func New(o Options) (*Service, error) {
 	if o.ProcessingTimeout <= 0 {
 		o.ProcessingTimeout = 20 * time.Second
 	}
-	return &Service{st: o.Store, keys: o.Keys, dir: o.Directory, clock: o.Clock, log: o.Log, o: o}, nil
+	return &Service{st: o.Store, keys: o.Keys, dir: o.Directory, now: o.Now, log: o.Log, o: o}, nil
 }
 
 // View is what an operator sees of a tenant: lifecycle and license counts, no personal data.
@@ -165,7 +165,7 @@ func (s *Service) audit(ctx context.Context, tenant core.TenantID, a core.Actor,
 		outcome = OutcomeDenied
 	}
 	_, aerr := s.st.Audit.Append(ctx, tenant, store.AuditEntry{
-		At: s.clock.Now(), ActorID: a.ID, ActorKind: a.Kind, Action: action,
+		At: s.now(), ActorID: a.ID, ActorKind: a.Kind, Action: action,
 		TargetType: targetType, TargetID: targetID, Outcome: outcome, InvocationID: a.InvocationID,
 	})
 	if aerr != nil {

@@ -7,17 +7,9 @@ import (
 	"time"
 )
 
-// Clock tells the time.
-type Clock interface {
-	Now() time.Time
-}
-
-// System is the real clock, in UTC.
-var System Clock = systemClock{}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now().UTC() }
+// Now is the real time, in UTC. Code takes its time as a func() time.Time (Now here, or a Fake's Now
+// in tests): one idiom everywhere.
+func Now() time.Time { return time.Now().UTC() }
 
 // Fake is a clock that moves only when told. It is safe for concurrent use.
 type Fake struct {
@@ -28,7 +20,7 @@ type Fake struct {
 // NewFake returns a fake clock standing at t.
 func NewFake(t time.Time) *Fake { return &Fake{now: t.UTC()} }
 
-// Now implements Clock.
+// Now tells the fake time.
 func (f *Fake) Now() time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()

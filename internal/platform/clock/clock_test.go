@@ -28,7 +28,7 @@ func TestFake(t *testing.T) {
 	if got, want := f.Now(), start.Add(8*time.Second); !got.Equal(want) {
 		t.Errorf("concurrent Advance: Now = %v, want %v", got, want)
 	}
-	if d := time.Since(System.Now()); d < -time.Second || d > time.Second || System.Now().Location() != time.UTC {
-		t.Errorf("System.Now is not the current UTC time (off by %v)", d)
+	if d := time.Since(Now()); d < -time.Second || d > time.Second || Now().Location() != time.UTC {
+		t.Errorf("Now is not the current UTC time (off by %v)", d)
 	}
 }

@@ -79,7 +79,7 @@ func (s *Service) validate(in ConnectorInput) (any, settings, error) {
 		case in.JWT == "":
 			return nil, settings{}, invalid("jwt is required: the JWT credential created for the app in RingCentral's developer console")
 		}
-		if err := checkJWT(in.JWT, s.o.Clock.Now()); err != nil {
+		if err := checkJWT(in.JWT, s.o.Now()); err != nil {
 			return nil, settings{}, err
 		}
 		return ringcentral.Credential{Kind: ringcentral.Kind, ClientID: in.ClientID, ClientSecret: in.ClientSecret, JWT: in.JWT},
@@ -215,7 +215,7 @@ func (s *Service) SetConnector(ctx context.Context, a core.Actor, tenant core.Te
 			apperr.New(apperr.Unavailable, "the secret store is unavailable; retry", err))
 	}
 	settingsJSON, _ := json.Marshal(set)
-	now := s.o.Clock.Now()
+	now := s.o.Now()
 	t, err = s.o.Store.Tenants.Update(ctx, tenant, func(t *store.Tenant) error {
 		if err := writable(*t); err != nil {
 			return err
@@ -275,7 +275,7 @@ func (s *Service) DeleteConnector(ctx context.Context, a core.Actor, tenant core
 			return errDeleting
 		}
 		t.PBXKind, t.PBXSettings, t.PBXConfiguredAt, t.PBXConfiguredBy = "", "", time.Time{}, ""
-		t.UpdatedAt = s.o.Clock.Now()
+		t.UpdatedAt = s.o.Now()
 		return nil
 	})
 	if errors.Is(err, errDeleting) {
@@ -320,7 +320,7 @@ func (s *Service) TestConnector(ctx context.Context, a core.Actor, tenant core.T
 	if !ok {
 		return TestResult{}, apperr.New(apperr.Unavailable, "this connector kind is not available in this deployment", nil)
 	}
-	res := TestResult{Kind: t.PBXKind, TestedAt: s.o.Clock.Now(), OK: true}
+	res := TestResult{Kind: t.PBXKind, TestedAt: s.o.Now(), OK: true}
 	err = c.Test(ctx, tenant)
 	var f *connector.TestFailure
 	switch {

@@ -133,7 +133,7 @@ func (s *Service) SetUserExtension(ctx context.Context, a core.Actor, tenant cor
 		if !u.Licensed {
 			return errNoUser
 		}
-		u.PBXUserID, u.UpdatedAt = extensionID, s.o.Clock.Now()
+		u.PBXUserID, u.UpdatedAt = extensionID, s.o.Now()
 		return nil
 	})
 	if err != nil {
@@ -165,7 +165,7 @@ func (s *Service) DeleteUserExtension(ctx context.Context, a core.Actor, tenant 
 		return s.audit(ctx, tenant, a, "user.extension.delete", "user", u.ID, err)
 	}
 	_, err = s.o.Store.Users.Update(ctx, tenant, u.ID, func(u *store.User) error {
-		u.PBXUserID, u.UpdatedAt = "", s.o.Clock.Now()
+		u.PBXUserID, u.UpdatedAt = "", s.o.Now()
 		return nil
 	})
 	if err != nil {

@@ -132,7 +132,7 @@ func (s *Service) SetMapping(ctx context.Context, a core.Actor, tenant core.Tena
 		if err := writable(*t); err != nil {
 			return err
 		}
-		t.PresenceMap, t.UpdatedAt = stored, s.o.Clock.Now()
+		t.PresenceMap, t.UpdatedAt = stored, s.o.Now()
 		return nil
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
@@ -36,7 +37,7 @@ type Options struct {
 	DefaultMapping presence.Mapping
 	// AllowHTTP accepts http:// webhook endpoints (local development only).
 	AllowHTTP bool
-	Clock     clock.Clock
+	Now       func() time.Time
 	Log       *slog.Logger
 }
 
@@ -50,8 +51,8 @@ func New(o Options) (*Service, error) {
 	if o.Store == nil || o.Secrets == nil || o.Sealer == nil {
 		return nil, errors.New("presence setup: store, secrets and sealer are required")
 	}
-	if o.Clock == nil {
-		o.Clock = clock.System
+	if o.Now == nil {
+		o.Now = clock.Now
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -85,7 +86,7 @@ func (s *Service) audit(ctx context.Context, tenant core.TenantID, a core.Actor,
 
 func (s *Service) appendAudit(ctx context.Context, tenant core.TenantID, a core.Actor, action, targetType, targetID, outcome string) error {
 	_, err := s.o.Store.Audit.Append(ctx, tenant, store.AuditEntry{
-		At: s.o.Clock.Now(), ActorID: a.ID, ActorKind: a.Kind, Action: action,
+		At: s.o.Now(), ActorID: a.ID, ActorKind: a.Kind, Action: action,
 		TargetType: targetType, TargetID: targetID, Outcome: outcome, InvocationID: a.InvocationID,
 	})
 	if err != nil {

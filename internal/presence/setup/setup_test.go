@@ -50,7 +50,7 @@ func newFixture(t *testing.T) *fixture {
 	wh := webhook.New(webhook.Options{AllowHTTP: true, HTTP: connector.HTTPOptions{RetryDelay: time.Millisecond}}, env.Secrets, env.Keys)
 	svc, err := setup.New(setup.Options{Store: env.Store, Secrets: env.Secrets, Sealer: env.Keys,
 		Connectors:     map[string]connector.Tester{ringcentral.Kind: rcc, webhook.Kind: wh},
-		DefaultMapping: presence.DefaultMapping(), AllowHTTP: true, Clock: clk,
+		DefaultMapping: presence.DefaultMapping(), AllowHTTP: true, Now: clk.Now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -109,7 +109,7 @@ func TestLicensingOnGraph(t *testing.T) {
 	g.PutUser(string(tenant), graphtest.User{ID: uid("1"), DisplayName: "Ada", Mail: "ada@contoso.example", AccountEnabled: true})
 	g.PutUser(string(tenant), graphtest.User{ID: uid("2"), DisplayName: "Bob", AccountEnabled: false})
 	g.PutUser(string(tenant), graphtest.User{ID: uid("3"), DisplayName: "Cy", AccountEnabled: true})
-	svc, err := tenants.New(tenants.Options{Store: env.Store, Keys: env.Keys, Directory: Directory{Clients: clients}, Clock: clk,
+	svc, err := tenants.New(tenants.Options{Store: env.Store, Keys: env.Keys, Directory: Directory{Clients: clients}, Now: clk.Now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
