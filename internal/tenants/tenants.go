@@ -17,6 +17,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -141,40 +142,14 @@ func (s *Service) view(ctx context.Context, t store.Tenant) (View, error) {
 	return v, nil
 }
 
-// Audit outcomes.
-const (
-	OutcomeSuccess = "success"
-	OutcomeDenied  = "denied"
-	OutcomeFailed  = "failed"
-)
-
-// audit appends an entry for an action on an existing tenant. Outcome follows err: nil is success, a
-// classified refusal is denied, anything else failed. A failed append is returned, so the caller fails
-// the request rather than leaving an unaudited change; it is only logged when err is already set.
+// audit appends an entry for an action on an existing tenant (audit.Trail.Record: the outcome follows
+// err, and a failed append fails a request that otherwise succeeded).
 func (s *Service) audit(ctx context.Context, tenant core.TenantID, a core.Actor, action, targetType, targetID string, err error) error {
 	if errors.Is(err, errDeleting) {
 		// Nothing may be written into a tenant whose data is being deleted: it would outlive the deletion.
 		return err
 	}
-	outcome := OutcomeSuccess
-	switch {
-	case err == nil:
-	case apperr.CodeOf(err) == apperr.Internal || apperr.CodeOf(err) == apperr.Unavailable:
-		outcome = OutcomeFailed
-	default:
-		outcome = OutcomeDenied
-	}
-	_, aerr := s.st.Audit.Append(ctx, tenant, store.AuditEntry{
-		At: s.now(), ActorID: a.ID, ActorKind: a.Kind, Action: action,
-		TargetType: targetType, TargetID: targetID, Outcome: outcome, InvocationID: a.InvocationID,
-	})
-	if aerr != nil {
-		s.log.ErrorContext(ctx, "audit append failed", "action", action, "error", aerr)
-		if err == nil {
-			return apperr.New(apperr.Unavailable, "the action was done but could not be audited; retry it", fmt.Errorf("append audit: %w", aerr))
-		}
-	}
-	return err
+	return audit.Trail{Table: s.st.Audit, Now: s.now, Log: s.log}.Record(ctx, tenant, a, action, targetType, targetID, err)
 }
 
 // Errors the operator sees.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
@@ -332,12 +333,12 @@ func (s *Service) TestConnector(ctx context.Context, a core.Actor, tenant core.T
 	default:
 		return TestResult{}, apperr.New(apperr.Unavailable, "the test could not run; retry", err)
 	}
-	outcome := outcomeSuccess
+	outcome := audit.Success
 	if !res.OK {
-		outcome = outcomeFailed
+		outcome = audit.Failed
 		s.o.Log.InfoContext(ctx, "connector test failed", "kind", t.PBXKind, "code", res.Code)
 	}
-	if err := s.appendAudit(ctx, tenant, a, "connector.test", "connector", t.PBXKind, outcome); err != nil {
+	if err := s.trail().Write(ctx, tenant, a, "connector.test", "connector", t.PBXKind, outcome); err != nil {
 		return TestResult{}, err
 	}
 	return res, nil

@@ -17,6 +17,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/presence"
@@ -60,40 +61,14 @@ func New(o Options) (*Service, error) {
 	return &Service{o: o}, nil
 }
 
-// Audit outcomes, as internal/tenants writes them.
-const (
-	outcomeSuccess = "success"
-	outcomeDenied  = "denied"
-	outcomeFailed  = "failed"
-)
-
-// audit appends an entry; outcome follows err (nil success, a classified refusal denied, anything else
-// failed). A failed append fails a successful request, so no change goes unaudited.
+// audit appends an entry; outcome follows err (audit.OutcomeOf). A failed append fails a successful
+// request, so no change goes unaudited.
 func (s *Service) audit(ctx context.Context, tenant core.TenantID, a core.Actor, action, targetType, targetID string, err error) error {
-	outcome := outcomeSuccess
-	switch {
-	case err == nil:
-	case apperr.CodeOf(err) == apperr.Internal || apperr.CodeOf(err) == apperr.Unavailable:
-		outcome = outcomeFailed
-	default:
-		outcome = outcomeDenied
-	}
-	if aerr := s.appendAudit(ctx, tenant, a, action, targetType, targetID, outcome); aerr != nil && err == nil {
-		return aerr
-	}
-	return err
+	return s.trail().Record(ctx, tenant, a, action, targetType, targetID, err)
 }
 
-func (s *Service) appendAudit(ctx context.Context, tenant core.TenantID, a core.Actor, action, targetType, targetID, outcome string) error {
-	_, err := s.o.Store.Audit.Append(ctx, tenant, store.AuditEntry{
-		At: s.o.Now(), ActorID: a.ID, ActorKind: a.Kind, Action: action,
-		TargetType: targetType, TargetID: targetID, Outcome: outcome, InvocationID: a.InvocationID,
-	})
-	if err != nil {
-		s.o.Log.ErrorContext(ctx, "audit append failed", "action", action, "error", err)
-		return apperr.New(apperr.Unavailable, "the action was done but could not be audited; retry it", fmt.Errorf("append audit: %w", err))
-	}
-	return nil
+func (s *Service) trail() audit.Trail {
+	return audit.Trail{Table: s.o.Store.Audit, Now: s.o.Now, Log: s.o.Log}
 }
 
 var (
