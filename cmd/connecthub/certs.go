@@ -40,11 +40,7 @@ of that name is kept unless --replace is given.`)
 	if *bits != 2048 && *bits != 3072 && *bits != 4096 {
 		return usagef("--bits: %d; use 2048, 3072 or 4096 (what Entra ID and Graph accept)", *bits)
 	}
-	s, where, err := c.open(sf)
-	if err != nil {
-		return err
-	}
-	existed, err := exists(ctx, s, *name)
+	s, where, existed, err := c.openTarget(ctx, sf, *name)
 	if err != nil {
 		return err
 	}

@@ -249,12 +249,17 @@ func checkName(name string) error {
 }
 
 // exists reports whether name holds a value, to tell the operator whether a write created or replaced it.
-func exists(ctx context.Context, s store, name string) (bool, error) {
-	_, err := s.Get(ctx, name)
-	if errors.Is(err, secrets.ErrNotFound) {
-		return false, nil
+// openTarget opens the chosen store and says whether the secret name is taken there (the commands that
+// write or delete report "created", "replaced" or "did not exist").
+func (c *cli) openTarget(ctx context.Context, sf *storeFlags, name string) (s store, where string, existed bool, err error) {
+	if s, where, err = c.open(sf); err != nil {
+		return nil, "", false, err
 	}
-	return err == nil, err
+	_, err = s.Get(ctx, name)
+	if errors.Is(err, secrets.ErrNotFound) {
+		return s, where, false, nil
+	}
+	return s, where, err == nil, err
 }
 
 func createdOrReplaced(existed bool) string {

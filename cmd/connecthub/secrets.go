@@ -66,11 +66,7 @@ from --password-file, never from the command line.`)
 	if err != nil {
 		return err
 	}
-	s, where, err := c.open(sf)
-	if err != nil {
-		return err
-	}
-	existed, err := exists(ctx, s, *name)
+	s, where, existed, err := c.openTarget(ctx, sf, *name)
 	if err != nil {
 		return err
 	}
@@ -142,11 +138,7 @@ command line, where shell history and process lists would keep them). One final 
 	case len(value) > maxSecretBytes:
 		return fmt.Errorf("%s is larger than Key Vault's %d-byte limit for a secret", src, maxSecretBytes)
 	}
-	s, where, err := c.open(sf)
-	if err != nil {
-		return err
-	}
-	existed, err := exists(ctx, s, *name)
+	s, where, existed, err := c.openTarget(ctx, sf, *name)
 	if err != nil {
 		return err
 	}
@@ -195,11 +187,7 @@ it recoverable until its retention ends. Deleting a secret that does not exist i
 	if err := checkName(*name); err != nil {
 		return err
 	}
-	s, where, err := c.open(sf)
-	if err != nil {
-		return err
-	}
-	existed, err := exists(ctx, s, *name)
+	s, where, existed, err := c.openTarget(ctx, sf, *name)
 	if err != nil {
 		return err
 	}
