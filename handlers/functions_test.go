@@ -4,62 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
+	"github.com/connecthub/connecthub/internal/platform/azfunc/azfunctest"
 )
-
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-func post(t *testing.T, s http.Handler, path, body string) *httptest.ResponseRecorder {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	s.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader(body)))
-	return rec
-}
-
-func httpOut(t *testing.T, rec *httptest.ResponseRecorder) (int, string, map[string]string) {
-	t.Helper()
-	if rec.Code != http.StatusOK {
-		t.Fatalf("envelope status %d: %s", rec.Code, rec.Body)
-	}
-	var res struct {
-		Outputs map[string]struct {
-			StatusCode string            `json:"statusCode"`
-			Body       string            `json:"body"`
-			Headers    map[string]string `json:"headers"`
-		}
-	}
-	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
-		t.Fatal(err)
-	}
-	o := res.Outputs["res"]
-	var code int
-	if _, err := fmt.Sscan(o.StatusCode, &code); err != nil {
-		t.Fatalf("statusCode %q", o.StatusCode)
-	}
-	return code, o.Body, o.Headers
-}
-
-func httpEnv(t *testing.T, query map[string]string, body string) string {
-	t.Helper()
-	b, err := json.Marshal(map[string]any{"Data": map[string]any{"req": map[string]any{
-		"Url": "http://127.0.0.1/api/graph/notifications", "Method": "POST", "Query": query,
-		"Headers": map[string][]string{"Content-Type": {"application/json"}}, "Body": body,
-	}}, "Metadata": map[string]any{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
 
 type intakeFunc func(ctx context.Context, lifecycle bool, body []byte) error
 
@@ -88,8 +39,9 @@ func TestGraphWebhookOutcomes(t *testing.T) {
 			t.Parallel()
 			called := false
 			a := &App{MaxBodyBytes: 1024, Intake: intakeFunc(func(context.Context, bool, []byte) error { called = true; return tt.intake })}
-			s := azfunc.NewServer(routeTable(t, a), time.Second, 1024, quietLog())
-			code, body, headers := httpOut(t, post(t, s, "/GraphWebhook", httpEnv(t, tt.query, tt.body)))
+			r := azfunctest.Invoke(t, routeTable(t, a), azfunctest.Call{Function: "GraphWebhook", Method: "POST",
+				Query: tt.query, Headers: map[string][]string{"Content-Type": {"application/json"}}, Body: tt.body, MaxBody: 1024})
+			code, body, headers := r.Status, r.Body, r.Headers
 			if code != tt.want || body != tt.wantBody {
 				t.Errorf("got %d %q, want %d %q", code, body, tt.want, tt.wantBody)
 			}
@@ -106,8 +58,8 @@ func TestHealth(t *testing.T) {
 		{Name: "tables", Probe: func(context.Context) error { return nil }},
 		{Name: "secrets", Probe: func(context.Context) error { return errors.New("vault https://kv-secret.vault.azure.net down") }},
 	}}
-	s := azfunc.NewServer(routeTable(t, a), time.Second, 1<<20, quietLog())
-	code, body, _ := httpOut(t, post(t, s, "/Health", httpEnv(t, nil, "")))
+	r := azfunctest.Invoke(t, routeTable(t, a), azfunctest.Call{Function: "Health"})
+	code, body := r.Status, r.Body
 	if code != 503 {
 		t.Errorf("status = %d, want 503 when a check fails", code)
 	}

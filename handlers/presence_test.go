@@ -2,15 +2,13 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
-	"github.com/connecthub/connecthub/internal/platform/azfunc"
+	"github.com/connecthub/connecthub/internal/platform/azfunc/azfunctest"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -31,27 +29,22 @@ func (f *fakeSignIn) Complete(_ context.Context, cb serviceuser.Callback) (store
 	return store.ServiceUser{ID: "u1"}, f.err
 }
 
-func getEnv(t *testing.T, params, query, headers map[string]string) string {
-	t.Helper()
+// getCall is a GET of a presence function with single-valued headers.
+func getCall(function string, params, query, headers map[string]string) azfunctest.Call {
 	h := map[string][]string{}
 	for k, v := range headers {
 		h[k] = []string{v}
 	}
-	b, err := json.Marshal(map[string]any{"Data": map[string]any{"req": map[string]any{
-		"Url": "http://127.0.0.1/api/x", "Method": "GET", "Query": query, "Params": params, "Headers": h,
-	}}, "Metadata": map[string]any{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return azfunctest.Call{Function: function, Params: params, Query: query, Headers: h}
 }
 
 func TestConnectServiceUserRedirectsWithCookie(t *testing.T) {
 	t.Parallel()
 	f := &fakeSignIn{}
-	s := azfunc.NewServer(routeTable(t, &App{Presence: PresenceServices{SignIn: f}}), time.Second, 1<<20, quietLog())
+	routes := routeTable(t, &App{Presence: PresenceServices{SignIn: f}})
 	tenant := "6F1B3C1E-2D4A-4B5C-8D9E-0A1B2C3D4E5F"
-	code, _, h := httpOut(t, post(t, s, "/ConnectServiceUser", getEnv(t, map[string]string{"tenantId": tenant}, nil, nil)))
+	r := azfunctest.Invoke(t, routes, getCall("ConnectServiceUser", map[string]string{"tenantId": tenant}, nil, nil))
+	code, h := r.Status, r.Headers
 	if code != http.StatusFound || !strings.HasPrefix(h["Location"], "https://login.example/") {
 		t.Errorf("answer %d, headers %v", code, h)
 	}
@@ -64,7 +57,7 @@ func TestConnectServiceUserRedirectsWithCookie(t *testing.T) {
 	if f.began != core.TenantID(strings.ToLower(tenant)) {
 		t.Errorf("began for %q", f.began)
 	}
-	if code, _, _ := httpOut(t, post(t, s, "/ConnectServiceUser", getEnv(t, map[string]string{"tenantId": "nope"}, nil, nil))); code != http.StatusBadRequest {
+	if code := azfunctest.Invoke(t, routes, getCall("ConnectServiceUser", map[string]string{"tenantId": "nope"}, nil, nil)).Status; code != http.StatusBadRequest {
 		t.Errorf("bad tenant id = %d", code)
 	}
 }
@@ -85,9 +78,9 @@ func TestAuthCallback(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := &fakeSignIn{err: tt.err}
-			s := azfunc.NewServer(routeTable(t, &App{Presence: PresenceServices{SignIn: f}}), time.Second, 1<<20, quietLog())
-			env := getEnv(t, nil, map[string]string{"state": "st", "code": "cd"}, map[string]string{"Cookie": "a=b; connecthub_signin=nonce-123; c=d"})
-			code, body, h := httpOut(t, post(t, s, "/AuthCallback", env))
+			r := azfunctest.Invoke(t, routeTable(t, &App{Presence: PresenceServices{SignIn: f}}), getCall("AuthCallback", nil,
+				map[string]string{"state": "st", "code": "cd"}, map[string]string{"Cookie": "a=b; connecthub_signin=nonce-123; c=d"}))
+			code, body, h := r.Status, r.Body, r.Headers
 			if code != tt.wantStatus {
 				t.Errorf("status = %d, want %d (%s)", code, tt.wantStatus, body)
 			}

@@ -2,10 +2,8 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +11,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
-	"github.com/connecthub/connecthub/internal/platform/azfunc"
+	"github.com/connecthub/connecthub/internal/platform/azfunc/azfunctest"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
@@ -93,18 +91,9 @@ type httpCall struct {
 
 func invokeHTTP(t *testing.T, a *App, c httpCall) (int, string, map[string]string) {
 	t.Helper()
-	if c.headers == nil {
-		c.headers = map[string][]string{}
-	}
-	b, err := json.Marshal(map[string]any{"Data": map[string]any{"req": map[string]any{
-		"Url": "http://127.0.0.1/api/x", "Method": c.method, "Query": c.query, "Headers": c.headers,
-		"Params": c.params, "Body": c.body,
-	}}, "Metadata": map[string]any{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := azfunc.NewServer(routeTable(t, a), time.Second, 1<<20, quietLog())
-	return httpOut(t, post(t, s, "/"+c.function, string(b)))
+	r := azfunctest.Invoke(t, routeTable(t, a), azfunctest.Call{Function: c.function, Method: c.method,
+		Params: c.params, Query: c.query, Headers: c.headers, Body: c.body})
+	return r.Status, r.Body, r.Headers
 }
 
 func TestTenantAdminFunctions(t *testing.T) {
@@ -231,16 +220,10 @@ func TestTenantAdminActorCarriesInvocationID(t *testing.T) {
 	t.Parallel()
 	f := &fakeAdmin{}
 	a := &App{Tenants: TenantServices{Admin: f}}
-	env, _ := json.Marshal(map[string]any{"Data": map[string]any{"req": map[string]any{
-		"Url": "http://127.0.0.1/api/x", "Method": "POST", "Params": map[string]string{"tenantId": tenantA},
-	}}, "Metadata": map[string]any{}})
-	s := azfunc.NewServer(routeTable(t, a), time.Second, 1<<20, quietLog())
-	req := httptest.NewRequest(http.MethodPost, "/SuspendTenant", strings.NewReader(string(env)))
-	req.Header.Set("X-Azure-Functions-InvocationId", "5f0c7d2e-inv")
-	rec := httptest.NewRecorder()
-	s.ServeHTTP(rec, req)
-	if code, _, _ := httpOut(t, rec); code != http.StatusOK {
-		t.Fatalf("SuspendTenant = %d", code)
+	r := azfunctest.Invoke(t, routeTable(t, a), azfunctest.Call{Function: "SuspendTenant", Method: "POST",
+		Params: map[string]string{"tenantId": tenantA}, InvocationID: "5f0c7d2e-inv"})
+	if r.Status != http.StatusOK {
+		t.Fatalf("SuspendTenant = %d", r.Status)
 	}
 	if f.actor.InvocationID != "5f0c7d2e-inv" {
 		t.Errorf("actor = %+v, want the invocation id", f.actor)
