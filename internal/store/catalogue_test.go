@@ -13,7 +13,7 @@ func TestCatalogue(t *testing.T) {
 			t.Errorf("table %s is in the catalogue twice", spec.Name)
 		}
 		seen[spec.Name] = true
-		if spec.Module == "" || spec.Retention == "" || spec.newEntity == nil {
+		if spec.Module == "" || spec.Retention == "" || spec.NewEntity() == nil {
 			t.Errorf("table %s lacks its module, retention class or entity", spec.Name)
 		}
 	}

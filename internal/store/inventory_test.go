@@ -2,8 +2,6 @@ package store
 
 import (
 	"bufio"
-	"context"
-	"encoding/base64"
 	"os"
 	"reflect"
 	"regexp"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 type inventoryRow struct {
@@ -94,100 +93,83 @@ func fillAll(e any) {
 	}
 }
 
-const sealMarker = "sealed-by-test"
-
+// TestDataInventoryListsEveryField holds the inventory page and the tables' declarations together:
+// every field of every catalogue table has its row, the Personal and Sealed columns say what the
+// field's `table` tag says (the codec seals exactly the tagged fields), and key fields are the ones the
+// page marks as key and really come back from the row key.
 func TestDataInventoryListsEveryField(t *testing.T) {
 	t.Parallel()
 	structs, rows := parseInventory(t)
-	tables := map[string]bool{}
-	for _, name := range allTables() {
-		tables[name] = true
+	known := map[string]bool{}
+	for _, name := range catalogue.Names() {
+		known[name] = true
 	}
 	for table := range rows {
-		if !tables[table] {
-			t.Errorf("inventory lists table %s, which the store does not have", table)
+		if !known[table] {
+			t.Errorf("inventory lists table %s, which no module declares", table)
 		}
 	}
 
 	for _, spec := range Catalogue() {
-		inv := struct {
-			table string
-			e     entity
-		}{spec.Name, spec.newEntity()}
-		rt := reflect.TypeOf(inv.e).Elem()
-		doc, ok := rows[inv.table]
+		doc, ok := rows[spec.Name]
 		if !ok {
-			t.Errorf("table %s (%s) is missing from docs/data-inventory.md", inv.table, rt.Name())
+			t.Errorf("table %s (%s) is missing from docs/data-inventory.md", spec.Name, spec.Entity)
 			continue
 		}
-		if structs[inv.table] != rt.Name() {
-			t.Errorf("inventory says table %s holds %s, the code says %s", inv.table, structs[inv.table], rt.Name())
+		if structs[spec.Name] != spec.Entity {
+			t.Errorf("inventory says table %s holds %s, the code says %s", spec.Name, structs[spec.Name], spec.Entity)
 		}
-		var fields []string
-		for i := range rt.NumField() {
-			fields = append(fields, rt.Field(i).Name)
-		}
-		for _, f := range fields {
-			if _, ok := doc[f]; !ok {
-				t.Errorf("%s.%s is not in docs/data-inventory.md: add a row (personal? sealed? purpose, retention)", inv.table, f)
+		var names []string
+		for _, f := range spec.Fields {
+			names = append(names, f.Name)
+			row, ok := doc[f.Name]
+			if !ok {
+				t.Errorf("%s.%s is not in docs/data-inventory.md: add a row (personal? sealed? purpose, retention)", spec.Name, f.Name)
+				continue
+			}
+			if docPersonal := row.personal != "no"; docPersonal != f.Personal {
+				t.Errorf("%s.%s: the tag says personal = %v, the inventory says %q", spec.Name, f.Name, f.Personal, row.personal)
+			}
+			if docSealed := row.sealed == "yes"; docSealed != f.Sealed {
+				t.Errorf("%s.%s: the tag says sealed = %v, the inventory says %q", spec.Name, f.Name, f.Sealed, row.sealed)
+			}
+			if docKey := strings.HasPrefix(row.purpose, "key"); docKey != f.Key {
+				t.Errorf("%s.%s: the tag says key = %v, the inventory's purpose %q", spec.Name, f.Name, f.Key, row.purpose)
 			}
 		}
 		for f, row := range doc {
-			if !slices.Contains(fields, f) {
-				t.Errorf("inventory lists %s.%s, which %s does not have", inv.table, f, rt.Name())
+			if !slices.Contains(names, f) {
+				t.Errorf("inventory lists %s.%s, which %s does not have", spec.Name, f, spec.Entity)
 			}
 			if !slices.Contains([]string{"yes", "id", "linked", "no"}, row.personal) || !slices.Contains([]string{"yes", "no"}, row.sealed) {
-				t.Errorf("%s.%s: personal %q / sealed %q not in the legend", inv.table, f, row.personal, row.sealed)
+				t.Errorf("%s.%s: personal %q / sealed %q not in the legend", spec.Name, f, row.personal, row.sealed)
 			}
 			if row.personal == "yes" && row.sealed != "yes" {
-				t.Errorf("%s.%s is personal text but not sealed", inv.table, f)
+				t.Errorf("%s.%s is personal text but not sealed", spec.Name, f)
 			}
 			if row.purpose == "" || row.retention == "" {
-				t.Errorf("%s.%s: purpose and retention are required", inv.table, f)
+				t.Errorf("%s.%s: purpose and retention are required", spec.Name, f)
 			}
 		}
 
-		// What the code stores must match: every property is a listed field, and exactly the fields
-		// marked sealed go through the Sealer.
-		e := reflect.New(rt).Interface().(entity)
+		// Key fields are not stored as properties: they must come back from the row key, or be lost.
+		e := spec.NewEntity()
 		fillAll(e)
-		enc := newEncoder(context.Background(), func(context.Context, []byte) ([]byte, error) { return []byte(sealMarker), nil })
-		e.encode(enc)
-		if enc.err != nil {
-			t.Fatalf("%s: encode: %v", inv.table, enc.err)
-		}
-		sealedMarker := base64.StdEncoding.EncodeToString([]byte(sealMarker))
-		for prop, val := range enc.props {
-			if strings.Contains(prop, "@odata.type") {
-				continue
-			}
-			row, listed := doc[prop]
-			if !listed {
-				t.Errorf("%s stores property %s, which the inventory does not list", inv.table, prop)
-				continue
-			}
-			if gotSealed := val == sealedMarker; gotSealed != (row.sealed == "yes") {
-				t.Errorf("%s.%s: code seals it = %v, inventory says sealed %q", inv.table, prop, gotSealed, row.sealed)
-			}
-		}
-		// Fields that are neither stored as properties nor key-derived would be silently lost.
-		rk, err := e.rowKey()
+		rk, err := e.RowKey()
 		if err != nil {
-			t.Fatalf("%s: row key: %v", inv.table, err)
+			t.Fatalf("%s: row key: %v", spec.Name, err)
 		}
-		back := reflect.New(rt).Interface().(entity)
-		if err := back.setRowKey(rk); err != nil {
-			t.Fatalf("%s: setRowKey: %v", inv.table, err)
+		back := spec.NewEntity()
+		if err := back.SetRowKey(rk); err != nil {
+			t.Fatalf("%s: SetRowKey: %v", spec.Name, err)
 		}
-		if p, ok := back.(partitioned); ok {
-			p.setPartition("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")
+		if p, ok := back.(tables.Partitioned); ok {
+			p.SetPartition("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")
 		}
 		bv, ev := reflect.ValueOf(back).Elem(), reflect.ValueOf(e).Elem()
-		for _, f := range fields {
-			_, stored := enc.props[f]
-			fromKey := reflect.DeepEqual(bv.FieldByName(f).Interface(), ev.FieldByName(f).Interface())
-			if !stored && !fromKey {
-				t.Errorf("%s.%s is neither stored nor restored from the key: it would be lost", inv.table, f)
+		for _, f := range spec.Fields {
+			if f.Key && !reflect.DeepEqual(bv.FieldByName(f.Name).Interface(), ev.FieldByName(f.Name).Interface()) {
+				t.Errorf("%s.%s is a key field but does not come back from the row key: it would be lost", spec.Name, f.Name)
 			}
 		}
 	}

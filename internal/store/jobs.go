@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 var (
@@ -19,7 +20,7 @@ var (
 // JobTable holds per-tenant job leases and checkpoints, so that timer and queue work can overlap, run
 // twice or die midway without doing the same tenant twice at once or losing its place.
 type JobTable struct {
-	*Table[Job, *Job]
+	*tables.Table[Job, *Job]
 }
 
 // AcquireLease takes (or, for the same owner, extends) the lease on the job for ttl. It returns
@@ -29,7 +30,7 @@ func (j *JobTable) AcquireLease(ctx context.Context, tenant core.TenantID, name,
 		return Job{}, errors.New("acquire lease: owner and a positive ttl are required")
 	}
 	return j.UpdateOrCreate(ctx, tenant, name, func(job *Job, _ bool) error {
-		now := j.st.now().UTC()
+		now := j.Now().UTC()
 		held := job.LeaseOwner != "" && job.LeaseUntil.After(now)
 		if held && job.LeaseOwner != owner {
 			return fmt.Errorf("acquire lease on %s: %w", name, ErrLeaseHeld)
@@ -61,7 +62,7 @@ func (j *JobTable) Release(ctx context.Context, tenant core.TenantID, name, owne
 		if err := j.owns(job, owner); err != nil {
 			return err
 		}
-		now := j.st.now().UTC()
+		now := j.Now().UTC()
 		job.LeaseOwner, job.LeaseUntil = "", time.Time{}
 		job.LastError = errCode
 		if errCode == "" {
@@ -72,7 +73,7 @@ func (j *JobTable) Release(ctx context.Context, tenant core.TenantID, name, owne
 }
 
 func (j *JobTable) owns(job *Job, owner string) error {
-	if job.LeaseOwner != owner || !job.LeaseUntil.After(j.st.now()) {
+	if job.LeaseOwner != owner || !job.LeaseUntil.After(j.Now()) {
 		return fmt.Errorf("job %s: %w", job.Name, ErrLeaseLost)
 	}
 	return nil

@@ -287,14 +287,14 @@ func TestHostileIDs(t *testing.T) {
 	// Below the validation: the filter builder's quoting holds at the service. The injected text is a
 	// literal partition key, which matches nothing, so b's row is not returned.
 	f := store.OdataFilter("PartitionKey eq ?", string(a)+"' or PartitionKey ne '"+string(a))
-	page, err := s.Users.QueryForTest(ctx, a, f)
+	page, err := s.Users.Query(ctx, a, f, nil)
 	if err != nil || len(page.Items) != 0 {
 		t.Errorf("quoted injection returned %d rows, %v; want 0", len(page.Items), err)
 	}
 	// And without quoting the same text does reach b: the test would catch a regression in quoting,
 	// and the per-row partition check stops the leak even then.
 	raw := "PartitionKey eq '" + string(a) + "' or PartitionKey ne '" + string(a) + "'"
-	if _, err := s.Users.QueryForTest(ctx, a, raw); err == nil || !strings.Contains(err.Error(), "another partition") {
+	if _, err := s.Users.Query(ctx, a, raw, nil); err == nil || !strings.Contains(err.Error(), "another partition") {
 		t.Errorf("unquoted injection err = %v, want the partition check to refuse b's row", err)
 	}
 
@@ -343,7 +343,7 @@ func TestUnknownAndMissingProperties(t *testing.T) {
 	a := env.NewTenant(t)
 	p := env.Store.Presence
 	// A row as another version might have written it: an extra property, one we know missing.
-	if err := p.PutRawForTest(ctx, map[string]any{"PartitionKey": string(a), "RowKey": "u1",
+	if err := p.PutRaw(ctx, map[string]any{"PartitionKey": string(a), "RowKey": "u1",
 		"Availability": "Busy", "Mood": "grumpy"}); err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +358,7 @@ func TestUnknownAndMissingProperties(t *testing.T) {
 	if _, err := p.Update(ctx, a, "u1", func(e *store.Presence) error { e.Activity = "InACall"; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := p.RawForTest(ctx, a, "u1")
+	raw, err := p.GetRaw(ctx, a, "u1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +366,7 @@ func TestUnknownAndMissingProperties(t *testing.T) {
 		t.Error("unknown property survived a write; rows must hold only inventory fields")
 	}
 	// A known property of the wrong type is an error naming the field, not a silent zero.
-	if err := p.PutRawForTest(ctx, map[string]any{"PartitionKey": string(a), "RowKey": "u2", "ChangedAt": 12}); err != nil {
+	if err := p.PutRaw(ctx, map[string]any{"PartitionKey": string(a), "RowKey": "u2", "ChangedAt": 12}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.Get(ctx, a, "u2"); err == nil || !strings.Contains(err.Error(), "ChangedAt") {
@@ -385,7 +385,7 @@ func TestSealedAtRestAndShredded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	raw, err := s.Users.RawForTest(ctx, a, "u1")
+	raw, err := s.Users.GetRaw(ctx, a, "u1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,14 +397,14 @@ func TestSealedAtRestAndShredded(t *testing.T) {
 
 	// Copying a's sealed field into another row (or into b's row) does not open there.
 	copied := map[string]any{"PartitionKey": string(a), "RowKey": "u2", "Mail": raw["Mail"], "Mail@odata.type": "Edm.Binary"}
-	if err := s.Users.PutRawForTest(ctx, copied); err != nil {
+	if err := s.Users.PutRaw(ctx, copied); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Users.Get(ctx, a, "u2"); !errors.Is(err, tenantkey.ErrOpen) {
 		t.Errorf("moved ciphertext err = %v, want ErrOpen", err)
 	}
 	copied["PartitionKey"], copied["RowKey"] = string(b), "u1"
-	if err := s.Users.PutRawForTest(ctx, copied); err != nil {
+	if err := s.Users.PutRaw(ctx, copied); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Users.Get(ctx, b, "u1"); !errors.Is(err, tenantkey.ErrOpen) {

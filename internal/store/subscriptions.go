@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/ttlcache"
 )
 
@@ -55,7 +56,7 @@ type LookupOptions struct {
 // at the latest, which bounds how long a deleted subscription's notifications can still be accepted.
 // Misses are cached briefly too, so a flood of made-up subscription ids does not reach storage.
 type SubscriptionLookup struct {
-	table *Table[Subscription, *Subscription]
+	table *tables.Table[Subscription, *Subscription]
 	cache *ttlcache.Cache[string, lookupResult]
 	neg   time.Duration
 	// gen counts invalidations, so a read that raced a write does not put the old row back in the cache.
@@ -80,10 +81,10 @@ func (s *Store) NewSubscriptionLookup(o LookupOptions) *SubscriptionLookup {
 	}
 	l := &SubscriptionLookup{
 		table: s.Subscriptions,
-		cache: ttlcache.New[string, lookupResult](o.TTL, o.MaxEntries, s.now),
+		cache: ttlcache.New[string, lookupResult](o.TTL, o.MaxEntries, s.db.Now),
 		neg:   o.NegativeTTL,
 	}
-	s.Subscriptions.watch(func(t core.TenantID, rk string) {
+	s.Subscriptions.Watch(func(t core.TenantID, rk string) {
 		l.gen.Add(1)
 		l.cache.Delete(lookupKey(t, rk))
 	})
@@ -94,7 +95,7 @@ func lookupKey(t core.TenantID, id string) string { return string(t) + "/" + id 
 
 // Get returns the tenant's subscription id, or ErrNotFound.
 func (l *SubscriptionLookup) Get(ctx context.Context, tenant core.TenantID, id string) (Subscription, error) {
-	if err := checkKey(tenant, id); err != nil {
+	if err := tables.CheckKey(tenant, id); err != nil {
 		return Subscription{}, err
 	}
 	k := lookupKey(tenant, id)

@@ -3,17 +3,17 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"iter"
 	"strings"
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 // TenantRegistry is the tenants table: one row per tenant. Listing across tenants is an operator path.
 type TenantRegistry struct {
-	t *Table[Tenant, *Tenant]
+	t *tables.Table[Tenant, *Tenant]
 }
 
 // Get reads the tenant's registry row.
@@ -63,84 +63,59 @@ func (r *TenantRegistry) Delete(ctx context.Context, tenant core.TenantID) error
 
 // OperatorList pages over every tenant (operator path: retention, renewal and licensing jobs).
 func (r *TenantRegistry) OperatorList(ctx context.Context, opts *ListOptions) (Page[Tenant], error) {
-	return r.operatorQuery(ctx, odataFilter("RowKey eq ?", tenantRowKey), opts)
+	return r.operatorQuery(ctx, tables.Filter("RowKey eq ?", tenantRowKey), opts)
 }
 
 // OperatorListByState pages over the tenants in one state (operator path).
 func (r *TenantRegistry) OperatorListByState(ctx context.Context, state TenantState, opts *ListOptions) (Page[Tenant], error) {
-	return r.operatorQuery(ctx, odataFilter("RowKey eq ? and State eq ?", tenantRowKey, string(state)), opts)
+	return r.operatorQuery(ctx, tables.Filter("RowKey eq ? and State eq ?", tenantRowKey, string(state)), opts)
 }
 
 // OperatorAll iterates over every tenant (operator path).
 func (r *TenantRegistry) OperatorAll(ctx context.Context) iter.Seq2[Tenant, error] {
-	return r.t.all(ctx, func(o *ListOptions) (Page[Tenant], error) { return r.OperatorList(ctx, o) }, nil)
+	return tables.Pages(func(o *ListOptions) (Page[Tenant], error) { return r.OperatorList(ctx, o) }, nil)
 }
 
 func (r *TenantRegistry) operatorQuery(ctx context.Context, filter string, opts *ListOptions) (Page[Tenant], error) {
-	return operatorQuery(ctx, r.t, filter, opts)
-}
-
-// operatorQuery runs a cross-partition query, taking each row's tenant from its PartitionKey.
-func operatorQuery[E any, P entityPtr[E]](ctx context.Context, t *Table[E, P], filter string, opts *ListOptions) (Page[E], error) {
-	raw, next, err := t.listPage(ctx, filter, opts)
-	if err != nil {
-		return Page[E]{}, err
-	}
-	page := Page[E]{Items: make([]E, 0, len(raw)), Next: next}
-	for _, b := range raw {
-		pk, _, _, err := parseEntity(b)
-		if err != nil {
-			return Page[E]{}, err
-		}
-		tenant, err := core.ParseTenantID(pk)
-		if err != nil {
-			return Page[E]{}, fmt.Errorf("%s: %w", t.name, err)
-		}
-		e, err := t.unmarshal(ctx, tenant, b)
-		if err != nil {
-			return Page[E]{}, err
-		}
-		page.Items = append(page.Items, e)
-	}
-	return page, nil
+	return tables.OperatorQuery(ctx, r.t, filter, opts)
 }
 
 // LedgerTable is the sync ledger: per tenant and resource, record ids and last-modified dates.
 type LedgerTable struct {
-	*Table[LedgerEntry, *LedgerEntry]
+	*tables.Table[LedgerEntry, *LedgerEntry]
 }
 
 // ListResource pages over the ledger of one resource.
 func (l *LedgerTable) ListResource(ctx context.Context, tenant core.TenantID, resource string, opts *ListOptions) (Page[LedgerEntry], error) {
-	if err := validateKeyPart("resource", resource); err != nil {
+	if err := tables.ValidateKeyPart("resource", resource); err != nil {
 		return Page[LedgerEntry]{}, err
 	}
-	return l.ListPrefix(ctx, tenant, resource+keySep, opts)
+	return l.ListPrefix(ctx, tenant, resource+tables.KeySep, opts)
 }
 
 // DeleteResource deletes the ledger of one resource (e.g. of a user who lost the license).
 func (l *LedgerTable) DeleteResource(ctx context.Context, tenant core.TenantID, resource string) (int, error) {
-	if err := validateKeyPart("resource", resource); err != nil {
+	if err := tables.ValidateKeyPart("resource", resource); err != nil {
 		return 0, err
 	}
-	return l.DeletePrefix(ctx, tenant, resource+keySep)
+	return l.DeletePrefix(ctx, tenant, resource+tables.KeySep)
 }
 
 // Resources lists the distinct resources of the tenant's ledger in key order. It skips from one resource
 // to the next (a query for the first row at or after each resource's upper bound), so it reads one row
 // per resource rather than every record.
 func (l *LedgerTable) Resources(ctx context.Context, tenant core.TenantID) ([]string, error) {
-	if err := checkTenant(tenant); err != nil {
+	if err := tables.CheckTenant(tenant); err != nil {
 		return nil, err
 	}
 	var out []string
 	from := ""
 	for {
-		filter := odataFilter("PartitionKey eq ? and RowKey ge ?", tenant, from)
-		rks, next, err := l.keysTop(ctx, filter, "", 1)
+		filter := tables.Filter("PartitionKey eq ? and RowKey ge ?", tenant, from)
+		rks, next, err := l.KeysTop(ctx, filter, "", 1)
 		// An empty page may still carry a continuation (the service stopped at a partition boundary).
 		for err == nil && len(rks) == 0 && next != "" {
-			rks, next, err = l.keysTop(ctx, filter, next, 1)
+			rks, next, err = l.KeysTop(ctx, filter, next, 1)
 		}
 		if err != nil {
 			return out, err
@@ -148,68 +123,69 @@ func (l *LedgerTable) Resources(ctx context.Context, tenant core.TenantID) ([]st
 		if len(rks) == 0 {
 			return out, nil
 		}
-		resource, _, ok := strings.Cut(rks[0], keySep)
+		resource, _, ok := strings.Cut(rks[0], tables.KeySep)
 		if !ok {
 			return out, &KeyError{What: "ledger key", Reason: "no resource part"}
 		}
 		out = append(out, resource)
-		from = prefixUpperBound(resource + keySep)
+		from = tables.PrefixUpperBound(resource + tables.KeySep)
 	}
 }
 
 // SyncErrorTable holds records that failed to sync, temporarily.
 type SyncErrorTable struct {
-	*Table[SyncError, *SyncError]
+	*tables.Table[SyncError, *SyncError]
 }
 
 // DeleteFirstFailedBefore deletes the tenant's sync errors first recorded before cutoff (retention: 7 d).
 func (s *SyncErrorTable) DeleteFirstFailedBefore(ctx context.Context, tenant core.TenantID, cutoff time.Time) (int, error) {
-	if err := checkTenant(tenant); err != nil {
+	if err := tables.CheckTenant(tenant); err != nil {
 		return 0, err
 	}
-	return s.deleteWhere(ctx, tenant, odataFilter("PartitionKey eq ? and FirstFailedAt lt ?", tenant, cutoff))
+	return s.DeleteWhere(ctx, tenant, tables.Filter("PartitionKey eq ? and FirstFailedAt lt ?", tenant, cutoff))
 }
 
 // BookingTable is the room booking cache.
 type BookingTable struct {
-	*Table[Booking, *Booking]
+	*tables.Table[Booking, *Booking]
 }
 
 // ListRoom returns the bookings of one room that overlap [from, to).
 func (b *BookingTable) ListRoom(ctx context.Context, tenant core.TenantID, roomID string, from, to time.Time, opts *ListOptions) (Page[Booking], error) {
-	if err := checkTenant(tenant); err != nil {
+	if err := tables.CheckTenant(tenant); err != nil {
 		return Page[Booking]{}, err
 	}
-	if err := validateKeyPart("room id", roomID); err != nil {
+	if err := tables.ValidateKeyPart("room id", roomID); err != nil {
 		return Page[Booking]{}, err
 	}
-	prefix := roomID + keySep
-	f := odataFilter("PartitionKey eq ? and RowKey ge ? and RowKey lt ? and End gt ? and Start lt ?",
-		tenant, prefix, prefixUpperBound(prefix), from, to)
-	return b.query(ctx, tenant, f, opts)
+	prefix := roomID + tables.KeySep
+	f := tables.Filter("PartitionKey eq ? and RowKey ge ? and RowKey lt ? and End gt ? and Start lt ?",
+		tenant, prefix, tables.PrefixUpperBound(prefix), from, to)
+	return b.Query(ctx, tenant, f, opts)
 }
 
 // DeleteOutsideWindow deletes bookings that ended before from or start at or after to (retention:
 // only the configured window is kept).
 func (b *BookingTable) DeleteOutsideWindow(ctx context.Context, tenant core.TenantID, from, to time.Time) (int, error) {
-	if err := checkTenant(tenant); err != nil {
+	if err := tables.CheckTenant(tenant); err != nil {
 		return 0, err
 	}
-	return b.deleteWhere(ctx, tenant, odataFilter("PartitionKey eq ? and (End le ? or Start ge ?)", tenant, from, to))
+	return b.DeleteWhere(ctx, tenant, tables.Filter("PartitionKey eq ? and (End le ? or Start ge ?)", tenant, from, to))
 }
 
 // AuditLog is the append-only audit trail: entries are added and listed, never changed; only the
 // retention path (Store.DeleteTenantRows) removes them, with the rest of the tenant's data.
 type AuditLog struct {
-	t *Table[AuditEntry, *AuditEntry]
+	t   *tables.Table[AuditEntry, *AuditEntry]
+	now func() time.Time
 }
 
 // Append adds e (its ID is assigned; At defaults to now) and returns the stored entry.
 func (a *AuditLog) Append(ctx context.Context, tenant core.TenantID, e AuditEntry) (AuditEntry, error) {
 	if e.At.IsZero() {
-		e.At = a.t.st.now().UTC()
+		e.At = a.now().UTC()
 	}
-	e.ID = newestFirstID(e.At)
+	e.ID = tables.NewestFirstID(e.At)
 	_, err := a.t.Insert(ctx, tenant, e)
 	return e, err
 }
@@ -221,16 +197,17 @@ func (a *AuditLog) List(ctx context.Context, tenant core.TenantID, opts *ListOpt
 
 // ReceiptLog is the operator table of deletion receipts.
 type ReceiptLog struct {
-	t *Table[DeletionReceipt, *DeletionReceipt]
+	t   *tables.Table[DeletionReceipt, *DeletionReceipt]
+	now func() time.Time
 }
 
 // Append records a receipt (its ID is assigned from CompletedAt, or now).
 func (r *ReceiptLog) Append(ctx context.Context, tenant core.TenantID, rec DeletionReceipt) (DeletionReceipt, error) {
 	at := rec.CompletedAt
 	if at.IsZero() {
-		at = r.t.st.now()
+		at = r.now()
 	}
-	rec.ID = newestFirstID(at)
+	rec.ID = tables.NewestFirstID(at)
 	_, err := r.t.Insert(ctx, tenant, rec)
 	return rec, err
 }
@@ -242,5 +219,5 @@ func (r *ReceiptLog) List(ctx context.Context, tenant core.TenantID, opts *ListO
 
 // OperatorList pages over every receipt of every tenant (operator path: deletion reporting).
 func (r *ReceiptLog) OperatorList(ctx context.Context, opts *ListOptions) (Page[DeletionReceipt], error) {
-	return operatorQuery(ctx, r.t, "", opts)
+	return tables.OperatorQuery(ctx, r.t, "", opts)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/ttlcache"
 )
 
@@ -25,7 +26,7 @@ type TenantStateOptions struct {
 // read per tenant per TTL, not one per item. A state change through this Store invalidates at once; a
 // change made by another instance is seen after TTL at the latest.
 type TenantStateLookup struct {
-	table *Table[Tenant, *Tenant]
+	table *tables.Table[Tenant, *Tenant]
 	cache *ttlcache.Cache[core.TenantID, tenantState]
 	now   func() time.Time
 	gen   atomic.Uint64 // invalidations, so a read racing a write does not cache the old state
@@ -44,8 +45,8 @@ func (s *Store) NewTenantStateLookup(o TenantStateOptions) *TenantStateLookup {
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = 10_000
 	}
-	l := &TenantStateLookup{table: s.Tenants.t, cache: ttlcache.New[core.TenantID, tenantState](o.TTL, o.MaxEntries, s.now), now: s.now}
-	s.Tenants.t.watch(func(t core.TenantID, _ string) {
+	l := &TenantStateLookup{table: s.Tenants.t, cache: ttlcache.New[core.TenantID, tenantState](o.TTL, o.MaxEntries, s.db.Now), now: s.db.Now}
+	s.Tenants.t.Watch(func(t core.TenantID, _ string) {
 		l.gen.Add(1)
 		l.cache.Delete(t)
 	})
@@ -57,7 +58,7 @@ func (s *Store) NewTenantStateLookup(o TenantStateOptions) *TenantStateLookup {
 // when it was made (subscriptions are only made for active tenants), so a cached "inactive" older than
 // it may be a reactivation this instance has not seen yet.
 func (l *TenantStateLookup) Active(ctx context.Context, tenant core.TenantID, notBefore time.Time) (bool, error) {
-	if err := checkTenant(tenant); err != nil {
+	if err := tables.CheckTenant(tenant); err != nil {
 		return false, err
 	}
 	if st, ok := l.cache.Get(tenant); ok && !st.at.Before(notBefore) {

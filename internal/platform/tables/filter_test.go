@@ -1,4 +1,4 @@
-package store
+package tables
 
 import (
 	"testing"
@@ -24,7 +24,7 @@ func TestODataFilter(t *testing.T) {
 		{"several", "PartitionKey eq ? and RowKey ge ? and RowKey lt ?", []any{"p", "a|", "a}"}, "PartitionKey eq 'p' and RowKey ge 'a|' and RowKey lt 'a}'"},
 	}
 	for _, tc := range tests {
-		if got := odataFilter(tc.tmpl, tc.args...); got != tc.want {
+		if got := Filter(tc.tmpl, tc.args...); got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
 		}
 	}
@@ -36,9 +36,9 @@ func TestODataFilterMisuse(t *testing.T) {
 		name string
 		call func()
 	}{
-		{"too few args", func() { odataFilter("A eq ? and B eq ?", "x") }},
-		{"too many args", func() { odataFilter("A eq ?", "x", "y") }},
-		{"unsupported type", func() { odataFilter("A eq ?", 1.5) }},
+		{"too few args", func() { Filter("A eq ? and B eq ?", "x") }},
+		{"too many args", func() { Filter("A eq ?", "x", "y") }},
+		{"unsupported type", func() { Filter("A eq ?", 1.5) }},
 	} {
 		func() {
 			defer func() {
@@ -59,8 +59,8 @@ func TestPrefixUpperBound(t *testing.T) {
 		{"a\xff", "b"},
 	}
 	for _, tc := range tests {
-		if got := prefixUpperBound(tc.in); got != tc.want {
-			t.Errorf("prefixUpperBound(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := PrefixUpperBound(tc.in); got != tc.want {
+			t.Errorf("PrefixUpperBound(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package store
+package tables
 
 import (
 	"bytes"
@@ -6,7 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -220,12 +223,164 @@ func (d *decoder) sealed(name string) string {
 	return string(pt)
 }
 
-// intN reads an int field, refusing values that do not fit.
-func (d *decoder) intN(name string) int {
-	n := d.int(name)
-	if int64(int(n)) != n {
-		d.fail(name, fmt.Errorf("out of range"))
-		return 0
+// Field describes one field of an entity, as its `table` struct tag declares it:
+//
+//	table:"key"       the field is (part of) the RowKey or PartitionKey, not a property
+//	table:"sealed"    a personal field, sealed with the tenant's data key before it leaves the process
+//	table:"personal"  identifies or describes a person (an object id, a presence state), stored in clear
+//
+// Options combine (`table:"key,personal"`). A sealed field is personal too. The catalogue reads these
+// declarations: the data inventory test, and the test that every table holding personal fields has a
+// module answering for it in a person's export and erasure.
+type Field struct {
+	Name     string
+	Key      bool
+	Personal bool
+	Sealed   bool
+}
+
+type fieldKind uint8
+
+const (
+	kindString fieldKind = iota
+	kindInt
+	kindBool
+	kindTime
+	kindBytes
+)
+
+type codecField struct {
+	Field
+	index int
+	kind  fieldKind
+}
+
+// schema is an entity type's codec, worked out once from its struct tags.
+type schema struct {
+	fields []Field      // every exported field, in declaration order
+	props  []codecField // the non-key fields: the row's properties
+	names  map[string]bool
+}
+
+var (
+	timeType    = reflect.TypeFor[time.Time]()
+	bytesType   = reflect.TypeFor[[]byte]()
+	schemaCache sync.Map // reflect.Type → *schema
+)
+
+// schemaFor returns the codec of struct type rt, or why the type cannot be stored.
+func schemaFor(rt reflect.Type) (*schema, error) {
+	if s, ok := schemaCache.Load(rt); ok {
+		return s.(*schema), nil
 	}
-	return int(n)
+	if rt.Kind() != reflect.Struct {
+		return nil, fmt.Errorf("%s is not a struct", rt)
+	}
+	s := &schema{names: map[string]bool{}}
+	for i := range rt.NumField() {
+		sf := rt.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		f := codecField{Field: Field{Name: sf.Name}, index: i}
+		if tag, ok := sf.Tag.Lookup("table"); ok {
+			for opt := range strings.SplitSeq(tag, ",") {
+				switch opt {
+				case "key":
+					f.Key = true
+				case "personal":
+					f.Personal = true
+				case "sealed":
+					f.Sealed, f.Personal = true, true
+				default:
+					return nil, fmt.Errorf("%s.%s: unknown table tag option %q", rt.Name(), sf.Name, opt)
+				}
+			}
+		}
+		switch {
+		case sf.Type == timeType:
+			f.kind = kindTime
+		case sf.Type == bytesType:
+			f.kind = kindBytes
+		case sf.Type.Kind() == reflect.String:
+			f.kind = kindString
+		case sf.Type.Kind() == reflect.Int || sf.Type.Kind() == reflect.Int64:
+			f.kind = kindInt
+		case sf.Type.Kind() == reflect.Bool:
+			f.kind = kindBool
+		default:
+			return nil, fmt.Errorf("%s.%s: type %s cannot be stored", rt.Name(), sf.Name, sf.Type)
+		}
+		if f.Sealed && (f.kind != kindString || f.Key) {
+			return nil, fmt.Errorf("%s.%s: only a string property can be sealed", rt.Name(), sf.Name)
+		}
+		s.fields = append(s.fields, f.Field)
+		if !f.Key {
+			s.props = append(s.props, f)
+			s.names[f.Name] = true
+		}
+	}
+	actual, _ := schemaCache.LoadOrStore(rt, s)
+	return actual.(*schema), nil
+}
+
+// mustSchema is schemaFor for table construction: an entity that cannot be stored is a programming
+// error, and the handler should stop at start rather than at the first write.
+func mustSchema(rt reflect.Type) *schema {
+	s, err := schemaFor(rt)
+	if err != nil {
+		panic("tables: " + err.Error())
+	}
+	return s
+}
+
+// encode writes the properties of v (an addressable struct value).
+func (s *schema) encode(e *encoder, v reflect.Value) {
+	for _, f := range s.props {
+		fv := v.Field(f.index)
+		switch f.kind {
+		case kindString:
+			if f.Sealed {
+				e.sealed(f.Name, fv.String())
+			} else {
+				e.str(f.Name, fv.String())
+			}
+		case kindInt:
+			e.int(f.Name, fv.Int())
+		case kindBool:
+			e.bool(f.Name, fv.Bool())
+		case kindTime:
+			e.time(f.Name, *fv.Addr().Interface().(*time.Time))
+		case kindBytes:
+			e.bytes(f.Name, fv.Bytes())
+		}
+	}
+}
+
+// decode reads the properties into v (an addressable struct value).
+func (s *schema) decode(d *decoder, v reflect.Value) {
+	for _, f := range s.props {
+		fv := v.Field(f.index)
+		switch f.kind {
+		case kindString:
+			if f.Sealed {
+				fv.SetString(d.sealed(f.Name))
+			} else {
+				fv.SetString(d.str(f.Name))
+			}
+		case kindInt:
+			n := d.int(f.Name)
+			if fv.OverflowInt(n) {
+				d.fail(f.Name, fmt.Errorf("out of range"))
+				continue
+			}
+			fv.SetInt(n)
+		case kindBool:
+			fv.SetBool(d.bool(f.Name))
+		case kindTime:
+			fv.Set(reflect.ValueOf(d.time(f.Name)))
+		case kindBytes:
+			fv.SetBytes(d.bytes(f.Name))
+		}
+	}
 }

@@ -1,4 +1,4 @@
-package store
+package tables
 
 import (
 	"context"
@@ -26,57 +26,63 @@ import (
 // ETag is the opaque version of a row, for conditional writes.
 type ETag string
 
-// entity is what every stored type implements. Key fields are derived from and restored to the RowKey;
-// everything else goes through encode/decode.
-type entity interface {
-	rowKey() (string, error)
-	setRowKey(rk string) error
-	encode(e *encoder)
-	decode(d *decoder)
+// Entity is what every stored type implements: its key fields are derived from and restored to the
+// RowKey; every other exported field is a property, encoded as its `table` tag declares (see Field).
+type Entity interface {
+	RowKey() (string, error)
+	SetRowKey(rk string) error
 }
 
 // entityPtr lets Table[E] hold values while calling the pointer methods.
 type entityPtr[E any] interface {
 	*E
-	entity
+	Entity
 }
 
-// partitioned is implemented by entities that carry their PartitionKey as a field (Tenant).
-type partitioned interface{ setPartition(core.TenantID) }
+// Partitioned is implemented by entities that carry their PartitionKey as a field (a tenant's registry
+// row, a deletion receipt).
+type Partitioned interface{ SetPartition(core.TenantID) }
 
 // Table is one per-tenant table of entities E. Every method takes the tenant and scopes by it.
 type Table[E any, P entityPtr[E]] struct {
-	st     *Store
+	*raw
+	schema *schema
+}
+
+// New returns the typed access to table name of db. An entity type whose tags or field types the codec
+// cannot store panics here, at start.
+func New[E any, P entityPtr[E]](db *DB, name string) *Table[E, P] {
+	return &Table[E, P]{raw: db.table(name), schema: mustSchema(reflect.TypeFor[E]())}
+}
+
+// FieldsOf lists the fields of entity type E as its tags declare them (for a catalogue Spec).
+func FieldsOf[E any, P entityPtr[E]]() []Field {
+	return append([]Field(nil), mustSchema(reflect.TypeFor[E]()).fields...)
+}
+
+// raw is one table without an entity type: the key-only work (partition deletes and counts, batches of
+// deletes) and the change watchers, shared by every typed view of the table so that a delete through
+// any path invalidates every cache.
+type raw struct {
+	db     *DB
 	name   string // logical name, also bound into sealed data
 	client *aztables.Client
-	fields map[string]bool // property names $select may ask for
 
 	mu       sync.Mutex
 	onChange []func(core.TenantID, string)
 }
 
-func newTable[E any, P entityPtr[E]](st *Store, name string) *Table[E, P] {
-	fields := map[string]bool{}
-	rt := reflect.TypeFor[E]()
-	for i := range rt.NumField() {
-		if f := rt.Field(i); f.IsExported() {
-			fields[f.Name] = true
-		}
-	}
-	return &Table[E, P]{st: st, name: name, client: st.svc.NewClient(st.prefix + name), fields: fields}
-}
-
 // Name is the logical table name (without test prefix).
-func (t *Table[E, P]) Name() string { return t.name }
+func (t *raw) Name() string { return t.name }
 
-// watch registers fn to run after every write or delete of a row (cache invalidation).
-func (t *Table[E, P]) watch(fn func(core.TenantID, string)) {
+// Watch registers fn to run after every write or delete of a row (cache invalidation).
+func (t *raw) Watch(fn func(core.TenantID, string)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.onChange = append(t.onChange, fn)
 }
 
-func (t *Table[E, P]) changed(tenant core.TenantID, rks ...string) {
+func (t *raw) changed(tenant core.TenantID, rks ...string) {
 	t.mu.Lock()
 	fns := slices.Clone(t.onChange)
 	t.mu.Unlock()
@@ -87,35 +93,35 @@ func (t *Table[E, P]) changed(tenant core.TenantID, rks ...string) {
 	}
 }
 
-func (t *Table[E, P]) sealFn(tenant core.TenantID, rk string) func(context.Context, []byte) ([]byte, error) {
-	if t.st.sealer == nil {
+func (t *raw) sealFn(tenant core.TenantID, rk string) func(context.Context, []byte) ([]byte, error) {
+	if t.db.sealer == nil {
 		return nil
 	}
 	return func(ctx context.Context, pt []byte) ([]byte, error) {
-		return t.st.sealer.Seal(ctx, tenant, t.name, rk, pt)
+		return t.db.sealer.Seal(ctx, tenant, t.name, rk, pt)
 	}
 }
 
-func (t *Table[E, P]) openFn(tenant core.TenantID, rk string) func(context.Context, []byte) ([]byte, error) {
-	if t.st.sealer == nil {
+func (t *raw) openFn(tenant core.TenantID, rk string) func(context.Context, []byte) ([]byte, error) {
+	if t.db.sealer == nil {
 		return nil
 	}
 	return func(ctx context.Context, ct []byte) ([]byte, error) {
-		return t.st.sealer.Open(ctx, tenant, t.name, rk, ct)
+		return t.db.sealer.Open(ctx, tenant, t.name, rk, ct)
 	}
 }
 
 // marshal turns e into the JSON entity aztables sends, returning its row key.
 func (t *Table[E, P]) marshal(ctx context.Context, tenant core.TenantID, e *E) (string, []byte, error) {
-	if err := checkTenant(tenant); err != nil {
+	if err := CheckTenant(tenant); err != nil {
 		return "", nil, err
 	}
-	rk, err := P(e).rowKey()
+	rk, err := P(e).RowKey()
 	if err != nil {
 		return "", nil, err
 	}
 	enc := newEncoder(ctx, t.sealFn(tenant, rk))
-	P(e).encode(enc)
+	t.schema.encode(enc, reflect.ValueOf(e).Elem())
 	if enc.err != nil {
 		return "", nil, fmt.Errorf("%s: %w", t.name, enc.err)
 	}
@@ -139,22 +145,23 @@ func (t *Table[E, P]) unmarshal(ctx context.Context, tenant core.TenantID, raw [
 	if pk != string(tenant) {
 		return e, fmt.Errorf("%s: row from another partition refused", t.name)
 	}
-	if err := P(&e).setRowKey(rk); err != nil {
+	if err := P(&e).SetRowKey(rk); err != nil {
 		return e, fmt.Errorf("%s: %w", t.name, err)
 	}
-	if p, ok := any(&e).(partitioned); ok {
-		p.setPartition(tenant)
+	if p, ok := any(&e).(Partitioned); ok {
+		p.SetPartition(tenant)
 	}
 	d := &decoder{ctx: ctx, open: t.openFn(tenant, rk), props: props}
-	P(&e).decode(d)
+	t.schema.decode(d, reflect.ValueOf(&e).Elem())
 	if d.err != nil {
 		return e, fmt.Errorf("%s: %w", t.name, d.err)
 	}
 	return e, nil
 }
 
-func checkKey(tenant core.TenantID, rk string) error {
-	if err := checkTenant(tenant); err != nil {
+// CheckKey checks a tenant id and a row key before a point operation.
+func CheckKey(tenant core.TenantID, rk string) error {
+	if err := CheckTenant(tenant); err != nil {
 		return err
 	}
 	return ValidateKey("row key", rk)
@@ -169,7 +176,7 @@ func (t *Table[E, P]) Get(ctx context.Context, tenant core.TenantID, rk string) 
 // GetWithETag reads the row and its ETag, for a later Replace.
 func (t *Table[E, P]) GetWithETag(ctx context.Context, tenant core.TenantID, rk string) (E, ETag, error) {
 	var zero E
-	if err := checkKey(tenant, rk); err != nil {
+	if err := CheckKey(tenant, rk); err != nil {
 		return zero, "", err
 	}
 	resp, err := t.client.GetEntity(ctx, string(tenant), rk, nil)
@@ -253,7 +260,7 @@ func (t *Table[E, P]) update(ctx context.Context, tenant core.TenantID, rk strin
 		switch {
 		case errors.Is(err, ErrNotFound) && create:
 			cur = zero
-			if err := P(&cur).setRowKey(rk); err != nil {
+			if err := P(&cur).SetRowKey(rk); err != nil {
 				return zero, err
 			}
 		case err != nil:
@@ -262,7 +269,7 @@ func (t *Table[E, P]) update(ctx context.Context, tenant core.TenantID, rk strin
 		if err := fn(&cur, exists); err != nil {
 			return zero, err
 		}
-		if got, err := P(&cur).rowKey(); err != nil || got != rk {
+		if got, err := P(&cur).RowKey(); err != nil || got != rk {
 			return zero, fmt.Errorf("update %s: the update function changed the row key", t.name)
 		}
 		if exists {
@@ -291,8 +298,8 @@ func (t *Table[E, P]) update(ctx context.Context, tenant core.TenantID, rk strin
 }
 
 // Delete removes the row; ErrNotFound if there was none.
-func (t *Table[E, P]) Delete(ctx context.Context, tenant core.TenantID, rk string) error {
-	if err := checkKey(tenant, rk); err != nil {
+func (t *raw) Delete(ctx context.Context, tenant core.TenantID, rk string) error {
+	if err := CheckKey(tenant, rk); err != nil {
 		return err
 	}
 	_, err := t.client.DeleteEntity(ctx, string(tenant), rk, nil)
@@ -359,7 +366,7 @@ func (t *Table[E, P]) selectClause(fields []string) (*string, error) {
 	}
 	cols := []string{"PartitionKey", "RowKey"}
 	for _, f := range fields {
-		if !t.fields[f] {
+		if !t.schema.names[f] {
 			return nil, fmt.Errorf("select: %s has no field %q", t.name, f)
 		}
 		cols = append(cols, f)
@@ -374,21 +381,21 @@ func (t *Table[E, P]) List(ctx context.Context, tenant core.TenantID, opts *List
 
 // ListPrefix returns one page of the tenant's rows whose RowKey starts with prefix.
 func (t *Table[E, P]) ListPrefix(ctx context.Context, tenant core.TenantID, prefix string, opts *ListOptions) (Page[E], error) {
-	if err := checkTenant(tenant); err != nil {
+	if err := CheckTenant(tenant); err != nil {
 		return Page[E]{}, err
 	}
 	if prefix == "" {
-		return t.query(ctx, tenant, odataFilter("PartitionKey eq ?", tenant), opts)
+		return t.Query(ctx, tenant, Filter("PartitionKey eq ?", tenant), opts)
 	}
 	if err := ValidateKey("row key prefix", prefix); err != nil {
 		return Page[E]{}, err
 	}
-	f := odataFilter("PartitionKey eq ? and RowKey ge ? and RowKey lt ?", tenant, prefix, prefixUpperBound(prefix))
-	return t.query(ctx, tenant, f, opts)
+	f := Filter("PartitionKey eq ? and RowKey ge ? and RowKey lt ?", tenant, prefix, PrefixUpperBound(prefix))
+	return t.Query(ctx, tenant, f, opts)
 }
 
-// query runs one page of filter, which must pin PartitionKey to tenant.
-func (t *Table[E, P]) query(ctx context.Context, tenant core.TenantID, filter string, opts *ListOptions) (Page[E], error) {
+// Query runs one page of filter, which must pin PartitionKey to tenant (build it with Filter).
+func (t *Table[E, P]) Query(ctx context.Context, tenant core.TenantID, filter string, opts *ListOptions) (Page[E], error) {
 	raw, next, err := t.listPage(ctx, filter, opts)
 	if err != nil {
 		return Page[E]{}, err
@@ -426,7 +433,7 @@ func (t *Table[E, P]) listPage(ctx context.Context, filter string, opts *ListOpt
 }
 
 // rawPage fetches one page of entities as JSON; filter "" means the whole table (operator paths only).
-func (t *Table[E, P]) rawPage(ctx context.Context, filter string, sel *string, top int32, npk, nrk *string) ([][]byte, string, error) {
+func (t *raw) rawPage(ctx context.Context, filter string, sel *string, top int32, npk, nrk *string) ([][]byte, string, error) {
 	o := &aztables.ListEntitiesOptions{Select: sel, Top: &top, NextPartitionKey: npk, NextRowKey: nrk}
 	if filter != "" {
 		o.Filter = &filter
@@ -440,41 +447,15 @@ func (t *Table[E, P]) rawPage(ctx context.Context, filter string, sel *string, t
 
 // All iterates over every row of the tenant, page by page; it stops at the first error.
 func (t *Table[E, P]) All(ctx context.Context, tenant core.TenantID, opts *ListOptions) iter.Seq2[E, error] {
-	return t.all(ctx, func(o *ListOptions) (Page[E], error) { return t.List(ctx, tenant, o) }, opts)
-}
-
-func (t *Table[E, P]) all(ctx context.Context, page func(*ListOptions) (Page[E], error), opts *ListOptions) iter.Seq2[E, error] {
-	return func(yield func(E, error) bool) {
-		o := ListOptions{}
-		if opts != nil {
-			o = *opts
-		}
-		for {
-			p, err := page(&o)
-			if err != nil {
-				var zero E
-				yield(zero, err)
-				return
-			}
-			for _, e := range p.Items {
-				if !yield(e, nil) {
-					return
-				}
-			}
-			if p.Next == "" {
-				return
-			}
-			o.Token = p.Next
-		}
-	}
+	return Pages(func(o *ListOptions) (Page[E], error) { return t.List(ctx, tenant, o) }, opts)
 }
 
 // keys lists the row keys matching filter (pinned to tenant), reading no other column.
-func (t *Table[E, P]) keys(ctx context.Context, filter string, token string) ([]string, string, error) {
-	return t.keysTop(ctx, filter, token, 1000)
+func (t *raw) keys(ctx context.Context, filter string, token string) ([]string, string, error) {
+	return t.KeysTop(ctx, filter, token, 1000)
 }
 
-func (t *Table[E, P]) keysTop(ctx context.Context, filter string, token string, top int32) ([]string, string, error) {
+func (t *raw) KeysTop(ctx context.Context, filter string, token string, top int32) ([]string, string, error) {
 	npk, nrk, err := decodeToken(token)
 	if err != nil {
 		return nil, "", err
@@ -495,26 +476,26 @@ func (t *Table[E, P]) keysTop(ctx context.Context, filter string, token string, 
 }
 
 // DeletePartition deletes every row of the tenant in this table, in batches, and reports how many.
-func (t *Table[E, P]) DeletePartition(ctx context.Context, tenant core.TenantID) (int, error) {
-	if err := checkTenant(tenant); err != nil {
+func (t *raw) DeletePartition(ctx context.Context, tenant core.TenantID) (int, error) {
+	if err := CheckTenant(tenant); err != nil {
 		return 0, err
 	}
-	return t.deleteWhere(ctx, tenant, odataFilter("PartitionKey eq ?", tenant))
+	return t.DeleteWhere(ctx, tenant, Filter("PartitionKey eq ?", tenant))
 }
 
 // DeletePartitionUpTo deletes at most max (1..1000) of the tenant's rows in this table and reports how
 // many, and whether rows may remain: jobs with a time budget call it in a loop and checkpoint between calls.
-func (t *Table[E, P]) DeletePartitionUpTo(ctx context.Context, tenant core.TenantID, max int) (int, bool, error) {
-	if err := checkTenant(tenant); err != nil {
+func (t *raw) DeletePartitionUpTo(ctx context.Context, tenant core.TenantID, max int) (int, bool, error) {
+	if err := CheckTenant(tenant); err != nil {
 		return 0, false, err
 	}
 	if max <= 0 || max > 1000 {
 		max = 1000
 	}
-	filter := odataFilter("PartitionKey eq ?", tenant)
+	filter := Filter("PartitionKey eq ?", tenant)
 	token := ""
 	for {
-		rks, next, err := t.keysTop(ctx, filter, token, int32(max))
+		rks, next, err := t.KeysTop(ctx, filter, token, int32(max))
 		if err != nil {
 			return 0, true, err
 		}
@@ -532,11 +513,11 @@ func (t *Table[E, P]) DeletePartitionUpTo(ctx context.Context, tenant core.Tenan
 }
 
 // CountPartition counts the tenant's rows in this table, reading only row keys.
-func (t *Table[E, P]) CountPartition(ctx context.Context, tenant core.TenantID) (int, error) {
-	if err := checkTenant(tenant); err != nil {
+func (t *raw) CountPartition(ctx context.Context, tenant core.TenantID) (int, error) {
+	if err := CheckTenant(tenant); err != nil {
 		return 0, err
 	}
-	filter := odataFilter("PartitionKey eq ?", tenant)
+	filter := Filter("PartitionKey eq ?", tenant)
 	total, token := 0, ""
 	for {
 		rks, next, err := t.keys(ctx, filter, token)
@@ -552,19 +533,19 @@ func (t *Table[E, P]) CountPartition(ctx context.Context, tenant core.TenantID) 
 }
 
 // DeletePrefix deletes the tenant's rows whose RowKey starts with prefix.
-func (t *Table[E, P]) DeletePrefix(ctx context.Context, tenant core.TenantID, prefix string) (int, error) {
-	if err := checkTenant(tenant); err != nil {
+func (t *raw) DeletePrefix(ctx context.Context, tenant core.TenantID, prefix string) (int, error) {
+	if err := CheckTenant(tenant); err != nil {
 		return 0, err
 	}
 	if err := ValidateKey("row key prefix", prefix); err != nil {
 		return 0, err
 	}
-	return t.deleteWhere(ctx, tenant, odataFilter("PartitionKey eq ? and RowKey ge ? and RowKey lt ?", tenant, prefix, prefixUpperBound(prefix)))
+	return t.DeleteWhere(ctx, tenant, Filter("PartitionKey eq ? and RowKey ge ? and RowKey lt ?", tenant, prefix, PrefixUpperBound(prefix)))
 }
 
-// deleteWhere lists matching keys a page (up to 1,000) at a time, reading only RowKey, and deletes each
+// DeleteWhere lists the keys matching filter (which must pin PartitionKey to tenant) a page (up to 1,000) at a time, reading only RowKey, and deletes each
 // page in batches. Continuation tokens stay valid while rows behind them go.
-func (t *Table[E, P]) deleteWhere(ctx context.Context, tenant core.TenantID, filter string) (int, error) {
+func (t *raw) DeleteWhere(ctx context.Context, tenant core.TenantID, filter string) (int, error) {
 	total, token := 0, ""
 	for {
 		rks, next, err := t.keys(ctx, filter, token)
@@ -622,8 +603,8 @@ func (t *Table[E, P]) writeBatch(ctx context.Context, tenant core.TenantID, es [
 
 // DeleteBatch deletes the given rows in transactions of up to 100 and returns how many were deleted.
 // Rows already gone are skipped: a chunk that fails on one is retried row by row.
-func (t *Table[E, P]) DeleteBatch(ctx context.Context, tenant core.TenantID, rks []string) (int, error) {
-	if err := checkTenant(tenant); err != nil {
+func (t *raw) DeleteBatch(ctx context.Context, tenant core.TenantID, rks []string) (int, error) {
+	if err := CheckTenant(tenant); err != nil {
 		return 0, err
 	}
 	actions := make([]aztables.TransactionAction, 0, len(rks))
@@ -641,7 +622,7 @@ func (t *Table[E, P]) DeleteBatch(ctx context.Context, tenant core.TenantID, rks
 // submit checks the batch rules the SDK and Azurite leave to us (one partition — guaranteed by the
 // callers building every action for tenant —, one operation per row, ≤ 100 operations, ≤ 4 MiB) and
 // sends the chunks, a few at a time. It returns the number of operations applied.
-func (t *Table[E, P]) submit(ctx context.Context, tenant core.TenantID, rks []string, actions []aztables.TransactionAction) (int, error) {
+func (t *raw) submit(ctx context.Context, tenant core.TenantID, rks []string, actions []aztables.TransactionAction) (int, error) {
 	seen := make(map[string]bool, len(rks))
 	for _, rk := range rks {
 		if seen[rk] {
@@ -694,7 +675,7 @@ func chunkBatch(sizes []int) [][2]int {
 	return chunks
 }
 
-func (t *Table[E, P]) submitChunk(ctx context.Context, tenant core.TenantID, rks []string, actions []aztables.TransactionAction) (int, error) {
+func (t *raw) submitChunk(ctx context.Context, tenant core.TenantID, rks []string, actions []aztables.TransactionAction) (int, error) {
 	_, err := t.client.SubmitTransaction(ctx, actions, nil)
 	if err == nil {
 		return len(actions), nil
@@ -734,3 +715,6 @@ func classifyBatch(err error) error {
 	}
 	return err
 }
+
+// Now is the clock of the table's DB (leases, generated ids).
+func (t *raw) Now() time.Time { return t.db.now() }

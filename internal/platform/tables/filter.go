@@ -1,4 +1,4 @@
-package store
+package tables
 
 import (
 	"fmt"
@@ -9,11 +9,11 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 )
 
-// odataFilter fills each ? in tmpl with the OData literal for the matching argument. tmpl is always a
+// Filter fills each ? in tmpl with the OData literal for the matching argument. tmpl is always a
 // constant in this package: property names and operators never come from input, only values do, and
 // every value is quoted here (strings with embedded ' doubled). It panics on a mismatch between
 // placeholders and arguments because that is a programming error, never an input error.
-func odataFilter(tmpl string, args ...any) string {
+func Filter(tmpl string, args ...any) string {
 	var b strings.Builder
 	n := 0
 	for i := 0; i < len(tmpl); i++ {
@@ -22,13 +22,13 @@ func odataFilter(tmpl string, args ...any) string {
 			continue
 		}
 		if n >= len(args) {
-			panic("odataFilter: more placeholders than arguments")
+			panic("Filter: more placeholders than arguments")
 		}
 		b.WriteString(odataLiteral(args[n]))
 		n++
 	}
 	if n != len(args) {
-		panic("odataFilter: more arguments than placeholders")
+		panic("Filter: more arguments than placeholders")
 	}
 	return b.String()
 }
@@ -48,13 +48,13 @@ func odataLiteral(v any) string {
 	case time.Time:
 		return "datetime'" + formatTime(v) + "'"
 	default:
-		panic(fmt.Sprintf("odataFilter: unsupported argument type %T", v))
+		panic(fmt.Sprintf("Filter: unsupported argument type %T", v))
 	}
 }
 
-// prefixUpperBound returns the smallest string greater than every string with the given prefix, for
-// RowKey ge prefix and RowKey lt bound range scans. Prefixes here end in keySep, so the last byte is ASCII.
-func prefixUpperBound(prefix string) string {
+// PrefixUpperBound returns the smallest string greater than every string with the given prefix, for
+// RowKey ge prefix and RowKey lt bound range scans. Prefixes here end in KeySep, so the last byte is ASCII.
+func PrefixUpperBound(prefix string) string {
 	b := []byte(prefix)
 	for i := len(b) - 1; i >= 0; i-- {
 		if b[i] < 0xff {

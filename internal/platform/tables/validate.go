@@ -1,4 +1,4 @@
-package store
+package tables
 
 import (
 	"fmt"
@@ -23,8 +23,8 @@ func (e *KeyError) Error() string { return fmt.Sprintf("invalid %s: %s", e.What,
 // Unwrap lets callers test with errors.Is(err, ErrInvalidKey).
 func (e *KeyError) Unwrap() error { return ErrInvalidKey }
 
-// checkTenant re-checks a tenant id that might have been made by a conversion rather than parsing.
-func checkTenant(t core.TenantID) error {
+// CheckTenant re-checks a tenant id that might have been made by a conversion rather than parsing.
+func CheckTenant(t core.TenantID) error {
 	if err := t.Check(); err != nil {
 		return &KeyError{What: "tenant id", Reason: "not a canonical GUID (use core.ParseTenantID)"}
 	}
@@ -34,8 +34,8 @@ func checkTenant(t core.TenantID) error {
 // maxKeyBytes is Table Storage's limit for PartitionKey and RowKey (1 KiB).
 const maxKeyBytes = 1024
 
-// keySep joins the parts of composite row keys; validateKeyPart refuses it inside a part.
-const keySep = "|"
+// KeySep joins the parts of composite row keys; ValidateKeyPart refuses it inside a part.
+const KeySep = "|"
 
 // ValidateKey checks a row key (or a part of one) against what Table Storage forbids in keys
 // (/ \ # ?, control characters, more than 1 KiB) and what we forbid on top: ' (batch sub-requests do not
@@ -62,13 +62,13 @@ func ValidateKey(what, k string) error {
 	return nil
 }
 
-// validateKeyPart is ValidateKey plus: no key separator, so composite keys split unambiguously.
-func validateKeyPart(what, k string) error {
+// ValidateKeyPart is ValidateKey plus: no key separator, so composite keys split unambiguously.
+func ValidateKeyPart(what, k string) error {
 	if err := ValidateKey(what, k); err != nil {
 		return err
 	}
-	if strings.Contains(k, keySep) {
-		return &KeyError{What: what, Reason: "contains " + keySep}
+	if strings.Contains(k, KeySep) {
+		return &KeyError{What: what, Reason: "contains " + KeySep}
 	}
 	return nil
 }
