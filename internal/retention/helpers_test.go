@@ -18,7 +18,9 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/clock"
+	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
@@ -169,7 +171,7 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 		{Day: day.Add(-48 * time.Hour), Product: tenants.Product, Purchased: 5, Assigned: 3, TakenAt: now},
 		{Day: day.Add(-24 * time.Hour), Product: tenants.Product, Purchased: 5, Assigned: 3, TakenAt: now},
 	}))
-	_, err := f.st.Audit.Append(ctx, id, store.AuditEntry{At: now.Add(-time.Hour), ActorID: operator.ID, ActorKind: "user",
+	_, err := f.st.Audit.Append(ctx, id, audit.Entry{At: now.Add(-time.Hour), ActorID: operator.ID, ActorKind: "user",
 		Action: "license.assign", TargetType: "user", TargetID: uid(1), Outcome: "success"})
 	must(err)
 	_, err = f.st.Authorisations.Insert(ctx, id, store.Authorisation{PrincipalID: uid(1), Role: "tenant.admin", PrincipalKind: "user", GrantedAt: now})
@@ -177,7 +179,7 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 	_, err = f.st.Incidents.Insert(ctx, id, store.Incident{ID: "inc-1", Category: "unauthorised-access", Severity: "low", Status: "open",
 		Summary: "User 1 reported a stranger", DetectedAt: now, NotifyBy: now.Add(72 * time.Hour)})
 	must(err)
-	_, err = f.st.Jobs.Insert(ctx, id, store.Job{Name: tenants.ReconcileJob, Checkpoint: "https://graph.example/delta?token=x", Runs: 3})
+	_, err = f.st.Jobs.Insert(ctx, id, jobs.Job{Name: tenants.ReconcileJob, Checkpoint: "https://graph.example/delta?token=x", Runs: 3})
 	must(err)
 
 	su, err := secrets.ServiceUserTokenName(id, uid(99))
@@ -188,7 +190,7 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 	return id, seeded{
 		rows: map[string]int{store.TableTenants: 1, store.TableUsers: 3, store.TablePresence: 3, store.TableLicenses: 3,
 			store.TableLedger: 8, store.TableSubscriptions: 2, store.TableSyncErrors: 2, store.TableBookings: 2,
-			store.TableBilling: 2, store.TableAudit: 1, store.TableAuthorisations: 1, store.TableIncidents: 1, store.TableJobs: 1},
+			store.TableBilling: 2, audit.TableAudit: 1, store.TableAuthorisations: 1, store.TableIncidents: 1, jobs.TableJobs: 1},
 		secrets: []string{secrets.TenantDataKeyName(id), secrets.PBXCredentialName(id), su},
 		subs:    2,
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
@@ -47,7 +48,7 @@ func TestRetentionBoundaries(t *testing.T) {
 			}
 			full := f.scan(t, id)
 			wantFull := maps.Clone(seed.rows)
-			wantFull[store.TableAudit]++ // the cancel/suspend action's own entry
+			wantFull[audit.TableAudit]++ // the cancel/suspend action's own entry
 			if fmt.Sprint(full) != fmt.Sprint(wantFull) {
 				t.Fatalf("seeded scan = %v, want %v", full, wantFull)
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -52,7 +53,7 @@ func TestClientFromConnectionString(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.Prepare(t, st)
+	storetest.Prepare(t, st.DB())
 	a := storetest.NewTenantID(t)
 	if _, err := st.Presence.Insert(ctx, a, store.Presence{UserID: "u1", Availability: "Away"}); err != nil {
 		t.Fatal(err)
@@ -93,9 +94,9 @@ func TestClientWithTokenCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.Prepare(t, st)
+	storetest.Prepare(t, st.DB())
 	a := storetest.NewTenantID(t)
-	if _, err := st.Jobs.Insert(ctx, a, store.Job{Name: "j", Runs: 3}); err != nil {
+	if _, err := st.Jobs.Insert(ctx, a, jobs.Job{Name: "j", Runs: 3}); err != nil {
 		t.Fatalf("insert with token: %v", err)
 	}
 	if got, err := st.Jobs.Get(ctx, a, "j"); err != nil || got.Runs != 3 {

@@ -1,6 +1,10 @@
 package store
 
-import "github.com/connecthub/connecthub/internal/platform/tables"
+import (
+	"github.com/connecthub/connecthub/internal/platform/audit"
+	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/platform/tables"
+)
 
 // The retention classes and the table spec are the table engine's (internal/platform/tables).
 type (
@@ -17,7 +21,7 @@ const (
 )
 
 // catalogue lists every table; tables.NewCatalogue orders them for a tenant's deletion.
-var catalogue = tables.MustCatalogue([]tables.Spec{
+var catalogue = tables.MustCatalogue(jobs.Tables, audit.Tables, []tables.Spec{
 	tables.SpecOf[User](TableUsers, "tenants", RetainTenantData),
 	tables.SpecOf[Presence](TablePresence, "presence", RetainTenantData),
 	tables.SpecOf[Subscription](TableSubscriptions, "presence", RetainTenantData),
@@ -26,10 +30,8 @@ var catalogue = tables.MustCatalogue([]tables.Spec{
 	tables.SpecOf[Booking](TableBookings, "bookings", RetainTenantData),
 	tables.SpecOf[License](TableLicenses, "tenants", RetainLicenseData),
 	tables.SpecOf[BillingSnapshot](TableBilling, "tenants", RetainBillingData),
-	tables.SpecOf[AuditEntry](TableAudit, "tenants", RetainTenantData),
 	tables.SpecOf[Authorisation](TableAuthorisations, "access", RetainTenantData),
 	tables.SpecOf[Incident](TableIncidents, "privacy", RetainTenantData),
-	tables.SpecOf[Job](TableJobs, "platform/jobs", RetainTenantData),
 	tables.SpecOf[ServiceUser](TableServiceUsers, "presence", RetainTenantData),
 	tables.SpecOf[Tenant](TableTenants, "tenants", RetainRegistry),
 	tables.SpecOf[DeletionReceipt](TableDeletionReceipts, "retention", RetainReceipts),

@@ -291,22 +291,6 @@ func (b *BillingSnapshot) SetRowKey(rk string) error {
 	return nil
 }
 
-// AuditEntry is one administrative operation (table audit, append-only).
-type AuditEntry struct {
-	ID           string `table:"key"` // newest-first time order plus randomness, set by AuditLog.Append
-	At           time.Time
-	ActorID      string `table:"personal"` // object id of the admin or app, or "system"
-	ActorKind    string // user, app, system
-	Action       string // e.g. "license.assign"
-	TargetType   string // e.g. "user"
-	TargetID     string `table:"personal"` // id of the object acted on
-	Outcome      string // success, denied, failed
-	InvocationID string // Functions invocation id, to join with logs
-}
-
-func (a *AuditEntry) RowKey() (string, error)   { return tables.SimpleKey("audit id", a.ID) }
-func (a *AuditEntry) SetRowKey(rk string) error { a.ID = rk; return nil }
-
 // Authorisation grants a role to a principal within the tenant (table authorisations). Revoking deletes
 // the row; the audit log keeps the history of grants and revocations.
 type Authorisation struct {
@@ -356,21 +340,6 @@ type Incident struct {
 
 func (i *Incident) RowKey() (string, error)   { return tables.SimpleKey("incident id", i.ID) }
 func (i *Incident) SetRowKey(rk string) error { i.ID = rk; return nil }
-
-// Job is the lease and checkpoint of one job for one tenant (table jobs).
-type Job struct {
-	Name          string `table:"key"` // key, e.g. "renew-subscriptions"
-	LeaseOwner    string // instance id holding the lease
-	LeaseUntil    time.Time
-	Checkpoint    string // opaque resume point (continuation token, delta link)
-	Runs          int
-	LastRunAt     time.Time
-	LastSuccessAt time.Time
-	LastError     string // our error code, never a message with data in it
-}
-
-func (j *Job) RowKey() (string, error)   { return tables.SimpleKey("job name", j.Name) }
-func (j *Job) SetRowKey(rk string) error { j.Name = rk; return nil }
 
 // DeletionReceipt proves that a tenant's data was deleted (operator table deletionreceipts). It holds
 // counts and times, no personal data, and is kept after the tenant's other rows are gone.

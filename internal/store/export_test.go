@@ -18,8 +18,7 @@ func RowKeyOf[E any, P interface {
 // TenantTable exposes the registry's table for the generic isolation tests.
 func (r *TenantRegistry) TenantTable() *tables.Table[Tenant, *Tenant] { return r.t }
 
-// AuditTable and ReceiptTable likewise.
-func (a *AuditLog) AuditTable() *tables.Table[AuditEntry, *AuditEntry] { return a.t }
+// ReceiptTable likewise.
 func (r *ReceiptLog) ReceiptTable() *tables.Table[DeletionReceipt, *DeletionReceipt] {
 	return r.t
 }

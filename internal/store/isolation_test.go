@@ -7,6 +7,8 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/audit"
+	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -177,14 +179,14 @@ func TestEveryTableCRUDAndTenantIsolation(t *testing.T) {
 		{store.TableBookings, func(t *testing.T) { crudAndIsolation(t, s.Bookings, store.RowKeyOf[store.Booking], a, b) }},
 		{store.TableLicenses, func(t *testing.T) { crudAndIsolation(t, s.Licenses, store.RowKeyOf[store.License], a, b) }},
 		{store.TableBilling, func(t *testing.T) { crudAndIsolation(t, s.Billing, store.RowKeyOf[store.BillingSnapshot], a, b) }},
-		{store.TableAudit, func(t *testing.T) {
-			crudAndIsolation(t, s.Audit.AuditTable(), store.RowKeyOf[store.AuditEntry], a, b)
+		{audit.TableAudit, func(t *testing.T) {
+			crudAndIsolation(t, s.Audit.AuditTable(), store.RowKeyOf[audit.Entry], a, b)
 		}},
 		{store.TableAuthorisations, func(t *testing.T) {
 			crudAndIsolation(t, s.Authorisations, store.RowKeyOf[store.Authorisation], a, b)
 		}},
 		{store.TableIncidents, func(t *testing.T) { crudAndIsolation(t, s.Incidents, store.RowKeyOf[store.Incident], a, b) }},
-		{store.TableJobs, func(t *testing.T) { crudAndIsolation(t, s.Jobs, store.RowKeyOf[store.Job], a, b) }},
+		{jobs.TableJobs, func(t *testing.T) { crudAndIsolation(t, s.Jobs, store.RowKeyOf[jobs.Job], a, b) }},
 		{store.TableServiceUsers, func(t *testing.T) {
 			crudAndIsolation(t, s.ServiceUsers, store.RowKeyOf[store.ServiceUser], a, b)
 		}},

@@ -8,6 +8,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/audit"
+	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
@@ -28,10 +30,8 @@ const (
 	TableBookings       = "bookings"
 	TableLicenses       = "licenses"
 	TableBilling        = "billing"
-	TableAudit          = "audit"
 	TableAuthorisations = "authorisations"
 	TableIncidents      = "incidents"
-	TableJobs           = "jobs"
 	// TableDeletionReceipts is the operator's proof of deletion; it holds no personal data and outlives
 	// the tenant's other rows.
 	TableDeletionReceipts = "deletionreceipts"
@@ -50,10 +50,10 @@ type Store struct {
 	Bookings       *BookingTable
 	Licenses       *tables.Table[License, *License]
 	Billing        *tables.Table[BillingSnapshot, *BillingSnapshot]
-	Audit          *AuditLog
+	Audit          *audit.Log
 	Authorisations *tables.Table[Authorisation, *Authorisation]
 	Incidents      *tables.Table[Incident, *Incident]
-	Jobs           *JobTable
+	Jobs           *jobs.Leases
 	ServiceUsers   *tables.Table[ServiceUser, *ServiceUser]
 	Receipts       *ReceiptLog
 }
@@ -82,6 +82,12 @@ func NewWithCredential(accountURL string, cred azcore.TokenCredential, o Options
 	return newStore(db), nil
 }
 
+// Open gives typed access to the tables of db.
+func Open(db *tables.DB) *Store { return newStore(db) }
+
+// DB is the table engine the store sits on (modules that own their tables take it).
+func (s *Store) DB() *tables.DB { return s.db }
+
 func newStore(db *tables.DB) *Store {
 	s := &Store{db: db}
 	s.Tenants = &TenantRegistry{t: tables.New[Tenant](db, TableTenants)}
@@ -93,10 +99,10 @@ func newStore(db *tables.DB) *Store {
 	s.Bookings = &BookingTable{tables.New[Booking](db, TableBookings)}
 	s.Licenses = tables.New[License](db, TableLicenses)
 	s.Billing = tables.New[BillingSnapshot](db, TableBilling)
-	s.Audit = &AuditLog{t: tables.New[AuditEntry](db, TableAudit), now: db.Now}
+	s.Audit = audit.OpenLog(db)
 	s.Authorisations = tables.New[Authorisation](db, TableAuthorisations)
 	s.Incidents = tables.New[Incident](db, TableIncidents)
-	s.Jobs = &JobTable{tables.New[Job](db, TableJobs)}
+	s.Jobs = jobs.OpenLeases(db)
 	s.ServiceUsers = tables.New[ServiceUser](db, TableServiceUsers)
 	s.Receipts = &ReceiptLog{t: tables.New[DeletionReceipt](db, TableDeletionReceipts), now: db.Now}
 	return s

@@ -11,6 +11,8 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/audit"
+	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -19,7 +21,7 @@ func TestConcurrentWritersNoLostUpdate(t *testing.T) {
 	t.Parallel()
 	env := storetest.NewEnv(t, storetest.Options{})
 	a := env.NewTenant(t)
-	if _, err := env.Store.Jobs.Insert(ctx, a, store.Job{Name: "counter"}); err != nil {
+	if _, err := env.Store.Jobs.Insert(ctx, a, jobs.Job{Name: "counter"}); err != nil {
 		t.Fatal(err)
 	}
 	const writers, each = 2, 20
@@ -29,7 +31,7 @@ func TestConcurrentWritersNoLostUpdate(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range each {
-				if _, err := env.Store.Jobs.Update(ctx, a, "counter", func(j *store.Job) error {
+				if _, err := env.Store.Jobs.Update(ctx, a, "counter", func(j *jobs.Job) error {
 					j.Runs++
 					time.Sleep(time.Millisecond) // widen the read-modify-write window
 					return nil
@@ -45,7 +47,7 @@ func TestConcurrentWritersNoLostUpdate(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := env.Store.Jobs.UpdateOrCreate(ctx, a, "fresh", func(j *store.Job, _ bool) error {
+			if _, err := env.Store.Jobs.UpdateOrCreate(ctx, a, "fresh", func(j *jobs.Job, _ bool) error {
 				j.Runs++
 				return nil
 			}); err != nil {
@@ -452,7 +454,7 @@ func TestDeleteTenantRows(t *testing.T) {
 		if _, err := s.Users.Insert(ctx, tenant, fill[store.User]("u", tenant)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Audit.Append(ctx, tenant, store.AuditEntry{Action: "tenant.cancel"}); err != nil {
+		if _, err := s.Audit.Append(ctx, tenant, audit.Entry{Action: "tenant.cancel"}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Licenses.Insert(ctx, tenant, store.License{Product: "presence", UserID: "u"}); err != nil {
@@ -473,7 +475,7 @@ func TestDeleteTenantRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{store.TableTenants: 1, store.TablePresence: 120, store.TableUsers: 1, store.TableAudit: 1}
+	want := map[string]int{store.TableTenants: 1, store.TablePresence: 120, store.TableUsers: 1, audit.TableAudit: 1}
 	for _, name := range rest {
 		if counts[name] != want[name] {
 			t.Errorf("deleted %d rows from %s, want %d", counts[name], name, want[name])

@@ -173,28 +173,6 @@ func (b *BookingTable) DeleteOutsideWindow(ctx context.Context, tenant core.Tena
 	return b.DeleteWhere(ctx, tenant, tables.Filter("PartitionKey eq ? and (End le ? or Start ge ?)", tenant, from, to))
 }
 
-// AuditLog is the append-only audit trail: entries are added and listed, never changed; only the
-// retention path (Store.DeleteTenantRows) removes them, with the rest of the tenant's data.
-type AuditLog struct {
-	t   *tables.Table[AuditEntry, *AuditEntry]
-	now func() time.Time
-}
-
-// Append adds e (its ID is assigned; At defaults to now) and returns the stored entry.
-func (a *AuditLog) Append(ctx context.Context, tenant core.TenantID, e AuditEntry) (AuditEntry, error) {
-	if e.At.IsZero() {
-		e.At = a.now().UTC()
-	}
-	e.ID = tables.NewestFirstID(e.At)
-	_, err := a.t.Insert(ctx, tenant, e)
-	return e, err
-}
-
-// List pages over the tenant's audit trail, newest first.
-func (a *AuditLog) List(ctx context.Context, tenant core.TenantID, opts *ListOptions) (Page[AuditEntry], error) {
-	return a.t.List(ctx, tenant, opts)
-}
-
 // ReceiptLog is the operator table of deletion receipts.
 type ReceiptLog struct {
 	t   *tables.Table[DeletionReceipt, *DeletionReceipt]

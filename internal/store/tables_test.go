@@ -7,6 +7,8 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/audit"
+	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -202,17 +204,17 @@ func TestAuditAndReceiptsAppendOnly(t *testing.T) {
 	env := storetest.NewEnv(t, storetest.Options{Now: func() time.Time { return clock }})
 	s := env.Store
 	a, b := env.NewTenant(t), env.NewTenant(t)
-	var appended []store.AuditEntry
+	var appended []audit.Entry
 	for i := range 5 {
-		e, err := s.Audit.Append(ctx, a, store.AuditEntry{At: clock.Add(time.Duration(i) * time.Minute), Action: "license.assign", ActorID: "admin", Outcome: "success"})
+		e, err := s.Audit.Append(ctx, a, audit.Entry{At: clock.Add(time.Duration(i) * time.Minute), Action: "license.assign", ActorID: "admin", Outcome: "success"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		appended = append(appended, e)
 	}
 	// Same instant twice: ids still differ.
-	e1, _ := s.Audit.Append(ctx, b, store.AuditEntry{Action: "x"})
-	e2, _ := s.Audit.Append(ctx, b, store.AuditEntry{Action: "x"})
+	e1, _ := s.Audit.Append(ctx, b, audit.Entry{Action: "x"})
+	e2, _ := s.Audit.Append(ctx, b, audit.Entry{Action: "x"})
 	if e1.ID == e2.ID || !e1.At.Equal(clock) {
 		t.Errorf("audit ids %q %q, At %v", e1.ID, e2.ID, e1.At)
 	}
@@ -259,7 +261,7 @@ func TestJobLeases(t *testing.T) {
 	if err != nil || job.LeaseOwner != "inst-1" || job.Runs != 1 {
 		t.Fatalf("first acquire = %+v, %v", job, err)
 	}
-	if _, err := j.AcquireLease(ctx, a, "renew", "inst-2", time.Minute); !errors.Is(err, store.ErrLeaseHeld) {
+	if _, err := j.AcquireLease(ctx, a, "renew", "inst-2", time.Minute); !errors.Is(err, jobs.ErrLeaseHeld) {
 		t.Errorf("second owner err = %v, want ErrLeaseHeld", err)
 	}
 	if _, err := j.AcquireLease(ctx, b, "renew", "inst-2", time.Minute); err != nil {
@@ -271,7 +273,7 @@ func TestJobLeases(t *testing.T) {
 	if _, err := j.Checkpoint(ctx, a, "renew", "inst-1", "page-2"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := j.Checkpoint(ctx, a, "renew", "inst-2", "page-9"); !errors.Is(err, store.ErrLeaseLost) {
+	if _, err := j.Checkpoint(ctx, a, "renew", "inst-2", "page-9"); !errors.Is(err, jobs.ErrLeaseLost) {
 		t.Errorf("checkpoint by non-owner err = %v, want ErrLeaseLost", err)
 	}
 
@@ -280,7 +282,7 @@ func TestJobLeases(t *testing.T) {
 	if err != nil || job.LeaseOwner != "inst-2" || job.Checkpoint != "page-2" || job.Runs != 2 {
 		t.Fatalf("takeover = %+v, %v; want inst-2 resuming at page-2", job, err)
 	}
-	if _, err := j.Release(ctx, a, "renew", "inst-1", ""); !errors.Is(err, store.ErrLeaseLost) {
+	if _, err := j.Release(ctx, a, "renew", "inst-1", ""); !errors.Is(err, jobs.ErrLeaseLost) {
 		t.Errorf("release by the old owner err = %v, want ErrLeaseLost", err)
 	}
 	job, err = j.Release(ctx, a, "renew", "inst-2", "")

@@ -164,7 +164,7 @@ func (s *Service) insertLicense(ctx context.Context, t store.Tenant, l store.Lic
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, store.ErrLeaseHeld) {
+		if !errors.Is(err, jobs.ErrLeaseHeld) {
 			return fmt.Errorf("acquire assignment lease: %w", err)
 		}
 		if time.Now().After(deadline) {
@@ -190,7 +190,7 @@ func (s *Service) insertLicense(ctx context.Context, t store.Tenant, l store.Lic
 		return nil
 	}()
 	_, rerr := s.st.Jobs.Release(context.WithoutCancel(ctx), t.ID, assignLock, owner, "")
-	if err != nil || !errors.Is(rerr, store.ErrLeaseLost) {
+	if err != nil || !errors.Is(rerr, jobs.ErrLeaseLost) {
 		return err
 	}
 	assigned, cerr := s.assignedUsers(ctx, t.ID)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -89,6 +90,8 @@ type Options struct {
 
 // Env is a store on fresh tables plus the key ring and secret store behind its sealing.
 type Env struct {
+	// DB is the table engine: modules that own their tables open them on it.
+	DB      *tables.DB
 	Store   *store.Store
 	Keys    *tenantkey.Keyring
 	Secrets *secrets.Memory
@@ -105,29 +108,30 @@ func NewEnv(t testing.TB, o Options) *Env {
 	mem := secrets.NewMemory()
 	keys := tenantkey.New(mem, tenantkey.Options{CacheTTL: o.KeyCacheTTL, Now: o.Now})
 	prefix := UniquePrefix()
-	st, err := store.NewFromConnectionString(conn, store.Options{
+	db, err := tables.OpenConnectionString(conn, tables.Options{
 		TablePrefix: prefix, Sealer: keys, ClientOptions: o.ClientOptions, Now: o.Now,
 	})
 	if err != nil {
-		t.Fatalf("open store: %v", err)
+		t.Fatalf("open tables: %v", err)
 	}
-	Prepare(t, st)
-	return &Env{Store: st, Keys: keys, Secrets: mem, Prefix: prefix}
+	Prepare(t, db)
+	return &Env{DB: db, Store: store.Open(db), Keys: keys, Secrets: mem, Prefix: prefix}
 }
 
-// Prepare creates st's tables and registers their removal at the end of the test. st must have been
-// opened with a table prefix.
-func Prepare(t testing.TB, st *store.Store) {
+// Prepare creates every table the packages linked into the test declare (tables.DeclaredNames) and
+// registers their removal at the end of the test. db must have been opened with a table prefix.
+func Prepare(t testing.TB, db *tables.DB) {
 	t.Helper()
+	names := tables.DeclaredNames()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := st.CreateTables(ctx); err != nil {
+	if err := db.CreateTables(ctx, names); err != nil {
 		t.Fatalf("create tables: %v (is Azurite running? %s)", err, howToRunHint)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := st.DropTables(ctx); err != nil {
+		if err := db.DropTables(ctx, names); err != nil {
 			t.Errorf("drop test tables: %v", err)
 		}
 	})

@@ -10,7 +10,6 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // Outcomes as the trail records them.
@@ -33,9 +32,9 @@ func OutcomeOf(err error) string {
 	}
 }
 
-// Appender is the audit table (store.AuditLog).
+// Appender is the audit table (Log).
 type Appender interface {
-	Append(ctx context.Context, tenant core.TenantID, e store.AuditEntry) (store.AuditEntry, error)
+	Append(ctx context.Context, tenant core.TenantID, e Entry) (Entry, error)
 }
 
 // Trail appends entries to a tenant's audit log.
@@ -48,7 +47,7 @@ type Trail struct {
 // Write appends an entry with the given outcome. A failed append is an apperr Unavailable, so the caller
 // fails the request rather than leave a change unaudited.
 func (t Trail) Write(ctx context.Context, tenant core.TenantID, a core.Actor, action, targetType, targetID, outcome string) error {
-	_, err := t.Table.Append(ctx, tenant, store.AuditEntry{
+	_, err := t.Table.Append(ctx, tenant, Entry{
 		At: t.Now(), ActorID: a.ID, ActorKind: a.Kind, Action: action,
 		TargetType: targetType, TargetID: targetID, Outcome: outcome, InvocationID: a.InvocationID,
 	})

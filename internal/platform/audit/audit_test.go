@@ -11,19 +11,18 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/audit"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // memory stands in for the audit table only where the test is about the trail's own rules (outcome and
 // what a failed append does); the table itself is tested against Azurite in internal/store.
 type memory struct {
-	entries []store.AuditEntry
+	entries []audit.Entry
 	fail    error
 }
 
-func (m *memory) Append(_ context.Context, _ core.TenantID, e store.AuditEntry) (store.AuditEntry, error) {
+func (m *memory) Append(_ context.Context, _ core.TenantID, e audit.Entry) (audit.Entry, error) {
 	if m.fail != nil {
-		return store.AuditEntry{}, m.fail
+		return audit.Entry{}, m.fail
 	}
 	m.entries = append(m.entries, e)
 	return e, nil
@@ -62,7 +61,7 @@ func TestRecord(t *testing.T) {
 			}
 			continue
 		}
-		want := store.AuditEntry{At: at, ActorID: actor.ID, ActorKind: "user", Action: "connector.set", TargetType: "connector",
+		want := audit.Entry{At: at, ActorID: actor.ID, ActorKind: "user", Action: "connector.set", TargetType: "connector",
 			TargetID: "ringcentral", Outcome: tt.wantOut, InvocationID: "inv"}
 		if len(m.entries) != 1 || m.entries[0] != want {
 			t.Errorf("%s: entries %+v, want %+v", tt.name, m.entries, want)

@@ -6,7 +6,7 @@
 // per-partition failures with errors.Join instead of stopping at the first.
 //
 //	r := jobs.New(st.Jobs, jobs.Options{Log: log})
-//	ran, err := r.Run(ctx, store.OperatorPartition, jobs.Spec{Name: "enforce-retention", Budget: 40 * time.Second},
+//	ran, err := r.Run(ctx, core.ReservedTenant, jobs.Spec{Name: "enforce-retention", Budget: 40 * time.Second},
 //		func(ctx context.Context, l *jobs.Lease) error { ...; return l.Save(ctx, next) })
 //	tally, err := jobs.ForEach(ctx, r, spec, st.Tenants.OperatorAll(ctx), partition, work)
 package jobs
@@ -23,18 +23,17 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // Table is what the runner needs of the jobs table: leases and checkpoints on one row per job and
 // partition. The ETag check behind AcquireLease makes exactly one of racing owners win.
 type Table interface {
-	AcquireLease(ctx context.Context, tenant core.TenantID, name, owner string, ttl time.Duration) (store.Job, error)
-	Checkpoint(ctx context.Context, tenant core.TenantID, name, owner, checkpoint string) (store.Job, error)
-	Release(ctx context.Context, tenant core.TenantID, name, owner, errCode string) (store.Job, error)
+	AcquireLease(ctx context.Context, tenant core.TenantID, name, owner string, ttl time.Duration) (Job, error)
+	Checkpoint(ctx context.Context, tenant core.TenantID, name, owner, checkpoint string) (Job, error)
+	Release(ctx context.Context, tenant core.TenantID, name, owner, errCode string) (Job, error)
 }
 
-var _ Table = (*store.JobTable)(nil)
+var _ Table = (*Leases)(nil)
 
 // ErrBudget: the run's budget ran out with partitions left; the next run does them. ForEach reports it
 // (wrapped, with the count) so an operator sees a job that never gets through its partitions.
@@ -143,7 +142,7 @@ type Lease struct {
 	spec     Spec
 	tenant   core.TenantID
 	owner    string
-	job      store.Job
+	job      Job
 	deadline time.Time // zero: none
 }
 
@@ -151,12 +150,12 @@ type Lease struct {
 func (l *Lease) Partition() core.TenantID { return l.tenant }
 
 // Job is the job row as this run acquired it (last success, runs, last error).
-func (l *Lease) Job() store.Job { return l.job }
+func (l *Lease) Job() Job { return l.job }
 
 // Checkpoint is where the job stands: what the last Save wrote, or "" when nothing was ever saved.
 func (l *Lease) Checkpoint() string { return l.job.Checkpoint }
 
-// Save writes cp as the job's checkpoint, while the lease is held (store.ErrLeaseLost otherwise).
+// Save writes cp as the job's checkpoint, while the lease is held (ErrLeaseLost otherwise).
 func (l *Lease) Save(ctx context.Context, cp string) error {
 	job, err := l.r.t.Checkpoint(ctx, l.tenant, l.spec.Name, l.owner, cp)
 	if err != nil {
@@ -169,8 +168,8 @@ func (l *Lease) Save(ctx context.Context, cp string) error {
 // Renew extends the lease by the spec's lease time from now, for a run that may outlast it.
 func (l *Lease) Renew(ctx context.Context) error {
 	job, err := l.r.t.AcquireLease(ctx, l.tenant, l.spec.Name, l.owner, l.spec.leaseTTL())
-	if errors.Is(err, store.ErrLeaseHeld) {
-		err = fmt.Errorf("%w: %w", store.ErrLeaseLost, err)
+	if errors.Is(err, ErrLeaseHeld) {
+		err = fmt.Errorf("%w: %w", ErrLeaseLost, err)
 	}
 	if err != nil {
 		return fmt.Errorf("renew lease on %s: %w", l.spec.Name, err)
@@ -200,7 +199,7 @@ func (r *Runner) Run(ctx context.Context, partition core.TenantID, spec Spec, fn
 
 func (r *Runner) run(ctx context.Context, partition core.TenantID, spec Spec, deadline time.Time, fn func(context.Context, *Lease) error) (bool, error) {
 	l := &Lease{r: r, spec: spec, tenant: partition, owner: NewOwner(r.o.Instance), deadline: deadline}
-	if partition != store.OperatorPartition {
+	if partition != core.ReservedTenant {
 		ctx = core.WithTenant(ctx, partition) // the job's log lines name the tenant it works for
 	}
 	waitUntil := r.o.Now().Add(spec.Wait)
@@ -210,7 +209,7 @@ func (r *Runner) run(ctx context.Context, partition core.TenantID, spec Spec, de
 			l.job = job
 			break
 		}
-		if !errors.Is(err, store.ErrLeaseHeld) {
+		if !errors.Is(err, ErrLeaseHeld) {
 			return false, fmt.Errorf("acquire lease: %w", err)
 		}
 		if spec.Wait <= 0 {

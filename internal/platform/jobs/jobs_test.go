@@ -42,7 +42,7 @@ func (e *env) runner(instance string) *jobs.Runner {
 	return jobs.New(e.st.Jobs, jobs.Options{Instance: instance, Now: e.rc.Now})
 }
 
-func (e *env) row(t *testing.T, p core.TenantID) store.Job {
+func (e *env) row(t *testing.T, p core.TenantID) jobs.Job {
 	t.Helper()
 	job, err := e.st.Jobs.Get(ctx, p, name)
 	if err != nil {
@@ -137,7 +137,7 @@ func TestExpiredLeaseIsTakenOverAndResumes(t *testing.T) {
 	if !slices.Equal(got, []string{"page-2"}) {
 		t.Errorf("checkpoints seen = %q, want the dead run's page-2", got)
 	}
-	if err := dead.Save(ctx, "page-3"); !errors.Is(err, store.ErrLeaseLost) {
+	if err := dead.Save(ctx, "page-3"); !errors.Is(err, jobs.ErrLeaseLost) {
 		t.Errorf("dead run's late save err = %v, want ErrLeaseLost", err)
 	}
 	// Another run holds it now: the dead run's renewal is refused as lost.
@@ -147,7 +147,7 @@ func TestExpiredLeaseIsTakenOverAndResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := e.runner("inst-3").Run(ctx, p, spec, func(ctx context.Context, _ *jobs.Lease) error {
-		if err := dead.Renew(ctx); !errors.Is(err, store.ErrLeaseLost) {
+		if err := dead.Renew(ctx); !errors.Is(err, jobs.ErrLeaseLost) {
 			t.Errorf("renewal by the dead run err = %v, want ErrLeaseLost", err)
 		}
 		return nil
@@ -157,10 +157,10 @@ func TestExpiredLeaseIsTakenOverAndResumes(t *testing.T) {
 }
 
 // failRelease is a jobs table whose Release never arrives: the process died first.
-type failRelease struct{ *store.JobTable }
+type failRelease struct{ *jobs.Leases }
 
-func (failRelease) Release(context.Context, core.TenantID, string, string, string) (store.Job, error) {
-	return store.Job{}, errors.New("killed")
+func (failRelease) Release(context.Context, core.TenantID, string, string, string) (jobs.Job, error) {
+	return jobs.Job{}, errors.New("killed")
 }
 
 // Renew keeps a long run's job from being taken over when its first lease would have run out.
@@ -374,7 +374,7 @@ func TestWaitForAHeldLease(t *testing.T) {
 	// The stand-in for real time stands still: this wait is over only when the holder lets go.
 	waiting := spec
 	waiting.Wait = time.Hour
-	seen := &seenHeld{JobTable: e.st.Jobs, held: make(chan struct{})}
+	seen := &seenHeld{Leases: e.st.Jobs, held: make(chan struct{})}
 	var ran bool
 	var err error
 	wg.Go(func() {
@@ -395,7 +395,7 @@ func TestWaitForAHeldLease(t *testing.T) {
 	if _, err := e.runner("inst-1").Run(ctx, p, spec, func(ctx context.Context, _ *jobs.Lease) error {
 		ran, err := jobs.New(e.st.Jobs, jobs.Options{Instance: "inst-2", Now: ticking}).Run(ctx, p, waiting,
 			func(context.Context, *jobs.Lease) error { return nil })
-		if ran || !errors.Is(err, store.ErrLeaseHeld) {
+		if ran || !errors.Is(err, jobs.ErrLeaseHeld) {
 			t.Errorf("wait over: ran=%v err=%v, want ErrLeaseHeld", ran, err)
 		}
 		return nil
@@ -406,14 +406,14 @@ func TestWaitForAHeldLease(t *testing.T) {
 
 // seenHeld closes held the first time an acquisition finds the lease held.
 type seenHeld struct {
-	*store.JobTable
+	*jobs.Leases
 	once sync.Once
 	held chan struct{}
 }
 
-func (s *seenHeld) AcquireLease(ctx context.Context, tenant core.TenantID, name, owner string, ttl time.Duration) (store.Job, error) {
-	job, err := s.JobTable.AcquireLease(ctx, tenant, name, owner, ttl)
-	if errors.Is(err, store.ErrLeaseHeld) {
+func (s *seenHeld) AcquireLease(ctx context.Context, tenant core.TenantID, name, owner string, ttl time.Duration) (jobs.Job, error) {
+	job, err := s.Leases.AcquireLease(ctx, tenant, name, owner, ttl)
+	if errors.Is(err, jobs.ErrLeaseHeld) {
 		s.once.Do(func() { close(s.held) })
 	}
 	return job, err

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"sync"
 )
 
 // The catalogue is the one list of tables, assembled from the tables each module declares. Retention
@@ -47,6 +48,7 @@ type Spec struct {
 
 // SpecOf declares table name of entity E, owned by module, on the given retention clock.
 func SpecOf[E any, P entityPtr[E]](name, module string, class RetentionClass) Spec {
+	declared.Store(name, true)
 	return Spec{Name: name, Module: module, Retention: class, Entity: reflect.TypeFor[E]().Name(),
 		Fields: FieldsOf[E, P](), newEntity: func() Entity { return P(new(E)) }}
 }
@@ -62,6 +64,22 @@ func (s Spec) Personal() []string {
 			out = append(out, f.Name)
 		}
 	}
+	return out
+}
+
+// declared remembers every table name a linked package has declared, for the test helper that creates
+// them (internal/dev/storetest) without importing every module. Production code reads the catalogue
+// that internal/app assembles, never this.
+var declared sync.Map
+
+// DeclaredNames lists every table name declared by the packages linked into this binary.
+func DeclaredNames() []string {
+	var out []string
+	declared.Range(func(k, _ any) bool {
+		out = append(out, k.(string))
+		return true
+	})
+	slices.Sort(out)
 	return out
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/presence"
@@ -68,7 +69,7 @@ func (f *fixture) tenant(t *testing.T, state store.TenantState) core.TenantID {
 	return id
 }
 
-func (f *fixture) audit(t *testing.T, tenant core.TenantID) []store.AuditEntry {
+func (f *fixture) audit(t *testing.T, tenant core.TenantID) []audit.Entry {
 	t.Helper()
 	p, err := f.env.Store.Audit.List(ctx, tenant, nil)
 	if err != nil {

@@ -1,4 +1,4 @@
-package store
+package jobs
 
 import (
 	"context"
@@ -10,6 +10,30 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
+// TableJobs holds one row per job and partition: its lease and checkpoint.
+const TableJobs = "jobs"
+
+// Tables are the tables the job runner owns.
+var Tables = []tables.Spec{tables.SpecOf[Job](TableJobs, "platform/jobs", tables.RetainTenantData)}
+
+// OpenLeases returns the jobs table of db.
+func OpenLeases(db *tables.DB) *Leases { return &Leases{tables.New[Job](db, TableJobs)} }
+
+// Job is the lease and checkpoint of one job for one tenant (table jobs).
+type Job struct {
+	Name          string `table:"key"` // key, e.g. "renew-subscriptions"
+	LeaseOwner    string // instance id holding the lease
+	LeaseUntil    time.Time
+	Checkpoint    string // opaque resume point (continuation token, delta link)
+	Runs          int
+	LastRunAt     time.Time
+	LastSuccessAt time.Time
+	LastError     string // our error code, never a message with data in it
+}
+
+func (j *Job) RowKey() (string, error)   { return tables.SimpleKey("job name", j.Name) }
+func (j *Job) SetRowKey(rk string) error { j.Name = rk; return nil }
+
 var (
 	// ErrLeaseHeld: another owner holds an unexpired lease on the job.
 	ErrLeaseHeld = errors.New("lease held by another owner")
@@ -17,15 +41,15 @@ var (
 	ErrLeaseLost = errors.New("lease lost")
 )
 
-// JobTable holds per-tenant job leases and checkpoints, so that timer and queue work can overlap, run
+// Leases is the jobs table: it holds per-tenant job leases and checkpoints, so that timer and queue work can overlap, run
 // twice or die midway without doing the same tenant twice at once or losing its place.
-type JobTable struct {
+type Leases struct {
 	*tables.Table[Job, *Job]
 }
 
 // AcquireLease takes (or, for the same owner, extends) the lease on the job for ttl. It returns
 // ErrLeaseHeld while someone else's lease runs. The ETag check makes exactly one of racing owners win.
-func (j *JobTable) AcquireLease(ctx context.Context, tenant core.TenantID, name, owner string, ttl time.Duration) (Job, error) {
+func (j *Leases) AcquireLease(ctx context.Context, tenant core.TenantID, name, owner string, ttl time.Duration) (Job, error) {
 	if owner == "" || ttl <= 0 {
 		return Job{}, errors.New("acquire lease: owner and a positive ttl are required")
 	}
@@ -45,7 +69,7 @@ func (j *JobTable) AcquireLease(ctx context.Context, tenant core.TenantID, name,
 }
 
 // Checkpoint stores progress while owner holds the lease; ErrLeaseLost otherwise.
-func (j *JobTable) Checkpoint(ctx context.Context, tenant core.TenantID, name, owner, checkpoint string) (Job, error) {
+func (j *Leases) Checkpoint(ctx context.Context, tenant core.TenantID, name, owner, checkpoint string) (Job, error) {
 	return j.Update(ctx, tenant, name, func(job *Job) error {
 		if err := j.owns(job, owner); err != nil {
 			return err
@@ -57,7 +81,7 @@ func (j *JobTable) Checkpoint(ctx context.Context, tenant core.TenantID, name, o
 
 // Release ends owner's lease and records the outcome: errCode "" is success. The checkpoint is kept
 // (a delta link carries over to the next run); call Checkpoint with "" to clear it.
-func (j *JobTable) Release(ctx context.Context, tenant core.TenantID, name, owner, errCode string) (Job, error) {
+func (j *Leases) Release(ctx context.Context, tenant core.TenantID, name, owner, errCode string) (Job, error) {
 	return j.Update(ctx, tenant, name, func(job *Job) error {
 		if err := j.owns(job, owner); err != nil {
 			return err
@@ -72,7 +96,7 @@ func (j *JobTable) Release(ctx context.Context, tenant core.TenantID, name, owne
 	})
 }
 
-func (j *JobTable) owns(job *Job, owner string) error {
+func (j *Leases) owns(job *Job, owner string) error {
 	if job.LeaseOwner != owner || !job.LeaseUntil.After(j.Now()) {
 		return fmt.Errorf("job %s: %w", job.Name, ErrLeaseLost)
 	}
