@@ -154,7 +154,7 @@ func (w *Wired) adapters(cfg config.Config) error {
 		// Azurite starts empty; in Azure the tables are created by the Bicep templates.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := w.Store.CreateTables(ctx); err != nil {
+		if err := w.Store.DB().CreateTables(ctx, catalogue.Names()); err != nil {
 			return fmt.Errorf("create local tables: %w", err)
 		}
 	case config.Azure:

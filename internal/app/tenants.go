@@ -47,7 +47,7 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 		return errors.New("the secret store cannot list names, so a tenant's secrets could not all be deleted")
 	}
 	job, err := retention.New(retention.Options{
-		Store: w.Store, Keys: w.Keys, Secrets: sec, Graph: tenantgraph.Subscriptions{Clients: clients}, Licenses: svc,
+		Store: w.Store, Catalogue: catalogue, Keys: w.Keys, Secrets: sec, Graph: tenantgraph.Subscriptions{Clients: clients}, Licenses: svc,
 		Now: clock.Now, Log: w.Log, Policy: policy, SyncErrorRetention: cfg.SyncErrorRetention,
 		BookingWindowDays: cfg.BookingWindowDays, MaxRows: cfg.RetentionMaxRows, Budget: cfg.JobRunBudget,
 	})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -55,7 +56,7 @@ func BenchmarkDeleteTenant(b *testing.B) {
 						b.Fatal(err)
 					}
 				case "store-batch":
-					if _, err := f.st.DeleteTenantRows(ctx, id, tenantDataTables()...); err != nil {
+					if _, err := f.st.DeleteTenantRows(ctx, id, tables.Declared().Of(tables.RetainTenantData)...); err != nil {
 						b.Fatal(err)
 					}
 				case "one-by-one":
@@ -66,7 +67,7 @@ func BenchmarkDeleteTenant(b *testing.B) {
 				elapsed += time.Since(start)
 				requests += f.kill.total.Load() - before
 				left := f.scan(b, id)
-				if n := total(without(left, store.TableLicenses, store.TableBilling, store.TableDeletionReceipts, store.TableTenants)); n != 0 || rows < benchRows {
+				if n := total(without(left, store.TableLicenses, store.TableBilling, TableDeletionReceipts, store.TableTenants)); n != 0 || rows < benchRows {
 					b.Fatalf("%s left %d rows of %d: %v", mode, n, rows, left)
 				}
 				f.clock.Set(t0)
@@ -111,7 +112,7 @@ func deleteOneByOne(b *testing.B, f *fixture, tenant core.TenantID) {
 		b.Fatal(err)
 	}
 	filter, sel := fmt.Sprintf("PartitionKey eq '%s'", tenant), "RowKey"
-	for _, table := range tenantDataTables() {
+	for _, table := range tables.Declared().Of(tables.RetainTenantData) {
 		client := svc.NewClient(f.env.Prefix + table)
 		var keys []string
 		pager := client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &sel})

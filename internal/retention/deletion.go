@@ -12,6 +12,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -46,23 +47,23 @@ func (d *deletion) key() string {
 // tenantDataTables are the tables emptied with the tenant (the catalogue's tenant-data class: not
 // licenses and billing, which have their own clocks, nor the registry, whose row goes last, after the
 // receipt).
-func tenantDataTables() []string { return store.TablesOf(store.RetainTenantData) }
+func (r *run) tenantDataTables() []string { return r.j.o.Catalogue.Of(tables.RetainTenantData) }
 
 // tables lists what d deletes, in order.
-func (d *deletion) tables() []string {
+func (r *run) tables(d *deletion) []string {
 	switch d.Category {
 	case CategoryTenant:
-		return tenantDataTables()
+		return r.tenantDataTables()
 	case CategoryLicenses:
 		if d.Sweep {
-			return append(store.TablesOf(store.RetainLicenseData), tenantDataTables()...)
+			return append(r.j.o.Catalogue.Of(tables.RetainLicenseData), r.tenantDataTables()...)
 		}
-		return store.TablesOf(store.RetainLicenseData)
+		return r.j.o.Catalogue.Of(tables.RetainLicenseData)
 	default:
 		if d.Sweep {
-			return slices.Concat(store.TablesOf(store.RetainBillingData), store.TablesOf(store.RetainLicenseData), tenantDataTables())
+			return slices.Concat(r.j.o.Catalogue.Of(tables.RetainBillingData), r.j.o.Catalogue.Of(tables.RetainLicenseData), r.tenantDataTables())
 		}
-		return store.TablesOf(store.RetainBillingData)
+		return r.j.o.Catalogue.Of(tables.RetainBillingData)
 	}
 }
 
@@ -151,7 +152,7 @@ func (r *run) steps(ctx context.Context, d *deletion) error {
 			return err
 		}
 	}
-	for _, table := range d.tables() {
+	for _, table := range r.tables(d) {
 		if slices.Contains(d.Done, table) {
 			continue
 		}
@@ -180,7 +181,7 @@ func (r *run) steps(ctx context.Context, d *deletion) error {
 func (r *run) census(ctx context.Context, d *deletion) error {
 	d.Census = map[string]int{}
 	var whole []string
-	for _, table := range d.tables() {
+	for _, table := range r.tables(d) {
 		if r.oldContractOnly(d, table) {
 			keys, err := r.oldContractKeys(ctx, d, table)
 			if err != nil {
@@ -192,9 +193,9 @@ func (r *run) census(ctx context.Context, d *deletion) error {
 		whole = append(whole, table)
 	}
 	if d.Category == CategoryTenant {
-		whole = append(whole, store.TablesOf(store.RetainRegistry)...)
+		whole = append(whole, r.j.o.Catalogue.Of(tables.RetainRegistry)...)
 	}
-	counts, err := r.st.CountTenantRows(ctx, d.Tenant, whole...)
+	counts, err := r.parts.Count(ctx, d.Tenant, whole...)
 	if err != nil {
 		return fmt.Errorf("census: %w", err)
 	}
@@ -274,7 +275,7 @@ func (r *run) deleteTable(ctx context.Context, d *deletion, table string) error 
 		if r.oldContractOnly(d, table) {
 			n, more, err = r.deleteOldContract(ctx, d, table, min(1000, r.rowsLeft))
 		} else {
-			n, more, err = r.st.DeleteTenantRowsUpTo(ctx, d.Tenant, table, min(1000, r.rowsLeft))
+			n, more, err = r.parts.DeleteUpTo(ctx, d.Tenant, table, min(1000, r.rowsLeft))
 		}
 		d.Deleted[table] += n
 		r.rowsLeft -= n
@@ -377,7 +378,7 @@ func (r *run) receipt(ctx context.Context, d *deletion) error {
 		}
 	}
 	sort.Strings(parts)
-	_, err := r.st.Receipts.Append(ctx, d.Tenant, store.DeletionReceipt{
+	_, err := r.j.receipts.Append(ctx, d.Tenant, DeletionReceipt{
 		Reason: d.Reason, Categories: d.Category, EndedAt: d.EndedAt, RequestedAt: d.DueAt,
 		CompletedAt: r.j.o.Now(), KeyDestroyed: d.KeyDestroyed, RowsDeleted: total,
 		Tables: strings.Join(parts, ","), Secrets: d.Secrets, Subscriptions: d.Subscriptions,
@@ -389,13 +390,13 @@ func (r *run) receipt(ctx context.Context, d *deletion) error {
 }
 
 // receipts iterates over one tenant's deletion receipts.
-func (r *run) receipts(ctx context.Context, tenant core.TenantID) func(func(store.DeletionReceipt, error) bool) {
-	return func(yield func(store.DeletionReceipt, error) bool) {
+func (r *run) receipts(ctx context.Context, tenant core.TenantID) func(func(DeletionReceipt, error) bool) {
+	return func(yield func(DeletionReceipt, error) bool) {
 		opts := &store.ListOptions{}
 		for {
-			page, err := r.st.Receipts.List(ctx, tenant, opts)
+			page, err := r.j.receipts.List(ctx, tenant, opts)
 			if err != nil {
-				yield(store.DeletionReceipt{}, fmt.Errorf("list receipts: %w", err))
+				yield(DeletionReceipt{}, fmt.Errorf("list receipts: %w", err))
 				return
 			}
 			for _, rec := range page.Items {
@@ -427,7 +428,7 @@ func (r *run) laterPhases(ctx context.Context, now time.Time) (bool, []error) {
 	done := map[string]bool{}
 	opts := &store.ListOptions{}
 	for {
-		page, err := r.st.Receipts.OperatorList(ctx, opts)
+		page, err := r.j.receipts.OperatorList(ctx, opts)
 		if err != nil {
 			return false, []error{fmt.Errorf("list deletion receipts: %w", err)}
 		}

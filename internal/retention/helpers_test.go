@@ -22,6 +22,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
@@ -98,6 +99,7 @@ func newFixture(t testing.TB) *fixture {
 func (f *fixture) job(t testing.TB, o Options) *Job {
 	t.Helper()
 	o.Store, o.Keys, o.Secrets, o.Now, o.Policy, o.Licenses = f.st, f.env.Keys, f.env.Secrets, f.clock.Now, policy_, f.svc
+	o.Catalogue = tables.Declared()
 	if o.Graph == nil {
 		o.Graph = f.graph
 	}
@@ -205,7 +207,7 @@ func (f *fixture) scan(t testing.TB, tenant core.TenantID) map[string]int {
 		t.Fatal(err)
 	}
 	out := map[string]int{}
-	tables := 0
+	found := 0
 	pager := svc.NewListTablesPager(nil)
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
@@ -217,7 +219,7 @@ func (f *fixture) scan(t testing.TB, tenant core.TenantID) map[string]int {
 			if !strings.HasPrefix(name, f.env.Prefix) {
 				continue
 			}
-			tables++
+			found++
 			filter := fmt.Sprintf("PartitionKey eq '%s'", tenant)
 			ep := svc.NewClient(name).NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
 			for ep.More() {
@@ -231,8 +233,8 @@ func (f *fixture) scan(t testing.TB, tenant core.TenantID) map[string]int {
 			}
 		}
 	}
-	if tables < len(store.TenantTables())+1 {
-		t.Fatalf("scan found %d tables under the prefix, want at least %d", tables, len(store.TenantTables())+1)
+	if found < len(tables.Declared().TenantTables())+1 {
+		t.Fatalf("scan found %d tables under the prefix, want at least %d", found, len(tables.Declared().TenantTables())+1)
 	}
 	return out
 }
@@ -246,9 +248,9 @@ func (f *fixture) secretsOf(t testing.TB, tenant core.TenantID) []string {
 	return names
 }
 
-func (f *fixture) receipts(t testing.TB, tenant core.TenantID) []store.DeletionReceipt {
+func (f *fixture) receipts(t testing.TB, tenant core.TenantID) []DeletionReceipt {
 	t.Helper()
-	page, err := f.st.Receipts.List(ctx, tenant, nil)
+	page, err := OpenReceipts(f.st.DB()).List(ctx, tenant, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

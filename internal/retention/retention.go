@@ -28,6 +28,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -66,9 +67,11 @@ type Licenses interface {
 
 // Options configure the job.
 type Options struct {
-	Store   *store.Store
-	Keys    KeyDestroyer
-	Secrets Secrets
+	Store *store.Store
+	// Catalogue is every module's tables: which a tenant's deletion empties, on which clock.
+	Catalogue tables.Catalogue
+	Keys      KeyDestroyer
+	Secrets   Secrets
 	// Graph deletes subscriptions at Graph; nil leaves them to expire (presence subscriptions live at
 	// most an hour, and their rows are deleted, so the webhook refuses their notifications).
 	Graph SubscriptionDeleter
@@ -88,14 +91,16 @@ type Options struct {
 
 // Job is the EnforceRetention job.
 type Job struct {
-	o      Options
-	runner *jobs.Runner
+	o        Options
+	runner   *jobs.Runner
+	parts    *tables.Partitions
+	receipts *ReceiptLog
 }
 
 // New returns the job.
 func New(o Options) (*Job, error) {
-	if o.Store == nil || o.Keys == nil || o.Secrets == nil || o.Licenses == nil {
-		return nil, errors.New("retention: store, key ring, secrets and licenses are required")
+	if o.Store == nil || o.Keys == nil || o.Secrets == nil || o.Licenses == nil || len(o.Catalogue) == 0 {
+		return nil, errors.New("retention: store, catalogue, key ring, secrets and licenses are required")
 	}
 	if o.Policy.CancelledRetention <= 0 || o.Policy.SuspendedRetention <= 0 || o.Policy.LicenseRetention <= 0 ||
 		o.Policy.BillingRetention <= 0 || o.SyncErrorRetention <= 0 || o.BookingWindowDays <= 0 {
@@ -113,7 +118,9 @@ func New(o Options) (*Job, error) {
 	if o.Budget <= 0 {
 		o.Budget = 40 * time.Second
 	}
-	return &Job{o: o, runner: jobs.New(o.Store.Jobs, jobs.Options{Log: o.Log})}, nil
+	db := o.Store.DB()
+	return &Job{o: o, runner: jobs.New(o.Store.Jobs, jobs.Options{Log: o.Log}), parts: o.Catalogue.Partitions(db),
+		receipts: OpenReceipts(db)}, nil
 }
 
 // checkpoint is the job's resume point, stored as JSON on its job row.
@@ -144,6 +151,7 @@ var errBudget = errors.New("run budget used up")
 type run struct {
 	j        *Job
 	st       *store.Store
+	parts    *tables.Partitions
 	log      *slog.Logger
 	lease    *jobs.Lease
 	rowsLeft int
@@ -154,7 +162,7 @@ type run struct {
 
 // Run enforces every rule once, within the budget.
 func (j *Job) Run(ctx context.Context) error {
-	r := &run{j: j, st: j.o.Store, log: j.o.Log, rowsLeft: j.o.MaxRows, attempted: map[string]bool{}}
+	r := &run{j: j, st: j.o.Store, parts: j.parts, log: j.o.Log, rowsLeft: j.o.MaxRows, attempted: map[string]bool{}}
 	failures := 0
 	ran, err := j.runner.Run(ctx, store.OperatorPartition, jobs.Spec{Name: JobName, Budget: j.o.Budget, FailureCode: "retention-failed"},
 		func(ctx context.Context, l *jobs.Lease) error {

@@ -72,7 +72,7 @@ func TestRetentionBoundaries(t *testing.T) {
 
 			runAt(tt.after)
 			got := f.scan(t, id)
-			want := map[string]int{store.TableLicenses: 3, store.TableBilling: 2, store.TableDeletionReceipts: 1}
+			want := map[string]int{store.TableLicenses: 3, store.TableBilling: 2, TableDeletionReceipts: 1}
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("at +%s: scan = %v, want only license and billing data and the receipt: %v", tt.after, got, want)
 			}
@@ -115,7 +115,7 @@ func TestRetentionBoundaries(t *testing.T) {
 				t.Errorf("at +29d: licenses = %d, want 3 kept", got[store.TableLicenses])
 			}
 			runAt(31 * day)
-			if got, want := f.scan(t, id), map[string]int{store.TableBilling: 2, store.TableDeletionReceipts: 2}; fmt.Sprint(got) != fmt.Sprint(want) {
+			if got, want := f.scan(t, id), map[string]int{store.TableBilling: 2, TableDeletionReceipts: 2}; fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("at +31d: scan = %v, want %v", got, want)
 			}
 			runAt(89 * day)
@@ -123,7 +123,7 @@ func TestRetentionBoundaries(t *testing.T) {
 				t.Errorf("at +89d: billing = %d, want 2 kept", got[store.TableBilling])
 			}
 			runAt(91 * day)
-			if got, want := f.scan(t, id), map[string]int{store.TableDeletionReceipts: 3}; fmt.Sprint(got) != fmt.Sprint(want) {
+			if got, want := f.scan(t, id), map[string]int{TableDeletionReceipts: 3}; fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("at +91d: scan = %v, want only the 3 receipts", got)
 			}
 			var summary []string
@@ -245,7 +245,7 @@ func TestKilledRunIsFinishedByTheNext(t *testing.T) {
 			if err := f.job(t, Options{}).Run(ctx); err != nil {
 				t.Fatalf("restarted run: %v", err)
 			}
-			if got, want := f.scan(t, id), map[string]int{store.TableLicenses: 3, store.TableBilling: 2, store.TableDeletionReceipts: 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+			if got, want := f.scan(t, id), map[string]int{store.TableLicenses: 3, store.TableBilling: 2, TableDeletionReceipts: 1}; fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("scan after restart = %v, want %v", got, want)
 			}
 			if len(f.secretsOf(t, id)) != 0 {
@@ -386,7 +386,7 @@ func TestExpiredConsentIsDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs := f.receipts(t, id)
-	if got := f.scan(t, id); fmt.Sprint(got) != fmt.Sprint(map[string]int{store.TableDeletionReceipts: 1}) ||
+	if got := f.scan(t, id); fmt.Sprint(got) != fmt.Sprint(map[string]int{TableDeletionReceipts: 1}) ||
 		len(recs) != 1 || recs[0].Reason != ReasonConsentExpired || recs[0].Tables != "audit=1,tenants=1" {
 		t.Errorf("scan %v, receipts %+v; want one consent-expired receipt for audit=1,tenants=1", got, recs)
 	}
@@ -425,7 +425,7 @@ func TestReturningCustomerKeepsNewContract(t *testing.T) {
 		}
 	}
 	got := f.scan(t, id)
-	if got[store.TableLicenses] != 1 || got[store.TableBilling] != 1 || got[store.TableTenants] != 1 || got[store.TableDeletionReceipts] != 3 {
+	if got[store.TableLicenses] != 1 || got[store.TableBilling] != 1 || got[store.TableTenants] != 1 || got[TableDeletionReceipts] != 3 {
 		t.Errorf("scan = %v; want the new contract's license, billing and tenant rows kept, 3 receipts", got)
 	}
 }

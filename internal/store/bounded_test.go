@@ -7,6 +7,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -64,7 +65,7 @@ func TestDeleteTenantRowsUpToAndCount(t *testing.T) {
 	if counts, _ := s.CountTenantRows(ctx, b, store.TableLedger); counts[store.TableLedger] != 7 {
 		t.Errorf("other tenant's rows = %d, want 7 untouched", counts[store.TableLedger])
 	}
-	if _, _, err := s.DeleteTenantRowsUpTo(ctx, a, store.TableDeletionReceipts, 10); err == nil {
+	if _, _, err := s.DeleteTenantRowsUpTo(ctx, a, retention.TableDeletionReceipts, 10); err == nil {
 		t.Error("deleting receipts through the per-tenant path succeeded; receipts outlive the tenant")
 	}
 	if _, err := s.CountTenantRows(ctx, core.TenantID("not-a-guid")); err == nil {

@@ -20,8 +20,8 @@ const (
 	RetainReceipts    = tables.RetainReceipts
 )
 
-// catalogue lists every table; tables.NewCatalogue orders them for a tenant's deletion.
-var catalogue = tables.MustCatalogue(jobs.Tables, audit.Tables, []tables.Spec{
+// Tables are the tables still declared here, until they move to their modules.
+var Tables = []tables.Spec{
 	tables.SpecOf[User](TableUsers, "tenants", RetainTenantData),
 	tables.SpecOf[Presence](TablePresence, "presence", RetainTenantData),
 	tables.SpecOf[Subscription](TableSubscriptions, "presence", RetainTenantData),
@@ -34,8 +34,11 @@ var catalogue = tables.MustCatalogue(jobs.Tables, audit.Tables, []tables.Spec{
 	tables.SpecOf[Incident](TableIncidents, "privacy", RetainTenantData),
 	tables.SpecOf[ServiceUser](TableServiceUsers, "presence", RetainTenantData),
 	tables.SpecOf[Tenant](TableTenants, "tenants", RetainRegistry),
-	tables.SpecOf[DeletionReceipt](TableDeletionReceipts, "retention", RetainReceipts),
-})
+}
+
+// catalogue is the store's tables and those of the platform parts it serves (jobs, audit), in
+// deletion order; internal/app assembles the catalogue of every module.
+var catalogue = tables.MustCatalogue(Tables, jobs.Tables, audit.Tables)
 
 // Catalogue returns every table, in deletion order.
 func Catalogue() []TableSpec { return append([]TableSpec(nil), catalogue...) }

@@ -341,23 +341,3 @@ type Incident struct {
 func (i *Incident) RowKey() (string, error)   { return tables.SimpleKey("incident id", i.ID) }
 func (i *Incident) SetRowKey(rk string) error { i.ID = rk; return nil }
 
-// DeletionReceipt proves that a tenant's data was deleted (operator table deletionreceipts). It holds
-// counts and times, no personal data, and is kept after the tenant's other rows are gone.
-type DeletionReceipt struct {
-	Tenant        core.TenantID `table:"key"` // the PartitionKey
-	ID            string        `table:"key"` // newest-first, set by ReceiptLog.Append
-	Reason        string        // cancelled, suspended, request, consent-expired
-	Categories    string        // what this receipt covers: tenant (all but license and billing data), licenses, billing
-	EndedAt       time.Time     // cancellation or suspension: the start of the license and billing clocks
-	RequestedAt   time.Time
-	CompletedAt   time.Time
-	KeyDestroyed  bool   // the tenant data key was deleted (and purged where allowed)
-	RowsDeleted   int    // total over all tables
-	Tables        string // per-table counts, "users=12,presence=12"
-	Secrets       int    // Key Vault secrets of the tenant deleted
-	Subscriptions int    // Graph subscriptions deleted at Graph (best effort; their rows count in Tables)
-}
-
-func (r *DeletionReceipt) RowKey() (string, error)       { return tables.SimpleKey("receipt id", r.ID) }
-func (r *DeletionReceipt) SetRowKey(rk string) error     { r.ID = rk; return nil }
-func (r *DeletionReceipt) SetPartition(id core.TenantID) { r.Tenant = id }

@@ -17,8 +17,3 @@ func RowKeyOf[E any, P interface {
 
 // TenantTable exposes the registry's table for the generic isolation tests.
 func (r *TenantRegistry) TenantTable() *tables.Table[Tenant, *Tenant] { return r.t }
-
-// ReceiptTable likewise.
-func (r *ReceiptLog) ReceiptTable() *tables.Table[DeletionReceipt, *DeletionReceipt] {
-	return r.t
-}

@@ -9,6 +9,7 @@ import (
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -190,8 +191,8 @@ func TestEveryTableCRUDAndTenantIsolation(t *testing.T) {
 		{store.TableServiceUsers, func(t *testing.T) {
 			crudAndIsolation(t, s.ServiceUsers, store.RowKeyOf[store.ServiceUser], a, b)
 		}},
-		{store.TableDeletionReceipts, func(t *testing.T) {
-			crudAndIsolation(t, s.Receipts.ReceiptTable(), store.RowKeyOf[store.DeletionReceipt], a, b)
+		{retention.TableDeletionReceipts, func(t *testing.T) {
+			crudAndIsolation(t, retention.OpenReceipts(s.DB()).ReceiptTable(), store.RowKeyOf[retention.DeletionReceipt], a, b)
 		}},
 	}
 	if len(tests) != len(store.TenantTables())+1 {

@@ -32,9 +32,6 @@ const (
 	TableBilling        = "billing"
 	TableAuthorisations = "authorisations"
 	TableIncidents      = "incidents"
-	// TableDeletionReceipts is the operator's proof of deletion; it holds no personal data and outlives
-	// the tenant's other rows.
-	TableDeletionReceipts = "deletionreceipts"
 )
 
 // Store gives typed access to every table. Each field scopes by tenant.
@@ -55,7 +52,6 @@ type Store struct {
 	Incidents      *tables.Table[Incident, *Incident]
 	Jobs           *jobs.Leases
 	ServiceUsers   *tables.Table[ServiceUser, *ServiceUser]
-	Receipts       *ReceiptLog
 }
 
 // OperatorPartition is a reserved, well-formed tenant id that no customer tenant has (the nil GUID):
@@ -104,7 +100,6 @@ func newStore(db *tables.DB) *Store {
 	s.Incidents = tables.New[Incident](db, TableIncidents)
 	s.Jobs = jobs.OpenLeases(db)
 	s.ServiceUsers = tables.New[ServiceUser](db, TableServiceUsers)
-	s.Receipts = &ReceiptLog{t: tables.New[DeletionReceipt](db, TableDeletionReceipts), now: db.Now}
 	return s
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
+	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -460,7 +461,7 @@ func TestDeleteTenantRows(t *testing.T) {
 		if _, err := s.Licenses.Insert(ctx, tenant, store.License{Product: "presence", UserID: "u"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Receipts.Append(ctx, tenant, store.DeletionReceipt{Reason: "cancelled"}); err != nil {
+		if _, err := retention.OpenReceipts(s.DB()).Append(ctx, tenant, retention.DeletionReceipt{Reason: "cancelled"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -488,11 +489,11 @@ func TestDeleteTenantRows(t *testing.T) {
 	if err != nil || counts[store.TableLicenses] != 1 || counts[store.TablePresence] != 0 {
 		t.Errorf("second pass counts = %v, %v; want licenses=1 and nothing else", counts, err)
 	}
-	if _, err := s.DeleteTenantRows(ctx, a, store.TableDeletionReceipts); err == nil {
+	if _, err := s.DeleteTenantRows(ctx, a, retention.TableDeletionReceipts); err == nil {
 		t.Error("DeleteTenantRows accepted the operator receipts table")
 	}
 	// Receipts remain; b is whole.
-	if page, err := s.Receipts.List(ctx, a, nil); err != nil || len(page.Items) != 1 {
+	if page, err := retention.OpenReceipts(s.DB()).List(ctx, a, nil); err != nil || len(page.Items) != 1 {
 		t.Errorf("a's receipts = %d, %v; want 1", len(page.Items), err)
 	}
 	if page, _ := s.Presence.List(ctx, b, nil); len(page.Items) != 120 {

@@ -173,29 +173,3 @@ func (b *BookingTable) DeleteOutsideWindow(ctx context.Context, tenant core.Tena
 	return b.DeleteWhere(ctx, tenant, tables.Filter("PartitionKey eq ? and (End le ? or Start ge ?)", tenant, from, to))
 }
 
-// ReceiptLog is the operator table of deletion receipts.
-type ReceiptLog struct {
-	t   *tables.Table[DeletionReceipt, *DeletionReceipt]
-	now func() time.Time
-}
-
-// Append records a receipt (its ID is assigned from CompletedAt, or now).
-func (r *ReceiptLog) Append(ctx context.Context, tenant core.TenantID, rec DeletionReceipt) (DeletionReceipt, error) {
-	at := rec.CompletedAt
-	if at.IsZero() {
-		at = r.now()
-	}
-	rec.ID = tables.NewestFirstID(at)
-	_, err := r.t.Insert(ctx, tenant, rec)
-	return rec, err
-}
-
-// List pages over one tenant's receipts, newest first.
-func (r *ReceiptLog) List(ctx context.Context, tenant core.TenantID, opts *ListOptions) (Page[DeletionReceipt], error) {
-	return r.t.List(ctx, tenant, opts)
-}
-
-// OperatorList pages over every receipt of every tenant (operator path: deletion reporting).
-func (r *ReceiptLog) OperatorList(ctx context.Context, opts *ListOptions) (Page[DeletionReceipt], error) {
-	return tables.OperatorQuery(ctx, r.t, "", opts)
-}

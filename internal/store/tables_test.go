@@ -9,6 +9,7 @@ import (
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -229,15 +230,15 @@ func TestAuditAndReceiptsAppendOnly(t *testing.T) {
 	}
 
 	for _, tenant := range []core.TenantID{a, b} {
-		if _, err := s.Receipts.Append(ctx, tenant, store.DeletionReceipt{Reason: "cancelled", KeyDestroyed: true, RowsDeleted: 7, Tables: "users=7"}); err != nil {
+		if _, err := retention.OpenReceipts(s.DB()).Append(ctx, tenant, retention.DeletionReceipt{Reason: "cancelled", KeyDestroyed: true, RowsDeleted: 7, Tables: "users=7"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	mine, err := s.Receipts.List(ctx, a, nil)
+	mine, err := retention.OpenReceipts(s.DB()).List(ctx, a, nil)
 	if err != nil || len(mine.Items) != 1 || mine.Items[0].Tenant != a || mine.Items[0].RowsDeleted != 7 {
 		t.Errorf("a's receipts = %+v, %v", mine.Items, err)
 	}
-	all, err := s.Receipts.OperatorList(ctx, nil)
+	all, err := retention.OpenReceipts(s.DB()).OperatorList(ctx, nil)
 	if err != nil || len(all.Items) != 2 {
 		t.Fatalf("operator receipts = %d, %v", len(all.Items), err)
 	}

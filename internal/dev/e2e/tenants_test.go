@@ -16,6 +16,7 @@ import (
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
+	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -148,7 +149,7 @@ func TestRetentionTimerThroughDevhost(t *testing.T) {
 	if names, err := s.secrets.(secrets.Lister).List(ctx, secrets.TenantSecretPrefix(due)); err != nil || len(names) != 0 {
 		t.Errorf("due tenant's secrets = %v, %v; want none", names, err)
 	}
-	recs, err := s.store.Receipts.List(ctx, due, nil)
+	recs, err := retention.OpenReceipts(s.store.DB()).List(ctx, due, nil)
 	if err != nil || len(recs.Items) != 1 || !recs.Items[0].KeyDestroyed || recs.Items[0].Categories != "tenant" || recs.Items[0].Secrets != 1 {
 		t.Errorf("receipts = %+v, %v", recs.Items, err)
 	}

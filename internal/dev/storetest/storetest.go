@@ -118,11 +118,11 @@ func NewEnv(t testing.TB, o Options) *Env {
 	return &Env{DB: db, Store: store.Open(db), Keys: keys, Secrets: mem, Prefix: prefix}
 }
 
-// Prepare creates every table the packages linked into the test declare (tables.DeclaredNames) and
+// Prepare creates every table the packages linked into the test declare (tables.Declared) and
 // registers their removal at the end of the test. db must have been opened with a table prefix.
 func Prepare(t testing.TB, db *tables.DB) {
 	t.Helper()
-	names := tables.DeclaredNames()
+	names := tables.Declared().Names()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := db.CreateTables(ctx, names); err != nil {

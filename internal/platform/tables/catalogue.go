@@ -1,11 +1,15 @@
 package tables
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
+
+	"github.com/connecthub/connecthub/internal/core"
 )
 
 // The catalogue is the one list of tables, assembled from the tables each module declares. Retention
@@ -48,9 +52,10 @@ type Spec struct {
 
 // SpecOf declares table name of entity E, owned by module, on the given retention clock.
 func SpecOf[E any, P entityPtr[E]](name, module string, class RetentionClass) Spec {
-	declared.Store(name, true)
-	return Spec{Name: name, Module: module, Retention: class, Entity: reflect.TypeFor[E]().Name(),
+	s := Spec{Name: name, Module: module, Retention: class, Entity: reflect.TypeFor[E]().Name(),
 		Fields: FieldsOf[E, P](), newEntity: func() Entity { return P(new(E)) }}
+	declared.Store(name, s)
+	return s
 }
 
 // NewEntity returns a zero row of the table's type (for tests that walk the catalogue).
@@ -67,20 +72,21 @@ func (s Spec) Personal() []string {
 	return out
 }
 
-// declared remembers every table name a linked package has declared, for the test helper that creates
-// them (internal/dev/storetest) without importing every module. Production code reads the catalogue
-// that internal/app assembles, never this.
-var declared sync.Map
+// declared remembers every table a linked package has declared, for tests that need the tables of the
+// modules they link without importing every module (internal/dev/storetest creates them; a module's
+// own tests run its jobs on them). Production code reads the catalogue internal/app assembles, never
+// this.
+var declared sync.Map // name → Spec
 
-// DeclaredNames lists every table name declared by the packages linked into this binary.
-func DeclaredNames() []string {
-	var out []string
-	declared.Range(func(k, _ any) bool {
-		out = append(out, k.(string))
+// Declared is the catalogue of every table declared by the packages linked into this binary (tests).
+func Declared() Catalogue {
+	var specs []Spec
+	declared.Range(func(_, v any) bool {
+		specs = append(specs, v.(Spec))
 		return true
 	})
-	slices.Sort(out)
-	return out
+	slices.SortFunc(specs, func(a, b Spec) int { return strings.Compare(a.Name, b.Name) })
+	return MustCatalogue(specs)
 }
 
 // Catalogue is every table of every module, in the order a tenant's deletion empties them: the
@@ -167,4 +173,57 @@ func (c Catalogue) Lookup(name string) (Spec, bool) {
 		}
 	}
 	return Spec{}, false
+}
+
+// Partitions is the catalogue's per-tenant tables on a DB: what a tenant's deletion works through,
+// by table name. It refuses any other name, so the operator's deletion receipts can never be emptied
+// with a tenant.
+type Partitions struct {
+	db    *DB
+	names []string
+}
+
+// Partitions returns the catalogue's per-tenant tables on db.
+func (c Catalogue) Partitions(db *DB) *Partitions {
+	return &Partitions{db: db, names: c.TenantTables()}
+}
+
+func (p *Partitions) check(what string, names []string) error {
+	for _, n := range names {
+		if !slices.Contains(p.names, n) {
+			return fmt.Errorf("%s: %q is not a per-tenant table", what, n)
+		}
+	}
+	return nil
+}
+
+// Delete deletes the tenant's partition in each named table (every per-tenant table when none are
+// named); see DB.DeleteTenantRows.
+func (p *Partitions) Delete(ctx context.Context, tenant core.TenantID, names ...string) (map[string]int, error) {
+	if len(names) == 0 {
+		names = p.names
+	}
+	if err := p.check("delete tenant rows", names); err != nil {
+		return nil, err
+	}
+	return p.db.DeleteTenantRows(ctx, tenant, names)
+}
+
+// DeleteUpTo deletes at most max of the tenant's rows in one table; see DB.DeleteTenantRowsUpTo.
+func (p *Partitions) DeleteUpTo(ctx context.Context, tenant core.TenantID, name string, max int) (int, bool, error) {
+	if err := p.check("delete tenant rows", []string{name}); err != nil {
+		return 0, false, err
+	}
+	return p.db.DeleteTenantRowsUpTo(ctx, tenant, name, max)
+}
+
+// Count counts the tenant's rows in each named table (every per-tenant table when none are named).
+func (p *Partitions) Count(ctx context.Context, tenant core.TenantID, names ...string) (map[string]int, error) {
+	if len(names) == 0 {
+		names = p.names
+	}
+	if err := p.check("count tenant rows", names); err != nil {
+		return nil, err
+	}
+	return p.db.CountTenantRows(ctx, tenant, names)
 }

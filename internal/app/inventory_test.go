@@ -1,4 +1,4 @@
-package store
+package app
 
 import (
 	"bufio"
@@ -110,7 +110,7 @@ func TestDataInventoryListsEveryField(t *testing.T) {
 		}
 	}
 
-	for _, spec := range Catalogue() {
+	for _, spec := range catalogue {
 		doc, ok := rows[spec.Name]
 		if !ok {
 			t.Errorf("table %s (%s) is missing from docs/data-inventory.md", spec.Name, spec.Entity)
