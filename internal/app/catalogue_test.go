@@ -7,6 +7,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/tenants"
 )
 
 func TestCatalogue(t *testing.T) {
@@ -32,8 +33,8 @@ func TestCatalogue(t *testing.T) {
 		class tables.RetentionClass
 		want  []string
 	}{
-		{tables.RetainLicenseData, []string{store.TableLicenses}},
-		{tables.RetainBillingData, []string{store.TableBilling}},
+		{tables.RetainLicenseData, []string{tenants.TableLicenses}},
+		{tables.RetainBillingData, []string{tenants.TableBilling}},
 		{tables.RetainRegistry, []string{store.TableTenants}},
 		{tables.RetainReceipts, []string{retention.TableDeletionReceipts}},
 	} {

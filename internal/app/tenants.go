@@ -48,7 +48,8 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	}
 	job, err := retention.New(retention.Options{
 		Store: w.Store, Catalogue: catalogue, Keys: w.Keys, Secrets: sec, Graph: tenantgraph.Subscriptions{Clients: clients}, Licenses: svc,
-		Now: clock.Now, Log: w.Log, Policy: policy, SyncErrorRetention: cfg.SyncErrorRetention,
+		Contracts: tenants.OpenData(w.Store.DB()),
+		Now:       clock.Now, Log: w.Log, Policy: policy, SyncErrorRetention: cfg.SyncErrorRetention,
 		BookingWindowDays: cfg.BookingWindowDays, MaxRows: cfg.RetentionMaxRows, Budget: cfg.JobRunBudget,
 	})
 	if err != nil {
@@ -65,5 +66,6 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 var (
 	_ retention.SubscriptionDeleter = tenantgraph.Subscriptions{}
 	_ retention.Licenses            = (*tenants.Service)(nil)
+	_ retention.ContractRows        = (*tenants.Data)(nil)
 	_ tenants.DeletionPolicy        = retention.Policy{}
 )

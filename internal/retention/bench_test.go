@@ -16,6 +16,7 @@ import (
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/tenants"
 )
 
 // benchRows is the size of the tenant deleted in BenchmarkDeleteTenant.
@@ -26,7 +27,7 @@ const benchRows = 100_000
 //
 //   - job: the EnforceRetention run (claim, key, census, subscriptions, secrets, bounded batch steps
 //     with a checkpoint after each, receipt);
-//   - store-batch: Store.DeleteTenantRows alone (list keys, entity-group batches of 100);
+//   - store-batch: tables.Partitions.Delete alone (list keys, entity-group batches of 100);
 //   - one-by-one: list keys, one DeleteEntity per row, with the same 4 requests in flight as the
 //     batch path, so the difference is batching alone.
 //
@@ -56,7 +57,7 @@ func BenchmarkDeleteTenant(b *testing.B) {
 						b.Fatal(err)
 					}
 				case "store-batch":
-					if _, err := f.st.DeleteTenantRows(ctx, id, tables.Declared().Of(tables.RetainTenantData)...); err != nil {
+					if _, err := tables.Declared().Partitions(f.st.DB()).Delete(ctx, id, tables.Declared().Of(tables.RetainTenantData)...); err != nil {
 						b.Fatal(err)
 					}
 				case "one-by-one":
@@ -67,7 +68,7 @@ func BenchmarkDeleteTenant(b *testing.B) {
 				elapsed += time.Since(start)
 				requests += f.kill.total.Load() - before
 				left := f.scan(b, id)
-				if n := total(without(left, store.TableLicenses, store.TableBilling, TableDeletionReceipts, store.TableTenants)); n != 0 || rows < benchRows {
+				if n := total(without(left, tenants.TableLicenses, tenants.TableBilling, TableDeletionReceipts, store.TableTenants)); n != 0 || rows < benchRows {
 					b.Fatalf("%s left %d rows of %d: %v", mode, n, rows, left)
 				}
 				f.clock.Set(t0)

@@ -183,7 +183,7 @@ func (r *run) census(ctx context.Context, d *deletion) error {
 	var whole []string
 	for _, table := range r.tables(d) {
 		if r.oldContractOnly(d, table) {
-			keys, err := r.oldContractKeys(ctx, d, table)
+			keys, err := r.j.o.Contracts.EndedContractRows(ctx, d.Tenant, table, d.Cutoff)
 			if err != nil {
 				return err
 			}
@@ -295,60 +295,22 @@ func (r *run) deleteTable(ctx context.Context, d *deletion, table string) error 
 	}
 }
 
-// oldContractOnly: in its own phase, the license or billing table loses only the ended contract's rows.
+// oldContractOnly: in its own phase, a license-data or billing-data table loses only the ended
+// contract's rows.
 func (r *run) oldContractOnly(d *deletion, table string) bool {
-	return (d.Category == CategoryLicenses && table == store.TableLicenses) ||
-		(d.Category == CategoryBilling && table == store.TableBilling)
-}
-
-// oldContractKeys lists the row keys of the ended contract's license or billing rows.
-func (r *run) oldContractKeys(ctx context.Context, d *deletion, table string) ([]string, error) {
-	var keys []string
-	switch table {
-	case store.TableLicenses:
-		for l, err := range r.st.Licenses.All(ctx, d.Tenant, &store.ListOptions{Select: []string{"AssignedAt"}}) {
-			if err != nil {
-				return nil, fmt.Errorf("list licenses: %w", err)
-			}
-			if !l.AssignedAt.After(d.Cutoff) {
-				k, err := store.LicenseKey(l.Product, l.UserID)
-				if err != nil {
-					return nil, err
-				}
-				keys = append(keys, k)
-			}
-		}
-	case store.TableBilling:
-		for b, err := range r.st.Billing.All(ctx, d.Tenant, &store.ListOptions{Select: []string{"TakenAt"}}) {
-			if err != nil {
-				return nil, fmt.Errorf("list billing: %w", err)
-			}
-			if !b.Day.After(d.Cutoff) {
-				k, err := store.BillingKey(b.Day, b.Product)
-				if err != nil {
-					return nil, err
-				}
-				keys = append(keys, k)
-			}
-		}
-	}
-	return keys, nil
+	spec, _ := r.j.o.Catalogue.Lookup(table)
+	return (d.Category == CategoryLicenses && spec.Retention == tables.RetainLicenseData) ||
+		(d.Category == CategoryBilling && spec.Retention == tables.RetainBillingData)
 }
 
 func (r *run) deleteOldContract(ctx context.Context, d *deletion, table string, max int) (int, bool, error) {
-	keys, err := r.oldContractKeys(ctx, d, table)
+	keys, err := r.j.o.Contracts.EndedContractRows(ctx, d.Tenant, table, d.Cutoff)
 	if err != nil || len(keys) == 0 {
 		return 0, false, err
 	}
 	more := len(keys) > max
 	keys = keys[:min(len(keys), max)]
-	var n int
-	switch table {
-	case store.TableLicenses:
-		n, err = r.st.Licenses.DeleteBatch(ctx, d.Tenant, keys)
-	default:
-		n, err = r.st.Billing.DeleteBatch(ctx, d.Tenant, keys)
-	}
+	n, err := r.parts.DeleteKeys(ctx, d.Tenant, table, keys)
 	return n, more, err
 }
 

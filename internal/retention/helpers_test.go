@@ -99,7 +99,7 @@ func newFixture(t testing.TB) *fixture {
 func (f *fixture) job(t testing.TB, o Options) *Job {
 	t.Helper()
 	o.Store, o.Keys, o.Secrets, o.Now, o.Policy, o.Licenses = f.st, f.env.Keys, f.env.Secrets, f.clock.Now, policy_, f.svc
-	o.Catalogue = tables.Declared()
+	o.Catalogue, o.Contracts = tables.Declared(), tenants.OpenData(f.st.DB())
 	if o.Graph == nil {
 		o.Graph = f.graph
 	}
@@ -140,13 +140,13 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 		BookingWindowDays: 21, ServiceUserID: uid(99), ConsentedAt: now.Add(-90 * 24 * time.Hour), CreatedAt: now, UpdatedAt: now}))
 	var users []store.User
 	var presence []store.Presence
-	var licenses []store.License
+	var licenses []tenants.Assignment
 	var ledger []store.LedgerEntry
 	for i := 1; i <= 3; i++ {
 		users = append(users, store.User{ID: uid(i), DisplayName: fmt.Sprintf("User %d", i), Mail: fmt.Sprintf("u%d@contoso.example", i),
 			PBXUserID: fmt.Sprintf("pbx-%d", i), Licensed: true, CreatedAt: now})
 		presence = append(presence, store.Presence{UserID: uid(i), Availability: "Busy", Activity: "InACall", ChangedAt: now})
-		licenses = append(licenses, store.License{Product: tenants.Product, UserID: uid(i), AssignedAt: now.Add(-24 * time.Hour), AssignedBy: operator.ID})
+		licenses = append(licenses, tenants.Assignment{Product: tenants.Product, UserID: uid(i), AssignedAt: now.Add(-24 * time.Hour), AssignedBy: operator.ID})
 		ledger = append(ledger, store.LedgerEntry{Resource: uid(i), RecordID: "rec-a", LastModified: now},
 			store.LedgerEntry{Resource: uid(i), RecordID: "rec-b", LastModified: now})
 	}
@@ -154,7 +154,7 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 		store.LedgerEntry{Resource: "contacts", RecordID: "c2", LastModified: now})
 	must(f.st.Users.InsertBatch(ctx, id, users))
 	must(f.st.Presence.InsertBatch(ctx, id, presence))
-	must(f.st.Licenses.InsertBatch(ctx, id, licenses))
+	must(tenants.OpenData(f.st.DB()).Licenses.InsertBatch(ctx, id, licenses))
 	must(f.st.Ledger.InsertBatch(ctx, id, ledger))
 	must(f.st.Subscriptions.InsertBatch(ctx, id, []store.Subscription{
 		{ID: "sub-presence-" + string(id)[:8], Kind: store.KindPresence, Resource: "/communications/presences", ExpiresAt: now.Add(time.Hour)},
@@ -169,7 +169,7 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 		{RoomID: "room1", EventID: "ev/2=", Start: now.Add(12 * 24 * time.Hour), End: now.Add(12*24*time.Hour + time.Hour), ShowAs: "tentative"},
 	}))
 	day := now.Truncate(24 * time.Hour)
-	must(f.st.Billing.InsertBatch(ctx, id, []store.BillingSnapshot{
+	must(tenants.OpenData(f.st.DB()).Billing.InsertBatch(ctx, id, []tenants.BillingSnapshot{
 		{Day: day.Add(-48 * time.Hour), Product: tenants.Product, Purchased: 5, Assigned: 3, TakenAt: now},
 		{Day: day.Add(-24 * time.Hour), Product: tenants.Product, Purchased: 5, Assigned: 3, TakenAt: now},
 	}))
@@ -190,9 +190,9 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 	must(f.env.Secrets.Set(ctx, secrets.PBXCredentialName(id), "pbx-token"))
 
 	return id, seeded{
-		rows: map[string]int{store.TableTenants: 1, store.TableUsers: 3, store.TablePresence: 3, store.TableLicenses: 3,
+		rows: map[string]int{store.TableTenants: 1, store.TableUsers: 3, store.TablePresence: 3, tenants.TableLicenses: 3,
 			store.TableLedger: 8, store.TableSubscriptions: 2, store.TableSyncErrors: 2, store.TableBookings: 2,
-			store.TableBilling: 2, audit.TableAudit: 1, store.TableAuthorisations: 1, store.TableIncidents: 1, jobs.TableJobs: 1},
+			tenants.TableBilling: 2, audit.TableAudit: 1, store.TableAuthorisations: 1, store.TableIncidents: 1, jobs.TableJobs: 1},
 		secrets: []string{secrets.TenantDataKeyName(id), secrets.PBXCredentialName(id), su},
 		subs:    2,
 	}

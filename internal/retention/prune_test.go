@@ -60,7 +60,7 @@ func TestRoutinePruning(t *testing.T) {
 	}
 	// uid(1) licensed with all its rows; uid(2) unassigned but left behind; uid(3) presence only (late
 	// notification); uid(4) ledger only.
-	if _, err := f.st.Licenses.Insert(ctx, id, store.License{Product: tenants.Product, UserID: uid(1), AssignedAt: now}); err != nil {
+	if _, err := tenants.OpenData(f.st.DB()).Licenses.Insert(ctx, id, tenants.Assignment{Product: tenants.Product, UserID: uid(1), AssignedAt: now}); err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range []int{1, 2} {

@@ -65,6 +65,12 @@ type Licenses interface {
 	RemoveUser(ctx context.Context, tenant core.TenantID, userID string) (rows int, err error)
 }
 
+// ContractRows lists the rows of a license-data or billing-data table that belong to a contract which
+// ended at cutoff (the tenants module answers for its licenses and billing tables; wired in app).
+type ContractRows interface {
+	EndedContractRows(ctx context.Context, tenant core.TenantID, table string, cutoff time.Time) ([]string, error)
+}
+
 // Options configure the job.
 type Options struct {
 	Store *store.Store
@@ -75,6 +81,8 @@ type Options struct {
 	// Graph deletes subscriptions at Graph; nil leaves them to expire (presence subscriptions live at
 	// most an hour, and their rows are deleted, so the webhook refuses their notifications).
 	Graph SubscriptionDeleter
+	// Contracts lists the ended contract's license and billing rows.
+	Contracts ContractRows
 	// Licenses answers who is licensed and removes an unlicensed user's remainder (tenants.Service).
 	Licenses Licenses
 	Now      func() time.Time
@@ -99,8 +107,8 @@ type Job struct {
 
 // New returns the job.
 func New(o Options) (*Job, error) {
-	if o.Store == nil || o.Keys == nil || o.Secrets == nil || o.Licenses == nil || len(o.Catalogue) == 0 {
-		return nil, errors.New("retention: store, catalogue, key ring, secrets and licenses are required")
+	if o.Store == nil || o.Keys == nil || o.Secrets == nil || o.Licenses == nil || o.Contracts == nil || len(o.Catalogue) == 0 {
+		return nil, errors.New("retention: store, catalogue, key ring, secrets, licenses and contracts are required")
 	}
 	if o.Policy.CancelledRetention <= 0 || o.Policy.SuspendedRetention <= 0 || o.Policy.LicenseRetention <= 0 ||
 		o.Policy.BillingRetention <= 0 || o.SyncErrorRetention <= 0 || o.BookingWindowDays <= 0 {

@@ -72,7 +72,7 @@ func TestRetentionBoundaries(t *testing.T) {
 
 			runAt(tt.after)
 			got := f.scan(t, id)
-			want := map[string]int{store.TableLicenses: 3, store.TableBilling: 2, TableDeletionReceipts: 1}
+			want := map[string]int{tenants.TableLicenses: 3, tenants.TableBilling: 2, TableDeletionReceipts: 1}
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("at +%s: scan = %v, want only license and billing data and the receipt: %v", tt.after, got, want)
 			}
@@ -93,7 +93,7 @@ func TestRetentionBoundaries(t *testing.T) {
 			if len(recs) != 1 {
 				t.Fatalf("receipts = %+v, want 1", recs)
 			}
-			deleted := without(full, store.TableLicenses, store.TableBilling)
+			deleted := without(full, tenants.TableLicenses, tenants.TableBilling)
 			var parts []string
 			for k, v := range deleted {
 				parts = append(parts, fmt.Sprintf("%s=%d", k, v))
@@ -111,16 +111,16 @@ func TestRetentionBoundaries(t *testing.T) {
 
 			// License data: 30 days after the end of the contract; billing: 90.
 			runAt(29 * day)
-			if got := f.scan(t, id); got[store.TableLicenses] != 3 {
-				t.Errorf("at +29d: licenses = %d, want 3 kept", got[store.TableLicenses])
+			if got := f.scan(t, id); got[tenants.TableLicenses] != 3 {
+				t.Errorf("at +29d: licenses = %d, want 3 kept", got[tenants.TableLicenses])
 			}
 			runAt(31 * day)
-			if got, want := f.scan(t, id), map[string]int{store.TableBilling: 2, TableDeletionReceipts: 2}; fmt.Sprint(got) != fmt.Sprint(want) {
+			if got, want := f.scan(t, id), map[string]int{tenants.TableBilling: 2, TableDeletionReceipts: 2}; fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("at +31d: scan = %v, want %v", got, want)
 			}
 			runAt(89 * day)
-			if got := f.scan(t, id); got[store.TableBilling] != 2 {
-				t.Errorf("at +89d: billing = %d, want 2 kept", got[store.TableBilling])
+			if got := f.scan(t, id); got[tenants.TableBilling] != 2 {
+				t.Errorf("at +89d: billing = %d, want 2 kept", got[tenants.TableBilling])
 			}
 			runAt(91 * day)
 			if got, want := f.scan(t, id), map[string]int{TableDeletionReceipts: 3}; fmt.Sprint(got) != fmt.Sprint(want) {
@@ -245,14 +245,14 @@ func TestKilledRunIsFinishedByTheNext(t *testing.T) {
 			if err := f.job(t, Options{}).Run(ctx); err != nil {
 				t.Fatalf("restarted run: %v", err)
 			}
-			if got, want := f.scan(t, id), map[string]int{store.TableLicenses: 3, store.TableBilling: 2, TableDeletionReceipts: 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+			if got, want := f.scan(t, id), map[string]int{tenants.TableLicenses: 3, tenants.TableBilling: 2, TableDeletionReceipts: 1}; fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("scan after restart = %v, want %v", got, want)
 			}
 			if len(f.secretsOf(t, id)) != 0 {
 				t.Errorf("secrets left: %v", f.secretsOf(t, id))
 			}
 			recs := f.receipts(t, id)
-			if want := total(without(full, store.TableLicenses, store.TableBilling)); len(recs) != 1 || recs[0].RowsDeleted != want || recs[0].Secrets != len(seed.secrets)-1 {
+			if want := total(without(full, tenants.TableLicenses, tenants.TableBilling)); len(recs) != 1 || recs[0].RowsDeleted != want || recs[0].Secrets != len(seed.secrets)-1 {
 				t.Errorf("receipts = %+v; want one with %d rows and %d secrets", recs, want, len(seed.secrets)-1)
 			}
 		})
@@ -271,7 +271,7 @@ func TestOverlappingRuns(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
-		want = total(without(seed.rows, store.TableLicenses, store.TableBilling)) + 1 // + the cancel's audit entry
+		want = total(without(seed.rows, tenants.TableLicenses, tenants.TableBilling)) + 1 // + the cancel's audit entry
 	}
 	f.clock.Set(t0.Add(day + time.Minute))
 	var wg sync.WaitGroup
@@ -329,7 +329,7 @@ func TestRunIsBoundedAndResumes(t *testing.T) {
 			t.Errorf("run %d deleted %d rows, over its budget of 100", runs, deleted)
 		}
 	}
-	want := total(without(full, store.TableLicenses, store.TableBilling))
+	want := total(without(full, tenants.TableLicenses, tenants.TableBilling))
 	if runs < want/100 {
 		t.Errorf("finished in %d runs; a budget of 100 rows needs at least %d", runs, want/100)
 	}
@@ -412,10 +412,10 @@ func TestReturningCustomerKeepsNewContract(t *testing.T) {
 	if err := f.st.Tenants.Create(ctx, store.Tenant{ID: id, State: store.TenantActive, PurchasedLicenses: 1, CreatedAt: back}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.st.Licenses.Insert(ctx, id, store.License{Product: tenants.Product, UserID: uid(7), AssignedAt: back}); err != nil {
+	if _, err := tenants.OpenData(f.st.DB()).Licenses.Insert(ctx, id, tenants.Assignment{Product: tenants.Product, UserID: uid(7), AssignedAt: back}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.st.Billing.Insert(ctx, id, store.BillingSnapshot{Day: back.Truncate(day), Product: tenants.Product, Purchased: 1, TakenAt: back}); err != nil {
+	if _, err := tenants.OpenData(f.st.DB()).Billing.Insert(ctx, id, tenants.BillingSnapshot{Day: back.Truncate(day), Product: tenants.Product, Purchased: 1, TakenAt: back}); err != nil {
 		t.Fatal(err)
 	}
 	for _, at := range []time.Duration{31 * day, 91 * day} {
@@ -425,7 +425,7 @@ func TestReturningCustomerKeepsNewContract(t *testing.T) {
 		}
 	}
 	got := f.scan(t, id)
-	if got[store.TableLicenses] != 1 || got[store.TableBilling] != 1 || got[store.TableTenants] != 1 || got[TableDeletionReceipts] != 3 {
+	if got[tenants.TableLicenses] != 1 || got[tenants.TableBilling] != 1 || got[store.TableTenants] != 1 || got[TableDeletionReceipts] != 3 {
 		t.Errorf("scan = %v; want the new contract's license, billing and tenant rows kept, 3 receipts", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -31,7 +32,7 @@ func TestDeleteTenantRowsUpToAndCount(t *testing.T) {
 	seed(a, 250)
 	seed(b, 7)
 
-	counts, err := s.CountTenantRows(ctx, a, store.TableLedger, store.TableUsers)
+	counts, err := tables.Declared().Partitions(s.DB()).Count(ctx, a, store.TableLedger, store.TableUsers)
 	if err != nil || counts[store.TableLedger] != 250 || counts[store.TableUsers] != 0 {
 		t.Fatalf("CountTenantRows = %v, %v; want ledger 250, users 0", counts, err)
 	}
@@ -43,7 +44,7 @@ func TestDeleteTenantRowsUpToAndCount(t *testing.T) {
 	var got []step
 	before := c.batches.Load()
 	for range 10 {
-		n, more, err := s.DeleteTenantRowsUpTo(ctx, a, store.TableLedger, 100)
+		n, more, err := tables.Declared().Partitions(s.DB()).DeleteUpTo(ctx, a, store.TableLedger, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,16 +60,16 @@ func TestDeleteTenantRowsUpToAndCount(t *testing.T) {
 	if batches := c.batches.Load() - before; batches != 3 {
 		t.Errorf("batches = %d, want 3 (one per step of at most 100)", batches)
 	}
-	if n, more, err := s.DeleteTenantRowsUpTo(ctx, a, store.TableLedger, 100); n != 0 || more || err != nil {
+	if n, more, err := tables.Declared().Partitions(s.DB()).DeleteUpTo(ctx, a, store.TableLedger, 100); n != 0 || more || err != nil {
 		t.Errorf("on an empty partition = %d, %v, %v; want 0, false, nil", n, more, err)
 	}
-	if counts, _ := s.CountTenantRows(ctx, b, store.TableLedger); counts[store.TableLedger] != 7 {
+	if counts, _ := tables.Declared().Partitions(s.DB()).Count(ctx, b, store.TableLedger); counts[store.TableLedger] != 7 {
 		t.Errorf("other tenant's rows = %d, want 7 untouched", counts[store.TableLedger])
 	}
-	if _, _, err := s.DeleteTenantRowsUpTo(ctx, a, retention.TableDeletionReceipts, 10); err == nil {
+	if _, _, err := tables.Declared().Partitions(s.DB()).DeleteUpTo(ctx, a, retention.TableDeletionReceipts, 10); err == nil {
 		t.Error("deleting receipts through the per-tenant path succeeded; receipts outlive the tenant")
 	}
-	if _, err := s.CountTenantRows(ctx, core.TenantID("not-a-guid")); err == nil {
+	if _, err := tables.Declared().Partitions(s.DB()).Count(ctx, core.TenantID("not-a-guid")); err == nil {
 		t.Error("count with an invalid tenant id succeeded")
 	}
 }

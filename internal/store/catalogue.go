@@ -28,8 +28,6 @@ var Tables = []tables.Spec{
 	tables.SpecOf[LedgerEntry](TableLedger, "presence", RetainTenantData),
 	tables.SpecOf[SyncError](TableSyncErrors, "presence", RetainTenantData),
 	tables.SpecOf[Booking](TableBookings, "bookings", RetainTenantData),
-	tables.SpecOf[License](TableLicenses, "tenants", RetainLicenseData),
-	tables.SpecOf[BillingSnapshot](TableBilling, "tenants", RetainBillingData),
 	tables.SpecOf[Authorisation](TableAuthorisations, "access", RetainTenantData),
 	tables.SpecOf[Incident](TableIncidents, "privacy", RetainTenantData),
 	tables.SpecOf[ServiceUser](TableServiceUsers, "presence", RetainTenantData),
@@ -39,13 +37,3 @@ var Tables = []tables.Spec{
 // catalogue is the store's tables and those of the platform parts it serves (jobs, audit), in
 // deletion order; internal/app assembles the catalogue of every module.
 var catalogue = tables.MustCatalogue(Tables, jobs.Tables, audit.Tables)
-
-// Catalogue returns every table, in deletion order.
-func Catalogue() []TableSpec { return append([]TableSpec(nil), catalogue...) }
-
-// TablesOf lists the tables of one retention class, in deletion order.
-func TablesOf(class RetentionClass) []string { return catalogue.Of(class) }
-
-// TenantTables lists the per-tenant tables (all but the deletion receipts), in the order
-// DeleteTenantRows empties them: the tenant row last, so a crash midway leaves it to drive a retry.
-func TenantTables() []string { return catalogue.TenantTables() }

@@ -216,81 +216,6 @@ func (b *Booking) SetRowKey(rk string) error {
 	return err
 }
 
-// License is one product license assigned to one user (table licenses).
-type License struct {
-	Product    string `table:"key"`          // row key part 1, e.g. "presence"
-	UserID     string `table:"key,personal"` // row key part 2
-	AssignedAt time.Time
-	AssignedBy string `table:"personal"` // object id of the admin who assigned it
-}
-
-// LicenseKey is the row key of (product, userID).
-func LicenseKey(product, userID string) (string, error) {
-	return (&License{Product: product, UserID: userID}).RowKey()
-}
-
-func (l *License) RowKey() (string, error) {
-	if err := tables.ValidateKeyPart("product", l.Product); err != nil {
-		return "", err
-	}
-	if err := tables.ValidateKeyPart("user id", l.UserID); err != nil {
-		return "", err
-	}
-	return tables.JoinKey(l.Product, l.UserID), nil
-}
-func (l *License) SetRowKey(rk string) error {
-	parts, err := tables.SplitKey("license key", rk, 2)
-	if err != nil {
-		return err
-	}
-	l.Product, l.UserID = parts[0], parts[1]
-	return nil
-}
-
-const dayLayout = "2006-01-02"
-
-// BillingSnapshot is the daily usage count of one product (table billing), with the figures of the
-// billing period it belongs to so far: the latest row of a period is that period's bill.
-type BillingSnapshot struct {
-	Day             time.Time `table:"key"` // row key part 1 (UTC date)
-	Product         string    `table:"key"` // row key part 2
-	Purchased       int
-	Assigned        int
-	Active          int // users with at least one synchronised event that day
-	PeriodStart     time.Time
-	PeriodPurchased int // peaks from PeriodStart up to and including Day
-	PeriodAssigned  int
-	PeriodActive    int
-	TakenAt         time.Time
-}
-
-// BillingKey is the row key of (day, product).
-func BillingKey(day time.Time, product string) (string, error) {
-	return (&BillingSnapshot{Day: day, Product: product}).RowKey()
-}
-
-func (b *BillingSnapshot) RowKey() (string, error) {
-	if b.Day.IsZero() {
-		return "", &KeyError{What: "billing day", Reason: "empty"}
-	}
-	if err := tables.ValidateKeyPart("product", b.Product); err != nil {
-		return "", err
-	}
-	return tables.JoinKey(b.Day.UTC().Format(dayLayout), b.Product), nil
-}
-func (b *BillingSnapshot) SetRowKey(rk string) error {
-	parts, err := tables.SplitKey("billing key", rk, 2)
-	if err != nil {
-		return err
-	}
-	day, err := time.Parse(dayLayout, parts[0])
-	if err != nil {
-		return &KeyError{What: "billing day", Reason: "not a date"}
-	}
-	b.Day, b.Product = day, parts[1]
-	return nil
-}
-
 // Authorisation grants a role to a principal within the tenant (table authorisations). Revoking deletes
 // the row; the audit log keeps the history of grants and revocations.
 type Authorisation struct {
@@ -340,4 +265,3 @@ type Incident struct {
 
 func (i *Incident) RowKey() (string, error)   { return tables.SimpleKey("incident id", i.ID) }
 func (i *Incident) SetRowKey(rk string) error { i.ID = rk; return nil }
-

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
-	"slices"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
@@ -28,8 +26,6 @@ const (
 	TableLedger         = "ledger"
 	TableSyncErrors     = "syncerrors"
 	TableBookings       = "bookings"
-	TableLicenses       = "licenses"
-	TableBilling        = "billing"
 	TableAuthorisations = "authorisations"
 	TableIncidents      = "incidents"
 )
@@ -45,8 +41,6 @@ type Store struct {
 	Ledger         *LedgerTable
 	SyncErrors     *SyncErrorTable
 	Bookings       *BookingTable
-	Licenses       *tables.Table[License, *License]
-	Billing        *tables.Table[BillingSnapshot, *BillingSnapshot]
 	Audit          *audit.Log
 	Authorisations *tables.Table[Authorisation, *Authorisation]
 	Incidents      *tables.Table[Incident, *Incident]
@@ -93,8 +87,6 @@ func newStore(db *tables.DB) *Store {
 	s.Ledger = &LedgerTable{tables.New[LedgerEntry](db, TableLedger)}
 	s.SyncErrors = &SyncErrorTable{tables.New[SyncError](db, TableSyncErrors)}
 	s.Bookings = &BookingTable{tables.New[Booking](db, TableBookings)}
-	s.Licenses = tables.New[License](db, TableLicenses)
-	s.Billing = tables.New[BillingSnapshot](db, TableBilling)
 	s.Audit = audit.OpenLog(db)
 	s.Authorisations = tables.New[Authorisation](db, TableAuthorisations)
 	s.Incidents = tables.New[Incident](db, TableIncidents)
@@ -112,50 +104,4 @@ func (s *Store) CreateTables(ctx context.Context) error {
 // that it can never drop production tables.
 func (s *Store) DropTables(ctx context.Context) error {
 	return s.db.DropTables(ctx, catalogue.Names())
-}
-
-// perTenant refuses a name that is not one of the catalogue's per-tenant tables.
-func perTenant(what string, names []string) error {
-	tenantTables := catalogue.TenantTables()
-	for _, n := range names {
-		if !slices.Contains(tenantTables, n) {
-			return fmt.Errorf("%s: %q is not a per-tenant table", what, n)
-		}
-	}
-	return nil
-}
-
-// DeleteTenantRows deletes the tenant's partition in each named table (all of TenantTables when none
-// are named) and returns the number of rows deleted per table. It carries on past a failing table and
-// returns every failure joined, so a retry only has the remainder to do.
-func (s *Store) DeleteTenantRows(ctx context.Context, tenant core.TenantID, names ...string) (map[string]int, error) {
-	if len(names) == 0 {
-		names = TenantTables()
-	}
-	if err := perTenant("delete tenant rows", names); err != nil {
-		return nil, err
-	}
-	return s.db.DeleteTenantRows(ctx, tenant, names)
-}
-
-// DeleteTenantRowsUpTo deletes at most max (1..1000) of the tenant's rows in one per-tenant table and
-// reports how many, and whether rows may remain. The retention job deletes in these steps so that it can
-// stop within its time budget and checkpoint.
-func (s *Store) DeleteTenantRowsUpTo(ctx context.Context, tenant core.TenantID, table string, max int) (int, bool, error) {
-	if err := perTenant("delete tenant rows", []string{table}); err != nil {
-		return 0, false, err
-	}
-	return s.db.DeleteTenantRowsUpTo(ctx, tenant, table, max)
-}
-
-// CountTenantRows counts the tenant's rows in each named per-tenant table (all of TenantTables when none
-// are named), reading only row keys: the census a deletion receipt reports.
-func (s *Store) CountTenantRows(ctx context.Context, tenant core.TenantID, names ...string) (map[string]int, error) {
-	if len(names) == 0 {
-		names = TenantTables()
-	}
-	if err := perTenant("count tenant rows", names); err != nil {
-		return nil, err
-	}
-	return s.db.CountTenantRows(ctx, tenant, names)
 }

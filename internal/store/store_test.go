@@ -13,9 +13,11 @@ import (
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/tenants"
 )
 
 func TestConcurrentWritersNoLostUpdate(t *testing.T) {
@@ -278,7 +280,7 @@ func TestHostileIDs(t *testing.T) {
 		{"List", second(s.Users.List(ctx, forged, nil))},
 		{"Insert", second(s.Users.Insert(ctx, forged, store.User{ID: "x"}))},
 		{"DeletePartition", second(s.Users.DeletePartition(ctx, forged))},
-		{"DeleteTenantRows", second(s.DeleteTenantRows(ctx, forged))},
+		{"DeleteTenantRows", second(tables.Declared().Partitions(s.DB()).Delete(ctx, forged))},
 		{"Tenants.Get", second(s.Tenants.Get(ctx, forged))},
 		{"Audit.List", second(s.Audit.List(ctx, forged, nil))},
 	} {
@@ -458,7 +460,7 @@ func TestDeleteTenantRows(t *testing.T) {
 		if _, err := s.Audit.Append(ctx, tenant, audit.Entry{Action: "tenant.cancel"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Licenses.Insert(ctx, tenant, store.License{Product: "presence", UserID: "u"}); err != nil {
+		if _, err := tenants.OpenData(s.DB()).Licenses.Insert(ctx, tenant, tenants.Assignment{Product: "presence", UserID: "u"}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := retention.OpenReceipts(s.DB()).Append(ctx, tenant, retention.DeletionReceipt{Reason: "cancelled"}); err != nil {
@@ -467,12 +469,12 @@ func TestDeleteTenantRows(t *testing.T) {
 	}
 	// License data outlives the rest (30 d): delete everything else first.
 	var rest []string
-	for _, name := range store.TenantTables() {
-		if name != store.TableLicenses {
+	for _, name := range tables.Declared().TenantTables() {
+		if name != tenants.TableLicenses {
 			rest = append(rest, name)
 		}
 	}
-	counts, err := s.DeleteTenantRows(ctx, a, rest...)
+	counts, err := tables.Declared().Partitions(s.DB()).Delete(ctx, a, rest...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,14 +484,14 @@ func TestDeleteTenantRows(t *testing.T) {
 			t.Errorf("deleted %d rows from %s, want %d", counts[name], name, want[name])
 		}
 	}
-	if _, err := s.Licenses.Get(ctx, a, "presence|u"); err != nil {
+	if _, err := tenants.OpenData(s.DB()).Licenses.Get(ctx, a, "presence|u"); err != nil {
 		t.Errorf("license kept for later: %v", err)
 	}
-	counts, err = s.DeleteTenantRows(ctx, a)
-	if err != nil || counts[store.TableLicenses] != 1 || counts[store.TablePresence] != 0 {
+	counts, err = tables.Declared().Partitions(s.DB()).Delete(ctx, a)
+	if err != nil || counts[tenants.TableLicenses] != 1 || counts[store.TablePresence] != 0 {
 		t.Errorf("second pass counts = %v, %v; want licenses=1 and nothing else", counts, err)
 	}
-	if _, err := s.DeleteTenantRows(ctx, a, retention.TableDeletionReceipts); err == nil {
+	if _, err := tables.Declared().Partitions(s.DB()).Delete(ctx, a, retention.TableDeletionReceipts); err == nil {
 		t.Error("DeleteTenantRows accepted the operator receipts table")
 	}
 	// Receipts remain; b is whole.

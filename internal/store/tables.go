@@ -172,4 +172,3 @@ func (b *BookingTable) DeleteOutsideWindow(ctx context.Context, tenant core.Tena
 	}
 	return b.DeleteWhere(ctx, tenant, tables.Filter("PartitionKey eq ? and (End le ? or Start ge ?)", tenant, from, to))
 }
-

@@ -104,11 +104,11 @@ func (s *Service) assign(ctx context.Context, a core.Actor, t store.Tenant, uid 
 	case s.dir == nil:
 		return License{}, apperr.New(apperr.Unavailable, "the directory is not connected", nil)
 	}
-	rk, err := store.LicenseKey(Product, uid)
+	rk, err := LicenseKey(Product, uid)
 	if err != nil {
 		return License{}, apperr.New(apperr.Invalid, "user id must be an Entra object id (GUID)", err)
 	}
-	existing, err := s.st.Licenses.Get(ctx, t.ID, rk)
+	existing, err := s.data.Licenses.Get(ctx, t.ID, rk)
 	licensed := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return License{}, fmt.Errorf("read license: %w", err)
@@ -139,7 +139,7 @@ func (s *Service) assign(ctx context.Context, a core.Actor, t store.Tenant, uid 
 
 	now := s.now()
 	if !licensed {
-		existing = store.License{Product: Product, UserID: uid, AssignedAt: now, AssignedBy: a.ID}
+		existing = Assignment{Product: Product, UserID: uid, AssignedAt: now, AssignedBy: a.ID}
 		if err := s.insertLicense(ctx, t, existing); err != nil {
 			return License{}, err
 		}
@@ -156,7 +156,7 @@ const assignLock = "license-assign"
 // insertLicense counts and inserts under the tenant's assignment lease, so concurrent assignments take
 // turns and the count cannot be overtaken. Should the lease be lost meanwhile (a pause longer than its
 // lifetime), it counts again and withdraws its own license if that one is over the limit.
-func (s *Service) insertLicense(ctx context.Context, t store.Tenant, l store.License) error {
+func (s *Service) insertLicense(ctx context.Context, t store.Tenant, l Assignment) error {
 	owner := jobs.NewOwner("")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -184,7 +184,7 @@ func (s *Service) insertLicense(ctx context.Context, t store.Tenant, l store.Lic
 		if len(assigned) >= t.PurchasedLicenses {
 			return errAllAssigned(t.PurchasedLicenses)
 		}
-		if _, err := s.st.Licenses.Insert(ctx, t.ID, l); err != nil && !errors.Is(err, store.ErrExists) {
+		if _, err := s.data.Licenses.Insert(ctx, t.ID, l); err != nil && !errors.Is(err, store.ErrExists) {
 			return fmt.Errorf("write license: %w", err)
 		}
 		return nil
@@ -198,8 +198,8 @@ func (s *Service) insertLicense(ctx context.Context, t store.Tenant, l store.Lic
 		return cerr
 	}
 	if len(assigned) > t.PurchasedLicenses {
-		rk, _ := store.LicenseKey(l.Product, l.UserID)
-		if err := s.st.Licenses.Delete(ctx, t.ID, rk); err != nil && !errors.Is(err, store.ErrNotFound) {
+		rk, _ := LicenseKey(l.Product, l.UserID)
+		if err := s.data.Licenses.Delete(ctx, t.ID, rk); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("withdraw over-limit license: %w", err)
 		}
 		return errAllAssigned(t.PurchasedLicenses)
@@ -211,7 +211,7 @@ func errAllAssigned(purchased int) error {
 	return apperr.New(apperr.Conflict, fmt.Sprintf("all %d purchased licenses are assigned: unassign one or buy more", purchased), nil)
 }
 
-func (s *Service) licenseView(ctx context.Context, t store.Tenant, l store.License) (License, error) {
+func (s *Service) licenseView(ctx context.Context, t store.Tenant, l Assignment) (License, error) {
 	assigned, err := s.assignedUsers(ctx, t.ID)
 	if err != nil {
 		return License{}, err
@@ -254,7 +254,7 @@ func (s *Service) Unassign(ctx context.Context, a core.Actor, tenant core.Tenant
 		if t.State == store.TenantDeleting {
 			return errDeleting
 		}
-		removed, err := RemoveUserData(ctx, s.st, tenant, uid)
+		removed, err := s.removeUserData(ctx, tenant, uid)
 		if err != nil {
 			return err
 		}
@@ -276,12 +276,13 @@ type Removed struct {
 	Rows    int  // rows deleted in all tables, the license included
 }
 
-// RemoveUserData deletes everything the tenant holds about one user: the license first (so a crash
+// removeUserData deletes everything the tenant holds about one user: the license first (so a crash
 // midway leaves an unlicensed remainder that the retention job sweeps), then presence, ledger and the
 // user row with the profile and PBX mapping. Rows already gone are not an error.
-func RemoveUserData(ctx context.Context, st *store.Store, tenant core.TenantID, userID string) (Removed, error) {
+func (s *Service) removeUserData(ctx context.Context, tenant core.TenantID, userID string) (Removed, error) {
+	st := s.st
 	var r Removed
-	rk, err := store.LicenseKey(Product, userID)
+	rk, err := LicenseKey(Product, userID)
 	if err != nil {
 		return r, err
 	}
@@ -296,7 +297,7 @@ func RemoveUserData(ctx context.Context, st *store.Store, tenant core.TenantID, 
 			return fmt.Errorf("delete %s: %w", what, err)
 		}
 	}
-	if err := del("license", func() error { return st.Licenses.Delete(ctx, tenant, rk) }); err != nil {
+	if err := del("license", func() error { return s.data.Licenses.Delete(ctx, tenant, rk) }); err != nil {
 		return r, err
 	}
 	r.License = r.Rows == 1
@@ -316,27 +317,27 @@ func RemoveUserData(ctx context.Context, st *store.Store, tenant core.TenantID, 
 
 // assignedUsers returns the ids of the tenant's licensed users.
 func (s *Service) assignedUsers(ctx context.Context, tenant core.TenantID) (map[string]bool, error) {
-	return AssignedUsers(ctx, s.st, tenant)
+	return s.AssignedUsers(ctx, tenant)
 }
 
 // LicensedUsers returns the ids of the tenant's licensed users (for the retention job's sweep).
 func (s *Service) LicensedUsers(ctx context.Context, tenant core.TenantID) (map[string]bool, error) {
-	return AssignedUsers(ctx, s.st, tenant)
+	return s.AssignedUsers(ctx, tenant)
 }
 
 // RemoveUser deletes everything the tenant holds about one user and answers how many rows went (for the
 // retention job's sweep of unlicensed remainders).
 func (s *Service) RemoveUser(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
-	r, err := RemoveUserData(ctx, s.st, tenant, userID)
+	r, err := s.removeUserData(ctx, tenant, userID)
 	return r.Rows, err
 }
 
 // AssignedUsers returns the ids of the tenant's licensed users (license rows of Product).
-func AssignedUsers(ctx context.Context, st *store.Store, tenant core.TenantID) (map[string]bool, error) {
+func (s *Service) AssignedUsers(ctx context.Context, tenant core.TenantID) (map[string]bool, error) {
 	out := map[string]bool{}
 	opts := &store.ListOptions{Select: []string{"AssignedAt"}}
 	for {
-		page, err := st.Licenses.ListPrefix(ctx, tenant, Product+"|", opts)
+		page, err := s.data.Licenses.ListPrefix(ctx, tenant, Product+"|", opts)
 		if err != nil {
 			return nil, fmt.Errorf("list licenses: %w", err)
 		}

@@ -137,7 +137,7 @@ func TestAssignRaceNeverExceedsPurchased(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	assigned, err := AssignedUsers(ctx, f.st, id)
+	assigned, err := f.svc.AssignedUsers(ctx, id)
 	if err != nil || len(assigned) > 3 || len(assigned) != okCount {
 		t.Errorf("assigned %d (%v), successes %d; want at most 3 and equal", len(assigned), err, okCount)
 	}
@@ -171,9 +171,9 @@ func TestUnassignRemovesTheUsersData(t *testing.T) {
 	if err := f.svc.Unassign(ctx, operator, id, uid(1)); err != nil {
 		t.Fatal(err)
 	}
-	lk, _ := store.LicenseKey(Product, uid(1))
+	lk, _ := LicenseKey(Product, uid(1))
 	gone := map[string]error{
-		"license":  func() error { _, err := f.st.Licenses.Get(ctx, id, lk); return err }(),
+		"license":  func() error { _, err := f.svc.data.Licenses.Get(ctx, id, lk); return err }(),
 		"user":     func() error { _, err := f.st.Users.Get(ctx, id, uid(1)); return err }(),
 		"presence": func() error { _, err := f.st.Presence.Get(ctx, id, uid(1)); return err }(),
 	}
@@ -209,7 +209,7 @@ func TestAssignRepairsMissingProfile(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, newFakeDirectory(user(uid(1), "ada")))
 	id := f.activeTenant(t, 1)
-	if _, err := f.st.Licenses.Insert(ctx, id, store.License{Product: Product, UserID: uid(1), AssignedAt: start.Add(-time.Hour), AssignedBy: "x"}); err != nil {
+	if _, err := f.svc.data.Licenses.Insert(ctx, id, Assignment{Product: Product, UserID: uid(1), AssignedAt: start.Add(-time.Hour), AssignedBy: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	l, err := f.svc.Assign(ctx, operator, id, uid(1))

@@ -148,7 +148,7 @@ func (r *Reconciler) apply(ctx context.Context, tenant core.TenantID, c Director
 	if !gone {
 		return r.s.writeProfile(ctx, tenant, du, now)
 	}
-	if _, err := RemoveUserData(ctx, r.s.st, tenant, c.ID); err != nil {
+	if _, err := r.s.removeUserData(ctx, tenant, c.ID); err != nil {
 		return fmt.Errorf("remove user: %w", err)
 	}
 	r.s.log.InfoContext(ctx, "licensed user removed: deleted or disabled in the directory")
@@ -191,12 +191,12 @@ func (r *Reconciler) snapshot(ctx context.Context, tenant core.TenantID, now tim
 	}
 	day := now.UTC().Truncate(24 * time.Hour)
 	period := time.Date(day.Year(), day.Month(), 1, 0, 0, 0, 0, time.UTC)
-	snap := store.BillingSnapshot{Day: day, Product: Product, Purchased: t.PurchasedLicenses, Assigned: len(assigned),
+	snap := BillingSnapshot{Day: day, Product: Product, Purchased: t.PurchasedLicenses, Assigned: len(assigned),
 		Active: active, PeriodStart: period, TakenAt: now}
 	snap.PeriodPurchased, snap.PeriodAssigned, snap.PeriodActive = snap.Purchased, snap.Assigned, snap.Active
 	opts := &store.ListOptions{}
 	for {
-		page, err := r.s.st.Billing.ListPrefix(ctx, tenant, period.Format("2006-01-"), opts)
+		page, err := r.s.data.Billing.ListPrefix(ctx, tenant, period.Format("2006-01-"), opts)
 		if err != nil {
 			return fmt.Errorf("list billing period: %w", err)
 		}
@@ -212,7 +212,7 @@ func (r *Reconciler) snapshot(ctx context.Context, tenant core.TenantID, now tim
 		}
 		opts.Token = page.Next
 	}
-	if _, err := r.s.st.Billing.Upsert(ctx, tenant, snap); err != nil {
+	if _, err := r.s.data.Billing.Upsert(ctx, tenant, snap); err != nil {
 		return fmt.Errorf("write usage snapshot: %w", err)
 	}
 	if over := snap.Assigned - snap.Purchased; over > 0 {

@@ -13,13 +13,13 @@ import (
 	"github.com/connecthub/connecthub/internal/store"
 )
 
-func (f *fixture) snapshot(t *testing.T, tenant core.TenantID, day time.Time) store.BillingSnapshot {
+func (f *fixture) snapshot(t *testing.T, tenant core.TenantID, day time.Time) BillingSnapshot {
 	t.Helper()
-	rk, err := store.BillingKey(day, Product)
+	rk, err := BillingKey(day, Product)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := f.st.Billing.Get(ctx, tenant, rk)
+	b, err := f.svc.data.Billing.Get(ctx, tenant, rk)
 	if err != nil {
 		t.Fatalf("snapshot of %s: %v", day.Format("2006-01-02"), err)
 	}
@@ -55,7 +55,7 @@ func TestReconcileRefreshesRemovesAndSnapshots(t *testing.T) {
 	}
 	day1 := start.Truncate(24 * time.Hour)
 	got := f.snapshot(t, id, day1)
-	want := store.BillingSnapshot{Day: day1, Product: Product, Purchased: 4, Assigned: 4, Active: 2,
+	want := BillingSnapshot{Day: day1, Product: Product, Purchased: 4, Assigned: 4, Active: 2,
 		PeriodStart: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), PeriodPurchased: 4, PeriodAssigned: 4, PeriodActive: 2, TakenAt: start}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("day 1 snapshot = %+v\nwant              %+v", got, want)
@@ -122,7 +122,7 @@ func TestReconcileRefreshesRemovesAndSnapshots(t *testing.T) {
 	if got.Purchased != 1 || got.Assigned != 2 || got.PeriodPurchased != 4 {
 		t.Errorf("day 3 snapshot = %+v; want purchased 1, assigned 2 kept, period purchased 4", got)
 	}
-	if assigned, _ := AssignedUsers(ctx, f.st, id); len(assigned) != 2 {
+	if assigned, _ := f.svc.AssignedUsers(ctx, id); len(assigned) != 2 {
 		t.Errorf("assignments = %d after the reduction, want 2 (reported, not truncated)", len(assigned))
 	}
 	if trail := f.auditTrail(t, id); trail[len(trail)-1] != "license.overassignment.report/success/system" {
@@ -154,8 +154,8 @@ func TestReconcileSkipsInactiveTenantsAndReportsMissingDirectory(t *testing.T) {
 	}
 	// The snapshot is taken anyway; the suspended tenant is left alone.
 	f.snapshot(t, active, start.Truncate(24*time.Hour))
-	rk, _ := store.BillingKey(start, Product)
-	if _, err := f.st.Billing.Get(ctx, suspended, rk); !errors.Is(err, store.ErrNotFound) {
+	rk, _ := BillingKey(start, Product)
+	if _, err := f.svc.data.Billing.Get(ctx, suspended, rk); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("suspended tenant got a snapshot: %v", err)
 	}
 }

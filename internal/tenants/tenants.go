@@ -79,6 +79,7 @@ type KeyCreator interface {
 // Service runs onboarding, operator actions and license assignment.
 type Service struct {
 	st   *store.Store
+	data *Data
 	keys KeyCreator
 	dir  Directory
 	now  func() time.Time
@@ -106,7 +107,7 @@ func New(o Options) (*Service, error) {
 	if o.ProcessingTimeout <= 0 {
 		o.ProcessingTimeout = 20 * time.Second
 	}
-	return &Service{st: o.Store, keys: o.Keys, dir: o.Directory, now: o.Now, log: o.Log, o: o}, nil
+	return &Service{st: o.Store, data: OpenData(o.Store.DB()), keys: o.Keys, dir: o.Directory, now: o.Now, log: o.Log, o: o}, nil
 }
 
 // View is what an operator sees of a tenant: lifecycle and license counts, no personal data.

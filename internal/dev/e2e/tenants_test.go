@@ -18,6 +18,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/tenants"
 )
 
 const e2eOperator = "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c"
@@ -122,7 +123,7 @@ func TestRetentionTimerThroughDevhost(t *testing.T) {
 		if _, err := s.store.Users.Insert(ctx, id, store.User{ID: "aaaaaaaa-0000-4000-8000-000000000001", DisplayName: "Ada", Licensed: true}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.store.Licenses.Insert(ctx, id, store.License{Product: "presence", UserID: "aaaaaaaa-0000-4000-8000-000000000001", AssignedAt: now}); err != nil {
+		if _, err := tenants.OpenData(s.store.DB()).Licenses.Insert(ctx, id, tenants.Assignment{Product: "presence", UserID: "aaaaaaaa-0000-4000-8000-000000000001", AssignedAt: now}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.secrets.Set(ctx, secrets.PBXCredentialName(id), "token"); err != nil {
@@ -141,8 +142,8 @@ func TestRetentionTimerThroughDevhost(t *testing.T) {
 	if _, err := s.store.Users.Get(ctx, due, "aaaaaaaa-0000-4000-8000-000000000001"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("due tenant's user still stored: %v", err)
 	}
-	rk, _ := store.LicenseKey("presence", "aaaaaaaa-0000-4000-8000-000000000001")
-	if _, err := s.store.Licenses.Get(ctx, due, rk); err != nil {
+	rk, _ := tenants.LicenseKey("presence", "aaaaaaaa-0000-4000-8000-000000000001")
+	if _, err := tenants.OpenData(s.store.DB()).Licenses.Get(ctx, due, rk); err != nil {
 		t.Errorf("license data must stay 30 days: %v", err)
 	}
 	// The handler wrote the secrets file; read it afresh.

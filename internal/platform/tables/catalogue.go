@@ -227,3 +227,11 @@ func (p *Partitions) Count(ctx context.Context, tenant core.TenantID, names ...s
 	}
 	return p.db.CountTenantRows(ctx, tenant, names)
 }
+
+// DeleteKeys deletes the given rows of the tenant in one table (rows already gone are skipped).
+func (p *Partitions) DeleteKeys(ctx context.Context, tenant core.TenantID, name string, rks []string) (int, error) {
+	if err := p.check("delete tenant rows", []string{name}); err != nil {
+		return 0, err
+	}
+	return p.db.table(name).DeleteBatch(ctx, tenant, rks)
+}

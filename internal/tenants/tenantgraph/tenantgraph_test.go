@@ -148,8 +148,8 @@ func TestLicensingOnGraph(t *testing.T) {
 	if n := g.Count(http.MethodGet, "/users/delta") - deltasBefore; n != 1 {
 		t.Errorf("second day made %d delta calls, want 1 (resumed from the delta link, one page)", n)
 	}
-	rk, _ := store.BillingKey(clk.Now(), tenants.Product)
-	if b, err := env.Store.Billing.Get(ctx, tenant, rk); err != nil || b.Assigned != 1 || b.Purchased != 2 || b.PeriodAssigned != 2 {
+	rk, _ := tenants.BillingKey(clk.Now(), tenants.Product)
+	if b, err := tenants.OpenData(env.DB).Billing.Get(ctx, tenant, rk); err != nil || b.Assigned != 1 || b.Purchased != 2 || b.PeriodAssigned != 2 {
 		t.Errorf("day 2 snapshot = %+v, %v", b, err)
 	}
 }
