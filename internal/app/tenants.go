@@ -29,11 +29,15 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 		CertName: w.Config.Presence.AppClientCertName, Auth: graph.AuthOptions{AuthorityHost: w.Config.Presence.AuthorityHost}},
 		graph.Options{BaseURL: w.Config.GraphBaseURL})
 
+	// Presence sync's tables: erased with a user's license, counted for usage, swept by retention.
+	presenceData := presence.OpenData(w.Store.DB())
+	presenceData.SyncErrorRetention = cfg.SyncErrorRetention
+
 	svc, err := tenants.New(tenants.Options{
 		Store: w.Store, Keys: w.Keys, Directory: tenantgraph.Directory{Clients: clients}, Now: clock.Now, Log: w.Log,
 		Policy: policy, AppID: w.Config.AppID, RedirectURI: cfg.AdminConsentRedirectURI, ConsentTTL: cfg.AdminConsentTTL,
 		LoginBaseURL: w.Config.Presence.AuthorityHost, Regions: config.EURegions, BookingWindowDays: cfg.BookingWindowDays,
-		Processing: processing,
+		Processing: processing, UserData: []tenants.UserData{presenceData}, Activity: presenceData,
 	})
 	if err != nil {
 		return err
@@ -49,7 +53,8 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	job, err := retention.New(retention.Options{
 		Store: w.Store, Catalogue: catalogue, Keys: w.Keys, Secrets: sec, Graph: tenantgraph.Subscriptions{Clients: clients}, Licenses: svc,
 		Contracts: tenants.OpenData(w.Store.DB()),
-		Now:       clock.Now, Log: w.Log, Policy: policy, SyncErrorRetention: cfg.SyncErrorRetention,
+		Sweepers:  []retention.Sweeper{presenceData}, Holders: []retention.UserHolder{presenceData},
+		Now: clock.Now, Log: w.Log, Policy: policy,
 		BookingWindowDays: cfg.BookingWindowDays, MaxRows: cfg.RetentionMaxRows, Budget: cfg.JobRunBudget,
 	})
 	if err != nil {
@@ -68,4 +73,8 @@ var (
 	_ retention.Licenses            = (*tenants.Service)(nil)
 	_ retention.ContractRows        = (*tenants.Data)(nil)
 	_ tenants.DeletionPolicy        = retention.Policy{}
+	_ tenants.UserData              = (*presence.Data)(nil)
+	_ tenants.Activity              = (*presence.Data)(nil)
+	_ retention.Sweeper             = (*presence.Data)(nil)
+	_ retention.UserHolder          = (*presence.Data)(nil)
 )

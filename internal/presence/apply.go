@@ -55,6 +55,7 @@ const syncRecord = "presence"
 // the subscription manager (resyncs) share it, so both follow the same rules.
 type Applier struct {
 	st       *store.Store
+	data     *Data
 	pushers  connector.Registry
 	defaults Mapping
 	now      func() time.Time
@@ -92,7 +93,7 @@ func NewApplier(st *store.Store, pushers connector.Registry, defaults Mapping, s
 	if stats == nil {
 		stats = NewStats()
 	}
-	return &Applier{st: st, pushers: pushers, defaults: defaults, now: now, log: log, stats: stats,
+	return &Applier{st: st, data: OpenData(st.DB()), pushers: pushers, defaults: defaults, now: now, log: log, stats: stats,
 		tenants: ttlcache.New[core.TenantID, tenantSettings](settingsTTL, 10_000, now),
 		users:   ttlcache.New[string, userEntry](settingsTTL, 100_000, now)}
 }
@@ -174,7 +175,7 @@ func (a *Applier) apply(ctx context.Context, tenant core.TenantID, o Observation
 	if !ue.found || !ue.user.Licensed || ue.user.ProcessingRestricted {
 		return Skipped, nil
 	}
-	cur, etag, err := a.st.Presence.GetWithETag(ctx, tenant, o.UserID)
+	cur, etag, err := a.data.Presence.GetWithETag(ctx, tenant, o.UserID)
 	exists := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Failed, fmt.Errorf("read presence: %w", err)
@@ -196,7 +197,7 @@ func (a *Applier) apply(ctx context.Context, tenant core.TenantID, o Observation
 		}
 		return Unconfirmed, nil
 	}
-	next := store.Presence{UserID: o.UserID, Availability: o.Availability, Activity: o.Activity, Source: "teams",
+	next := Presence{UserID: o.UserID, Availability: o.Availability, Activity: o.Activity, Source: "teams",
 		PBXState: cur.PBXState, Sequence: o.Sequence, ChangedAt: o.At.UTC()}
 	outcome := Unchanged
 	if string(state) != cur.PBXState {
@@ -220,16 +221,16 @@ func (a *Applier) apply(ctx context.Context, tenant core.TenantID, o Observation
 		next.PBXState, outcome = string(state), Pushed
 	}
 	if exists {
-		_, err = a.st.Presence.Replace(ctx, tenant, next, etag)
+		_, err = a.data.Presence.Replace(ctx, tenant, next, etag)
 	} else {
-		_, err = a.st.Presence.Insert(ctx, tenant, next)
+		_, err = a.data.Presence.Insert(ctx, tenant, next)
 	}
 	if err != nil {
 		// A concurrent writer (a resync racing the worker): the redelivery decides again on fresh data.
 		return Failed, fmt.Errorf("store presence: %w", err)
 	}
 	if outcome == Pushed {
-		if _, err := a.st.Ledger.Upsert(ctx, tenant, store.LedgerEntry{Resource: o.UserID, RecordID: syncRecord, LastModified: next.ChangedAt}); err != nil {
+		if _, err := a.data.Ledger.Upsert(ctx, tenant, LedgerEntry{Resource: o.UserID, RecordID: syncRecord, LastModified: next.ChangedAt}); err != nil {
 			return outcome, fmt.Errorf("record ledger: %w", err)
 		}
 		a.clearFailure(ctx, tenant, o.UserID)
@@ -282,7 +283,7 @@ const (
 	redeliveryHorizon = 5 * time.Hour
 )
 
-func order(o Observation, cur store.Presence, exists bool, now time.Time) verdict {
+func order(o Observation, cur Presence, exists bool, now time.Time) verdict {
 	switch {
 	case exists && older(o, cur):
 		return stale
@@ -305,7 +306,7 @@ func order(o Observation, cur store.Presence, exists bool, now time.Time) verdic
 // when both sides have one. Otherwise only a read is placed by its time, at the precision of a second
 // (the Functions host hands queue timestamps without fractions, so within the same second the later
 // arrival wins); a notification's arrival time proves nothing (see order).
-func older(o Observation, cur store.Presence) bool {
+func older(o Observation, cur Presence) bool {
 	if o.Sequence != "" && cur.Sequence != "" {
 		return compareSequence(o.Sequence, cur.Sequence) <= 0
 	}
@@ -331,11 +332,11 @@ func compareSequence(a, b string) int {
 // and only temporarily (retention S7); failures to record are logged, never hide the push error.
 func (a *Applier) recordFailure(ctx context.Context, tenant core.TenantID, u store.User, code string) {
 	now := a.now().UTC()
-	rk, err := store.SyncErrorKey(u.ID, syncRecord)
+	rk, err := SyncErrorKey(u.ID, syncRecord)
 	if err != nil {
 		return
 	}
-	_, err = a.st.SyncErrors.UpdateOrCreate(ctx, tenant, rk, func(e *store.SyncError, exists bool) error {
+	_, err = a.data.SyncErrors.UpdateOrCreate(ctx, tenant, rk, func(e *SyncError, exists bool) error {
 		if !exists {
 			e.FirstFailedAt = now
 		}
@@ -351,11 +352,11 @@ func (a *Applier) recordFailure(ctx context.Context, tenant core.TenantID, u sto
 }
 
 func (a *Applier) clearFailure(ctx context.Context, tenant core.TenantID, userID string) {
-	rk, err := store.SyncErrorKey(userID, syncRecord)
+	rk, err := SyncErrorKey(userID, syncRecord)
 	if err != nil {
 		return
 	}
-	if err := a.st.SyncErrors.Delete(ctx, tenant, rk); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := a.data.SyncErrors.Delete(ctx, tenant, rk); err != nil && !errors.Is(err, store.ErrNotFound) {
 		a.log.WarnContext(ctx, "clear sync error failed", "user_id", userID, "error", err)
 	}
 }

@@ -72,7 +72,7 @@ func TestWorkerLateDuplicateWithoutSequenceIsNotPushed(t *testing.T) {
 	if got := f.graph.Count(http.MethodPost, presenceRead); got != reads+1 {
 		t.Errorf("presence reads = %d, want %d (the replay confirmed once)", got, reads+1)
 	}
-	if row, _ := f.st.Presence.Get(ctx, f.tenant, u1); row.Availability != "Available" || row.PBXState != "Available" {
+	if row, _ := presence.OpenData(f.st.DB()).Presence.Get(ctx, f.tenant, u1); row.Availability != "Available" || row.PBXState != "Available" {
 		t.Errorf("stored presence = %+v, want Available", row)
 	}
 	// The confirming read went through the service user of the notification's subscription.
@@ -141,7 +141,7 @@ func TestWorkerLateChangeIsConfirmedAndPushed(t *testing.T) {
 		if got := f.graph.Count(http.MethodPost, presenceRead); got != reads+1 {
 			t.Errorf("presence reads = %d, want %d", got, reads+1)
 		}
-		if row, _ := f.st.Presence.Get(ctx, f.tenant, u2); row.Availability != "BeRightBack" || row.ChangedAt.Sub(clk.Now()).Abs() > time.Millisecond {
+		if row, _ := presence.OpenData(f.st.DB()).Presence.Get(ctx, f.tenant, u2); row.Availability != "BeRightBack" || row.ChangedAt.Sub(clk.Now()).Abs() > time.Millisecond {
 			t.Errorf("stored presence = %+v", row)
 		}
 	})
@@ -183,7 +183,7 @@ func TestWorkerConfirmationRetriesWhileGraphIsDown(t *testing.T) {
 	if st, n := f.pusher.last(u1); st != connector.Available || n != pushes {
 		t.Errorf("u1 = %s ×%d: pushed without confirmation", st, n)
 	}
-	if row, _ := f.st.Presence.Get(ctx, f.tenant, u1); row.Availability != "Available" {
+	if row, _ := presence.OpenData(f.st.DB()).Presence.Get(ctx, f.tenant, u1); row.Availability != "Available" {
 		t.Errorf("stored %s while unconfirmed", row.Availability)
 	}
 

@@ -43,12 +43,12 @@ func TestWorkerPushesMappedPresenceOnce(t *testing.T) {
 	if st, n := f.pusher.last(u1); st != connector.Busy || n != 2 { // initial resync + this
 		t.Fatalf("u1 = %s ×%d", st, n)
 	}
-	row, _ := f.st.Presence.Get(ctx, f.tenant, u1)
+	row, _ := presence.OpenData(f.st.DB()).Presence.Get(ctx, f.tenant, u1)
 	if row.Availability != "Busy" || row.Activity != "InACall" || row.PBXState != "Busy" || row.Sequence == "" {
 		t.Errorf("stored presence = %+v", row)
 	}
-	rk, _ := store.LedgerKey(u1, "presence")
-	if le, err := f.st.Ledger.Get(ctx, f.tenant, rk); err != nil || !le.LastModified.Equal(row.ChangedAt) {
+	rk, _ := presence.LedgerKey(u1, "presence")
+	if le, err := presence.OpenData(f.st.DB()).Ledger.Get(ctx, f.tenant, rk); err != nil || !le.LastModified.Equal(row.ChangedAt) {
 		t.Errorf("ledger = %+v, %v", le, err)
 	}
 
@@ -64,7 +64,7 @@ func TestWorkerPushesMappedPresenceOnce(t *testing.T) {
 	if _, n := f.pusher.last(u1); n != 2 {
 		t.Errorf("u1 pushed %d times, want 2 (replay and same-state change not pushed)", n)
 	}
-	if row, _ := f.st.Presence.Get(ctx, f.tenant, u1); row.Activity != "InAMeeting" {
+	if row, _ := presence.OpenData(f.st.DB()).Presence.Get(ctx, f.tenant, u1); row.Activity != "InAMeeting" {
 		t.Errorf("stored activity = %s, want the latest", row.Activity)
 	}
 
@@ -166,8 +166,8 @@ func TestWorkerRetriesWithBackoffThenDeadLetters(t *testing.T) {
 		m.ScheduledEnqueueTime == nil || m.ScheduledEnqueueTime.Sub(now) < 20*time.Second {
 		t.Errorf("copy = %+v (at %v)", m, m.ScheduledEnqueueTime)
 	}
-	rk, _ := store.SyncErrorKey(u1, "presence")
-	se, err := f.st.SyncErrors.Get(ctx, f.tenant, rk)
+	rk, _ := presence.SyncErrorKey(u1, "presence")
+	se, err := presence.OpenData(f.st.DB()).SyncErrors.Get(ctx, f.tenant, rk)
 	if err != nil || se.ErrorCode != "pbx_throttled" || se.Attempts != 1 || se.RecordName != "User a0000000" {
 		t.Errorf("sync error = %+v, %v", se, err)
 	}
@@ -207,7 +207,7 @@ func TestWorkerRetriesWithBackoffThenDeadLetters(t *testing.T) {
 	if err := f.worker.Process(ctx, f.notify(t, u1, "Available", "Available")[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.st.SyncErrors.Get(ctx, f.tenant, rk); !errors.Is(err, store.ErrNotFound) {
+	if _, err := presence.OpenData(f.st.DB()).SyncErrors.Get(ctx, f.tenant, rk); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("sync error after success: %v", err)
 	}
 }
@@ -222,8 +222,8 @@ func TestWorkerPermanentFailureIsReportedNotRetried(t *testing.T) {
 	if msgs := f.sender.take(); len(msgs) != 0 {
 		t.Errorf("rescheduled a permanent failure: %+v", msgs)
 	}
-	rk, _ := store.SyncErrorKey(u2, "presence")
-	if se, err := f.st.SyncErrors.Get(ctx, f.tenant, rk); err != nil || se.ErrorCode != "pbx_unmapped" {
+	rk, _ := presence.SyncErrorKey(u2, "presence")
+	if se, err := presence.OpenData(f.st.DB()).SyncErrors.Get(ctx, f.tenant, rk); err != nil || se.ErrorCode != "pbx_unmapped" {
 		t.Errorf("sync error = %+v, %v", se, err)
 	}
 }
@@ -263,8 +263,8 @@ func TestWorkerUsesTheTenantsMapping(t *testing.T) {
 	if err := f.worker.Process(ctx, f.notify(t, u2, "Busy", "Busy")[0]); err != nil {
 		t.Fatalf("invalid mapping err = %v, want nil (recorded, completed)", err)
 	}
-	rk, _ := store.SyncErrorKey(u2, "presence")
-	if se, err := f.st.SyncErrors.Get(ctx, f.tenant, rk); err != nil || se.ErrorCode != "mapping_invalid" || len(f.pusher.all()) != before {
+	rk, _ := presence.SyncErrorKey(u2, "presence")
+	if se, err := presence.OpenData(f.st.DB()).SyncErrors.Get(ctx, f.tenant, rk); err != nil || se.ErrorCode != "mapping_invalid" || len(f.pusher.all()) != before {
 		t.Errorf("sync error = %+v, %v", se, err)
 	}
 }

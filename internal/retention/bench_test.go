@@ -15,6 +15,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/tables"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
@@ -85,15 +86,15 @@ func seedBulk(b *testing.B, f *fixture) (core.TenantID, int) {
 	b.Helper()
 	id, seed := f.seedTenant(b)
 	n := total(seed.rows)
-	var batch []store.LedgerEntry
+	var batch []presence.LedgerEntry
 	flush := func() {
-		if err := f.st.Ledger.UpsertBatch(ctx, id, batch); err != nil {
+		if err := presence.OpenData(f.st.DB()).Ledger.UpsertBatch(ctx, id, batch); err != nil {
 			b.Fatal(err)
 		}
 		batch = batch[:0]
 	}
 	for i := 0; n < benchRows; i, n = i+1, n+1 {
-		batch = append(batch, store.LedgerEntry{Resource: uid(i % 500), RecordID: fmt.Sprintf("record-%06d", i), LastModified: t0})
+		batch = append(batch, presence.LedgerEntry{Resource: uid(i % 500), RecordID: fmt.Sprintf("record-%06d", i), LastModified: t0})
 		if len(batch) == 2000 {
 			flush()
 		}

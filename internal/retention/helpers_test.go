@@ -23,6 +23,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tables"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
@@ -87,8 +88,9 @@ func newFixture(t testing.TB) *fixture {
 	kill.left.Store(-1)
 	env := storetest.NewEnv(t, storetest.Options{Now: clk.Now,
 		ClientOptions: &aztables.ClientOptions{ClientOptions: azcore.ClientOptions{PerCallPolicies: []policy.Policy{kill}}}})
+	pd := presence.OpenData(env.DB)
 	svc, err := tenants.New(tenants.Options{Store: env.Store, Keys: env.Keys, Now: clk.Now, Policy: policy_,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), UserData: []tenants.UserData{pd}, Activity: pd})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +105,9 @@ func (f *fixture) job(t testing.TB, o Options) *Job {
 	if o.Graph == nil {
 		o.Graph = f.graph
 	}
-	o.SyncErrorRetention, o.BookingWindowDays = 7*24*time.Hour, 21
+	pd := presence.OpenData(f.st.DB())
+	pd.SyncErrorRetention, o.BookingWindowDays = 7*24*time.Hour, 21
+	o.Sweepers, o.Holders = []Sweeper{pd}, []UserHolder{pd}
 	if o.Budget == 0 {
 		o.Budget = time.Minute
 	}
@@ -139,28 +143,28 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 	must(f.st.Tenants.Create(ctx, store.Tenant{ID: id, State: store.TenantActive, PurchasedLicenses: 5, HomeRegion: "westeurope",
 		BookingWindowDays: 21, ServiceUserID: uid(99), ConsentedAt: now.Add(-90 * 24 * time.Hour), CreatedAt: now, UpdatedAt: now}))
 	var users []store.User
-	var presence []store.Presence
+	var presenceRows []presence.Presence
 	var licenses []tenants.Assignment
-	var ledger []store.LedgerEntry
+	var ledger []presence.LedgerEntry
 	for i := 1; i <= 3; i++ {
 		users = append(users, store.User{ID: uid(i), DisplayName: fmt.Sprintf("User %d", i), Mail: fmt.Sprintf("u%d@contoso.example", i),
 			PBXUserID: fmt.Sprintf("pbx-%d", i), Licensed: true, CreatedAt: now})
-		presence = append(presence, store.Presence{UserID: uid(i), Availability: "Busy", Activity: "InACall", ChangedAt: now})
+		presenceRows = append(presenceRows, presence.Presence{UserID: uid(i), Availability: "Busy", Activity: "InACall", ChangedAt: now})
 		licenses = append(licenses, tenants.Assignment{Product: tenants.Product, UserID: uid(i), AssignedAt: now.Add(-24 * time.Hour), AssignedBy: operator.ID})
-		ledger = append(ledger, store.LedgerEntry{Resource: uid(i), RecordID: "rec-a", LastModified: now},
-			store.LedgerEntry{Resource: uid(i), RecordID: "rec-b", LastModified: now})
+		ledger = append(ledger, presence.LedgerEntry{Resource: uid(i), RecordID: "rec-a", LastModified: now},
+			presence.LedgerEntry{Resource: uid(i), RecordID: "rec-b", LastModified: now})
 	}
-	ledger = append(ledger, store.LedgerEntry{Resource: "contacts", RecordID: "c1", LastModified: now},
-		store.LedgerEntry{Resource: "contacts", RecordID: "c2", LastModified: now})
+	ledger = append(ledger, presence.LedgerEntry{Resource: "contacts", RecordID: "c1", LastModified: now},
+		presence.LedgerEntry{Resource: "contacts", RecordID: "c2", LastModified: now})
 	must(f.st.Users.InsertBatch(ctx, id, users))
-	must(f.st.Presence.InsertBatch(ctx, id, presence))
+	must(presence.OpenData(f.st.DB()).Presence.InsertBatch(ctx, id, presenceRows))
 	must(tenants.OpenData(f.st.DB()).Licenses.InsertBatch(ctx, id, licenses))
-	must(f.st.Ledger.InsertBatch(ctx, id, ledger))
+	must(presence.OpenData(f.st.DB()).Ledger.InsertBatch(ctx, id, ledger))
 	must(f.st.Subscriptions.InsertBatch(ctx, id, []store.Subscription{
 		{ID: "sub-presence-" + string(id)[:8], Kind: store.KindPresence, Resource: "/communications/presences", ExpiresAt: now.Add(time.Hour)},
 		{ID: "sub-rooms-" + string(id)[:8], Kind: store.KindBooking, Resource: "/users/room1/events", ExpiresAt: now.Add(time.Hour)},
 	}))
-	must(f.st.SyncErrors.InsertBatch(ctx, id, []store.SyncError{
+	must(presence.OpenData(f.st.DB()).SyncErrors.InsertBatch(ctx, id, []presence.SyncError{
 		{Resource: "contacts", RecordID: "c9", RecordName: "Jane Doe", ErrorCode: "conflict", Attempts: 1, FirstFailedAt: now, LastFailedAt: now},
 		{Resource: "contacts", RecordID: "c8", RecordName: "John Doe", ErrorCode: "conflict", Attempts: 2, FirstFailedAt: now, LastFailedAt: now},
 	}))
@@ -190,8 +194,8 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 	must(f.env.Secrets.Set(ctx, secrets.PBXCredentialName(id), "pbx-token"))
 
 	return id, seeded{
-		rows: map[string]int{store.TableTenants: 1, store.TableUsers: 3, store.TablePresence: 3, tenants.TableLicenses: 3,
-			store.TableLedger: 8, store.TableSubscriptions: 2, store.TableSyncErrors: 2, store.TableBookings: 2,
+		rows: map[string]int{store.TableTenants: 1, store.TableUsers: 3, presence.TablePresence: 3, tenants.TableLicenses: 3,
+			presence.TableLedger: 8, store.TableSubscriptions: 2, presence.TableSyncErrors: 2, store.TableBookings: 2,
 			tenants.TableBilling: 2, audit.TableAudit: 1, store.TableAuthorisations: 1, store.TableIncidents: 1, jobs.TableJobs: 1},
 		secrets: []string{secrets.TenantDataKeyName(id), secrets.PBXCredentialName(id), su},
 		subs:    2,

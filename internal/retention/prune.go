@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,7 +14,8 @@ import (
 )
 
 // prune applies the rules that hold while a tenant is a customer: bookings only inside the booking
-// window, sync errors only for a few days, and nothing about users who hold no license.
+// window, each module's own rules (Options.Sweepers: presence sync's sync errors only for a few days),
+// and nothing about users who hold no license.
 func (r *run) prune(ctx context.Context, t store.Tenant, now time.Time) error {
 	ctx = core.WithTenant(ctx, t.ID)
 	counts := map[string]int{}
@@ -33,8 +36,15 @@ func (r *run) prune(ctx context.Context, t store.Tenant, now time.Time) error {
 	n, err := r.st.Bookings.DeleteOutsideWindow(ctx, t.ID, from, from.AddDate(0, 0, days))
 	add(store.TableBookings, n, wrap("prune bookings", err))
 
-	n, err = r.st.SyncErrors.DeleteFirstFailedBefore(ctx, t.ID, now.Add(-r.j.o.SyncErrorRetention))
-	add(store.TableSyncErrors, n, wrap("prune sync errors", err))
+	for _, sw := range r.j.o.Sweepers {
+		swept, err := sw.Sweep(ctx, t, now)
+		for table, n := range swept {
+			add(table, n, nil)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 
 	if err := r.pruneUnlicensed(ctx, t.ID, add); err != nil {
 		errs = append(errs, err)
@@ -45,9 +55,11 @@ func (r *run) prune(ctx context.Context, t store.Tenant, now time.Time) error {
 		total += n
 	}
 	if total > 0 {
-		r.log.InfoContext(ctx, "retention pruned rows", "bookings", counts[store.TableBookings],
-			"syncerrors", counts[store.TableSyncErrors], "presence", counts[store.TablePresence],
-			"ledger", counts[store.TableLedger], "users", counts[store.TableUsers])
+		args := make([]any, 0, 2*len(counts))
+		for _, table := range slices.Sorted(maps.Keys(counts)) {
+			args = append(args, table, counts[table])
+		}
+		r.log.InfoContext(ctx, "retention pruned rows", args...)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("prune tenant %s: %w", t.ID, err)
@@ -55,48 +67,34 @@ func (r *run) prune(ctx context.Context, t store.Tenant, now time.Time) error {
 	return nil
 }
 
-// pruneUnlicensed deletes presence, ledger and user rows of users without a license: left behind by an
-// unassignment that died midway, or written by a late notification after it.
+// pruneUnlicensed erases the users that some module holds rows about but who hold no license: left
+// behind by an unassignment that died midway, or written by a late notification after it.
 func (r *run) pruneUnlicensed(ctx context.Context, tenant core.TenantID, add func(string, int, error)) error {
 	licensed, err := r.j.o.Licenses.LicensedUsers(ctx, tenant)
 	if err != nil {
 		return err
 	}
-	remove := func(userID string) {
-		rows, err := r.j.o.Licenses.RemoveUser(ctx, tenant, userID)
-		add(store.TableUsers, rows, wrap("remove unlicensed user", err))
-	}
-	seen := map[string]bool{}
-	for p, err := range r.st.Presence.All(ctx, tenant, &store.ListOptions{Select: []string{"ChangedAt"}}) {
+	var held []string
+	for _, h := range r.j.o.Holders {
+		ids, err := h.UsersWithData(ctx, tenant)
 		if err != nil {
-			return fmt.Errorf("list presence: %w", err)
+			return err
 		}
-		if id := strings.ToLower(p.UserID); !licensed[id] && !seen[id] {
-			seen[id] = true
-			remove(p.UserID)
-		}
+		held = append(held, ids...)
 	}
 	for u, err := range r.st.Users.All(ctx, tenant, &store.ListOptions{Select: []string{"Licensed"}}) {
 		if err != nil {
 			return fmt.Errorf("list users: %w", err)
 		}
-		if id := strings.ToLower(u.ID); !licensed[id] && !seen[id] {
+		held = append(held, u.ID)
+	}
+	seen := map[string]bool{}
+	for _, userID := range held {
+		if id := strings.ToLower(userID); !licensed[id] && !seen[id] {
 			seen[id] = true
-			remove(u.ID)
+			rows, err := r.j.o.Licenses.RemoveUser(ctx, tenant, userID)
+			add("unlicensed-user-rows", rows, wrap("remove unlicensed user", err))
 		}
-	}
-	resources, err := r.st.Ledger.Resources(ctx, tenant)
-	if err != nil {
-		return fmt.Errorf("list ledger resources: %w", err)
-	}
-	for _, res := range resources {
-		// Only user-scoped resources (named by the user's object id) belong to a user.
-		id, err := core.ParseTenantID(res)
-		if err != nil || licensed[string(id)] || seen[string(id)] {
-			continue
-		}
-		n, err := r.st.Ledger.DeleteResource(ctx, tenant, res)
-		add(store.TableLedger, n, wrap("prune ledger", err))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
@@ -51,11 +52,11 @@ func TestRoutinePruning(t *testing.T) {
 		{"young", now.Add(-7*day + time.Second), true},
 		{"fresh", now, true},
 	}
-	var ses []store.SyncError
+	var ses []presence.SyncError
 	for _, s := range syncErrors {
-		ses = append(ses, store.SyncError{Resource: "contacts", RecordID: s.id, RecordName: "Name " + s.id, ErrorCode: "x", FirstFailedAt: s.first, LastFailedAt: now})
+		ses = append(ses, presence.SyncError{Resource: "contacts", RecordID: s.id, RecordName: "Name " + s.id, ErrorCode: "x", FirstFailedAt: s.first, LastFailedAt: now})
 	}
-	if err := f.st.SyncErrors.InsertBatch(ctx, id, ses); err != nil {
+	if err := presence.OpenData(f.st.DB()).SyncErrors.InsertBatch(ctx, id, ses); err != nil {
 		t.Fatal(err)
 	}
 	// uid(1) licensed with all its rows; uid(2) unassigned but left behind; uid(3) presence only (late
@@ -69,15 +70,15 @@ func TestRoutinePruning(t *testing.T) {
 		}
 	}
 	for _, u := range []int{1, 2, 3} {
-		if _, err := f.st.Presence.Upsert(ctx, id, store.Presence{UserID: uid(u), Availability: "Away", ChangedAt: now}); err != nil {
+		if _, err := presence.OpenData(f.st.DB()).Presence.Upsert(ctx, id, presence.Presence{UserID: uid(u), Availability: "Away", ChangedAt: now}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var ledger []store.LedgerEntry
+	var ledger []presence.LedgerEntry
 	for _, r := range []string{uid(1), uid(2), uid(4), "contacts"} {
-		ledger = append(ledger, store.LedgerEntry{Resource: r, RecordID: "a", LastModified: now}, store.LedgerEntry{Resource: r, RecordID: "b", LastModified: now})
+		ledger = append(ledger, presence.LedgerEntry{Resource: r, RecordID: "a", LastModified: now}, presence.LedgerEntry{Resource: r, RecordID: "b", LastModified: now})
 	}
-	if err := f.st.Ledger.InsertBatch(ctx, id, ledger); err != nil {
+	if err := presence.OpenData(f.st.DB()).Ledger.InsertBatch(ctx, id, ledger); err != nil {
 		t.Fatal(err)
 	}
 
@@ -94,33 +95,33 @@ func TestRoutinePruning(t *testing.T) {
 		}
 	}
 	for _, s := range syncErrors {
-		rk, _ := store.SyncErrorKey("contacts", s.id)
-		_, err := f.st.SyncErrors.Get(ctx, id, rk)
+		rk, _ := presence.SyncErrorKey("contacts", s.id)
+		_, err := presence.OpenData(f.st.DB()).SyncErrors.Get(ctx, id, rk)
 		if kept := err == nil; kept != s.keep {
 			t.Errorf("sync error %s: kept = %v, want %v", s.id, kept, s.keep)
 		}
 	}
-	var users, presence []string
+	var users, present []string
 	for u, err := range f.st.Users.All(ctx, id, &store.ListOptions{Select: []string{"Licensed"}}) {
 		if err != nil {
 			t.Fatal(err)
 		}
 		users = append(users, u.ID)
 	}
-	for p, err := range f.st.Presence.All(ctx, id, nil) {
+	for p, err := range presence.OpenData(f.st.DB()).Presence.All(ctx, id, nil) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		presence = append(presence, p.UserID)
+		present = append(present, p.UserID)
 	}
-	resources, err := f.st.Ledger.Resources(ctx, id)
+	resources, err := presence.OpenData(f.st.DB()).Ledger.Resources(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sort.Strings(resources)
-	if fmt.Sprint(users) != fmt.Sprint([]string{uid(1)}) || fmt.Sprint(presence) != fmt.Sprint([]string{uid(1)}) ||
+	if fmt.Sprint(users) != fmt.Sprint([]string{uid(1)}) || fmt.Sprint(present) != fmt.Sprint([]string{uid(1)}) ||
 		fmt.Sprint(resources) != fmt.Sprint([]string{uid(1), "contacts"}) {
-		t.Errorf("after pruning: users %v, presence %v, ledger resources %v; want only the licensed user's and the shared resource", users, presence, resources)
+		t.Errorf("after pruning: users %v, presence %v, ledger resources %v; want only the licensed user's and the shared resource", users, present, resources)
 	}
 	if _, err := f.st.Tenants.Get(ctx, id); err != nil {
 		t.Errorf("tenant row: %v", err)

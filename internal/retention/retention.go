@@ -71,6 +71,18 @@ type ContractRows interface {
 	EndedContractRows(ctx context.Context, tenant core.TenantID, table string, cutoff time.Time) ([]string, error)
 }
 
+// Sweeper applies a module's own retention rules to a live tenant's rows (presence sync: sync errors
+// older than a few days) and answers the rows it deleted per table. Declared here, wired in app.
+type Sweeper interface {
+	Sweep(ctx context.Context, t store.Tenant, now time.Time) (map[string]int, error)
+}
+
+// UserHolder lists the users a module holds rows about, so that the sweep finds the remainders of users
+// who hold no license (presence sync: presence rows and user-scoped ledger resources).
+type UserHolder interface {
+	UsersWithData(ctx context.Context, tenant core.TenantID) ([]string, error)
+}
+
 // Options configure the job.
 type Options struct {
 	Store *store.Store
@@ -88,8 +100,10 @@ type Options struct {
 	Now      func() time.Time
 	Log      *slog.Logger
 	Policy   Policy
-	// SyncErrorRetention: sync errors first failed longer ago are deleted.
-	SyncErrorRetention time.Duration
+	// Sweepers keep the modules' own rules for live tenants; Holders say whom the modules hold rows
+	// about. Licenses.RemoveUser erases an unlicensed user from every module.
+	Sweepers []Sweeper
+	Holders  []UserHolder
 	// BookingWindowDays is the window of tenants that set none, and the most any tenant may keep.
 	BookingWindowDays int
 	// MaxRows bounds the rows one run deletes; Budget its time.
@@ -111,7 +125,7 @@ func New(o Options) (*Job, error) {
 		return nil, errors.New("retention: store, catalogue, key ring, secrets, licenses and contracts are required")
 	}
 	if o.Policy.CancelledRetention <= 0 || o.Policy.SuspendedRetention <= 0 || o.Policy.LicenseRetention <= 0 ||
-		o.Policy.BillingRetention <= 0 || o.SyncErrorRetention <= 0 || o.BookingWindowDays <= 0 {
+		o.Policy.BillingRetention <= 0 || o.BookingWindowDays <= 0 {
 		return nil, errors.New("retention: every period must be set")
 	}
 	if o.Now == nil {

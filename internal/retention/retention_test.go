@@ -15,6 +15,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
@@ -86,7 +87,7 @@ func TestRetentionBoundaries(t *testing.T) {
 				t.Errorf("graph deletions = %v", f.graph.deleted)
 			}
 			// The neighbour keeps everything but what ages out by the routine rules (sync errors after 7 days).
-			if got, want := without(f.scan(t, other), store.TableSyncErrors), without(otherBefore, store.TableSyncErrors); fmt.Sprint(got) != fmt.Sprint(want) {
+			if got, want := without(f.scan(t, other), presence.TableSyncErrors), without(otherBefore, presence.TableSyncErrors); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("neighbour tenant changed: %v, was %v", got, want)
 			}
 			recs := f.receipts(t, id)
@@ -163,8 +164,8 @@ func TestReactivationWithinGraceKeepsEverything(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Bookings and sync errors age out by the routine rules as days pass; everything else stays.
-		got := without(f.scan(t, id), store.TableBookings, store.TableSyncErrors)
-		if want := without(before, store.TableBookings, store.TableSyncErrors); fmt.Sprint(got) != fmt.Sprint(want) {
+		got := without(f.scan(t, id), store.TableBookings, presence.TableSyncErrors)
+		if want := without(before, store.TableBookings, presence.TableSyncErrors); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("at +%s: scan = %v, want %v", at, got, want)
 		}
 	}
@@ -307,11 +308,11 @@ func TestRunIsBoundedAndResumes(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	id, _ := f.seedTenant(t)
-	var extra []store.LedgerEntry
+	var extra []presence.LedgerEntry
 	for i := range 500 {
-		extra = append(extra, store.LedgerEntry{Resource: "contacts", RecordID: fmt.Sprintf("bulk-%03d", i), LastModified: t0})
+		extra = append(extra, presence.LedgerEntry{Resource: "contacts", RecordID: fmt.Sprintf("bulk-%03d", i), LastModified: t0})
 	}
-	if err := f.st.Ledger.UpsertBatch(ctx, id, extra); err != nil {
+	if err := presence.OpenData(f.st.DB()).Ledger.UpsertBatch(ctx, id, extra); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.svc.Cancel(ctx, operator, id); err != nil {

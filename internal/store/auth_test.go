@@ -17,6 +17,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -55,10 +56,10 @@ func TestClientFromConnectionString(t *testing.T) {
 	}
 	storetest.Prepare(t, st.DB())
 	a := storetest.NewTenantID(t)
-	if _, err := st.Presence.Insert(ctx, a, store.Presence{UserID: "u1", Availability: "Away"}); err != nil {
+	if _, err := presence.OpenData(st.DB()).Presence.Insert(ctx, a, presence.Presence{UserID: "u1", Availability: "Away"}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := st.Presence.Get(ctx, a, "u1"); err != nil || got.Availability != "Away" {
+	if got, err := presence.OpenData(st.DB()).Presence.Get(ctx, a, "u1"); err != nil || got.Availability != "Away" {
 		t.Errorf("Get = %+v, %v", got, err)
 	}
 	// Without a Sealer, personal fields are refused rather than written in clear.

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -14,11 +15,11 @@ import (
 func BenchmarkPointRead(b *testing.B) {
 	env := storetest.NewEnv(b, storetest.Options{})
 	a := env.NewTenant(b)
-	if _, err := env.Store.Presence.Insert(ctx, a, store.Presence{UserID: "u1", Availability: "Busy", Activity: "InACall"}); err != nil {
+	if _, err := presence.OpenData(env.DB).Presence.Insert(ctx, a, presence.Presence{UserID: "u1", Availability: "Busy", Activity: "InACall"}); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if _, err := env.Store.Presence.Get(ctx, a, "u1"); err != nil {
+		if _, err := presence.OpenData(env.DB).Presence.Get(ctx, a, "u1"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -28,7 +29,7 @@ func BenchmarkPointWrite(b *testing.B) {
 	env := storetest.NewEnv(b, storetest.Options{})
 	a := env.NewTenant(b)
 	for b.Loop() {
-		if _, err := env.Store.Presence.Upsert(ctx, a, store.Presence{UserID: "u1", Availability: "Busy", Activity: "InACall"}); err != nil {
+		if _, err := presence.OpenData(env.DB).Presence.Upsert(ctx, a, presence.Presence{UserID: "u1", Availability: "Busy", Activity: "InACall"}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -60,7 +61,7 @@ func BenchmarkBatch100(b *testing.B) {
 		for i := range rows {
 			rows[i].Activity = fmt.Sprint(n)
 		}
-		if err := env.Store.Presence.UpsertBatch(ctx, a, rows); err != nil {
+		if err := presence.OpenData(env.DB).Presence.UpsertBatch(ctx, a, rows); err != nil {
 			b.Fatal(err)
 		}
 		n++

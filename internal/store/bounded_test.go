@@ -8,6 +8,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/tables"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -21,19 +22,19 @@ func TestDeleteTenantRowsUpToAndCount(t *testing.T) {
 	s := env.Store
 	a, b := env.NewTenant(t), env.NewTenant(t)
 	seed := func(tenant core.TenantID, n int) {
-		var es []store.LedgerEntry
+		var es []presence.LedgerEntry
 		for i := range n {
-			es = append(es, store.LedgerEntry{Resource: "r", RecordID: fmt.Sprintf("rec-%04d", i), LastModified: time.Now()})
+			es = append(es, presence.LedgerEntry{Resource: "r", RecordID: fmt.Sprintf("rec-%04d", i), LastModified: time.Now()})
 		}
-		if err := s.Ledger.InsertBatch(ctx, tenant, es); err != nil {
+		if err := presence.OpenData(s.DB()).Ledger.InsertBatch(ctx, tenant, es); err != nil {
 			t.Fatal(err)
 		}
 	}
 	seed(a, 250)
 	seed(b, 7)
 
-	counts, err := tables.Declared().Partitions(s.DB()).Count(ctx, a, store.TableLedger, store.TableUsers)
-	if err != nil || counts[store.TableLedger] != 250 || counts[store.TableUsers] != 0 {
+	counts, err := tables.Declared().Partitions(s.DB()).Count(ctx, a, presence.TableLedger, store.TableUsers)
+	if err != nil || counts[presence.TableLedger] != 250 || counts[store.TableUsers] != 0 {
 		t.Fatalf("CountTenantRows = %v, %v; want ledger 250, users 0", counts, err)
 	}
 
@@ -44,7 +45,7 @@ func TestDeleteTenantRowsUpToAndCount(t *testing.T) {
 	var got []step
 	before := c.batches.Load()
 	for range 10 {
-		n, more, err := tables.Declared().Partitions(s.DB()).DeleteUpTo(ctx, a, store.TableLedger, 100)
+		n, more, err := tables.Declared().Partitions(s.DB()).DeleteUpTo(ctx, a, presence.TableLedger, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,11 +61,11 @@ func TestDeleteTenantRowsUpToAndCount(t *testing.T) {
 	if batches := c.batches.Load() - before; batches != 3 {
 		t.Errorf("batches = %d, want 3 (one per step of at most 100)", batches)
 	}
-	if n, more, err := tables.Declared().Partitions(s.DB()).DeleteUpTo(ctx, a, store.TableLedger, 100); n != 0 || more || err != nil {
+	if n, more, err := tables.Declared().Partitions(s.DB()).DeleteUpTo(ctx, a, presence.TableLedger, 100); n != 0 || more || err != nil {
 		t.Errorf("on an empty partition = %d, %v, %v; want 0, false, nil", n, more, err)
 	}
-	if counts, _ := tables.Declared().Partitions(s.DB()).Count(ctx, b, store.TableLedger); counts[store.TableLedger] != 7 {
-		t.Errorf("other tenant's rows = %d, want 7 untouched", counts[store.TableLedger])
+	if counts, _ := tables.Declared().Partitions(s.DB()).Count(ctx, b, presence.TableLedger); counts[presence.TableLedger] != 7 {
+		t.Errorf("other tenant's rows = %d, want 7 untouched", counts[presence.TableLedger])
 	}
 	if _, _, err := tables.Declared().Partitions(s.DB()).DeleteUpTo(ctx, a, retention.TableDeletionReceipts, 10); err == nil {
 		t.Error("deleting receipts through the per-tenant path succeeded; receipts outlive the tenant")
@@ -108,23 +109,23 @@ func TestLedgerResourcesSkipScan(t *testing.T) {
 	env := storetest.NewEnv(t, storetest.Options{ClientOptions: countingOptions(c)})
 	s := env.Store
 	a, b := env.NewTenant(t), env.NewTenant(t)
-	var es []store.LedgerEntry
+	var es []presence.LedgerEntry
 	for _, r := range []string{"contacts", "aaaaaaaa-0000-4000-8000-000000000001", "zeta", "contacts2"} {
 		for i := range 50 {
-			es = append(es, store.LedgerEntry{Resource: r, RecordID: fmt.Sprintf("%s-%d", r, i), LastModified: time.Now()})
+			es = append(es, presence.LedgerEntry{Resource: r, RecordID: fmt.Sprintf("%s-%d", r, i), LastModified: time.Now()})
 		}
 	}
-	if err := s.Ledger.UpsertBatch(ctx, a, es[:100]); err != nil {
+	if err := presence.OpenData(s.DB()).Ledger.UpsertBatch(ctx, a, es[:100]); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Ledger.UpsertBatch(ctx, a, es[100:]); err != nil {
+	if err := presence.OpenData(s.DB()).Ledger.UpsertBatch(ctx, a, es[100:]); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Ledger.UpsertBatch(ctx, b, []store.LedgerEntry{{Resource: "other", RecordID: "x"}}); err != nil {
+	if err := presence.OpenData(s.DB()).Ledger.UpsertBatch(ctx, b, []presence.LedgerEntry{{Resource: "other", RecordID: "x"}}); err != nil {
 		t.Fatal(err)
 	}
 	before := c.total.Load()
-	got, err := s.Ledger.Resources(ctx, a)
+	got, err := presence.OpenData(s.DB()).Ledger.Resources(ctx, a)
 	want := []string{"aaaaaaaa-0000-4000-8000-000000000001", "contacts2", "contacts", "zeta"} // key order: "2" < "|"
 	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Resources = %v, %v; want %v", got, err, want)
@@ -132,7 +133,7 @@ func TestLedgerResourcesSkipScan(t *testing.T) {
 	if n := c.total.Load() - before; n > int64(len(want))+2 {
 		t.Errorf("Resources made %d requests for 200 rows in %d resources; want about one per resource", n, len(want))
 	}
-	if got, err := s.Ledger.Resources(ctx, storetest.NewTenantID(t)); err != nil || len(got) != 0 {
+	if got, err := presence.OpenData(s.DB()).Ledger.Resources(ctx, storetest.NewTenantID(t)); err != nil || len(got) != 0 {
 		t.Errorf("Resources of an empty ledger = %v, %v", got, err)
 	}
 }

@@ -23,10 +23,7 @@ const (
 // Tables are the tables still declared here, until they move to their modules.
 var Tables = []tables.Spec{
 	tables.SpecOf[User](TableUsers, "tenants", RetainTenantData),
-	tables.SpecOf[Presence](TablePresence, "presence", RetainTenantData),
 	tables.SpecOf[Subscription](TableSubscriptions, "presence", RetainTenantData),
-	tables.SpecOf[LedgerEntry](TableLedger, "presence", RetainTenantData),
-	tables.SpecOf[SyncError](TableSyncErrors, "presence", RetainTenantData),
 	tables.SpecOf[Booking](TableBookings, "bookings", RetainTenantData),
 	tables.SpecOf[Authorisation](TableAuthorisations, "access", RetainTenantData),
 	tables.SpecOf[Incident](TableIncidents, "privacy", RetainTenantData),

@@ -79,20 +79,6 @@ type User struct {
 func (u *User) RowKey() (string, error)   { return tables.SimpleKey("user id", u.ID) }
 func (u *User) SetRowKey(rk string) error { u.ID = rk; return nil }
 
-// Presence is a user's current presence only (table presence); each change overwrites it.
-type Presence struct {
-	UserID       string    `table:"key,personal"`
-	Availability string    `table:"personal"` // Graph availability, e.g. "Busy"
-	Activity     string    `table:"personal"` // Graph activity, e.g. "InACall"
-	Source       string    // "teams" or "pbx": which side reported it
-	PBXState     string    `table:"personal"` // state last pushed to the PBX, to skip duplicate pushes
-	Sequence     string    // Graph's sequenceNumber of this state, to drop out-of-order notifications
-	ChangedAt    time.Time `table:"personal"` // when the state changed
-}
-
-func (p *Presence) RowKey() (string, error)   { return tables.SimpleKey("user id", p.UserID) }
-func (p *Presence) SetRowKey(rk string) error { p.UserID = rk; return nil }
-
 // SubscriptionKind says what a Graph subscription feeds.
 type SubscriptionKind string
 
@@ -118,68 +104,6 @@ type Subscription struct {
 
 func (s *Subscription) RowKey() (string, error)   { return tables.SimpleKey("subscription id", s.ID) }
 func (s *Subscription) SetRowKey(rk string) error { s.ID = rk; return nil }
-
-// LedgerEntry records that a record of a resource was processed: only its id and last-modified date
-// (table ledger), for idempotency and change detection.
-type LedgerEntry struct {
-	Resource     string `table:"key,personal"` // row key part 1: a short resource name, e.g. "contacts" (no | / \ # ? ')
-	RecordID     string `table:"key,personal"` // row key part 2: the record's id at its source, stored encoded
-	LastModified time.Time
-}
-
-// LedgerKey is the row key of (resource, recordID), for Get/Delete.
-func LedgerKey(resource, recordID string) (string, error) {
-	return (&LedgerEntry{Resource: resource, RecordID: recordID}).RowKey()
-}
-
-func (l *LedgerEntry) RowKey() (string, error) { return resourceRecordKey(l.Resource, l.RecordID) }
-func (l *LedgerEntry) SetRowKey(rk string) (err error) {
-	l.Resource, l.RecordID, err = splitResourceRecordKey(rk)
-	return err
-}
-
-func resourceRecordKey(resource, recordID string) (string, error) {
-	if err := tables.ValidateKeyPart("resource", resource); err != nil {
-		return "", err
-	}
-	id, err := tables.EncodeForeignID("record id", recordID)
-	if err != nil {
-		return "", err
-	}
-	return tables.JoinKey(resource, id), nil
-}
-
-func splitResourceRecordKey(rk string) (resource, recordID string, err error) {
-	parts, err := tables.SplitKey("resource/record key", rk, 2)
-	if err != nil {
-		return "", "", err
-	}
-	id, err := tables.DecodeForeignID("record id", parts[1])
-	return parts[0], id, err
-}
-
-// SyncError remembers a record that failed to sync (table syncerrors). Its name is kept only
-// temporarily, for the error notification, and sealed.
-type SyncError struct {
-	Resource      string `table:"key,personal"` // row key part 1
-	RecordID      string `table:"key,personal"` // row key part 2, stored encoded
-	RecordName    string `table:"sealed"`
-	ErrorCode     string // our code for the failure, never the remote message
-	Attempts      int
-	FirstFailedAt time.Time
-	LastFailedAt  time.Time
-}
-
-// SyncErrorKey is the row key of (resource, recordID).
-func SyncErrorKey(resource, recordID string) (string, error) {
-	return resourceRecordKey(resource, recordID)
-}
-
-func (s *SyncError) RowKey() (string, error) { return resourceRecordKey(s.Resource, s.RecordID) }
-func (s *SyncError) SetRowKey(rk string) (err error) {
-	s.Resource, s.RecordID, err = splitResourceRecordKey(rk)
-	return err
-}
 
 // Booking is a cached room booking (table bookings): times and free/busy only — no subject, no attendees.
 type Booking struct {

@@ -10,6 +10,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/tables"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
@@ -173,12 +174,12 @@ func TestEveryTableCRUDAndTenantIsolation(t *testing.T) {
 			crudAndIsolation(t, s.Tenants.TenantTable(), store.RowKeyOf[store.Tenant], a, b)
 		}},
 		{store.TableUsers, func(t *testing.T) { crudAndIsolation(t, s.Users, store.RowKeyOf[store.User], a, b) }},
-		{store.TablePresence, func(t *testing.T) { crudAndIsolation(t, s.Presence, store.RowKeyOf[store.Presence], a, b) }},
+		{presence.TablePresence, func(t *testing.T) { crudAndIsolation(t, presence.OpenData(s.DB()).Presence, store.RowKeyOf[presence.Presence], a, b) }},
 		{store.TableSubscriptions, func(t *testing.T) {
 			crudAndIsolation(t, s.Subscriptions, store.RowKeyOf[store.Subscription], a, b)
 		}},
-		{store.TableLedger, func(t *testing.T) { crudAndIsolation(t, s.Ledger, store.RowKeyOf[store.LedgerEntry], a, b) }},
-		{store.TableSyncErrors, func(t *testing.T) { crudAndIsolation(t, s.SyncErrors, store.RowKeyOf[store.SyncError], a, b) }},
+		{presence.TableLedger, func(t *testing.T) { crudAndIsolation(t, presence.OpenData(s.DB()).Ledger, store.RowKeyOf[presence.LedgerEntry], a, b) }},
+		{presence.TableSyncErrors, func(t *testing.T) { crudAndIsolation(t, presence.OpenData(s.DB()).SyncErrors, store.RowKeyOf[presence.SyncError], a, b) }},
 		{store.TableBookings, func(t *testing.T) { crudAndIsolation(t, s.Bookings, store.RowKeyOf[store.Booking], a, b) }},
 		{tenants.TableLicenses, func(t *testing.T) {
 			crudAndIsolation(t, tenants.OpenData(s.DB()).Licenses, store.RowKeyOf[tenants.Assignment], a, b)

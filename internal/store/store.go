@@ -21,10 +21,7 @@ type (
 const (
 	TableTenants        = "tenants"
 	TableUsers          = "users"
-	TablePresence       = "presence"
 	TableSubscriptions  = "subscriptions"
-	TableLedger         = "ledger"
-	TableSyncErrors     = "syncerrors"
 	TableBookings       = "bookings"
 	TableAuthorisations = "authorisations"
 	TableIncidents      = "incidents"
@@ -36,10 +33,7 @@ type Store struct {
 
 	Tenants        *TenantRegistry
 	Users          *tables.Table[User, *User]
-	Presence       *tables.Table[Presence, *Presence]
 	Subscriptions  *tables.Table[Subscription, *Subscription]
-	Ledger         *LedgerTable
-	SyncErrors     *SyncErrorTable
 	Bookings       *BookingTable
 	Audit          *audit.Log
 	Authorisations *tables.Table[Authorisation, *Authorisation]
@@ -82,10 +76,7 @@ func newStore(db *tables.DB) *Store {
 	s := &Store{db: db}
 	s.Tenants = &TenantRegistry{t: tables.New[Tenant](db, TableTenants)}
 	s.Users = tables.New[User](db, TableUsers)
-	s.Presence = tables.New[Presence](db, TablePresence)
 	s.Subscriptions = tables.New[Subscription](db, TableSubscriptions)
-	s.Ledger = &LedgerTable{tables.New[LedgerEntry](db, TableLedger)}
-	s.SyncErrors = &SyncErrorTable{tables.New[SyncError](db, TableSyncErrors)}
 	s.Bookings = &BookingTable{tables.New[Booking](db, TableBookings)}
 	s.Audit = audit.OpenLog(db)
 	s.Authorisations = tables.New[Authorisation](db, TableAuthorisations)

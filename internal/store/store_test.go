@@ -15,6 +15,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
@@ -70,10 +71,10 @@ func TestConcurrentWritersNoLostUpdate(t *testing.T) {
 	}
 }
 
-func presenceRows(n int, prefix string) []store.Presence {
-	rows := make([]store.Presence, n)
+func presenceRows(n int, prefix string) []presence.Presence {
+	rows := make([]presence.Presence, n)
 	for i := range rows {
-		rows[i] = store.Presence{UserID: fmt.Sprintf("%s%05d", prefix, i), Availability: "Available", Activity: "Available",
+		rows[i] = presence.Presence{UserID: fmt.Sprintf("%s%05d", prefix, i), Availability: "Available", Activity: "Available",
 			ChangedAt: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)}
 	}
 	return rows
@@ -84,7 +85,7 @@ func TestBatchesOf100(t *testing.T) {
 	counter := &requestCounter{}
 	env := storetest.NewEnv(t, storetest.Options{ClientOptions: countingOptions(counter)})
 	a, b := env.NewTenant(t), env.NewTenant(t)
-	p := env.Store.Presence
+	p := presence.OpenData(env.DB).Presence
 
 	tests := []struct {
 		name        string
@@ -106,7 +107,7 @@ func TestBatchesOf100(t *testing.T) {
 			t.Errorf("%s: %d rows went out in %d batches, want %d", tc.name, tc.n, got, tc.wantBatches)
 		}
 	}
-	all := slices.Collect(func(yield func(store.Presence) bool) {
+	all := slices.Collect(func(yield func(presence.Presence) bool) {
 		for e, err := range p.All(ctx, a, nil) {
 			if err != nil {
 				t.Fatal(err)
@@ -140,7 +141,7 @@ func TestBatchesOf100(t *testing.T) {
 
 	// Duplicate keys are refused before anything is sent.
 	before := counter.batches.Load()
-	if err := p.UpsertBatch(ctx, a, []store.Presence{{UserID: "dup"}, {UserID: "dup"}}); err == nil {
+	if err := p.UpsertBatch(ctx, a, []presence.Presence{{UserID: "dup"}, {UserID: "dup"}}); err == nil {
 		t.Error("batch with a duplicate key accepted")
 	}
 	if counter.batches.Load() != before {
@@ -171,7 +172,7 @@ func TestPagingOverThousand(t *testing.T) {
 	t.Parallel()
 	env := storetest.NewEnv(t, storetest.Options{})
 	a, b := env.NewTenant(t), env.NewTenant(t)
-	p := env.Store.Presence
+	p := presence.OpenData(env.DB).Presence
 	const n = 1050
 	if err := p.UpsertBatch(ctx, a, presenceRows(n, "u")); err != nil {
 		t.Fatal(err)
@@ -250,7 +251,7 @@ func TestHostileIDs(t *testing.T) {
 			{"DeleteBatch", second(s.Users.DeleteBatch(ctx, a, []string{"ok", tc.key}))},
 			{"UpsertBatch", s.Users.UpsertBatch(ctx, a, []store.User{{ID: "ok"}, {ID: tc.key}})},
 			{"ListPrefix", second(s.Users.ListPrefix(ctx, a, tc.key, nil))},
-			{"ledger resource", second(s.Ledger.ListResource(ctx, a, tc.key, nil))},
+			{"ledger resource", second(presence.OpenData(s.DB()).Ledger.ListResource(ctx, a, tc.key, nil))},
 			{"booking room", second(s.Bookings.ListRoom(ctx, a, tc.key, time.Now(), time.Now().Add(time.Hour), nil))},
 			{"subscription lookup", second(lookup.Get(ctx, a, tc.key))},
 			{"job lease", second(s.Jobs.AcquireLease(ctx, a, tc.key, "me", time.Minute))},
@@ -305,10 +306,10 @@ func TestHostileIDs(t *testing.T) {
 
 	// Ids from other systems are encoded into keys, so hostile ones are stored and read back exactly.
 	evil := "' or PartitionKey ne '/\\#?\x01\u2028"
-	if _, err := s.Ledger.Upsert(ctx, a, store.LedgerEntry{Resource: "contacts", RecordID: evil, LastModified: time.Now()}); err != nil {
+	if _, err := presence.OpenData(s.DB()).Ledger.Upsert(ctx, a, presence.LedgerEntry{Resource: "contacts", RecordID: evil, LastModified: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	page2, err := s.Ledger.ListResource(ctx, a, "contacts", nil)
+	page2, err := presence.OpenData(s.DB()).Ledger.ListResource(ctx, a, "contacts", nil)
 	if err != nil || len(page2.Items) != 1 || page2.Items[0].RecordID != evil {
 		t.Errorf("hostile record id round trip = %+v, %v", page2.Items, err)
 	}
@@ -346,7 +347,7 @@ func TestUnknownAndMissingProperties(t *testing.T) {
 	t.Parallel()
 	env := storetest.NewEnv(t, storetest.Options{})
 	a := env.NewTenant(t)
-	p := env.Store.Presence
+	p := presence.OpenData(env.DB).Presence
 	// A row as another version might have written it: an extra property, one we know missing.
 	if err := p.PutRaw(ctx, map[string]any{"PartitionKey": string(a), "RowKey": "u1",
 		"Availability": "Busy", "Mood": "grumpy"}); err != nil {
@@ -356,11 +357,11 @@ func TestUnknownAndMissingProperties(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := diff(got, store.Presence{UserID: "u1", Availability: "Busy"}); d != "" {
+	if d := diff(got, presence.Presence{UserID: "u1", Availability: "Busy"}); d != "" {
 		t.Errorf("decoded: %s", d)
 	}
 	// The next write replaces the entity: the unknown property is gone from storage.
-	if _, err := p.Update(ctx, a, "u1", func(e *store.Presence) error { e.Activity = "InACall"; return nil }); err != nil {
+	if _, err := p.Update(ctx, a, "u1", func(e *presence.Presence) error { e.Activity = "InACall"; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := p.GetRaw(ctx, a, "u1")
@@ -451,7 +452,7 @@ func TestDeleteTenantRows(t *testing.T) {
 		if err := s.Tenants.Create(ctx, store.Tenant{ID: tenant, State: store.TenantCancelled}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Presence.UpsertBatch(ctx, tenant, presenceRows(120, "p")); err != nil {
+		if err := presence.OpenData(s.DB()).Presence.UpsertBatch(ctx, tenant, presenceRows(120, "p")); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Users.Insert(ctx, tenant, fill[store.User]("u", tenant)); err != nil {
@@ -478,7 +479,7 @@ func TestDeleteTenantRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{store.TableTenants: 1, store.TablePresence: 120, store.TableUsers: 1, audit.TableAudit: 1}
+	want := map[string]int{store.TableTenants: 1, presence.TablePresence: 120, store.TableUsers: 1, audit.TableAudit: 1}
 	for _, name := range rest {
 		if counts[name] != want[name] {
 			t.Errorf("deleted %d rows from %s, want %d", counts[name], name, want[name])
@@ -488,7 +489,7 @@ func TestDeleteTenantRows(t *testing.T) {
 		t.Errorf("license kept for later: %v", err)
 	}
 	counts, err = tables.Declared().Partitions(s.DB()).Delete(ctx, a)
-	if err != nil || counts[tenants.TableLicenses] != 1 || counts[store.TablePresence] != 0 {
+	if err != nil || counts[tenants.TableLicenses] != 1 || counts[presence.TablePresence] != 0 {
 		t.Errorf("second pass counts = %v, %v; want licenses=1 and nothing else", counts, err)
 	}
 	if _, err := tables.Declared().Partitions(s.DB()).Delete(ctx, a, retention.TableDeletionReceipts); err == nil {
@@ -498,7 +499,7 @@ func TestDeleteTenantRows(t *testing.T) {
 	if page, err := retention.OpenReceipts(s.DB()).List(ctx, a, nil); err != nil || len(page.Items) != 1 {
 		t.Errorf("a's receipts = %d, %v; want 1", len(page.Items), err)
 	}
-	if page, _ := s.Presence.List(ctx, b, nil); len(page.Items) != 120 {
+	if page, _ := presence.OpenData(s.DB()).Presence.List(ctx, b, nil); len(page.Items) != 120 {
 		t.Errorf("b's presence = %d rows, want 120", len(page.Items))
 	}
 	if _, err := s.Tenants.Get(ctx, b); err != nil {

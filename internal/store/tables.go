@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"strings"
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
@@ -78,71 +77,6 @@ func (r *TenantRegistry) OperatorAll(ctx context.Context) iter.Seq2[Tenant, erro
 
 func (r *TenantRegistry) operatorQuery(ctx context.Context, filter string, opts *ListOptions) (Page[Tenant], error) {
 	return tables.OperatorQuery(ctx, r.t, filter, opts)
-}
-
-// LedgerTable is the sync ledger: per tenant and resource, record ids and last-modified dates.
-type LedgerTable struct {
-	*tables.Table[LedgerEntry, *LedgerEntry]
-}
-
-// ListResource pages over the ledger of one resource.
-func (l *LedgerTable) ListResource(ctx context.Context, tenant core.TenantID, resource string, opts *ListOptions) (Page[LedgerEntry], error) {
-	if err := tables.ValidateKeyPart("resource", resource); err != nil {
-		return Page[LedgerEntry]{}, err
-	}
-	return l.ListPrefix(ctx, tenant, resource+tables.KeySep, opts)
-}
-
-// DeleteResource deletes the ledger of one resource (e.g. of a user who lost the license).
-func (l *LedgerTable) DeleteResource(ctx context.Context, tenant core.TenantID, resource string) (int, error) {
-	if err := tables.ValidateKeyPart("resource", resource); err != nil {
-		return 0, err
-	}
-	return l.DeletePrefix(ctx, tenant, resource+tables.KeySep)
-}
-
-// Resources lists the distinct resources of the tenant's ledger in key order. It skips from one resource
-// to the next (a query for the first row at or after each resource's upper bound), so it reads one row
-// per resource rather than every record.
-func (l *LedgerTable) Resources(ctx context.Context, tenant core.TenantID) ([]string, error) {
-	if err := tables.CheckTenant(tenant); err != nil {
-		return nil, err
-	}
-	var out []string
-	from := ""
-	for {
-		filter := tables.Filter("PartitionKey eq ? and RowKey ge ?", tenant, from)
-		rks, next, err := l.KeysTop(ctx, filter, "", 1)
-		// An empty page may still carry a continuation (the service stopped at a partition boundary).
-		for err == nil && len(rks) == 0 && next != "" {
-			rks, next, err = l.KeysTop(ctx, filter, next, 1)
-		}
-		if err != nil {
-			return out, err
-		}
-		if len(rks) == 0 {
-			return out, nil
-		}
-		resource, _, ok := strings.Cut(rks[0], tables.KeySep)
-		if !ok {
-			return out, &KeyError{What: "ledger key", Reason: "no resource part"}
-		}
-		out = append(out, resource)
-		from = tables.PrefixUpperBound(resource + tables.KeySep)
-	}
-}
-
-// SyncErrorTable holds records that failed to sync, temporarily.
-type SyncErrorTable struct {
-	*tables.Table[SyncError, *SyncError]
-}
-
-// DeleteFirstFailedBefore deletes the tenant's sync errors first recorded before cutoff (retention: 7 d).
-func (s *SyncErrorTable) DeleteFirstFailedBefore(ctx context.Context, tenant core.TenantID, cutoff time.Time) (int, error) {
-	if err := tables.CheckTenant(tenant); err != nil {
-		return 0, err
-	}
-	return s.DeleteWhere(ctx, tenant, tables.Filter("PartitionKey eq ? and FirstFailedAt lt ?", tenant, cutoff))
 }
 
 // BookingTable is the room booking cache.

@@ -9,6 +9,7 @@ import (
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -80,17 +81,17 @@ func TestLedgerAndSyncErrors(t *testing.T) {
 	a, b := env.NewTenant(t), env.NewTenant(t)
 	lm := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	for _, tenant := range []core.TenantID{a, b} {
-		var rows []store.LedgerEntry
+		var rows []presence.LedgerEntry
 		for _, res := range []string{"contacts", "contacts2", "events"} {
 			for _, id := range []string{"AAMkAGI2/+=", "x", "y"} {
-				rows = append(rows, store.LedgerEntry{Resource: res, RecordID: id, LastModified: lm})
+				rows = append(rows, presence.LedgerEntry{Resource: res, RecordID: id, LastModified: lm})
 			}
 		}
-		if err := s.Ledger.UpsertBatch(ctx, tenant, rows); err != nil {
+		if err := presence.OpenData(s.DB()).Ledger.UpsertBatch(ctx, tenant, rows); err != nil {
 			t.Fatal(err)
 		}
 	}
-	page, err := s.Ledger.ListResource(ctx, a, "contacts", nil)
+	page, err := presence.OpenData(s.DB()).Ledger.ListResource(ctx, a, "contacts", nil)
 	if err != nil || len(page.Items) != 3 {
 		t.Fatalf("ListResource(contacts) = %d, %v; want 3 (not contacts2's)", len(page.Items), err)
 	}
@@ -99,39 +100,39 @@ func TestLedgerAndSyncErrors(t *testing.T) {
 			t.Errorf("entry %+v", e)
 		}
 	}
-	k, _ := store.LedgerKey("contacts", "AAMkAGI2/+=")
-	if got, err := s.Ledger.Get(ctx, a, k); err != nil || got.RecordID != "AAMkAGI2/+=" {
+	k, _ := presence.LedgerKey("contacts", "AAMkAGI2/+=")
+	if got, err := presence.OpenData(s.DB()).Ledger.Get(ctx, a, k); err != nil || got.RecordID != "AAMkAGI2/+=" {
 		t.Errorf("Get by LedgerKey = %+v, %v", got, err)
 	}
-	n, err := s.Ledger.DeleteResource(ctx, a, "contacts")
+	n, err := presence.OpenData(s.DB()).Ledger.DeleteResource(ctx, a, "contacts")
 	if err != nil || n != 3 {
 		t.Errorf("DeleteResource = %d, %v; want 3", n, err)
 	}
-	if page, _ := s.Ledger.List(ctx, a, nil); len(page.Items) != 6 {
+	if page, _ := presence.OpenData(s.DB()).Ledger.List(ctx, a, nil); len(page.Items) != 6 {
 		t.Errorf("a's ledger after deleting one resource = %d, want 6", len(page.Items))
 	}
-	if page, _ := s.Ledger.List(ctx, b, nil); len(page.Items) != 9 {
+	if page, _ := presence.OpenData(s.DB()).Ledger.List(ctx, b, nil); len(page.Items) != 9 {
 		t.Errorf("b's ledger = %d, want 9", len(page.Items))
 	}
 
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	for _, tenant := range []core.TenantID{a, b} {
 		for i, age := range []time.Duration{time.Hour, 6 * 24 * time.Hour, 8 * 24 * time.Hour, 30 * 24 * time.Hour} {
-			e := store.SyncError{Resource: "contacts", RecordID: string(rune('a' + i)), RecordName: "Jane Doe",
+			e := presence.SyncError{Resource: "contacts", RecordID: string(rune('a' + i)), RecordName: "Jane Doe",
 				ErrorCode: "remote-rejected", Attempts: 1, FirstFailedAt: now.Add(-age), LastFailedAt: now}
-			if _, err := s.SyncErrors.Insert(ctx, tenant, e); err != nil {
+			if _, err := presence.OpenData(s.DB()).SyncErrors.Insert(ctx, tenant, e); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	n, err = s.SyncErrors.DeleteFirstFailedBefore(ctx, a, now.Add(-7*24*time.Hour))
+	n, err = presence.OpenData(s.DB()).SyncErrors.DeleteFirstFailedBefore(ctx, a, now.Add(-7*24*time.Hour))
 	if err != nil || n != 2 {
 		t.Errorf("DeleteFirstFailedBefore = %d, %v; want 2", n, err)
 	}
-	if page, _ := s.SyncErrors.List(ctx, a, nil); len(page.Items) != 2 || page.Items[0].RecordName != "Jane Doe" {
+	if page, _ := presence.OpenData(s.DB()).SyncErrors.List(ctx, a, nil); len(page.Items) != 2 || page.Items[0].RecordName != "Jane Doe" {
 		t.Errorf("a's remaining sync errors = %+v", page.Items)
 	}
-	if page, _ := s.SyncErrors.List(ctx, b, nil); len(page.Items) != 4 {
+	if page, _ := presence.OpenData(s.DB()).SyncErrors.List(ctx, b, nil); len(page.Items) != 4 {
 		t.Errorf("b's sync errors = %d, want 4", len(page.Items))
 	}
 }

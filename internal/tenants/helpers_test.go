@@ -13,6 +13,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/clock"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
 )
@@ -118,6 +119,8 @@ func newFixture(t *testing.T, dir *fakeDirectory) *fixture {
 		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		AppID: "11111111-2222-3333-4444-555555555555", RedirectURI: "https://connecthub.example.eu/api/onboarding/consent",
 		ConsentTTL: 72 * time.Hour, Regions: map[string]bool{"westeurope": true, "northeurope": true}, BookingWindowDays: 21}
+	pd := presence.OpenData(env.DB)
+	o.UserData, o.Activity = []UserData{pd}, pd
 	if dir != nil {
 		o.Directory = dir
 	}

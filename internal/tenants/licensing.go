@@ -277,8 +277,9 @@ type Removed struct {
 }
 
 // removeUserData deletes everything the tenant holds about one user: the license first (so a crash
-// midway leaves an unlicensed remainder that the retention job sweeps), then presence, ledger and the
-// user row with the profile and PBX mapping. Rows already gone are not an error.
+// midway leaves an unlicensed remainder that the retention job sweeps), then what each capability holds
+// about the user (Options.UserData: presence sync's presence and ledger), then the user row with the
+// profile and PBX mapping. Rows already gone are not an error.
 func (s *Service) removeUserData(ctx context.Context, tenant core.TenantID, userID string) (Removed, error) {
 	st := s.st
 	var r Removed
@@ -301,13 +302,12 @@ func (s *Service) removeUserData(ctx context.Context, tenant core.TenantID, user
 		return r, err
 	}
 	r.License = r.Rows == 1
-	if err := del("presence", func() error { return st.Presence.Delete(ctx, tenant, userID) }); err != nil {
-		return r, err
-	}
-	n, err := st.Ledger.DeleteResource(ctx, tenant, UserLedgerResource(userID))
-	r.Rows += n
-	if err != nil {
-		return r, fmt.Errorf("delete ledger: %w", err)
+	for _, d := range s.o.UserData {
+		n, err := d.Erase(ctx, tenant, userID)
+		r.Rows += n
+		if err != nil {
+			return r, err
+		}
 	}
 	if err := del("user", func() error { return st.Users.Delete(ctx, tenant, userID) }); err != nil {
 		return r, err

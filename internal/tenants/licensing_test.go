@@ -14,6 +14,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -154,17 +155,17 @@ func TestUnassignRemovesTheUsersData(t *testing.T) {
 		if _, err := f.svc.Assign(ctx, operator, id, u); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.st.Presence.Upsert(ctx, id, store.Presence{UserID: u, Availability: "Busy", ChangedAt: start}); err != nil {
+		if _, err := presence.OpenData(f.st.DB()).Presence.Upsert(ctx, id, presence.Presence{UserID: u, Availability: "Busy", ChangedAt: start}); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.st.Ledger.InsertBatch(ctx, id, []store.LedgerEntry{
+		if err := presence.OpenData(f.st.DB()).Ledger.InsertBatch(ctx, id, []presence.LedgerEntry{
 			{Resource: UserLedgerResource(u), RecordID: "c1", LastModified: start},
 			{Resource: UserLedgerResource(u), RecordID: "c2", LastModified: start},
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := f.st.Ledger.InsertBatch(ctx, id, []store.LedgerEntry{{Resource: "contacts", RecordID: "x", LastModified: start}}); err != nil {
+	if err := presence.OpenData(f.st.DB()).Ledger.InsertBatch(ctx, id, []presence.LedgerEntry{{Resource: "contacts", RecordID: "x", LastModified: start}}); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Advance(time.Second)
@@ -175,7 +176,7 @@ func TestUnassignRemovesTheUsersData(t *testing.T) {
 	gone := map[string]error{
 		"license":  func() error { _, err := f.svc.data.Licenses.Get(ctx, id, lk); return err }(),
 		"user":     func() error { _, err := f.st.Users.Get(ctx, id, uid(1)); return err }(),
-		"presence": func() error { _, err := f.st.Presence.Get(ctx, id, uid(1)); return err }(),
+		"presence": func() error { _, err := presence.OpenData(f.st.DB()).Presence.Get(ctx, id, uid(1)); return err }(),
 	}
 	for what, err := range gone {
 		if !errors.Is(err, store.ErrNotFound) {
@@ -183,7 +184,7 @@ func TestUnassignRemovesTheUsersData(t *testing.T) {
 		}
 	}
 	ledger := map[string]int{}
-	for e, err := range f.st.Ledger.All(ctx, id, nil) {
+	for e, err := range presence.OpenData(f.st.DB()).Ledger.All(ctx, id, nil) {
 		if err != nil {
 			t.Fatal(err)
 		}

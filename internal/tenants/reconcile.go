@@ -222,25 +222,12 @@ func (r *Reconciler) snapshot(ctx context.Context, tenant core.TenantID, now tim
 	return nil
 }
 
-// activeUsers counts licensed users whose presence changed since from: users with synchronised activity.
+// activeUsers counts licensed users with synchronised activity since from.
 func (r *Reconciler) activeUsers(ctx context.Context, tenant core.TenantID, licensed map[string]bool, from time.Time) (int, error) {
-	n := 0
-	opts := &store.ListOptions{Select: []string{"ChangedAt"}}
-	for {
-		page, err := r.s.st.Presence.List(ctx, tenant, opts)
-		if err != nil {
-			return 0, fmt.Errorf("list presence: %w", err)
-		}
-		for _, p := range page.Items {
-			if licensed[p.UserID] && !p.ChangedAt.Before(from) {
-				n++
-			}
-		}
-		if page.Next == "" {
-			return n, nil
-		}
-		opts.Token = page.Next
+	if r.s.o.Activity == nil {
+		return 0, nil
 	}
+	return r.s.o.Activity.ActiveUsers(ctx, tenant, licensed, from)
 }
 
 func sameDay(a, b time.Time) bool {

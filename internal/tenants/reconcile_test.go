@@ -10,6 +10,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -38,7 +39,7 @@ func TestReconcileRefreshesRemovesAndSnapshots(t *testing.T) {
 	}
 	// ada and bob were active within the last day, cy two days ago.
 	for u, at := range map[string]time.Time{uid(1): start.Add(-time.Hour), uid(2): start.Add(-23 * time.Hour), uid(3): start.Add(-48 * time.Hour)} {
-		if _, err := f.st.Presence.Upsert(ctx, id, store.Presence{UserID: u, Availability: "Busy", ChangedAt: at}); err != nil {
+		if _, err := presence.OpenData(f.st.DB()).Presence.Upsert(ctx, id, presence.Presence{UserID: u, Availability: "Busy", ChangedAt: at}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -85,7 +86,7 @@ func TestReconcileRefreshesRemovesAndSnapshots(t *testing.T) {
 		if _, err := f.st.Users.Get(ctx, id, u); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("user %s still stored: %v", u, err)
 		}
-		if _, err := f.st.Presence.Get(ctx, id, u); !errors.Is(err, store.ErrNotFound) {
+		if _, err := presence.OpenData(f.st.DB()).Presence.Get(ctx, id, u); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("presence of %s still stored: %v", u, err)
 		}
 	}

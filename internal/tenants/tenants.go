@@ -61,6 +61,23 @@ type Options struct {
 	Processing StateHook
 	// ProcessingTimeout bounds how long an operator action waits for Processing (default 20 s).
 	ProcessingTimeout time.Duration
+
+	// UserData are erased with a user's license. Activity counts active users for the usage snapshot;
+	// without it the snapshot reports none active.
+	UserData []UserData
+	Activity Activity
+}
+
+// UserData is a capability that holds rows about a licensed user (presence sync): unassignment and
+// the retention job's sweep erase the user from each. Declared here, wired in internal/app.
+type UserData interface {
+	Erase(ctx context.Context, tenant core.TenantID, userID string) (rows int, err error)
+}
+
+// Activity counts the licensed users with synchronised activity since a time (presence sync), for the
+// daily usage snapshot.
+type Activity interface {
+	ActiveUsers(ctx context.Context, tenant core.TenantID, licensed map[string]bool, since time.Time) (int, error)
 }
 
 // StateHook is a capability that processes a tenant's data and follows its state. Declared here so

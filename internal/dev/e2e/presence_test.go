@@ -30,6 +30,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral/rctest"
@@ -591,8 +592,8 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 		if len(e.pushesTo(ext2)) != before {
 			t.Error("a push got through")
 		}
-		rk, _ := store.SyncErrorKey(u2, "presence")
-		if se, err := e.s.store.SyncErrors.Get(ctx, e.tenant, rk); err != nil || se.RecordName != "User 2" || se.ErrorCode != "pbx_status_503" {
+		rk, _ := presence.SyncErrorKey(u2, "presence")
+		if se, err := presence.OpenData(e.s.store.DB()).SyncErrors.Get(ctx, e.tenant, rk); err != nil || se.RecordName != "User 2" || se.ErrorCode != "pbx_status_503" {
 			t.Errorf("sync error = %+v, %v", se, err)
 		}
 	})
