@@ -10,13 +10,12 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // ServiceUserSignIn connects a tenant's service users (internal/presence/serviceuser; active tenants only).
 type ServiceUserSignIn interface {
 	Begin(ctx context.Context, tenant core.TenantID) (authURL, nonce string, err error)
-	Complete(ctx context.Context, cb serviceuser.Callback) (store.ServiceUser, error)
+	Complete(ctx context.Context, cb serviceuser.Callback) (serviceuser.ServiceUser, error)
 }
 
 // PresenceStatus reports a tenant's presence sync: licensed users, service users connected, needed and

@@ -10,7 +10,6 @@ import (
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc/azfunctest"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 type fakeSignIn struct {
@@ -24,9 +23,9 @@ func (f *fakeSignIn) Begin(_ context.Context, tenant core.TenantID) (string, str
 	return "https://login.example/" + string(tenant) + "/oauth2/v2.0/authorize?state=s", "nonce-123", f.err
 }
 
-func (f *fakeSignIn) Complete(_ context.Context, cb serviceuser.Callback) (store.ServiceUser, error) {
+func (f *fakeSignIn) Complete(_ context.Context, cb serviceuser.Callback) (serviceuser.ServiceUser, error) {
 	f.got = cb
-	return store.ServiceUser{ID: "u1"}, f.err
+	return serviceuser.ServiceUser{ID: "u1"}, f.err
 }
 
 // getCall is a GET of a presence function with single-valued headers.

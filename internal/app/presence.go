@@ -42,7 +42,7 @@ func (w *Wired) wirePresence() (presenceParts, error) {
 	su, err := serviceuser.New(serviceuser.Config{ClientID: w.Config.AppID, AuthorityHost: cfg.AuthorityHost,
 		RedirectURI: cfg.OAuthRedirectURI, GraphBaseURL: w.Config.GraphBaseURL, CertName: cfg.AppClientCertName, Log: w.Log,
 		Tenants: w.Store.Tenants},
-		w.Secrets, w.Keys, w.Store.ServiceUsers)
+		w.Secrets, w.Keys, serviceuser.OpenTable(w.Store.DB()))
 	if err != nil {
 		return presenceParts{}, err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/connector"
+	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -221,7 +222,7 @@ func (f *fixture) addUsers(t testing.TB, ids ...string) {
 
 func (f *fixture) addServiceUser(t testing.TB, id string, at time.Time) {
 	t.Helper()
-	if _, err := f.st.ServiceUsers.Insert(ctx, f.tenant, store.ServiceUser{ID: id, State: store.ServiceUserActive, ConnectedAt: at}); err != nil {
+	if _, err := serviceuser.OpenTable(f.st.DB()).Insert(ctx, f.tenant, serviceuser.ServiceUser{ID: id, State: serviceuser.Active, ConnectedAt: at}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -40,6 +40,8 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/tables"
+	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -75,12 +77,13 @@ type ManagerOptions struct {
 // Manager keeps every active tenant's presence subscriptions right: RenewSubscriptions (Run) and the
 // lifecycle actions (Handle).
 type Manager struct {
-	st      *store.Store
-	clients Clients
-	applier *Applier
-	certs   *graphcrypto.KeyRing
-	runner  *jobs.Runner
-	o       ManagerOptions
+	st           *store.Store
+	serviceUsers *tables.Table[serviceuser.ServiceUser, *serviceuser.ServiceUser]
+	clients      Clients
+	applier      *Applier
+	certs        *graphcrypto.KeyRing
+	runner       *jobs.Runner
+	o            ManagerOptions
 }
 
 // leaseName is the job lease that serialises a tenant's reconciles.
@@ -101,7 +104,7 @@ func NewManager(st *store.Store, clients Clients, applier *Applier, certs *graph
 		o.LeaseWait = 30 * time.Second
 	}
 	runner := jobs.New(st.Jobs, jobs.Options{Instance: o.Owner, Log: o.Log})
-	return &Manager{st: st, clients: clients, applier: applier, certs: certs, runner: runner, o: o}
+	return &Manager{st: st, serviceUsers: serviceuser.OpenTable(st.DB()), clients: clients, applier: applier, certs: certs, runner: runner, o: o}
 }
 
 // Run is RenewSubscriptions: reconcile every active tenant, and delete what a suspended or cancelled
@@ -248,17 +251,17 @@ func (m *Manager) view(ctx context.Context, tenant core.TenantID) (tenantView, e
 			v.licensed = append(v.licensed, u.ID)
 		}
 	}
-	var sus []store.ServiceUser
-	for su, err := range m.st.ServiceUsers.All(ctx, tenant, &store.ListOptions{Select: []string{"State", "ConnectedAt"}}) {
+	var sus []serviceuser.ServiceUser
+	for su, err := range m.serviceUsers.All(ctx, tenant, &store.ListOptions{Select: []string{"State", "ConnectedAt"}}) {
 		if err != nil {
 			return v, fmt.Errorf("list service users: %w", err)
 		}
 		v.all++
-		if su.State == store.ServiceUserActive {
+		if su.State == serviceuser.Active {
 			sus = append(sus, su)
 		}
 	}
-	slices.SortFunc(sus, func(a, b store.ServiceUser) int {
+	slices.SortFunc(sus, func(a, b serviceuser.ServiceUser) int {
 		if c := a.ConnectedAt.Compare(b.ConnectedAt); c != 0 {
 			return c
 		}
@@ -362,12 +365,12 @@ func (m *Manager) countSubscriptions(ctx context.Context, tenant core.TenantID) 
 }
 
 func (m *Manager) countServiceUsers(ctx context.Context, tenant core.TenantID) (active, all int, err error) {
-	for su, err := range m.st.ServiceUsers.All(ctx, tenant, &store.ListOptions{Select: []string{"State"}}) {
+	for su, err := range m.serviceUsers.All(ctx, tenant, &store.ListOptions{Select: []string{"State"}}) {
 		if err != nil {
 			return 0, 0, err
 		}
 		all++
-		if su.State == store.ServiceUserActive {
+		if su.State == serviceuser.Active {
 			active++
 		}
 	}

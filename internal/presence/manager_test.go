@@ -15,6 +15,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/connector"
+	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -355,8 +356,8 @@ func TestServiceUserNeedingReconsent(t *testing.T) {
 	if len(first) != 1 || first[0].ServiceUserID != su1 {
 		t.Fatalf("rows = %+v: the earliest connected service user takes the users", first)
 	}
-	if _, err := f.st.ServiceUsers.Update(ctx, f.tenant, su1, func(s *store.ServiceUser) error {
-		s.State = store.ServiceUserReconsent
+	if _, err := serviceuser.OpenTable(f.st.DB()).Update(ctx, f.tenant, su1, func(s *serviceuser.ServiceUser) error {
+		s.State = serviceuser.Reconsent
 		return nil
 	}); err != nil {
 		t.Fatal(err)

@@ -27,7 +27,6 @@ var Tables = []tables.Spec{
 	tables.SpecOf[Booking](TableBookings, "bookings", RetainTenantData),
 	tables.SpecOf[Authorisation](TableAuthorisations, "access", RetainTenantData),
 	tables.SpecOf[Incident](TableIncidents, "privacy", RetainTenantData),
-	tables.SpecOf[ServiceUser](TableServiceUsers, "presence", RetainTenantData),
 	tables.SpecOf[Tenant](TableTenants, "tenants", RetainRegistry),
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
+	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
@@ -174,12 +175,18 @@ func TestEveryTableCRUDAndTenantIsolation(t *testing.T) {
 			crudAndIsolation(t, s.Tenants.TenantTable(), store.RowKeyOf[store.Tenant], a, b)
 		}},
 		{store.TableUsers, func(t *testing.T) { crudAndIsolation(t, s.Users, store.RowKeyOf[store.User], a, b) }},
-		{presence.TablePresence, func(t *testing.T) { crudAndIsolation(t, presence.OpenData(s.DB()).Presence, store.RowKeyOf[presence.Presence], a, b) }},
+		{presence.TablePresence, func(t *testing.T) {
+			crudAndIsolation(t, presence.OpenData(s.DB()).Presence, store.RowKeyOf[presence.Presence], a, b)
+		}},
 		{store.TableSubscriptions, func(t *testing.T) {
 			crudAndIsolation(t, s.Subscriptions, store.RowKeyOf[store.Subscription], a, b)
 		}},
-		{presence.TableLedger, func(t *testing.T) { crudAndIsolation(t, presence.OpenData(s.DB()).Ledger, store.RowKeyOf[presence.LedgerEntry], a, b) }},
-		{presence.TableSyncErrors, func(t *testing.T) { crudAndIsolation(t, presence.OpenData(s.DB()).SyncErrors, store.RowKeyOf[presence.SyncError], a, b) }},
+		{presence.TableLedger, func(t *testing.T) {
+			crudAndIsolation(t, presence.OpenData(s.DB()).Ledger, store.RowKeyOf[presence.LedgerEntry], a, b)
+		}},
+		{presence.TableSyncErrors, func(t *testing.T) {
+			crudAndIsolation(t, presence.OpenData(s.DB()).SyncErrors, store.RowKeyOf[presence.SyncError], a, b)
+		}},
 		{store.TableBookings, func(t *testing.T) { crudAndIsolation(t, s.Bookings, store.RowKeyOf[store.Booking], a, b) }},
 		{tenants.TableLicenses, func(t *testing.T) {
 			crudAndIsolation(t, tenants.OpenData(s.DB()).Licenses, store.RowKeyOf[tenants.Assignment], a, b)
@@ -195,8 +202,8 @@ func TestEveryTableCRUDAndTenantIsolation(t *testing.T) {
 		}},
 		{store.TableIncidents, func(t *testing.T) { crudAndIsolation(t, s.Incidents, store.RowKeyOf[store.Incident], a, b) }},
 		{jobs.TableJobs, func(t *testing.T) { crudAndIsolation(t, s.Jobs, store.RowKeyOf[jobs.Job], a, b) }},
-		{store.TableServiceUsers, func(t *testing.T) {
-			crudAndIsolation(t, s.ServiceUsers, store.RowKeyOf[store.ServiceUser], a, b)
+		{serviceuser.TableServiceUsers, func(t *testing.T) {
+			crudAndIsolation(t, serviceuser.OpenTable(s.DB()), store.RowKeyOf[serviceuser.ServiceUser], a, b)
 		}},
 		{retention.TableDeletionReceipts, func(t *testing.T) {
 			crudAndIsolation(t, retention.OpenReceipts(s.DB()).ReceiptTable(), store.RowKeyOf[retention.DeletionReceipt], a, b)

@@ -39,7 +39,6 @@ type Store struct {
 	Authorisations *tables.Table[Authorisation, *Authorisation]
 	Incidents      *tables.Table[Incident, *Incident]
 	Jobs           *jobs.Leases
-	ServiceUsers   *tables.Table[ServiceUser, *ServiceUser]
 }
 
 // OperatorPartition is a reserved, well-formed tenant id that no customer tenant has (the nil GUID):
@@ -82,7 +81,6 @@ func newStore(db *tables.DB) *Store {
 	s.Authorisations = tables.New[Authorisation](db, TableAuthorisations)
 	s.Incidents = tables.New[Incident](db, TableIncidents)
 	s.Jobs = jobs.OpenLeases(db)
-	s.ServiceUsers = tables.New[ServiceUser](db, TableServiceUsers)
 	return s
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral/rctest"
+	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 	"github.com/connecthub/connecthub/internal/store"
 )
 
@@ -265,8 +266,8 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 	ctx := context.Background()
 	e.auth.SetTokenLifetime(2 * time.Minute) // inside MSAL's refresh window: every Graph call refreshes first
 	e.connectServiceUser(t)
-	su, err := e.s.store.ServiceUsers.Get(ctx, e.tenant, serviceUserID)
-	if err != nil || su.State != store.ServiceUserActive || su.UserPrincipalName != "presence-svc@contoso.example" {
+	su, err := serviceuser.OpenTable(e.s.store.DB()).Get(ctx, e.tenant, serviceUserID)
+	if err != nil || su.State != serviceuser.Active || su.UserPrincipalName != "presence-svc@contoso.example" {
 		t.Fatalf("service user = %+v, %v", su, err)
 	}
 
@@ -545,8 +546,8 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 		if err := e.s.host.FireTimer(ctx, "RenewSubscriptions"); err == nil {
 			t.Error("RenewSubscriptions succeeded without a usable token")
 		}
-		su, err := e.s.store.ServiceUsers.Get(ctx, e.tenant, serviceUserID)
-		if err != nil || su.State != store.ServiceUserReconsent {
+		su, err := serviceuser.OpenTable(e.s.store.DB()).Get(ctx, e.tenant, serviceUserID)
+		if err != nil || su.State != serviceuser.Reconsent {
 			t.Errorf("service user = %+v, %v", su, err)
 		}
 		resp, err := http.Get(e.s.host.URL() + "/api/health")

@@ -51,9 +51,9 @@ var ErrReconsent = errors.New("service user needs re-consent")
 
 // Users is the serviceusers table.
 type Users interface {
-	Get(ctx context.Context, tenant core.TenantID, id string) (store.ServiceUser, error)
-	UpdateOrCreate(ctx context.Context, tenant core.TenantID, id string, fn func(*store.ServiceUser, bool) error) (store.ServiceUser, error)
-	Update(ctx context.Context, tenant core.TenantID, id string, fn func(*store.ServiceUser) error) (store.ServiceUser, error)
+	Get(ctx context.Context, tenant core.TenantID, id string) (ServiceUser, error)
+	UpdateOrCreate(ctx context.Context, tenant core.TenantID, id string, fn func(*ServiceUser, bool) error) (ServiceUser, error)
+	Update(ctx context.Context, tenant core.TenantID, id string, fn func(*ServiceUser) error) (ServiceUser, error)
 }
 
 // Config configures the Manager.
@@ -225,67 +225,67 @@ func TenantOfState(state string) (core.TenantID, error) {
 
 // Complete redeems the authorization code and keeps the account as a service user of the state's
 // tenant. The signed-in account must belong to that tenant.
-func (m *Manager) Complete(ctx context.Context, cb Callback) (store.ServiceUser, error) {
+func (m *Manager) Complete(ctx context.Context, cb Callback) (ServiceUser, error) {
 	tenant, err := TenantOfState(cb.State)
 	if err != nil {
-		return store.ServiceUser{}, err
+		return ServiceUser{}, err
 	}
 	// Not yet verified, but only log lines read it before the state is opened with the tenant's key.
 	ctx = core.WithTenant(ctx, tenant)
 	parts := strings.SplitN(cb.State, ".", 3)
 	if len(parts) != 3 {
-		return store.ServiceUser{}, apperr.New(apperr.Invalid, "invalid sign-in state", nil)
+		return ServiceUser{}, apperr.New(apperr.Invalid, "invalid sign-in state", nil)
 	}
 	nonce := parts[1]
 	sealed, err := base64.RawURLEncoding.DecodeString(parts[2])
 	if err != nil || store.ValidateKey("nonce", nonce) != nil {
-		return store.ServiceUser{}, apperr.New(apperr.Invalid, "invalid sign-in state", err)
+		return ServiceUser{}, apperr.New(apperr.Invalid, "invalid sign-in state", err)
 	}
 	plain, err := m.sealer.Open(ctx, tenant, stateLabel, nonce, sealed)
 	if err != nil {
-		return store.ServiceUser{}, apperr.New(apperr.Invalid, "invalid sign-in state", err)
+		return ServiceUser{}, apperr.New(apperr.Invalid, "invalid sign-in state", err)
 	}
 	var st statePayload
 	if err := json.Unmarshal(plain, &st); err != nil || st.Nonce != nonce {
-		return store.ServiceUser{}, apperr.New(apperr.Invalid, "invalid sign-in state", err)
+		return ServiceUser{}, apperr.New(apperr.Invalid, "invalid sign-in state", err)
 	}
 	if subtle.ConstantTimeCompare([]byte(cb.CookieNonce), []byte(nonce)) != 1 {
-		return store.ServiceUser{}, apperr.New(apperr.Forbidden, "sign-in was started in another browser", nil)
+		return ServiceUser{}, apperr.New(apperr.Forbidden, "sign-in was started in another browser", nil)
 	}
 	if m.cfg.Now().Unix() > st.Expires {
-		return store.ServiceUser{}, apperr.New(apperr.Invalid, "sign-in took too long; start again", nil)
+		return ServiceUser{}, apperr.New(apperr.Invalid, "sign-in took too long; start again", nil)
 	}
 	if cb.Error != "" {
 		// The identity platform's description may name the account: log only the code.
 		m.cfg.Log.InfoContext(ctx, "service user sign-in refused", "error_code", cb.Error)
-		return store.ServiceUser{}, apperr.New(apperr.Forbidden, "sign-in was not completed: "+safeCode(cb.Error), nil)
+		return ServiceUser{}, apperr.New(apperr.Forbidden, "sign-in was not completed: "+safeCode(cb.Error), nil)
 	}
 	if cb.Code == "" {
-		return store.ServiceUser{}, apperr.New(apperr.Invalid, "no authorization code", nil)
+		return ServiceUser{}, apperr.New(apperr.Invalid, "no authorization code", nil)
 	}
 
 	capture := &memoryCache{}
 	client, err := m.client(ctx, tenant, capture)
 	if err != nil {
-		return store.ServiceUser{}, err
+		return ServiceUser{}, err
 	}
 	res, err := client.AcquireTokenByAuthCode(ctx, cb.Code, m.cfg.RedirectURI, m.scopes(), confidential.WithChallenge(st.Verifier))
 	if err != nil {
 		if refused(err) {
-			return store.ServiceUser{}, apperr.New(apperr.Forbidden, "the identity platform refused the sign-in", err)
+			return ServiceUser{}, apperr.New(apperr.Forbidden, "the identity platform refused the sign-in", err)
 		}
-		return store.ServiceUser{}, apperr.New(apperr.Unavailable, "identity platform unavailable", err)
+		return ServiceUser{}, apperr.New(apperr.Unavailable, "identity platform unavailable", err)
 	}
 	oid, tid := res.IDToken.Oid, res.IDToken.TenantID
 	if oid == "" {
 		oid = res.Account.LocalAccountID
 	}
 	if !strings.EqualFold(tid, string(tenant)) {
-		return store.ServiceUser{}, apperr.New(apperr.Forbidden, "the account belongs to another organisation", nil)
+		return ServiceUser{}, apperr.New(apperr.Forbidden, "the account belongs to another organisation", nil)
 	}
 	name, err := secrets.ServiceUserTokenName(tenant, oid)
 	if err != nil {
-		return store.ServiceUser{}, apperr.New(apperr.Invalid, "the identity platform returned no account id", err)
+		return ServiceUser{}, apperr.New(apperr.Invalid, "the identity platform returned no account id", err)
 	}
 	oid = strings.ToLower(oid)
 	if !hasRefreshToken(capture.data) {
@@ -293,11 +293,11 @@ func (m *Manager) Complete(ctx context.Context, cb Callback) (store.ServiceUser,
 		// now, while the admin is still at the browser (offline_access not granted, or a policy that
 		// withholds refresh tokens).
 		m.cfg.Log.WarnContext(ctx, "service user sign-in without refresh token")
-		return store.ServiceUser{}, apperr.New(apperr.Forbidden,
+		return ServiceUser{}, apperr.New(apperr.Forbidden,
 			"the identity platform issued no refresh token: the account must grant offline access (offline_access); sign in again", nil)
 	}
 	if err := m.saveCache(ctx, tenant, oid, name, capture.data); err != nil {
-		return store.ServiceUser{}, err
+		return ServiceUser{}, err
 	}
 	m.forget(tenant, oid) // a connected-again account starts from the new cache
 	now := m.cfg.Now().UTC()
@@ -305,13 +305,13 @@ func (m *Manager) Complete(ctx context.Context, cb Callback) (store.ServiceUser,
 	if upn == "" {
 		upn = res.Account.PreferredUsername
 	}
-	su, err := m.users.UpdateOrCreate(ctx, tenant, oid, func(s *store.ServiceUser, _ bool) error {
-		s.UserPrincipalName, s.State, s.LastError = upn, store.ServiceUserActive, ""
+	su, err := m.users.UpdateOrCreate(ctx, tenant, oid, func(s *ServiceUser, _ bool) error {
+		s.UserPrincipalName, s.State, s.LastError = upn, Active, ""
 		s.ConnectedAt, s.LastRefreshAt, s.UpdatedAt = now, now, now
 		return nil
 	})
 	if err != nil {
-		return store.ServiceUser{}, fmt.Errorf("record service user: %w", err)
+		return ServiceUser{}, fmt.Errorf("record service user: %w", err)
 	}
 	m.cfg.Log.InfoContext(ctx, "service user connected", "service_user_id", oid)
 	return su, nil
@@ -593,8 +593,8 @@ func (a *account) fail(ctx context.Context, err error) error {
 		return apperr.New(apperr.Unavailable, "identity platform unavailable", err)
 	}
 	now := a.m.cfg.Now().UTC()
-	_, uerr := a.m.users.Update(ctx, a.tenant, a.oid, func(s *store.ServiceUser) error {
-		s.State, s.LastError, s.UpdatedAt = store.ServiceUserReconsent, "refresh_refused", now
+	_, uerr := a.m.users.Update(ctx, a.tenant, a.oid, func(s *ServiceUser) error {
+		s.State, s.LastError, s.UpdatedAt = Reconsent, "refresh_refused", now
 		return nil
 	})
 	if uerr != nil && !errors.Is(uerr, store.ErrNotFound) {
@@ -612,8 +612,8 @@ func noAccount(err error) bool {
 // refreshed records a successful refresh (only when the identity platform was asked, not per call).
 func (a *account) refreshed(ctx context.Context) {
 	now := a.m.cfg.Now().UTC()
-	_, err := a.m.users.Update(ctx, a.tenant, a.oid, func(s *store.ServiceUser) error {
-		s.State, s.LastError, s.LastRefreshAt, s.UpdatedAt = store.ServiceUserActive, "", now, now
+	_, err := a.m.users.Update(ctx, a.tenant, a.oid, func(s *ServiceUser) error {
+		s.State, s.LastError, s.LastRefreshAt, s.UpdatedAt = Active, "", now, now
 		return nil
 	})
 	if err != nil {

@@ -74,7 +74,7 @@ func newFixture(t *testing.T) *fixture {
 	auth.AppCertificate = cert
 	c := &clock{t: time.Now()}
 	m, err := serviceuser.New(serviceuser.Config{ClientID: clientID, AuthorityHost: auth.Host(), RedirectURI: redirect,
-		CertName: secrets.AppClientCertName, HTTPClient: auth.Client(), Now: c.Now}, env.Secrets, env.Keys, env.Store.ServiceUsers)
+		CertName: secrets.AppClientCertName, HTTPClient: auth.Client(), Now: c.Now}, env.Secrets, env.Keys, serviceuser.OpenTable(env.DB))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestConnectAndUseServiceUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := strings.ToLower(suID)
-	if su.ID != id || su.State != store.ServiceUserActive || su.UserPrincipalName != "presence-svc@contoso.example" {
+	if su.ID != id || su.State != serviceuser.Active || su.UserPrincipalName != "presence-svc@contoso.example" {
 		t.Errorf("service user = %+v", su)
 	}
 
@@ -157,7 +157,7 @@ func TestConnectAndUseServiceUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ent, err := svc.NewClient(f.env.Prefix+store.TableServiceUsers).GetEntity(ctx, string(f.tenant), id, nil)
+	ent, err := svc.NewClient(f.env.Prefix+serviceuser.TableServiceUsers).GetEntity(ctx, string(f.tenant), id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestConnectAndUseServiceUser(t *testing.T) {
 
 	// A fresh manager (another instance) reads the cache from the secret store.
 	m2, _ := serviceuser.New(serviceuser.Config{ClientID: clientID, AuthorityHost: f.auth.Host(), RedirectURI: redirect,
-		CertName: secrets.AppClientCertName, HTTPClient: f.auth.Client()}, f.env.Secrets, f.env.Keys, f.env.Store.ServiceUsers)
+		CertName: secrets.AppClientCertName, HTTPClient: f.auth.Client()}, f.env.Secrets, f.env.Keys, serviceuser.OpenTable(f.env.DB))
 	cred2, _ := m2.Credential(f.tenant, id)
 	if _, err := cred2.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://graph.microsoft.com/.default"}}); err != nil {
 		t.Errorf("second instance: %v", err)
@@ -212,14 +212,14 @@ func TestRevokedRefreshMarksReconsent(t *testing.T) {
 	f.auth.Revoke(suID)
 	id := strings.ToLower(suID)
 	m3, _ := serviceuser.New(serviceuser.Config{ClientID: clientID, AuthorityHost: f.auth.Host(), RedirectURI: redirect,
-		CertName: secrets.AppClientCertName, HTTPClient: f.auth.Client()}, f.env.Secrets, f.env.Keys, f.env.Store.ServiceUsers)
+		CertName: secrets.AppClientCertName, HTTPClient: f.auth.Client()}, f.env.Secrets, f.env.Keys, serviceuser.OpenTable(f.env.DB))
 	cred3, _ := m3.Credential(f.tenant, id)
 	_, err := cred3.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://graph.microsoft.com/.default"}})
 	if !errors.Is(err, serviceuser.ErrReconsent) {
 		t.Fatalf("revoked refresh err = %v, want ErrReconsent", err)
 	}
-	got, _ := f.env.Store.ServiceUsers.Get(ctx, f.tenant, id)
-	if got.State != store.ServiceUserReconsent || got.LastError != "refresh_refused" {
+	got, _ := serviceuser.OpenTable(f.env.DB).Get(ctx, f.tenant, id)
+	if got.State != serviceuser.Reconsent || got.LastError != "refresh_refused" {
 		t.Errorf("after refused refresh: %+v", got)
 	}
 }
@@ -245,7 +245,7 @@ func TestRefreshBeforeExpiryRecordsIt(t *testing.T) {
 	if f.auth.Grants("refresh_token") != before+2 {
 		t.Errorf("refresh grants = %d, want %d", f.auth.Grants("refresh_token"), before+2)
 	}
-	got, _ := f.env.Store.ServiceUsers.Get(ctx, f.tenant, strings.ToLower(suID))
+	got, _ := serviceuser.OpenTable(f.env.DB).Get(ctx, f.tenant, strings.ToLower(suID))
 	if !got.LastRefreshAt.Equal(f.clock.Now().UTC().Truncate(100 * time.Nanosecond)) {
 		t.Errorf("LastRefreshAt = %v, want %v", got.LastRefreshAt, f.clock.Now().UTC())
 	}
@@ -289,7 +289,7 @@ func TestCompleteRefuses(t *testing.T) {
 			}
 		})
 	}
-	if page, err := f.env.Store.ServiceUsers.List(ctx, f.tenant, nil); err != nil || len(page.Items) != 0 {
+	if page, err := serviceuser.OpenTable(f.env.DB).List(ctx, f.tenant, nil); err != nil || len(page.Items) != 0 {
 		t.Errorf("refused sign-ins left service users: %+v, %v", page.Items, err)
 	}
 
@@ -334,7 +334,7 @@ func TestCompleteRefusesWithoutRefreshToken(t *testing.T) {
 	if _, err := f.env.Secrets.Get(ctx, name); !errors.Is(err, secrets.ErrNotFound) {
 		t.Errorf("token cache saved anyway: %v", err)
 	}
-	if page, err := f.env.Store.ServiceUsers.List(ctx, f.tenant, nil); err != nil || len(page.Items) != 0 {
+	if page, err := serviceuser.OpenTable(f.env.DB).List(ctx, f.tenant, nil); err != nil || len(page.Items) != 0 {
 		t.Errorf("service user kept: %+v, %v", page.Items, err)
 	}
 }
@@ -366,8 +366,8 @@ func TestCredentialRefusesOtherResource(t *testing.T) {
 	if _, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}}); err == nil || errors.Is(err, serviceuser.ErrReconsent) {
 		t.Errorf("token for another resource err = %v, want a refusal that is not ErrReconsent", err)
 	}
-	got, _ := f.env.Store.ServiceUsers.Get(ctx, f.tenant, strings.ToLower(suID))
-	if got.State != store.ServiceUserActive {
+	got, _ := serviceuser.OpenTable(f.env.DB).Get(ctx, f.tenant, strings.ToLower(suID))
+	if got.State != serviceuser.Active {
 		t.Errorf("state = %q, want active", got.State)
 	}
 }
@@ -378,7 +378,7 @@ func TestBeginOnlyForActiveTenants(t *testing.T) {
 	f := newFixture(t)
 	m, err := serviceuser.New(serviceuser.Config{ClientID: clientID, AuthorityHost: f.auth.Host(), RedirectURI: redirect,
 		CertName: secrets.AppClientCertName, HTTPClient: f.auth.Client(), Tenants: f.env.Store.Tenants},
-		f.env.Secrets, f.env.Keys, f.env.Store.ServiceUsers)
+		f.env.Secrets, f.env.Keys, serviceuser.OpenTable(f.env.DB))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,18 @@
-package store
+package serviceuser
 
 import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/platform/tables"
 )
+
+// Tables are the tables the service-user part of presence sync owns.
+var Tables = []tables.Spec{tables.SpecOf[ServiceUser](TableServiceUsers, "presence", tables.RetainTenantData)}
+
+// OpenTable returns the service users table of db.
+func OpenTable(db *tables.DB) *tables.Table[ServiceUser, *ServiceUser] {
+	return tables.New[ServiceUser](db, TableServiceUsers)
+}
 
 // TableServiceUsers holds the delegated service users of each tenant (presence subscriptions are
 // delegated-only: one subscription of at most 650 users per service user). Their tokens live in Key
@@ -13,8 +21,8 @@ const TableServiceUsers = "serviceusers"
 
 // Service user states.
 const (
-	ServiceUserActive    = "active"
-	ServiceUserReconsent = "reconsent" // the refresh failed: an admin must connect the account again
+	Active    = "active"
+	Reconsent = "reconsent" // the refresh failed: an admin must connect the account again
 )
 
 // ServiceUser is a connected service user (table serviceusers, RowKey = Entra object id).
