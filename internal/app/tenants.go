@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/connecthub/connecthub/handlers"
+	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/config"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
@@ -32,6 +33,8 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	// Presence sync's tables: erased with a user's license, counted for usage, swept by retention.
 	presenceData := presence.OpenData(w.Store.DB())
 	presenceData.SyncErrorRetention = cfg.SyncErrorRetention
+	bookingData := bookings.OpenData(w.Store.DB())
+	bookingData.MaxWindowDays = cfg.BookingWindowDays
 
 	svc, err := tenants.New(tenants.Options{
 		Store: w.Store, Keys: w.Keys, Directory: tenantgraph.Directory{Clients: clients}, Now: clock.Now, Log: w.Log,
@@ -55,7 +58,7 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 		Contracts: tenants.OpenData(w.Store.DB()),
 		Sweepers:  []retention.Sweeper{presenceData}, Holders: []retention.UserHolder{presenceData},
 		Now: clock.Now, Log: w.Log, Policy: policy,
-		BookingWindowDays: cfg.BookingWindowDays, MaxRows: cfg.RetentionMaxRows, Budget: cfg.JobRunBudget,
+		MaxRows: cfg.RetentionMaxRows, Budget: cfg.JobRunBudget,
 	})
 	if err != nil {
 		return err
@@ -76,5 +79,6 @@ var (
 	_ tenants.UserData              = (*presence.Data)(nil)
 	_ tenants.Activity              = (*presence.Data)(nil)
 	_ retention.Sweeper             = (*presence.Data)(nil)
+	_ retention.Sweeper             = (*bookings.Data)(nil)
 	_ retention.UserHolder          = (*presence.Data)(nil)
 )

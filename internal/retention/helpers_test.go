@@ -16,6 +16,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/connecthub/connecthub/internal/access"
+	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
@@ -24,6 +26,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
+	"github.com/connecthub/connecthub/internal/privacy"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
@@ -106,8 +109,10 @@ func (f *fixture) job(t testing.TB, o Options) *Job {
 		o.Graph = f.graph
 	}
 	pd := presence.OpenData(f.st.DB())
-	pd.SyncErrorRetention, o.BookingWindowDays = 7*24*time.Hour, 21
-	o.Sweepers, o.Holders = []Sweeper{pd}, []UserHolder{pd}
+	pd.SyncErrorRetention = 7 * 24 * time.Hour
+	bd := bookings.OpenData(f.st.DB())
+	bd.MaxWindowDays = 21
+	o.Sweepers, o.Holders = []Sweeper{bd, pd}, []UserHolder{pd}
 	if o.Budget == 0 {
 		o.Budget = time.Minute
 	}
@@ -168,7 +173,7 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 		{Resource: "contacts", RecordID: "c9", RecordName: "Jane Doe", ErrorCode: "conflict", Attempts: 1, FirstFailedAt: now, LastFailedAt: now},
 		{Resource: "contacts", RecordID: "c8", RecordName: "John Doe", ErrorCode: "conflict", Attempts: 2, FirstFailedAt: now, LastFailedAt: now},
 	}))
-	must(f.st.Bookings.InsertBatch(ctx, id, []store.Booking{
+	must(bookings.OpenData(f.st.DB()).Bookings.InsertBatch(ctx, id, []bookings.Booking{
 		{RoomID: "room1", EventID: "ev/1+", Start: now.Add(10 * 24 * time.Hour), End: now.Add(10*24*time.Hour + time.Hour), ShowAs: "busy"},
 		{RoomID: "room1", EventID: "ev/2=", Start: now.Add(12 * 24 * time.Hour), End: now.Add(12*24*time.Hour + time.Hour), ShowAs: "tentative"},
 	}))
@@ -180,9 +185,9 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 	_, err := f.st.Audit.Append(ctx, id, audit.Entry{At: now.Add(-time.Hour), ActorID: operator.ID, ActorKind: "user",
 		Action: "license.assign", TargetType: "user", TargetID: uid(1), Outcome: "success"})
 	must(err)
-	_, err = f.st.Authorisations.Insert(ctx, id, store.Authorisation{PrincipalID: uid(1), Role: "tenant.admin", PrincipalKind: "user", GrantedAt: now})
+	_, err = access.OpenData(f.st.DB()).Authorisations.Insert(ctx, id, access.Authorisation{PrincipalID: uid(1), Role: "tenant.admin", PrincipalKind: "user", GrantedAt: now})
 	must(err)
-	_, err = f.st.Incidents.Insert(ctx, id, store.Incident{ID: "inc-1", Category: "unauthorised-access", Severity: "low", Status: "open",
+	_, err = privacy.OpenData(f.st.DB()).Incidents.Insert(ctx, id, privacy.Incident{ID: "inc-1", Category: "unauthorised-access", Severity: "low", Status: "open",
 		Summary: "User 1 reported a stranger", DetectedAt: now, NotifyBy: now.Add(72 * time.Hour)})
 	must(err)
 	_, err = f.st.Jobs.Insert(ctx, id, jobs.Job{Name: tenants.ReconcileJob, Checkpoint: "https://graph.example/delta?token=x", Runs: 3})
@@ -195,8 +200,8 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 
 	return id, seeded{
 		rows: map[string]int{store.TableTenants: 1, store.TableUsers: 3, presence.TablePresence: 3, tenants.TableLicenses: 3,
-			presence.TableLedger: 8, store.TableSubscriptions: 2, presence.TableSyncErrors: 2, store.TableBookings: 2,
-			tenants.TableBilling: 2, audit.TableAudit: 1, store.TableAuthorisations: 1, store.TableIncidents: 1, jobs.TableJobs: 1},
+			presence.TableLedger: 8, store.TableSubscriptions: 2, presence.TableSyncErrors: 2, bookings.TableBookings: 2,
+			tenants.TableBilling: 2, audit.TableAudit: 1, access.TableAuthorisations: 1, privacy.TableIncidents: 1, jobs.TableJobs: 1},
 		secrets: []string{secrets.TenantDataKeyName(id), secrets.PBXCredentialName(id), su},
 		subs:    2,
 	}

@@ -13,9 +13,9 @@ import (
 	"github.com/connecthub/connecthub/internal/store"
 )
 
-// prune applies the rules that hold while a tenant is a customer: bookings only inside the booking
-// window, each module's own rules (Options.Sweepers: presence sync's sync errors only for a few days),
-// and nothing about users who hold no license.
+// prune applies the rules that hold while a tenant is a customer: each module's own (Options.Sweepers:
+// bookings only inside the booking window, presence sync's sync errors only for a few days), and
+// nothing about users who hold no license.
 func (r *run) prune(ctx context.Context, t store.Tenant, now time.Time) error {
 	ctx = core.WithTenant(ctx, t.ID)
 	counts := map[string]int{}
@@ -27,14 +27,6 @@ func (r *run) prune(ctx context.Context, t store.Tenant, now time.Time) error {
 			errs = append(errs, err)
 		}
 	}
-
-	days := t.BookingWindowDays
-	if days <= 0 || days > r.j.o.BookingWindowDays {
-		days = r.j.o.BookingWindowDays
-	}
-	from := now.UTC().Truncate(24 * time.Hour) // today's bookings stay for the whole day
-	n, err := r.st.Bookings.DeleteOutsideWindow(ctx, t.ID, from, from.AddDate(0, 0, days))
-	add(store.TableBookings, n, wrap("prune bookings", err))
 
 	for _, sw := range r.j.o.Sweepers {
 		swept, err := sw.Sweep(ctx, t, now)

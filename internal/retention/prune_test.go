@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
@@ -22,7 +23,7 @@ func TestRoutinePruning(t *testing.T) {
 	}
 	today := now.Truncate(day)
 	windowEnd := today.Add(14 * day)
-	bookings := []struct {
+	cases := []struct {
 		id         string
 		start, end time.Time
 		keep       bool
@@ -35,11 +36,11 @@ func TestRoutinePruning(t *testing.T) {
 		{"starts-at-window-end", windowEnd, windowEnd.Add(time.Hour), false},
 		{"far-future", windowEnd.Add(30 * day), windowEnd.Add(30*day + time.Hour), false},
 	}
-	var bs []store.Booking
-	for _, b := range bookings {
-		bs = append(bs, store.Booking{RoomID: "room1", EventID: b.id, Start: b.start, End: b.end, ShowAs: "busy"})
+	var bs []bookings.Booking
+	for _, b := range cases {
+		bs = append(bs, bookings.Booking{RoomID: "room1", EventID: b.id, Start: b.start, End: b.end, ShowAs: "busy"})
 	}
-	if err := f.st.Bookings.InsertBatch(ctx, id, bs); err != nil {
+	if err := bookings.OpenData(f.st.DB()).Bookings.InsertBatch(ctx, id, bs); err != nil {
 		t.Fatal(err)
 	}
 	syncErrors := []struct {
@@ -87,9 +88,9 @@ func TestRoutinePruning(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, b := range bookings {
-		rk, _ := store.BookingKey("room1", b.id)
-		_, err := f.st.Bookings.Get(ctx, id, rk)
+	for _, b := range cases {
+		rk, _ := bookings.BookingKey("room1", b.id)
+		_, err := bookings.OpenData(f.st.DB()).Bookings.Get(ctx, id, rk)
 		if kept := err == nil; kept != b.keep {
 			t.Errorf("booking %s: kept = %v, want %v (%v)", b.id, kept, b.keep, err)
 		}
@@ -140,7 +141,7 @@ func TestBookingWindowCappedByConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	limit := t0.Truncate(day).Add(21 * day) // fixture's configured window
-	if err := f.st.Bookings.InsertBatch(ctx, id, []store.Booking{
+	if err := bookings.OpenData(f.st.DB()).Bookings.InsertBatch(ctx, id, []bookings.Booking{
 		{RoomID: "r", EventID: "in", Start: limit.Add(-time.Hour), End: limit},
 		{RoomID: "r", EventID: "out", Start: limit, End: limit.Add(time.Hour)},
 	}); err != nil {
@@ -149,12 +150,12 @@ func TestBookingWindowCappedByConfig(t *testing.T) {
 	if err := f.job(t, Options{}).Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	in, _ := store.BookingKey("r", "in")
-	out, _ := store.BookingKey("r", "out")
-	if _, err := f.st.Bookings.Get(ctx, id, in); err != nil {
+	in, _ := bookings.BookingKey("r", "in")
+	out, _ := bookings.BookingKey("r", "out")
+	if _, err := bookings.OpenData(f.st.DB()).Bookings.Get(ctx, id, in); err != nil {
 		t.Errorf("booking inside the capped window deleted: %v", err)
 	}
-	if _, err := f.st.Bookings.Get(ctx, id, out); !errors.Is(err, store.ErrNotFound) {
+	if _, err := bookings.OpenData(f.st.DB()).Bookings.Get(ctx, id, out); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("booking beyond the configured limit kept: %v", err)
 	}
 }

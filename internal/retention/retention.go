@@ -71,8 +71,8 @@ type ContractRows interface {
 	EndedContractRows(ctx context.Context, tenant core.TenantID, table string, cutoff time.Time) ([]string, error)
 }
 
-// Sweeper applies a module's own retention rules to a live tenant's rows (presence sync: sync errors
-// older than a few days) and answers the rows it deleted per table. Declared here, wired in app.
+// Sweeper applies a module's own retention rules to a live tenant's rows (bookings: only inside the
+// booking window; presence sync: sync errors older than a few days) and answers the rows it deleted per table. Declared here, wired in app.
 type Sweeper interface {
 	Sweep(ctx context.Context, t store.Tenant, now time.Time) (map[string]int, error)
 }
@@ -104,8 +104,6 @@ type Options struct {
 	// about. Licenses.RemoveUser erases an unlicensed user from every module.
 	Sweepers []Sweeper
 	Holders  []UserHolder
-	// BookingWindowDays is the window of tenants that set none, and the most any tenant may keep.
-	BookingWindowDays int
 	// MaxRows bounds the rows one run deletes; Budget its time.
 	MaxRows int
 	Budget  time.Duration
@@ -125,7 +123,7 @@ func New(o Options) (*Job, error) {
 		return nil, errors.New("retention: store, catalogue, key ring, secrets, licenses and contracts are required")
 	}
 	if o.Policy.CancelledRetention <= 0 || o.Policy.SuspendedRetention <= 0 || o.Policy.LicenseRetention <= 0 ||
-		o.Policy.BillingRetention <= 0 || o.BookingWindowDays <= 0 {
+		o.Policy.BillingRetention <= 0 {
 		return nil, errors.New("retention: every period must be set")
 	}
 	if o.Now == nil {

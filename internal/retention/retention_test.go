@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
@@ -164,8 +165,8 @@ func TestReactivationWithinGraceKeepsEverything(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Bookings and sync errors age out by the routine rules as days pass; everything else stays.
-		got := without(f.scan(t, id), store.TableBookings, presence.TableSyncErrors)
-		if want := without(before, store.TableBookings, presence.TableSyncErrors); fmt.Sprint(got) != fmt.Sprint(want) {
+		got := without(f.scan(t, id), bookings.TableBookings, presence.TableSyncErrors)
+		if want := without(before, bookings.TableBookings, presence.TableSyncErrors); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("at +%s: scan = %v, want %v", at, got, want)
 		}
 	}

@@ -24,9 +24,6 @@ const (
 var Tables = []tables.Spec{
 	tables.SpecOf[User](TableUsers, "tenants", RetainTenantData),
 	tables.SpecOf[Subscription](TableSubscriptions, "presence", RetainTenantData),
-	tables.SpecOf[Booking](TableBookings, "bookings", RetainTenantData),
-	tables.SpecOf[Authorisation](TableAuthorisations, "access", RetainTenantData),
-	tables.SpecOf[Incident](TableIncidents, "privacy", RetainTenantData),
 	tables.SpecOf[Tenant](TableTenants, "tenants", RetainRegistry),
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/connecthub/connecthub/internal/access"
+	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
@@ -12,6 +14,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
+	"github.com/connecthub/connecthub/internal/privacy"
 	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
@@ -187,7 +190,9 @@ func TestEveryTableCRUDAndTenantIsolation(t *testing.T) {
 		{presence.TableSyncErrors, func(t *testing.T) {
 			crudAndIsolation(t, presence.OpenData(s.DB()).SyncErrors, store.RowKeyOf[presence.SyncError], a, b)
 		}},
-		{store.TableBookings, func(t *testing.T) { crudAndIsolation(t, s.Bookings, store.RowKeyOf[store.Booking], a, b) }},
+		{bookings.TableBookings, func(t *testing.T) {
+			crudAndIsolation(t, bookings.OpenData(s.DB()).Bookings, store.RowKeyOf[bookings.Booking], a, b)
+		}},
 		{tenants.TableLicenses, func(t *testing.T) {
 			crudAndIsolation(t, tenants.OpenData(s.DB()).Licenses, store.RowKeyOf[tenants.Assignment], a, b)
 		}},
@@ -197,10 +202,12 @@ func TestEveryTableCRUDAndTenantIsolation(t *testing.T) {
 		{audit.TableAudit, func(t *testing.T) {
 			crudAndIsolation(t, s.Audit.AuditTable(), store.RowKeyOf[audit.Entry], a, b)
 		}},
-		{store.TableAuthorisations, func(t *testing.T) {
-			crudAndIsolation(t, s.Authorisations, store.RowKeyOf[store.Authorisation], a, b)
+		{access.TableAuthorisations, func(t *testing.T) {
+			crudAndIsolation(t, access.OpenData(s.DB()).Authorisations, store.RowKeyOf[access.Authorisation], a, b)
 		}},
-		{store.TableIncidents, func(t *testing.T) { crudAndIsolation(t, s.Incidents, store.RowKeyOf[store.Incident], a, b) }},
+		{privacy.TableIncidents, func(t *testing.T) {
+			crudAndIsolation(t, privacy.OpenData(s.DB()).Incidents, store.RowKeyOf[privacy.Incident], a, b)
+		}},
 		{jobs.TableJobs, func(t *testing.T) { crudAndIsolation(t, s.Jobs, store.RowKeyOf[jobs.Job], a, b) }},
 		{serviceuser.TableServiceUsers, func(t *testing.T) {
 			crudAndIsolation(t, serviceuser.OpenTable(s.DB()), store.RowKeyOf[serviceuser.ServiceUser], a, b)

@@ -19,26 +19,20 @@ type (
 
 // Logical table names. Per-tenant tables have PartitionKey = tenant id.
 const (
-	TableTenants        = "tenants"
-	TableUsers          = "users"
-	TableSubscriptions  = "subscriptions"
-	TableBookings       = "bookings"
-	TableAuthorisations = "authorisations"
-	TableIncidents      = "incidents"
+	TableTenants       = "tenants"
+	TableUsers         = "users"
+	TableSubscriptions = "subscriptions"
 )
 
 // Store gives typed access to every table. Each field scopes by tenant.
 type Store struct {
 	db *tables.DB
 
-	Tenants        *TenantRegistry
-	Users          *tables.Table[User, *User]
-	Subscriptions  *tables.Table[Subscription, *Subscription]
-	Bookings       *BookingTable
-	Audit          *audit.Log
-	Authorisations *tables.Table[Authorisation, *Authorisation]
-	Incidents      *tables.Table[Incident, *Incident]
-	Jobs           *jobs.Leases
+	Tenants       *TenantRegistry
+	Users         *tables.Table[User, *User]
+	Subscriptions *tables.Table[Subscription, *Subscription]
+	Audit         *audit.Log
+	Jobs          *jobs.Leases
 }
 
 // OperatorPartition is a reserved, well-formed tenant id that no customer tenant has (the nil GUID):
@@ -76,10 +70,7 @@ func newStore(db *tables.DB) *Store {
 	s.Tenants = &TenantRegistry{t: tables.New[Tenant](db, TableTenants)}
 	s.Users = tables.New[User](db, TableUsers)
 	s.Subscriptions = tables.New[Subscription](db, TableSubscriptions)
-	s.Bookings = &BookingTable{tables.New[Booking](db, TableBookings)}
 	s.Audit = audit.OpenLog(db)
-	s.Authorisations = tables.New[Authorisation](db, TableAuthorisations)
-	s.Incidents = tables.New[Incident](db, TableIncidents)
 	s.Jobs = jobs.OpenLeases(db)
 	return s
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
@@ -252,7 +253,7 @@ func TestHostileIDs(t *testing.T) {
 			{"UpsertBatch", s.Users.UpsertBatch(ctx, a, []store.User{{ID: "ok"}, {ID: tc.key}})},
 			{"ListPrefix", second(s.Users.ListPrefix(ctx, a, tc.key, nil))},
 			{"ledger resource", second(presence.OpenData(s.DB()).Ledger.ListResource(ctx, a, tc.key, nil))},
-			{"booking room", second(s.Bookings.ListRoom(ctx, a, tc.key, time.Now(), time.Now().Add(time.Hour), nil))},
+			{"booking room", second(bookings.OpenData(s.DB()).Bookings.ListRoom(ctx, a, tc.key, time.Now(), time.Now().Add(time.Hour), nil))},
 			{"subscription lookup", second(lookup.Get(ctx, a, tc.key))},
 			{"job lease", second(s.Jobs.AcquireLease(ctx, a, tc.key, "me", time.Minute))},
 		}
@@ -313,7 +314,7 @@ func TestHostileIDs(t *testing.T) {
 	if err != nil || len(page2.Items) != 1 || page2.Items[0].RecordID != evil {
 		t.Errorf("hostile record id round trip = %+v, %v", page2.Items, err)
 	}
-	k, _ := store.BookingKey("room1", evil)
+	k, _ := bookings.BookingKey("room1", evil)
 	if err := store.ValidateKey("row key", k); err != nil {
 		t.Errorf("booking key for a hostile event id is not key-safe: %v", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/tables"
@@ -77,32 +76,4 @@ func (r *TenantRegistry) OperatorAll(ctx context.Context) iter.Seq2[Tenant, erro
 
 func (r *TenantRegistry) operatorQuery(ctx context.Context, filter string, opts *ListOptions) (Page[Tenant], error) {
 	return tables.OperatorQuery(ctx, r.t, filter, opts)
-}
-
-// BookingTable is the room booking cache.
-type BookingTable struct {
-	*tables.Table[Booking, *Booking]
-}
-
-// ListRoom returns the bookings of one room that overlap [from, to).
-func (b *BookingTable) ListRoom(ctx context.Context, tenant core.TenantID, roomID string, from, to time.Time, opts *ListOptions) (Page[Booking], error) {
-	if err := tables.CheckTenant(tenant); err != nil {
-		return Page[Booking]{}, err
-	}
-	if err := tables.ValidateKeyPart("room id", roomID); err != nil {
-		return Page[Booking]{}, err
-	}
-	prefix := roomID + tables.KeySep
-	f := tables.Filter("PartitionKey eq ? and RowKey ge ? and RowKey lt ? and End gt ? and Start lt ?",
-		tenant, prefix, tables.PrefixUpperBound(prefix), from, to)
-	return b.Query(ctx, tenant, f, opts)
-}
-
-// DeleteOutsideWindow deletes bookings that ended before from or start at or after to (retention:
-// only the configured window is kept).
-func (b *BookingTable) DeleteOutsideWindow(ctx context.Context, tenant core.TenantID, from, to time.Time) (int, error) {
-	if err := tables.CheckTenant(tenant); err != nil {
-		return 0, err
-	}
-	return b.DeleteWhere(ctx, tenant, tables.Filter("PartitionKey eq ? and (End le ? or Start ge ?)", tenant, from, to))
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
@@ -145,14 +146,14 @@ func TestBookings(t *testing.T) {
 	day := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	at := func(h int) time.Time { return day.Add(time.Duration(h) * time.Hour) }
 	for _, tenant := range []core.TenantID{a, b} {
-		rows := []store.Booking{
+		rows := []bookings.Booking{
 			{RoomID: "room1", EventID: "e-morning", Start: at(9), End: at(10), ShowAs: "busy"},
 			{RoomID: "room1", EventID: "e-noon", Start: at(12), End: at(13), ShowAs: "tentative"},
 			{RoomID: "room1", EventID: "e-old", Start: at(-72), End: at(-71), ShowAs: "busy"},
 			{RoomID: "room1", EventID: "e-far", Start: at(24 * 60), End: at(24*60 + 1), ShowAs: "busy"},
 			{RoomID: "room10", EventID: "e-other-room", Start: at(9), End: at(10), ShowAs: "busy"},
 		}
-		if err := s.Bookings.UpsertBatch(ctx, tenant, rows); err != nil {
+		if err := bookings.OpenData(s.DB()).Bookings.UpsertBatch(ctx, tenant, rows); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -166,7 +167,7 @@ func TestBookings(t *testing.T) {
 		{"partial overlap", at(9).Add(30 * time.Minute), at(12).Add(time.Minute), []string{"e-morning", "e-noon"}},
 	}
 	for _, tc := range tests {
-		page, err := s.Bookings.ListRoom(ctx, a, "room1", tc.from, tc.to, nil)
+		page, err := bookings.OpenData(s.DB()).Bookings.ListRoom(ctx, a, "room1", tc.from, tc.to, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,11 +192,11 @@ func TestBookings(t *testing.T) {
 			}
 		}
 	}
-	n, err := s.Bookings.DeleteOutsideWindow(ctx, a, at(0), at(24*28))
+	n, err := bookings.OpenData(s.DB()).Bookings.DeleteOutsideWindow(ctx, a, at(0), at(24*28))
 	if err != nil || n != 2 {
 		t.Errorf("DeleteOutsideWindow = %d, %v; want 2 (old and far)", n, err)
 	}
-	if page, _ := s.Bookings.List(ctx, b, nil); len(page.Items) != 5 {
+	if page, _ := bookings.OpenData(s.DB()).Bookings.List(ctx, b, nil); len(page.Items) != 5 {
 		t.Errorf("b's bookings = %d, want 5", len(page.Items))
 	}
 }

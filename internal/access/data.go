@@ -1,0 +1,59 @@
+// Package access is who may do what for a tenant: the authorisations a tenant admin grants to
+// principals. Until the admin API's identity and RBAC land (issue 12) it holds its table and its
+// answers for a person's export and erasure.
+package access
+
+import (
+	"time"
+
+	"github.com/connecthub/connecthub/internal/platform/tables"
+)
+
+// TableAuthorisations holds the tenant's grants.
+const TableAuthorisations = "authorisations"
+
+// Tables are the tables the access module owns.
+var Tables = []tables.Spec{tables.SpecOf[Authorisation](TableAuthorisations, "access", tables.RetainTenantData)}
+
+// Data is the module's table.
+type Data struct {
+	Authorisations *tables.Table[Authorisation, *Authorisation]
+}
+
+// OpenData returns the module's table on db.
+func OpenData(db *tables.DB) *Data {
+	return &Data{Authorisations: tables.New[Authorisation](db, TableAuthorisations)}
+}
+
+// Authorisation grants a role to a principal within the tenant (table authorisations). Revoking deletes
+// the row; the audit log keeps the history of grants and revocations.
+type Authorisation struct {
+	PrincipalID   string `table:"key,personal"` // row key part 1: object id of the user, group or app
+	Role          string `table:"key"`          // row key part 2, e.g. "tenant.admin"
+	PrincipalKind string // user, group, app
+	GrantedAt     time.Time
+	GrantedBy     string `table:"personal"` // object id of the granting admin
+}
+
+// AuthorisationKey is the row key of (principalID, role).
+func AuthorisationKey(principalID, role string) (string, error) {
+	return (&Authorisation{PrincipalID: principalID, Role: role}).RowKey()
+}
+
+func (a *Authorisation) RowKey() (string, error) {
+	if err := tables.ValidateKeyPart("principal id", a.PrincipalID); err != nil {
+		return "", err
+	}
+	if err := tables.ValidateKeyPart("role", a.Role); err != nil {
+		return "", err
+	}
+	return tables.JoinKey(a.PrincipalID, a.Role), nil
+}
+func (a *Authorisation) SetRowKey(rk string) error {
+	parts, err := tables.SplitKey("authorisation key", rk, 2)
+	if err != nil {
+		return err
+	}
+	a.PrincipalID, a.Role = parts[0], parts[1]
+	return nil
+}

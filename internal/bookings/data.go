@@ -1,0 +1,116 @@
+// Package bookings is the room booking cache for the Room Finder add-in: times and free/busy of room
+// bookings inside a window of a few weeks, never a subject or an attendee. Until the capability lands
+// (issue 15) it holds its table, the booking window rule the retention job applies to it, and its
+// answers for a person's export and erasure.
+package bookings
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/tables"
+	"github.com/connecthub/connecthub/internal/store"
+)
+
+// TableBookings is the booking cache.
+const TableBookings = "bookings"
+
+// Tables are the tables the bookings module owns.
+var Tables = []tables.Spec{tables.SpecOf[Booking](TableBookings, "bookings", tables.RetainTenantData)}
+
+// Data is the module's table and its window rule.
+type Data struct {
+	Bookings *BookingTable
+	// MaxWindowDays is the window of tenants that set none, and the most any tenant may keep.
+	MaxWindowDays int
+}
+
+// OpenData returns the module's table on db.
+func OpenData(db *tables.DB) *Data {
+	return &Data{Bookings: &BookingTable{tables.New[Booking](db, TableBookings)}}
+}
+
+// Sweep keeps only the bookings inside the tenant's window (W in the inventory): from the start of
+// today (today's bookings stay for the whole day) for the tenant's BookingWindowDays, capped by
+// MaxWindowDays.
+func (d *Data) Sweep(ctx context.Context, t store.Tenant, now time.Time) (map[string]int, error) {
+	if d.MaxWindowDays <= 0 {
+		return nil, errors.New("bookings sweep: no booking window configured")
+	}
+	days := t.BookingWindowDays
+	if days <= 0 || days > d.MaxWindowDays {
+		days = d.MaxWindowDays
+	}
+	from := now.UTC().Truncate(24 * time.Hour)
+	n, err := d.Bookings.DeleteOutsideWindow(ctx, t.ID, from, from.AddDate(0, 0, days))
+	if err != nil {
+		err = fmt.Errorf("prune bookings: %w", err)
+	}
+	return map[string]int{TableBookings: n}, err
+}
+
+// Booking is a cached room booking (table bookings): times and free/busy only — no subject, no attendees.
+type Booking struct {
+	RoomID       string `table:"key"`          // row key part 1: the room mailbox's object id
+	EventID      string `table:"key,personal"` // row key part 2: the Graph event id, stored encoded
+	Start        time.Time
+	End          time.Time
+	ShowAs       string // free, tentative, busy, oof, workingElsewhere, unknown
+	LastModified time.Time
+}
+
+// BookingKey is the row key of (roomID, eventID).
+func BookingKey(roomID, eventID string) (string, error) {
+	return (&Booking{RoomID: roomID, EventID: eventID}).RowKey()
+}
+
+func (b *Booking) RowKey() (string, error) {
+	if err := tables.ValidateKeyPart("room id", b.RoomID); err != nil {
+		return "", err
+	}
+	id, err := tables.EncodeForeignID("event id", b.EventID)
+	if err != nil {
+		return "", err
+	}
+	return tables.JoinKey(b.RoomID, id), nil
+}
+func (b *Booking) SetRowKey(rk string) error {
+	parts, err := tables.SplitKey("booking key", rk, 2)
+	if err != nil {
+		return err
+	}
+	b.RoomID = parts[0]
+	b.EventID, err = tables.DecodeForeignID("event id", parts[1])
+	return err
+}
+
+// BookingTable is the room booking cache.
+type BookingTable struct {
+	*tables.Table[Booking, *Booking]
+}
+
+// ListRoom returns the bookings of one room that overlap [from, to).
+func (b *BookingTable) ListRoom(ctx context.Context, tenant core.TenantID, roomID string, from, to time.Time, opts *tables.ListOptions) (tables.Page[Booking], error) {
+	if err := tables.CheckTenant(tenant); err != nil {
+		return tables.Page[Booking]{}, err
+	}
+	if err := tables.ValidateKeyPart("room id", roomID); err != nil {
+		return tables.Page[Booking]{}, err
+	}
+	prefix := roomID + tables.KeySep
+	f := tables.Filter("PartitionKey eq ? and RowKey ge ? and RowKey lt ? and End gt ? and Start lt ?",
+		tenant, prefix, tables.PrefixUpperBound(prefix), from, to)
+	return b.Query(ctx, tenant, f, opts)
+}
+
+// DeleteOutsideWindow deletes bookings that ended before from or start at or after to (retention:
+// only the configured window is kept).
+func (b *BookingTable) DeleteOutsideWindow(ctx context.Context, tenant core.TenantID, from, to time.Time) (int, error) {
+	if err := tables.CheckTenant(tenant); err != nil {
+		return 0, err
+	}
+	return b.DeleteWhere(ctx, tenant, tables.Filter("PartitionKey eq ? and (End le ? or Start ge ?)", tenant, from, to))
+}
