@@ -16,7 +16,7 @@ import (
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral/rctest"
 	"github.com/connecthub/connecthub/internal/presence/connector/webhook"
 	"github.com/connecthub/connecthub/internal/presence/setup"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // The set-up functions through the transport, on the real service against Azurite and the RingCentral
@@ -34,13 +34,13 @@ func TestConnectorFunctions(t *testing.T) {
 	}
 	a := &App{Connector: ConnectorServices{Admin: svc}}
 	tenant := env.NewTenant(t)
-	if err := env.Store.Tenants.Create(context.Background(), store.Tenant{ID: tenant, State: store.TenantActive}); err != nil {
+	if err := env.Store.Tenants.Create(context.Background(), registry.Tenant{ID: tenant, State: registry.TenantActive}); err != nil {
 		t.Fatal(err)
 	}
 	rc.AddExtension(rctest.Extension{ID: 101, Number: "101", Email: "ada@contoso.example"})
 	rc.AddExtension(rctest.Extension{ID: 102, Number: "102", BusinessPhone: "+14255550102"})
 	ada, grace := string(storetest.NewTenantID(t)), string(storetest.NewTenantID(t))
-	for _, u := range []store.User{
+	for _, u := range []registry.User{
 		{ID: ada, Mail: "ada@contoso.example", Licensed: true},
 		{ID: grace, Mail: "grace@contoso.example", Phone: "+1 425 555 0102", Licensed: true},
 	} {

@@ -12,7 +12,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc/azfunctest"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 
@@ -39,7 +39,7 @@ func (f *fakeAdmin) record(call string, a core.Actor) {
 	f.actor = a
 }
 
-var view = tenants.View{ID: tenantA, State: store.TenantActive, HomeRegion: "westeurope", PurchasedLicenses: 2,
+var view = tenants.View{ID: tenantA, State: registry.TenantActive, HomeRegion: "westeurope", PurchasedLicenses: 2,
 	AssignedLicenses: 3, OverAssigned: 1, ConsentedAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
 
 func (f *fakeAdmin) StartOnboarding(_ context.Context, a core.Actor, t core.TenantID, r tenants.OnboardingRequest) (tenants.Onboarding, error) {
@@ -118,7 +118,7 @@ func TestTenantAdminFunctions(t *testing.T) {
 		{"assign", httpCall{function: "AssignLicense", method: "PUT", params: up}, 200, "assign:" + tenantA + ":" + userA, `"userId":"` + userA},
 		{"unassign", httpCall{function: "UnassignLicense", method: "DELETE", params: up}, 204, "unassign:" + tenantA + ":" + userA, ""},
 		{"bad tenant id", httpCall{function: "SuspendTenant", method: "POST", params: map[string]string{"tenantId": "contoso.com"}}, 400, "", "tenant id must be a GUID"},
-		{"operator partition", httpCall{function: "CancelTenant", method: "POST", params: map[string]string{"tenantId": string(store.OperatorPartition)}}, 400, "", "GUID"},
+		{"operator partition", httpCall{function: "CancelTenant", method: "POST", params: map[string]string{"tenantId": string(registry.OperatorPartition)}}, 400, "", "GUID"},
 		{"unknown body field", httpCall{function: "SetTenantLicenses", method: "PUT", params: tp, body: `{"purchased":1,"price":9}`}, 400, "", "documented fields"},
 		{"missing purchased", httpCall{function: "SetTenantLicenses", method: "PUT", params: tp, body: `{}`}, 400, "", "purchased is required"},
 		{"body too large", httpCall{function: "StartOnboarding", method: "POST", params: tp, body: `{"homeRegion":"` + strings.Repeat("x", 5000) + `"}`}, 413, "", "too large"},

@@ -21,10 +21,11 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken"
 	"github.com/connecthub/connecthub/internal/platform/queue"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/presence"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // Build information, set with -ldflags "-X github.com/connecthub/connecthub/internal/app.Build=...".
@@ -34,7 +35,7 @@ var Build = "unknown"
 type Wired struct {
 	App     *handlers.App
 	Config  config.Config
-	Store   *store.Store
+	Store   *registry.Registry
 	Secrets secrets.Store
 	Keys    *tenantkey.Keyring
 	Sender  queue.Sender
@@ -45,7 +46,7 @@ type Wired struct {
 	close   []func(context.Context) error
 
 	// notifications is ProcessNotification: each capability's wiring registers the worker of its
-	// notification kind (store.SubscriptionKind) with it.
+	// notification kind (registry.SubscriptionKind) with it.
 	notifications *queue.Router
 }
 
@@ -80,10 +81,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 		}
 	}()
 
-	lookup := w.Store.NewSubscriptionLookup(store.LookupOptions{})
+	lookup := w.Store.NewSubscriptionLookup(registry.LookupOptions{})
 	// A suspended tenant's items are dropped here at once on this instance and within the state TTL on
-	// the others (store.DefaultTenantStateTTL); the worker re-reads the state before any push.
-	states := w.Store.NewTenantStateLookup(store.TenantStateOptions{})
+	// the others (registry.DefaultTenantStateTTL); the worker re-reads the state before any push.
+	states := w.Store.NewTenantStateLookup(registry.TenantStateOptions{})
 	w.Intake = ingest.New(lookup, states, validator, w.Sender, cfg.HandoffTimeout, log)
 
 	w.notifications = queue.NewRouter(log)
@@ -93,7 +94,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 		Checks: []handlers.Check{
 			{Name: "tables", Probe: func(ctx context.Context) error {
 				_, err := w.Store.Tenants.Get(ctx, healthProbeTenant)
-				if errors.Is(err, store.ErrNotFound) {
+				if errors.Is(err, tables.ErrNotFound) {
 					return nil // reachable and authorised: the probe tenant never exists
 				}
 				return err
@@ -142,7 +143,7 @@ func (w *Wired) adapters(cfg config.Config) error {
 			return fmt.Errorf("local secrets: %w", err)
 		}
 		w.Keys = tenantkey.New(w.Secrets, tenantkey.Options{})
-		if w.Store, err = store.NewFromConnectionString(cfg.TablesConnectionString, store.Options{Sealer: w.Keys}); err != nil {
+		if w.Store, err = registry.NewFromConnectionString(cfg.TablesConnectionString, tables.Options{Sealer: w.Keys}); err != nil {
 			return err
 		}
 		if cfg.DevhostQueueURL == "" {
@@ -165,7 +166,7 @@ func (w *Wired) adapters(cfg config.Config) error {
 			return err
 		}
 		w.Keys = tenantkey.New(w.Secrets, tenantkey.Options{})
-		if w.Store, err = store.NewWithCredential(cfg.TablesAccountURL, w.Cred, store.Options{Sealer: w.Keys}); err != nil {
+		if w.Store, err = registry.NewWithCredential(cfg.TablesAccountURL, w.Cred, tables.Options{Sealer: w.Keys}); err != nil {
 			return err
 		}
 		sb, err := queue.NewServiceBusSender(cfg.ServiceBusNamespace, w.Cred)

@@ -10,14 +10,14 @@ import (
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 	"github.com/connecthub/connecthub/internal/privacy"
 	"github.com/connecthub/connecthub/internal/retention"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 
 // catalogue is every module's tables, each declared once by the module that owns it. It drives table
 // creation on make run, a tenant's deletion (retention), the data inventory and Bicep tests, and the
 // personal-data coverage test.
-var catalogue = tables.MustCatalogue(store.Tables, jobs.Tables, audit.Tables, retention.Tables, tenants.Tables, presence.Tables, serviceuser.Tables,
+var catalogue = tables.MustCatalogue(registry.Tables, jobs.Tables, audit.Tables, retention.Tables, tenants.Tables, presence.Tables, serviceuser.Tables,
 	bookings.Tables, access.Tables, privacy.Tables)
 
 // Catalogue returns every module's tables, in deletion order.

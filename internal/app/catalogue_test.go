@@ -6,7 +6,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/retention"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 
@@ -23,8 +23,8 @@ func TestCatalogue(t *testing.T) {
 		}
 	}
 	tenantTables := catalogue.TenantTables()
-	if last := tenantTables[len(tenantTables)-1]; last != store.TableTenants {
-		t.Errorf("a tenant's deletion empties %s last, want the registry (%s) last", last, store.TableTenants)
+	if last := tenantTables[len(tenantTables)-1]; last != registry.TableTenants {
+		t.Errorf("a tenant's deletion empties %s last, want the registry (%s) last", last, registry.TableTenants)
 	}
 	if slices.Contains(tenantTables, retention.TableDeletionReceipts) {
 		t.Error("the deletion receipts must outlive the tenant's deletion")
@@ -35,7 +35,7 @@ func TestCatalogue(t *testing.T) {
 	}{
 		{tables.RetainLicenseData, []string{tenants.TableLicenses}},
 		{tables.RetainBillingData, []string{tenants.TableBilling}},
-		{tables.RetainRegistry, []string{store.TableTenants}},
+		{tables.RetainRegistry, []string{registry.TableTenants}},
 		{tables.RetainReceipts, []string{retention.TableDeletionReceipts}},
 	} {
 		if got := catalogue.Of(tt.class); !slices.Equal(got, tt.want) {

@@ -16,7 +16,7 @@ const module = "github.com/connecthub/connecthub/"
 // shared are the folders under internal/ that every module may import: the kernel, the platform
 // adapters, the wiring, the development tools, and — until each module declares its own tables — the
 // table store that still holds every module's entities.
-var shared = []string{"core", "platform", "app", "dev", "store"}
+var shared = []string{"core", "platform", "app", "dev"}
 
 // crossModuleImports lists "from → to" for every import of one capability module (a folder directly
 // under internal/ that is not shared) by another. imports maps a package's path below internal/ to the

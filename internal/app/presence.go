@@ -14,7 +14,7 @@ import (
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/presence/connector/webhook"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // presenceParts are what other wiring steps take from the presence capability, handed on explicitly.
@@ -57,7 +57,7 @@ func (w *Wired) wirePresence() (presenceParts, error) {
 
 	worker := presence.NewWorker(applier, w.Certs, w.Sender, presence.WorkerOptions{
 		Graph: clients, MaxAttempts: cfg.PBXMaxAttempts, RetryDelay: cfg.PBXRetryDelay, Log: w.Log})
-	if err := w.notifications.Handle(string(store.KindPresence), worker); err != nil {
+	if err := w.notifications.Handle(string(registry.KindPresence), worker); err != nil {
 		return presenceParts{}, fmt.Errorf("route presence notifications: %w", err)
 	}
 	w.App.RenewSubscriptions = manager

@@ -12,7 +12,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/tables"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // TableBookings is the booking cache.
@@ -36,7 +36,7 @@ func OpenData(db *tables.DB) *Data {
 // Sweep keeps only the bookings inside the tenant's window (W in the inventory): from the start of
 // today (today's bookings stay for the whole day) for the tenant's BookingWindowDays, capped by
 // MaxWindowDays.
-func (d *Data) Sweep(ctx context.Context, t store.Tenant, now time.Time) (map[string]int, error) {
+func (d *Data) Sweep(ctx context.Context, t registry.Tenant, now time.Time) (map[string]int, error) {
 	if d.MaxWindowDays <= 0 {
 		return nil, errors.New("bookings sweep: no booking window configured")
 	}

@@ -17,15 +17,16 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken"
 	"github.com/connecthub/connecthub/internal/platform/queue"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
-// Subscriptions reads a tenant's subscription record (store.SubscriptionLookup: cached).
+// Subscriptions reads a tenant's subscription record (registry.SubscriptionLookup: cached).
 type Subscriptions interface {
-	Get(ctx context.Context, tenant core.TenantID, id string) (store.Subscription, error)
+	Get(ctx context.Context, tenant core.TenantID, id string) (registry.Subscription, error)
 }
 
-// Tenants says whether a tenant is active (store.TenantStateLookup: cached for seconds, so the hot path
+// Tenants says whether a tenant is active (registry.TenantStateLookup: cached for seconds, so the hot path
 // costs one storage read per tenant per TTL, not one per item). notBefore is when the item's
 // subscription was created: an answer cached before it is read again.
 type Tenants interface {
@@ -117,7 +118,7 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 			continue
 		}
 		sub, err := in.subs.Get(ctx, tenant, n.SubscriptionID)
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidKey) {
+		if errors.Is(err, tables.ErrNotFound) || errors.Is(err, tables.ErrInvalidKey) {
 			reject("", ReasonUnknownSubscription, n.SubscriptionID)
 			continue
 		}
@@ -127,7 +128,7 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 		}
 		t := string(tenant)
 		in.stats.received(t)
-		if !store.ClientStateMatches(sub.ClientStateHash, n.ClientState) {
+		if !registry.ClientStateMatches(sub.ClientStateHash, n.ClientState) {
 			reject(t, ReasonClientState, n.SubscriptionID)
 			continue
 		}
@@ -187,7 +188,7 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 
 // toMessage queues the item as Graph sent it, minus the clientState (a secret the worker does not need);
 // encryptedContent stays encrypted until the worker decrypts it.
-func toMessage(n notification.Notification, tenant string, kind store.SubscriptionKind) (queue.Message, error) {
+func toMessage(n notification.Notification, tenant string, kind registry.SubscriptionKind) (queue.Message, error) {
 	n.ClientState = ""
 	body, err := json.Marshal(n)
 	if err != nil {

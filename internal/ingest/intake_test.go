@@ -22,7 +22,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
 	"github.com/connecthub/connecthub/internal/platform/queue"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 const (
@@ -31,7 +31,7 @@ const (
 	tenantB = "bbbbbbbb-0000-4000-8000-000000000002"
 )
 
-func newStore(t testing.TB) *store.Store { return storetest.New(t) }
+func newStore(t testing.TB) *registry.Registry { return storetest.New(t) }
 
 // queues is the devhost's real in-memory queue semantics behind the Sender interface.
 type queues struct {
@@ -60,7 +60,7 @@ func (qs *queues) Send(_ context.Context, name string, msgs []queue.Message) err
 func (qs *queues) active(name string) int { return qs.q[name].Stats().Active }
 
 type fixture struct {
-	store  *store.Store
+	store  *registry.Registry
 	intake *Intake
 	qs     *queues
 	idp    *idptest.Platform
@@ -74,15 +74,15 @@ func newFixture(t testing.TB) *fixture {
 	ctx := context.Background()
 	f := &fixture{store: s, qs: newQueues(), idp: idptest.New(t), states: map[string]string{}}
 	for _, sub := range []struct{ tenant, id string }{{tenantA, "sub-a"}, {tenantB, "sub-b"}} {
-		state, hash, err := store.NewClientState()
+		state, hash, err := registry.NewClientState()
 		if err != nil {
 			t.Fatal(err)
 		}
 		tid, _ := core.ParseTenantID(sub.tenant)
-		if err := s.Tenants.Create(ctx, store.Tenant{ID: tid, State: store.TenantActive}); err != nil {
+		if err := s.Tenants.Create(ctx, registry.Tenant{ID: tid, State: registry.TenantActive}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Subscriptions.Insert(ctx, tid, store.Subscription{ID: sub.id, Kind: store.KindPresence,
+		if _, err := s.Subscriptions.Insert(ctx, tid, registry.Subscription{ID: sub.id, Kind: registry.KindPresence,
 			Resource: "/communications/presences", ChangeType: "updated", ClientStateHash: hash}); err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +96,7 @@ func newFixture(t testing.TB) *fixture {
 	if err := v.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	f.intake = New(s.NewSubscriptionLookup(store.LookupOptions{}), s.NewTenantStateLookup(store.TenantStateOptions{}), v, f.qs, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.intake = New(s.NewSubscriptionLookup(registry.LookupOptions{}), s.NewTenantStateLookup(registry.TenantStateOptions{}), v, f.qs, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return f
 }
 
@@ -308,7 +308,7 @@ func TestKeysUnavailableIs503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := New(s.NewSubscriptionLookup(store.LookupOptions{}), s.NewTenantStateLookup(store.TenantStateOptions{}), v, qs, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	in := New(s.NewSubscriptionLookup(registry.LookupOptions{}), s.NewTenantStateLookup(registry.TenantStateOptions{}), v, qs, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f := &fixture{idp: idptest.New(t)}
 	body := f.body(t, []string{f.token(t, tenantA, nil)}, item{Sub: "sub-a", Tenant: tenantA, State: "x", Rich: true})
 	if err := in.Receive(context.Background(), false, body); apperr.CodeOf(err) != apperr.Unavailable {
@@ -360,9 +360,9 @@ func TestInactiveTenantItemsAreDropped(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	a, _ := core.ParseTenantID(tenantA)
-	setState := func(state store.TenantState) {
+	setState := func(state registry.TenantState) {
 		t.Helper()
-		if _, err := f.store.Tenants.Update(context.Background(), a, func(t *store.Tenant) error { t.State = state; return nil }); err != nil {
+		if _, err := f.store.Tenants.Update(context.Background(), a, func(t *registry.Tenant) error { t.State = state; return nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -383,7 +383,7 @@ func TestInactiveTenantItemsAreDropped(t *testing.T) {
 		)
 	}
 
-	for _, state := range []store.TenantState{store.TenantSuspended, store.TenantCancelled} {
+	for _, state := range []registry.TenantState{registry.TenantSuspended, registry.TenantCancelled} {
 		setState(state)
 		if n, l := receive(all()); n != 1 || l != 0 {
 			t.Errorf("%s: queued %d notifications and %d lifecycle items, want only tenant B's notification", state, n, l)
@@ -397,7 +397,7 @@ func TestInactiveTenantItemsAreDropped(t *testing.T) {
 		t.Errorf("tenant B stats = %+v", got)
 	}
 
-	setState(store.TenantActive)
+	setState(registry.TenantActive)
 	if n, l := receive(all()); n != 2 || l != 1 {
 		t.Errorf("reactivated: queued %d notifications and %d lifecycle items, want 2 and 1", n, l)
 	}

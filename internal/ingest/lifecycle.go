@@ -12,19 +12,20 @@ import (
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
 	"github.com/connecthub/connecthub/internal/platform/queue"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 // SubscriptionUpdater changes one subscription record under optimistic concurrency
-// (store.Table[Subscription].Update).
+// (registry.Table[Subscription].Update).
 type SubscriptionUpdater interface {
-	Update(ctx context.Context, tenant core.TenantID, id string, fn func(*store.Subscription) error) (store.Subscription, error)
+	Update(ctx context.Context, tenant core.TenantID, id string, fn func(*registry.Subscription) error) (registry.Subscription, error)
 }
 
 // LifecycleAction is what the subscription manager does about an event (reauthorize, recreate, resync).
 // Nil until that capability is wired: the event is then only recorded.
 type LifecycleAction interface {
-	Handle(ctx context.Context, tenant core.TenantID, sub store.Subscription, event string) error
+	Handle(ctx context.Context, tenant core.TenantID, sub registry.Subscription, event string) error
 }
 
 // LifecycleWorker is ProcessLifecycle: it records each lifecycle event on its subscription record (last
@@ -60,13 +61,13 @@ func (w *LifecycleWorker) Process(ctx context.Context, d *queue.Delivery) error 
 		return apperr.New(apperr.Invalid, "lifecycle message without event or subscription", nil)
 	}
 	at := w.now().UTC()
-	sub, err := w.subs.Update(ctx, tenant, n.SubscriptionID, func(s *store.Subscription) error {
+	sub, err := w.subs.Update(ctx, tenant, n.SubscriptionID, func(s *registry.Subscription) error {
 		s.LastLifecycleEvent = n.LifecycleEvent
 		s.LastLifecycleAt = at
 		s.UpdatedAt = at
 		return nil
 	})
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, tables.ErrNotFound) {
 		// We deleted the subscription ourselves (tenant offboarded, rebalanced): nothing left to act on.
 		w.log.InfoContext(ctx, "lifecycle event for a deleted subscription", "subscription_id", n.SubscriptionID, "event", n.LifecycleEvent)
 		return nil

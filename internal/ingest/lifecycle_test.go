@@ -10,12 +10,12 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/queue"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
-type actionFunc func(ctx context.Context, tenant core.TenantID, sub store.Subscription, event string) error
+type actionFunc func(ctx context.Context, tenant core.TenantID, sub registry.Subscription, event string) error
 
-func (f actionFunc) Handle(ctx context.Context, tenant core.TenantID, sub store.Subscription, event string) error {
+func (f actionFunc) Handle(ctx context.Context, tenant core.TenantID, sub registry.Subscription, event string) error {
 	return f(ctx, tenant, sub, event)
 }
 
@@ -24,13 +24,13 @@ func TestLifecycleWorkerRecordsEvent(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	tid, _ := core.ParseTenantID(tenantA)
-	if _, err := s.Subscriptions.Insert(ctx, tid, store.Subscription{ID: "sub-a", Kind: store.KindPresence}); err != nil {
+	if _, err := s.Subscriptions.Insert(ctx, tid, registry.Subscription{ID: "sub-a", Kind: registry.KindPresence}); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	var acted []string
 	fail := true
-	w := NewLifecycleWorker(s.Subscriptions, actionFunc(func(_ context.Context, _ core.TenantID, sub store.Subscription, ev string) error {
+	w := NewLifecycleWorker(s.Subscriptions, actionFunc(func(_ context.Context, _ core.TenantID, sub registry.Subscription, ev string) error {
 		acted = append(acted, ev+":"+sub.LastLifecycleEvent)
 		if fail {
 			fail = false

@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/ttlcache"
 	"github.com/connecthub/connecthub/internal/presence/connector"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // Observation is one presence as Graph reported it (a notification or a bulk read).
@@ -54,7 +55,7 @@ const syncRecord = "presence"
 // Applier stores a presence and pushes what changed to the tenant's PBX. The worker (notifications) and
 // the subscription manager (resyncs) share it, so both follow the same rules.
 type Applier struct {
-	st       *store.Store
+	st       *registry.Registry
 	data     *Data
 	pushers  connector.Registry
 	defaults Mapping
@@ -75,7 +76,7 @@ type tenantSettings struct {
 
 type userEntry struct {
 	found bool
-	user  store.User
+	user  registry.User
 }
 
 // settingsTTL bounds how long a licensing or settings change takes to reach the worker.
@@ -83,7 +84,7 @@ const settingsTTL = time.Minute
 
 // NewApplier builds the applier. defaults is the mapping every tenant starts from (its Tenant.PresenceMap
 // overrides apply on top).
-func NewApplier(st *store.Store, pushers connector.Registry, defaults Mapping, stats *Stats, now func() time.Time, log *slog.Logger) *Applier {
+func NewApplier(st *registry.Registry, pushers connector.Registry, defaults Mapping, stats *Stats, now func() time.Time, log *slog.Logger) *Applier {
 	if now == nil {
 		now = time.Now
 	}
@@ -108,7 +109,7 @@ func (a *Applier) settings(ctx context.Context, tenant core.TenantID) (tenantSet
 // load reads the tenant's settings from storage (a point read) and caches them.
 func (a *Applier) load(ctx context.Context, tenant core.TenantID) (tenantSettings, error) {
 	t, err := a.st.Tenants.Get(ctx, tenant)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, tables.ErrNotFound) {
 		s := tenantSettings{}
 		a.tenants.Set(tenant, s)
 		return s, nil
@@ -116,7 +117,7 @@ func (a *Applier) load(ctx context.Context, tenant core.TenantID) (tenantSetting
 	if err != nil {
 		return tenantSettings{}, fmt.Errorf("read tenant: %w", err)
 	}
-	s := tenantSettings{active: t.State == store.TenantActive, kind: t.PBXKind}
+	s := tenantSettings{active: t.State == registry.TenantActive, kind: t.PBXKind}
 	s.mapping, s.err = ParseMapping(a.defaults, t.PresenceMap)
 	a.tenants.Set(tenant, s)
 	return s, nil
@@ -129,7 +130,7 @@ func (a *Applier) user(ctx context.Context, tenant core.TenantID, id string) (us
 	}
 	u, err := a.st.Users.Get(ctx, tenant, id)
 	switch {
-	case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidKey):
+	case errors.Is(err, tables.ErrNotFound) || errors.Is(err, tables.ErrInvalidKey):
 		a.users.Set(k, userEntry{})
 		return userEntry{}, nil
 	case err != nil:
@@ -177,7 +178,7 @@ func (a *Applier) apply(ctx context.Context, tenant core.TenantID, o Observation
 	}
 	cur, etag, err := a.data.Presence.GetWithETag(ctx, tenant, o.UserID)
 	exists := err == nil
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, tables.ErrNotFound) {
 		return Failed, fmt.Errorf("read presence: %w", err)
 	}
 	v := order(o, cur, exists, a.now())
@@ -330,7 +331,7 @@ func compareSequence(a, b string) int {
 
 // recordFailure notes the failed record for the tenant's error report. The user's name is kept only here
 // and only temporarily (retention S7); failures to record are logged, never hide the push error.
-func (a *Applier) recordFailure(ctx context.Context, tenant core.TenantID, u store.User, code string) {
+func (a *Applier) recordFailure(ctx context.Context, tenant core.TenantID, u registry.User, code string) {
 	now := a.now().UTC()
 	rk, err := SyncErrorKey(u.ID, syncRecord)
 	if err != nil {
@@ -356,7 +357,7 @@ func (a *Applier) clearFailure(ctx context.Context, tenant core.TenantID, userID
 	if err != nil {
 		return
 	}
-	if err := a.data.SyncErrors.Delete(ctx, tenant, rk); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := a.data.SyncErrors.Delete(ctx, tenant, rk); err != nil && !errors.Is(err, tables.ErrNotFound) {
 		a.log.WarnContext(ctx, "clear sync error failed", "user_id", userID, "error", err)
 	}
 }

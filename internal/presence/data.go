@@ -9,7 +9,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/tables"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // The tables presence sync owns.
@@ -105,7 +105,7 @@ func (d *Data) UsersWithData(ctx context.Context, tenant core.TenantID) ([]strin
 }
 
 // Sweep deletes the tenant's sync errors first recorded more than SyncErrorRetention ago.
-func (d *Data) Sweep(ctx context.Context, t store.Tenant, now time.Time) (map[string]int, error) {
+func (d *Data) Sweep(ctx context.Context, t registry.Tenant, now time.Time) (map[string]int, error) {
 	if d.SyncErrorRetention <= 0 {
 		return nil, errors.New("presence sweep: no sync error retention configured")
 	}

@@ -25,7 +25,7 @@ import (
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 var ctx = context.Background()
@@ -156,7 +156,7 @@ func (c *clients) For(_ context.Context, tenant core.TenantID, su string) (prese
 
 type fixture struct {
 	env     *storetest.Env
-	st      *store.Store
+	st      *registry.Registry
 	tenant  core.TenantID
 	auth    *graphtest.Authority
 	graph   *graphtest.Graph
@@ -191,7 +191,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	h := newHook(t)
 	f := &fixture{env: env, st: env.Store, tenant: env.NewTenant(t), auth: auth, graph: g, hook: h,
 		pusher: &recPusher{}, sender: &recSender{}, ring: ring, stats: presence.NewStats()}
-	if err := f.st.Tenants.Create(ctx, store.Tenant{ID: f.tenant, State: store.TenantActive, PBXKind: "test"}); err != nil {
+	if err := f.st.Tenants.Create(ctx, registry.Tenant{ID: f.tenant, State: registry.TenantActive, PBXKind: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	f.applier = presence.NewApplier(f.st, connector.Registry{"test": f.pusher}, presence.DefaultMapping(), f.stats, o.now, nil)
@@ -209,9 +209,9 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 
 func (f *fixture) addUsers(t testing.TB, ids ...string) {
 	t.Helper()
-	var us []store.User
+	var us []registry.User
 	for _, id := range ids {
-		us = append(us, store.User{ID: id, DisplayName: "User " + id[:8], Mail: id[:8] + "@contoso.example", Licensed: true})
+		us = append(us, registry.User{ID: id, DisplayName: "User " + id[:8], Mail: id[:8] + "@contoso.example", Licensed: true})
 	}
 	for start := 0; start < len(us); start += 100 {
 		if err := f.st.Users.InsertBatch(ctx, f.tenant, us[start:min(start+100, len(us))]); err != nil {
@@ -227,9 +227,9 @@ func (f *fixture) addServiceUser(t testing.TB, id string, at time.Time) {
 	}
 }
 
-func (f *fixture) subscriptions(t testing.TB) []store.Subscription {
+func (f *fixture) subscriptions(t testing.TB) []registry.Subscription {
 	t.Helper()
-	var out []store.Subscription
+	var out []registry.Subscription
 	for s, err := range f.st.Subscriptions.All(ctx, f.tenant, nil) {
 		if err != nil {
 			t.Fatal(err)
@@ -253,7 +253,7 @@ func (f *fixture) deliveries(t testing.TB, ds []graphtest.Delivery, enqueued tim
 			body, _ := json.Marshal(n)
 			out = append(out, &queue.Delivery{Body: body, MessageID: notification.MessageID(n), SessionID: notification.OrderingKey(n),
 				DeliveryCount: 1, EnqueuedTime: enqueued, ContentType: "application/json",
-				ApplicationProperties: map[string]string{queue.PropTenant: string(f.tenant), queue.PropKind: string(store.KindPresence)}})
+				ApplicationProperties: map[string]string{queue.PropTenant: string(f.tenant), queue.PropKind: string(registry.KindPresence)}})
 		}
 	}
 	return out

@@ -40,9 +40,9 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // Graph is what the manager needs from a service user's delegated Graph client (graph.Client).
@@ -77,7 +77,7 @@ type ManagerOptions struct {
 // Manager keeps every active tenant's presence subscriptions right: RenewSubscriptions (Run) and the
 // lifecycle actions (Handle).
 type Manager struct {
-	st           *store.Store
+	st           *registry.Registry
 	serviceUsers *tables.Table[serviceuser.ServiceUser, *serviceuser.ServiceUser]
 	clients      Clients
 	applier      *Applier
@@ -93,7 +93,7 @@ const leaseName = "presence-subscriptions"
 const leaseTTL = 5 * time.Minute
 
 // NewManager builds the manager.
-func NewManager(st *store.Store, clients Clients, applier *Applier, certs *graphcrypto.KeyRing, o ManagerOptions) *Manager {
+func NewManager(st *registry.Registry, clients Clients, applier *Applier, certs *graphcrypto.KeyRing, o ManagerOptions) *Manager {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -103,7 +103,7 @@ func NewManager(st *store.Store, clients Clients, applier *Applier, certs *graph
 	if o.LeaseWait <= 0 {
 		o.LeaseWait = 30 * time.Second
 	}
-	runner := jobs.New(st.Jobs, jobs.Options{Instance: o.Owner, Log: o.Log})
+	runner := jobs.New(jobs.OpenLeases(st.DB()), jobs.Options{Instance: o.Owner, Log: o.Log})
 	return &Manager{st: st, serviceUsers: serviceuser.OpenTable(st.DB()), clients: clients, applier: applier, certs: certs, runner: runner, o: o}
 }
 
@@ -117,25 +117,25 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	// Most inactive tenants hold nothing: a cheap count spares them the lease's writes. Pending tenants
 	// hold nothing; a deleting one is the retention job's.
-	due := func(t store.Tenant) (core.TenantID, bool) {
+	due := func(t registry.Tenant) (core.TenantID, bool) {
 		switch t.State {
-		case store.TenantActive:
+		case registry.TenantActive:
 			return t.ID, true
-		case store.TenantSuspended, store.TenantCancelled:
+		case registry.TenantSuspended, registry.TenantCancelled:
 			n, err := m.countSubscriptions(ctx, t.ID)
 			return t.ID, err != nil || n > 0
 		}
 		return t.ID, false
 	}
 	_, err := jobs.ForEach(ctx, m.runner, m.spec(0), m.st.Tenants.OperatorAll(ctx), due,
-		func(ctx context.Context, _ *jobs.Lease, t store.Tenant) error { return m.follow(ctx, t.ID) })
+		func(ctx context.Context, _ *jobs.Lease, t registry.Tenant) error { return m.follow(ctx, t.ID) })
 	return err
 }
 
 // OnStateChange is the tenants capability's hook (tenants.StateHook), called once a suspension,
 // cancellation or reactivation is stored: the tenant's subscriptions follow its state at once. It waits
 // for a reconcile in progress (as long as ctx allows); what it cannot finish, Run does.
-func (m *Manager) OnStateChange(ctx context.Context, tenant core.TenantID, _ store.TenantState) error {
+func (m *Manager) OnStateChange(ctx context.Context, tenant core.TenantID, _ registry.TenantState) error {
 	m.applier.Forget(tenant)
 	return m.withLease(ctx, tenant, func() error { return m.follow(ctx, tenant) })
 }
@@ -145,20 +145,20 @@ func (m *Manager) OnStateChange(ctx context.Context, tenant core.TenantID, _ sto
 // suspended tenant with a new subscription, nor a reactivated one without.
 func (m *Manager) follow(ctx context.Context, tenant core.TenantID) error {
 	t, err := m.st.Tenants.Get(ctx, tenant)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, tables.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("read tenant: %w", err)
 	}
 	switch t.State {
-	case store.TenantActive:
+	case registry.TenantActive:
 		if m.o.NotificationURL == "" {
 			return nil // presence sync is off: nothing to create
 		}
 		_, err := m.Reconcile(ctx, tenant)
 		return err
-	case store.TenantSuspended, store.TenantCancelled:
+	case registry.TenantSuspended, registry.TenantCancelled:
 		return m.deactivate(ctx, tenant)
 	}
 	return nil
@@ -171,12 +171,12 @@ func (m *Manager) follow(ctx context.Context, tenant core.TenantID) error {
 // passed: then Graph has dropped it anyway (an hour at most, and an inactive tenant's subscriptions
 // are never renewed), and the row goes too.
 func (m *Manager) deactivate(ctx context.Context, tenant core.TenantID) error {
-	var subs []store.Subscription
+	var subs []registry.Subscription
 	for s, err := range m.st.Subscriptions.All(ctx, tenant, nil) {
 		if err != nil {
 			return fmt.Errorf("list subscriptions: %w", err)
 		}
-		if s.Kind == store.KindPresence {
+		if s.Kind == registry.KindPresence {
 			subs = append(subs, s)
 		}
 	}
@@ -213,7 +213,7 @@ func (m *Manager) spec(wait time.Duration) jobs.Spec {
 // Status is a tenant's presence sync state: what the admin sees.
 func (m *Manager) Status(ctx context.Context, tenant core.TenantID) (TenantStatus, error) {
 	// An unknown id is 404, not a row of zeros.
-	if _, err := m.st.Tenants.Get(ctx, tenant); errors.Is(err, store.ErrNotFound) {
+	if _, err := m.st.Tenants.Get(ctx, tenant); errors.Is(err, tables.ErrNotFound) {
 		return TenantStatus{}, apperr.New(apperr.NotFound, "no such tenant", err)
 	} else if err != nil {
 		return TenantStatus{}, fmt.Errorf("read tenant: %w", err)
@@ -228,11 +228,11 @@ func (m *Manager) Status(ctx context.Context, tenant core.TenantID) (TenantStatu
 
 type tenantView struct {
 	licensed []string
-	active   []string                      // active service users, oldest connection first
-	all      int                           // service users including those needing re-consent
-	subs     map[string]store.Subscription // by service user
+	active   []string                         // active service users, oldest connection first
+	all      int                              // service users including those needing re-consent
+	subs     map[string]registry.Subscription // by service user
 	members  map[string][]string
-	orphans  []store.Subscription // rows whose service user is gone or duplicated
+	orphans  []registry.Subscription // rows whose service user is gone or duplicated
 }
 
 func (v tenantView) status(p Plan) TenantStatus {
@@ -241,9 +241,9 @@ func (v tenantView) status(p Plan) TenantStatus {
 }
 
 func (m *Manager) view(ctx context.Context, tenant core.TenantID) (tenantView, error) {
-	v := tenantView{subs: map[string]store.Subscription{}, members: map[string][]string{}}
+	v := tenantView{subs: map[string]registry.Subscription{}, members: map[string][]string{}}
 	// Only the flags are read: the sealed personal fields are not needed here.
-	for u, err := range m.st.Users.All(ctx, tenant, &store.ListOptions{Select: []string{"Licensed", "ProcessingRestricted"}}) {
+	for u, err := range m.st.Users.All(ctx, tenant, &tables.ListOptions{Select: []string{"Licensed", "ProcessingRestricted"}}) {
 		if err != nil {
 			return v, fmt.Errorf("list users: %w", err)
 		}
@@ -252,7 +252,7 @@ func (m *Manager) view(ctx context.Context, tenant core.TenantID) (tenantView, e
 		}
 	}
 	var sus []serviceuser.ServiceUser
-	for su, err := range m.serviceUsers.All(ctx, tenant, &store.ListOptions{Select: []string{"State", "ConnectedAt"}}) {
+	for su, err := range m.serviceUsers.All(ctx, tenant, &tables.ListOptions{Select: []string{"State", "ConnectedAt"}}) {
 		if err != nil {
 			return v, fmt.Errorf("list service users: %w", err)
 		}
@@ -276,7 +276,7 @@ func (m *Manager) view(ctx context.Context, tenant core.TenantID) (tenantView, e
 		if err != nil {
 			return v, fmt.Errorf("list subscriptions: %w", err)
 		}
-		if s.Kind != store.KindPresence {
+		if s.Kind != registry.KindPresence {
 			continue
 		}
 		ids, perr := ParseResource(s.Resource)
@@ -353,11 +353,11 @@ func (m *Manager) Reconcile(ctx context.Context, tenant core.TenantID) (TenantSt
 
 func (m *Manager) countSubscriptions(ctx context.Context, tenant core.TenantID) (int, error) {
 	n := 0
-	for s, err := range m.st.Subscriptions.All(ctx, tenant, &store.ListOptions{Select: []string{"Kind"}}) {
+	for s, err := range m.st.Subscriptions.All(ctx, tenant, &tables.ListOptions{Select: []string{"Kind"}}) {
 		if err != nil {
 			return 0, err
 		}
-		if s.Kind == store.KindPresence {
+		if s.Kind == registry.KindPresence {
 			n++
 		}
 	}
@@ -365,7 +365,7 @@ func (m *Manager) countSubscriptions(ctx context.Context, tenant core.TenantID) 
 }
 
 func (m *Manager) countServiceUsers(ctx context.Context, tenant core.TenantID) (active, all int, err error) {
-	for su, err := range m.serviceUsers.All(ctx, tenant, &store.ListOptions{Select: []string{"State"}}) {
+	for su, err := range m.serviceUsers.All(ctx, tenant, &tables.ListOptions{Select: []string{"State"}}) {
 		if err != nil {
 			return 0, 0, err
 		}
@@ -387,7 +387,7 @@ func (m *Manager) client(ctx context.Context, tenant core.TenantID, su string) (
 
 // renew moves the expiry when it is within the margin. A subscription Graph no longer has (or one that
 // already lapsed) is re-created, and its users resynced: changes during a lapse are lost otherwise.
-func (m *Manager) renew(ctx context.Context, tenant core.TenantID, sub store.Subscription, members []string) error {
+func (m *Manager) renew(ctx context.Context, tenant core.TenantID, sub registry.Subscription, members []string) error {
 	now := m.o.Now()
 	if sub.ExpiresAt.Sub(now) > m.o.RenewMargin {
 		return nil
@@ -399,7 +399,7 @@ func (m *Manager) renew(ctx context.Context, tenant core.TenantID, sub store.Sub
 	if sub.ExpiresAt.After(now) {
 		exp, err := g.RenewSubscription(ctx, sub.ID, now.Add(m.o.Lifetime))
 		if err == nil {
-			_, err = m.st.Subscriptions.Update(ctx, tenant, sub.ID, func(s *store.Subscription) error {
+			_, err = m.st.Subscriptions.Update(ctx, tenant, sub.ID, func(s *registry.Subscription) error {
 				s.ExpiresAt, s.UpdatedAt = exp, now.UTC()
 				return nil
 			})
@@ -421,7 +421,7 @@ func (m *Manager) renew(ctx context.Context, tenant core.TenantID, sub store.Sub
 }
 
 // remove deletes a subscription at Graph (when its service user can still do it) and our record.
-func (m *Manager) remove(ctx context.Context, tenant core.TenantID, sub store.Subscription, atGraph bool) error {
+func (m *Manager) remove(ctx context.Context, tenant core.TenantID, sub registry.Subscription, atGraph bool) error {
 	if atGraph {
 		g, err := m.client(ctx, tenant, sub.ServiceUserID)
 		if err == nil {
@@ -431,7 +431,7 @@ func (m *Manager) remove(ctx context.Context, tenant core.TenantID, sub store.Su
 			return fmt.Errorf("delete subscription %s: %w", sub.ID, err)
 		}
 	}
-	if err := m.st.Subscriptions.Delete(ctx, tenant, sub.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := m.st.Subscriptions.Delete(ctx, tenant, sub.ID); err != nil && !errors.Is(err, tables.ErrNotFound) {
 		return fmt.Errorf("delete subscription record: %w", err)
 	}
 	return nil
@@ -445,7 +445,7 @@ func (m *Manager) create(ctx context.Context, tenant core.TenantID, su string, m
 	if err != nil {
 		return err
 	}
-	state, hash, err := store.NewClientState()
+	state, hash, err := registry.NewClientState()
 	if err != nil {
 		return err
 	}
@@ -469,7 +469,7 @@ func (m *Manager) create(ctx context.Context, tenant core.TenantID, su string, m
 		return fmt.Errorf("create subscription for service user %s: %w", su, err)
 	}
 	now := m.o.Now().UTC()
-	if _, err := m.st.Subscriptions.Insert(ctx, tenant, store.Subscription{ID: sub.ID, Kind: store.KindPresence,
+	if _, err := m.st.Subscriptions.Insert(ctx, tenant, registry.Subscription{ID: sub.ID, Kind: registry.KindPresence,
 		Resource: req.Resource, ChangeType: req.ChangeType, ExpiresAt: sub.ExpiresAt, ClientStateHash: hash,
 		ServiceUserID: su, CreatedAt: now, UpdatedAt: now}); err != nil {
 		return fmt.Errorf("record subscription: %w", err)
@@ -489,7 +489,7 @@ func (m *Manager) deleteUnknown(ctx context.Context, tenant core.TenantID, g Gra
 		if _, perr := ParseResource(s.Resource); perr != nil {
 			continue
 		}
-		if _, err := m.st.Subscriptions.Get(ctx, tenant, s.ID); errors.Is(err, store.ErrNotFound) {
+		if _, err := m.st.Subscriptions.Get(ctx, tenant, s.ID); errors.Is(err, tables.ErrNotFound) {
 			m.o.Log.WarnContext(ctx, "deleting unknown presence subscription", "subscription_id", s.ID)
 			errs = append(errs, g.DeleteSubscription(ctx, s.ID))
 		}
@@ -546,15 +546,15 @@ const (
 
 // Handle is ProcessLifecycle's action (ingest.LifecycleAction): reauthorizationRequired → reauthorize;
 // subscriptionRemoved → re-create and resync; missed → resync.
-func (m *Manager) Handle(ctx context.Context, tenant core.TenantID, sub store.Subscription, event string) error {
-	if sub.Kind != store.KindPresence {
+func (m *Manager) Handle(ctx context.Context, tenant core.TenantID, sub registry.Subscription, event string) error {
+	if sub.Kind != registry.KindPresence {
 		return nil
 	}
 	return m.withLease(ctx, tenant, func() error {
 		// An inactive tenant's subscription is not reauthorized nor re-created: it is deleted.
-		if t, err := m.st.Tenants.Get(ctx, tenant); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if t, err := m.st.Tenants.Get(ctx, tenant); err != nil && !errors.Is(err, tables.ErrNotFound) {
 			return fmt.Errorf("read tenant: %w", err)
-		} else if t.State != store.TenantActive {
+		} else if t.State != registry.TenantActive {
 			return m.follow(ctx, tenant)
 		}
 		switch event {
@@ -593,7 +593,7 @@ func (m *Manager) Handle(ctx context.Context, tenant core.TenantID, sub store.Su
 
 // recreate drops our record of a subscription Graph removed and reconciles the tenant, which creates the
 // service user's subscription again (with the current members) and resyncs them.
-func (m *Manager) recreate(ctx context.Context, tenant core.TenantID, sub store.Subscription) error {
+func (m *Manager) recreate(ctx context.Context, tenant core.TenantID, sub registry.Subscription) error {
 	if err := m.remove(ctx, tenant, sub, false); err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 const (
@@ -42,7 +42,7 @@ func TestReconcileCreatesRenewsAndRebalances(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
 	f.addUsers(t, u1, u2, u3)
-	if _, err := f.st.Users.Insert(ctx, f.tenant, store.User{ID: u4, Licensed: false}); err != nil {
+	if _, err := f.st.Users.Insert(ctx, f.tenant, registry.User{ID: u4, Licensed: false}); err != nil {
 		t.Fatal(err)
 	}
 	f.addServiceUser(t, su1, time.Now())
@@ -72,8 +72,8 @@ func TestReconcileCreatesRenewsAndRebalances(t *testing.T) {
 			held.EncryptionCertificate == base64.StdEncoding.EncodeToString(cur.Certificate.Raw)},
 		{"both URLs", held.NotificationURL == f.hook.srv.URL+"/api/graph/notifications" && held.LifecycleNotificationURL == f.hook.srv.URL+"/api/graph/lifecycle"},
 		{"expiry about the lifetime ahead", held.ExpiresAt.Sub(start) > 54*time.Minute && held.ExpiresAt.Sub(start) <= 56*time.Minute},
-		{"only the clientState's hash is stored, and it matches", store.ClientStateMatches(row.ClientStateHash, held.ClientState) && len(held.ClientState) >= 32},
-		{"row records kind, service user and expiry", row.Kind == store.KindPresence && row.ServiceUserID == su1 && row.ExpiresAt.Equal(held.ExpiresAt)},
+		{"only the clientState's hash is stored, and it matches", registry.ClientStateMatches(row.ClientStateHash, held.ClientState) && len(held.ClientState) >= 32},
+		{"row records kind, service user and expiry", row.Kind == registry.KindPresence && row.ServiceUserID == su1 && row.ExpiresAt.Equal(held.ExpiresAt)},
 	}
 	for _, c := range checks {
 		if !c.ok {
@@ -101,7 +101,7 @@ func TestReconcileCreatesRenewsAndRebalances(t *testing.T) {
 	}
 
 	// Renewal: within the margin the expiry is PATCHed.
-	if _, err := f.st.Subscriptions.Update(ctx, f.tenant, row.ID, func(s *store.Subscription) error {
+	if _, err := f.st.Subscriptions.Update(ctx, f.tenant, row.ID, func(s *registry.Subscription) error {
 		s.ExpiresAt = time.Now().Add(10 * time.Minute)
 		return nil
 	}); err != nil {
@@ -118,7 +118,7 @@ func TestReconcileCreatesRenewsAndRebalances(t *testing.T) {
 	}
 
 	// Licensing changed: the subscription is re-created with the new member, who is synced.
-	if _, err := f.st.Users.Update(ctx, f.tenant, u4, func(u *store.User) error { u.Licensed = true; return nil }); err != nil {
+	if _, err := f.st.Users.Update(ctx, f.tenant, u4, func(u *registry.User) error { u.Licensed = true; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	f.applier.Forget(f.tenant)
@@ -143,7 +143,7 @@ func TestReconcileCreatesRenewsAndRebalances(t *testing.T) {
 	// Graph lost it (no lifecycle notification came): the renewal's 404 re-creates it.
 	lost := rows[0]
 	f.graph.DropSubscription(lost.ID)
-	if _, err := f.st.Subscriptions.Update(ctx, f.tenant, lost.ID, func(s *store.Subscription) error {
+	if _, err := f.st.Subscriptions.Update(ctx, f.tenant, lost.ID, func(s *registry.Subscription) error {
 		s.ExpiresAt = time.Now().Add(10 * time.Minute)
 		return nil
 	}); err != nil {
@@ -277,7 +277,7 @@ func (f *fixture) lifecycle(t *testing.T, post func() (int, error)) {
 	body, _ := json.Marshal(n)
 	w := ingest.NewLifecycleWorker(f.st.Subscriptions, f.manager, nil, nopLog())
 	if err := w.Process(ctx, &queue.Delivery{Body: body, MessageID: notification.MessageID(n), DeliveryCount: 1,
-		ApplicationProperties: map[string]string{queue.PropTenant: string(f.tenant), queue.PropKind: string(store.KindPresence)}}); err != nil {
+		ApplicationProperties: map[string]string{queue.PropTenant: string(f.tenant), queue.PropKind: string(registry.KindPresence)}}); err != nil {
 		t.Fatalf("ProcessLifecycle: %v", err)
 	}
 }
@@ -332,7 +332,7 @@ func TestLifecycleEvents(t *testing.T) {
 	})
 	t.Run("events of a deleted subscription are ignored", func(t *testing.T) {
 		rows := f.subscriptions(t)
-		if err := f.manager.Handle(ctx, f.tenant, store.Subscription{ID: "gone", Kind: store.KindBooking}, presence.EventMissed); err != nil {
+		if err := f.manager.Handle(ctx, f.tenant, registry.Subscription{ID: "gone", Kind: registry.KindBooking}, presence.EventMissed); err != nil {
 			t.Errorf("booking event: %v", err)
 		}
 		if len(f.subscriptions(t)) != len(rows) {

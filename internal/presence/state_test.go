@@ -7,14 +7,14 @@ import (
 
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/presence/connector"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // setState changes the tenant's state the way the tenants capability stores it, without telling the
 // manager or the applier: as another instance would.
-func (f *fixture) setState(t *testing.T, state store.TenantState) {
+func (f *fixture) setState(t *testing.T, state registry.TenantState) {
 	t.Helper()
-	if _, err := f.st.Tenants.Update(ctx, f.tenant, func(t *store.Tenant) error { t.State = state; return nil }); err != nil {
+	if _, err := f.st.Tenants.Update(ctx, f.tenant, func(t *registry.Tenant) error { t.State = state; return nil }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -43,7 +43,7 @@ func TestSuspendDeletesSubscriptionsAndReactivateRestoresThem(t *testing.T) {
 		t.Fatalf("before suspension: rows %+v, Graph %d", old, len(f.graph.Subscriptions()))
 	}
 
-	for _, state := range []store.TenantState{store.TenantSuspended, store.TenantCancelled} {
+	for _, state := range []registry.TenantState{registry.TenantSuspended, registry.TenantCancelled} {
 		f.setState(t, state)
 		if err := f.manager.OnStateChange(ctx, f.tenant, state); err != nil {
 			t.Fatalf("%s: %v", state, err)
@@ -71,8 +71,8 @@ func TestSuspendDeletesSubscriptionsAndReactivateRestoresThem(t *testing.T) {
 	// While the tenant was away, u1 went busy; reactivation subscribes again and resyncs.
 	f.graph.SetPresenceQuietly(string(f.tenant), u1, "Busy", "InACall")
 	before := len(f.pusher.all())
-	f.setState(t, store.TenantActive)
-	if err := f.manager.OnStateChange(ctx, f.tenant, store.TenantActive); err != nil {
+	f.setState(t, registry.TenantActive)
+	if err := f.manager.OnStateChange(ctx, f.tenant, registry.TenantActive); err != nil {
 		t.Fatal(err)
 	}
 	rows := f.subscriptions(t)
@@ -102,8 +102,8 @@ func TestDeletionGraphRefusedIsRetriedByRenewSubscriptions(t *testing.T) {
 
 	// 500 is not retried by the SDK (only 429/503/504 are): one answer is an outage for this call.
 	f.graph.Fail(http.MethodDelete, "/subscriptions/", graphtest.Failure{Status: http.StatusInternalServerError, Code: "generalException"})
-	f.setState(t, store.TenantSuspended)
-	if err := f.manager.OnStateChange(ctx, f.tenant, store.TenantSuspended); err == nil {
+	f.setState(t, registry.TenantSuspended)
+	if err := f.manager.OnStateChange(ctx, f.tenant, registry.TenantSuspended); err == nil {
 		t.Fatal("OnStateChange = nil while Graph refused the deletion")
 	}
 	if _, ok := f.graph.Subscriptions()[sub.ID]; !ok {
@@ -138,14 +138,14 @@ func TestExpiredUndeletableSubscriptionRowIsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub := f.subscriptions(t)[0]
-	f.setState(t, store.TenantCancelled)
+	f.setState(t, registry.TenantCancelled)
 	for range 2 {
 		f.graph.Fail(http.MethodDelete, "/subscriptions/", graphtest.Failure{Status: http.StatusInternalServerError, Code: "generalException"})
 	}
-	if err := f.manager.OnStateChange(ctx, f.tenant, store.TenantCancelled); err == nil {
+	if err := f.manager.OnStateChange(ctx, f.tenant, registry.TenantCancelled); err == nil {
 		t.Fatal("OnStateChange = nil while Graph refused the deletion")
 	}
-	if _, err := f.st.Subscriptions.Update(ctx, f.tenant, sub.ID, func(s *store.Subscription) error {
+	if _, err := f.st.Subscriptions.Update(ctx, f.tenant, sub.ID, func(s *registry.Subscription) error {
 		s.ExpiresAt = time.Now().Add(-time.Minute)
 		return nil
 	}); err != nil {
@@ -179,7 +179,7 @@ func TestQueuedNotificationAfterCancelIsDropped(t *testing.T) {
 	}
 	pushes := len(f.pusher.all())
 
-	f.setState(t, store.TenantCancelled) // by another instance: this applier was not told
+	f.setState(t, registry.TenantCancelled) // by another instance: this applier was not told
 	for name, d := range map[string]func() error{
 		"queued notification": func() error { return f.worker.Process(ctx, queued) },
 		"rescheduled retry":   func() error { return f.worker.Process(ctx, redeliver(retry[0])) },
@@ -199,7 +199,7 @@ func TestQueuedNotificationAfterCancelIsDropped(t *testing.T) {
 	}
 
 	// Reactivated (again elsewhere): the next change is pushed, the cached "inactive" notwithstanding.
-	f.setState(t, store.TenantActive)
+	f.setState(t, registry.TenantActive)
 	if err := f.worker.Process(ctx, f.notify(t, u1, "DoNotDisturb", "Presenting")[0]); err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,9 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
 	"github.com/connecthub/connecthub/internal/platform/queue"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence/connector"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // Message properties the worker adds to a rescheduled copy.
@@ -102,7 +103,7 @@ func (w *Worker) Process(ctx context.Context, d *queue.Delivery) error {
 		return apperr.New(apperr.Invalid, "presence message without a tenant", err)
 	}
 	ctx = core.WithTenant(ctx, tenant)
-	if k := d.ApplicationProperties[queue.PropKind]; k != string(store.KindPresence) {
+	if k := d.ApplicationProperties[queue.PropKind]; k != string(registry.KindPresence) {
 		return apperr.New(apperr.Invalid, fmt.Sprintf("message of kind %q on the presence worker", k), nil)
 	}
 	attempt, _ := strconv.Atoi(d.ApplicationProperties[PropAttempt])
@@ -220,15 +221,15 @@ func (w *Worker) serviceUser(ctx context.Context, tenant core.TenantID, subID st
 		switch {
 		case err == nil && s.ServiceUserID != "":
 			return s.ServiceUserID, nil
-		case err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrInvalidKey):
+		case err != nil && !errors.Is(err, tables.ErrNotFound) && !errors.Is(err, tables.ErrInvalidKey):
 			return "", fmt.Errorf("read subscription: %w", err)
 		}
 	}
-	for s, err := range w.applier.st.Subscriptions.All(ctx, tenant, &store.ListOptions{Select: []string{"Kind", "ServiceUserID"}}) {
+	for s, err := range w.applier.st.Subscriptions.All(ctx, tenant, &tables.ListOptions{Select: []string{"Kind", "ServiceUserID"}}) {
 		if err != nil {
 			return "", fmt.Errorf("list subscriptions: %w", err)
 		}
-		if s.Kind == store.KindPresence && s.ServiceUserID != "" {
+		if s.Kind == registry.KindPresence && s.ServiceUserID != "" {
 			return s.ServiceUserID, nil
 		}
 	}

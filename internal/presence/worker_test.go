@@ -10,9 +10,10 @@ import (
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
 	"github.com/connecthub/connecthub/internal/platform/queue"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/connector"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // workerFixture has one tenant with a subscription for u1..u3; u3 then restricts processing.
@@ -25,7 +26,7 @@ func workerFixture(t *testing.T, o fixtureOptions) *fixture {
 		t.Fatal(err)
 	}
 	// u3 objects to processing after the subscription was made.
-	if _, err := f.st.Users.Update(ctx, f.tenant, u3, func(u *store.User) error { u.ProcessingRestricted = true; return nil }); err != nil {
+	if _, err := f.st.Users.Update(ctx, f.tenant, u3, func(u *registry.User) error { u.ProcessingRestricted = true; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	f.applier.ForgetUser(f.tenant, u3)
@@ -207,7 +208,7 @@ func TestWorkerRetriesWithBackoffThenDeadLetters(t *testing.T) {
 	if err := f.worker.Process(ctx, f.notify(t, u1, "Available", "Available")[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := presence.OpenData(f.st.DB()).SyncErrors.Get(ctx, f.tenant, rk); !errors.Is(err, store.ErrNotFound) {
+	if _, err := presence.OpenData(f.st.DB()).SyncErrors.Get(ctx, f.tenant, rk); !errors.Is(err, tables.ErrNotFound) {
 		t.Errorf("sync error after success: %v", err)
 	}
 }
@@ -231,7 +232,7 @@ func TestWorkerPermanentFailureIsReportedNotRetried(t *testing.T) {
 func TestWorkerUsesTheTenantsMapping(t *testing.T) {
 	t.Parallel()
 	f := workerFixture(t, fixtureOptions{})
-	if _, err := f.st.Tenants.Update(ctx, f.tenant, func(tn *store.Tenant) error {
+	if _, err := f.st.Tenants.Update(ctx, f.tenant, func(tn *registry.Tenant) error {
 		tn.PresenceMap = "Busy/InACall=DND; Away=Available"
 		return nil
 	}); err != nil {
@@ -255,7 +256,7 @@ func TestWorkerUsesTheTenantsMapping(t *testing.T) {
 	}
 
 	// A mapping that no longer parses is reported, not guessed at.
-	if _, err := f.st.Tenants.Update(ctx, f.tenant, func(tn *store.Tenant) error { tn.PresenceMap = "Busy=Sleeping"; return nil }); err != nil {
+	if _, err := f.st.Tenants.Update(ctx, f.tenant, func(tn *registry.Tenant) error { tn.PresenceMap = "Busy=Sleeping"; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	f.applier.Forget(f.tenant)

@@ -16,7 +16,7 @@ import (
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 
@@ -69,7 +69,7 @@ func BenchmarkDeleteTenant(b *testing.B) {
 				elapsed += time.Since(start)
 				requests += f.kill.total.Load() - before
 				left := f.scan(b, id)
-				if n := total(without(left, tenants.TableLicenses, tenants.TableBilling, TableDeletionReceipts, store.TableTenants)); n != 0 || rows < benchRows {
+				if n := total(without(left, tenants.TableLicenses, tenants.TableBilling, TableDeletionReceipts, registry.TableTenants)); n != 0 || rows < benchRows {
 					b.Fatalf("%s left %d rows of %d: %v", mode, n, rows, left)
 				}
 				f.clock.Set(t0)

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tables"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // deletion is one category of one tenant's data on its way out, with its progress (checkpointed).
@@ -72,7 +72,7 @@ var errNotDue = errors.New("not due")
 
 // deleteTenant claims a due tenant (state deleting, under ETag concurrency against a reactivation) and
 // deletes its data.
-func (r *run) deleteTenant(ctx context.Context, t store.Tenant, due time.Time, reason string, ended time.Time) error {
+func (r *run) deleteTenant(ctx context.Context, t registry.Tenant, due time.Time, reason string, ended time.Time) error {
 	ctx = core.WithTenant(ctx, t.ID) // one run works through many tenants: each line names its own
 	d := r.cp.find(t.ID, CategoryTenant, ended)
 	if d != nil && r.attempted[d.key()] {
@@ -80,18 +80,18 @@ func (r *run) deleteTenant(ctx context.Context, t store.Tenant, due time.Time, r
 	}
 	if d == nil {
 		now := r.j.o.Now()
-		_, err := r.st.Tenants.Update(ctx, t.ID, func(x *store.Tenant) error {
-			if x.State == store.TenantDeleting {
+		_, err := r.st.Tenants.Update(ctx, t.ID, func(x *registry.Tenant) error {
+			if x.State == registry.TenantDeleting {
 				return nil
 			}
 			if due, _, _, ok := r.j.o.Policy.DeletionDue(*x); !ok || now.Before(due) {
 				return errNotDue
 			}
-			x.State, x.DeletionStartedAt, x.UpdatedAt = store.TenantDeleting, now, now
+			x.State, x.DeletionStartedAt, x.UpdatedAt = registry.TenantDeleting, now, now
 			return nil
 		})
 		switch {
-		case errors.Is(err, errNotDue), errors.Is(err, store.ErrNotFound):
+		case errors.Is(err, errNotDue), errors.Is(err, tables.ErrNotFound):
 			return nil
 		case err != nil:
 			return fmt.Errorf("claim tenant %s for deletion: %w", t.ID, err)
@@ -135,7 +135,7 @@ func (r *run) steps(ctx context.Context, d *deletion) error {
 		// The customer may have come back since: then the other tables hold the new contract's data.
 		if _, err := r.st.Tenants.Get(ctx, d.Tenant); err == nil {
 			d.Sweep = false
-		} else if !errors.Is(err, store.ErrNotFound) {
+		} else if !errors.Is(err, tables.ErrNotFound) {
 			return fmt.Errorf("read tenant: %w", err)
 		}
 	}
@@ -164,7 +164,7 @@ func (r *run) steps(ctx context.Context, d *deletion) error {
 		return err
 	}
 	if d.Category == CategoryTenant {
-		if err := r.st.Tenants.Delete(ctx, d.Tenant); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := r.st.Tenants.Delete(ctx, d.Tenant); err != nil && !errors.Is(err, tables.ErrNotFound) {
 			return fmt.Errorf("delete tenant row: %w", err)
 		}
 	}
@@ -354,7 +354,7 @@ func (r *run) receipt(ctx context.Context, d *deletion) error {
 // receipts iterates over one tenant's deletion receipts.
 func (r *run) receipts(ctx context.Context, tenant core.TenantID) func(func(DeletionReceipt, error) bool) {
 	return func(yield func(DeletionReceipt, error) bool) {
-		opts := &store.ListOptions{}
+		opts := &tables.ListOptions{}
 		for {
 			page, err := r.j.receipts.List(ctx, tenant, opts)
 			if err != nil {
@@ -388,7 +388,7 @@ func (r *run) laterPhases(ctx context.Context, now time.Time) (bool, []error) {
 	byKey := map[string]*contract{}
 	var order []string
 	done := map[string]bool{}
-	opts := &store.ListOptions{}
+	opts := &tables.ListOptions{}
 	for {
 		page, err := r.j.receipts.OperatorList(ctx, opts)
 		if err != nil {

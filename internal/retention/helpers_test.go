@@ -23,11 +23,11 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/privacy"
-	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 
@@ -64,7 +64,7 @@ type fakeGraph struct {
 	fail    map[string]bool
 }
 
-func (g *fakeGraph) DeleteSubscription(_ context.Context, tenant core.TenantID, sub store.Subscription) error {
+func (g *fakeGraph) DeleteSubscription(_ context.Context, tenant core.TenantID, sub registry.Subscription) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.fail[sub.ID] {
@@ -76,7 +76,7 @@ func (g *fakeGraph) DeleteSubscription(_ context.Context, tenant core.TenantID, 
 
 type fixture struct {
 	env    *storetest.Env
-	st     *store.Store
+	st     *registry.Registry
 	clock  *clock.Fake
 	kill   *killSwitch
 	graph  *fakeGraph
@@ -145,14 +145,14 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 			t.Fatal(err)
 		}
 	}
-	must(f.st.Tenants.Create(ctx, store.Tenant{ID: id, State: store.TenantActive, PurchasedLicenses: 5, HomeRegion: "westeurope",
+	must(f.st.Tenants.Create(ctx, registry.Tenant{ID: id, State: registry.TenantActive, PurchasedLicenses: 5, HomeRegion: "westeurope",
 		BookingWindowDays: 21, ServiceUserID: uid(99), ConsentedAt: now.Add(-90 * 24 * time.Hour), CreatedAt: now, UpdatedAt: now}))
-	var users []store.User
+	var users []registry.User
 	var presenceRows []presence.Presence
 	var licenses []tenants.Assignment
 	var ledger []presence.LedgerEntry
 	for i := 1; i <= 3; i++ {
-		users = append(users, store.User{ID: uid(i), DisplayName: fmt.Sprintf("User %d", i), Mail: fmt.Sprintf("u%d@contoso.example", i),
+		users = append(users, registry.User{ID: uid(i), DisplayName: fmt.Sprintf("User %d", i), Mail: fmt.Sprintf("u%d@contoso.example", i),
 			PBXUserID: fmt.Sprintf("pbx-%d", i), Licensed: true, CreatedAt: now})
 		presenceRows = append(presenceRows, presence.Presence{UserID: uid(i), Availability: "Busy", Activity: "InACall", ChangedAt: now})
 		licenses = append(licenses, tenants.Assignment{Product: tenants.Product, UserID: uid(i), AssignedAt: now.Add(-24 * time.Hour), AssignedBy: operator.ID})
@@ -165,9 +165,9 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 	must(presence.OpenData(f.st.DB()).Presence.InsertBatch(ctx, id, presenceRows))
 	must(tenants.OpenData(f.st.DB()).Licenses.InsertBatch(ctx, id, licenses))
 	must(presence.OpenData(f.st.DB()).Ledger.InsertBatch(ctx, id, ledger))
-	must(f.st.Subscriptions.InsertBatch(ctx, id, []store.Subscription{
-		{ID: "sub-presence-" + string(id)[:8], Kind: store.KindPresence, Resource: "/communications/presences", ExpiresAt: now.Add(time.Hour)},
-		{ID: "sub-rooms-" + string(id)[:8], Kind: store.KindBooking, Resource: "/users/room1/events", ExpiresAt: now.Add(time.Hour)},
+	must(f.st.Subscriptions.InsertBatch(ctx, id, []registry.Subscription{
+		{ID: "sub-presence-" + string(id)[:8], Kind: registry.KindPresence, Resource: "/communications/presences", ExpiresAt: now.Add(time.Hour)},
+		{ID: "sub-rooms-" + string(id)[:8], Kind: registry.KindBooking, Resource: "/users/room1/events", ExpiresAt: now.Add(time.Hour)},
 	}))
 	must(presence.OpenData(f.st.DB()).SyncErrors.InsertBatch(ctx, id, []presence.SyncError{
 		{Resource: "contacts", RecordID: "c9", RecordName: "Jane Doe", ErrorCode: "conflict", Attempts: 1, FirstFailedAt: now, LastFailedAt: now},
@@ -182,7 +182,7 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 		{Day: day.Add(-48 * time.Hour), Product: tenants.Product, Purchased: 5, Assigned: 3, TakenAt: now},
 		{Day: day.Add(-24 * time.Hour), Product: tenants.Product, Purchased: 5, Assigned: 3, TakenAt: now},
 	}))
-	_, err := f.st.Audit.Append(ctx, id, audit.Entry{At: now.Add(-time.Hour), ActorID: operator.ID, ActorKind: "user",
+	_, err := audit.OpenLog(f.st.DB()).Append(ctx, id, audit.Entry{At: now.Add(-time.Hour), ActorID: operator.ID, ActorKind: "user",
 		Action: "license.assign", TargetType: "user", TargetID: uid(1), Outcome: "success"})
 	must(err)
 	_, err = access.OpenData(f.st.DB()).Authorisations.Insert(ctx, id, access.Authorisation{PrincipalID: uid(1), Role: "tenant.admin", PrincipalKind: "user", GrantedAt: now})
@@ -190,7 +190,7 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 	_, err = privacy.OpenData(f.st.DB()).Incidents.Insert(ctx, id, privacy.Incident{ID: "inc-1", Category: "unauthorised-access", Severity: "low", Status: "open",
 		Summary: "User 1 reported a stranger", DetectedAt: now, NotifyBy: now.Add(72 * time.Hour)})
 	must(err)
-	_, err = f.st.Jobs.Insert(ctx, id, jobs.Job{Name: tenants.ReconcileJob, Checkpoint: "https://graph.example/delta?token=x", Runs: 3})
+	_, err = jobs.OpenLeases(f.st.DB()).Insert(ctx, id, jobs.Job{Name: tenants.ReconcileJob, Checkpoint: "https://graph.example/delta?token=x", Runs: 3})
 	must(err)
 
 	su, err := secrets.ServiceUserTokenName(id, uid(99))
@@ -199,8 +199,8 @@ func (f *fixture) seedTenant(t testing.TB) (core.TenantID, seeded) {
 	must(f.env.Secrets.Set(ctx, secrets.PBXCredentialName(id), "pbx-token"))
 
 	return id, seeded{
-		rows: map[string]int{store.TableTenants: 1, store.TableUsers: 3, presence.TablePresence: 3, tenants.TableLicenses: 3,
-			presence.TableLedger: 8, store.TableSubscriptions: 2, presence.TableSyncErrors: 2, bookings.TableBookings: 2,
+		rows: map[string]int{registry.TableTenants: 1, registry.TableUsers: 3, presence.TablePresence: 3, tenants.TableLicenses: 3,
+			presence.TableLedger: 8, registry.TableSubscriptions: 2, presence.TableSyncErrors: 2, bookings.TableBookings: 2,
 			tenants.TableBilling: 2, audit.TableAudit: 1, access.TableAuthorisations: 1, privacy.TableIncidents: 1, jobs.TableJobs: 1},
 		secrets: []string{secrets.TenantDataKeyName(id), secrets.PBXCredentialName(id), su},
 		subs:    2,

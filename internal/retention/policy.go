@@ -3,7 +3,7 @@ package retention
 import (
 	"time"
 
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // Policy holds the retention periods that decide when a tenant's data is due for deletion, and so how
@@ -25,10 +25,10 @@ const (
 // DeletionDue says when all of t's data (but license and billing data) is due for deletion, why, and
 // when its contract ended (the start of the license and billing clocks). ok is false for a tenant that
 // is not on its way out (active, or pending with a valid consent link).
-func (p Policy) DeletionDue(t store.Tenant) (due time.Time, reason string, ended time.Time, ok bool) {
+func (p Policy) DeletionDue(t registry.Tenant) (due time.Time, reason string, ended time.Time, ok bool) {
 	switch t.State {
-	case store.TenantCancelled, store.TenantSuspended, store.TenantDeleting:
-	case store.TenantPending:
+	case registry.TenantCancelled, registry.TenantSuspended, registry.TenantDeleting:
+	case registry.TenantPending:
 		if t.ConsentExpiresAt.IsZero() {
 			return time.Time{}, "", time.Time{}, false
 		}
@@ -50,7 +50,7 @@ func (p Policy) DeletionDue(t store.Tenant) (due time.Time, reason string, ended
 	}
 	if due.IsZero() {
 		// A deleting tenant that somehow lost its times: due now, so the claimed deletion finishes.
-		return t.DeletionStartedAt, ReasonCancelled, t.DeletionStartedAt, t.State == store.TenantDeleting
+		return t.DeletionStartedAt, ReasonCancelled, t.DeletionStartedAt, t.State == registry.TenantDeleting
 	}
 	return due, reason, ended, true
 }

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 // prune applies the rules that hold while a tenant is a customer: each module's own (Options.Sweepers:
 // bookings only inside the booking window, presence sync's sync errors only for a few days), and
 // nothing about users who hold no license.
-func (r *run) prune(ctx context.Context, t store.Tenant, now time.Time) error {
+func (r *run) prune(ctx context.Context, t registry.Tenant, now time.Time) error {
 	ctx = core.WithTenant(ctx, t.ID)
 	counts := map[string]int{}
 	var errs []error
@@ -74,7 +75,7 @@ func (r *run) pruneUnlicensed(ctx context.Context, tenant core.TenantID, add fun
 		}
 		held = append(held, ids...)
 	}
-	for u, err := range r.st.Users.All(ctx, tenant, &store.ListOptions{Select: []string{"Licensed"}}) {
+	for u, err := range r.st.Users.All(ctx, tenant, &tables.ListOptions{Select: []string{"Licensed"}}) {
 		if err != nil {
 			return fmt.Errorf("list users: %w", err)
 		}

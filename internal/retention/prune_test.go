@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/bookings"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
-	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 
@@ -18,7 +19,7 @@ func TestRoutinePruning(t *testing.T) {
 	f := newFixture(t)
 	id := f.env.NewTenant(t)
 	now := t0
-	if err := f.st.Tenants.Create(ctx, store.Tenant{ID: id, State: store.TenantActive, BookingWindowDays: 14, PurchasedLicenses: 5}); err != nil {
+	if err := f.st.Tenants.Create(ctx, registry.Tenant{ID: id, State: registry.TenantActive, BookingWindowDays: 14, PurchasedLicenses: 5}); err != nil {
 		t.Fatal(err)
 	}
 	today := now.Truncate(day)
@@ -66,7 +67,7 @@ func TestRoutinePruning(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, u := range []int{1, 2} {
-		if _, err := f.st.Users.Insert(ctx, id, store.User{ID: uid(u), DisplayName: "x", Licensed: true}); err != nil {
+		if _, err := f.st.Users.Insert(ctx, id, registry.User{ID: uid(u), DisplayName: "x", Licensed: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -103,7 +104,7 @@ func TestRoutinePruning(t *testing.T) {
 		}
 	}
 	var users, present []string
-	for u, err := range f.st.Users.All(ctx, id, &store.ListOptions{Select: []string{"Licensed"}}) {
+	for u, err := range f.st.Users.All(ctx, id, &tables.ListOptions{Select: []string{"Licensed"}}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +138,7 @@ func TestBookingWindowCappedByConfig(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	id := f.env.NewTenant(t)
-	if err := f.st.Tenants.Create(ctx, store.Tenant{ID: id, State: store.TenantActive, BookingWindowDays: 365}); err != nil {
+	if err := f.st.Tenants.Create(ctx, registry.Tenant{ID: id, State: registry.TenantActive, BookingWindowDays: 365}); err != nil {
 		t.Fatal(err)
 	}
 	limit := t0.Truncate(day).Add(21 * day) // fixture's configured window
@@ -155,7 +156,7 @@ func TestBookingWindowCappedByConfig(t *testing.T) {
 	if _, err := bookings.OpenData(f.st.DB()).Bookings.Get(ctx, id, in); err != nil {
 		t.Errorf("booking inside the capped window deleted: %v", err)
 	}
-	if _, err := bookings.OpenData(f.st.DB()).Bookings.Get(ctx, id, out); !errors.Is(err, store.ErrNotFound) {
+	if _, err := bookings.OpenData(f.st.DB()).Bookings.Get(ctx, id, out); !errors.Is(err, tables.ErrNotFound) {
 		t.Errorf("booking beyond the configured limit kept: %v", err)
 	}
 }

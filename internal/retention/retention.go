@@ -28,8 +28,8 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/tables"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // JobName is the job's row in the operator partition of the jobs table: lease and checkpoint.
@@ -55,7 +55,7 @@ type Secrets interface {
 
 // SubscriptionDeleter deletes a Graph subscription of the tenant; one already gone counts as deleted.
 type SubscriptionDeleter interface {
-	DeleteSubscription(ctx context.Context, tenant core.TenantID, sub store.Subscription) error
+	DeleteSubscription(ctx context.Context, tenant core.TenantID, sub registry.Subscription) error
 }
 
 // Licenses is what the sweep of unlicensed remainders needs of the licensing capability, declared here
@@ -74,7 +74,7 @@ type ContractRows interface {
 // Sweeper applies a module's own retention rules to a live tenant's rows (bookings: only inside the
 // booking window; presence sync: sync errors older than a few days) and answers the rows it deleted per table. Declared here, wired in app.
 type Sweeper interface {
-	Sweep(ctx context.Context, t store.Tenant, now time.Time) (map[string]int, error)
+	Sweep(ctx context.Context, t registry.Tenant, now time.Time) (map[string]int, error)
 }
 
 // UserHolder lists the users a module holds rows about, so that the sweep finds the remainders of users
@@ -85,7 +85,7 @@ type UserHolder interface {
 
 // Options configure the job.
 type Options struct {
-	Store *store.Store
+	Store *registry.Registry
 	// Catalogue is every module's tables: which a tenant's deletion empties, on which clock.
 	Catalogue tables.Catalogue
 	Keys      KeyDestroyer
@@ -139,7 +139,7 @@ func New(o Options) (*Job, error) {
 		o.Budget = 40 * time.Second
 	}
 	db := o.Store.DB()
-	return &Job{o: o, runner: jobs.New(o.Store.Jobs, jobs.Options{Log: o.Log}), parts: o.Catalogue.Partitions(db),
+	return &Job{o: o, runner: jobs.New(jobs.OpenLeases(db), jobs.Options{Log: o.Log}), parts: o.Catalogue.Partitions(db),
 		receipts: OpenReceipts(db)}, nil
 }
 
@@ -170,7 +170,7 @@ var errBudget = errors.New("run budget used up")
 // run is one invocation's state.
 type run struct {
 	j        *Job
-	st       *store.Store
+	st       *registry.Registry
 	parts    *tables.Partitions
 	log      *slog.Logger
 	lease    *jobs.Lease
@@ -184,7 +184,7 @@ type run struct {
 func (j *Job) Run(ctx context.Context) error {
 	r := &run{j: j, st: j.o.Store, parts: j.parts, log: j.o.Log, rowsLeft: j.o.MaxRows, attempted: map[string]bool{}}
 	failures := 0
-	ran, err := j.runner.Run(ctx, store.OperatorPartition, jobs.Spec{Name: JobName, Budget: j.o.Budget, FailureCode: "retention-failed"},
+	ran, err := j.runner.Run(ctx, registry.OperatorPartition, jobs.Spec{Name: JobName, Budget: j.o.Budget, FailureCode: "retention-failed"},
 		func(ctx context.Context, l *jobs.Lease) error {
 			r.lease = l
 			if cp := l.Checkpoint(); cp != "" {
@@ -236,7 +236,7 @@ func (r *run) all(ctx context.Context) []error {
 	}
 
 	// 2. Tenants due for deletion.
-	var all []store.Tenant
+	var all []registry.Tenant
 	for t, err := range r.st.Tenants.OperatorAll(ctx) {
 		if err != nil {
 			return append(errs, fmt.Errorf("list tenants: %w", err))
@@ -246,7 +246,7 @@ func (r *run) all(ctx context.Context) []error {
 	now := r.j.o.Now()
 	for _, t := range all {
 		due, reason, ended, ok := r.j.o.Policy.DeletionDue(t)
-		if !ok || (t.State != store.TenantDeleting && now.Before(due)) {
+		if !ok || (t.State != registry.TenantDeleting && now.Before(due)) {
 			continue
 		}
 		if r.stop() {
@@ -268,7 +268,7 @@ func (r *run) all(ctx context.Context) []error {
 		if r.cp.Cursor != "" && t.ID <= r.cp.Cursor {
 			continue
 		}
-		if t.State == store.TenantDeleting || t.State == store.TenantPending {
+		if t.State == registry.TenantDeleting || t.State == registry.TenantPending {
 			continue
 		}
 		if due, _, _, ok := r.j.o.Policy.DeletionDue(t); ok && !now.Before(due) {

@@ -17,7 +17,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/presence"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 
@@ -193,7 +193,7 @@ func TestClaimedTenantCannotBeReactivated(t *testing.T) {
 		t.Fatal("the killed run reported success")
 	}
 	f.kill.left.Store(-1)
-	if tn, err := f.st.Tenants.Get(ctx, id); err != nil || tn.State != store.TenantDeleting {
+	if tn, err := f.st.Tenants.Get(ctx, id); err != nil || tn.State != registry.TenantDeleting {
 		t.Fatalf("tenant = %+v, %v; want claimed (deleting)", tn, err)
 	}
 	f.clock.Set(t0.Add(time.Hour)) // even a clock that says "within grace" cannot undo the claim
@@ -295,7 +295,7 @@ func TestOverlappingRuns(t *testing.T) {
 		if recs := f.receipts(t, id); len(recs) != 1 || recs[0].RowsDeleted != want {
 			t.Errorf("tenant %s receipts = %+v; want exactly one of %d rows", id, recs, want)
 		}
-		if got := f.scan(t, id); got[store.TableUsers] != 0 || got[store.TableTenants] != 0 {
+		if got := f.scan(t, id); got[registry.TableUsers] != 0 || got[registry.TableTenants] != 0 {
 			t.Errorf("tenant %s not deleted: %v", id, got)
 		}
 	}
@@ -353,7 +353,7 @@ func TestGraphFailureIsBestEffort(t *testing.T) {
 	if err := f.job(t, Options{}).Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if recs := f.receipts(t, id); len(recs) != 1 || recs[0].Subscriptions != 1 || f.scan(t, id)[store.TableSubscriptions] != 0 {
+	if recs := f.receipts(t, id); len(recs) != 1 || recs[0].Subscriptions != 1 || f.scan(t, id)[registry.TableSubscriptions] != 0 {
 		t.Errorf("receipts = %+v, scan %v; want the deletion done with 1 subscription deleted at Graph", recs, f.scan(t, id))
 	}
 }
@@ -376,7 +376,7 @@ func TestExpiredConsentIsDeleted(t *testing.T) {
 	if err := job.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.scan(t, id); got[store.TableTenants] != 1 {
+	if got := f.scan(t, id); got[registry.TableTenants] != 1 {
 		t.Errorf("pending tenant deleted before its link expired: %v", got)
 	}
 	f.clock.Set(t0.Add(73 * time.Hour))
@@ -411,7 +411,7 @@ func TestReturningCustomerKeepsNewContract(t *testing.T) {
 	// Back on day 10, with a new license and a billing row.
 	back := t0.Add(10 * day)
 	f.clock.Set(back)
-	if err := f.st.Tenants.Create(ctx, store.Tenant{ID: id, State: store.TenantActive, PurchasedLicenses: 1, CreatedAt: back}); err != nil {
+	if err := f.st.Tenants.Create(ctx, registry.Tenant{ID: id, State: registry.TenantActive, PurchasedLicenses: 1, CreatedAt: back}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tenants.OpenData(f.st.DB()).Licenses.Insert(ctx, id, tenants.Assignment{Product: tenants.Product, UserID: uid(7), AssignedAt: back}); err != nil {
@@ -427,7 +427,7 @@ func TestReturningCustomerKeepsNewContract(t *testing.T) {
 		}
 	}
 	got := f.scan(t, id)
-	if got[tenants.TableLicenses] != 1 || got[tenants.TableBilling] != 1 || got[store.TableTenants] != 1 || got[TableDeletionReceipts] != 3 {
+	if got[tenants.TableLicenses] != 1 || got[tenants.TableBilling] != 1 || got[registry.TableTenants] != 1 || got[TableDeletionReceipts] != 3 {
 		t.Errorf("scan = %v; want the new contract's license, billing and tenant rows kept, 3 receipts", got)
 	}
 }
@@ -471,7 +471,7 @@ func TestPerTenantFailuresDoNotStopOthers(t *testing.T) {
 	if len(f.receipts(t, b)) != 1 || len(f.receipts(t, a)) != 0 {
 		t.Errorf("receipts: a %d, b %d; want b deleted, a pending", len(f.receipts(t, a)), len(f.receipts(t, b)))
 	}
-	if tn, err := f.st.Tenants.Get(ctx, a); err != nil || tn.State != store.TenantDeleting {
+	if tn, err := f.st.Tenants.Get(ctx, a); err != nil || tn.State != registry.TenantDeleting {
 		t.Errorf("tenant a = %+v, %v; want still claimed", tn, err)
 	}
 	fs.mu.Lock()

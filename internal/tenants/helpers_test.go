@@ -12,10 +12,12 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/clock"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/retention"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 var (
@@ -102,7 +104,7 @@ func (d *fakeDirectory) count(what string) int {
 
 type fixture struct {
 	env   *storetest.Env
-	st    *store.Store
+	st    *registry.Registry
 	clock *clock.Fake
 	svc   *Service
 	dir   *fakeDirectory
@@ -136,7 +138,7 @@ func (f *fixture) activeTenant(t *testing.T, purchased int) core.TenantID {
 	t.Helper()
 	id := f.env.NewTenant(t)
 	now := f.clock.Now()
-	if err := f.st.Tenants.Create(ctx, store.Tenant{ID: id, State: store.TenantActive, PurchasedLicenses: purchased,
+	if err := f.st.Tenants.Create(ctx, registry.Tenant{ID: id, State: registry.TenantActive, PurchasedLicenses: purchased,
 		HomeRegion: "westeurope", ConsentedAt: now, CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
@@ -147,9 +149,9 @@ func (f *fixture) activeTenant(t *testing.T, purchased int) core.TenantID {
 func (f *fixture) auditTrail(t *testing.T, tenant core.TenantID) []string {
 	t.Helper()
 	var out []string
-	opts := &store.ListOptions{}
+	opts := &tables.ListOptions{}
 	for {
-		page, err := f.st.Audit.List(ctx, tenant, opts)
+		page, err := audit.OpenLog(f.st.DB()).List(ctx, tenant, opts)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,7 +11,8 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 // Directory reads users from a tenant's directory (Microsoft Graph, app-only). internal/app adapts
@@ -68,7 +69,7 @@ type License struct {
 // ParseUserID validates an Entra object id from a request and returns it canonical (lowercase).
 func ParseUserID(s string) (string, error) {
 	id, err := core.ParseObjectID(s)
-	if err != nil || id == string(store.OperatorPartition) {
+	if err != nil || id == string(registry.OperatorPartition) {
 		return "", apperr.New(apperr.Invalid, "user id must be an Entra object id (GUID)", err)
 	}
 	return id, nil
@@ -95,11 +96,11 @@ func (s *Service) Assign(ctx context.Context, a core.Actor, tenant core.TenantID
 	return lic, nil
 }
 
-func (s *Service) assign(ctx context.Context, a core.Actor, t store.Tenant, uid string) (License, error) {
+func (s *Service) assign(ctx context.Context, a core.Actor, t registry.Tenant, uid string) (License, error) {
 	switch {
-	case t.State == store.TenantDeleting:
+	case t.State == registry.TenantDeleting:
 		return License{}, errDeleting
-	case t.State != store.TenantActive:
+	case t.State != registry.TenantActive:
 		return License{}, apperr.New(apperr.Conflict, fmt.Sprintf("licenses can be assigned in an active tenant only (this one is %s)", t.State), nil)
 	case s.dir == nil:
 		return License{}, apperr.New(apperr.Unavailable, "the directory is not connected", nil)
@@ -110,7 +111,7 @@ func (s *Service) assign(ctx context.Context, a core.Actor, t store.Tenant, uid 
 	}
 	existing, err := s.data.Licenses.Get(ctx, t.ID, rk)
 	licensed := err == nil
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, tables.ErrNotFound) {
 		return License{}, fmt.Errorf("read license: %w", err)
 	}
 	if licensed {
@@ -156,11 +157,11 @@ const assignLock = "license-assign"
 // insertLicense counts and inserts under the tenant's assignment lease, so concurrent assignments take
 // turns and the count cannot be overtaken. Should the lease be lost meanwhile (a pause longer than its
 // lifetime), it counts again and withdraws its own license if that one is over the limit.
-func (s *Service) insertLicense(ctx context.Context, t store.Tenant, l Assignment) error {
+func (s *Service) insertLicense(ctx context.Context, t registry.Tenant, l Assignment) error {
 	owner := jobs.NewOwner("")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, err := s.st.Jobs.AcquireLease(ctx, t.ID, assignLock, owner, 30*time.Second)
+		_, err := s.leases.AcquireLease(ctx, t.ID, assignLock, owner, 30*time.Second)
 		if err == nil {
 			break
 		}
@@ -184,12 +185,12 @@ func (s *Service) insertLicense(ctx context.Context, t store.Tenant, l Assignmen
 		if len(assigned) >= t.PurchasedLicenses {
 			return errAllAssigned(t.PurchasedLicenses)
 		}
-		if _, err := s.data.Licenses.Insert(ctx, t.ID, l); err != nil && !errors.Is(err, store.ErrExists) {
+		if _, err := s.data.Licenses.Insert(ctx, t.ID, l); err != nil && !errors.Is(err, tables.ErrExists) {
 			return fmt.Errorf("write license: %w", err)
 		}
 		return nil
 	}()
-	_, rerr := s.st.Jobs.Release(context.WithoutCancel(ctx), t.ID, assignLock, owner, "")
+	_, rerr := s.leases.Release(context.WithoutCancel(ctx), t.ID, assignLock, owner, "")
 	if err != nil || !errors.Is(rerr, jobs.ErrLeaseLost) {
 		return err
 	}
@@ -199,7 +200,7 @@ func (s *Service) insertLicense(ctx context.Context, t store.Tenant, l Assignmen
 	}
 	if len(assigned) > t.PurchasedLicenses {
 		rk, _ := LicenseKey(l.Product, l.UserID)
-		if err := s.data.Licenses.Delete(ctx, t.ID, rk); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := s.data.Licenses.Delete(ctx, t.ID, rk); err != nil && !errors.Is(err, tables.ErrNotFound) {
 			return fmt.Errorf("withdraw over-limit license: %w", err)
 		}
 		return errAllAssigned(t.PurchasedLicenses)
@@ -211,7 +212,7 @@ func errAllAssigned(purchased int) error {
 	return apperr.New(apperr.Conflict, fmt.Sprintf("all %d purchased licenses are assigned: unassign one or buy more", purchased), nil)
 }
 
-func (s *Service) licenseView(ctx context.Context, t store.Tenant, l Assignment) (License, error) {
+func (s *Service) licenseView(ctx context.Context, t registry.Tenant, l Assignment) (License, error) {
 	assigned, err := s.assignedUsers(ctx, t.ID)
 	if err != nil {
 		return License{}, err
@@ -223,7 +224,7 @@ func (s *Service) licenseView(ctx context.Context, t store.Tenant, l Assignment)
 // writeProfile stores the directory profile, sealed by the store, keeping the PBX mapping and
 // restriction flags a previous row had.
 func (s *Service) writeProfile(ctx context.Context, tenant core.TenantID, du DirectoryUser, now time.Time) error {
-	_, err := s.st.Users.UpdateOrCreate(ctx, tenant, du.ID, func(u *store.User, exists bool) error {
+	_, err := s.st.Users.UpdateOrCreate(ctx, tenant, du.ID, func(u *registry.User, exists bool) error {
 		if !exists {
 			u.CreatedAt = now
 		}
@@ -251,7 +252,7 @@ func (s *Service) Unassign(ctx context.Context, a core.Actor, tenant core.Tenant
 		return err
 	}
 	err = func() error {
-		if t.State == store.TenantDeleting {
+		if t.State == registry.TenantDeleting {
 			return errDeleting
 		}
 		removed, err := s.removeUserData(ctx, tenant, uid)
@@ -292,7 +293,7 @@ func (s *Service) removeUserData(ctx context.Context, tenant core.TenantID, user
 		case err == nil:
 			r.Rows++
 			return nil
-		case errors.Is(err, store.ErrNotFound):
+		case errors.Is(err, tables.ErrNotFound):
 			return nil
 		default:
 			return fmt.Errorf("delete %s: %w", what, err)
@@ -335,7 +336,7 @@ func (s *Service) RemoveUser(ctx context.Context, tenant core.TenantID, userID s
 // AssignedUsers returns the ids of the tenant's licensed users (license rows of Product).
 func (s *Service) AssignedUsers(ctx context.Context, tenant core.TenantID) (map[string]bool, error) {
 	out := map[string]bool{}
-	opts := &store.ListOptions{Select: []string{"AssignedAt"}}
+	opts := &tables.ListOptions{Select: []string{"AssignedAt"}}
 	for {
 		page, err := s.data.Licenses.ListPrefix(ctx, tenant, Product+"|", opts)
 		if err != nil {

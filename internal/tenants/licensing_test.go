@@ -14,8 +14,9 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 func uid(n int) string { return fmt.Sprintf("aaaaaaaa-0000-4000-8000-%012d", n) }
@@ -27,7 +28,7 @@ func rawUser(t *testing.T, f *fixture, tenant core.TenantID, id string) map[stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := svc.NewClient(f.env.Prefix+store.TableUsers).GetEntity(ctx, string(tenant), id, nil)
+	resp, err := svc.NewClient(f.env.Prefix+registry.TableUsers).GetEntity(ctx, string(tenant), id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestAssign(t *testing.T) {
 			t.Errorf("%s: err = %v, want code %v", tc.name, err, tc.want)
 		}
 	}
-	if _, err := f.st.Users.Get(ctx, g, uid(9)); !errors.Is(err, store.ErrNotFound) {
+	if _, err := f.st.Users.Get(ctx, g, uid(9)); !errors.Is(err, tables.ErrNotFound) {
 		t.Errorf("a refused user was stored: %v", err)
 	}
 	want := fmt.Sprint([]string{"license.assign/success/" + operator.ID, "license.assign/success/" + operator.ID,
@@ -179,7 +180,7 @@ func TestUnassignRemovesTheUsersData(t *testing.T) {
 		"presence": func() error { _, err := presence.OpenData(f.st.DB()).Presence.Get(ctx, id, uid(1)); return err }(),
 	}
 	for what, err := range gone {
-		if !errors.Is(err, store.ErrNotFound) {
+		if !errors.Is(err, tables.ErrNotFound) {
 			t.Errorf("%s of the unassigned user: err = %v, want ErrNotFound", what, err)
 		}
 	}

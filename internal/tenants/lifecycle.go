@@ -8,7 +8,8 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 // Get returns the operator's view of a tenant.
@@ -24,11 +25,11 @@ func (s *Service) Get(ctx context.Context, tenant core.TenantID) (View, error) {
 // reactivated first. Suspending a suspended tenant changes nothing (operators may retry; the retry also
 // retries stopping the processing).
 func (s *Service) Suspend(ctx context.Context, a core.Actor, tenant core.TenantID) (View, error) {
-	v, err := s.transition(ctx, a, tenant, "tenant.suspend", func(t *store.Tenant, now time.Time) error {
+	v, err := s.transition(ctx, a, tenant, "tenant.suspend", func(t *registry.Tenant, now time.Time) error {
 		switch t.State {
-		case store.TenantActive:
-			t.State, t.SuspendedAt = store.TenantSuspended, now
-		case store.TenantSuspended:
+		case registry.TenantActive:
+			t.State, t.SuspendedAt = registry.TenantSuspended, now
+		case registry.TenantSuspended:
 		default:
 			return apperr.New(apperr.Conflict, fmt.Sprintf("a %s tenant cannot be suspended", t.State), nil)
 		}
@@ -41,11 +42,11 @@ func (s *Service) Suspend(ctx context.Context, a core.Actor, tenant core.TenantI
 // billing data after 90) unless it is reactivated first. Processing stops at once. Cancelling twice
 // changes nothing.
 func (s *Service) Cancel(ctx context.Context, a core.Actor, tenant core.TenantID) (View, error) {
-	v, err := s.transition(ctx, a, tenant, "tenant.cancel", func(t *store.Tenant, now time.Time) error {
+	v, err := s.transition(ctx, a, tenant, "tenant.cancel", func(t *registry.Tenant, now time.Time) error {
 		switch t.State {
-		case store.TenantActive, store.TenantSuspended, store.TenantPending:
-			t.State, t.CancelledAt = store.TenantCancelled, now
-		case store.TenantCancelled:
+		case registry.TenantActive, registry.TenantSuspended, registry.TenantPending:
+			t.State, t.CancelledAt = registry.TenantCancelled, now
+		case registry.TenantCancelled:
 		default:
 			return apperr.New(apperr.Conflict, fmt.Sprintf("a %s tenant cannot be cancelled", t.State), nil)
 		}
@@ -59,15 +60,15 @@ func (s *Service) Cancel(ctx context.Context, a core.Actor, tenant core.TenantID
 // wins: a reactivated tenant keeps everything, a claimed one cannot come back. Processing starts again
 // (presence sync re-creates its subscriptions and resyncs).
 func (s *Service) Reactivate(ctx context.Context, a core.Actor, tenant core.TenantID) (View, error) {
-	v, err := s.transition(ctx, a, tenant, "tenant.reactivate", func(t *store.Tenant, now time.Time) error {
+	v, err := s.transition(ctx, a, tenant, "tenant.reactivate", func(t *registry.Tenant, now time.Time) error {
 		switch t.State {
-		case store.TenantSuspended, store.TenantCancelled:
+		case registry.TenantSuspended, registry.TenantCancelled:
 			due, _, _, _ := s.o.Policy.DeletionDue(*t)
 			if !now.Before(due) {
 				return apperr.New(apperr.Conflict, "the grace period is over: the tenant's data is due for deletion", nil)
 			}
-			t.State, t.SuspendedAt, t.CancelledAt, t.ReactivatedAt = store.TenantActive, time.Time{}, time.Time{}, now
-		case store.TenantActive:
+			t.State, t.SuspendedAt, t.CancelledAt, t.ReactivatedAt = registry.TenantActive, time.Time{}, time.Time{}, now
+		case registry.TenantActive:
 		default:
 			return apperr.New(apperr.Conflict, fmt.Sprintf("a %s tenant cannot be reactivated", t.State), nil)
 		}
@@ -99,9 +100,9 @@ func (s *Service) SetPurchasedLicenses(ctx context.Context, a core.Actor, tenant
 	if n < 0 || n > MaxPurchasedLicenses {
 		return View{}, apperr.New(apperr.Invalid, fmt.Sprintf("purchased licenses must be 0..%d", MaxPurchasedLicenses), nil)
 	}
-	v, err := s.transition(ctx, a, tenant, "tenant.licenses.set", func(t *store.Tenant, _ time.Time) error {
+	v, err := s.transition(ctx, a, tenant, "tenant.licenses.set", func(t *registry.Tenant, _ time.Time) error {
 		switch t.State {
-		case store.TenantPending, store.TenantActive, store.TenantSuspended:
+		case registry.TenantPending, registry.TenantActive, registry.TenantSuspended:
 			t.PurchasedLicenses = n
 		default:
 			return apperr.New(apperr.Conflict, fmt.Sprintf("licenses of a %s tenant cannot change", t.State), nil)
@@ -116,10 +117,10 @@ func (s *Service) SetPurchasedLicenses(ctx context.Context, a core.Actor, tenant
 }
 
 // transition changes the tenant row under ETag concurrency and audits the outcome (also a refusal).
-func (s *Service) transition(ctx context.Context, a core.Actor, tenant core.TenantID, action string, change func(*store.Tenant, time.Time) error) (View, error) {
+func (s *Service) transition(ctx context.Context, a core.Actor, tenant core.TenantID, action string, change func(*registry.Tenant, time.Time) error) (View, error) {
 	now := s.now()
-	t, err := s.st.Tenants.Update(ctx, tenant, func(t *store.Tenant) error {
-		if t.State == store.TenantDeleting {
+	t, err := s.st.Tenants.Update(ctx, tenant, func(t *registry.Tenant) error {
+		if t.State == registry.TenantDeleting {
 			return errDeleting
 		}
 		if err := change(t, now); err != nil {
@@ -129,7 +130,7 @@ func (s *Service) transition(ctx context.Context, a core.Actor, tenant core.Tena
 		return nil
 	})
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, tables.ErrNotFound):
 		return View{}, errNoTenant // nothing to audit into: the tenant does not exist
 	case err != nil && apperr.CodeOf(err) == apperr.Internal:
 		err = fmt.Errorf("%s: %w", action, err)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // Each step runs an operator action at an instant after the previous one and checks the state, the
@@ -19,7 +19,7 @@ func TestLifecycleTransitions(t *testing.T) {
 	type step struct {
 		after     time.Duration // since the previous step
 		action    string
-		wantState store.TenantState
+		wantState registry.TenantState
 		wantCode  apperr.Code // -1: success
 	}
 	const ok = apperr.Code(-1)
@@ -28,34 +28,34 @@ func TestLifecycleTransitions(t *testing.T) {
 		steps []step
 	}{
 		{"cancel, reactivate at 23h59m keeps the tenant", []step{
-			{0, "cancel", store.TenantCancelled, ok},
-			{23*time.Hour + 59*time.Minute, "reactivate", store.TenantActive, ok},
+			{0, "cancel", registry.TenantCancelled, ok},
+			{23*time.Hour + 59*time.Minute, "reactivate", registry.TenantActive, ok},
 		}},
 		{"cancel, reactivate at 24h01m is too late", []step{
-			{0, "cancel", store.TenantCancelled, ok},
-			{24*time.Hour + time.Minute, "reactivate", store.TenantCancelled, apperr.Conflict},
+			{0, "cancel", registry.TenantCancelled, ok},
+			{24*time.Hour + time.Minute, "reactivate", registry.TenantCancelled, apperr.Conflict},
 		}},
 		{"suspend, reactivate at 6d23h", []step{
-			{0, "suspend", store.TenantSuspended, ok},
-			{6*24*time.Hour + 23*time.Hour, "reactivate", store.TenantActive, ok},
+			{0, "suspend", registry.TenantSuspended, ok},
+			{6*24*time.Hour + 23*time.Hour, "reactivate", registry.TenantActive, ok},
 		}},
 		{"suspend, reactivate at 7d1h is too late", []step{
-			{0, "suspend", store.TenantSuspended, ok},
-			{7*24*time.Hour + time.Hour, "reactivate", store.TenantSuspended, apperr.Conflict},
+			{0, "suspend", registry.TenantSuspended, ok},
+			{7*24*time.Hour + time.Hour, "reactivate", registry.TenantSuspended, apperr.Conflict},
 		}},
 		{"suspended then cancelled: the earlier clock decides", []step{
-			{0, "suspend", store.TenantSuspended, ok},
-			{6*24*time.Hour + 12*time.Hour, "cancel", store.TenantCancelled, ok},
-			{13 * time.Hour, "reactivate", store.TenantCancelled, apperr.Conflict}, // 7 d 1 h after suspension
+			{0, "suspend", registry.TenantSuspended, ok},
+			{6*24*time.Hour + 12*time.Hour, "cancel", registry.TenantCancelled, ok},
+			{13 * time.Hour, "reactivate", registry.TenantCancelled, apperr.Conflict}, // 7 d 1 h after suspension
 		}},
 		{"repeated actions are harmless", []step{
-			{0, "suspend", store.TenantSuspended, ok},
-			{time.Hour, "suspend", store.TenantSuspended, ok},
-			{time.Hour, "cancel", store.TenantCancelled, ok},
-			{time.Hour, "cancel", store.TenantCancelled, ok},
-			{time.Hour, "suspend", store.TenantCancelled, apperr.Conflict},
-			{time.Hour, "reactivate", store.TenantActive, ok},
-			{time.Hour, "reactivate", store.TenantActive, ok},
+			{0, "suspend", registry.TenantSuspended, ok},
+			{time.Hour, "suspend", registry.TenantSuspended, ok},
+			{time.Hour, "cancel", registry.TenantCancelled, ok},
+			{time.Hour, "cancel", registry.TenantCancelled, ok},
+			{time.Hour, "suspend", registry.TenantCancelled, apperr.Conflict},
+			{time.Hour, "reactivate", registry.TenantActive, ok},
+			{time.Hour, "reactivate", registry.TenantActive, ok},
 		}},
 	}
 	f := newFixture(t, nil)
@@ -121,7 +121,7 @@ func TestLifecycleTransitions(t *testing.T) {
 
 	t.Run("a tenant being deleted refuses everything and gets no audit rows", func(t *testing.T) {
 		id := f.activeTenant(t, 1)
-		if _, err := f.st.Tenants.Update(ctx, id, func(t *store.Tenant) error { t.State = store.TenantDeleting; return nil }); err != nil {
+		if _, err := f.st.Tenants.Update(ctx, id, func(t *registry.Tenant) error { t.State = registry.TenantDeleting; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		for name, fn := range map[string]func() error{
@@ -174,7 +174,7 @@ func TestSetPurchasedLicensesReportsOverAssignment(t *testing.T) {
 
 // recHook records what the processing capabilities are told, and what was stored by then.
 type recHook struct {
-	st    *store.Store
+	st    *registry.Registry
 	err   error
 	block bool     // wait for the deadline, like a Graph that does not answer
 	calls []string // "state/stored state/audit entries"
@@ -182,7 +182,7 @@ type recHook struct {
 	t     *testing.T
 }
 
-func (h *recHook) OnStateChange(hctx context.Context, tenant core.TenantID, state store.TenantState) error {
+func (h *recHook) OnStateChange(hctx context.Context, tenant core.TenantID, state registry.TenantState) error {
 	tn, _ := h.st.Tenants.Get(ctx, tenant)
 	h.calls = append(h.calls, fmt.Sprintf("%s/%s/%d", state, tn.State, len(h.f.auditTrail(h.t, tenant))))
 	if h.block {
@@ -208,30 +208,30 @@ func TestStateChangesReachTheProcessingHook(t *testing.T) {
 	}
 	id := f.activeTenant(t, 1)
 
-	if v, err := svc.Suspend(ctx, operator, id); err != nil || v.State != store.TenantSuspended {
+	if v, err := svc.Suspend(ctx, operator, id); err != nil || v.State != registry.TenantSuspended {
 		t.Fatalf("Suspend = %+v, %v", v, err)
 	}
 	hook.err = errors.New("graph unavailable")
-	if v, err := svc.Cancel(ctx, operator, id); err != nil || v.State != store.TenantCancelled {
+	if v, err := svc.Cancel(ctx, operator, id); err != nil || v.State != registry.TenantCancelled {
 		t.Fatalf("Cancel with a failing hook = %+v, %v; want the cancellation to stand", v, err)
 	}
 	hook.err = nil
 	if _, err := svc.Suspend(ctx, operator, id); apperr.CodeOf(err) != apperr.Conflict {
 		t.Fatalf("suspending a cancelled tenant = %v, want Conflict", err)
 	}
-	if v, err := svc.Reactivate(ctx, operator, id); err != nil || v.State != store.TenantActive {
+	if v, err := svc.Reactivate(ctx, operator, id); err != nil || v.State != registry.TenantActive {
 		t.Fatalf("Reactivate = %+v, %v", v, err)
 	}
 	// A hook that never answers is cut off at ProcessingTimeout; the suspension stands.
 	hook.block = true
-	if v, err := svc.Suspend(ctx, operator, id); err != nil || v.State != store.TenantSuspended {
+	if v, err := svc.Suspend(ctx, operator, id); err != nil || v.State != registry.TenantSuspended {
 		t.Fatalf("Suspend with a hanging hook = %+v, %v", v, err)
 	}
 	want := []string{"suspended/suspended/1", "cancelled/cancelled/2", "active/active/4", "suspended/suspended/5"}
 	if fmt.Sprint(hook.calls) != fmt.Sprint(want) {
 		t.Errorf("hook calls = %v\nwant         %v", hook.calls, want)
 	}
-	if tn, _ := f.st.Tenants.Get(ctx, id); tn.State != store.TenantSuspended {
+	if tn, _ := f.st.Tenants.Get(ctx, id); tn.State != registry.TenantSuspended {
 		t.Errorf("stored state = %s", tn.State)
 	}
 }

@@ -14,7 +14,8 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 // OnboardingRequest is what an operator knows when a customer signs up.
@@ -40,7 +41,7 @@ func (s *Service) StartOnboarding(ctx context.Context, a core.Actor, tenant core
 	if s.o.RedirectURI == "" || s.o.AppID == "" {
 		return Onboarding{}, errConsentDisabled
 	}
-	if tenant == store.OperatorPartition {
+	if tenant == registry.OperatorPartition {
 		return Onboarding{}, apperr.New(apperr.Invalid, "tenant id must be a GUID", nil)
 	}
 	if req.PurchasedLicenses < 0 || req.PurchasedLicenses > MaxPurchasedLicenses {
@@ -60,18 +61,18 @@ func (s *Service) StartOnboarding(ctx context.Context, a core.Actor, tenant core
 	now := s.now()
 	expires := now.Add(s.o.ConsentTTL)
 
-	_, err := s.st.Tenants.UpdateOrCreate(ctx, tenant, func(t *store.Tenant, exists bool) error {
-		if exists && t.State == store.TenantDeleting {
+	_, err := s.st.Tenants.UpdateOrCreate(ctx, tenant, func(t *registry.Tenant, exists bool) error {
+		if exists && t.State == registry.TenantDeleting {
 			return errDeleting
 		}
-		if exists && t.State != store.TenantPending {
+		if exists && t.State != registry.TenantPending {
 			return apperr.New(apperr.Conflict, "the tenant is onboarded already", nil)
 		}
 		if !exists {
 			t.CreatedAt = now
 			t.BookingWindowDays = s.o.BookingWindowDays
 		}
-		t.State = store.TenantPending
+		t.State = registry.TenantPending
 		t.PurchasedLicenses = req.PurchasedLicenses
 		t.HomeRegion = region
 		t.ConsentStateHash = hash[:]
@@ -140,15 +141,15 @@ func (s *Service) CompleteConsent(ctx context.Context, cb ConsentCallback) (Cons
 	now := s.now()
 	actor := consentActor(cb.InvocationID)
 
-	check := func(t *store.Tenant) error {
-		if t.State != store.TenantPending || len(t.ConsentStateHash) != sha256.Size ||
+	check := func(t *registry.Tenant) error {
+		if t.State != registry.TenantPending || len(t.ConsentStateHash) != sha256.Size ||
 			subtle.ConstantTimeCompare(t.ConsentStateHash, hash[:]) != 1 || !now.Before(t.ConsentExpiresAt) {
 			return errBadConsent
 		}
 		return nil
 	}
 	t, err := s.st.Tenants.Get(ctx, tenant)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, tables.ErrNotFound) {
 		return ConsentResult{}, errBadConsent // never write for a tenant we do not know
 	}
 	if err != nil {
@@ -168,7 +169,7 @@ func (s *Service) CompleteConsent(ctx context.Context, cb ConsentCallback) (Cons
 		}
 	}
 	// Consume the state: of two racing callbacks only one passes the ETag check.
-	if _, err := s.st.Tenants.Update(ctx, tenant, func(t *store.Tenant) error {
+	if _, err := s.st.Tenants.Update(ctx, tenant, func(t *registry.Tenant) error {
 		if err := check(t); err != nil {
 			return err
 		}
@@ -185,11 +186,11 @@ func (s *Service) CompleteConsent(ctx context.Context, cb ConsentCallback) (Cons
 	if err := s.keys.EnsureTenantKey(ctx, tenant); err != nil {
 		return ConsentResult{}, s.audit(ctx, tenant, actor, "tenant.consent", "tenant", string(tenant), fmt.Errorf("create tenant key: %w", err))
 	}
-	if _, err := s.st.Tenants.Update(ctx, tenant, func(t *store.Tenant) error {
-		if t.State != store.TenantPending {
+	if _, err := s.st.Tenants.Update(ctx, tenant, func(t *registry.Tenant) error {
+		if t.State != registry.TenantPending {
 			return apperr.New(apperr.Conflict, "the tenant changed during onboarding", nil)
 		}
-		t.State = store.TenantActive
+		t.State = registry.TenantActive
 		t.ConsentedAt = now
 		t.ConsentExpiresAt = time.Time{}
 		t.UpdatedAt = now

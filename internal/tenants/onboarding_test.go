@@ -12,8 +12,10 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/audit"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 var operator = core.Actor{ID: "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c", Kind: "user"}
@@ -63,7 +65,7 @@ func TestOnboardingLinkAndPendingTenant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tn.State != store.TenantPending || tn.PurchasedLicenses != 25 || tn.HomeRegion != "westeurope" ||
+	if tn.State != registry.TenantPending || tn.PurchasedLicenses != 25 || tn.HomeRegion != "westeurope" ||
 		tn.BookingWindowDays != 21 || len(tn.ConsentStateHash) != 32 || strings.Contains(fmt.Sprint(tn), state) {
 		t.Errorf("pending tenant = %+v", tn)
 	}
@@ -100,7 +102,7 @@ func TestOnboardingLinkAndPendingTenant(t *testing.T) {
 			t.Errorf("%s: err = %v, want Invalid", tc.name, err)
 		}
 	}
-	if _, err := f.svc.StartOnboarding(ctx, operator, store.OperatorPartition, OnboardingRequest{HomeRegion: "westeurope"}); apperr.CodeOf(err) != apperr.Invalid {
+	if _, err := f.svc.StartOnboarding(ctx, operator, registry.OperatorPartition, OnboardingRequest{HomeRegion: "westeurope"}); apperr.CodeOf(err) != apperr.Invalid {
 		t.Errorf("onboarding the operator partition: err = %v, want Invalid", err)
 	}
 }
@@ -117,7 +119,7 @@ func TestConsentCallback(t *testing.T) {
 			t.Fatalf("CompleteConsent = %+v, %v", res, err)
 		}
 		tn, _ := f.st.Tenants.Get(ctx, id)
-		if tn.State != store.TenantActive || !tn.ConsentedAt.Equal(f.clock.Now()) || tn.ConsentStateHash != nil || !tn.ConsentExpiresAt.IsZero() {
+		if tn.State != registry.TenantActive || !tn.ConsentedAt.Equal(f.clock.Now()) || tn.ConsentStateHash != nil || !tn.ConsentExpiresAt.IsZero() {
 			t.Errorf("tenant after consent = %+v", tn)
 		}
 		if err := f.env.Keys.CreateTenantKey(ctx, id); !errors.Is(err, tenantkey.ErrKeyExists) {
@@ -136,7 +138,7 @@ func TestConsentCallback(t *testing.T) {
 		f.clock.Advance(time.Second)
 		_, err := f.svc.CompleteConsent(ctx, ConsentCallback{Error: "access_denied", State: state})
 		wantCode(t, err, apperr.Forbidden)
-		if tn, _ := f.st.Tenants.Get(ctx, id); tn.State != store.TenantPending {
+		if tn, _ := f.st.Tenants.Get(ctx, id); tn.State != registry.TenantPending {
 			t.Errorf("state after refusal = %s, want pending", tn.State)
 		}
 		f.clock.Advance(time.Second)
@@ -154,7 +156,7 @@ func TestConsentCallback(t *testing.T) {
 		id, state, _ := f.startOnboarding(t)
 		_, err := f.svc.CompleteConsent(ctx, ConsentCallback{AdminConsent: "True", Tenant: string(storetest.NewTenantID(t)), State: state})
 		wantCode(t, err, apperr.Invalid)
-		if tn, _ := f.st.Tenants.Get(ctx, id); tn.State != store.TenantPending {
+		if tn, _ := f.st.Tenants.Get(ctx, id); tn.State != registry.TenantPending {
 			t.Errorf("state = %s, want pending", tn.State)
 		}
 	})
@@ -187,10 +189,10 @@ func TestConsentCallback(t *testing.T) {
 		if after := len(f.auditTrail(t, id)); after != before {
 			t.Errorf("forged callbacks added %d audit entries", after-before)
 		}
-		if _, err := f.st.Tenants.Get(ctx, unknown); !errors.Is(err, store.ErrNotFound) {
+		if _, err := f.st.Tenants.Get(ctx, unknown); !errors.Is(err, tables.ErrNotFound) {
 			t.Errorf("a forged state created tenant %s: %v", unknown, err)
 		}
-		if page, _ := f.st.Audit.List(ctx, unknown, nil); len(page.Items) != 0 {
+		if page, _ := audit.OpenLog(f.st.DB()).List(ctx, unknown, nil); len(page.Items) != 0 {
 			t.Errorf("a forged state wrote %d audit rows for an unknown tenant", len(page.Items))
 		}
 	})
@@ -227,7 +229,7 @@ func TestConsentCallback(t *testing.T) {
 		if got := fmt.Sprint(f.auditTrail(t, id)); got != "[tenant.onboarding.start/denied/"+operator.ID+"]" {
 			t.Errorf("audit = %s", got)
 		}
-		if tn, _ := f.st.Tenants.Get(ctx, id); tn.State != store.TenantActive || tn.PurchasedLicenses != 3 {
+		if tn, _ := f.st.Tenants.Get(ctx, id); tn.State != registry.TenantActive || tn.PurchasedLicenses != 3 {
 			t.Errorf("tenant changed: %+v", tn)
 		}
 	})

@@ -9,7 +9,8 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 // ReconcileJob is the job name of ReconcileLicenses in each tenant's jobs partition: its lease, and as
@@ -32,7 +33,7 @@ func NewReconciler(s *Service, budget time.Duration) *Reconciler {
 	if budget <= 0 {
 		budget = 40 * time.Second
 	}
-	return &Reconciler{s: s, runner: jobs.New(s.st.Jobs, jobs.Options{Log: s.log}),
+	return &Reconciler{s: s, runner: jobs.New(s.leases, jobs.Options{Log: s.log}),
 		spec: jobs.Spec{Name: ReconcileJob, Budget: budget, Lease: budget + 30*time.Second, FailureCode: "reconcile-failed"}}
 }
 
@@ -43,9 +44,9 @@ var errNoDirectory = apperr.New(apperr.Unavailable, "the directory is not connec
 // and done by the next run.
 func (r *Reconciler) Run(ctx context.Context) error {
 	done := 0
-	active := func(t store.Tenant) (core.TenantID, bool) { return t.ID, t.State == store.TenantActive }
+	active := func(t registry.Tenant) (core.TenantID, bool) { return t.ID, t.State == registry.TenantActive }
 	tally, err := jobs.ForEach(ctx, r.runner, r.spec, r.s.st.Tenants.OperatorAll(ctx), active,
-		func(ctx context.Context, l *jobs.Lease, t store.Tenant) error {
+		func(ctx context.Context, l *jobs.Lease, t registry.Tenant) error {
 			ran, err := r.tenant(ctx, l, t)
 			if ran {
 				done++
@@ -57,7 +58,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 }
 
 // tenant reconciles one tenant under its lease; ran is false when it is done for today.
-func (r *Reconciler) tenant(ctx context.Context, l *jobs.Lease, t store.Tenant) (ran bool, err error) {
+func (r *Reconciler) tenant(ctx context.Context, l *jobs.Lease, t registry.Tenant) (ran bool, err error) {
 	now := r.s.now()
 	if sameDay(l.Job().LastSuccessAt, now) {
 		return false, nil
@@ -79,7 +80,7 @@ func (r *Reconciler) tenant(ctx context.Context, l *jobs.Lease, t store.Tenant) 
 }
 
 // refresh applies the directory's changes since link to the licensed users and returns the new link.
-func (r *Reconciler) refresh(ctx context.Context, t store.Tenant, link string) (string, error) {
+func (r *Reconciler) refresh(ctx context.Context, t registry.Tenant, link string) (string, error) {
 	if r.s.dir == nil {
 		return "", errNoDirectory
 	}
@@ -157,7 +158,7 @@ func (r *Reconciler) apply(ctx context.Context, tenant core.TenantID, c Director
 
 func (r *Reconciler) userIDs(ctx context.Context, tenant core.TenantID) (map[string]bool, error) {
 	out := map[string]bool{}
-	opts := &store.ListOptions{Select: []string{"Licensed"}}
+	opts := &tables.ListOptions{Select: []string{"Licensed"}}
 	for {
 		page, err := r.s.st.Users.List(ctx, tenant, opts)
 		if err != nil {
@@ -194,7 +195,7 @@ func (r *Reconciler) snapshot(ctx context.Context, tenant core.TenantID, now tim
 	snap := BillingSnapshot{Day: day, Product: Product, Purchased: t.PurchasedLicenses, Assigned: len(assigned),
 		Active: active, PeriodStart: period, TakenAt: now}
 	snap.PeriodPurchased, snap.PeriodAssigned, snap.PeriodActive = snap.Purchased, snap.Assigned, snap.Active
-	opts := &store.ListOptions{}
+	opts := &tables.ListOptions{}
 	for {
 		page, err := r.s.data.Billing.ListPrefix(ctx, tenant, period.Format("2006-01-"), opts)
 		if err != nil {

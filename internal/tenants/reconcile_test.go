@@ -10,8 +10,8 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 func (f *fixture) snapshot(t *testing.T, tenant core.TenantID, day time.Time) BillingSnapshot {
@@ -83,14 +83,14 @@ func TestReconcileRefreshesRemovesAndSnapshots(t *testing.T) {
 		t.Fatalf("Run day 2: %v", err)
 	}
 	for _, u := range []string{uid(2), uid(3)} {
-		if _, err := f.st.Users.Get(ctx, id, u); !errors.Is(err, store.ErrNotFound) {
+		if _, err := f.st.Users.Get(ctx, id, u); !errors.Is(err, tables.ErrNotFound) {
 			t.Errorf("user %s still stored: %v", u, err)
 		}
-		if _, err := presence.OpenData(f.st.DB()).Presence.Get(ctx, id, u); !errors.Is(err, store.ErrNotFound) {
+		if _, err := presence.OpenData(f.st.DB()).Presence.Get(ctx, id, u); !errors.Is(err, tables.ErrNotFound) {
 			t.Errorf("presence of %s still stored: %v", u, err)
 		}
 	}
-	if _, err := f.st.Users.Get(ctx, id, uid(5)); !errors.Is(err, store.ErrNotFound) {
+	if _, err := f.st.Users.Get(ctx, id, uid(5)); !errors.Is(err, tables.ErrNotFound) {
 		t.Errorf("an unlicensed user was stored: %v", err)
 	}
 	day2 := day1.Add(24 * time.Hour)
@@ -156,7 +156,7 @@ func TestReconcileSkipsInactiveTenantsAndReportsMissingDirectory(t *testing.T) {
 	// The snapshot is taken anyway; the suspended tenant is left alone.
 	f.snapshot(t, active, start.Truncate(24*time.Hour))
 	rk, _ := BillingKey(start, Product)
-	if _, err := f.svc.data.Billing.Get(ctx, suspended, rk); !errors.Is(err, store.ErrNotFound) {
+	if _, err := f.svc.data.Billing.Get(ctx, suspended, rk); !errors.Is(err, tables.ErrNotFound) {
 		t.Errorf("suspended tenant got a snapshot: %v", err)
 	}
 }

@@ -19,7 +19,9 @@ import (
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/clock"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 // Product is the licensed product: presence sync for one user. Licenses, billing rows and usage are kept
@@ -32,12 +34,12 @@ const MaxPurchasedLicenses = 1_000_000
 // DeletionPolicy says when a tenant on its way out is due for deletion (retention.Policy, wired in
 // internal/app): reactivation is possible only before that.
 type DeletionPolicy interface {
-	DeletionDue(t store.Tenant) (due time.Time, reason string, ended time.Time, ok bool)
+	DeletionDue(t registry.Tenant) (due time.Time, reason string, ended time.Time, ok bool)
 }
 
 // Options configure a Service.
 type Options struct {
-	Store *store.Store
+	Store *registry.Registry
 	Keys  KeyCreator
 	// Directory reads profiles from the tenant's directory (Microsoft Graph). Without one, assignment
 	// answers "unavailable".
@@ -85,7 +87,7 @@ type Activity interface {
 // operator's action: the capability's own job must finish what the hook could not (presence sync's
 // RenewSubscriptions deletes every subscription of an inactive tenant it finds).
 type StateHook interface {
-	OnStateChange(ctx context.Context, tenant core.TenantID, state store.TenantState) error
+	OnStateChange(ctx context.Context, tenant core.TenantID, state registry.TenantState) error
 }
 
 // KeyCreator makes a tenant's data key at onboarding (internal/platform/tenantkey).
@@ -95,13 +97,15 @@ type KeyCreator interface {
 
 // Service runs onboarding, operator actions and license assignment.
 type Service struct {
-	st   *store.Store
-	data *Data
-	keys KeyCreator
-	dir  Directory
-	now  func() time.Time
-	log  *slog.Logger
-	o    Options
+	st       *registry.Registry
+	data     *Data
+	leases   *jobs.Leases
+	auditLog *audit.Log
+	keys     KeyCreator
+	dir      Directory
+	now      func() time.Time
+	log      *slog.Logger
+	o        Options
 }
 
 // New returns the service.
@@ -124,13 +128,13 @@ func New(o Options) (*Service, error) {
 	if o.ProcessingTimeout <= 0 {
 		o.ProcessingTimeout = 20 * time.Second
 	}
-	return &Service{st: o.Store, data: OpenData(o.Store.DB()), keys: o.Keys, dir: o.Directory, now: o.Now, log: o.Log, o: o}, nil
+	return &Service{st: o.Store, data: OpenData(o.Store.DB()), leases: jobs.OpenLeases(o.Store.DB()), auditLog: audit.OpenLog(o.Store.DB()), keys: o.Keys, dir: o.Directory, now: o.Now, log: o.Log, o: o}, nil
 }
 
 // View is what an operator sees of a tenant: lifecycle and license counts, no personal data.
 type View struct {
 	ID                core.TenantID
-	State             store.TenantState
+	State             registry.TenantState
 	HomeRegion        string
 	PurchasedLicenses int
 	AssignedLicenses  int
@@ -145,7 +149,7 @@ type View struct {
 	UpdatedAt     time.Time
 }
 
-func (s *Service) view(ctx context.Context, t store.Tenant) (View, error) {
+func (s *Service) view(ctx context.Context, t registry.Tenant) (View, error) {
 	assigned, err := s.assignedUsers(ctx, t.ID)
 	if err != nil {
 		return View{}, err
@@ -154,7 +158,7 @@ func (s *Service) view(ctx context.Context, t store.Tenant) (View, error) {
 		AssignedLicenses: len(assigned), ConsentedAt: t.ConsentedAt, SuspendedAt: t.SuspendedAt,
 		CancelledAt: t.CancelledAt, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
 	v.OverAssigned = max(0, v.AssignedLicenses-v.PurchasedLicenses)
-	if due, _, _, ok := s.o.Policy.DeletionDue(t); ok && t.State != store.TenantPending {
+	if due, _, _, ok := s.o.Policy.DeletionDue(t); ok && t.State != registry.TenantPending {
 		v.DeletionDueAt = due
 	}
 	return v, nil
@@ -167,7 +171,7 @@ func (s *Service) audit(ctx context.Context, tenant core.TenantID, a core.Actor,
 		// Nothing may be written into a tenant whose data is being deleted: it would outlive the deletion.
 		return err
 	}
-	return audit.Trail{Table: s.st.Audit, Now: s.now, Log: s.log}.Record(ctx, tenant, a, action, targetType, targetID, err)
+	return audit.Trail{Table: s.auditLog, Now: s.now, Log: s.log}.Record(ctx, tenant, a, action, targetType, targetID, err)
 }
 
 // Errors the operator sees.
@@ -177,13 +181,13 @@ var (
 )
 
 // getTenant reads the registry row, mapping absence to NotFound.
-func (s *Service) getTenant(ctx context.Context, tenant core.TenantID) (store.Tenant, error) {
+func (s *Service) getTenant(ctx context.Context, tenant core.TenantID) (registry.Tenant, error) {
 	t, err := s.st.Tenants.Get(ctx, tenant)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Tenant{}, errNoTenant
+	if errors.Is(err, tables.ErrNotFound) {
+		return registry.Tenant{}, errNoTenant
 	}
 	if err != nil {
-		return store.Tenant{}, fmt.Errorf("read tenant: %w", err)
+		return registry.Tenant{}, fmt.Errorf("read tenant: %w", err)
 	}
 	return t, nil
 }

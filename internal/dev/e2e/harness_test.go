@@ -22,9 +22,10 @@ import (
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 const appID = "11111111-2222-3333-4444-555555555555"
@@ -63,7 +64,7 @@ func handlerBinary(t testing.TB) string { return binary(t, "cmd/handler") }
 type stack struct {
 	host    *devhost.Host
 	logs    *syncBuffer // what the handler and devhost logged
-	store   *store.Store
+	store   *registry.Registry
 	secrets secrets.Store
 	cert    *x509.Certificate
 	certID  string
@@ -134,7 +135,7 @@ func startStack(t testing.TB, options ...func(settings map[string]string)) *stac
 	t.Cleanup(h.Stop)
 
 	// A second view of the same tables and secrets, as the handler sees them (production table names).
-	st, err := store.NewFromConnectionString(conn, store.Options{Sealer: tenantkey.New(sec, tenantkey.Options{})})
+	st, err := registry.NewFromConnectionString(conn, tables.Options{Sealer: tenantkey.New(sec, tenantkey.Options{})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,14 +28,15 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
 	"github.com/connecthub/connecthub/internal/platform/queue"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral/rctest"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 const serviceUserID = "5e000000-0000-4000-8000-0000000000aa"
@@ -95,18 +96,18 @@ func startPresence(t testing.TB, o presenceOptions) *presenceEnv {
 	if err := keys.CreateTenantKey(ctx, e.tenant); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.store.Tenants.Create(ctx, store.Tenant{ID: e.tenant, State: store.TenantActive, PBXKind: ringcentral.Kind}); err != nil {
+	if err := s.store.Tenants.Create(ctx, registry.Tenant{ID: e.tenant, State: registry.TenantActive, PBXKind: ringcentral.Kind}); err != nil {
 		t.Fatal(err)
 	}
 	n := max(o.users, 3)
-	var rows []store.User
+	var rows []registry.User
 	for i := range n {
 		id := fmt.Sprintf("a0000000-0000-4000-8000-%012d", i+1)
 		mail := fmt.Sprintf("user%d@contoso.example", i+1)
 		e.users = append(e.users, id)
 		e.ext[id] = fmt.Sprint(2001 + i)
 		rc.AddExtension(rctest.Extension{ID: int64(2001 + i), Number: fmt.Sprint(101 + i), Email: mail})
-		rows = append(rows, store.User{ID: id, DisplayName: fmt.Sprintf("User %d", i+1), Mail: mail, Licensed: true})
+		rows = append(rows, registry.User{ID: id, DisplayName: fmt.Sprintf("User %d", i+1), Mail: mail, Licensed: true})
 	}
 	for start := 0; start < len(rows); start += 100 {
 		if err := s.store.Users.InsertBatch(ctx, e.tenant, rows[start:min(start+100, len(rows))]); err != nil {
@@ -289,7 +290,7 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 				sub.EncryptionCertificate == base64.StdEncoding.EncodeToString(e.s.cert.Raw)},
 			{"public URLs (handshake passed through the front door)", sub.NotificationURL == e.front+"/api/graph/notifications" &&
 				sub.LifecycleNotificationURL == e.front+"/api/graph/lifecycle"},
-			{"clientState stored as a matching hash only", store.ClientStateMatches(row.ClientStateHash, sub.ClientState)},
+			{"clientState stored as a matching hash only", registry.ClientStateMatches(row.ClientStateHash, sub.ClientState)},
 		}
 		for _, c := range checks {
 			if !c.ok {
@@ -493,7 +494,7 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 		if n := len(e.graph.Subscriptions()); n != 0 {
 			t.Errorf("after RenewSubscriptions Graph holds %d subscriptions", n)
 		}
-		if _, err := e.s.store.Subscriptions.Get(ctx, e.tenant, old.ID); !errors.Is(err, store.ErrNotFound) {
+		if _, err := e.s.store.Subscriptions.Get(ctx, e.tenant, old.ID); !errors.Is(err, tables.ErrNotFound) {
 			t.Errorf("subscription row after RenewSubscriptions: %v", err)
 		}
 
@@ -536,7 +537,7 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 		e.auth.Revoke(serviceUserID)
 		// The subscription is due: renewing it needs a token, and the token needs a refresh.
 		for _, sub := range e.graph.Subscriptions() {
-			if _, err := e.s.store.Subscriptions.Update(ctx, e.tenant, sub.ID, func(s *store.Subscription) error {
+			if _, err := e.s.store.Subscriptions.Update(ctx, e.tenant, sub.ID, func(s *registry.Subscription) error {
 				s.ExpiresAt = time.Now().Add(5 * time.Minute)
 				return nil
 			}); err != nil {

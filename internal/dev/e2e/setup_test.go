@@ -15,9 +15,10 @@ import (
 	"testing"
 
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral/rctest"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // TestPresenceSetUpAsTheREADMETellsIt is the whole set-up path of the README's "Set up presence sync for
@@ -212,7 +213,7 @@ func TestPresenceSetUpAsTheREADMETellsIt(t *testing.T) {
 	})
 
 	// The operator's trail of the whole set-up.
-	page, err := s.store.Audit.List(ctx, tenant, nil)
+	page, err := audit.OpenLog(s.store.DB()).List(ctx, tenant, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +228,7 @@ func TestPresenceSetUpAsTheREADMETellsIt(t *testing.T) {
 			t.Errorf("audit has no %s (has %v)", w, got)
 		}
 	}
-	if st, err := s.store.Tenants.Get(ctx, tenant); err != nil || st.State != store.TenantActive {
+	if st, err := s.store.Tenants.Get(ctx, tenant); err != nil || st.State != registry.TenantActive {
 		t.Errorf("tenant = %+v, %v", st, err)
 	}
 }

@@ -14,10 +14,12 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/audit"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/retention"
-	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 
@@ -90,7 +92,7 @@ func TestTenantOnboardingAndOperatorActions(t *testing.T) {
 		t.Errorf("licenses of a cancelled tenant = %d %s, want 409", code, body)
 	}
 
-	page1, err := s.store.Audit.List(context.Background(), tenant, nil)
+	page1, err := audit.OpenLog(s.store.DB()).List(context.Background(), tenant, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,10 +119,10 @@ func TestRetentionTimerThroughDevhost(t *testing.T) {
 			t.Fatal(err)
 		}
 		now := time.Now().UTC()
-		if err := s.store.Tenants.Create(ctx, store.Tenant{ID: id, State: store.TenantCancelled, CancelledAt: now.Add(-cancelledAgo), PurchasedLicenses: 2}); err != nil {
+		if err := s.store.Tenants.Create(ctx, registry.Tenant{ID: id, State: registry.TenantCancelled, CancelledAt: now.Add(-cancelledAgo), PurchasedLicenses: 2}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.store.Users.Insert(ctx, id, store.User{ID: "aaaaaaaa-0000-4000-8000-000000000001", DisplayName: "Ada", Licensed: true}); err != nil {
+		if _, err := s.store.Users.Insert(ctx, id, registry.User{ID: "aaaaaaaa-0000-4000-8000-000000000001", DisplayName: "Ada", Licensed: true}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := tenants.OpenData(s.store.DB()).Licenses.Insert(ctx, id, tenants.Assignment{Product: "presence", UserID: "aaaaaaaa-0000-4000-8000-000000000001", AssignedAt: now}); err != nil {
@@ -136,10 +138,10 @@ func TestRetentionTimerThroughDevhost(t *testing.T) {
 	if err := s.host.FireTimer(ctx, "EnforceRetention"); err != nil {
 		t.Fatalf("EnforceRetention: %v", err)
 	}
-	if _, err := s.store.Tenants.Get(ctx, due); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.store.Tenants.Get(ctx, due); !errors.Is(err, tables.ErrNotFound) {
 		t.Errorf("due tenant still registered: %v", err)
 	}
-	if _, err := s.store.Users.Get(ctx, due, "aaaaaaaa-0000-4000-8000-000000000001"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.store.Users.Get(ctx, due, "aaaaaaaa-0000-4000-8000-000000000001"); !errors.Is(err, tables.ErrNotFound) {
 		t.Errorf("due tenant's user still stored: %v", err)
 	}
 	rk, _ := tenants.LicenseKey("presence", "aaaaaaaa-0000-4000-8000-000000000001")

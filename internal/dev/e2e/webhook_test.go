@@ -16,7 +16,8 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
 	"github.com/connecthub/connecthub/internal/platform/queue"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 func post(t testing.TB, url, body string) (int, string) {
@@ -34,14 +35,14 @@ func post(t testing.TB, url, body string) (int, string) {
 // webhook drops other tenants' items), returning its clientState.
 func (s *stack) subscribe(t testing.TB, tenant core.TenantID, id string) string {
 	t.Helper()
-	state, hash, err := store.NewClientState()
+	state, hash, err := registry.NewClientState()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.store.Tenants.Create(context.Background(), store.Tenant{ID: tenant, State: store.TenantActive}); err != nil && !errors.Is(err, store.ErrExists) {
+	if err := s.store.Tenants.Create(context.Background(), registry.Tenant{ID: tenant, State: registry.TenantActive}); err != nil && !errors.Is(err, tables.ErrExists) {
 		t.Fatal(err)
 	}
-	if _, err := s.store.Subscriptions.Insert(context.Background(), tenant, store.Subscription{ID: id, Kind: store.KindPresence,
+	if _, err := s.store.Subscriptions.Insert(context.Background(), tenant, registry.Subscription{ID: id, Kind: registry.KindPresence,
 		Resource: "/communications/presences", ChangeType: "updated", ClientStateHash: hash, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}

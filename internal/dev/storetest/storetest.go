@@ -5,7 +5,7 @@
 //
 //	env := storetest.NewEnv(t, storetest.Options{})
 //	tenant := env.NewTenant(t) // a random tenant id with a data key
-//	_, err := env.Store.Users.Insert(ctx, tenant, store.User{ID: "u1", DisplayName: "Ada"})
+//	_, err := env.Store.Users.Insert(ctx, tenant, registry.User{ID: "u1", DisplayName: "Ada"})
 package storetest
 
 import (
@@ -27,7 +27,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // Environment variables set by cmd/withazurite.
@@ -92,14 +92,14 @@ type Options struct {
 type Env struct {
 	// DB is the table engine: modules that own their tables open them on it.
 	DB      *tables.DB
-	Store   *store.Store
+	Store   *registry.Registry
 	Keys    *tenantkey.Keyring
 	Secrets *secrets.Memory
 	Prefix  string
 }
 
 // New returns a store on fresh tables (see NewEnv).
-func New(t testing.TB) *store.Store { return NewEnv(t, Options{}).Store }
+func New(t testing.TB) *registry.Registry { return NewEnv(t, Options{}).Store }
 
 // NewEnv creates every table under a unique prefix and drops them when the test ends.
 func NewEnv(t testing.TB, o Options) *Env {
@@ -115,7 +115,7 @@ func NewEnv(t testing.TB, o Options) *Env {
 		t.Fatalf("open tables: %v", err)
 	}
 	Prepare(t, db)
-	return &Env{DB: db, Store: store.Open(db), Keys: keys, Secrets: mem, Prefix: prefix}
+	return &Env{DB: db, Store: registry.Open(db), Keys: keys, Secrets: mem, Prefix: prefix}
 }
 
 // Prepare creates every table the packages linked into the test declare (tables.Declared) and

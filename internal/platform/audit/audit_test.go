@@ -14,7 +14,7 @@ import (
 )
 
 // memory stands in for the audit table only where the test is about the trail's own rules (outcome and
-// what a failed append does); the table itself is tested against Azurite in internal/store.
+// what a failed append does); the table itself is tested against Azurite in internal/platform/registry.
 type memory struct {
 	entries []audit.Entry
 	fail    error

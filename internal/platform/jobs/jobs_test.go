@@ -16,7 +16,8 @@ import (
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 var ctx = context.Background()
@@ -26,7 +27,7 @@ const name = "test-job"
 // env is a jobs table in Azurite whose lease clock is tc (lease expiry follows the table's clock),
 // and a second fake clock rc standing in for real time (budgets and waits).
 type env struct {
-	st *store.Store
+	st *registry.Registry
 	tc *clock.Fake
 	rc *clock.Fake
 }
@@ -39,12 +40,12 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) runner(instance string) *jobs.Runner {
-	return jobs.New(e.st.Jobs, jobs.Options{Instance: instance, Now: e.rc.Now})
+	return jobs.New(jobs.OpenLeases(e.st.DB()), jobs.Options{Instance: instance, Now: e.rc.Now})
 }
 
 func (e *env) row(t *testing.T, p core.TenantID) jobs.Job {
 	t.Helper()
-	job, err := e.st.Jobs.Get(ctx, p, name)
+	job, err := jobs.OpenLeases(e.st.DB()).Get(ctx, p, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func TestExpiredLeaseIsTakenOverAndResumes(t *testing.T) {
 	var dead *jobs.Lease
 	died := errors.New("process died")
 	// The dead run: it checkpoints, then "dies" — its release never reaches storage.
-	dying := jobs.New(failRelease{e.st.Jobs}, jobs.Options{Instance: "inst-1", Now: e.rc.Now})
+	dying := jobs.New(failRelease{jobs.OpenLeases(e.st.DB())}, jobs.Options{Instance: "inst-1", Now: e.rc.Now})
 	if _, err := dying.Run(ctx, p, spec, func(ctx context.Context, l *jobs.Lease) error {
 		dead = l
 		return errors.Join(l.Save(ctx, "page-2"), died)
@@ -218,7 +219,7 @@ func TestBudgetStopsBetweenItems(t *testing.T) {
 		t.Errorf("started %v finished %v; want the first three, each finished", started, finished)
 	}
 	for _, p := range ps[3:] {
-		if _, err := e.st.Jobs.Get(ctx, p, name); !errors.Is(err, store.ErrNotFound) {
+		if _, err := jobs.OpenLeases(e.st.DB()).Get(ctx, p, name); !errors.Is(err, tables.ErrNotFound) {
 			t.Errorf("partition left over was touched: %v", err)
 		}
 	}
@@ -374,7 +375,7 @@ func TestWaitForAHeldLease(t *testing.T) {
 	// The stand-in for real time stands still: this wait is over only when the holder lets go.
 	waiting := spec
 	waiting.Wait = time.Hour
-	seen := &seenHeld{Leases: e.st.Jobs, held: make(chan struct{})}
+	seen := &seenHeld{Leases: jobs.OpenLeases(e.st.DB()), held: make(chan struct{})}
 	var ran bool
 	var err error
 	wg.Go(func() {
@@ -393,7 +394,7 @@ func TestWaitForAHeldLease(t *testing.T) {
 	ticking := func() time.Time { return e.rc.Advance(time.Minute) }
 	waiting.Wait = 90 * time.Second
 	if _, err := e.runner("inst-1").Run(ctx, p, spec, func(ctx context.Context, _ *jobs.Lease) error {
-		ran, err := jobs.New(e.st.Jobs, jobs.Options{Instance: "inst-2", Now: ticking}).Run(ctx, p, waiting,
+		ran, err := jobs.New(jobs.OpenLeases(e.st.DB()), jobs.Options{Instance: "inst-2", Now: ticking}).Run(ctx, p, waiting,
 			func(context.Context, *jobs.Lease) error { return nil })
 		if ran || !errors.Is(err, jobs.ErrLeaseHeld) {
 			t.Errorf("wait over: ran=%v err=%v, want ErrLeaseHeld", ran, err)

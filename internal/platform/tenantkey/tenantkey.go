@@ -18,8 +18,8 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/ttlcache"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 var (
@@ -44,13 +44,13 @@ type Options struct {
 	Now        func() time.Time // tests
 }
 
-// Keyring seals and opens per-tenant data. It implements store.Sealer.
+// Keyring seals and opens per-tenant data. It implements tables.Sealer.
 type Keyring struct {
 	secrets secrets.Store
 	cache   *ttlcache.Cache[core.TenantID, cipher.AEAD]
 }
 
-var _ store.Sealer = (*Keyring)(nil)
+var _ tables.Sealer = (*Keyring)(nil)
 
 // New returns a key ring over s.
 func New(s secrets.Store, o Options) *Keyring {

@@ -28,7 +28,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 // State is a PBX-neutral presence state; each connector maps it to its system's vocabulary.
@@ -224,8 +224,8 @@ func retryAfter(h http.Header) time.Duration {
 const credentialLabel = "pbx-credential"
 
 // SaveCredential stores the tenant's PBX credential (any JSON value), sealed with the tenant key, in
-// the secret store. The admin API calls it; tests too.
-func SaveCredential(ctx context.Context, sec secrets.Store, sealer store.Sealer, tenant core.TenantID, v any) error {
+// the secret registry. The admin API calls it; tests too.
+func SaveCredential(ctx context.Context, sec secrets.Store, sealer tables.Sealer, tenant core.TenantID, v any) error {
 	plain, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("save pbx credential: %w", err)
@@ -242,7 +242,7 @@ func SaveCredential(ctx context.Context, sec secrets.Store, sealer store.Sealer,
 
 // LoadCredential reads and opens the tenant's PBX credential into v. A missing credential is
 // ErrNotConfigured.
-func LoadCredential(ctx context.Context, sec secrets.Store, sealer store.Sealer, tenant core.TenantID, v any) error {
+func LoadCredential(ctx context.Context, sec secrets.Store, sealer tables.Sealer, tenant core.TenantID, v any) error {
 	raw, err := sec.Get(ctx, secrets.PBXCredentialName(tenant))
 	if errors.Is(err, secrets.ErrNotFound) {
 		return fmt.Errorf("load pbx credential: %w", ErrNotConfigured)

@@ -3,7 +3,7 @@ package connector
 import (
 	"strings"
 
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // Extension is one account at the PBX a user can be matched to, as the PBX's directory lists it.
@@ -32,7 +32,7 @@ type Match struct {
 
 // UserOf is what a connector needs of a stored user: its explicit mapping, the address and the number to
 // match by. Graph gives no mail to some accounts; their sign-in name is the address then.
-func UserOf(u store.User) User {
+func UserOf(u registry.User) User {
 	cu := User{ID: u.ID, PBXUserID: u.PBXUserID, Email: u.Mail, Phone: u.Phone}
 	if cu.Email == "" {
 		cu.Email = u.UserPrincipalName

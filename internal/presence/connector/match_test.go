@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/connecthub/connecthub/internal/presence/connector"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 func TestNormalizePhone(t *testing.T) {
@@ -70,12 +70,12 @@ func TestDirectoryMatch(t *testing.T) {
 
 func TestUserOf(t *testing.T) {
 	t.Parallel()
-	got := connector.UserOf(store.User{ID: "u1", UserPrincipalName: "ada@contoso.example", Phone: "+1 425 555 0101", PBXUserID: "x"})
+	got := connector.UserOf(registry.User{ID: "u1", UserPrincipalName: "ada@contoso.example", Phone: "+1 425 555 0101", PBXUserID: "x"})
 	want := connector.User{ID: "u1", PBXUserID: "x", Email: "ada@contoso.example", Phone: "+1 425 555 0101"}
 	if got != want {
 		t.Errorf("UserOf = %+v, want %+v (sign-in name when there is no mail)", got, want)
 	}
-	if got := connector.UserOf(store.User{Mail: "a@b.example", UserPrincipalName: "c@d.example"}); got.Email != "a@b.example" {
+	if got := connector.UserOf(registry.User{Mail: "a@b.example", UserPrincipalName: "c@d.example"}); got.Email != "a@b.example" {
 		t.Errorf("mail should win over the sign-in name: %+v", got)
 	}
 }

@@ -42,8 +42,9 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 // ErrReconsent means the account's tokens can no longer be refreshed: an admin must connect it again.
@@ -71,16 +72,16 @@ type Config struct {
 	Tenants Tenants
 }
 
-// Tenants reads a tenant's registry row (store.TenantRegistry).
+// Tenants reads a tenant's registry row (registry.TenantRegistry).
 type Tenants interface {
-	Get(ctx context.Context, tenant core.TenantID) (store.Tenant, error)
+	Get(ctx context.Context, tenant core.TenantID) (registry.Tenant, error)
 }
 
 // Manager runs the sign-in flow and hands out credentials of connected accounts.
 type Manager struct {
 	cfg     Config
 	secrets secrets.Store
-	sealer  store.Sealer
+	sealer  tables.Sealer
 	users   Users
 
 	credMu     sync.Mutex
@@ -92,7 +93,7 @@ type Manager struct {
 }
 
 // New builds a Manager. sealer is the tenant key ring (tenantkey.Keyring).
-func New(cfg Config, sec secrets.Store, sealer store.Sealer, users Users) (*Manager, error) {
+func New(cfg Config, sec secrets.Store, sealer tables.Sealer, users Users) (*Manager, error) {
 	if cfg.ClientID == "" || cfg.AuthorityHost == "" || cfg.CertName == "" {
 		return nil, errors.New("service users: client id, authority and certificate name are required")
 	}
@@ -165,11 +166,11 @@ func (m *Manager) Begin(ctx context.Context, tenant core.TenantID) (authURL, non
 	if m.cfg.Tenants != nil {
 		t, err := m.cfg.Tenants.Get(ctx, tenant)
 		switch {
-		case errors.Is(err, store.ErrNotFound):
+		case errors.Is(err, tables.ErrNotFound):
 			return "", "", apperr.New(apperr.NotFound, "unknown tenant", nil)
 		case err != nil:
 			return "", "", fmt.Errorf("read tenant: %w", err)
-		case t.State != store.TenantActive:
+		case t.State != registry.TenantActive:
 			return "", "", apperr.New(apperr.Forbidden, "the tenant is not active", nil)
 		}
 	}
@@ -238,7 +239,7 @@ func (m *Manager) Complete(ctx context.Context, cb Callback) (ServiceUser, error
 	}
 	nonce := parts[1]
 	sealed, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil || store.ValidateKey("nonce", nonce) != nil {
+	if err != nil || tables.ValidateKey("nonce", nonce) != nil {
 		return ServiceUser{}, apperr.New(apperr.Invalid, "invalid sign-in state", err)
 	}
 	plain, err := m.sealer.Open(ctx, tenant, stateLabel, nonce, sealed)
@@ -597,7 +598,7 @@ func (a *account) fail(ctx context.Context, err error) error {
 		s.State, s.LastError, s.UpdatedAt = Reconsent, "refresh_refused", now
 		return nil
 	})
-	if uerr != nil && !errors.Is(uerr, store.ErrNotFound) {
+	if uerr != nil && !errors.Is(uerr, tables.ErrNotFound) {
 		a.m.cfg.Log.WarnContext(ctx, "mark service user for re-consent failed", "service_user_id", a.oid, "error", uerr)
 	}
 	a.m.cfg.Log.WarnContext(ctx, "service user needs re-consent", "service_user_id", a.oid)

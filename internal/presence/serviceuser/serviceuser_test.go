@@ -23,7 +23,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 const (
@@ -189,7 +189,7 @@ func TestConnectAndUseServiceUser(t *testing.T) {
 		t.Errorf("a cached, unexpired token was refreshed again")
 	}
 
-	// A fresh manager (another instance) reads the cache from the secret store.
+	// A fresh manager (another instance) reads the cache from the secret registry.
 	m2, _ := serviceuser.New(serviceuser.Config{ClientID: clientID, AuthorityHost: f.auth.Host(), RedirectURI: redirect,
 		CertName: secrets.AppClientCertName, HTTPClient: f.auth.Client()}, f.env.Secrets, f.env.Keys, serviceuser.OpenTable(f.env.DB))
 	cred2, _ := m2.Credential(f.tenant, id)
@@ -382,14 +382,14 @@ func TestBeginOnlyForActiveTenants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.env.Store.Tenants.Create(ctx, store.Tenant{ID: f.tenant, State: store.TenantActive}); err != nil {
+	if err := f.env.Store.Tenants.Create(ctx, registry.Tenant{ID: f.tenant, State: registry.TenantActive}); err != nil {
 		t.Fatal(err)
 	}
 	if u, _, err := m.Begin(ctx, f.tenant); err != nil || !strings.Contains(u, "/oauth2/v2.0/authorize") {
 		t.Fatalf("active tenant: %q, %v", u, err)
 	}
-	if _, err := f.env.Store.Tenants.Update(ctx, f.tenant, func(t *store.Tenant) error {
-		t.State = store.TenantSuspended
+	if _, err := f.env.Store.Tenants.Update(ctx, f.tenant, func(t *registry.Tenant) error {
+		t.State = registry.TenantSuspended
 		return nil
 	}); err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ import (
 	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/presence/connector/webhook"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // ConnectorInput is a connector configuration as an admin sends it. RingCentral takes ClientID,
@@ -217,7 +217,7 @@ func (s *Service) SetConnector(ctx context.Context, a core.Actor, tenant core.Te
 	}
 	settingsJSON, _ := json.Marshal(set)
 	now := s.o.Now()
-	t, err = s.o.Store.Tenants.Update(ctx, tenant, func(t *store.Tenant) error {
+	t, err = s.o.Store.Tenants.Update(ctx, tenant, func(t *registry.Tenant) error {
 		if err := writable(*t); err != nil {
 			return err
 		}
@@ -241,7 +241,7 @@ func (s *Service) SetConnector(ctx context.Context, a core.Actor, tenant core.Te
 	return view(t), nil
 }
 
-func view(t store.Tenant) ConnectorView {
+func view(t registry.Tenant) ConnectorView {
 	if t.PBXKind == "" {
 		return ConnectorView{}
 	}
@@ -267,12 +267,12 @@ func (s *Service) DeleteConnector(ctx context.Context, a core.Actor, tenant core
 	if err != nil {
 		return err
 	}
-	if t.State == store.TenantDeleting {
+	if t.State == registry.TenantDeleting {
 		return errDeleting // the retention job deletes the credential with everything else
 	}
 	kind := t.PBXKind
-	_, err = s.o.Store.Tenants.Update(ctx, tenant, func(t *store.Tenant) error {
-		if t.State == store.TenantDeleting {
+	_, err = s.o.Store.Tenants.Update(ctx, tenant, func(t *registry.Tenant) error {
+		if t.State == registry.TenantDeleting {
 			return errDeleting
 		}
 		t.PBXKind, t.PBXSettings, t.PBXConfiguredAt, t.PBXConfiguredBy = "", "", time.Time{}, ""
@@ -311,7 +311,7 @@ func (s *Service) TestConnector(ctx context.Context, a core.Actor, tenant core.T
 	if err != nil {
 		return TestResult{}, err
 	}
-	if t.State == store.TenantDeleting {
+	if t.State == registry.TenantDeleting {
 		return TestResult{}, errDeleting
 	}
 	if t.PBXKind == "" {

@@ -8,8 +8,9 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence/connector"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // UserExtension is the extension a licensed user maps to and how (connector.Match*). No personal data:
@@ -44,7 +45,7 @@ var extensionIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$`)
 
 // directory reads the PBX's extension list when the tenant's connector has one. A PBX that cannot be
 // reached is reported, not fatal: overrides are still known.
-func (s *Service) directory(ctx context.Context, t store.Tenant) (*connector.Directory, string) {
+func (s *Service) directory(ctx context.Context, t registry.Tenant) (*connector.Directory, string) {
 	if t.PBXKind == "" {
 		return nil, "pbx_not_configured"
 	}
@@ -61,26 +62,26 @@ func (s *Service) directory(ctx context.Context, t store.Tenant) (*connector.Dir
 	return dir, ""
 }
 
-func matchOf(u store.User, dir *connector.Directory) UserExtension {
+func matchOf(u registry.User, dir *connector.Directory) UserExtension {
 	m := dir.Match(connector.UserOf(u))
 	return UserExtension{UserID: u.ID, ExtensionID: m.ExtensionID, ExtensionNumber: m.Number, MatchedBy: m.By}
 }
 
 // licensedUser reads a licensed user of the tenant; anyone else is NotFound.
-func (s *Service) licensedUser(ctx context.Context, tenant core.TenantID, userID string) (store.User, error) {
+func (s *Service) licensedUser(ctx context.Context, tenant core.TenantID, userID string) (registry.User, error) {
 	uid, err := core.ParseTenantID(userID) // an object id is a GUID like a tenant id
 	if err != nil {
-		return store.User{}, apperr.New(apperr.Invalid, "user id must be an Entra object id (GUID)", err)
+		return registry.User{}, apperr.New(apperr.Invalid, "user id must be an Entra object id (GUID)", err)
 	}
 	u, err := s.o.Store.Users.Get(ctx, tenant, string(uid))
-	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, errNoUser
+	if errors.Is(err, tables.ErrNotFound) {
+		return registry.User{}, errNoUser
 	}
 	if err != nil {
-		return store.User{}, apperr.New(apperr.Unavailable, errStoreFailed.Public, fmt.Errorf("read user: %w", err))
+		return registry.User{}, apperr.New(apperr.Unavailable, errStoreFailed.Public, fmt.Errorf("read user: %w", err))
 	}
 	if !u.Licensed {
-		return store.User{}, errNoUser
+		return registry.User{}, errNoUser
 	}
 	return u, nil
 }
@@ -129,7 +130,7 @@ func (s *Service) SetUserExtension(ctx context.Context, a core.Actor, tenant cor
 	if dir != nil && !dir.Has(extensionID) {
 		return fail(apperr.New(apperr.Invalid, "the PBX lists no enabled extension with this id (use the extension's id, not its number)", nil))
 	}
-	u, err = s.o.Store.Users.Update(ctx, tenant, u.ID, func(u *store.User) error {
+	u, err = s.o.Store.Users.Update(ctx, tenant, u.ID, func(u *registry.User) error {
 		if !u.Licensed {
 			return errNoUser
 		}
@@ -164,7 +165,7 @@ func (s *Service) DeleteUserExtension(ctx context.Context, a core.Actor, tenant 
 		}
 		return s.audit(ctx, tenant, a, "user.extension.delete", "user", u.ID, err)
 	}
-	_, err = s.o.Store.Users.Update(ctx, tenant, u.ID, func(u *store.User) error {
+	_, err = s.o.Store.Users.Update(ctx, tenant, u.ID, func(u *registry.User) error {
 		u.PBXUserID, u.UpdatedAt = "", s.o.Now()
 		return nil
 	})
@@ -188,7 +189,7 @@ func (s *Service) ListExtensions(ctx context.Context, tenant core.TenantID, toke
 	if err != nil {
 		return ExtensionPage{}, err
 	}
-	page, err := s.o.Store.Users.List(ctx, tenant, &store.ListOptions{PageSize: pageSize, Token: token,
+	page, err := s.o.Store.Users.List(ctx, tenant, &tables.ListOptions{PageSize: pageSize, Token: token,
 		Select: []string{"Mail", "UserPrincipalName", "Phone", "PBXUserID", "Licensed"}})
 	if err != nil {
 		if token != "" {

@@ -11,7 +11,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/connector"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // MappingView is a tenant's presence mapping: its own overrides, and the effective rules every
@@ -128,7 +128,7 @@ func (s *Service) SetMapping(ctx context.Context, a core.Actor, tenant core.Tena
 	if err != nil {
 		return fail(err)
 	}
-	t, err = s.o.Store.Tenants.Update(ctx, tenant, func(t *store.Tenant) error {
+	t, err = s.o.Store.Tenants.Update(ctx, tenant, func(t *registry.Tenant) error {
 		if err := writable(*t); err != nil {
 			return err
 		}

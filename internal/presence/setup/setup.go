@@ -19,17 +19,18 @@ import (
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/clock"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/connector"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // Options configure a Service.
 type Options struct {
-	Store   *store.Store
+	Store   *registry.Registry
 	Secrets secrets.Store
-	Sealer  store.Sealer
+	Sealer  tables.Sealer
 	// Connectors by kind (Tenant.PBXKind). Each tests its credential; those that list the PBX's
 	// extensions (connector.Lister) feed the extension listing; those that cache (connector.Forgetter)
 	// forget a tenant whose credential changed.
@@ -68,7 +69,7 @@ func (s *Service) audit(ctx context.Context, tenant core.TenantID, a core.Actor,
 }
 
 func (s *Service) trail() audit.Trail {
-	return audit.Trail{Table: s.o.Store.Audit, Now: s.o.Now, Log: s.o.Log}
+	return audit.Trail{Table: audit.OpenLog(s.o.Store.DB()), Now: s.o.Now, Log: s.o.Log}
 }
 
 var (
@@ -81,13 +82,13 @@ var (
 )
 
 // tenant reads the registry row; absence is NotFound.
-func (s *Service) tenant(ctx context.Context, tenant core.TenantID) (store.Tenant, error) {
+func (s *Service) tenant(ctx context.Context, tenant core.TenantID) (registry.Tenant, error) {
 	t, err := s.o.Store.Tenants.Get(ctx, tenant)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Tenant{}, errNoTenant
+	if errors.Is(err, tables.ErrNotFound) {
+		return registry.Tenant{}, errNoTenant
 	}
 	if err != nil {
-		return store.Tenant{}, apperr.New(apperr.Unavailable, errStoreFailed.Public, fmt.Errorf("read tenant: %w", err))
+		return registry.Tenant{}, apperr.New(apperr.Unavailable, errStoreFailed.Public, fmt.Errorf("read tenant: %w", err))
 	}
 	return t, nil
 }
@@ -95,13 +96,13 @@ func (s *Service) tenant(ctx context.Context, tenant core.TenantID) (store.Tenan
 // writable says whether the tenant's set-up may change: active or suspended (an admin prepares a
 // suspended tenant's return). A pending tenant has no data key yet; a cancelled one is on its way out,
 // and nothing may be written into one being deleted.
-func writable(t store.Tenant) error {
+func writable(t registry.Tenant) error {
 	switch t.State {
-	case store.TenantActive, store.TenantSuspended:
+	case registry.TenantActive, registry.TenantSuspended:
 		return nil
-	case store.TenantPending:
+	case registry.TenantPending:
 		return errPending
-	case store.TenantDeleting:
+	case registry.TenantDeleting:
 		return errDeleting
 	default:
 		return errInactive

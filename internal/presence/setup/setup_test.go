@@ -19,6 +19,7 @@ import (
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/clock"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/connector"
@@ -26,7 +27,6 @@ import (
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral/rctest"
 	"github.com/connecthub/connecthub/internal/presence/connector/webhook"
 	"github.com/connecthub/connecthub/internal/presence/setup"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 var (
@@ -60,10 +60,10 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // tenant registers a tenant in state with its data key.
-func (f *fixture) tenant(t *testing.T, state store.TenantState) core.TenantID {
+func (f *fixture) tenant(t *testing.T, state registry.TenantState) core.TenantID {
 	t.Helper()
 	id := f.env.NewTenant(t)
-	if err := f.env.Store.Tenants.Create(ctx, store.Tenant{ID: id, State: state}); err != nil {
+	if err := f.env.Store.Tenants.Create(ctx, registry.Tenant{ID: id, State: state}); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -71,7 +71,7 @@ func (f *fixture) tenant(t *testing.T, state store.TenantState) core.TenantID {
 
 func (f *fixture) audit(t *testing.T, tenant core.TenantID) []audit.Entry {
 	t.Helper()
-	p, err := f.env.Store.Audit.List(ctx, tenant, nil)
+	p, err := audit.OpenLog(f.env.Store.DB()).List(ctx, tenant, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func (f *fixture) rcInput() setup.ConnectorInput {
 func TestRingCentralConnector(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	tenant := f.tenant(t, store.TenantActive)
+	tenant := f.tenant(t, registry.TenantActive)
 
 	v, err := f.svc.SetConnector(ctx, admin, tenant, f.rcInput())
 	if err != nil {
@@ -192,7 +192,7 @@ func TestRingCentralConnector(t *testing.T) {
 func TestConnectorValidation(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	tenant := f.tenant(t, store.TenantActive)
+	tenant := f.tenant(t, registry.TenantActive)
 	enc := base64.RawURLEncoding.EncodeToString
 	expired := enc([]byte(`{"alg":"RS256"}`)) + "." + enc([]byte(`{"exp":1700000000}`)) + "." + enc([]byte("sig"))
 	rc := f.rcInput()
@@ -264,13 +264,13 @@ func TestTenantStates(t *testing.T) {
 	_, err = f.svc.GetMapping(ctx, storetest.NewTenantID(t))
 	wantCode(t, err, apperr.NotFound, "no such tenant")
 
-	pending := f.tenant(t, store.TenantPending)
+	pending := f.tenant(t, registry.TenantPending)
 	_, err = f.svc.SetConnector(ctx, admin, pending, f.rcInput())
 	wantCode(t, err, apperr.Conflict, "admin consent")
-	cancelled := f.tenant(t, store.TenantCancelled)
+	cancelled := f.tenant(t, registry.TenantCancelled)
 	_, err = f.svc.SetMapping(ctx, admin, cancelled, map[string]string{"Away": "Busy"})
 	wantCode(t, err, apperr.Conflict, "cancelled")
-	deleting := f.tenant(t, store.TenantDeleting)
+	deleting := f.tenant(t, registry.TenantDeleting)
 	_, err = f.svc.SetConnector(ctx, admin, deleting, f.rcInput())
 	wantCode(t, err, apperr.Conflict, "being deleted")
 	if n := len(f.audit(t, deleting)); n != 0 {
@@ -280,7 +280,7 @@ func TestTenantStates(t *testing.T) {
 		t.Errorf("pending tenant: %d audit entries, want the refusal", n)
 	}
 
-	suspended := f.tenant(t, store.TenantSuspended)
+	suspended := f.tenant(t, registry.TenantSuspended)
 	if _, err := f.svc.SetConnector(ctx, admin, suspended, f.rcInput()); err != nil {
 		t.Errorf("a suspended tenant's admin prepares its return: %v", err)
 	}
@@ -308,7 +308,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 func TestWebhookConnector(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	tenant := f.tenant(t, store.TenantActive)
+	tenant := f.tenant(t, registry.TenantActive)
 	secret := strings.Repeat("k", 48)
 	r := &receiver{secret: secret}
 	srv := httptest.NewServer(r)
@@ -342,13 +342,13 @@ func TestWebhookConnector(t *testing.T) {
 func TestExtensions(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	tenant := f.tenant(t, store.TenantActive)
+	tenant := f.tenant(t, registry.TenantActive)
 	f.rc.AddExtension(rctest.Extension{ID: 101, Number: "101", Email: "ada@contoso.example"})
 	f.rc.AddExtension(rctest.Extension{ID: 102, Number: "102", Email: "desk@contoso.example", BusinessPhone: "+14255550102"})
 	f.rc.AddExtension(rctest.Extension{ID: 103, Number: "103", Email: "x@contoso.example"})
 
 	ada, grace, alan, linus, unlicensed := storetest.NewTenantID(t), storetest.NewTenantID(t), storetest.NewTenantID(t), storetest.NewTenantID(t), storetest.NewTenantID(t)
-	users := []store.User{
+	users := []registry.User{
 		{ID: string(ada), Mail: "Ada@contoso.example", Licensed: true},
 		{ID: string(grace), Mail: "grace@contoso.example", Phone: "+1 (425) 555-0102", Licensed: true},
 		{ID: string(alan), UserPrincipalName: "alan@contoso.example", PBXUserID: "103", Licensed: true},
@@ -452,7 +452,7 @@ func TestExtensions(t *testing.T) {
 func TestMapping(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	tenant := f.tenant(t, store.TenantActive)
+	tenant := f.tenant(t, registry.TenantActive)
 
 	v, err := f.svc.GetMapping(ctx, tenant)
 	if err != nil || len(v.Overrides) != 0 || v.Effective["away"] != "Away" || v.Effective["*/inameeting"] != "Busy" {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 
@@ -83,7 +83,7 @@ type Subscriptions struct {
 
 // DeleteSubscription implements retention.SubscriptionDeleter (asserted in internal/app, so that this
 // adapter does not import retention).
-func (s Subscriptions) DeleteSubscription(ctx context.Context, tenant core.TenantID, sub store.Subscription) error {
+func (s Subscriptions) DeleteSubscription(ctx context.Context, tenant core.TenantID, sub registry.Subscription) error {
 	c, err := s.Clients.For(ctx, string(tenant))
 	if err != nil {
 		return fmt.Errorf("graph client: %w", err)

@@ -20,8 +20,9 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 
@@ -103,7 +104,7 @@ func TestLicensingOnGraph(t *testing.T) {
 	clk := clock.NewFake(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC))
 	env := storetest.NewEnv(t, storetest.Options{Now: clk.Now})
 	tenant := env.NewTenant(t)
-	if err := env.Store.Tenants.Create(ctx, store.Tenant{ID: tenant, State: store.TenantActive, PurchasedLicenses: 2}); err != nil {
+	if err := env.Store.Tenants.Create(ctx, registry.Tenant{ID: tenant, State: registry.TenantActive, PurchasedLicenses: 2}); err != nil {
 		t.Fatal(err)
 	}
 	g.PutUser(string(tenant), graphtest.User{ID: uid("1"), DisplayName: "Ada", Mail: "ada@contoso.example", AccountEnabled: true})
@@ -142,7 +143,7 @@ func TestLicensingOnGraph(t *testing.T) {
 	if u, _ := env.Store.Users.Get(ctx, tenant, uid("1")); u.DisplayName != "Ada King" {
 		t.Errorf("profile after reconcile = %q, want the directory's new name", u.DisplayName)
 	}
-	if _, err := env.Store.Users.Get(ctx, tenant, uid("3")); !errors.Is(err, store.ErrNotFound) {
+	if _, err := env.Store.Users.Get(ctx, tenant, uid("3")); !errors.Is(err, tables.ErrNotFound) {
 		t.Errorf("user deleted in the directory still stored: %v", err)
 	}
 	if n := g.Count(http.MethodGet, "/users/delta") - deltasBefore; n != 1 {
@@ -173,13 +174,13 @@ func TestSubscriptionDeletionOnGraph(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := Subscriptions{Clients: clients}
-	if err := d.DeleteSubscription(ctx, tenant, store.Subscription{ID: sub.ID}); err != nil {
+	if err := d.DeleteSubscription(ctx, tenant, registry.Subscription{ID: sub.ID}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := g.Subscriptions()[sub.ID]; ok {
 		t.Error("subscription still at Graph")
 	}
-	if err := d.DeleteSubscription(ctx, tenant, store.Subscription{ID: sub.ID}); err != nil {
+	if err := d.DeleteSubscription(ctx, tenant, registry.Subscription{ID: sub.ID}); err != nil {
 		t.Errorf("deleting it again: %v, want nil (already gone counts as deleted)", err)
 	}
 }

@@ -36,8 +36,8 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence/connector"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // Kind is the Tenant.PBXKind of this connector.
@@ -64,7 +64,7 @@ type Connector struct {
 	o       Options
 	p       runtime.Pipeline
 	secrets secrets.Store
-	sealer  store.Sealer
+	sealer  tables.Sealer
 
 	mu      sync.Mutex
 	tenants map[core.TenantID]*tenantState
@@ -87,7 +87,7 @@ var (
 )
 
 // New builds the connector.
-func New(o Options, sec secrets.Store, sealer store.Sealer) *Connector {
+func New(o Options, sec secrets.Store, sealer tables.Sealer) *Connector {
 	o.BaseURL = strings.TrimRight(o.BaseURL, "/")
 	if o.MappingTTL <= 0 {
 		o.MappingTTL = 15 * time.Minute

@@ -31,8 +31,8 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence/connector"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // Kind is the Tenant.PBXKind of this connector.
@@ -76,7 +76,7 @@ type Connector struct {
 	o       Options
 	p       runtime.Pipeline
 	secrets secrets.Store
-	sealer  store.Sealer
+	sealer  tables.Sealer
 }
 
 var (
@@ -85,7 +85,7 @@ var (
 )
 
 // New builds the connector.
-func New(o Options, sec secrets.Store, sealer store.Sealer) *Connector {
+func New(o Options, sec secrets.Store, sealer tables.Sealer) *Connector {
 	if o.Now == nil {
 		o.Now = time.Now
 	}

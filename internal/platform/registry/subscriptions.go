@@ -1,4 +1,4 @@
-package store
+package registry
 
 import (
 	"context"
@@ -52,7 +52,7 @@ type LookupOptions struct {
 }
 
 // SubscriptionLookup serves the webhook's subscription reads from memory most of the time. Writes and
-// deletes through this Store invalidate entries at once; writes by other instances are seen after TTL
+// deletes through this Registry invalidate entries at once; writes by other instances are seen after TTL
 // at the latest, which bounds how long a deleted subscription's notifications can still be accepted.
 // Misses are cached briefly too, so a flood of made-up subscription ids does not reach storage.
 type SubscriptionLookup struct {
@@ -69,7 +69,7 @@ type lookupResult struct {
 }
 
 // NewSubscriptionLookup returns a cached reader of s.Subscriptions.
-func (s *Store) NewSubscriptionLookup(o LookupOptions) *SubscriptionLookup {
+func (s *Registry) NewSubscriptionLookup(o LookupOptions) *SubscriptionLookup {
 	if o.TTL <= 0 {
 		o.TTL = 5 * time.Minute
 	}
@@ -93,7 +93,7 @@ func (s *Store) NewSubscriptionLookup(o LookupOptions) *SubscriptionLookup {
 
 func lookupKey(t core.TenantID, id string) string { return string(t) + "/" + id }
 
-// Get returns the tenant's subscription id, or ErrNotFound.
+// Get returns the tenant's subscription id, or tables.ErrNotFound.
 func (l *SubscriptionLookup) Get(ctx context.Context, tenant core.TenantID, id string) (Subscription, error) {
 	if err := tables.CheckKey(tenant, id); err != nil {
 		return Subscription{}, err
@@ -101,7 +101,7 @@ func (l *SubscriptionLookup) Get(ctx context.Context, tenant core.TenantID, id s
 	k := lookupKey(tenant, id)
 	if r, ok := l.cache.Get(k); ok {
 		if !r.found {
-			return Subscription{}, fmt.Errorf("get subscription: %w", ErrNotFound)
+			return Subscription{}, fmt.Errorf("get subscription: %w", tables.ErrNotFound)
 		}
 		sub := r.sub
 		sub.ClientStateHash = slices.Clone(sub.ClientStateHash)
@@ -110,7 +110,7 @@ func (l *SubscriptionLookup) Get(ctx context.Context, tenant core.TenantID, id s
 	gen := l.gen.Load()
 	sub, err := l.table.Get(ctx, tenant, id)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, tables.ErrNotFound):
 		if l.gen.Load() == gen {
 			l.cache.SetTTL(k, lookupResult{}, l.neg)
 		}

@@ -1,4 +1,4 @@
-package store_test
+package registry_test
 
 import (
 	"errors"
@@ -14,11 +14,11 @@ import (
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/retention"
-	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 
@@ -26,7 +26,7 @@ func TestConcurrentWritersNoLostUpdate(t *testing.T) {
 	t.Parallel()
 	env := storetest.NewEnv(t, storetest.Options{})
 	a := env.NewTenant(t)
-	if _, err := env.Store.Jobs.Insert(ctx, a, jobs.Job{Name: "counter"}); err != nil {
+	if _, err := jobs.OpenLeases(env.Store.DB()).Insert(ctx, a, jobs.Job{Name: "counter"}); err != nil {
 		t.Fatal(err)
 	}
 	const writers, each = 2, 20
@@ -36,7 +36,7 @@ func TestConcurrentWritersNoLostUpdate(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range each {
-				if _, err := env.Store.Jobs.Update(ctx, a, "counter", func(j *jobs.Job) error {
+				if _, err := jobs.OpenLeases(env.Store.DB()).Update(ctx, a, "counter", func(j *jobs.Job) error {
 					j.Runs++
 					time.Sleep(time.Millisecond) // widen the read-modify-write window
 					return nil
@@ -52,7 +52,7 @@ func TestConcurrentWritersNoLostUpdate(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := env.Store.Jobs.UpdateOrCreate(ctx, a, "fresh", func(j *jobs.Job, _ bool) error {
+			if _, err := jobs.OpenLeases(env.Store.DB()).UpdateOrCreate(ctx, a, "fresh", func(j *jobs.Job, _ bool) error {
 				j.Runs++
 				return nil
 			}); err != nil {
@@ -65,7 +65,7 @@ func TestConcurrentWritersNoLostUpdate(t *testing.T) {
 		name string
 		want int
 	}{{"counter", writers * each}, {"fresh", writers}} {
-		got, err := env.Store.Jobs.Get(ctx, a, tc.name)
+		got, err := jobs.OpenLeases(env.Store.DB()).Get(ctx, a, tc.name)
 		if err != nil || got.Runs != tc.want {
 			t.Errorf("%s: Runs = %d, %v; want %d (an update was lost)", tc.name, got.Runs, err, tc.want)
 		}
@@ -122,14 +122,14 @@ func TestBatchesOf100(t *testing.T) {
 		t.Errorf("stored %d rows, want %d", len(all), 1+100+101+250)
 	}
 
-	// A chunk is atomic: one existing row fails its whole batch (ErrExists) and writes nothing of it.
+	// A chunk is atomic: one existing row fails its whole batch (tables.ErrExists) and writes nothing of it.
 	rows := presenceRows(101, "atomic-")
 	if _, err := p.Insert(ctx, a, rows[50]); err != nil {
 		t.Fatal(err)
 	}
 	err := p.InsertBatch(ctx, a, rows)
-	if !errors.Is(err, store.ErrExists) {
-		t.Fatalf("InsertBatch over an existing row err = %v, want ErrExists", err)
+	if !errors.Is(err, tables.ErrExists) {
+		t.Fatalf("InsertBatch over an existing row err = %v, want tables.ErrExists", err)
 	}
 	page, err := p.ListPrefix(ctx, a, "atomic-", nil)
 	if err != nil {
@@ -195,7 +195,7 @@ func TestPagingOverThousand(t *testing.T) {
 		seen := map[string]bool{}
 		pages, token := 0, ""
 		for {
-			page, err := p.List(ctx, a, &store.ListOptions{PageSize: tc.pageSize, Token: token})
+			page, err := p.List(ctx, a, &tables.ListOptions{PageSize: tc.pageSize, Token: token})
 			if err != nil {
 				t.Fatalf("%s: %v", tc.name, err)
 			}
@@ -215,7 +215,7 @@ func TestPagingOverThousand(t *testing.T) {
 			t.Errorf("%s: %d rows in %d pages, want %d in %d", tc.name, len(seen), pages, n, tc.wantPages)
 		}
 	}
-	if _, err := p.List(ctx, a, &store.ListOptions{Token: "not a token"}); err == nil {
+	if _, err := p.List(ctx, a, &tables.ListOptions{Token: "not a token"}); err == nil {
 		t.Error("garbage page token accepted")
 	}
 
@@ -234,10 +234,10 @@ func TestHostileIDs(t *testing.T) {
 	env := storetest.NewEnv(t, storetest.Options{})
 	s := env.Store
 	a, b := env.NewTenant(t), env.NewTenant(t)
-	if _, err := s.Users.Insert(ctx, b, store.User{ID: "victim", DisplayName: "B's user"}); err != nil {
+	if _, err := s.Users.Insert(ctx, b, registry.User{ID: "victim", DisplayName: "B's user"}); err != nil {
 		t.Fatal(err)
 	}
-	lookup := s.NewSubscriptionLookup(store.LookupOptions{})
+	lookup := s.NewSubscriptionLookup(registry.LookupOptions{})
 
 	for _, tc := range hostileKeys {
 		calls := []struct {
@@ -245,17 +245,17 @@ func TestHostileIDs(t *testing.T) {
 			err  error
 		}{
 			{"Get", second(s.Users.Get(ctx, a, tc.key))},
-			{"Insert", second(s.Users.Insert(ctx, a, store.User{ID: tc.key}))},
-			{"Upsert", second(s.Users.Upsert(ctx, a, store.User{ID: tc.key}))},
-			{"Update", second(s.Users.Update(ctx, a, tc.key, func(*store.User) error { return nil }))},
+			{"Insert", second(s.Users.Insert(ctx, a, registry.User{ID: tc.key}))},
+			{"Upsert", second(s.Users.Upsert(ctx, a, registry.User{ID: tc.key}))},
+			{"Update", second(s.Users.Update(ctx, a, tc.key, func(*registry.User) error { return nil }))},
 			{"Delete", s.Users.Delete(ctx, a, tc.key)},
 			{"DeleteBatch", second(s.Users.DeleteBatch(ctx, a, []string{"ok", tc.key}))},
-			{"UpsertBatch", s.Users.UpsertBatch(ctx, a, []store.User{{ID: "ok"}, {ID: tc.key}})},
+			{"UpsertBatch", s.Users.UpsertBatch(ctx, a, []registry.User{{ID: "ok"}, {ID: tc.key}})},
 			{"ListPrefix", second(s.Users.ListPrefix(ctx, a, tc.key, nil))},
 			{"ledger resource", second(presence.OpenData(s.DB()).Ledger.ListResource(ctx, a, tc.key, nil))},
 			{"booking room", second(bookings.OpenData(s.DB()).Bookings.ListRoom(ctx, a, tc.key, time.Now(), time.Now().Add(time.Hour), nil))},
 			{"subscription lookup", second(lookup.Get(ctx, a, tc.key))},
-			{"job lease", second(s.Jobs.AcquireLease(ctx, a, tc.key, "me", time.Minute))},
+			{"job lease", second(jobs.OpenLeases(s.DB()).AcquireLease(ctx, a, tc.key, "me", time.Minute))},
 		}
 		if tc.key == "" { // ListPrefix("") means the whole partition, by design
 			calls = slices.DeleteFunc(calls, func(c struct {
@@ -266,8 +266,8 @@ func TestHostileIDs(t *testing.T) {
 			})
 		}
 		for _, c := range calls {
-			if !errors.Is(c.err, store.ErrInvalidKey) {
-				t.Errorf("%s via %s: err = %v, want ErrInvalidKey", tc.name, c.name, c.err)
+			if !errors.Is(c.err, tables.ErrInvalidKey) {
+				t.Errorf("%s via %s: err = %v, want tables.ErrInvalidKey", tc.name, c.name, c.err)
 			}
 		}
 	}
@@ -280,20 +280,20 @@ func TestHostileIDs(t *testing.T) {
 	}{
 		{"Get", second(s.Users.Get(ctx, forged, "victim"))},
 		{"List", second(s.Users.List(ctx, forged, nil))},
-		{"Insert", second(s.Users.Insert(ctx, forged, store.User{ID: "x"}))},
+		{"Insert", second(s.Users.Insert(ctx, forged, registry.User{ID: "x"}))},
 		{"DeletePartition", second(s.Users.DeletePartition(ctx, forged))},
 		{"DeleteTenantRows", second(tables.Declared().Partitions(s.DB()).Delete(ctx, forged))},
 		{"Tenants.Get", second(s.Tenants.Get(ctx, forged))},
-		{"Audit.List", second(s.Audit.List(ctx, forged, nil))},
+		{"Audit.List", second(audit.OpenLog(s.DB()).List(ctx, forged, nil))},
 	} {
-		if !errors.Is(c.err, store.ErrInvalidKey) {
-			t.Errorf("forged tenant via %s: err = %v, want ErrInvalidKey", c.name, c.err)
+		if !errors.Is(c.err, tables.ErrInvalidKey) {
+			t.Errorf("forged tenant via %s: err = %v, want tables.ErrInvalidKey", c.name, c.err)
 		}
 	}
 
 	// Below the validation: the filter builder's quoting holds at the service. The injected text is a
 	// literal partition key, which matches nothing, so b's row is not returned.
-	f := store.OdataFilter("PartitionKey eq ?", string(a)+"' or PartitionKey ne '"+string(a))
+	f := registry.OdataFilter("PartitionKey eq ?", string(a)+"' or PartitionKey ne '"+string(a))
 	page, err := s.Users.Query(ctx, a, f, nil)
 	if err != nil || len(page.Items) != 0 {
 		t.Errorf("quoted injection returned %d rows, %v; want 0", len(page.Items), err)
@@ -315,7 +315,7 @@ func TestHostileIDs(t *testing.T) {
 		t.Errorf("hostile record id round trip = %+v, %v", page2.Items, err)
 	}
 	k, _ := bookings.BookingKey("room1", evil)
-	if err := store.ValidateKey("row key", k); err != nil {
+	if err := tables.ValidateKey("row key", k); err != nil {
 		t.Errorf("booking key for a hostile event id is not key-safe: %v", err)
 	}
 }
@@ -326,20 +326,20 @@ func TestSelectReadsOnlyNamedFields(t *testing.T) {
 	t.Parallel()
 	env := storetest.NewEnv(t, storetest.Options{})
 	a := env.NewTenant(t)
-	u := fill[store.User]("sel", a)
+	u := fill[registry.User]("sel", a)
 	if _, err := env.Store.Users.Insert(ctx, a, u); err != nil {
 		t.Fatal(err)
 	}
-	page, err := env.Store.Users.List(ctx, a, &store.ListOptions{Select: []string{"Licensed", "Mail"}})
+	page, err := env.Store.Users.List(ctx, a, &tables.ListOptions{Select: []string{"Licensed", "Mail"}})
 	if err != nil || len(page.Items) != 1 {
 		t.Fatalf("list: %d, %v", len(page.Items), err)
 	}
 	got := page.Items[0]
-	want := store.User{ID: u.ID, Licensed: true, Mail: u.Mail}
+	want := registry.User{ID: u.ID, Licensed: true, Mail: u.Mail}
 	if d := diff(got, want); d != "" {
 		t.Errorf("selected row: %s", d)
 	}
-	if _, err := env.Store.Users.List(ctx, a, &store.ListOptions{Select: []string{"Nickname"}}); err == nil {
+	if _, err := env.Store.Users.List(ctx, a, &tables.ListOptions{Select: []string{"Nickname"}}); err == nil {
 		t.Error("select of an unknown field accepted")
 	}
 }
@@ -386,7 +386,7 @@ func TestSealedAtRestAndShredded(t *testing.T) {
 	env := storetest.NewEnv(t, storetest.Options{})
 	a, b := env.NewTenant(t), env.NewTenant(t)
 	s := env.Store
-	u := store.User{ID: "u1", DisplayName: "Ada Lovelace", Mail: "ada@example.com", Licensed: true}
+	u := registry.User{ID: "u1", DisplayName: "Ada Lovelace", Mail: "ada@example.com", Licensed: true}
 	for _, tenant := range []core.TenantID{a, b} {
 		if _, err := s.Users.Insert(ctx, tenant, u); err != nil {
 			t.Fatal(err)
@@ -418,7 +418,7 @@ func TestSealedAtRestAndShredded(t *testing.T) {
 		t.Errorf("ciphertext moved to another tenant err = %v, want ErrOpen", err)
 	}
 
-	if _, err := s.Users.Insert(ctx, b, store.User{ID: "u5", DisplayName: "Grace Hopper"}); err != nil {
+	if _, err := s.Users.Insert(ctx, b, registry.User{ID: "u5", DisplayName: "Grace Hopper"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -432,14 +432,14 @@ func TestSealedAtRestAndShredded(t *testing.T) {
 	if _, err := s.Users.List(ctx, a, nil); !errors.Is(err, tenantkey.ErrNoKey) {
 		t.Errorf("List after shredding err = %v, want ErrNoKey", err)
 	}
-	if _, err := s.Users.Insert(ctx, a, store.User{ID: "u3", Mail: "x@example.com"}); !errors.Is(err, tenantkey.ErrNoKey) {
+	if _, err := s.Users.Insert(ctx, a, registry.User{ID: "u3", Mail: "x@example.com"}); !errors.Is(err, tenantkey.ErrNoKey) {
 		t.Errorf("sealed write after shredding err = %v, want ErrNoKey", err)
 	}
 	// Unsealed columns stay readable with $select, which the retention job uses to find and delete rows.
-	if page, err := s.Users.List(ctx, a, &store.ListOptions{Select: []string{"Licensed"}}); err != nil || len(page.Items) != 2 {
+	if page, err := s.Users.List(ctx, a, &tables.ListOptions{Select: []string{"Licensed"}}); err != nil || len(page.Items) != 2 {
 		t.Errorf("select of unsealed fields after shredding = %d rows, %v", len(page.Items), err)
 	}
-	if _, err := s.Users.Update(ctx, b, "u5", func(u *store.User) error { u.Mail = "b@example.com"; return nil }); err != nil {
+	if _, err := s.Users.Update(ctx, b, "u5", func(u *registry.User) error { u.Mail = "b@example.com"; return nil }); err != nil {
 		t.Errorf("b's user after a's shredding: %v", err)
 	}
 }
@@ -450,16 +450,16 @@ func TestDeleteTenantRows(t *testing.T) {
 	s := env.Store
 	a, b := env.NewTenant(t), env.NewTenant(t)
 	for _, tenant := range []core.TenantID{a, b} {
-		if err := s.Tenants.Create(ctx, store.Tenant{ID: tenant, State: store.TenantCancelled}); err != nil {
+		if err := s.Tenants.Create(ctx, registry.Tenant{ID: tenant, State: registry.TenantCancelled}); err != nil {
 			t.Fatal(err)
 		}
 		if err := presence.OpenData(s.DB()).Presence.UpsertBatch(ctx, tenant, presenceRows(120, "p")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Users.Insert(ctx, tenant, fill[store.User]("u", tenant)); err != nil {
+		if _, err := s.Users.Insert(ctx, tenant, fill[registry.User]("u", tenant)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Audit.Append(ctx, tenant, audit.Entry{Action: "tenant.cancel"}); err != nil {
+		if _, err := audit.OpenLog(s.DB()).Append(ctx, tenant, audit.Entry{Action: "tenant.cancel"}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := tenants.OpenData(s.DB()).Licenses.Insert(ctx, tenant, tenants.Assignment{Product: "presence", UserID: "u"}); err != nil {
@@ -480,7 +480,7 @@ func TestDeleteTenantRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{store.TableTenants: 1, presence.TablePresence: 120, store.TableUsers: 1, audit.TableAudit: 1}
+	want := map[string]int{registry.TableTenants: 1, presence.TablePresence: 120, registry.TableUsers: 1, audit.TableAudit: 1}
 	for _, name := range rest {
 		if counts[name] != want[name] {
 			t.Errorf("deleted %d rows from %s, want %d", counts[name], name, want[name])

@@ -1,4 +1,4 @@
-package store
+package registry
 
 import (
 	"time"
@@ -54,7 +54,7 @@ func (t *Tenant) RowKey() (string, error)       { return tenantRowKey, nil }
 func (t *Tenant) SetPartition(id core.TenantID) { t.ID = id }
 func (t *Tenant) SetRowKey(rk string) error {
 	if rk != tenantRowKey {
-		return &KeyError{What: "tenant row key", Reason: "unexpected"}
+		return &tables.KeyError{What: "tenant row key", Reason: "unexpected"}
 	}
 	return nil
 }

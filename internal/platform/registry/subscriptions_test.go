@@ -1,4 +1,4 @@
-package store_test
+package registry_test
 
 import (
 	"errors"
@@ -8,16 +8,17 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 func TestClientStateMatches(t *testing.T) {
 	t.Parallel()
-	state, hash, err := store.NewClientState()
+	state, hash, err := registry.NewClientState()
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _, _ := store.NewClientState()
+	other, _, _ := registry.NewClientState()
 	if state == other || len(state) < 40 || len(state) > 128 {
 		t.Errorf("client states %q %q: want random, 40..128 chars", state, other)
 	}
@@ -36,7 +37,7 @@ func TestClientStateMatches(t *testing.T) {
 		{"stored is the plain state", []byte(state), state, false},
 	}
 	for _, tc := range tests {
-		if got := store.ClientStateMatches(tc.stored, tc.given); got != tc.want {
+		if got := registry.ClientStateMatches(tc.stored, tc.given); got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -66,9 +67,9 @@ func TestSubscriptionLookupCache(t *testing.T) {
 	env := storetest.NewEnv(t, storetest.Options{ClientOptions: countingOptions(counter), Now: clock.Now})
 	s := env.Store
 	a, b := env.NewTenant(t), env.NewTenant(t)
-	lookup := s.NewSubscriptionLookup(store.LookupOptions{TTL: time.Minute, NegativeTTL: 5 * time.Second})
-	state, hash, _ := store.NewClientState()
-	sub := store.Subscription{ID: "sub-1", Kind: store.KindPresence, Resource: "/communications/presences", ChangeType: "updated",
+	lookup := s.NewSubscriptionLookup(registry.LookupOptions{TTL: time.Minute, NegativeTTL: 5 * time.Second})
+	state, hash, _ := registry.NewClientState()
+	sub := registry.Subscription{ID: "sub-1", Kind: registry.KindPresence, Resource: "/communications/presences", ChangeType: "updated",
 		ExpiresAt: clock.Now().Add(time.Hour), ClientStateHash: hash, ServiceUserID: "su"}
 	if _, err := s.Subscriptions.Insert(ctx, a, sub); err != nil {
 		t.Fatal(err)
@@ -79,12 +80,14 @@ func TestSubscriptionLookupCache(t *testing.T) {
 		f()
 		return counter.total.Load() - before
 	}
-	get := func(tenant core.TenantID, id string) (store.Subscription, error) { return lookup.Get(ctx, tenant, id) }
+	get := func(tenant core.TenantID, id string) (registry.Subscription, error) {
+		return lookup.Get(ctx, tenant, id)
+	}
 
 	if n := reads(func() {
 		for range 5 {
 			got, err := get(a, "sub-1")
-			if err != nil || !store.ClientStateMatches(got.ClientStateHash, state) {
+			if err != nil || !registry.ClientStateMatches(got.ClientStateHash, state) {
 				t.Fatalf("lookup = %+v, %v", got, err)
 			}
 		}
@@ -92,13 +95,13 @@ func TestSubscriptionLookupCache(t *testing.T) {
 		t.Errorf("5 lookups made %d storage calls, want 1", n)
 	}
 	// Same id under another tenant is another entry and not found.
-	if _, err := get(b, "sub-1"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("b's lookup of a's subscription err = %v, want ErrNotFound", err)
+	if _, err := get(b, "sub-1"); !errors.Is(err, tables.ErrNotFound) {
+		t.Errorf("b's lookup of a's subscription err = %v, want tables.ErrNotFound", err)
 	}
 	// Misses are remembered briefly: a flood of unknown ids costs one call each per NegativeTTL.
 	if n := reads(func() {
 		for range 5 {
-			if _, err := get(a, "made-up"); !errors.Is(err, store.ErrNotFound) {
+			if _, err := get(a, "made-up"); !errors.Is(err, tables.ErrNotFound) {
 				t.Fatalf("made-up err = %v", err)
 			}
 		}
@@ -106,13 +109,13 @@ func TestSubscriptionLookupCache(t *testing.T) {
 		t.Errorf("5 misses made %d storage calls, want 1", n)
 	}
 	// A write through the store invalidates at once, including a remembered miss.
-	if _, err := s.Subscriptions.Insert(ctx, a, store.Subscription{ID: "made-up", Kind: store.KindBooking}); err != nil {
+	if _, err := s.Subscriptions.Insert(ctx, a, registry.Subscription{ID: "made-up", Kind: registry.KindBooking}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := get(a, "made-up"); err != nil || got.Kind != store.KindBooking {
+	if got, err := get(a, "made-up"); err != nil || got.Kind != registry.KindBooking {
 		t.Errorf("after insert = %+v, %v", got, err)
 	}
-	if _, err := s.Subscriptions.Update(ctx, a, "sub-1", func(s *store.Subscription) error {
+	if _, err := s.Subscriptions.Update(ctx, a, "sub-1", func(s *registry.Subscription) error {
 		s.LastLifecycleEvent = "reauthorizationRequired"
 		return nil
 	}); err != nil {
@@ -124,18 +127,18 @@ func TestSubscriptionLookupCache(t *testing.T) {
 	if err := s.Subscriptions.Delete(ctx, a, "sub-1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := get(a, "sub-1"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("after delete err = %v, want ErrNotFound", err)
+	if _, err := get(a, "sub-1"); !errors.Is(err, tables.ErrNotFound) {
+		t.Errorf("after delete err = %v, want tables.ErrNotFound", err)
 	}
 	// Entries expire: a write by another instance (bypassing this cache) is seen after the TTL.
-	other, err := store.NewFromConnectionString(storetest.ConnectionString(t), store.Options{TablePrefix: env.Prefix})
+	other, err := registry.NewFromConnectionString(storetest.ConnectionString(t), tables.Options{TablePrefix: env.Prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := get(a, "made-up"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.Subscriptions.Update(ctx, a, "made-up", func(s *store.Subscription) error { s.ChangeType = "created"; return nil }); err != nil {
+	if _, err := other.Subscriptions.Update(ctx, a, "made-up", func(s *registry.Subscription) error { s.ChangeType = "created"; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := get(a, "made-up"); got.ChangeType != "" {

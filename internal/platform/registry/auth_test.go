@@ -1,4 +1,4 @@
-package store_test
+package registry_test
 
 import (
 	"context"
@@ -17,8 +17,9 @@ import (
 
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // jwtCredential issues unsigned JWTs shaped like Entra access tokens for storage. Azurite's "basic"
@@ -50,7 +51,7 @@ func (c *jwtCredential) GetToken(_ context.Context, o policy.TokenRequestOptions
 func TestClientFromConnectionString(t *testing.T) {
 	t.Parallel()
 	conn := storetest.ConnectionString(t)
-	st, err := store.NewFromConnectionString(conn, store.Options{TablePrefix: storetest.UniquePrefix()})
+	st, err := registry.NewFromConnectionString(conn, tables.Options{TablePrefix: storetest.UniquePrefix()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,21 +64,21 @@ func TestClientFromConnectionString(t *testing.T) {
 		t.Errorf("Get = %+v, %v", got, err)
 	}
 	// Without a Sealer, personal fields are refused rather than written in clear.
-	if _, err := st.Users.Insert(ctx, a, store.User{ID: "u1", Mail: "ada@example.com"}); err == nil || !strings.Contains(err.Error(), "no Sealer") {
+	if _, err := st.Users.Insert(ctx, a, registry.User{ID: "u1", Mail: "ada@example.com"}); err == nil || !strings.Contains(err.Error(), "no Sealer") {
 		t.Errorf("sealed field without Sealer err = %v", err)
 	}
 
-	if _, err := store.NewFromConnectionString("UseDevelopmentStorage=true", store.Options{}); err == nil {
+	if _, err := registry.NewFromConnectionString("UseDevelopmentStorage=true", tables.Options{}); err == nil {
 		t.Error("connection string aztables cannot parse was accepted")
 	}
-	if _, err := store.NewFromConnectionString(conn, store.Options{TablePrefix: "1bad"}); err == nil {
+	if _, err := registry.NewFromConnectionString(conn, tables.Options{TablePrefix: "1bad"}); err == nil {
 		t.Error("invalid table prefix accepted")
 	}
-	prod, err := store.NewFromConnectionString(conn, store.Options{})
+	prod, err := registry.NewFromConnectionString(conn, tables.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := prod.DropTables(ctx); err == nil {
+	if err := prod.DB().DropTables(ctx, tables.Declared().Names()); err == nil {
 		t.Error("DropTables without a prefix must refuse (it would drop production tables)")
 	}
 }
@@ -91,16 +92,16 @@ func TestClientWithTokenCredential(t *testing.T) {
 	}
 
 	good := &jwtCredential{aud: "https://storage.azure.com", iss: "https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/"}
-	st, err := store.NewWithCredential(accountURL, good, store.Options{TablePrefix: storetest.UniquePrefix(), ClientOptions: opts()})
+	st, err := registry.NewWithCredential(accountURL, good, tables.Options{TablePrefix: storetest.UniquePrefix(), ClientOptions: opts()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	storetest.Prepare(t, st.DB())
 	a := storetest.NewTenantID(t)
-	if _, err := st.Jobs.Insert(ctx, a, jobs.Job{Name: "j", Runs: 3}); err != nil {
+	if _, err := jobs.OpenLeases(st.DB()).Insert(ctx, a, jobs.Job{Name: "j", Runs: 3}); err != nil {
 		t.Fatalf("insert with token: %v", err)
 	}
-	if got, err := st.Jobs.Get(ctx, a, "j"); err != nil || got.Runs != 3 {
+	if got, err := jobs.OpenLeases(st.DB()).Get(ctx, a, "j"); err != nil || got.Runs != 3 {
 		t.Errorf("get with token = %+v, %v", got, err)
 	}
 	good.mu.Lock()
@@ -119,11 +120,11 @@ func TestClientWithTokenCredential(t *testing.T) {
 		{"wrong issuer", &jwtCredential{aud: good.aud, iss: "https://evil.example/"}},
 	}
 	for _, tc := range tests {
-		bad, err := store.NewWithCredential(accountURL, tc.cred, store.Options{TablePrefix: storetest.UniquePrefix(), ClientOptions: opts()})
+		bad, err := registry.NewWithCredential(accountURL, tc.cred, tables.Options{TablePrefix: storetest.UniquePrefix(), ClientOptions: opts()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = bad.CreateTables(ctx)
+		err = bad.DB().CreateTables(ctx, tables.Declared().Names())
 		var re *azcore.ResponseError
 		if !errors.As(err, &re) || (re.StatusCode != http.StatusForbidden && re.StatusCode != http.StatusUnauthorized) {
 			t.Errorf("%s: err = %v, want 401/403", tc.name, err)

@@ -1,4 +1,4 @@
-package store
+package registry
 
 import "github.com/connecthub/connecthub/internal/platform/tables"
 

@@ -1,4 +1,4 @@
-package store_test
+package registry_test
 
 import (
 	"context"
@@ -11,26 +11,26 @@ import (
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 	"github.com/connecthub/connecthub/internal/privacy"
 	"github.com/connecthub/connecthub/internal/retention"
-	"github.com/connecthub/connecthub/internal/store"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 
-// tableAPI is the generic table surface; *store.Table[E, *E] implements it.
+// tableAPI is the generic table surface; *registry.Table[E, *E] implements it.
 type tableAPI[E any] interface {
 	Name() string
 	Get(ctx context.Context, tenant core.TenantID, rk string) (E, error)
-	GetWithETag(ctx context.Context, tenant core.TenantID, rk string) (E, store.ETag, error)
-	Insert(ctx context.Context, tenant core.TenantID, e E) (store.ETag, error)
-	Upsert(ctx context.Context, tenant core.TenantID, e E) (store.ETag, error)
-	Replace(ctx context.Context, tenant core.TenantID, e E, ifMatch store.ETag) (store.ETag, error)
+	GetWithETag(ctx context.Context, tenant core.TenantID, rk string) (E, tables.ETag, error)
+	Insert(ctx context.Context, tenant core.TenantID, e E) (tables.ETag, error)
+	Upsert(ctx context.Context, tenant core.TenantID, e E) (tables.ETag, error)
+	Replace(ctx context.Context, tenant core.TenantID, e E, ifMatch tables.ETag) (tables.ETag, error)
 	Update(ctx context.Context, tenant core.TenantID, rk string, fn func(*E) error) (E, error)
 	Delete(ctx context.Context, tenant core.TenantID, rk string) error
-	List(ctx context.Context, tenant core.TenantID, opts *store.ListOptions) (store.Page[E], error)
+	List(ctx context.Context, tenant core.TenantID, opts *tables.ListOptions) (tables.Page[E], error)
 	UpsertBatch(ctx context.Context, tenant core.TenantID, es []E) error
 	DeleteBatch(ctx context.Context, tenant core.TenantID, rks []string) (int, error)
 	DeletePartition(ctx context.Context, tenant core.TenantID) (int, error)
@@ -54,8 +54,8 @@ func crudAndIsolation[E any](t *testing.T, api tableAPI[E], keyFn func(E) (strin
 	if _, err := api.Insert(ctx, b, rb); err != nil {
 		t.Fatalf("insert b: %v", err)
 	}
-	if _, err := api.Insert(ctx, a, ra); !errors.Is(err, store.ErrExists) {
-		t.Errorf("second insert err = %v, want ErrExists", err)
+	if _, err := api.Insert(ctx, a, ra); !errors.Is(err, tables.ErrExists) {
+		t.Errorf("second insert err = %v, want tables.ErrExists", err)
 	}
 	for _, tc := range []struct {
 		name   string
@@ -98,7 +98,7 @@ func crudAndIsolation[E any](t *testing.T, api tableAPI[E], keyFn func(E) (strin
 		}
 	}
 
-	// Conditional replace: a stale ETag conflicts.
+	// Conditional replace: a stale tables.ETag conflicts.
 	_, etag, err := api.GetWithETag(ctx, a, rk)
 	if err != nil {
 		t.Fatal(err)
@@ -106,8 +106,8 @@ func crudAndIsolation[E any](t *testing.T, api tableAPI[E], keyFn func(E) (strin
 	if _, err := api.Upsert(ctx, a, ra); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := api.Replace(ctx, a, ra2, etag); !errors.Is(err, store.ErrConflict) {
-		t.Errorf("replace with stale etag err = %v, want ErrConflict", err)
+	if _, err := api.Replace(ctx, a, ra2, etag); !errors.Is(err, tables.ErrConflict) {
+		t.Errorf("replace with stale etag err = %v, want tables.ErrConflict", err)
 	}
 
 	// A row only b has is invisible and untouchable through a.
@@ -117,14 +117,14 @@ func crudAndIsolation[E any](t *testing.T, api tableAPI[E], keyFn func(E) (strin
 		if _, err := api.Insert(ctx, b, onlyB); err != nil {
 			t.Fatalf("insert only-b: %v", err)
 		}
-		if _, err := api.Get(ctx, a, kb); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("a reads b's row: err = %v, want ErrNotFound", err)
+		if _, err := api.Get(ctx, a, kb); !errors.Is(err, tables.ErrNotFound) {
+			t.Errorf("a reads b's row: err = %v, want tables.ErrNotFound", err)
 		}
-		if _, err := api.Update(ctx, a, kb, func(*E) error { return nil }); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("a updates b's row: err = %v, want ErrNotFound", err)
+		if _, err := api.Update(ctx, a, kb, func(*E) error { return nil }); !errors.Is(err, tables.ErrNotFound) {
+			t.Errorf("a updates b's row: err = %v, want tables.ErrNotFound", err)
 		}
-		if err := api.Delete(ctx, a, kb); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("a deletes b's row: err = %v, want ErrNotFound", err)
+		if err := api.Delete(ctx, a, kb); !errors.Is(err, tables.ErrNotFound) {
+			t.Errorf("a deletes b's row: err = %v, want tables.ErrNotFound", err)
 		}
 		if _, etagB, err := api.GetWithETag(ctx, b, kb); err == nil {
 			if _, err := api.Replace(ctx, a, onlyB, etagB); err == nil {
@@ -143,8 +143,8 @@ func crudAndIsolation[E any](t *testing.T, api tableAPI[E], keyFn func(E) (strin
 	if err := api.Delete(ctx, a, rk); err != nil {
 		t.Fatalf("delete a: %v", err)
 	}
-	if _, err := api.Get(ctx, a, rk); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("get after delete err = %v, want ErrNotFound", err)
+	if _, err := api.Get(ctx, a, rk); !errors.Is(err, tables.ErrNotFound) {
+		t.Errorf("get after delete err = %v, want tables.ErrNotFound", err)
 	}
 	if _, err := api.Get(ctx, b, rk); err != nil {
 		t.Errorf("b's row gone after a's delete: %v", err)
@@ -174,46 +174,46 @@ func TestEveryTableCRUDAndTenantIsolation(t *testing.T) {
 		name string
 		run  func(t *testing.T)
 	}{
-		{store.TableTenants, func(t *testing.T) {
-			crudAndIsolation(t, s.Tenants.TenantTable(), store.RowKeyOf[store.Tenant], a, b)
+		{registry.TableTenants, func(t *testing.T) {
+			crudAndIsolation(t, s.Tenants.TenantTable(), registry.RowKeyOf[registry.Tenant], a, b)
 		}},
-		{store.TableUsers, func(t *testing.T) { crudAndIsolation(t, s.Users, store.RowKeyOf[store.User], a, b) }},
+		{registry.TableUsers, func(t *testing.T) { crudAndIsolation(t, s.Users, registry.RowKeyOf[registry.User], a, b) }},
 		{presence.TablePresence, func(t *testing.T) {
-			crudAndIsolation(t, presence.OpenData(s.DB()).Presence, store.RowKeyOf[presence.Presence], a, b)
+			crudAndIsolation(t, presence.OpenData(s.DB()).Presence, registry.RowKeyOf[presence.Presence], a, b)
 		}},
-		{store.TableSubscriptions, func(t *testing.T) {
-			crudAndIsolation(t, s.Subscriptions, store.RowKeyOf[store.Subscription], a, b)
+		{registry.TableSubscriptions, func(t *testing.T) {
+			crudAndIsolation(t, s.Subscriptions, registry.RowKeyOf[registry.Subscription], a, b)
 		}},
 		{presence.TableLedger, func(t *testing.T) {
-			crudAndIsolation(t, presence.OpenData(s.DB()).Ledger, store.RowKeyOf[presence.LedgerEntry], a, b)
+			crudAndIsolation(t, presence.OpenData(s.DB()).Ledger, registry.RowKeyOf[presence.LedgerEntry], a, b)
 		}},
 		{presence.TableSyncErrors, func(t *testing.T) {
-			crudAndIsolation(t, presence.OpenData(s.DB()).SyncErrors, store.RowKeyOf[presence.SyncError], a, b)
+			crudAndIsolation(t, presence.OpenData(s.DB()).SyncErrors, registry.RowKeyOf[presence.SyncError], a, b)
 		}},
 		{bookings.TableBookings, func(t *testing.T) {
-			crudAndIsolation(t, bookings.OpenData(s.DB()).Bookings, store.RowKeyOf[bookings.Booking], a, b)
+			crudAndIsolation(t, bookings.OpenData(s.DB()).Bookings, registry.RowKeyOf[bookings.Booking], a, b)
 		}},
 		{tenants.TableLicenses, func(t *testing.T) {
-			crudAndIsolation(t, tenants.OpenData(s.DB()).Licenses, store.RowKeyOf[tenants.Assignment], a, b)
+			crudAndIsolation(t, tenants.OpenData(s.DB()).Licenses, registry.RowKeyOf[tenants.Assignment], a, b)
 		}},
 		{tenants.TableBilling, func(t *testing.T) {
-			crudAndIsolation(t, tenants.OpenData(s.DB()).Billing, store.RowKeyOf[tenants.BillingSnapshot], a, b)
+			crudAndIsolation(t, tenants.OpenData(s.DB()).Billing, registry.RowKeyOf[tenants.BillingSnapshot], a, b)
 		}},
 		{audit.TableAudit, func(t *testing.T) {
-			crudAndIsolation(t, s.Audit.AuditTable(), store.RowKeyOf[audit.Entry], a, b)
+			crudAndIsolation(t, audit.OpenLog(s.DB()).AuditTable(), registry.RowKeyOf[audit.Entry], a, b)
 		}},
 		{access.TableAuthorisations, func(t *testing.T) {
-			crudAndIsolation(t, access.OpenData(s.DB()).Authorisations, store.RowKeyOf[access.Authorisation], a, b)
+			crudAndIsolation(t, access.OpenData(s.DB()).Authorisations, registry.RowKeyOf[access.Authorisation], a, b)
 		}},
 		{privacy.TableIncidents, func(t *testing.T) {
-			crudAndIsolation(t, privacy.OpenData(s.DB()).Incidents, store.RowKeyOf[privacy.Incident], a, b)
+			crudAndIsolation(t, privacy.OpenData(s.DB()).Incidents, registry.RowKeyOf[privacy.Incident], a, b)
 		}},
-		{jobs.TableJobs, func(t *testing.T) { crudAndIsolation(t, s.Jobs, store.RowKeyOf[jobs.Job], a, b) }},
+		{jobs.TableJobs, func(t *testing.T) { crudAndIsolation(t, jobs.OpenLeases(s.DB()), registry.RowKeyOf[jobs.Job], a, b) }},
 		{serviceuser.TableServiceUsers, func(t *testing.T) {
-			crudAndIsolation(t, serviceuser.OpenTable(s.DB()), store.RowKeyOf[serviceuser.ServiceUser], a, b)
+			crudAndIsolation(t, serviceuser.OpenTable(s.DB()), registry.RowKeyOf[serviceuser.ServiceUser], a, b)
 		}},
 		{retention.TableDeletionReceipts, func(t *testing.T) {
-			crudAndIsolation(t, retention.OpenReceipts(s.DB()).ReceiptTable(), store.RowKeyOf[retention.DeletionReceipt], a, b)
+			crudAndIsolation(t, retention.OpenReceipts(s.DB()).ReceiptTable(), registry.RowKeyOf[retention.DeletionReceipt], a, b)
 		}},
 	}
 	if declared := tables.Declared(); len(tests) != len(declared) {

@@ -1,4 +1,4 @@
-package store_test
+package registry_test
 
 import (
 	"fmt"
@@ -7,10 +7,10 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/retention"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // The retention job deletes in bounded steps and reports a census: both must count exactly, stay in the
@@ -33,8 +33,8 @@ func TestDeleteTenantRowsUpToAndCount(t *testing.T) {
 	seed(a, 250)
 	seed(b, 7)
 
-	counts, err := tables.Declared().Partitions(s.DB()).Count(ctx, a, presence.TableLedger, store.TableUsers)
-	if err != nil || counts[presence.TableLedger] != 250 || counts[store.TableUsers] != 0 {
+	counts, err := tables.Declared().Partitions(s.DB()).Count(ctx, a, presence.TableLedger, registry.TableUsers)
+	if err != nil || counts[presence.TableLedger] != 250 || counts[registry.TableUsers] != 0 {
 		t.Fatalf("CountTenantRows = %v, %v; want ledger 250, users 0", counts, err)
 	}
 
@@ -82,9 +82,9 @@ func TestTenantRegistryUpdateOrCreate(t *testing.T) {
 	id := storetest.NewTenantID(t)
 	var sawExists []bool
 	for _, n := range []int{5, 7} {
-		got, err := s.Tenants.UpdateOrCreate(ctx, id, func(t *store.Tenant, exists bool) error {
+		got, err := s.Tenants.UpdateOrCreate(ctx, id, func(t *registry.Tenant, exists bool) error {
 			sawExists = append(sawExists, exists)
-			t.State, t.PurchasedLicenses = store.TenantPending, n
+			t.State, t.PurchasedLicenses = registry.TenantPending, n
 			return nil
 		})
 		if err != nil || got.ID != id || got.PurchasedLicenses != n {
@@ -95,7 +95,7 @@ func TestTenantRegistryUpdateOrCreate(t *testing.T) {
 		t.Errorf("exists = %v, want [false true]", sawExists)
 	}
 	other := storetest.NewTenantID(t)
-	if _, err := s.Tenants.UpdateOrCreate(ctx, id, func(t *store.Tenant, _ bool) error { t.ID = other; return nil }); err == nil {
+	if _, err := s.Tenants.UpdateOrCreate(ctx, id, func(t *registry.Tenant, _ bool) error { t.ID = other; return nil }); err == nil {
 		t.Error("UpdateOrCreate that changed the id succeeded")
 	}
 	if _, err := s.Tenants.Get(ctx, other); err == nil {

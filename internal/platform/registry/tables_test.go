@@ -1,4 +1,4 @@
-package store_test
+package registry_test
 
 import (
 	"errors"
@@ -10,9 +10,10 @@ import (
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/retention"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 func TestTenantRegistry(t *testing.T) {
@@ -22,28 +23,28 @@ func TestTenantRegistry(t *testing.T) {
 	a, b, c := env.NewTenant(t), env.NewTenant(t), env.NewTenant(t)
 	for _, tc := range []struct {
 		id    core.TenantID
-		state store.TenantState
-	}{{a, store.TenantActive}, {b, store.TenantCancelled}, {c, store.TenantCancelled}} {
-		if err := s.Tenants.Create(ctx, store.Tenant{ID: tc.id, State: tc.state, BookingWindowDays: 21}); err != nil {
+		state registry.TenantState
+	}{{a, registry.TenantActive}, {b, registry.TenantCancelled}, {c, registry.TenantCancelled}} {
+		if err := s.Tenants.Create(ctx, registry.Tenant{ID: tc.id, State: tc.state, BookingWindowDays: 21}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Tenants.Create(ctx, store.Tenant{ID: a}); !errors.Is(err, store.ErrExists) {
-		t.Errorf("second Create err = %v, want ErrExists", err)
+	if err := s.Tenants.Create(ctx, registry.Tenant{ID: a}); !errors.Is(err, tables.ErrExists) {
+		t.Errorf("second Create err = %v, want tables.ErrExists", err)
 	}
-	got, err := s.Tenants.Update(ctx, a, func(t *store.Tenant) error { t.State = store.TenantSuspended; return nil })
-	if err != nil || got.State != store.TenantSuspended || got.ID != a || got.BookingWindowDays != 21 {
+	got, err := s.Tenants.Update(ctx, a, func(t *registry.Tenant) error { t.State = registry.TenantSuspended; return nil })
+	if err != nil || got.State != registry.TenantSuspended || got.ID != a || got.BookingWindowDays != 21 {
 		t.Errorf("Update = %+v, %v", got, err)
 	}
-	if _, err := s.Tenants.Update(ctx, a, func(t *store.Tenant) error { t.ID = b; return nil }); err == nil {
+	if _, err := s.Tenants.Update(ctx, a, func(t *registry.Tenant) error { t.ID = b; return nil }); err == nil {
 		t.Error("Update that changed the tenant id succeeded")
 	}
-	if got, _ := s.Tenants.Get(ctx, b); got.State != store.TenantCancelled {
+	if got, _ := s.Tenants.Get(ctx, b); got.State != registry.TenantCancelled {
 		t.Errorf("b changed: %+v", got)
 	}
 
 	// Operator paths see every tenant, each with its own id.
-	page, err := s.Tenants.OperatorListByState(ctx, store.TenantCancelled, nil)
+	page, err := s.Tenants.OperatorListByState(ctx, registry.TenantCancelled, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestTenantRegistry(t *testing.T) {
 	if err := s.Tenants.Delete(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Tenants.Get(ctx, a); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Tenants.Get(ctx, a); !errors.Is(err, tables.ErrNotFound) {
 		t.Errorf("Get after Delete err = %v", err)
 	}
 }
@@ -209,19 +210,19 @@ func TestAuditAndReceiptsAppendOnly(t *testing.T) {
 	a, b := env.NewTenant(t), env.NewTenant(t)
 	var appended []audit.Entry
 	for i := range 5 {
-		e, err := s.Audit.Append(ctx, a, audit.Entry{At: clock.Add(time.Duration(i) * time.Minute), Action: "license.assign", ActorID: "admin", Outcome: "success"})
+		e, err := audit.OpenLog(s.DB()).Append(ctx, a, audit.Entry{At: clock.Add(time.Duration(i) * time.Minute), Action: "license.assign", ActorID: "admin", Outcome: "success"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		appended = append(appended, e)
 	}
 	// Same instant twice: ids still differ.
-	e1, _ := s.Audit.Append(ctx, b, audit.Entry{Action: "x"})
-	e2, _ := s.Audit.Append(ctx, b, audit.Entry{Action: "x"})
+	e1, _ := audit.OpenLog(s.DB()).Append(ctx, b, audit.Entry{Action: "x"})
+	e2, _ := audit.OpenLog(s.DB()).Append(ctx, b, audit.Entry{Action: "x"})
 	if e1.ID == e2.ID || !e1.At.Equal(clock) {
 		t.Errorf("audit ids %q %q, At %v", e1.ID, e2.ID, e1.At)
 	}
-	page, err := s.Audit.List(ctx, a, nil)
+	page, err := audit.OpenLog(s.DB()).List(ctx, a, nil)
 	if err != nil || len(page.Items) != 5 {
 		t.Fatalf("audit list = %d, %v", len(page.Items), err)
 	}
@@ -257,7 +258,7 @@ func TestJobLeases(t *testing.T) {
 	t.Parallel()
 	clock := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	env := storetest.NewEnv(t, storetest.Options{Now: func() time.Time { return clock }})
-	j := env.Store.Jobs
+	j := jobs.OpenLeases(env.Store.DB())
 	a, b := env.NewTenant(t), env.NewTenant(t)
 
 	job, err := j.AcquireLease(ctx, a, "renew", "inst-1", time.Minute)

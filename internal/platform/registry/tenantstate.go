@@ -1,4 +1,4 @@
-package store
+package registry
 
 import (
 	"context"
@@ -23,7 +23,7 @@ type TenantStateOptions struct {
 }
 
 // TenantStateLookup answers "is this tenant active?" for the webhook's hot path from memory: one storage
-// read per tenant per TTL, not one per item. A state change through this Store invalidates at once; a
+// read per tenant per TTL, not one per item. A state change through this Registry invalidates at once; a
 // change made by another instance is seen after TTL at the latest.
 type TenantStateLookup struct {
 	table *tables.Table[Tenant, *Tenant]
@@ -38,7 +38,7 @@ type tenantState struct {
 }
 
 // NewTenantStateLookup returns a cached reader of the tenants' states.
-func (s *Store) NewTenantStateLookup(o TenantStateOptions) *TenantStateLookup {
+func (s *Registry) NewTenantStateLookup(o TenantStateOptions) *TenantStateLookup {
 	if o.TTL <= 0 {
 		o.TTL = DefaultTenantStateTTL
 	}
@@ -67,7 +67,7 @@ func (l *TenantStateLookup) Active(ctx context.Context, tenant core.TenantID, no
 	gen, at := l.gen.Load(), l.now()
 	t, err := l.table.Get(ctx, tenant, tenantRowKey)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, tables.ErrNotFound):
 	case err != nil:
 		return false, fmt.Errorf("read tenant state: %w", err)
 	}

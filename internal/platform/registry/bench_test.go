@@ -1,12 +1,12 @@
-package store_test
+package registry_test
 
 import (
 	"fmt"
 	"testing"
 
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/presence"
-	"github.com/connecthub/connecthub/internal/store"
 )
 
 // Benchmarks run against Azurite (make bench): they measure the client path and the emulator on this
@@ -39,10 +39,10 @@ func BenchmarkPointWrite(b *testing.B) {
 func BenchmarkSealedUserRead(b *testing.B) {
 	env := storetest.NewEnv(b, storetest.Options{})
 	a := env.NewTenant(b)
-	if _, err := env.Store.Users.Insert(ctx, a, fill[store.User]("bench", a)); err != nil {
+	if _, err := env.Store.Users.Insert(ctx, a, fill[registry.User]("bench", a)); err != nil {
 		b.Fatal(err)
 	}
-	id := fill[store.User]("bench", a).ID
+	id := fill[registry.User]("bench", a).ID
 	for b.Loop() {
 		if _, err := env.Store.Users.Get(ctx, a, id); err != nil {
 			b.Fatal(err)

@@ -1,4 +1,4 @@
-package store_test
+package registry_test
 
 import (
 	"testing"
@@ -6,7 +6,8 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 func TestTenantStateLookup(t *testing.T) {
@@ -16,10 +17,10 @@ func TestTenantStateLookup(t *testing.T) {
 	env := storetest.NewEnv(t, storetest.Options{ClientOptions: countingOptions(counter), Now: clock.Now})
 	s := env.Store
 	a, unknown := env.NewTenant(t), env.NewTenant(t)
-	if err := s.Tenants.Create(ctx, store.Tenant{ID: a, State: store.TenantActive}); err != nil {
+	if err := s.Tenants.Create(ctx, registry.Tenant{ID: a, State: registry.TenantActive}); err != nil {
 		t.Fatal(err)
 	}
-	lookup := s.NewTenantStateLookup(store.TenantStateOptions{TTL: 10 * time.Second})
+	lookup := s.NewTenantStateLookup(registry.TenantStateOptions{TTL: 10 * time.Second})
 	reads := func(f func()) int64 {
 		before := counter.total.Load()
 		f()
@@ -33,9 +34,9 @@ func TestTenantStateLookup(t *testing.T) {
 		}
 		return ok
 	}
-	setState := func(st *store.Store, state store.TenantState) {
+	setState := func(st *registry.Registry, state registry.TenantState) {
 		t.Helper()
-		if _, err := st.Tenants.Update(ctx, a, func(t *store.Tenant) error { t.State = state; return nil }); err != nil {
+		if _, err := st.Tenants.Update(ctx, a, func(t *registry.Tenant) error { t.State = state; return nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -55,17 +56,17 @@ func TestTenantStateLookup(t *testing.T) {
 	}
 
 	// A state change through this store is seen at once.
-	setState(s, store.TenantSuspended)
+	setState(s, registry.TenantSuspended)
 	if active(a, time.Time{}) {
 		t.Error("suspended through this store, still active")
 	}
 
 	// Another instance's change is seen after the TTL at the latest: that is the bound.
-	other, err := store.NewFromConnectionString(storetest.ConnectionString(t), store.Options{TablePrefix: env.Prefix})
+	other, err := registry.NewFromConnectionString(storetest.ConnectionString(t), tables.Options{TablePrefix: env.Prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
-	setState(other, store.TenantActive)
+	setState(other, registry.TenantActive)
 	if active(a, time.Time{}) {
 		t.Error("within the TTL the cached state is expected")
 	}
@@ -74,7 +75,7 @@ func TestTenantStateLookup(t *testing.T) {
 	if !active(a, clock.Now()) {
 		t.Error("a subscription made after the cached answer did not force a fresh read")
 	}
-	setState(other, store.TenantCancelled)
+	setState(other, registry.TenantCancelled)
 	clock.Add(9 * time.Second)
 	if !active(a, time.Time{}) {
 		t.Error("within the TTL the cached state is expected")

@@ -1,4 +1,4 @@
-package store_test
+package registry_test
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/connecthub/connecthub/internal/core"
-	"github.com/connecthub/connecthub/internal/store"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 func TestParseTenantID(t *testing.T) {
@@ -32,8 +32,8 @@ func TestParseTenantID(t *testing.T) {
 		if (err == nil) != tc.wantOK || got != tc.want {
 			t.Errorf("%s: core.ParseTenantID(%q) = %q, %v; want %q ok=%v", tc.name, tc.in, got, err, tc.want, tc.wantOK)
 		}
-		if err != nil && !errors.Is(err, store.ErrInvalidKey) {
-			t.Errorf("%s: error %v is not ErrInvalidKey", tc.name, err)
+		if err != nil && !errors.Is(err, tables.ErrInvalidKey) {
+			t.Errorf("%s: error %v is not tables.ErrInvalidKey", tc.name, err)
 		}
 	}
 }
@@ -61,17 +61,17 @@ var hostileKeys = []struct {
 func TestValidateKey(t *testing.T) {
 	t.Parallel()
 	for _, tc := range hostileKeys {
-		err := store.ValidateKey("row key", tc.key)
-		if !errors.Is(err, store.ErrInvalidKey) || !strings.Contains(err.Error(), tc.reason) {
-			t.Errorf("%s: ValidateKey err = %v, want ErrInvalidKey mentioning %q", tc.name, err, tc.reason)
+		err := tables.ValidateKey("row key", tc.key)
+		if !errors.Is(err, tables.ErrInvalidKey) || !strings.Contains(err.Error(), tc.reason) {
+			t.Errorf("%s: tables.ValidateKey err = %v, want tables.ErrInvalidKey mentioning %q", tc.name, err, tc.reason)
 		}
 		if err != nil && tc.key != "" && strings.Contains(err.Error(), tc.key) {
 			t.Errorf("%s: error echoes the hostile value", tc.name)
 		}
 	}
 	for _, ok := range []string{"0b6e9f4a-1111-4222-8333-944455556666", "contacts|QUFB", "a b", "ä", strings.Repeat("k", 1024)} {
-		if err := store.ValidateKey("row key", ok); err != nil {
-			t.Errorf("ValidateKey(%q) = %v, want nil", ok, err)
+		if err := tables.ValidateKey("row key", ok); err != nil {
+			t.Errorf("tables.ValidateKey(%q) = %v, want nil", ok, err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package store
+package registry
 
 import (
 	"context"
@@ -19,7 +19,7 @@ func (r *TenantRegistry) Get(ctx context.Context, tenant core.TenantID) (Tenant,
 	return r.t.Get(ctx, tenant, tenantRowKey)
 }
 
-// Create registers a tenant (t.ID); ErrExists if it is registered already.
+// Create registers a tenant (t.ID); tables.ErrExists if it is registered already.
 func (r *TenantRegistry) Create(ctx context.Context, t Tenant) error {
 	_, err := r.t.Insert(ctx, t.ID, t)
 	return err
@@ -60,20 +60,20 @@ func (r *TenantRegistry) Delete(ctx context.Context, tenant core.TenantID) error
 }
 
 // OperatorList pages over every tenant (operator path: retention, renewal and licensing jobs).
-func (r *TenantRegistry) OperatorList(ctx context.Context, opts *ListOptions) (Page[Tenant], error) {
+func (r *TenantRegistry) OperatorList(ctx context.Context, opts *tables.ListOptions) (tables.Page[Tenant], error) {
 	return r.operatorQuery(ctx, tables.Filter("RowKey eq ?", tenantRowKey), opts)
 }
 
 // OperatorListByState pages over the tenants in one state (operator path).
-func (r *TenantRegistry) OperatorListByState(ctx context.Context, state TenantState, opts *ListOptions) (Page[Tenant], error) {
+func (r *TenantRegistry) OperatorListByState(ctx context.Context, state TenantState, opts *tables.ListOptions) (tables.Page[Tenant], error) {
 	return r.operatorQuery(ctx, tables.Filter("RowKey eq ? and State eq ?", tenantRowKey, string(state)), opts)
 }
 
 // OperatorAll iterates over every tenant (operator path).
 func (r *TenantRegistry) OperatorAll(ctx context.Context) iter.Seq2[Tenant, error] {
-	return tables.Pages(func(o *ListOptions) (Page[Tenant], error) { return r.OperatorList(ctx, o) }, nil)
+	return tables.Pages(func(o *tables.ListOptions) (tables.Page[Tenant], error) { return r.OperatorList(ctx, o) }, nil)
 }
 
-func (r *TenantRegistry) operatorQuery(ctx context.Context, filter string, opts *ListOptions) (Page[Tenant], error) {
+func (r *TenantRegistry) operatorQuery(ctx context.Context, filter string, opts *tables.ListOptions) (tables.Page[Tenant], error) {
 	return tables.OperatorQuery(ctx, r.t, filter, opts)
 }

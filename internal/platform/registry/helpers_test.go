@@ -1,4 +1,4 @@
-package store_test
+package registry_test
 
 import (
 	"context"
