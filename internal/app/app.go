@@ -26,6 +26,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/presence"
+	"github.com/connecthub/connecthub/internal/privacy"
 )
 
 // Build information, set with -ldflags "-X github.com/connecthub/connecthub/internal/app.Build=...".
@@ -43,7 +44,10 @@ type Wired struct {
 	Intake  *ingest.Intake
 	Cred    azcore.TokenCredential // nil in local mode
 	Log     *slog.Logger
-	close   []func(context.Context) error
+	// Subjects is a person's export and erasure across every module (the privacy API of issue 14
+	// serves it).
+	Subjects *privacy.Subjects
+	close    []func(context.Context) error
 
 	// notifications is ProcessNotification: each capability's wiring registers the worker of its
 	// notification kind (registry.SubscriptionKind) with it.
@@ -68,6 +72,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	if err := w.certificates(ctx, cfg); err != nil {
 		return nil, err
 	}
+	// Every table holding personal fields has a module answering for it in a person's export and
+	// erasure, or the handler stops here.
+	subjects, err := privacy.NewSubjects(catalogue, personalData(w.Store, w.Secrets))
+	if err != nil {
+		return nil, err
+	}
+	w.Subjects = subjects
 
 	validator, err := validationtoken.New(validationtoken.Config{Audience: cfg.AppID, OpenIDConfigURL: cfg.OpenIDConfigURL, Logger: log})
 	if err != nil {

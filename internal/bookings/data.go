@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
-	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 // TableBookings is the booking cache.
@@ -114,3 +114,14 @@ func (b *BookingTable) DeleteOutsideWindow(ctx context.Context, tenant core.Tena
 	}
 	return b.DeleteWhere(ctx, tenant, tables.Filter("PartitionKey eq ? and (End le ? or Start ge ?)", tenant, from, to))
 }
+
+// Export lists nothing: the cache holds a room's bookings by the room mailbox and the event id, with
+// times and free/busy only — no organiser, no attendee, no subject — so no row can be found by a
+// person's id (and GDPR Art. 11 asks no more). The event id is personal only through Graph, where the
+// event is the organiser's.
+func (d *Data) Export(context.Context, core.TenantID, string) ([]tables.Record, error) {
+	return nil, nil
+}
+
+// Erase deletes nothing, for the same reason; the rows leave within the booking window anyway.
+func (d *Data) Erase(context.Context, core.TenantID, string) (int, error) { return 0, nil }

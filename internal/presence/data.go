@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
-	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 // The tables presence sync owns.
@@ -255,4 +255,46 @@ func (s *SyncErrorTable) DeleteFirstFailedBefore(ctx context.Context, tenant cor
 		return 0, err
 	}
 	return s.DeleteWhere(ctx, tenant, tables.Filter("PartitionKey eq ? and FirstFailedAt lt ?", tenant, cutoff))
+}
+
+// Export lists what presence sync holds about one person: the presence row, the ledger resource named
+// by the person and the sync errors of the person's records.
+func (d *Data) Export(ctx context.Context, tenant core.TenantID, userID string) ([]tables.Record, error) {
+	var out []tables.Record
+	p, err := d.Presence.Get(ctx, tenant, userID)
+	switch {
+	case err == nil:
+		rec, err := d.Presence.Record(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	case !errors.Is(err, tables.ErrNotFound):
+		return nil, fmt.Errorf("read presence: %w", err)
+	}
+	for l, err := range tables.Pages(func(o *tables.ListOptions) (tables.Page[LedgerEntry], error) {
+		return d.Ledger.ListResource(ctx, tenant, userID, o)
+	}, nil) {
+		if err != nil {
+			return nil, fmt.Errorf("list ledger: %w", err)
+		}
+		rec, err := d.Ledger.Record(l)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	for e, err := range tables.Pages(func(o *tables.ListOptions) (tables.Page[SyncError], error) {
+		return d.SyncErrors.ListPrefix(ctx, tenant, userID+tables.KeySep, o)
+	}, nil) {
+		if err != nil {
+			return nil, fmt.Errorf("list sync errors: %w", err)
+		}
+		rec, err := d.SyncErrors.Record(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
 }

@@ -2,6 +2,10 @@ package audit
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
@@ -56,4 +60,61 @@ func (a *Log) Append(ctx context.Context, tenant core.TenantID, e Entry) (Entry,
 // List pages over the tenant's audit trail, newest first.
 func (a *Log) List(ctx context.Context, tenant core.TenantID, opts *tables.ListOptions) (tables.Page[Entry], error) {
 	return a.t.List(ctx, tenant, opts)
+}
+
+// Export lists the audit entries that name the person, as actor or as target.
+func (a *Log) Export(ctx context.Context, tenant core.TenantID, userID string) ([]tables.Record, error) {
+	var out []tables.Record
+	for e, err := range a.t.All(ctx, tenant, nil) {
+		if err != nil {
+			return nil, fmt.Errorf("list audit: %w", err)
+		}
+		if e.ActorID == userID || e.TargetID == userID {
+			rec, err := a.t.Record(e)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, rec)
+		}
+	}
+	return out, nil
+}
+
+// Erase keeps the audit trail whole — what was done, when, with which outcome — but replaces the
+// person's id in it with a random pseudonym, the same for every entry of this erasure, so the entries
+// still read as one (erased) principal's and no longer lead to the person. It is the only change an
+// entry ever sees.
+func (a *Log) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
+	var keys []string
+	for e, err := range a.t.All(ctx, tenant, &tables.ListOptions{Select: []string{"ActorID", "TargetID"}}) {
+		if err != nil {
+			return 0, fmt.Errorf("list audit: %w", err)
+		}
+		if e.ActorID == userID || e.TargetID == userID {
+			keys = append(keys, e.ID)
+		}
+	}
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	pseudonym := "erased-" + hex.EncodeToString(r[:])
+	n := 0
+	for _, id := range keys {
+		_, err := a.t.Update(ctx, tenant, id, func(e *Entry) error {
+			if e.ActorID == userID {
+				e.ActorID = pseudonym
+			}
+			if e.TargetID == userID {
+				e.TargetID = pseudonym
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, tables.ErrNotFound) {
+			return n, fmt.Errorf("pseudonymise audit entry: %w", err)
+		}
+		n++
+	}
+	return n, nil
 }

@@ -160,3 +160,22 @@ func BenchmarkSchemaDecode(b *testing.B) {
 		s.decode(&decoder{ctx: context.Background(), props: props}, reflect.ValueOf(&out).Elem())
 	}
 }
+
+func TestRecordIsPlainJSON(t *testing.T) {
+	t.Parallel()
+	tbl := &Table[testRecord, *testRecord]{raw: &raw{name: "records"}, schema: mustSchema(reflect.TypeFor[testRecord]())}
+	rec, err := tbl.Record(testRecord{Owner: "u1", Ref: "AAMk/+=", Name: "Ada", Count: 7, Flag: true,
+		At: time.Date(2026, 12, 2, 10, 0, 0, 0, time.FixedZone("CET", 3600)), Blob: []byte{1, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"table":"records","key":"u1|QUFNay8rPQ","fields":{"At":"2026-12-02T09:00:00Z","Blob":"AQI=","Count":7,` +
+		`"Flag":true,"Label":"","Name":"Ada","Owner":"u1","Ref":"AAMk/+=","Small":0}}`
+	if string(b) != want {
+		t.Errorf("record = %s\nwant     %s", b, want)
+	}
+}

@@ -1,8 +1,13 @@
 package serviceuser
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
@@ -38,3 +43,53 @@ type ServiceUser struct {
 
 func (s *ServiceUser) RowKey() (string, error)   { return tables.SimpleKey("service user id", s.ID) }
 func (s *ServiceUser) SetRowKey(rk string) error { s.ID = rk; return nil }
+
+// Data is the service users' table and the secret store that holds their tokens, for a person's
+// export and erasure.
+type Data struct {
+	Table   *tables.Table[ServiceUser, *ServiceUser]
+	Secrets secrets.Store
+}
+
+// OpenData returns the table on db with the tokens' secret store.
+func OpenData(db *tables.DB, sec secrets.Store) *Data {
+	return &Data{Table: OpenTable(db), Secrets: sec}
+}
+
+// Export lists the person's service-user row (never the tokens: they are credentials, not data about
+// the person, and they stay in Key Vault).
+func (d *Data) Export(ctx context.Context, tenant core.TenantID, userID string) ([]tables.Record, error) {
+	su, err := d.Table.Get(ctx, tenant, userID)
+	switch {
+	case errors.Is(err, tables.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read service user: %w", err)
+	}
+	rec, err := d.Table.Record(su)
+	if err != nil {
+		return nil, err
+	}
+	return []tables.Record{rec}, nil
+}
+
+// Erase disconnects the person as a service user: the token cache in Key Vault first (so nothing can
+// act as the person any more), then the row. The presence manager replaces the subscriptions made
+// through the account at its next run.
+func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
+	name, err := secrets.ServiceUserTokenName(tenant, userID)
+	if err != nil {
+		return 0, err
+	}
+	if err := d.Secrets.Delete(ctx, name); err != nil {
+		return 0, fmt.Errorf("delete service user token: %w", err)
+	}
+	switch err := d.Table.Delete(ctx, tenant, userID); {
+	case err == nil:
+		return 1, nil
+	case errors.Is(err, tables.ErrNotFound):
+		return 0, nil
+	default:
+		return 0, fmt.Errorf("delete service user: %w", err)
+	}
+}

@@ -1,0 +1,101 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/tables"
+)
+
+// Export lists what the registry holds about one person: the user's row (profile, PBX mapping), the
+// tenant's row where it names the person (the service user, who last set the connector), and the
+// subscriptions created through the person's account or whose filter names the person.
+func (s *Registry) Export(ctx context.Context, tenant core.TenantID, userID string) ([]tables.Record, error) {
+	var out []tables.Record
+	u, err := s.Users.Get(ctx, tenant, userID)
+	switch {
+	case err == nil:
+		rec, err := s.Users.Record(u)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	case !errors.Is(err, tables.ErrNotFound):
+		return nil, fmt.Errorf("read user: %w", err)
+	}
+	t, err := s.Tenants.Get(ctx, tenant)
+	switch {
+	case err == nil && (t.ServiceUserID == userID || t.PBXConfiguredBy == userID):
+		rec, err := s.Tenants.t.Record(t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	case err != nil && !errors.Is(err, tables.ErrNotFound):
+		return nil, fmt.Errorf("read tenant: %w", err)
+	}
+	for sub, err := range s.Subscriptions.All(ctx, tenant, nil) {
+		if err != nil {
+			return nil, fmt.Errorf("list subscriptions: %w", err)
+		}
+		if sub.ServiceUserID == userID || strings.Contains(sub.Resource, userID) {
+			rec, err := s.Subscriptions.Record(sub)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, rec)
+		}
+	}
+	return out, nil
+}
+
+// Erase deletes the user's row and the subscriptions created through the person's account (Graph
+// drops them within the hour; the presence manager creates new ones through another service user),
+// and takes the person's id out of the tenant's row. A subscription whose filter lists the person
+// among others stays: deleting it would stop everyone else's sync, and the renewal rebuilds the filter
+// from the licensed users once the person is unlicensed (the privacy erasure unassigns first).
+func (s *Registry) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
+	n := 0
+	switch err := s.Users.Delete(ctx, tenant, userID); {
+	case err == nil:
+		n++
+	case !errors.Is(err, tables.ErrNotFound):
+		return n, fmt.Errorf("delete user: %w", err)
+	}
+	t, err := s.Tenants.Get(ctx, tenant)
+	if err != nil && !errors.Is(err, tables.ErrNotFound) {
+		return n, fmt.Errorf("read tenant: %w", err)
+	}
+	if err == nil && (t.ServiceUserID == userID || t.PBXConfiguredBy == userID) {
+		if _, err := s.Tenants.Update(ctx, tenant, func(t *Tenant) error {
+			if t.ServiceUserID == userID {
+				t.ServiceUserID = ""
+			}
+			if t.PBXConfiguredBy == userID {
+				t.PBXConfiguredBy = ""
+			}
+			return nil
+		}); err != nil {
+			return n, fmt.Errorf("update tenant: %w", err)
+		}
+		n++
+	}
+	var mine []string
+	for sub, err := range s.Subscriptions.All(ctx, tenant, &tables.ListOptions{Select: []string{"ServiceUserID"}}) {
+		if err != nil {
+			return n, fmt.Errorf("list subscriptions: %w", err)
+		}
+		if sub.ServiceUserID == userID {
+			mine = append(mine, sub.ID)
+		}
+	}
+	m, err := s.Subscriptions.DeleteBatch(ctx, tenant, mine)
+	n += m
+	if err != nil {
+		return n, fmt.Errorf("delete subscriptions: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,99 @@
+package privacy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/tables"
+)
+
+// PersonalData is what a module answers for the rows it holds about one person. Export lists them with
+// sealed fields opened. Erase removes them, or, where a row must stay (the audit trail, a tenant's
+// settings), removes the person from it; it answers how many rows it deleted or changed. Both are
+// scoped to one tenant. Declared here, implemented by each module, wired in internal/app.
+type PersonalData interface {
+	Export(ctx context.Context, tenant core.TenantID, userID string) ([]tables.Record, error)
+	Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error)
+}
+
+// Source is one module's answer, named as the catalogue names the module that owns the tables.
+type Source struct {
+	Module string
+	Data   PersonalData
+}
+
+// Uncovered lists the catalogue's tables that hold personal fields but whose module answers for none
+// of them: a person's export would miss those rows and an erasure would leave them behind.
+func Uncovered(cat tables.Catalogue, sources []Source) []string {
+	var out []string
+	for _, spec := range cat {
+		if len(spec.Personal()) == 0 {
+			continue
+		}
+		if !slices.ContainsFunc(sources, func(s Source) bool { return s.Module == spec.Module && s.Data != nil }) {
+			out = append(out, fmt.Sprintf("%s (module %s: %s)", spec.Name, spec.Module, strings.Join(spec.Personal(), ", ")))
+		}
+	}
+	return out
+}
+
+// Subjects runs a person's export and erasure across every module.
+type Subjects struct {
+	sources []Source
+}
+
+// NewSubjects checks that every table holding personal fields has a module answering for it, so that
+// a gap stops the handler at start rather than showing up as an incomplete export.
+func NewSubjects(cat tables.Catalogue, sources []Source) (*Subjects, error) {
+	if gaps := Uncovered(cat, sources); len(gaps) > 0 {
+		return nil, fmt.Errorf("privacy: no module answers for the personal data in %s", strings.Join(gaps, "; "))
+	}
+	return &Subjects{sources: slices.Clone(sources)}, nil
+}
+
+// Export lists every row any module holds about the person, module by module.
+func (s *Subjects) Export(ctx context.Context, tenant core.TenantID, userID string) ([]tables.Record, error) {
+	if err := tables.CheckTenant(tenant); err != nil {
+		return nil, err
+	}
+	userID, err := core.ParseObjectID(userID)
+	if err != nil {
+		return nil, err
+	}
+	var out []tables.Record
+	for _, src := range s.sources {
+		recs, err := src.Data.Export(ctx, tenant, userID)
+		if err != nil {
+			return nil, fmt.Errorf("export %s: %w", src.Module, err)
+		}
+		out = append(out, recs...)
+	}
+	return out, nil
+}
+
+// Erase removes the person from every module and answers the rows deleted or changed per module. It
+// carries on past a failing module and returns every failure joined, so a retry has only the
+// remainder to do (each module's erasure is idempotent).
+func (s *Subjects) Erase(ctx context.Context, tenant core.TenantID, userID string) (map[string]int, error) {
+	if err := tables.CheckTenant(tenant); err != nil {
+		return nil, err
+	}
+	userID, err := core.ParseObjectID(userID)
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	var errs []error
+	for _, src := range s.sources {
+		n, err := src.Data.Erase(ctx, tenant, userID)
+		counts[src.Module] += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("erase %s: %w", src.Module, err))
+		}
+	}
+	return counts, errors.Join(errs...)
+}
