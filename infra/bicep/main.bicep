@@ -130,6 +130,7 @@ param tableNames array = [
   'jobs'
   'deletionreceipts'
   'serviceusers'
+  'parkedmessages'
 ]
 
 param tags object = {

@@ -98,7 +98,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	states := w.Store.NewTenantStateLookup(registry.TenantStateOptions{})
 	w.Intake = ingest.New(lookup, states, validator, w.Sender, cfg.HandoffTimeout, log)
 
-	w.notifications = queue.NewRouter(log)
+	// What can never succeed is parked with its reason instead of being redelivered ten times.
+	if w.notifications, err = queue.NewRouter(queue.Notifications, queue.OpenParkingLot(w.Store.DB()), log); err != nil {
+		return nil, err
+	}
 	w.App = &handlers.App{
 		Version: cfg.Version, Build: Build, Region: cfg.Region, MaxBodyBytes: cfg.MaxBodyBytes,
 		Intake: w.Intake, ProcessNotification: w.notifications,
@@ -136,9 +139,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 		return struct {
 			ingest.Snapshot
 			Presence presence.Snapshot `json:"presence"`
-			// Notifications dropped for want of a worker for their kind, by kind (queue.Router).
+			// Notifications parked for want of a worker for their kind, and parked after a permanent
+			// failure, by kind (queue.Router).
 			Unroutable map[string]int64 `json:"unroutable,omitempty"`
-		}{intake.Stats().Snapshot(), p.stats.Snapshot(), router.Unroutable()}
+			Parked     map[string]int64 `json:"parked,omitempty"`
+		}{intake.Stats().Snapshot(), p.stats.Snapshot(), router.Unroutable(), router.Parked()}
 	}
 	return w, nil
 }

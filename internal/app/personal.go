@@ -4,6 +4,7 @@ import (
 	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/platform/audit"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/presence"
@@ -26,5 +27,6 @@ func personalData(reg *registry.Registry, sec secrets.Store) []privacy.Source {
 		{Module: "bookings", Data: bookings.OpenData(db)},
 		{Module: "access", Data: access.OpenData(db)},
 		{Module: "privacy", Data: privacy.OpenData(db)},
+		{Module: "platform/queue", Data: queue.OpenParkingLot(db)},
 	}
 }

@@ -199,4 +199,3 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 		t.Error("export accepted a user id that is not an object id")
 	}
 }
-

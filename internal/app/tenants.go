@@ -8,6 +8,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/config"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/retention"
@@ -80,5 +81,6 @@ var (
 	_ tenants.Activity              = (*presence.Data)(nil)
 	_ retention.Sweeper             = (*presence.Data)(nil)
 	_ retention.Sweeper             = (*bookings.Data)(nil)
+	_ retention.Sweeper             = (*queue.ParkingLot)(nil)
 	_ retention.UserHolder          = (*presence.Data)(nil)
 )

@@ -60,12 +60,32 @@ func PublicMessage(err error) string {
 	return "internal error"
 }
 
-// Retryable says whether a queue worker should let Service Bus redeliver (true) or whether redelivery
-// cannot help. Even then the worker fails the invocation so the message is dead-lettered, never dropped.
+// Retryable says whether redelivering a queue message can help (true: the invocation fails and Service
+// Bus redelivers it, up to the queue's MaxDeliveryCount and then its dead-letter queue) or whether it
+// never can (false: the queue router parks the message at once with its reason, see queue.ParkingLot).
 func Retryable(err error) bool {
 	switch CodeOf(err) {
 	case Invalid, TooLarge, NotFound, Forbidden:
 		return false
 	}
 	return true
+}
+
+// String names the code, for logs and stored reasons.
+func (c Code) String() string {
+	switch c {
+	case Invalid:
+		return "invalid"
+	case TooLarge:
+		return "too-large"
+	case NotFound:
+		return "not-found"
+	case Conflict:
+		return "conflict"
+	case Forbidden:
+		return "forbidden"
+	case Unavailable:
+		return "unavailable"
+	}
+	return "internal"
 }

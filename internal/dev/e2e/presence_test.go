@@ -571,6 +571,44 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 		}
 	})
 
+	t.Run("forged content is parked at once with its reason, not redelivered", func(t *testing.T) {
+		before := len(e.pushesTo(ext1))
+		q := e.s.host.Queue(queue.Notifications)
+		dead := len(q.DeadLetters())
+		ds, err := e.graph.SetPresence(string(e.tenant), u1, "DoNotDisturb", "Presenting")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The clientState is right, so the webhook accepts it; the encrypted content was altered on the
+		// way, so its signature does not verify and the worker can never apply it.
+		for i := range ds {
+			var body map[string]any
+			if err := json.Unmarshal(ds[i].Body, &body); err != nil {
+				t.Fatal(err)
+			}
+			for _, item := range body["value"].([]any) {
+				ec := item.(map[string]any)["encryptedContent"].(map[string]any)
+				ec["data"] = base64.StdEncoding.EncodeToString([]byte("forged presence content"))
+			}
+			ds[i].Body, _ = json.Marshal(body)
+		}
+		e.send(t, ds)
+		lot := queue.OpenParkingLot(e.s.store.DB())
+		var parked []queue.Parked
+		waitFor(t, "parked message", func() bool {
+			page, err := lot.List(ctx, e.tenant, nil)
+			parked = page.Items
+			return err == nil && len(parked) == len(ds)
+		})
+		if p := parked[0]; p.Code != "invalid" || p.Kind != "presence" || p.DeliveryCount != 1 || p.Reason == "" {
+			t.Errorf("parked = %+v; want the reason, after one delivery", p)
+		}
+		e.idle(t)
+		if len(q.DeadLetters()) != dead || len(e.pushesTo(ext1)) != before {
+			t.Errorf("dead letters %d → %d, pushes %d → %d; want neither", dead, len(q.DeadLetters()), before, len(e.pushesTo(ext1)))
+		}
+	})
+
 	t.Run("a PBX that keeps failing: dead-lettered with the reason", func(t *testing.T) {
 		u2, ext2 := e.users[1], e.ext[e.users[1]]
 		for range 4 * 3 { // four attempts of three tries each

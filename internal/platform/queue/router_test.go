@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
@@ -28,6 +29,33 @@ func (w *recordingWorker) Process(_ context.Context, d *queue.Delivery) error {
 	return w.err
 }
 
+// memoryParker keeps what the router parks, or fails when told to.
+type memoryParker struct {
+	mu     sync.Mutex
+	parked []string // "message id: code: reason"
+	fail   error
+}
+
+func (p *memoryParker) Park(_ context.Context, q string, d *queue.Delivery, cause error) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fail != nil {
+		return p.fail
+	}
+	p.parked = append(p.parked, d.MessageID+": "+apperr.CodeOf(cause).String()+": "+apperr.PublicMessage(cause))
+	return nil
+}
+
+func newRouter(t *testing.T, log *slog.Logger) (*queue.Router, *memoryParker) {
+	t.Helper()
+	p := &memoryParker{}
+	r, err := queue.NewRouter(queue.Notifications, p, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, p
+}
+
 func delivery(id, kind string) *queue.Delivery {
 	props := map[string]string{queue.PropTenant: "aaaaaaaa-0000-4000-8000-000000000001"}
 	if kind != "" {
@@ -39,7 +67,7 @@ func delivery(id, kind string) *queue.Delivery {
 func TestRouterPicksWorkerByKind(t *testing.T) {
 	t.Parallel()
 	presence, booking := &recordingWorker{}, &recordingWorker{err: errors.New("graph throttled")}
-	r := queue.NewRouter(nil)
+	r, _ := newRouter(t, nil)
 	if err := r.Handle("presence", presence); err != nil {
 		t.Fatal(err)
 	}
@@ -62,13 +90,13 @@ func TestRouterPicksWorkerByKind(t *testing.T) {
 	}
 }
 
-// A message no worker can take completes at once (nil: the host completes it) instead of failing ten
-// times; the reason is logged with its ids, never the body, and counted by kind.
-func TestRouterDropsUnknownKindAtOnce(t *testing.T) {
+// A message no worker can take is parked and completed at once (nil: the host completes it) instead of
+// failing ten times; the reason is logged with its ids, never the body, and counted by kind.
+func TestRouterParksUnknownKindAtOnce(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
 	presence := &recordingWorker{}
-	r := queue.NewRouter(slog.New(core.NewLogHandler(slog.NewJSONHandler(&logs, nil)))) // as cmd/handler builds it
+	r, parker := newRouter(t, slog.New(core.NewLogHandler(slog.NewJSONHandler(&logs, nil)))) // as cmd/handler builds it
 	if err := r.Handle("presence", presence); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +114,10 @@ func TestRouterDropsUnknownKindAtOnce(t *testing.T) {
 		t.Errorf("Unroutable = %v, want booking 2, %s 1", got, queue.NoKind)
 	}
 	out := logs.String()
-	for _, want := range []string{`"msg":"queue message dropped"`, `"reason":"no worker for the message's kind"`,
+	if fmt.Sprint(parker.parked) != "[k-1: invalid: no worker for the message's kind k-2: invalid: no worker for the message's kind k-3: invalid: message without a kind]" {
+		t.Errorf("parked = %q", parker.parked)
+	}
+	for _, want := range []string{`"msg":"queue message parked"`, `"reason":"no worker for the message's kind"`,
 		`"kind":"booking"`, `"message_id":"k-1"`, `"reason":"message without a kind"`, `"message_id":"k-3"`,
 		`"tenant_id":"aaaaaaaa-0000-4000-8000-000000000001"`, `"delivery_count":1`} {
 		if !strings.Contains(out, want) {
@@ -101,7 +132,7 @@ func TestRouterDropsUnknownKindAtOnce(t *testing.T) {
 // Kinds come from the message: invented ones must not grow the counters (or the log line) without end.
 func TestRouterBoundsUnknownKinds(t *testing.T) {
 	t.Parallel()
-	r := queue.NewRouter(nil)
+	r, _ := newRouter(t, nil)
 	for i := range 40 {
 		if err := r.Process(context.Background(), delivery("m", fmt.Sprintf("kind-%02d-%s", i, strings.Repeat("x", 100)))); err != nil {
 			t.Fatal(err)
@@ -125,7 +156,10 @@ func TestRouterBoundsUnknownKinds(t *testing.T) {
 
 func TestRouterHandleRefusesBadRegistrations(t *testing.T) {
 	t.Parallel()
-	r := queue.NewRouter(nil)
+	if _, err := queue.NewRouter(queue.Notifications, nil, nil); err == nil {
+		t.Error("a router without a parker was built: what cannot succeed would have nowhere to go")
+	}
+	r, _ := newRouter(t, nil)
 	if err := r.Handle("presence", &recordingWorker{}); err != nil {
 		t.Fatal(err)
 	}
@@ -136,6 +170,47 @@ func TestRouterHandleRefusesBadRegistrations(t *testing.T) {
 	} {
 		if err := call(); err == nil {
 			t.Errorf("%s: Handle = nil, want an error", name)
+		}
+	}
+}
+
+// The error decides the message's fate: a transient failure comes back (Service Bus redelivers), a
+// permanent one is parked at once with its reason and completed, and a permanent one that cannot be
+// parked comes back too, so nothing is dropped.
+func TestRouterErrorsDecideRetries(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		err        error
+		parkFails  bool
+		wantErr    bool
+		wantParked string
+	}{
+		{"success", nil, false, false, ""},
+		{"storage trouble", errors.New("table storage: 503"), false, true, ""},
+		{"dependency down", apperr.New(apperr.Unavailable, "graph unavailable", nil), false, true, ""},
+		{"forged content", apperr.New(apperr.Invalid, "presence content does not decrypt", errors.New("gcm: auth failed")), false, false,
+			"m: invalid: presence content does not decrypt"},
+		{"unknown tenant", fmt.Errorf("apply: %w", apperr.New(apperr.NotFound, "no such tenant", nil)), false, false, "m: not-found: no such tenant"},
+		{"permanent, but parking fails", apperr.New(apperr.Invalid, "not a notification", nil), true, true, ""},
+	}
+	for _, tc := range tests {
+		r, parker := newRouter(t, nil)
+		if tc.parkFails {
+			parker.fail = errors.New("table storage down")
+		}
+		if err := r.Handle("presence", &recordingWorker{err: tc.err}); err != nil {
+			t.Fatal(err)
+		}
+		err := r.Process(context.Background(), delivery("m", "presence"))
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%s: Process = %v, want error %v", tc.name, err, tc.wantErr)
+		}
+		if got := strings.Join(parker.parked, ";"); got != tc.wantParked {
+			t.Errorf("%s: parked %q, want %q", tc.name, got, tc.wantParked)
+		}
+		if tc.wantParked != "" && r.Parked()["presence"] != 1 {
+			t.Errorf("%s: Parked = %v", tc.name, r.Parked())
 		}
 	}
 }

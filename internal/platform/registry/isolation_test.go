@@ -11,6 +11,7 @@ import (
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
@@ -211,6 +212,9 @@ func TestEveryTableCRUDAndTenantIsolation(t *testing.T) {
 		{jobs.TableJobs, func(t *testing.T) { crudAndIsolation(t, jobs.OpenLeases(s.DB()), registry.RowKeyOf[jobs.Job], a, b) }},
 		{serviceuser.TableServiceUsers, func(t *testing.T) {
 			crudAndIsolation(t, serviceuser.OpenTable(s.DB()), registry.RowKeyOf[serviceuser.ServiceUser], a, b)
+		}},
+		{queue.TableParked, func(t *testing.T) {
+			crudAndIsolation(t, tables.New[queue.Parked](s.DB(), queue.TableParked), registry.RowKeyOf[queue.Parked], a, b)
 		}},
 		{retention.TableDeletionReceipts, func(t *testing.T) {
 			crudAndIsolation(t, retention.OpenReceipts(s.DB()).ReceiptTable(), registry.RowKeyOf[retention.DeletionReceipt], a, b)

@@ -48,6 +48,14 @@ func (worker) Process(_ context.Context, d *queue.Delivery) error {
 	return nil
 }
 
+// parker records what the router parks (a permanent failure, an unknown kind).
+type parker struct{}
+
+func (parker) Park(_ context.Context, _ string, d *queue.Delivery, _ error) error {
+	record("parked", d.MessageID)
+	return nil
+}
+
 type timerJob struct{}
 
 func (timerJob) Run(context.Context) error { record("timer", "RenewSubscriptions"); return nil }
@@ -73,7 +81,10 @@ func main() {
 		panic(err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	router := queue.NewRouter(log)
+	router, err := queue.NewRouter(queue.Notifications, parker{}, log)
+	if err != nil {
+		panic(err)
+	}
 	if err := router.Handle(testKind, worker{}); err != nil {
 		panic(err)
 	}
