@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"log/slog"
+	"slices"
 )
 
 // Log attributes every line inside an invocation carries, without the code that logs adding them.
@@ -48,8 +49,17 @@ func NewLogHandler(h slog.Handler) slog.Handler { return &logHandler{h: h} }
 
 type logHandler struct {
 	h slog.Handler
-	// set are the keys WithAttrs already fixed on this handler.
+	// set are the top-level keys WithAttrs already fixed on this handler.
 	set map[string]bool
+	// nested are the groups opened by WithGroup and the attributes added inside them, in order. They
+	// are applied in Handle, not passed on, so that the stamped keys stay at the top level of the line
+	// whatever group the caller logs in.
+	nested []groupOrAttrs
+}
+
+type groupOrAttrs struct {
+	group string      // a group opened here, or
+	attrs []slog.Attr // attributes added inside the groups opened so far
 }
 
 func (l *logHandler) Enabled(ctx context.Context, level slog.Level) bool {
@@ -58,7 +68,10 @@ func (l *logHandler) Enabled(ctx context.Context, level slog.Level) bool {
 
 func (l *logHandler) Handle(ctx context.Context, r slog.Record) error {
 	if ctx == nil {
-		return l.h.Handle(ctx, r)
+		ctx = context.Background()
+	}
+	if len(l.nested) > 0 {
+		r = l.nest(r)
 	}
 	has := func(key string) bool {
 		if l.set[key] {
@@ -84,7 +97,41 @@ func (l *logHandler) Handle(ctx context.Context, r slog.Record) error {
 	return l.h.Handle(ctx, r)
 }
 
+// nest rebuilds r with its attributes inside the groups (and beside the attributes) that WithGroup and
+// WithAttrs added after the first group.
+func (l *logHandler) nest(r slog.Record) slog.Record {
+	var attrs []slog.Attr
+	r.Attrs(func(a slog.Attr) bool {
+		attrs = append(attrs, a)
+		return true
+	})
+	for i := len(l.nested) - 1; i >= 0; i-- {
+		g := l.nested[i]
+		if g.group == "" {
+			attrs = append(slices.Clip(g.attrs), attrs...)
+			continue
+		}
+		if len(attrs) == 0 {
+			continue // slog drops empty groups
+		}
+		args := make([]any, len(attrs))
+		for j, a := range attrs {
+			args[j] = a
+		}
+		attrs = []slog.Attr{slog.Group(g.group, args...)}
+	}
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	out.AddAttrs(attrs...)
+	return out
+}
+
 func (l *logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	if len(attrs) == 0 {
+		return l
+	}
+	if len(l.nested) > 0 {
+		return &logHandler{h: l.h, set: l.set, nested: append(slices.Clip(l.nested), groupOrAttrs{attrs: attrs})}
+	}
 	set := make(map[string]bool, len(l.set)+len(attrs))
 	for k := range l.set {
 		set[k] = true
@@ -96,6 +143,8 @@ func (l *logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 func (l *logHandler) WithGroup(name string) slog.Handler {
-	// Stamped keys then land inside the group; ConnectHub's own lines use no groups.
-	return &logHandler{h: l.h.WithGroup(name), set: l.set}
+	if name == "" {
+		return l
+	}
+	return &logHandler{h: l.h, set: l.set, nested: append(slices.Clip(l.nested), groupOrAttrs{group: name})}
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"reflect"
 	"testing"
+	"testing/slogtest"
 
 	"github.com/connecthub/connecthub/internal/core"
 )
@@ -31,6 +33,23 @@ func TestLogHandlerStampsInvocationAndTenant(t *testing.T) {
 			map[string]any{"msg": "m", "function": "job", "invocation_id": "inv-1"}},
 		{"without a context nothing is added", func(l *slog.Logger) { l.Info("m") },
 			map[string]any{"msg": "m"}},
+		{"inside a group the stamps stay at the top", func(l *slog.Logger) {
+			l.WithGroup("g").InfoContext(core.WithTenant(inv, tenant), "m", "a", 1)
+		}, map[string]any{"msg": "m", "g": map[string]any{"a": float64(1)}, "function": "ProcessNotification",
+			"invocation_id": "inv-1", "tenant_id": string(tenant)}},
+		{"attributes before and inside a group", func(l *slog.Logger) {
+			l.With("b", 2).WithGroup("g").With("c", 3).InfoContext(inv, "m", "a", 1)
+		}, map[string]any{"msg": "m", "b": float64(2), "g": map[string]any{"c": float64(3), "a": float64(1)},
+			"function": "ProcessNotification", "invocation_id": "inv-1"}},
+		{"nested groups", func(l *slog.Logger) { l.WithGroup("g").WithGroup("h").InfoContext(inv, "m", "a", 1) },
+			map[string]any{"msg": "m", "g": map[string]any{"h": map[string]any{"a": float64(1)}},
+				"function": "ProcessNotification", "invocation_id": "inv-1"}},
+		{"an empty group is left out", func(l *slog.Logger) { l.WithGroup("g").InfoContext(inv, "m") },
+			map[string]any{"msg": "m", "function": "ProcessNotification", "invocation_id": "inv-1"}},
+		{"a tenant_id inside a group does not count as the line's", func(l *slog.Logger) {
+			l.WithGroup("g").InfoContext(core.WithTenant(inv, tenant), "m", "tenant_id", "other")
+		}, map[string]any{"msg": "m", "g": map[string]any{"tenant_id": "other"}, "function": "ProcessNotification",
+			"invocation_id": "inv-1", "tenant_id": string(tenant)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,10 +70,32 @@ func TestLogHandlerStampsInvocationAndTenant(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tt.want)
 			}
 			for k, v := range tt.want {
-				if got[k] != v {
+				if !reflect.DeepEqual(got[k], v) {
 					t.Errorf("%s = %v, want %v (line %v)", k, got[k], v, got)
 				}
 			}
 		})
+	}
+}
+
+// The wrapper is a correct slog.Handler by the standard library's own conformance test (groups,
+// WithAttrs, zero times, empty attributes).
+func TestLogHandlerConformsToSlog(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	h := core.NewLogHandler(slog.NewJSONHandler(&buf, nil))
+	results := func() []map[string]any {
+		var out []map[string]any
+		for _, line := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
+			var m map[string]any
+			if err := json.Unmarshal(line, &m); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+	if err := slogtest.TestHandler(h, results); err != nil {
+		t.Error(err)
 	}
 }
