@@ -113,26 +113,6 @@ param allowedLocations array = [
   'westeurope'
 ]
 
-@description('Tables created in the application storage account: the names in internal/store (no prefix in production).')
-param tableNames array = [
-  'tenants'
-  'users'
-  'presence'
-  'subscriptions'
-  'ledger'
-  'syncerrors'
-  'bookings'
-  'licenses'
-  'billing'
-  'audit'
-  'authorisations'
-  'incidents'
-  'jobs'
-  'deletionreceipts'
-  'serviceusers'
-  'parkedmessages'
-]
-
 param tags object = {
   application: 'connecthub'
   dataBoundary: 'eu'
@@ -290,7 +270,6 @@ module tablesStorage './modules/datastorage.bicep' = if (isDataHome) {
   params: {
     location: dataPrimaryRegion
     name: names.tablesStorage
-    tableNames: tableNames
     workspaceId: monitoring.outputs.workspaceId
     tags: tags
   }

@@ -168,12 +168,6 @@ func (w *Wired) adapters(cfg config.Config) error {
 		if w.Sender, err = queue.NewDevhostSender(cfg.DevhostQueueURL, cfg.DevhostQueueToken); err != nil {
 			return err
 		}
-		// Azurite starts empty; in Azure the tables are created by the Bicep templates.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := w.Store.DB().CreateTables(ctx, catalogue.Names()); err != nil {
-			return fmt.Errorf("create local tables: %w", err)
-		}
 	case config.Azure:
 		if w.Cred, err = secrets.NewCredential(cfg.ManagedIdentityID); err != nil {
 			return err
@@ -193,6 +187,13 @@ func (w *Wired) adapters(cfg config.Config) error {
 		w.close = append(w.close, sb.Close)
 	default:
 		return fmt.Errorf("unknown environment %q", cfg.Environment)
+	}
+	// Every module's tables exist before the first function runs: Azurite starts empty, and in Azure a
+	// module's new table needs no template change. A store the identity cannot reach stops the start.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.Store.DB().EnsureTables(ctx, catalogue.Names()); err != nil {
+		return fmt.Errorf("ensure tables: %w", err)
 	}
 	return nil
 }

@@ -7,7 +7,6 @@
 ])
 param location string
 param name string
-param tableNames array
 param workspaceId string
 param tags object
 
@@ -54,12 +53,11 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     }
   }
 
+  // The tables themselves are the application's: the handler creates its catalogue's tables at start
+  // (tables.DB.EnsureTables) under the Storage Table Data Contributor role, which includes creating
+  // tables, so a module's new table needs no change here.
   resource tableService 'tableServices' = {
     name: 'default'
-
-    resource table 'tables' = [for tableName in tableNames: {
-      name: tableName
-    }]
   }
 }
 

@@ -95,8 +95,35 @@ func (db *DB) table(name string) *raw {
 	return t
 }
 
-// CreateTables creates every named table that does not exist yet (make run, tests; Bicep does it in
-// Azure).
+// EnsureTables creates the named tables that do not exist yet, with one query for the existing names
+// and a create per missing table (another instance creating it at the same time is no error). The
+// handler calls it at start with the catalogue, locally and in Azure, so a module's new table needs
+// no template change: the managed identity's Storage Table Data Contributor role includes
+// Microsoft.Storage/storageAccounts/tableServices/tables/write ("Create tables").
+func (db *DB) EnsureTables(ctx context.Context, names []string) error {
+	existing := map[string]bool{}
+	pager := db.svc.NewListTablesPager(nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list tables: %w", err)
+		}
+		for _, t := range page.Tables {
+			if t.Name != nil {
+				existing[*t.Name] = true
+			}
+		}
+	}
+	var missing []string
+	for _, n := range names {
+		if !existing[db.prefix+n] {
+			missing = append(missing, n)
+		}
+	}
+	return db.CreateTables(ctx, missing)
+}
+
+// CreateTables creates every named table that does not exist yet (tests, EnsureTables).
 func (db *DB) CreateTables(ctx context.Context, names []string) error {
 	for _, name := range names {
 		_, err := db.svc.CreateTable(ctx, db.prefix+name, nil)
