@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral/rctest"
 	"github.com/connecthub/connecthub/internal/presence/connector/webhook"
 	"github.com/connecthub/connecthub/internal/presence/setup"
-	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // The set-up functions through the transport, on the real service against Azurite and the RingCentral

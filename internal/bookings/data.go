@@ -125,3 +125,6 @@ func (d *Data) Export(context.Context, core.TenantID, string) ([]tables.Record, 
 
 // Erase deletes nothing, for the same reason; the rows leave within the booking window anyway.
 func (d *Data) Erase(context.Context, core.TenantID, string) (int, error) { return 0, nil }
+
+// Answers names the tables a person's export and erasure cover here.
+func (d *Data) Answers() []string { return []string{TableBookings} }

@@ -298,3 +298,6 @@ func (d *Data) Export(ctx context.Context, tenant core.TenantID, userID string) 
 	}
 	return out, nil
 }
+
+// Answers names the tables a person's export and erasure cover here.
+func (d *Data) Answers() []string { return []string{TablePresence, TableLedger, TableSyncErrors} }

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
-	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/presence/connector"
 )
 
 // setState changes the tenant's state the way the tenants capability stores it, without telling the

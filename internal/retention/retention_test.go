@@ -15,9 +15,9 @@ import (
 	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/audit"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/presence"
-	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 

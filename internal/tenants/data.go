@@ -198,3 +198,6 @@ func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (
 	}
 	return n, nil
 }
+
+// Answers names the tables a person's export and erasure cover here.
+func (d *Data) Answers() []string { return []string{TableLicenses, TableBilling} }

@@ -24,10 +24,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
-	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // Environment variables set by cmd/withazurite.

@@ -118,3 +118,6 @@ func (a *Log) Erase(ctx context.Context, tenant core.TenantID, userID string) (i
 	}
 	return n, nil
 }
+
+// Answers names the tables a person's export and erasure cover here.
+func (a *Log) Answers() []string { return []string{TableAudit} }

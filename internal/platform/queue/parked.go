@@ -162,3 +162,6 @@ func publicReason(err error) string {
 	}
 	return apperr.PublicMessage(err)
 }
+
+// Answers names the tables a person's export and erasure cover here.
+func (l *ParkingLot) Answers() []string { return []string{TableParked} }

@@ -99,3 +99,6 @@ func (s *Registry) Erase(ctx context.Context, tenant core.TenantID, userID strin
 	}
 	return n, nil
 }
+
+// Answers names the tables a person's export and erasure cover here.
+func (s *Registry) Answers() []string { return []string{TableUsers, TableSubscriptions, TableTenants} }

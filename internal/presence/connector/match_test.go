@@ -3,8 +3,8 @@ package connector_test
 import (
 	"testing"
 
-	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/presence/connector"
 )
 
 func TestNormalizePhone(t *testing.T) {

@@ -21,9 +21,9 @@ import (
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
-	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 const (

@@ -93,3 +93,6 @@ func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (
 		return 0, fmt.Errorf("delete service user: %w", err)
 	}
 }
+
+// Answers names the tables a person's export and erasure cover here.
+func (d *Data) Answers() []string { return []string{TableServiceUsers} }

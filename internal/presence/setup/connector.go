@@ -16,11 +16,11 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/audit"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/presence/connector/webhook"
-	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // ConnectorInput is a connector configuration as an admin sends it. RingCentral takes ClientID,

@@ -9,9 +9,9 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/connector"
-	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // MappingView is a tenant's presence mapping: its own overrides, and the effective rules every
