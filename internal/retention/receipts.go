@@ -22,9 +22,6 @@ func OpenReceipts(db *tables.DB) *ReceiptLog {
 	return &ReceiptLog{t: tables.New[DeletionReceipt](db, TableDeletionReceipts), now: db.Now}
 }
 
-// ReceiptTable exposes the typed table (the generic isolation tests).
-func (r *ReceiptLog) ReceiptTable() *tables.Table[DeletionReceipt, *DeletionReceipt] { return r.t }
-
 // DeletionReceipt proves that a tenant's data was deleted (operator table deletionreceipts). It holds
 // counts and times, no personal data, and is kept after the tenant's other rows are gone.
 type DeletionReceipt struct {

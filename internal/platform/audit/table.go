@@ -21,9 +21,6 @@ var Tables = []tables.Spec{tables.SpecOf[Entry](TableAudit, "platform/audit", ta
 // OpenLog returns the audit table of db.
 func OpenLog(db *tables.DB) *Log { return &Log{t: tables.New[Entry](db, TableAudit), now: db.Now} }
 
-// AuditTable exposes the typed table (the generic isolation tests).
-func (a *Log) AuditTable() *tables.Table[Entry, *Entry] { return a.t }
-
 // Entry is one administrative operation (table audit, append-only).
 type Entry struct {
 	ID           string `table:"key"` // newest-first time order plus randomness, set by AuditLog.Append

@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"strings"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -27,7 +26,12 @@ var tenantIDType = reflect.TypeFor[core.TenantID]()
 // all key-safe), and core.TenantID fields set to tenant — what a decoded row of that tenant holds.
 func fill[E any](seed string, tenant core.TenantID) E {
 	var e E
-	v := reflect.ValueOf(&e).Elem()
+	fillValue(reflect.ValueOf(&e).Elem(), seed, tenant)
+	return e
+}
+
+// fillValue is fill on an addressable struct value.
+func fillValue(v reflect.Value, seed string, tenant core.TenantID) {
 	base := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
 	for i := range v.NumField() {
 		f, sf := v.Field(i), v.Type().Field(i)
@@ -39,7 +43,7 @@ func fill[E any](seed string, tenant core.TenantID) E {
 			f.SetString(string(tenant))
 		case sf.Type.Kind() == reflect.String:
 			f.SetString(fmt.Sprintf("%s-%s-%d", seed, strings.ToLower(sf.Name), n))
-		case sf.Type.Kind() == reflect.Int:
+		case sf.Type.Kind() == reflect.Int || sf.Type.Kind() == reflect.Int64:
 			f.SetInt(n)
 		case sf.Type.Kind() == reflect.Bool:
 			f.SetBool(true)
@@ -56,23 +60,6 @@ func fill[E any](seed string, tenant core.TenantID) E {
 			panic("fill: unsupported field type " + sf.Type.String())
 		}
 	}
-	return e
-}
-
-// withKeyOf returns other's content under from's key: key fields are found by trying which fields
-// change the row key.
-func withKeyOf[E any](other, from E, key func(E) string) E {
-	out := other
-	ov, fv := reflect.ValueOf(&out).Elem(), reflect.ValueOf(from)
-	for i := range ov.NumField() {
-		probe := from
-		pv := reflect.ValueOf(&probe).Elem()
-		pv.Field(i).Set(ov.Field(i))
-		if key(probe) != key(from) {
-			ov.Field(i).Set(fv.Field(i))
-		}
-	}
-	return out
 }
 
 // diff describes the first field where a and b differ (times compared as instants), or "".
@@ -109,14 +96,4 @@ func (c *requestCounter) Do(req *policy.Request) (*http.Response, error) {
 
 func countingOptions(c *requestCounter) *aztables.ClientOptions {
 	return &aztables.ClientOptions{ClientOptions: azcore.ClientOptions{PerCallPolicies: []policy.Policy{c}}}
-}
-
-func mustKey[E any](t testing.TB, key func(E) (string, error)) func(E) string {
-	return func(e E) string {
-		k, err := key(e)
-		if err != nil {
-			t.Fatalf("row key: %v", err)
-		}
-		return k
-	}
 }

@@ -293,7 +293,7 @@ func TestHostileIDs(t *testing.T) {
 
 	// Below the validation: the filter builder's quoting holds at the service. The injected text is a
 	// literal partition key, which matches nothing, so b's row is not returned.
-	f := registry.OdataFilter("PartitionKey eq ?", string(a)+"' or PartitionKey ne '"+string(a))
+	f := tables.Filter("PartitionKey eq ?", string(a)+"' or PartitionKey ne '"+string(a))
 	page, err := s.Users.Query(ctx, a, f, nil)
 	if err != nil || len(page.Items) != 0 {
 		t.Errorf("quoted injection returned %d rows, %v; want 0", len(page.Items), err)

@@ -48,12 +48,14 @@ type Spec struct {
 	Fields []Field
 
 	newEntity func() Entity
+	open      func(*DB) Untyped
 }
 
 // SpecOf declares table name of entity E, owned by module, on the given retention clock.
 func SpecOf[E any, P entityPtr[E]](name, module string, class RetentionClass) Spec {
 	s := Spec{Name: name, Module: module, Retention: class, Entity: reflect.TypeFor[E]().Name(),
-		Fields: FieldsOf[E, P](), newEntity: func() Entity { return P(new(E)) }}
+		Fields: FieldsOf[E, P](), newEntity: func() Entity { return P(new(E)) },
+		open: func(db *DB) Untyped { return untyped[E, P]{New[E, P](db, name)} }}
 	declared.Store(name, s)
 	return s
 }
