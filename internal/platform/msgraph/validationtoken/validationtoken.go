@@ -322,17 +322,42 @@ type claims struct {
 // Validate checks one validation token and returns its tenant id (the tid claim, as written in the token).
 // Errors wrap ErrInvalidToken, ErrUnknownKey or ErrKeysUnavailable.
 func (v *Validator) Validate(token string) (string, error) {
+	var c claims
+	if err := v.verify(v.parser, token, &c); err != nil {
+		return "", err
+	}
+	caller, callerClaim := c.AZP, "azp"
+	if c.Issuer == "https://sts.windows.net/"+c.TenantID+"/" {
+		caller, callerClaim = c.AppID, "appid"
+	}
+	if caller != GraphChangeTrackingAppID {
+		return "", fmt.Errorf("validate token: %w: %s is not Microsoft Graph Change Tracking", ErrInvalidToken, callerClaim)
+	}
+	return c.TenantID, nil
+}
+
+// tenantClaims are claims that name the token's tenant.
+type tenantClaims interface {
+	jwt.Claims
+	tenant() string
+}
+
+func (c *claims) tenant() string { return c.TenantID }
+
+// verify checks token with parser against the cached keys: signature (RS256 only, a key we know),
+// exp/nbf with leeway, the parser's audience, and an issuer that is exactly the v1 or v2 issuer of the
+// token's own tid, signed by a key that may sign for it. It fills c.
+func (v *Validator) verify(parser *jwt.Parser, token string, c tenantClaims) error {
 	if len(token) > maxTokenBytes {
-		return "", fmt.Errorf("validate token: %w: %d bytes", ErrInvalidToken, len(token))
+		return fmt.Errorf("validate token: %w: %d bytes", ErrInvalidToken, len(token))
 	}
 	set := v.keys.Load()
 	if set == nil {
 		v.requestRefresh()
-		return "", fmt.Errorf("validate token: %w", ErrKeysUnavailable)
+		return fmt.Errorf("validate token: %w", ErrKeysUnavailable)
 	}
-	var c claims
 	var keyIssuer string
-	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+	_, err := parser.ParseWithClaims(token, c, func(t *jwt.Token) (any, error) {
 		// WithValidMethods already limits alg to RS256; checking the method type as well keeps an RSA public
 		// key from ever reaching an HMAC verifier.
 		if _, ok := t.Method.(*jwt.SigningMethodRSA); !ok {
@@ -348,30 +373,80 @@ func (v *Validator) Validate(token string) (string, error) {
 		return key.pub, nil
 	})
 	if errors.Is(err, ErrUnknownKey) {
-		return "", fmt.Errorf("validate token: %w", ErrUnknownKey)
+		return fmt.Errorf("validate token: %w", ErrUnknownKey)
 	}
 	if err != nil {
-		return "", fmt.Errorf("validate token: %w: %w", ErrInvalidToken, err)
+		return fmt.Errorf("validate token: %w: %w", ErrInvalidToken, err)
 	}
-	if c.TenantID == "" {
-		return "", fmt.Errorf("validate token: %w: no tid claim", ErrInvalidToken)
+	tenant := c.tenant()
+	if tenant == "" {
+		return fmt.Errorf("validate token: %w: no tid claim", ErrInvalidToken)
 	}
-	var caller, callerClaim string
-	switch c.Issuer {
-	case "https://sts.windows.net/" + c.TenantID + "/":
-		caller, callerClaim = c.AppID, "appid"
-	case "https://login.microsoftonline.com/" + c.TenantID + "/v2.0":
-		caller, callerClaim = c.AZP, "azp"
-	default:
-		return "", fmt.Errorf("validate token: %w: issuer is not the v1 or v2 issuer of the token's tenant", ErrInvalidToken)
+	issuer, _ := c.GetIssuer()
+	if issuer != "https://sts.windows.net/"+tenant+"/" && issuer != "https://login.microsoftonline.com/"+tenant+"/v2.0" {
+		return fmt.Errorf("validate token: %w: issuer is not the v1 or v2 issuer of the token's tenant", ErrInvalidToken)
 	}
-	if !keyMaySign(keyIssuer, c.Issuer, c.TenantID) {
-		return "", fmt.Errorf("validate token: %w: the signing key is not the issuer's", ErrInvalidToken)
+	if !keyMaySign(keyIssuer, issuer, tenant) {
+		return fmt.Errorf("validate token: %w: the signing key is not the issuer's", ErrInvalidToken)
 	}
-	if caller != GraphChangeTrackingAppID {
-		return "", fmt.Errorf("validate token: %w: %s is not Microsoft Graph Change Tracking", ErrInvalidToken, callerClaim)
+	return nil
+}
+
+// AccessClaims are what an access token for our own API says about its caller.
+type AccessClaims struct {
+	TenantID string   // tid: the caller's tenant, as written in the token
+	ObjectID string   // oid: the user, or the calling app's service principal
+	AppID    string   // the client the token was issued to (appid in v1, azp in v2)
+	IDType   string   // idtyp: "app" for app-only tokens, "user" (optional claim; may be absent)
+	Scopes   string   // scp: the delegated scopes; absent from app-only tokens
+	Roles    []string // app roles assigned to the user or app
+	WIDs     []string // directory role template ids of the user
+	Version  string   // ver: "1.0" or "2.0"
+}
+
+type accessClaims struct {
+	jwt.RegisteredClaims
+	TenantID string   `json:"tid"`
+	OID      string   `json:"oid"`
+	AppID    string   `json:"appid"`
+	AZP      string   `json:"azp"`
+	IDType   string   `json:"idtyp"`
+	Scopes   string   `json:"scp"`
+	Roles    []string `json:"roles"`
+	WIDs     []string `json:"wids"`
+	Version  string   `json:"ver"`
+}
+
+func (c *accessClaims) tenant() string { return c.TenantID }
+
+// VerifyAccessToken checks an access token that the Microsoft identity platform issued for our API:
+// everything Validate checks of the key, times and issuer, an audience among audiences (the app's
+// client id, or its application id URI "api://<client id>"), and an oid. It does not decide what the
+// caller may do.
+func (v *Validator) VerifyAccessToken(token string, audiences ...string) (AccessClaims, error) {
+	if len(audiences) == 0 {
+		return AccessClaims{}, errors.New("verify access token: no audience")
 	}
-	return c.TenantID, nil
+	parser := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
+		jwt.WithLeeway(v.cfg.Leeway),
+		jwt.WithTimeFunc(v.cfg.Now),
+		jwt.WithExpirationRequired(),
+		jwt.WithAudience(audiences...),
+	)
+	var c accessClaims
+	if err := v.verify(parser, token, &c); err != nil {
+		return AccessClaims{}, err
+	}
+	if c.OID == "" {
+		return AccessClaims{}, fmt.Errorf("validate token: %w: no oid claim", ErrInvalidToken)
+	}
+	app := c.AZP
+	if c.Version == "1.0" || (app == "" && c.AppID != "") {
+		app = c.AppID
+	}
+	return AccessClaims{TenantID: c.TenantID, ObjectID: c.OID, AppID: app, IDType: c.IDType, Scopes: c.Scopes,
+		Roles: c.Roles, WIDs: c.WIDs, Version: c.Version}, nil
 }
 
 // keyMaySign reports whether a key whose set names keyIssuer may sign a token of issuer in tenant:

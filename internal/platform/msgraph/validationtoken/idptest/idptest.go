@@ -152,3 +152,37 @@ func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// AccessClaims are valid v2 access-token claims for our API (aud = the API's client id) issued to a
+// user oid of tenant at now, with the given app roles (Learn, access-tokens "Payload claims": tid,
+// oid, azp, roles, wids, idtyp as an optional claim).
+func AccessClaims(apiClientID, tenant, oid string, roles []string, now time.Time) jwt.MapClaims {
+	c := jwt.MapClaims{
+		"aud": apiClientID, "iss": "https://login.microsoftonline.com/" + tenant + "/v2.0", "tid": tenant, "oid": oid,
+		"sub": "pairwise-" + oid, "azp": "04b07795-8ddb-461a-bbee-02f9e1bf7b46", "azpacr": "0", "scp": "user_impersonation",
+		"ver": "2.0", "iat": now.Add(-time.Minute).Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": now.Add(time.Hour).Unix(),
+	}
+	if len(roles) > 0 {
+		c["roles"] = roles
+	}
+	return c
+}
+
+// AccessClaimsV1 are the v1 form (issuer sts.windows.net, the client in appid), as Entra issues them
+// while the API's manifest keeps accessTokenAcceptedVersion null or 1.
+func AccessClaimsV1(apiClientID, tenant, oid string, roles []string, now time.Time) jwt.MapClaims {
+	c := AccessClaims(apiClientID, tenant, oid, roles, now)
+	c["iss"], c["ver"], c["appid"], c["appidacr"] = "https://sts.windows.net/"+tenant+"/", "1.0", c["azp"], "0"
+	delete(c, "azp")
+	delete(c, "azpacr")
+	return c
+}
+
+// AppOnlyClaims are a client-credentials token of an app of tenant: no scp, the app's roles, and
+// idtyp "app" (the optional claim ConnectHub's registration asks for).
+func AppOnlyClaims(apiClientID, tenant, appObjectID, appID string, roles []string, now time.Time) jwt.MapClaims {
+	c := AccessClaims(apiClientID, tenant, appObjectID, roles, now)
+	delete(c, "scp")
+	c["azp"], c["azpacr"], c["idtyp"], c["sub"] = appID, "2", "app", appObjectID
+	return c
+}
