@@ -29,14 +29,19 @@ func OpenData(db *tables.DB) *Data {
 	return &Data{Authorisations: tables.New[Authorisation](db, TableAuthorisations)}
 }
 
-// Authorisation grants a role to a principal within the tenant (table authorisations). Revoking deletes
-// the row; the audit log keeps the history of grants and revocations.
+// Authorisation grants a role to a principal within the tenant (table authorisations, in the partition
+// of the tenant it grants on). Revoking deletes the row; the audit trail keeps the history of grants
+// and revocations.
 type Authorisation struct {
-	PrincipalID   string `table:"key,personal"` // row key part 1: object id of the user, group or app
-	Role          string `table:"key"`          // row key part 2, e.g. "tenant.admin"
-	PrincipalKind string // user, group, app
-	GrantedAt     time.Time
-	GrantedBy     string `table:"personal"` // object id of the granting admin
+	PrincipalID     string `table:"key,personal"` // row key part 1: object id of the user or app
+	Role            string `table:"key"`          // row key part 2: a built-in role name, e.g. "Helpdesk"
+	PrincipalKind   string // user, app
+	PrincipalTenant string // the principal's own tenant: this tenant, or the operator tenant for staff
+	Scope           string // the part of the tenant it covers ("" the whole tenant, "connector", "users")
+	GrantedAt       time.Time
+	GrantedBy       string    `table:"personal"` // object id of the granting admin or approving officer
+	ExpiresAt       time.Time // zero: until revoked; operator grants always end (at most 8 h)
+	Justification   string    `table:"sealed"` // why (operator grants): free text that may name people
 }
 
 // AuthorisationKey is the row key of (principalID, role).

@@ -19,6 +19,7 @@ const (
 	Conflict                // 409 (a lost optimistic-concurrency race, a duplicate)
 	Forbidden               // 403
 	Unavailable             // a dependency is down: 503, retry
+	Unauthenticated         // no valid credential: 401 with a WWW-Authenticate challenge
 )
 
 // Error is a classified error with a message safe to show to a client.
@@ -65,7 +66,7 @@ func PublicMessage(err error) string {
 // never can (false: the queue router parks the message at once with its reason, see queue.ParkingLot).
 func Retryable(err error) bool {
 	switch CodeOf(err) {
-	case Invalid, TooLarge, NotFound, Forbidden:
+	case Invalid, TooLarge, NotFound, Forbidden, Unauthenticated:
 		return false
 	}
 	return true
@@ -86,6 +87,8 @@ func (c Code) String() string {
 		return "forbidden"
 	case Unavailable:
 		return "unavailable"
+	case Unauthenticated:
+		return "unauthenticated"
 	}
 	return "internal"
 }

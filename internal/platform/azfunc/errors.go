@@ -22,6 +22,8 @@ func HTTPStatus(code apperr.Code) int {
 		return http.StatusForbidden
 	case apperr.Unavailable:
 		return http.StatusServiceUnavailable
+	case apperr.Unauthenticated:
+		return http.StatusUnauthorized
 	default:
 		return http.StatusInternalServerError
 	}

@@ -1,0 +1,147 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/tables"
+)
+
+// MaxOperatorAccess bounds an operator's grant on a tenant: access ends by itself the same working day.
+const MaxOperatorAccess = 8 * time.Hour
+
+// maxJustification bounds the reason an operator gives.
+const maxJustification = 500
+
+// GrantRequest is a tenant admin's grant of a built-in role to another user of the tenant.
+type GrantRequest struct {
+	PrincipalID string // the user's object id
+	Role        string // a built-in role other than OperatorSupport
+	Scope       string // "" (the whole tenant) or a part of it, e.g. "connector"
+	ExpiresAt   time.Time
+}
+
+// Grant records req in tenant on behalf of granter, who must hold AccessGrant there and every permission
+// of the role granted (nobody hands out more than they hold).
+func (a *Authorizer) Grant(ctx context.Context, granter Principal, tenant core.TenantID, req GrantRequest) (Authorisation, error) {
+	res := TenantResource(tenant)
+	if err := a.Allow(ctx, granter, AccessGrant, res); err != nil {
+		return Authorisation{}, err
+	}
+	oid, err := core.ParseObjectID(req.PrincipalID)
+	if err != nil {
+		return Authorisation{}, apperr.New(apperr.Invalid, "principalId must be an Entra object id (GUID)", err)
+	}
+	role, ok := RoleNamed(req.Role)
+	if !ok || role.Name == RoleOperatorSupport.Name {
+		return Authorisation{}, apperr.New(apperr.Invalid, "role must be one of the tenant roles", nil)
+	}
+	if err := validScope(req.Scope); err != nil {
+		return Authorisation{}, err
+	}
+	now := a.now().UTC()
+	if !req.ExpiresAt.IsZero() && !req.ExpiresAt.After(now) {
+		return Authorisation{}, apperr.New(apperr.Invalid, "expiresAt must be in the future", nil)
+	}
+	for _, perm := range role.Permissions {
+		if err := a.Allow(ctx, granter, perm, Resource{Tenant: tenant, Path: req.Scope}); err != nil {
+			return Authorisation{}, apperr.New(apperr.Forbidden, "a role can only be granted by someone who holds all of it", nil)
+		}
+	}
+	g := Authorisation{PrincipalID: oid, Role: role.Name, PrincipalKind: "user", PrincipalTenant: string(tenant),
+		Scope: req.Scope, GrantedAt: now, GrantedBy: granter.ObjectID, ExpiresAt: req.ExpiresAt.UTC()}
+	if _, err := a.data.Authorisations.Upsert(ctx, tenant, g); err != nil {
+		return Authorisation{}, fmt.Errorf("store grant: %w", err)
+	}
+	return g, nil
+}
+
+// ApproveOperatorAccess gives an operator OperatorSupport on tenant for d (at most MaxOperatorAccess).
+// Only a security officer approves: the approval is kept apart from the people who use the access, and
+// the tenant admin sees every such grant in the tenant's list.
+func (a *Authorizer) ApproveOperatorAccess(ctx context.Context, officer Principal, tenant core.TenantID, operatorID string,
+	d time.Duration, justification string) (Authorisation, error) {
+	if err := a.Allow(ctx, officer, AccessApprove, TenantResource(tenant)); err != nil {
+		return Authorisation{}, err
+	}
+	oid, err := core.ParseObjectID(operatorID)
+	if err != nil {
+		return Authorisation{}, apperr.New(apperr.Invalid, "operatorId must be an Entra object id (GUID)", err)
+	}
+	if oid == officer.ObjectID {
+		return Authorisation{}, apperr.New(apperr.Forbidden, "an officer cannot approve their own access", nil)
+	}
+	if d <= 0 || d > MaxOperatorAccess {
+		return Authorisation{}, apperr.New(apperr.Invalid, fmt.Sprintf("duration must be between 1s and %s", MaxOperatorAccess), nil)
+	}
+	justification = strings.TrimSpace(justification)
+	if justification == "" || len(justification) > maxJustification {
+		return Authorisation{}, apperr.New(apperr.Invalid, fmt.Sprintf("a justification of 1..%d characters is required", maxJustification), nil)
+	}
+	now := a.now().UTC()
+	g := Authorisation{PrincipalID: oid, Role: RoleOperatorSupport.Name, PrincipalKind: "user",
+		PrincipalTenant: string(a.operatorTenant), GrantedAt: now, GrantedBy: officer.ObjectID, ExpiresAt: now.Add(d),
+		Justification: justification}
+	if _, err := a.data.Authorisations.Upsert(ctx, tenant, g); err != nil {
+		return Authorisation{}, fmt.Errorf("store grant: %w", err)
+	}
+	return g, nil
+}
+
+// Revoke deletes a grant: a tenant admin (AccessGrant) revokes the tenant's own grants and may end an
+// operator's access early; a security officer (AccessApprove) revokes operator grants.
+func (a *Authorizer) Revoke(ctx context.Context, by Principal, tenant core.TenantID, principalID, role string) error {
+	allowed := a.Allow(ctx, by, AccessGrant, TenantResource(tenant)) == nil ||
+		(role == RoleOperatorSupport.Name && a.Allow(ctx, by, AccessApprove, TenantResource(tenant)) == nil)
+	if !allowed {
+		return ErrDenied
+	}
+	rk, err := AuthorisationKey(principalID, role)
+	if err != nil {
+		return apperr.New(apperr.Invalid, "no such grant", err)
+	}
+	switch err := a.data.Authorisations.Delete(ctx, tenant, rk); {
+	case errors.Is(err, tables.ErrNotFound):
+		return apperr.New(apperr.NotFound, "no such grant", nil)
+	case err != nil:
+		return fmt.Errorf("delete grant: %w", err)
+	}
+	return nil
+}
+
+// Grants lists the tenant's grants, the operators' included, for whoever may read them (the tenant
+// admin, a security officer).
+func (a *Authorizer) Grants(ctx context.Context, by Principal, tenant core.TenantID) ([]Authorisation, error) {
+	if err := a.Allow(ctx, by, AccessRead, TenantResource(tenant)); err != nil {
+		return nil, err
+	}
+	var out []Authorisation
+	for g, err := range a.data.Authorisations.All(ctx, tenant, nil) {
+		if err != nil {
+			return nil, fmt.Errorf("list grants: %w", err)
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// validScope accepts "" or slash-separated lower-case segments ("connector", "users/<oid>").
+func validScope(s string) error {
+	if s == "" {
+		return nil
+	}
+	if len(s) > 128 || strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") || strings.Contains(s, "//") {
+		return apperr.New(apperr.Invalid, "scope must be a path inside the tenant, e.g. connector", nil)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '/') {
+			return apperr.New(apperr.Invalid, "scope must be a path inside the tenant, e.g. connector", nil)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,198 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/tables"
+)
+
+// Permission is one thing a principal may do to a resource.
+type Permission string
+
+// The permissions. Tenant-scoped ones act inside one tenant; TenantsList and AccessApprove act across
+// tenants and only operator-tenant principals ever hold them.
+const (
+	TenantsList       Permission = "tenants.list"       // list tenants and their states (no data inside)
+	TenantCreate      Permission = "tenant.create"      // start onboarding
+	TenantRead        Permission = "tenant.read"        // the tenant's state, licenses and status
+	TenantLifecycle   Permission = "tenant.lifecycle"   // suspend, cancel, reactivate
+	LicensesWrite     Permission = "licenses.write"     // purchased count, assign, unassign
+	ConnectorRead     Permission = "connector.read"     // the PBX connector (no secret), extensions, mapping
+	ConnectorWrite    Permission = "connector.write"    // set, test, delete the connector and the mapping
+	ServiceUsersWrite Permission = "serviceusers.write" // connect delegated service users
+	PrivacyExport     Permission = "privacy.export"
+	PrivacyErase      Permission = "privacy.erase"
+	PrivacyRestrict   Permission = "privacy.restrict"
+	AuditRead         Permission = "audit.read"
+	AccessRead        Permission = "access.read"    // the tenant's grants and its authorisation log
+	AccessGrant       Permission = "access.grant"   // grant and revoke roles inside the tenant
+	AccessApprove     Permission = "access.approve" // approve an operator's time-bound access (security officer)
+	IncidentsWrite    Permission = "incidents.write"
+)
+
+// Role is a named set of permissions.
+type Role struct {
+	Name        string
+	Permissions []Permission
+}
+
+// Allows reports whether the role includes perm.
+func (r Role) Allows(perm Permission) bool { return slices.Contains(r.Permissions, perm) }
+
+// The built-in roles. Tenant admins (the ConnectHub.TenantAdmin app role or Global Administrators of
+// their tenant) hold TenantAdmin in their own tenant from their token; the other tenant roles are
+// granted as authorisations. Operator-tenant principals hold Operator, SecurityOfficer or Automation
+// across tenants from their token, and OperatorSupport inside one tenant only while a time-bound grant
+// lasts.
+var (
+	RoleTenantAdmin = Role{"TenantAdmin", []Permission{TenantRead, LicensesWrite, ConnectorRead, ConnectorWrite,
+		ServiceUsersWrite, PrivacyExport, PrivacyErase, PrivacyRestrict, AuditRead, AccessRead, AccessGrant}}
+	RoleHelpdesk        = Role{"Helpdesk", []Permission{TenantRead, ConnectorRead}}
+	RolePrivacyOfficer  = Role{"PrivacyOfficer", []Permission{TenantRead, PrivacyExport, PrivacyErase, PrivacyRestrict, AuditRead}}
+	RoleOperatorSupport = Role{"OperatorSupport", []Permission{TenantRead, ConnectorRead, AuditRead}}
+	RoleOperator        = Role{"Operator", []Permission{TenantsList}}
+	RoleSecurityOfficer = Role{"SecurityOfficer", []Permission{TenantsList, AccessRead, AccessApprove, IncidentsWrite}}
+	RoleAutomation      = Role{"Automation", []Permission{TenantsList, TenantCreate, TenantRead, TenantLifecycle, LicensesWrite}}
+)
+
+// BuiltinRoles are the roles that can be granted by name.
+var BuiltinRoles = []Role{RoleTenantAdmin, RoleHelpdesk, RolePrivacyOfficer, RoleOperatorSupport}
+
+// RoleNamed returns a grantable built-in role.
+func RoleNamed(name string) (Role, bool) {
+	i := slices.IndexFunc(BuiltinRoles, func(r Role) bool { return r.Name == name })
+	if i < 0 {
+		return Role{}, false
+	}
+	return BuiltinRoles[i], true
+}
+
+// Resource is what a permission is exercised on: the whole service (no tenant: the tenant list,
+// onboarding), a tenant, or a part of one ("connector", "users/<oid>").
+type Resource struct {
+	Tenant core.TenantID
+	Path   string
+}
+
+// TenantResource is the whole of one tenant.
+func TenantResource(t core.TenantID) Resource { return Resource{Tenant: t} }
+
+func (r Resource) String() string {
+	if r.Tenant == "" {
+		return "service"
+	}
+	if r.Path == "" {
+		return "tenant/" + string(r.Tenant)
+	}
+	return "tenant/" + string(r.Tenant) + "/" + r.Path
+}
+
+// within reports whether r is scope or a part of it (a grant on "users" covers "users/<oid>").
+func (r Resource) within(scope string) bool {
+	return scope == "" || r.Path == scope || strings.HasPrefix(r.Path, scope+"/")
+}
+
+// Authorizer decides. Access is denied unless a rule below allows it: zero privileges by default.
+type Authorizer struct {
+	data           *Data
+	operatorTenant core.TenantID
+	now            func() time.Time
+}
+
+// NewAuthorizer decides with the grants in data; principals of operatorTenant are ConnectHub's staff.
+func NewAuthorizer(data *Data, operatorTenant core.TenantID, now func() time.Time) (*Authorizer, error) {
+	if data == nil || operatorTenant.Check() != nil || operatorTenant == core.ReservedTenant {
+		return nil, errors.New("access: the grants table and the operator tenant id are required")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Authorizer{data: data, operatorTenant: operatorTenant, now: now}, nil
+}
+
+// ErrDenied is the one answer to a principal that may not: it names neither the rule nor the tenant.
+var ErrDenied = apperr.New(apperr.Forbidden, "not allowed", nil)
+
+// Allow answers nil if p may exercise perm on res, ErrDenied if not, or a storage error (which the
+// caller must treat as a denial: it fails closed).
+func (a *Authorizer) Allow(ctx context.Context, p Principal, perm Permission, res Resource) error {
+	if p.Tenant.Check() != nil || p.ObjectID == "" {
+		return ErrDenied
+	}
+	if p.Tenant == a.operatorTenant {
+		return a.allowStaff(ctx, p, perm, res)
+	}
+	// A customer's principal acts in its own tenant only; nothing across tenants.
+	if res.Tenant != p.Tenant {
+		return ErrDenied
+	}
+	if !p.App && (p.HasAppRole(AppRoleTenantAdmin) || p.GlobalAdmin) && RoleTenantAdmin.Allows(perm) {
+		return nil
+	}
+	return a.allowGranted(ctx, p, perm, res)
+}
+
+func (a *Authorizer) allowStaff(ctx context.Context, p Principal, perm Permission, res Resource) error {
+	for _, r := range a.staffRoles(p) {
+		if !r.Allows(perm) {
+			continue
+		}
+		switch {
+		case res.Tenant == "": // the service as a whole: the tenant list, onboarding
+			return nil
+		case r.Name == RoleAutomation.Name: // billing and provisioning act on any tenant's lifecycle and licenses
+			return nil
+		case r.Name == RoleSecurityOfficer.Name: // keeps every tenant's authorisation log, records incidents
+			return nil
+		}
+	}
+	if res.Tenant == "" || p.App || !p.HasAppRole(AppRoleOperator) {
+		return ErrDenied
+	}
+	// Inside a tenant an operator holds only what a live, time-bound grant on that tenant gives.
+	return a.allowGranted(ctx, p, perm, res)
+}
+
+// staffRoles are the cross-tenant roles an operator-tenant principal's token gives.
+func (a *Authorizer) staffRoles(p Principal) []Role {
+	var out []Role
+	if !p.App && p.HasAppRole(AppRoleOperator) {
+		out = append(out, RoleOperator)
+	}
+	if !p.App && p.HasAppRole(AppRoleSecurityOfficer) {
+		out = append(out, RoleSecurityOfficer)
+	}
+	if p.App && p.HasAppRole(AppRoleAutomation) {
+		out = append(out, RoleAutomation)
+	}
+	return out
+}
+
+// allowGranted looks for a live grant in the resource's tenant: p's object id, a role allowing perm,
+// a scope covering the resource, not expired, and — for a principal of another tenant (an operator) —
+// granted to that principal's tenant.
+func (a *Authorizer) allowGranted(ctx context.Context, p Principal, perm Permission, res Resource) error {
+	now := a.now()
+	page, err := a.data.Authorisations.ListPrefix(ctx, res.Tenant, p.ObjectID+tables.KeySep, nil)
+	if err != nil {
+		return fmt.Errorf("read grants: %w", err)
+	}
+	for _, g := range page.Items {
+		role, ok := RoleNamed(g.Role)
+		if !ok || !role.Allows(perm) || !res.within(g.Scope) || g.PrincipalTenant != string(p.Tenant) {
+			continue
+		}
+		if !g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt) {
+			continue
+		}
+		return nil
+	}
+	return ErrDenied
+}
