@@ -1,4 +1,4 @@
-// Command connecthub is the operator's tool for ConnectHub's secrets and certificates. It works on the
+// Command connecthub is the operator's tool for ConnectHub's secrets, certificates and audit trails. It works on the
 // local encrypted secret file of `make run` (found through local.settings.json) and on Azure Key Vault
 // (with the operator's az login) through the same interface the app uses, and it never prints a secret
 // value or a private key.
@@ -9,6 +9,7 @@
 //	connecthub secrets delete --name N
 //	connecthub certs new-self-signed --name N [--subject CN=...] [--days 365] [--bits 2048] [--replace]
 //	connecthub certs show --name N [--pem]
+//	connecthub audit verify --tenant T [--tables-url URL]
 //
 // Every command takes --settings FILE (default local.settings.json) or --vault-url URL.
 package main
@@ -81,6 +82,7 @@ Usage: connecthub <group> <command> [flags]
   connecthub secrets delete --name N
   connecthub certs new-self-signed --name N [--subject CN=...] [--days 365] [--bits 2048] [--replace]
   connecthub certs show --name N [--pem]
+  connecthub audit verify --tenant T [--tables-url URL]
 
 Every command works on the local secret file named in local.settings.json (--settings FILE, the
 default when ./local.settings.json exists) or on Azure Key Vault (--vault-url https://<vault>.vault.azure.net,
@@ -100,6 +102,7 @@ var commands = []command{
 	{"secrets", "delete", "delete a secret (Key Vault: soft delete, then purge where allowed)", (*cli).deleteSecret},
 	{"certs", "new-self-signed", "create a self-signed RSA certificate for local use and store it", (*cli).newSelfSigned},
 	{"certs", "show", "show a stored certificate and its public PEM (never the key)", (*cli).showCert},
+	{"audit", "verify", "check a tenant's audit hash chain and print its head", (*cli).verifyAudit},
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {

@@ -79,7 +79,7 @@ func fillAll(e any) {
 			f.SetString("6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f")
 		case f.Kind() == reflect.String:
 			f.SetString("v")
-		case f.Kind() == reflect.Int:
+		case f.Kind() == reflect.Int || f.Kind() == reflect.Int64:
 			f.SetInt(1)
 		case f.Kind() == reflect.Bool:
 			f.SetBool(true)

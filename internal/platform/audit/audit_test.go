@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
@@ -63,7 +64,7 @@ func TestRecord(t *testing.T) {
 		}
 		want := audit.Entry{At: at, ActorID: actor.ID, ActorKind: "user", Action: "connector.set", TargetType: "connector",
 			TargetID: "ringcentral", Outcome: tt.wantOut, InvocationID: "inv"}
-		if len(m.entries) != 1 || m.entries[0] != want {
+		if len(m.entries) != 1 || !reflect.DeepEqual(m.entries[0], want) {
 			t.Errorf("%s: entries %+v, want %+v", tt.name, m.entries, want)
 		}
 	}
