@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/connecthub/connecthub/docs"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/platform/queue"
@@ -99,6 +100,7 @@ func (a *App) coreFunctions() []function {
 		{azfunc.HTTPRoute("GraphWebhook", "req", "res", a.graphWebhook), a.Intake},
 		{azfunc.HTTPRoute("GraphLifecycle", "req", "res", a.graphLifecycle), a.Intake},
 		{azfunc.HTTPRoute("Health", "req", "res", a.health), selfServed},
+		{azfunc.HTTPRoute("OpenAPI", "req", "res", a.openAPI), selfServed},
 		{azfunc.QueueRoute("ProcessNotification", "message", a.processNotification), a.ProcessNotification},
 		{azfunc.QueueRoute("ProcessLifecycle", "message", a.processLifecycle), a.ProcessLifecycle},
 		{azfunc.TimerRoute("RenewSubscriptions", "timer", a.renewSubscriptions), a.RenewSubscriptions},
@@ -214,4 +216,11 @@ func (a *App) health(ctx context.Context, _ *azfunc.HTTPRequest) azfunc.HTTPResp
 		status = http.StatusServiceUnavailable
 	}
 	return azfunc.HTTPResponse{StatusCode: status, Body: string(b), Headers: map[string]string{"Content-Type": "application/json"}}
+}
+
+// openAPI serves the OpenAPI document of every HTTP function, from the deployment itself: no CDN, no
+// third-party origin. It holds no tenant data, so it needs no key.
+func (a *App) openAPI(context.Context, *azfunc.HTTPRequest) azfunc.HTTPResponse {
+	return azfunc.HTTPResponse{StatusCode: http.StatusOK, Body: string(docs.OpenAPI),
+		Headers: map[string]string{"Content-Type": "application/json", "Cache-Control": "public, max-age=300"}}
 }

@@ -39,7 +39,7 @@ func TestGraphWebhookOutcomes(t *testing.T) {
 			t.Parallel()
 			called := false
 			a := &App{MaxBodyBytes: 1024, Intake: intakeFunc(func(context.Context, bool, []byte) error { called = true; return tt.intake })}
-			r := azfunctest.Invoke(t, routeTable(t, a), azfunctest.Call{Function: "GraphWebhook", Method: "POST",
+			r := invoke(t, routeTable(t, a), azfunctest.Call{Function: "GraphWebhook", Method: "POST",
 				Query: tt.query, Headers: map[string][]string{"Content-Type": {"application/json"}}, Body: tt.body, MaxBody: 1024})
 			code, body, headers := r.Status, r.Body, r.Headers
 			if code != tt.want || body != tt.wantBody {
@@ -58,7 +58,7 @@ func TestHealth(t *testing.T) {
 		{Name: "tables", Probe: func(context.Context) error { return nil }},
 		{Name: "secrets", Probe: func(context.Context) error { return errors.New("vault https://kv-secret.vault.azure.net down") }},
 	}}
-	r := azfunctest.Invoke(t, routeTable(t, a), azfunctest.Call{Function: "Health"})
+	r := invoke(t, routeTable(t, a), azfunctest.Call{Function: "Health"})
 	code, body := r.Status, r.Body
 	if code != 503 {
 		t.Errorf("status = %d, want 503 when a check fails", code)

@@ -42,7 +42,7 @@ func TestConnectServiceUserRedirectsWithCookie(t *testing.T) {
 	f := &fakeSignIn{}
 	routes := routeTable(t, &App{Presence: PresenceServices{SignIn: f}})
 	tenant := "6F1B3C1E-2D4A-4B5C-8D9E-0A1B2C3D4E5F"
-	r := azfunctest.Invoke(t, routes, getCall("ConnectServiceUser", map[string]string{"tenantId": tenant}, nil, nil))
+	r := invoke(t, routes, getCall("ConnectServiceUser", map[string]string{"tenantId": tenant}, nil, nil))
 	code, h := r.Status, r.Headers
 	if code != http.StatusFound || !strings.HasPrefix(h["Location"], "https://login.example/") {
 		t.Errorf("answer %d, headers %v", code, h)
@@ -56,7 +56,7 @@ func TestConnectServiceUserRedirectsWithCookie(t *testing.T) {
 	if f.began != core.TenantID(strings.ToLower(tenant)) {
 		t.Errorf("began for %q", f.began)
 	}
-	if code := azfunctest.Invoke(t, routes, getCall("ConnectServiceUser", map[string]string{"tenantId": "nope"}, nil, nil)).Status; code != http.StatusBadRequest {
+	if code := invoke(t, routes, getCall("ConnectServiceUser", map[string]string{"tenantId": "nope"}, nil, nil)).Status; code != http.StatusBadRequest {
 		t.Errorf("bad tenant id = %d", code)
 	}
 }
@@ -77,7 +77,7 @@ func TestAuthCallback(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := &fakeSignIn{err: tt.err}
-			r := azfunctest.Invoke(t, routeTable(t, &App{Presence: PresenceServices{SignIn: f}}), getCall("AuthCallback", nil,
+			r := invoke(t, routeTable(t, &App{Presence: PresenceServices{SignIn: f}}), getCall("AuthCallback", nil,
 				map[string]string{"state": "st", "code": "cd"}, map[string]string{"Cookie": "a=b; connecthub_signin=nonce-123; c=d"}))
 			code, body, h := r.Status, r.Body, r.Headers
 			if code != tt.wantStatus {

@@ -91,7 +91,7 @@ type httpCall struct {
 
 func invokeHTTP(t *testing.T, a *App, c httpCall) (int, string, map[string]string) {
 	t.Helper()
-	r := azfunctest.Invoke(t, routeTable(t, a), azfunctest.Call{Function: c.function, Method: c.method,
+	r := invoke(t, routeTable(t, a), azfunctest.Call{Function: c.function, Method: c.method,
 		Params: c.params, Query: c.query, Headers: c.headers, Body: c.body})
 	return r.Status, r.Body, r.Headers
 }
@@ -220,7 +220,7 @@ func TestTenantAdminActorCarriesInvocationID(t *testing.T) {
 	t.Parallel()
 	f := &fakeAdmin{}
 	a := &App{Tenants: TenantServices{Admin: f}}
-	r := azfunctest.Invoke(t, routeTable(t, a), azfunctest.Call{Function: "SuspendTenant", Method: "POST",
+	r := invoke(t, routeTable(t, a), azfunctest.Call{Function: "SuspendTenant", Method: "POST",
 		Params: map[string]string{"tenantId": tenantA}, InvocationID: "5f0c7d2e-inv"})
 	if r.Status != http.StatusOK {
 		t.Fatalf("SuspendTenant = %d", r.Status)
