@@ -3,7 +3,9 @@ package access_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken"
@@ -86,6 +89,7 @@ func TestAuthenticate(t *testing.T) {
 type fixture struct {
 	az    *access.Authorizer
 	clock *clock.Fake
+	log   *audit.Log
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -97,11 +101,28 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	az, err := access.NewAuthorizer(access.OpenData(env.DB), operators, clk.Now)
+	log := audit.OpenLog(env.DB)
+	trail := audit.Trail{Table: log, Now: clk.Now, Log: slog.New(slog.DiscardHandler)}
+	az, err := access.NewAuthorizer(access.OpenData(env.DB), operators, trail, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{az: az, clock: clk}
+	return &fixture{az: az, clock: clk, log: log}
+}
+
+// entries lists the tenant's authorisation log: its audit entries of actions access.*, oldest first.
+func (f *fixture) entries(t *testing.T, tenant core.TenantID) []string {
+	t.Helper()
+	page, err := f.log.List(ctx, tenant, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for i := len(page.Items) - 1; i >= 0; i-- {
+		e := page.Items[i]
+		out = append(out, e.Action+" "+e.TargetType+" "+e.TargetID+" by "+e.ActorID+": "+e.Outcome)
+	}
+	return out
 }
 
 var (
@@ -299,5 +320,22 @@ func TestOperatorAccessIsGrantedByAnOfficerAndEndsByItself(t *testing.T) {
 	}
 	if allowed(f, operatorP, access.TenantRead, a) {
 		t.Error("operator access survived the tenant admin's revocation")
+	}
+	// The authorisation log: every attempt, refused ones included, in the tenant's audit trail.
+	want := []string{
+		"access.approve grant:OperatorSupport " + operator + " by " + operator + ": denied",
+		"access.approve grant:OperatorSupport " + operator + " by " + adminA + ": denied",
+		"access.approve grant:OperatorSupport " + operator + " by " + officer + ": denied",
+		"access.approve grant:OperatorSupport " + operator + " by " + officer + ": denied",
+		"access.approve grant:OperatorSupport " + officer + " by " + officer + ": denied",
+		"access.approve grant:OperatorSupport " + operator + " by " + officer + ": success",
+		"access.approve grant:OperatorSupport " + operator + " by " + officer + ": success",
+		"access.revoke grant:OperatorSupport " + operator + " by " + adminA + ": success",
+	}
+	got := f.entries(t, tenantA)
+	// The first two refusals ran in map order: compare them as a set.
+	if len(got) != len(want) || strings.Join(got[2:], "\n") != strings.Join(want[2:], "\n") ||
+		!(got[0] == want[0] && got[1] == want[1] || got[0] == want[1] && got[1] == want[0]) {
+		t.Errorf("authorisation log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -29,6 +29,11 @@ type GrantRequest struct {
 // Grant records req in tenant on behalf of granter, who must hold AccessGrant there and every permission
 // of the role granted (nobody hands out more than they hold).
 func (a *Authorizer) Grant(ctx context.Context, granter Principal, tenant core.TenantID, req GrantRequest) (Authorisation, error) {
+	g, err := a.grant(ctx, granter, tenant, req)
+	return g, a.record(ctx, tenant, granter, "access.grant", req.Role, req.PrincipalID, err)
+}
+
+func (a *Authorizer) grant(ctx context.Context, granter Principal, tenant core.TenantID, req GrantRequest) (Authorisation, error) {
 	res := TenantResource(tenant)
 	if err := a.Allow(ctx, granter, AccessGrant, res); err != nil {
 		return Authorisation{}, err
@@ -66,6 +71,12 @@ func (a *Authorizer) Grant(ctx context.Context, granter Principal, tenant core.T
 // the tenant admin sees every such grant in the tenant's list.
 func (a *Authorizer) ApproveOperatorAccess(ctx context.Context, officer Principal, tenant core.TenantID, operatorID string,
 	d time.Duration, justification string) (Authorisation, error) {
+	g, err := a.approve(ctx, officer, tenant, operatorID, d, justification)
+	return g, a.record(ctx, tenant, officer, "access.approve", RoleOperatorSupport.Name, operatorID, err)
+}
+
+func (a *Authorizer) approve(ctx context.Context, officer Principal, tenant core.TenantID, operatorID string,
+	d time.Duration, justification string) (Authorisation, error) {
 	if err := a.Allow(ctx, officer, AccessApprove, TenantResource(tenant)); err != nil {
 		return Authorisation{}, err
 	}
@@ -96,6 +107,10 @@ func (a *Authorizer) ApproveOperatorAccess(ctx context.Context, officer Principa
 // Revoke deletes a grant: a tenant admin (AccessGrant) revokes the tenant's own grants and may end an
 // operator's access early; a security officer (AccessApprove) revokes operator grants.
 func (a *Authorizer) Revoke(ctx context.Context, by Principal, tenant core.TenantID, principalID, role string) error {
+	return a.record(ctx, tenant, by, "access.revoke", role, principalID, a.revoke(ctx, by, tenant, principalID, role))
+}
+
+func (a *Authorizer) revoke(ctx context.Context, by Principal, tenant core.TenantID, principalID, role string) error {
 	allowed := a.Allow(ctx, by, AccessGrant, TenantResource(tenant)) == nil ||
 		(role == RoleOperatorSupport.Name && a.Allow(ctx, by, AccessApprove, TenantResource(tenant)) == nil)
 	if !allowed {
@@ -144,4 +159,21 @@ func validScope(s string) error {
 		}
 	}
 	return nil
+}
+
+// record writes a change to grants into the tenant's audit trail — denied attempts too — and answers
+// the change's own error, or the trail's when the change succeeded but could not be recorded. The
+// target is the grant: its role in the target type and the principal's object id as the target (so a
+// person's export and erasure find it); a string that is not an object id is not kept.
+func (a *Authorizer) record(ctx context.Context, tenant core.TenantID, by Principal, action, role, principalID string, err error) error {
+	targetType := "grant"
+	if _, ok := RoleNamed(role); ok {
+		targetType = "grant:" + role
+	}
+	target, perr := core.ParseObjectID(principalID)
+	if perr != nil {
+		target = ""
+	}
+	_, invocation := core.InvocationOf(ctx)
+	return a.log.Record(ctx, tenant, by.Actor(invocation), action, targetType, target, err)
 }

@@ -104,17 +104,26 @@ type Authorizer struct {
 	data           *Data
 	operatorTenant core.TenantID
 	now            func() time.Time
+	// log is the authorisation log: every grant, approval and revocation is an entry of the tenant's
+	// audit trail (actions access.*), readable by the tenant admin and security officers.
+	log Recorder
+}
+
+// Recorder appends an entry to a tenant's audit trail (audit.Trail).
+type Recorder interface {
+	Record(ctx context.Context, tenant core.TenantID, a core.Actor, action, targetType, targetID string, err error) error
 }
 
 // NewAuthorizer decides with the grants in data; principals of operatorTenant are ConnectHub's staff.
-func NewAuthorizer(data *Data, operatorTenant core.TenantID, now func() time.Time) (*Authorizer, error) {
-	if data == nil || operatorTenant.Check() != nil || operatorTenant == core.ReservedTenant {
-		return nil, errors.New("access: the grants table and the operator tenant id are required")
+// Changes to grants are recorded through log.
+func NewAuthorizer(data *Data, operatorTenant core.TenantID, log Recorder, now func() time.Time) (*Authorizer, error) {
+	if data == nil || log == nil || operatorTenant.Check() != nil || operatorTenant == core.ReservedTenant {
+		return nil, errors.New("access: the grants table, the audit trail and the operator tenant id are required")
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &Authorizer{data: data, operatorTenant: operatorTenant, now: now}, nil
+	return &Authorizer{data: data, operatorTenant: operatorTenant, now: now, log: log}, nil
 }
 
 // ErrDenied is the one answer to a principal that may not: it names neither the rule nor the tenant.
