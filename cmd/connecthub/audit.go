@@ -57,12 +57,12 @@ func (c *cli) verifyAudit(ctx context.Context, args []string) error {
 
 // tablesFlags pick the table storage: the local settings' Azurite, or an account URL with az login.
 type tablesFlags struct {
-	sf        *storeFlags // --settings (its --vault-url is not used here)
+	sf        *storeFlags // --settings
 	tablesURL string
 }
 
 func newTablesFlags(c *cli, name, synopsis, about string) (*flag.FlagSet, *tablesFlags) {
-	fs, sf := c.newFlags(name, synopsis, about)
+	fs, sf := c.newLocalFlags(name, synopsis, about, "local settings file naming the local Azurite")
 	t := &tablesFlags{sf: sf}
 	fs.StringVar(&t.tablesURL, "tables-url", "", "table storage account URL (https://<account>.table.core.windows.net); uses az login")
 	return fs, t

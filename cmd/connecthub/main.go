@@ -10,6 +10,7 @@
 //	connecthub certs new-self-signed --name N [--subject CN=...] [--days 365] [--bits 2048] [--replace]
 //	connecthub certs show --name N [--pem]
 //	connecthub audit verify --tenant T [--tables-url URL]
+//	connecthub dev-token --tenant T --user U [--role R]... (make run only)
 //
 // Every command takes --settings FILE (default local.settings.json) or --vault-url URL.
 package main
@@ -83,6 +84,7 @@ Usage: connecthub <group> <command> [flags]
   connecthub certs new-self-signed --name N [--subject CN=...] [--days 365] [--bits 2048] [--replace]
   connecthub certs show --name N [--pem]
   connecthub audit verify --tenant T [--tables-url URL]
+  connecthub dev-token --tenant T --user U [--role R]... [--app] [--global-admin] [--minutes 60]
 
 Every command works on the local secret file named in local.settings.json (--settings FILE, the
 default when ./local.settings.json exists) or on Azure Key Vault (--vault-url https://<vault>.vault.azure.net,
@@ -103,6 +105,7 @@ var commands = []command{
 	{"certs", "new-self-signed", "create a self-signed RSA certificate for local use and store it", (*cli).newSelfSigned},
 	{"certs", "show", "show a stored certificate and its public PEM (never the key)", (*cli).showCert},
 	{"audit", "verify", "check a tenant's audit hash chain and print its head", (*cli).verifyAudit},
+	{"dev-token", "", "print an admin API token from make run's development issuer (local only)", (*cli).devToken},
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {
@@ -124,6 +127,9 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	if len(inGroup) == 0 {
 		fmt.Fprint(c.stderr, topUsage)
 		return usagef("unknown command %q", group)
+	}
+	if len(inGroup) == 1 && inGroup[0].name == "" { // a command of one word, e.g. dev-token
+		return inGroup[0].run(c, ctx, args[1:])
 	}
 	if len(args) < 2 || isHelp(args[1]) {
 		var b strings.Builder
@@ -157,11 +163,17 @@ type storeFlags struct {
 
 // newFlags makes a command's flag set with its usage text and the store flags.
 func (c *cli) newFlags(name, synopsis, about string) (*flag.FlagSet, *storeFlags) {
+	fs, sf := c.newLocalFlags(name, synopsis, about, "local settings file naming the local secret file and its key")
+	fs.StringVar(&sf.vaultURL, "vault-url", "", "Azure Key Vault URL (https://<vault>.vault.azure.net); uses az login")
+	return fs, sf
+}
+
+// newLocalFlags makes a flag set with --settings only (commands that use no secret store).
+func (c *cli) newLocalFlags(name, synopsis, about, settingsUsage string) (*flag.FlagSet, *storeFlags) {
 	fs := flag.NewFlagSet("connecthub "+name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	sf := &storeFlags{fs: fs}
-	fs.StringVar(&sf.settings, "settings", "local.settings.json", "local settings file naming the local secret file and its key")
-	fs.StringVar(&sf.vaultURL, "vault-url", "", "Azure Key Vault URL (https://<vault>.vault.azure.net); uses az login")
+	fs.StringVar(&sf.settings, "settings", "local.settings.json", settingsUsage)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: connecthub %s\n\n%s\n\nFlags:\n", synopsis, about)
 		fs.PrintDefaults()

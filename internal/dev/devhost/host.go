@@ -74,6 +74,9 @@ type Host struct {
 	timerMu  sync.Mutex
 	timerRun map[string]bool
 	timerLst map[string]time.Time
+
+	// dev is the development token issuer (devissuer.go).
+	dev *devIssuer
 }
 
 // New loads the app; Start runs it.
@@ -91,6 +94,9 @@ func New(opts Options) (*Host, error) {
 	h := &Host{opts: opts, app: app, log: opts.Log, queues: map[string]*Queue{},
 		client:   &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second}},
 		timerRun: map[string]bool{}, timerLst: map[string]time.Time{}}
+	if h.dev, err = newDevIssuer(opts.Settings["CONNECTHUB_APP_ID"], opts.MasterKey); err != nil {
+		return nil, err
+	}
 	for _, f := range app.Functions {
 		// The real host's per-function switch: app setting AzureWebJobs.<Name>.Disabled=true.
 		if v := opts.Settings["AzureWebJobs."+f.Name+".Disabled"]; strings.EqualFold(v, "true") || v == "1" {
@@ -317,8 +323,12 @@ func (h *Host) invoke(ctx context.Context, f *Function, envelope []byte) (*invok
 	return &res, nil
 }
 
-// serveMain serves /api/<route> and the admin endpoints.
+// serveMain serves /api/<route>, the admin endpoints and the development token issuer.
 func (h *Host) serveMain(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, devIssuerPrefix) {
+		h.dev.serve(w, r, "http://"+r.Host)
+		return
+	}
 	if name, ok := strings.CutPrefix(r.URL.Path, "/admin/functions/"); ok {
 		h.serveAdminInvoke(w, r, name)
 		return
