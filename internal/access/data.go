@@ -5,8 +5,6 @@ package access
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
@@ -69,55 +67,26 @@ func (a *Authorisation) SetRowKey(rk string) error {
 
 // Export lists the person's grants, and the grants the person made as an admin.
 func (d *Data) Export(ctx context.Context, tenant core.TenantID, userID string) ([]tables.Record, error) {
-	var out []tables.Record
-	for a, err := range d.Authorisations.All(ctx, tenant, nil) {
-		if err != nil {
-			return nil, fmt.Errorf("list authorisations: %w", err)
-		}
-		if a.PrincipalID == userID || a.GrantedBy == userID {
-			rec, err := d.Authorisations.Record(a)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, rec)
-		}
-	}
-	return out, nil
+	return d.Authorisations.ExportWhere(ctx, tenant, func(a *Authorisation) bool {
+		return a.PrincipalID == userID || a.GrantedBy == userID
+	})
 }
 
 // Erase revokes the person's grants and takes the person's id out of the grants they made (the audit
 // trail keeps who granted what).
 func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
-	var mine, granted []string
-	for a, err := range d.Authorisations.All(ctx, tenant, &tables.ListOptions{Select: []string{"GrantedBy"}}) {
-		if err != nil {
-			return 0, fmt.Errorf("list authorisations: %w", err)
-		}
-		rk, err := AuthorisationKey(a.PrincipalID, a.Role)
-		if err != nil {
-			return 0, err
-		}
-		switch {
-		case a.PrincipalID == userID:
-			mine = append(mine, rk)
-		case a.GrantedBy == userID:
-			granted = append(granted, rk)
-		}
+	return d.Authorisations.EraseWhere(ctx, tenant,
+		func(a *Authorisation) bool { return a.PrincipalID == userID },
+		func(a *Authorisation) bool { return scrub(&a.GrantedBy, userID) })
+}
+
+// scrub blanks *field if it holds id, and says whether it did.
+func scrub(field *string, id string) bool {
+	if *field != id {
+		return false
 	}
-	n, err := d.Authorisations.DeleteBatch(ctx, tenant, mine)
-	if err != nil {
-		return n, fmt.Errorf("delete authorisations: %w", err)
-	}
-	for _, rk := range granted {
-		if _, err := d.Authorisations.Update(ctx, tenant, rk, func(a *Authorisation) error {
-			a.GrantedBy = ""
-			return nil
-		}); err != nil && !errors.Is(err, tables.ErrNotFound) {
-			return n, fmt.Errorf("update authorisation: %w", err)
-		}
-		n++
-	}
-	return n, nil
+	*field = ""
+	return true
 }
 
 // Answers names the tables a person's export and erasure cover here.

@@ -4,8 +4,6 @@ package privacy
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -49,45 +47,19 @@ func (i *Incident) SetRowKey(rk string) error { i.ID = rk; return nil }
 // Export lists the incidents whose summary names the person. Summaries refer to people by object id,
 // never by name (the operator's rule, the reason the summary is sealed anyway), so the id finds them.
 func (d *Data) Export(ctx context.Context, tenant core.TenantID, userID string) ([]tables.Record, error) {
-	var out []tables.Record
-	for i, err := range d.Incidents.All(ctx, tenant, nil) {
-		if err != nil {
-			return nil, fmt.Errorf("list incidents: %w", err)
-		}
-		if strings.Contains(i.Summary, userID) {
-			rec, err := d.Incidents.Record(i)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, rec)
-		}
-	}
-	return out, nil
+	return d.Incidents.ExportWhere(ctx, tenant, func(i *Incident) bool { return strings.Contains(i.Summary, userID) })
 }
 
 // Erase keeps the incidents — the record of a breach must be kept (GDPR Art. 33(5)) — and takes the
 // person's id out of their summaries.
 func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
-	var ids []string
-	for i, err := range d.Incidents.All(ctx, tenant, nil) {
-		if err != nil {
-			return 0, fmt.Errorf("list incidents: %w", err)
+	return d.Incidents.EraseWhere(ctx, tenant, nil, func(i *Incident) bool {
+		if !strings.Contains(i.Summary, userID) {
+			return false
 		}
-		if strings.Contains(i.Summary, userID) {
-			ids = append(ids, i.ID)
-		}
-	}
-	n := 0
-	for _, id := range ids {
-		if _, err := d.Incidents.Update(ctx, tenant, id, func(i *Incident) error {
-			i.Summary = strings.ReplaceAll(i.Summary, userID, "[erased]")
-			return nil
-		}); err != nil && !errors.Is(err, tables.ErrNotFound) {
-			return n, fmt.Errorf("update incident: %w", err)
-		}
-		n++
-	}
-	return n, nil
+		i.Summary = strings.ReplaceAll(i.Summary, userID, "[erased]")
+		return true
+	})
 }
 
 // Answers names the tables a person's export and erasure cover here.

@@ -2,7 +2,6 @@ package tenants
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -148,55 +147,21 @@ func (b *BillingSnapshot) SetRowKey(rk string) error {
 
 // Export lists the person's licenses, and the licenses the person assigned as an admin.
 func (d *Data) Export(ctx context.Context, tenant core.TenantID, userID string) ([]tables.Record, error) {
-	var out []tables.Record
-	for l, err := range d.Licenses.All(ctx, tenant, nil) {
-		if err != nil {
-			return nil, fmt.Errorf("list licenses: %w", err)
-		}
-		if l.UserID == userID || l.AssignedBy == userID {
-			rec, err := d.Licenses.Record(l)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, rec)
-		}
-	}
-	return out, nil
+	return d.Licenses.ExportWhere(ctx, tenant, func(l *Assignment) bool { return l.UserID == userID || l.AssignedBy == userID })
 }
 
 // Erase deletes the person's licenses and takes the person's id out of the licenses they assigned
 // (the audit trail keeps who assigned what). Billing rows hold counts only.
 func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
-	var mine, assigned []string
-	for l, err := range d.Licenses.All(ctx, tenant, &tables.ListOptions{Select: []string{"AssignedBy"}}) {
-		if err != nil {
-			return 0, fmt.Errorf("list licenses: %w", err)
-		}
-		rk, err := LicenseKey(l.Product, l.UserID)
-		if err != nil {
-			return 0, err
-		}
-		switch {
-		case l.UserID == userID:
-			mine = append(mine, rk)
-		case l.AssignedBy == userID:
-			assigned = append(assigned, rk)
-		}
-	}
-	n, err := d.Licenses.DeleteBatch(ctx, tenant, mine)
-	if err != nil {
-		return n, fmt.Errorf("delete licenses: %w", err)
-	}
-	for _, rk := range assigned {
-		if _, err := d.Licenses.Update(ctx, tenant, rk, func(l *Assignment) error {
+	return d.Licenses.EraseWhere(ctx, tenant,
+		func(l *Assignment) bool { return l.UserID == userID },
+		func(l *Assignment) bool {
+			if l.AssignedBy != userID {
+				return false
+			}
 			l.AssignedBy = ""
-			return nil
-		}); err != nil && !errors.Is(err, tables.ErrNotFound) {
-			return n, fmt.Errorf("update license: %w", err)
-		}
-		n++
-	}
-	return n, nil
+			return true
+		})
 }
 
 // Answers names the tables a person's export and erasure cover here.

@@ -223,20 +223,7 @@ func (a *Log) List(ctx context.Context, tenant core.TenantID, opts *tables.ListO
 
 // Export lists the audit entries that name the person, as actor or as target.
 func (a *Log) Export(ctx context.Context, tenant core.TenantID, userID string) ([]tables.Record, error) {
-	var out []tables.Record
-	for e, err := range a.t.All(ctx, tenant, nil) {
-		if err != nil {
-			return nil, fmt.Errorf("list audit: %w", err)
-		}
-		if e.ActorID == userID || e.TargetID == userID {
-			rec, err := a.t.Record(e)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, rec)
-		}
-	}
-	return out, nil
+	return a.t.ExportWhere(ctx, tenant, func(e *Entry) bool { return e.ActorID == userID || e.TargetID == userID })
 }
 
 // Erase keeps the audit trail whole — what was done, when, with which outcome, and its hash chain —
@@ -244,40 +231,21 @@ func (a *Log) Export(ctx context.Context, tenant core.TenantID, userID string) (
 // erasure, and drops the salt of the id's digest, so the entries still read as one (erased)
 // principal's and no longer lead to the person. It is the only change an entry ever sees.
 func (a *Log) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
-	var keys []string
-	for e, err := range a.t.All(ctx, tenant, &tables.ListOptions{Select: []string{"ActorID", "TargetID"}}) {
-		if err != nil {
-			return 0, fmt.Errorf("list audit: %w", err)
-		}
-		if e.ActorID == userID || e.TargetID == userID {
-			keys = append(keys, e.ID)
-		}
-	}
-	if len(keys) == 0 {
-		return 0, nil
-	}
 	var r [8]byte
 	_, _ = rand.Read(r[:])
 	pseudonym := "erased-" + hex.EncodeToString(r[:])
-	n := 0
-	for _, id := range keys {
-		_, err := a.t.Update(ctx, tenant, id, func(e *Entry) error {
-			// The digest stays (the chain's hash covers it); without its salt it no longer leads to the
-			// person.
-			if e.ActorID == userID {
-				e.ActorID, e.ActorSalt = pseudonym, nil
-			}
-			if e.TargetID == userID {
-				e.TargetID, e.TargetSalt = pseudonym, nil
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, tables.ErrNotFound) {
-			return n, fmt.Errorf("pseudonymise audit entry: %w", err)
+	return a.t.EraseWhere(ctx, tenant, nil, func(e *Entry) bool {
+		// The digest stays (the chain's hash covers it); without its salt it no longer leads to the
+		// person.
+		changed := false
+		if e.ActorID == userID {
+			e.ActorID, e.ActorSalt, changed = pseudonym, nil, true
 		}
-		n++
-	}
-	return n, nil
+		if e.TargetID == userID {
+			e.TargetID, e.TargetSalt, changed = pseudonym, nil, true
+		}
+		return changed
+	})
 }
 
 // Answers names the tables a person's export and erasure cover here.

@@ -116,34 +116,12 @@ func (l *ParkingLot) Sweep(ctx context.Context, t registry.Tenant, now time.Time
 
 // Export lists the tenant's parked messages whose body names the person.
 func (l *ParkingLot) Export(ctx context.Context, tenant core.TenantID, userID string) ([]tables.Record, error) {
-	var out []tables.Record
-	for p, err := range l.t.All(ctx, tenant, nil) {
-		if err != nil {
-			return nil, fmt.Errorf("list parked messages: %w", err)
-		}
-		if strings.Contains(p.Body, userID) {
-			rec, err := l.t.Record(p)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, rec)
-		}
-	}
-	return out, nil
+	return l.t.ExportWhere(ctx, tenant, func(p *Parked) bool { return strings.Contains(p.Body, userID) })
 }
 
 // Erase deletes the tenant's parked messages whose body names the person.
 func (l *ParkingLot) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
-	var keys []string
-	for p, err := range l.t.All(ctx, tenant, nil) {
-		if err != nil {
-			return 0, fmt.Errorf("list parked messages: %w", err)
-		}
-		if strings.Contains(p.Body, userID) {
-			keys = append(keys, p.ID)
-		}
-	}
-	return l.t.DeleteBatch(ctx, tenant, keys)
+	return l.t.EraseWhere(ctx, tenant, func(p *Parked) bool { return strings.Contains(p.Body, userID) }, nil)
 }
 
 func truncate(s string, n int) string {

@@ -1,9 +1,14 @@
 package tables
 
 import (
+	"context"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"reflect"
 	"time"
+
+	"github.com/connecthub/connecthub/internal/core"
 )
 
 // Record is one stored row as a person's export shows it: the table, the row key, and every field of
@@ -43,4 +48,56 @@ func (t *Table[E, P]) Record(e E) (Record, error) {
 		}
 	}
 	return Record{Table: t.name, Key: rk, Fields: fields}, nil
+}
+
+// ExportWhere lists, as records, the tenant's rows for which match holds: a module's answer to a
+// person's export, with match naming the fields that can hold the person's id.
+func (t *Table[E, P]) ExportWhere(ctx context.Context, tenant core.TenantID, match func(*E) bool) ([]Record, error) {
+	var out []Record
+	for e, err := range t.All(ctx, tenant, nil) {
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", t.name, err)
+		}
+		if match(&e) {
+			rec, err := t.Record(e)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, rec)
+		}
+	}
+	return out, nil
+}
+
+// EraseWhere is a module's answer to a person's erasure: it deletes the tenant's rows for which remove
+// holds, and rewrites those that must stay but name the person with scrub, which changes the row in
+// place and reports whether it did (nil: nothing stays). It answers how many rows went or changed.
+func (t *Table[E, P]) EraseWhere(ctx context.Context, tenant core.TenantID, remove func(*E) bool, scrub func(*E) bool) (int, error) {
+	var gone, changed []string
+	for e, err := range t.All(ctx, tenant, nil) {
+		if err != nil {
+			return 0, fmt.Errorf("list %s: %w", t.name, err)
+		}
+		rk, err := P(&e).RowKey()
+		if err != nil {
+			return 0, err
+		}
+		switch {
+		case remove != nil && remove(&e):
+			gone = append(gone, rk)
+		case scrub != nil && scrub(&e):
+			changed = append(changed, rk)
+		}
+	}
+	n, err := t.DeleteBatch(ctx, tenant, gone)
+	if err != nil {
+		return n, fmt.Errorf("erase from %s: %w", t.name, err)
+	}
+	for _, rk := range changed {
+		if _, err := t.Update(ctx, tenant, rk, func(e *E) error { scrub(e); return nil }); err != nil && !errors.Is(err, ErrNotFound) {
+			return n, fmt.Errorf("erase from %s: %w", t.name, err)
+		}
+		n++
+	}
+	return n, nil
 }
