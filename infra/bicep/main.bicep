@@ -48,6 +48,9 @@ param appName string = 'connecthub'
 @maxLength(36)
 param entraAppId string
 
+@description('ConnectHub\'s own Entra tenant id: its users and apps with ConnectHub.* app roles are staff (admin API).')
+param operatorTenantId string
+
 @description('geoReplication: messages and metadata replicated (preview). geoDr: alias with metadata only (GA). See the README (admin section).')
 @allowed([
   'geoReplication'
@@ -350,6 +353,7 @@ module functionApp './modules/functionapp.bicep' = {
     settings: {
       serviceBusNamespace: '${names.serviceBus}.servicebus.windows.net'
       entraAppId: entraAppId
+      operatorTenantId: operatorTenantId
       version: appVersion
       handlerDeadlineSeconds: handlerDeadlineSeconds
       notificationCertNames: notificationCertNames

@@ -14,6 +14,7 @@ param dataPrimaryRegion = 'northeurope'
 
 param appName = 'connecthub'
 param entraAppId = readEnvironmentVariable('CONNECTHUB_APP_ID')
+param operatorTenantId = readEnvironmentVariable('CONNECTHUB_OPERATOR_TENANT_ID')
 param appVersion = readEnvironmentVariable('CONNECTHUB_VERSION', 'unversioned')
 
 param serviceBusDrMode = 'geoReplication'

@@ -75,6 +75,7 @@ var appSettings = {
   CONNECTHUB_ENVIRONMENT: 'azure'
   CONNECTHUB_REGION: location
   CONNECTHUB_APP_ID: settings.entraAppId
+  CONNECTHUB_OPERATOR_TENANT_ID: settings.operatorTenantId
   CONNECTHUB_VERSION: settings.version
   CONNECTHUB_INVOCATION_TIMEOUT: '${settings.handlerDeadlineSeconds}s'
   CONNECTHUB_NOTIFICATION_CERT_NAMES: join(settings.notificationCertNames, ',')

@@ -234,6 +234,11 @@ func (h *Host) startChild(ctx context.Context) error {
 		"CONNECTHUB_DEVHOST_QUEUE_URL="+h.queueURL,
 		"CONNECTHUB_DEVHOST_QUEUE_TOKEN="+h.token,
 	)
+	// The admin API trusts devhost's development token issuer unless the settings name another (the
+	// handler refuses it outside local mode).
+	if h.opts.Settings["CONNECTHUB_ADMIN_OPENID_CONFIGURATION_URL"] == "" {
+		env = append(env, "CONNECTHUB_ADMIN_OPENID_CONFIGURATION_URL=http://"+h.mainAddr+DevIssuerConfigPath)
+	}
 	cmd.Env = env
 	out := h.opts.Output
 	if out == nil {

@@ -9,8 +9,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -37,8 +39,13 @@ const (
 	KeyDevhostQueueURL        = "CONNECTHUB_DEVHOST_QUEUE_URL"   // local: set by devhost for its child
 	KeyDevhostQueueToken      = "CONNECTHUB_DEVHOST_QUEUE_TOKEN" // local: set by devhost for its child
 
-	KeyGraphBaseURL      = "GRAPH_BASE_URL"
-	KeyOpenIDConfigURL   = "CONNECTHUB_OPENID_CONFIGURATION_URL"
+	KeyGraphBaseURL    = "GRAPH_BASE_URL"
+	KeyOpenIDConfigURL = "CONNECTHUB_OPENID_CONFIGURATION_URL"
+	// KeyAdminOpenIDConfigURL is the OpenID configuration whose keys sign the admin API's access tokens:
+	// Entra ID's in Azure (the default), devhost's development issuer on make run (devhost sets it).
+	KeyAdminOpenIDConfigURL = "CONNECTHUB_ADMIN_OPENID_CONFIGURATION_URL"
+	// KeyOperatorTenantID is ConnectHub's own Entra tenant: its users with ConnectHub.* roles are staff.
+	KeyOperatorTenantID  = "CONNECTHUB_OPERATOR_TENANT_ID"
 	KeyNotificationCerts = "CONNECTHUB_NOTIFICATION_CERT_NAMES" // secret names, current first, then previous
 )
 
@@ -73,6 +80,8 @@ var coreKeys = []Key{
 	{KeyDevhostQueueToken, true, "local: devhost queue endpoint token (set by devhost)"},
 	{KeyGraphBaseURL, false, "Microsoft Graph base URL (overridable for tests and sovereign clouds)"},
 	{KeyOpenIDConfigURL, false, "OpenID configuration whose keys sign Graph validation tokens"},
+	{KeyAdminOpenIDConfigURL, true, "OpenID configuration whose keys sign admin API tokens (Entra ID; devhost's development issuer locally)"},
+	{KeyOperatorTenantID, false, "ConnectHub's own Entra tenant id: its users and apps with ConnectHub.* app roles are staff"},
 	{KeyNotificationCerts, false, "secret names of the notification encryption certificates, current first"},
 }
 
@@ -120,9 +129,11 @@ type Config struct {
 	DevhostQueueURL        string
 	DevhostQueueToken      string
 
-	GraphBaseURL      string
-	OpenIDConfigURL   string
-	NotificationCerts []string
+	GraphBaseURL         string
+	OpenIDConfigURL      string
+	AdminOpenIDConfigURL string
+	OperatorTenantID     string
+	NotificationCerts    []string
 
 	Presence Presence
 	Tenants  Tenants
@@ -165,6 +176,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		DevhostQueueToken:      get(KeyDevhostQueueToken),
 		GraphBaseURL:           get(KeyGraphBaseURL),
 		OpenIDConfigURL:        get(KeyOpenIDConfigURL),
+		AdminOpenIDConfigURL:   get(KeyAdminOpenIDConfigURL),
+		OperatorTenantID:       strings.ToLower(get(KeyOperatorTenantID)),
 	}
 	for _, n := range strings.Split(get(KeyNotificationCerts), ",") {
 		if n = strings.TrimSpace(n); n != "" {
@@ -182,6 +195,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if c.OpenIDConfigURL == "" {
 		c.OpenIDConfigURL = "https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration"
+	}
+	if c.AdminOpenIDConfigURL == "" {
+		c.AdminOpenIDConfigURL = "https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration"
 	}
 
 	port, err := intOr(get(KeyPort), 0)
@@ -218,6 +234,15 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	if err := checkURL(KeyOpenIDConfigURL, c.OpenIDConfigURL); err != nil {
 		errs = append(errs, err)
 	}
+	if err := checkURL(KeyAdminOpenIDConfigURL, c.AdminOpenIDConfigURL); err != nil {
+		errs = append(errs, err)
+	}
+	if c.OperatorTenantID == "" && c.Environment == Local {
+		c.OperatorTenantID = DevOperatorTenant
+	}
+	if !guidRE.MatchString(c.OperatorTenantID) || c.OperatorTenantID == "00000000-0000-0000-0000-000000000000" {
+		errs = append(errs, fmt.Errorf("%s: want ConnectHub's own Entra tenant id (a GUID), got %q", KeyOperatorTenantID, c.OperatorTenantID))
+	}
 
 	switch c.Environment {
 	case Local:
@@ -241,6 +266,11 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		}
 		if c.ServiceBusNamespace == "" {
 			errs = append(errs, fmt.Errorf("%s is required in azure mode", KeyServiceBusNamespace))
+		}
+		// The development token issuer signs for anyone on the machine who asks: it must never be
+		// trusted in Azure.
+		if u, err := url.Parse(c.AdminOpenIDConfigURL); err == nil && (u.Scheme != "https" || isLoopback(u.Hostname())) {
+			errs = append(errs, fmt.Errorf("%s must be Entra ID's https configuration in azure mode; the development issuer is for local use only", KeyAdminOpenIDConfigURL))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("%s: want local or azure, got %q", KeyEnvironment, c.Environment))
@@ -276,4 +306,17 @@ func checkURL(key, v string) error {
 		return fmt.Errorf("%s: not an absolute http(s) URL", key)
 	}
 	return nil
+}
+
+// DevOperatorTenant is the operator tenant of make run when the local settings name none.
+const DevOperatorTenant = "0e0e0e0e-0000-4000-8000-0000000000ff"
+
+var guidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -8,7 +8,7 @@ import (
 
 func TestLoadPresence(t *testing.T) {
 	t.Parallel()
-	azure := map[string]string{KeyEnvironment: "azure", KeyTablesConnectionString: "", KeyTablesAccountURL: "https://a.table.core.windows.net",
+	azure := map[string]string{KeyEnvironment: "azure", KeyOperatorTenantID: "0e0e0e0e-0000-4000-8000-0000000000ff", KeyTablesConnectionString: "", KeyTablesAccountURL: "https://a.table.core.windows.net",
 		KeyKeyVaultURL: "https://v.vault.azure.net", KeyServiceBusNamespace: "sb.servicebus.windows.net"}
 	with := func(base map[string]string, k, v string) map[string]string {
 		m := map[string]string{k: v}
