@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
@@ -43,17 +44,21 @@ type setupHandler func(ctx context.Context, s ConnectorAdmin, a core.Actor, tena
 // connectorRoutes are the tenant admin's presence set-up functions; all need a function key and record
 // the X-ConnectHub-Actor in the audit trail like the operator actions.
 func (a *App) connectorFunctions() []function {
-	op := func(name string, h setupHandler) function {
+	op := func(name string, g guard, h setupHandler) function {
 		return function{azfunc.HTTPRoute(name, "req", "res", func(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
-			return a.setupOp(ctx, r, h)
+			return a.setupOp(ctx, r, g, h)
 		}), a.Connector.Admin}
 	}
+	read := guard{perm: access.ConnectorRead, scope: "connector"}
+	write := guard{perm: access.ConnectorWrite, scope: "connector"}
+	userRead := guard{perm: access.ConnectorRead, scope: "users/{userId}"}
+	userWrite := guard{perm: access.ConnectorWrite, scope: "users/{userId}"}
 	return []function{
-		op("GetConnector", func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
+		op("GetConnector", read, func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			v, err := s.GetConnector(ctx, id)
 			return http.StatusOK, toConnectorJSON(v), err
 		}),
-		op("SetConnector", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+		op("SetConnector", write, func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			var body struct {
 				Kind         string `json:"kind"`
 				ClientID     string `json:"clientId"`
@@ -69,18 +74,18 @@ func (a *App) connectorFunctions() []function {
 				ClientSecret: body.ClientSecret, JWT: body.JWT, URL: body.URL, Secret: body.Secret})
 			return http.StatusOK, toConnectorJSON(v), err
 		}),
-		op("DeleteConnector", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
+		op("DeleteConnector", write, func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			return http.StatusNoContent, nil, s.DeleteConnector(ctx, actor, id)
 		}),
-		op("TestConnector", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
+		op("TestConnector", write, func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			res, err := s.TestConnector(ctx, actor, id)
 			return http.StatusOK, testJSON{Kind: res.Kind, OK: res.OK, Code: res.Code, Message: res.Message, TestedAt: res.TestedAt}, err
 		}),
-		op("GetUserExtension", func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+		op("GetUserExtension", userRead, func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			e, err := s.GetUserExtension(ctx, id, r.Params["userId"])
 			return http.StatusOK, toExtensionJSON(e), err
 		}),
-		op("SetUserExtension", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+		op("SetUserExtension", userWrite, func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			var body struct {
 				ExtensionID string `json:"extensionId"`
 			}
@@ -90,10 +95,10 @@ func (a *App) connectorFunctions() []function {
 			e, err := s.SetUserExtension(ctx, actor, id, r.Params["userId"], body.ExtensionID)
 			return http.StatusOK, toExtensionJSON(e), err
 		}),
-		op("DeleteUserExtension", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+		op("DeleteUserExtension", userWrite, func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			return http.StatusNoContent, nil, s.DeleteUserExtension(ctx, actor, id, r.Params["userId"])
 		}),
-		op("ListExtensions", func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+		op("ListExtensions", guard{perm: access.ConnectorRead, scope: "users"}, func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			size := 0
 			if v := r.Query.Get("pageSize"); v != "" {
 				n, err := strconv.Atoi(v)
@@ -110,11 +115,11 @@ func (a *App) connectorFunctions() []function {
 			}
 			return http.StatusOK, out, err
 		}),
-		op("GetPresenceMapping", func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
+		op("GetPresenceMapping", read, func(ctx context.Context, s ConnectorAdmin, _ core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			m, err := s.GetMapping(ctx, id)
 			return http.StatusOK, mappingJSON(m), err
 		}),
-		op("SetPresenceMapping", func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+		op("SetPresenceMapping", write, func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			var body struct {
 				Overrides map[string]string `json:"overrides"`
 			}
@@ -128,8 +133,8 @@ func (a *App) connectorFunctions() []function {
 }
 
 // setupOp runs a set-up function of the presence capability.
-func (a *App) setupOp(ctx context.Context, r *azfunc.HTTPRequest, h setupHandler) azfunc.HTTPResponse {
-	return adminCall(ctx, r, maxSetupBody, func(ctx context.Context, actor core.Actor, id core.TenantID) (int, any, error) {
+func (a *App) setupOp(ctx context.Context, r *azfunc.HTTPRequest, g guard, h setupHandler) azfunc.HTTPResponse {
+	return a.adminCall(ctx, r, maxSetupBody, g, func(ctx context.Context, actor core.Actor, id core.TenantID) (int, any, error) {
 		return h(ctx, a.Connector.Admin, actor, id, r)
 	})
 }

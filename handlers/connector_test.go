@@ -50,7 +50,7 @@ func TestConnectorFunctions(t *testing.T) {
 	}
 
 	tp := map[string]string{"tenantId": string(tenant)}
-	actor := map[string][]string{ActorHeader: {operator}}
+	actor := map[string][]string{"Authorization": {"Bearer as:" + string(tenant) + ":" + operator}}
 	call := func(function, method string, params map[string]string, body string) (int, string) {
 		t.Helper()
 		code, out, _ := invokeHTTP(t, a, httpCall{function: function, method: method, params: params, headers: actor, body: body})
@@ -143,7 +143,8 @@ func TestConnectorFunctionsTransport(t *testing.T) {
 	}{
 		{"bad tenant id", &App{Connector: ConnectorServices{Admin: &setup.Service{}}}, httpCall{function: "SetConnector", method: "PUT", params: map[string]string{"tenantId": "contoso"}}, 400, "tenant id must be a GUID"},
 		{"body too large", &App{Connector: ConnectorServices{Admin: &setup.Service{}}}, httpCall{function: "SetPresenceMapping", method: "PUT", params: tp, body: `{"overrides":{"` + strings.Repeat("x", 17<<10) + `":"Busy"}}`}, 413, "too large"},
-		{"bad actor", &App{Connector: ConnectorServices{Admin: &setup.Service{}}}, httpCall{function: "DeleteConnector", method: "DELETE", params: tp, headers: map[string][]string{ActorHeader: {"ada@contoso.example"}}}, 400, ActorHeader},
+		{"no token", &App{Connector: ConnectorServices{Admin: &setup.Service{}}}, httpCall{function: "DeleteConnector", method: "DELETE", params: tp, headers: map[string][]string{"Authorization": {""}}}, 401, "a bearer token is required"},
+		{"another tenant's admin", &App{Connector: ConnectorServices{Admin: &setup.Service{}}}, httpCall{function: "DeleteConnector", method: "DELETE", params: tp, headers: map[string][]string{"Authorization": {"Bearer as:" + otherTenant + ":" + operator}}}, 403, "not allowed"},
 	} {
 		code, body, _ := invokeHTTP(t, tt.a, tt.call)
 		if code != tt.want || !strings.Contains(body, tt.body) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/docs"
+	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/platform/queue"
@@ -62,6 +63,25 @@ type App struct {
 	Presence  PresenceServices
 	Tenants   TenantServices
 	Connector ConnectorServices
+	// Access decides who may call the admin functions: a bearer token names the caller, and the
+	// caller's roles and grants say what they may do (internal/access).
+	Access AccessServices
+}
+
+// AccessServices are who is calling and what they may do.
+type AccessServices struct {
+	Authenticate Authenticator
+	Authorize    Authorizer
+}
+
+// Authenticator names the caller from the Authorization header (access.Authenticator).
+type Authenticator interface {
+	Authenticate(authorization string) (access.Principal, error)
+}
+
+// Authorizer decides (access.Authorizer).
+type Authorizer interface {
+	Allow(ctx context.Context, p access.Principal, perm access.Permission, res access.Resource) error
 }
 
 // function is one route and the service its handler calls.
@@ -88,6 +108,9 @@ func (a *App) Routes() ([]azfunc.Route, error) {
 			missing = append(missing, f.route.Name)
 		}
 		routes = append(routes, f.route)
+	}
+	if a.Access.Authenticate == nil || a.Access.Authorize == nil {
+		missing = append(missing, "the admin functions' access decisions (Access)")
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("build route table: no service wired for %s", strings.Join(missing, ", "))

@@ -104,6 +104,9 @@ func complete(a *App) *App {
 	if a.Tenants.Admin == nil {
 		a.Tenants.Admin = struct{ TenantAdmin }{}
 	}
+	if a.Access.Authenticate == nil {
+		a.Access = AccessServices{Authenticate: testAccess{}, Authorize: testAccess{}}
+	}
 	return a
 }
 

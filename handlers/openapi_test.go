@@ -85,10 +85,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	if doc.OpenAPI != "3.1.0" {
 		t.Errorf("openapi = %q, want 3.1.0", doc.OpenAPI)
 	}
-	for _, s := range []string{"functionKeyHeader", "functionKeyQuery"} {
-		if _, ok := doc.Comps.SecuritySchemes[s]; !ok {
-			t.Errorf("security scheme %s missing", s)
-		}
+	if _, ok := doc.Comps.SecuritySchemes["bearer"]; !ok {
+		t.Error("security scheme bearer missing")
 	}
 
 	routes := map[string]bool{}
@@ -115,9 +113,14 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		if len(op.Responses) == 0 {
 			t.Errorf("%s: no responses documented", f.name)
 		}
-		keyed := op.Security != nil && len(*op.Security) > 0
-		if keyed != (f.authLevel != "anonymous") {
-			t.Errorf("%s: authLevel %s but the document says function key = %v", f.name, f.authLevel, keyed)
+		// No HTTP function takes the host's function key any more: the admin functions check a bearer
+		// token themselves, the public ones take none.
+		if f.authLevel != "anonymous" {
+			t.Errorf("%s: authLevel %s; tenant data must never be reachable with a function key", f.name, f.authLevel)
+		}
+		bearer := op.Security != nil && len(*op.Security) == 1 && (*op.Security)[0]["bearer"] != nil
+		if bearer == publicFunctions[f.name] {
+			t.Errorf("%s: the document says bearer = %v, but the function is public = %v", f.name, bearer, publicFunctions[f.name])
 		}
 		for _, seg := range strings.Split(f.path, "/") {
 			if strings.HasPrefix(seg, "{") && !documentsParam(doc, op, strings.Trim(seg, "{}")) {

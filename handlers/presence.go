@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
@@ -56,6 +57,9 @@ func (a *App) getPresenceStatus(ctx context.Context, r *azfunc.HTTPRequest) azfu
 		return errorJSON(ctx, err)
 	}
 	ctx = core.WithTenant(ctx, tenant)
+	if _, err := a.authorize(ctx, r, guard{perm: access.TenantRead, scope: "presence"}, tenant); err != nil {
+		return errorJSON(ctx, err)
+	}
 	st, err := a.Presence.Status.Status(ctx, tenant)
 	if err != nil {
 		return errorJSON(ctx, err)
@@ -69,6 +73,9 @@ func (a *App) connectServiceUser(ctx context.Context, r *azfunc.HTTPRequest) azf
 		return presenceError(ctx, err)
 	}
 	ctx = core.WithTenant(ctx, tenant)
+	if _, err := a.authorize(ctx, r, guard{perm: access.ServiceUsersWrite}, tenant); err != nil {
+		return presenceError(ctx, err)
+	}
 	authURL, nonce, err := a.Presence.SignIn.Begin(ctx, tenant)
 	if err != nil {
 		return presenceError(ctx, err)
@@ -117,5 +124,9 @@ func presenceError(ctx context.Context, err error) azfunc.HTTPResponse {
 	if status >= 500 {
 		azfunc.Logger(ctx).Error("presence function failed", "error", err)
 	}
-	return azfunc.HTTPResponse{StatusCode: status, Body: apperr.PublicMessage(err), Headers: map[string]string{"Content-Type": "text/plain; charset=utf-8"}}
+	res := azfunc.HTTPResponse{StatusCode: status, Body: apperr.PublicMessage(err), Headers: map[string]string{"Content-Type": "text/plain; charset=utf-8"}}
+	if status == http.StatusUnauthorized {
+		res.Headers["WWW-Authenticate"] = bearerChallenge(err)
+	}
+	return res
 }

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
@@ -33,10 +35,8 @@ type TenantServices struct {
 	Admin TenantAdmin // AdminConsentCallback, StartOnboarding, GetTenant, Suspend/Cancel/ReactivateTenant, SetTenantLicenses, Assign/UnassignLicense
 }
 
-// ActorHeader names the operator performing an admin action (an Entra object id) for the audit trail.
 // Until the role-based admin API, the function key is the authorisation; without the header the audit
 // records the key as the actor.
-const ActorHeader = "X-ConnectHub-Actor"
 
 // maxAdminBody bounds the JSON bodies of the admin functions (a few small fields).
 const maxAdminBody = 4 << 10
@@ -45,14 +45,14 @@ const maxAdminBody = 4 << 10
 // customer's admin arrives from Microsoft's redirect, authenticated by the one-time state); the operator
 // actions require a function key.
 func (a *App) tenantFunctions() []function {
-	op := func(name string, h func(context.Context, TenantAdmin, core.Actor, core.TenantID, *azfunc.HTTPRequest) (int, any, error)) function {
+	op := func(name string, g guard, h func(context.Context, TenantAdmin, core.Actor, core.TenantID, *azfunc.HTTPRequest) (int, any, error)) function {
 		return function{azfunc.HTTPRoute(name, "req", "res", func(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
-			return a.tenantOp(ctx, r, h)
+			return a.tenantOp(ctx, r, g, h)
 		}), a.Tenants.Admin}
 	}
 	return []function{
 		{azfunc.HTTPRoute("AdminConsentCallback", "req", "res", a.adminConsentCallback), a.Tenants.Admin},
-		op("StartOnboarding", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+		op("StartOnboarding", guard{perm: access.TenantCreate, service: true}, func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			var body struct {
 				PurchasedLicenses int    `json:"purchasedLicenses"`
 				HomeRegion        string `json:"homeRegion"`
@@ -63,23 +63,23 @@ func (a *App) tenantFunctions() []function {
 			ob, err := s.StartOnboarding(ctx, actor, id, tenants.OnboardingRequest{PurchasedLicenses: body.PurchasedLicenses, HomeRegion: body.HomeRegion})
 			return http.StatusCreated, onboardingJSON{ConsentURL: ob.ConsentURL, ExpiresAt: ob.ExpiresAt}, err
 		}),
-		op("GetTenant", func(ctx context.Context, s TenantAdmin, _ core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
+		op("GetTenant", guard{perm: access.TenantRead}, func(ctx context.Context, s TenantAdmin, _ core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			v, err := s.Get(ctx, id)
 			return http.StatusOK, toTenantJSON(v), err
 		}),
-		op("SuspendTenant", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
+		op("SuspendTenant", guard{perm: access.TenantLifecycle}, func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			v, err := s.Suspend(ctx, actor, id)
 			return http.StatusOK, toTenantJSON(v), err
 		}),
-		op("CancelTenant", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
+		op("CancelTenant", guard{perm: access.TenantLifecycle}, func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			v, err := s.Cancel(ctx, actor, id)
 			return http.StatusOK, toTenantJSON(v), err
 		}),
-		op("ReactivateTenant", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
+		op("ReactivateTenant", guard{perm: access.TenantLifecycle}, func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			v, err := s.Reactivate(ctx, actor, id)
 			return http.StatusOK, toTenantJSON(v), err
 		}),
-		op("SetTenantLicenses", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+		op("SetTenantLicenses", guard{perm: access.LicensesPurchase}, func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			var body struct {
 				Purchased *int `json:"purchased"`
 			}
@@ -92,20 +92,20 @@ func (a *App) tenantFunctions() []function {
 			v, err := s.SetPurchasedLicenses(ctx, actor, id, *body.Purchased)
 			return http.StatusOK, toTenantJSON(v), err
 		}),
-		op("AssignLicense", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+		op("AssignLicense", guard{perm: access.LicensesWrite, scope: "users/{userId}"}, func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			l, err := s.Assign(ctx, actor, id, r.Params["userId"])
 			return http.StatusOK, licenseJSON{UserID: l.UserID, AssignedAt: l.AssignedAt, AssignedBy: l.AssignedBy,
 				PurchasedLicenses: l.Purchased, AssignedLicenses: l.Assigned}, err
 		}),
-		op("UnassignLicense", func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+		op("UnassignLicense", guard{perm: access.LicensesWrite, scope: "users/{userId}"}, func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			return http.StatusNoContent, nil, s.Unassign(ctx, actor, id, r.Params["userId"])
 		}),
 	}
 }
 
 // tenantOp runs an operator action of the tenant capability.
-func (a *App) tenantOp(ctx context.Context, r *azfunc.HTTPRequest, h func(context.Context, TenantAdmin, core.Actor, core.TenantID, *azfunc.HTTPRequest) (int, any, error)) azfunc.HTTPResponse {
-	return adminCall(ctx, r, maxAdminBody, func(ctx context.Context, actor core.Actor, id core.TenantID) (int, any, error) {
+func (a *App) tenantOp(ctx context.Context, r *azfunc.HTTPRequest, g guard, h func(context.Context, TenantAdmin, core.Actor, core.TenantID, *azfunc.HTTPRequest) (int, any, error)) azfunc.HTTPResponse {
+	return a.adminCall(ctx, r, maxAdminBody, g, func(ctx context.Context, actor core.Actor, id core.TenantID) (int, any, error) {
 		return h(ctx, a.Tenants.Admin, actor, id, r)
 	})
 }
@@ -113,7 +113,18 @@ func (a *App) tenantOp(ctx context.Context, r *azfunc.HTTPRequest, h func(contex
 // adminCall is what every tenant-scoped admin function does around its service call: cap the body,
 // parse the tenant id (and stamp it on the context's log lines), name the actor, and encode the answer
 // or the error as JSON.
-func adminCall(ctx context.Context, r *azfunc.HTTPRequest, maxBody int, call func(context.Context, core.Actor, core.TenantID) (int, any, error)) azfunc.HTTPResponse {
+// guard is what an admin function needs: a permission on the tenant of its path, or on a part of it
+// (scope, which may name a path parameter: "users/{userId}"), or on the service as a whole.
+type guard struct {
+	perm    access.Permission
+	scope   string
+	service bool // the resource is the service (onboarding a new tenant)
+}
+
+// adminCall runs an admin function: body cap, the tenant of the path, then who is calling (a bearer
+// token: 401 without a valid one) and whether they may (403), and only then call, with the caller as
+// the audit trail's actor.
+func (a *App) adminCall(ctx context.Context, r *azfunc.HTTPRequest, maxBody int, g guard, call func(context.Context, core.Actor, core.TenantID) (int, any, error)) azfunc.HTTPResponse {
 	if len(r.Body) > maxBody {
 		return errorJSON(ctx, apperr.New(apperr.TooLarge, "body too large", nil))
 	}
@@ -122,11 +133,11 @@ func adminCall(ctx context.Context, r *azfunc.HTTPRequest, maxBody int, call fun
 		return errorJSON(ctx, err)
 	}
 	ctx = core.WithTenant(ctx, id)
-	actor, err := requestActor(ctx, r)
+	p, err := a.authorize(ctx, r, g, id)
 	if err != nil {
 		return errorJSON(ctx, err)
 	}
-	status, body, err := call(ctx, actor, id)
+	status, body, err := call(ctx, p.Actor(azfunc.InvocationID(ctx)), id)
 	if err != nil {
 		return errorJSON(ctx, err)
 	}
@@ -136,18 +147,24 @@ func adminCall(ctx context.Context, r *azfunc.HTTPRequest, maxBody int, call fun
 	return azfunc.JSON(status, body)
 }
 
-// requestActor is who performs an admin action, for the audit trail: the operator named by ActorHeader,
-// else the function key.
-func requestActor(ctx context.Context, r *azfunc.HTTPRequest) (core.Actor, error) {
-	v := r.Header(ActorHeader)
-	if v == "" {
-		return core.Actor{ID: "function-key", Kind: "key", InvocationID: azfunc.InvocationID(ctx)}, nil
-	}
-	uid, err := tenants.ParseUserID(v)
+// authorize answers who is calling and checks they may exercise g on tenant.
+func (a *App) authorize(ctx context.Context, r *azfunc.HTTPRequest, g guard, tenant core.TenantID) (access.Principal, error) {
+	p, err := a.Access.Authenticate.Authenticate(r.Header("Authorization"))
 	if err != nil {
-		return core.Actor{}, apperr.New(apperr.Invalid, ActorHeader+" must be the operator's Entra object id", nil)
+		return access.Principal{}, err
 	}
-	return core.Actor{ID: uid, Kind: "user", InvocationID: azfunc.InvocationID(ctx)}, nil
+	res := access.Resource{Tenant: tenant, Path: g.scope}
+	for k, v := range r.Params {
+		res.Path = strings.ReplaceAll(res.Path, "{"+k+"}", strings.ToLower(v))
+	}
+	if g.service {
+		res = access.Resource{}
+	}
+	if err := a.Access.Authorize.Allow(ctx, p, g.perm, res); err != nil {
+		azfunc.Logger(ctx).InfoContext(ctx, "admin call refused", "principal", p.ID(), "permission", string(g.perm))
+		return access.Principal{}, err
+	}
+	return p, nil
 }
 
 func decodeJSONBody(r *azfunc.HTTPRequest, v any) error {
@@ -164,7 +181,20 @@ func errorJSON(ctx context.Context, err error) azfunc.HTTPResponse {
 	if status >= 500 {
 		azfunc.Logger(ctx).Error("admin action failed", "error", err)
 	}
-	return azfunc.JSON(status, map[string]string{"error": apperr.PublicMessage(err)})
+	res := azfunc.JSON(status, map[string]string{"error": apperr.PublicMessage(err)})
+	if status == http.StatusUnauthorized {
+		res.Headers["WWW-Authenticate"] = bearerChallenge(err)
+	}
+	return res
+}
+
+// bearerChallenge is RFC 6750's answer to a request without a usable token: error="invalid_token"
+// when one was presented, the bare scheme when none was.
+func bearerChallenge(err error) string {
+	if apperr.PublicMessage(err) == "a bearer token is required" {
+		return `Bearer realm="connecthub"`
+	}
+	return `Bearer realm="connecthub", error="invalid_token"`
 }
 
 type onboardingJSON struct {

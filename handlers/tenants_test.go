@@ -122,7 +122,8 @@ func TestTenantAdminFunctions(t *testing.T) {
 		{"unknown body field", httpCall{function: "SetTenantLicenses", method: "PUT", params: tp, body: `{"purchased":1,"price":9}`}, 400, "", "documented fields"},
 		{"missing purchased", httpCall{function: "SetTenantLicenses", method: "PUT", params: tp, body: `{}`}, 400, "", "purchased is required"},
 		{"body too large", httpCall{function: "StartOnboarding", method: "POST", params: tp, body: `{"homeRegion":"` + strings.Repeat("x", 5000) + `"}`}, 413, "", "too large"},
-		{"bad actor header", httpCall{function: "SuspendTenant", method: "POST", params: tp, headers: map[string][]string{ActorHeader: {"ada@contoso.example"}}}, 400, "", ActorHeader},
+		{"no token", httpCall{function: "SuspendTenant", method: "POST", params: tp, headers: map[string][]string{"Authorization": {""}}}, 401, "", "a bearer token is required"},
+		{"another tenant's caller", httpCall{function: "SuspendTenant", method: "POST", params: tp, headers: map[string][]string{"Authorization": {"Bearer as:" + otherTenant + ":" + userA}}}, 403, "", "not allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,14 +149,11 @@ func TestTenantAdminActorAndErrors(t *testing.T) {
 	f := &fakeAdmin{}
 	a := &App{Tenants: TenantServices{Admin: f}}
 	call := httpCall{function: "CancelTenant", method: "POST", params: map[string]string{"tenantId": tenantA}}
+	// The actor is the token's principal, never a header the caller chose.
+	call.headers = map[string][]string{"Authorization": {"Bearer as:" + tenantA + ":" + userA}, "X-ConnectHub-Actor": {operator}}
 	invokeHTTP(t, a, call)
-	if f.actor != (core.Actor{ID: "function-key", Kind: "key"}) {
-		t.Errorf("actor without header = %+v", f.actor)
-	}
-	call.headers = map[string][]string{strings.ToLower(ActorHeader): {strings.ToUpper(operator)}}
-	invokeHTTP(t, a, call)
-	if f.actor != (core.Actor{ID: operator, Kind: "user"}) {
-		t.Errorf("actor with header = %+v", f.actor)
+	if f.actor != (core.Actor{ID: userA, Kind: "user"}) {
+		t.Errorf("actor = %+v, want the token's user", f.actor)
 	}
 
 	for _, tc := range []struct {

@@ -23,7 +23,8 @@ const (
 	TenantCreate      Permission = "tenant.create"      // start onboarding
 	TenantRead        Permission = "tenant.read"        // the tenant's state, licenses and status
 	TenantLifecycle   Permission = "tenant.lifecycle"   // suspend, cancel, reactivate
-	LicensesWrite     Permission = "licenses.write"     // purchased count, assign, unassign
+	LicensesPurchase  Permission = "licenses.purchase"  // how many licenses the tenant bought (billing)
+	LicensesWrite     Permission = "licenses.write"     // assign and unassign users' licenses
 	ConnectorRead     Permission = "connector.read"     // the PBX connector (no secret), extensions, mapping
 	ConnectorWrite    Permission = "connector.write"    // set, test, delete the connector and the mapping
 	ServiceUsersWrite Permission = "serviceusers.write" // connect delegated service users
@@ -59,7 +60,7 @@ var (
 	RoleOperatorSupport = Role{"OperatorSupport", []Permission{TenantRead, ConnectorRead, AuditRead}}
 	RoleOperator        = Role{"Operator", []Permission{TenantsList}}
 	RoleSecurityOfficer = Role{"SecurityOfficer", []Permission{TenantsList, AccessRead, AccessApprove, IncidentsWrite}}
-	RoleAutomation      = Role{"Automation", []Permission{TenantsList, TenantCreate, TenantRead, TenantLifecycle, LicensesWrite}}
+	RoleAutomation      = Role{"Automation", []Permission{TenantsList, TenantCreate, TenantRead, TenantLifecycle, LicensesPurchase}}
 )
 
 // BuiltinRoles are the roles that can be granted by name.

@@ -92,6 +92,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 		}
 	}()
 
+	access, err := w.wireAccess(ctx, validator)
+	if err != nil {
+		return nil, fmt.Errorf("wire access: %w", err)
+	}
+
 	lookup := w.Store.NewSubscriptionLookup(registry.LookupOptions{})
 	// A suspended tenant's items are dropped here at once on this instance and within the state TTL on
 	// the others (registry.DefaultTenantStateTTL); the worker re-reads the state before any push.
@@ -104,7 +109,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	}
 	w.App = &handlers.App{
 		Version: cfg.Version, Build: Build, Region: cfg.Region, MaxBodyBytes: cfg.MaxBodyBytes,
-		Intake: w.Intake, ProcessNotification: w.notifications,
+		Intake: w.Intake, ProcessNotification: w.notifications, Access: access,
 		Checks: []handlers.Check{
 			{Name: "tables", Probe: func(ctx context.Context) error {
 				_, err := w.Store.Tenants.Get(ctx, healthProbeTenant)

@@ -143,18 +143,22 @@ func (h *Host) Start(ctx context.Context) error {
 	h.sideSrv = &http.Server{Handler: http.HandlerFunc(h.serveQueueEndpoint), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = h.sideSrv.Serve(side) }()
 
-	h.ready = make(chan struct{})
-	if err := h.startChild(ctx); err != nil {
-		h.Stop()
-		return err
-	}
-
+	// The main address is bound before the handler starts (the handler is told the development
+	// issuer's URL on it) but served only once the handler is ready; early connections wait in the
+	// listen backlog.
 	main, err := net.Listen("tcp", h.opts.Addr)
 	if err != nil {
 		h.Stop()
 		return fmt.Errorf("listen %s: %w", h.opts.Addr, err)
 	}
 	h.mainAddr = main.Addr().String()
+
+	h.ready = make(chan struct{})
+	if err := h.startChild(ctx); err != nil {
+		_ = main.Close()
+		h.Stop()
+		return err
+	}
 	h.mainSrv = &http.Server{Handler: http.HandlerFunc(h.serveMain), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = h.mainSrv.Serve(main) }()
 

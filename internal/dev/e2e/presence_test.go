@@ -182,8 +182,9 @@ func (e *presenceEnv) connectServiceUser(t testing.TB) {
 	e.auth.SignIn(string(e.tenant), serviceUserID, "presence-svc@contoso.example")
 	browser := &http.Client{Transport: e.auth.Client().Transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, _ := http.NewRequest(http.MethodGet, e.s.host.URL()+"/api/tenants/"+string(e.tenant)+"/serviceusers/connect", nil)
-	req.Header.Set("x-functions-key", "fk")
+	u := e.s.host.URL() + "/api/tenants/" + string(e.tenant) + "/serviceusers/connect"
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Header.Set("Authorization", "Bearer "+bearerFor(t, u))
 	resp, err := browser.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -306,7 +307,7 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 		get := func(path, key string) (int, string) {
 			req, _ := http.NewRequest(http.MethodGet, e.s.host.URL()+path, nil)
 			if key != "" {
-				req.Header.Set("x-functions-key", key)
+				req.Header.Set("Authorization", "Bearer "+bearerFor(t, e.s.host.URL()+path))
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -325,7 +326,7 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 			t.Errorf("presence status = %+v", st)
 		}
 		if code, _ := get("/api/tenants/"+string(e.tenant)+"/presence", ""); code != http.StatusUnauthorized {
-			t.Errorf("without a function key = %d, want 401", code)
+			t.Errorf("without a token = %d, want 401", code)
 		}
 		if code, _ := get("/api/tenants/00000000-0000-4000-8000-0000000000ff/presence", "fk"); code != http.StatusNotFound {
 			t.Errorf("unknown tenant = %d, want 404", code)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,9 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/dev/devhost"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
+	"github.com/connecthub/connecthub/internal/platform/config"
 	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tables"
@@ -25,7 +29,8 @@ import (
 
 const e2eOperator = "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c"
 
-// call makes an HTTP request to the host, with the function key unless key is "".
+// call makes an HTTP request to the host: as "fk" (the caller the test means) with a bearer token
+// from devhost's development issuer, unless key is "" (no token).
 func call(t testing.TB, method, u, key, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, u, strings.NewReader(body))
@@ -33,8 +38,7 @@ func call(t testing.TB, method, u, key, body string) (int, string) {
 		t.Fatal(err)
 	}
 	if key != "" {
-		req.Header.Set("x-functions-key", key)
-		req.Header.Set("X-ConnectHub-Actor", e2eOperator)
+		req.Header.Set("Authorization", "Bearer "+bearerFor(t, u))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -44,6 +48,42 @@ func call(t testing.TB, method, u, key, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// bearerFor mints, through devhost's development issuer, the token of whoever acts on u in these tests:
+// ConnectHub's billing automation (an app of the operator tenant) for onboarding, lifecycle and
+// purchased licenses, the tenant's admin for everything else. Both carry e2eOperator as their object
+// id, so the audit trail names one actor.
+func bearerFor(t testing.TB, u string) string {
+	t.Helper()
+	parsed, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := devhost.DevTokenRequest{User: e2eOperator}
+	_, rest, _ := strings.Cut(parsed.Path, "/api/tenants/")
+	tenant, action, _ := strings.Cut(rest, "/")
+	switch action {
+	case "onboarding", "suspend", "cancel", "reactivate", "licenses":
+		req.Tenant, req.App, req.Roles = config.DevOperatorTenant, true, []string{access.AppRoleAutomation}
+	default:
+		req.Tenant, req.Roles = tenant, []string{access.AppRoleTenantAdmin}
+	}
+	b, _ := json.Marshal(req)
+	hr, _ := http.NewRequest(http.MethodPost, parsed.Scheme+"://"+parsed.Host+"/devissuer/token", bytes.NewReader(b))
+	hr.Header.Set("x-functions-key", "mk")
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.AccessToken == "" {
+		t.Fatalf("development token: %d %v", resp.StatusCode, err)
+	}
+	return out.AccessToken
 }
 
 // Onboarding by admin consent and an operator action, through devhost and the real handler binary.

@@ -97,6 +97,8 @@ func main() {
 		Presence:  handlers.PresenceServices{SignIn: struct{ handlers.ServiceUserSignIn }{}, Status: struct{ handlers.PresenceStatus }{}},
 		Connector: handlers.ConnectorServices{Admin: struct{ handlers.ConnectorAdmin }{}},
 		Tenants:   handlers.TenantServices{Admin: struct{ handlers.TenantAdmin }{}},
+		Access: handlers.AccessServices{Authenticate: struct{ handlers.Authenticator }{},
+			Authorize: struct{ handlers.Authorizer }{}},
 	}
 	routes, err := a.Routes()
 	if err != nil {
