@@ -183,11 +183,20 @@ func (e *presenceEnv) connectServiceUser(t testing.TB) {
 	browser := &http.Client{Transport: e.auth.Client().Transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	u := e.s.host.URL() + "/api/tenants/" + string(e.tenant) + "/serviceusers/connect"
-	req, _ := http.NewRequest(http.MethodGet, u, nil)
-	req.Header.Set("Authorization", "Bearer "+bearerFor(t, u))
-	resp, err := browser.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	// The first admin call after start may find the token issuer's keys still loading (503): retry.
+	var resp *http.Response
+	var req *http.Request
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		req, _ = http.NewRequest(http.MethodGet, u, nil)
+		req.Header.Set("Authorization", "Bearer "+bearerFor(t, u))
+		if resp, err = browser.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+		resp.Body.Close()
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusFound {
@@ -304,19 +313,7 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 
 	u1, ext1 := e.users[0], e.ext[e.users[0]]
 	t.Run("admin API reports the tenant's presence status", func(t *testing.T) {
-		get := func(path, key string) (int, string) {
-			req, _ := http.NewRequest(http.MethodGet, e.s.host.URL()+path, nil)
-			if key != "" {
-				req.Header.Set("Authorization", "Bearer "+bearerFor(t, e.s.host.URL()+path))
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			return resp.StatusCode, string(b)
-		}
+		get := func(path, key string) (int, string) { return call(t, http.MethodGet, e.s.host.URL()+path, key, "") }
 		code, body := get("/api/tenants/"+string(e.tenant)+"/presence", "fk")
 		var st struct{ Licensed, ServiceUsers, ServiceUsersNeeded, ServiceUsersMissing, Subscriptions int }
 		if err := json.Unmarshal([]byte(body), &st); code != http.StatusOK || err != nil {

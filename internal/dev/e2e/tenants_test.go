@@ -30,8 +30,20 @@ import (
 const e2eOperator = "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c"
 
 // call makes an HTTP request to the host: as "fk" (the caller the test means) with a bearer token
-// from devhost's development issuer, unless key is "" (no token).
+// from devhost's development issuer, unless key is "" (no token). Right after start the handler may
+// still be loading the issuer's keys and answers 503, as it tells any client to retry: so does this.
 func call(t testing.TB, method, u, key, body string) (int, string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		code, out := callOnce(t, method, u, key, body)
+		if code != http.StatusServiceUnavailable || !strings.Contains(out, "signing keys are loading") || time.Now().After(deadline) {
+			return code, out
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func callOnce(t testing.TB, method, u, key, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, u, strings.NewReader(body))
 	if err != nil {
