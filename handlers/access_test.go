@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/core"
@@ -101,4 +102,60 @@ type reachRecorder struct {
 	ConnectorAdmin
 	ServiceUserSignIn
 	PresenceStatus
+}
+
+// fakeGrants answers the grant functions and records what it was asked.
+type fakeGrants struct {
+	calls []string
+}
+
+func (f *fakeGrants) Grants(_ context.Context, by access.Principal, tenant core.TenantID) ([]access.Authorisation, error) {
+	f.calls = append(f.calls, "list:"+by.ObjectID)
+	return []access.Authorisation{{PrincipalID: userA, Role: "Helpdesk", PrincipalTenant: string(tenant)}}, nil
+}
+
+func (f *fakeGrants) Grant(_ context.Context, by access.Principal, tenant core.TenantID, req access.GrantRequest) (access.Authorisation, error) {
+	f.calls = append(f.calls, "grant:"+req.PrincipalID+":"+req.Role+":"+req.Scope)
+	return access.Authorisation{PrincipalID: req.PrincipalID, Role: req.Role, PrincipalTenant: string(tenant), Scope: req.Scope,
+		GrantedBy: by.ObjectID, ExpiresAt: req.ExpiresAt}, nil
+}
+
+func (f *fakeGrants) Revoke(_ context.Context, _ access.Principal, _ core.TenantID, principalID, role string) error {
+	f.calls = append(f.calls, "revoke:"+principalID+":"+role)
+	return nil
+}
+
+func (f *fakeGrants) ApproveOperatorAccess(_ context.Context, by access.Principal, tenant core.TenantID, operatorID string, d time.Duration, why string) (access.Authorisation, error) {
+	f.calls = append(f.calls, "approve:"+operatorID+":"+d.String()+":"+why)
+	return access.Authorisation{PrincipalID: operatorID, Role: "OperatorSupport", GrantedBy: by.ObjectID, Justification: why}, nil
+}
+
+func TestGrantFunctions(t *testing.T) {
+	t.Parallel()
+	f := &fakeGrants{}
+	a := &App{Access: AccessServices{Authenticate: testAccess{}, Authorize: testAccess{}, Admin: f}}
+	tp := map[string]string{"tenantId": tenantA}
+	gp := map[string]string{"tenantId": tenantA, "principalId": userA, "role": "Helpdesk"}
+	for _, tc := range []struct {
+		call     httpCall
+		want     int
+		wantBody string
+	}{
+		{httpCall{function: "ListGrants", method: "GET", params: tp}, 200, `"role":"Helpdesk"`},
+		{httpCall{function: "GrantRole", method: "PUT", params: gp, body: `{"scope":"connector","expiresAt":"2027-01-31T00:00:00Z"}`}, 200, `"scope":"connector"`},
+		{httpCall{function: "GrantRole", method: "PUT", params: gp}, 200, `"grantedBy":"` + operator},
+		{httpCall{function: "RevokeRole", method: "DELETE", params: gp}, 204, ""},
+		{httpCall{function: "ApproveOperatorAccess", method: "POST", params: tp, body: `{"operatorId":"` + operator + `","minutes":120,"justification":"ticket 4711"}`}, 201, `"justification":"ticket 4711"`},
+		{httpCall{function: "ApproveOperatorAccess", method: "POST", params: tp, body: `{"operatorId":"` + operator + `","minutes":0,"justification":"x"}`}, 400, "minutes"},
+		{httpCall{function: "GrantRole", method: "PUT", params: gp, body: `{"role":"TenantAdmin"}`}, 400, "documented fields"},
+	} {
+		code, body, _ := invokeHTTP(t, a, tc.call)
+		if code != tc.want || !strings.Contains(body, tc.wantBody) {
+			t.Errorf("%s %s: %d %s, want %d with %q", tc.call.method, tc.call.function, code, body, tc.want, tc.wantBody)
+		}
+	}
+	want := "list:" + operator + " grant:" + userA + ":Helpdesk:connector grant:" + userA + ":Helpdesk: revoke:" + userA + ":Helpdesk approve:" + operator + ":2h0m0s:ticket 4711"
+	if got := strings.Join(f.calls, " "); got != want {
+		t.Errorf("calls = %s\nwant    %s", got, want)
+	}
 }

@@ -72,6 +72,7 @@ type App struct {
 type AccessServices struct {
 	Authenticate Authenticator
 	Authorize    Authorizer
+	Admin        AccessAdmin // ListGrants, GrantRole, RevokeRole, ApproveOperatorAccess
 }
 
 // Authenticator names the caller from the Authorization header (access.Authenticator).
@@ -100,6 +101,7 @@ func (a *App) Routes() ([]azfunc.Route, error) {
 	fns = append(fns, a.presenceFunctions()...)
 	fns = append(fns, a.connectorFunctions()...)
 	fns = append(fns, a.tenantFunctions()...)
+	fns = append(fns, a.accessFunctions()...)
 	routes := make([]azfunc.Route, 0, len(fns))
 	var missing []string
 	for _, f := range fns {

@@ -105,7 +105,10 @@ func complete(a *App) *App {
 		a.Tenants.Admin = struct{ TenantAdmin }{}
 	}
 	if a.Access.Authenticate == nil {
-		a.Access = AccessServices{Authenticate: testAccess{}, Authorize: testAccess{}}
+		a.Access.Authenticate, a.Access.Authorize = testAccess{}, testAccess{}
+	}
+	if a.Access.Admin == nil {
+		a.Access.Admin = struct{ AccessAdmin }{}
 	}
 	return a
 }

@@ -125,6 +125,13 @@ type guard struct {
 // token: 401 without a valid one) and whether they may (403), and only then call, with the caller as
 // the audit trail's actor.
 func (a *App) adminCall(ctx context.Context, r *azfunc.HTTPRequest, maxBody int, g guard, call func(context.Context, core.Actor, core.TenantID) (int, any, error)) azfunc.HTTPResponse {
+	return a.principalCall(ctx, r, maxBody, g, func(ctx context.Context, p access.Principal, id core.TenantID) (int, any, error) {
+		return call(ctx, p.Actor(azfunc.InvocationID(ctx)), id)
+	})
+}
+
+// principalCall is adminCall for services that decide on the caller themselves (the grants).
+func (a *App) principalCall(ctx context.Context, r *azfunc.HTTPRequest, maxBody int, g guard, call func(context.Context, access.Principal, core.TenantID) (int, any, error)) azfunc.HTTPResponse {
 	if len(r.Body) > maxBody {
 		return errorJSON(ctx, apperr.New(apperr.TooLarge, "body too large", nil))
 	}
@@ -137,7 +144,7 @@ func (a *App) adminCall(ctx context.Context, r *azfunc.HTTPRequest, maxBody int,
 	if err != nil {
 		return errorJSON(ctx, err)
 	}
-	status, body, err := call(ctx, p.Actor(azfunc.InvocationID(ctx)), id)
+	status, body, err := call(ctx, p, id)
 	if err != nil {
 		return errorJSON(ctx, err)
 	}

@@ -42,5 +42,5 @@ func (w *Wired) wireAccess(ctx context.Context, graphKeys *validationtoken.Valid
 	if err != nil {
 		return handlers.AccessServices{}, err
 	}
-	return handlers.AccessServices{Authenticate: authn, Authorize: authz}, nil
+	return handlers.AccessServices{Authenticate: authn, Authorize: authz, Admin: authz}, nil
 }

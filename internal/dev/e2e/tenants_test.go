@@ -81,8 +81,14 @@ func bearerFor(t testing.TB, u string) string {
 	default:
 		req.Tenant, req.Roles = tenant, []string{access.AppRoleTenantAdmin}
 	}
+	return mintToken(t, parsed.Scheme+"://"+parsed.Host, req)
+}
+
+// mintToken asks devhost's development issuer at base for req's token.
+func mintToken(t testing.TB, base string, req devhost.DevTokenRequest) string {
+	t.Helper()
 	b, _ := json.Marshal(req)
-	hr, _ := http.NewRequest(http.MethodPost, parsed.Scheme+"://"+parsed.Host+"/devissuer/token", bytes.NewReader(b))
+	hr, _ := http.NewRequest(http.MethodPost, base+"/devissuer/token", bytes.NewReader(b))
 	hr.Header.Set("x-functions-key", "mk")
 	resp, err := http.DefaultClient.Do(hr)
 	if err != nil {
@@ -132,6 +138,50 @@ func TestTenantOnboardingAndOperatorActions(t *testing.T) {
 		t.Fatalf("consent callback = %d %q", code, page)
 	}
 
+	// Operator access: none inside the tenant until a security officer approves it, then read-only,
+	// visible to the tenant admin, and gone once the tenant admin revokes it. Real tokens, real handler.
+	const officerID, operatorID = "0000ffff-0000-4000-8000-000000000002", "0000ffff-0000-4000-8000-000000000001"
+	as := func(req devhost.DevTokenRequest) string { return "Bearer " + mintToken(t, s.host.URL(), req) }
+	operator := as(devhost.DevTokenRequest{Tenant: config.DevOperatorTenant, User: operatorID, Roles: []string{access.AppRoleOperator}})
+	officer := as(devhost.DevTokenRequest{Tenant: config.DevOperatorTenant, User: officerID, Roles: []string{access.AppRoleSecurityOfficer}})
+	admin := as(devhost.DevTokenRequest{Tenant: string(tenant), User: e2eOperator, Roles: []string{access.AppRoleTenantAdmin}})
+	otherAdmin := as(devhost.DevTokenRequest{Tenant: string(storetest.NewTenantID(t)), User: e2eOperator, Roles: []string{access.AppRoleTenantAdmin}})
+	with := func(method, u, auth, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, u, strings.NewReader(body))
+		req.Header.Set("Authorization", auth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	tenantURL := api + "/tenants/" + string(tenant)
+	for name, tc := range map[string]struct {
+		auth string
+		want int
+	}{"operator before any grant": {operator, 403}, "another tenant's admin": {otherAdmin, 403}, "the tenant's admin": {admin, 200}} {
+		if code := with("GET", tenantURL, tc.auth, ""); code != tc.want {
+			t.Errorf("%s: GET tenant = %d, want %d", name, code, tc.want)
+		}
+	}
+	if code := with("POST", tenantURL+"/operator-access", officer, `{"operatorId":"`+operatorID+`","minutes":60,"justification":"e2e"}`); code != http.StatusCreated {
+		t.Fatalf("officer's approval = %d", code)
+	}
+	if code := with("GET", tenantURL, operator, ""); code != http.StatusOK {
+		t.Errorf("operator during the grant = %d, want 200", code)
+	}
+	if code := with("POST", tenantURL+"/suspend", operator, ""); code != http.StatusForbidden {
+		t.Errorf("operator suspending during a read-only grant = %d, want 403", code)
+	}
+	if code := with("DELETE", tenantURL+"/authorisations/"+operatorID+"/OperatorSupport", admin, ""); code != http.StatusNoContent {
+		t.Errorf("tenant admin's revocation = %d", code)
+	}
+	if code := with("GET", tenantURL, operator, ""); code != http.StatusForbidden {
+		t.Errorf("operator after the revocation = %d, want 403", code)
+	}
+
 	code, body = call(t, "GET", api+"/tenants/"+string(tenant), "fk", "")
 	if code != http.StatusOK || !strings.Contains(body, `"state":"active"`) || !strings.Contains(body, `"purchasedLicenses":5`) {
 		t.Errorf("GetTenant = %d %s", code, body)
@@ -153,6 +203,7 @@ func TestTenantOnboardingAndOperatorActions(t *testing.T) {
 		trail = append([]string{e.Action + "/" + e.Outcome + "/" + e.ActorID}, trail...)
 	}
 	want := []string{"tenant.onboarding.start/success/" + e2eOperator, "tenant.consent/success/tenant-admin",
+		"access.approve/success/" + officerID, "access.revoke/success/" + e2eOperator,
 		"tenant.cancel/success/" + e2eOperator, "tenant.licenses.set/denied/" + e2eOperator}
 	if fmt.Sprint(trail) != fmt.Sprint(want) {
 		t.Errorf("audit = %v\nwant    %v", trail, want)

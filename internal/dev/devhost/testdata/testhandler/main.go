@@ -98,7 +98,7 @@ func main() {
 		Connector: handlers.ConnectorServices{Admin: struct{ handlers.ConnectorAdmin }{}},
 		Tenants:   handlers.TenantServices{Admin: struct{ handlers.TenantAdmin }{}},
 		Access: handlers.AccessServices{Authenticate: struct{ handlers.Authenticator }{},
-			Authorize: struct{ handlers.Authorizer }{}},
+			Authorize: struct{ handlers.Authorizer }{}, Admin: struct{ handlers.AccessAdmin }{}},
 	}
 	routes, err := a.Routes()
 	if err != nil {
