@@ -187,22 +187,44 @@ func (a *Authorizer) staffRoles(p Principal) []Role {
 
 // allowGranted looks for a live grant in the resource's tenant: p's object id, a role allowing perm,
 // a scope covering the resource, not expired, and — for a principal of another tenant (an operator) —
-// granted to that principal's tenant.
+// granted to that principal's tenant. A grant found expired is deleted and its expiry recorded; an
+// operator's grant that allows a call records its use: the authorisation log shows when staff acted
+// inside the tenant.
 func (a *Authorizer) allowGranted(ctx context.Context, p Principal, perm Permission, res Resource) error {
 	now := a.now()
 	page, err := a.data.Authorisations.ListPrefix(ctx, res.Tenant, p.ObjectID+tables.KeySep, nil)
 	if err != nil {
 		return fmt.Errorf("read grants: %w", err)
 	}
+	staff := p.Tenant == a.operatorTenant
 	for _, g := range page.Items {
+		if !g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt) {
+			a.expire(ctx, res.Tenant, g)
+			continue
+		}
 		role, ok := RoleNamed(g.Role)
 		if !ok || !role.Allows(perm) || !res.within(g.Scope) || g.PrincipalTenant != string(p.Tenant) {
 			continue
 		}
-		if !g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt) {
-			continue
+		if staff {
+			if err := a.record(ctx, res.Tenant, p, "access.use", g.Role, p.ObjectID, nil); err != nil {
+				return err // an operator's use that cannot be logged is not allowed
+			}
 		}
 		return nil
 	}
 	return ErrDenied
+}
+
+// expire deletes a grant past its end and records it once (the delete makes a second check find
+// nothing). Failures are left for the next check: the grant is refused either way.
+func (a *Authorizer) expire(ctx context.Context, tenant core.TenantID, g Authorisation) {
+	rk, err := g.RowKey()
+	if err != nil {
+		return
+	}
+	if err := a.data.Authorisations.Delete(ctx, tenant, rk); err != nil {
+		return
+	}
+	_ = a.record(ctx, tenant, Principal{Tenant: tenant, ObjectID: "system", App: true}, "access.expire", g.Role, g.PrincipalID, nil)
 }

@@ -203,7 +203,7 @@ func TestTenantOnboardingAndOperatorActions(t *testing.T) {
 		trail = append([]string{e.Action + "/" + e.Outcome + "/" + e.ActorID}, trail...)
 	}
 	want := []string{"tenant.onboarding.start/success/" + e2eOperator, "tenant.consent/success/tenant-admin",
-		"access.approve/success/" + officerID, "access.revoke/success/" + e2eOperator,
+		"access.approve/success/" + officerID, "access.use/success/" + operatorID, "access.revoke/success/" + e2eOperator,
 		"tenant.cancel/success/" + e2eOperator, "tenant.licenses.set/denied/" + e2eOperator}
 	if fmt.Sprint(trail) != fmt.Sprint(want) {
 		t.Errorf("audit = %v\nwant    %v", trail, want)
