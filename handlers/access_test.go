@@ -10,7 +10,9 @@ import (
 	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/azfunc/azfunctest"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 // testAccess stands in for internal/access in route tests (access has its own tests against Azurite
@@ -157,5 +159,40 @@ func TestGrantFunctions(t *testing.T) {
 	want := "list:" + operator + " grant:" + userA + ":Helpdesk:connector grant:" + userA + ":Helpdesk: revoke:" + userA + ":Helpdesk approve:" + operator + ":2h0m0s:ticket 4711"
 	if got := strings.Join(f.calls, " "); got != want {
 		t.Errorf("calls = %s\nwant    %s", got, want)
+	}
+}
+
+type fakeAudit struct{ from, to time.Time }
+
+func (f *fakeAudit) Page(_ context.Context, _ core.TenantID, from, to time.Time, token string, size int) (tables.Page[audit.Entry], error) {
+	f.from, f.to = from, to
+	if token == "p2" {
+		return tables.Page[audit.Entry]{Items: []audit.Entry{{Seq: 1, Action: "tenant.consent", Hash: []byte{1}}}}, nil
+	}
+	return tables.Page[audit.Entry]{Items: []audit.Entry{{Seq: 3, Action: "license.assign", ActorID: operator, Hash: []byte{3}, PrevHash: []byte{2}},
+		{Seq: 2, Action: "connector.set", Hash: []byte{2}, PrevHash: []byte{1}}}, Next: "p2"}, nil
+}
+
+func TestExportAudit(t *testing.T) {
+	t.Parallel()
+	f := &fakeAudit{}
+	a := &App{Audit: f}
+	tp := map[string]string{"tenantId": tenantA}
+	code, body, headers := invokeHTTP(t, a, httpCall{function: "ExportAudit", method: "GET", params: tp,
+		query: map[string]string{"from": "2026-12-01T00:00:00Z", "to": "2026-12-02T00:00:00Z"}})
+	lines := strings.Split(strings.TrimSpace(body), "\n")
+	if code != 200 || len(lines) != 2 || !strings.Contains(lines[0], `"seq":3`) || !strings.Contains(lines[0], `"prevHash":"02","hash":"03"`) ||
+		headers[NextPageHeader] != "p2" || headers["Content-Type"] != "application/x-ndjson" {
+		t.Fatalf("page 1 = %d %v\n%s", code, headers, body)
+	}
+	if f.from.Day() != 1 || f.to.Day() != 2 {
+		t.Errorf("window = %v..%v", f.from, f.to)
+	}
+	code, body, headers = invokeHTTP(t, a, httpCall{function: "ExportAudit", method: "GET", params: tp, query: map[string]string{"pageToken": "p2"}})
+	if code != 200 || !strings.Contains(body, `"seq":1`) || headers[NextPageHeader] != "" {
+		t.Errorf("last page = %d %v %s", code, headers, body)
+	}
+	if code, _, _ := invokeHTTP(t, a, httpCall{function: "ExportAudit", method: "GET", params: tp, query: map[string]string{"from": "yesterday"}}); code != 400 {
+		t.Errorf("bad from = %d", code)
 	}
 }

@@ -40,6 +40,7 @@ func loadContract(t testing.TB) {
 		// The consent and sign-in pages answer HTML: kin-openapi checks their content type and keeps the
 		// body as text.
 		openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.FileBodyDecoder)
+		openapi3filter.RegisterBodyDecoder("application/x-ndjson", openapi3filter.FileBodyDecoder)
 		loader := openapi3.NewLoader()
 		doc, err := loader.LoadFromData(docs.OpenAPI)
 		if err != nil {

@@ -63,6 +63,8 @@ type App struct {
 	Presence  PresenceServices
 	Tenants   TenantServices
 	Connector ConnectorServices
+	// Audit is the tenant's audit trail, exported by ExportAudit.
+	Audit AuditReader
 	// Access decides who may call the admin functions: a bearer token names the caller, and the
 	// caller's roles and grants say what they may do (internal/access).
 	Access AccessServices
@@ -102,6 +104,7 @@ func (a *App) Routes() ([]azfunc.Route, error) {
 	fns = append(fns, a.connectorFunctions()...)
 	fns = append(fns, a.tenantFunctions()...)
 	fns = append(fns, a.accessFunctions()...)
+	fns = append(fns, a.auditFunctions()...)
 	routes := make([]azfunc.Route, 0, len(fns))
 	var missing []string
 	for _, f := range fns {

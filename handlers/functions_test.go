@@ -107,6 +107,9 @@ func complete(a *App) *App {
 	if a.Access.Authenticate == nil {
 		a.Access.Authenticate, a.Access.Authorize = testAccess{}, testAccess{}
 	}
+	if a.Audit == nil {
+		a.Audit = struct{ AuditReader }{}
+	}
 	if a.Access.Admin == nil {
 		a.Access.Admin = struct{ AccessAdmin }{}
 	}

@@ -148,6 +148,9 @@ func (a *App) principalCall(ctx context.Context, r *azfunc.HTTPRequest, maxBody 
 	if err != nil {
 		return errorJSON(ctx, err)
 	}
+	if res, ok := body.(azfunc.HTTPResponse); ok { // an answer that is not JSON (the audit export)
+		return res
+	}
 	if body == nil {
 		return azfunc.HTTPResponse{StatusCode: status}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/connecthub/connecthub/handlers"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/ingest"
+	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/config"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken"
@@ -109,7 +110,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	}
 	w.App = &handlers.App{
 		Version: cfg.Version, Build: Build, Region: cfg.Region, MaxBodyBytes: cfg.MaxBodyBytes,
-		Intake: w.Intake, ProcessNotification: w.notifications, Access: access,
+		Intake: w.Intake, ProcessNotification: w.notifications, Access: access, Audit: audit.OpenLog(w.Store.DB()),
 		Checks: []handlers.Check{
 			{Name: "tables", Probe: func(ctx context.Context) error {
 				_, err := w.Store.Tenants.Get(ctx, healthProbeTenant)

@@ -250,3 +250,25 @@ func (a *Log) Erase(ctx context.Context, tenant core.TenantID, userID string) (i
 
 // Answers names the tables a person's export and erasure cover here.
 func (a *Log) Answers() []string { return []string{TableAudit} }
+
+// maxExportPage bounds one page of an export (Table Storage answers at most 1,000 rows per request).
+const maxExportPage = 1000
+
+// Page returns one page of the tenant's entries with from <= At < to (zero bounds are open), newest
+// first, for the export; token continues a previous page.
+func (a *Log) Page(ctx context.Context, tenant core.TenantID, from, to time.Time, token string, size int) (tables.Page[Entry], error) {
+	if err := tables.CheckTenant(tenant); err != nil {
+		return tables.Page[Entry]{}, err
+	}
+	if size <= 0 || size > maxExportPage {
+		size = maxExportPage
+	}
+	filter := tables.Filter("PartitionKey eq ?", tenant)
+	if !from.IsZero() {
+		filter += " and " + tables.Filter("At ge ?", from)
+	}
+	if !to.IsZero() {
+		filter += " and " + tables.Filter("At lt ?", to)
+	}
+	return a.t.Query(ctx, tenant, filter, &tables.ListOptions{PageSize: size, Token: token})
+}

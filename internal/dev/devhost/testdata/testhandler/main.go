@@ -97,6 +97,7 @@ func main() {
 		Presence:  handlers.PresenceServices{SignIn: struct{ handlers.ServiceUserSignIn }{}, Status: struct{ handlers.PresenceStatus }{}},
 		Connector: handlers.ConnectorServices{Admin: struct{ handlers.ConnectorAdmin }{}},
 		Tenants:   handlers.TenantServices{Admin: struct{ handlers.TenantAdmin }{}},
+		Audit:     struct{ handlers.AuditReader }{},
 		Access: handlers.AccessServices{Authenticate: struct{ handlers.Authenticator }{},
 			Authorize: struct{ handlers.Authorizer }{}, Admin: struct{ handlers.AccessAdmin }{}},
 	}
