@@ -12,14 +12,14 @@ import (
 type Code int
 
 const (
-	Internal    Code = iota // a bug or an unexpected failure: 500, retry
-	Invalid                 // the request is malformed: 400, never retry
-	TooLarge                // the body is over the cap: 413
-	NotFound                // 404
-	Conflict                // 409 (a lost optimistic-concurrency race, a duplicate)
-	Forbidden               // 403
-	Unavailable             // a dependency is down: 503, retry
-	Unauthenticated         // no valid credential: 401 with a WWW-Authenticate challenge
+	Internal        Code = iota // a bug or an unexpected failure: 500, retry
+	Invalid                     // the request is malformed: 400, never retry
+	TooLarge                    // the body is over the cap: 413
+	NotFound                    // 404
+	Conflict                    // 409 (a lost optimistic-concurrency race, a duplicate)
+	Forbidden                   // 403
+	Unavailable                 // a dependency is down: 503, retry
+	Unauthenticated             // no valid credential: 401 with a WWW-Authenticate challenge
 )
 
 // Error is a classified error with a message safe to show to a client.
