@@ -104,6 +104,9 @@ func complete(a *App) *App {
 	if a.Tenants.Admin == nil {
 		a.Tenants.Admin = struct{ TenantAdmin }{}
 	}
+	if a.Tenants.List == nil {
+		a.Tenants.List = struct{ TenantLister }{}
+	}
 	if a.Access.Authenticate == nil {
 		a.Access.Authenticate, a.Access.Authorize = testAccess{}, testAccess{}
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,6 +14,8 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 
@@ -31,7 +35,14 @@ type TenantAdmin interface {
 var _ TenantAdmin = (*tenants.Service)(nil)
 
 // TenantServices are the services behind the tenant lifecycle and licensing functions.
+// TenantLister pages over every tenant (registry.TenantRegistry): the operators' overview.
+type TenantLister interface {
+	OperatorList(ctx context.Context, opts *tables.ListOptions) (tables.Page[registry.Tenant], error)
+}
+
 type TenantServices struct {
+	// List is ListTenants'.
+	List  TenantLister
 	Admin TenantAdmin // AdminConsentCallback, StartOnboarding, GetTenant, Suspend/Cancel/ReactivateTenant, SetTenantLicenses, Assign/UnassignLicense
 }
 
@@ -51,6 +62,7 @@ func (a *App) tenantFunctions() []function {
 		}), a.Tenants.Admin}
 	}
 	return []function{
+		{azfunc.HTTPRoute("ListTenants", "req", "res", a.listTenants), a.Tenants.List},
 		{azfunc.HTTPRoute("AdminConsentCallback", "req", "res", a.adminConsentCallback), a.Tenants.Admin},
 		op("StartOnboarding", guard{perm: access.TenantCreate, service: true}, func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			var body struct {
@@ -290,4 +302,48 @@ func consentPage(status int, text string) azfunc.HTTPResponse {
 		"Cache-Control":           "no-store",
 		"Referrer-Policy":         "no-referrer",
 	}}
+}
+
+// listTenants answers GET tenants: every tenant with its state and home region, a page at a time —
+// what an operator may see without any grant (tenants.list). No counts, no names, nothing inside.
+func (a *App) listTenants(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
+	p, err := a.Access.Authenticate.Authenticate(r.Header("Authorization"))
+	if err == nil {
+		err = a.Access.Authorize.Allow(ctx, p, access.TenantsList, access.Resource{})
+	}
+	if err != nil {
+		return errorJSON(ctx, err)
+	}
+	size := 0
+	if v := r.Query.Get("pageSize"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return errorJSON(ctx, apperr.New(apperr.Invalid, "pageSize must be 1 to 1000", nil))
+		}
+		size = n
+	}
+	page, err := a.Tenants.List.OperatorList(ctx, &tables.ListOptions{PageSize: size, Token: r.Query.Get("pageToken"),
+		Select: []string{"State", "HomeRegion"}})
+	if err != nil {
+		if errors.Is(err, tables.ErrBadPageToken) {
+			return errorJSON(ctx, apperr.New(apperr.Invalid, "invalid pageToken", err))
+		}
+		return errorJSON(ctx, err)
+	}
+	out := tenantListJSON{Tenants: make([]tenantSummaryJSON, 0, len(page.Items)), NextPageToken: page.Next}
+	for _, t := range page.Items {
+		out.Tenants = append(out.Tenants, tenantSummaryJSON{ID: string(t.ID), State: string(t.State), HomeRegion: t.HomeRegion})
+	}
+	return azfunc.JSON(http.StatusOK, out)
+}
+
+type tenantSummaryJSON struct {
+	ID         string `json:"id"`
+	State      string `json:"state"`
+	HomeRegion string `json:"homeRegion,omitempty"`
+}
+
+type tenantListJSON struct {
+	Tenants       []tenantSummaryJSON `json:"tenants"`
+	NextPageToken string              `json:"nextPageToken,omitempty"`
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc/azfunctest"
 	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/tenants"
 )
 
@@ -225,5 +227,34 @@ func TestTenantAdminActorCarriesInvocationID(t *testing.T) {
 	}
 	if f.actor.InvocationID != "5f0c7d2e-inv" {
 		t.Errorf("actor = %+v, want the invocation id", f.actor)
+	}
+}
+
+type fakeLister struct{ token string }
+
+func (f *fakeLister) OperatorList(_ context.Context, opts *tables.ListOptions) (tables.Page[registry.Tenant], error) {
+	f.token = opts.Token
+	if opts.Token == "bad" {
+		return tables.Page[registry.Tenant]{}, fmt.Errorf("list tenants: %w", tables.ErrBadPageToken)
+	}
+	return tables.Page[registry.Tenant]{Items: []registry.Tenant{{ID: tenantA, State: registry.TenantActive, HomeRegion: "northeurope"}}, Next: "n2"}, nil
+}
+
+func TestListTenants(t *testing.T) {
+	t.Parallel()
+	f := &fakeLister{}
+	a := &App{Tenants: TenantServices{List: f}}
+	code, body, _ := invokeHTTP(t, a, httpCall{function: "ListTenants", method: "GET", query: map[string]string{"pageToken": "n1"}})
+	if code != 200 || !strings.Contains(body, `"id":"`+tenantA+`","state":"active","homeRegion":"northeurope"`) ||
+		!strings.Contains(body, `"nextPageToken":"n2"`) || f.token != "n1" {
+		t.Errorf("ListTenants = %d %s (token %q)", code, body, f.token)
+	}
+	if code, _, _ := invokeHTTP(t, a, httpCall{function: "ListTenants", method: "GET", query: map[string]string{"pageToken": "bad"}}); code != 400 {
+		t.Errorf("bad token = %d, want 400", code)
+	}
+	// A customer's admin sees no list of other customers.
+	if code, _, _ := invokeHTTP(t, a, httpCall{function: "ListTenants", method: "GET",
+		headers: map[string][]string{"Authorization": {"Bearer as:" + tenantA + ":" + userA}}}); code != 403 {
+		t.Errorf("a tenant's admin listing tenants = %d, want 403", code)
 	}
 }

@@ -67,7 +67,7 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 
 	w.App.EnforceRetention = job
 	w.App.ReconcileLicenses = tenants.NewReconciler(svc, cfg.JobRunBudget)
-	w.App.Tenants = handlers.TenantServices{Admin: svc}
+	w.App.Tenants = handlers.TenantServices{Admin: svc, List: w.Store.Tenants}
 	return nil
 }
 

@@ -343,6 +343,9 @@ func encodeToken(pk, rk *string) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// ErrBadPageToken: a page token that is not one this package made.
+var ErrBadPageToken = errors.New("invalid page token")
+
 // decodeToken reads a continuation token. A forged token cannot widen a query: the filter still pins the
 // partition, the token only says where in it to resume.
 func decodeToken(s string) (pk, rk *string, err error) {
@@ -355,7 +358,7 @@ func decodeToken(s string) (pk, rk *string, err error) {
 		err = json.Unmarshal(b, &tok)
 	}
 	if err != nil {
-		return nil, nil, errors.New("invalid page token")
+		return nil, nil, ErrBadPageToken
 	}
 	return &tok.PK, &tok.RK, nil
 }

@@ -96,7 +96,7 @@ func main() {
 		// (a call would panic and fail the invocation).
 		Presence:  handlers.PresenceServices{SignIn: struct{ handlers.ServiceUserSignIn }{}, Status: struct{ handlers.PresenceStatus }{}},
 		Connector: handlers.ConnectorServices{Admin: struct{ handlers.ConnectorAdmin }{}},
-		Tenants:   handlers.TenantServices{Admin: struct{ handlers.TenantAdmin }{}},
+		Tenants:   handlers.TenantServices{Admin: struct{ handlers.TenantAdmin }{}, List: struct{ handlers.TenantLister }{}},
 		Audit:     struct{ handlers.AuditReader }{},
 		Access: handlers.AccessServices{Authenticate: struct{ handlers.Authenticator }{},
 			Authorize: struct{ handlers.Authorizer }{}, Admin: struct{ handlers.AccessAdmin }{}},
