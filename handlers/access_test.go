@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -192,7 +193,27 @@ func TestExportAudit(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"seq":1`) || headers[NextPageHeader] != "" {
 		t.Errorf("last page = %d %v %s", code, headers, body)
 	}
+	// A security officer (access.read, no audit.read) sees the authorisation log's entries only.
+	officer := &App{Audit: f, Access: AccessServices{Authenticate: testAccess{}, Authorize: permsOnly{access.AccessRead}}}
+	code, body, _ = invokeHTTP(t, officer, httpCall{function: "ExportAudit", method: "GET", params: tp, query: map[string]string{"pageToken": "p2"}})
+	if code != 200 || strings.Contains(body, "tenant.consent") {
+		t.Errorf("officer's view = %d %s, want no entry but access.*", code, body)
+	}
+	nobody := &App{Audit: f, Access: AccessServices{Authenticate: testAccess{}, Authorize: permsOnly{access.TenantRead}}}
+	if code, _, _ := invokeHTTP(t, nobody, httpCall{function: "ExportAudit", method: "GET", params: tp}); code != 403 {
+		t.Errorf("without audit.read or access.read = %d, want 403", code)
+	}
 	if code, _, _ := invokeHTTP(t, a, httpCall{function: "ExportAudit", method: "GET", params: tp, query: map[string]string{"from": "yesterday"}}); code != 400 {
 		t.Errorf("bad from = %d", code)
 	}
+}
+
+// permsOnly allows exactly the listed permissions, on any resource.
+type permsOnly []access.Permission
+
+func (p permsOnly) Allow(_ context.Context, _ access.Principal, perm access.Permission, _ access.Resource) error {
+	if slices.Contains(p, perm) {
+		return nil
+	}
+	return access.ErrDenied
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/connecthub/connecthub/internal/access"
@@ -29,15 +30,20 @@ const NextPageHeader = "X-Next-Page-Token"
 
 func (a *App) auditFunctions() []function {
 	return []function{{azfunc.HTTPRoute("ExportAudit", "req", "res", func(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
-		return a.adminCall(ctx, r, maxAdminBody, guard{perm: access.AuditRead}, func(ctx context.Context, _ core.Actor, id core.TenantID) (int, any, error) {
-			return a.exportAudit(ctx, id, r)
+		// audit.read answers the whole trail; access.read alone (a security officer) only the
+		// authorisation log: the entries of grants, approvals, uses, revocations and expiries.
+		g := guard{perm: access.AuditRead, or: access.AccessRead}
+		return a.principalCall(ctx, r, maxAdminBody, g, func(ctx context.Context, p access.Principal, id core.TenantID) (int, any, error) {
+			onlyAccess := a.Access.Authorize.Allow(ctx, p, access.AuditRead, access.TenantResource(id)) != nil
+			return a.exportAudit(ctx, id, r, onlyAccess)
 		})
 	}), a.Audit}}
 }
 
 // exportAudit answers one page of the tenant's audit trail as JSON Lines, newest first, each entry with
-// its chain links so an importer can verify it.
-func (a *App) exportAudit(ctx context.Context, tenant core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+// its chain links so an importer can verify it; onlyAccess keeps the authorisation log's entries only
+// (a page may then hold fewer lines than its size, and the token still leads on).
+func (a *App) exportAudit(ctx context.Context, tenant core.TenantID, r *azfunc.HTTPRequest, onlyAccess bool) (int, any, error) {
 	var from, to time.Time
 	for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {
 		if v := r.Query.Get(name); v != "" {
@@ -63,6 +69,9 @@ func (a *App) exportAudit(ctx context.Context, tenant core.TenantID, r *azfunc.H
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	for _, e := range page.Items {
+		if onlyAccess && !strings.HasPrefix(e.Action, "access.") {
+			continue
+		}
 		_ = enc.Encode(auditLine{Seq: e.Seq, At: e.At, ActorID: e.ActorID, ActorKind: e.ActorKind, Action: e.Action,
 			TargetType: e.TargetType, TargetID: e.TargetID, Outcome: e.Outcome, InvocationID: e.InvocationID,
 			PrevHash: hex.EncodeToString(e.PrevHash), Hash: hex.EncodeToString(e.Hash)})
