@@ -29,7 +29,7 @@ func (testAccess) Authenticate(h string) (access.Principal, error) {
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	switch {
 	case h == "":
-		return access.Principal{}, apperr.New(apperr.Unauthenticated, "a bearer token is required", nil)
+		return access.Principal{}, access.ErrNoToken
 	case !ok:
 		return access.Principal{}, apperr.New(apperr.Unauthenticated, "invalid token", nil)
 	case strings.HasPrefix(tok, "as-any:"):

@@ -216,7 +216,7 @@ func errorJSON(ctx context.Context, err error) azfunc.HTTPResponse {
 // bearerChallenge is RFC 6750's answer to a request without a usable token: error="invalid_token"
 // when one was presented, the bare scheme when none was.
 func bearerChallenge(err error) string {
-	if apperr.PublicMessage(err) == "a bearer token is required" {
+	if errors.Is(err, access.ErrNoToken) {
 		return `Bearer realm="connecthub"`
 	}
 	return `Bearer realm="connecthub", error="invalid_token"`
@@ -310,11 +310,7 @@ func consentPage(status int, text string) azfunc.HTTPResponse {
 // listTenants answers GET tenants: every tenant with its state and home region, a page at a time —
 // what an operator may see without any grant (tenants.list). No counts, no names, nothing inside.
 func (a *App) listTenants(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
-	p, err := a.Access.Authenticate.Authenticate(r.Header("Authorization"))
-	if err == nil {
-		err = a.Access.Authorize.Allow(ctx, p, access.TenantsList, access.Resource{})
-	}
-	if err != nil {
+	if _, err := a.authorize(ctx, r, guard{perm: access.TenantsList, service: true}, ""); err != nil {
 		return errorJSON(ctx, err)
 	}
 	size := 0

@@ -68,6 +68,10 @@ func NewAuthenticator(v Verifier, clientID string) (*Authenticator, error) {
 	return &Authenticator{verify: v, audiences: []string{clientID, "api://" + clientID}}, nil
 }
 
+// ErrNoToken is the answer to a request without a bearer token: the challenge then names no error
+// (RFC 6750 §3.1), where a bad token gets error="invalid_token".
+var ErrNoToken = apperr.New(apperr.Unauthenticated, "a bearer token is required", nil)
+
 // ErrKeysLoading means the signing keys are not loaded yet (or a new key is being fetched): the caller
 // should try again shortly (503), its token may well be good.
 var ErrKeysLoading = apperr.New(apperr.Unavailable, "the identity platform's signing keys are loading; try again", nil)
@@ -77,7 +81,7 @@ var ErrKeysLoading = apperr.New(apperr.Unavailable, "the identity platform's sig
 func (a *Authenticator) Authenticate(authorization string) (Principal, error) {
 	scheme, token, ok := strings.Cut(strings.TrimSpace(authorization), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return Principal{}, apperr.New(apperr.Unauthenticated, "a bearer token is required", nil)
+		return Principal{}, ErrNoToken
 	}
 	c, err := a.verify.VerifyAccessToken(strings.TrimSpace(token), a.audiences...)
 	switch {

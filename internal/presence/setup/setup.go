@@ -45,7 +45,8 @@ type Options struct {
 
 // Service configures tenants' presence sync.
 type Service struct {
-	o Options
+	o        Options
+	auditLog *audit.Log
 }
 
 // New returns the service.
@@ -59,7 +60,7 @@ func New(o Options) (*Service, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	return &Service{o: o}, nil
+	return &Service{o: o, auditLog: audit.OpenLog(o.Store.DB())}, nil
 }
 
 // audit appends an entry; outcome follows err (audit.OutcomeOf). A failed append fails a successful
@@ -69,7 +70,7 @@ func (s *Service) audit(ctx context.Context, tenant core.TenantID, a core.Actor,
 }
 
 func (s *Service) trail() audit.Trail {
-	return audit.Trail{Table: audit.OpenLog(s.o.Store.DB()), Now: s.o.Now, Log: s.o.Log}
+	return audit.Trail{Table: s.auditLog, Now: s.o.Now, Log: s.o.Log}
 }
 
 var (
