@@ -17,7 +17,13 @@ type AccessAdmin interface {
 	Grants(ctx context.Context, by access.Principal, tenant core.TenantID) ([]access.Authorisation, error)
 	Grant(ctx context.Context, granter access.Principal, tenant core.TenantID, req access.GrantRequest) (access.Authorisation, error)
 	Revoke(ctx context.Context, by access.Principal, tenant core.TenantID, principalID, role string) error
-	ApproveOperatorAccess(ctx context.Context, officer access.Principal, tenant core.TenantID, operatorID string, d time.Duration, justification string) (access.Authorisation, error)
+	Roles(ctx context.Context, by access.Principal, tenant core.TenantID) ([]access.Role, error)
+	DefineRole(ctx context.Context, by access.Principal, tenant core.TenantID, name string, perms []access.Permission, description string) (access.Role, error)
+	DeleteRole(ctx context.Context, by access.Principal, tenant core.TenantID, name string) error
+	RequestOperatorAccess(ctx context.Context, operator access.Principal, tenant core.TenantID, d time.Duration, justification string) (access.AccessRequest, error)
+	AccessRequests(ctx context.Context, by access.Principal, tenant core.TenantID) ([]access.AccessRequest, error)
+	ApproveAccessRequest(ctx context.Context, officer access.Principal, tenant core.TenantID, requestID string) (access.Authorisation, error)
+	DenyAccessRequest(ctx context.Context, by access.Principal, tenant core.TenantID, requestID string) error
 }
 
 var _ AccessAdmin = (*access.Authorizer)(nil)
@@ -59,20 +65,57 @@ func (a *App) accessFunctions() []function {
 		op("RevokeRole", guard{perm: access.AccessRead}, func(ctx context.Context, s AccessAdmin, p access.Principal, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			return http.StatusNoContent, nil, s.Revoke(ctx, p, id, r.Params["principalId"], r.Params["role"])
 		}),
-		op("ApproveOperatorAccess", guard{perm: access.AccessApprove}, func(ctx context.Context, s AccessAdmin, p access.Principal, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+		op("ListRoles", guard{perm: access.AccessRead}, func(ctx context.Context, s AccessAdmin, p access.Principal, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
+			rs, err := s.Roles(ctx, p, id)
+			out := rolesJSON{Roles: make([]roleJSON, 0, len(rs))}
+			for _, r := range rs {
+				out.Roles = append(out.Roles, toRoleJSON(r))
+			}
+			return http.StatusOK, out, err
+		}),
+		op("DefineRole", guard{perm: access.AccessGrant}, func(ctx context.Context, s AccessAdmin, p access.Principal, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			var body struct {
-				OperatorID    string `json:"operatorId"`
+				Permissions []access.Permission `json:"permissions"`
+				Description string              `json:"description"`
+			}
+			if err := decodeJSONBody(r, &body); err != nil {
+				return 0, nil, err
+			}
+			role, err := s.DefineRole(ctx, p, id, r.Params["role"], body.Permissions, body.Description)
+			return http.StatusOK, toRoleJSON(role), err
+		}),
+		op("DeleteRole", guard{perm: access.AccessGrant}, func(ctx context.Context, s AccessAdmin, p access.Principal, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+			return http.StatusNoContent, nil, s.DeleteRole(ctx, p, id, r.Params["role"])
+		}),
+		op("RequestOperatorAccess", guard{perm: access.AccessAsk}, func(ctx context.Context, s AccessAdmin, p access.Principal, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+			var body struct {
 				Minutes       int    `json:"minutes"`
 				Justification string `json:"justification"`
 			}
 			if err := decodeJSONBody(r, &body); err != nil {
 				return 0, nil, err
 			}
-			if body.Minutes <= 0 {
+			if body.Minutes <= 0 || body.Minutes > int(access.MaxOperatorAccess/time.Minute) {
 				return 0, nil, apperr.New(apperr.Invalid, "minutes must be 1 to 480", nil)
 			}
-			g, err := s.ApproveOperatorAccess(ctx, p, id, body.OperatorID, time.Duration(body.Minutes)*time.Minute, body.Justification)
+			req, err := s.RequestOperatorAccess(ctx, p, id, time.Duration(body.Minutes)*time.Minute, body.Justification)
+			return http.StatusCreated, toRequestJSON(req, time.Now()), err
+		}),
+		op("ListAccessRequests", guard{perm: access.AccessRead}, func(ctx context.Context, s AccessAdmin, p access.Principal, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
+			rs, err := s.AccessRequests(ctx, p, id)
+			now := time.Now()
+			out := requestsJSON{Requests: make([]requestJSON, 0, len(rs))}
+			for _, r := range rs {
+				out.Requests = append(out.Requests, toRequestJSON(r, now))
+			}
+			return http.StatusOK, out, err
+		}),
+		op("ApproveOperatorAccess", guard{perm: access.AccessApprove}, func(ctx context.Context, s AccessAdmin, p access.Principal, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+			g, err := s.ApproveAccessRequest(ctx, p, id, r.Params["requestId"])
 			return http.StatusCreated, toGrantJSON(g), err
+		}),
+		op("DenyOperatorAccess", guard{perm: access.AccessApprove, or: access.AccessGrant}, func(ctx context.Context, s AccessAdmin, p access.Principal, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+			return http.StatusNoContent, nil, s.DenyAccessRequest(ctx, p, id, r.Params["requestId"])
 		}),
 	}
 }
@@ -98,6 +141,50 @@ func toGrantJSON(g access.Authorisation) grantJSON {
 	if !g.ExpiresAt.IsZero() {
 		e := g.ExpiresAt
 		out.ExpiresAt = &e
+	}
+	return out
+}
+
+type roleJSON struct {
+	Name        string              `json:"name"`
+	Permissions []access.Permission `json:"permissions"`
+	Custom      bool                `json:"custom"`
+	Description string              `json:"description,omitempty"`
+}
+
+type rolesJSON struct {
+	Roles []roleJSON `json:"roles"`
+}
+
+func toRoleJSON(r access.Role) roleJSON {
+	perms := r.Permissions
+	if perms == nil {
+		perms = []access.Permission{}
+	}
+	return roleJSON{Name: r.Name, Permissions: perms, Custom: r.Custom, Description: r.Description}
+}
+
+type requestJSON struct {
+	ID            string     `json:"id"`
+	OperatorID    string     `json:"operatorId"`
+	Minutes       int        `json:"minutes"`
+	Justification string     `json:"justification"`
+	RequestedAt   time.Time  `json:"requestedAt"`
+	State         string     `json:"state"`
+	DecidedBy     string     `json:"decidedBy,omitempty"`
+	DecidedAt     *time.Time `json:"decidedAt,omitempty"`
+}
+
+type requestsJSON struct {
+	Requests []requestJSON `json:"requests"`
+}
+
+func toRequestJSON(r access.AccessRequest, now time.Time) requestJSON {
+	out := requestJSON{ID: r.ID, OperatorID: r.OperatorID, Minutes: r.Minutes, Justification: r.Justification,
+		RequestedAt: r.RequestedAt, State: r.StateAt(now), DecidedBy: r.DecidedBy}
+	if !r.DecidedAt.IsZero() {
+		d := r.DecidedAt
+		out.DecidedAt = &d
 	}
 	return out
 }

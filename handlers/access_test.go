@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -128,9 +129,41 @@ func (f *fakeGrants) Revoke(_ context.Context, _ access.Principal, _ core.Tenant
 	return nil
 }
 
-func (f *fakeGrants) ApproveOperatorAccess(_ context.Context, by access.Principal, tenant core.TenantID, operatorID string, d time.Duration, why string) (access.Authorisation, error) {
-	f.calls = append(f.calls, "approve:"+operatorID+":"+d.String()+":"+why)
-	return access.Authorisation{PrincipalID: operatorID, Role: "OperatorSupport", GrantedBy: by.ObjectID, Justification: why}, nil
+func (f *fakeGrants) Roles(_ context.Context, _ access.Principal, _ core.TenantID) ([]access.Role, error) {
+	f.calls = append(f.calls, "roles")
+	return []access.Role{access.RoleHelpdesk, {Name: "Licensing", Permissions: []access.Permission{access.LicensesWrite}, Custom: true}}, nil
+}
+
+func (f *fakeGrants) DefineRole(_ context.Context, _ access.Principal, _ core.TenantID, name string, perms []access.Permission, description string) (access.Role, error) {
+	f.calls = append(f.calls, "define:"+name+":"+fmt.Sprint(perms)+":"+description)
+	return access.Role{Name: name, Permissions: perms, Custom: true, Description: description}, nil
+}
+
+func (f *fakeGrants) DeleteRole(_ context.Context, _ access.Principal, _ core.TenantID, name string) error {
+	f.calls = append(f.calls, "delete:"+name)
+	return nil
+}
+
+func (f *fakeGrants) RequestOperatorAccess(_ context.Context, p access.Principal, _ core.TenantID, d time.Duration, why string) (access.AccessRequest, error) {
+	f.calls = append(f.calls, "request:"+d.String()+":"+why)
+	return access.AccessRequest{ID: "r1", OperatorID: p.ObjectID, Minutes: int(d.Minutes()), Justification: why,
+		RequestedAt: time.Now(), State: access.RequestPending}, nil
+}
+
+func (f *fakeGrants) AccessRequests(_ context.Context, _ access.Principal, _ core.TenantID) ([]access.AccessRequest, error) {
+	f.calls = append(f.calls, "requests")
+	return []access.AccessRequest{{ID: "r1", OperatorID: operator, Minutes: 60, Justification: "ticket 4711",
+		RequestedAt: time.Now().Add(-25 * time.Hour), State: access.RequestPending}}, nil
+}
+
+func (f *fakeGrants) ApproveAccessRequest(_ context.Context, by access.Principal, _ core.TenantID, id string) (access.Authorisation, error) {
+	f.calls = append(f.calls, "approve:"+id)
+	return access.Authorisation{PrincipalID: operator, Role: "OperatorSupport", GrantedBy: by.ObjectID, Justification: "ticket 4711"}, nil
+}
+
+func (f *fakeGrants) DenyAccessRequest(_ context.Context, _ access.Principal, _ core.TenantID, id string) error {
+	f.calls = append(f.calls, "deny:"+id)
+	return nil
 }
 
 func TestGrantFunctions(t *testing.T) {
@@ -139,6 +172,8 @@ func TestGrantFunctions(t *testing.T) {
 	a := &App{Access: AccessServices{Authenticate: testAccess{}, Authorize: testAccess{}, Admin: f}}
 	tp := map[string]string{"tenantId": tenantA}
 	gp := map[string]string{"tenantId": tenantA, "principalId": userA, "role": "Helpdesk"}
+	rp := map[string]string{"tenantId": tenantA, "role": "Licensing"}
+	qp := map[string]string{"tenantId": tenantA, "requestId": "r1"}
 	for _, tc := range []struct {
 		call     httpCall
 		want     int
@@ -148,16 +183,24 @@ func TestGrantFunctions(t *testing.T) {
 		{httpCall{function: "GrantRole", method: "PUT", params: gp, body: `{"scope":"connector","expiresAt":"2027-01-31T00:00:00Z"}`}, 200, `"scope":"connector"`},
 		{httpCall{function: "GrantRole", method: "PUT", params: gp}, 200, `"grantedBy":"` + operator},
 		{httpCall{function: "RevokeRole", method: "DELETE", params: gp}, 204, ""},
-		{httpCall{function: "ApproveOperatorAccess", method: "POST", params: tp, body: `{"operatorId":"` + operator + `","minutes":120,"justification":"ticket 4711"}`}, 201, `"justification":"ticket 4711"`},
-		{httpCall{function: "ApproveOperatorAccess", method: "POST", params: tp, body: `{"operatorId":"` + operator + `","minutes":0,"justification":"x"}`}, 400, "minutes"},
 		{httpCall{function: "GrantRole", method: "PUT", params: gp, body: `{"role":"TenantAdmin"}`}, 400, "documented fields"},
+		{httpCall{function: "ListRoles", method: "GET", params: tp}, 200, `{"name":"Licensing","permissions":["licenses.write"],"custom":true}`},
+		{httpCall{function: "DefineRole", method: "PUT", params: rp, body: `{"permissions":["tenant.read","licenses.write"],"description":"assigns licenses"}`}, 200, `"custom":true`},
+		{httpCall{function: "DefineRole", method: "PUT", params: rp, body: `{"permissions":"tenant.read"}`}, 400, ""},
+		{httpCall{function: "DeleteRole", method: "DELETE", params: rp}, 204, ""},
+		{httpCall{function: "RequestOperatorAccess", method: "POST", params: tp, body: `{"minutes":120,"justification":"ticket 4711"}`}, 201, `"state":"pending"`},
+		{httpCall{function: "RequestOperatorAccess", method: "POST", params: tp, body: `{"minutes":481,"justification":"x"}`}, 400, "minutes"},
+		{httpCall{function: "ListAccessRequests", method: "GET", params: tp}, 200, `"state":"lapsed"`},
+		{httpCall{function: "ApproveOperatorAccess", method: "POST", params: qp}, 201, `"justification":"ticket 4711"`},
+		{httpCall{function: "DenyOperatorAccess", method: "POST", params: qp}, 204, ""},
 	} {
 		code, body, _ := invokeHTTP(t, a, tc.call)
 		if code != tc.want || !strings.Contains(body, tc.wantBody) {
 			t.Errorf("%s %s: %d %s, want %d with %q", tc.call.method, tc.call.function, code, body, tc.want, tc.wantBody)
 		}
 	}
-	want := "list:" + operator + " grant:" + userA + ":Helpdesk:connector grant:" + userA + ":Helpdesk: revoke:" + userA + ":Helpdesk approve:" + operator + ":2h0m0s:ticket 4711"
+	want := "list:" + operator + " grant:" + userA + ":Helpdesk:connector grant:" + userA + ":Helpdesk: revoke:" + userA + ":Helpdesk roles define:Licensing:[tenant.read licenses.write]:assigns licenses" +
+		" delete:Licensing request:2h0m0s:ticket 4711 requests approve:r1 deny:r1"
 	if got := strings.Join(f.calls, " "); got != want {
 		t.Errorf("calls = %s\nwant    %s", got, want)
 	}

@@ -74,7 +74,7 @@ type App struct {
 type AccessServices struct {
 	Authenticate Authenticator
 	Authorize    Authorizer
-	Admin        AccessAdmin // ListGrants, GrantRole, RevokeRole, ApproveOperatorAccess
+	Admin        AccessAdmin // grants, custom roles, operator access requests
 }
 
 // Authenticator names the caller from the Authorization header (access.Authenticator).

@@ -1,6 +1,7 @@
-// Package access is who may do what for a tenant: the authorisations a tenant admin grants to
-// principals. Until the admin API's identity and RBAC land (issue 12) it holds its table and its
-// answers for a person's export and erasure.
+// Package access is who may do what for a tenant: the principals a token names, the permissions and
+// roles (built in, or defined by the tenant's admins), the authorisations granted on a tenant,
+// operators' requests for time-bound access, and the one decision function every admin call goes
+// through (Authorizer.Allow).
 package access
 
 import (
@@ -11,20 +12,34 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
-// TableAuthorisations holds the tenant's grants.
-const TableAuthorisations = "authorisations"
+// The module's tables, each partitioned by the tenant they are about.
+const (
+	TableAuthorisations = "authorisations" // the tenant's grants
+	TableRoles          = "roles"          // the tenant's custom roles
+	TableAccessRequests = "accessrequests" // operators' requests for time-bound access to the tenant
+)
 
 // Tables are the tables the access module owns.
-var Tables = []tables.Spec{tables.SpecOf[Authorisation](TableAuthorisations, "access", tables.RetainTenantData)}
-
-// Data is the module's table.
-type Data struct {
-	Authorisations *tables.Table[Authorisation, *Authorisation]
+var Tables = []tables.Spec{
+	tables.SpecOf[Authorisation](TableAuthorisations, "access", tables.RetainTenantData),
+	tables.SpecOf[CustomRole](TableRoles, "access", tables.RetainTenantData),
+	tables.SpecOf[AccessRequest](TableAccessRequests, "access", tables.RetainTenantData),
 }
 
-// OpenData returns the module's table on db.
+// Data is the module's tables.
+type Data struct {
+	Authorisations *tables.Table[Authorisation, *Authorisation]
+	Roles          *tables.Table[CustomRole, *CustomRole]
+	Requests       *tables.Table[AccessRequest, *AccessRequest]
+}
+
+// OpenData returns the module's tables on db.
 func OpenData(db *tables.DB) *Data {
-	return &Data{Authorisations: tables.New[Authorisation](db, TableAuthorisations)}
+	return &Data{
+		Authorisations: tables.New[Authorisation](db, TableAuthorisations),
+		Roles:          tables.New[CustomRole](db, TableRoles),
+		Requests:       tables.New[AccessRequest](db, TableAccessRequests),
+	}
 }
 
 // Authorisation grants a role to a principal within the tenant (table authorisations, in the partition
@@ -65,19 +80,44 @@ func (a *Authorisation) SetRowKey(rk string) error {
 	return nil
 }
 
-// Export lists the person's grants, and the grants the person made as an admin.
+// Export lists the person's grants, the grants the person made as an admin, the custom roles they last
+// defined and the access requests they made or decided.
 func (d *Data) Export(ctx context.Context, tenant core.TenantID, userID string) ([]tables.Record, error) {
-	return d.Authorisations.ExportWhere(ctx, tenant, func(a *Authorisation) bool {
+	grants, err := d.Authorisations.ExportWhere(ctx, tenant, func(a *Authorisation) bool {
 		return a.PrincipalID == userID || a.GrantedBy == userID
 	})
+	if err != nil {
+		return nil, err
+	}
+	roles, err := d.Roles.ExportWhere(ctx, tenant, func(c *CustomRole) bool { return c.UpdatedBy == userID })
+	if err != nil {
+		return nil, err
+	}
+	requests, err := d.Requests.ExportWhere(ctx, tenant, func(r *AccessRequest) bool {
+		return r.OperatorID == userID || r.DecidedBy == userID
+	})
+	return append(append(grants, roles...), requests...), err
 }
 
-// Erase revokes the person's grants and takes the person's id out of the grants they made (the audit
-// trail keeps who granted what).
+// Erase revokes the person's grants, deletes the access requests they made, and takes the person's id
+// out of the grants, roles and decisions they made (the audit trail keeps who did what, by digest).
 func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
-	return d.Authorisations.EraseWhere(ctx, tenant,
+	n, err := d.Authorisations.EraseWhere(ctx, tenant,
 		func(a *Authorisation) bool { return a.PrincipalID == userID },
 		func(a *Authorisation) bool { return scrub(&a.GrantedBy, userID) })
+	if err != nil {
+		return n, err
+	}
+	m, err := d.Roles.EraseWhere(ctx, tenant, nil,
+		func(c *CustomRole) bool { return scrub(&c.UpdatedBy, userID) })
+	n += m
+	if err != nil {
+		return n, err
+	}
+	m, err = d.Requests.EraseWhere(ctx, tenant,
+		func(r *AccessRequest) bool { return r.OperatorID == userID },
+		func(r *AccessRequest) bool { return scrub(&r.DecidedBy, userID) })
+	return n + m, err
 }
 
 // scrub blanks *field if it holds id, and says whether it did.
@@ -90,4 +130,6 @@ func scrub(field *string, id string) bool {
 }
 
 // Answers names the tables a person's export and erasure cover here.
-func (d *Data) Answers() []string { return []string{TableAuthorisations} }
+func (d *Data) Answers() []string {
+	return []string{TableAuthorisations, TableRoles, TableAccessRequests}
+}

@@ -21,7 +21,7 @@ const maxJustification = 500
 // GrantRequest is a tenant admin's grant of a built-in role to another user of the tenant.
 type GrantRequest struct {
 	PrincipalID string // the user's object id
-	Role        string // a built-in role other than OperatorSupport
+	Role        string // a built-in role other than OperatorSupport, or one of the tenant's custom roles
 	Scope       string // "" (the whole tenant) or a part of it, e.g. "connector"
 	ExpiresAt   time.Time
 }
@@ -42,9 +42,12 @@ func (a *Authorizer) grant(ctx context.Context, granter Principal, tenant core.T
 	if err != nil {
 		return Authorisation{}, apperr.New(apperr.Invalid, "principalId must be an Entra object id (GUID)", err)
 	}
-	role, ok := RoleNamed(req.Role)
-	if !ok || role.Name == RoleOperatorSupport.Name {
-		return Authorisation{}, apperr.New(apperr.Invalid, "role must be one of the tenant roles", nil)
+	role, err := a.role(ctx, tenant, req.Role)
+	if errors.Is(err, errNoRole) || err == nil && role.Name == RoleOperatorSupport.Name {
+		return Authorisation{}, apperr.New(apperr.Invalid, "role must be one of the tenant's roles", nil)
+	}
+	if err != nil {
+		return Authorisation{}, err
 	}
 	if err := validScope(req.Scope); err != nil {
 		return Authorisation{}, err
@@ -60,44 +63,6 @@ func (a *Authorizer) grant(ctx context.Context, granter Principal, tenant core.T
 	}
 	g := Authorisation{PrincipalID: oid, Role: role.Name, PrincipalKind: "user", PrincipalTenant: string(tenant),
 		Scope: req.Scope, GrantedAt: now, GrantedBy: granter.ObjectID, ExpiresAt: req.ExpiresAt.UTC()}
-	if _, err := a.data.Authorisations.Upsert(ctx, tenant, g); err != nil {
-		return Authorisation{}, fmt.Errorf("store grant: %w", err)
-	}
-	return g, nil
-}
-
-// ApproveOperatorAccess gives an operator OperatorSupport on tenant for d (at most MaxOperatorAccess).
-// Only a security officer approves: the approval is kept apart from the people who use the access, and
-// the tenant admin sees every such grant in the tenant's list.
-func (a *Authorizer) ApproveOperatorAccess(ctx context.Context, officer Principal, tenant core.TenantID, operatorID string,
-	d time.Duration, justification string) (Authorisation, error) {
-	g, err := a.approve(ctx, officer, tenant, operatorID, d, justification)
-	return g, a.record(ctx, tenant, officer, "access.approve", RoleOperatorSupport.Name, operatorID, err)
-}
-
-func (a *Authorizer) approve(ctx context.Context, officer Principal, tenant core.TenantID, operatorID string,
-	d time.Duration, justification string) (Authorisation, error) {
-	if err := a.Allow(ctx, officer, AccessApprove, TenantResource(tenant)); err != nil {
-		return Authorisation{}, err
-	}
-	oid, err := core.ParseObjectID(operatorID)
-	if err != nil {
-		return Authorisation{}, apperr.New(apperr.Invalid, "operatorId must be an Entra object id (GUID)", err)
-	}
-	if oid == officer.ObjectID {
-		return Authorisation{}, apperr.New(apperr.Forbidden, "an officer cannot approve their own access", nil)
-	}
-	if d <= 0 || d > MaxOperatorAccess {
-		return Authorisation{}, apperr.New(apperr.Invalid, fmt.Sprintf("duration must be between 1s and %s", MaxOperatorAccess), nil)
-	}
-	justification = strings.TrimSpace(justification)
-	if justification == "" || len(justification) > maxJustification {
-		return Authorisation{}, apperr.New(apperr.Invalid, fmt.Sprintf("a justification of 1..%d characters is required", maxJustification), nil)
-	}
-	now := a.now().UTC()
-	g := Authorisation{PrincipalID: oid, Role: RoleOperatorSupport.Name, PrincipalKind: "user",
-		PrincipalTenant: string(a.operatorTenant), GrantedAt: now, GrantedBy: officer.ObjectID, ExpiresAt: now.Add(d),
-		Justification: justification}
 	if _, err := a.data.Authorisations.Upsert(ctx, tenant, g); err != nil {
 		return Authorisation{}, fmt.Errorf("store grant: %w", err)
 	}
@@ -167,7 +132,7 @@ func validScope(s string) error {
 // person's export and erasure find it); a string that is not an object id is not kept.
 func (a *Authorizer) record(ctx context.Context, tenant core.TenantID, by Principal, action, role, principalID string, err error) error {
 	targetType := "grant"
-	if _, ok := RoleNamed(role); ok {
+	if roleName.MatchString(role) {
 		targetType = "grant:" + role
 	}
 	target, perr := core.ParseObjectID(principalID)

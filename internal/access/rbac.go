@@ -35,6 +35,7 @@ const (
 	AccessRead        Permission = "access.read"    // the tenant's grants and its authorisation log
 	AccessGrant       Permission = "access.grant"   // grant and revoke roles inside the tenant
 	AccessApprove     Permission = "access.approve" // approve an operator's time-bound access (security officer)
+	AccessAsk         Permission = "access.request" // ask for time-bound access to a tenant (operator)
 	IncidentsWrite    Permission = "incidents.write"
 )
 
@@ -42,6 +43,8 @@ const (
 type Role struct {
 	Name        string
 	Permissions []Permission
+	Custom      bool   // defined by the tenant's admins (CustomRole), not built in
+	Description string // custom roles only
 }
 
 // Allows reports whether the role includes perm.
@@ -53,18 +56,22 @@ func (r Role) Allows(perm Permission) bool { return slices.Contains(r.Permission
 // across tenants from their token, and OperatorSupport inside one tenant only while a time-bound grant
 // lasts.
 var (
-	RoleTenantAdmin = Role{"TenantAdmin", []Permission{TenantRead, LicensesWrite, ConnectorRead, ConnectorWrite,
-		ServiceUsersWrite, PrivacyExport, PrivacyErase, PrivacyRestrict, AuditRead, AccessRead, AccessGrant}}
-	RoleHelpdesk        = Role{"Helpdesk", []Permission{TenantRead, ConnectorRead}}
-	RolePrivacyOfficer  = Role{"PrivacyOfficer", []Permission{TenantRead, PrivacyExport, PrivacyErase, PrivacyRestrict, AuditRead}}
-	RoleOperatorSupport = Role{"OperatorSupport", []Permission{TenantRead, ConnectorRead, AuditRead}}
-	RoleOperator        = Role{"Operator", []Permission{TenantsList}}
-	RoleSecurityOfficer = Role{"SecurityOfficer", []Permission{TenantsList, AccessRead, AccessApprove, IncidentsWrite}}
-	RoleAutomation      = Role{"Automation", []Permission{TenantsList, TenantCreate, TenantRead, TenantLifecycle, LicensesPurchase}}
+	RoleTenantAdmin = Role{Name: "TenantAdmin", Permissions: []Permission{TenantRead, LicensesWrite, ConnectorRead,
+		ConnectorWrite, ServiceUsersWrite, PrivacyExport, PrivacyErase, PrivacyRestrict, AuditRead, AccessRead, AccessGrant}}
+	RoleHelpdesk        = Role{Name: "Helpdesk", Permissions: []Permission{TenantRead, ConnectorRead}}
+	RolePrivacyOfficer  = Role{Name: "PrivacyOfficer", Permissions: []Permission{TenantRead, PrivacyExport, PrivacyErase, PrivacyRestrict, AuditRead}}
+	RoleOperatorSupport = Role{Name: "OperatorSupport", Permissions: []Permission{TenantRead, ConnectorRead, AuditRead}}
+	RoleOperator        = Role{Name: "Operator", Permissions: []Permission{TenantsList, AccessAsk}}
+	RoleSecurityOfficer = Role{Name: "SecurityOfficer", Permissions: []Permission{TenantsList, AccessRead, AccessApprove, IncidentsWrite}}
+	RoleAutomation      = Role{Name: "Automation", Permissions: []Permission{TenantsList, TenantCreate, TenantRead, TenantLifecycle, LicensesPurchase}}
 )
 
 // BuiltinRoles are the roles that can be granted by name.
 var BuiltinRoles = []Role{RoleTenantAdmin, RoleHelpdesk, RolePrivacyOfficer, RoleOperatorSupport}
+
+// staffRoleNames are the roles only tokens of the operator tenant carry; no custom role may take
+// their names, so a grant list never shows a tenant's role that reads like a staff one.
+var staffRoleNames = []string{RoleOperator.Name, RoleSecurityOfficer.Name, RoleAutomation.Name}
 
 // RoleNamed returns a grantable built-in role.
 func RoleNamed(name string) (Role, bool) {
@@ -150,16 +157,11 @@ func (a *Authorizer) Allow(ctx context.Context, p Principal, perm Permission, re
 }
 
 func (a *Authorizer) allowStaff(ctx context.Context, p Principal, perm Permission, res Resource) error {
+	// The token's staff roles act across tenants, and hold nothing inside one: Operator lists tenants
+	// and asks for access, SecurityOfficer keeps every tenant's authorisation log, Automation runs
+	// billing and provisioning.
 	for _, r := range a.staffRoles(p) {
-		if !r.Allows(perm) {
-			continue
-		}
-		switch {
-		case res.Tenant == "": // the service as a whole: the tenant list, onboarding
-			return nil
-		case r.Name == RoleAutomation.Name: // billing and provisioning act on any tenant's lifecycle and licenses
-			return nil
-		case r.Name == RoleSecurityOfficer.Name: // keeps every tenant's authorisation log, records incidents
+		if r.Allows(perm) {
 			return nil
 		}
 	}
@@ -202,9 +204,16 @@ func (a *Authorizer) allowGranted(ctx context.Context, p Principal, perm Permiss
 			a.expire(ctx, res.Tenant, g)
 			continue
 		}
-		role, ok := RoleNamed(g.Role)
-		if !ok || !role.Allows(perm) || !res.within(g.Scope) || g.PrincipalTenant != string(p.Tenant) {
+		if !res.within(g.Scope) || g.PrincipalTenant != string(p.Tenant) {
 			continue
+		}
+		// A custom role is read at each check: narrowing or deleting it takes effect at once.
+		role, err := a.role(ctx, res.Tenant, g.Role)
+		if errors.Is(err, errNoRole) || err == nil && !role.Allows(perm) {
+			continue
+		}
+		if err != nil {
+			return err
 		}
 		if staff {
 			if err := a.record(ctx, res.Tenant, p, "access.use", g.Role, p.ObjectID, nil); err != nil {

@@ -138,15 +138,16 @@ func TestTenantOnboardingAndOperatorActions(t *testing.T) {
 		t.Fatalf("consent callback = %d %q", code, page)
 	}
 
-	// Operator access: none inside the tenant until a security officer approves it, then read-only,
-	// visible to the tenant admin, and gone once the tenant admin revokes it. Real tokens, real handler.
+	// Operator access: none inside the tenant until the operator asks and a security officer approves,
+	// then read-only, visible to the tenant admin, and gone once the tenant admin revokes it. Real
+	// tokens, real handler.
 	const officerID, operatorID = "0000ffff-0000-4000-8000-000000000002", "0000ffff-0000-4000-8000-000000000001"
 	as := func(req devhost.DevTokenRequest) string { return "Bearer " + mintToken(t, s.host.URL(), req) }
 	operator := as(devhost.DevTokenRequest{Tenant: config.DevOperatorTenant, User: operatorID, Roles: []string{access.AppRoleOperator}})
 	officer := as(devhost.DevTokenRequest{Tenant: config.DevOperatorTenant, User: officerID, Roles: []string{access.AppRoleSecurityOfficer}})
 	admin := as(devhost.DevTokenRequest{Tenant: string(tenant), User: e2eOperator, Roles: []string{access.AppRoleTenantAdmin}})
 	otherAdmin := as(devhost.DevTokenRequest{Tenant: string(storetest.NewTenantID(t)), User: e2eOperator, Roles: []string{access.AppRoleTenantAdmin}})
-	with := func(method, u, auth, body string) int {
+	withBody := func(method, u, auth, body string) (int, []byte) {
 		t.Helper()
 		req, _ := http.NewRequest(method, u, strings.NewReader(body))
 		req.Header.Set("Authorization", auth)
@@ -154,9 +155,11 @@ func TestTenantOnboardingAndOperatorActions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
 	}
+	with := func(method, u, auth, body string) int { code, _ := withBody(method, u, auth, body); return code }
 	tenantURL := api + "/tenants/" + string(tenant)
 	for name, tc := range map[string]struct {
 		auth string
@@ -166,7 +169,18 @@ func TestTenantOnboardingAndOperatorActions(t *testing.T) {
 			t.Errorf("%s: GET tenant = %d, want %d", name, code, tc.want)
 		}
 	}
-	if code := with("POST", tenantURL+"/operator-access", officer, `{"operatorId":"`+operatorID+`","minutes":60,"justification":"e2e"}`); code != http.StatusCreated {
+	rc, rb := withBody("POST", tenantURL+"/access-requests", operator, `{"minutes":60,"justification":"e2e"}`)
+	var request struct{ ID, State string }
+	if err := json.Unmarshal(rb, &request); rc != http.StatusCreated || err != nil || request.State != "pending" {
+		t.Fatalf("operator's request = %d %s", rc, rb)
+	}
+	if code := with("GET", tenantURL, operator, ""); code != http.StatusForbidden {
+		t.Errorf("operator with a pending request = %d, want 403", code)
+	}
+	if code := with("POST", tenantURL+"/access-requests/"+request.ID+"/approve", admin, ""); code != http.StatusForbidden {
+		t.Errorf("tenant admin approving = %d, want 403 (officers approve)", code)
+	}
+	if code := with("POST", tenantURL+"/access-requests/"+request.ID+"/approve", officer, ""); code != http.StatusCreated {
 		t.Fatalf("officer's approval = %d", code)
 	}
 	if code := with("GET", tenantURL, operator, ""); code != http.StatusOK {
@@ -203,6 +217,7 @@ func TestTenantOnboardingAndOperatorActions(t *testing.T) {
 		trail = append([]string{e.Action + "/" + e.Outcome + "/" + e.ActorID}, trail...)
 	}
 	want := []string{"tenant.onboarding.start/success/" + e2eOperator, "tenant.consent/success/tenant-admin",
+		"access.request/success/" + operatorID,
 		"access.approve/success/" + officerID, "access.use/success/" + operatorID, "access.revoke/success/" + e2eOperator,
 		"tenant.cancel/success/" + e2eOperator, "tenant.licenses.set/denied/" + e2eOperator}
 	if fmt.Sprint(trail) != fmt.Sprint(want) {
