@@ -54,9 +54,10 @@ const operatorToken = "Bearer as-any:" + operator
 
 // publicFunctions answer without a token, by design: Graph's webhooks (clientState and validation
 // tokens), the health probe, this API's description, and the two redirects the identity platform
-// sends a browser to (one-time state authenticates them).
+// sends a browser to (one-time state authenticates them), and the connect link a browser opens (its
+// sealed, expiring token authenticates it).
 var publicFunctions = map[string]bool{"GraphWebhook": true, "GraphLifecycle": true, "Health": true, "OpenAPI": true,
-	"AdminConsentCallback": true, "AuthCallback": true}
+	"AdminConsentCallback": true, "AuthCallback": true, "AuthStart": true}
 
 // Every HTTP function but the public ones refuses a call without a valid token (401, with the bearer
 // challenge) and a caller of another tenant (403), and its service is never reached. The test walks

@@ -144,7 +144,7 @@ func TestRoutesRefuseMissingService(t *testing.T) {
 		{"RenewSubscriptions", func(a *App) { a.RenewSubscriptions = nil }, []string{"RenewSubscriptions"}},
 		{"EnforceRetention", func(a *App) { a.EnforceRetention = nil }, []string{"EnforceRetention"}},
 		{"ReconcileLicenses", func(a *App) { a.ReconcileLicenses = nil }, []string{"ReconcileLicenses"}},
-		{"service-user sign-in", func(a *App) { a.Presence.SignIn = nil }, []string{"ConnectServiceUser", "AuthCallback"}},
+		{"service-user sign-in", func(a *App) { a.Presence.SignIn = nil }, []string{"ConnectServiceUser", "AuthStart", "AuthCallback"}},
 		{"presence status", func(a *App) { a.Presence.Status = nil }, []string{"GetPresenceStatus"}},
 		{"connector set-up", func(a *App) { a.Connector.Admin = nil }, []string{"GetConnector", "SetConnector",
 			"DeleteConnector", "TestConnector", "GetUserExtension", "SetUserExtension", "DeleteUserExtension",

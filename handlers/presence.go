@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/core"
@@ -15,7 +16,8 @@ import (
 
 // ServiceUserSignIn connects a tenant's service users (internal/presence/serviceuser; active tenants only).
 type ServiceUserSignIn interface {
-	Begin(ctx context.Context, tenant core.TenantID) (authURL, nonce string, err error)
+	Link(ctx context.Context, tenant core.TenantID) (link string, expires time.Time, err error)
+	BeginLink(ctx context.Context, link string) (authURL, nonce string, err error)
 	Complete(ctx context.Context, cb serviceuser.Callback) (serviceuser.ServiceUser, error)
 }
 
@@ -27,7 +29,7 @@ type PresenceStatus interface {
 
 // PresenceServices are the services behind the presence-sync functions.
 type PresenceServices struct {
-	SignIn ServiceUserSignIn // ConnectServiceUser, AuthCallback
+	SignIn ServiceUserSignIn // ConnectServiceUser, AuthStart, AuthCallback
 	Status PresenceStatus    // GetPresenceStatus
 }
 
@@ -37,12 +39,14 @@ const (
 	signInCookiePath = "/api/auth"
 )
 
-// presenceRoutes are the presence capability's own HTTP functions. ConnectServiceUser needs a function
-// key (the admin portal hands an authorised admin the link); AuthCallback is anonymous: the identity
-// platform sends the browser there, and the sealed state plus the cookie authenticate it.
+// presenceRoutes are the presence capability's own HTTP functions. ConnectServiceUser takes the tenant
+// admin's bearer token and answers a connect link; AuthStart and AuthCallback are what a browser opens
+// (no bearer token there): the link's sealed token, then the sealed state plus the cookie authenticate
+// them.
 func (a *App) presenceFunctions() []function {
 	return []function{
 		{azfunc.HTTPRoute("ConnectServiceUser", "req", "res", a.connectServiceUser), a.Presence.SignIn},
+		{azfunc.HTTPRoute("AuthStart", "req", "res", a.authStart), a.Presence.SignIn},
 		{azfunc.HTTPRoute("AuthCallback", "req", "res", a.authCallback), a.Presence.SignIn},
 		{azfunc.HTTPRoute("GetPresenceStatus", "req", "res", a.getPresenceStatus), a.Presence.Status},
 	}
@@ -67,16 +71,33 @@ func (a *App) getPresenceStatus(ctx context.Context, r *azfunc.HTTPRequest) azfu
 	return azfunc.JSON(http.StatusOK, st)
 }
 
+// connectServiceUser answers POST tenants/{tenantId}/serviceusers/connect-link: a link the admin opens
+// in a browser (or sends to whoever holds the service account) within 15 minutes.
 func (a *App) connectServiceUser(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
 	tenant, err := core.ParseCustomerTenant(r.Params["tenantId"])
 	if err != nil {
-		return presenceError(ctx, err)
+		return errorJSON(ctx, err)
 	}
 	ctx = core.WithTenant(ctx, tenant)
 	if _, err := a.authorize(ctx, r, guard{perm: access.ServiceUsersWrite}, tenant); err != nil {
-		return presenceError(ctx, err)
+		return errorJSON(ctx, err)
 	}
-	authURL, nonce, err := a.Presence.SignIn.Begin(ctx, tenant)
+	link, expires, err := a.Presence.SignIn.Link(ctx, tenant)
+	if err != nil {
+		return errorJSON(ctx, err)
+	}
+	res := azfunc.JSON(http.StatusCreated, struct {
+		URL       string    `json:"url"`
+		ExpiresAt time.Time `json:"expiresAt"`
+	}{link, expires})
+	res.Headers["Cache-Control"] = "no-store"
+	return res
+}
+
+// authStart answers GET auth/start?link=…: the browser that opened a connect link is sent to sign in,
+// with the nonce cookie that AuthCallback checks.
+func (a *App) authStart(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
+	authURL, nonce, err := a.Presence.SignIn.BeginLink(ctx, r.Query.Get("link"))
 	if err != nil {
 		return presenceError(ctx, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
@@ -13,14 +14,20 @@ import (
 )
 
 type fakeSignIn struct {
-	began core.TenantID
-	got   serviceuser.Callback
-	err   error
+	linked core.TenantID
+	began  string
+	got    serviceuser.Callback
+	err    error
 }
 
-func (f *fakeSignIn) Begin(_ context.Context, tenant core.TenantID) (string, string, error) {
-	f.began = tenant
-	return "https://login.example/" + string(tenant) + "/oauth2/v2.0/authorize?state=s", "nonce-123", f.err
+func (f *fakeSignIn) Link(_ context.Context, tenant core.TenantID) (string, time.Time, error) {
+	f.linked = tenant
+	return "https://connecthub.example/api/auth/start?link=" + string(tenant) + ".l1.sealed", time.Date(2026, 12, 2, 10, 15, 0, 0, time.UTC), f.err
+}
+
+func (f *fakeSignIn) BeginLink(_ context.Context, link string) (string, string, error) {
+	f.began = link
+	return "https://login.example/t/oauth2/v2.0/authorize?state=s", "nonce-123", f.err
 }
 
 func (f *fakeSignIn) Complete(_ context.Context, cb serviceuser.Callback) (serviceuser.ServiceUser, error) {
@@ -37,27 +44,39 @@ func getCall(function string, params, query, headers map[string]string) azfuncte
 	return azfunctest.Call{Function: function, Params: params, Query: query, Headers: h}
 }
 
-func TestConnectServiceUserRedirectsWithCookie(t *testing.T) {
+func TestConnectLinkThenRedirectWithCookie(t *testing.T) {
 	t.Parallel()
 	f := &fakeSignIn{}
-	routes := routeTable(t, &App{Presence: PresenceServices{SignIn: f}})
+	a := &App{Presence: PresenceServices{SignIn: f}}
 	tenant := "6F1B3C1E-2D4A-4B5C-8D9E-0A1B2C3D4E5F"
-	r := invoke(t, routes, getCall("ConnectServiceUser", map[string]string{"tenantId": tenant}, nil, nil))
-	code, h := r.Status, r.Headers
-	if code != http.StatusFound || !strings.HasPrefix(h["Location"], "https://login.example/") {
-		t.Errorf("answer %d, headers %v", code, h)
+	code, body, h := invokeHTTP(t, a, httpCall{function: "ConnectServiceUser", method: "POST", params: map[string]string{"tenantId": tenant}})
+	if code != http.StatusCreated || !strings.Contains(body, `"url":"https://connecthub.example/api/auth/start?link=`) ||
+		!strings.Contains(body, `"expiresAt":"2026-12-02T10:15:00Z"`) || h["Cache-Control"] != "no-store" {
+		t.Errorf("link = %d %s %v", code, body, h)
 	}
-	c := h["Set-Cookie"]
+	if f.linked != core.TenantID(strings.ToLower(tenant)) {
+		t.Errorf("linked for %q", f.linked)
+	}
+	if code, _, _ := invokeHTTP(t, a, httpCall{function: "ConnectServiceUser", method: "POST", params: map[string]string{"tenantId": "nope"}}); code != http.StatusBadRequest {
+		t.Errorf("bad tenant id = %d", code)
+	}
+
+	// The browser opens the link: no token, only the link.
+	routes := routeTable(t, a)
+	r := invoke(t, routes, getCall("AuthStart", nil, map[string]string{"link": "t.l1.sealed"}, nil))
+	if r.Status != http.StatusFound || !strings.HasPrefix(r.Headers["Location"], "https://login.example/") || f.began != "t.l1.sealed" {
+		t.Errorf("start = %d, headers %v, began %q", r.Status, r.Headers, f.began)
+	}
+	c := r.Headers["Set-Cookie"]
 	for _, want := range []string{"connecthub_signin=nonce-123", "HttpOnly", "Secure", "SameSite=Lax", "Path=/api/auth"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("cookie %q lacks %s", c, want)
 		}
 	}
-	if f.began != core.TenantID(strings.ToLower(tenant)) {
-		t.Errorf("began for %q", f.began)
-	}
-	if code := invoke(t, routes, getCall("ConnectServiceUser", map[string]string{"tenantId": "nope"}, nil, nil)).Status; code != http.StatusBadRequest {
-		t.Errorf("bad tenant id = %d", code)
+	f.err = apperr.New(apperr.Invalid, "the connect link has expired; ask your admin for a new one", nil)
+	if r := invoke(t, routes, getCall("AuthStart", nil, map[string]string{"link": "old"}, nil)); r.Status != http.StatusBadRequest ||
+		!strings.Contains(r.Body, "expired") || r.Headers["Set-Cookie"] != "" {
+		t.Errorf("expired link = %d %q %v", r.Status, r.Body, r.Headers)
 	}
 }
 

@@ -175,20 +175,20 @@ func newFront(t testing.TB, target *atomic.Pointer[url.URL]) string {
 	return srv
 }
 
-// connectServiceUser walks the admin's browser through ConnectServiceUser, the identity platform's
-// sign-in and AuthCallback.
+// connectServiceUser walks the admin through ConnectServiceUser (bearer token, answers a link), then
+// the browser through the link (no token), the identity platform's sign-in and AuthCallback.
 func (e *presenceEnv) connectServiceUser(t testing.TB) {
 	t.Helper()
 	e.auth.SignIn(string(e.tenant), serviceUserID, "presence-svc@contoso.example")
 	browser := &http.Client{Transport: e.auth.Client().Transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	u := e.s.host.URL() + "/api/tenants/" + string(e.tenant) + "/serviceusers/connect"
+	u := e.s.host.URL() + "/api/tenants/" + string(e.tenant) + "/serviceusers/connect-link"
 	// The first admin call after start may find the token issuer's keys still loading (503): retry.
 	var resp *http.Response
 	var req *http.Request
 	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		req, _ = http.NewRequest(http.MethodGet, u, nil)
+		req, _ = http.NewRequest(http.MethodPost, u, nil)
 		req.Header.Set("Authorization", "Bearer "+bearerFor(t, u))
 		if resp, err = browser.Do(req); err != nil {
 			t.Fatal(err)
@@ -198,9 +198,20 @@ func (e *presenceEnv) connectServiceUser(t testing.TB) {
 		}
 		resp.Body.Close()
 	}
+	var link struct{ URL string }
+	err = json.NewDecoder(resp.Body).Decode(&link)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || err != nil || !strings.HasPrefix(link.URL, e.front+"/api/auth/start?link=") {
+		t.Fatalf("ConnectServiceUser = %d, link %q, %v", resp.StatusCode, link.URL, err)
+	}
+	resp, err = browser.Get(link.URL) // the browser, through the front door, with no token
+
+	if err != nil {
+		t.Fatal(err)
+	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusFound {
-		t.Fatalf("ConnectServiceUser = %d", resp.StatusCode)
+		t.Fatalf("AuthStart = %d", resp.StatusCode)
 	}
 	cookie := strings.SplitN(resp.Header.Get("Set-Cookie"), ";", 2)[0]
 	resp, err = browser.Get(resp.Header.Get("Location")) // the identity platform's sign-in

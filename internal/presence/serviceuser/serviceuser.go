@@ -149,7 +149,72 @@ func (m *Manager) consentScopes() []string {
 const (
 	stateLabel = "serviceuser-oauthstate"
 	tokenLabel = "serviceuser-tokencache"
+	linkLabel  = "serviceuser-connectlink"
 )
+
+// LinkTTL is how long a connect link works.
+const LinkTTL = 15 * time.Minute
+
+type linkPayload struct {
+	Expires int64 `json:"e"`
+}
+
+// Link makes the connect link a tenant admin opens in a browser (or hands to whoever knows the service
+// account's password): AuthStart next to AuthCallback, with a token sealed with the tenant key that
+// names the tenant and expires after LinkTTL. The admin's bearer token stays with the API call that
+// made the link; a browser navigation cannot carry one.
+//
+// The link is not single-use: all it can do within its 15 minutes is start a sign-in, which succeeds
+// only for an account of this tenant that signs in at Microsoft and consents — the same power as the
+// tenant's own sign-in page — and every connected account is listed in the presence status.
+func (m *Manager) Link(ctx context.Context, tenant core.TenantID) (link string, expires time.Time, err error) {
+	if m.cfg.RedirectURI == "" {
+		return "", time.Time{}, apperr.New(apperr.Unavailable, "sign-in is not configured", nil)
+	}
+	if err := m.activeTenant(ctx, tenant); err != nil {
+		return "", time.Time{}, err
+	}
+	id := random(16)
+	expires = m.cfg.Now().Add(LinkTTL).UTC().Truncate(time.Second)
+	payload, _ := json.Marshal(linkPayload{Expires: expires.Unix()})
+	sealed, err := m.sealer.Seal(ctx, tenant, linkLabel, id, payload)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("seal connect link: %w", err)
+	}
+	start, err := url.Parse(m.cfg.RedirectURI)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("redirect uri: %w", err)
+	}
+	start = start.ResolveReference(&url.URL{Path: "start"})
+	start.RawQuery = url.Values{"link": {string(tenant) + "." + id + "." + base64.RawURLEncoding.EncodeToString(sealed)}}.Encode()
+	return start.String(), expires, nil
+}
+
+// BeginLink is Begin for the browser that opened a connect link.
+func (m *Manager) BeginLink(ctx context.Context, link string) (authURL, nonce string, err error) {
+	invalid := apperr.New(apperr.Invalid, "invalid connect link; ask your admin for a new one", nil)
+	parts := strings.SplitN(link, ".", 3)
+	if len(parts) != 3 || len(link) > 512 {
+		return "", "", invalid
+	}
+	tenant, err := core.ParseTenantID(parts[0])
+	if err != nil || tables.ValidateKey("link id", parts[1]) != nil {
+		return "", "", invalid
+	}
+	sealed, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return "", "", invalid
+	}
+	plain, err := m.sealer.Open(ctx, tenant, linkLabel, parts[1], sealed)
+	var p linkPayload
+	if err != nil || json.Unmarshal(plain, &p) != nil {
+		return "", "", invalid
+	}
+	if m.cfg.Now().Unix() > p.Expires {
+		return "", "", apperr.New(apperr.Invalid, "the connect link has expired; ask your admin for a new one", nil)
+	}
+	return m.Begin(core.WithTenant(ctx, tenant), tenant)
+}
 
 type statePayload struct {
 	Nonce    string `json:"n"`
@@ -163,16 +228,8 @@ func (m *Manager) Begin(ctx context.Context, tenant core.TenantID) (authURL, non
 	if m.cfg.RedirectURI == "" {
 		return "", "", apperr.New(apperr.Unavailable, "sign-in is not configured", nil)
 	}
-	if m.cfg.Tenants != nil {
-		t, err := m.cfg.Tenants.Get(ctx, tenant)
-		switch {
-		case errors.Is(err, tables.ErrNotFound):
-			return "", "", apperr.New(apperr.NotFound, "unknown tenant", nil)
-		case err != nil:
-			return "", "", fmt.Errorf("read tenant: %w", err)
-		case t.State != registry.TenantActive:
-			return "", "", apperr.New(apperr.Forbidden, "the tenant is not active", nil)
-		}
+	if err := m.activeTenant(ctx, tenant); err != nil {
+		return "", "", err
 	}
 	nonce, verifier := random(16), random(32)
 	payload, _ := json.Marshal(statePayload{Nonce: nonce, Verifier: verifier, Expires: m.cfg.Now().Add(m.cfg.StateTTL).Unix()})
@@ -202,6 +259,23 @@ func (m *Manager) Begin(ctx context.Context, tenant core.TenantID) (authURL, non
 	q.Set("prompt", "select_account") // the admin may be signed in as themselves, not the service account
 	u.RawQuery = q.Encode()
 	return u.String(), nonce, nil
+}
+
+// activeTenant refuses tenants that may not connect service users (unknown, or not active).
+func (m *Manager) activeTenant(ctx context.Context, tenant core.TenantID) error {
+	if m.cfg.Tenants == nil {
+		return nil
+	}
+	t, err := m.cfg.Tenants.Get(ctx, tenant)
+	switch {
+	case errors.Is(err, tables.ErrNotFound):
+		return apperr.New(apperr.NotFound, "unknown tenant", nil)
+	case err != nil:
+		return fmt.Errorf("read tenant: %w", err)
+	case t.State != registry.TenantActive:
+		return apperr.New(apperr.Forbidden, "the tenant is not active", nil)
+	}
+	return nil
 }
 
 // Callback is what the identity platform sends back to AuthCallback.

@@ -81,10 +81,19 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{env: env, auth: auth, m: m, tenant: env.NewTenant(t), clock: c}
 }
 
-// signIn plays the admin's browser: Begin, the authority's authorize page, and back with code and state.
+// signIn plays the admin's browser: the connect link, the authority's authorize page, and back with
+// code and state.
 func (f *fixture) signIn(t *testing.T) (serviceuser.Callback, *url.URL) {
 	t.Helper()
-	authURL, nonce, err := f.m.Begin(ctx, f.tenant)
+	link, _, err := f.m.Link(ctx, f.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lu, err := url.Parse(link)
+	if err != nil || lu.Path != "/api/auth/start" {
+		t.Fatalf("link %q: the start function lives next to the callback", link)
+	}
+	authURL, nonce, err := f.m.BeginLink(ctx, lu.Query().Get("link"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,5 +409,41 @@ func TestBeginOnlyForActiveTenants(t *testing.T) {
 	unknown := storetest.NewTenantID(t)
 	if _, _, err := m.Begin(ctx, unknown); apperr.CodeOf(err) != apperr.NotFound {
 		t.Errorf("unknown tenant: err = %v, want NotFound", err)
+	}
+}
+
+// A connect link names one tenant, is sealed with its key and expires: it cannot be forged, moved to
+// another tenant or used late.
+func TestConnectLinks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	link, expires, err := f.m.Link(ctx, f.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := f.clock.Now().Add(serviceuser.LinkTTL); expires.Before(want.Add(-time.Second)) || expires.After(want) {
+		t.Errorf("expires %v, want about %v", expires, want)
+	}
+	u, _ := url.Parse(link)
+	token := u.Query().Get("link")
+	if _, _, err := f.m.BeginLink(ctx, token); err != nil {
+		t.Fatalf("fresh link: %v", err)
+	}
+	other := f.env.NewTenant(t)
+	parts := strings.SplitN(token, ".", 3)
+	for name, bad := range map[string]string{
+		"another tenant's id":  string(other) + "." + parts[1] + "." + parts[2],
+		"another link id":      parts[0] + ".AAAAAAAAAAAAAAAAAAAAAA." + parts[2],
+		"a flipped seal":       parts[0] + "." + parts[1] + "." + parts[2][:len(parts[2])-2] + "AA",
+		"not a link":           "hello",
+		"an unregistered GUID": "00000000-0000-4000-8000-000000000099." + parts[1] + "." + parts[2],
+	} {
+		if _, _, err := f.m.BeginLink(ctx, bad); apperr.CodeOf(err) != apperr.Invalid {
+			t.Errorf("%s: err = %v, want Invalid", name, err)
+		}
+	}
+	f.clock.Add(serviceuser.LinkTTL + time.Second)
+	if _, _, err := f.m.BeginLink(ctx, token); apperr.CodeOf(err) != apperr.Invalid || !strings.Contains(apperr.PublicMessage(err), "expired") {
+		t.Errorf("expired link: %v", err)
 	}
 }
