@@ -11,6 +11,7 @@ import (
 
 	"github.com/connecthub/connecthub/docs"
 	"github.com/connecthub/connecthub/internal/access"
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/platform/queue"
@@ -55,9 +56,10 @@ type App struct {
 	RenewSubscriptions  Job
 	EnforceRetention    Job
 	ReconcileLicenses   Job
-	// Health probes Checks and adds Stats (counters per tenant, no personal data) to its answer.
+	// Health probes Checks; to a caller whose token allows it, it adds Stats (counters, no personal
+	// data): every tenant's for ConnectHub's staff (tenant ""), one tenant's for that tenant's admin.
 	Checks []Check
-	Stats  func() any
+	Stats  func(tenant core.TenantID) any
 
 	// Capabilities with their own functions (handlers/presence.go, handlers/tenants.go, handlers/connector.go).
 	Presence  PresenceServices
@@ -207,10 +209,19 @@ type healthBody struct {
 	Stats   any               `json:"stats,omitempty"`
 }
 
-// health reports version, build, region and dependency probes; 503 when any probe fails, so that Traffic
-// Manager fails the region over. Probe errors are logged, not returned: they can name internal hosts.
-func (a *App) health(ctx context.Context, _ *azfunc.HTTPRequest) azfunc.HTTPResponse {
+// health reports version, build, region and dependency probes to anyone (Traffic Manager probes it
+// anonymously); 503 when any probe fails, so that Traffic Manager fails the region over. Probe errors
+// are logged, not returned: they can name internal hosts. Counters need a token: they name tenants and
+// show their traffic.
+func (a *App) health(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
 	body := healthBody{Status: "ok", Version: a.Version, Build: a.Build, Region: a.Region, Checks: map[string]string{}}
+	if r.Header("Authorization") != "" || r.Query.Get("tenant") != "" {
+		stats, err := a.healthStats(ctx, r)
+		if err != nil {
+			return errorJSON(ctx, err)
+		}
+		body.Stats = stats
+	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	var mu sync.Mutex
@@ -232,9 +243,6 @@ func (a *App) health(ctx context.Context, _ *azfunc.HTTPRequest) azfunc.HTTPResp
 		}()
 	}
 	wg.Wait()
-	if a.Stats != nil {
-		body.Stats = a.Stats()
-	}
 	b, err := json.Marshal(body)
 	if err != nil {
 		return azfunc.Plain(http.StatusInternalServerError, "internal error")
@@ -244,6 +252,28 @@ func (a *App) health(ctx context.Context, _ *azfunc.HTTPRequest) azfunc.HTTPResp
 		status = http.StatusServiceUnavailable
 	}
 	return azfunc.HTTPResponse{StatusCode: status, Body: string(b), Headers: map[string]string{"Content-Type": "application/json"}}
+}
+
+// healthStats are the counters the caller may see: ?tenant=T for T's admin (tenant.read), all of them for
+// ConnectHub's staff (tenants.list).
+func (a *App) healthStats(ctx context.Context, r *azfunc.HTTPRequest) (any, error) {
+	if a.Stats == nil {
+		return nil, nil
+	}
+	if t := r.Query.Get("tenant"); t != "" {
+		tenant, err := core.ParseCustomerTenant(t)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := a.authorize(ctx, r, guard{perm: access.TenantRead}, tenant); err != nil {
+			return nil, err
+		}
+		return a.Stats(tenant), nil
+	}
+	if _, err := a.authorize(ctx, r, guard{perm: access.TenantsList, service: true}, ""); err != nil {
+		return nil, err
+	}
+	return a.Stats(""), nil
 }
 
 // openAPI serves the OpenAPI document of every HTTP function, from the deployment itself: no CDN, no

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/platform/azfunc/azfunctest"
@@ -72,6 +73,54 @@ func TestHealth(t *testing.T) {
 	}
 	if strings.Contains(body, "vault.azure.net") {
 		t.Errorf("health leaks a probe error: %s", body)
+	}
+}
+
+// Anonymous callers (Traffic Manager's probe) get status and checks; counters name tenants and need a
+// token: all of them for staff, one tenant's for its admin.
+func TestHealthCountersNeedAToken(t *testing.T) {
+	t.Parallel()
+	var asked []string
+	a := &App{Access: AccessServices{Authenticate: testAccess{}, Authorize: testAccess{}},
+		Stats: func(tenant core.TenantID) any {
+			asked = append(asked, "["+string(tenant)+"]")
+			return map[string]string{"tenant": string(tenant)}
+		}}
+	routes := routeTable(t, a)
+	call := func(auth string, query map[string]string) azfunctest.Response {
+		h := map[string][]string{}
+		if auth != "" {
+			h["Authorization"] = []string{auth}
+		}
+		return invoke(t, routes, azfunctest.Call{Function: "Health", Query: query, Headers: h})
+	}
+	if r := call("", nil); r.Status != 200 || strings.Contains(r.Body, "stats") {
+		t.Errorf("anonymous = %d %s, want no stats", r.Status, r.Body)
+	}
+	if r := call(operatorToken, nil); r.Status != 200 || !strings.Contains(r.Body, `"stats":{"tenant":""}`) {
+		t.Errorf("staff = %d %s", r.Status, r.Body)
+	}
+	admin := "Bearer as:" + tenantA + ":" + userA
+	if r := call(admin, map[string]string{"tenant": tenantA}); r.Status != 200 || !strings.Contains(r.Body, `"stats":{"tenant":"`+tenantA+`"}`) {
+		t.Errorf("tenant admin = %d %s", r.Status, r.Body)
+	}
+	for name, tc := range map[string]struct {
+		auth  string
+		query map[string]string
+		want  int
+	}{
+		"a tenant admin asking for every tenant": {admin, nil, 403},
+		"a tenant admin asking for another":      {admin, map[string]string{"tenant": otherTenant}, 403},
+		"a forged token":                         {"Bearer forged", nil, 401},
+		"a tenant without a token":               {"", map[string]string{"tenant": tenantA}, 401},
+		"not a tenant id":                        {admin, map[string]string{"tenant": "x"}, 400},
+	} {
+		if r := call(tc.auth, tc.query); r.Status != tc.want || strings.Contains(r.Body, "stats") {
+			t.Errorf("%s = %d %s, want %d", name, r.Status, r.Body, tc.want)
+		}
+	}
+	if strings.Join(asked, "") != "[]["+tenantA+"]" {
+		t.Errorf("stats asked for %v", asked)
 	}
 }
 

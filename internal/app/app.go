@@ -141,7 +141,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	w.App.ProcessLifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, p.manager, nil, log)
 
 	intake, router := w.Intake, w.notifications
-	w.App.Stats = func() any {
+	w.App.Stats = func(tenant core.TenantID) any {
+		if tenant != "" {
+			// One tenant's view: its own intake counters and whether it needs attention, nothing about
+			// the service as a whole.
+			att, ok := p.stats.Snapshot().Attention[string(tenant)]
+			out := struct {
+				Tenant    core.TenantID          `json:"tenant"`
+				Intake    ingest.TenantStats     `json:"intake"`
+				Attention *presence.TenantStatus `json:"attention,omitempty"`
+			}{Tenant: tenant, Intake: intake.Stats().Snapshot().Tenants[string(tenant)]}
+			if ok {
+				out.Attention = &att
+			}
+			return out
+		}
 		return struct {
 			ingest.Snapshot
 			Presence presence.Snapshot `json:"presence"`

@@ -17,13 +17,17 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/dev/devhost"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/config"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
@@ -473,7 +477,7 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 		if got := e.rc.Pushes()[pushes:]; len(got) != 0 {
 			t.Errorf("pushed for a suspended tenant: %+v", got)
 		}
-		resp, err := http.Get(e.s.host.URL() + "/api/health")
+		resp, err := e.health(t)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -491,6 +495,22 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 		resp.Body.Close()
 		if err != nil || h.Stats.Tenants[string(e.tenant)].Rejected["tenant_inactive"] != len(late) || h.Stats.Presence.Inactive != 1 {
 			t.Errorf("health stats = %+v, %v; want %d tenant_inactive at the webhook and the queued change dropped by the worker", h.Stats, err, len(late))
+		}
+		// The tenant's admin sees the same counter for their tenant only.
+		req, _ := http.NewRequest(http.MethodGet, e.s.host.URL()+"/api/health?tenant="+string(e.tenant), nil)
+		req.Header.Set("Authorization", "Bearer "+bearerFor(t, e.s.host.URL()+"/api/tenants/"+string(e.tenant)))
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mine struct {
+			Stats map[string]json.RawMessage `json:"stats"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&mine)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || string(mine.Stats["tenant"]) != `"`+string(e.tenant)+`"` ||
+			!strings.Contains(string(mine.Stats["intake"]), `"tenant_inactive":`+strconv.Itoa(len(late))) || len(mine.Stats) > 3 {
+			t.Errorf("tenant admin's health = %d %v, %v", resp.StatusCode, mine.Stats, err)
 		}
 		if n := e.rc.Calls("PUT /restapi/v1.0/account/~/extension/" + ext2 + "/presence"); n != puts+1 {
 			t.Errorf("PUT calls to the suspended tenant's extension: %d, want none after the suspension", n-puts-1)
@@ -560,7 +580,7 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 		if err != nil || su.State != serviceuser.Reconsent {
 			t.Errorf("service user = %+v, %v", su, err)
 		}
-		resp, err := http.Get(e.s.host.URL() + "/api/health")
+		resp, err := e.health(t)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -695,4 +715,14 @@ func BenchmarkPresenceWebhookToPBX(b *testing.B) {
 	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
 	b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
 	b.ReportMetric(0, "ns/op")
+}
+
+// health reads Health's counters as ConnectHub staff (an operator's token): anonymous callers get only
+// the status and checks.
+func (e *presenceEnv) health(t testing.TB) (*http.Response, error) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, e.s.host.URL()+"/api/health", nil)
+	req.Header.Set("Authorization", "Bearer "+mintToken(t, e.s.host.URL(), devhost.DevTokenRequest{
+		Tenant: config.DevOperatorTenant, User: "0000ffff-0000-4000-8000-000000000001", Roles: []string{access.AppRoleOperator}}))
+	return http.DefaultClient.Do(req)
 }
