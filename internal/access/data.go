@@ -101,7 +101,7 @@ func (d *Data) Export(ctx context.Context, tenant core.TenantID, userID string) 
 
 // Erase revokes the person's grants, deletes the access requests they made, and takes the person's id
 // out of the grants, roles and decisions they made (the audit trail keeps who did what, by digest).
-func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
+func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (tables.Erasure, error) {
 	n, err := d.Authorisations.EraseWhere(ctx, tenant,
 		func(a *Authorisation) bool { return a.PrincipalID == userID },
 		func(a *Authorisation) bool { return scrub(&a.GrantedBy, userID) })
@@ -110,14 +110,15 @@ func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (
 	}
 	m, err := d.Roles.EraseWhere(ctx, tenant, nil,
 		func(c *CustomRole) bool { return scrub(&c.UpdatedBy, userID) })
-	n += m
+	n.Merge(m)
 	if err != nil {
 		return n, err
 	}
 	m, err = d.Requests.EraseWhere(ctx, tenant,
 		func(r *AccessRequest) bool { return r.OperatorID == userID },
 		func(r *AccessRequest) bool { return scrub(&r.DecidedBy, userID) })
-	return n + m, err
+	n.Merge(m)
+	return n, err
 }
 
 // scrub blanks *field if it holds id, and says whether it did.

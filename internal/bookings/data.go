@@ -124,7 +124,9 @@ func (d *Data) Export(context.Context, core.TenantID, string) ([]tables.Record, 
 }
 
 // Erase deletes nothing, for the same reason; the rows leave within the booking window anyway.
-func (d *Data) Erase(context.Context, core.TenantID, string) (int, error) { return 0, nil }
+func (d *Data) Erase(context.Context, core.TenantID, string) (tables.Erasure, error) {
+	return tables.Erasure{TableBookings: {}}, nil
+}
 
 // Answers names the tables a person's export and erasure cover here.
 func (d *Data) Answers() []string { return []string{TableBookings} }

@@ -46,21 +46,21 @@ func OpenData(db *tables.DB) *Data {
 
 // Erase deletes what presence sync holds about one user: the presence row, the user's ledger resource
 // and sync errors. Rows already gone are not an error; it answers how many rows went.
-func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
-	n := 0
+func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (tables.Erasure, error) {
+	n := tables.Erasure{TablePresence: {}, TableLedger: {}, TableSyncErrors: {}}
 	switch err := d.Presence.Delete(ctx, tenant, userID); {
 	case err == nil:
-		n++
+		n.Add(TablePresence, 1, 0)
 	case !errors.Is(err, tables.ErrNotFound):
 		return n, fmt.Errorf("delete presence: %w", err)
 	}
 	m, err := d.Ledger.DeleteResource(ctx, tenant, userID)
-	n += m
+	n.Add(TableLedger, m, 0)
 	if err != nil {
 		return n, fmt.Errorf("delete ledger: %w", err)
 	}
 	m, err = d.SyncErrors.DeletePrefix(ctx, tenant, userID+tables.KeySep)
-	n += m
+	n.Add(TableSyncErrors, m, 0)
 	if err != nil {
 		return n, fmt.Errorf("delete sync errors: %w", err)
 	}

@@ -52,7 +52,7 @@ func (d *Data) Export(ctx context.Context, tenant core.TenantID, userID string) 
 
 // Erase keeps the incidents — the record of a breach must be kept (GDPR Art. 33(5)) — and takes the
 // person's id out of their summaries.
-func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
+func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (tables.Erasure, error) {
 	return d.Incidents.EraseWhere(ctx, tenant, nil, func(i *Incident) bool {
 		if !strings.Contains(i.Summary, userID) {
 			return false

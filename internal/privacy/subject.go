@@ -20,7 +20,7 @@ type PersonalData interface {
 	// uncovered until its module says it answers for it too.
 	Answers() []string
 	Export(ctx context.Context, tenant core.TenantID, userID string) ([]tables.Record, error)
-	Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error)
+	Erase(ctx context.Context, tenant core.TenantID, userID string) (tables.Erasure, error)
 }
 
 // Source is one module's answer, named as the catalogue names the module that owns the tables.
@@ -80,10 +80,10 @@ func (s *Subjects) Export(ctx context.Context, tenant core.TenantID, userID stri
 	return out, nil
 }
 
-// Erase removes the person from every module and answers the rows deleted or changed per module. It
+// Erase removes the person from every module and answers the rows deleted or rewritten per table. It
 // carries on past a failing module and returns every failure joined, so a retry has only the
 // remainder to do (each module's erasure is idempotent).
-func (s *Subjects) Erase(ctx context.Context, tenant core.TenantID, userID string) (map[string]int, error) {
+func (s *Subjects) Erase(ctx context.Context, tenant core.TenantID, userID string) (tables.Erasure, error) {
 	if err := tables.CheckTenant(tenant); err != nil {
 		return nil, err
 	}
@@ -91,11 +91,11 @@ func (s *Subjects) Erase(ctx context.Context, tenant core.TenantID, userID strin
 	if err != nil {
 		return nil, err
 	}
-	counts := map[string]int{}
+	counts := tables.Erasure{}
 	var errs []error
 	for _, src := range s.sources {
 		n, err := src.Data.Erase(ctx, tenant, userID)
-		counts[src.Module] += n
+		counts.Merge(n)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("erase %s: %w", src.Module, err))
 		}

@@ -152,7 +152,7 @@ func (d *Data) Export(ctx context.Context, tenant core.TenantID, userID string) 
 
 // Erase deletes the person's licenses and takes the person's id out of the licenses they assigned
 // (the audit trail keeps who assigned what). Billing rows hold counts only.
-func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
+func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (tables.Erasure, error) {
 	return d.Licenses.EraseWhere(ctx, tenant,
 		func(l *Assignment) bool { return l.UserID == userID },
 		func(l *Assignment) bool {

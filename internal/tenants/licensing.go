@@ -305,7 +305,7 @@ func (s *Service) removeUserData(ctx context.Context, tenant core.TenantID, user
 	r.License = r.Rows == 1
 	for _, d := range s.o.UserData {
 		n, err := d.Erase(ctx, tenant, userID)
-		r.Rows += n
+		r.Rows += n.Rows()
 		if err != nil {
 			return r, err
 		}

@@ -73,7 +73,7 @@ type Options struct {
 // UserData is a capability that holds rows about a licensed user (presence sync): unassignment and
 // the retention job's sweep erase the user from each. Declared here, wired in internal/app.
 type UserData interface {
-	Erase(ctx context.Context, tenant core.TenantID, userID string) (rows int, err error)
+	Erase(ctx context.Context, tenant core.TenantID, userID string) (tables.Erasure, error)
 }
 
 // Activity counts the licensed users with synchronised activity since a time (presence sync), for the

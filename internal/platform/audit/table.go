@@ -230,7 +230,7 @@ func (a *Log) Export(ctx context.Context, tenant core.TenantID, userID string) (
 // but replaces the person's id in it with a random pseudonym, the same for every entry of this
 // erasure, and drops the salt of the id's digest, so the entries still read as one (erased)
 // principal's and no longer lead to the person. It is the only change an entry ever sees.
-func (a *Log) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
+func (a *Log) Erase(ctx context.Context, tenant core.TenantID, userID string) (tables.Erasure, error) {
 	var r [8]byte
 	_, _ = rand.Read(r[:])
 	pseudonym := "erased-" + hex.EncodeToString(r[:])

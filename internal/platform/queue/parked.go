@@ -120,7 +120,7 @@ func (l *ParkingLot) Export(ctx context.Context, tenant core.TenantID, userID st
 }
 
 // Erase deletes the tenant's parked messages whose body names the person.
-func (l *ParkingLot) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
+func (l *ParkingLot) Erase(ctx context.Context, tenant core.TenantID, userID string) (tables.Erasure, error) {
 	return l.t.EraseWhere(ctx, tenant, func(p *Parked) bool { return strings.Contains(p.Body, userID) }, nil)
 }
 

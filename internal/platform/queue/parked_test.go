@@ -66,8 +66,8 @@ func TestParkingLotKeepsTheReasonAndSealsTheBody(t *testing.T) {
 	if err != nil || len(recs) != 1 || recs[0].Table != queue.TableParked {
 		t.Errorf("export = %+v, %v", recs, err)
 	}
-	if n, err := lot.Erase(ctx, tenant, user); err != nil || n != 1 {
-		t.Errorf("erase = %d, %v", n, err)
+	if n, err := lot.Erase(ctx, tenant, user); err != nil || n["parkedmessages"] != (tables.Erased{Deleted: 1}) {
+		t.Errorf("erase = %v, %v", n, err)
 	}
 
 	// Retention: parked messages go after 14 days, in the tenant's partition and the operator's.

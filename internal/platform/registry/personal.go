@@ -57,11 +57,11 @@ func (s *Registry) Export(ctx context.Context, tenant core.TenantID, userID stri
 // and takes the person's id out of the tenant's row. A subscription whose filter lists the person
 // among others stays: deleting it would stop everyone else's sync, and the renewal rebuilds the filter
 // from the licensed users once the person is unlicensed (the privacy erasure unassigns first).
-func (s *Registry) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
-	n := 0
+func (s *Registry) Erase(ctx context.Context, tenant core.TenantID, userID string) (tables.Erasure, error) {
+	n := tables.Erasure{TableUsers: {}, TableTenants: {}, TableSubscriptions: {}}
 	switch err := s.Users.Delete(ctx, tenant, userID); {
 	case err == nil:
-		n++
+		n.Add(TableUsers, 1, 0)
 	case !errors.Is(err, tables.ErrNotFound):
 		return n, fmt.Errorf("delete user: %w", err)
 	}
@@ -81,7 +81,7 @@ func (s *Registry) Erase(ctx context.Context, tenant core.TenantID, userID strin
 		}); err != nil {
 			return n, fmt.Errorf("update tenant: %w", err)
 		}
-		n++
+		n.Add(TableTenants, 0, 1)
 	}
 	var mine []string
 	for sub, err := range s.Subscriptions.All(ctx, tenant, &tables.ListOptions{Select: []string{"ServiceUserID"}}) {
@@ -93,7 +93,7 @@ func (s *Registry) Erase(ctx context.Context, tenant core.TenantID, userID strin
 		}
 	}
 	m, err := s.Subscriptions.DeleteBatch(ctx, tenant, mine)
-	n += m
+	n.Add(TableSubscriptions, m, 0)
 	if err != nil {
 		return n, fmt.Errorf("delete subscriptions: %w", err)
 	}

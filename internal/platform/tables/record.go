@@ -69,18 +69,54 @@ func (t *Table[E, P]) ExportWhere(ctx context.Context, tenant core.TenantID, mat
 	return out, nil
 }
 
+// Erasure counts what a person's erasure did, per table: rows deleted, and rows that must stay (the
+// audit trail, a tenant's settings, grants others hold) rewritten without the person.
+type Erasure map[string]Erased
+
+// Erased is one table's share of an Erasure.
+type Erased struct {
+	Deleted       int `json:"deleted"`
+	Pseudonymised int `json:"pseudonymised"`
+}
+
+// Add counts rows of table; a table with nothing done is still named (it was looked at).
+func (e Erasure) Add(table string, deleted, pseudonymised int) {
+	c := e[table]
+	c.Deleted += deleted
+	c.Pseudonymised += pseudonymised
+	e[table] = c
+}
+
+// Merge adds o's counts into e.
+func (e Erasure) Merge(o Erasure) {
+	for t, c := range o {
+		e.Add(t, c.Deleted, c.Pseudonymised)
+	}
+}
+
+// Rows is the number of rows deleted or rewritten.
+func (e Erasure) Rows() int {
+	n := 0
+	for _, c := range e {
+		n += c.Deleted + c.Pseudonymised
+	}
+	return n
+}
+
 // EraseWhere is a module's answer to a person's erasure: it deletes the tenant's rows for which remove
 // holds, and rewrites those that must stay but name the person with scrub, which changes the row in
-// place and reports whether it did (nil: nothing stays). It answers how many rows went or changed.
-func (t *Table[E, P]) EraseWhere(ctx context.Context, tenant core.TenantID, remove func(*E) bool, scrub func(*E) bool) (int, error) {
+// place and reports whether it did (nil: nothing stays). It answers what it deleted and rewrote.
+func (t *Table[E, P]) EraseWhere(ctx context.Context, tenant core.TenantID, remove func(*E) bool, scrub func(*E) bool) (Erasure, error) {
+	out := Erasure{}
+	out.Add(t.name, 0, 0)
 	var gone, changed []string
 	for e, err := range t.All(ctx, tenant, nil) {
 		if err != nil {
-			return 0, fmt.Errorf("list %s: %w", t.name, err)
+			return out, fmt.Errorf("list %s: %w", t.name, err)
 		}
 		rk, err := P(&e).RowKey()
 		if err != nil {
-			return 0, err
+			return out, err
 		}
 		switch {
 		case remove != nil && remove(&e):
@@ -90,14 +126,18 @@ func (t *Table[E, P]) EraseWhere(ctx context.Context, tenant core.TenantID, remo
 		}
 	}
 	n, err := t.DeleteBatch(ctx, tenant, gone)
+	out.Add(t.name, n, 0)
 	if err != nil {
-		return n, fmt.Errorf("erase from %s: %w", t.name, err)
+		return out, fmt.Errorf("erase from %s: %w", t.name, err)
 	}
 	for _, rk := range changed {
-		if _, err := t.Update(ctx, tenant, rk, func(e *E) error { scrub(e); return nil }); err != nil && !errors.Is(err, ErrNotFound) {
-			return n, fmt.Errorf("erase from %s: %w", t.name, err)
+		_, err := t.Update(ctx, tenant, rk, func(e *E) error { scrub(e); return nil })
+		switch {
+		case err == nil:
+			out.Add(t.name, 0, 1)
+		case !errors.Is(err, ErrNotFound): // a row deleted meanwhile needs no scrubbing
+			return out, fmt.Errorf("erase from %s: %w", t.name, err)
 		}
-		n++
 	}
-	return n, nil
+	return out, nil
 }

@@ -76,21 +76,21 @@ func (d *Data) Export(ctx context.Context, tenant core.TenantID, userID string) 
 // Erase disconnects the person as a service user: the token cache in Key Vault first (so nothing can
 // act as the person any more), then the row. The presence manager replaces the subscriptions made
 // through the account at its next run.
-func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
+func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (tables.Erasure, error) {
 	name, err := secrets.ServiceUserTokenName(tenant, userID)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if err := d.Secrets.Delete(ctx, name); err != nil {
-		return 0, fmt.Errorf("delete service user token: %w", err)
+		return nil, fmt.Errorf("delete service user token: %w", err)
 	}
 	switch err := d.Table.Delete(ctx, tenant, userID); {
 	case err == nil:
-		return 1, nil
+		return tables.Erasure{TableServiceUsers: {Deleted: 1}}, nil
 	case errors.Is(err, tables.ErrNotFound):
-		return 0, nil
+		return tables.Erasure{TableServiceUsers: {}}, nil
 	default:
-		return 0, fmt.Errorf("delete service user: %w", err)
+		return nil, fmt.Errorf("delete service user: %w", err)
 	}
 }
 
