@@ -70,6 +70,8 @@ type App struct {
 	// Access decides who may call the admin functions: a bearer token names the caller, and the
 	// caller's roles and grants say what they may do (internal/access).
 	Access AccessServices
+	// Privacy answers a person's data subject requests (internal/privacy).
+	Privacy PrivacyRights
 }
 
 // AccessServices are who is calling and what they may do.
@@ -107,6 +109,7 @@ func (a *App) Routes() ([]azfunc.Route, error) {
 	fns = append(fns, a.tenantFunctions()...)
 	fns = append(fns, a.accessFunctions()...)
 	fns = append(fns, a.auditFunctions()...)
+	fns = append(fns, a.privacyFunctions()...)
 	routes := make([]azfunc.Route, 0, len(fns))
 	var missing []string
 	for _, f := range fns {

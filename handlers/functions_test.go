@@ -165,6 +165,9 @@ func complete(a *App) *App {
 	if a.Access.Admin == nil {
 		a.Access.Admin = struct{ AccessAdmin }{}
 	}
+	if a.Privacy == nil {
+		a.Privacy = struct{ PrivacyRights }{}
+	}
 	return a
 }
 

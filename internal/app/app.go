@@ -18,6 +18,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
+	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/config"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken"
@@ -111,6 +112,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	w.App = &handlers.App{
 		Version: cfg.Version, Build: Build, Region: cfg.Region, MaxBodyBytes: cfg.MaxBodyBytes,
 		Intake: w.Intake, ProcessNotification: w.notifications, Access: access, Audit: audit.OpenLog(w.Store.DB()),
+		Privacy: privacy.NewRights(subjects, privacy.OpenData(w.Store.DB()),
+			audit.Trail{Table: audit.OpenLog(w.Store.DB()), Now: clock.Now, Log: log},
+			cfg.Region+" (EU), geo-replicated to the deployment's paired EU region", clock.Now),
 		Checks: []handlers.Check{
 			{Name: "tables", Probe: func(ctx context.Context) error {
 				_, err := w.Store.Tenants.Get(ctx, healthProbeTenant)

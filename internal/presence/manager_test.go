@@ -374,3 +374,36 @@ func TestServiceUserNeedingReconsent(t *testing.T) {
 		t.Errorf("attention = %+v", att)
 	}
 }
+
+// An erasure leaves a shared subscription's row with the person's id replaced by a marker
+// (registry.ErasedMarker): the next run deletes it at Graph and makes one without the person.
+func TestReconcileRemakesASubscriptionAnErasureScrubbed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	f.addUsers(t, u1, u2, u3)
+	f.addServiceUser(t, su1, time.Now())
+	if err := f.manager.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := f.subscriptions(t)[0]
+	// What privacy's erasure of u2 does: u2's user row goes, and the shared row no longer names u2.
+	if err := f.st.Users.Delete(ctx, f.tenant, u2); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.st.Erase(ctx, f.tenant, u2); err != nil || n["subscriptions"].Pseudonymised != 1 {
+		t.Fatalf("erase = %v, %v", n, err)
+	}
+	if err := f.manager.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows := f.subscriptions(t)
+	if len(rows) != 1 || rows[0].ID == old.ID {
+		t.Fatalf("rows after the erasure = %+v", rows)
+	}
+	if _, still := f.graph.Subscriptions()[old.ID]; still {
+		t.Error("the subscription listing the erased person is still at Graph")
+	}
+	if held := f.graph.Subscriptions()[rows[0].ID]; !slices.Equal(held.UserIDs, []string{u1, u3}) {
+		t.Errorf("Graph watches %v, want u1 and u3", held.UserIDs)
+	}
+}

@@ -49,6 +49,7 @@ func Uncovered(cat tables.Catalogue, sources []Source) []string {
 // Subjects runs a person's export and erasure across every module.
 type Subjects struct {
 	sources []Source
+	cat     tables.Catalogue
 }
 
 // NewSubjects checks that every table holding personal fields has a module answering for it, so that
@@ -57,7 +58,16 @@ func NewSubjects(cat tables.Catalogue, sources []Source) (*Subjects, error) {
 	if gaps := Uncovered(cat, sources); len(gaps) > 0 {
 		return nil, fmt.Errorf("privacy: no module answers for the personal data in %s", strings.Join(gaps, "; "))
 	}
-	return &Subjects{sources: slices.Clone(sources)}, nil
+	var undescribed []string
+	for _, spec := range cat {
+		if _, ok := Categories[spec.Name]; !ok && len(spec.Personal()) > 0 {
+			undescribed = append(undescribed, spec.Name)
+		}
+	}
+	if len(undescribed) > 0 {
+		return nil, fmt.Errorf("privacy: no category describes the personal data in %s (privacy.Categories)", strings.Join(undescribed, ", "))
+	}
+	return &Subjects{sources: slices.Clone(sources), cat: cat}, nil
 }
 
 // Export lists every row any module holds about the person, module by module.

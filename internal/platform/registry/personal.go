@@ -83,13 +83,16 @@ func (s *Registry) Erase(ctx context.Context, tenant core.TenantID, userID strin
 		}
 		n.Add(TableTenants, 0, 1)
 	}
-	var mine []string
-	for sub, err := range s.Subscriptions.All(ctx, tenant, &tables.ListOptions{Select: []string{"ServiceUserID"}}) {
+	var mine, naming []string
+	for sub, err := range s.Subscriptions.All(ctx, tenant, &tables.ListOptions{Select: []string{"ServiceUserID", "Resource"}}) {
 		if err != nil {
 			return n, fmt.Errorf("list subscriptions: %w", err)
 		}
-		if sub.ServiceUserID == userID {
+		switch {
+		case sub.ServiceUserID == userID:
 			mine = append(mine, sub.ID)
+		case strings.Contains(sub.Resource, userID):
+			naming = append(naming, sub.ID)
 		}
 	}
 	m, err := s.Subscriptions.DeleteBatch(ctx, tenant, mine)
@@ -97,8 +100,27 @@ func (s *Registry) Erase(ctx context.Context, tenant core.TenantID, userID strin
 	if err != nil {
 		return n, fmt.Errorf("delete subscriptions: %w", err)
 	}
+	// A subscription shared with other users (a presence filter listing several ids) stays for them,
+	// with the person's id replaced by a marker no id parser accepts: the capability that owns the
+	// subscription then sees it as unusable at its next reconciliation, deletes it at Graph and makes
+	// one without the person (presence: within ten minutes).
+	for _, id := range naming {
+		_, err := s.Subscriptions.Update(ctx, tenant, id, func(sub *Subscription) error {
+			sub.Resource = strings.ReplaceAll(sub.Resource, userID, ErasedMarker)
+			return nil
+		})
+		switch {
+		case err == nil:
+			n.Add(TableSubscriptions, 0, 1)
+		case !errors.Is(err, tables.ErrNotFound):
+			return n, fmt.Errorf("scrub subscription: %w", err)
+		}
+	}
 	return n, nil
 }
+
+// ErasedMarker replaces an erased person's id in rows that stay for others.
+const ErasedMarker = "[erased]"
 
 // Answers names the tables a person's export and erasure cover here.
 func (s *Registry) Answers() []string { return []string{TableUsers, TableSubscriptions, TableTenants} }

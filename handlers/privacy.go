@@ -1,0 +1,98 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/access"
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/azfunc"
+	"github.com/connecthub/connecthub/internal/privacy"
+)
+
+// PrivacyRights answers a person's data subject requests (privacy.Rights).
+type PrivacyRights interface {
+	Report(ctx context.Context, by core.Actor, tenant core.TenantID, userID, kind string) (privacy.Report, error)
+	Erase(ctx context.Context, by core.Actor, tenant core.TenantID, userID string) (privacy.Receipt, error)
+	Requests(ctx context.Context, tenant core.TenantID) ([]privacy.Request, error)
+}
+
+var _ PrivacyRights = (*privacy.Rights)(nil)
+
+// privacyFunctions are the data subject rights: access and portability, erasure, and the record of
+// requests. Each acts on one person of one tenant (resource users/<id>), so a grant scoped to a user
+// reaches that user only.
+func (a *App) privacyFunctions() []function {
+	op := func(name string, g guard, h func(context.Context, core.Actor, core.TenantID, *azfunc.HTTPRequest) (int, any, error)) function {
+		return function{azfunc.HTTPRoute(name, "req", "res", func(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
+			return a.adminCall(ctx, r, maxAdminBody, g, func(ctx context.Context, actor core.Actor, id core.TenantID) (int, any, error) {
+				return h(ctx, actor, id, r)
+			})
+		}), a.Privacy}
+	}
+	export := guard{perm: access.PrivacyExport, scope: "users/{userId}"}
+	return []function{
+		op("GetPersonalData", export, func(ctx context.Context, by core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+			rep, err := a.Privacy.Report(ctx, by, id, r.Params["userId"], privacy.KindAccess)
+			return http.StatusOK, rep, err
+		}),
+		op("ExportPersonalData", export, func(ctx context.Context, by core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+			rep, err := a.Privacy.Report(ctx, by, id, r.Params["userId"], privacy.KindExport)
+			if err != nil {
+				return 0, nil, err
+			}
+			res := azfunc.JSON(http.StatusOK, rep)
+			res.Headers["Content-Disposition"] = `attachment; filename="personal-data-` + rep.Subject + `.json"`
+			res.Headers["Cache-Control"] = "no-store"
+			return 0, res, nil
+		}),
+		op("ErasePersonalData", guard{perm: access.PrivacyErase, scope: "users/{userId}"}, func(ctx context.Context, by core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+			rec, err := a.Privacy.Erase(ctx, by, id, r.Params["userId"])
+			return http.StatusOK, rec, err
+		}),
+		op("ListPrivacyRequests", guard{perm: access.PrivacyExport, or: access.PrivacyErase}, func(ctx context.Context, _ core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
+			rs, err := a.Privacy.Requests(ctx, id)
+			out := privacyRequestsJSON{Requests: make([]privacyRequestJSON, 0, len(rs))}
+			for _, q := range rs {
+				out.Requests = append(out.Requests, toPrivacyRequestJSON(q))
+			}
+			return http.StatusOK, out, err
+		}),
+	}
+}
+
+type privacyRequestJSON struct {
+	ID          string     `json:"id"`
+	Kind        string     `json:"kind"`
+	SubjectID   string     `json:"subjectId"`
+	RequestedBy string     `json:"requestedBy"`
+	RequestedAt time.Time  `json:"requestedAt"`
+	DueAt       time.Time  `json:"dueAt"`
+	Status      string     `json:"status"`
+	CompletedAt *time.Time `json:"completedAt,omitempty"`
+	Receipt     *rawJSON   `json:"receipt,omitempty"`
+}
+
+type privacyRequestsJSON struct {
+	Requests []privacyRequestJSON `json:"requests"`
+}
+
+// rawJSON is a stored JSON document answered as is.
+type rawJSON string
+
+func (r rawJSON) MarshalJSON() ([]byte, error) { return []byte(r), nil }
+
+func toPrivacyRequestJSON(q privacy.Request) privacyRequestJSON {
+	out := privacyRequestJSON{ID: q.ID, Kind: q.Kind, SubjectID: q.SubjectID, RequestedBy: q.RequestedBy,
+		RequestedAt: q.RequestedAt, DueAt: q.DueAt, Status: q.Status}
+	if !q.CompletedAt.IsZero() {
+		c := q.CompletedAt
+		out.CompletedAt = &c
+	}
+	if q.Receipt != "" {
+		r := rawJSON(q.Receipt)
+		out.Receipt = &r
+	}
+	return out
+}

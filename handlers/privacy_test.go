@@ -1,0 +1,80 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/access"
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/tables"
+	"github.com/connecthub/connecthub/internal/privacy"
+)
+
+type fakeRights struct{ calls []string }
+
+func (f *fakeRights) Report(_ context.Context, by core.Actor, tenant core.TenantID, userID, kind string) (privacy.Report, error) {
+	f.calls = append(f.calls, kind+":"+userID+":"+by.ID)
+	return privacy.Report{Schema: privacy.ReportSchema, GeneratedAt: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC), Tenant: tenant,
+		Subject: userID, Controller: "the customer", StoredIn: "westeurope (EU)", Categories: []privacy.ReportCategory{{
+			Table: "presence", Category: privacy.Categories["presence"], Retention: "while the contract runs",
+			Records: []privacy.ReportRecord{{Key: userID, Fields: map[string]any{"Availability": "Busy", "ChangedAt": nil}}}}}}, nil
+}
+
+func (f *fakeRights) Erase(_ context.Context, _ core.Actor, tenant core.TenantID, userID string) (privacy.Receipt, error) {
+	f.calls = append(f.calls, "erase:"+userID)
+	return privacy.Receipt{RequestID: "r1", Tenant: tenant, ErasedAt: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC),
+		Tables: tables.Erasure{"presence": {Deleted: 1}, "audit": {Pseudonymised: 2}}, Pseudonymised: []string{"audit"}}, nil
+}
+
+func (f *fakeRights) Requests(context.Context, core.TenantID) ([]privacy.Request, error) {
+	f.calls = append(f.calls, "requests")
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	return []privacy.Request{{ID: "r1", Kind: privacy.KindErasure, SubjectID: "erased-00", RequestedBy: operator, RequestedAt: at,
+		DueAt: at.AddDate(0, 1, 0), Status: "completed", CompletedAt: at, Receipt: `{"requestId":"","tenant":"t","erasedAt":"2026-12-02T10:00:00Z","tables":{},"pseudonymised":[]}`}}, nil
+}
+
+func TestPrivacyFunctions(t *testing.T) {
+	t.Parallel()
+	f := &fakeRights{}
+	a := &App{Privacy: f}
+	up := map[string]string{"tenantId": tenantA, "userId": userA}
+	for _, tc := range []struct {
+		call     httpCall
+		want     int
+		wantBody string
+	}{
+		{httpCall{function: "GetPersonalData", method: "GET", params: up}, 200, `"schema":"connecthub.personal-data.v1"`},
+		{httpCall{function: "ExportPersonalData", method: "GET", params: up}, 200, `"purpose":"mirror the user's Teams presence`},
+		{httpCall{function: "ErasePersonalData", method: "DELETE", params: up}, 200, `"audit":{"deleted":0,"pseudonymised":2}`},
+		{httpCall{function: "ListPrivacyRequests", method: "GET", params: map[string]string{"tenantId": tenantA}}, 200, `"receipt":{"requestId"`},
+	} {
+		code, body, h := invokeHTTP(t, a, tc.call)
+		if code != tc.want || !strings.Contains(body, tc.wantBody) {
+			t.Errorf("%s: %d %s, want %d with %q", tc.call.function, code, body, tc.want, tc.wantBody)
+		}
+		if tc.call.function == "ExportPersonalData" && !strings.HasPrefix(h["Content-Disposition"], "attachment") {
+			t.Errorf("export headers = %v", h)
+		}
+	}
+	if got := strings.Join(f.calls, " "); got != "access:"+userA+":"+operator+" export:"+userA+":"+operator+" erase:"+userA+" requests" {
+		t.Errorf("calls = %s", got)
+	}
+	// A grant scoped to another user does not reach this one: the resource is users/<id>.
+	scoped := &App{Privacy: f, Access: AccessServices{Authenticate: testAccess{}, Authorize: scopedTo{"users/b0000000-0000-4000-8000-0000000000b2"}}}
+	if code, _, _ := invokeHTTP(t, scoped, httpCall{function: "ErasePersonalData", method: "DELETE", params: up}); code != http.StatusForbidden {
+		t.Errorf("erasure under a grant for another user = %d, want 403", code)
+	}
+}
+
+// scopedTo allows only the resource path it names.
+type scopedTo struct{ path string }
+
+func (s scopedTo) Allow(_ context.Context, _ access.Principal, _ access.Permission, res access.Resource) error {
+	if res.Path == s.path {
+		return nil
+	}
+	return access.ErrDenied
+}

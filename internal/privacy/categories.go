@@ -1,0 +1,58 @@
+package privacy
+
+import "github.com/connecthub/connecthub/internal/platform/tables"
+
+// Category describes one table's personal data as a person's report shows it: what it is, why it is
+// kept, where it comes from and who receives it (docs/data-inventory.md says the same per field).
+type Category struct {
+	Name       string   `json:"category"`
+	Purpose    string   `json:"purpose"`
+	Source     string   `json:"source"`
+	Recipients []string `json:"recipients"`
+}
+
+// Categories describes every table that can hold personal data. NewSubjects refuses to start when a
+// table with personal fields has no entry, so a person's report never shows an undescribed table.
+var Categories = map[string]Category{
+	"users": {"Directory profile of a licensed user", "match the user to their PBX extension and show them to their admins",
+		"Microsoft 365 (Microsoft Graph), and the tenant admin's extension override", []string{"the tenant's PBX (extension lookup)"}},
+	"presence": {"Current Teams presence", "mirror the user's Teams presence onto their PBX extension",
+		"Microsoft 365 (Graph change notifications)", []string{"the tenant's PBX"}},
+	"ledger": {"Processed notification markers", "apply each presence change once and in order",
+		"Microsoft 365 (Graph change notifications)", []string{}},
+	"syncerrors": {"Failed synchronisations", "show the user's admins what could not be synchronised (kept at most 7 days)",
+		"ConnectHub, from the PBX's and Graph's answers", []string{}},
+	"serviceusers": {"Service account connection", "hold the presence subscriptions Graph allows only with a delegated account",
+		"Microsoft 365 (the sign-in of the service account)", []string{}},
+	"subscriptions": {"Graph subscriptions", "receive presence changes of licensed users from Microsoft Graph",
+		"ConnectHub (created at Microsoft Graph)", []string{"Microsoft Graph"}},
+	"tenants": {"Tenant settings naming a person", "know which account holds the subscriptions and who configured the PBX",
+		"the tenant admin", []string{}},
+	"licenses": {"License assignment", "know which users the tenant licensed, and who assigned them",
+		"the tenant admin", []string{}},
+	"authorisations": {"Roles granted", "decide who may administer the tenant (zero privileges by default)",
+		"the tenant admin; ConnectHub's security officers for operator access", []string{}},
+	"roles": {"Custom roles defined", "name the admin who last defined a role of the tenant",
+		"the tenant admin", []string{}},
+	"accessrequests": {"Operator access requests", "decide and record ConnectHub staff access to the tenant",
+		"ConnectHub operators and security officers", []string{}},
+	"audit": {"Audit trail", "account for every administrative action (who, what, when, outcome)",
+		"ConnectHub, from each administrative call", []string{}},
+	"incidents": {"Security incidents", "notify the tenant of a personal-data breach within 72 hours",
+		"ConnectHub's security officers", []string{"the tenant's admins", "the supervisory authority"}},
+	"parkedmessages": {"Parked messages", "keep work that failed permanently for diagnosis (14 days)",
+		"Microsoft 365 (Graph change notifications)", []string{}},
+	"bookings": {"Room bookings", "answer room availability (times only, no subject or attendees)",
+		"Microsoft 365 (room calendars)", []string{}},
+	TableRequests: {"Privacy requests", "track each data subject request until it is answered (one month)",
+		"the tenant admin or privacy officer", []string{}},
+}
+
+// retentionText says in words when a retention class deletes a row.
+var retentionText = map[tables.RetentionClass]string{
+	tables.RetainTenantData:  "while the tenant's contract runs; deleted 24 hours after cancellation or 7 days after suspension, and at once when the user's license is removed",
+	tables.RetainLicenseData: "until 30 days after the contract ends",
+	tables.RetainBillingData: "until 90 days after the contract ends",
+	tables.RetainRegistry:    "until the tenant's data is deleted",
+	tables.RetainReceipts:    "kept as the proof of deletion; holds no personal data",
+}

@@ -1,0 +1,199 @@
+package privacy
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/tables"
+)
+
+// Request is one data subject request of a tenant and its answer (table privacyrequests): who asked,
+// about whom, when it is due (one month, GDPR Art. 12(3)) and what was done.
+type Request struct {
+	ID          string `table:"key"` // newest first
+	Kind        string // access, export, erasure
+	SubjectID   string `table:"personal"` // the person's object id; a pseudonym once they are erased
+	RequestedBy string `table:"personal"` // object id of the admin or privacy officer who asked
+	RequestedAt time.Time
+	DueAt       time.Time
+	Status      string // completed, failed
+	CompletedAt time.Time
+	Receipt     string // JSON: counts per table, no personal data
+}
+
+func (r *Request) RowKey() (string, error)   { return tables.SimpleKey("request id", r.ID) }
+func (r *Request) SetRowKey(rk string) error { r.ID = rk; return nil }
+
+// The kinds of request.
+const (
+	KindAccess  = "access"
+	KindExport  = "export"
+	KindErasure = "erasure"
+)
+
+// ReportSchema names the version of the report's JSON layout (docs/openapi.json, PersonalDataReport).
+// A change that a reader could trip over gets a new version.
+const ReportSchema = "connecthub.personal-data.v1"
+
+// Report is what ConnectHub holds about one person of a tenant, per category, with sealed fields opened.
+type Report struct {
+	Schema      string           `json:"schema"`
+	GeneratedAt time.Time        `json:"generatedAt"`
+	Tenant      core.TenantID    `json:"tenant"`
+	Subject     string           `json:"subject"`
+	Controller  string           `json:"controller"`
+	StoredIn    string           `json:"storedIn"`
+	Categories  []ReportCategory `json:"categories"`
+}
+
+// ReportCategory is one table's rows about the person.
+type ReportCategory struct {
+	Table string `json:"table"`
+	Category
+	Retention string         `json:"retention"`
+	Records   []ReportRecord `json:"records"`
+}
+
+// ReportRecord is one row: its key and its fields.
+type ReportRecord struct {
+	Key    string         `json:"key"`
+	Fields map[string]any `json:"fields"`
+}
+
+// Receipt is the answer to an erasure: what was removed, per table, and what stays pseudonymised.
+type Receipt struct {
+	RequestID     string         `json:"requestId"`
+	Tenant        core.TenantID  `json:"tenant"`
+	ErasedAt      time.Time      `json:"erasedAt"`
+	Tables        tables.Erasure `json:"tables"`
+	Pseudonymised []string       `json:"pseudonymised"` // tables whose rows stay, without the person
+}
+
+// Rights answers data subject requests and keeps a record of each, in its table and the audit trail.
+type Rights struct {
+	subjects *Subjects
+	requests *tables.Table[Request, *Request]
+	log      Recorder
+	storedIn string
+	now      func() time.Time
+}
+
+// Recorder appends an entry to a tenant's audit trail (audit.Trail).
+type Recorder interface {
+	Record(ctx context.Context, tenant core.TenantID, a core.Actor, action, targetType, targetID string, err error) error
+}
+
+// NewRights answers requests with subjects, records them in data's requests table and in log; storedIn
+// says where the data lives (the deployment's regions).
+func NewRights(subjects *Subjects, data *Data, log Recorder, storedIn string, now func() time.Time) *Rights {
+	if now == nil {
+		now = time.Now
+	}
+	return &Rights{subjects: subjects, requests: data.Requests, log: log, storedIn: storedIn, now: now}
+}
+
+// Report answers the right of access (kind access) or of portability (kind export): the same document,
+// recorded as the kind asked.
+func (r *Rights) Report(ctx context.Context, by core.Actor, tenant core.TenantID, userID, kind string) (Report, error) {
+	rep, err := r.report(ctx, by, tenant, userID, kind)
+	return rep, r.log.Record(ctx, tenant, by, "privacy."+kind, "user", rep.Subject, err)
+}
+
+func (r *Rights) report(ctx context.Context, by core.Actor, tenant core.TenantID, userID, kind string) (Report, error) {
+	userID, err := core.ParseObjectID(userID)
+	if err != nil {
+		return Report{}, err
+	}
+	recs, err := r.subjects.Export(ctx, tenant, userID)
+	if err != nil {
+		return Report{}, err
+	}
+	now := r.now().UTC()
+	rep := Report{Schema: ReportSchema, GeneratedAt: now, Tenant: tenant, Subject: userID,
+		Controller: "the customer (tenant) is the controller; ConnectHub processes this data on its behalf",
+		StoredIn:   r.storedIn, Categories: []ReportCategory{}}
+	byTable := map[string]int{}
+	for _, rec := range recs {
+		i, ok := byTable[rec.Table]
+		if !ok {
+			spec, _ := r.subjects.cat.Lookup(rec.Table)
+			i = len(rep.Categories)
+			byTable[rec.Table] = i
+			rep.Categories = append(rep.Categories, ReportCategory{Table: rec.Table, Category: Categories[rec.Table],
+				Retention: retentionText[spec.Retention]})
+		}
+		rep.Categories[i].Records = append(rep.Categories[i].Records, ReportRecord{Key: rec.Key, Fields: rec.Fields})
+	}
+	slices.SortFunc(rep.Categories, func(a, b ReportCategory) int { return cmp.Compare(a.Table, b.Table) })
+	if _, err := r.record(ctx, by, tenant, userID, kind, "completed", now, ""); err != nil {
+		return Report{}, err
+	}
+	return rep, nil
+}
+
+// Erase answers the right to erasure: the person leaves every module, and the receipt says what went,
+// per table, and which tables keep rows without the person. The request's own record keeps only a
+// pseudonym of the person (Data.Erase ran over it before it was written).
+func (r *Rights) Erase(ctx context.Context, by core.Actor, tenant core.TenantID, userID string) (Receipt, error) {
+	rec, err := r.erase(ctx, by, tenant, userID)
+	// The trail names the request, never the person it erased (the erasure just took them out of it).
+	if strings.EqualFold(by.ID, userID) {
+		by.ID = ""
+	}
+	return rec, r.log.Record(ctx, tenant, by, "privacy.erase", "privacyrequest", rec.RequestID, err)
+}
+
+func (r *Rights) erase(ctx context.Context, by core.Actor, tenant core.TenantID, userID string) (Receipt, error) {
+	userID, err := core.ParseObjectID(userID)
+	if err != nil {
+		return Receipt{}, err
+	}
+	counts, err := r.subjects.Erase(ctx, tenant, userID)
+	now := r.now().UTC()
+	if err != nil {
+		// A retry has only the remainder to do; the failed attempt is on record.
+		_, _ = r.record(ctx, by, tenant, Pseudonym(), KindErasure, "failed", now, "")
+		return Receipt{}, err
+	}
+	rec := Receipt{Tenant: tenant, ErasedAt: now, Tables: counts, Pseudonymised: []string{}}
+	for t, c := range counts {
+		if c.Pseudonymised > 0 {
+			rec.Pseudonymised = append(rec.Pseudonymised, t)
+		}
+	}
+	slices.Sort(rec.Pseudonymised)
+	body, _ := json.Marshal(rec)
+	subject := Pseudonym()
+	if by.ID == userID { // a person erasing themselves is not named by their own request either
+		by.ID = subject
+	}
+	rec.RequestID, err = r.record(ctx, by, tenant, subject, KindErasure, "completed", now, string(body))
+	return rec, err
+}
+
+// Requests lists the tenant's requests, newest first.
+func (r *Rights) Requests(ctx context.Context, tenant core.TenantID) ([]Request, error) {
+	var out []Request
+	for q, err := range r.requests.All(ctx, tenant, nil) {
+		if err != nil {
+			return nil, fmt.Errorf("list privacy requests: %w", err)
+		}
+		out = append(out, q)
+	}
+	return out, nil
+}
+
+func (r *Rights) record(ctx context.Context, by core.Actor, tenant core.TenantID, subject, kind, status string, at time.Time, receipt string) (string, error) {
+	q := Request{ID: tables.NewestFirstID(at), Kind: kind, SubjectID: subject, RequestedBy: by.ID, RequestedAt: at,
+		DueAt: at.AddDate(0, 1, 0), Status: status, CompletedAt: at, Receipt: receipt}
+	if _, err := r.requests.Insert(ctx, tenant, q); err != nil {
+		return "", fmt.Errorf("record privacy request: %w", err)
+	}
+	return q.ID, nil
+}
