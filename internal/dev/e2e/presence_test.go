@@ -92,6 +92,7 @@ func startPresence(t testing.TB, o presenceOptions) *presenceEnv {
 		t.Fatal(err)
 	}
 	e := &presenceEnv{s: s, auth: auth, graph: g, rc: rc, front: front, tenant: storetest.NewTenantID(t), ext: map[string]string{}}
+	auth.GrantConsent(string(e.tenant), appID) // an active tenant is one whose admin consented
 	keys := tenantkey.New(s.secrets, tenantkey.Options{})
 	if err := keys.CreateTenantKey(ctx, e.tenant); err != nil {
 		t.Fatal(err)

@@ -107,6 +107,7 @@ func certPEM(c *x509.Certificate) string {
 
 func TestAppCertificateUploadDecidesWhichClientAssertionIsAccepted(t *testing.T) {
 	e := start(t)
+	e.sb.Auth.GrantConsent(tenant, appID) // app-only tokens exist only in a tenant that consented
 	certA, keyA, _ := graphcrypto.GenerateTestCertificate(2048)
 	certB, keyB, _ := graphcrypto.GenerateTestCertificate(2048)
 	// As connecthub certs show --pem prints it: a label line before the PEM.
