@@ -280,7 +280,8 @@ func (s *Service) CompleteConsent(ctx context.Context, cb ConsentCallback) (Cons
 
 // proveConsent asks Microsoft, and asks again for a while when it says no: right after consent the new
 // service principal can take seconds to replicate, and the token endpoint answers AADSTS700016 until it
-// has (AzureAD/microsoft-authentication-library-for-dotnet #3706, mspnp/multitenant-saas-guidance #127).
+// has (https://github.com/AzureAD/microsoft-authentication-library-for-dotnet/issues/3706,
+// https://github.com/mspnp/multitenant-saas-guidance/issues/127).
 // A forged callback gets the same answer throughout and merely waits.
 func (s *Service) proveConsent(ctx context.Context, tenant core.TenantID) error {
 	if s.o.Consent == nil {

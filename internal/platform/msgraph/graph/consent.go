@@ -20,15 +20,16 @@ import (
 var ErrNotConsented = errors.New("graph: the app is not consented in the tenant")
 
 // notConsentedCodes are the AADSTS codes with which the token endpoint says that. Learn warns that "apps
-// that take a dependency on text or error code numbers will be broken over time" (reference-error-codes),
-// so a code missing here never lets anything through: it only shows as "could not ask" instead of "no".
+// that take a dependency on text or error code numbers will be broken over time"
+// (https://learn.microsoft.com/entra/identity-platform/reference-error-codes, below "Learn"), so a code
+// missing here never lets anything through: it only shows as "could not ask" instead of "no".
 var notConsentedCodes = []int{
 	// "UnauthorizedClient_DoesNotMatchRequest - The application wasn't found in the directory/tenant. This
 	// can happen if the application has not been installed by the administrator of the tenant or
 	// consented to by any user in the tenant." (Learn, reference-error-codes)
 	700016,
 	// "The client application {appId} is missing service principal in the tenant {tenant}", 401
-	// invalid_client (microsoft.github.io/teams-sdk, app-authentication/troubleshooting).
+	// invalid_client (https://microsoft.github.io/teams-sdk/teams/app-authentication/troubleshooting).
 	7000229,
 	// "DelegationDoesNotExist - The user or administrator has not consented to use the application with
 	// ID X." (Learn, reference-error-codes)
@@ -81,14 +82,17 @@ type ServicePrincipal struct {
 }
 
 // ServicePrincipalByAppID reads the service principal of the app appID (GET
-// /servicePrincipals(appId='{appId}'), Learn serviceprincipal-get). An app reads its own without any
-// permission; anyone else's needs Application.Read.All. ErrNotFound if the tenant has none.
+// /servicePrincipals(appId='{appId}'), https://learn.microsoft.com/graph/api/serviceprincipal-get). An app
+// reads its own without any permission; anyone else's needs Application.Read.All. ErrNotFound if the
+// tenant has none.
 func (c *Client) ServicePrincipalByAppID(ctx context.Context, appID string) (ServicePrincipal, error) {
 	if appID == "" {
 		return ServicePrincipal{}, errors.New("get service principal: empty app id")
 	}
 	// The key is an OData string literal: a quote inside is doubled, or it would end the literal (OData
-	// ABNF, SQUOTE-in-string). The URI template then percent-encodes what the literal holds.
+	// ABNF Construction Rules, SQUOTE-in-string,
+	// https://docs.oasis-open.org/odata/odata/v4.01/csprd06/abnf/odata-abnf-construction-rules.txt). The
+	// URI template then percent-encodes what the literal holds.
 	lit := strings.ReplaceAll(appID, "'", "''")
 	b := serviceprincipalswithappid.NewServicePrincipalsWithAppIdRequestBuilderInternal(c.params(), c.adapter, &lit)
 	sp, err := b.Get(ctx, &serviceprincipalswithappid.ServicePrincipalsWithAppIdRequestBuilderGetRequestConfiguration{

@@ -229,8 +229,10 @@ func (a *Authority) RemoveServicePrincipal(tenant, clientID string) {
 
 // SetConsentLag delays, by d after a consent, the moment the token endpoint sees it. After admin
 // consent Entra can answer AADSTS700016 for a few seconds more while the new service principal
-// replicates; a retry a few seconds later succeeds (AzureAD/microsoft-authentication-library-for-dotnet
-// #3706, mspnp/multitenant-saas-guidance #127). Graph finds the service principal at once.
+// replicates; a retry a few seconds later succeeds
+// (https://github.com/AzureAD/microsoft-authentication-library-for-dotnet/issues/3706,
+// https://github.com/mspnp/multitenant-saas-guidance/issues/127). Graph finds the service principal at
+// once.
 func (a *Authority) SetConsentLag(d time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -535,7 +537,7 @@ func (a *Authority) authorize(w http.ResponseWriter, r *http.Request) {
 
 // adminConsent grants the app's permissions in the tenant — the app gets a service principal there —
 // and sends the admin back the way Entra does: redirect_uri?admin_consent=True&tenant={tid}&state=…&scope=…
-// (Learn, v2-admin-consent "Successful response"). These parameters prove nothing: anyone can forge
+// (https://learn.microsoft.com/entra/identity-platform/v2-admin-consent, "Successful response"). These parameters prove nothing: anyone can forge
 // them; consent shows only in an app-only token for the tenant, which the token endpoint now issues.
 func (a *Authority) adminConsent(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -570,9 +572,9 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Unlock()
 	if fail != nil {
-		// An outage answers 5xx with temporarily_unavailable and AADSTS90033 (as reported in
-		// Azure/azure-sdk-for-python #14241: "503 … AADSTS90033: A transient error has occurred. Please
-		// try again."); clients retry.
+		// An outage answers 5xx with temporarily_unavailable and AADSTS90033 ("503 …
+		// AADSTS90033: A transient error has occurred. Please try again.",
+		// https://github.com/Azure/azure-sdk-for-python/issues/14241); clients retry.
 		if fail.RetryAfter != "" {
 			w.Header().Set("Retry-After", fail.RetryAfter)
 		}
@@ -605,9 +607,10 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 			// Without a service principal in the tenant there is no app-only token: 400 unauthorized_client,
 			// AADSTS700016 "UnauthorizedClient_DoesNotMatchRequest - The application wasn't found in the
 			// directory/tenant. This can happen if the application has not been installed by the
-			// administrator of the tenant or consented to by any user in the tenant." (Learn,
-			// reference-error-codes; the wire shape as in Azure/azure-sdk-for-python #8314). The real
-			// message names the directory; the fake names the tenant id.
+			// administrator of the tenant or consented to by any user in the tenant."
+			// (https://learn.microsoft.com/entra/identity-platform/reference-error-codes; the wire shape as
+			// in https://github.com/Azure/azure-sdk-for-python/issues/8314). The real message names the
+			// directory; the fake names the tenant id.
 			a.oauthError(w, r, http.StatusBadRequest, "unauthorized_client", 700016,
 				"Application with identifier '"+clientID+"' was not found in the directory '"+tenant+"'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.")
 			return

@@ -569,18 +569,21 @@ func (g *Graph) getUser(r *http.Request, who Identity, id string) reply {
 	return reply{status: http.StatusOK, body: m}
 }
 
-// servicePrincipalReaders are the permissions that let a caller read any service principal (Learn,
-// serviceprincipal-get "Permissions": Application.Read.All least privileged, then
-// Application.ReadWrite.All, Directory.Read.All; Application.ReadWrite.OwnedBy lists them all too).
+// servicePrincipalReaders are the permissions that let a caller read any service principal
+// (https://learn.microsoft.com/graph/api/serviceprincipal-get, "Permissions": Application.Read.All least
+// privileged, then Application.ReadWrite.All, Directory.Read.All; Application.ReadWrite.OwnedBy lists
+// them all too).
 var servicePrincipalReaders = []string{"Application.Read.All", "Application.ReadWrite.All", "Application.ReadWrite.OwnedBy",
 	"Directory.Read.All", "Directory.ReadWrite.All"}
 
-// getServicePrincipal serves GET /servicePrincipals(appId='{appId}') (Learn, serviceprincipal-get "HTTP
+// getServicePrincipal serves GET /servicePrincipals(appId='{appId}') (serviceprincipal-get above, "HTTP
 // request"). "A service principal can retrieve its own application and service principal details
 // without being granted any application permissions" (ibid.): an app-only caller asking for its own
 // appId needs no role; anyone else needs one of servicePrincipalReaders, or gets 403
 // Authorization_RequestDenied. A missing one is 404 Request_ResourceNotFound, the directory's usual
-// answer.
+// answer ({"error":{"code":"Request_ResourceNotFound","message":"Resource '…' does not exist or one of
+// its queried reference-property objects are not present.", …}}, as quoted in
+// https://github.com/EirikHaughom/ADME/issues/5).
 func (g *Graph) getServicePrincipal(r *http.Request, who Identity, segment string) reply {
 	appID, ok := odataKey(strings.TrimPrefix(segment, "servicePrincipals(appId="))
 	if !ok {
@@ -612,7 +615,8 @@ func (g *Graph) getServicePrincipal(r *http.Request, who Identity, segment strin
 
 // odataKey reads "'value')", the rest of an alternate key segment: an OData string literal, in which a
 // quote inside is written twice (OData ABNF Construction Rules v4.01, SQUOTE-in-string: "two
-// consecutive single quotes represent one within a string literal"). A lone quote inside ends the
+// consecutive single quotes represent one within a string literal",
+// https://docs.oasis-open.org/odata/odata/v4.01/csprd06/abnf/odata-abnf-construction-rules.txt). A lone quote inside ends the
 // literal early, which Graph refuses as a syntax error.
 func odataKey(rest string) (string, bool) {
 	lit, ok := strings.CutSuffix(rest, ")")
