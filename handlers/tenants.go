@@ -265,10 +265,12 @@ type licenseJSON struct {
 
 // Pages of the consent callback: fixed texts, nothing from the request echoed back.
 const (
-	pageConnected = "ConnectHub is now connected to your organisation. You can close this window."
-	pageRefused   = "Consent was not granted, so ConnectHub is not connected. You can use the same link again to retry while it is valid."
-	pageInvalid   = "This link is invalid, was used already or has expired. Please ask your ConnectHub contact for a new one."
-	pageFailed    = "Something went wrong on our side. Please use the same link again in a few minutes."
+	pageConnected   = "ConnectHub is now connected to your organisation. You can close this window."
+	pageRefused     = "Consent was not granted, so ConnectHub is not connected. You can use the same link again to retry while it is valid."
+	pageUnconfirmed = "Microsoft has not confirmed that your organisation granted ConnectHub access, so ConnectHub is not connected. If you have just accepted, wait a few minutes and use the same link again while it is valid."
+	pageInvalid     = "This link is invalid, was used already or has expired. Please ask your ConnectHub contact for a new one."
+	pageRetry       = "Microsoft could not be reached to confirm your consent, so ConnectHub is not connected yet. Please use the same link again in a few minutes."
+	pageFailed      = "Something went wrong on our side. Please use the same link again in a few minutes."
 )
 
 // adminConsentCallback is Microsoft's admin-consent redirect (GET, anonymous).
@@ -286,9 +288,15 @@ func (a *App) adminConsentCallback(ctx context.Context, r *azfunc.HTTPRequest) a
 	}
 	switch apperr.CodeOf(err) {
 	case apperr.Forbidden:
+		if errors.Is(err, tenants.ErrConsentUnconfirmed) {
+			return consentPage(http.StatusForbidden, pageUnconfirmed)
+		}
 		return consentPage(http.StatusOK, pageRefused)
 	case apperr.Invalid, apperr.NotFound, apperr.Conflict:
 		return consentPage(http.StatusBadRequest, pageInvalid)
+	case apperr.Unavailable:
+		azfunc.Logger(ctx).Warn("admin consent could not be confirmed", "error", err)
+		return consentPage(http.StatusServiceUnavailable, pageRetry)
 	default:
 		azfunc.Logger(ctx).Error("admin consent failed", "error", err)
 		return consentPage(azfunc.HTTPStatus(apperr.CodeOf(err)), pageFailed)

@@ -189,7 +189,10 @@ func TestAdminConsentCallbackPages(t *testing.T) {
 	}{
 		{"granted", nil, map[string]string{"admin_consent": "True", "tenant": tenantA, "state": "s" + hostile}, 200, pageConnected},
 		{"refused", apperr.New(apperr.Forbidden, "consent was not granted", nil), map[string]string{"error": "access_denied", "error_description": hostile, "state": "s"}, 200, pageRefused},
-		{"forged", apperr.New(apperr.Invalid, "invalid", nil), map[string]string{"state": hostile}, 400, pageInvalid},
+		{"forged state", apperr.New(apperr.Invalid, "invalid", nil), map[string]string{"state": hostile}, 400, pageInvalid},
+		{"unconfirmed by Microsoft", tenants.ErrConsentUnconfirmed, map[string]string{"admin_consent": "True", "tenant": tenantA, "state": "s"}, 403, pageUnconfirmed},
+		{"Microsoft unreachable", apperr.New(apperr.Unavailable, "Microsoft could not be reached", errors.New("503")),
+			map[string]string{"admin_consent": "True", "tenant": tenantA, "state": "s"}, 503, pageRetry},
 		{"storage down", errors.New("boom"), map[string]string{"state": "s"}, 500, pageFailed},
 	}
 	for _, tt := range tests {

@@ -25,8 +25,8 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	policy := retention.Policy{CancelledRetention: cfg.CancelledRetention, SuspendedRetention: cfg.SuspendedRetention,
 		LicenseRetention: cfg.LicenseRetention, BillingRetention: cfg.BillingRetention}
 
-	// App-only Graph clients (the multi-tenant app's certificate) read directories and delete
-	// subscriptions; they are built per tenant on first use.
+	// App-only Graph clients (the multi-tenant app's certificate) read directories, delete
+	// subscriptions and prove admin consent; they are built per tenant on first use.
 	clients := graph.NewAppClients(graph.AppAuth{ClientID: w.Config.AppID, Secrets: w.Secrets,
 		CertName: w.Config.Presence.AppClientCertName, Auth: graph.AuthOptions{AuthorityHost: w.Config.Presence.AuthorityHost}},
 		graph.Options{BaseURL: w.Config.GraphBaseURL})
@@ -40,6 +40,7 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	svc, err := tenants.New(tenants.Options{
 		Store: w.Store, Keys: w.Keys, Directory: tenantgraph.Directory{Clients: clients}, Now: clock.Now, Log: w.Log,
 		Policy: policy, AppID: w.Config.AppID, RedirectURI: cfg.AdminConsentRedirectURI, ConsentTTL: cfg.AdminConsentTTL,
+		Consent: tenantgraph.Consent{Prover: clients}, ConsentWait: cfg.AdminConsentWait,
 		LoginBaseURL: w.Config.Presence.AuthorityHost, Regions: config.EURegions, BookingWindowDays: cfg.BookingWindowDays,
 		Processing: processing, UserData: []tenants.UserData{presenceData}, Activity: presenceData,
 	})

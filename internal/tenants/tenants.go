@@ -54,6 +54,12 @@ type Options struct {
 	ConsentTTL   time.Duration   // how long a consent link is valid
 	LoginBaseURL string          // default https://login.microsoftonline.com
 	Regions      map[string]bool // allowed home regions (the EU regions)
+	// Consent asks Microsoft whether the app was really granted a tenant (tenantgraph.Consent): the
+	// consent callback activates nothing without its yes. Nil refuses every callback as unconfirmable.
+	Consent ConsentProver
+	// ConsentWait is how long a callback keeps asking while Microsoft says no, for a consent given
+	// seconds ago to replicate (config's CONNECTHUB_ADMIN_CONSENT_WAIT; zero asks once).
+	ConsentWait time.Duration
 	// BookingWindowDays is given to new tenants.
 	BookingWindowDays int
 

@@ -98,6 +98,7 @@ func startPresence(t testing.TB, o presenceOptions) *presenceEnv {
 		t.Fatal(err)
 	}
 	e := &presenceEnv{s: s, auth: auth, graph: g, rc: rc, front: front, tenant: storetest.NewTenantID(t), ext: map[string]string{}}
+	auth.GrantConsent(string(e.tenant), appID) // an active tenant is one whose admin consented
 	keys := tenantkey.New(s.secrets, tenantkey.Options{})
 	if err := keys.CreateTenantKey(ctx, e.tenant); err != nil {
 		t.Fatal(err)
@@ -168,6 +169,40 @@ func (c *cloud) serve(t testing.TB, s *stack) {
 	u, _ := url.Parse(s.host.URL())
 	c.target.Store(u)
 	c.graph.Tokens = func(tenant string) string { return s.idp.Mint(t, idptest.Claims(appID, tenant, time.Now())) }
+}
+
+// adminConsents is the customer's admin following the consent link: the identity platform records the
+// consent and redirects the browser, to a URL that must start with back; it returns that URL.
+func (c *cloud) adminConsents(t testing.TB, link, back string) string {
+	t.Helper()
+	browser := &http.Client{Transport: c.auth.Client().Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := browser.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	to := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(to, back) {
+		t.Fatalf("admin consent = %d to %q", resp.StatusCode, to)
+	}
+	return to
+}
+
+// uploadAppCertificate puts an app client certificate into the stack's secret store, where the handler
+// reads it, and uploads its public part to the fake app registration.
+func (c *cloud) uploadAppCertificate(t testing.TB, s *stack) {
+	t.Helper()
+	cert, key, err := graphcrypto.GenerateTestCertificate(2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	if err := s.secrets.Set(context.Background(), secrets.AppClientCertName, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))+
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))); err != nil {
+		t.Fatal(err)
+	}
+	c.auth.SetAppCertificate(cert)
 }
 
 // newFront is the app's public endpoint: it forwards to whatever target holds.

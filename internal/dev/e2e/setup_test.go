@@ -85,19 +85,14 @@ func TestPresenceSetUpAsTheREADMETellsIt(t *testing.T) {
 	must("StartOnboarding", code, body, http.StatusCreated, "consentUrl")
 	var ob struct{ ConsentURL string }
 	_ = json.Unmarshal([]byte(body), &ob)
-	browser := &http.Client{Transport: auth.Client().Transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := browser.Get(ob.ConsentURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	back := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(back, front+"/api/onboarding/consent?") {
-		t.Fatalf("admin consent = %d to %q", resp.StatusCode, back)
-	}
-	code, body = call(t, "GET", back, "", "")
+	code, body = call(t, "GET", c.adminConsents(t, ob.ConsentURL, front+"/api/onboarding/consent?"), "", "")
 	must("AdminConsentCallback", code, body, http.StatusOK, "now connected")
+	// The callback believed Microsoft, not the redirect: it asked for an app-only token for the tenant
+	// with the certificate from step 1 and read the app's service principal with it.
+	if auth.Grants("client_credentials") == 0 || g.Count(http.MethodGet, "/servicePrincipals(appId='"+appID+"')") != 1 {
+		t.Fatalf("consent proof: %d app-only token requests, %d service principal reads", auth.Grants("client_credentials"),
+			g.Count(http.MethodGet, "/servicePrincipals"))
+	}
 
 	// 3. Licenses: three users in the customer's directory, licensed through the admin API (which reads
 	// their profiles app-only with the certificate from step 1).

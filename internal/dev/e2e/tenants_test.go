@@ -104,11 +104,17 @@ func mintToken(t testing.TB, base string, req devhost.DevTokenRequest) string {
 	return out.AccessToken
 }
 
-// Onboarding by admin consent and an operator action, through devhost and the real handler binary.
+// Onboarding by admin consent and an operator action, through devhost and the real handler binary, with
+// the identity platform and Graph faked at the wire.
 func TestTenantOnboardingAndOperatorActions(t *testing.T) {
+	c := newCloud(t)
 	s := startStack(t, func(settings map[string]string) {
-		settings["CONNECTHUB_ADMIN_CONSENT_REDIRECT_URI"] = "http://localhost:7071/api/onboarding/consent"
+		c.settings(settings)
+		settings["CONNECTHUB_ADMIN_CONSENT_REDIRECT_URI"] = c.front + "/api/onboarding/consent"
+		settings["CONNECTHUB_ADMIN_CONSENT_WAIT"] = "0s" // a forged callback below is refused at once
 	})
+	c.serve(t, s)
+	c.uploadAppCertificate(t, s)
 	api := s.host.URL() + "/api"
 	tenant := storetest.NewTenantID(t)
 
@@ -129,13 +135,26 @@ func TestTenantOnboardingAndOperatorActions(t *testing.T) {
 	}
 	state := link.Query().Get("state")
 
-	// Microsoft's redirect, as the admin's browser follows it (anonymous).
+	// Microsoft's redirect written by whoever holds the link (anonymous): a wrong state is an invalid
+	// link; the right state with admin_consent=True is not believed until Microsoft confirms it.
 	if code, page := call(t, "GET", api+"/onboarding/consent?state="+url.QueryEscape(state+"x")+"&admin_consent=True", "", ""); code != http.StatusBadRequest || strings.Contains(page, state) {
-		t.Errorf("forged callback = %d %q", code, page)
+		t.Errorf("forged state = %d %q", code, page)
 	}
-	code, page := call(t, "GET", api+"/onboarding/consent?admin_consent=True&tenant="+string(tenant)+"&state="+url.QueryEscape(state)+"&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default", "", "")
+	forged := api + "/onboarding/consent?admin_consent=True&tenant=" + string(tenant) + "&state=" + url.QueryEscape(state) + "&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"
+	if code, page := call(t, "GET", forged, "", ""); code != http.StatusForbidden || !strings.Contains(page, "Microsoft has not confirmed") {
+		t.Errorf("forged consent = %d %q, want 403 and the unconfirmed page", code, page)
+	}
+	if code, body := call(t, "GET", api+"/tenants/"+string(tenant), "fk", ""); code != http.StatusOK || !strings.Contains(body, `"state":"pending"`) {
+		t.Fatalf("tenant after a forged consent = %d %s, want pending", code, body)
+	}
+
+	// The admin follows the link: the identity platform records the consent and redirects back.
+	code, page := call(t, "GET", c.adminConsents(t, ob.ConsentURL, c.front+"/api/onboarding/consent?"), "", "")
 	if code != http.StatusOK || !strings.Contains(page, "now connected") {
 		t.Fatalf("consent callback = %d %q", code, page)
+	}
+	if code, _ := call(t, "GET", forged, "", ""); code != http.StatusBadRequest {
+		t.Errorf("replayed consent = %d, want 400", code)
 	}
 
 	// Operator access: none inside the tenant until the operator asks and a security officer approves,
@@ -216,8 +235,8 @@ func TestTenantOnboardingAndOperatorActions(t *testing.T) {
 	for _, e := range page1.Items {
 		trail = append([]string{e.Action + "/" + e.Outcome + "/" + e.ActorID}, trail...)
 	}
-	want := []string{"tenant.onboarding.start/success/" + e2eOperator, "tenant.consent/success/tenant-admin",
-		"access.request/success/" + operatorID,
+	want := []string{"tenant.onboarding.start/success/" + e2eOperator, "tenant.consent/denied/tenant-admin",
+		"tenant.consent/success/tenant-admin", "tenant.consent/denied/tenant-admin", "access.request/success/" + operatorID,
 		"access.approve/success/" + officerID, "access.use/success/" + operatorID, "access.revoke/success/" + e2eOperator,
 		"tenant.cancel/success/" + e2eOperator, "tenant.licenses.set/denied/" + e2eOperator}
 	if fmt.Sprint(trail) != fmt.Sprint(want) {

@@ -114,6 +114,16 @@ func TestAppCertificateUploadDecidesWhichClientAssertionIsAccepted(t *testing.T)
 	if code != http.StatusOK || !strings.Contains(body, `"thumbprint"`) {
 		t.Fatalf("upload A = %d %s", code, body)
 	}
+	// App-only tokens exist only in a tenant whose admin consented, as the walkthrough's step 2 does.
+	if c := e.clientCredentials(t, keyA); c != http.StatusBadRequest {
+		t.Errorf("app-only token before the tenant consented = %d, want 400", c)
+	}
+	noFollow := &http.Client{Transport: e.sb.Auth.Client().Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if code, _ := do(t, noFollow, "GET", e.sb.Auth.Host()+tenant+"/v2.0/adminconsent?"+url.Values{"client_id": {appID},
+		"redirect_uri": {"http://127.0.0.1:7071/api/onboarding/consent"}, "state": {"s"}}.Encode(), ""); code != http.StatusFound {
+		t.Fatalf("admin consent = %d", code)
+	}
 	if c := e.clientCredentials(t, keyA); c != http.StatusOK {
 		t.Errorf("assertion signed with A's key after uploading A = %d, want 200", c)
 	}

@@ -19,6 +19,7 @@ const (
 	KeyTenantJobsRunBudget     = "CONNECTHUB_TENANT_JOBS_RUN_BUDGET"
 	KeyAdminConsentRedirectURI = "CONNECTHUB_ADMIN_CONSENT_REDIRECT_URI"
 	KeyAdminConsentTTL         = "CONNECTHUB_ADMIN_CONSENT_TTL"
+	KeyAdminConsentWait        = "CONNECTHUB_ADMIN_CONSENT_WAIT"
 )
 
 // Tenants is the tenant lifecycle, licensing and retention configuration.
@@ -43,6 +44,9 @@ type Tenants struct {
 	AdminConsentRedirectURI string
 	// AdminConsentTTL is how long an onboarding link stays valid; an unconsented tenant is deleted after.
 	AdminConsentTTL time.Duration
+	// AdminConsentWait is how long the consent callback keeps asking Microsoft while it does not (yet)
+	// confirm the consent: a service principal created moments ago takes seconds to replicate.
+	AdminConsentWait time.Duration
 }
 
 // Limit is a configurable period with its allowed range. The ceilings of the retention periods are the
@@ -75,6 +79,8 @@ const (
 	DefaultBookingWindowDays = 21
 	MaxBookingWindowDays     = 56 // "a few weeks": data minimisation
 	DefaultRetentionMaxRows  = 50_000
+	DefaultAdminConsentWait  = 15 * time.Second
+	maxAdminConsentWait      = 30 * time.Second // the admin's browser waits, within the invocation timeout
 	minRetentionMaxRows      = 100
 	maxRetentionMaxRows      = 1_000_000
 	minJobRunBudget          = 5 * time.Second
@@ -94,6 +100,7 @@ var tenantKeys = func() []Key {
 		Key{KeyRetentionMaxRows, false, fmt.Sprintf("rows one EnforceRetention run deletes at most (%d..%d)", minRetentionMaxRows, maxRetentionMaxRows)},
 		Key{KeyTenantJobsRunBudget, false, "time one EnforceRetention or ReconcileLicenses run may take; below the invocation timeout"},
 		Key{KeyAdminConsentRedirectURI, false, "URL of AdminConsentCallback as registered on the app; empty disables onboarding"},
+		Key{KeyAdminConsentWait, false, fmt.Sprintf("how long the consent callback keeps asking Microsoft to confirm a consent given moments ago (Go duration, 0..%s; 0 asks once)", maxAdminConsentWait)},
 	)
 }()
 
@@ -135,6 +142,11 @@ func loadTenants(get func(string) string, c *Config) []error {
 		t.JobRunBudget < minJobRunBudget || t.JobRunBudget > maxBudget {
 		errs = append(errs, fmt.Errorf("%s: want a Go duration in %s..%s (%s below %s), got %q",
 			KeyTenantJobsRunBudget, minJobRunBudget, maxBudget, jobBudgetMargin, KeyInvocationTimeout, get(KeyTenantJobsRunBudget)))
+	}
+
+	if t.AdminConsentWait, err = durationOr(get(KeyAdminConsentWait), DefaultAdminConsentWait); err != nil ||
+		t.AdminConsentWait < 0 || t.AdminConsentWait > maxAdminConsentWait {
+		errs = append(errs, fmt.Errorf("%s: want a Go duration in 0..%s, got %q", KeyAdminConsentWait, maxAdminConsentWait, get(KeyAdminConsentWait)))
 	}
 
 	t.AdminConsentRedirectURI = get(KeyAdminConsentRedirectURI)

@@ -37,6 +37,10 @@ func TestTenantRetentionFloorsAndCeilings(t *testing.T) {
 		tc{"redirect http elsewhere", map[string]string{KeyAdminConsentRedirectURI: "http://app.example.eu/cb"}, KeyAdminConsentRedirectURI},
 		tc{"redirect with query", map[string]string{KeyAdminConsentRedirectURI: "https://app.example.eu/cb?x=1"}, KeyAdminConsentRedirectURI},
 		tc{"redirect relative", map[string]string{KeyAdminConsentRedirectURI: "/api/onboarding/consent"}, KeyAdminConsentRedirectURI},
+		tc{"consent asked once", map[string]string{KeyAdminConsentWait: "0s"}, ""},
+		tc{"consent wait at its ceiling", map[string]string{KeyAdminConsentWait: "30s"}, ""},
+		tc{"consent wait beyond the admin's patience", map[string]string{KeyAdminConsentWait: "31s"}, KeyAdminConsentWait},
+		tc{"consent wait negative", map[string]string{KeyAdminConsentWait: "-1s"}, KeyAdminConsentWait},
 	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,7 +70,7 @@ func TestTenantDefaults(t *testing.T) {
 		CancelledRetention: 24 * time.Hour, SuspendedRetention: 7 * 24 * time.Hour,
 		LicenseRetention: 30 * 24 * time.Hour, BillingRetention: 90 * 24 * time.Hour,
 		SyncErrorRetention: 7 * 24 * time.Hour, BookingWindowDays: 21, RetentionMaxRows: 50_000,
-		JobRunBudget: 40 * time.Second, AdminConsentTTL: 72 * time.Hour,
+		JobRunBudget: 40 * time.Second, AdminConsentTTL: 72 * time.Hour, AdminConsentWait: 15 * time.Second,
 	}
 	if got != want {
 		t.Errorf("defaults = %+v\nwant       %+v", got, want)

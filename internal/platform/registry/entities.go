@@ -42,7 +42,7 @@ type Tenant struct {
 	BookingWindowDays int
 	PurchasedLicenses int
 	HomeRegion        string // EU region where the tenant's data lives
-	ConsentStateHash  []byte // SHA-256 of the pending admin-consent state; cleared once consent arrives
+	ConsentStateHash  []byte // SHA-256 of the admin-consent state; kept once used (ConsentedAt set) to recognise a replay
 	ConsentExpiresAt  time.Time
 	ReactivatedAt     time.Time
 	DeletionStartedAt time.Time // when the retention job claimed the tenant

@@ -1,7 +1,8 @@
 // Package tenantgraph adapts internal/platform/msgraph/graph to what the tenant capability consumes: the tenant's
-// directory (tenants.Directory) for license assignment and ReconcileLicenses, and subscription deletion
-// (retention.SubscriptionDeleter) for EnforceRetention. Both use the multi-tenant app's app-only client
-// of each tenant.
+// directory (tenants.Directory) for license assignment and ReconcileLicenses, subscription deletion
+// (retention.SubscriptionDeleter) for EnforceRetention, and the proof of admin consent
+// (tenants.ConsentProver) for onboarding. All use the multi-tenant app's app-only credential in each
+// tenant.
 package tenantgraph
 
 import (
@@ -26,8 +27,10 @@ type Directory struct {
 }
 
 var (
-	_ tenants.Directory = Directory{}
-	_ Clients           = (*graph.AppClients)(nil)
+	_ tenants.Directory     = Directory{}
+	_ tenants.ConsentProver = Consent{}
+	_ Clients               = (*graph.AppClients)(nil)
+	_ Prover                = (*graph.AppClients)(nil)
 )
 
 // User reads one user's profile (GET /users/{id}).
@@ -89,4 +92,28 @@ func (s Subscriptions) DeleteSubscription(ctx context.Context, tenant core.Tenan
 		return fmt.Errorf("graph client: %w", err)
 	}
 	return c.DeleteSubscription(ctx, sub.ID)
+}
+
+// Prover asks Microsoft whether the app was granted a tenant (graph.AppClients).
+type Prover interface {
+	ProveConsent(ctx context.Context, tenant string) error
+}
+
+// Consent is tenants.ConsentProver on the identity platform and Graph.
+type Consent struct {
+	Prover Prover
+}
+
+// ProveConsent sorts Microsoft's answer into the tenant capability's: no, could not ask, or a failure.
+func (c Consent) ProveConsent(ctx context.Context, tenant core.TenantID) error {
+	err := c.Prover.ProveConsent(ctx, string(tenant))
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, graph.ErrNotConsented):
+		return fmt.Errorf("%w: %w", tenants.ErrNotConsented, err)
+	case graph.Retryable(err):
+		return fmt.Errorf("%w: %w", tenants.ErrMicrosoftUnavailable, err)
+	}
+	return err
 }

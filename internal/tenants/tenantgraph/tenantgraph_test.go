@@ -31,8 +31,8 @@ const appID = "11111111-2222-3333-4444-555555555555"
 var ctx = context.Background()
 
 // fakeMicrosoft is the fake identity platform and Graph, with the app's client certificate in a secret
-// store, and the real app-only clients on top.
-func fakeMicrosoft(t *testing.T) (*graphtest.Graph, *graph.AppClients) {
+// store, and the real app-only clients on top. No tenant has consented yet.
+func fakeMicrosoft(t *testing.T) (*graphtest.Authority, *graphtest.Graph, *graph.AppClients) {
 	t.Helper()
 	cert, key, err := graphcrypto.GenerateTestCertificate(2048)
 	if err != nil {
@@ -50,15 +50,16 @@ func fakeMicrosoft(t *testing.T) (*graphtest.Graph, *graph.AppClients) {
 	g := graphtest.NewGraph(t, auth)
 	clients := graph.NewAppClients(graph.AppAuth{ClientID: appID, Secrets: mem, CertName: secrets.AppClientCertName,
 		Auth: graph.AuthOptions{AuthorityHost: auth.Host(), HTTPClient: auth.Client()}}, graph.Options{BaseURL: g.URL()})
-	return g, clients
+	return auth, g, clients
 }
 
 func uid(n string) string { return "aaaaaaaa-0000-4000-8000-00000000000" + n }
 
 func TestDirectoryOnGraph(t *testing.T) {
 	t.Parallel()
-	g, clients := fakeMicrosoft(t)
+	auth, g, clients := fakeMicrosoft(t)
 	tenant := storetest.NewTenantID(t)
+	auth.GrantConsent(string(tenant), appID)
 	g.PutUser(string(tenant), graphtest.User{ID: uid("1"), DisplayName: "Ada Lovelace", UserPrincipalName: "ada@contoso.example",
 		Mail: "ada@contoso.example", BusinessPhones: []string{"+49 30 1"}, MobilePhone: "+49 170 1", Department: "R&D", JobTitle: "Engineer", AccountEnabled: true})
 	g.PutUser(string(tenant), graphtest.User{ID: uid("2"), DisplayName: "Bob", MobilePhone: "+49 170 2", AccountEnabled: false})
@@ -100,10 +101,11 @@ func TestDirectoryOnGraph(t *testing.T) {
 // the profile from Graph, ReconcileLicenses follows the users delta.
 func TestLicensingOnGraph(t *testing.T) {
 	t.Parallel()
-	g, clients := fakeMicrosoft(t)
+	auth, g, clients := fakeMicrosoft(t)
 	clk := clock.NewFake(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC))
 	env := storetest.NewEnv(t, storetest.Options{Now: clk.Now})
 	tenant := env.NewTenant(t)
+	auth.GrantConsent(string(tenant), appID)
 	if err := env.Store.Tenants.Create(ctx, registry.Tenant{ID: tenant, State: registry.TenantActive, PurchasedLicenses: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -157,8 +159,9 @@ func TestLicensingOnGraph(t *testing.T) {
 
 func TestSubscriptionDeletionOnGraph(t *testing.T) {
 	t.Parallel()
-	g, clients := fakeMicrosoft(t)
+	auth, g, clients := fakeMicrosoft(t)
 	tenant := storetest.NewTenantID(t)
+	auth.GrantConsent(string(tenant), appID)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, r.URL.Query().Get("validationToken"))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
@@ -30,6 +31,9 @@ type AuthOptions struct {
 	AuthorityHost string
 	// HTTPClient reaches the authority (tests trust their TLS server through it); nil is the default.
 	HTTPClient *http.Client
+	// Retry tunes how token requests are retried; the zero value is azcore's default (three retries of
+	// 408, 429 and 5xx answers, from 800 ms on). Tests that stage outages shorten it.
+	Retry policy.RetryOptions
 }
 
 // IsDefaultAuthority reports whether host is the global cloud's identity platform. Anything else is a
@@ -48,6 +52,7 @@ func NewAppCredential(tenant, clientID string, certificate []byte, o AuthOptions
 		return nil, fmt.Errorf("app credential: %w", err)
 	}
 	opts := &azidentity.ClientCertificateCredentialOptions{DisableInstanceDiscovery: !IsDefaultAuthority(o.AuthorityHost)}
+	opts.Retry = o.Retry
 	if o.AuthorityHost != "" {
 		opts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: o.AuthorityHost}
 	}

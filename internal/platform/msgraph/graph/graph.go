@@ -11,6 +11,8 @@
 //	NewAppCredential(tenant, clientID string, certificate []byte, o AuthOptions) (azcore.TokenCredential, error)
 //	NewAppClients(a AppAuth, o Options) *AppClients — one app-only client per tenant, cached:
 //	    (*AppClients).For(ctx, tenant) (*Client, error), (*AppClients).Forget(tenant)
+//	    (*AppClients).ProveConsent(ctx, tenant) error — a fresh app-only token and the app's own service
+//	                                                   principal; ErrNotConsented when Microsoft says no
 //
 //	(*Client).GetUser(ctx, id) (User, error)                       — ErrNotFound for an unknown id
 //	(*Client).UsersDelta(ctx, deltaLink, fn func(UserChange) error) (nextDeltaLink string, err error)
@@ -21,12 +23,16 @@
 //	(*Client).DeleteSubscription(ctx, id) error                  — an already deleted subscription is not an error
 //	(*Client).ListSubscriptions(ctx) ([]Subscription, error)
 //	(*Client).PresencesByUserID(ctx, ids) ([]Presence, error)      — split into calls of at most 650 ids
+//	(*Client).ServicePrincipalByAppID(ctx, appID) (ServicePrincipal, error) — ErrNotFound if there is none
 //
-// Errors are *Error (HTTP status and Graph's error code, never Graph's message, which can name people);
-// errors.Is(err, ErrNotFound) tests for 404, Retryable for throttling and server errors.
+// Errors are *Error (HTTP status and Graph's error code, never Graph's message, which can name people),
+// and *AuthError from ProveConsent (the identity platform's status and AADSTS codes, never its
+// description, which names the directory); errors.Is(err, ErrNotFound) tests for 404, Retryable for
+// throttling and server errors.
 //
 // Tests use graphtest: a fake Graph (subscriptions with the validation handshake, users and delta,
-// presence, rich notifications encrypted like Graph) and a fake identity platform.
+// presence, service principals, rich notifications encrypted like Graph) and a fake identity platform
+// that issues app-only tokens only in tenants that consented.
 //
 // Transport: the request adapter is built from msgraph-sdk-go-core with an explicit middleware list
 // (retry, redirect, parameter-name decoding, user agent, headers inspection) and WITHOUT the compression
@@ -77,6 +83,7 @@ type Options struct {
 type Client struct {
 	adapter *core.GraphRequestAdapterBase
 	base    string // with /v1.0
+	scope   string // what kiota asks tokens for: "<scheme>://<host>/.default" of the base URL
 }
 
 // New builds a client that authenticates every request with cred.
@@ -131,7 +138,7 @@ func New(cred azcore.TokenCredential, o Options) (*Client, error) {
 	}
 	base := u.String() + "/v1.0"
 	adapter.SetBaseUrl(base)
-	return &Client{adapter: adapter, base: base}, nil
+	return &Client{adapter: adapter, base: base, scope: u.Scheme + "://" + u.Host + "/.default"}, nil
 }
 
 func defaultTransport() http.RoundTripper {
@@ -195,9 +202,16 @@ func (e *Error) Is(target error) bool {
 
 // Retryable reports whether trying again later can help (throttling, a server error, no answer).
 func Retryable(err error) bool {
+	if errors.Is(err, ErrNotConsented) {
+		return false
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Status == http.StatusTooManyRequests || e.Status >= 500 || e.Status == http.StatusRequestTimeout
+	}
+	var ae *AuthError
+	if errors.As(err, &ae) {
+		return ae.Status == http.StatusTooManyRequests || ae.Status >= 500 || ae.Status == http.StatusRequestTimeout
 	}
 	return err != nil && !errors.Is(err, context.Canceled)
 }

@@ -49,6 +49,7 @@ func newEnv(t *testing.T) *env {
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})...)
 	a := graphtest.NewAuthority(t)
 	a.AppCertificate = cert
+	a.GrantConsent(tenant, clientID) // the app-only client's tenant has onboarded
 	return &env{auth: a, graph: graphtest.NewGraph(t, a), cert: cert, pem: pemText}
 }
 

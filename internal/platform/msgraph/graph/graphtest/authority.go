@@ -1,7 +1,7 @@
 // Package graphtest holds test fakes of what ConnectHub's Graph side talks to: the Microsoft identity
 // platform (Authority: OpenID configuration, authorize, admin consent and token endpoints) and Microsoft
-// Graph itself (Graph: subscriptions with the validation handshake, users and users delta, presence, and
-// the notifications Graph posts). They answer as the real services do, quirks included, each behaviour
+// Graph itself (Graph: subscriptions with the validation handshake, users and users delta, presence, the
+// service principals consent creates, and the notifications Graph posts). They answer as the real services do, quirks included, each behaviour
 // with its source in a comment, so the real SDK clients (msgraph-sdk-go, azidentity, MSAL) run against
 // them unchanged and a test cannot pass only because the fake shares our assumptions. It does not import
 // msgraph-sdk-go.
@@ -58,9 +58,11 @@ func (i Identity) AppOnly() bool { return i.UserID == "" }
 //	GET  /{tenant}/v2.0/.well-known/openid-configuration
 //	GET  /{tenant}/discovery/v2.0/keys
 //	GET  /{tenant}/oauth2/v2.0/authorize   → 302 to redirect_uri with code and state (the user "signs in")
-//	GET  /{tenant}/v2.0/adminconsent       → 302 to redirect_uri?admin_consent=True&tenant=…&state=…
-//	POST /{tenant}/oauth2/v2.0/token       client_credentials (certificate assertion checked against
-//	                                       AppCertificate), authorization_code (PKCE checked), refresh_token
+//	GET  /{tenant}/v2.0/adminconsent       → the admin consents: the app gets a service principal in the
+//	                                       tenant; 302 to redirect_uri?admin_consent=True&tenant=…&state=…
+//	POST /{tenant}/oauth2/v2.0/token       client_credentials (only in a tenant that consented; certificate
+//	                                       assertion checked against AppCertificate), authorization_code
+//	                                       (PKCE checked), refresh_token
 type Authority struct {
 	srv *httptest.Server
 	// AppCertificate, when set, must have signed client assertions (the app's client certificate).
@@ -87,6 +89,23 @@ type Authority struct {
 	tokenTTL  time.Duration   // 0: Entra's random default
 	graph     map[string]bool // resource URIs standing for Microsoft Graph (the fake Graph's URL)
 	lastScope string
+
+	consents   map[consentKey]time.Time // the app's service principals in tenants: when consent was given
+	consentLag time.Duration
+	failTokens []TokenFailure
+}
+
+// consentKey names an app's service principal in a tenant (ids lower-case).
+type consentKey struct{ tenant, clientID string }
+
+func keyOf(tenant, clientID string) consentKey {
+	return consentKey{strings.ToLower(tenant), strings.ToLower(clientID)}
+}
+
+// TokenFailure is an answer of the token endpoint to inject instead of the real one.
+type TokenFailure struct {
+	Status     int    // 5xx
+	RetryAfter string // Retry-After header value, "" for none
 }
 
 type codeGrant struct {
@@ -113,7 +132,7 @@ func NewAuthority(t testing.TB) *Authority {
 	a := &Authority{Consented: []string{"Presence.Read.All", "User.Read"}, AppRoles: []string{"User.Read.All"},
 		key: key, kid: base64.RawURLEncoding.EncodeToString(thumb[:]), x5t: base64.RawURLEncoding.EncodeToString(thumb[:]),
 		signIn: map[string]Identity{}, codes: map[string]*codeGrant{}, refresh: map[string]Identity{},
-		revoked: map[string]bool{}, grants: map[string]int{}, graph: map[string]bool{}}
+		revoked: map[string]bool{}, grants: map[string]int{}, graph: map[string]bool{}, consents: map[consentKey]time.Time{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", a.openIDConfig)
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", a.keys)
@@ -187,6 +206,63 @@ func (a *Authority) Revoke(userID string) {
 	a.revoked[strings.ToLower(userID)] = true
 }
 
+// GrantConsent records that tenant's admin consented to the app clientID outside the flow under test
+// (an earlier onboarding, or "Grant admin consent" in the Entra admin center): from now on the app has a
+// service principal there, and the token endpoint issues it app-only tokens for the tenant.
+func (a *Authority) GrantConsent(tenant, clientID string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := keyOf(tenant, clientID)
+	if _, ok := a.consents[k]; !ok {
+		a.consents[k] = a.now()
+	}
+}
+
+// RemoveServicePrincipal deletes the app's service principal from tenant (the admin deletes the
+// enterprise application): the token endpoint refuses app-only tokens again and Graph no longer finds
+// it. Access tokens issued before stay valid until they expire, as real ones do.
+func (a *Authority) RemoveServicePrincipal(tenant, clientID string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.consents, keyOf(tenant, clientID))
+}
+
+// SetConsentLag delays, by d after a consent, the moment the token endpoint sees it. After admin
+// consent Entra can answer AADSTS700016 for a few seconds more while the new service principal
+// replicates; a retry a few seconds later succeeds
+// (https://github.com/AzureAD/microsoft-authentication-library-for-dotnet/issues/3706,
+// https://github.com/mspnp/multitenant-saas-guidance/issues/127). Graph finds the service principal at
+// once.
+func (a *Authority) SetConsentLag(d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.consentLag = d
+}
+
+// ServicePrincipal returns the object id of the app's service principal in tenant, if it has one (what
+// Graph's servicePrincipals reads). It is the oid of the app's app-only tokens in that tenant.
+func (a *Authority) ServicePrincipal(tenant, clientID string) (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.consents[keyOf(tenant, clientID)]; !ok {
+		return "", false
+	}
+	return servicePrincipalID(tenant, clientID), true
+}
+
+// servicePrincipalID is stable per tenant and app, as the real object id is for the principal's life.
+func servicePrincipalID(tenant, clientID string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(tenant) + "/" + strings.ToLower(clientID)))
+	return guid(sum[:])
+}
+
+// FailTokens makes the next token requests fail, one per TokenFailure, before answering normally again.
+func (a *Authority) FailTokens(f ...TokenFailure) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.failTokens = append(a.failTokens, f...)
+}
+
 // SetTokenLifetime fixes expires_in of future tokens (short lifetimes force refreshes); 0 restores the
 // default, a random lifetime between 60 and 90 minutes (Learn, configurable-token-lifetimes "Access
 // tokens": "assigned a random value ranging between 60-90 minutes (75 minutes on average)").
@@ -247,8 +323,7 @@ func (a *Authority) mint(who Identity, ttl time.Duration) string {
 	}
 	if who.AppOnly() {
 		// An app-only token names the service principal: oid and sub are the app's object id in the tenant.
-		sum := sha256.Sum256([]byte(who.Tenant + "/" + who.ClientID))
-		c.IDType, c.OID, c.Roles = "app", guid(sum[:]), who.Roles
+		c.IDType, c.OID, c.Roles = "app", servicePrincipalID(who.Tenant, who.ClientID), who.Roles
 	} else {
 		c.IDType, c.OID, c.Scope, c.UPN, c.UniqueNam = "user", who.UserID, strings.Join(who.Scopes, " "), who.UPN, who.UPN
 	}
@@ -460,9 +535,10 @@ func (a *Authority) authorize(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
-// adminConsent grants the app's permissions in the tenant and sends the admin back the way Entra does:
-// redirect_uri?admin_consent=True&tenant={tid}&state=…&scope=… (Learn, v2-admin-consent "Successful
-// response"). These parameters prove nothing: anyone can forge them; consent shows only in a token.
+// adminConsent grants the app's permissions in the tenant — the app gets a service principal there —
+// and sends the admin back the way Entra does: redirect_uri?admin_consent=True&tenant={tid}&state=…&scope=…
+// (https://learn.microsoft.com/entra/identity-platform/v2-admin-consent, "Successful response"). These parameters prove nothing: anyone can forge
+// them; consent shows only in an app-only token for the tenant, which the token endpoint now issues.
 func (a *Authority) adminConsent(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	u, err := url.Parse(q.Get("redirect_uri"))
@@ -470,6 +546,7 @@ func (a *Authority) adminConsent(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "AADSTS900144: The request body must contain the following parameter: 'client_id' or 'redirect_uri'.", http.StatusBadRequest)
 		return
 	}
+	a.GrantConsent(r.PathValue("tenant"), q.Get("client_id"))
 	back := u.Query()
 	back.Set("admin_consent", "True")
 	back.Set("tenant", strings.ToLower(r.PathValue("tenant")))
@@ -489,7 +566,21 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	a.grants[grant]++
 	a.lastScope = r.PostForm.Get("scope")
+	var fail *TokenFailure
+	if len(a.failTokens) > 0 {
+		fail, a.failTokens = &a.failTokens[0], a.failTokens[1:]
+	}
 	a.mu.Unlock()
+	if fail != nil {
+		// An outage answers 5xx with temporarily_unavailable and AADSTS90033 ("503 …
+		// AADSTS90033: A transient error has occurred. Please try again.",
+		// https://github.com/Azure/azure-sdk-for-python/issues/14241); clients retry.
+		if fail.RetryAfter != "" {
+			w.Header().Set("Retry-After", fail.RetryAfter)
+		}
+		a.oauthError(w, r, fail.Status, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
+		return
+	}
 	clientID := r.PostForm.Get("client_id")
 	if code, msg := a.checkClient(r, tenant, clientID); code != 0 {
 		// A refused client is the one 401 of the token endpoint (RFC 6749 §5.2 allows 401 for
@@ -510,6 +601,18 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 		if !sr.dflt || len(sr.permissions) > 0 {
 			a.oauthError(w, r, http.StatusBadRequest, "invalid_scope", 1002012,
 				"The provided value for scope "+r.PostForm.Get("scope")+" is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).")
+			return
+		}
+		if !a.consented(tenant, clientID) {
+			// Without a service principal in the tenant there is no app-only token: 400 unauthorized_client,
+			// AADSTS700016 "UnauthorizedClient_DoesNotMatchRequest - The application wasn't found in the
+			// directory/tenant. This can happen if the application has not been installed by the
+			// administrator of the tenant or consented to by any user in the tenant."
+			// (https://learn.microsoft.com/entra/identity-platform/reference-error-codes; the wire shape as
+			// in https://github.com/Azure/azure-sdk-for-python/issues/8314). The real message names the
+			// directory; the fake names the tenant id.
+			a.oauthError(w, r, http.StatusBadRequest, "unauthorized_client", 700016,
+				"Application with identifier '"+clientID+"' was not found in the directory '"+tenant+"'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.")
 			return
 		}
 		aud := strings.TrimRight(sr.resource, "/")
@@ -560,6 +663,15 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 	default:
 		a.oauthError(w, r, http.StatusBadRequest, "unsupported_grant_type", 70003, "The app requested an unsupported grant type '"+grant+"'.")
 	}
+}
+
+// consented reports whether the token endpoint sees the app's service principal in tenant yet.
+func (a *Authority) consented(tenant, clientID string) bool {
+	a.mu.Lock()
+	at, ok := a.consents[keyOf(tenant, clientID)]
+	lag := a.consentLag
+	a.mu.Unlock()
+	return ok && !a.now().Before(at.Add(lag))
 }
 
 // checkClient verifies the client assertion against AppCertificate when one is configured.

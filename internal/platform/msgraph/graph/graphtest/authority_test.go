@@ -177,6 +177,7 @@ func claims(t *testing.T, jwt string) map[string]any {
 func TestTokenAnswers(t *testing.T) {
 	t.Parallel()
 	a := graphtest.NewAuthority(t)
+	a.GrantConsent(tenant, clientID)
 
 	// Client credentials: a v1.0 Graph token, no scope, no refresh token, a 60-90 minute lifetime.
 	status, body := post(t, a, url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID},
@@ -243,21 +244,98 @@ func TestBadAssertionIs401(t *testing.T) {
 	}
 }
 
-// Admin consent comes back as query parameters only (which anyone can forge).
-func TestAdminConsentRedirect(t *testing.T) {
-	t.Parallel()
-	a := graphtest.NewAuthority(t)
+// adminConsent plays the admin's browser at the admin-consent endpoint and returns where it is sent.
+func adminConsent(t *testing.T, a *graphtest.Authority, pathTenant string) (int, *url.URL) {
+	t.Helper()
 	browser := a.Client()
 	browser.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	q := url.Values{"client_id": {clientID}, "redirect_uri": {redirect}, "state": {"st"}, "scope": {"https://graph.microsoft.com/.default"}}
-	resp, err := browser.Get(a.Host() + strings.ToUpper(tenant) + "/v2.0/adminconsent?" + q.Encode())
+	resp, err := browser.Get(a.Host() + pathTenant + "/v2.0/adminconsent?" + q.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	back, _ := url.Parse(resp.Header.Get("Location"))
+	return resp.StatusCode, back
+}
+
+func appOnly(t *testing.T, a *graphtest.Authority) (int, map[string]any) {
+	t.Helper()
+	return post(t, a, url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}, "scope": {"https://graph.microsoft.com/.default"}})
+}
+
+// Admin consent comes back as query parameters only, which anyone can forge. What the admin really did
+// shows at the token endpoint: no app-only token for the tenant before consent (AADSTS700016, as
+// Entra answers for an app without a service principal there), one after.
+func TestAdminConsentShowsOnlyInAppOnlyTokens(t *testing.T) {
+	t.Parallel()
+	a := graphtest.NewAuthority(t)
+	status, body := appOnly(t, a)
+	codes, _ := body["error_codes"].([]any)
+	if status != http.StatusBadRequest || body["error"] != "unauthorized_client" || len(codes) != 1 || codes[0] != float64(700016) ||
+		!strings.HasPrefix(body["error_description"].(string), "AADSTS700016: Application with identifier '"+clientID+"' was not found") {
+		t.Fatalf("app-only token before consent = %d %v, want 400 unauthorized_client AADSTS700016", status, body)
+	}
+	if _, ok := a.ServicePrincipal(tenant, clientID); ok {
+		t.Fatal("service principal before consent")
+	}
+
+	code, back := adminConsent(t, a, strings.ToUpper(tenant))
 	got := back.Query()
-	if resp.StatusCode != http.StatusFound || got.Get("admin_consent") != "True" || got.Get("tenant") != tenant || got.Get("state") != "st" {
-		t.Errorf("admin consent redirect = %d %s", resp.StatusCode, back)
+	if code != http.StatusFound || got.Get("admin_consent") != "True" || got.Get("tenant") != tenant || got.Get("state") != "st" {
+		t.Errorf("admin consent redirect = %d %s", code, back)
+	}
+	status, body = appOnly(t, a)
+	if status != http.StatusOK {
+		t.Fatalf("app-only token after consent = %d %v", status, body)
+	}
+	sp, ok := a.ServicePrincipal(tenant, clientID)
+	if c := claims(t, body["access_token"].(string)); !ok || c["oid"] != sp || c["tid"] != tenant {
+		t.Errorf("token oid %v tid %v, service principal %q (%v): the token names the new service principal", c["oid"], c["tid"], sp, ok)
+	}
+
+	// Another tenant's consent is not this one's; deleting the enterprise app ends the tokens.
+	other := graphtest.NewAuthority(t)
+	other.GrantConsent("c0000000-0000-4000-8000-000000000009", clientID)
+	if status, _ := appOnly(t, other); status != http.StatusBadRequest {
+		t.Errorf("app-only token in a tenant that did not consent = %d, want 400", status)
+	}
+	a.RemoveServicePrincipal(tenant, clientID)
+	if status, _ := appOnly(t, a); status != http.StatusBadRequest {
+		t.Errorf("app-only token after the service principal was deleted = %d, want 400", status)
+	}
+}
+
+// Right after consent the new service principal may not have replicated: AADSTS700016 for a few more
+// seconds, then tokens.
+func TestConsentLagThenToken(t *testing.T) {
+	t.Parallel()
+	a := graphtest.NewAuthority(t)
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	a.SetClock(func() time.Time { return now })
+	a.SetConsentLag(10 * time.Second)
+	adminConsent(t, a, tenant)
+	if status, body := appOnly(t, a); status != http.StatusBadRequest || !strings.HasPrefix(body["error_description"].(string), "AADSTS700016") {
+		t.Errorf("token right after consent = %d %v, want AADSTS700016 while it replicates", status, body)
+	}
+	now = now.Add(10 * time.Second)
+	if status, body := appOnly(t, a); status != http.StatusOK {
+		t.Errorf("token once replicated = %d %v", status, body)
+	}
+}
+
+// An outage is a 5xx with temporarily_unavailable and AADSTS90033, and passes.
+func TestTokenOutage(t *testing.T) {
+	t.Parallel()
+	a := graphtest.NewAuthority(t)
+	a.GrantConsent(tenant, clientID)
+	a.FailTokens(graphtest.TokenFailure{Status: http.StatusServiceUnavailable})
+	status, body := appOnly(t, a)
+	if codes, _ := body["error_codes"].([]any); status != http.StatusServiceUnavailable || body["error"] != "temporarily_unavailable" ||
+		len(codes) != 1 || codes[0] != float64(90033) {
+		t.Errorf("outage = %d %v", status, body)
+	}
+	if status, body := appOnly(t, a); status != http.StatusOK {
+		t.Errorf("after the outage = %d %v", status, body)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -503,6 +504,8 @@ func (g *Graph) route(r *http.Request, path string, body []byte, who Identity) r
 		return g.usersDelta(r, who)
 	case r.Method == http.MethodGet && len(parts) == 2 && parts[0] == "users":
 		return g.getUser(r, who, parts[1])
+	case r.Method == http.MethodGet && len(parts) == 1 && strings.HasPrefix(parts[0], "servicePrincipals(appId="):
+		return g.getServicePrincipal(r, who, parts[0])
 	case r.Method == http.MethodPost && path == "/subscriptions":
 		return g.createSubscription(r.Context(), body, who)
 	case r.Method == http.MethodGet && path == "/subscriptions":
@@ -564,6 +567,67 @@ func (g *Graph) getUser(r *http.Request, who Identity, id string) reply {
 	m := userJSON(u, selectOf(r))
 	m["@odata.context"] = g.context("users/$entity")
 	return reply{status: http.StatusOK, body: m}
+}
+
+// servicePrincipalReaders are the permissions that let a caller read any service principal
+// (https://learn.microsoft.com/graph/api/serviceprincipal-get, "Permissions": Application.Read.All least
+// privileged, then Application.ReadWrite.All, Directory.Read.All; Application.ReadWrite.OwnedBy lists
+// them all too).
+var servicePrincipalReaders = []string{"Application.Read.All", "Application.ReadWrite.All", "Application.ReadWrite.OwnedBy",
+	"Directory.Read.All", "Directory.ReadWrite.All"}
+
+// getServicePrincipal serves GET /servicePrincipals(appId='{appId}') (serviceprincipal-get above, "HTTP
+// request"). "A service principal can retrieve its own application and service principal details
+// without being granted any application permissions" (ibid.): an app-only caller asking for its own
+// appId needs no role; anyone else needs one of servicePrincipalReaders, or gets 403
+// Authorization_RequestDenied. A missing one is 404 Request_ResourceNotFound, the directory's usual
+// answer ({"error":{"code":"Request_ResourceNotFound","message":"Resource '…' does not exist or one of
+// its queried reference-property objects are not present.", …}}, as quoted in
+// https://github.com/EirikHaughom/ADME/issues/5).
+func (g *Graph) getServicePrincipal(r *http.Request, who Identity, segment string) reply {
+	appID, ok := odataKey(strings.TrimPrefix(segment, "servicePrincipals(appId="))
+	if !ok {
+		return graphError(http.StatusBadRequest, "BadRequest", "Bad Request - Error in query syntax.")
+	}
+	own := who.AppOnly() && strings.EqualFold(appID, who.ClientID)
+	if !own && !slices.ContainsFunc(append(append([]string(nil), who.Roles...), who.Scopes...), func(p string) bool {
+		return slices.ContainsFunc(servicePrincipalReaders, func(q string) bool { return strings.EqualFold(p, q) })
+	}) {
+		return graphError(http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+	}
+	id, ok := g.auth.ServicePrincipal(who.Tenant, appID)
+	if !ok {
+		return graphError(http.StatusNotFound, "Request_ResourceNotFound",
+			fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", appID))
+	}
+	all := map[string]any{"id": id, "appId": strings.ToLower(appID), "accountEnabled": true, "servicePrincipalType": "Application",
+		"appDisplayName": "ConnectHub", "displayName": "ConnectHub", "signInAudience": "AzureADMultipleOrgs"}
+	m := all
+	if sel := selectOf(r); len(sel) > 0 {
+		m = map[string]any{"id": id}
+		for _, k := range sel {
+			m[k] = all[k]
+		}
+	}
+	m["@odata.context"] = g.context("servicePrincipals/$entity")
+	return reply{status: http.StatusOK, body: m}
+}
+
+// odataKey reads "'value')", the rest of an alternate key segment: an OData string literal, in which a
+// quote inside is written twice (OData ABNF Construction Rules v4.01, SQUOTE-in-string: "two
+// consecutive single quotes represent one within a string literal",
+// https://docs.oasis-open.org/odata/odata/v4.01/csprd06/abnf/odata-abnf-construction-rules.txt). A lone quote inside ends the
+// literal early, which Graph refuses as a syntax error.
+func odataKey(rest string) (string, bool) {
+	lit, ok := strings.CutSuffix(rest, ")")
+	if !ok || len(lit) < 2 || lit[0] != '\'' || lit[len(lit)-1] != '\'' {
+		return "", false
+	}
+	inner := lit[1 : len(lit)-1]
+	if strings.Contains(strings.ReplaceAll(inner, "''", ""), "'") {
+		return "", false
+	}
+	return strings.ReplaceAll(inner, "''", "'"), true
 }
 
 // usersDelta serves a full enumeration (no token), a resumption ($deltatoken=<version>: the users changed

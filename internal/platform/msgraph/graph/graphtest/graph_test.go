@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +132,52 @@ func TestHandshakeNeedsTheDecodedToken(t *testing.T) {
 	}
 	if code := create(good.URL); code != http.StatusCreated {
 		t.Errorf("decoding receiver: create = %d, want 201", code)
+	}
+}
+
+// An app reads its own service principal without any permission; anyone else's needs
+// Application.Read.All or kin. A tenant without it answers 404 Request_ResourceNotFound.
+func TestServicePrincipalLookup(t *testing.T) {
+	t.Parallel()
+	a := graphtest.NewAuthority(t)
+	g := graphtest.NewGraph(t, a)
+	byAppID := func(appID string) string {
+		return g.URL() + "/v1.0/servicePrincipals(appId='" + url.PathEscape(strings.ReplaceAll(appID, "'", "''")) + "')"
+	}
+	noRoles := a.IssueToken(graphtest.Identity{Tenant: tenant, ClientID: clientID, Roles: []string{}})
+
+	status, _, body := get(t, g, byAppID(clientID), noRoles)
+	if code, _ := errorCode(body); status != http.StatusNotFound || code != "Request_ResourceNotFound" {
+		t.Errorf("before consent = %d %v, want 404 Request_ResourceNotFound", status, body)
+	}
+	a.GrantConsent(tenant, clientID)
+	sp, _ := a.ServicePrincipal(tenant, clientID)
+	status, _, body = get(t, g, byAppID(clientID)+"?$select=id,appId,accountEnabled", noRoles)
+	if status != http.StatusOK || body["id"] != sp || body["appId"] != clientID || body["accountEnabled"] != true ||
+		body["displayName"] != nil || !strings.HasSuffix(body["@odata.context"].(string), "#servicePrincipals/$entity") {
+		t.Errorf("own service principal without roles = %d %v", status, body)
+	}
+
+	const graphApp = "00000003-0000-0000-c000-000000000000"
+	status, _, body = get(t, g, byAppID(graphApp), noRoles)
+	if code, _ := errorCode(body); status != http.StatusForbidden || code != "Authorization_RequestDenied" {
+		t.Errorf("another app's without roles = %d %v, want 403 Authorization_RequestDenied", status, body)
+	}
+	reader := a.IssueToken(graphtest.Identity{Tenant: tenant, ClientID: clientID, Roles: []string{"Application.Read.All"}})
+	if status, _, body = get(t, g, byAppID(graphApp), reader); status != http.StatusNotFound {
+		t.Errorf("another app's with Application.Read.All = %d %v, want 404 (the fake knows only consented apps)", status, body)
+	}
+	otherTenant := a.IssueToken(graphtest.Identity{Tenant: "c0000000-0000-4000-8000-000000000009", ClientID: clientID, Roles: []string{}})
+	if status, _, _ = get(t, g, byAppID(clientID), otherTenant); status != http.StatusNotFound {
+		t.Errorf("own service principal in a tenant that did not consent = %d, want 404", status)
+	}
+
+	// A quote in the key is doubled inside the literal; left single, it ends the literal: a syntax error.
+	if status, _, body = get(t, g, byAppID(clientID+"') or (appId eq '"+clientID), reader); status != http.StatusNotFound {
+		t.Errorf("escaped quotes = %d %v, want 404 for a key that names no app", status, body)
+	}
+	raw := g.URL() + "/v1.0/servicePrincipals(appId='" + url.PathEscape(clientID+"' or '1") + "')"
+	if status, _, body = get(t, g, raw, reader); status != http.StatusBadRequest {
+		t.Errorf("unescaped quote = %d %v, want 400", status, body)
 	}
 }
