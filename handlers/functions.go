@@ -11,6 +11,7 @@ import (
 
 	"github.com/connecthub/connecthub/docs"
 	"github.com/connecthub/connecthub/internal/access"
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/platform/queue"
@@ -192,7 +193,8 @@ func (a *App) graphPost(ctx context.Context, r *azfunc.HTTPRequest, lifecycle bo
 		if status := azfunc.HTTPStatus(apperr.CodeOf(err)); status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge {
 			return azfunc.Plain(status, apperr.PublicMessage(err))
 		}
-		azfunc.Logger(ctx).Error("notification hand-off failed", "error", err)
+		// Clipped: the cause can quote what the anonymous caller sent (one line per validation token).
+		azfunc.Logger(ctx).Error("notification hand-off failed", "error", core.ClipErr(err))
 		return azfunc.Plain(http.StatusServiceUnavailable, "try again")
 	}
 	return azfunc.HTTPResponse{StatusCode: http.StatusAccepted}

@@ -1,12 +1,15 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/platform/azfunc/azfunctest"
@@ -171,5 +174,23 @@ func TestRoutesRefuseMissingService(t *testing.T) {
 	}
 	if _, err := (&App{}).Routes(); err == nil {
 		t.Error("an empty App built a route table")
+	}
+}
+
+// The intake's error can quote what the anonymous caller sent (a joined error has a line per
+// validation token); the webhook logs a bounded prefix of it.
+func TestGraphWebhookErrorLogIsBounded(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	a := &App{MaxBodyBytes: 1 << 20, Intake: intakeFunc(func(context.Context, bool, []byte) error {
+		return apperr.New(apperr.Unavailable, "validation keys unavailable", errors.New(strings.Repeat("validation token: unknown key\n", 40_000)))
+	})}
+	ctx := azfunc.WithLogger(context.Background(), slog.New(slog.NewJSONHandler(&logs, nil)))
+	res := a.graphPost(ctx, &azfunc.HTTPRequest{Method: "POST", Body: []byte(`{"value":[]}`)}, false)
+	if res.StatusCode != 503 {
+		t.Fatalf("status %d, want 503", res.StatusCode)
+	}
+	if !strings.Contains(logs.String(), "notification hand-off failed") || logs.Len() > 2*core.MaxLogError {
+		t.Errorf("logged %d bytes, want the failure in at most %d: %.200s", logs.Len(), 2*core.MaxLogError, logs.String())
 	}
 }

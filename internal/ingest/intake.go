@@ -50,6 +50,10 @@ const (
 	ReasonTenantInactive = "tenant_inactive"
 )
 
+// maxLoggedID bounds each subscription id in the rejection log: Graph's are GUIDs (36 bytes), a forged
+// one may be as long as the body.
+const maxLoggedID = 64
+
 // Intake implements handlers.NotificationIntake.
 type Intake struct {
 	subs    Subscriptions
@@ -107,7 +111,7 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 		rejected[reason]++
 		in.stats.reject(tenant, reason)
 		if len(rejectedIDs) < 5 {
-			rejectedIDs = append(rejectedIDs, subID)
+			rejectedIDs = append(rejectedIDs, core.Clip(subID, maxLoggedID))
 		}
 	}
 	for _, n := range coll.Value {

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -418,5 +419,29 @@ func TestTenantStateOutageIs503(t *testing.T) {
 	err := in.Receive(context.Background(), false, f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]}))
 	if apperr.CodeOf(err) != apperr.Unavailable || f.qs.active(queue.Notifications) != 0 {
 		t.Errorf("Receive = %v with %d queued, want Unavailable and nothing queued", err, f.qs.active(queue.Notifications))
+	}
+}
+
+// A forged POST decides what ends up in our logs only up to a bound: a 100 kB subscription id is
+// logged as a short prefix, whatever the rejection.
+func TestRejectionLogIsBounded(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var logs bytes.Buffer
+	in := New(f.intake.subs, f.intake.tenants, f.intake.tokens, f.qs, time.Second, slog.New(slog.NewJSONHandler(&logs, nil)))
+	huge := strings.Repeat("9", 100_000)
+	body := f.body(t, nil,
+		item{Sub: huge, Tenant: tenantA, State: "x"},
+		item{Sub: huge + "-2", Tenant: tenantA, State: "x"},
+		item{Sub: "sub-a", Tenant: tenantA, State: strings.Repeat("s", 100_000)},
+	)
+	if err := in.Receive(context.Background(), false, body); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "notifications rejected") {
+		t.Fatalf("no rejection logged: %s", logs.String())
+	}
+	if logs.Len() > 2048 {
+		t.Errorf("a %d-byte POST wrote %d bytes of log, want at most 2 kB", len(body), logs.Len())
 	}
 }
