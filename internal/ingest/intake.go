@@ -1,6 +1,6 @@
 // Package ingest is the Graph change-notification receiver: it checks what Graph POSTs and hands the
-// items, still encrypted, to Service Bus. It does only cheap work so the webhook answers well inside
-// Graph's 3-second budget; everything else happens in the queue workers.
+// items, still encrypted, to Service Bus. It does only cheap work, under one deadline, so the webhook
+// answers well inside Graph's 3-second budget; everything else happens in the queue workers.
 package ingest
 
 import (
@@ -60,15 +60,19 @@ type Intake struct {
 	tenants Tenants
 	tokens  Tokens
 	sender  queue.Sender
-	handoff time.Duration
+	budget  time.Duration
 	stats   *Stats
 	log     *slog.Logger
 	now     func() time.Time
 }
 
-// New builds the intake. handoff bounds the queue send: past it the webhook answers 503 and Graph retries.
-func New(subs Subscriptions, tenants Tenants, tokens Tokens, sender queue.Sender, handoff time.Duration, log *slog.Logger) *Intake {
-	return &Intake{subs: subs, tenants: tenants, tokens: tokens, sender: sender, handoff: handoff, stats: NewStats(), log: log, now: time.Now}
+// New builds the intake. budget is the one deadline of everything Receive waits for — the subscription
+// and tenant-state reads as well as the queue send — so that a refusing or frozen store answers 503 as
+// fast as a slow queue does, not after the SDK's retries (about 10 s) or never (config.Config's
+// HandoffTimeout, 2 s by default, at most 2.5 s: Graph counts an answer after 3 s as slow, and the host
+// and the network need their share).
+func New(subs Subscriptions, tenants Tenants, tokens Tokens, sender queue.Sender, budget time.Duration, log *slog.Logger) *Intake {
+	return &Intake{subs: subs, tenants: tenants, tokens: tokens, sender: sender, budget: budget, stats: NewStats(), log: log, now: time.Now}
 }
 
 // Stats returns the intake's counters.
@@ -80,6 +84,8 @@ func (in *Intake) Stats() *Stats { return in.stats }
 // Items that fail a check are dropped and counted; the answer stays 202 for them, because a 4xx would
 // make Graph retry forged items for hours.
 func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, in.budget)
+	defer cancel()
 	coll, err := notification.Parse(body)
 	if err != nil {
 		if errors.Is(err, notification.ErrNotCollection) {
@@ -165,8 +171,6 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 	}
 
 	start := in.now()
-	ctx, cancel := context.WithTimeout(ctx, in.handoff)
-	defer cancel()
 	if err := in.sender.Send(ctx, queue.Notifications, notes); err != nil {
 		in.stats.handoffFailed()
 		return apperr.New(apperr.Unavailable, "queue hand-off failed", err)

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +26,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
 const (
@@ -443,5 +446,172 @@ func TestRejectionLogIsBounded(t *testing.T) {
 	}
 	if logs.Len() > 2048 {
 		t.Errorf("a %d-byte POST wrote %d bytes of log, want at most 2 kB", len(body), logs.Len())
+	}
+}
+
+// stalledSubs is a subscription store that never answers, as a frozen Table Storage connection: it
+// returns only when the caller's context ends. It records the deadline it was given; without one it
+// fails at once instead of hanging the test.
+type stalledSubs struct{ deadline chan time.Time }
+
+func (s stalledSubs) Get(ctx context.Context, _ core.TenantID, _ string) (registry.Subscription, error) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return registry.Subscription{}, errors.New("subscription lookup called without a deadline")
+	}
+	s.deadline <- d
+	<-ctx.Done()
+	return registry.Subscription{}, ctx.Err()
+}
+
+type stalledTenants struct{ deadline chan time.Time }
+
+func (s stalledTenants) Active(ctx context.Context, _ core.TenantID, _ time.Time) (bool, error) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return false, errors.New("tenant state lookup called without a deadline")
+	}
+	s.deadline <- d
+	<-ctx.Done()
+	return false, ctx.Err()
+}
+
+// Every read the webhook waits for runs under the intake's one deadline, so a store that stops
+// answering costs Graph a prompt 503 and a retry, not a hung POST.
+func TestStalledStoreIs503(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const budget = 50 * time.Millisecond
+	tests := []struct {
+		name     string
+		intake   func(deadline chan time.Time) *Intake
+		wantStep string
+	}{
+		{"subscription lookup", func(d chan time.Time) *Intake {
+			return New(stalledSubs{d}, f.intake.tenants, f.intake.tokens, f.qs, budget, slog.New(slog.DiscardHandler))
+		}, "subscription lookup failed"},
+		{"tenant state", func(d chan time.Time) *Intake {
+			return New(f.intake.subs, stalledTenants{d}, f.intake.tokens, f.qs, budget, slog.New(slog.DiscardHandler))
+		}, "tenant state lookup failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			deadline := make(chan time.Time, 1)
+			err := tt.intake(deadline).Receive(context.Background(), false, f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]}))
+			if apperr.CodeOf(err) != apperr.Unavailable || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), tt.wantStep) {
+				t.Fatalf("Receive = %v, want Unavailable (503) from the %s running out of the deadline", err, tt.name)
+			}
+			// The read got the intake's deadline, not one of its own: it was set before Receive returned.
+			if d := <-deadline; d.After(time.Now().Add(budget)) {
+				t.Errorf("read deadline %v is later than the budget allows", d)
+			}
+		})
+	}
+}
+
+// recordingQueue accepts everything and records the deadline of each send.
+type recordingQueue struct{ deadlines []time.Time }
+
+func (q *recordingQueue) Send(ctx context.Context, _ string, _ []queue.Message) error {
+	d, _ := ctx.Deadline()
+	q.deadlines = append(q.deadlines, d)
+	return nil
+}
+
+type recordingSubs struct {
+	Subscriptions
+	deadlines []time.Time
+}
+
+func (s *recordingSubs) Get(ctx context.Context, tenant core.TenantID, id string) (registry.Subscription, error) {
+	d, _ := ctx.Deadline()
+	s.deadlines = append(s.deadlines, d)
+	return s.Subscriptions.Get(ctx, tenant, id)
+}
+
+// The lookups and the hand-off share one deadline: time spent reading is not given again to the send.
+func TestOneDeadlineForLookupAndHandoff(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	subs, q := &recordingSubs{Subscriptions: f.intake.subs}, &recordingQueue{}
+	in := New(subs, f.intake.tenants, f.intake.tokens, q, time.Second, slog.New(slog.DiscardHandler))
+	if err := in.Receive(context.Background(), false, f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]})); err != nil {
+		t.Fatal(err)
+	}
+	if len(subs.deadlines) != 1 || len(q.deadlines) != 2 {
+		t.Fatalf("%d lookups and %d sends, want 1 and 2", len(subs.deadlines), len(q.deadlines))
+	}
+	for _, d := range append(subs.deadlines, q.deadlines...) {
+		if d.IsZero() || !d.Equal(subs.deadlines[0]) {
+			t.Errorf("deadlines %v (lookup) and %v (sends), want one and the same", subs.deadlines, q.deadlines)
+			break
+		}
+	}
+}
+
+// deadStore is a subscription lookup on the real Table Storage client whose endpoint refuses
+// connections (refuse) or accepts them and never answers (freeze).
+func deadStore(t *testing.T, freeze bool) Subscriptions {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if freeze {
+		var mu sync.Mutex
+		var conns []net.Conn
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+			}
+		}()
+		release := func() {
+			ln.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			for _, c := range conns {
+				c.Close()
+			}
+		}
+		// Without the intake's deadline the client would wait for ever; letting go after a while
+		// makes such a regression fail instead of hanging the run.
+		timer := time.AfterFunc(20*time.Second, release)
+		t.Cleanup(func() { timer.Stop(); release() })
+	} else {
+		ln.Close()
+	}
+	conn := regexp.MustCompile(`TableEndpoint=[a-z]+://[^/;]+`).ReplaceAllString(storetest.ConnectionString(t), "TableEndpoint=http://"+addr)
+	s, err := registry.NewFromConnectionString(conn, tables.Options{TablePrefix: storetest.UniquePrefix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.NewSubscriptionLookup(registry.LookupOptions{})
+}
+
+// The same through the real Table Storage client: a refusing store used to answer 503 only after the
+// SDK's retries (about 10 s), a frozen one never. The deadline ends both.
+func TestDeadStoreIs503WithinTheDeadline(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, tt := range []struct {
+		name   string
+		freeze bool
+	}{{"refusing", false}, {"frozen", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			in := New(deadStore(t, tt.freeze), f.intake.tenants, f.intake.tokens, f.qs, 200*time.Millisecond, slog.New(slog.DiscardHandler))
+			body := f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]})
+			err := in.Receive(context.Background(), false, body)
+			if apperr.CodeOf(err) != apperr.Unavailable || !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Receive = %v, want Unavailable (503) ended by the deadline", err)
+			}
+		})
 	}
 }
