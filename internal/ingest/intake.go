@@ -40,7 +40,10 @@ type Tokens interface {
 
 // Rejection reasons, as counted and logged.
 const (
-	ReasonNoTenant            = "no_tenant"
+	ReasonNoTenant = "no_tenant"
+	// ReasonBadSubscriptionID: Graph's subscription ids are GUIDs; anything else is forged and is dropped
+	// before it costs a storage read (and is not logged: it may be as long as the body).
+	ReasonBadSubscriptionID   = "bad_subscription_id"
 	ReasonUnknownSubscription = "unknown_subscription"
 	ReasonClientState         = "client_state"
 	ReasonToken               = "validation_token"
@@ -116,15 +119,19 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 	reject := func(tenant, reason, subID string) {
 		rejected[reason]++
 		in.stats.reject(tenant, reason)
-		if len(rejectedIDs) < 5 {
+		if subID != "" && len(rejectedIDs) < 5 {
 			rejectedIDs = append(rejectedIDs, core.Clip(subID, maxLoggedID))
 		}
 	}
 	for _, n := range coll.Value {
 		raw := n.Tenant()
 		tenant, err := core.ParseTenantID(raw)
-		if err != nil || n.SubscriptionID == "" {
+		if err != nil {
 			reject("", ReasonNoTenant, n.SubscriptionID)
+			continue
+		}
+		if !core.IsGUID(n.SubscriptionID) {
+			reject("", ReasonBadSubscriptionID, "")
 			continue
 		}
 		sub, err := in.subs.Get(ctx, tenant, n.SubscriptionID)

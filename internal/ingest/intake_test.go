@@ -33,6 +33,9 @@ const (
 	appID   = "11111111-2222-3333-4444-555555555555"
 	tenantA = "aaaaaaaa-0000-4000-8000-000000000001"
 	tenantB = "bbbbbbbb-0000-4000-8000-000000000002"
+	// Subscription ids are GUIDs, as Graph issues them (graph-samples/11: "c6126aa3-0ed8-…").
+	subA = "5ab5c71b-0000-4000-8000-00000000000a"
+	subB = "5ab5c71b-0000-4000-8000-00000000000b"
 )
 
 func newStore(t testing.TB) *registry.Registry { return storetest.New(t) }
@@ -77,7 +80,7 @@ func newFixture(t testing.TB) *fixture {
 	s := newStore(t)
 	ctx := context.Background()
 	f := &fixture{store: s, qs: newQueues(), idp: idptest.New(t), states: map[string]string{}}
-	for _, sub := range []struct{ tenant, id string }{{tenantA, "sub-a"}, {tenantB, "sub-b"}} {
+	for _, sub := range []struct{ tenant, id string }{{tenantA, subA}, {tenantB, subB}} {
 		state, hash, err := registry.NewClientState()
 		if err != nil {
 			t.Fatal(err)
@@ -150,7 +153,7 @@ func (f *fixture) token(t testing.TB, tenant string, edit func(jwt.MapClaims)) s
 func TestReceiveChecks(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	goodA := item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]}
+	goodA := item{Sub: subA, Tenant: tenantA, State: f.states[subA]}
 	tests := []struct {
 		name      string
 		body      func() []byte
@@ -159,39 +162,41 @@ func TestReceiveChecks(t *testing.T) {
 	}{
 		{"basic item with the right clientState", func() []byte { return f.body(t, nil, goodA) }, 1, 0},
 		{"wrong clientState", func() []byte {
-			return f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-b"]})
+			return f.body(t, nil, item{Sub: subA, Tenant: tenantA, State: f.states[subB]})
 		}, 0, 0},
 		{"clientState of another subscription's tenant", func() []byte {
-			return f.body(t, nil, item{Sub: "sub-b", Tenant: tenantA, State: f.states["sub-b"]})
+			return f.body(t, nil, item{Sub: subB, Tenant: tenantA, State: f.states[subB]})
 		}, 0, 0},
-		{"unknown subscription", func() []byte { return f.body(t, nil, item{Sub: "nope", Tenant: tenantA, State: "x"}) }, 0, 0},
+		{"unknown subscription", func() []byte {
+			return f.body(t, nil, item{Sub: "5ab5c71b-0000-4000-8000-0000000000ff", Tenant: tenantA, State: "x"})
+		}, 0, 0},
 		{"hostile ids", func() []byte {
-			return f.body(t, nil, item{Sub: "' or PartitionKey ne '", Tenant: tenantA, State: "x"}, item{Sub: "sub-a", Tenant: "' or 1 eq 1", State: "x"})
+			return f.body(t, nil, item{Sub: "' or PartitionKey ne '", Tenant: tenantA, State: "x"}, item{Sub: subA, Tenant: "' or 1 eq 1", State: "x"})
 		}, 0, 0},
 		{"rich item without validation tokens", func() []byte {
-			return f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true})
+			return f.body(t, nil, item{Sub: subA, Tenant: tenantA, State: f.states[subA], Rich: true})
 		}, 0, 0},
 		{"rich item with a valid token", func() []byte {
-			return f.body(t, []string{f.token(t, tenantA, nil)}, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true})
+			return f.body(t, []string{f.token(t, tenantA, nil)}, item{Sub: subA, Tenant: tenantA, State: f.states[subA], Rich: true})
 		}, 1, 0},
 		{"expired token", func() []byte {
 			return f.body(t, []string{f.token(t, tenantA, func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() })},
-				item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true})
+				item{Sub: subA, Tenant: tenantA, State: f.states[subA], Rich: true})
 		}, 0, 0},
 		{"wrong audience", func() []byte {
 			return f.body(t, []string{f.token(t, tenantA, func(c jwt.MapClaims) { c["aud"] = "someone-else" })},
-				item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true})
+				item{Sub: subA, Tenant: tenantA, State: f.states[subA], Rich: true})
 		}, 0, 0},
 		{"wrong azp", func() []byte {
 			return f.body(t, []string{f.token(t, tenantA, func(c jwt.MapClaims) { c["azp"] = "00000000-0000-0000-0000-000000000000" })},
-				item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true})
+				item{Sub: subA, Tenant: tenantA, State: f.states[subA], Rich: true})
 		}, 0, 0},
 		{"forged signature", func() []byte {
 			tok := f.token(t, tenantA, nil)
-			return f.body(t, []string{tok[:len(tok)-4] + "AAAA"}, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true})
+			return f.body(t, []string{tok[:len(tok)-4] + "AAAA"}, item{Sub: subA, Tenant: tenantA, State: f.states[subA], Rich: true})
 		}, 0, 0},
 		{"lifecycle item goes to the lifecycle queue", func() []byte {
-			return f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Lifecycle: "reauthorizationRequired"})
+			return f.body(t, nil, item{Sub: subA, Tenant: tenantA, State: f.states[subA], Lifecycle: "reauthorizationRequired"})
 		}, 0, 1},
 	}
 	for _, tt := range tests {
@@ -213,7 +218,7 @@ func TestReceiveChecks(t *testing.T) {
 	if a := snap.Tenants[tenantA]; a.Rejected[ReasonClientState] < 1 || a.Rejected[ReasonToken] < 5 || a.Enqueued != 3 {
 		t.Errorf("tenant A stats = %+v", a)
 	}
-	if u := snap.Tenants["unknown"]; u.Rejected[ReasonUnknownSubscription] < 2 || u.Rejected[ReasonNoTenant] < 1 {
+	if u := snap.Tenants["unknown"]; u.Rejected[ReasonUnknownSubscription] != 2 || u.Rejected[ReasonBadSubscriptionID] != 1 || u.Rejected[ReasonNoTenant] != 1 {
 		t.Errorf("unknown stats = %+v", u)
 	}
 }
@@ -223,9 +228,9 @@ func TestMixedTenantsSplit(t *testing.T) {
 	f := newFixture(t)
 	// One POST, two tenants; only tenant A's token is valid, so only A's items are queued.
 	body := f.body(t, []string{f.token(t, tenantA, nil), f.token(t, tenantB, func(c jwt.MapClaims) { c["aud"] = "x" })},
-		item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true},
-		item{Sub: "sub-b", Tenant: tenantB, State: f.states["sub-b"], Rich: true},
-		item{Sub: "sub-a", Tenant: strings.ToUpper(tenantA), State: f.states["sub-a"], Rich: true},
+		item{Sub: subA, Tenant: tenantA, State: f.states[subA], Rich: true},
+		item{Sub: subB, Tenant: tenantB, State: f.states[subB], Rich: true},
+		item{Sub: subA, Tenant: strings.ToUpper(tenantA), State: f.states[subA], Rich: true},
 	)
 	if err := f.intake.Receive(context.Background(), false, body); err != nil {
 		t.Fatal(err)
@@ -243,7 +248,7 @@ func TestMixedTenantsSplit(t *testing.T) {
 func TestQueuedMessage(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	body := f.body(t, []string{f.token(t, tenantA, nil)}, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true})
+	body := f.body(t, []string{f.token(t, tenantA, nil)}, item{Sub: subA, Tenant: tenantA, State: f.states[subA], Rich: true})
 	if err := f.intake.Receive(context.Background(), false, body); err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +282,7 @@ func TestQueueOutageIs503(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.qs.fail = errors.New("service bus unavailable")
-	err := f.intake.Receive(context.Background(), false, f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]}))
+	err := f.intake.Receive(context.Background(), false, f.body(t, nil, item{Sub: subA, Tenant: tenantA, State: f.states[subA]}))
 	if apperr.CodeOf(err) != apperr.Unavailable {
 		t.Fatalf("Receive = %v, want Unavailable (503)", err)
 	}
@@ -288,7 +293,7 @@ func TestQueueOutageIs503(t *testing.T) {
 		t.Error("hand-off failure not counted")
 	}
 	f.qs.fail = nil
-	if err := f.intake.Receive(context.Background(), false, f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]})); err != nil {
+	if err := f.intake.Receive(context.Background(), false, f.body(t, nil, item{Sub: subA, Tenant: tenantA, State: f.states[subA]})); err != nil {
 		t.Fatalf("after recovery: %v", err)
 	}
 }
@@ -314,7 +319,7 @@ func TestKeysUnavailableIs503(t *testing.T) {
 	}
 	in := New(s.NewSubscriptionLookup(registry.LookupOptions{}), s.NewTenantStateLookup(registry.TenantStateOptions{}), v, qs, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f := &fixture{idp: idptest.New(t)}
-	body := f.body(t, []string{f.token(t, tenantA, nil)}, item{Sub: "sub-a", Tenant: tenantA, State: "x", Rich: true})
+	body := f.body(t, []string{f.token(t, tenantA, nil)}, item{Sub: subA, Tenant: tenantA, State: "x", Rich: true})
 	if err := in.Receive(context.Background(), false, body); apperr.CodeOf(err) != apperr.Unavailable {
 		t.Errorf("Receive with no signing keys loaded = %v, want Unavailable (503) so Graph retries", err)
 	}
@@ -326,7 +331,7 @@ func BenchmarkReceive(b *testing.B) {
 			f := newFixture(b)
 			var its []item
 			for range items {
-				its = append(its, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true})
+				its = append(its, item{Sub: subA, Tenant: tenantA, State: f.states[subA], Rich: true})
 			}
 			body := f.body(b, []string{f.token(b, tenantA, nil)}, its...)
 			b.SetBytes(int64(len(body)))
@@ -352,7 +357,7 @@ func TestHandoffDeadlineIs503(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	in := New(f.intake.subs, f.intake.tenants, f.intake.tokens, slowQueue{}, 50*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	err := in.Receive(context.Background(), false, f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]}))
+	err := in.Receive(context.Background(), false, f.body(t, nil, item{Sub: subA, Tenant: tenantA, State: f.states[subA]}))
 	if apperr.CodeOf(err) != apperr.Unavailable || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Receive = %v, want Unavailable caused by the hand-off deadline", err)
 	}
@@ -380,10 +385,10 @@ func TestInactiveTenantItemsAreDropped(t *testing.T) {
 	}
 	all := func() []byte {
 		return f.body(t, []string{f.token(t, tenantA, nil), f.token(t, tenantB, nil)},
-			item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Rich: true},
-			item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"], Lifecycle: "reauthorizationRequired"},
-			item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-b"], Rich: true}, // forged clientState
-			item{Sub: "sub-b", Tenant: tenantB, State: f.states["sub-b"], Rich: true},
+			item{Sub: subA, Tenant: tenantA, State: f.states[subA], Rich: true},
+			item{Sub: subA, Tenant: tenantA, State: f.states[subA], Lifecycle: "reauthorizationRequired"},
+			item{Sub: subA, Tenant: tenantA, State: f.states[subB], Rich: true}, // forged clientState
+			item{Sub: subB, Tenant: tenantB, State: f.states[subB], Rich: true},
 		)
 	}
 
@@ -419,7 +424,7 @@ func TestTenantStateOutageIs503(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	in := New(f.intake.subs, failingTenants{}, f.intake.tokens, f.qs, time.Second, slog.New(slog.DiscardHandler))
-	err := in.Receive(context.Background(), false, f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]}))
+	err := in.Receive(context.Background(), false, f.body(t, nil, item{Sub: subA, Tenant: tenantA, State: f.states[subA]}))
 	if apperr.CodeOf(err) != apperr.Unavailable || f.qs.active(queue.Notifications) != 0 {
 		t.Errorf("Receive = %v with %d queued, want Unavailable and nothing queued", err, f.qs.active(queue.Notifications))
 	}
@@ -436,7 +441,7 @@ func TestRejectionLogIsBounded(t *testing.T) {
 	body := f.body(t, nil,
 		item{Sub: huge, Tenant: tenantA, State: "x"},
 		item{Sub: huge + "-2", Tenant: tenantA, State: "x"},
-		item{Sub: "sub-a", Tenant: tenantA, State: strings.Repeat("s", 100_000)},
+		item{Sub: subA, Tenant: tenantA, State: strings.Repeat("s", 100_000)},
 	)
 	if err := in.Receive(context.Background(), false, body); err != nil {
 		t.Fatal(err)
@@ -497,7 +502,7 @@ func TestStalledStoreIs503(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			deadline := make(chan time.Time, 1)
-			err := tt.intake(deadline).Receive(context.Background(), false, f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]}))
+			err := tt.intake(deadline).Receive(context.Background(), false, f.body(t, nil, item{Sub: subA, Tenant: tenantA, State: f.states[subA]}))
 			if apperr.CodeOf(err) != apperr.Unavailable || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), tt.wantStep) {
 				t.Fatalf("Receive = %v, want Unavailable (503) from the %s running out of the deadline", err, tt.name)
 			}
@@ -535,7 +540,7 @@ func TestOneDeadlineForLookupAndHandoff(t *testing.T) {
 	f := newFixture(t)
 	subs, q := &recordingSubs{Subscriptions: f.intake.subs}, &recordingQueue{}
 	in := New(subs, f.intake.tenants, f.intake.tokens, q, time.Second, slog.New(slog.DiscardHandler))
-	if err := in.Receive(context.Background(), false, f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]})); err != nil {
+	if err := in.Receive(context.Background(), false, f.body(t, nil, item{Sub: subA, Tenant: tenantA, State: f.states[subA]})); err != nil {
 		t.Fatal(err)
 	}
 	if len(subs.deadlines) != 1 || len(q.deadlines) != 2 {
@@ -607,11 +612,52 @@ func TestDeadStoreIs503WithinTheDeadline(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			in := New(deadStore(t, tt.freeze), f.intake.tenants, f.intake.tokens, f.qs, 200*time.Millisecond, slog.New(slog.DiscardHandler))
-			body := f.body(t, nil, item{Sub: "sub-a", Tenant: tenantA, State: f.states["sub-a"]})
+			body := f.body(t, nil, item{Sub: subA, Tenant: tenantA, State: f.states[subA]})
 			err := in.Receive(context.Background(), false, body)
 			if apperr.CodeOf(err) != apperr.Unavailable || !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("Receive = %v, want Unavailable (503) ended by the deadline", err)
 			}
 		})
+	}
+}
+
+// countingSubs counts the lookups that reach the subscription store.
+type countingSubs struct {
+	Subscriptions
+	mu    sync.Mutex
+	calls int
+}
+
+func (s *countingSubs) Get(ctx context.Context, tenant core.TenantID, id string) (registry.Subscription, error) {
+	s.mu.Lock()
+	s.calls++
+	s.mu.Unlock()
+	return s.Subscriptions.Get(ctx, tenant, id)
+}
+
+// Graph's subscription ids are GUIDs: anything else is forged, dropped and counted before any lookup,
+// and not quoted in the log.
+func TestMalformedSubscriptionIDsAreNotLookedUp(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	subs := &countingSubs{Subscriptions: f.intake.subs}
+	var logs bytes.Buffer
+	in := New(subs, f.intake.tenants, f.intake.tokens, f.qs, time.Second, slog.New(slog.NewJSONHandler(&logs, nil)))
+	bad := []string{"", "sub-a", "nope", "' or PartitionKey ne '", "{" + subA + "}", subA + "0", strings.Repeat("f", 4096)}
+	var items []item
+	for _, id := range bad {
+		items = append(items, item{Sub: id, Tenant: tenantA, State: f.states[subA]})
+	}
+	if err := in.Receive(context.Background(), false, f.body(t, nil, items...)); err != nil {
+		t.Fatal(err)
+	}
+	if subs.calls != 0 {
+		t.Errorf("%d lookups for malformed subscription ids, want none", subs.calls)
+	}
+	if got := in.Stats().Snapshot().Tenants["unknown"].Rejected[ReasonBadSubscriptionID]; got != int64(len(bad)) {
+		t.Errorf("counted %d bad_subscription_id, want %d", got, len(bad))
+	}
+	if strings.Contains(logs.String(), "nope") || strings.Contains(logs.String(), "ffff") {
+		t.Errorf("malformed ids were logged: %s", logs.String())
 	}
 }
