@@ -36,6 +36,8 @@ func TestGraphWebhookOutcomes(t *testing.T) {
 		{"not a collection", nil, `[]`, apperr.New(apperr.Invalid, "not a notification collection", nil), 400, "not a notification collection"},
 		{"hand-off failed", nil, `{"value":[]}`, errors.New("queue down"), 503, "try again"},
 		{"oversized", nil, strings.Repeat("x", 2048), nil, 413, "body too large"},
+		{"too many items", nil, `{"value":[]}`, apperr.New(apperr.TooLarge, "more than 1000 notifications or validation tokens", nil), 413,
+			"more than 1000 notifications or validation tokens"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

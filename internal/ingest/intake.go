@@ -53,6 +53,16 @@ const (
 	ReasonTenantInactive = "tenant_inactive"
 )
 
+// MaxItems caps the items (and the validation tokens) of one POST; more answers 413. Microsoft documents
+// no largest batch, only that one POST may carry several notifications, of several subscriptions, apps
+// and tenants sharing the URL (changeNotificationCollection; graph-notifications.md). A refused batch
+// may come back unchanged on every retry until Graph gives up, so the cap must sit well above what
+// Graph sends us: our largest subscription is a presence one of 650 users (Graph's limit per
+// subscription), whose whole burst fits with half as much again to spare. It still bounds the work
+// an anonymous POST can ask for: the 1 MiB body cap alone admits some 300,000 empty items. Rich items
+// take 1 to 1.5 kB each, so for them the body cap binds first.
+const MaxItems = 1000
+
 // maxLoggedID bounds each subscription id in the rejection log: Graph's are GUIDs (36 bytes), a forged
 // one may be as long as the body.
 const maxLoggedID = 64
@@ -82,15 +92,19 @@ func New(subs Subscriptions, tenants Tenants, tokens Tokens, sender queue.Sender
 func (in *Intake) Stats() *Stats { return in.stats }
 
 // Receive checks one POST and queues its valid items. It returns nil when every valid item is queued
-// (202), apperr Invalid when the body is not a notification collection (400), and apperr Unavailable
+// (202), apperr Invalid when the body is not a notification collection (400), apperr TooLarge when it
+// holds more than MaxItems items or validation tokens (413), and apperr Unavailable
 // when the items could not be checked or queued (503: Graph retries, nothing is acknowledged unstored).
 // Items that fail a check are dropped and counted; the answer stays 202 for them, because a 4xx would
 // make Graph retry forged items for hours.
 func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, in.budget)
 	defer cancel()
-	coll, err := notification.Parse(body)
+	coll, err := notification.ParseAtMost(body, MaxItems)
 	if err != nil {
+		if errors.Is(err, notification.ErrTooManyItems) {
+			return apperr.New(apperr.TooLarge, fmt.Sprintf("more than %d notifications or validation tokens", MaxItems), err)
+		}
 		if errors.Is(err, notification.ErrNotCollection) {
 			return apperr.New(apperr.Invalid, "not a notification collection", err)
 		}

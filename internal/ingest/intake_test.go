@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -659,5 +660,39 @@ func TestMalformedSubscriptionIDsAreNotLookedUp(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "nope") || strings.Contains(logs.String(), "ffff") {
 		t.Errorf("malformed ids were logged: %s", logs.String())
+	}
+}
+
+// A POST may carry at most MaxItems items and as many validation tokens; beyond that it is refused
+// whole (413) before any item is looked up or queued.
+func TestItemCapIs413(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	subs := &countingSubs{Subscriptions: f.intake.subs}
+	in := New(subs, f.intake.tenants, f.intake.tokens, f.qs, 5*time.Second, slog.New(slog.DiscardHandler))
+	good := item{Sub: subA, Tenant: tenantA, State: f.states[subA]}
+	many := func(n int) []item { return slices.Repeat([]item{good}, n) }
+	tokens := func(n int) []string { return slices.Repeat([]string{"not-a-jwt"}, n) }
+
+	for _, tt := range []struct {
+		name string
+		body []byte
+	}{
+		{"one item too many", f.body(t, nil, many(MaxItems+1)...)},
+		{"one token too many", f.body(t, tokens(MaxItems+1), good)},
+	} {
+		err := in.Receive(context.Background(), false, tt.body)
+		if apperr.CodeOf(err) != apperr.TooLarge {
+			t.Errorf("%s: Receive = %v, want TooLarge (413)", tt.name, err)
+		}
+	}
+	if subs.calls != 0 || f.qs.active(queue.Notifications) != 0 {
+		t.Errorf("%d lookups and %d queued for refused POSTs, want none", subs.calls, f.qs.active(queue.Notifications))
+	}
+	if err := in.Receive(context.Background(), false, f.body(t, nil, many(MaxItems)...)); err != nil {
+		t.Fatalf("Receive of exactly MaxItems items = %v, want nil (202)", err)
+	}
+	if got := f.qs.active(queue.Notifications); got != MaxItems {
+		t.Errorf("queued %d of %d items", got, MaxItems)
 	}
 }

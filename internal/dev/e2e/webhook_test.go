@@ -154,6 +154,10 @@ func TestWebhookThroughDevhost(t *testing.T) {
 		if code, _ := post(t, api+"/graph/notifications", `{"value":[`+strings.Repeat(`{"id":"x"},`, 200_000)+`{}]}`); code != http.StatusRequestEntityTooLarge {
 			t.Errorf("oversized = %d, want 413", code)
 		}
+		// Well under the body cap, but more items than one POST may carry (ingest.MaxItems).
+		if code, body := post(t, api+"/graph/notifications", `{"value":[`+strings.Repeat(`{},`, 1000)+`{}]}`); code != http.StatusRequestEntityTooLarge {
+			t.Errorf("1,001 items = %d %q, want 413", code, body)
+		}
 	})
 
 	t.Run("lifecycle event is recorded on the subscription", func(t *testing.T) {

@@ -1,6 +1,7 @@
 package notification
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -315,6 +316,49 @@ func TestParseValidEdgeCases(t *testing.T) {
 	}
 }
 
+func TestParseAtMost(t *testing.T) {
+	t.Parallel()
+	items := func(n int, item string) string { return strings.TrimSuffix(strings.Repeat(item+",", n), ",") }
+	tests := []struct {
+		name    string
+		body    string
+		wantErr error // nil: parsed
+	}{
+		{"at the limit", `{"value":[` + items(3, `{"subscriptionId":"a,b"}`) + `]}`, nil},
+		{"empty", `{"value":[]}`, nil},
+		{"one over", `{"value":[` + items(4, `{}`) + `]}`, ErrTooManyItems},
+		{"null items count", `{"value":[` + items(4, `null`) + `]}`, ErrTooManyItems},
+		{"tokens over", `{"value":[],"validationTokens":[` + items(4, `"t"`) + `]}`, ErrTooManyItems},
+		{"PascalCase key", `{"Value":[` + items(4, `{}`) + `]}`, ErrTooManyItems},
+		{"escaped key", `{"\u0076alue":[` + items(4, `{}`) + `]}`, ErrTooManyItems},
+		{"an ignored member", `{"value":[],"x":[` + items(4, `1`) + `]}`, ErrTooManyItems},
+		{"commas in strings and objects do not count", `{"value":[{"resource":"a,b,c,d,e","resourceData":{"id":"x","@odata.id":"y","@odata.etag":"z"}},` +
+			`{"clientState":"\",\",\",\",\\\\","changeType":"[,,,,]"}],"validationTokens":["a,b,c,d"]}`, nil},
+		{"deeper arrays do not count", `{"value":[{"x":[` + items(10, `1`) + `]}]}`, nil},
+		{"an object member's commas do not count", `{"value":[],"o":{"a":1,"b":2,"c":3,"d":4,"e":5}}`, nil},
+		{"not a collection is still refused", `{"value":{"a":1}}`, ErrNotCollection},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			col, err := ParseAtMost([]byte(tt.body), 3)
+			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Fatalf("ParseAtMost = %v, want %v", err, tt.wantErr)
+			}
+			if len(col.Value) > 3 || len(col.ValidationTokens) > 3 {
+				t.Errorf("%d items and %d tokens passed a limit of 3", len(col.Value), len(col.ValidationTokens))
+			}
+		})
+	}
+	// Without a limit, or within it, ParseAtMost is Parse.
+	body := []byte(`{"value":[` + items(5, `{"subscriptionId":"s"}`) + `]}`)
+	for _, limit := range []int{0, 5} {
+		if col, err := ParseAtMost(body, limit); err != nil || len(col.Value) != 5 {
+			t.Errorf("limit %d: %d items, %v", limit, len(col.Value), err)
+		}
+	}
+}
+
 func TestLooseStringNumber(t *testing.T) {
 	t.Parallel()
 	col, err := Parse([]byte(`{"value":[{"resourceData":{"sequenceNumber":-1.5e3}}]}`))
@@ -565,6 +609,19 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
+		// The limit never lets a longer list through and changes nothing within it.
+		const limit = 2
+		capped, cerr := ParseAtMost(body, limit)
+		switch {
+		case cerr == nil && !reflect.DeepEqual(capped, col):
+			t.Fatalf("ParseAtMost = %#v, Parse = %#v", capped, col)
+		case cerr != nil && !errors.Is(cerr, ErrTooManyItems):
+			t.Fatalf("ParseAtMost error %v on a body Parse accepts", cerr)
+		case cerr != nil && len(col.Value) <= limit && len(col.ValidationTokens) <= limit && !bytes.Contains(body, []byte(",")):
+			t.Fatalf("ParseAtMost refused a body with no comma: %v", cerr)
+		case cerr == nil && (len(col.Value) > limit || len(col.ValidationTokens) > limit):
+			t.Fatalf("ParseAtMost let %d items and %d tokens through a limit of %d", len(col.Value), len(col.ValidationTokens), limit)
+		}
 		out, err := json.Marshal(col)
 		if err != nil {
 			t.Fatalf("Marshal: %v", err)
@@ -622,6 +679,17 @@ func BenchmarkParse(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkItemCount is the cost ParseAtMost adds to Parse: the scan that counts the items first.
+func BenchmarkItemCount(b *testing.B) {
+	body := benchBody(50)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if memberArrayLongerThan(body, 1000) {
+			b.Fatal("50 items counted as more than 1000")
+		}
 	}
 }
 
