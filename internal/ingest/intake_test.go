@@ -470,6 +470,10 @@ func (s stalledSubs) Get(ctx context.Context, _ core.TenantID, _ string) (regist
 	return registry.Subscription{}, ctx.Err()
 }
 
+func (stalledSubs) Cached(core.TenantID, string) (registry.Subscription, bool, bool) {
+	return registry.Subscription{}, false, false
+}
+
 type stalledTenants struct{ deadline chan time.Time }
 
 func (s stalledTenants) Active(ctx context.Context, _ core.TenantID, _ time.Time) (bool, error) {
@@ -694,5 +698,57 @@ func TestItemCapIs413(t *testing.T) {
 	}
 	if got := f.qs.active(queue.Notifications); got != MaxItems {
 		t.Errorf("queued %d of %d items", got, MaxItems)
+	}
+}
+
+func guid(i int) string { return fmt.Sprintf("5ab5c71b-0000-4000-8000-%012x", 0x1000+i) }
+
+// Made-up subscription ids cost at most MaxLookups storage reads per POST; a POST needing more is
+// answered 503 without reading further, and its retry finds the ids read before in memory (misses
+// too), so a genuine POST gets through on a later attempt.
+func TestLookupBudget(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	subs := &countingSubs{Subscriptions: f.store.NewSubscriptionLookup(registry.LookupOptions{})}
+	in := New(subs, f.intake.tenants, f.intake.tokens, f.qs, 5*time.Second, slog.New(slog.DiscardHandler))
+	items := []item{{Sub: subA, Tenant: tenantA, State: f.states[subA]}}
+	for i := range MaxLookups + 10 {
+		items = append(items, item{Sub: guid(i), Tenant: tenantA, State: "x"})
+	}
+	body := f.body(t, nil, items...)
+	receive := func() (reads int, err error) {
+		before := subs.calls
+		err = in.Receive(context.Background(), false, body)
+		return subs.calls - before, err
+	}
+
+	reads, err := receive()
+	if apperr.CodeOf(err) != apperr.Unavailable || reads != MaxLookups {
+		t.Fatalf("first POST: %v after %d reads, want Unavailable (503) after %d", err, reads, MaxLookups)
+	}
+	if f.qs.active(queue.Notifications) != 0 {
+		t.Error("something was queued from a POST answered 503")
+	}
+	// 1 real + 31 made-up ids are in memory now; the other 11 made-up ones fit this time.
+	if reads, err := receive(); err != nil || reads != len(items)-MaxLookups {
+		t.Fatalf("retry: %v after %d reads, want nil (202) after %d", err, reads, len(items)-MaxLookups)
+	}
+	if f.qs.active(queue.Notifications) != 1 {
+		t.Errorf("queued %d, want the one genuine item", f.qs.active(queue.Notifications))
+	}
+	if reads, err := receive(); err != nil || reads != 0 {
+		t.Errorf("third POST: %v after %d reads, want nil after none: every id is in memory", err, reads)
+	}
+	if got := in.Stats().Snapshot().LookupsOverBudget; got != 1 {
+		t.Errorf("lookupsOverBudget = %d, want 1", got)
+	}
+
+	// One made-up id repeated is one read, not one per item.
+	if reads, err := func() (int, error) {
+		before := subs.calls
+		err := in.Receive(context.Background(), false, f.body(t, nil, slices.Repeat([]item{{Sub: guid(999), Tenant: tenantA, State: "x"}}, MaxItems)...))
+		return subs.calls - before, err
+	}(); err != nil || reads != 1 {
+		t.Errorf("%d items of one made-up id: %v after %d reads, want nil after 1", MaxItems, err, reads)
 	}
 }
