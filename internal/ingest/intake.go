@@ -5,6 +5,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -251,8 +252,20 @@ func toMessage(n notification.Notification, tenant string, kind registry.Subscri
 	if err != nil {
 		return queue.Message{}, fmt.Errorf("marshal notification: %w", err)
 	}
+	id, ok := notification.MessageID(n)
+	if !ok {
+		// No version: a second change of this resource within Service Bus's duplicate-detection window
+		// (10 min) would get this very id and be dropped while Health counted it as queued. Losing a
+		// change is worse than applying one twice, so the item gets an id of its own and Graph's replays
+		// of it are processed again. That is safe because the workers are idempotent: they must be
+		// anyway (Service Bus delivers at least once); a basic notification carries nothing but the
+		// resource's id, so whatever handles it reads the resource's current state and applying that
+		// twice changes nothing; the presence worker, the only one wired, takes rich notifications only
+		// and pushes a state only when it differs from the stored one.
+		id = "u" + rand.Text()
+	}
 	return queue.Message{
-		ID:          notification.MessageID(n),
+		ID:          id,
 		SessionID:   notification.OrderingKey(n),
 		ContentType: "application/json",
 		Body:        body,

@@ -752,3 +752,40 @@ func TestLookupBudget(t *testing.T) {
 		t.Errorf("%d items of one made-up id: %v after %d reads, want nil after 1", MaxItems, err, reads)
 	}
 }
+
+// A basic notification without etag, sequence number or id (Graph's basic presence notifications,
+// graph-samples/02) cannot be told from a second change to the same resource: two of them are both
+// queued, never merged by duplicate detection while Health counts both. A versioned one is still
+// deduplicated.
+func TestVersionlessChangesAreNotMerged(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	post := func(version string) []byte {
+		return []byte(`{"value":[{"subscriptionId":"` + subA + `","clientState":"` + f.states[subA] + `","changeType":"updated",` +
+			`"tenantId":"` + tenantA + `","resource":"communications/presences/u1","subscriptionExpirationDateTime":"2026-11-22T11:00:00Z",` +
+			`"resourceData":{"@odata.id":"users/u1/presence","@odata.type":"#microsoft.graph.presence","id":"u1"` + version + `}}]}`)
+	}
+	for range 2 { // the user's presence changes twice within a minute
+		if err := f.intake.Receive(context.Background(), false, post("")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, counted := f.qs.active(queue.Notifications), f.intake.Stats().Snapshot().Tenants[tenantA].Enqueued; got != 2 || counted != 2 {
+		t.Errorf("queued %d of 2 versionless changes, Health counts %d; want both", got, counted)
+	}
+	for range 2 { // Graph replays a versioned notification
+		if err := f.intake.Receive(context.Background(), false, post(`,"@odata.etag":"W/\"7\""`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.qs.active(queue.Notifications); got != 3 {
+		t.Errorf("queued %d, want the versioned replay deduplicated (3)", got)
+	}
+	ids := map[string]bool{}
+	for _, m := range f.qs.q[queue.Notifications].Snapshot() {
+		if ids[m.ID] || m.ID == "" || len(m.ID) > 128 {
+			t.Errorf("message id %q repeated, empty or over Service Bus's 128 characters", m.ID)
+		}
+		ids[m.ID] = true
+	}
+}

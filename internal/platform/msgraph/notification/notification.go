@@ -220,14 +220,19 @@ func (n Notification) Tenant() string {
 // carry no etag, but every change is encrypted under a fresh key, so its signature differs while a replay
 // repeats it byte for byte), resourceData.sequenceNumber and the notification id. Lifecycle events also hash
 // subscriptionExpirationDateTime so that a second reauthorizationRequired after a renewal is not taken for a
-// replay. A basic notification with none of these markers dedupes on the resource alone: two such changes to
-// the same resource inside the duplicate-detection window are indistinguishable from a replay.
-func MessageID(n Notification) string {
-	fields := []string{"v1", n.SubscriptionID, n.ChangeType, n.Resource, n.ResourceData.ID, n.LifecycleEvent, version(n)}
+// replay.
+//
+// ok is false for a change notification with none of these markers (Graph's basic presence
+// notifications, graph-samples/02, have none): nothing in it tells a replay from a second change to
+// the same resource, so the id must not be used as a dedupe key; the caller gives such an item an id
+// of its own.
+func MessageID(n Notification) (id string, ok bool) {
+	v := version(n)
+	fields := []string{"v1", n.SubscriptionID, n.ChangeType, n.Resource, n.ResourceData.ID, n.LifecycleEvent, v}
 	if n.IsLifecycle() {
 		fields = append(fields, n.SubscriptionExpirationDateTime)
 	}
-	return hashFields(fields...)
+	return hashFields(fields...), v != "" || n.IsLifecycle()
 }
 
 func version(n Notification) string {

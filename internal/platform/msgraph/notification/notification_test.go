@@ -511,7 +511,8 @@ func TestMessageID(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			a, b := MessageID(tt.a), MessageID(tt.b)
+			a, _ := MessageID(tt.a)
+			b, _ := MessageID(tt.b)
 			if got := a == b; got != tt.same {
 				t.Errorf("MessageID equal = %v, want %v (%s vs %s)", got, tt.same, a, b)
 			}
@@ -521,6 +522,32 @@ func TestMessageID(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A change notification without etag, signature, sequence number or id has no version: MessageID says
+// so instead of giving two changes of one resource the same key.
+func TestMessageIDWithoutVersion(t *testing.T) {
+	t.Parallel()
+	basic := Notification{SubscriptionID: "s", ChangeType: "updated", TenantID: "t", Resource: "communications/presences/u1",
+		ResourceData: ResourceData{ODataType: "#microsoft.graph.presence", ODataID: "users/u1/presence", ID: "u1"}}
+	versioned := func(f func(*Notification)) Notification { n := basic; f(&n); return n }
+	tests := []struct {
+		name   string
+		n      Notification
+		wantOK bool
+	}{
+		{"basic presence notification as Graph sends it", basic, false},
+		{"with an etag", versioned(func(n *Notification) { n.ResourceData.ODataEtag = "W/\"1\"" }), true},
+		{"with a sequence number", versioned(func(n *Notification) { n.ResourceData.SequenceNumber = "7" }), true},
+		{"with a notification id", versioned(func(n *Notification) { n.ID = "n1" }), true},
+		{"rich, versioned by its signature", versioned(func(n *Notification) { n.EncryptedContent.DataSignature = "sig" }), true},
+		{"lifecycle event without any", Notification{SubscriptionID: "s", TenantID: "t", LifecycleEvent: "missed"}, true},
+	}
+	for _, tt := range tests {
+		if _, ok := MessageID(tt.n); ok != tt.wantOK {
+			t.Errorf("%s: MessageID ok = %v, want %v", tt.name, ok, tt.wantOK)
+		}
 	}
 }
 
@@ -539,7 +566,9 @@ func TestKeysStableAcrossReencoding(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse b: %v", err)
 	}
-	if got, want := MessageID(cb.Value[0]), MessageID(ca.Value[0]); got != want {
+	got, _ := MessageID(cb.Value[0])
+	want, _ := MessageID(ca.Value[0])
+	if got != want {
 		t.Errorf("MessageID = %s, want %s", got, want)
 	}
 	if got, want := OrderingKey(cb.Value[0]), OrderingKey(ca.Value[0]); got != want {
@@ -637,7 +666,7 @@ func FuzzParse(f *testing.F) {
 			if k := OrderingKey(n); len(k) > 128 {
 				t.Fatalf("OrderingKey length %d", len(k))
 			}
-			_ = MessageID(n)
+			_, _ = MessageID(n)
 			_ = n.Tenant()
 		}
 	})
@@ -697,7 +726,7 @@ func BenchmarkKeys(b *testing.B) {
 	n := base()
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = MessageID(n)
+		_, _ = MessageID(n)
 		_ = OrderingKey(n)
 	}
 }
