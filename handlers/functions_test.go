@@ -36,6 +36,7 @@ func TestGraphWebhookOutcomes(t *testing.T) {
 		{"not a collection", nil, `[]`, apperr.New(apperr.Invalid, "not a notification collection", nil), 400, "not a notification collection"},
 		{"hand-off failed", nil, `{"value":[]}`, errors.New("queue down"), 503, "try again"},
 		{"oversized", nil, strings.Repeat("x", 2048), nil, 413, "body too large"},
+		{"not a POST", nil, "", nil, 405, "method not allowed"},
 		{"too many items", nil, `{"value":[]}`, apperr.New(apperr.TooLarge, "more than 1000 notifications or validation tokens", nil), 413,
 			"more than 1000 notifications or validation tokens"},
 	}
@@ -44,11 +45,19 @@ func TestGraphWebhookOutcomes(t *testing.T) {
 			t.Parallel()
 			called := false
 			a := &App{MaxBodyBytes: 1024, Intake: intakeFunc(func(context.Context, bool, []byte) error { called = true; return tt.intake })}
-			r := invoke(t, routeTable(t, a), azfunctest.Call{Function: "GraphWebhook", Method: "POST",
+			method := "POST"
+			if tt.want == 405 {
+				method = "GET"
+			}
+			r := invoke(t, routeTable(t, a), azfunctest.Call{Function: "GraphWebhook", Method: method,
 				Query: tt.query, Headers: map[string][]string{"Content-Type": {"application/json"}}, Body: tt.body, MaxBody: 1024})
 			code, body, headers := r.Status, r.Body, r.Headers
 			if code != tt.want || body != tt.wantBody {
 				t.Errorf("got %d %q, want %d %q", code, body, tt.want, tt.wantBody)
+			}
+			// The handshake reflects a caller's text: no answer may be sniffed as anything but its type.
+			if got := headers["X-Content-Type-Options"]; got != "nosniff" {
+				t.Errorf("X-Content-Type-Options = %q, want nosniff", got)
 			}
 			if tt.want == 200 && (called || !strings.HasPrefix(headers["Content-Type"], "text/plain")) {
 				t.Errorf("validation: intake called=%v, content type %q", called, headers["Content-Type"])
