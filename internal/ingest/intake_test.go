@@ -346,6 +346,24 @@ func BenchmarkReceive(b *testing.B) {
 	}
 }
 
+// BenchmarkReceiveForged is the largest POST an anonymous caller may send: MaxItems items of made-up
+// subscription ids, once their misses are remembered (a fresh id costs a read, bounded by MaxLookups).
+func BenchmarkReceiveForged(b *testing.B) {
+	f := newFixture(b)
+	var its []item
+	for i := range MaxItems {
+		its = append(its, item{Sub: guid(i % MaxLookups), Tenant: tenantA, State: "forged"})
+	}
+	body := f.body(b, nil, its...)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := f.intake.Receive(context.Background(), false, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // slowQueue never answers until the caller gives up, like a Service Bus namespace that hangs.
 type slowQueue struct{}
 

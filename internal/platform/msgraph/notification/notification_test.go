@@ -551,6 +551,27 @@ func TestMessageIDWithoutVersion(t *testing.T) {
 	}
 }
 
+// The keys are the same from one release to the next: a replay that arrives after a deployment must
+// still meet its original's MessageId, and a resource's changes must keep their session.
+func TestKeysStableAcrossReleases(t *testing.T) {
+	t.Parallel()
+	id, _ := MessageID(base())
+	life, _ := MessageID(lifecycle("missed", "e1"))
+	for _, tt := range []struct{ name, got, want string }{
+		{"MessageID", id, "44ea3bbc27b382014a37de658eb049176bfbc86137f8a813ce6169ae6821874a"},
+		{"lifecycle MessageID", life, "93507cc4d085d7c940b5d4285e18a81b0d8c55b95123881ca78f0acd5df721cb"},
+		{"OrderingKey", OrderingKey(base()), "1cd79e4f0e2b973c194a400ff56ca831f72c22219abfcc16e36d9df992e0d268"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("%s = %s, want %s", tt.name, tt.got, tt.want)
+		}
+	}
+	long := with(func(n *Notification) { n.Resource = strings.Repeat("r", 2000) }) // past the stack buffer
+	if a, _ := MessageID(long); a == id || len(a) != 64 {
+		t.Errorf("MessageID of a long resource = %q", a)
+	}
+}
+
 func TestKeysStableAcrossReencoding(t *testing.T) {
 	t.Parallel()
 	// A replay may be serialised differently (key case, whitespace, key order); the keys depend on values only.
