@@ -108,10 +108,10 @@ func (in *Intake) Stats() *Stats { return in.stats }
 
 // Receive checks one POST and queues its valid items. It returns nil when every valid item is queued
 // (202), apperr Invalid when the body is not a notification collection (400), apperr TooLarge when it
-// holds more than MaxItems items or validation tokens (413), and apperr Unavailable
-// when the items could not be checked or queued (503: Graph retries, nothing is acknowledged unstored).
-// Items that fail a check are dropped and counted; the answer stays 202 for them, because a 4xx would
-// make Graph retry forged items for hours.
+// holds more than MaxItems items or validation tokens (413), and apperr Unavailable when the items
+// could not be checked or queued in time (503: Graph retries, nothing is acknowledged unstored). Items
+// that fail a check are dropped and counted; the answer stays 202 for them, because a 4xx would make
+// Graph retry forged items for hours.
 func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, in.budget)
 	defer cancel()
@@ -168,7 +168,7 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 		if !cached {
 			if reads == MaxLookups {
 				in.stats.overLookupBudget()
-				in.log.Warn("subscription lookups over budget", "reads", reads, "items", len(coll.Value), "lifecycle_url", lifecycleURL)
+				in.log.WarnContext(ctx, "subscription lookups over budget", "reads", reads, "items", len(coll.Value), "lifecycle_url", lifecycleURL)
 				return apperr.New(apperr.Unavailable, "more subscriptions to read than one POST may", nil)
 			}
 			reads++
@@ -177,6 +177,7 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 			case err == nil:
 				found = true
 			case errors.Is(err, tables.ErrNotFound) || errors.Is(err, tables.ErrInvalidKey):
+				// not found: rejected as unknown below
 			default:
 				// Storage is down: we cannot tell genuine from forged, so Graph must retry.
 				return apperr.New(apperr.Unavailable, "subscription lookup failed", err)
@@ -238,7 +239,7 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 	}
 	if len(rejected) > 0 {
 		// Ids and counts only: never the body, the clientState or a token.
-		in.log.Warn("notifications rejected", "rejected", rejected, "subscription_ids", rejectedIDs,
+		in.log.WarnContext(ctx, "notifications rejected", "rejected", rejected, "subscription_ids", rejectedIDs,
 			"enqueued", len(notes)+len(lifecycles), "lifecycle_url", lifecycleURL)
 	}
 	return nil
