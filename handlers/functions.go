@@ -177,9 +177,20 @@ func runJob(ctx context.Context, t *azfunc.TimerInfo, j Job) error {
 	return j.Run(ctx)
 }
 
-// graphPost serves both Graph URLs. Order (house style): validation handshake first — it carries no
-// body and must be echoed within 10 s with no side effect — then the body cap, then the intake.
+// graphPost serves both Graph URLs. Every answer says nosniff: the handshake echoes text an anonymous
+// caller chose, and a browser led to the URL must never sniff it (or any other answer) as HTML.
 func (a *App) graphPost(ctx context.Context, r *azfunc.HTTPRequest, lifecycle bool) azfunc.HTTPResponse {
+	res := a.graphAnswer(ctx, r, lifecycle)
+	if res.Headers == nil {
+		res.Headers = map[string]string{}
+	}
+	res.Headers["X-Content-Type-Options"] = "nosniff"
+	return res
+}
+
+// graphAnswer answers a Graph POST. Order (house style): validation handshake first — it carries no
+// body and must be echoed within 10 s with no side effect — then the body cap, then the intake.
+func (a *App) graphAnswer(ctx context.Context, r *azfunc.HTTPRequest, lifecycle bool) azfunc.HTTPResponse {
 	if r.Query.Has("validationToken") {
 		// The host hands the query URL-decoded; echo it byte for byte as text/plain.
 		return azfunc.HTTPResponse{StatusCode: http.StatusOK, Body: r.Query.Get("validationToken"),
@@ -197,7 +208,8 @@ func (a *App) graphPost(ctx context.Context, r *azfunc.HTTPRequest, lifecycle bo
 		if status := azfunc.HTTPStatus(apperr.CodeOf(err)); status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge {
 			return azfunc.Plain(status, apperr.PublicMessage(err))
 		}
-		azfunc.Logger(ctx).Error("notification hand-off failed", "error", err)
+		// Clipped: the cause can quote what the anonymous caller sent (one line per validation token).
+		azfunc.Logger(ctx).Error("notification hand-off failed", "error", core.ClipErr(err))
 		return azfunc.Plain(http.StatusServiceUnavailable, "try again")
 	}
 	return azfunc.HTTPResponse{StatusCode: http.StatusAccepted}

@@ -1,9 +1,11 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -34,17 +36,28 @@ func TestGraphWebhookOutcomes(t *testing.T) {
 		{"not a collection", nil, `[]`, apperr.New(apperr.Invalid, "not a notification collection", nil), 400, "not a notification collection"},
 		{"hand-off failed", nil, `{"value":[]}`, errors.New("queue down"), 503, "try again"},
 		{"oversized", nil, strings.Repeat("x", 2048), nil, 413, "body too large"},
+		{"not a POST", nil, "", nil, 405, "method not allowed"},
+		{"too many items", nil, `{"value":[]}`, apperr.New(apperr.TooLarge, "more than 1000 notifications or validation tokens", nil), 413,
+			"more than 1000 notifications or validation tokens"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			called := false
 			a := &App{MaxBodyBytes: 1024, Intake: intakeFunc(func(context.Context, bool, []byte) error { called = true; return tt.intake })}
-			r := invoke(t, routeTable(t, a), azfunctest.Call{Function: "GraphWebhook", Method: "POST",
+			method := "POST"
+			if tt.want == 405 {
+				method = "GET"
+			}
+			r := invoke(t, routeTable(t, a), azfunctest.Call{Function: "GraphWebhook", Method: method,
 				Query: tt.query, Headers: map[string][]string{"Content-Type": {"application/json"}}, Body: tt.body, MaxBody: 1024})
 			code, body, headers := r.Status, r.Body, r.Headers
 			if code != tt.want || body != tt.wantBody {
 				t.Errorf("got %d %q, want %d %q", code, body, tt.want, tt.wantBody)
+			}
+			// The handshake reflects a caller's text: no answer may be sniffed as anything but its type.
+			if got := headers["X-Content-Type-Options"]; got != "nosniff" {
+				t.Errorf("X-Content-Type-Options = %q, want nosniff", got)
 			}
 			if tt.want == 200 && (called || !strings.HasPrefix(headers["Content-Type"], "text/plain")) {
 				t.Errorf("validation: intake called=%v, content type %q", called, headers["Content-Type"])
@@ -223,5 +236,23 @@ func TestRoutesRefuseMissingService(t *testing.T) {
 	}
 	if _, err := (&App{}).Routes(); err == nil {
 		t.Error("an empty App built a route table")
+	}
+}
+
+// The intake's error can quote what the anonymous caller sent (a joined error has a line per
+// validation token); the webhook logs a bounded prefix of it.
+func TestGraphWebhookErrorLogIsBounded(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	a := &App{MaxBodyBytes: 1 << 20, Intake: intakeFunc(func(context.Context, bool, []byte) error {
+		return apperr.New(apperr.Unavailable, "validation keys unavailable", errors.New(strings.Repeat("validation token: unknown key\n", 40_000)))
+	})}
+	ctx := azfunc.WithLogger(context.Background(), slog.New(slog.NewJSONHandler(&logs, nil)))
+	res := a.graphPost(ctx, &azfunc.HTTPRequest{Method: "POST", Body: []byte(`{"value":[]}`)}, false)
+	if res.StatusCode != 503 {
+		t.Fatalf("status %d, want 503", res.StatusCode)
+	}
+	if !strings.Contains(logs.String(), "notification hand-off failed") || logs.Len() > 2*core.MaxLogError {
+		t.Errorf("logged %d bytes, want the failure in at most %d: %.200s", logs.Len(), 2*core.MaxLogError, logs.String())
 	}
 }

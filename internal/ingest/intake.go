@@ -1,10 +1,11 @@
 // Package ingest is the Graph change-notification receiver: it checks what Graph POSTs and hands the
-// items, still encrypted, to Service Bus. It does only cheap work so the webhook answers well inside
-// Graph's 3-second budget; everything else happens in the queue workers.
+// items, still encrypted, to Service Bus. It does only cheap work, under one deadline, so the webhook
+// answers well inside Graph's 3-second budget; everything else happens in the queue workers.
 package ingest
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,9 +22,11 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
-// Subscriptions reads a tenant's subscription record (registry.SubscriptionLookup: cached).
+// Subscriptions reads a tenant's subscription record (registry.SubscriptionLookup: found records and
+// misses cached). Cached answers from memory alone; cached is false when Get would read storage.
 type Subscriptions interface {
 	Get(ctx context.Context, tenant core.TenantID, id string) (registry.Subscription, error)
+	Cached(tenant core.TenantID, id string) (sub registry.Subscription, found, cached bool)
 }
 
 // Tenants says whether a tenant is active (registry.TenantStateLookup: cached for seconds, so the hot path
@@ -40,7 +43,10 @@ type Tokens interface {
 
 // Rejection reasons, as counted and logged.
 const (
-	ReasonNoTenant            = "no_tenant"
+	ReasonNoTenant = "no_tenant"
+	// ReasonBadSubscriptionID: Graph's subscription ids are GUIDs; anything else is forged and is dropped
+	// before it costs a storage read (and is not logged: it may be as long as the body).
+	ReasonBadSubscriptionID   = "bad_subscription_id"
 	ReasonUnknownSubscription = "unknown_subscription"
 	ReasonClientState         = "client_state"
 	ReasonToken               = "validation_token"
@@ -50,34 +56,70 @@ const (
 	ReasonTenantInactive = "tenant_inactive"
 )
 
+// MaxItems caps the items (and the validation tokens) of one POST; more answers 413. Microsoft documents
+// no largest batch, only that one POST may carry several notifications, of several subscriptions, apps
+// and tenants sharing the URL (changeNotificationCollection; graph-notifications.md). A refused batch
+// may come back unchanged on every retry until Graph gives up, so the cap must sit well above what
+// Graph sends us: our largest subscription is a presence one of 650 users (Graph's limit per
+// subscription), whose whole burst fits with half as much again to spare. It still bounds the work
+// an anonymous POST can ask for: the 1 MiB body cap alone admits some 300,000 empty items. Rich items
+// take 1 to 1.5 kB each, so for them the body cap binds first.
+const MaxItems = 1000
+
+// MaxLookups bounds the subscription reads one POST may cost; ids that would need more are not looked
+// up and the POST is answered 503. Ids answered from memory (found, or a remembered miss) cost
+// nothing, so a warm instance reads nothing for Graph's traffic, while a POST of made-up ids costs at
+// most 32 reads instead of one per item (1,000). 32 sequential reads take a few hundred ms at Table
+// Storage's usual latency, well inside the deadline.
+//
+// Over the bound the POST gets 503, not 202 with the rest dropped as unknown: we cannot tell the ids
+// we did not read from real ones, and a 202 would lose real notifications for good whenever a cold
+// instance meets a POST spanning many subscriptions. With 503 Graph retries, and each attempt finds
+// the ids read before in memory, so a genuine POST gets through; a forged one gains nothing by it.
+const MaxLookups = 32
+
+// maxLoggedID bounds each subscription id in the rejection log: Graph's are GUIDs (36 bytes), a forged
+// one may be as long as the body.
+const maxLoggedID = 64
+
 // Intake implements handlers.NotificationIntake.
 type Intake struct {
 	subs    Subscriptions
 	tenants Tenants
 	tokens  Tokens
 	sender  queue.Sender
-	handoff time.Duration
+	budget  time.Duration
 	stats   *Stats
 	log     *slog.Logger
 	now     func() time.Time
 }
 
-// New builds the intake. handoff bounds the queue send: past it the webhook answers 503 and Graph retries.
-func New(subs Subscriptions, tenants Tenants, tokens Tokens, sender queue.Sender, handoff time.Duration, log *slog.Logger) *Intake {
-	return &Intake{subs: subs, tenants: tenants, tokens: tokens, sender: sender, handoff: handoff, stats: NewStats(), log: log, now: time.Now}
+// New builds the intake. budget is the one deadline of everything Receive waits for — the subscription
+// and tenant-state reads as well as the queue send — so that a refusing or frozen store answers 503 as
+// fast as a slow queue does, not after the SDK's retries (about 10 s) or never (config.Config's
+// HandoffTimeout, 2 s by default, at most 2.5 s: Graph counts an answer after 3 s as slow, and the host
+// and the network need their share).
+func New(subs Subscriptions, tenants Tenants, tokens Tokens, sender queue.Sender, budget time.Duration, log *slog.Logger) *Intake {
+	return &Intake{subs: subs, tenants: tenants, tokens: tokens, sender: sender, budget: budget, stats: NewStats(), log: log, now: time.Now}
 }
 
 // Stats returns the intake's counters.
 func (in *Intake) Stats() *Stats { return in.stats }
 
 // Receive checks one POST and queues its valid items. It returns nil when every valid item is queued
-// (202), apperr Invalid when the body is not a notification collection (400), and apperr Unavailable
-// when the items could not be checked or queued (503: Graph retries, nothing is acknowledged unstored).
-// Items that fail a check are dropped and counted; the answer stays 202 for them, because a 4xx would
-// make Graph retry forged items for hours.
+// (202), apperr Invalid when the body is not a notification collection (400), apperr TooLarge when it
+// holds more than MaxItems items or validation tokens (413), and apperr Unavailable when the items
+// could not be checked or queued in time (503: Graph retries, nothing is acknowledged unstored). Items
+// that fail a check are dropped and counted; the answer stays 202 for them, because a 4xx would make
+// Graph retry forged items for hours.
 func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) error {
-	coll, err := notification.Parse(body)
+	ctx, cancel := context.WithTimeout(ctx, in.budget)
+	defer cancel()
+	coll, err := notification.ParseAtMost(body, MaxItems)
 	if err != nil {
+		if errors.Is(err, notification.ErrTooManyItems) {
+			return apperr.New(apperr.TooLarge, fmt.Sprintf("more than %d notifications or validation tokens", MaxItems), err)
+		}
 		if errors.Is(err, notification.ErrNotCollection) {
 			return apperr.New(apperr.Invalid, "not a notification collection", err)
 		}
@@ -101,30 +143,49 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 	}
 
 	var notes, lifecycles []queue.Message
+	reads := 0 // subscription reads that went to storage
 	rejected := map[string]int{}
 	var rejectedIDs []string
 	reject := func(tenant, reason, subID string) {
 		rejected[reason]++
 		in.stats.reject(tenant, reason)
-		if len(rejectedIDs) < 5 {
-			rejectedIDs = append(rejectedIDs, subID)
+		if subID != "" && len(rejectedIDs) < 5 {
+			rejectedIDs = append(rejectedIDs, core.Clip(subID, maxLoggedID))
 		}
 	}
 	for _, n := range coll.Value {
 		raw := n.Tenant()
 		tenant, err := core.ParseTenantID(raw)
-		if err != nil || n.SubscriptionID == "" {
+		if err != nil {
 			reject("", ReasonNoTenant, n.SubscriptionID)
 			continue
 		}
-		sub, err := in.subs.Get(ctx, tenant, n.SubscriptionID)
-		if errors.Is(err, tables.ErrNotFound) || errors.Is(err, tables.ErrInvalidKey) {
-			reject("", ReasonUnknownSubscription, n.SubscriptionID)
+		if !core.IsGUID(n.SubscriptionID) {
+			reject("", ReasonBadSubscriptionID, "")
 			continue
 		}
-		if err != nil {
-			// Storage is down: we cannot tell genuine from forged, so Graph must retry.
-			return apperr.New(apperr.Unavailable, "subscription lookup failed", err)
+		sub, found, cached := in.subs.Cached(tenant, n.SubscriptionID)
+		if !cached {
+			if reads == MaxLookups {
+				in.stats.overLookupBudget()
+				in.log.WarnContext(ctx, "subscription lookups over budget", "reads", reads, "items", len(coll.Value), "lifecycle_url", lifecycleURL)
+				return apperr.New(apperr.Unavailable, "more subscriptions to read than one POST may", nil)
+			}
+			reads++
+			sub, err = in.subs.Get(ctx, tenant, n.SubscriptionID)
+			switch {
+			case err == nil:
+				found = true
+			case errors.Is(err, tables.ErrNotFound) || errors.Is(err, tables.ErrInvalidKey):
+				// not found: rejected as unknown below
+			default:
+				// Storage is down: we cannot tell genuine from forged, so Graph must retry.
+				return apperr.New(apperr.Unavailable, "subscription lookup failed", err)
+			}
+		}
+		if !found {
+			reject("", ReasonUnknownSubscription, n.SubscriptionID)
+			continue
 		}
 		t := string(tenant)
 		in.stats.received(t)
@@ -161,8 +222,6 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 	}
 
 	start := in.now()
-	ctx, cancel := context.WithTimeout(ctx, in.handoff)
-	defer cancel()
 	if err := in.sender.Send(ctx, queue.Notifications, notes); err != nil {
 		in.stats.handoffFailed()
 		return apperr.New(apperr.Unavailable, "queue hand-off failed", err)
@@ -180,7 +239,7 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 	}
 	if len(rejected) > 0 {
 		// Ids and counts only: never the body, the clientState or a token.
-		in.log.Warn("notifications rejected", "rejected", rejected, "subscription_ids", rejectedIDs,
+		in.log.WarnContext(ctx, "notifications rejected", "rejected", rejected, "subscription_ids", rejectedIDs,
 			"enqueued", len(notes)+len(lifecycles), "lifecycle_url", lifecycleURL)
 	}
 	return nil
@@ -194,8 +253,20 @@ func toMessage(n notification.Notification, tenant string, kind registry.Subscri
 	if err != nil {
 		return queue.Message{}, fmt.Errorf("marshal notification: %w", err)
 	}
+	id, ok := notification.MessageID(n)
+	if !ok {
+		// No version: a second change of this resource within Service Bus's duplicate-detection window
+		// (10 min) would get this very id and be dropped while Health counted it as queued. Losing a
+		// change is worse than applying one twice, so the item gets an id of its own and Graph's replays
+		// of it are processed again. That is safe because the workers are idempotent: they must be
+		// anyway (Service Bus delivers at least once); a basic notification carries nothing but the
+		// resource's id, so whatever handles it reads the resource's current state and applying that
+		// twice changes nothing; the presence worker, the only one wired, takes rich notifications only
+		// and pushes a state only when it differs from the stored one.
+		id = "u" + rand.Text()
+	}
 	return queue.Message{
-		ID:          notification.MessageID(n),
+		ID:          id,
 		SessionID:   notification.OrderingKey(n),
 		ContentType: "application/json",
 		Body:        body,

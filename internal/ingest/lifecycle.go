@@ -69,13 +69,15 @@ func (w *LifecycleWorker) Process(ctx context.Context, d *queue.Delivery) error 
 	})
 	if errors.Is(err, tables.ErrNotFound) {
 		// We deleted the subscription ourselves (tenant offboarded, rebalanced): nothing left to act on.
-		w.log.InfoContext(ctx, "lifecycle event for a deleted subscription", "subscription_id", n.SubscriptionID, "event", n.LifecycleEvent)
+		w.log.InfoContext(ctx, "lifecycle event for a deleted subscription", "subscription_id", core.Clip(n.SubscriptionID, maxLoggedID),
+			"event", core.Clip(n.LifecycleEvent, maxLoggedID))
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("record lifecycle event: %w", err)
 	}
-	w.log.InfoContext(ctx, "lifecycle event recorded", "subscription_id", n.SubscriptionID, "event", n.LifecycleEvent)
+	w.log.InfoContext(ctx, "lifecycle event recorded", "subscription_id", core.Clip(n.SubscriptionID, maxLoggedID),
+		"event", core.Clip(n.LifecycleEvent, maxLoggedID))
 	if w.action == nil {
 		return nil
 	}

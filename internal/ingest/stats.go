@@ -11,6 +11,7 @@ type Stats struct {
 	mu       sync.Mutex
 	tenants  map[string]*TenantStats
 	failures int64
+	overRead int64
 	latency  Latency
 }
 
@@ -33,6 +34,9 @@ type Snapshot struct {
 	Tenants         map[string]TenantStats `json:"tenants"`
 	HandoffFailures int64                  `json:"handoffFailures"`
 	Handoff         Latency                `json:"handoff"`
+	// LookupsOverBudget counts POSTs answered 503 because they needed more than MaxLookups
+	// subscription reads: forged traffic, or a cold instance meeting a POST of many subscriptions.
+	LookupsOverBudget int64 `json:"lookupsOverBudget"`
 }
 
 // NewStats returns empty counters.
@@ -55,6 +59,7 @@ func (s *Stats) tenant(t string) *TenantStats {
 func (s *Stats) received(t string) { s.mu.Lock(); s.tenant(t).Received++; s.mu.Unlock() }
 func (s *Stats) enqueued(t string) { s.mu.Lock(); s.tenant(t).Enqueued++; s.mu.Unlock() }
 func (s *Stats) handoffFailed()    { s.mu.Lock(); s.failures++; s.mu.Unlock() }
+func (s *Stats) overLookupBudget() { s.mu.Lock(); s.overRead++; s.mu.Unlock() }
 
 func (s *Stats) reject(t, reason string) {
 	s.mu.Lock()
@@ -81,7 +86,8 @@ func (s *Stats) handoff(d time.Duration) {
 func (s *Stats) Snapshot() Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := Snapshot{Tenants: make(map[string]TenantStats, len(s.tenants)), HandoffFailures: s.failures, Handoff: s.latency}
+	out := Snapshot{Tenants: make(map[string]TenantStats, len(s.tenants)), HandoffFailures: s.failures, Handoff: s.latency,
+		LookupsOverBudget: s.overRead}
 	for k, v := range s.tenants {
 		cp := *v
 		cp.Rejected = make(map[string]int64, len(v.Rejected))

@@ -251,7 +251,8 @@ func (f *fixture) deliveries(t testing.TB, ds []graphtest.Delivery, enqueued tim
 		for _, n := range coll.Value {
 			n.ClientState = ""
 			body, _ := json.Marshal(n)
-			out = append(out, &queue.Delivery{Body: body, MessageID: notification.MessageID(n), SessionID: notification.OrderingKey(n),
+			id, _ := notification.MessageID(n) // rich: always versioned by its signature
+			out = append(out, &queue.Delivery{Body: body, MessageID: id, SessionID: notification.OrderingKey(n),
 				DeliveryCount: 1, EnqueuedTime: enqueued, ContentType: "application/json",
 				ApplicationProperties: map[string]string{queue.PropTenant: string(f.tenant), queue.PropKind: string(registry.KindPresence)}})
 		}

@@ -276,7 +276,8 @@ func (f *fixture) lifecycle(t *testing.T, post func() (int, error)) {
 	n.ClientState = ""
 	body, _ := json.Marshal(n)
 	w := ingest.NewLifecycleWorker(f.st.Subscriptions, f.manager, nil, nopLog())
-	if err := w.Process(ctx, &queue.Delivery{Body: body, MessageID: notification.MessageID(n), DeliveryCount: 1,
+	id, _ := notification.MessageID(n) // lifecycle: always a dedupe key
+	if err := w.Process(ctx, &queue.Delivery{Body: body, MessageID: id, DeliveryCount: 1,
 		ApplicationProperties: map[string]string{queue.PropTenant: string(f.tenant), queue.PropKind: string(registry.KindPresence)}}); err != nil {
 		t.Fatalf("ProcessLifecycle: %v", err)
 	}

@@ -27,7 +27,7 @@ func benchStack(b *testing.B) *stack {
 // bodies pre-builds distinct rich notification POSTs (encryption is Graph's cost, not ours).
 func (s *stack) bodies(b *testing.B, items, n int) []string {
 	tenant := storetest.NewTenantID(b)
-	sub := fmt.Sprintf("sub-bench-%d", items)
+	sub := newSubscriptionID(b)
 	state := s.subscribe(b, tenant, sub)
 	out := make([]string, n)
 	for i := range out {

@@ -31,6 +31,9 @@ func post(t testing.TB, url, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// newSubscriptionID is a random GUID, the form of Graph's subscription ids (the webhook drops others).
+func newSubscriptionID(t testing.TB) string { return string(storetest.NewTenantID(t)) }
+
 // subscribe stores a subscription the way the subscription manager does, for an active tenant (the
 // webhook drops other tenants' items), returning its clientState.
 func (s *stack) subscribe(t testing.TB, tenant core.TenantID, id string) string {
@@ -81,9 +84,14 @@ func TestWebhookThroughDevhost(t *testing.T) {
 	t.Run("validation handshake echoes the token byte for byte", func(t *testing.T) {
 		for _, tok := range []string{"Validation: Testing client", "a+b c:d/e%f", "ünïcödé ✓", "Validation: Testing client application reachability for subscription Request-Id: 5a2c"} {
 			for _, path := range []string{"/graph/notifications", "/graph/lifecycle"} {
-				code, body := post(t, api+path+"?validationToken="+urlEncode(tok), "")
-				if code != 200 || body != tok {
-					t.Errorf("%s %q: got %d %q", path, tok, code, body)
+				resp, err := http.Post(api+path+"?validationToken="+urlEncode(tok), "text/plain", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != tok || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+					t.Errorf("%s %q: got %d %q, nosniff %q", path, tok, resp.StatusCode, b, resp.Header.Get("X-Content-Type-Options"))
 				}
 			}
 		}
@@ -106,11 +114,11 @@ func TestWebhookThroughDevhost(t *testing.T) {
 	})
 
 	t.Run("rich notification reaches the queue still encrypted, replay dropped", func(t *testing.T) {
-		tenant := storetest.NewTenantID(t)
-		state := s.subscribe(t, tenant, "sub-rich")
+		tenant, sub := storetest.NewTenantID(t), newSubscriptionID(t)
+		state := s.subscribe(t, tenant, sub)
 		q := s.host.Queue(queue.Notifications)
 		before := q.Stats().Active + q.Stats().DeadLetter
-		body := s.richBody(t, tenant, "sub-rich", state, 3)
+		body := s.richBody(t, tenant, sub, state, 3)
 		for range 2 {
 			if code, _ := post(t, api+"/graph/notifications", body); code != http.StatusAccepted {
 				t.Fatalf("webhook = %d, want 202", code)
@@ -118,7 +126,7 @@ func TestWebhookThroughDevhost(t *testing.T) {
 		}
 		var got []string
 		for _, m := range append(q.Snapshot(), q.DeadLetters()...) {
-			if strings.Contains(string(m.Body), "sub-rich") {
+			if strings.Contains(string(m.Body), sub) {
 				got = append(got, m.ID)
 				if strings.Contains(string(m.Body), "InACall") || strings.Contains(string(m.Body), state) {
 					t.Error("queued message holds decrypted content or the clientState")
@@ -131,14 +139,14 @@ func TestWebhookThroughDevhost(t *testing.T) {
 	})
 
 	t.Run("forged items are dropped with 202", func(t *testing.T) {
-		tenant := storetest.NewTenantID(t)
-		s.subscribe(t, tenant, "sub-forged")
-		body := s.richBody(t, tenant, "sub-forged", "not-the-client-state", 1)
+		tenant, sub := storetest.NewTenantID(t), newSubscriptionID(t)
+		s.subscribe(t, tenant, sub)
+		body := s.richBody(t, tenant, sub, "not-the-client-state", 1)
 		if code, _ := post(t, api+"/graph/notifications", body); code != http.StatusAccepted {
 			t.Fatalf("webhook = %d, want 202", code)
 		}
 		for _, m := range s.host.Queue(queue.Notifications).Snapshot() {
-			if strings.Contains(string(m.Body), "sub-forged") {
+			if strings.Contains(string(m.Body), sub) {
 				t.Error("forged item was queued")
 			}
 		}
@@ -151,18 +159,22 @@ func TestWebhookThroughDevhost(t *testing.T) {
 		if code, _ := post(t, api+"/graph/notifications", `{"value":[`+strings.Repeat(`{"id":"x"},`, 200_000)+`{}]}`); code != http.StatusRequestEntityTooLarge {
 			t.Errorf("oversized = %d, want 413", code)
 		}
+		// Well under the body cap, but more items than one POST may carry (ingest.MaxItems).
+		if code, body := post(t, api+"/graph/notifications", `{"value":[`+strings.Repeat(`{},`, 1000)+`{}]}`); code != http.StatusRequestEntityTooLarge {
+			t.Errorf("1,001 items = %d %q, want 413", code, body)
+		}
 	})
 
 	t.Run("lifecycle event is recorded on the subscription", func(t *testing.T) {
-		tenant := storetest.NewTenantID(t)
-		state := s.subscribe(t, tenant, "sub-life")
-		body := fmt.Sprintf(`{"value":[{"subscriptionId":"sub-life","clientState":%q,"tenantId":%q,"lifecycleEvent":"reauthorizationRequired","resource":"communications/presences","subscriptionExpirationDateTime":"2026-11-22T12:00:00Z"}]}`, state, tenant)
+		tenant, sub := storetest.NewTenantID(t), newSubscriptionID(t)
+		state := s.subscribe(t, tenant, sub)
+		body := fmt.Sprintf(`{"value":[{"subscriptionId":%q,"clientState":%q,"tenantId":%q,"lifecycleEvent":"reauthorizationRequired","resource":"communications/presences","subscriptionExpirationDateTime":"2026-11-22T12:00:00Z"}]}`, sub, state, tenant)
 		if code, _ := post(t, api+"/graph/lifecycle", body); code != http.StatusAccepted {
 			t.Fatalf("lifecycle = %d, want 202", code)
 		}
 		waitFor(t, "lifecycle event recorded", func() bool {
-			sub, err := s.store.Subscriptions.Get(context.Background(), tenant, "sub-life")
-			return err == nil && sub.LastLifecycleEvent == "reauthorizationRequired" && !sub.LastLifecycleAt.IsZero()
+			got, err := s.store.Subscriptions.Get(context.Background(), tenant, sub)
+			return err == nil && got.LastLifecycleEvent == "reauthorizationRequired" && !got.LastLifecycleAt.IsZero()
 		})
 	})
 }

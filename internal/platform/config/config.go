@@ -67,7 +67,7 @@ var coreKeys = []Key{
 	{KeyAppID, false, "Entra application id: audience of Graph validation tokens"},
 	{KeyVersion, false, "release label reported by Health"},
 	{KeyInvocationTimeout, false, "deadline for one invocation inside the handler (Go duration)"},
-	{KeyHandoffTimeout, false, "deadline for handing notifications to the queue before answering 503"},
+	{KeyHandoffTimeout, false, "deadline for everything the webhook waits for (storage reads, queue hand-off) before answering 503"},
 	{KeyMaxBodyBytes, false, "largest accepted HTTP request body; larger gets 413"},
 	{KeyTablesConnectionString, false, "local: Azurite connection string"},
 	{KeyTablesAccountURL, false, "azure: table service URL, used with the managed identity"},
@@ -143,12 +143,15 @@ type Config struct {
 // (secrets.NotificationCertName takes its value from here: config imports nothing of the app).
 const DefaultNotificationCertName = "notification-encryption-cert"
 
-// Defaults chosen for Graph's budget: a webhook must answer within 3 s, so the hand-off gives up well
-// before that and answers 503 (Graph retries); one invocation may never run longer than the lock and
-// function timeouts of the queues (5 min on Consumption), so 60 s is generous but bounded.
+// Defaults chosen for Graph's budget: a webhook must answer within 3 s, so everything it waits for
+// (subscription and tenant reads, the queue hand-off) shares one deadline that gives up well before
+// that and answers 503 (Graph retries); 2 s leaves the host, TLS and the network a third of the budget.
+// The key keeps its name (HANDOFF) so deployed settings stay valid. One invocation may never run
+// longer than the lock and function timeouts of the queues (5 min on Consumption), so 60 s is generous
+// but bounded.
 const (
 	DefaultInvocationTimeout = 60 * time.Second
-	DefaultHandoffTimeout    = 1500 * time.Millisecond
+	DefaultHandoffTimeout    = 2 * time.Second
 	DefaultMaxBodyBytes      = 1 << 20
 	maxHandoffTimeout        = 2500 * time.Millisecond
 )

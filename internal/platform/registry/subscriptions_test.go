@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -148,4 +149,81 @@ func TestSubscriptionLookupCache(t *testing.T) {
 	if got, _ := get(a, "made-up"); got.ChangeType != "created" {
 		t.Errorf("after TTL got %q, want created", got.ChangeType)
 	}
+}
+
+// Misses are remembered for 30 s by default and kept apart from found subscriptions: made-up ids cost
+// one read each per 30 s, and however many there are, they never push a real subscription out.
+func TestSubscriptionLookupMisses(t *testing.T) {
+	t.Parallel()
+	counter := &requestCounter{}
+	clock := &fakeClock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	env := storetest.NewEnv(t, storetest.Options{ClientOptions: countingOptions(counter), Now: clock.Now})
+	s := env.Store
+	a := env.NewTenant(t)
+	if _, err := s.Subscriptions.Insert(ctx, a, registry.Subscription{ID: "real", Kind: registry.KindPresence}); err != nil {
+		t.Fatal(err)
+	}
+	reads := func(f func()) int64 {
+		before := counter.total.Load()
+		f()
+		return counter.total.Load() - before
+	}
+
+	t.Run("default negative TTL", func(t *testing.T) {
+		lookup := s.NewSubscriptionLookup(registry.LookupOptions{})
+		miss := func() {
+			if _, err := lookup.Get(ctx, a, "made-up"); !errors.Is(err, tables.ErrNotFound) {
+				t.Fatalf("made-up err = %v", err)
+			}
+		}
+		if n := reads(miss); n != 1 {
+			t.Fatalf("first miss made %d storage calls, want 1", n)
+		}
+		if _, found, cached := lookup.Cached(a, "made-up"); !cached || found {
+			t.Errorf("Cached after a miss = found %v, cached %v; want a remembered miss", found, cached)
+		}
+		clock.Add(29 * time.Second)
+		if n := reads(miss); n != 0 {
+			t.Errorf("miss after 29 s made %d storage calls, want 0", n)
+		}
+		clock.Add(2 * time.Second)
+		if _, _, cached := lookup.Cached(a, "made-up"); cached {
+			t.Error("miss still remembered after 31 s")
+		}
+		if n := reads(miss); n != 1 {
+			t.Errorf("miss after 31 s made %d storage calls, want 1", n)
+		}
+	})
+
+	t.Run("misses never evict a subscription", func(t *testing.T) {
+		lookup := s.NewSubscriptionLookup(registry.LookupOptions{MaxEntries: 2, MaxMisses: 2})
+		if _, _, cached := lookup.Cached(a, "real"); cached {
+			t.Fatal("Cached before any read says cached")
+		}
+		if _, err := lookup.Get(ctx, a, "real"); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			if _, err := lookup.Get(ctx, a, fmt.Sprintf("made-up-%d", i)); !errors.Is(err, tables.ErrNotFound) {
+				t.Fatalf("made-up err = %v", err)
+			}
+		}
+		if n := reads(func() {
+			if sub, found, cached := lookup.Cached(a, "real"); !cached || !found || sub.ID != "real" {
+				t.Errorf("Cached(real) = %+v, found %v, cached %v", sub, found, cached)
+			}
+			if _, err := lookup.Get(ctx, a, "real"); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("after 20 made-up ids the real subscription cost %d storage calls, want 0", n)
+		}
+	})
+
+	t.Run("a key storage would refuse needs no read", func(t *testing.T) {
+		lookup := s.NewSubscriptionLookup(registry.LookupOptions{})
+		if _, found, cached := lookup.Cached(a, "a'b"); found || !cached {
+			t.Errorf("Cached(hostile key) = found %v, cached %v; want not found without a read", found, cached)
+		}
+	})
 }

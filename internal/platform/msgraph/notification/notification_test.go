@@ -1,6 +1,7 @@
 package notification
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -315,6 +316,49 @@ func TestParseValidEdgeCases(t *testing.T) {
 	}
 }
 
+func TestParseAtMost(t *testing.T) {
+	t.Parallel()
+	items := func(n int, item string) string { return strings.TrimSuffix(strings.Repeat(item+",", n), ",") }
+	tests := []struct {
+		name    string
+		body    string
+		wantErr error // nil: parsed
+	}{
+		{"at the limit", `{"value":[` + items(3, `{"subscriptionId":"a,b"}`) + `]}`, nil},
+		{"empty", `{"value":[]}`, nil},
+		{"one over", `{"value":[` + items(4, `{}`) + `]}`, ErrTooManyItems},
+		{"null items count", `{"value":[` + items(4, `null`) + `]}`, ErrTooManyItems},
+		{"tokens over", `{"value":[],"validationTokens":[` + items(4, `"t"`) + `]}`, ErrTooManyItems},
+		{"PascalCase key", `{"Value":[` + items(4, `{}`) + `]}`, ErrTooManyItems},
+		{"escaped key", `{"\u0076alue":[` + items(4, `{}`) + `]}`, ErrTooManyItems},
+		{"an ignored member", `{"value":[],"x":[` + items(4, `1`) + `]}`, ErrTooManyItems},
+		{"commas in strings and objects do not count", `{"value":[{"resource":"a,b,c,d,e","resourceData":{"id":"x","@odata.id":"y","@odata.etag":"z"}},` +
+			`{"clientState":"\",\",\",\",\\\\","changeType":"[,,,,]"}],"validationTokens":["a,b,c,d"]}`, nil},
+		{"deeper arrays do not count", `{"value":[{"x":[` + items(10, `1`) + `]}]}`, nil},
+		{"an object member's commas do not count", `{"value":[],"o":{"a":1,"b":2,"c":3,"d":4,"e":5}}`, nil},
+		{"not a collection is still refused", `{"value":{"a":1}}`, ErrNotCollection},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			col, err := ParseAtMost([]byte(tt.body), 3)
+			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Fatalf("ParseAtMost = %v, want %v", err, tt.wantErr)
+			}
+			if len(col.Value) > 3 || len(col.ValidationTokens) > 3 {
+				t.Errorf("%d items and %d tokens passed a limit of 3", len(col.Value), len(col.ValidationTokens))
+			}
+		})
+	}
+	// Without a limit, or within it, ParseAtMost is Parse.
+	body := []byte(`{"value":[` + items(5, `{"subscriptionId":"s"}`) + `]}`)
+	for _, limit := range []int{0, 5} {
+		if col, err := ParseAtMost(body, limit); err != nil || len(col.Value) != 5 {
+			t.Errorf("limit %d: %d items, %v", limit, len(col.Value), err)
+		}
+	}
+}
+
 func TestLooseStringNumber(t *testing.T) {
 	t.Parallel()
 	col, err := Parse([]byte(`{"value":[{"resourceData":{"sequenceNumber":-1.5e3}}]}`))
@@ -467,7 +511,8 @@ func TestMessageID(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			a, b := MessageID(tt.a), MessageID(tt.b)
+			a, _ := MessageID(tt.a)
+			b, _ := MessageID(tt.b)
 			if got := a == b; got != tt.same {
 				t.Errorf("MessageID equal = %v, want %v (%s vs %s)", got, tt.same, a, b)
 			}
@@ -477,6 +522,53 @@ func TestMessageID(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A change notification without etag, signature, sequence number or id has no version: MessageID says
+// so instead of giving two changes of one resource the same key.
+func TestMessageIDWithoutVersion(t *testing.T) {
+	t.Parallel()
+	basic := Notification{SubscriptionID: "s", ChangeType: "updated", TenantID: "t", Resource: "communications/presences/u1",
+		ResourceData: ResourceData{ODataType: "#microsoft.graph.presence", ODataID: "users/u1/presence", ID: "u1"}}
+	versioned := func(f func(*Notification)) Notification { n := basic; f(&n); return n }
+	tests := []struct {
+		name   string
+		n      Notification
+		wantOK bool
+	}{
+		{"basic presence notification as Graph sends it", basic, false},
+		{"with an etag", versioned(func(n *Notification) { n.ResourceData.ODataEtag = "W/\"1\"" }), true},
+		{"with a sequence number", versioned(func(n *Notification) { n.ResourceData.SequenceNumber = "7" }), true},
+		{"with a notification id", versioned(func(n *Notification) { n.ID = "n1" }), true},
+		{"rich, versioned by its signature", versioned(func(n *Notification) { n.EncryptedContent.DataSignature = "sig" }), true},
+		{"lifecycle event without any", Notification{SubscriptionID: "s", TenantID: "t", LifecycleEvent: "missed"}, true},
+	}
+	for _, tt := range tests {
+		if _, ok := MessageID(tt.n); ok != tt.wantOK {
+			t.Errorf("%s: MessageID ok = %v, want %v", tt.name, ok, tt.wantOK)
+		}
+	}
+}
+
+// The keys are the same from one release to the next: a replay that arrives after a deployment must
+// still meet its original's MessageId, and a resource's changes must keep their session.
+func TestKeysStableAcrossReleases(t *testing.T) {
+	t.Parallel()
+	id, _ := MessageID(base())
+	life, _ := MessageID(lifecycle("missed", "e1"))
+	for _, tt := range []struct{ name, got, want string }{
+		{"MessageID", id, "44ea3bbc27b382014a37de658eb049176bfbc86137f8a813ce6169ae6821874a"},
+		{"lifecycle MessageID", life, "93507cc4d085d7c940b5d4285e18a81b0d8c55b95123881ca78f0acd5df721cb"},
+		{"OrderingKey", OrderingKey(base()), "1cd79e4f0e2b973c194a400ff56ca831f72c22219abfcc16e36d9df992e0d268"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("%s = %s, want %s", tt.name, tt.got, tt.want)
+		}
+	}
+	long := with(func(n *Notification) { n.Resource = strings.Repeat("r", 2000) }) // past the stack buffer
+	if a, _ := MessageID(long); a == id || len(a) != 64 {
+		t.Errorf("MessageID of a long resource = %q", a)
 	}
 }
 
@@ -495,7 +587,9 @@ func TestKeysStableAcrossReencoding(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse b: %v", err)
 	}
-	if got, want := MessageID(cb.Value[0]), MessageID(ca.Value[0]); got != want {
+	got, _ := MessageID(cb.Value[0])
+	want, _ := MessageID(ca.Value[0])
+	if got != want {
 		t.Errorf("MessageID = %s, want %s", got, want)
 	}
 	if got, want := OrderingKey(cb.Value[0]), OrderingKey(ca.Value[0]); got != want {
@@ -565,6 +659,19 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
+		// The limit never lets a longer list through and changes nothing within it.
+		const limit = 2
+		capped, cerr := ParseAtMost(body, limit)
+		switch {
+		case cerr == nil && !reflect.DeepEqual(capped, col):
+			t.Fatalf("ParseAtMost = %#v, Parse = %#v", capped, col)
+		case cerr != nil && !errors.Is(cerr, ErrTooManyItems):
+			t.Fatalf("ParseAtMost error %v on a body Parse accepts", cerr)
+		case cerr != nil && len(col.Value) <= limit && len(col.ValidationTokens) <= limit && !bytes.Contains(body, []byte(",")):
+			t.Fatalf("ParseAtMost refused a body with no comma: %v", cerr)
+		case cerr == nil && (len(col.Value) > limit || len(col.ValidationTokens) > limit):
+			t.Fatalf("ParseAtMost let %d items and %d tokens through a limit of %d", len(col.Value), len(col.ValidationTokens), limit)
+		}
 		out, err := json.Marshal(col)
 		if err != nil {
 			t.Fatalf("Marshal: %v", err)
@@ -580,7 +687,7 @@ func FuzzParse(f *testing.F) {
 			if k := OrderingKey(n); len(k) > 128 {
 				t.Fatalf("OrderingKey length %d", len(k))
 			}
-			_ = MessageID(n)
+			_, _ = MessageID(n)
 			_ = n.Tenant()
 		}
 	})
@@ -625,11 +732,22 @@ func BenchmarkParse(b *testing.B) {
 	}
 }
 
+// BenchmarkItemCount is the cost ParseAtMost adds to Parse: the scan that counts the items first.
+func BenchmarkItemCount(b *testing.B) {
+	body := benchBody(50)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if memberArrayLongerThan(body, 1000) {
+			b.Fatal("50 items counted as more than 1000")
+		}
+	}
+}
+
 func BenchmarkKeys(b *testing.B) {
 	n := base()
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = MessageID(n)
+		_, _ = MessageID(n)
 		_ = OrderingKey(n)
 	}
 }
