@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -192,13 +194,74 @@ func (a *App) authorize(ctx context.Context, r *azfunc.HTTPRequest, g guard, ten
 	return p, nil
 }
 
+// decodeJSONBody decodes an admin body strictly: one JSON object with the documented fields, each at
+// most once, and nothing after it. encoding/json alone would take the last of two duplicate keys and
+// ignore trailing data, so {"purchased":1,"purchased":100} or {"purchased":11} garbage would pass
+// with a meaning the caller may not have intended.
 func decodeJSONBody(r *azfunc.HTTPRequest, v any) error {
+	invalid := func(err error) error {
+		return apperr.New(apperr.Invalid, "body must be a JSON object with the documented fields", err)
+	}
+	if err := noDuplicateKeys(r.Body); err != nil {
+		return invalid(err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(r.Body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return apperr.New(apperr.Invalid, "body must be a JSON object with the documented fields", err)
+		return invalid(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return invalid(errors.New("data after the JSON object"))
 	}
 	return nil
+}
+
+// noDuplicateKeys walks the document's tokens and fails on an object that names a key twice.
+func noDuplicateKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		keys   map[string]bool
+		object bool
+		key    bool // the next string token is a key
+	}
+	var stack []frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		top := len(stack) - 1
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{':
+				stack = append(stack, frame{keys: map[string]bool{}, object: true, key: true})
+			case '[':
+				stack = append(stack, frame{})
+			default:
+				stack = stack[:top]
+				if top > 0 && stack[top-1].object {
+					stack[top-1].key = true
+				}
+			}
+			continue
+		}
+		if top < 0 || !stack[top].object {
+			continue
+		}
+		if stack[top].key {
+			k, _ := tok.(string)
+			if stack[top].keys[k] {
+				return fmt.Errorf("key %q appears twice", core.Clip(k, 64))
+			}
+			stack[top].keys[k] = true
+			stack[top].key = false
+			continue
+		}
+		stack[top].key = true // a scalar value: the next token is a key again
+	}
 }
 
 func errorJSON(ctx context.Context, err error) azfunc.HTTPResponse {

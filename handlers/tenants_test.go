@@ -123,6 +123,10 @@ func TestTenantAdminFunctions(t *testing.T) {
 		{"operator partition", httpCall{function: "CancelTenant", method: "POST", params: map[string]string{"tenantId": string(registry.OperatorPartition)}}, 400, "", "GUID"},
 		{"unknown body field", httpCall{function: "SetTenantLicenses", method: "PUT", params: tp, body: `{"purchased":1,"price":9}`}, 400, "", "documented fields"},
 		{"missing purchased", httpCall{function: "SetTenantLicenses", method: "PUT", params: tp, body: `{}`}, 400, "", "purchased is required"},
+		{"trailing data", httpCall{function: "SetTenantLicenses", method: "PUT", params: tp, body: `{"purchased":11} garbage`}, 400, "", "documented fields"},
+		{"a second object", httpCall{function: "SetTenantLicenses", method: "PUT", params: tp, body: `{"purchased":11}{"purchased":12}`}, 400, "", "documented fields"},
+		{"duplicate key", httpCall{function: "SetTenantLicenses", method: "PUT", params: tp, body: `{"purchased":1,"purchased":100}`}, 400, "", "documented fields"},
+		{"trailing whitespace is fine", httpCall{function: "SetTenantLicenses", method: "PUT", params: tp, body: "{\"purchased\":0}\n "}, 200, "licenses:" + tenantA, `"assignedLicenses":3`},
 		{"body too large", httpCall{function: "StartOnboarding", method: "POST", params: tp, body: `{"homeRegion":"` + strings.Repeat("x", 5000) + `"}`}, 413, "", "too large"},
 		{"no token", httpCall{function: "SuspendTenant", method: "POST", params: tp, headers: map[string][]string{"Authorization": {""}}}, 401, "", "a bearer token is required"},
 		{"another tenant's caller", httpCall{function: "SuspendTenant", method: "POST", params: tp, headers: map[string][]string{"Authorization": {"Bearer as:" + otherTenant + ":" + userA}}}, 403, "", "not allowed"},
@@ -259,5 +263,22 @@ func TestListTenants(t *testing.T) {
 	if code, _, _ := invokeHTTP(t, a, httpCall{function: "ListTenants", method: "GET",
 		headers: map[string][]string{"Authorization": {"Bearer as:" + tenantA + ":" + userA}}}); code != 403 {
 		t.Errorf("a tenant's admin listing tenants = %d, want 403", code)
+	}
+}
+
+func TestNoDuplicateKeys(t *testing.T) {
+	t.Parallel()
+	for body, wantErr := range map[string]bool{
+		`{"a":1,"b":2}`:                           false,
+		`{"a":{"a":1},"b":[{"a":1},{"a":2}]}`:     false, // the same key in different objects
+		`{"a":1,"a":2}`:                           true,
+		`{"a":{"x":1,"x":2}}`:                     true,
+		`{"a":[{"x":1},{"y":1,"y":2}]}`:           true,
+		`{"a":[1,2,"a"],"b":"a","c":{},"a":null}`: true, // strings as values are not keys
+		`{"a":[1,2,"a"],"b":"a","c":{}}`:          false,
+	} {
+		if err := noDuplicateKeys([]byte(body)); (err != nil) != wantErr {
+			t.Errorf("%s: err = %v, want error %v", body, err, wantErr)
+		}
 	}
 }
