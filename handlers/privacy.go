@@ -16,6 +16,7 @@ type PrivacyRights interface {
 	Report(ctx context.Context, by core.Actor, tenant core.TenantID, userID, kind string) (privacy.Report, error)
 	Erase(ctx context.Context, by core.Actor, tenant core.TenantID, userID string) (privacy.Receipt, error)
 	Requests(ctx context.Context, tenant core.TenantID) ([]privacy.Request, error)
+	Restrict(ctx context.Context, by core.Actor, tenant core.TenantID, userID string, on bool, reason string) (privacy.Request, error)
 }
 
 var _ PrivacyRights = (*privacy.Rights)(nil)
@@ -50,6 +51,20 @@ func (a *App) privacyFunctions() []function {
 		op("ErasePersonalData", guard{perm: access.PrivacyErase, scope: "users/{userId}"}, func(ctx context.Context, by core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			rec, err := a.Privacy.Erase(ctx, by, id, r.Params["userId"])
 			return http.StatusOK, rec, err
+		}),
+		op("RestrictProcessing", guard{perm: access.PrivacyRestrict, scope: "users/{userId}"}, func(ctx context.Context, by core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+			var body struct {
+				Reason string `json:"reason"`
+			}
+			if err := decodeJSONBody(r, &body); err != nil {
+				return 0, nil, err
+			}
+			q, err := a.Privacy.Restrict(ctx, by, id, r.Params["userId"], true, body.Reason)
+			return http.StatusOK, toPrivacyRequestJSON(q), err
+		}),
+		op("ResumeProcessing", guard{perm: access.PrivacyRestrict, scope: "users/{userId}"}, func(ctx context.Context, by core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+			q, err := a.Privacy.Restrict(ctx, by, id, r.Params["userId"], false, "")
+			return http.StatusOK, toPrivacyRequestJSON(q), err
 		}),
 		op("ListPrivacyRequests", guard{perm: access.PrivacyExport, or: access.PrivacyErase}, func(ctx context.Context, _ core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			rs, err := a.Privacy.Requests(ctx, id)

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -36,6 +37,17 @@ func (f *fakeRights) Requests(context.Context, core.TenantID) ([]privacy.Request
 		DueAt: at.AddDate(0, 1, 0), Status: "completed", CompletedAt: at, Receipt: `{"requestId":"","tenant":"t","erasedAt":"2026-12-02T10:00:00Z","tables":{},"pseudonymised":[]}`}}, nil
 }
 
+func (f *fakeRights) Restrict(_ context.Context, by core.Actor, _ core.TenantID, userID string, on bool, reason string) (privacy.Request, error) {
+	f.calls = append(f.calls, fmt.Sprintf("restrict:%v:%s:%s", on, userID, reason))
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	kind := privacy.KindRestriction
+	if !on {
+		kind = privacy.KindResumption
+	}
+	return privacy.Request{ID: "r2", Kind: kind, SubjectID: userID, RequestedBy: by.ID, RequestedAt: at, DueAt: at.AddDate(0, 1, 0),
+		Status: "completed", CompletedAt: at}, nil
+}
+
 func TestPrivacyFunctions(t *testing.T) {
 	t.Parallel()
 	f := &fakeRights{}
@@ -50,6 +62,9 @@ func TestPrivacyFunctions(t *testing.T) {
 		{httpCall{function: "ExportPersonalData", method: "GET", params: up}, 200, `"purpose":"mirror the user's Teams presence`},
 		{httpCall{function: "ErasePersonalData", method: "DELETE", params: up}, 200, `"audit":{"deleted":0,"pseudonymised":2}`},
 		{httpCall{function: "ListPrivacyRequests", method: "GET", params: map[string]string{"tenantId": tenantA}}, 200, `"receipt":{"requestId"`},
+		{httpCall{function: "RestrictProcessing", method: "POST", params: up, body: `{"reason":"accuracy contested"}`}, 200, `"kind":"restriction"`},
+		{httpCall{function: "RestrictProcessing", method: "POST", params: up, body: `{"reason":"x","reason":"y"}`}, 400, "documented fields"},
+		{httpCall{function: "ResumeProcessing", method: "DELETE", params: up}, 200, `"kind":"resumption"`},
 	} {
 		code, body, h := invokeHTTP(t, a, tc.call)
 		if code != tc.want || !strings.Contains(body, tc.wantBody) {
@@ -59,7 +74,7 @@ func TestPrivacyFunctions(t *testing.T) {
 			t.Errorf("export headers = %v", h)
 		}
 	}
-	if got := strings.Join(f.calls, " "); got != "access:"+userA+":"+operator+" export:"+userA+":"+operator+" erase:"+userA+" requests" {
+	if got := strings.Join(f.calls, " "); got != "access:"+userA+":"+operator+" export:"+userA+":"+operator+" erase:"+userA+" requests restrict:true:"+userA+":accuracy contested restrict:false:"+userA+":" {
 		t.Errorf("calls = %s", got)
 	}
 	// A grant scoped to another user does not reach this one: the resource is users/<id>.

@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	w.App = &handlers.App{
 		Version: cfg.Version, Build: Build, Region: cfg.Region, MaxBodyBytes: cfg.MaxBodyBytes,
 		Intake: w.Intake, ProcessNotification: w.notifications, Access: access, Audit: audit.OpenLog(w.Store.DB()),
-		Privacy: privacy.NewRights(subjects, privacy.OpenData(w.Store.DB()),
+		Privacy: privacy.NewRights(subjects, privacy.OpenData(w.Store.DB()), w.Store,
 			audit.Trail{Table: audit.OpenLog(w.Store.DB()), Now: clock.Now, Log: log},
 			cfg.Region+" (EU), geo-replicated to the deployment's paired EU region", clock.Now),
 		Checks: []handlers.Check{

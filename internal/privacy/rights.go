@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
@@ -17,7 +18,7 @@ import (
 // about whom, when it is due (one month, GDPR Art. 12(3)) and what was done.
 type Request struct {
 	ID          string `table:"key"` // newest first
-	Kind        string // access, export, erasure
+	Kind        string // access, export, erasure, restriction, resumption
 	SubjectID   string `table:"personal"` // the person's object id; a pseudonym once they are erased
 	RequestedBy string `table:"personal"` // object id of the admin or privacy officer who asked
 	RequestedAt time.Time
@@ -32,9 +33,11 @@ func (r *Request) SetRowKey(rk string) error { r.ID = rk; return nil }
 
 // The kinds of request.
 const (
-	KindAccess  = "access"
-	KindExport  = "export"
-	KindErasure = "erasure"
+	KindAccess      = "access"
+	KindExport      = "export"
+	KindErasure     = "erasure"
+	KindRestriction = "restriction" // processing restricted (Art. 18)
+	KindResumption  = "resumption"  // the restriction lifted
 )
 
 // ReportSchema names the version of the report's JSON layout (docs/openapi.json, PersonalDataReport).
@@ -75,8 +78,14 @@ type Receipt struct {
 	Pseudonymised []string       `json:"pseudonymised"` // tables whose rows stay, without the person
 }
 
+// Restrictions sets a user's restriction flag, which every worker reads (registry.Registry).
+type Restrictions interface {
+	SetRestriction(ctx context.Context, tenant core.TenantID, userID string, on bool, reason string, at time.Time) error
+}
+
 // Rights answers data subject requests and keeps a record of each, in its table and the audit trail.
 type Rights struct {
+	restrict Restrictions
 	subjects *Subjects
 	requests *tables.Table[Request, *Request]
 	log      Recorder
@@ -91,11 +100,43 @@ type Recorder interface {
 
 // NewRights answers requests with subjects, records them in data's requests table and in log; storedIn
 // says where the data lives (the deployment's regions).
-func NewRights(subjects *Subjects, data *Data, log Recorder, storedIn string, now func() time.Time) *Rights {
+func NewRights(subjects *Subjects, data *Data, restrict Restrictions, log Recorder, storedIn string, now func() time.Time) *Rights {
 	if now == nil {
 		now = time.Now
 	}
-	return &Rights{subjects: subjects, requests: data.Requests, log: log, storedIn: storedIn, now: now}
+	return &Rights{subjects: subjects, requests: data.Requests, restrict: restrict, log: log, storedIn: storedIn, now: now}
+}
+
+// maxReason bounds a restriction's reason.
+const maxReason = 500
+
+// Restrict answers the right to restriction (on) and its end (off): the person's data stays, and no
+// worker, job or connector processes it meanwhile.
+func (r *Rights) Restrict(ctx context.Context, by core.Actor, tenant core.TenantID, userID string, on bool, reason string) (Request, error) {
+	kind := KindRestriction
+	if !on {
+		kind = KindResumption
+	}
+	q, err := r.restrictOrResume(ctx, by, tenant, userID, on, reason, kind)
+	return q, r.log.Record(ctx, tenant, by, "privacy."+kind, "user", q.SubjectID, err)
+}
+
+func (r *Rights) restrictOrResume(ctx context.Context, by core.Actor, tenant core.TenantID, userID string, on bool, reason, kind string) (Request, error) {
+	userID, err := core.ParseObjectID(userID)
+	if err != nil {
+		return Request{}, err
+	}
+	reason = strings.TrimSpace(reason)
+	if on && (reason == "" || len(reason) > maxReason) {
+		return Request{SubjectID: userID}, apperr.New(apperr.Invalid, fmt.Sprintf("a reason of 1..%d characters is required", maxReason), nil)
+	}
+	now := r.now().UTC()
+	if err := r.restrict.SetRestriction(ctx, tenant, userID, on, reason, now); err != nil {
+		return Request{SubjectID: userID}, err
+	}
+	id, err := r.record(ctx, by, tenant, userID, kind, "completed", now, "")
+	return Request{ID: id, Kind: kind, SubjectID: userID, RequestedBy: by.ID, RequestedAt: now, DueAt: now.AddDate(0, 1, 0),
+		Status: "completed", CompletedAt: now}, err
 }
 
 // Report answers the right of access (kind access) or of portability (kind export): the same document,
@@ -168,12 +209,13 @@ func (r *Rights) erase(ctx context.Context, by core.Actor, tenant core.TenantID,
 		}
 	}
 	slices.Sort(rec.Pseudonymised)
+	rec.RequestID = tables.NewestFirstID(now)
 	body, _ := json.Marshal(rec)
 	subject := Pseudonym()
 	if by.ID == userID { // a person erasing themselves is not named by their own request either
 		by.ID = subject
 	}
-	rec.RequestID, err = r.record(ctx, by, tenant, subject, KindErasure, "completed", now, string(body))
+	_, err = r.recordAs(ctx, rec.RequestID, by, tenant, subject, KindErasure, "completed", now, string(body))
 	return rec, err
 }
 
@@ -190,7 +232,11 @@ func (r *Rights) Requests(ctx context.Context, tenant core.TenantID) ([]Request,
 }
 
 func (r *Rights) record(ctx context.Context, by core.Actor, tenant core.TenantID, subject, kind, status string, at time.Time, receipt string) (string, error) {
-	q := Request{ID: tables.NewestFirstID(at), Kind: kind, SubjectID: subject, RequestedBy: by.ID, RequestedAt: at,
+	return r.recordAs(ctx, tables.NewestFirstID(at), by, tenant, subject, kind, status, at, receipt)
+}
+
+func (r *Rights) recordAs(ctx context.Context, id string, by core.Actor, tenant core.TenantID, subject, kind, status string, at time.Time, receipt string) (string, error) {
+	q := Request{ID: id, Kind: kind, SubjectID: subject, RequestedBy: by.ID, RequestedAt: at,
 		DueAt: at.AddDate(0, 1, 0), Status: status, CompletedAt: at, Receipt: receipt}
 	if _, err := r.requests.Insert(ctx, tenant, q); err != nil {
 		return "", fmt.Errorf("record privacy request: %w", err)

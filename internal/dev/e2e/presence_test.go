@@ -704,6 +704,52 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 		}
 	})
 
+	// Restriction (blocking): the data stays, nothing is pushed while it lasts, and processing resumes
+	// once it is lifted.
+	t.Run("a restricted user's change is not pushed until the restriction is lifted", func(t *testing.T) {
+		u3, ext3 := e.users[2], e.ext[e.users[2]]
+		admin := "Bearer " + bearerFor(t, e.s.host.URL()+"/api/tenants/"+string(e.tenant))
+		url := e.s.host.URL() + "/api/tenants/" + string(e.tenant) + "/users/" + u3 + "/restriction"
+		do := func(method, body string) int {
+			req, _ := http.NewRequest(method, url, strings.NewReader(body))
+			req.Header.Set("Authorization", admin)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if code := do(http.MethodPost, `{"reason":"accuracy contested"}`); code != http.StatusOK {
+			t.Fatalf("restrict = %d", code)
+		}
+		before := len(e.pushesTo(ext3))
+		ds, err := e.graph.SetPresence(string(e.tenant), u3, "DoNotDisturb", "Presenting")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.send(t, ds)
+		e.idle(t)
+		if n := len(e.pushesTo(ext3)); n != before {
+			t.Errorf("%d pushes for a restricted user", n-before)
+		}
+		if u, err := e.s.store.Users.Get(ctx, e.tenant, u3); err != nil || !u.ProcessingRestricted || u.RestrictionReason != "accuracy contested" {
+			t.Errorf("user row = %+v, %v; want the data kept, restricted", u, err)
+		}
+		if code := do(http.MethodDelete, ""); code != http.StatusOK {
+			t.Fatalf("resume = %d", code)
+		}
+		ds, err = e.graph.SetPresence(string(e.tenant), u3, "Busy", "InACall")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.send(t, ds)
+		waitFor(t, "the push after the restriction ended", func() bool { return len(e.pushesTo(ext3)) == before+1 })
+		if p := e.pushesTo(ext3)[before]; p.UserStatus != "Busy" {
+			t.Errorf("push after resumption = %+v", p)
+		}
+	})
+
 	// The rights of access, portability and erasure through the admin API, with the tenant admin's token:
 	// the report shows what is stored, the receipt's counts are exact, and afterwards no table of the
 	// catalogue names the person.
@@ -767,7 +813,8 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 			t.Errorf("rows still naming the person after erasure: %v", after)
 		}
 		code, _, body = do(http.MethodGet, e.s.host.URL()+"/api/tenants/"+string(e.tenant)+"/privacy-requests")
-		if code != http.StatusOK || strings.Count(string(body), `"kind"`) != 3 || strings.Contains(string(body), u1) {
+		if code != http.StatusOK || strings.Count(string(body), `"subjectId":"erased-`) != 3 || strings.Contains(string(body), u1) ||
+			!strings.Contains(string(body), `"requestId":"`+rec.RequestID+`"`) {
 			t.Errorf("privacy requests = %d %s", code, body)
 		}
 		// Graph's copy of the shared subscription is remade without the person at the next renewal

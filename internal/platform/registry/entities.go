@@ -72,6 +72,7 @@ type User struct {
 	Licensed             bool
 	ProcessingRestricted bool // data subject restriction: no sync while set
 	RestrictedAt         time.Time
+	RestrictionReason    string `table:"sealed"` // why, as the admin gave it (free text)
 	CreatedAt            time.Time
 	UpdatedAt            time.Time
 }

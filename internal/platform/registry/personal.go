@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
@@ -124,3 +126,20 @@ const ErasedMarker = "[erased]"
 
 // Answers names the tables a person's export and erasure cover here.
 func (s *Registry) Answers() []string { return []string{TableUsers, TableSubscriptions, TableTenants} }
+
+// SetRestriction restricts (on) or resumes the processing of one user's data: while restricted the
+// data stays, and no worker, job or connector acts on it (presence's apply and reconciliation read the
+// flag). A user the tenant has not licensed has no row and nothing is processed for them anyway.
+func (s *Registry) SetRestriction(ctx context.Context, tenant core.TenantID, userID string, on bool, reason string, at time.Time) error {
+	_, err := s.Users.Update(ctx, tenant, userID, func(u *User) error {
+		u.ProcessingRestricted, u.RestrictionReason, u.RestrictedAt = on, reason, at
+		if !on {
+			u.RestrictionReason, u.RestrictedAt = "", time.Time{}
+		}
+		return nil
+	})
+	if errors.Is(err, tables.ErrNotFound) {
+		return apperr.New(apperr.NotFound, "no such user: only licensed users' data is processed", nil)
+	}
+	return err
+}
