@@ -9,6 +9,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/privacy"
+	"github.com/connecthub/connecthub/internal/tenants"
 )
 
 // PrivacyRights answers a person's data subject requests (privacy.Rights).
@@ -17,6 +18,7 @@ type PrivacyRights interface {
 	Erase(ctx context.Context, by core.Actor, tenant core.TenantID, userID string) (privacy.Receipt, error)
 	Requests(ctx context.Context, tenant core.TenantID) ([]privacy.Request, error)
 	Restrict(ctx context.Context, by core.Actor, tenant core.TenantID, userID string, on bool, reason string) (privacy.Request, error)
+	Object(ctx context.Context, by core.Actor, tenant core.TenantID, end func(context.Context) error) (privacy.Request, error)
 }
 
 var _ PrivacyRights = (*privacy.Rights)(nil)
@@ -66,6 +68,18 @@ func (a *App) privacyFunctions() []function {
 			q, err := a.Privacy.Restrict(ctx, by, id, r.Params["userId"], false, "")
 			return http.StatusOK, toPrivacyRequestJSON(q), err
 		}),
+		// An objection to all processing ends the service (the presence product's privacy policy): the
+		// tenant is cancelled as billing would cancel it, and its data follows the cancellation's clock.
+		op("ObjectToProcessing", guard{perm: access.PrivacyRestrict}, func(ctx context.Context, by core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
+			var v tenants.View
+			q, err := a.Privacy.Object(ctx, by, id, func(ctx context.Context) error {
+				var err error
+				v, err = a.Tenants.Admin.Cancel(ctx, by, id)
+				return err
+			})
+			return http.StatusOK, objectionJSON{Request: toPrivacyRequestJSON(q), Tenant: toTenantJSON(v),
+				Meaning: "An objection to all processing ends the service: processing stopped now, and the tenant's data is deleted at deletionDueAt (24 hours after cancellation)."}, err
+		}),
 		op("ListPrivacyRequests", guard{perm: access.PrivacyExport, or: access.PrivacyErase}, func(ctx context.Context, _ core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			rs, err := a.Privacy.Requests(ctx, id)
 			out := privacyRequestsJSON{Requests: make([]privacyRequestJSON, 0, len(rs))}
@@ -87,6 +101,12 @@ type privacyRequestJSON struct {
 	Status      string     `json:"status"`
 	CompletedAt *time.Time `json:"completedAt,omitempty"`
 	Receipt     *rawJSON   `json:"receipt,omitempty"`
+}
+
+type objectionJSON struct {
+	Request privacyRequestJSON `json:"request"`
+	Tenant  tenantJSON         `json:"tenant"`
+	Meaning string             `json:"meaning"`
 }
 
 type privacyRequestsJSON struct {

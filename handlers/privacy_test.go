@@ -48,6 +48,25 @@ func (f *fakeRights) Restrict(_ context.Context, by core.Actor, _ core.TenantID,
 		Status: "completed", CompletedAt: at}, nil
 }
 
+func (f *fakeRights) Object(ctx context.Context, by core.Actor, _ core.TenantID, end func(context.Context) error) (privacy.Request, error) {
+	f.calls = append(f.calls, "object")
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	return privacy.Request{ID: "r3", Kind: privacy.KindObjection, SubjectID: "tenant", RequestedBy: by.ID, RequestedAt: at,
+		DueAt: at.AddDate(0, 1, 0), Status: "completed", CompletedAt: at}, end(ctx)
+}
+
+// An objection to all processing cancels the tenant, and the answer says that it ends the service.
+func TestObjectionCancelsTheTenant(t *testing.T) {
+	t.Parallel()
+	f, admin := &fakeRights{}, &fakeAdmin{}
+	a := &App{Privacy: f, Tenants: TenantServices{Admin: admin}}
+	code, body, _ := invokeHTTP(t, a, httpCall{function: "ObjectToProcessing", method: "POST", params: map[string]string{"tenantId": tenantA}})
+	if code != http.StatusOK || !strings.Contains(body, `"kind":"objection"`) || !strings.Contains(body, "ends the service") ||
+		strings.Join(admin.calls, " ") != "cancel:"+tenantA || admin.actor.ID != operator {
+		t.Errorf("objection = %d %s; tenant calls %v by %+v", code, body, admin.calls, admin.actor)
+	}
+}
+
 func TestPrivacyFunctions(t *testing.T) {
 	t.Parallel()
 	f := &fakeRights{}

@@ -38,6 +38,7 @@ const (
 	KindErasure     = "erasure"
 	KindRestriction = "restriction" // processing restricted (Art. 18)
 	KindResumption  = "resumption"  // the restriction lifted
+	KindObjection   = "objection"   // the tenant objects to all processing (Art. 21): the service ends
 )
 
 // ReportSchema names the version of the report's JSON layout (docs/openapi.json, PersonalDataReport).
@@ -242,4 +243,23 @@ func (r *Rights) recordAs(ctx context.Context, id string, by core.Actor, tenant 
 		return "", fmt.Errorf("record privacy request: %w", err)
 	}
 	return q.ID, nil
+}
+
+// Object answers a tenant's objection to all processing. As the presence product's privacy policy
+// says, objecting is equivalent to terminating the service: end cancels the tenant (processing stops at
+// once, the retention clock of a cancellation starts), and the request is recorded.
+func (r *Rights) Object(ctx context.Context, by core.Actor, tenant core.TenantID, end func(context.Context) error) (Request, error) {
+	now := r.now().UTC()
+	err := end(ctx)
+	status := "completed"
+	if err != nil {
+		status = "failed"
+	}
+	id, rerr := r.record(ctx, by, tenant, "tenant", KindObjection, status, now, "")
+	q := Request{ID: id, Kind: KindObjection, SubjectID: "tenant", RequestedBy: by.ID, RequestedAt: now,
+		DueAt: now.AddDate(0, 1, 0), Status: status, CompletedAt: now}
+	if err == nil {
+		err = rerr
+	}
+	return q, r.log.Record(ctx, tenant, by, "privacy."+KindObjection, "tenant", "", err)
 }

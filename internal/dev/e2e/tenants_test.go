@@ -219,9 +219,11 @@ func TestTenantOnboardingAndOperatorActions(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `"state":"active"`) || !strings.Contains(body, `"purchasedLicenses":5`) {
 		t.Errorf("GetTenant = %d %s", code, body)
 	}
-	code, body = call(t, "POST", api+"/tenants/"+string(tenant)+"/cancel", "fk", "")
-	if code != http.StatusOK || !strings.Contains(body, `"state":"cancelled"`) || !strings.Contains(body, `"deletionDueAt"`) {
-		t.Errorf("CancelTenant = %d %s", code, body)
+	// The tenant admin objects to all processing: that ends the service, on the cancellation's clock.
+	code, body = call(t, "POST", api+"/tenants/"+string(tenant)+"/objection", "fk", "")
+	if code != http.StatusOK || !strings.Contains(body, `"state":"cancelled"`) || !strings.Contains(body, `"deletionDueAt"`) ||
+		!strings.Contains(body, `"kind":"objection"`) {
+		t.Errorf("ObjectToProcessing = %d %s", code, body)
 	}
 	if code, body := call(t, "PUT", api+"/tenants/"+string(tenant)+"/licenses", "fk", `{"purchased":7}`); code != http.StatusConflict {
 		t.Errorf("licenses of a cancelled tenant = %d %s, want 409", code, body)
@@ -238,7 +240,7 @@ func TestTenantOnboardingAndOperatorActions(t *testing.T) {
 	want := []string{"tenant.onboarding.start/success/" + e2eOperator, "tenant.consent/denied/tenant-admin",
 		"tenant.consent/success/tenant-admin", "tenant.consent/denied/tenant-admin", "access.request/success/" + operatorID,
 		"access.approve/success/" + officerID, "access.use/success/" + operatorID, "access.revoke/success/" + e2eOperator,
-		"tenant.cancel/success/" + e2eOperator, "tenant.licenses.set/denied/" + e2eOperator}
+		"tenant.cancel/success/" + e2eOperator, "privacy.objection/success/" + e2eOperator, "tenant.licenses.set/denied/" + e2eOperator}
 	if fmt.Sprint(trail) != fmt.Sprint(want) {
 		t.Errorf("audit = %v\nwant    %v", trail, want)
 	}
