@@ -63,7 +63,10 @@ func ParseCertificate(data []byte, password string) (*x509.Certificate, *rsa.Pri
 	if bytes.Contains(trimmed, []byte("-----BEGIN ")) {
 		return parsePEM(trimmed)
 	}
-	der := trimmed
+	// Binary PKCS#12 is used as given: trimming is for text, and a PFX whose MAC salt happens to end in
+	// a byte like 0x0a or 0x20 would otherwise lose it (legacy encoders omit the iteration count, so
+	// the random salt is the last field).
+	der := data
 	if isBase64Text(trimmed) {
 		decoded, err := base64.StdEncoding.DecodeString(string(removeSpace(trimmed)))
 		if err != nil {

@@ -688,3 +688,26 @@ func TestNewSelfSignedRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// A binary PFX whose last byte reads as white space (a legacy encoder's random MAC salt ends the file)
+// parses like any other: trimming is for text input only.
+func TestParseCertificateBinaryEndingInWhitespace(t *testing.T) {
+	t.Parallel()
+	c := certFor(t, "rsa2048", 2048)
+	for i := 0; ; i++ {
+		b, err := pkcs12.LegacyRC2.Encode(c.priv, c.cert, nil, "pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.ContainsAny(b[len(b)-1:], " \t\n\r\v\f") {
+			if i == 5000 {
+				t.Fatal("no encoding ending in white space after 5000 tries")
+			}
+			continue
+		}
+		if cert, _, err := ParseCertificate(b, "pw"); err != nil || !cert.Equal(c.cert) {
+			t.Fatalf("a PFX ending in %#x: %v", b[len(b)-1], err)
+		}
+		return
+	}
+}
