@@ -72,6 +72,8 @@ type App struct {
 	Access AccessServices
 	// Privacy answers a person's data subject requests (internal/privacy).
 	Privacy PrivacyRights
+	// TenantExport pages through all of a tenant's data for its admin (ExportTenant).
+	TenantExport TenantExporter
 }
 
 // AccessServices are who is calling and what they may do.
@@ -110,6 +112,7 @@ func (a *App) Routes() ([]azfunc.Route, error) {
 	fns = append(fns, a.accessFunctions()...)
 	fns = append(fns, a.auditFunctions()...)
 	fns = append(fns, a.privacyFunctions()...)
+	fns = append(fns, a.tenantExportFunctions()...)
 	routes := make([]azfunc.Route, 0, len(fns))
 	var missing []string
 	for _, f := range fns {

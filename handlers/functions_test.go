@@ -181,6 +181,9 @@ func complete(a *App) *App {
 	if a.Privacy == nil {
 		a.Privacy = struct{ PrivacyRights }{}
 	}
+	if a.TenantExport == nil {
+		a.TenantExport = struct{ TenantExporter }{}
+	}
 	return a
 }
 

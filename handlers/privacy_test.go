@@ -112,3 +112,34 @@ func (s scopedTo) Allow(_ context.Context, _ access.Principal, _ access.Permissi
 	}
 	return access.ErrDenied
 }
+
+type fakeExporter struct{ tokens []string }
+
+func (f *fakeExporter) ExportTenant(_ context.Context, _ core.Actor, tenant core.TenantID, token string, size int) ([]tables.Record, string, error) {
+	f.tokens = append(f.tokens, fmt.Sprintf("%s/%d", token, size))
+	if token == "" {
+		return []tables.Record{{Table: "users", Key: userA, Fields: map[string]any{"DisplayName": "Ada"}}}, "p2", nil
+	}
+	return []tables.Record{{Table: "presence", Key: userA, Fields: map[string]any{"Availability": "Busy"}}}, "", nil
+}
+
+func TestExportTenantPages(t *testing.T) {
+	t.Parallel()
+	f := &fakeExporter{}
+	a := &App{TenantExport: f}
+	tp := map[string]string{"tenantId": tenantA}
+	code, body, h := invokeHTTP(t, a, httpCall{function: "ExportTenant", method: "GET", params: tp, query: map[string]string{"pageSize": "500"}})
+	if code != 200 || h[NextPageHeader] != "p2" || body != `{"table":"users","key":"`+userA+`","fields":{"DisplayName":"Ada"}}`+"\n" {
+		t.Errorf("page 1 = %d %v %q", code, h, body)
+	}
+	code, body, h = invokeHTTP(t, a, httpCall{function: "ExportTenant", method: "GET", params: tp, query: map[string]string{"pageToken": "p2"}})
+	if code != 200 || h[NextPageHeader] != "" || !strings.Contains(body, `"Availability":"Busy"`) {
+		t.Errorf("page 2 = %d %v %q", code, h, body)
+	}
+	if code, _, _ := invokeHTTP(t, a, httpCall{function: "ExportTenant", method: "GET", params: tp, query: map[string]string{"pageSize": "5000"}}); code != 400 {
+		t.Errorf("pageSize 5000 = %d, want 400", code)
+	}
+	if strings.Join(f.tokens, " ") != "/500 p2/0" {
+		t.Errorf("pages asked = %v", f.tokens)
+	}
+}

@@ -109,12 +109,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	if w.notifications, err = queue.NewRouter(queue.Notifications, queue.OpenParkingLot(w.Store.DB()), log); err != nil {
 		return nil, err
 	}
+	rights := privacy.NewRights(subjects, privacy.OpenData(w.Store.DB()), w.Store,
+		audit.Trail{Table: audit.OpenLog(w.Store.DB()), Now: clock.Now, Log: log},
+		cfg.Region+" (EU), geo-replicated to the deployment's paired EU region", clock.Now)
 	w.App = &handlers.App{
 		Version: cfg.Version, Build: Build, Region: cfg.Region, MaxBodyBytes: cfg.MaxBodyBytes,
 		Intake: w.Intake, ProcessNotification: w.notifications, Access: access, Audit: audit.OpenLog(w.Store.DB()),
-		Privacy: privacy.NewRights(subjects, privacy.OpenData(w.Store.DB()), w.Store,
-			audit.Trail{Table: audit.OpenLog(w.Store.DB()), Now: clock.Now, Log: log},
-			cfg.Region+" (EU), geo-replicated to the deployment's paired EU region", clock.Now),
+		Privacy:      rights,
+		TenantExport: privacy.Exporter{Rights: rights, Export: privacy.NewTenantExport(w.Store.DB(), catalogue)},
 		Checks: []handlers.Check{
 			{Name: "tables", Probe: func(ctx context.Context) error {
 				_, err := w.Store.Tenants.Get(ctx, healthProbeTenant)

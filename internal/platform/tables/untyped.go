@@ -2,6 +2,7 @@ package tables
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/connecthub/connecthub/internal/core"
 )
@@ -23,6 +24,7 @@ type Untyped interface {
 	UpsertBatch(ctx context.Context, tenant core.TenantID, es []Entity) error
 	DeleteBatch(ctx context.Context, tenant core.TenantID, rks []string) (int, error)
 	DeletePartition(ctx context.Context, tenant core.TenantID) (int, error)
+	Record(e Entity) (Record, error) // the row as an export shows it
 }
 
 // Open returns the spec's table on db, untyped.
@@ -87,4 +89,12 @@ func (u untyped[E, P]) DeleteBatch(ctx context.Context, tenant core.TenantID, rk
 
 func (u untyped[E, P]) DeletePartition(ctx context.Context, tenant core.TenantID) (int, error) {
 	return u.t.DeletePartition(ctx, tenant)
+}
+
+func (u untyped[E, P]) Record(e Entity) (Record, error) {
+	p, ok := e.(P)
+	if !ok {
+		return Record{}, fmt.Errorf("record %s: a row of another table", u.t.name)
+	}
+	return u.t.Record(*p)
 }

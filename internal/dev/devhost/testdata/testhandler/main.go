@@ -101,7 +101,7 @@ func main() {
 		Tenants:   handlers.TenantServices{Admin: struct{ handlers.TenantAdmin }{}, List: struct{ handlers.TenantLister }{}},
 		Audit:     struct{ handlers.AuditReader }{},
 		Access:    handlers.AccessServices{Authenticate: staffToken{}, Authorize: staffToken{}, Admin: struct{ handlers.AccessAdmin }{}},
-		Privacy:   struct{ handlers.PrivacyRights }{},
+		Privacy:   struct{ handlers.PrivacyRights }{}, TenantExport: struct{ handlers.TenantExporter }{},
 	}
 	routes, err := a.Routes()
 	if err != nil {
