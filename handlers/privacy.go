@@ -7,6 +7,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/privacy"
 	"github.com/connecthub/connecthub/internal/tenants"
@@ -19,6 +20,7 @@ type PrivacyRights interface {
 	Requests(ctx context.Context, tenant core.TenantID) ([]privacy.Request, error)
 	Restrict(ctx context.Context, by core.Actor, tenant core.TenantID, userID string, on bool, reason string) (privacy.Request, error)
 	Object(ctx context.Context, by core.Actor, tenant core.TenantID, end func(context.Context) error) (privacy.Request, error)
+	Rectify(ctx context.Context, by core.Actor, tenant core.TenantID, userID string, fix func(context.Context, string) error) (privacy.Request, error)
 }
 
 var _ PrivacyRights = (*privacy.Rights)(nil)
@@ -80,6 +82,41 @@ func (a *App) privacyFunctions() []function {
 			return http.StatusOK, objectionJSON{Request: toPrivacyRequestJSON(q), Tenant: toTenantJSON(v),
 				Meaning: "An objection to all processing ends the service: processing stopped now, and the tenant's data is deleted at deletionDueAt (24 hours after cancellation)."}, err
 		}),
+		// Rectification: the PBX extension mapping is ours and is set as asked; the profile was copied
+		// from Microsoft 365, so it is corrected there and refreshed here from Graph, and the answer says so.
+		op("RectifyPersonalData", guard{perm: access.PrivacyRectify, scope: "users/{userId}"}, func(ctx context.Context, by core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+			var body struct {
+				ExtensionID *string `json:"extensionId"`
+			}
+			if len(r.Body) > 0 {
+				if err := decodeJSONBody(r, &body); err != nil {
+					return 0, nil, err
+				}
+			}
+			corrected := []string{}
+			q, err := a.Privacy.Rectify(ctx, by, id, r.Params["userId"], func(ctx context.Context, uid string) error {
+				if err := a.Tenants.Admin.RefreshProfile(ctx, by, id, uid); err != nil {
+					return err
+				}
+				switch {
+				case body.ExtensionID == nil:
+					return nil
+				case *body.ExtensionID == "":
+					if err := a.Connector.Admin.DeleteUserExtension(ctx, by, id, uid); err != nil && apperr.CodeOf(err) != apperr.NotFound {
+						return err
+					}
+				default:
+					if _, err := a.Connector.Admin.SetUserExtension(ctx, by, id, uid, *body.ExtensionID); err != nil {
+						return err
+					}
+				}
+				corrected = append(corrected, "extensionId")
+				return nil
+			})
+			return http.StatusOK, rectificationJSON{Request: toPrivacyRequestJSON(q), Corrected: corrected,
+				Refreshed: tenants.ProfileFields,
+				Note:      "Fields copied from Microsoft 365 are corrected in Microsoft 365 (Entra admin center) and refreshed here from Microsoft Graph; they were refreshed now."}, err
+		}),
 		op("ListPrivacyRequests", guard{perm: access.PrivacyExport, or: access.PrivacyErase}, func(ctx context.Context, _ core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
 			rs, err := a.Privacy.Requests(ctx, id)
 			out := privacyRequestsJSON{Requests: make([]privacyRequestJSON, 0, len(rs))}
@@ -101,6 +138,13 @@ type privacyRequestJSON struct {
 	Status      string     `json:"status"`
 	CompletedAt *time.Time `json:"completedAt,omitempty"`
 	Receipt     *rawJSON   `json:"receipt,omitempty"`
+}
+
+type rectificationJSON struct {
+	Request   privacyRequestJSON `json:"request"`
+	Corrected []string           `json:"corrected"`
+	Refreshed []string           `json:"refreshedFromMicrosoft365"`
+	Note      string             `json:"note"`
 }
 
 type objectionJSON struct {

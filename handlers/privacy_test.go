@@ -11,6 +11,7 @@ import (
 	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/tables"
+	"github.com/connecthub/connecthub/internal/presence/setup"
 	"github.com/connecthub/connecthub/internal/privacy"
 )
 
@@ -53,6 +54,56 @@ func (f *fakeRights) Object(ctx context.Context, by core.Actor, _ core.TenantID,
 	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	return privacy.Request{ID: "r3", Kind: privacy.KindObjection, SubjectID: "tenant", RequestedBy: by.ID, RequestedAt: at,
 		DueAt: at.AddDate(0, 1, 0), Status: "completed", CompletedAt: at}, end(ctx)
+}
+
+func (f *fakeRights) Rectify(ctx context.Context, _ core.Actor, _ core.TenantID, userID string, fix func(context.Context, string) error) (privacy.Request, error) {
+	f.calls = append(f.calls, "rectify:"+userID)
+	return privacy.Request{ID: "r4", Kind: privacy.KindRectify, SubjectID: userID, Status: "completed"}, fix(ctx, userID)
+}
+
+// extensionsOnly is the connector set-up with only the user-extension calls behind it.
+type extensionsOnly struct {
+	ConnectorAdmin
+	calls []string
+}
+
+func (e *extensionsOnly) SetUserExtension(_ context.Context, _ core.Actor, _ core.TenantID, userID, ext string) (setup.UserExtension, error) {
+	e.calls = append(e.calls, "set:"+userID+":"+ext)
+	return setup.UserExtension{}, nil
+}
+
+func (e *extensionsOnly) DeleteUserExtension(_ context.Context, _ core.Actor, _ core.TenantID, userID string) error {
+	e.calls = append(e.calls, "delete:"+userID)
+	return nil
+}
+
+// Rectification sets what is ours (the extension mapping) and refreshes the profile from Microsoft 365.
+func TestRectification(t *testing.T) {
+	t.Parallel()
+	f, admin, conn := &fakeRights{}, &fakeAdmin{}, &extensionsOnly{}
+	a := &App{Privacy: f, Tenants: TenantServices{Admin: admin}, Connector: ConnectorServices{Admin: conn}}
+	up := map[string]string{"tenantId": tenantA, "userId": userA}
+	for _, tc := range []struct {
+		body, want string
+	}{
+		{`{"extensionId":"3003"}`, `"corrected":["extensionId"]`},
+		{`{"extensionId":""}`, `"corrected":["extensionId"]`},
+		{``, `"corrected":[]`},
+	} {
+		code, body, _ := invokeHTTP(t, a, httpCall{function: "RectifyPersonalData", method: "PATCH", params: up, body: tc.body})
+		if code != 200 || !strings.Contains(body, tc.want) || !strings.Contains(body, `"refreshedFromMicrosoft365":["displayName"`) {
+			t.Errorf("%q: %d %s", tc.body, code, body)
+		}
+	}
+	if code, _, _ := invokeHTTP(t, a, httpCall{function: "RectifyPersonalData", method: "PATCH", params: up, body: `{"displayName":"Eve"}`}); code != 400 {
+		t.Errorf("patching a Microsoft 365 field = %d, want 400", code)
+	}
+	if got := strings.Join(conn.calls, " "); got != "set:"+userA+":3003 delete:"+userA {
+		t.Errorf("extension calls = %s", got)
+	}
+	if len(admin.calls) != 3 || admin.calls[0] != "refresh:"+tenantA+":"+userA {
+		t.Errorf("profile refreshes = %v", admin.calls)
+	}
 }
 
 // An objection to all processing cancels the tenant, and the answer says that it ends the service.

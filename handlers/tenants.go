@@ -32,6 +32,7 @@ type TenantAdmin interface {
 	SetPurchasedLicenses(ctx context.Context, a core.Actor, tenant core.TenantID, n int) (tenants.View, error)
 	Assign(ctx context.Context, a core.Actor, tenant core.TenantID, userID string) (tenants.License, error)
 	Unassign(ctx context.Context, a core.Actor, tenant core.TenantID, userID string) error
+	RefreshProfile(ctx context.Context, a core.Actor, tenant core.TenantID, userID string) error
 }
 
 var _ TenantAdmin = (*tenants.Service)(nil)

@@ -83,6 +83,10 @@ func (f *fakeAdmin) Unassign(_ context.Context, a core.Actor, t core.TenantID, u
 	f.record("unassign:"+string(t)+":"+u, a)
 	return f.err
 }
+func (f *fakeAdmin) RefreshProfile(_ context.Context, a core.Actor, t core.TenantID, u string) error {
+	f.record("refresh:"+string(t)+":"+u, a)
+	return f.err
+}
 
 type httpCall struct {
 	function, method string

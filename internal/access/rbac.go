@@ -31,6 +31,7 @@ const (
 	PrivacyExport     Permission = "privacy.export"
 	PrivacyErase      Permission = "privacy.erase"
 	PrivacyRestrict   Permission = "privacy.restrict"
+	PrivacyRectify    Permission = "privacy.rectify"
 	AuditRead         Permission = "audit.read"
 	AccessRead        Permission = "access.read"    // the tenant's grants and its authorisation log
 	AccessGrant       Permission = "access.grant"   // grant and revoke roles inside the tenant
@@ -57,9 +58,9 @@ func (r Role) Allows(perm Permission) bool { return slices.Contains(r.Permission
 // lasts.
 var (
 	RoleTenantAdmin = Role{Name: "TenantAdmin", Permissions: []Permission{TenantRead, LicensesWrite, ConnectorRead,
-		ConnectorWrite, ServiceUsersWrite, PrivacyExport, PrivacyErase, PrivacyRestrict, AuditRead, AccessRead, AccessGrant}}
+		ConnectorWrite, ServiceUsersWrite, PrivacyExport, PrivacyErase, PrivacyRestrict, PrivacyRectify, AuditRead, AccessRead, AccessGrant}}
 	RoleHelpdesk        = Role{Name: "Helpdesk", Permissions: []Permission{TenantRead, ConnectorRead}}
-	RolePrivacyOfficer  = Role{Name: "PrivacyOfficer", Permissions: []Permission{TenantRead, PrivacyExport, PrivacyErase, PrivacyRestrict, AuditRead}}
+	RolePrivacyOfficer  = Role{Name: "PrivacyOfficer", Permissions: []Permission{TenantRead, PrivacyExport, PrivacyErase, PrivacyRestrict, PrivacyRectify, AuditRead}}
 	RoleOperatorSupport = Role{Name: "OperatorSupport", Permissions: []Permission{TenantRead, ConnectorRead, AuditRead}}
 	RoleOperator        = Role{Name: "Operator", Permissions: []Permission{TenantsList, AccessAsk}}
 	RoleSecurityOfficer = Role{Name: "SecurityOfficer", Permissions: []Permission{TenantsList, AccessRead, AccessApprove, IncidentsWrite}}

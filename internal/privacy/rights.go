@@ -39,6 +39,7 @@ const (
 	KindRestriction = "restriction" // processing restricted (Art. 18)
 	KindResumption  = "resumption"  // the restriction lifted
 	KindObjection   = "objection"   // the tenant objects to all processing (Art. 21): the service ends
+	KindRectify     = "rectification"
 )
 
 // ReportSchema names the version of the report's JSON layout (docs/openapi.json, PersonalDataReport).
@@ -262,4 +263,25 @@ func (r *Rights) Object(ctx context.Context, by core.Actor, tenant core.TenantID
 		err = rerr
 	}
 	return q, r.log.Record(ctx, tenant, by, "privacy."+KindObjection, "tenant", "", err)
+}
+
+// Rectify answers the right to rectification (Art. 16): fix corrects what is ConnectHub's to correct
+// and refreshes what was copied from Microsoft 365 (corrected there), and the request is recorded.
+func (r *Rights) Rectify(ctx context.Context, by core.Actor, tenant core.TenantID, userID string, fix func(context.Context, string) error) (Request, error) {
+	q, err := r.rectify(ctx, by, tenant, userID, fix)
+	return q, r.log.Record(ctx, tenant, by, "privacy."+KindRectify, "user", q.SubjectID, err)
+}
+
+func (r *Rights) rectify(ctx context.Context, by core.Actor, tenant core.TenantID, userID string, fix func(context.Context, string) error) (Request, error) {
+	userID, err := core.ParseObjectID(userID)
+	if err != nil {
+		return Request{}, err
+	}
+	if err := fix(ctx, userID); err != nil {
+		return Request{SubjectID: userID}, err
+	}
+	now := r.now().UTC()
+	id, err := r.record(ctx, by, tenant, userID, KindRectify, "completed", now, "")
+	return Request{ID: id, Kind: KindRectify, SubjectID: userID, RequestedBy: by.ID, RequestedAt: now, DueAt: now.AddDate(0, 1, 0),
+		Status: "completed", CompletedAt: now}, err
 }

@@ -221,6 +221,35 @@ func (s *Service) licenseView(ctx context.Context, t registry.Tenant, l Assignme
 		Purchased: t.PurchasedLicenses, Assigned: len(assigned)}, nil
 }
 
+// ProfileFields are the user fields copied from Microsoft 365: corrected there, refreshed here.
+var ProfileFields = []string{"displayName", "userPrincipalName", "mail", "phone", "department", "jobTitle"}
+
+// RefreshProfile reads a licensed user's profile from the tenant's directory again and stores it: how
+// ConnectHub corrects what it copied from Microsoft 365 (the correction itself is made there).
+func (s *Service) RefreshProfile(ctx context.Context, a core.Actor, tenant core.TenantID, userID string) error {
+	err := s.refreshProfile(ctx, tenant, userID)
+	return s.audit(ctx, tenant, a, "user.profile.refresh", "user", userID, err)
+}
+
+func (s *Service) refreshProfile(ctx context.Context, tenant core.TenantID, userID string) error {
+	if s.dir == nil {
+		return apperr.New(apperr.Unavailable, "the directory is not connected", nil)
+	}
+	if _, err := s.st.Users.Get(ctx, tenant, userID); errors.Is(err, tables.ErrNotFound) {
+		return apperr.New(apperr.NotFound, "no such user: only licensed users' data is kept", nil)
+	} else if err != nil {
+		return fmt.Errorf("read user: %w", err)
+	}
+	du, err := s.dir.User(ctx, tenant, userID)
+	switch {
+	case errors.Is(err, ErrUserNotFound):
+		return apperr.New(apperr.NotFound, "the user is not in the tenant's directory", nil)
+	case err != nil:
+		return apperr.New(apperr.Unavailable, "the tenant's directory could not be read; try again", err)
+	}
+	return s.writeProfile(ctx, tenant, du, s.now())
+}
+
 // writeProfile stores the directory profile, sealed by the store, keeping the PBX mapping and
 // restriction flags a previous row had.
 func (s *Service) writeProfile(ctx context.Context, tenant core.TenantID, du DirectoryUser, now time.Time) error {

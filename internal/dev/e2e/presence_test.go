@@ -798,6 +798,24 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 			t.Errorf("export = %d %v", code, h)
 		}
 
+		// Rectification: the extension mapping is set as asked, the profile refreshed from Graph (the
+		// name was corrected in Microsoft 365).
+		e.graph.PutUser(string(e.tenant), graphtest.User{ID: u1, DisplayName: "Corrected Name", Mail: "u1@contoso.example", AccountEnabled: true})
+		req, _ := http.NewRequest(http.MethodPatch, base, strings.NewReader(`{"extensionId":"`+ext1+`"}`))
+		req.Header.Set("Authorization", admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"corrected":["extensionId"]`) {
+			t.Errorf("rectification = %d %s", resp.StatusCode, b)
+		}
+		if u, err := e.s.store.Users.Get(ctx, e.tenant, u1); err != nil || u.DisplayName != "Corrected Name" {
+			t.Errorf("profile after rectification = %q, %v; want it refreshed from Graph", u.DisplayName, err)
+		}
+
 		before := rowsNaming(t, e.s.store.DB(), e.tenant, u1)
 		code, _, body = do(http.MethodDelete, base)
 		var rec privacy.Receipt
@@ -813,7 +831,7 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 			t.Errorf("rows still naming the person after erasure: %v", after)
 		}
 		code, _, body = do(http.MethodGet, e.s.host.URL()+"/api/tenants/"+string(e.tenant)+"/privacy-requests")
-		if code != http.StatusOK || strings.Count(string(body), `"subjectId":"erased-`) != 3 || strings.Contains(string(body), u1) ||
+		if code != http.StatusOK || strings.Count(string(body), `"subjectId":"erased-`) != 4 || strings.Contains(string(body), u1) ||
 			!strings.Contains(string(body), `"requestId":"`+rec.RequestID+`"`) {
 			t.Errorf("privacy requests = %d %s", code, body)
 		}
