@@ -8,7 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/connecthub/connecthub/internal/platform/queue"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/presence"
 )
 
 // cpuTime is the CPU time this process has used (user + system).
@@ -125,4 +129,43 @@ func benchState(r int) (availability, activity string) {
 func newBenchFixture(b *testing.B) *fixture {
 	b.Helper()
 	return newFixture(b, fixtureOptions{})
+}
+
+// BenchmarkStatus100k is GetPresenceStatus of a tenant with 100,000 licensed users and the 154 service
+// users they need: a tenant row, the count of the last reconcile, the service users and the
+// subscriptions, never the 100 pages of user rows (the first, live count is made before the timer).
+func BenchmarkStatus100k(b *testing.B) {
+	f := newBenchFixture(b)
+	const n = 100_000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("b%07d-0000-4000-8000-000000000000", i)
+	}
+	var g errgroup.Group
+	g.SetLimit(8)
+	for start := 0; start < n; start += 100 {
+		g.Go(func() error {
+			var us []registry.User
+			for _, id := range ids[start:min(start+100, n)] {
+				us = append(us, registry.User{ID: id, Licensed: true})
+			}
+			return f.st.Users.UpsertBatch(ctx, f.tenant, us)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	for i := range (n + presence.MaxUsersPerSubscription - 1) / presence.MaxUsersPerSubscription {
+		f.addServiceUser(b, fmt.Sprintf("5e%06d-0000-4000-8000-000000000000", i), time.Now())
+	}
+	if st, err := f.manager.Status(ctx, f.tenant); err != nil || st.Licensed != n || st.ServiceUsersMissing != 0 {
+		b.Fatalf("first status: %+v, %v", st, err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		st, err := f.manager.Status(ctx, f.tenant)
+		if err != nil || st.Licensed != n {
+			b.Fatalf("status: %+v, %v", st, err)
+		}
+	}
 }

@@ -173,6 +173,7 @@ type fixture struct {
 type fixtureOptions struct {
 	maxAttempts int
 	now         func() time.Time // the applier's and the worker's clock (default time.Now)
+	liveStatus  int              // ManagerOptions.LiveStatusMax
 }
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
@@ -198,7 +199,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	cl := &clients{auth: auth, base: g.URL()}
 	f.manager = presence.NewManager(f.st, cl, f.applier, ring, presence.ManagerOptions{
 		NotificationURL: h.srv.URL + "/api/graph/notifications", LifecycleURL: h.srv.URL + "/api/graph/lifecycle",
-		Lifetime: 55 * time.Minute, RenewMargin: 25 * time.Minute, Owner: "test-1", Now: o.now})
+		Lifetime: 55 * time.Minute, RenewMargin: 25 * time.Minute, Owner: "test-1", Now: o.now, LiveStatusMax: o.liveStatus})
 	max := o.maxAttempts
 	if max == 0 {
 		max = 3

@@ -70,6 +70,7 @@ type ManagerOptions struct {
 	RenewMargin     time.Duration // renew what expires within this
 	Owner           string        // names this instance in lease owners (default: the host name)
 	LeaseWait       time.Duration // how long a lifecycle event waits for a tenant's running reconcile (default 30 s)
+	LiveStatusMax   int           // Status counts licensed users afresh up to this many (default 2,000)
 	Now             func() time.Time
 	Log             *slog.Logger
 }
@@ -79,6 +80,7 @@ type ManagerOptions struct {
 type Manager struct {
 	st           *registry.Registry
 	serviceUsers *tables.Table[serviceuser.ServiceUser, *serviceuser.ServiceUser]
+	status       *tables.Table[StatusSnapshot, *StatusSnapshot]
 	clients      Clients
 	applier      *Applier
 	certs        *graphcrypto.KeyRing
@@ -103,8 +105,11 @@ func NewManager(st *registry.Registry, clients Clients, applier *Applier, certs 
 	if o.LeaseWait <= 0 {
 		o.LeaseWait = 30 * time.Second
 	}
+	if o.LiveStatusMax <= 0 {
+		o.LiveStatusMax = liveStatusMax
+	}
 	runner := jobs.New(jobs.OpenLeases(st.DB()), jobs.Options{Instance: o.Owner, Log: o.Log})
-	return &Manager{st: st, serviceUsers: serviceuser.OpenTable(st.DB()), clients: clients, applier: applier, certs: certs, runner: runner, o: o}
+	return &Manager{st: st, serviceUsers: serviceuser.OpenTable(st.DB()), status: tables.New[StatusSnapshot](st.DB(), TableStatus), clients: clients, applier: applier, certs: certs, runner: runner, o: o}
 }
 
 // Run is RenewSubscriptions: reconcile every active tenant, and delete what a suspended or cancelled
@@ -210,7 +215,16 @@ func (m *Manager) spec(wait time.Duration) jobs.Spec {
 	return jobs.Spec{Name: leaseName, Lease: leaseTTL, Wait: wait, FailureCode: "reconcile_failed"}
 }
 
-// Status is a tenant's presence sync state: what the admin sees.
+// liveStatusMax: up to this many licensed users (two pages of user rows) Status counts afresh on every
+// call; above it, it answers from the count of the last reconcile (every 10 minutes, RenewSubscriptions),
+// so that a 100,000-user tenant's status costs a handful of reads, not 100 pages.
+const liveStatusMax = 2000
+
+// Status is a tenant's presence sync state: what the admin sees. Service users and subscriptions are
+// counted live (they are few: one per 650 users); the licensed users are counted live for a small tenant
+// and taken from the last reconcile's count for a large one, and AsOf says when they were counted.
+// Needed, missing and unassigned follow from the two: Pack fills every service user to the limit before
+// it leaves anyone out.
 func (m *Manager) Status(ctx context.Context, tenant core.TenantID) (TenantStatus, error) {
 	// An unknown id is 404, not a row of zeros.
 	if _, err := m.st.Tenants.Get(ctx, tenant); errors.Is(err, tables.ErrNotFound) {
@@ -218,12 +232,41 @@ func (m *Manager) Status(ctx context.Context, tenant core.TenantID) (TenantStatu
 	} else if err != nil {
 		return TenantStatus{}, fmt.Errorf("read tenant: %w", err)
 	}
-	v, err := m.view(ctx, tenant)
-	if err != nil {
-		return TenantStatus{}, err
+	snap, err := m.status.Get(ctx, tenant, statusRowKey)
+	switch {
+	case errors.Is(err, tables.ErrNotFound) || (err == nil && snap.Licensed <= m.o.LiveStatusMax):
+		v, err := m.view(ctx, tenant)
+		if err != nil {
+			return TenantStatus{}, err
+		}
+		st := v.status(Pack(v.licensed, v.active, v.members))
+		st.Errors = snap.Errors
+		st.AsOf = m.o.Now().UTC().Truncate(time.Millisecond) // as stored
+		m.recordStatus(ctx, tenant, st)
+		return st, nil
+	case err != nil:
+		return TenantStatus{}, fmt.Errorf("read presence status: %w", err)
 	}
-	p := Pack(v.licensed, v.active, v.members)
-	return v.status(p), nil
+	active, all, err := m.countServiceUsers(ctx, tenant)
+	if err != nil {
+		return TenantStatus{}, fmt.Errorf("count service users: %w", err)
+	}
+	subs, err := m.countSubscriptions(ctx, tenant)
+	if err != nil {
+		return TenantStatus{}, fmt.Errorf("count subscriptions: %w", err)
+	}
+	needed := (snap.Licensed + MaxUsersPerSubscription - 1) / MaxUsersPerSubscription
+	return TenantStatus{Licensed: snap.Licensed, ServiceUsers: active, NeedsReconsent: all - active, Subscriptions: subs,
+		ServiceUsersNeeded: needed, ServiceUsersMissing: max(0, needed-active),
+		Unassigned: max(0, snap.Licensed-active*MaxUsersPerSubscription), Errors: snap.Errors, AsOf: snap.TakenAt}, nil
+}
+
+// recordStatus keeps the count for Status. A failure only costs the next Status a live count: logged,
+// never the caller's error.
+func (m *Manager) recordStatus(ctx context.Context, tenant core.TenantID, st TenantStatus) {
+	if _, err := m.status.Upsert(ctx, tenant, StatusSnapshot{Licensed: st.Licensed, Errors: st.Errors, TakenAt: st.AsOf}); err != nil {
+		m.o.Log.WarnContext(ctx, "presence status not recorded", "error", err)
+	}
 }
 
 type tenantView struct {
@@ -344,6 +387,8 @@ func (m *Manager) Reconcile(ctx context.Context, tenant core.TenantID) (TenantSt
 			st.ServiceUsers, st.NeedsReconsent = active, all-active
 		}
 	}
+	st.AsOf = m.o.Now().UTC().Truncate(time.Millisecond) // as stored
+	m.recordStatus(ctx, tenant, st)
 	m.applier.stats.setTenant(string(tenant), st)
 	if st.ServiceUsersMissing > 0 {
 		m.o.Log.WarnContext(ctx, "presence: service users missing", "missing", st.ServiceUsersMissing, "unassigned_users", st.Unassigned)

@@ -408,3 +408,50 @@ func TestReconcileRemakesASubscriptionAnErasureScrubbed(t *testing.T) {
 		t.Errorf("Graph watches %v, want u1 and u3", held.UserIDs)
 	}
 }
+
+// TestStatusOfALargeTenant: above LiveStatusMax licensed users Status does not read the users: it takes
+// their count from the last reconcile (saying when, in asOf), and derives the rest from the service users
+// it counts live, so connecting one shows at once. A small tenant is counted afresh on every call.
+func TestStatusOfALargeTenant(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{liveStatus: 3})
+	ids := users(5)
+	f.addUsers(t, ids[:2]...)
+	small, err := f.manager.Status(ctx, f.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.addUsers(t, ids[2:]...)
+	st, err := f.manager.Status(ctx, f.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if small.Licensed != 2 || st.Licensed != 5 || st.ServiceUsersMissing != 1 || st.Unassigned != 5 || !st.AsOf.After(small.AsOf) {
+		t.Fatalf("a small tenant is counted on every call: %+v then %+v", small, st)
+	}
+
+	// Now above the limit: more users and a restricted one are not seen until the next reconcile.
+	f.addUsers(t, users(7)[5:]...)
+	if _, err := f.st.Users.Update(ctx, f.tenant, ids[0], func(u *registry.User) error { u.ProcessingRestricted = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	f.addServiceUser(t, su1, time.Now())
+	got, err := f.manager.Status(ctx, f.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := presence.TenantStatus{Licensed: 5, ServiceUsers: 1, ServiceUsersNeeded: 1, AsOf: st.AsOf}
+	if got != want {
+		t.Fatalf("status from the last count = %+v, want %+v", got, want)
+	}
+	if err := f.manager.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err = f.manager.Status(ctx, f.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Licensed != 6 || got.Subscriptions != 1 || got.ServiceUsersMissing != 0 || !got.AsOf.After(st.AsOf) {
+		t.Fatalf("after a reconcile: %+v, want 6 licensed counted then, one subscription", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Stats are the presence counters shown by Health: outcomes of this instance and, per tenant, what the
@@ -25,6 +26,9 @@ type TenantStatus struct {
 	ServiceUsersMissing int `json:"serviceUsersMissing"`
 	Unassigned          int `json:"unassignedUsers"`
 	Errors              int `json:"errors"`
+	// AsOf is when the licensed users were counted (Manager.Status: live for small tenants, the last
+	// reconcile for large ones).
+	AsOf time.Time `json:"asOf"`
 }
 
 // NewStats returns empty counters.
