@@ -39,6 +39,9 @@ func (r *run) prune(ctx context.Context, t registry.Tenant, now time.Time) error
 		}
 	}
 
+	if r.stop() {
+		return errBudget // the tenant is pruned again from the start next run: sweeps are idempotent
+	}
 	if err := r.pruneUnlicensed(ctx, t.ID, add); err != nil {
 		errs = append(errs, err)
 	}
@@ -84,6 +87,11 @@ func (r *run) pruneUnlicensed(ctx context.Context, tenant core.TenantID, add fun
 	seen := map[string]bool{}
 	for _, userID := range held {
 		if id := strings.ToLower(userID); !licensed[id] && !seen[id] {
+			// A tenant with many users left behind takes several runs; each removal is whole, and the
+			// next run lists what is left.
+			if r.stop() {
+				return errBudget
+			}
 			seen[id] = true
 			rows, err := r.j.o.Licenses.RemoveUser(ctx, tenant, userID)
 			add("unlicensed-user-rows", rows, wrap("remove unlicensed user", err))

@@ -160,3 +160,50 @@ func TestBookingWindowCappedByConfig(t *testing.T) {
 		t.Errorf("booking beyond the configured limit kept: %v", err)
 	}
 }
+
+// Pruning stops inside a tenant when the run's rows are used up (as when its time is), not after the
+// tenant: many users left behind take several runs, each within its budget, and the cursor does not pass
+// the tenant until it is done.
+func TestPruningStopsInsideATenant(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.env.NewTenant(t)
+	if err := f.st.Tenants.Create(ctx, registry.Tenant{ID: id, State: registry.TenantActive, PurchasedLicenses: 5}); err != nil {
+		t.Fatal(err)
+	}
+	pd := presence.OpenData(f.st.DB())
+	const left = 9
+	for u := range left {
+		if _, err := pd.Presence.Upsert(ctx, id, presence.Presence{UserID: uid(100 + u), Availability: "Away", ChangedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		n := 0
+		for _, err := range pd.Presence.All(ctx, id, nil) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		return n
+	}
+	f.clock.Set(t0)
+	runs := 0
+	for n := count(); n > 0; runs++ {
+		if runs == 10 {
+			t.Fatalf("%d presence rows left after %d runs", n, runs)
+		}
+		if err := f.job(t, Options{MaxRows: 2}).Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		m := count()
+		if n-m > 2 || n-m == 0 {
+			t.Fatalf("run %d removed %d users' rows; want 1 or 2 (a budget of 2 rows)", runs, n-m)
+		}
+		n = m
+	}
+	if runs < (left+1)/2 {
+		t.Errorf("pruned %d users in %d runs with a budget of 2 rows", left, runs)
+	}
+}

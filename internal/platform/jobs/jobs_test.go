@@ -265,11 +265,22 @@ func TestDeadlineFollowsTheInvocation(t *testing.T) {
 			c, cancel = context.WithDeadline(c, now.Add(tt.ctxEnd))
 			defer cancel()
 		}
-		var got time.Time
+		var got, work time.Time
 		_, err := e.runner("inst-1").Run(c, p, jobs.Spec{Name: name, Budget: tt.budget, Lease: time.Minute},
-			func(_ context.Context, l *jobs.Lease) error { got = l.Deadline(); return nil })
+			func(ctx context.Context, l *jobs.Lease) error {
+				got = l.Deadline()
+				work, _ = ctx.Deadline()
+				return nil
+			})
 		if err != nil || !got.Equal(tt.want) {
 			t.Errorf("%s: deadline %v err %v; want %v", tt.name, got, err, tt.want)
+		}
+		// The work's own context ends with the time kept for finishing, whatever the budget: one item
+		// that outlasts the budget is cut there, never past the invocation.
+		if wantWork := now.Add(tt.ctxEnd - 5*time.Second); tt.ctxEnd > 0 && !work.Equal(wantWork) {
+			t.Errorf("%s: work context ends %v; want %v", tt.name, work, wantWork)
+		} else if tt.ctxEnd == 0 && !work.IsZero() {
+			t.Errorf("%s: work context has a deadline %v without an invocation deadline", tt.name, work)
 		}
 	}
 }
@@ -434,6 +445,29 @@ func TestReleaseSurvivesCancellation(t *testing.T) {
 	})
 	if !ran || !errors.Is(err, context.Canceled) {
 		t.Fatalf("ran=%v err=%v", ran, err)
+	}
+	if job := e.row(t, p); job.LeaseOwner != "" || job.LastError != "test-failed" {
+		t.Errorf("row = %+v; want released with the failure code", job)
+	}
+}
+
+// One item that outlasts the budget is cut before the invocation ends, and the lease is still released
+// with the failure code, so the next run starts at once.
+func TestWorkEndsBeforeTheInvocation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := storetest.NewTenantID(t)
+	e.rc.Set(time.Now())
+	// The invocation ends 200 ms after the time kept for finishing: the work gets those 200 ms.
+	c, cancel := context.WithTimeout(ctx, 5*time.Second+200*time.Millisecond)
+	defer cancel()
+	ran, err := e.runner("inst-1").Run(c, p, jobs.Spec{Name: name, Budget: time.Hour, FailureCode: "test-failed"},
+		func(ctx context.Context, _ *jobs.Lease) error { <-ctx.Done(); return ctx.Err() })
+	if !ran || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ran=%v err=%v; want the work cut at its deadline", ran, err)
+	}
+	if c.Err() != nil {
+		t.Fatalf("the invocation's own deadline passed before the run returned")
 	}
 	if job := e.row(t, p); job.LeaseOwner != "" || job.LastError != "test-failed" {
 		t.Errorf("row = %+v; want released with the failure code", job)
