@@ -105,8 +105,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	states := w.Store.NewTenantStateLookup(registry.TenantStateOptions{})
 	w.Intake = ingest.New(lookup, states, validator, w.Sender, cfg.HandoffTimeout, log)
 
-	// What can never succeed is parked with its reason instead of being redelivered ten times.
-	if w.notifications, err = queue.NewRouter(queue.Notifications, queue.OpenParkingLot(w.Store.DB()), log); err != nil {
+	// What can never succeed is parked with its reason instead of being redelivered ten times; what
+	// failed for a passing reason (storage, Key Vault, Graph down) comes back later, for hours.
+	if w.notifications, err = queue.NewRouter(queue.Notifications, queue.OpenParkingLot(w.Store.DB()),
+		&queue.Retry{Sender: w.Sender}, log); err != nil {
 		return nil, err
 	}
 	rights := privacy.NewRights(subjects, privacy.OpenData(w.Store.DB()), w.Store,
@@ -169,7 +171,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 			// failure, by kind (queue.Router).
 			Unroutable map[string]int64 `json:"unroutable,omitempty"`
 			Parked     map[string]int64 `json:"parked,omitempty"`
-		}{intake.Stats().Snapshot(), p.stats.Snapshot(), router.Unroutable(), router.Parked()}
+			// Notifications scheduled again after a transient failure, by kind.
+			Retried map[string]int64 `json:"retried,omitempty"`
+		}{intake.Stats().Snapshot(), p.stats.Snapshot(), router.Unroutable(), router.Parked(), router.Retried()}
 	}
 	return w, nil
 }

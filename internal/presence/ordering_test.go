@@ -194,10 +194,10 @@ func TestWorkerConfirmationRetriesWhileGraphIsDown(t *testing.T) {
 		t.Errorf("u1 = %s ×%d, want Busy ×%d", st, n, pushes+1)
 	}
 
-	// Down for good: after MaxAttempts (3) the exhausted copy fails every delivery with the reason.
+	// Down for good: the third failed attempt gives up with the reason (parked by the router).
 	dnd := f.notifyAt(t, clk.Now(), u1, "DoNotDisturb", "Presenting")
 	d := dnd
-	for attempt := 1; attempt <= 3; attempt++ {
+	for attempt := 1; attempt <= 2; attempt++ {
 		down()
 		f.process(t, d)
 		ms := f.sender.take()
@@ -206,9 +206,10 @@ func TestWorkerConfirmationRetriesWhileGraphIsDown(t *testing.T) {
 		}
 		d = redeliver(ms[0])
 	}
+	down()
 	err := f.worker.Process(ctx, d)
-	if err == nil || !strings.Contains(err.Error(), "gave up after 3 attempts (graph_unavailable)") || !apperr.Retryable(err) {
-		t.Errorf("exhausted copy err = %v", err)
+	if err == nil || !strings.Contains(err.Error(), "gave up after 3 attempts (graph_unavailable)") || apperr.Retryable(err) {
+		t.Errorf("last attempt err = %v; want a permanent give-up", err)
 	}
 	if st, _ := f.pusher.last(u1); st != connector.Busy {
 		t.Errorf("u1 = %s: pushed without confirmation", st)

@@ -40,9 +40,9 @@ type WorkerOptions struct {
 	// place (see order in apply.go) by reading the user's presence. Without it such notifications are
 	// retried and finally dead-lettered, never pushed unconfirmed.
 	Graph       Clients
-	MaxAttempts int           // pushes or confirming reads before the message is dead-lettered (default 6)
+	MaxAttempts int           // pushes or confirming reads before the message is parked (default 48: about 10.6 h)
 	RetryDelay  time.Duration // first backoff, doubling per attempt (default 10 s)
-	MaxDelay    time.Duration // cap of the backoff (default 5 min)
+	MaxDelay    time.Duration // cap of the backoff (default 15 min)
 	Now         func() time.Time
 	Log         *slog.Logger
 }
@@ -56,9 +56,9 @@ type WorkerOptions struct {
 //
 // A PBX push that fails in a way that may pass (throttling, 5xx, no answer) is retried with backoff: the
 // worker schedules a copy of the message (Service Bus scheduled enqueue, same session, attempt+1) and
-// completes the original. After MaxAttempts it schedules an exhausted copy that fails every delivery at
-// once, without calling the PBX, so Service Bus dead-letters it (MaxDeliveryCountExceeded); that copy
-// carries attempt and lastError, and each failed delivery logs the reason. A permanent failure (user
+// completes the original; with the defaults a PBX outage is retried for about ten hours. After
+// MaxAttempts the worker gives up with apperr.GaveUp and the queue router parks the message with the
+// reason (attempts and the last failure's code). A permanent failure (user
 // not mapped, PBX not configured, 4xx) is recorded in syncerrors for the tenant's error report and the
 // message completes: retrying cannot help until an admin acts.
 type Worker struct {
@@ -71,13 +71,13 @@ type Worker struct {
 // NewWorker builds the worker; sender reschedules retries onto the notifications queue.
 func NewWorker(applier *Applier, keys Decrypter, sender queue.Sender, o WorkerOptions) *Worker {
 	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 6
+		o.MaxAttempts = 48
 	}
 	if o.RetryDelay <= 0 {
 		o.RetryDelay = 10 * time.Second
 	}
 	if o.MaxDelay <= 0 {
-		o.MaxDelay = 5 * time.Minute
+		o.MaxDelay = 15 * time.Minute
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -108,9 +108,8 @@ func (w *Worker) Process(ctx context.Context, d *queue.Delivery) error {
 	}
 	attempt, _ := strconv.Atoi(d.ApplicationProperties[PropAttempt])
 	if attempt >= w.o.MaxAttempts {
-		// The exhausted copy: fail at once, every delivery, until Service Bus dead-letters it with this
-		// reason. The PBX is not called again.
-		return apperr.New(apperr.Unavailable, fmt.Sprintf("presence sync gave up after %d attempts (%s)", attempt,
+		// A copy an earlier version left to be dead-lettered: parked now, the PBX is not called again.
+		return apperr.New(apperr.GaveUp, fmt.Sprintf("presence sync gave up after %d attempts (%s)", attempt,
 			d.ApplicationProperties[PropLastError]), nil)
 	}
 	obs, subID, err := w.observe(d)
@@ -144,21 +143,22 @@ func (w *Worker) Process(ctx context.Context, d *queue.Delivery) error {
 		return err // storage trouble: let Service Bus redeliver
 	}
 	attempt++
-	delay := min(w.o.RetryDelay<<(attempt-1), w.o.MaxDelay)
-	delay = max(delay, retryAfter)
 	if attempt >= w.o.MaxAttempts {
 		w.applier.stats.gaveUp.Add(1)
 		w.o.Log.ErrorContext(ctx, "presence push gave up", "user_id", obs.UserID, "attempts", attempt, "code", code)
-		delay = 0 // the exhausted copy only carries the reason to the dead-letter queue
+		return apperr.New(apperr.GaveUp, fmt.Sprintf("presence sync gave up after %d attempts (%s)", attempt, code), nil)
 	}
+	delay := w.o.MaxDelay
+	if attempt <= 30 && w.o.RetryDelay<<(attempt-1) < w.o.MaxDelay {
+		delay = w.o.RetryDelay << (attempt - 1)
+	}
+	delay = max(delay, retryAfter)
 	if err := w.reschedule(ctx, d, obs, attempt, delay, code); err != nil {
 		return fmt.Errorf("reschedule presence push: %w", err)
 	}
-	if attempt < w.o.MaxAttempts {
-		w.applier.stats.retried.Add(1)
-		w.o.Log.InfoContext(ctx, "presence push rescheduled", "user_id", obs.UserID, "attempt", attempt,
-			"delay_ms", delay.Milliseconds(), "code", code)
-	}
+	w.applier.stats.retried.Add(1)
+	w.o.Log.InfoContext(ctx, "presence push rescheduled", "user_id", obs.UserID, "attempt", attempt,
+		"delay_ms", delay.Milliseconds(), "code", code)
 	return nil
 }
 

@@ -147,7 +147,7 @@ func TestWorkerRefusesBadContent(t *testing.T) {
 	}
 }
 
-func TestWorkerRetriesWithBackoffThenDeadLetters(t *testing.T) {
+func TestWorkerRetriesWithBackoffThenGivesUp(t *testing.T) {
 	t.Parallel()
 	f := workerFixture(t, fixtureOptions{maxAttempts: 3})
 	d := f.notify(t, u1, "Busy", "InACall")[0]
@@ -183,22 +183,15 @@ func TestWorkerRetriesWithBackoffThenDeadLetters(t *testing.T) {
 		t.Errorf("second copy = %+v at %v", m2.ApplicationProperties, m2.ScheduledEnqueueTime)
 	}
 
-	// 3rd (last) push fails: an exhausted copy carries the reason; it fails every delivery without
-	// calling the PBX, so Service Bus dead-letters it.
+	// 3rd (last) push fails: the worker gives up with the reason, which the queue router parks at once
+	// (apperr.GaveUp is not retryable); nothing more is scheduled.
 	f.pusher.failNext(errors.New("dial tcp: connection refused"))
-	if err := f.worker.Process(ctx, redeliver(m2)); err != nil {
-		t.Fatal(err)
+	err = f.worker.Process(ctx, redeliver(m2))
+	if err == nil || !strings.Contains(err.Error(), "gave up after 3 attempts (pbx_unreachable)") || apperr.Retryable(err) {
+		t.Errorf("last attempt err = %v; want a permanent give-up", err)
 	}
-	m3 := f.sender.take()[0]
-	calls := len(f.pusher.all())
-	for range 3 {
-		err := f.worker.Process(ctx, redeliver(m3))
-		if err == nil || !strings.Contains(err.Error(), "gave up after 3 attempts (pbx_unreachable)") || !apperr.Retryable(err) {
-			t.Errorf("exhausted copy err = %v", err)
-		}
-	}
-	if len(f.pusher.all()) != calls {
-		t.Error("the exhausted copy called the PBX")
+	if ms := f.sender.take(); len(ms) != 0 {
+		t.Errorf("scheduled after giving up: %+v", ms)
 	}
 	if f.stats.Snapshot().GaveUp != 1 {
 		t.Errorf("gave up = %d", f.stats.Snapshot().GaveUp)

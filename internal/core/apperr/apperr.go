@@ -20,6 +20,7 @@ const (
 	Forbidden                   // 403
 	Unavailable                 // a dependency is down: 503, retry
 	Unauthenticated             // no valid credential: 401 with a WWW-Authenticate challenge
+	GaveUp                      // transient failures outlasted every retry: park it, retrying again cannot help
 )
 
 // Error is a classified error with a message safe to show to a client.
@@ -66,7 +67,7 @@ func PublicMessage(err error) string {
 // never can (false: the queue router parks the message at once with its reason, see queue.ParkingLot).
 func Retryable(err error) bool {
 	switch CodeOf(err) {
-	case Invalid, TooLarge, NotFound, Forbidden, Unauthenticated:
+	case Invalid, TooLarge, NotFound, Forbidden, Unauthenticated, GaveUp:
 		return false
 	}
 	return true
@@ -89,6 +90,8 @@ func (c Code) String() string {
 		return "unavailable"
 	case Unauthenticated:
 		return "unauthenticated"
+	case GaveUp:
+		return "gave-up"
 	}
 	return "internal"
 }

@@ -675,25 +675,39 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 		}
 	})
 
-	t.Run("a PBX that keeps failing: dead-lettered with the reason", func(t *testing.T) {
+	t.Run("a PBX that keeps failing: parked with the reason", func(t *testing.T) {
 		u2, ext2 := e.users[1], e.ext[e.users[1]]
 		for range 4 * 3 { // four attempts of three tries each
 			e.rc.Fail(http.MethodPut, "/restapi/v1.0/account/~/extension/"+ext2+"/", rctest.Failure{Status: 503})
 		}
 		before := len(e.pushesTo(ext2))
+		q := e.s.host.Queue(queue.Notifications)
+		dead := len(q.DeadLetters())
+		lot := queue.OpenParkingLot(e.s.store.DB())
+		page, err := lot.List(ctx, e.tenant, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parkedBefore := len(page.Items)
 		ds, err := e.graph.SetPresence(string(e.tenant), u2, "Offline", "OffWork")
 		if err != nil {
 			t.Fatal(err)
 		}
 		e.send(t, ds)
-		q := e.s.host.Queue(queue.Notifications)
-		waitFor(t, "dead letter", func() bool { return len(q.DeadLetters()) == 1 })
-		dl := q.DeadLetters()[0]
-		// The host only says MaxDeliveryCountExceeded; the message itself carries why (and the handler
-		// logged "presence sync gave up after 4 attempts (pbx_status_503)" each time).
-		if dl.DeadLetterReason != "MaxDeliveryCountExceeded" || dl.ApplicationProperties["attempt"] != "4" ||
-			dl.ApplicationProperties["lastError"] != "pbx_status_503" {
-			t.Errorf("dead letter reason %q, properties %v", dl.DeadLetterReason, dl.ApplicationProperties)
+		var parked []queue.Parked
+		waitFor(t, "parked message", func() bool {
+			page, err := lot.List(ctx, e.tenant, nil)
+			parked = page.Items
+			return err == nil && len(parked) == parkedBefore+1
+		})
+		// Newest first: the message the worker gave up on, with the attempts and the last error, after
+		// one delivery of its last copy (no burst of redeliveries, nothing dead-lettered).
+		if p := parked[0]; p.Code != "gave-up" || p.Reason != "presence sync gave up after 4 attempts (pbx_status_503)" || p.DeliveryCount != 1 {
+			t.Errorf("parked = %+v", p)
+		}
+		e.idle(t)
+		if len(q.DeadLetters()) != dead {
+			t.Errorf("dead letters %d → %d; a give-up is parked, not dead-lettered", dead, len(q.DeadLetters()))
 		}
 		if len(e.pushesTo(ext2)) != before {
 			t.Error("a push got through")

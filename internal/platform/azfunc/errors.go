@@ -20,7 +20,7 @@ func HTTPStatus(code apperr.Code) int {
 		return http.StatusConflict
 	case apperr.Forbidden:
 		return http.StatusForbidden
-	case apperr.Unavailable:
+	case apperr.Unavailable, apperr.GaveUp:
 		return http.StatusServiceUnavailable
 	case apperr.Unauthenticated:
 		return http.StatusUnauthorized

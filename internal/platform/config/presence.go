@@ -45,9 +45,9 @@ type Presence struct {
 	// DefaultMapping overrides the built-in presence → PBX mapping for every tenant ("" = built-in);
 	// syntax in presence.ParseMapping.
 	DefaultMapping string
-	// PBXMaxAttempts is how often a PBX push is tried before the message is dead-lettered.
+	// PBXMaxAttempts is how often a PBX push is tried before the message is parked (48: about 10.6 h).
 	PBXMaxAttempts int
-	// PBXRetryDelay is the first backoff between PBX attempts (doubling, capped at 5 min).
+	// PBXRetryDelay is the first backoff between PBX attempts (doubling, capped at 15 min).
 	PBXRetryDelay time.Duration
 }
 
@@ -58,7 +58,7 @@ const (
 	minPresenceLifetime        = 15 * time.Minute
 	DefaultPresenceRenewMargin = 25 * time.Minute
 	minPresenceRenewMargin     = 5 * time.Minute
-	DefaultPBXMaxAttempts      = 6
+	DefaultPBXMaxAttempts      = 48
 	DefaultPBXRetryDelay       = 10 * time.Second
 )
 
@@ -72,7 +72,7 @@ var presenceKeys = []Key{
 	{KeyPresenceLifetime, false, "lifetime asked for presence subscriptions (at most 60m)"},
 	{KeyPresenceRenewMargin, false, "renew presence subscriptions expiring within this margin"},
 	{KeyPresenceDefaultMap, false, "default Teams presence to PBX state mapping overrides (Availability[/Activity]=State;...)"},
-	{KeyPBXMaxAttempts, false, "PBX push attempts before the notification is dead-lettered"},
+	{KeyPBXMaxAttempts, false, "PBX push attempts before the notification is parked (default 48: about 10.6 h of retries)"},
 	{KeyPBXRetryDelay, false, "first backoff between PBX push attempts (doubles each attempt)"},
 }
 

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
@@ -42,36 +45,80 @@ type Parker interface {
 // sets on every message, and it is the one place where a failure decides the message's fate:
 //
 //   - success completes the message;
-//   - a transient failure (apperr.Retryable: storage, throttling, a dependency down) fails the
-//     invocation, so Service Bus redelivers it, and after MaxDeliveryCount dead-letters it;
+//   - a transient failure (apperr.Retryable: storage, Key Vault, throttling, a dependency down) is
+//     retried with growing delays: the router schedules a copy (Retry) and completes the original, so
+//     an outage of hours costs a few dozen deliveries, not the ten immediate ones after which Service
+//     Bus dead-letters. If scheduling the copy fails (Service Bus itself), the invocation fails and
+//     Service Bus redelivers: nothing is dropped. Once the failures have lasted Retry.GiveUpAfter the
+//     message is parked with its last reason. Without a Retry the invocation fails, as before;
 //   - a permanent failure (bad input, forged or undecryptable content, an unknown tenant) and a kind no
 //     worker takes can never succeed: the message is parked at once with its reason (Parker, see
 //     ParkingLot for why not the dead-letter queue) and completed. If parking fails, the invocation
 //     fails and the message comes back: nothing is dropped.
 //
-// Every parked message is logged with its ids, kind and reason (never the body) and counted by kind.
+// Every parked or rescheduled message is logged with its ids, kind and reason (never the body) and
+// counted by kind.
 type Router struct {
 	queue  string
 	parker Parker
+	retry  *Retry
 	log    *slog.Logger
 
 	mu         sync.RWMutex
 	workers    map[string]Worker
 	unroutable map[string]int64
 	parked     map[string]int64
+	retried    map[string]int64
+}
+
+// Message properties of a copy the router scheduled after a transient failure.
+const (
+	PropRetry        = "retry"          // copies scheduled so far
+	PropFirstFailure = "firstFailureAt" // when the first delivery failed (RFC 3339), kept across copies
+)
+
+// Retry is the router's policy for transient failures: the copy of the message is scheduled First after
+// the first failure, doubling up to Max, until the failures have lasted GiveUpAfter.
+type Retry struct {
+	Sender      Sender
+	First       time.Duration // default 5 s
+	Max         time.Duration // default 15 min
+	GiveUpAfter time.Duration // default 12 h: a day's message time-to-live restarts with each copy
+	Now         func() time.Time
+}
+
+func (p *Retry) defaults() {
+	if p.First <= 0 {
+		p.First = 5 * time.Second
+	}
+	if p.Max <= 0 {
+		p.Max = 15 * time.Minute
+	}
+	if p.GiveUpAfter <= 0 {
+		p.GiveUpAfter = 12 * time.Hour
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
 }
 
 // NewRouter makes a router for queue with no kinds; each capability's wiring registers its own with
-// Handle. Without a parker there is nowhere to keep what cannot succeed: that is a wiring error.
-func NewRouter(queue string, parker Parker, log *slog.Logger) (*Router, error) {
-	if queue == "" || parker == nil {
-		return nil, errors.New("queue router: the queue name and a parker are required")
+// Handle. Without a parker there is nowhere to keep what cannot succeed: that is a wiring error. retry
+// may be nil: transient failures then fail the invocation and Service Bus redelivers at once.
+func NewRouter(queue string, parker Parker, retry *Retry, log *slog.Logger) (*Router, error) {
+	if queue == "" || parker == nil || (retry != nil && retry.Sender == nil) {
+		return nil, errors.New("queue router: the queue name and a parker are required, and a sender for retries")
+	}
+	if retry != nil {
+		p := *retry
+		p.defaults()
+		retry = &p
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Router{queue: queue, parker: parker, log: log, workers: map[string]Worker{},
-		unroutable: map[string]int64{}, parked: map[string]int64{}}, nil
+	return &Router{queue: queue, parker: parker, retry: retry, log: log, workers: map[string]Worker{},
+		unroutable: map[string]int64{}, parked: map[string]int64{}, retried: map[string]int64{}}, nil
 }
 
 // Handle registers the worker of kind. A kind has one worker: registering it twice is a wiring error.
@@ -111,11 +158,56 @@ func (r *Router) Process(ctx context.Context, d *Delivery) error {
 		return r.park(ctx, d, kind, apperr.New(apperr.Invalid, reason, nil))
 	}
 	err := w.Process(ctx, d)
-	if err == nil || apperr.Retryable(err) {
+	switch {
+	case err == nil:
+		return nil
+	case !apperr.Retryable(err):
+		return r.park(ctx, d, kind, err)
+	case r.retry == nil:
 		return err
 	}
-	return r.park(ctx, d, kind, err)
+	return r.reschedule(ctx, d, kind, err)
 }
+
+// reschedule schedules the copy of a message whose processing failed transiently, or parks it once the
+// failures have lasted GiveUpAfter. The copy's id is derived from the original's and the retry count, so
+// a redelivered original schedules the same copy again and duplicate detection drops the second.
+func (r *Router) reschedule(ctx context.Context, d *Delivery, kind string, cause error) error {
+	now := r.retry.Now()
+	first, perr := time.Parse(time.RFC3339Nano, d.ApplicationProperties[PropFirstFailure])
+	if perr != nil || first.After(now) {
+		first = now
+	}
+	if now.Sub(first) >= r.retry.GiveUpAfter {
+		return r.park(ctx, d, kind, apperr.New(apperr.GaveUp,
+			fmt.Sprintf("transient failures for %s: %s", r.retry.GiveUpAfter, apperr.PublicMessage(cause)), cause))
+	}
+	n, _ := strconv.Atoi(d.ApplicationProperties[PropRetry])
+	n = max(n, 0) + 1
+	delay := r.retry.Max
+	if n <= 30 && r.retry.First<<(n-1) < r.retry.Max {
+		delay = r.retry.First << (n - 1)
+	}
+	props := make(map[string]string, len(d.ApplicationProperties)+2)
+	maps.Copy(props, d.ApplicationProperties)
+	props[PropRetry] = strconv.Itoa(n)
+	props[PropFirstFailure] = first.UTC().Format(time.RFC3339Nano)
+	at := now.Add(delay)
+	base, _, _ := strings.Cut(d.MessageID, retrySep)
+	again := Message{ID: base + retrySep + strconv.Itoa(n), SessionID: d.SessionID, ContentType: d.ContentType,
+		Subject: d.Subject, Body: d.Body, ApplicationProperties: props, ScheduledEnqueueTime: &at}
+	if err := r.retry.Sender.Send(ctx, r.queue, []Message{again}); err != nil {
+		return fmt.Errorf("%w (and scheduling its retry failed: %v)", cause, err)
+	}
+	r.count(r.retried, kind)
+	r.log.WarnContext(ctx, "queue message retried later", "code", apperr.CodeOf(cause).String(), "reason", apperr.PublicMessage(cause),
+		"kind", kind, "message_id", d.MessageID, "retry", n, "delay_ms", delay.Milliseconds())
+	return nil
+}
+
+// retrySep separates a retry copy's number from the original message id (a Service Bus message id is at
+// most 128 characters; ours are far shorter).
+const retrySep = "~retry"
 
 func (r *Router) park(ctx context.Context, d *Delivery, kind string, cause error) error {
 	if err := r.parker.Park(ctx, r.queue, d, cause); err != nil {
@@ -145,6 +237,13 @@ func (r *Router) Parked() map[string]int64 {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return maps.Clone(r.parked)
+}
+
+// Retried returns how many messages were scheduled again after a transient failure, by kind.
+func (r *Router) Retried() map[string]int64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return maps.Clone(r.retried)
 }
 
 // Unroutable returns how many messages were parked for want of a worker, by kind.

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
@@ -49,7 +51,7 @@ func (p *memoryParker) Park(_ context.Context, q string, d *queue.Delivery, caus
 func newRouter(t *testing.T, log *slog.Logger) (*queue.Router, *memoryParker) {
 	t.Helper()
 	p := &memoryParker{}
-	r, err := queue.NewRouter(queue.Notifications, p, log)
+	r, err := queue.NewRouter(queue.Notifications, p, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +158,7 @@ func TestRouterBoundsUnknownKinds(t *testing.T) {
 
 func TestRouterHandleRefusesBadRegistrations(t *testing.T) {
 	t.Parallel()
-	if _, err := queue.NewRouter(queue.Notifications, nil, nil); err == nil {
+	if _, err := queue.NewRouter(queue.Notifications, nil, nil, nil); err == nil {
 		t.Error("a router without a parker was built: what cannot succeed would have nowhere to go")
 	}
 	r, _ := newRouter(t, nil)
@@ -212,5 +214,85 @@ func TestRouterErrorsDecideRetries(t *testing.T) {
 		if tc.wantParked != "" && r.Parked()["presence"] != 1 {
 			t.Errorf("%s: Parked = %v", tc.name, r.Parked())
 		}
+	}
+}
+
+// memorySender keeps what the router schedules, or fails when told to.
+type memorySender struct {
+	sent []queue.Message
+	fail error
+}
+
+func (s *memorySender) Send(_ context.Context, q string, msgs []queue.Message) error {
+	if q != queue.Notifications {
+		return fmt.Errorf("sent to %s", q)
+	}
+	if s.fail != nil {
+		return s.fail
+	}
+	s.sent = append(s.sent, msgs...)
+	return nil
+}
+
+// A transient failure comes back later, not at once: an outage of 90 s (storage, Key Vault) costs a few
+// scheduled copies with growing delays, each with every property of the original; the message is parked
+// with its last reason only once the failures have lasted GiveUpAfter; and if the copy cannot be
+// scheduled the invocation fails, so Service Bus keeps the original.
+func TestRouterRetriesTransientFailuresLater(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	now := t0
+	snd, p := &memorySender{}, &memoryParker{}
+	r, err := queue.NewRouter(queue.Notifications, p, &queue.Retry{Sender: snd, Now: func() time.Time { return now }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &recordingWorker{err: fmt.Errorf("read presence: %w", apperr.New(apperr.Unavailable, "table storage unavailable", nil))}
+	if err := r.Handle("presence", w); err != nil {
+		t.Fatal(err)
+	}
+	d := delivery("m", "presence")
+	d.SessionID, d.ContentType = "user-1", "application/json"
+	var delays []time.Duration
+	for now.Sub(t0) < 90*time.Second {
+		if err := r.Process(context.Background(), d); err != nil {
+			t.Fatalf("transient failure at +%s: %v; want a scheduled copy", now.Sub(t0), err)
+		}
+		c := snd.sent[len(snd.sent)-1]
+		delays = append(delays, c.ScheduledEnqueueTime.Sub(now))
+		if c.ID != fmt.Sprintf("m~retry%d", len(delays)) || c.SessionID != "user-1" || c.ContentType != "application/json" ||
+			string(c.Body) != string(d.Body) || c.ApplicationProperties[queue.PropKind] != "presence" ||
+			c.ApplicationProperties[queue.PropTenant] != d.ApplicationProperties[queue.PropTenant] ||
+			c.ApplicationProperties[queue.PropFirstFailure] != "2026-12-03T10:00:00Z" {
+			t.Fatalf("copy %d = %+v", len(delays), c)
+		}
+		now = *c.ScheduledEnqueueTime
+		d = &queue.Delivery{MessageID: c.ID, SessionID: c.SessionID, ContentType: c.ContentType, Body: c.Body,
+			DeliveryCount: 1, ApplicationProperties: c.ApplicationProperties}
+	}
+	if want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second}; !slices.Equal(delays, want) {
+		t.Errorf("delays = %v, want %v", delays, want)
+	}
+	w.err = nil
+	if err := r.Process(context.Background(), d); err != nil || len(p.parked) != 0 || r.Retried()["presence"] != 5 {
+		t.Fatalf("after the outage: %v, parked %v, retried %v", err, p.parked, r.Retried())
+	}
+
+	// Service Bus down too: the invocation fails and the original stays.
+	w.err = apperr.New(apperr.Unavailable, "key vault unavailable", nil)
+	snd.fail = errors.New("service bus unavailable")
+	if err := r.Process(context.Background(), d); err == nil || !strings.Contains(err.Error(), "key vault unavailable") {
+		t.Errorf("with no way to schedule: %v; want the invocation failed", err)
+	}
+	snd.fail = nil
+
+	// Twelve hours of failures: parked with the last reason, not scheduled again.
+	sent := len(snd.sent)
+	now = t0.Add(12 * time.Hour)
+	if err := r.Process(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	if len(snd.sent) != sent || len(p.parked) != 1 || !strings.Contains(p.parked[0], "gave-up: transient failures for 12h0m0s: key vault unavailable") {
+		t.Errorf("after 12 h: parked %v, %d more sent", p.parked, len(snd.sent)-sent)
 	}
 }

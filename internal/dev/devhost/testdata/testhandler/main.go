@@ -83,7 +83,7 @@ func main() {
 		panic(err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	router, err := queue.NewRouter(queue.Notifications, parker{}, log)
+	router, err := queue.NewRouter(queue.Notifications, parker{}, nil, log)
 	if err != nil {
 		panic(err)
 	}
