@@ -89,19 +89,19 @@ type IncidentView struct {
 // 34(2) name: the nature and extent, the data affected, the likely impact, the measures taken and
 // planned, and whom to contact.
 type Notification struct {
-	Recipient      string // a tenant id, or Authority
-	Subject        string
-	Extent         string
-	DataAffected   []string // the categories' descriptions
-	Impact         string
-	Containment    string
-	ActionPlan     string
-	Contact        string
-	DiscoveredAt   time.Time
-	NotifyBy       time.Time
-	Text           string // the whole draft, ready to send
-	SentAt         time.Time
-	AffectedTenant int // how many tenants the incident affects (the authority's extent)
+	Recipient       string // a tenant id, or Authority
+	Subject         string
+	Extent          string
+	DataAffected    []string // the categories' descriptions
+	Impact          string
+	Containment     string
+	ActionPlan      string
+	Contact         string
+	DiscoveredAt    time.Time
+	NotifyBy        time.Time
+	Text            string // the whole draft, ready to send
+	SentAt          time.Time
+	AffectedTenants int // how many tenants the incident affects (the authority's extent)
 }
 
 // KnownTenant says whether a tenant is one of the service's (registry); an incident names only those.
@@ -385,7 +385,7 @@ func draft(inc Incident, recipient string) Notification {
 	tenants := splitList(inc.Tenants)
 	n := Notification{Recipient: recipient, Impact: inc.Impact, Containment: inc.Containment, ActionPlan: inc.ActionPlan,
 		Contact: inc.Contact, DiscoveredAt: inc.DetectedAt, NotifyBy: inc.NotifyBy, SentAt: sentTimes(inc)[recipient],
-		AffectedTenant: len(tenants), DataAffected: []string{}}
+		AffectedTenants: len(tenants), DataAffected: []string{}}
 	for _, c := range splitList(inc.DataCategories) {
 		n.DataAffected = append(n.DataAffected, Categories[c].Name)
 	}
