@@ -74,6 +74,9 @@ type App struct {
 	Privacy PrivacyRights
 	// TenantExport pages through all of a tenant's data for its admin (ExportTenant).
 	TenantExport TenantExporter
+	// Incidents are the breach incidents (internal/privacy), and TrackIncidents their 72-hour clock.
+	Incidents      IncidentServices
+	TrackIncidents Job
 }
 
 // AccessServices are who is calling and what they may do.
@@ -113,6 +116,7 @@ func (a *App) Routes() ([]azfunc.Route, error) {
 	fns = append(fns, a.auditFunctions()...)
 	fns = append(fns, a.privacyFunctions()...)
 	fns = append(fns, a.tenantExportFunctions()...)
+	fns = append(fns, a.incidentFunctions()...)
 	routes := make([]azfunc.Route, 0, len(fns))
 	var missing []string
 	for _, f := range fns {

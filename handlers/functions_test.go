@@ -184,6 +184,12 @@ func complete(a *App) *App {
 	if a.TenantExport == nil {
 		a.TenantExport = struct{ TenantExporter }{}
 	}
+	if a.Incidents == nil {
+		a.Incidents = struct{ IncidentServices }{}
+	}
+	if a.TrackIncidents == nil {
+		a.TrackIncidents = struct{ Job }{}
+	}
 	return a
 }
 

@@ -114,11 +114,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	rights := privacy.NewRights(subjects, privacy.OpenData(w.Store.DB()), w.Store,
 		audit.Trail{Table: audit.OpenLog(w.Store.DB()), Now: clock.Now, Log: log},
 		cfg.Region+" (EU), geo-replicated to the deployment's paired EU region", clock.Now)
+	// Breach incidents span tenants: an incident names only registered tenants, and the operator
+	// partition's key seals the operator's record of it.
+	incidents := privacy.NewIncidents(privacy.OpenData(w.Store.DB()),
+		func(ctx context.Context, t core.TenantID) error { _, err := w.Store.Tenants.Get(ctx, t); return err },
+		w.Keys, audit.Trail{Table: audit.OpenLog(w.Store.DB()), Now: clock.Now, Log: log}, log, clock.Now)
 	w.App = &handlers.App{
 		Version: cfg.Version, Build: Build, Region: cfg.Region, MaxBodyBytes: cfg.MaxBodyBytes,
 		Intake: w.Intake, ProcessNotification: w.notifications, Access: access, Audit: audit.OpenLog(w.Store.DB()),
 		Privacy:      rights,
 		TenantExport: privacy.Exporter{Rights: rights, Export: privacy.NewTenantExport(w.Store.DB(), catalogue)},
+		Incidents:    incidents, TrackIncidents: incidents,
 		Checks: []handlers.Check{
 			{Name: "tables", Probe: func(ctx context.Context) error {
 				_, err := w.Store.Tenants.Get(ctx, healthProbeTenant)
@@ -164,6 +170,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 			}
 			return out
 		}
+		// The breach clock is read from the table, not kept in memory: any instance answers Health,
+		// and only one ran the timer. Stats has no context, so the read is bounded here; a failed
+		// read leaves the counters out rather than showing zero.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var clk *privacy.Clock
+		if c, err := incidents.Clock(ctx); err != nil {
+			log.Warn("incident clock unreadable for health", "error", err)
+		} else {
+			clk = &c
+		}
 		return struct {
 			ingest.Snapshot
 			Presence presence.Snapshot `json:"presence"`
@@ -173,7 +190,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 			Parked     map[string]int64 `json:"parked,omitempty"`
 			// Notifications scheduled again after a transient failure, by kind.
 			Retried map[string]int64 `json:"retried,omitempty"`
-		}{intake.Stats().Snapshot(), p.stats.Snapshot(), router.Unroutable(), router.Parked(), router.Retried()}
+			// Open incidents past 48 h (incidentsDueSoon) and 72 h (incidentsOverdue) from discovery
+			// with recipients not yet notified.
+			*privacy.Clock
+		}{intake.Stats().Snapshot(), p.stats.Snapshot(), router.Unroutable(), router.Parked(), router.Retried(), clk}
 	}
 	return w, nil
 }
