@@ -13,10 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -69,7 +67,9 @@ type Host struct {
 	// childDone is closed when child has exited. Only the goroutine started with the child calls
 	// Wait: a second Wait on the same Cmd blocks forever once output goes through a pipe.
 	childDone chan struct{}
-	ready     chan struct{}
+	// published is closed while handler is set; unpublish replaces it, so waiters block until the
+	// next handler answers.
+	published chan struct{}
 
 	timerMu  sync.Mutex
 	timerRun map[string]bool
@@ -153,8 +153,11 @@ func (h *Host) Start(ctx context.Context) error {
 	}
 	h.mainAddr = main.Addr().String()
 
-	h.ready = make(chan struct{})
-	if err := h.startChild(ctx); err != nil {
+	h.published = make(chan struct{})
+	first := make(chan error, 1)
+	h.wg.Add(1)
+	go h.supervise(ctx, first)
+	if err := <-first; err != nil {
 		_ = main.Close()
 		h.Stop()
 		return err
@@ -217,91 +220,15 @@ func (h *Host) Stop() {
 	}
 }
 
-// startChild starts the handler and waits for it to answer on /. The real host restarts a handler that
-// exits; devhost does the same, so a crash shows as failed invocations, not a dead host.
-func (h *Host) startChild(ctx context.Context) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(h.opts.HandlerPath, h.app.Host.CustomHandler.Description.Arguments...)
-	cmd.Dir = h.opts.AppRoot
-	env := os.Environ()
-	for k, v := range h.opts.Settings {
-		env = append(env, k+"="+v)
-	}
-	env = append(env,
-		"FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port),
-		"FUNCTIONS_HTTPWORKER_PORT="+strconv.Itoa(port),
-		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+uuid.NewString(),
-		"FUNCTIONS_APP_ROOT_PATH="+h.opts.AppRoot,
-		"CONNECTHUB_DEVHOST_QUEUE_URL="+h.queueURL,
-		"CONNECTHUB_DEVHOST_QUEUE_TOKEN="+h.token,
-	)
-	// The admin API trusts devhost's development token issuer unless the settings name another (the
-	// handler refuses it outside local mode).
-	if h.opts.Settings["CONNECTHUB_ADMIN_OPENID_CONFIGURATION_URL"] == "" {
-		env = append(env, "CONNECTHUB_ADMIN_OPENID_CONFIGURATION_URL=http://"+h.mainAddr+DevIssuerConfigPath)
-	}
-	cmd.Env = env
-	out := h.opts.Output
-	if out == nil {
-		out = os.Stderr
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start handler %s: %w", h.opts.HandlerPath, err)
-	}
-	done := make(chan struct{})
-	h.childMu.Lock()
-	h.child, h.childDone = cmd, done
-	h.handler = fmt.Sprintf("http://127.0.0.1:%d", port)
-	h.childMu.Unlock()
-
-	exited := make(chan error, 1)
-	go func() {
-		err := cmd.Wait()
-		close(done)
-		exited <- err
-		h.childMu.Lock()
-		current := h.child == cmd
-		h.childMu.Unlock()
-		if current && ctx.Err() == nil {
-			h.log.Error("handler exited; restarting", "error", err)
-			time.Sleep(time.Second)
-			if err := h.startChild(ctx); err != nil {
-				h.log.Error("handler restart failed", "error", err)
-			}
-		}
-	}()
-
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := h.client.Get(h.handler + "/")
-		if err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		select {
-		case err := <-exited:
-			return fmt.Errorf("handler exited before it was ready: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return errors.New("handler did not answer on / within 30s")
-}
-
-func (h *Host) handlerURL() string {
-	h.childMu.Lock()
-	defer h.childMu.Unlock()
-	return h.handler
-}
-
 // invoke posts an envelope to /{FunctionName} with the host's headers and the function timeout.
 func (h *Host) invoke(ctx context.Context, f *Function, envelope []byte) (*invokeResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.app.FunctionTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.handlerURL()+"/"+f.Name, bytes.NewReader(envelope))
+	base := h.currentHandler()
+	if base == "" {
+		return nil, &notDeliveredError{errNoHandler}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/"+f.Name, bytes.NewReader(envelope))
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +238,7 @@ func (h *Host) invoke(ctx context.Context, f *Function, envelope []byte) (*invok
 	req.Header.Set("User-Agent", "Azure-Functions-Host/4.1045.0-devhost")
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("invoke %s: %w", f.Name, err)
+		return nil, fmt.Errorf("invoke %s: %w", f.Name, classifyTransport(err))
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -379,6 +306,16 @@ func (h *Host) serveMain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := h.invoke(r.Context(), f, env)
+	var notDelivered *notDeliveredError
+	var down *handlerDownError
+	if errors.As(err, &notDelivered) || errors.As(err, &down) {
+		// The worker is down, not the request wrong: 503 with Retry-After, as the real host answers
+		// while it is not running, so callers that retry (Graph does, for up to 4 h) lose nothing.
+		h.log.Warn("http invocation failed: no handler", "function", f.Name, "error", err)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "function host is not running", http.StatusServiceUnavailable)
+		return
+	}
 	if err != nil {
 		h.log.Error("http invocation failed", "function", f.Name, "error", err)
 		http.Error(w, "internal server error", http.StatusInternalServerError)
@@ -560,10 +497,14 @@ func (h *Host) queueStats() map[string]Stats {
 	return out
 }
 
-// pump delivers messages of q to f, one at a time per worker.
+// pump delivers messages of q to f, one at a time per worker. It takes a message only while a handler is
+// published; a delivery that could not reach the handler is released without counting an attempt.
 func (h *Host) pump(ctx context.Context, f *Function, q *Queue) {
 	defer h.wg.Done()
 	for ctx.Err() == nil {
+		if _, err := h.waitHandler(ctx); err != nil {
+			return
+		}
 		m := q.receive()
 		if m == nil {
 			select {
@@ -578,6 +519,16 @@ func (h *Host) pump(ctx context.Context, f *Function, q *Queue) {
 		env, err := queueEnvelope(f, m)
 		if err == nil {
 			_, err = h.invoke(ctx, f, env)
+		}
+		var notDelivered *notDeliveredError
+		if errors.As(err, &notDelivered) {
+			// The handler never saw it (it died and its successor is not up yet): not an attempt.
+			q.release(m.SequenceNumber)
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond): // until the supervisor notices the exit
+			}
+			continue
 		}
 		if err != nil {
 			h.log.Warn("queue invocation failed", "function", f.Name, "message_id", m.ID, "delivery_count", m.DeliveryCount, "error", err)

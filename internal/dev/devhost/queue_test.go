@@ -33,7 +33,11 @@ func TestQueueSemantics(t *testing.T) {
 	if q.receive() != nil {
 		t.Fatal("both messages locked, receive should find none")
 	}
-	q.settle(m.SequenceNumber, false, "boom") // abandon: available again, count kept
+	q.settle(m.SequenceNumber, false, "boom") // abandon: available again after the backoff, count kept
+	if again := q.receive(); again != nil {
+		t.Fatalf("redelivered before its backoff: %+v", again)
+	}
+	c.t = c.t.Add(DefaultRedeliveryMin)
 	if again := q.receive(); again == nil || again.ID != "a" || again.DeliveryCount != 2 {
 		t.Fatalf("redelivery = %+v, want a with DeliveryCount 2", again)
 	}
@@ -52,9 +56,11 @@ func TestQueueSemantics(t *testing.T) {
 
 func TestQueueDeadLetterAfterMaxDeliveries(t *testing.T) {
 	t.Parallel()
-	q := NewQueue("q", false, nil)
+	c := &clock{time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	q := NewQueue("q", false, c.now)
 	q.Send([]queue.Message{{ID: "poison", Body: []byte("keep me")}})
 	for i := 1; i <= DefaultMaxDeliveryCount; i++ {
+		c.t = c.t.Add(DefaultRedeliveryMax)
 		m := q.receive()
 		if m == nil || m.DeliveryCount != i {
 			t.Fatalf("delivery %d = %+v", i, m)
@@ -70,6 +76,38 @@ func TestQueueDeadLetterAfterMaxDeliveries(t *testing.T) {
 	}
 	if s := q.Stats(); s.Active != 0 || s.DeadLetter != 1 {
 		t.Errorf("stats = %+v", s)
+	}
+}
+
+// TestQueueRedeliveryBackoff: a failed message waits 50 ms, then 100 ms, … up to 1 s before it is
+// delivered again; a delivery that never reached the handler is released with its count unchanged and
+// at once.
+func TestQueueRedeliveryBackoff(t *testing.T) {
+	t.Parallel()
+	c := &clock{time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	q := NewQueue("q", true, c.now)
+	q.Send([]queue.Message{{ID: "a", SessionID: "s"}})
+	want := []time.Duration{50, 100, 200, 400, 800, 1000, 1000}
+	for i, wait := range want {
+		m := q.receive()
+		if m == nil || m.DeliveryCount != i+1 {
+			t.Fatalf("delivery %d = %+v", i+1, m)
+		}
+		q.settle(m.SequenceNumber, false, "boom")
+		c.t = c.t.Add(wait*time.Millisecond - time.Millisecond)
+		if m := q.receive(); m != nil {
+			t.Fatalf("after failure %d redelivered before %d ms", i+1, wait)
+		}
+		c.t = c.t.Add(time.Millisecond)
+	}
+	m := q.receive()
+	if m == nil {
+		t.Fatal("not redelivered after its backoff")
+	}
+	q.release(m.SequenceNumber)
+	again := q.receive()
+	if again == nil || again.DeliveryCount != m.DeliveryCount {
+		t.Fatalf("after release = %+v, want at once with DeliveryCount %d (a release is not an attempt)", again, m.DeliveryCount)
 	}
 }
 

@@ -3,6 +3,7 @@
 // kind "test") that fails until a message's DeliveryCount reaches the number in its body, and a timer
 // that counts its runs. Every processed
 // message and timer run is reported to RECORD_URL so the test sees exactly what the handler saw.
+// TESTHANDLER_GATE_FILE, while the file exists, keeps the handler from listening (a slow start).
 package main
 
 import (
@@ -107,10 +108,22 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
+	// A gate file holds a (re)started handler before it listens, as a slow start would: devhost must not
+	// publish it, nor deliver to it, until it answers.
+	if gate := os.Getenv("TESTHANDLER_GATE_FILE"); gate != "" {
+		for exists(gate) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	srv := azfunc.NewServer(routes, 5*time.Second, 1<<20, log)
 	if err := srv.Serve(ctx, port, nil); err != nil {
 		panic(err)
 	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // staffToken admits the one token devhost's tests send to read Health's counters.
