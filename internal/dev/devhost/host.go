@@ -26,9 +26,45 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
-// maxRequestBody mirrors the real host's default request size limit (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT,
-// 100 MB); the handler applies its own, much smaller cap.
-const maxRequestBody = 100 << 20
+// Limits are the trigger listener's protections, as Kestrel under the Functions host applies them. The
+// defaults and their sources:
+//   - MaxRequestBody 100 MB: Azure Functions HTTP trigger limits, "the HTTP request length is limited to
+//     100 MB (104,857,600 bytes)" (learn.microsoft.com/azure/azure-functions/functions-bindings-http-webhook-trigger#limits;
+//     FUNCTIONS_REQUEST_BODY_SIZE_LIMIT); above it 413. The handler applies its own, much smaller cap.
+//   - HeaderTimeout 30 s: Kestrel's RequestHeadersTimeout default; the connection is closed.
+//   - IdleTimeout 130 s: Kestrel's KeepAliveTimeout default. (Azure's front-end load balancer cuts a
+//     request after 230 s whatever the app does; functionTimeout does not extend that.)
+//   - RequestTimeout 60 s: time allowed to send the body of an HTTP trigger, then 408. Kestrel's rule is a
+//     minimum data rate (MinRequestBodyDataRate, 240 bytes/s after a 5 s grace) answered with 408; one
+//     deadline is the simpler stand-in and well inside the 230 s above.
+//
+// (learn.microsoft.com/aspnet/core/fundamentals/servers/kestrel/options lists the Kestrel defaults.)
+type Limits struct {
+	MaxRequestBody int64
+	HeaderTimeout  time.Duration
+	IdleTimeout    time.Duration
+	RequestTimeout time.Duration
+}
+
+// DefaultLimits are the values above.
+var DefaultLimits = Limits{MaxRequestBody: 100 << 20, HeaderTimeout: 30 * time.Second, IdleTimeout: 130 * time.Second,
+	RequestTimeout: 60 * time.Second}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxRequestBody <= 0 {
+		l.MaxRequestBody = DefaultLimits.MaxRequestBody
+	}
+	if l.HeaderTimeout <= 0 {
+		l.HeaderTimeout = DefaultLimits.HeaderTimeout
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = DefaultLimits.IdleTimeout
+	}
+	if l.RequestTimeout <= 0 {
+		l.RequestTimeout = DefaultLimits.RequestTimeout
+	}
+	return l
+}
 
 // Options configure a Host.
 type Options struct {
@@ -38,6 +74,8 @@ type Options struct {
 	Settings    map[string]string // local.settings.json Values: the child's environment
 	FunctionKey string            // key for authLevel "function"
 	MasterKey   string            // key for authLevel "admin" and /admin endpoints
+	// Limits of the trigger listener; zero fields take DefaultLimits (tests shorten them).
+	Limits Limits
 	// NoSchedules disables the timer schedules (tests fire timers on demand instead).
 	NoSchedules bool
 	Log         *slog.Logger
@@ -88,6 +126,7 @@ func New(opts Options) (*Host, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
+	opts.Limits = opts.Limits.withDefaults()
 	if opts.HandlerPath == "" {
 		opts.HandlerPath = filepath.Join(opts.AppRoot, app.Host.CustomHandler.Description.DefaultExecutablePath)
 	}
@@ -162,7 +201,8 @@ func (h *Host) Start(ctx context.Context) error {
 		h.Stop()
 		return err
 	}
-	h.mainSrv = &http.Server{Handler: http.HandlerFunc(h.serveMain), ReadHeaderTimeout: 10 * time.Second}
+	h.mainSrv = &http.Server{Handler: http.HandlerFunc(h.serveMain), ReadHeaderTimeout: h.opts.Limits.HeaderTimeout,
+		IdleTimeout: h.opts.Limits.IdleTimeout}
 	go func() { _ = h.mainSrv.Serve(main) }()
 
 	conc := h.app.Host.Extensions.ServiceBus.MaxConcurrentCalls
@@ -295,9 +335,8 @@ func (h *Host) serveMain(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
-	if err != nil {
-		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+	body, status := h.readTriggerBody(w, r)
+	if status != 0 {
 		return
 	}
 	env, err := httpEnvelope(f, r, body, params)
@@ -339,6 +378,35 @@ func (h *Host) serveMain(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(ho.status())
 	_, _ = w.Write(ho.body())
+}
+
+// readTriggerBody reads an HTTP trigger's body within the limits; on failure it has answered and returns
+// the status (413 over MaxRequestBody, 408 when the client is too slow, 400 when the body breaks off).
+func (h *Host) readTriggerBody(w http.ResponseWriter, r *http.Request) ([]byte, int) {
+	lim := h.opts.Limits
+	fail := func(status int, msg string) ([]byte, int) {
+		// The rest of the body is unread: the connection cannot carry another request.
+		w.Header().Set("Connection", "close")
+		http.Error(w, msg, status)
+		return nil, status
+	}
+	if r.ContentLength > lim.MaxRequestBody {
+		return fail(http.StatusRequestEntityTooLarge, "request body too large")
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(lim.RequestTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, lim.MaxRequestBody))
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case err == nil:
+		return body, 0
+	case errors.As(err, &tooLarge):
+		return fail(http.StatusRequestEntityTooLarge, "request body too large")
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return fail(http.StatusRequestTimeout, "request body not received in time")
+	default:
+		return fail(http.StatusBadRequest, "request body unreadable")
+	}
 }
 
 func (h *Host) matchRoute(method, path string) (*Function, map[string]string) {
