@@ -76,6 +76,8 @@ type Options struct {
 	MasterKey   string            // key for authLevel "admin" and /admin endpoints
 	// Limits of the trigger listener; zero fields take DefaultLimits (tests shorten them).
 	Limits Limits
+	// Queues tunes every queue; zero fields keep the Service Bus defaults (tests shorten them).
+	Queues QueueSettings
 	// NoSchedules disables the timer schedules (tests fire timers on demand instead).
 	NoSchedules bool
 	Log         *slog.Logger
@@ -146,7 +148,9 @@ func New(opts Options) (*Host, error) {
 				return nil, fmt.Errorf("%s: serviceBusTrigger without queueName", f.Name)
 			}
 			if _, ok := h.queues[t.QueueName]; !ok {
-				h.queues[t.QueueName] = NewQueue(t.QueueName, t.IsSessionsEnabled, nil)
+				q := NewQueue(t.QueueName, t.IsSessionsEnabled, nil)
+				opts.Queues.apply(q)
+				h.queues[t.QueueName] = q
 			}
 		}
 	}
@@ -291,12 +295,39 @@ func (h *Host) invoke(ctx context.Context, f *Function, envelope []byte) (*invok
 		h.log.Info("function log", "function", f.Name, "line", l)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, fmt.Errorf("invoke %s: handler answered %d", f.Name, resp.StatusCode)
+		return nil, &handlerFailedError{status: resp.StatusCode, logs: res.Logs}
 	}
 	if jsonErr != nil {
 		return nil, fmt.Errorf("invoke %s: response is not json: %w", f.Name, jsonErr)
 	}
 	return &res, nil
+}
+
+// handlerFailedError is an invocation the handler answered with a failure. Its text is what a dead letter's
+// description says: the status and the handler's Logs (azfunc.FailureLog: the error code and public
+// message), bounded.
+type handlerFailedError struct {
+	status int
+	logs   []string
+}
+
+// maxDescription bounds a dead letter's description (Service Bus caps DeadLetterErrorDescription at
+// 4,096 characters; ours stays well under and bounds what is logged).
+const maxDescription = 1024
+
+func (e *handlerFailedError) Error() string {
+	s := fmt.Sprintf("handler answered %d", e.status)
+	if len(e.logs) > 0 {
+		s += ": " + strings.Join(e.logs, "; ")
+	}
+	return truncate(s, maxDescription)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }
 
 // serveMain serves /api/<route>, the admin endpoints and the development token issuer.
@@ -307,6 +338,10 @@ func (h *Host) serveMain(w http.ResponseWriter, r *http.Request) {
 	}
 	if name, ok := strings.CutPrefix(r.URL.Path, "/admin/functions/"); ok {
 		h.serveAdminInvoke(w, r, name)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/admin/queues/") {
+		h.serveDeadLetters(w, r)
 		return
 	}
 	if r.URL.Path == "/admin/host/status" {
@@ -603,10 +638,21 @@ func (h *Host) pump(ctx context.Context, f *Function, q *Queue) {
 		}
 		errText := ""
 		if err != nil {
-			errText = err.Error()
+			errText = truncate(err.Error(), maxDescription)
 		}
-		q.settle(m.SequenceNumber, err == nil, errText)
+		if dl := q.settle(m.SequenceNumber, err == nil, errText); dl != nil {
+			h.logDeadLetter(f, q, dl)
+		}
 	}
+}
+
+// logDeadLetter writes the one line an operator looks for when a message is dead-lettered: which message,
+// which function and tenant, and the real reason. Values from the message are bounded; the body is never
+// logged.
+func (h *Host) logDeadLetter(f *Function, q *Queue, m *Message) {
+	h.log.Error("message dead-lettered", "queue", q.Name, "function", f.Name, "message_id", truncate(m.ID, 128),
+		"sequence_number", m.SequenceNumber, "tenant_id", truncate(m.ApplicationProperties[queue.PropTenant], 64),
+		"delivery_count", m.DeliveryCount, "reason", m.DeadLetterReason, "description", m.DeadLetterError)
 }
 
 // startTimers schedules every timer function on its six-field NCRONTAB schedule.

@@ -120,7 +120,8 @@ func startHost(t *testing.T, options ...func(*Options)) (*Host, *recorder) {
 }
 
 func TestEndToEnd(t *testing.T) {
-	h, rec := startHost(t)
+	var logs syncBuffer
+	h, rec := startHost(t, func(o *Options) { o.Log = slog.New(slog.NewTextHandler(&logs, nil)) })
 	base, token := h.QueueEndpoint()
 	sender, err := queue.NewDevhostSender(base, token)
 	if err != nil {
@@ -244,6 +245,69 @@ func TestEndToEnd(t *testing.T) {
 		}
 		if rec.count("processed", "poison-1") != 0 {
 			t.Error("poison message reported processed")
+		}
+		// The description carries the last failure as the handler reported it (code and public message).
+		if want := "handler answered 500: invocation failed: internal: internal error"; dl.DeadLetterError != want {
+			t.Errorf("description = %q, want %q", dl.DeadLetterError, want)
+		}
+		var lines []string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "message dead-lettered") && strings.Contains(l, "message_id=poison-1") {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) != 1 || !strings.Contains(lines[0], "function=ProcessLifecycle") || !strings.Contains(lines[0], "reason=MaxDeliveryCountExceeded") ||
+			!strings.Contains(lines[0], "invocation failed: internal") {
+			t.Errorf("dead-letter log lines = %q, want one with function, reason and description", lines)
+		}
+	})
+
+	t.Run("dead-letter admin API: list, show, replay refused in the duplicate window, purge", func(t *testing.T) {
+		call := func(method, path, key string) (int, []byte) {
+			req, _ := http.NewRequest(method, h.URL()+"/admin/queues/lifecycle/deadletter"+path, nil)
+			if key != "" {
+				req.Header.Set("x-functions-key", key)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, b
+		}
+		if code, _ := call(http.MethodGet, "", ""); code != http.StatusUnauthorized {
+			t.Errorf("list without the master key = %d, want 401", code)
+		}
+		if code, _ := call(http.MethodGet, "", "fk"); code != http.StatusUnauthorized {
+			t.Errorf("list with the function key = %d, want 401", code)
+		}
+		code, raw := call(http.MethodGet, "", "mk")
+		var list struct{ DeadLetters []DeadLetter }
+		if err := json.Unmarshal(raw, &list); code != 200 || err != nil || len(list.DeadLetters) != 1 {
+			t.Fatalf("list = %d %s", code, raw)
+		}
+		if d := list.DeadLetters[0]; d.MessageID != "poison-1" || d.DeliveryCount != 10 || d.DeadLetterReason != "MaxDeliveryCountExceeded" ||
+			d.EnqueuedTime.IsZero() || d.Body != nil || d.BodySize == 0 {
+			t.Errorf("listed = %+v", d)
+		}
+		code, raw = call(http.MethodGet, "/poison-1", "mk")
+		var one DeadLetter
+		if err := json.Unmarshal(raw, &one); code != 200 || err != nil || string(one.Body) != `{"succeedOnDelivery":99}` {
+			t.Errorf("show = %d %s", code, raw)
+		}
+		// Sent seconds ago: Service Bus would drop the resubmission as a duplicate, so devhost refuses.
+		if code, raw := call(http.MethodPost, "/poison-1/replay", "mk"); code != http.StatusConflict || !strings.Contains(string(raw), "duplicate detection window") {
+			t.Errorf("replay inside the window = %d %s, want 409", code, raw)
+		}
+		if code, _ := call(http.MethodDelete, "/poison-1", "mk"); code != http.StatusNoContent {
+			t.Errorf("purge = %d, want 204", code)
+		}
+		if code, _ := call(http.MethodGet, "/poison-1", "mk"); code != http.StatusNotFound {
+			t.Errorf("show after purge = %d, want 404", code)
+		}
+		if got := h.Queue(queue.Lifecycle).Stats().DeadLetter; got != 0 {
+			t.Errorf("dead letters after purge = %d", got)
 		}
 	})
 

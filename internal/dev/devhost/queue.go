@@ -26,15 +26,39 @@ const (
 	DefaultRedeliveryMax = time.Second
 )
 
+// ReasonMaxDeliveryCountExceeded is the DeadLetterReason Service Bus itself sets when a message's delivery
+// count reaches the queue's MaxDeliveryCount.
+const ReasonMaxDeliveryCountExceeded = "MaxDeliveryCountExceeded"
+
 // Message is a stored queue message.
 type Message struct {
 	queue.Message
-	SequenceNumber   int64
-	EnqueuedTime     time.Time
-	DeliveryCount    int
+	SequenceNumber int64
+	EnqueuedTime   time.Time
+	DeliveryCount  int
+	// DeadLetterReason and DeadLetterError travel with a dead-lettered message, as Service Bus's
+	// DeadLetterReason and DeadLetterErrorDescription properties do.
 	DeadLetterReason string
 	DeadLetterError  string
 	lockedUntil      time.Time
+}
+
+// QueueSettings override a queue's defaults; zero fields keep them.
+type QueueSettings struct {
+	DuplicateWindow              time.Duration
+	RedeliveryMin, RedeliveryMax time.Duration
+}
+
+func (s QueueSettings) apply(q *Queue) {
+	if s.DuplicateWindow > 0 {
+		q.DuplicateWindow = s.DuplicateWindow
+	}
+	if s.RedeliveryMin > 0 {
+		q.RedeliveryMin = s.RedeliveryMin
+	}
+	if s.RedeliveryMax > 0 {
+		q.RedeliveryMax = s.RedeliveryMax
+	}
 }
 
 // Queue is an in-memory queue with the Service Bus semantics the app relies on: a message is locked
@@ -151,8 +175,10 @@ func (q *Queue) earlierInSession(m *Message) bool {
 }
 
 // settle completes (ok) or abandons the message with sequence number seq. An abandoned message whose
-// DeliveryCount reached MaxDeliveryCount moves to the dead-letter queue with the reason Service Bus uses.
-func (q *Queue) settle(seq int64, ok bool, errText string) {
+// DeliveryCount reached MaxDeliveryCount moves to the dead-letter queue with the reason Service Bus uses
+// (DeadLetterReason MaxDeliveryCountExceeded) and errText, the last failure, as its description; settle
+// then returns a copy of it.
+func (q *Queue) settle(seq int64, ok bool, errText string) *Message {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for i, m := range q.active {
@@ -167,17 +193,21 @@ func (q *Queue) settle(seq int64, ok bool, errText string) {
 			q.active = append(q.active[:i], q.active[i+1:]...)
 		case m.DeliveryCount >= q.MaxDeliveryCount:
 			q.active = append(q.active[:i], q.active[i+1:]...)
-			m.DeadLetterReason = "MaxDeliveryCountExceeded"
+			m.DeadLetterReason = ReasonMaxDeliveryCountExceeded
 			m.DeadLetterError = errText
 			m.lockedUntil = time.Time{}
 			q.dead = append(q.dead, m)
+			q.wake()
+			cp := *m
+			return &cp
 		default:
 			// Abandoned: hidden until its backoff has passed (the lock field doubles as "not before").
 			m.lockedUntil = q.now().Add(q.redeliveryDelay(m.DeliveryCount))
 		}
 		q.wake()
-		return
+		return nil
 	}
+	return nil
 }
 
 // redeliveryDelay is the wait after the n-th failed delivery: RedeliveryMin·2^(n-1), at most

@@ -1,6 +1,8 @@
 package devhost
 
 import (
+	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -108,6 +110,54 @@ func TestQueueRedeliveryBackoff(t *testing.T) {
 	again := q.receive()
 	if again == nil || again.DeliveryCount != m.DeliveryCount {
 		t.Fatalf("after release = %+v, want at once with DeliveryCount %d (a release is not an attempt)", again, m.DeliveryCount)
+	}
+}
+
+// TestQueueReplayAndPurge: a replay is a new message with the same id, body and properties and a fresh
+// delivery count; inside the duplicate detection window it is refused, because Service Bus would
+// silently drop it as a duplicate and the message would be lost.
+func TestQueueReplayAndPurge(t *testing.T) {
+	t.Parallel()
+	c := &clock{time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	q := NewQueue("q", true, c.now)
+	props := map[string]string{queue.PropTenant: "11111111-2222-4333-8444-555555555555", queue.PropKind: "presence", "attempt": "4"}
+	q.Send([]queue.Message{{ID: "m1", SessionID: "user-1", ContentType: "application/json", Subject: "s", Body: []byte("b1"), ApplicationProperties: props},
+		{ID: "m2", Body: []byte("b2")}})
+	for range DefaultMaxDeliveryCount {
+		c.t = c.t.Add(DefaultRedeliveryMax)
+		for _, m := range []*Message{q.receive(), q.receive()} {
+			if m == nil {
+				t.Fatal("nothing to receive")
+			}
+			q.settle(m.SequenceNumber, false, "handler answered 500: invocation failed: unavailable: pbx down")
+		}
+	}
+	if len(q.DeadLetters()) != 2 {
+		t.Fatalf("dead letters = %d, want 2", len(q.DeadLetters()))
+	}
+	_, err := q.Replay("m1")
+	var dup *DuplicateWindowError
+	if !errors.As(err, &dup) || len(q.DeadLetters()) != 2 {
+		t.Fatalf("replay inside the duplicate window = %v, dead letters %d; want refused and kept", err, len(q.DeadLetters()))
+	}
+	c.t = c.t.Add(q.DuplicateWindow)
+	seq, err := q.Replay("m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := q.receive()
+	if m == nil || m.SequenceNumber != seq || m.DeliveryCount != 1 || string(m.Body) != "b1" || m.SessionID != "user-1" ||
+		m.ContentType != "application/json" || m.Subject != "s" || !maps.Equal(m.ApplicationProperties, props) || m.DeadLetterReason != "" {
+		t.Fatalf("replayed = %+v", m)
+	}
+	if _, err := q.Replay("m1"); !errors.Is(err, ErrNoDeadLetter) {
+		t.Errorf("second replay = %v, want ErrNoDeadLetter", err)
+	}
+	if err := q.Purge("m2"); err != nil {
+		t.Fatal(err)
+	}
+	if s := q.Stats(); s.DeadLetter != 0 || s.Active != 1 {
+		t.Errorf("stats = %+v, want the replayed message only", s)
 	}
 }
 
