@@ -47,7 +47,7 @@ func (worker) Process(_ context.Context, d *queue.Delivery) error {
 	if err := json.Unmarshal(d.Body, &body); err != nil {
 		return err
 	}
-	record("delivery", map[string]any{"id": d.MessageID, "count": d.DeliveryCount, "session": d.SessionID})
+	record("delivery", map[string]any{"id": d.MessageID, "count": d.DeliveryCount, "session": d.SessionID, "props": d.ApplicationProperties})
 	if body.FailWhileFileExists != "" && exists(body.FailWhileFileExists) {
 		// A fault an operator can remove (a PBX down): transient, so the message is retried, not parked.
 		return apperr.New(apperr.Unavailable, "pbx unavailable (test fault)", errors.New("connection refused"))
