@@ -1,7 +1,8 @@
-// Command connecthub is the operator's tool for ConnectHub's secrets, certificates and audit trails. It works on the
-// local encrypted secret file of `make run` (found through local.settings.json) and on Azure Key Vault
-// (with the operator's az login) through the same interface the app uses, and it never prints a secret
-// value or a private key.
+// Command connecthub is the operator's tool for ConnectHub's secrets, certificates, audit trails and dead
+// letters. It works on the local encrypted secret file of `make run` (found through local.settings.json)
+// and on Azure Key Vault (with the operator's az login) through the same interface the app uses, and it
+// never prints a secret value or a private key. The dlq commands work on make run's devhost or on
+// Service Bus.
 //
 //	connecthub secrets import-cert --name N --pfx FILE [--password-file F]
 //	connecthub secrets set --name N --from-file F|-
@@ -11,8 +12,10 @@
 //	connecthub certs show --name N [--pem]
 //	connecthub audit verify --tenant T [--tables-url URL]
 //	connecthub dev-token --tenant T --user U [--role R]... (make run only)
+//	connecthub dlq list|show|replay|purge --queue Q [--id ID | --all] [--namespace NS]
 //
-// Every command takes --settings FILE (default local.settings.json) or --vault-url URL.
+// Every command takes --settings FILE (default local.settings.json); the secret commands alternatively
+// --vault-url URL, the dlq commands --namespace <ns>.servicebus.windows.net.
 package main
 
 import (
@@ -52,7 +55,7 @@ func main() {
 
 // realMain runs one command. stdin is read only by `secrets set --from-file -`.
 func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, openVault: openKeyVault}
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, openVault: openKeyVault, openServiceBus: openServiceBusDLQ}
 	return c.run(ctx, args)
 }
 
@@ -72,9 +75,11 @@ type cli struct {
 	stdout, stderr io.Writer
 	// openVault opens the Key Vault store; tests point it at a fake vault.
 	openVault func(vaultURL string, log *slog.Logger) (store, error)
+	// openServiceBus opens a queue's dead letters on Service Bus.
+	openServiceBus func(namespace string, duplicateWindow time.Duration) (deadLetterQueue, error)
 }
 
-const topUsage = `connecthub: the operator's tool for ConnectHub's secrets and certificates
+const topUsage = `connecthub: the operator's tool for ConnectHub's secrets, certificates, audits and dead letters
 
 Usage: connecthub <group> <command> [flags]
   connecthub secrets import-cert --name N --pfx FILE [--password-file F]
@@ -85,8 +90,10 @@ Usage: connecthub <group> <command> [flags]
   connecthub certs show --name N [--pem]
   connecthub audit verify --tenant T [--tables-url URL]
   connecthub dev-token --tenant T --user U [--role R]... [--app] [--global-admin] [--minutes 60]
+  connecthub dlq list|show|replay|purge --queue Q [--id ID | --all] [--namespace <ns>.servicebus.windows.net]
 
-Every command works on the local secret file named in local.settings.json (--settings FILE, the
+The dlq commands work on make run's devhost (--settings FILE) or on Service Bus (--namespace, az login).
+Every other command works on the local secret file named in local.settings.json (--settings FILE, the
 default when ./local.settings.json exists) or on Azure Key Vault (--vault-url https://<vault>.vault.azure.net,
 signed in with az login). Values and private keys are never printed.
 Run "connecthub <group> <command> --help" for a command's flags.
@@ -106,6 +113,10 @@ var commands = []command{
 	{"certs", "show", "show a stored certificate and its public PEM (never the key)", (*cli).showCert},
 	{"audit", "verify", "check a tenant's audit hash chain and print its head", (*cli).verifyAudit},
 	{"dev-token", "", "print an admin API token from make run's development issuer (local only)", (*cli).devToken},
+	{"dlq", "list", "list a queue's dead letters: id, deliveries, enqueued, tenant, reason, last failure", (*cli).dlqList},
+	{"dlq", "show", "show one dead letter with its application properties (never the body)", (*cli).dlqShow},
+	{"dlq", "replay", "resubmit dead letters to their queue with every application property", (*cli).dlqReplay},
+	{"dlq", "purge", "delete dead letters for good", (*cli).dlqPurge},
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {

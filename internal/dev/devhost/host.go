@@ -13,10 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,9 +26,45 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
-// maxRequestBody mirrors the real host's default request size limit (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT,
-// 100 MB); the handler applies its own, much smaller cap.
-const maxRequestBody = 100 << 20
+// Limits are the trigger listener's protections, as Kestrel under the Functions host applies them. The
+// defaults and their sources:
+//   - MaxRequestBody 100 MB: Azure Functions HTTP trigger limits, "the HTTP request length is limited to
+//     100 MB (104,857,600 bytes)" (learn.microsoft.com/azure/azure-functions/functions-bindings-http-webhook-trigger#limits;
+//     FUNCTIONS_REQUEST_BODY_SIZE_LIMIT); above it 413. The handler applies its own, much smaller cap.
+//   - HeaderTimeout 30 s: Kestrel's RequestHeadersTimeout default; the connection is closed.
+//   - IdleTimeout 130 s: Kestrel's KeepAliveTimeout default. (Azure's front-end load balancer cuts a
+//     request after 230 s whatever the app does; functionTimeout does not extend that.)
+//   - RequestTimeout 60 s: time allowed to send the body of an HTTP trigger, then 408. Kestrel's rule is a
+//     minimum data rate (MinRequestBodyDataRate, 240 bytes/s after a 5 s grace) answered with 408; one
+//     deadline is the simpler stand-in and well inside the 230 s above.
+//
+// (learn.microsoft.com/aspnet/core/fundamentals/servers/kestrel/options lists the Kestrel defaults.)
+type Limits struct {
+	MaxRequestBody int64
+	HeaderTimeout  time.Duration
+	IdleTimeout    time.Duration
+	RequestTimeout time.Duration
+}
+
+// DefaultLimits are the values above.
+var DefaultLimits = Limits{MaxRequestBody: 100 << 20, HeaderTimeout: 30 * time.Second, IdleTimeout: 130 * time.Second,
+	RequestTimeout: 60 * time.Second}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxRequestBody <= 0 {
+		l.MaxRequestBody = DefaultLimits.MaxRequestBody
+	}
+	if l.HeaderTimeout <= 0 {
+		l.HeaderTimeout = DefaultLimits.HeaderTimeout
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = DefaultLimits.IdleTimeout
+	}
+	if l.RequestTimeout <= 0 {
+		l.RequestTimeout = DefaultLimits.RequestTimeout
+	}
+	return l
+}
 
 // Options configure a Host.
 type Options struct {
@@ -40,6 +74,10 @@ type Options struct {
 	Settings    map[string]string // local.settings.json Values: the child's environment
 	FunctionKey string            // key for authLevel "function"
 	MasterKey   string            // key for authLevel "admin" and /admin endpoints
+	// Limits of the trigger listener; zero fields take DefaultLimits (tests shorten them).
+	Limits Limits
+	// Queues tunes every queue; zero fields keep the Service Bus defaults (tests shorten them).
+	Queues QueueSettings
 	// NoSchedules disables the timer schedules (tests fire timers on demand instead).
 	NoSchedules bool
 	Log         *slog.Logger
@@ -69,7 +107,9 @@ type Host struct {
 	// childDone is closed when child has exited. Only the goroutine started with the child calls
 	// Wait: a second Wait on the same Cmd blocks forever once output goes through a pipe.
 	childDone chan struct{}
-	ready     chan struct{}
+	// published is closed while handler is set; unpublish replaces it, so waiters block until the
+	// next handler answers.
+	published chan struct{}
 
 	timerMu  sync.Mutex
 	timerRun map[string]bool
@@ -88,6 +128,7 @@ func New(opts Options) (*Host, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
+	opts.Limits = opts.Limits.withDefaults()
 	if opts.HandlerPath == "" {
 		opts.HandlerPath = filepath.Join(opts.AppRoot, app.Host.CustomHandler.Description.DefaultExecutablePath)
 	}
@@ -107,7 +148,9 @@ func New(opts Options) (*Host, error) {
 				return nil, fmt.Errorf("%s: serviceBusTrigger without queueName", f.Name)
 			}
 			if _, ok := h.queues[t.QueueName]; !ok {
-				h.queues[t.QueueName] = NewQueue(t.QueueName, t.IsSessionsEnabled, nil)
+				q := NewQueue(t.QueueName, t.IsSessionsEnabled, nil)
+				opts.Queues.apply(q)
+				h.queues[t.QueueName] = q
 			}
 		}
 	}
@@ -153,13 +196,17 @@ func (h *Host) Start(ctx context.Context) error {
 	}
 	h.mainAddr = main.Addr().String()
 
-	h.ready = make(chan struct{})
-	if err := h.startChild(ctx); err != nil {
+	h.published = make(chan struct{})
+	first := make(chan error, 1)
+	h.wg.Add(1)
+	go h.supervise(ctx, first)
+	if err := <-first; err != nil {
 		_ = main.Close()
 		h.Stop()
 		return err
 	}
-	h.mainSrv = &http.Server{Handler: http.HandlerFunc(h.serveMain), ReadHeaderTimeout: 10 * time.Second}
+	h.mainSrv = &http.Server{Handler: http.HandlerFunc(h.serveMain), ReadHeaderTimeout: h.opts.Limits.HeaderTimeout,
+		IdleTimeout: h.opts.Limits.IdleTimeout}
 	go func() { _ = h.mainSrv.Serve(main) }()
 
 	conc := h.app.Host.Extensions.ServiceBus.MaxConcurrentCalls
@@ -217,91 +264,15 @@ func (h *Host) Stop() {
 	}
 }
 
-// startChild starts the handler and waits for it to answer on /. The real host restarts a handler that
-// exits; devhost does the same, so a crash shows as failed invocations, not a dead host.
-func (h *Host) startChild(ctx context.Context) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(h.opts.HandlerPath, h.app.Host.CustomHandler.Description.Arguments...)
-	cmd.Dir = h.opts.AppRoot
-	env := os.Environ()
-	for k, v := range h.opts.Settings {
-		env = append(env, k+"="+v)
-	}
-	env = append(env,
-		"FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port),
-		"FUNCTIONS_HTTPWORKER_PORT="+strconv.Itoa(port),
-		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+uuid.NewString(),
-		"FUNCTIONS_APP_ROOT_PATH="+h.opts.AppRoot,
-		"CONNECTHUB_DEVHOST_QUEUE_URL="+h.queueURL,
-		"CONNECTHUB_DEVHOST_QUEUE_TOKEN="+h.token,
-	)
-	// The admin API trusts devhost's development token issuer unless the settings name another (the
-	// handler refuses it outside local mode).
-	if h.opts.Settings["CONNECTHUB_ADMIN_OPENID_CONFIGURATION_URL"] == "" {
-		env = append(env, "CONNECTHUB_ADMIN_OPENID_CONFIGURATION_URL=http://"+h.mainAddr+DevIssuerConfigPath)
-	}
-	cmd.Env = env
-	out := h.opts.Output
-	if out == nil {
-		out = os.Stderr
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start handler %s: %w", h.opts.HandlerPath, err)
-	}
-	done := make(chan struct{})
-	h.childMu.Lock()
-	h.child, h.childDone = cmd, done
-	h.handler = fmt.Sprintf("http://127.0.0.1:%d", port)
-	h.childMu.Unlock()
-
-	exited := make(chan error, 1)
-	go func() {
-		err := cmd.Wait()
-		close(done)
-		exited <- err
-		h.childMu.Lock()
-		current := h.child == cmd
-		h.childMu.Unlock()
-		if current && ctx.Err() == nil {
-			h.log.Error("handler exited; restarting", "error", err)
-			time.Sleep(time.Second)
-			if err := h.startChild(ctx); err != nil {
-				h.log.Error("handler restart failed", "error", err)
-			}
-		}
-	}()
-
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := h.client.Get(h.handler + "/")
-		if err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		select {
-		case err := <-exited:
-			return fmt.Errorf("handler exited before it was ready: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return errors.New("handler did not answer on / within 30s")
-}
-
-func (h *Host) handlerURL() string {
-	h.childMu.Lock()
-	defer h.childMu.Unlock()
-	return h.handler
-}
-
 // invoke posts an envelope to /{FunctionName} with the host's headers and the function timeout.
 func (h *Host) invoke(ctx context.Context, f *Function, envelope []byte) (*invokeResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.app.FunctionTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.handlerURL()+"/"+f.Name, bytes.NewReader(envelope))
+	base := h.currentHandler()
+	if base == "" {
+		return nil, &notDeliveredError{errNoHandler}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/"+f.Name, bytes.NewReader(envelope))
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +282,7 @@ func (h *Host) invoke(ctx context.Context, f *Function, envelope []byte) (*invok
 	req.Header.Set("User-Agent", "Azure-Functions-Host/4.1045.0-devhost")
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("invoke %s: %w", f.Name, err)
+		return nil, fmt.Errorf("invoke %s: %w", f.Name, classifyTransport(err))
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -324,12 +295,39 @@ func (h *Host) invoke(ctx context.Context, f *Function, envelope []byte) (*invok
 		h.log.Info("function log", "function", f.Name, "line", l)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, fmt.Errorf("invoke %s: handler answered %d", f.Name, resp.StatusCode)
+		return nil, &handlerFailedError{status: resp.StatusCode, logs: res.Logs}
 	}
 	if jsonErr != nil {
 		return nil, fmt.Errorf("invoke %s: response is not json: %w", f.Name, jsonErr)
 	}
 	return &res, nil
+}
+
+// handlerFailedError is an invocation the handler answered with a failure. Its text is what a dead letter's
+// description says: the status and the handler's Logs (azfunc.FailureLog: the error code and public
+// message), bounded.
+type handlerFailedError struct {
+	status int
+	logs   []string
+}
+
+// maxDescription bounds a dead letter's description (Service Bus caps DeadLetterErrorDescription at
+// 4,096 characters; ours stays well under and bounds what is logged).
+const maxDescription = 1024
+
+func (e *handlerFailedError) Error() string {
+	s := fmt.Sprintf("handler answered %d", e.status)
+	if len(e.logs) > 0 {
+		s += ": " + strings.Join(e.logs, "; ")
+	}
+	return truncate(s, maxDescription)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }
 
 // serveMain serves /api/<route>, the admin endpoints and the development token issuer.
@@ -340,6 +338,10 @@ func (h *Host) serveMain(w http.ResponseWriter, r *http.Request) {
 	}
 	if name, ok := strings.CutPrefix(r.URL.Path, "/admin/functions/"); ok {
 		h.serveAdminInvoke(w, r, name)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/admin/queues/") {
+		h.serveDeadLetters(w, r)
 		return
 	}
 	if r.URL.Path == "/admin/host/status" {
@@ -368,9 +370,8 @@ func (h *Host) serveMain(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
-	if err != nil {
-		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+	body, status := h.readTriggerBody(w, r)
+	if status != 0 {
 		return
 	}
 	env, err := httpEnvelope(f, r, body, params)
@@ -379,6 +380,16 @@ func (h *Host) serveMain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := h.invoke(r.Context(), f, env)
+	var notDelivered *notDeliveredError
+	var down *handlerDownError
+	if errors.As(err, &notDelivered) || errors.As(err, &down) {
+		// The worker is down, not the request wrong: 503 with Retry-After, as the real host answers
+		// while it is not running, so callers that retry (Graph does, for up to 4 h) lose nothing.
+		h.log.Warn("http invocation failed: no handler", "function", f.Name, "error", err)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "function host is not running", http.StatusServiceUnavailable)
+		return
+	}
 	if err != nil {
 		h.log.Error("http invocation failed", "function", f.Name, "error", err)
 		http.Error(w, "internal server error", http.StatusInternalServerError)
@@ -402,6 +413,35 @@ func (h *Host) serveMain(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(ho.status())
 	_, _ = w.Write(ho.body())
+}
+
+// readTriggerBody reads an HTTP trigger's body within the limits; on failure it has answered and returns
+// the status (413 over MaxRequestBody, 408 when the client is too slow, 400 when the body breaks off).
+func (h *Host) readTriggerBody(w http.ResponseWriter, r *http.Request) ([]byte, int) {
+	lim := h.opts.Limits
+	fail := func(status int, msg string) ([]byte, int) {
+		// The rest of the body is unread: the connection cannot carry another request.
+		w.Header().Set("Connection", "close")
+		http.Error(w, msg, status)
+		return nil, status
+	}
+	if r.ContentLength > lim.MaxRequestBody {
+		return fail(http.StatusRequestEntityTooLarge, "request body too large")
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(lim.RequestTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, lim.MaxRequestBody))
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case err == nil:
+		return body, 0
+	case errors.As(err, &tooLarge):
+		return fail(http.StatusRequestEntityTooLarge, "request body too large")
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return fail(http.StatusRequestTimeout, "request body not received in time")
+	default:
+		return fail(http.StatusBadRequest, "request body unreadable")
+	}
 }
 
 func (h *Host) matchRoute(method, path string) (*Function, map[string]string) {
@@ -560,10 +600,14 @@ func (h *Host) queueStats() map[string]Stats {
 	return out
 }
 
-// pump delivers messages of q to f, one at a time per worker.
+// pump delivers messages of q to f, one at a time per worker. It takes a message only while a handler is
+// published; a delivery that could not reach the handler is released without counting an attempt.
 func (h *Host) pump(ctx context.Context, f *Function, q *Queue) {
 	defer h.wg.Done()
 	for ctx.Err() == nil {
+		if _, err := h.waitHandler(ctx); err != nil {
+			return
+		}
 		m := q.receive()
 		if m == nil {
 			select {
@@ -579,15 +623,36 @@ func (h *Host) pump(ctx context.Context, f *Function, q *Queue) {
 		if err == nil {
 			_, err = h.invoke(ctx, f, env)
 		}
+		var notDelivered *notDeliveredError
+		if errors.As(err, &notDelivered) {
+			// The handler never saw it (it died and its successor is not up yet): not an attempt.
+			q.release(m.SequenceNumber)
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond): // until the supervisor notices the exit
+			}
+			continue
+		}
 		if err != nil {
 			h.log.Warn("queue invocation failed", "function", f.Name, "message_id", m.ID, "delivery_count", m.DeliveryCount, "error", err)
 		}
 		errText := ""
 		if err != nil {
-			errText = err.Error()
+			errText = truncate(err.Error(), maxDescription)
 		}
-		q.settle(m.SequenceNumber, err == nil, errText)
+		if dl := q.settle(m.SequenceNumber, err == nil, errText); dl != nil {
+			h.logDeadLetter(f, q, dl)
+		}
 	}
+}
+
+// logDeadLetter writes the one line an operator looks for when a message is dead-lettered: which message,
+// which function and tenant, and the real reason. Values from the message are bounded; the body is never
+// logged.
+func (h *Host) logDeadLetter(f *Function, q *Queue, m *Message) {
+	h.log.Error("message dead-lettered", "queue", q.Name, "function", f.Name, "message_id", truncate(m.ID, 128),
+		"sequence_number", m.SequenceNumber, "tenant_id", truncate(m.ApplicationProperties[queue.PropTenant], 64),
+		"delivery_count", m.DeliveryCount, "reason", m.DeadLetterReason, "description", m.DeadLetterError)
 }
 
 // startTimers schedules every timer function on its six-field NCRONTAB schedule.

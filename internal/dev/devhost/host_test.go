@@ -3,6 +3,7 @@ package devhost
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,10 +51,29 @@ func (r *recorder) count(kind, contains string) int {
 	return n
 }
 
+// processed returns how many distinct message ids with prefix the handler reported processed.
+func (r *recorder) processed(prefix string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := map[string]bool{}
+	for _, e := range r.events {
+		var id string
+		if e.Kind == "processed" && json.Unmarshal(e.Value, &id) == nil && strings.HasPrefix(id, prefix) {
+			seen[id] = true
+		}
+	}
+	return len(seen)
+}
+
 // waitFor polls cond; the bound only stops a broken test, it asserts nothing about speed.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	waitForWithin(t, 20*time.Second, what, cond)
+}
+
+func waitForWithin(t *testing.T, bound time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -66,7 +87,7 @@ var testKind = map[string]string{queue.PropKind: "test"}
 
 // startHost builds the test handler and runs devhost on the repository's real host.json and function
 // folders.
-func startHost(t *testing.T) (*Host, *recorder) {
+func startHost(t *testing.T, options ...func(*Options)) (*Host, *recorder) {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "testhandler")
 	build := exec.Command("go", "build", "-o", bin, "./testdata/testhandler")
@@ -81,9 +102,13 @@ func startHost(t *testing.T) (*Host, *recorder) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Options{AppRoot: root, HandlerPath: bin, Addr: "127.0.0.1:0", NoSchedules: true,
+	opts := Options{AppRoot: root, HandlerPath: bin, Addr: "127.0.0.1:0", NoSchedules: true,
 		FunctionKey: "fk", MasterKey: "mk", Settings: map[string]string{"RECORD_URL": recSrv.URL},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, o := range options {
+		o(&opts)
+	}
+	h, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +120,8 @@ func startHost(t *testing.T) (*Host, *recorder) {
 }
 
 func TestEndToEnd(t *testing.T) {
-	h, rec := startHost(t)
+	var logs syncBuffer
+	h, rec := startHost(t, func(o *Options) { o.Log = slog.New(slog.NewTextHandler(&logs, nil)) })
 	base, token := h.QueueEndpoint()
 	sender, err := queue.NewDevhostSender(base, token)
 	if err != nil {
@@ -220,6 +246,69 @@ func TestEndToEnd(t *testing.T) {
 		if rec.count("processed", "poison-1") != 0 {
 			t.Error("poison message reported processed")
 		}
+		// The description carries the last failure as the handler reported it (code and public message).
+		if want := "handler answered 500: invocation failed: internal: internal error"; dl.DeadLetterError != want {
+			t.Errorf("description = %q, want %q", dl.DeadLetterError, want)
+		}
+		var lines []string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "message dead-lettered") && strings.Contains(l, "message_id=poison-1") {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) != 1 || !strings.Contains(lines[0], "function=ProcessLifecycle") || !strings.Contains(lines[0], "reason=MaxDeliveryCountExceeded") ||
+			!strings.Contains(lines[0], "invocation failed: internal") {
+			t.Errorf("dead-letter log lines = %q, want one with function, reason and description", lines)
+		}
+	})
+
+	t.Run("dead-letter admin API: list, show, replay refused in the duplicate window, purge", func(t *testing.T) {
+		call := func(method, path, key string) (int, []byte) {
+			req, _ := http.NewRequest(method, h.URL()+"/admin/queues/lifecycle/deadletter"+path, nil)
+			if key != "" {
+				req.Header.Set("x-functions-key", key)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, b
+		}
+		if code, _ := call(http.MethodGet, "", ""); code != http.StatusUnauthorized {
+			t.Errorf("list without the master key = %d, want 401", code)
+		}
+		if code, _ := call(http.MethodGet, "", "fk"); code != http.StatusUnauthorized {
+			t.Errorf("list with the function key = %d, want 401", code)
+		}
+		code, raw := call(http.MethodGet, "", "mk")
+		var list struct{ DeadLetters []DeadLetter }
+		if err := json.Unmarshal(raw, &list); code != 200 || err != nil || len(list.DeadLetters) != 1 {
+			t.Fatalf("list = %d %s", code, raw)
+		}
+		if d := list.DeadLetters[0]; d.MessageID != "poison-1" || d.DeliveryCount != 10 || d.DeadLetterReason != "MaxDeliveryCountExceeded" ||
+			d.EnqueuedTime.IsZero() || d.Body != nil || d.BodySize == 0 {
+			t.Errorf("listed = %+v", d)
+		}
+		code, raw = call(http.MethodGet, "/poison-1", "mk")
+		var one DeadLetter
+		if err := json.Unmarshal(raw, &one); code != 200 || err != nil || string(one.Body) != `{"succeedOnDelivery":99}` {
+			t.Errorf("show = %d %s", code, raw)
+		}
+		// Sent seconds ago: Service Bus would drop the resubmission as a duplicate, so devhost refuses.
+		if code, raw := call(http.MethodPost, "/poison-1/replay", "mk"); code != http.StatusConflict || !strings.Contains(string(raw), "duplicate detection window") {
+			t.Errorf("replay inside the window = %d %s, want 409", code, raw)
+		}
+		if code, _ := call(http.MethodDelete, "/poison-1", "mk"); code != http.StatusNoContent {
+			t.Errorf("purge = %d, want 204", code)
+		}
+		if code, _ := call(http.MethodGet, "/poison-1", "mk"); code != http.StatusNotFound {
+			t.Errorf("show after purge = %d, want 404", code)
+		}
+		if got := h.Queue(queue.Lifecycle).Stats().DeadLetter; got != 0 {
+			t.Errorf("dead letters after purge = %d", got)
+		}
 	})
 
 	t.Run("timer fired on demand through the admin endpoint", func(t *testing.T) {
@@ -251,6 +340,102 @@ func TestEndToEnd(t *testing.T) {
 			t.Error("send with a wrong token succeeded")
 		}
 	})
+}
+
+// TestHandlerCrashDeadLettersNothing kills the handler with SIGKILL while thousands of messages are in
+// flight and holds its successor before it listens: nothing may be dead-lettered, every message must be
+// processed, and the webhook must answer 503 with Retry-After (never 500) while no handler is ready.
+func TestHandlerCrashDeadLettersNothing(t *testing.T) {
+	gate := filepath.Join(t.TempDir(), "gate")
+	var logs syncBuffer
+	h, rec := startHost(t, func(o *Options) {
+		o.Settings["TESTHANDLER_GATE_FILE"] = gate
+		o.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	base, token := h.QueueEndpoint()
+	sender, err := queue.NewDevhostSender(base, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const n = 3000
+	for start := 0; start < n; start += 500 {
+		batch := make([]queue.Message, 0, 500)
+		for i := start; i < start+500; i++ {
+			batch = append(batch, queue.Message{ID: fmt.Sprintf("crash-%04d", i), SessionID: fmt.Sprintf("user-%02d", i%40),
+				Body: []byte(`{"succeedOnDelivery":1}`), ApplicationProperties: testKind})
+		}
+		if err := sender.Send(ctx, queue.Notifications, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "a tenth processed", func() bool { return rec.processed("crash-") >= n/10 })
+
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.childMu.Lock()
+	victim := h.child.Process
+	h.childMu.Unlock()
+	if err := victim.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.processed("crash-"); got == n {
+		t.Fatalf("all %d processed before the kill: the test proves nothing", n)
+	}
+
+	// The successor is running but not listening: the webhook must say "come back later".
+	waitFor(t, "503 while the handler restarts", func() bool {
+		resp, err := http.Post(h.URL()+"/api/graph/notifications", "application/json", strings.NewReader("during-restart"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusAccepted:
+			return false // the old handler took it before it died
+		case http.StatusServiceUnavailable:
+			if resp.Header.Get("Retry-After") == "" {
+				t.Fatal("503 without Retry-After")
+			}
+			return true
+		default:
+			t.Fatalf("webhook answered %d while the handler restarted, want 503", resp.StatusCode)
+			return false
+		}
+	})
+	if err := os.Remove(gate); err != nil {
+		t.Fatal(err)
+	}
+	q := h.Queue(queue.Notifications)
+	waitForWithin(t, 2*time.Minute, "every message processed", func() bool { return rec.processed("crash-") == n })
+	if err := q.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if dl := q.DeadLetters(); len(dl) != 0 {
+		t.Errorf("%d dead-lettered after a handler crash, want 0; first: %s %s", len(dl), dl[0].ID, dl[0].DeadLetterError)
+	}
+	if !strings.Contains(logs.String(), "handler exited; restarting") {
+		t.Error("the crash was not logged")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func BenchmarkHTTPRoundTrip(b *testing.B) {

@@ -15,15 +15,50 @@ const (
 	DefaultLockDuration     = 5 * time.Minute
 )
 
+// Redelivery backoff after a failed delivery. Service Bus makes an abandoned message available again at
+// once; with the real host that is spaced out by the worker's own retries and scheduled enqueue, but a
+// burst of failures (a handler restarting, a dependency blinking) would burn all ten deliveries of a
+// message here within milliseconds and dead-letter work that could have succeeded. devhost therefore
+// waits before it redelivers: the delivery count and the dead-lettering are as in Service Bus, only
+// the spacing differs.
+const (
+	DefaultRedeliveryMin = 50 * time.Millisecond
+	DefaultRedeliveryMax = time.Second
+)
+
+// ReasonMaxDeliveryCountExceeded is the DeadLetterReason Service Bus itself sets when a message's delivery
+// count reaches the queue's MaxDeliveryCount.
+const ReasonMaxDeliveryCountExceeded = "MaxDeliveryCountExceeded"
+
 // Message is a stored queue message.
 type Message struct {
 	queue.Message
-	SequenceNumber   int64
-	EnqueuedTime     time.Time
-	DeliveryCount    int
+	SequenceNumber int64
+	EnqueuedTime   time.Time
+	DeliveryCount  int
+	// DeadLetterReason and DeadLetterError travel with a dead-lettered message, as Service Bus's
+	// DeadLetterReason and DeadLetterErrorDescription properties do.
 	DeadLetterReason string
 	DeadLetterError  string
 	lockedUntil      time.Time
+}
+
+// QueueSettings override a queue's defaults; zero fields keep them.
+type QueueSettings struct {
+	DuplicateWindow              time.Duration
+	RedeliveryMin, RedeliveryMax time.Duration
+}
+
+func (s QueueSettings) apply(q *Queue) {
+	if s.DuplicateWindow > 0 {
+		q.DuplicateWindow = s.DuplicateWindow
+	}
+	if s.RedeliveryMin > 0 {
+		q.RedeliveryMin = s.RedeliveryMin
+	}
+	if s.RedeliveryMax > 0 {
+		q.RedeliveryMax = s.RedeliveryMax
+	}
 }
 
 // Queue is an in-memory queue with the Service Bus semantics the app relies on: a message is locked
@@ -36,8 +71,11 @@ type Queue struct {
 	MaxDeliveryCount int
 	DuplicateWindow  time.Duration
 	LockDuration     time.Duration
-	Sessions         bool
-	now              func() time.Time
+	// RedeliveryMin is the wait before the first redelivery of a failed message, doubling per failed
+	// delivery up to RedeliveryMax; zero redelivers at once as Service Bus does.
+	RedeliveryMin, RedeliveryMax time.Duration
+	Sessions                     bool
+	now                          func() time.Time
 
 	mu         sync.Mutex
 	seq        int64
@@ -54,7 +92,8 @@ func NewQueue(name string, sessions bool, now func() time.Time) *Queue {
 		now = time.Now
 	}
 	return &Queue{Name: name, MaxDeliveryCount: DefaultMaxDeliveryCount, DuplicateWindow: DefaultDuplicateWindow,
-		LockDuration: DefaultLockDuration, Sessions: sessions, now: now,
+		LockDuration: DefaultLockDuration, RedeliveryMin: DefaultRedeliveryMin, RedeliveryMax: DefaultRedeliveryMax,
+		Sessions: sessions, now: now,
 		seen: map[string]time.Time{}, lockedSess: map[string]bool{}, notify: make(chan struct{}, 1)}
 }
 
@@ -136,8 +175,10 @@ func (q *Queue) earlierInSession(m *Message) bool {
 }
 
 // settle completes (ok) or abandons the message with sequence number seq. An abandoned message whose
-// DeliveryCount reached MaxDeliveryCount moves to the dead-letter queue with the reason Service Bus uses.
-func (q *Queue) settle(seq int64, ok bool, errText string) {
+// DeliveryCount reached MaxDeliveryCount moves to the dead-letter queue with the reason Service Bus uses
+// (DeadLetterReason MaxDeliveryCountExceeded) and errText, the last failure, as its description; settle
+// then returns a copy of it.
+func (q *Queue) settle(seq int64, ok bool, errText string) *Message {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for i, m := range q.active {
@@ -152,13 +193,52 @@ func (q *Queue) settle(seq int64, ok bool, errText string) {
 			q.active = append(q.active[:i], q.active[i+1:]...)
 		case m.DeliveryCount >= q.MaxDeliveryCount:
 			q.active = append(q.active[:i], q.active[i+1:]...)
-			m.DeadLetterReason = "MaxDeliveryCountExceeded"
+			m.DeadLetterReason = ReasonMaxDeliveryCountExceeded
 			m.DeadLetterError = errText
 			m.lockedUntil = time.Time{}
 			q.dead = append(q.dead, m)
+			q.wake()
+			cp := *m
+			return &cp
 		default:
-			m.lockedUntil = time.Time{}
+			// Abandoned: hidden until its backoff has passed (the lock field doubles as "not before").
+			m.lockedUntil = q.now().Add(q.redeliveryDelay(m.DeliveryCount))
 		}
+		q.wake()
+		return nil
+	}
+	return nil
+}
+
+// redeliveryDelay is the wait after the n-th failed delivery: RedeliveryMin·2^(n-1), at most
+// RedeliveryMax.
+func (q *Queue) redeliveryDelay(n int) time.Duration {
+	if q.RedeliveryMin <= 0 {
+		return 0
+	}
+	d := q.RedeliveryMin
+	for i := 1; i < n && d < q.RedeliveryMax; i++ {
+		d *= 2
+	}
+	return min(d, max(q.RedeliveryMax, q.RedeliveryMin))
+}
+
+// release gives a received message back untouched: the delivery did not happen (the handler could not be
+// reached), so its DeliveryCount is restored and it is available at once.
+func (q *Queue) release(seq int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, m := range q.active {
+		if m.SequenceNumber != seq {
+			continue
+		}
+		if q.Sessions && m.SessionID != "" {
+			delete(q.lockedSess, m.SessionID)
+		}
+		if m.DeliveryCount > 0 {
+			m.DeliveryCount--
+		}
+		m.lockedUntil = time.Time{}
 		q.wake()
 		return
 	}

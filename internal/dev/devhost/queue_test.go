@@ -1,6 +1,8 @@
 package devhost
 
 import (
+	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -33,7 +35,11 @@ func TestQueueSemantics(t *testing.T) {
 	if q.receive() != nil {
 		t.Fatal("both messages locked, receive should find none")
 	}
-	q.settle(m.SequenceNumber, false, "boom") // abandon: available again, count kept
+	q.settle(m.SequenceNumber, false, "boom") // abandon: available again after the backoff, count kept
+	if again := q.receive(); again != nil {
+		t.Fatalf("redelivered before its backoff: %+v", again)
+	}
+	c.t = c.t.Add(DefaultRedeliveryMin)
 	if again := q.receive(); again == nil || again.ID != "a" || again.DeliveryCount != 2 {
 		t.Fatalf("redelivery = %+v, want a with DeliveryCount 2", again)
 	}
@@ -52,9 +58,11 @@ func TestQueueSemantics(t *testing.T) {
 
 func TestQueueDeadLetterAfterMaxDeliveries(t *testing.T) {
 	t.Parallel()
-	q := NewQueue("q", false, nil)
+	c := &clock{time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	q := NewQueue("q", false, c.now)
 	q.Send([]queue.Message{{ID: "poison", Body: []byte("keep me")}})
 	for i := 1; i <= DefaultMaxDeliveryCount; i++ {
+		c.t = c.t.Add(DefaultRedeliveryMax)
 		m := q.receive()
 		if m == nil || m.DeliveryCount != i {
 			t.Fatalf("delivery %d = %+v", i, m)
@@ -70,6 +78,86 @@ func TestQueueDeadLetterAfterMaxDeliveries(t *testing.T) {
 	}
 	if s := q.Stats(); s.Active != 0 || s.DeadLetter != 1 {
 		t.Errorf("stats = %+v", s)
+	}
+}
+
+// TestQueueRedeliveryBackoff: a failed message waits 50 ms, then 100 ms, … up to 1 s before it is
+// delivered again; a delivery that never reached the handler is released with its count unchanged and
+// at once.
+func TestQueueRedeliveryBackoff(t *testing.T) {
+	t.Parallel()
+	c := &clock{time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	q := NewQueue("q", true, c.now)
+	q.Send([]queue.Message{{ID: "a", SessionID: "s"}})
+	want := []time.Duration{50, 100, 200, 400, 800, 1000, 1000}
+	for i, wait := range want {
+		m := q.receive()
+		if m == nil || m.DeliveryCount != i+1 {
+			t.Fatalf("delivery %d = %+v", i+1, m)
+		}
+		q.settle(m.SequenceNumber, false, "boom")
+		c.t = c.t.Add(wait*time.Millisecond - time.Millisecond)
+		if m := q.receive(); m != nil {
+			t.Fatalf("after failure %d redelivered before %d ms", i+1, wait)
+		}
+		c.t = c.t.Add(time.Millisecond)
+	}
+	m := q.receive()
+	if m == nil {
+		t.Fatal("not redelivered after its backoff")
+	}
+	q.release(m.SequenceNumber)
+	again := q.receive()
+	if again == nil || again.DeliveryCount != m.DeliveryCount {
+		t.Fatalf("after release = %+v, want at once with DeliveryCount %d (a release is not an attempt)", again, m.DeliveryCount)
+	}
+}
+
+// TestQueueReplayAndPurge: a replay is a new message with the same id, body and properties and a fresh
+// delivery count; inside the duplicate detection window it is refused, because Service Bus would
+// silently drop it as a duplicate and the message would be lost.
+func TestQueueReplayAndPurge(t *testing.T) {
+	t.Parallel()
+	c := &clock{time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	q := NewQueue("q", true, c.now)
+	props := map[string]string{queue.PropTenant: "11111111-2222-4333-8444-555555555555", queue.PropKind: "presence", "attempt": "4"}
+	q.Send([]queue.Message{{ID: "m1", SessionID: "user-1", ContentType: "application/json", Subject: "s", Body: []byte("b1"), ApplicationProperties: props},
+		{ID: "m2", Body: []byte("b2")}})
+	for range DefaultMaxDeliveryCount {
+		c.t = c.t.Add(DefaultRedeliveryMax)
+		for _, m := range []*Message{q.receive(), q.receive()} {
+			if m == nil {
+				t.Fatal("nothing to receive")
+			}
+			q.settle(m.SequenceNumber, false, "handler answered 500: invocation failed: unavailable: pbx down")
+		}
+	}
+	if len(q.DeadLetters()) != 2 {
+		t.Fatalf("dead letters = %d, want 2", len(q.DeadLetters()))
+	}
+	_, err := q.Replay("m1")
+	var dup *DuplicateWindowError
+	if !errors.As(err, &dup) || len(q.DeadLetters()) != 2 {
+		t.Fatalf("replay inside the duplicate window = %v, dead letters %d; want refused and kept", err, len(q.DeadLetters()))
+	}
+	c.t = c.t.Add(q.DuplicateWindow)
+	seq, err := q.Replay("m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := q.receive()
+	if m == nil || m.SequenceNumber != seq || m.DeliveryCount != 1 || string(m.Body) != "b1" || m.SessionID != "user-1" ||
+		m.ContentType != "application/json" || m.Subject != "s" || !maps.Equal(m.ApplicationProperties, props) || m.DeadLetterReason != "" {
+		t.Fatalf("replayed = %+v", m)
+	}
+	if _, err := q.Replay("m1"); !errors.Is(err, ErrNoDeadLetter) {
+		t.Errorf("second replay = %v, want ErrNoDeadLetter", err)
+	}
+	if err := q.Purge("m2"); err != nil {
+		t.Fatal(err)
+	}
+	if s := q.Stats(); s.DeadLetter != 0 || s.Active != 1 {
+		t.Errorf("stats = %+v, want the replayed message only", s)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
@@ -66,10 +67,31 @@ func QueueRoute(name, binding string, h func(context.Context, *queue.Delivery) e
 				return nil, err
 			}
 			if err := h(ctx, m); err != nil {
-				return nil, err
+				return nil, &deliveryError{messageID: m.MessageID, deliveryCount: m.DeliveryCount, err: err}
 			}
 			return &InvokeResponse{Outputs: map[string]any{}, Logs: []string{}}, nil
 		}}
+}
+
+// deliveryError is a failed queue invocation with the ids of its message, so the failure log can be
+// joined with the host's line when the message is dead-lettered.
+type deliveryError struct {
+	messageID     string
+	deliveryCount int
+	err           error
+}
+
+func (e *deliveryError) Error() string { return e.err.Error() }
+func (e *deliveryError) Unwrap() error { return e.err }
+
+// maxLoggedID bounds a message id in our logs (Service Bus allows 128 characters).
+const maxLoggedID = 128
+
+// FailureLog is the line a failed invocation returns in the host's Logs: the error's code and public
+// message, never its cause. The host logs it with the invocation, and devhost puts it into a dead
+// letter's DeadLetterErrorDescription, so an operator sees why without the handler's own log.
+func FailureLog(err error) string {
+	return fmt.Sprintf("invocation failed: %s: %s", apperr.CodeOf(err), apperr.PublicMessage(err))
 }
 
 // TimerRoute adapts a timer handler. Jobs collect their per-item failures and return them joined; the
@@ -181,10 +203,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	elapsed := time.Since(start)
 	if out.err != nil {
-		log.Error("invocation failed", "error", out.err, "ms", elapsed.Milliseconds())
+		attrs := []any{"code", apperr.CodeOf(out.err).String(), "error", out.err, "ms", elapsed.Milliseconds()}
+		var de *deliveryError
+		if errors.As(out.err, &de) {
+			id := de.messageID
+			if len(id) > maxLoggedID {
+				id = id[:maxLoggedID]
+			}
+			attrs = append(attrs, "message_id", id, "delivery_count", de.deliveryCount)
+		}
+		log.Error("invocation failed", attrs...)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusInternalServerError)
-		_ = json.NewEncoder(w).Encode(InvokeResponse{Outputs: map[string]any{}, Logs: []string{"invocation failed"}})
+		_ = json.NewEncoder(w).Encode(InvokeResponse{Outputs: map[string]any{}, Logs: []string{FailureLog(out.err)}})
 		return
 	}
 	log.Debug("invocation done", "ms", elapsed.Milliseconds())

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
@@ -103,6 +104,41 @@ func TestQueueFailureAndPanicFailInvocation(t *testing.T) {
 		if rec := post(t, s, "/"+name, `{"Data":{"message":"\"x\""},"Metadata":{}}`); rec.Code != want {
 			t.Errorf("%s = %d, want %d", name, rec.Code, want)
 		}
+	}
+}
+
+// TestFailureLogCarriesCodeAndPublicMessage: the failed invocation's Logs line (what the host and devhost
+// see) names the code and the public message, never the cause; the handler's own log line names the
+// message id.
+func TestFailureLogCarriesCodeAndPublicMessage(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	routes := []Route{
+		QueueRoute("Down", "message", func(context.Context, *queue.Delivery) error {
+			return apperr.New(apperr.Unavailable, "pbx unavailable", errors.New("dial 10.0.0.7: secret detail"))
+		}),
+		QueueRoute("Bug", "message", func(context.Context, *queue.Delivery) error { return errors.New("nil map in tenant 42") }),
+	}
+	s := NewServer(routes, time.Second, 1<<20, slog.New(slog.NewJSONHandler(&logs, nil)))
+	tests := []struct{ name, want string }{
+		{"Down", "invocation failed: unavailable: pbx unavailable"},
+		{"Bug", "invocation failed: internal: internal error"},
+	}
+	for _, tt := range tests {
+		rec := post(t, s, "/"+tt.name, `{"Data":{"message":"\"x\""},"Metadata":{"MessageId":"\"m-1\"","DeliveryCount":"3"}}`)
+		var res InvokeResponse
+		if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Code != http.StatusInternalServerError || len(res.Logs) != 1 || res.Logs[0] != tt.want {
+			t.Errorf("%s = %d %q, want 500 [%q]", tt.name, rec.Code, res.Logs, tt.want)
+		}
+		if strings.Contains(strings.Join(res.Logs, ""), "secret detail") || strings.Contains(strings.Join(res.Logs, ""), "tenant 42") {
+			t.Errorf("%s: the cause leaked into Logs: %q", tt.name, res.Logs)
+		}
+	}
+	if !strings.Contains(logs.String(), `"message_id":"m-1"`) || !strings.Contains(logs.String(), `"delivery_count":3`) {
+		t.Errorf("handler failure log lacks the message id and delivery count: %s", logs.String())
 	}
 }
 

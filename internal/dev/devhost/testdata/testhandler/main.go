@@ -3,12 +3,15 @@
 // kind "test") that fails until a message's DeliveryCount reaches the number in its body, and a timer
 // that counts its runs. Every processed
 // message and timer run is reported to RECORD_URL so the test sees exactly what the handler saw.
+// A message with "failWhileFileExists" fails as a PBX outage would while that file exists.
+// TESTHANDLER_GATE_FILE, while the file exists, keeps the handler from listening (a slow start).
 package main
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -21,6 +24,7 @@ import (
 	"github.com/connecthub/connecthub/handlers"
 	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 )
@@ -37,12 +41,17 @@ type worker struct{}
 
 func (worker) Process(_ context.Context, d *queue.Delivery) error {
 	var body struct {
-		SucceedOnDelivery int `json:"succeedOnDelivery"`
+		SucceedOnDelivery   int    `json:"succeedOnDelivery"`
+		FailWhileFileExists string `json:"failWhileFileExists"`
 	}
 	if err := json.Unmarshal(d.Body, &body); err != nil {
 		return err
 	}
-	record("delivery", map[string]any{"id": d.MessageID, "count": d.DeliveryCount, "session": d.SessionID})
+	record("delivery", map[string]any{"id": d.MessageID, "count": d.DeliveryCount, "session": d.SessionID, "props": d.ApplicationProperties})
+	if body.FailWhileFileExists != "" && exists(body.FailWhileFileExists) {
+		// A fault an operator can remove (a PBX down): transient, so the message is retried, not parked.
+		return apperr.New(apperr.Unavailable, "pbx unavailable (test fault)", errors.New("connection refused"))
+	}
 	if d.DeliveryCount < body.SucceedOnDelivery {
 		return fmt.Errorf("not yet: delivery %d", d.DeliveryCount)
 	}
@@ -114,10 +123,22 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
+	// A gate file holds a (re)started handler before it listens, as a slow start would: devhost must not
+	// publish it, nor deliver to it, until it answers.
+	if gate := os.Getenv("TESTHANDLER_GATE_FILE"); gate != "" {
+		for exists(gate) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	srv := azfunc.NewServer(routes, 5*time.Second, 1<<20, log)
 	if err := srv.Serve(ctx, port, nil); err != nil {
 		panic(err)
 	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // staffToken admits the one token devhost's tests send to read Health's counters.
