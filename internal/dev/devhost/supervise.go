@@ -237,3 +237,26 @@ func (h *Host) killChild(done <-chan struct{}) {
 		<-done
 	}
 }
+
+// HandlerPID is the process id of the running handler (0 while none runs): the soak harness samples its
+// memory.
+func (h *Host) HandlerPID() int {
+	h.childMu.Lock()
+	defer h.childMu.Unlock()
+	if h.child == nil || h.child.Process == nil {
+		return 0
+	}
+	return h.child.Process.Pid
+}
+
+// KillHandler kills the running handler with SIGKILL, as a crash or an out-of-memory kill would; the
+// supervisor starts the next one. Fault tests use it.
+func (h *Host) KillHandler() error {
+	h.childMu.Lock()
+	c := h.child
+	h.childMu.Unlock()
+	if c == nil || c.Process == nil {
+		return errors.New("no handler is running")
+	}
+	return c.Process.Kill()
+}

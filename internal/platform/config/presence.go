@@ -136,8 +136,8 @@ func loadPresence(get func(string) string, c *Config) []error {
 	}
 	p.PBXMaxAttempts = DefaultPBXMaxAttempts
 	if v := get(KeyPBXMaxAttempts); v != "" {
-		if p.PBXMaxAttempts, err = strconv.Atoi(v); err != nil || p.PBXMaxAttempts < 1 || p.PBXMaxAttempts > 20 {
-			errs = append(errs, fmt.Errorf("%s: want 1 to 20, got %q", KeyPBXMaxAttempts, v))
+		if p.PBXMaxAttempts, err = strconv.Atoi(v); err != nil || p.PBXMaxAttempts < 1 || p.PBXMaxAttempts > 100 {
+			errs = append(errs, fmt.Errorf("%s: want 1 to 100, got %q", KeyPBXMaxAttempts, v))
 		}
 	}
 	if p.PBXRetryDelay, err = durationOr(get(KeyPBXRetryDelay), DefaultPBXRetryDelay); err != nil ||
