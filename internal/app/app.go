@@ -155,26 +155,35 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	w.App.ProcessLifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, p.manager, nil, log)
 
 	intake, router := w.Intake, w.notifications
+	// The privacy and breach clocks are read from their tables, not kept in memory: any instance answers
+	// Health, and only one ran the timer. Stats has no context, so each read is bounded here; a failed
+	// read leaves its counters out rather than showing zero.
+	requestClock := func(ctx context.Context, tenant core.TenantID) *privacy.RequestClock {
+		c, err := rights.Clock(ctx, tenant, w.Store)
+		if err != nil {
+			log.Warn("privacy request clock unreadable for health", "error", err)
+			return nil
+		}
+		return &c
+	}
 	w.App.Stats = func(tenant core.TenantID) any {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		if tenant != "" {
-			// One tenant's view: its own intake counters and whether it needs attention, nothing about
-			// the service as a whole.
+			// One tenant's view: its own intake counters, whether it needs attention and its privacy
+			// requests, nothing about the service as a whole.
 			att, ok := p.stats.Snapshot().Attention[string(tenant)]
 			out := struct {
 				Tenant    core.TenantID          `json:"tenant"`
 				Intake    ingest.TenantStats     `json:"intake"`
 				Attention *presence.TenantStatus `json:"attention,omitempty"`
-			}{Tenant: tenant, Intake: intake.Stats().Snapshot().Tenants[string(tenant)]}
+				*privacy.RequestClock
+			}{Tenant: tenant, Intake: intake.Stats().Snapshot().Tenants[string(tenant)], RequestClock: requestClock(ctx, tenant)}
 			if ok {
 				out.Attention = &att
 			}
 			return out
 		}
-		// The breach clock is read from the table, not kept in memory: any instance answers Health,
-		// and only one ran the timer. Stats has no context, so the read is bounded here; a failed
-		// read leaves the counters out rather than showing zero.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
 		var clk *privacy.Clock
 		if c, err := incidents.Clock(ctx); err != nil {
 			log.Warn("incident clock unreadable for health", "error", err)
@@ -193,7 +202,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 			// Open incidents past 48 h (incidentsDueSoon) and 72 h (incidentsOverdue) from discovery
 			// with recipients not yet notified.
 			*privacy.Clock
-		}{intake.Stats().Snapshot(), p.stats.Snapshot(), router.Unroutable(), router.Parked(), router.Retried(), clk}
+			// Data subject requests not completed within their month, across tenants.
+			*privacy.RequestClock
+		}{intake.Stats().Snapshot(), p.stats.Snapshot(), router.Unroutable(), router.Parked(), router.Retried(), clk, requestClock(ctx, "")}
 	}
 	return w, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"time"
@@ -284,4 +285,50 @@ func (r *Rights) rectify(ctx context.Context, by core.Actor, tenant core.TenantI
 	id, err := r.record(ctx, by, tenant, userID, KindRectify, "completed", now, "")
 	return Request{ID: id, Kind: KindRectify, SubjectID: userID, RequestedBy: by.ID, RequestedAt: now, DueAt: now.AddDate(0, 1, 0),
 		Status: "completed", CompletedAt: now}, err
+}
+
+// RequestClock is where data subject requests stand, for Health: requests not completed a month after
+// they were made (GDPR Art. 12(3)), and — in one tenant's view — the users whose processing is
+// restricted now.
+type RequestClock struct {
+	Overdue    int  `json:"privacyRequestsOverdue"`
+	Restricted *int `json:"restrictedUsers,omitempty"`
+}
+
+// RestrictedCounter counts a tenant's restricted users (registry.Registry).
+type RestrictedCounter interface {
+	RestrictedUsers(ctx context.Context, tenant core.TenantID) (int, error)
+}
+
+// Clock answers Health. With a tenant it reads that tenant's partitions only; without one (staff) it
+// counts overdue requests across tenants, a query of the small privacyrequests table, and leaves the
+// restricted users out: counting them for every tenant would read every tenant's users.
+func (r *Rights) Clock(ctx context.Context, tenant core.TenantID, users RestrictedCounter) (RequestClock, error) {
+	var c RequestClock
+	open := tables.Filter("Status ne ? and DueAt lt ?", "completed", r.now().UTC())
+	opts := &tables.ListOptions{Select: []string{"Status", "DueAt"}}
+	var overdue iter.Seq2[Request, error]
+	if tenant != "" {
+		overdue = tables.Pages(func(o *tables.ListOptions) (tables.Page[Request], error) {
+			return r.requests.Query(ctx, tenant, tables.Filter("PartitionKey eq ? and ", tenant)+open, o)
+		}, opts)
+	} else {
+		overdue = tables.Pages(func(o *tables.ListOptions) (tables.Page[Request], error) {
+			return tables.OperatorQuery(ctx, r.requests, open, o)
+		}, opts)
+	}
+	for _, err := range overdue {
+		if err != nil {
+			return c, fmt.Errorf("list overdue privacy requests: %w", err)
+		}
+		c.Overdue++
+	}
+	if tenant != "" && users != nil {
+		n, err := users.RestrictedUsers(ctx, tenant)
+		if err != nil {
+			return c, fmt.Errorf("count restricted users: %w", err)
+		}
+		c.Restricted = &n
+	}
+	return c, nil
 }

@@ -143,3 +143,19 @@ func (s *Registry) SetRestriction(ctx context.Context, tenant core.TenantID, use
 	}
 	return err
 }
+
+// RestrictedUsers counts the tenant's users whose processing is restricted (Health). The filter runs in
+// the service over the tenant's partition: only the restricted rows come back.
+func (s *Registry) RestrictedUsers(ctx context.Context, tenant core.TenantID) (int, error) {
+	n := 0
+	f := tables.Filter("PartitionKey eq ? and ProcessingRestricted eq ?", tenant, true)
+	for _, err := range tables.Pages(func(o *tables.ListOptions) (tables.Page[User], error) {
+		return s.Users.Query(ctx, tenant, f, o)
+	}, &tables.ListOptions{Select: []string{"ProcessingRestricted"}}) {
+		if err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return n, nil
+}
