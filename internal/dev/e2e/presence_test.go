@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/getkin/kin-openapi/openapi3"
+
 	"context"
 	"crypto/x509"
 	"encoding/base64"
@@ -22,6 +24,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/connecthub/connecthub/docs"
 
 	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/app"
@@ -546,8 +550,14 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 		err = json.NewDecoder(resp.Body).Decode(&mine)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK || string(mine.Stats["tenant"]) != `"`+string(e.tenant)+`"` ||
-			!strings.Contains(string(mine.Stats["intake"]), `"tenant_inactive":`+strconv.Itoa(len(late))) || len(mine.Stats) > 3 {
+			!strings.Contains(string(mine.Stats["intake"]), `"tenant_inactive":`+strconv.Itoa(len(late))) ||
+			string(mine.Stats["restrictedUsers"]) != "0" || string(mine.Stats["privacyRequestsOverdue"]) != "0" {
 			t.Errorf("tenant admin's health = %d %v, %v", resp.StatusCode, mine.Stats, err)
+		}
+		for k := range mine.Stats {
+			if !slices.Contains([]string{"tenant", "intake", "attention", "restrictedUsers", "privacyRequestsOverdue"}, k) {
+				t.Errorf("tenant admin's health shows %q: only the tenant's own counters belong there", k)
+			}
 		}
 		if n := e.rc.Calls("PUT /restapi/v1.0/account/~/extension/" + ext2 + "/presence"); n != puts+1 {
 			t.Errorf("PUT calls to the suspended tenant's extension: %d, want none after the suspension", n-puts-1)
@@ -807,9 +817,21 @@ func TestPresenceSyncThroughDevhost(t *testing.T) {
 			t.Errorf("report shows presence %v and name %v; stored %q and %q", field("presence", "Availability"),
 				field("users", "DisplayName"), stored.Availability, user.DisplayName)
 		}
-		if code, h, body := do(http.MethodGet, base+"/export"); code != http.StatusOK ||
-			!strings.HasPrefix(h.Get("Content-Disposition"), "attachment") || !strings.Contains(string(body), privacy.ReportSchema) {
+		code, h, body := do(http.MethodGet, base+"/export")
+		if code != http.StatusOK || !strings.HasPrefix(h.Get("Content-Disposition"), "attachment") || !strings.Contains(string(body), privacy.ReportSchema) {
 			t.Errorf("export = %d %v", code, h)
+		}
+		// The file is what the published schema says, for whoever imports it.
+		spec, err := openapi3.NewLoader().LoadFromData(docs.OpenAPI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var file any
+		if err := json.Unmarshal(body, &file); err != nil {
+			t.Fatal(err)
+		}
+		if err := spec.Components.Schemas["PersonalDataReport"].Value.VisitJSON(file); err != nil {
+			t.Errorf("the export does not match PersonalDataReport in docs/openapi.json: %v", err)
 		}
 
 		// Rectification: the extension mapping is set as asked, the profile refreshed from Graph (the
