@@ -148,11 +148,7 @@ func (w *Worker) Process(ctx context.Context, d *queue.Delivery) error {
 		w.o.Log.ErrorContext(ctx, "presence push gave up", "user_id", obs.UserID, "attempts", attempt, "code", code)
 		return apperr.New(apperr.GaveUp, fmt.Sprintf("presence sync gave up after %d attempts (%s)", attempt, code), nil)
 	}
-	delay := w.o.MaxDelay
-	if attempt <= 30 && w.o.RetryDelay<<(attempt-1) < w.o.MaxDelay {
-		delay = w.o.RetryDelay << (attempt - 1)
-	}
-	delay = max(delay, retryAfter)
+	delay := max(queue.Backoff(w.o.RetryDelay, w.o.MaxDelay, attempt), retryAfter)
 	if err := w.reschedule(ctx, d, obs, attempt, delay, code); err != nil {
 		return fmt.Errorf("reschedule presence push: %w", err)
 	}

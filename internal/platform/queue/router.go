@@ -184,10 +184,7 @@ func (r *Router) reschedule(ctx context.Context, d *Delivery, kind string, cause
 	}
 	n, _ := strconv.Atoi(d.ApplicationProperties[PropRetry])
 	n = max(n, 0) + 1
-	delay := r.retry.Max
-	if n <= 30 && r.retry.First<<(n-1) < r.retry.Max {
-		delay = r.retry.First << (n - 1)
-	}
+	delay := Backoff(r.retry.First, r.retry.Max, n)
 	props := make(map[string]string, len(d.ApplicationProperties)+2)
 	maps.Copy(props, d.ApplicationProperties)
 	props[PropRetry] = strconv.Itoa(n)
@@ -203,6 +200,14 @@ func (r *Router) reschedule(ctx context.Context, d *Delivery, kind string, cause
 	r.log.WarnContext(ctx, "queue message retried later", "code", apperr.CodeOf(cause).String(), "reason", apperr.PublicMessage(cause),
 		"kind", kind, "message_id", d.MessageID, "retry", n, "delay_ms", delay.Milliseconds())
 	return nil
+}
+
+// Backoff is the delay before retry n (from 1): first, doubling each time, at most limit.
+func Backoff(first, limit time.Duration, n int) time.Duration {
+	if n < 1 || n > 30 || first<<(n-1) >= limit {
+		return limit
+	}
+	return first << (n - 1)
 }
 
 // retrySep separates a retry copy's number from the original message id (a Service Bus message id is at
