@@ -71,8 +71,19 @@ type ManagerOptions struct {
 	Owner           string        // names this instance in lease owners (default: the host name)
 	LeaseWait       time.Duration // how long a lifecycle event waits for a tenant's running reconcile (default 30 s)
 	LiveStatusMax   int           // Status counts licensed users afresh up to this many (default 2,000)
-	Now             func() time.Time
-	Log             *slog.Logger
+	// PBX keeps the PBX → Teams direction's subscription at the PBX in step with the tenant, under the
+	// same lease and on the same occasions (RenewSubscriptions, suspension, cancellation, reactivation).
+	PBX PBXFollower
+	Now func() time.Time
+	Log *slog.Logger
+}
+
+// PBXFollower is the PBX → Teams direction's subscription keeper (package presence/pbx.Subscriber).
+type PBXFollower interface {
+	// Follow makes the tenant's PBX subscription match its state, settings and licensed users.
+	Follow(ctx context.Context, tenant core.TenantID) error
+	// Holds reports whether anything is left to delete for the tenant.
+	Holds(ctx context.Context, tenant core.TenantID) (bool, error)
 }
 
 // Manager keeps every active tenant's presence subscriptions right: RenewSubscriptions (Run) and the
@@ -128,6 +139,10 @@ func (m *Manager) Run(ctx context.Context) error {
 			return t.ID, true
 		case registry.TenantSuspended, registry.TenantCancelled:
 			n, err := m.countSubscriptions(ctx, t.ID)
+			if err == nil && n == 0 && m.o.PBX != nil {
+				held, herr := m.o.PBX.Holds(ctx, t.ID)
+				return t.ID, herr != nil || held
+			}
 			return t.ID, err != nil || n > 0
 		}
 		return t.ID, false
@@ -162,9 +177,20 @@ func (m *Manager) follow(ctx context.Context, tenant core.TenantID) error {
 			return nil // presence sync is off: nothing to create
 		}
 		_, err := m.Reconcile(ctx, tenant)
-		return err
+		return errors.Join(err, m.followPBX(ctx, tenant))
 	case registry.TenantSuspended, registry.TenantCancelled:
-		return m.deactivate(ctx, tenant)
+		return errors.Join(m.deactivate(ctx, tenant), m.followPBX(ctx, tenant))
+	}
+	return nil
+}
+
+// followPBX runs the PBX → Teams direction's subscription keeper, when one is wired.
+func (m *Manager) followPBX(ctx context.Context, tenant core.TenantID) error {
+	if m.o.PBX == nil {
+		return nil
+	}
+	if err := m.o.PBX.Follow(ctx, tenant); err != nil {
+		return fmt.Errorf("pbx subscription: %w", err)
 	}
 	return nil
 }
