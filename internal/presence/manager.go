@@ -184,6 +184,13 @@ func (m *Manager) follow(ctx context.Context, tenant core.TenantID) error {
 	return nil
 }
 
+// FollowPBX brings the tenant's PBX → Teams subscription in line at once (its connector or direction
+// changed), under the tenant's lease like every reconcile.
+func (m *Manager) FollowPBX(ctx context.Context, tenant core.TenantID) error {
+	m.applier.Forget(tenant)
+	return m.withLease(ctx, tenant, func() error { return m.followPBX(ctx, tenant) })
+}
+
 // followPBX runs the PBX → Teams direction's subscription keeper, when one is wired.
 func (m *Manager) followPBX(ctx context.Context, tenant core.TenantID) error {
 	if m.o.PBX == nil {
