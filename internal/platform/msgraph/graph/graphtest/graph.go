@@ -111,6 +111,7 @@ type Graph struct {
 	sessions map[string]map[string]map[string]appSession // tenant → user → sessionId
 	writes   []PresenceWrite
 	pending  []Delivery
+	onWrite  chan struct{}
 }
 
 type userChange struct {

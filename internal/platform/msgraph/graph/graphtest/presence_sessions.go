@@ -56,6 +56,26 @@ const (
 	availableFade    = 5 * time.Minute
 )
 
+// WriteSignal receives a value after every accepted setPresence or clearPresence.
+func (g *Graph) WriteSignal() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.onWrite == nil {
+		g.onWrite = make(chan struct{}, 1024)
+	}
+	return g.onWrite
+}
+
+func (g *Graph) signalWrite() {
+	if g.onWrite == nil {
+		g.onWrite = make(chan struct{}, 1024)
+	}
+	select {
+	case g.onWrite <- struct{}{}:
+	default:
+	}
+}
+
 // PresenceWrites returns the accepted setPresence and clearPresence calls, in order.
 func (g *Graph) PresenceWrites() []PresenceWrite {
 	g.mu.Lock()
@@ -151,6 +171,7 @@ func (g *Graph) setPresenceSession(who Identity, userID string, body []byte) rep
 	g.writes = append(g.writes, PresenceWrite{Tenant: who.Tenant, UserID: userID, Op: "set", SessionID: in.SessionID,
 		Availability: in.Availability, Activity: in.Activity, Expiration: exp, At: now})
 	g.republish(who.Tenant, userID)
+	g.signalWrite()
 	return reply{status: http.StatusOK}
 }
 
@@ -173,6 +194,7 @@ func (g *Graph) clearPresenceSession(who Identity, userID string, body []byte) r
 	delete(g.sessions[who.Tenant][userID], in.SessionID)
 	g.writes = append(g.writes, PresenceWrite{Tenant: who.Tenant, UserID: userID, Op: "clear", SessionID: in.SessionID, At: time.Now()})
 	g.republish(who.Tenant, userID)
+	g.signalWrite()
 	return reply{status: http.StatusOK}
 }
 
