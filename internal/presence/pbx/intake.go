@@ -136,9 +136,8 @@ func (in *Intake) Receive(ctx context.Context, tenantID, verificationToken strin
 		return nil
 	}
 	ctx = core.WithTenant(ctx, tenant)
-	var env envelope
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&env); err != nil || env.SubscriptionID == "" || len(env.SubscriptionID) > 128 || len(env.UUID) > 128 {
+	env, ev, err := ParseDelivery(body, in.now())
+	if err != nil {
 		in.drop(ctx, ReasonMalformed)
 		return apperr.New(apperr.Invalid, "not a RingCentral notification", err)
 	}
@@ -163,20 +162,12 @@ func (in *Intake) Receive(ctx context.Context, tenantID, verificationToken strin
 		in.drop(ctx, ReasonTenantInactive)
 		return nil
 	}
-	ext := extensionID(env.Body.ExtensionID)
-	if ext == "" || env.Body.Sequence <= 0 {
+	if ev.ExtensionID == "" || ev.Sequence <= 0 {
 		// A genuine delivery of something else (the subscription covers presence only): nothing to do.
 		in.drop(ctx, ReasonNotPresence)
 		return nil
 	}
-	ev := Event{ExtensionID: ext, Sequence: env.Body.Sequence, TelephonyStatus: vocab(telephonyStates, env.Body.TelephonyStatus),
-		DNDStatus: vocab(dndStates, env.Body.DNDStatus), UserStatus: vocab(userStates, env.Body.UserStatus),
-		DetailedCalls: env.Body.ActiveCalls != nil, ReceivedAt: in.now().UTC()}
-	for _, c := range env.Body.ActiveCalls {
-		if c.TelephonyStatus == "CallConnected" || c.TelephonyStatus == "OnHold" {
-			ev.ActiveCalls++
-		}
-	}
+	ext := ev.ExtensionID
 	raw, _ := json.Marshal(ev)
 	// The id makes RingCentral's redeliveries of one event duplicates; the session keeps one extension's
 	// events in order.
@@ -189,6 +180,34 @@ func (in *Intake) Receive(ctx context.Context, tenantID, verificationToken strin
 	}
 	in.stats.AddPBX("queued")
 	return nil
+}
+
+// Delivery is the envelope of a RingCentral notification: what identifies it.
+type Delivery struct {
+	UUID           string
+	SubscriptionID string
+}
+
+// ParseDelivery reads a RingCentral notification: the envelope's ids and the presence event, reduced to
+// what the queue carries (states outside RingCentral's vocabularies become "", an extension id that is
+// not all digits makes ExtensionID ""). It fails only when the body is not a notification.
+func ParseDelivery(body []byte, now time.Time) (Delivery, Event, error) {
+	var env envelope
+	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&env); err != nil {
+		return Delivery{}, Event{}, err
+	}
+	if env.SubscriptionID == "" || len(env.SubscriptionID) > 128 || len(env.UUID) > 128 {
+		return Delivery{}, Event{}, errors.New("no subscription id, or ids too long")
+	}
+	ev := Event{ExtensionID: extensionID(env.Body.ExtensionID), Sequence: env.Body.Sequence,
+		TelephonyStatus: vocab(telephonyStates, env.Body.TelephonyStatus), DNDStatus: vocab(dndStates, env.Body.DNDStatus),
+		UserStatus: vocab(userStates, env.Body.UserStatus), DetailedCalls: env.Body.ActiveCalls != nil, ReceivedAt: now.UTC()}
+	for _, c := range env.Body.ActiveCalls {
+		if c.TelephonyStatus == "CallConnected" || c.TelephonyStatus == "OnHold" {
+			ev.ActiveCalls++
+		}
+	}
+	return Delivery{UUID: env.UUID, SubscriptionID: env.SubscriptionID}, ev, nil
 }
 
 // subscription reads the tenant's subscription row through a short cache; a row whose id differs from

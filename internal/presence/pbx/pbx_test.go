@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
@@ -551,12 +552,86 @@ func TestLongCallSessionIsRefreshed(t *testing.T) {
 	if ws := f.writes(ada); len(ws) != 2 || ws[1].Op != "set" || ws[1].Availability != "Busy" {
 		t.Fatalf("writes = %+v, want the session set again before it lapses", ws)
 	}
+	// A call whose end never arrives is not held for ever: past MaxHold (8 h) it is left to lapse.
+	held := len(f.writes(ada))
+	for range 12 {
+		now = now.Add(45 * time.Minute)
+		if err := w.RefreshSessions(ctx, f.tenant); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(f.writes(ada)) - held; n < 8 || n > 11 || f.stats.PBX()["teams_hold_expired"] == 0 {
+		t.Errorf("%d refreshes over 9 h (hold expired %d), want them to stop after 8 h", n, f.stats.PBX()["teams_hold_expired"])
+	}
 	f.pbxEvent(t, "101", ended())
 	now = now.Add(50 * time.Minute)
 	if err := w.RefreshSessions(ctx, f.tenant); err != nil {
 		t.Fatal(err)
 	}
-	if ws := f.writes(ada); len(ws) != 3 || ws[2].Op != "clear" {
-		t.Errorf("writes = %+v, want no refresh after the call ended", ws)
+	if ws := f.writes(ada); ws[len(ws)-1].Op != "clear" || ws[len(ws)-2].Op != "set" {
+		t.Errorf("writes = %+v, want the session cleared at the call's end and no refresh after it", ws)
 	}
 }
+
+// RingCentral's penalty restarts with every request made during it (rate-limits.md): after a 429 the
+// subscriber sends nothing until the penalty is over, then carries on.
+func TestRateLimitPenaltyStopsSubscriptionCalls(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, both)
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	conn := ringcentral.New(ringcentral.Options{BaseURL: f.rc.URL(), Now: clock, HTTP: connector.HTTPOptions{RetryDelay: time.Millisecond}}, f.env.Secrets, f.env.Keys)
+	s := pbx.NewSubscriber(f.st, conn, f.stats, nil, pbx.SubscriberOptions{PublicBaseURL: f.endpoint.URL, Now: clock})
+	f.rc.Fail(http.MethodPost, "/restapi/v1.0/subscription", rctest.Failure{Status: http.StatusTooManyRequests}) // no Retry-After
+	if err := s.Follow(ctx, f.tenant); err == nil {
+		t.Fatal("a throttled creation reported success")
+	}
+	calls := f.rc.CallsPrefix("")
+	if err := s.Follow(ctx, f.tenant); err == nil {
+		t.Fatal("a call during the penalty reported success")
+	}
+	if n := f.rc.CallsPrefix(""); n != calls {
+		t.Errorf("%d requests during the penalty, want none (each would restart it)", n-calls)
+	}
+	mu.Lock()
+	now = now.Add(61 * time.Second)
+	mu.Unlock()
+	if err := s.Follow(ctx, f.tenant); err != nil {
+		t.Fatalf("after the penalty: %v", err)
+	}
+	if n := len(f.rc.Subscriptions()); n != 1 {
+		t.Errorf("subscriptions = %d, want 1", n)
+	}
+}
+
+// Graph throttling setPresence is transient: the worker changes nothing and asks for a retry; the
+// retry writes the session.
+func TestThrottledSetPresenceIsRetried(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, both)
+	f.follow(t)
+	f.graph.Fail(http.MethodPost, "/users/"+ada+"/presence/setPresence", graphtest.Failure{Status: http.StatusTooManyRequests, RetryAfter: "0"},
+		graphtest.Failure{Status: http.StatusTooManyRequests, RetryAfter: "0"}, graphtest.Failure{Status: http.StatusTooManyRequests, RetryAfter: "0"},
+		graphtest.Failure{Status: http.StatusTooManyRequests, RetryAfter: "0"})
+	if err := f.rc.Deliver(ctx, "101", connected()); err != nil {
+		t.Fatal(err)
+	}
+	msgs := f.sender.take()
+	d := &queue.Delivery{Body: msgs[0].Body, MessageID: msgs[0].ID, ApplicationProperties: msgs[0].ApplicationProperties}
+	err := f.worker.Process(ctx, d)
+	if err == nil || !apperr.Retryable(err) {
+		t.Fatalf("throttled = %v, want a retryable error", err)
+	}
+	if p, err := f.data().Presence.Get(ctx, f.tenant, ada); err == nil && p.PBXSequence != 0 {
+		t.Errorf("the event was recorded as applied (sequence %d) although Teams was not written", p.PBXSequence)
+	}
+	if err := f.worker.Process(ctx, d); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if w := f.writes(ada); len(w) != 1 || w[0].Availability != "Busy" {
+		t.Errorf("writes = %+v", w)
+	}
+}
+
+func (f *fixture) data() *presence.Data { return presence.OpenData(f.st.DB()) }

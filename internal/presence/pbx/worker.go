@@ -57,8 +57,12 @@ type WorkerOptions struct {
 	// RefreshMargin: a session of a call still going that ends within it is set again by
 	// RefreshSessions (default 25 min: more than two 10-minute RenewSubscriptions runs).
 	RefreshMargin time.Duration
-	Now           func() time.Time
-	Log           *slog.Logger
+	// MaxHold bounds how long one session is refreshed (default 8 h): should the PBX's end-of-call event
+	// be lost, the user does not stay busy in Teams for ever; the session then lapses within
+	// SessionLength.
+	MaxHold time.Duration
+	Now     func() time.Time
+	Log     *slog.Logger
 }
 
 // Graph's session bounds (presence-setpresence.md).
@@ -89,6 +93,9 @@ func NewWorker(st *registry.Registry, teams TeamsClients, stats *presence.Stats,
 		o.RefreshMargin = 25 * time.Minute
 	}
 	o.RefreshMargin = min(o.RefreshMargin, o.SessionLength/2)
+	if o.MaxHold <= 0 {
+		o.MaxHold = 8 * time.Hour
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -313,6 +320,10 @@ func (w *Worker) RefreshSessions(ctx context.Context, tenant core.TenantID) erro
 		target := want(p.PBXCall, p.PBXDND, set)
 		if target == "" || target != p.TeamsSession {
 			continue // the next event decides; a session that lapses shows the user's own state
+		}
+		if now.Sub(p.TeamsSessionAt) > w.o.MaxHold {
+			w.stats.AddPBX("teams_hold_expired")
+			continue
 		}
 		if err := w.set(ctx, tenant, p.UserID, target); err != nil {
 			errs = append(errs, err)
