@@ -51,7 +51,8 @@ type App struct {
 
 	// Intake serves GraphWebhook (lifecycle false) and GraphLifecycle (lifecycle true).
 	Intake NotificationIntake
-	// PBXWebhook serves PbxWebhook: RingCentral's presence events for the PBX → Teams direction.
+	// PBXWebhook serves PbxWebhook (RingCentral) and PbxSignedWebhook (the generic webhook connector):
+	// PBX presence events for the PBX → Teams direction.
 	PBXWebhook          PBXIntake
 	ProcessNotification Worker // a router by message kind (queue.Router)
 	ProcessLifecycle    Worker
@@ -142,6 +143,7 @@ func (a *App) coreFunctions() []function {
 		{azfunc.HTTPRoute("GraphWebhook", "req", "res", a.graphWebhook), a.Intake},
 		{azfunc.HTTPRoute("GraphLifecycle", "req", "res", a.graphLifecycle), a.Intake},
 		{azfunc.HTTPRoute("PbxWebhook", "req", "res", a.pbxWebhook), a.PBXWebhook},
+		{azfunc.HTTPRoute("PbxSignedWebhook", "req", "res", a.pbxSignedWebhook), a.PBXWebhook},
 		{azfunc.HTTPRoute("Health", "req", "res", a.health), selfServed},
 		{azfunc.HTTPRoute("OpenAPI", "req", "res", a.openAPI), selfServed},
 		{azfunc.QueueRoute("ProcessNotification", "message", a.processNotification), a.ProcessNotification},

@@ -216,7 +216,7 @@ func TestRoutesRefuseMissingService(t *testing.T) {
 		want  []string
 	}{
 		{"intake", func(a *App) { a.Intake = nil }, []string{"GraphWebhook", "GraphLifecycle"}},
-		{"pbx webhook", func(a *App) { a.PBXWebhook = nil }, []string{"PbxWebhook"}},
+		{"pbx webhook", func(a *App) { a.PBXWebhook = nil }, []string{"PbxWebhook", "PbxSignedWebhook"}},
 		{"ProcessNotification", func(a *App) { a.ProcessNotification = nil }, []string{"ProcessNotification"}},
 		{"ProcessLifecycle", func(a *App) { a.ProcessLifecycle = nil }, []string{"ProcessLifecycle"}},
 		{"RenewSubscriptions", func(a *App) { a.RenewSubscriptions = nil }, []string{"RenewSubscriptions"}},

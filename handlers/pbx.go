@@ -7,14 +7,17 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
+	"github.com/connecthub/connecthub/internal/presence/connector/webhook"
 	"github.com/connecthub/connecthub/internal/presence/pbx"
 )
 
-// PBXIntake checks a PBX's webhook delivery and queues its event (internal/presence/pbx.Intake). It
-// returns nil when the event is queued or dropped as forged, unknown or of an inactive tenant (200),
-// apperr Invalid when the body is not an event (400), anything else when the hand-off failed (503).
+// PBXIntake checks a PBX's webhook delivery and queues its event (internal/presence/pbx.Intake): Receive
+// RingCentral's, ReceiveSigned the generic webhook connector's. Each returns nil when the event is
+// queued or dropped as forged, unknown or of an inactive tenant (200), apperr Invalid when the body is
+// not an event (400), anything else when the hand-off failed (503).
 type PBXIntake interface {
 	Receive(ctx context.Context, tenantID, verificationToken string, body []byte) error
+	ReceiveSigned(ctx context.Context, tenantID, signature string, body []byte) error
 }
 
 var _ PBXIntake = (*pbx.Intake)(nil)
@@ -46,6 +49,26 @@ func (a *App) pbxWebhook(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTP
 		token = r.Header("Validation-Token")
 	}
 	if err := a.PBXWebhook.Receive(ctx, r.Params["tenantId"], token, r.Body); err != nil {
+		if apperr.CodeOf(err) == apperr.Invalid {
+			return azfunc.HTTPResponse{StatusCode: http.StatusBadRequest, Headers: h}
+		}
+		azfunc.Logger(ctx).Error("pbx event hand-off failed", "error", core.ClipErr(err))
+		return azfunc.HTTPResponse{StatusCode: http.StatusServiceUnavailable, Headers: h}
+	}
+	return azfunc.HTTPResponse{StatusCode: http.StatusOK, Headers: h}
+}
+
+// pbxSignedWebhook serves the generic webhook connector's inbound side: the PBX posts presence events
+// signed like ConnectHub's own (X-ConnectHub-Signature, HMAC-SHA256 with the connector's secret).
+func (a *App) pbxSignedWebhook(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
+	h := map[string]string{"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}
+	if r.Method != http.MethodPost {
+		return azfunc.HTTPResponse{StatusCode: http.StatusMethodNotAllowed, Headers: h}
+	}
+	if int64(len(r.Body)) > min(a.MaxBodyBytes, pbx.MaxBody) {
+		return azfunc.HTTPResponse{StatusCode: http.StatusRequestEntityTooLarge, Headers: h}
+	}
+	if err := a.PBXWebhook.ReceiveSigned(ctx, r.Params["tenantId"], r.Header(webhook.SignatureHeader), r.Body); err != nil {
 		if apperr.CodeOf(err) == apperr.Invalid {
 			return azfunc.HTTPResponse{StatusCode: http.StatusBadRequest, Headers: h}
 		}

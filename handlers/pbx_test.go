@@ -16,6 +16,11 @@ func (f pbxIntakeFunc) Receive(ctx context.Context, tenantID, token string, body
 	return f(ctx, tenantID, token, body)
 }
 
+// ReceiveSigned is the same function: the tests tell the two routes apart by the header they set.
+func (f pbxIntakeFunc) ReceiveSigned(ctx context.Context, tenantID, signature string, body []byte) error {
+	return f(ctx, tenantID, signature, body)
+}
+
 func TestPbxWebhookOutcomes(t *testing.T) {
 	t.Parallel()
 	const tenant = "6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f"
@@ -61,6 +66,38 @@ func TestPbxWebhookOutcomes(t *testing.T) {
 			}
 			if called != tt.wantCalled || (called && (gotToken != tt.wantToken || gotTenant != tenant)) {
 				t.Errorf("intake called %v with token %q tenant %q", called, gotToken, gotTenant)
+			}
+		})
+	}
+}
+
+func TestPbxSignedWebhookOutcomes(t *testing.T) {
+	t.Parallel()
+	const tenant = "6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f"
+	tests := []struct {
+		name   string
+		method string
+		body   string
+		intake error
+		want   int
+	}{
+		{"queued or dropped", "POST", `{"type":"presence","id":"e1","userId":"a0000000-0000-4000-8000-000000000001","sequence":1,"call":true}`, nil, 200},
+		{"not an event", "POST", `[]`, apperr.New(apperr.Invalid, "not a presence event", nil), 400},
+		{"hand-off failed", "POST", `{"type":"presence","id":"e1","userId":"a0000000-0000-4000-8000-000000000001","sequence":1}`, errors.New("queue down"), 503},
+		{"oversized", "POST", strings.Repeat("x", 2048), nil, 413},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			gotSig := ""
+			a := &App{MaxBodyBytes: 1024, PBXWebhook: pbxIntakeFunc(func(_ context.Context, _, sig string, _ []byte) error { gotSig = sig; return tt.intake })}
+			r := invoke(t, routeTable(t, a), azfunctest.Call{Function: "PbxSignedWebhook", Method: tt.method, Params: map[string]string{"tenantId": tenant},
+				Headers: map[string][]string{"X-ConnectHub-Signature": {"t=1,v1=ab"}}, Body: tt.body, MaxBody: 1024})
+			if r.Status != tt.want {
+				t.Errorf("status = %d, want %d", r.Status, tt.want)
+			}
+			if tt.want != 413 && gotSig != "t=1,v1=ab" {
+				t.Errorf("signature handed on = %q", gotSig)
 			}
 		})
 	}

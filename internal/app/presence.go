@@ -76,8 +76,8 @@ func (w *Wired) wirePresence() (presenceParts, error) {
 	}
 	subscriber := pbx.NewSubscriber(w.Store, rc, stats, pbxWorker.RefreshSessions,
 		pbx.SubscriberOptions{PublicBaseURL: cfg.PublicBaseURL, Log: w.Log})
-	w.App.PBXWebhook = pbx.NewIntake(w.Store.DB(), w.Store.NewTenantStateLookup(registry.TenantStateOptions{}), w.Sender, stats,
-		w.Config.HandoffTimeout, w.Log)
+	w.App.PBXWebhook = pbx.NewIntake(w.Store.DB(), w.Store.NewTenantStateLookup(registry.TenantStateOptions{}), w.Secrets, w.Keys,
+		w.Sender, stats, w.Config.HandoffTimeout, w.Log)
 	manager := presence.NewManager(w.Store, clients,
 		applier, w.Certs, presence.ManagerOptions{NotificationURL: notificationURL, LifecycleURL: lifecycleURL,
 			Lifetime: cfg.SubscriptionLifetime, RenewMargin: cfg.RenewMargin, PBX: subscriber, Log: w.Log})

@@ -16,10 +16,13 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/queue"
+	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/ttlcache"
 	"github.com/connecthub/connecthub/internal/presence"
+	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
+	"github.com/connecthub/connecthub/internal/presence/connector/webhook"
 )
 
 // Kind is the queue message kind of a PBX presence event (queue.PropKind).
@@ -52,7 +55,13 @@ type Tenants interface {
 // and the states, each from RingCentral's fixed vocabulary. Phone numbers and names of the calls never
 // leave the webhook.
 type Event struct {
-	ExtensionID     string    `json:"extensionId"`
+	// Source is the connector kind that reported it: ringcentral ("" in messages queued before the
+	// webhook connector had an inbound side) or webhook.
+	Source string `json:"source,omitempty"`
+	// UserID is set by the webhook connector, whose PBX names the user by the Entra object id our own
+	// events gave it; RingCentral names the extension instead.
+	UserID          string    `json:"userId,omitempty"`
+	ExtensionID     string    `json:"extensionId,omitempty"`
 	Sequence        int64     `json:"sequence"`
 	TelephonyStatus string    `json:"telephonyStatus,omitempty"` // "" when the event did not say (sent only when it changed)
 	DNDStatus       string    `json:"dndStatus,omitempty"`
@@ -62,10 +71,14 @@ type Event struct {
 	ReceivedAt      time.Time `json:"receivedAt"`
 }
 
-// Intake checks RingCentral's webhook deliveries and queues their events.
+// Intake checks RingCentral's webhook deliveries, and the signed ones of the generic webhook connector,
+// and queues their events.
 type Intake struct {
 	data    *presence.Data
 	tenants Tenants
+	secrets secrets.Store
+	sealer  tables.Sealer
+	keys    *ttlcache.Cache[core.TenantID, webhookKey]
 	sender  queue.Sender
 	stats   *presence.Stats
 	budget  time.Duration
@@ -76,7 +89,8 @@ type Intake struct {
 
 // NewIntake builds the intake; budget bounds everything one delivery waits for (storage reads, the
 // queue send), like the Graph webhook's hand-off deadline.
-func NewIntake(db *tables.DB, tenants Tenants, sender queue.Sender, stats *presence.Stats, budget time.Duration, log *slog.Logger) *Intake {
+// sec and sealer read the webhook connector's signing secret (connector.LoadCredential).
+func NewIntake(db *tables.DB, tenants Tenants, sec secrets.Store, sealer tables.Sealer, sender queue.Sender, stats *presence.Stats, budget time.Duration, log *slog.Logger) *Intake {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -86,8 +100,9 @@ func NewIntake(db *tables.DB, tenants Tenants, sender queue.Sender, stats *prese
 	if budget <= 0 {
 		budget = 2 * time.Second
 	}
-	return &Intake{data: presence.OpenData(db), tenants: tenants, sender: sender, stats: stats, budget: budget, log: log,
-		now: time.Now, subs: ttlcache.New[core.TenantID, presence.PBXSubscription](30*time.Second, 10_000, time.Now)}
+	return &Intake{data: presence.OpenData(db), tenants: tenants, secrets: sec, sealer: sealer, sender: sender, stats: stats, budget: budget, log: log,
+		now: time.Now, subs: ttlcache.New[core.TenantID, presence.PBXSubscription](30*time.Second, 10_000, time.Now),
+		keys: ttlcache.New[core.TenantID, webhookKey](time.Minute, 10_000, time.Now)}
 }
 
 // envelope is RingCentral's notification: uuid, event, timestamp, subscriptionId, ownerId, body
@@ -167,12 +182,17 @@ func (in *Intake) Receive(ctx context.Context, tenantID, verificationToken strin
 		in.drop(ctx, ReasonNotPresence)
 		return nil
 	}
-	ext := ev.ExtensionID
+	ev.Source = ringcentral.Kind
+	// The id makes RingCentral's redeliveries of one event duplicates.
+	return in.enqueue(ctx, tenant, env.SubscriptionID+"|"+env.UUID, "ext|"+ev.ExtensionID, ev)
+}
+
+// enqueue queues one event: dedup is the delivery's identity (redeliveries become duplicates), order the
+// user's or extension's key (a Service Bus session keeps its events in order).
+func (in *Intake) enqueue(ctx context.Context, tenant core.TenantID, dedup, order string, ev Event) error {
 	raw, _ := json.Marshal(ev)
-	// The id makes RingCentral's redeliveries of one event duplicates; the session keeps one extension's
-	// events in order.
-	id := sha256.Sum256([]byte(string(tenant) + "|" + env.SubscriptionID + "|" + env.UUID + "|" + strconv.FormatInt(ev.Sequence, 10)))
-	sess := sha256.Sum256([]byte(string(tenant) + "|pbx|" + ext))
+	id := sha256.Sum256([]byte(string(tenant) + "|" + dedup + "|" + strconv.FormatInt(ev.Sequence, 10)))
+	sess := sha256.Sum256([]byte(string(tenant) + "|pbx|" + order))
 	msg := queue.Message{ID: "pbx-" + hex.EncodeToString(id[:16]), SessionID: hex.EncodeToString(sess[:16]), ContentType: "application/json",
 		Body: raw, ApplicationProperties: map[string]string{queue.PropTenant: string(tenant), queue.PropKind: Kind}}
 	if err := in.sender.Send(ctx, queue.Notifications, []queue.Message{msg}); err != nil {
@@ -180,6 +200,110 @@ func (in *Intake) Receive(ctx context.Context, tenantID, verificationToken strin
 	}
 	in.stats.AddPBX("queued")
 	return nil
+}
+
+// SignedEvent is what a PBX on the generic webhook connector posts to /api/pbx/{tenant}/webhook, signed
+// as ConnectHub signs its own events (webhook.Sign: X-ConnectHub-Signature over the raw body with the
+// tenant's connector secret, a timestamp within 5 minutes).
+type SignedEvent struct {
+	Type     string `json:"type"`     // "presence"
+	ID       string `json:"id"`       // unique per event: a redelivery with the same id is a duplicate
+	UserID   string `json:"userId"`   // the Entra object id ConnectHub's own events carry
+	Sequence int64  `json:"sequence"` // increasing per user: an older event is ignored
+	Call     bool   `json:"call"`     // a call is in progress
+	DND      bool   `json:"dnd"`      // do not disturb is on
+}
+
+// SignatureTolerance is how far a signed event's timestamp may be from now (replays).
+const SignatureTolerance = 5 * time.Minute
+
+type webhookKey struct {
+	secret []byte
+	at     time.Time
+}
+
+// ReceiveSigned checks one signed event of the webhook connector and queues it. Answers as Receive:
+// nil when queued or dropped (forged, no webhook connector, inactive tenant), Invalid when the body is
+// not an event, Unavailable when it could not be checked or queued in time.
+func (in *Intake) ReceiveSigned(ctx context.Context, tenantID, signature string, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, in.budget)
+	defer cancel()
+	tenant, err := core.ParseCustomerTenant(tenantID)
+	if err != nil {
+		in.drop(ctx, ReasonNoTenant)
+		return nil
+	}
+	ctx = core.WithTenant(ctx, tenant)
+	var se SignedEvent
+	err = json.NewDecoder(bytes.NewReader(body)).Decode(&se)
+	user, uerr := core.ParseObjectID(se.UserID)
+	if err != nil || uerr != nil || se.Type != "presence" || se.ID == "" || len(se.ID) > 128 || se.Sequence <= 0 {
+		in.drop(ctx, ReasonMalformed)
+		return apperr.New(apperr.Invalid, "not a presence event: want type presence, id, userId, sequence > 0", err)
+	}
+	if signature == "" || len(signature) > 256 {
+		in.drop(ctx, ReasonForged)
+		return nil
+	}
+	// The tenant's state first: a cached table read, where the secret is a Key Vault read, so made-up
+	// tenant ids cost no Key Vault traffic.
+	active, err := in.tenants.Active(ctx, tenant, time.Time{})
+	if err != nil {
+		return apperr.New(apperr.Unavailable, "tenant state unavailable", err)
+	}
+	if !active {
+		in.drop(ctx, ReasonTenantInactive)
+		return nil
+	}
+	key, err := in.webhookKey(ctx, tenant, false)
+	if err != nil {
+		return apperr.New(apperr.Unavailable, "connector secret unavailable", err)
+	}
+	now := in.now()
+	if key.secret != nil && webhook.Verify(key.secret, signature, body, now, SignatureTolerance) != nil && now.Sub(key.at) > 5*time.Second {
+		// The secret may have been replaced since it was cached: read it once more (at most every 5 s,
+		// so forged traffic cannot turn into a Key Vault read per request).
+		if key, err = in.webhookKey(ctx, tenant, true); err != nil {
+			return apperr.New(apperr.Unavailable, "connector secret unavailable", err)
+		}
+	}
+	if key.secret == nil {
+		in.drop(ctx, ReasonUnknownSubscription)
+		return nil
+	}
+	if webhook.Verify(key.secret, signature, body, now, SignatureTolerance) != nil {
+		in.drop(ctx, ReasonForged)
+		return nil
+	}
+	ev := Event{Source: webhook.Kind, UserID: string(user), Sequence: se.Sequence, TelephonyStatus: "NoCall", DNDStatus: "TakeAllCalls",
+		DetailedCalls: true, ReceivedAt: now.UTC()}
+	if se.Call {
+		ev.TelephonyStatus, ev.ActiveCalls = "CallConnected", 1
+	}
+	if se.DND {
+		ev.DNDStatus = "DoNotAcceptAnyCalls"
+	}
+	return in.enqueue(ctx, tenant, "webhook|"+se.ID, "user|"+string(user), ev)
+}
+
+// webhookKey reads the tenant's webhook signing secret through a one-minute cache; a tenant without the
+// webhook connector has none (nil secret, cached too).
+func (in *Intake) webhookKey(ctx context.Context, tenant core.TenantID, fresh bool) (webhookKey, error) {
+	if k, ok := in.keys.Get(tenant); ok && !fresh {
+		return k, nil
+	}
+	var cred webhook.Credential
+	err := connector.LoadCredential(ctx, in.secrets, in.sealer, tenant, &cred)
+	k := webhookKey{at: in.now()}
+	switch {
+	case errors.Is(err, connector.ErrNotConfigured):
+	case err != nil:
+		return webhookKey{}, err
+	case cred.Kind == webhook.Kind && cred.Secret != "":
+		k.secret = []byte(cred.Secret)
+	}
+	in.keys.Set(tenant, k)
+	return k, nil
 }
 
 // Delivery is the envelope of a RingCentral notification: what identifies it.

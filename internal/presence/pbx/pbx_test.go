@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral/rctest"
+	"github.com/connecthub/connecthub/internal/presence/connector/webhook"
 	"github.com/connecthub/connecthub/internal/presence/pbx"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 )
@@ -134,7 +136,7 @@ func newFixture(t *testing.T, settings string) *fixture {
 	f.auth.AppRoles = append(f.auth.AppRoles, "Presence.ReadWrite.All")
 	f.graph = graphtest.NewGraph(t, f.auth)
 
-	f.intake = pbx.NewIntake(f.st.DB(), f.st.NewTenantStateLookup(registry.TenantStateOptions{TTL: time.Millisecond}), f.sender, f.stats, 2*time.Second, nil)
+	f.intake = pbx.NewIntake(f.st.DB(), f.st.NewTenantStateLookup(registry.TenantStateOptions{TTL: time.Millisecond}), env.Secrets, env.Keys, f.sender, f.stats, 2*time.Second, nil)
 	f.endpoint = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if v := pbx.ValidationToken(r.Header.Get("Validation-Token")); v != "" {
 			w.Header().Set("Validation-Token", v)
@@ -635,3 +637,67 @@ func TestThrottledSetPresenceIsRetried(t *testing.T) {
 }
 
 func (f *fixture) data() *presence.Data { return presence.OpenData(f.st.DB()) }
+
+// The generic webhook connector's PBX posts signed events: a call makes the user busy in Teams, a bad
+// signature or an old event writes nothing, and the DND we pushed is not mirrored back.
+func TestSignedWebhookEvents(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, both)
+	secret := strings.Repeat("k", 40)
+	if _, err := f.st.Tenants.Update(ctx, f.tenant, func(tn *registry.Tenant) error { tn.PBXKind = webhook.Kind; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := connector.SaveCredential(ctx, f.env.Secrets, f.env.Keys, f.tenant, webhook.Credential{Kind: webhook.Kind, URL: "https://pbx.example/hook", Secret: secret}); err != nil {
+		t.Fatal(err)
+	}
+	post := func(key string, ev pbx.SignedEvent, at time.Time) error {
+		body, _ := json.Marshal(ev)
+		return f.intake.ReceiveSigned(ctx, string(f.tenant), webhook.Sign([]byte(key), at, body), body)
+	}
+	now := time.Now()
+	if err := post(secret, pbx.SignedEvent{Type: "presence", ID: "e1", UserID: ada, Sequence: 10, Call: true}, now); err != nil {
+		t.Fatal(err)
+	}
+	f.work(t)
+	if w := f.writes(ada); len(w) != 1 || w[0].Availability+"/"+w[0].Activity != "Busy/InACall" {
+		t.Fatalf("writes = %+v, want Busy/InACall", w)
+	}
+	tests := []struct {
+		name   string
+		key    string
+		ev     pbx.SignedEvent
+		at     time.Time
+		reason string
+	}{
+		{"wrong secret", strings.Repeat("x", 40), pbx.SignedEvent{Type: "presence", ID: "e2", UserID: ada, Sequence: 11}, now, "dropped_" + pbx.ReasonForged},
+		{"signed too long ago (replay)", secret, pbx.SignedEvent{Type: "presence", ID: "e3", UserID: ada, Sequence: 12}, now.Add(-10 * time.Minute), "dropped_" + pbx.ReasonForged},
+		{"older sequence", secret, pbx.SignedEvent{Type: "presence", ID: "e4", UserID: ada, Sequence: 9}, now, "teams_stale"},
+	}
+	for _, tt := range tests {
+		before := f.stats.PBX()[tt.reason]
+		if err := post(tt.key, tt.ev, tt.at); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		f.work(t)
+		if got := f.stats.PBX()[tt.reason]; got != before+1 {
+			t.Errorf("%s: %s = %d, want %d", tt.name, tt.reason, got, before+1)
+		}
+		if n := len(f.writes(ada)); n != 1 {
+			t.Errorf("%s: %d writes, want still 1", tt.name, n)
+		}
+	}
+	// Teams → PBX pushed DND for Grace (a Teams presentation); her PBX reports it back: not mirrored.
+	if _, err := f.data().Presence.Insert(ctx, f.tenant, presence.Presence{UserID: grace, PBXState: string(connector.DND), Source: "teams"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := post(secret, pbx.SignedEvent{Type: "presence", ID: "e5", UserID: grace, Sequence: 1, DND: true}, now); err != nil {
+		t.Fatal(err)
+	}
+	f.work(t)
+	if w := f.writes(grace); len(w) != 0 {
+		t.Errorf("writes = %+v, want none: the DND came from Teams", w)
+	}
+	if err := f.intake.ReceiveSigned(ctx, string(f.tenant), "t=1,v1=00", []byte(`{"type":"presence"}`)); apperr.CodeOf(err) != apperr.Invalid {
+		t.Errorf("an incomplete event = %v, want Invalid", err)
+	}
+}

@@ -1,6 +1,7 @@
 package pbx
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -119,7 +120,7 @@ func (w *Worker) Process(ctx context.Context, d *queue.Delivery) error {
 		return apperr.New(apperr.Invalid, fmt.Sprintf("message of kind %q on the pbx worker", k), nil)
 	}
 	var ev Event
-	if err := json.Unmarshal(d.Body, &ev); err != nil || ev.ExtensionID == "" {
+	if err := json.Unmarshal(d.Body, &ev); err != nil || (ev.ExtensionID == "" && ev.UserID == "") {
 		return apperr.New(apperr.Invalid, "pbx message is not an event", err)
 	}
 	out, err := w.Apply(ctx, tenant, ev)
@@ -157,17 +158,22 @@ func (w *Worker) Apply(ctx context.Context, tenant core.TenantID, ev Event) (str
 		return OutInactive, nil
 	}
 	set := presence.ParseSyncSettings(t.PBXSettings)
-	if !set.ToTeams() || t.PBXKind != ringcentral.Kind {
-		return OutSkipped, nil
+	source := cmp.Or(ev.Source, ringcentral.Kind)
+	if !set.ToTeams() || t.PBXKind != source {
+		return OutSkipped, nil // the direction is off, or the event comes from a connector the tenant no longer uses
 	}
-	x, err := w.data.PBXExtensions.Get(ctx, tenant, ev.ExtensionID)
-	switch {
-	case errors.Is(err, tables.ErrNotFound) || errors.Is(err, tables.ErrInvalidKey):
-		return OutSkipped, nil
-	case err != nil:
-		return OutFailed, apperr.New(apperr.Unavailable, "storage unavailable", fmt.Errorf("read pbx extension: %w", err))
+	userID := ev.UserID
+	if source == ringcentral.Kind {
+		x, err := w.data.PBXExtensions.Get(ctx, tenant, ev.ExtensionID)
+		switch {
+		case errors.Is(err, tables.ErrNotFound) || errors.Is(err, tables.ErrInvalidKey):
+			return OutSkipped, nil
+		case err != nil:
+			return OutFailed, apperr.New(apperr.Unavailable, "storage unavailable", fmt.Errorf("read pbx extension: %w", err))
+		}
+		userID = x.UserID
 	}
-	u, err := w.st.Users.Get(ctx, tenant, x.UserID)
+	u, err := w.st.Users.Get(ctx, tenant, userID)
 	switch {
 	case errors.Is(err, tables.ErrNotFound) || errors.Is(err, tables.ErrInvalidKey):
 		return OutSkipped, nil
@@ -198,9 +204,13 @@ func (w *Worker) Apply(ctx context.Context, tenant core.TenantID, ev Event) (str
 	// we pushed from Teams. That part is Teams' own state and is not mirrored back (a Teams meeting →
 	// PBX DND → Teams DND would hold the user in DND after the meeting); a call is never ours.
 	ours := false
-	if cur.PBXState != "" && ev.UserStatus != "" {
+	switch {
+	case source == ringcentral.Kind && cur.PBXState != "" && ev.UserStatus != "":
 		us, ds := ringcentral.PresenceFields(connector.State(cur.PBXState))
 		ours = ev.UserStatus == us && (ev.DNDStatus == "" || ev.DNDStatus == ds)
+	case source != ringcentral.Kind:
+		// The webhook connector's PBX reports only call and DND: DND is ours when we pushed DND.
+		ours = dnd && cur.PBXState == string(connector.DND)
 	}
 	target := want(call, dnd && !ours, set)
 	now := w.o.Now().UTC()

@@ -131,7 +131,8 @@ func (s *Service) validate(in ConnectorInput) (any, settings, error) {
 }
 
 // syncSettings validates the direction and the call pair; empty keeps the tenant's current choice.
-// PBX → Teams exists for RingCentral only: the webhook connector has no inbound side yet.
+// PBX → Teams works with both kinds: RingCentral through its webhook subscriptions, the webhook
+// connector through signed events its PBX posts to /api/pbx/{tenant}/webhook.
 func syncSettings(in ConnectorInput, t registry.Tenant) (direction, call string, err error) {
 	cur := presence.ParseSyncSettings(t.PBXSettings)
 	direction, call = cmp.Or(in.Direction, cur.Direction), cmp.Or(in.CallPresence, cur.CallPresence)
@@ -140,8 +141,6 @@ func syncSettings(in ConnectorInput, t registry.Tenant) (direction, call string,
 		return "", "", invalid("direction must be teams-to-pbx, pbx-to-teams or both")
 	case !presence.ValidCallPresence(call):
 		return "", "", invalid("callPresence must be Busy/InACall or DoNotDisturb/Presenting (the pairs Teams lets an app set for a call)")
-	case direction != presence.DirectionTeamsToPBX && in.Kind != ringcentral.Kind:
-		return "", "", invalid("PBX → Teams presence is available for kind ringcentral only; use direction teams-to-pbx")
 	}
 	return direction, call, nil
 }

@@ -555,7 +555,6 @@ func TestSyncDirectionSettings(t *testing.T) {
 	}{
 		{"unknown direction", setup.ConnectorInput{Direction: "sideways"}, "direction must be"},
 		{"a pair Teams does not let apps set for a call", setup.ConnectorInput{CallPresence: "Busy/InAMeeting"}, "callPresence must be"},
-		{"webhook has no inbound side", setup.ConnectorInput{Kind: webhook.Kind, URL: "http://pbx.example/hook", Secret: strings.Repeat("s", 40), Direction: "both"}, "ringcentral only"},
 	}
 	for _, tt := range tests {
 		in := tt.in
@@ -566,5 +565,10 @@ func TestSyncDirectionSettings(t *testing.T) {
 		}
 		_, err := f.svc.SetConnector(ctx, admin, tenant, in)
 		wantCode(t, err, apperr.Invalid, tt.msg)
+	}
+	// The webhook connector's PBX posts signed events back: both directions are open to it.
+	v, err = f.svc.SetConnector(ctx, admin, tenant, setup.ConnectorInput{Kind: webhook.Kind, URL: "http://pbx.example/hook", Secret: strings.Repeat("s", 40)})
+	if err != nil || v.Direction != "both" {
+		t.Errorf("webhook connector = %+v, %v; want the direction kept", v, err)
 	}
 }
