@@ -248,6 +248,10 @@ func (m *Manager) spec(wait time.Duration) jobs.Spec {
 	return jobs.Spec{Name: leaseName, Lease: leaseTTL, Wait: wait, FailureCode: "reconcile_failed"}
 }
 
+// pbxKind is the row key of the RingCentral subscription (ringcentral.Kind; package presence does not
+// import its connectors).
+const pbxKind = "ringcentral"
+
 // liveStatusMax: up to this many licensed users (two pages of user rows) Status counts afresh on every
 // call; above it, it answers from the count of the last reconcile (every 10 minutes, RenewSubscriptions),
 // so that a 100,000-user tenant's status costs a handful of reads, not 100 pages.
@@ -259,6 +263,22 @@ const liveStatusMax = 2000
 // Needed, missing and unassigned follow from the two: Pack fills every service user to the limit before
 // it leaves anyone out.
 func (m *Manager) Status(ctx context.Context, tenant core.TenantID) (TenantStatus, error) {
+	st, err := m.syncStatus(ctx, tenant)
+	if err != nil {
+		return st, err
+	}
+	// The PBX → Teams direction's subscription, when the tenant has one: one point read.
+	sub, err := OpenData(m.st.DB()).PBXSubscriptions.Get(ctx, tenant, pbxKind)
+	switch {
+	case err == nil:
+		st.PBX = &PBXStatus{Status: sub.Status, Extensions: sub.Extensions, ExpiresAt: sub.ExpiresAt, LastError: sub.LastError, Recreated: sub.Recreated}
+	case !errors.Is(err, tables.ErrNotFound):
+		return TenantStatus{}, fmt.Errorf("read pbx subscription: %w", err)
+	}
+	return st, nil
+}
+
+func (m *Manager) syncStatus(ctx context.Context, tenant core.TenantID) (TenantStatus, error) {
 	// An unknown id is 404, not a row of zeros.
 	if _, err := m.st.Tenants.Get(ctx, tenant); errors.Is(err, tables.ErrNotFound) {
 		return TenantStatus{}, apperr.New(apperr.NotFound, "no such tenant", err)

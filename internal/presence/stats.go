@@ -48,6 +48,17 @@ type TenantStatus struct {
 	// AsOf is when the licensed users were counted (Manager.Status: live for small tenants, the last
 	// reconcile for large ones).
 	AsOf time.Time `json:"asOf"`
+	// PBX is the PBX → Teams direction's subscription at the PBX (Manager.Status only; nil when none).
+	PBX *PBXStatus `json:"pbxToTeams,omitempty"`
+}
+
+// PBXStatus is what an admin sees of the tenant's webhook subscription at the PBX.
+type PBXStatus struct {
+	Status     string    `json:"status"`              // the PBX's status at the last check (Active, Blacklisted)
+	Extensions int       `json:"extensions"`          // extensions covered
+	ExpiresAt  time.Time `json:"expiresAt"`           // renewed well before
+	LastError  string    `json:"lastError,omitempty"` // our code for the last lifecycle failure, e.g. handshake_refused
+	Recreated  int       `json:"recreated"`           // times it was made anew after the PBX blacklisted it
 }
 
 // NewStats returns empty counters.

@@ -701,3 +701,20 @@ func TestSignedWebhookEvents(t *testing.T) {
 		t.Errorf("an incomplete event = %v, want Invalid", err)
 	}
 }
+
+// The admin's status shows the subscription at RingCentral, and what went wrong with it.
+func TestStatusShowsThePBXSubscription(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, both)
+	f.manager = presence.NewManager(f.st, delegated{f.auth, f.graph.URL()}, f.applier, nil, presence.ManagerOptions{NotificationURL: "https://x/n", PBX: f.subscriber, Owner: "t"})
+	if st, err := f.manager.Status(ctx, f.tenant); err != nil || st.PBX != nil {
+		t.Fatalf("before = %+v, %v; want no PBX part", st.PBX, err)
+	}
+	f.follow(t)
+	f.rc.Blacklist(f.rc.Subscriptions()[0].ID, "Webhook responses are failing")
+	f.follow(t)
+	st, err := f.manager.Status(ctx, f.tenant)
+	if err != nil || st.PBX == nil || st.PBX.Status != "Active" || st.PBX.Extensions != 2 || st.PBX.Recreated != 1 || st.PBX.LastError != "" {
+		t.Errorf("status = %+v, %v", st.PBX, err)
+	}
+}
