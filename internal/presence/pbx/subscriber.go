@@ -154,7 +154,10 @@ func (s *Subscriber) Remove(ctx context.Context, tenant core.TenantID) error {
 func (s *Subscriber) extensions(ctx context.Context, tenant core.TenantID) ([]string, error) {
 	var users []registry.User
 	needDir := false
-	for u, err := range s.st.Users.All(ctx, tenant, nil) {
+	// Only what the match needs: the flags, the explicit mapping, and the mail and phone the directory
+	// match uses (sealed; names, department and title are not opened).
+	sel := &tables.ListOptions{Select: []string{"Licensed", "ProcessingRestricted", "PBXUserID", "Mail", "UserPrincipalName", "Phone"}}
+	for u, err := range s.st.Users.All(ctx, tenant, sel) {
 		if err != nil {
 			return nil, fmt.Errorf("list users: %w", err)
 		}
