@@ -53,10 +53,10 @@ func (testAccess) Allow(_ context.Context, p access.Principal, _ access.Permissi
 const operatorToken = "Bearer as-any:" + operator
 
 // publicFunctions answer without a token, by design: Graph's webhooks (clientState and validation
-// tokens), the health probe, this API's description, and the two redirects the identity platform
+// tokens), the PBX's webhooks (the subscription's verification token, the connector's signature), the health probe, this API's description, and the two redirects the identity platform
 // sends a browser to (one-time state authenticates them), and the connect link a browser opens (its
 // sealed, expiring token authenticates it).
-var publicFunctions = map[string]bool{"GraphWebhook": true, "GraphLifecycle": true, "Health": true, "OpenAPI": true,
+var publicFunctions = map[string]bool{"GraphWebhook": true, "GraphLifecycle": true, "PbxWebhook": true, "PbxSignedWebhook": true, "Health": true, "OpenAPI": true,
 	"AdminConsentCallback": true, "AuthCallback": true, "AuthStart": true}
 
 // Every HTTP function but the public ones refuses a call without a valid token (401, with the bearer

@@ -66,12 +66,15 @@ func (a *App) connectorFunctions() []function {
 				JWT          string `json:"jwt"`
 				URL          string `json:"url"`
 				Secret       string `json:"secret"`
+				Direction    string `json:"direction"`
+				CallPresence string `json:"callPresence"`
 			}
 			if err := decodeJSONBody(r, &body); err != nil {
 				return 0, nil, err
 			}
 			v, err := s.SetConnector(ctx, actor, id, setup.ConnectorInput{Kind: body.Kind, ClientID: body.ClientID,
-				ClientSecret: body.ClientSecret, JWT: body.JWT, URL: body.URL, Secret: body.Secret})
+				ClientSecret: body.ClientSecret, JWT: body.JWT, URL: body.URL, Secret: body.Secret,
+				Direction: body.Direction, CallPresence: body.CallPresence})
 			return http.StatusOK, toConnectorJSON(v), err
 		}),
 		op("DeleteConnector", write, func(ctx context.Context, s ConnectorAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
@@ -146,10 +149,13 @@ type connectorJSON struct {
 	Endpoint     string     `json:"endpoint,omitempty"`
 	ConfiguredAt *time.Time `json:"configuredAt,omitempty"`
 	ConfiguredBy string     `json:"configuredBy,omitempty"`
+	Direction    string     `json:"direction,omitempty"`
+	CallPresence string     `json:"callPresence,omitempty"`
 }
 
 func toConnectorJSON(v setup.ConnectorView) connectorJSON {
-	out := connectorJSON{Configured: v.Kind != "", Kind: v.Kind, ClientID: v.ClientID, Endpoint: v.Endpoint, ConfiguredBy: v.ConfiguredBy}
+	out := connectorJSON{Configured: v.Kind != "", Kind: v.Kind, ClientID: v.ClientID, Endpoint: v.Endpoint, ConfiguredBy: v.ConfiguredBy,
+		Direction: v.Direction, CallPresence: v.CallPresence}
 	if !v.ConfiguredAt.IsZero() {
 		out.ConfiguredAt = &v.ConfiguredAt
 	}

@@ -50,7 +50,10 @@ type App struct {
 	MaxBodyBytes           int64
 
 	// Intake serves GraphWebhook (lifecycle false) and GraphLifecycle (lifecycle true).
-	Intake              NotificationIntake
+	Intake NotificationIntake
+	// PBXWebhook serves PbxWebhook (RingCentral) and PbxSignedWebhook (the generic webhook connector):
+	// PBX presence events for the PBX → Teams direction.
+	PBXWebhook          PBXIntake
 	ProcessNotification Worker // a router by message kind (queue.Router)
 	ProcessLifecycle    Worker
 	RenewSubscriptions  Job
@@ -139,6 +142,8 @@ func (a *App) coreFunctions() []function {
 	return []function{
 		{azfunc.HTTPRoute("GraphWebhook", "req", "res", a.graphWebhook), a.Intake},
 		{azfunc.HTTPRoute("GraphLifecycle", "req", "res", a.graphLifecycle), a.Intake},
+		{azfunc.HTTPRoute("PbxWebhook", "req", "res", a.pbxWebhook), a.PBXWebhook},
+		{azfunc.HTTPRoute("PbxSignedWebhook", "req", "res", a.pbxSignedWebhook), a.PBXWebhook},
 		{azfunc.HTTPRoute("Health", "req", "res", a.health), selfServed},
 		{azfunc.HTTPRoute("OpenAPI", "req", "res", a.openAPI), selfServed},
 		{azfunc.QueueRoute("ProcessNotification", "message", a.processNotification), a.ProcessNotification},

@@ -144,6 +144,9 @@ func complete(a *App) *App {
 	if a.Intake == nil {
 		a.Intake = struct{ NotificationIntake }{}
 	}
+	if a.PBXWebhook == nil {
+		a.PBXWebhook = struct{ PBXIntake }{}
+	}
 	for _, w := range []*Worker{&a.ProcessNotification, &a.ProcessLifecycle} {
 		if *w == nil {
 			*w = struct{ Worker }{}
@@ -213,6 +216,7 @@ func TestRoutesRefuseMissingService(t *testing.T) {
 		want  []string
 	}{
 		{"intake", func(a *App) { a.Intake = nil }, []string{"GraphWebhook", "GraphLifecycle"}},
+		{"pbx webhook", func(a *App) { a.PBXWebhook = nil }, []string{"PbxWebhook", "PbxSignedWebhook"}},
 		{"ProcessNotification", func(a *App) { a.ProcessNotification = nil }, []string{"ProcessNotification"}},
 		{"ProcessLifecycle", func(a *App) { a.ProcessLifecycle = nil }, []string{"ProcessLifecycle"}},
 		{"RenewSubscriptions", func(a *App) { a.RenewSubscriptions = nil }, []string{"RenewSubscriptions"}},

@@ -149,7 +149,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	if err := w.wireTenants(p.manager); err != nil {
 		return nil, fmt.Errorf("wire tenants: %w", err)
 	}
-	if err := w.wireConnector(p.pushers); err != nil {
+	if err := w.wireConnector(p.pushers, p.manager.FollowPBX); err != nil {
 		return nil, fmt.Errorf("wire connector set-up: %w", err)
 	}
 	w.App.ProcessLifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, p.manager, nil, log)

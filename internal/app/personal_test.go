@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	gomaps "maps"
 	"slices"
 	"sort"
@@ -113,8 +114,9 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	}
 	pd, td, ad, prv := presence.OpenData(db), tenants.OpenData(db), access.OpenData(db), privacy.OpenData(db)
 	log := audit.OpenLog(db)
-	for _, u := range []string{ada, bob} {
+	for i, u := range []string{ada, bob} {
 		must(reg.Users.Insert(ctx, tenant, registry.User{ID: u, DisplayName: "Name of " + u, Licensed: true}))
+		must(pd.PBXExtensions.Insert(ctx, tenant, presence.PBXExtension{ExtensionID: fmt.Sprint(101 + i), UserID: u, UpdatedAt: now}))
 		must(pd.Presence.Insert(ctx, tenant, presence.Presence{UserID: u, Availability: "Busy", ChangedAt: now}))
 		must(pd.Ledger.Insert(ctx, tenant, presence.LedgerEntry{Resource: u, RecordID: "presence", LastModified: now}))
 		must(pd.SyncErrors.Insert(ctx, tenant, presence.SyncError{Resource: u, RecordID: "presence", RecordName: "x", ErrorCode: "pbx-rejected"}))
@@ -151,7 +153,7 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	}
 	// Ada is in every table that can name her: her own rows, the rows she acted on as an admin
 	// (licenses, grants and audit entries of Bob too), the tenant's row, both subscriptions.
-	want := map[string]int{"users": 1, "presence": 1, "ledger": 1, "syncerrors": 1, "serviceusers": 1,
+	want := map[string]int{"users": 1, "presence": 1, "ledger": 1, "syncerrors": 1, "serviceusers": 1, "pbxextensions": 1,
 		"licenses": 2, "authorisations": 2, "audit": 2, "tenants": 1, "subscriptions": 2, "incidents": 1}
 	if got := exported(ada); !gomaps.Equal(got, want) {
 		t.Errorf("Ada's export = %v, want %v", got, want)
@@ -171,7 +173,7 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The receipt's counts are exact: every row Ada's export showed is deleted or rewritten.
-	wantErased := tables.Erasure{"users": {Deleted: 1}, "presence": {Deleted: 1}, "ledger": {Deleted: 1}, "syncerrors": {Deleted: 1},
+	wantErased := tables.Erasure{"users": {Deleted: 1}, "presence": {Deleted: 1}, "ledger": {Deleted: 1}, "syncerrors": {Deleted: 1}, "pbxextensions": {Deleted: 1},
 		"serviceusers": {Deleted: 1}, "licenses": {Deleted: 1, Pseudonymised: 1}, "authorisations": {Deleted: 1, Pseudonymised: 1},
 		"audit": {Pseudonymised: 2}, "tenants": {Pseudonymised: 1}, "subscriptions": {Deleted: 1, Pseudonymised: 1}, "incidents": {Pseudonymised: 1},
 		"roles": {}, "accessrequests": {}, "bookings": {}, "parkedmessages": {}, "privacyrequests": {}}
@@ -189,7 +191,7 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	}
 	// Bob keeps his rows, but for the subscription made through Ada's account (the presence manager
 	// makes a new one through another service user); the rows Ada acted on no longer name her.
-	if got, want := exported(bob), map[string]int{"users": 1, "presence": 1, "ledger": 1, "syncerrors": 1, "serviceusers": 1,
+	if got, want := exported(bob), map[string]int{"users": 1, "presence": 1, "ledger": 1, "syncerrors": 1, "serviceusers": 1, "pbxextensions": 1,
 		"licenses": 1, "authorisations": 1, "audit": 1, "subscriptions": 1}; !gomaps.Equal(got, want) {
 		t.Errorf("Bob's export after Ada's erasure = %v, want %v", got, want)
 	}

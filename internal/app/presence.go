@@ -14,6 +14,7 @@ import (
 	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/presence/connector/webhook"
+	"github.com/connecthub/connecthub/internal/presence/pbx"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 )
 
@@ -33,8 +34,11 @@ func (w *Wired) wirePresence() (presenceParts, error) {
 		return presenceParts{}, fmt.Errorf("%s: %w", config.KeyPresenceDefaultMap, err)
 	}
 	stats := presence.NewStats()
+	// One RingCentral connector serves pushes, the PBX → Teams subscriptions and the set-up functions:
+	// they share each tenant's token and rate-limit state, so a penalty stops all of them.
+	rc := ringcentral.New(ringcentral.Options{BaseURL: cfg.RingCentralBaseURL}, w.Secrets, w.Keys)
 	pushers := connector.Registry{
-		ringcentral.Kind: ringcentral.New(ringcentral.Options{BaseURL: cfg.RingCentralBaseURL}, w.Secrets, w.Keys),
+		ringcentral.Kind: rc,
 		webhook.Kind:     webhook.New(webhook.Options{AllowHTTP: w.Config.Environment == config.Local}, w.Secrets, w.Keys),
 	}
 	applier := presence.NewApplier(w.Store, pushers, defaults, stats, nil, w.Log)
@@ -51,18 +55,42 @@ func (w *Wired) wirePresence() (presenceParts, error) {
 		notificationURL, lifecycleURL = cfg.PublicBaseURL+"/api/graph/notifications", cfg.PublicBaseURL+"/api/graph/lifecycle"
 	}
 	clients := &delegatedClients{su: su, opts: graph.Options{BaseURL: w.Config.GraphBaseURL}}
-	manager := presence.NewManager(w.Store, clients,
-		applier, w.Certs, presence.ManagerOptions{NotificationURL: notificationURL, LifecycleURL: lifecycleURL,
-			Lifetime: cfg.SubscriptionLifetime, RenewMargin: cfg.RenewMargin, Log: w.Log})
 
 	worker := presence.NewWorker(applier, w.Certs, w.Sender, presence.WorkerOptions{
 		Graph: clients, MaxAttempts: cfg.PBXMaxAttempts, RetryDelay: cfg.PBXRetryDelay, Log: w.Log})
 	if err := w.notifications.Handle(string(registry.KindPresence), worker); err != nil {
 		return presenceParts{}, fmt.Errorf("route presence notifications: %w", err)
 	}
+
+	// PBX → Teams: RingCentral posts presence events to PbxWebhook, the worker writes Teams presence in
+	// our app-only session, and the subscriber keeps each tenant's webhook subscription at RingCentral
+	// (run by the manager, under its lease, on RenewSubscriptions and the tenants' state changes).
+	teams := appTeams{graph.NewAppClients(graph.AppAuth{ClientID: w.Config.AppID, Secrets: w.Secrets, CertName: cfg.AppClientCertName,
+		Auth: graph.AuthOptions{AuthorityHost: cfg.AuthorityHost}}, graph.Options{BaseURL: w.Config.GraphBaseURL})}
+	pbxWorker, err := pbx.NewWorker(w.Store, teams, stats, pbx.WorkerOptions{AppID: w.Config.AppID, Log: w.Log})
+	if err != nil {
+		return presenceParts{}, err
+	}
+	if err := w.notifications.Handle(pbx.Kind, pbxWorker); err != nil {
+		return presenceParts{}, fmt.Errorf("route pbx events: %w", err)
+	}
+	subscriber := pbx.NewSubscriber(w.Store, rc, stats, pbxWorker.RefreshSessions,
+		pbx.SubscriberOptions{PublicBaseURL: cfg.PublicBaseURL, Log: w.Log})
+	w.App.PBXWebhook = pbx.NewIntake(w.Store.DB(), w.Store.NewTenantStateLookup(registry.TenantStateOptions{}), w.Secrets, w.Keys,
+		w.Sender, stats, w.Config.HandoffTimeout, w.Log)
+	manager := presence.NewManager(w.Store, clients,
+		applier, w.Certs, presence.ManagerOptions{NotificationURL: notificationURL, LifecycleURL: lifecycleURL,
+			Lifetime: cfg.SubscriptionLifetime, RenewMargin: cfg.RenewMargin, PBX: subscriber, Log: w.Log})
 	w.App.RenewSubscriptions = manager
 	w.App.Presence = handlers.PresenceServices{SignIn: su, Status: manager}
 	return presenceParts{manager: manager, pushers: pushers, stats: stats}, nil
+}
+
+// appTeams hands the PBX → Teams worker the tenant's app-only Graph client (Presence.ReadWrite.All).
+type appTeams struct{ clients *graph.AppClients }
+
+func (a appTeams) For(ctx context.Context, tenant core.TenantID) (pbx.Teams, error) {
+	return a.clients.For(ctx, string(tenant))
 }
 
 // delegatedClients keeps one Graph client per service user; each holds the user's credential, whose

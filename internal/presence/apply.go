@@ -46,6 +46,8 @@ const (
 	// nothing was stored or pushed. The caller reads the user's presence from Graph and applies the read
 	// (Worker.confirm).
 	Unconfirmed Outcome = "unconfirmed"
+	// Echo: Teams reports the presence our own PBX-driven session set; stored, never pushed back.
+	Echo Outcome = "echo"
 )
 
 // syncResourceRecord names a user's presence in the ledger and in syncerrors: Resource = user id (so
@@ -72,6 +74,7 @@ type tenantSettings struct {
 	kind    string
 	mapping Mapping
 	err     error // a mapping the tenant saved that does not parse
+	toPBX   bool  // the tenant's direction includes Teams → PBX
 }
 
 type userEntry struct {
@@ -117,7 +120,7 @@ func (a *Applier) load(ctx context.Context, tenant core.TenantID) (tenantSetting
 	if err != nil {
 		return tenantSettings{}, fmt.Errorf("read tenant: %w", err)
 	}
-	s := tenantSettings{active: t.State == registry.TenantActive, kind: t.PBXKind}
+	s := tenantSettings{active: t.State == registry.TenantActive, kind: t.PBXKind, toPBX: ParseSyncSettings(t.PBXSettings).ToPBX()}
 	s.mapping, s.err = ParseMapping(a.defaults, t.PresenceMap)
 	a.tenants.Set(tenant, s)
 	return s, nil
@@ -198,9 +201,20 @@ func (a *Applier) apply(ctx context.Context, tenant core.TenantID, o Observation
 		}
 		return Unconfirmed, nil
 	}
-	next := Presence{UserID: o.UserID, Availability: o.Availability, Activity: o.Activity, Source: "teams",
-		PBXState: cur.PBXState, Sequence: o.Sequence, ChangedAt: o.At.UTC()}
+	// The row also carries the PBX → Teams side (PBX*, TeamsSession*): kept as it is.
+	next := cur
+	next.UserID, next.Availability, next.Activity, next.Source = o.UserID, o.Availability, o.Activity, "teams"
+	next.Sequence, next.ChangedAt = o.Sequence, o.At.UTC()
 	outcome := Unchanged
+	if !set.toPBX {
+		// The tenant syncs PBX → Teams only: the state is stored (the echo rules need it), never pushed.
+		state = connector.State(cur.PBXState)
+	}
+	if exists && isEcho(o, cur, a.now()) {
+		// Teams reports what our own setPresence session made it show: pushing it to the PBX would loop
+		// (a PBX call → Teams busy → PBX busy …). Stored, so the order of later notifications holds.
+		state, outcome = connector.State(cur.PBXState), Echo
+	}
 	if string(state) != cur.PBXState {
 		// The cached settings may predate a suspension or cancellation, and another instance may have
 		// made it: the state is read afresh before anything leaves for the PBX.
@@ -237,6 +251,22 @@ func (a *Applier) apply(ctx context.Context, tenant core.TenantID, o Observation
 		a.clearFailure(ctx, tenant, o.UserID)
 	}
 	return outcome, nil
+}
+
+// EchoWindow is how long after our session changed a Teams notification of its previous value is still
+// taken for our own write coming back: twice Graph's worst presence notification latency (1 min,
+// changenotifications-for-presence.md), as next-capabilities.md §2.8 advises.
+const EchoWindow = 2 * time.Minute
+
+// isEcho reports whether the Teams presence o is what our setPresence session made Teams show: the
+// session's pair while it holds (before it expires), or its previous pair within EchoWindow of the change
+// (a notification of a state we have just replaced, arriving late).
+func isEcho(o Observation, cur Presence, now time.Time) bool {
+	pair := o.Availability + "/" + o.Activity
+	if cur.TeamsSession != "" && strings.EqualFold(pair, cur.TeamsSession) && now.Before(cur.TeamsSessionUntil) {
+		return true
+	}
+	return cur.TeamsSessionPrev != "" && strings.EqualFold(pair, cur.TeamsSessionPrev) && now.Sub(cur.TeamsSessionAt) < EchoWindow
 }
 
 // PushError is a failed push to the PBX (as opposed to a storage failure); connector.Retryable and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"strings"
 	"time"
 
@@ -18,6 +19,10 @@ const (
 	TableLedger     = "ledger"
 	TableSyncErrors = "syncerrors"
 	TableStatus     = "presencestatus"
+	// The PBX → Teams direction: the tenant's webhook subscription at the PBX, and which extension is
+	// which user (for the events, which name only the extension).
+	TablePBXSubscriptions = "pbxsubscriptions"
+	TablePBXExtensions    = "pbxextensions"
 )
 
 // Tables are the tables the presence module owns (its service users' table is serviceuser.Tables).
@@ -26,6 +31,8 @@ var Tables = []tables.Spec{
 	tables.SpecOf[LedgerEntry](TableLedger, "presence", tables.RetainTenantData),
 	tables.SpecOf[SyncError](TableSyncErrors, "presence", tables.RetainTenantData),
 	tables.SpecOf[StatusSnapshot](TableStatus, "presence", tables.RetainTenantData),
+	tables.SpecOf[PBXSubscription](TablePBXSubscriptions, "presence", tables.RetainTenantData),
+	tables.SpecOf[PBXExtension](TablePBXExtensions, "presence", tables.RetainTenantData),
 }
 
 // Data is the presence module's tables and the rules it keeps on them.
@@ -33,6 +40,9 @@ type Data struct {
 	Presence   *tables.Table[Presence, *Presence]
 	Ledger     *LedgerTable
 	SyncErrors *SyncErrorTable
+	// PBXSubscriptions and PBXExtensions serve the PBX → Teams direction (package presence/pbx).
+	PBXSubscriptions *tables.Table[PBXSubscription, *PBXSubscription]
+	PBXExtensions    *PBXExtensionTable
 	// SyncErrorRetention: Sweep deletes sync errors first recorded longer ago (S7 in the inventory).
 	SyncErrorRetention time.Duration
 }
@@ -43,13 +53,16 @@ func OpenData(db *tables.DB) *Data {
 		Presence:   tables.New[Presence](db, TablePresence),
 		Ledger:     &LedgerTable{tables.New[LedgerEntry](db, TableLedger)},
 		SyncErrors: &SyncErrorTable{tables.New[SyncError](db, TableSyncErrors)},
+
+		PBXSubscriptions: tables.New[PBXSubscription](db, TablePBXSubscriptions),
+		PBXExtensions:    &PBXExtensionTable{tables.New[PBXExtension](db, TablePBXExtensions)},
 	}
 }
 
 // Erase deletes what presence sync holds about one user: the presence row, the user's ledger resource
 // and sync errors. Rows already gone are not an error; it answers how many rows went.
 func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (tables.Erasure, error) {
-	n := tables.Erasure{TablePresence: {}, TableLedger: {}, TableSyncErrors: {}}
+	n := tables.Erasure{TablePresence: {}, TableLedger: {}, TableSyncErrors: {}, TablePBXExtensions: {}}
 	switch err := d.Presence.Delete(ctx, tenant, userID); {
 	case err == nil:
 		n.Add(TablePresence, 1, 0)
@@ -65,6 +78,11 @@ func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (
 	n.Add(TableSyncErrors, m, 0)
 	if err != nil {
 		return n, fmt.Errorf("delete sync errors: %w", err)
+	}
+	m, err = d.PBXExtensions.DeleteUser(ctx, tenant, userID)
+	n.Add(TablePBXExtensions, m, 0)
+	if err != nil {
+		return n, fmt.Errorf("delete pbx extensions: %w", err)
 	}
 	return n, nil
 }
@@ -84,8 +102,8 @@ func (d *Data) ActiveUsers(ctx context.Context, tenant core.TenantID, licensed m
 	return n, nil
 }
 
-// UsersWithData lists the users presence sync holds rows about: presence rows, and ledger resources
-// named by a user's object id (other resources are shared, not a user's).
+// UsersWithData lists the users presence sync holds rows about: presence rows, ledger resources named
+// by a user's object id (other resources are shared, not a user's) and PBX extension rows.
 func (d *Data) UsersWithData(ctx context.Context, tenant core.TenantID) ([]string, error) {
 	var out []string
 	for p, err := range d.Presence.All(ctx, tenant, &tables.ListOptions{Select: []string{"ChangedAt"}}) {
@@ -102,6 +120,12 @@ func (d *Data) UsersWithData(ctx context.Context, tenant core.TenantID) ([]strin
 		if _, err := core.ParseObjectID(res); err == nil {
 			out = append(out, res)
 		}
+	}
+	for x, err := range d.PBXExtensions.All(ctx, tenant, nil) {
+		if err != nil {
+			return nil, fmt.Errorf("list pbx extensions: %w", err)
+		}
+		out = append(out, x.UserID)
 	}
 	return out, nil
 }
@@ -127,6 +151,20 @@ type Presence struct {
 	PBXState     string    `table:"personal"` // state last pushed to the PBX, to skip duplicate pushes
 	Sequence     string    // Graph's sequenceNumber of this state, to drop out-of-order notifications
 	ChangedAt    time.Time `table:"personal"` // when the state changed
+
+	// The PBX → Teams direction keeps its side in the same row, so that each direction sees what the
+	// other wrote and drops the echo of it (package presence/pbx; Applier.apply).
+	PBXSequence int64 // RingCentral's sequence of the last PBX event applied, to drop older ones
+	PBXCall     bool  `table:"personal"` // the PBX last reported a call in progress
+	PBXDND      bool  `table:"personal"` // the PBX last reported do-not-disturb
+	// TeamsSession is "Availability/Activity" of our setPresence session, "" when we hold none;
+	// TeamsSessionUntil is when Graph ends it unless refreshed.
+	TeamsSession      string    `table:"personal"`
+	TeamsSessionUntil time.Time `table:"personal"`
+	// TeamsSessionPrev is the session's value before its last change (set or clear) at TeamsSessionAt:
+	// a notification of it arriving within the echo window is our own write coming back, late.
+	TeamsSessionPrev string    `table:"personal"`
+	TeamsSessionAt   time.Time `table:"personal"`
 }
 
 func (p *Presence) RowKey() (string, error)   { return tables.SimpleKey("user id", p.UserID) }
@@ -298,11 +336,23 @@ func (d *Data) Export(ctx context.Context, tenant core.TenantID, userID string) 
 		}
 		out = append(out, rec)
 	}
+	for x, err := range d.PBXExtensions.OfUser(ctx, tenant, userID) {
+		if err != nil {
+			return nil, fmt.Errorf("list pbx extensions: %w", err)
+		}
+		rec, err := d.PBXExtensions.Record(x)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
 	return out, nil
 }
 
 // Answers names the tables a person's export and erasure cover here.
-func (d *Data) Answers() []string { return []string{TablePresence, TableLedger, TableSyncErrors} }
+func (d *Data) Answers() []string {
+	return []string{TablePresence, TableLedger, TableSyncErrors, TablePBXExtensions}
+}
 
 // StatusSnapshot is how many users a tenant's presence sync must cover, as counted when the tenant was
 // last reconciled (table presencestatus, one row per tenant). Counting means reading every user row (100
@@ -322,4 +372,83 @@ func (s *StatusSnapshot) SetRowKey(rk string) error {
 		return &tables.KeyError{What: "presence status row key", Reason: "unexpected"}
 	}
 	return nil
+}
+
+// PBXSubscription is a tenant's webhook subscription at its PBX (table pbxsubscriptions; RowKey = the
+// connector kind). The verification token RingCentral repeats on every delivery is random and kept only
+// as its SHA-256, compared in constant time.
+type PBXSubscription struct {
+	Kind                  string `table:"key"` // connector kind, e.g. "ringcentral"
+	SubscriptionID        string
+	VerificationTokenHash []byte
+	Extensions            int       // how many extensions the filters cover
+	FilterHash            []byte    // SHA-256 of the sorted event filters, to renew with new ones when they change
+	ExpiresAt             time.Time // as the PBX answered
+	Status                string    // the PBX's status at the last check (Active, Blacklisted)
+	LastError             string    // our code for the last failure of the lifecycle, "" after a success
+	CreatedAt             time.Time
+	RenewedAt             time.Time
+	Recreated             int // times the subscription was recreated after the PBX blacklisted it
+}
+
+func (s *PBXSubscription) RowKey() (string, error)   { return tables.SimpleKey("pbx kind", s.Kind) }
+func (s *PBXSubscription) SetRowKey(rk string) error { s.Kind = rk; return nil }
+
+// PBXExtension maps a PBX extension to the licensed user it belongs to (table pbxextensions; RowKey =
+// extension id), written when the subscription's filters are computed.
+type PBXExtension struct {
+	ExtensionID string `table:"key,personal"`
+	UserID      string `table:"personal"`
+	UpdatedAt   time.Time
+}
+
+func (x *PBXExtension) RowKey() (string, error) {
+	return tables.SimpleKey("extension id", x.ExtensionID)
+}
+func (x *PBXExtension) SetRowKey(rk string) error { x.ExtensionID = rk; return nil }
+
+// PBXExtensionTable is the extension → user map.
+type PBXExtensionTable struct {
+	*tables.Table[PBXExtension, *PBXExtension]
+}
+
+// OfUser iterates over the rows of one user (a filtered scan of the tenant's partition: erasure and
+// export only).
+func (t *PBXExtensionTable) OfUser(ctx context.Context, tenant core.TenantID, userID string) iter.Seq2[PBXExtension, error] {
+	return func(yield func(PBXExtension, error) bool) {
+		if err := tables.CheckTenant(tenant); err != nil {
+			yield(PBXExtension{}, err)
+			return
+		}
+		for x, err := range t.All(ctx, tenant, nil) {
+			if err != nil {
+				yield(PBXExtension{}, err)
+				return
+			}
+			if strings.EqualFold(x.UserID, userID) && !yield(x, nil) {
+				return
+			}
+		}
+	}
+}
+
+// DeleteUser deletes the rows of one user.
+func (t *PBXExtensionTable) DeleteUser(ctx context.Context, tenant core.TenantID, userID string) (int, error) {
+	var ids []string
+	for x, err := range t.OfUser(ctx, tenant, userID) {
+		if err != nil {
+			return 0, err
+		}
+		ids = append(ids, x.ExtensionID)
+	}
+	n := 0
+	for _, id := range ids {
+		switch err := t.Delete(ctx, tenant, id); {
+		case err == nil:
+			n++
+		case !errors.Is(err, tables.ErrNotFound):
+			return n, err
+		}
+	}
+	return n, nil
 }

@@ -71,8 +71,19 @@ type ManagerOptions struct {
 	Owner           string        // names this instance in lease owners (default: the host name)
 	LeaseWait       time.Duration // how long a lifecycle event waits for a tenant's running reconcile (default 30 s)
 	LiveStatusMax   int           // Status counts licensed users afresh up to this many (default 2,000)
-	Now             func() time.Time
-	Log             *slog.Logger
+	// PBX keeps the PBX → Teams direction's subscription at the PBX in step with the tenant, under the
+	// same lease and on the same occasions (RenewSubscriptions, suspension, cancellation, reactivation).
+	PBX PBXFollower
+	Now func() time.Time
+	Log *slog.Logger
+}
+
+// PBXFollower is the PBX → Teams direction's subscription keeper (package presence/pbx.Subscriber).
+type PBXFollower interface {
+	// Follow makes the tenant's PBX subscription match its state, settings and licensed users.
+	Follow(ctx context.Context, tenant core.TenantID) error
+	// Holds reports whether anything is left to delete for the tenant.
+	Holds(ctx context.Context, tenant core.TenantID) (bool, error)
 }
 
 // Manager keeps every active tenant's presence subscriptions right: RenewSubscriptions (Run) and the
@@ -128,6 +139,10 @@ func (m *Manager) Run(ctx context.Context) error {
 			return t.ID, true
 		case registry.TenantSuspended, registry.TenantCancelled:
 			n, err := m.countSubscriptions(ctx, t.ID)
+			if err == nil && n == 0 && m.o.PBX != nil {
+				held, herr := m.o.PBX.Holds(ctx, t.ID)
+				return t.ID, herr != nil || held
+			}
 			return t.ID, err != nil || n > 0
 		}
 		return t.ID, false
@@ -162,9 +177,27 @@ func (m *Manager) follow(ctx context.Context, tenant core.TenantID) error {
 			return nil // presence sync is off: nothing to create
 		}
 		_, err := m.Reconcile(ctx, tenant)
-		return err
+		return errors.Join(err, m.followPBX(ctx, tenant))
 	case registry.TenantSuspended, registry.TenantCancelled:
-		return m.deactivate(ctx, tenant)
+		return errors.Join(m.deactivate(ctx, tenant), m.followPBX(ctx, tenant))
+	}
+	return nil
+}
+
+// FollowPBX brings the tenant's PBX → Teams subscription in line at once (its connector or direction
+// changed), under the tenant's lease like every reconcile.
+func (m *Manager) FollowPBX(ctx context.Context, tenant core.TenantID) error {
+	m.applier.Forget(tenant)
+	return m.withLease(ctx, tenant, func() error { return m.followPBX(ctx, tenant) })
+}
+
+// followPBX runs the PBX → Teams direction's subscription keeper, when one is wired.
+func (m *Manager) followPBX(ctx context.Context, tenant core.TenantID) error {
+	if m.o.PBX == nil {
+		return nil
+	}
+	if err := m.o.PBX.Follow(ctx, tenant); err != nil {
+		return fmt.Errorf("pbx subscription: %w", err)
 	}
 	return nil
 }
@@ -215,6 +248,10 @@ func (m *Manager) spec(wait time.Duration) jobs.Spec {
 	return jobs.Spec{Name: leaseName, Lease: leaseTTL, Wait: wait, FailureCode: "reconcile_failed"}
 }
 
+// pbxKind is the row key of the RingCentral subscription (ringcentral.Kind; package presence does not
+// import its connectors).
+const pbxKind = "ringcentral"
+
 // liveStatusMax: up to this many licensed users (two pages of user rows) Status counts afresh on every
 // call; above it, it answers from the count of the last reconcile (every 10 minutes, RenewSubscriptions),
 // so that a 100,000-user tenant's status costs a handful of reads, not 100 pages.
@@ -226,6 +263,22 @@ const liveStatusMax = 2000
 // Needed, missing and unassigned follow from the two: Pack fills every service user to the limit before
 // it leaves anyone out.
 func (m *Manager) Status(ctx context.Context, tenant core.TenantID) (TenantStatus, error) {
+	st, err := m.syncStatus(ctx, tenant)
+	if err != nil {
+		return st, err
+	}
+	// The PBX → Teams direction's subscription, when the tenant has one: one point read.
+	sub, err := OpenData(m.st.DB()).PBXSubscriptions.Get(ctx, tenant, pbxKind)
+	switch {
+	case err == nil:
+		st.PBX = &PBXStatus{Status: sub.Status, Extensions: sub.Extensions, ExpiresAt: sub.ExpiresAt, LastError: sub.LastError, Recreated: sub.Recreated}
+	case !errors.Is(err, tables.ErrNotFound):
+		return TenantStatus{}, fmt.Errorf("read pbx subscription: %w", err)
+	}
+	return st, nil
+}
+
+func (m *Manager) syncStatus(ctx context.Context, tenant core.TenantID) (TenantStatus, error) {
 	// An unknown id is 404, not a row of zeros.
 	if _, err := m.st.Tenants.Get(ctx, tenant); errors.Is(err, tables.ErrNotFound) {
 		return TenantStatus{}, apperr.New(apperr.NotFound, "no such tenant", err)

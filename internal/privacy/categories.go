@@ -16,8 +16,10 @@ type Category struct {
 var Categories = map[string]Category{
 	"users": {"Directory profile of a licensed user", "match the user to their PBX extension and show them to their admins",
 		"Microsoft 365 (Microsoft Graph), and the tenant admin's extension override", []string{"the tenant's PBX (extension lookup)"}},
-	"presence": {"Current Teams presence", "mirror the user's Teams presence onto their PBX extension",
-		"Microsoft 365 (Graph change notifications)", []string{"the tenant's PBX"}},
+	"presence": {"Current Teams presence", "mirror the user's Teams presence onto their PBX extension and the PBX's call and do-not-disturb state into Teams, without echoing either back",
+		"Microsoft 365 (Graph change notifications) and the tenant's PBX (presence events)", []string{"the tenant's PBX", "Microsoft 365 (Teams presence)"}},
+	"pbxextensions": {"PBX extension of a user", "know whose Teams presence a PBX presence event is about",
+		"the tenant's PBX (extension list) and the tenant admin's extension override", []string{}},
 	"ledger": {"Processed notification markers", "apply each presence change once and in order",
 		"Microsoft 365 (Graph change notifications)", []string{}},
 	"syncerrors": {"Failed synchronisations", "show the user's admins what could not be synchronised (kept at most 7 days)",

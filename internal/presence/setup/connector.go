@@ -1,6 +1,7 @@
 package setup
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
 	"github.com/connecthub/connecthub/internal/presence/connector/webhook"
@@ -32,6 +34,11 @@ type ConnectorInput struct {
 	JWT          string
 	URL          string
 	Secret       string
+	// Direction (teams-to-pbx, pbx-to-teams, both) and CallPresence (the Teams pair a PBX call sets:
+	// Busy/InACall or DoNotDisturb/Presenting) are optional: empty keeps what is set (the defaults
+	// teams-to-pbx and Busy/InACall at first), so replacing a credential does not change them.
+	Direction    string
+	CallPresence string
 }
 
 // ConnectorView is what an admin sees of a tenant's connector: never the credential.
@@ -41,12 +48,17 @@ type ConnectorView struct {
 	Endpoint     string // webhook: scheme and host of the URL only (a path may carry a token)
 	ConfiguredAt time.Time
 	ConfiguredBy string
+	Direction    string // as in effect (presence.ParseSyncSettings)
+	CallPresence string
 }
 
-// settings is the non-secret half of a configuration, kept in Tenant.PBXSettings.
+// settings is the non-secret half of a configuration, kept in Tenant.PBXSettings; Direction and
+// CallPresence are presence.SyncSettings, read from the same JSON by the sync.
 type settings struct {
-	ClientID string `json:"clientId,omitempty"`
-	Endpoint string `json:"endpoint,omitempty"`
+	ClientID     string `json:"clientId,omitempty"`
+	Endpoint     string `json:"endpoint,omitempty"`
+	Direction    string `json:"direction,omitempty"`
+	CallPresence string `json:"callPresence,omitempty"`
 }
 
 // Limits of the credential fields: generous for real values, small enough that nothing else fits.
@@ -116,6 +128,21 @@ func (s *Service) validate(in ConnectorInput) (any, settings, error) {
 		return nil, settings{}, invalid("kind is required: ringcentral or webhook")
 	}
 	return nil, settings{}, invalid("kind must be ringcentral or webhook")
+}
+
+// syncSettings validates the direction and the call pair; empty keeps the tenant's current choice.
+// PBX → Teams works with both kinds: RingCentral through its webhook subscriptions, the webhook
+// connector through signed events its PBX posts to /api/pbx/{tenant}/webhook.
+func syncSettings(in ConnectorInput, t registry.Tenant) (direction, call string, err error) {
+	cur := presence.ParseSyncSettings(t.PBXSettings)
+	direction, call = cmp.Or(in.Direction, cur.Direction), cmp.Or(in.CallPresence, cur.CallPresence)
+	switch {
+	case !presence.ValidDirection(direction):
+		return "", "", invalid("direction must be teams-to-pbx, pbx-to-teams or both")
+	case !presence.ValidCallPresence(call):
+		return "", "", invalid("callPresence must be Busy/InACall or DoNotDisturb/Presenting (the pairs Teams lets an app set for a call)")
+	}
+	return direction, call, nil
 }
 
 // internalHost reports whether host is localhost or an IP literal that is not publicly routable. Names
@@ -204,6 +231,9 @@ func (s *Service) SetConnector(ctx context.Context, a core.Actor, tenant core.Te
 		return ConnectorView{}, s.audit(ctx, tenant, a, "connector.set", "connector", in.Kind, err)
 	}
 	cred, set, err := s.validate(in)
+	if err == nil {
+		set.Direction, set.CallPresence, err = syncSettings(in, t)
+	}
 	if err != nil {
 		kind := in.Kind
 		if kind != ringcentral.Kind && kind != webhook.Kind {
@@ -238,6 +268,7 @@ func (s *Service) SetConnector(ctx context.Context, a core.Actor, tenant core.Te
 	if err := s.audit(ctx, tenant, a, "connector.set", "connector", in.Kind, nil); err != nil {
 		return ConnectorView{}, err
 	}
+	s.changed(ctx, tenant)
 	return view(t), nil
 }
 
@@ -247,8 +278,9 @@ func view(t registry.Tenant) ConnectorView {
 	}
 	var set settings
 	_ = json.Unmarshal([]byte(t.PBXSettings), &set)
+	sync := presence.ParseSyncSettings(t.PBXSettings)
 	return ConnectorView{Kind: t.PBXKind, ClientID: set.ClientID, Endpoint: set.Endpoint,
-		ConfiguredAt: t.PBXConfiguredAt, ConfiguredBy: t.PBXConfiguredBy}
+		ConfiguredAt: t.PBXConfiguredAt, ConfiguredBy: t.PBXConfiguredBy, Direction: sync.Direction, CallPresence: sync.CallPresence}
 }
 
 // GetConnector shows the tenant's connector (Kind "" when none is configured).
@@ -291,7 +323,22 @@ func (s *Service) DeleteConnector(ctx context.Context, a core.Actor, tenant core
 			apperr.New(apperr.Unavailable, "the connector is off but its credential could not be deleted; retry", err))
 	}
 	s.forget(tenant)
-	return s.audit(ctx, tenant, a, "connector.delete", "connector", kind, nil)
+	if err := s.audit(ctx, tenant, a, "connector.delete", "connector", kind, nil); err != nil {
+		return err
+	}
+	s.changed(ctx, tenant)
+	return nil
+}
+
+// changed lets the sync follow a new connector or direction at once (the PBX → Teams subscription is
+// made or deleted); a failure only logs, since the next RenewSubscriptions run does the same.
+func (s *Service) changed(ctx context.Context, tenant core.TenantID) {
+	if s.o.Changed == nil {
+		return
+	}
+	if err := s.o.Changed(ctx, tenant); err != nil {
+		s.o.Log.WarnContext(ctx, "presence sync did not follow the connector change yet", "error", err)
+	}
 }
 
 // TestResult is the outcome of a connection test: OK, or a stable code and a sentence that say what

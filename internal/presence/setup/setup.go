@@ -39,8 +39,11 @@ type Options struct {
 	DefaultMapping presence.Mapping
 	// AllowHTTP accepts http:// webhook endpoints (local development only).
 	AllowHTTP bool
-	Now       func() time.Time
-	Log       *slog.Logger
+	// Changed, if set, runs after a connector was set or deleted, so the sync follows at once
+	// (presence.Manager.FollowPBX: the PBX → Teams subscription).
+	Changed func(ctx context.Context, tenant core.TenantID) error
+	Now     func() time.Time
+	Log     *slog.Logger
 }
 
 // Service configures tenants' presence sync.

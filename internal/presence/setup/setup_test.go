@@ -40,6 +40,9 @@ type fixture struct {
 	rc  *rctest.Server
 	rcc *ringcentral.Connector
 	svc *setup.Service
+
+	mu      sync.Mutex
+	changed []core.TenantID // tenants the Changed hook was called for
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -49,14 +52,22 @@ func newFixture(t *testing.T) *fixture {
 	rc := rctest.New(t)
 	rcc := ringcentral.New(ringcentral.Options{BaseURL: rc.URL(), HTTP: connector.HTTPOptions{RetryDelay: time.Millisecond}}, env.Secrets, env.Keys)
 	wh := webhook.New(webhook.Options{AllowHTTP: true, HTTP: connector.HTTPOptions{RetryDelay: time.Millisecond}}, env.Secrets, env.Keys)
+	f := &fixture{env: env, rc: rc, rcc: rcc}
 	svc, err := setup.New(setup.Options{Store: env.Store, Secrets: env.Secrets, Sealer: env.Keys,
+		Changed: func(_ context.Context, tenant core.TenantID) error {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.changed = append(f.changed, tenant)
+			return nil
+		},
 		Connectors:     map[string]connector.Tester{ringcentral.Kind: rcc, webhook.Kind: wh},
 		DefaultMapping: presence.DefaultMapping(), AllowHTTP: true, Now: clk.Now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{env: env, rc: rc, rcc: rcc, svc: svc}
+	f.svc = svc
+	return f
 }
 
 // tenant registers a tenant in state with its data key.
@@ -503,5 +514,61 @@ func TestMapping(t *testing.T) {
 	}
 	if !sameEntries(outcomes, wantOutcomes) {
 		t.Errorf("audit = %v", outcomes)
+	}
+}
+
+func TestSyncDirectionSettings(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tenant := f.tenant(t, registry.TenantActive)
+	v, err := f.svc.SetConnector(ctx, admin, tenant, f.rcInput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Direction != presence.DirectionTeamsToPBX || v.CallPresence != presence.CallBusy {
+		t.Errorf("defaults = %s, %s; want teams-to-pbx (no Teams writes without the tenant's choice), Busy/InACall", v.Direction, v.CallPresence)
+	}
+	in := f.rcInput()
+	in.Direction, in.CallPresence = presence.DirectionBoth, presence.CallDND
+	if v, err = f.svc.SetConnector(ctx, admin, tenant, in); err != nil || v.Direction != "both" || v.CallPresence != presence.CallDND {
+		t.Fatalf("set = %+v, %v", v, err)
+	}
+	// A new credential without the fields keeps the choice.
+	if v, err = f.svc.SetConnector(ctx, admin, tenant, f.rcInput()); err != nil || v.Direction != "both" || v.CallPresence != presence.CallDND {
+		t.Errorf("after a credential change = %+v, %v; want the direction kept", v, err)
+	}
+	row, _ := f.env.Store.Tenants.Get(ctx, tenant)
+	if got := presence.ParseSyncSettings(row.PBXSettings); got.Direction != "both" || !got.ToTeams() || !got.ToPBX() {
+		t.Errorf("the sync reads %+v from the tenant row", got)
+	}
+	f.mu.Lock()
+	calls := len(f.changed)
+	f.mu.Unlock()
+	if calls != 3 {
+		t.Errorf("Changed hook calls = %d, want one per change", calls)
+	}
+
+	tests := []struct {
+		name string
+		in   setup.ConnectorInput
+		msg  string
+	}{
+		{"unknown direction", setup.ConnectorInput{Direction: "sideways"}, "direction must be"},
+		{"a pair Teams does not let apps set for a call", setup.ConnectorInput{CallPresence: "Busy/InAMeeting"}, "callPresence must be"},
+	}
+	for _, tt := range tests {
+		in := tt.in
+		if in.Kind == "" {
+			base := f.rcInput()
+			base.Direction, base.CallPresence = in.Direction, in.CallPresence
+			in = base
+		}
+		_, err := f.svc.SetConnector(ctx, admin, tenant, in)
+		wantCode(t, err, apperr.Invalid, tt.msg)
+	}
+	// The webhook connector's PBX posts signed events back: both directions are open to it.
+	v, err = f.svc.SetConnector(ctx, admin, tenant, setup.ConnectorInput{Kind: webhook.Kind, URL: "http://pbx.example/hook", Secret: strings.Repeat("s", 40)})
+	if err != nil || v.Direction != "both" {
+		t.Errorf("webhook connector = %+v, %v; want the direction kept", v, err)
 	}
 }

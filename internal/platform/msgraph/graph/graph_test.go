@@ -403,3 +403,65 @@ func TestPresencesByUserID(t *testing.T) {
 		})
 	}
 }
+
+func TestSetAndClearPresence(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.auth.AppRoles = append(e.auth.AppRoles, "Presence.ReadWrite.All")
+	c := e.appClient(t)
+	const user = "aaaaaaaa-0000-4000-8000-000000000009"
+	e.graph.SetPresenceQuietly(tenant, user, "Available", "Available")
+
+	tests := []struct {
+		name          string
+		session       string
+		avail, act    string
+		expiry        time.Duration
+		wantStatus    int // 0: accepted
+		wantAggregate string
+	}{
+		{"call in progress", clientID, "Busy", "InACall", 10 * time.Minute, 0, "Busy/InACall"},
+		{"DND beats busy", clientID, "DoNotDisturb", "Presenting", time.Hour, 0, "DoNotDisturb/Presenting"},
+		{"meetings come from the calendar, not from apps", clientID, "Busy", "InAMeeting", 10 * time.Minute, http.StatusBadRequest, ""},
+		{"another app's session id", "00000000-0000-4000-8000-000000000001", "Busy", "InACall", 10 * time.Minute, http.StatusBadRequest, ""},
+		{"longer than four hours", clientID, "Busy", "InACall", 5 * time.Hour, http.StatusBadRequest, ""},
+		{"shorter than five minutes", clientID, "Busy", "InACall", time.Minute, http.StatusBadRequest, ""},
+	}
+	for _, tt := range tests {
+		err := c.SetPresence(ctx, user, tt.session, tt.avail, tt.act, tt.expiry)
+		var ge *graph.Error
+		switch {
+		case tt.wantStatus == 0 && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.wantStatus != 0 && (!errors.As(err, &ge) || ge.Status != tt.wantStatus):
+			t.Errorf("%s: err = %v, want status %d", tt.name, err, tt.wantStatus)
+		case tt.wantAggregate != "":
+			if a, act := e.graph.Presence(tenant, user); a+"/"+act != tt.wantAggregate {
+				t.Errorf("%s: presence = %s/%s, want %s", tt.name, a, act, tt.wantAggregate)
+			}
+		}
+	}
+	if err := c.ClearPresence(ctx, user, clientID); err != nil {
+		t.Fatal(err)
+	}
+	if a, act := e.graph.Presence(tenant, user); a+"/"+act != "Available/Available" {
+		t.Errorf("after clearing our session = %s/%s, want the user's own Available", a, act)
+	}
+	if err := c.ClearPresence(ctx, user, clientID); !errors.Is(err, graph.ErrNotFound) {
+		t.Errorf("clearing a session that is gone = %v, want not found", err)
+	}
+	w := e.graph.PresenceWrites()
+	if len(w) != 3 || w[0].Op != "set" || w[0].Expiration != 10*time.Minute || w[2].Op != "clear" {
+		t.Errorf("writes = %+v", w)
+	}
+}
+
+func TestSetPresenceNeedsPermission(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t) // the app holds no Presence.ReadWrite.All
+	err := e.appClient(t).SetPresence(ctx, "aaaaaaaa-0000-4000-8000-000000000009", clientID, "Busy", "InACall", 5*time.Minute)
+	var ge *graph.Error
+	if !errors.As(err, &ge) || ge.Status != http.StatusForbidden {
+		t.Errorf("err = %v, want 403", err)
+	}
+}

@@ -107,7 +107,7 @@ func main() {
 	}
 	a := &handlers.App{MaxBodyBytes: 1 << 20, ProcessNotification: router, ProcessLifecycle: worker{},
 		RenewSubscriptions: timerJob{}, EnforceRetention: timerJob{}, ReconcileLicenses: timerJob{},
-		Intake: intake{sender}, Region: "westeurope",
+		Intake: intake{sender}, PBXWebhook: struct{ handlers.PBXIntake }{}, Region: "westeurope",
 		Stats: func(core.TenantID) any { return map[string]any{"unroutable": router.Unroutable()} },
 		// devhost's tests call none of the admin functions; these stand-ins only let the route table build
 		// (a call would panic and fail the invocation).

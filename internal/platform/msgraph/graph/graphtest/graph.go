@@ -105,6 +105,13 @@ type Graph struct {
 	presence  map[string]map[string]presence
 	sequence  int
 	handshake time.Duration
+	// Presence sessions set by apps (setPresence), and each user's own (the Teams client's) presence
+	// that they aggregate with; see presence_sessions.go.
+	own      map[string]map[string]presence
+	sessions map[string]map[string]map[string]appSession // tenant → user → sessionId
+	writes   []PresenceWrite
+	pending  []Delivery
+	onWrite  chan struct{}
 }
 
 type userChange struct {
@@ -247,6 +254,11 @@ func (g *Graph) setPresence(tenant, userID, availability, activity string) prese
 	}
 	g.sequence++
 	p := presence{availability: availability, activity: activity, sequence: fmt.Sprintf("%016X", g.sequence)}
+	if len(g.sessions[tenant][userID]) > 0 {
+		// The user's own change aggregates with the apps' sessions (presence_sessions.go).
+		g.ownOf(tenant)[userID] = p
+		p = g.aggregate(tenant, userID)
+	}
 	g.presence[tenant][userID] = p
 	return p
 }
@@ -516,6 +528,10 @@ func (g *Graph) route(r *http.Request, path string, body []byte, who Identity) r
 		return g.reauthorize(parts[1], who)
 	case r.Method == http.MethodPost && path == "/communications/getPresencesByUserId":
 		return g.getPresences(body, who)
+	case r.Method == http.MethodPost && len(parts) == 4 && parts[0] == "users" && parts[2] == "presence" && parts[3] == "setPresence":
+		return g.setPresenceSession(who, parts[1], body)
+	case r.Method == http.MethodPost && len(parts) == 4 && parts[0] == "users" && parts[2] == "presence" && parts[3] == "clearPresence":
+		return g.clearPresenceSession(who, parts[1], body)
 	}
 	return graphError(http.StatusBadRequest, "BadRequest", "Resource not found for the segment.")
 }

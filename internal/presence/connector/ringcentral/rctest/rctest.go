@@ -90,6 +90,17 @@ type Server struct {
 	onPush    chan struct{}
 	tokenLife int
 	buckets   map[string]*bucket
+	subs      map[string]*Subscription
+	nextSub   int
+	sequence  map[string]int64 // extension → last presence sequence sent
+
+	// HandshakeTimeout is how long the creation handshake waits for the endpoint (3,000 ms, below).
+	HandshakeTimeout time.Duration
+	// BlacklistAfter is how many failed deliveries in a row blacklist a subscription. RingCentral says
+	// only "if you don't return 200 or are down for a long time" (troubleshooting.md); the count is ours.
+	BlacklistAfter int
+	// Client posts handshakes and deliveries.
+	Client *http.Client
 }
 
 type bucket struct {
@@ -105,8 +116,15 @@ func New(t testing.TB) *Server {
 		Limits: map[string]int{Light: 50, Medium: 40, Heavy: 10, Auth: 5},
 		tokens: map[string]time.Time{}, failures: map[string][]Failure{}, calls: map[string]int{}, presence: map[string]Push{},
 		// The documented sample answer: "expires_in": 7199 (jwt-flow.md).
-		onPush: make(chan struct{}, 1024), tokenLife: 7199, buckets: map[string]*bucket{}}
+		onPush: make(chan struct{}, 1024), tokenLife: 7199, buckets: map[string]*bucket{},
+		subs: map[string]*Subscription{}, sequence: map[string]int64{}, HandshakeTimeout: HandshakeLimit,
+		BlacklistAfter: 3, Client: &http.Client{Timeout: 10 * time.Second}}
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /restapi/v1.0/subscription", s.createSubscription)
+	mux.HandleFunc("GET /restapi/v1.0/subscription/{id}", s.getSubscription)
+	mux.HandleFunc("PUT /restapi/v1.0/subscription/{id}", s.renewSubscription)
+	mux.HandleFunc("POST /restapi/v1.0/subscription/{id}/renew", s.renewSubscription)
+	mux.HandleFunc("DELETE /restapi/v1.0/subscription/{id}", s.deleteSubscription)
 	mux.HandleFunc("POST /restapi/oauth/token", s.token)
 	mux.HandleFunc("GET /restapi/v1.0/account/~/extension", s.list)
 	mux.HandleFunc("PUT /restapi/v1.0/account/~/extension/{id}/presence", s.setPresence)
@@ -116,12 +134,15 @@ func New(t testing.TB) *Server {
 }
 
 // group is the rate group of a call (API reference: token Auth; list extensions and update presence
-// Medium; read presence Light).
+// Medium; read presence Light; subscriptions: create, update and delete Medium, read and renew Light).
 func group(r *http.Request) string {
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/restapi/oauth/"):
 		return Auth
 	case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/presence"):
+		return Light
+	case strings.HasPrefix(r.URL.Path, "/restapi/v1.0/subscription/") &&
+		(r.Method == http.MethodGet || strings.HasSuffix(r.URL.Path, "/renew")):
 		return Light
 	}
 	return Medium
