@@ -54,6 +54,12 @@ func TestIncidentThroughDevhost(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, b
 	}
+	// The first admin call after start may find the token issuer's keys still loading (503): wait for them.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if code, _ := do(officer, http.MethodGet, "incidents", ""); code != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+	}
 	record := func(ago time.Duration) string {
 		t.Helper()
 		body := `{"summary":"a PBX token was exposed in a support ticket","discoveredAt":"` +
