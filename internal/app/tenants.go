@@ -2,6 +2,7 @@ package app
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/connecthub/connecthub/handlers"
 	"github.com/connecthub/connecthub/internal/bookings"
@@ -58,7 +59,7 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	job, err := retention.New(retention.Options{
 		Store: w.Store, Catalogue: catalogue, Keys: w.Keys, Secrets: sec, Graph: tenantgraph.Subscriptions{Clients: clients}, Licenses: svc,
 		Contracts: tenants.OpenData(w.Store.DB()),
-		Sweepers:  []retention.Sweeper{presenceData}, Holders: []retention.UserHolder{presenceData},
+		Sweepers:  []retention.Sweeper{presenceData, bookingData}, Holders: []retention.UserHolder{presenceData},
 		Now: clock.Now, Log: w.Log, Policy: policy,
 		MaxRows: cfg.RetentionMaxRows, Budget: cfg.JobRunBudget,
 	})
@@ -67,6 +68,9 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	}
 
 	w.App.EnforceRetention = job
+	if err := w.wireRooms(clients); err != nil {
+		return fmt.Errorf("wire rooms: %w", err)
+	}
 	w.App.ReconcileLicenses = tenants.NewReconciler(svc, cfg.JobRunBudget)
 	w.App.Tenants = handlers.TenantServices{Admin: svc, List: w.Store.Tenants}
 	return nil

@@ -19,18 +19,28 @@ import (
 const TableBookings = "bookings"
 
 // Tables are the tables the bookings module owns.
-var Tables = []tables.Spec{tables.SpecOf[Booking](TableBookings, "bookings", tables.RetainTenantData)}
+var Tables = []tables.Spec{
+	tables.SpecOf[Booking](TableBookings, "bookings", tables.RetainTenantData),
+	tables.SpecOf[Room](TableRooms, "bookings", tables.RetainTenantData),
+	tables.SpecOf[RoomList](TableRoomLists, "bookings", tables.RetainTenantData),
+	tables.SpecOf[RoomSettings](TableRoomSettings, "bookings", tables.RetainTenantData),
+}
 
-// Data is the module's table and its window rule.
+// Data is the module's tables and its window rule.
 type Data struct {
 	Bookings *BookingTable
+	Rooms    RoomTables
 	// MaxWindowDays is the window of tenants that set none, and the most any tenant may keep.
 	MaxWindowDays int
 }
 
 // OpenData returns the module's table on db.
 func OpenData(db *tables.DB) *Data {
-	return &Data{Bookings: &BookingTable{tables.New[Booking](db, TableBookings)}}
+	return &Data{Bookings: &BookingTable{tables.New[Booking](db, TableBookings)}, Rooms: RoomTables{
+		Rooms:    tables.New[Room](db, TableRooms),
+		Lists:    tables.New[RoomList](db, TableRoomLists),
+		Settings: tables.New[RoomSettings](db, TableRoomSettings),
+	}}
 }
 
 // Sweep keeps only the bookings inside the tenant's window (W in the inventory): from the start of

@@ -91,6 +91,8 @@ type Graph struct {
 	// pages the list with @odata.nextLink (Learn, subscription-list "Response": "the response might
 	// also include an @odata.nextLink").
 	SubscriptionsPageSize int
+	// PlacesPageSize is the rooms or room lists per Places page (default 100, Graph's).
+	PlacesPageSize int
 
 	mu        sync.Mutex
 	requests  []Request
@@ -105,6 +107,8 @@ type Graph struct {
 	presence  map[string]map[string]presence
 	sequence  int
 	handshake time.Duration
+	places    map[string]map[string]PlaceRoom     // tenant → lower-case e-mail → room
+	roomLists map[string]map[string]PlaceRoomList // tenant → lower-case e-mail → list
 }
 
 type userChange struct {
@@ -499,6 +503,9 @@ func (g *Graph) takeFailure(method, path string) (Failure, bool) {
 
 func (g *Graph) route(r *http.Request, path string, body []byte, who Identity) reply {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if rep, ok := g.routePlaces(r, who, parts); ok {
+		return rep
+	}
 	switch {
 	case r.Method == http.MethodGet && (path == "/users/delta" || path == "/users/delta()"):
 		return g.usersDelta(r, who)

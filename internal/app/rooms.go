@@ -1,0 +1,64 @@
+package app
+
+import (
+	"context"
+
+	"github.com/connecthub/connecthub/handlers"
+	"github.com/connecthub/connecthub/internal/bookings"
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/clock"
+	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
+)
+
+// wireRooms builds the room cache for the Room Finder add-in: room metadata from Places (SyncRooms,
+// the admin's choice of room lists) and the rooms API.
+func (w *Wired) wireRooms(clients *graph.AppClients) error {
+	data := bookings.OpenData(w.Store.DB())
+	data.MaxWindowDays = w.Config.Tenants.BookingWindowDays
+	dir := bookings.NewDirectory(data, placesGraph{clients}, clock.Now)
+	w.App.Rooms = handlers.RoomServices{
+		Directory: dir,
+		Sync:      bookings.NewRoomSync(dir, w.Store.Tenants.OperatorAll, jobs.OpenLeases(w.Store.DB()), w.Config.Tenants.JobRunBudget, w.Log),
+	}
+	return nil
+}
+
+// placesGraph reads Places with the tenant's app-only client (Place.Read.All).
+type placesGraph struct{ clients *graph.AppClients }
+
+var _ bookings.Places = placesGraph{}
+
+func (p placesGraph) ListRooms(ctx context.Context, tenant core.TenantID, roomList string) ([]bookings.PlaceRoom, error) {
+	c, err := p.clients.For(ctx, string(tenant))
+	if err != nil {
+		return nil, err
+	}
+	rooms, err := c.ListRooms(ctx, roomList)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bookings.PlaceRoom, 0, len(rooms))
+	for _, r := range rooms {
+		out = append(out, bookings.PlaceRoom{Email: r.EmailAddress, DisplayName: r.DisplayName, Capacity: r.Capacity,
+			Building: r.Building, FloorLabel: r.FloorLabel, FloorNumber: r.FloorNumber, BookingType: r.BookingType,
+			Accessible: r.Accessible, Tags: r.Tags})
+	}
+	return out, nil
+}
+
+func (p placesGraph) ListRoomLists(ctx context.Context, tenant core.TenantID) ([]bookings.PlaceRoomList, error) {
+	c, err := p.clients.For(ctx, string(tenant))
+	if err != nil {
+		return nil, err
+	}
+	lists, err := c.ListRoomLists(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bookings.PlaceRoomList, 0, len(lists))
+	for _, l := range lists {
+		out = append(out, bookings.PlaceRoomList{Email: l.EmailAddress, DisplayName: l.DisplayName})
+	}
+	return out, nil
+}
