@@ -175,6 +175,9 @@ func complete(a *App) *App {
 	if a.Rooms.Sync == nil {
 		a.Rooms.Sync = struct{ Job }{}
 	}
+	if a.Rooms.Maintain == nil {
+		a.Rooms.Maintain = struct{ Job }{}
+	}
 	if a.Access.Authenticate == nil {
 		a.Access.Authenticate, a.Access.Authorize = testAccess{}, testAccess{}
 	}

@@ -20,6 +20,7 @@ type RoomDirectory interface {
 type RoomServices struct {
 	Directory RoomDirectory // ListRooms, SetRoomLists
 	Sync      Job           // SyncRooms (daily)
+	Maintain  Job           // MaintainRooms: room subscriptions and the rolling resync
 }
 
 // roomFunctions are the room cache's functions: the add-in's reads (rooms.read, any user of the
@@ -29,6 +30,7 @@ func (a *App) roomFunctions() []function {
 		{azfunc.HTTPRoute("ListRooms", "req", "res", a.listRooms), a.Rooms.Directory},
 		{azfunc.HTTPRoute("SetRoomLists", "req", "res", a.setRoomLists), a.Rooms.Directory},
 		{azfunc.TimerRoute("SyncRooms", "timer", a.syncRooms), a.Rooms.Sync},
+		{azfunc.TimerRoute("MaintainRooms", "timer", a.maintainRooms), a.Rooms.Maintain},
 	}
 }
 
@@ -57,4 +59,8 @@ func (a *App) setRoomLists(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HT
 
 func (a *App) syncRooms(ctx context.Context, t *azfunc.TimerInfo) error {
 	return runJob(ctx, t, a.Rooms.Sync)
+}
+
+func (a *App) maintainRooms(ctx context.Context, t *azfunc.TimerInfo) error {
+	return runJob(ctx, t, a.Rooms.Maintain)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/connecthub/connecthub/handlers"
+	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
@@ -54,6 +55,8 @@ type Wired struct {
 	// notifications is ProcessNotification: each capability's wiring registers the worker of its
 	// notification kind (registry.SubscriptionKind) with it.
 	notifications *queue.Router
+	// roomCache is the room booking cache: its lifecycle events join presence's.
+	roomCache *bookings.Cache
 }
 
 // Close releases connections (Service Bus links).
@@ -152,7 +155,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	if err := w.wireConnector(p.pushers); err != nil {
 		return nil, fmt.Errorf("wire connector set-up: %w", err)
 	}
-	w.App.ProcessLifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, p.manager, nil, log)
+	w.App.ProcessLifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, lifecycleByKind{p.manager, w.roomCache}, nil, log)
 
 	intake, router := w.Intake, w.notifications
 	w.App.Stats = func(tenant core.TenantID) any {

@@ -2,13 +2,16 @@ package app
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/connecthub/connecthub/handlers"
 	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // wireRooms builds the room cache for the Room Finder add-in: room metadata from Places (SyncRooms,
@@ -17,9 +20,42 @@ func (w *Wired) wireRooms(clients *graph.AppClients) error {
 	data := bookings.OpenData(w.Store.DB())
 	data.MaxWindowDays = w.Config.Tenants.BookingWindowDays
 	dir := bookings.NewDirectory(data, placesGraph{clients}, clock.Now)
+	var notificationURL, lifecycleURL string
+	if base := w.Config.Presence.PublicBaseURL; base != "" {
+		notificationURL, lifecycleURL = base+"/api/graph/notifications", base+"/api/graph/lifecycle"
+	}
+	cache := bookings.NewCache(data, w.Store, bookingGraph{clients},
+		bookings.CacheOptions{NotificationURL: notificationURL, LifecycleURL: lifecycleURL, Now: clock.Now, Log: w.Log})
+	// Room notifications carry no resource data: the worker re-reads the room's window.
+	if err := w.notifications.Handle(string(registry.KindBooking), cache); err != nil {
+		return fmt.Errorf("route booking notifications: %w", err)
+	}
+	w.roomCache = cache
+	leases := jobs.OpenLeases(w.Store.DB())
 	w.App.Rooms = handlers.RoomServices{
 		Directory: dir,
-		Sync:      bookings.NewRoomSync(dir, w.Store.Tenants.OperatorAll, jobs.OpenLeases(w.Store.DB()), w.Config.Tenants.JobRunBudget, w.Log),
+		Sync:      bookings.NewRoomSync(dir, w.Store.Tenants.OperatorAll, leases, w.Config.Tenants.JobRunBudget, w.Log),
+		Maintain:  bookings.NewRoomMaintenance(cache, w.Store.Tenants.OperatorAll, leases, w.Config.Tenants.JobRunBudget, w.Log),
+	}
+	return nil
+}
+
+// bookingGraph hands the cache the tenant's app-only client (Calendars.Read, subscriptions).
+type bookingGraph struct{ clients *graph.AppClients }
+
+func (b bookingGraph) For(ctx context.Context, tenant core.TenantID) (bookings.Graph, error) {
+	return b.clients.For(ctx, string(tenant))
+}
+
+// lifecycleByKind sends each subscription's lifecycle events to the capability that owns its kind;
+// each ignores the kinds it does not own.
+type lifecycleByKind []ingest.LifecycleAction
+
+func (l lifecycleByKind) Handle(ctx context.Context, tenant core.TenantID, sub registry.Subscription, event string) error {
+	for _, a := range l {
+		if err := a.Handle(ctx, tenant, sub, event); err != nil {
+			return err
+		}
 	}
 	return nil
 }

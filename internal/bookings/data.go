@@ -62,15 +62,24 @@ func (d *Data) Sweep(ctx context.Context, t registry.Tenant, now time.Time) (map
 	return map[string]int{TableBookings: n}, err
 }
 
-// Booking is a cached room booking (table bookings): times and free/busy only — no subject, no attendees.
+// Booking is a cached room booking (table bookings): times and free/busy only — no subject, no
+// organizer, no attendees, no body. Graph's calendarView expands recurring series, so each occurrence
+// or exception is a row of its own.
 type Booking struct {
-	RoomID       string `table:"key"`          // row key part 1: the room mailbox's object id
+	RoomID       string `table:"key"`          // row key part 1: the room mailbox's e-mail address (lower case)
 	EventID      string `table:"key,personal"` // row key part 2: the Graph event id, stored encoded
+	ICalUID      string `table:"personal"`     // the meeting's id across calendars (the add-in matches its own appointment)
 	Start        time.Time
 	End          time.Time
 	ShowAs       string // free, tentative, busy, oof, workingElsewhere, unknown
+	IsCancelled  bool
+	Type         string // singleInstance, occurrence, exception
 	LastModified time.Time
 }
+
+// Blocks reports whether the booking makes the room unavailable: cancelled meetings and events shown
+// as free do not.
+func (b Booking) Blocks() bool { return !b.IsCancelled && b.ShowAs != "free" }
 
 // BookingKey is the row key of (roomID, eventID).
 func BookingKey(roomID, eventID string) (string, error) {

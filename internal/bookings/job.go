@@ -55,3 +55,52 @@ func (j *RoomSync) Run(ctx context.Context) error {
 	j.log.InfoContext(ctx, "sync rooms done", "tenants", tally.Ran, "rooms", rooms, "left", tally.Left, "failures", tally.Failures)
 	return err
 }
+
+// MaintainRoomsJob is the job name of MaintainRooms in each tenant's jobs partition.
+const MaintainRoomsJob = "maintain-rooms"
+
+// RoomMaintenance is the MaintainRooms timer: per active tenant, under its lease, the room
+// subscriptions are created, renewed and deleted (Cache.Maintain) and rooms not read whole for 20 hours
+// are resynced — at most MaxResyncsPerTenant per run, so the resync is spread over the runs and one
+// tenant's rooms never hold up another's.
+type RoomMaintenance struct {
+	cache   *Cache
+	tenants func(context.Context) iter.Seq2[registry.Tenant, error]
+	runner  *jobs.Runner
+	spec    jobs.Spec
+	log     *slog.Logger
+	// MaxResyncsPerTenant bounds one run's resyncs per tenant (default 50).
+	MaxResyncsPerTenant int
+}
+
+// NewRoomMaintenance returns the job; budget bounds one run.
+func NewRoomMaintenance(cache *Cache, tenants func(context.Context) iter.Seq2[registry.Tenant, error], leases jobs.Table,
+	budget time.Duration, log *slog.Logger) *RoomMaintenance {
+	if budget <= 0 {
+		budget = 40 * time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &RoomMaintenance{cache: cache, tenants: tenants, runner: jobs.New(leases, jobs.Options{Log: log}), log: log,
+		MaxResyncsPerTenant: 50,
+		spec:                jobs.Spec{Name: MaintainRoomsJob, Budget: budget, Lease: budget + 30*time.Second, FailureCode: "maintain-rooms-failed"}}
+}
+
+// Run maintains every active tenant's rooms.
+func (j *RoomMaintenance) Run(ctx context.Context) error {
+	var total MaintainResult
+	active := func(t registry.Tenant) (core.TenantID, bool) { return t.ID, t.State == registry.TenantActive }
+	tally, err := jobs.ForEach(ctx, j.runner, j.spec, j.tenants(ctx), active,
+		func(ctx context.Context, l *jobs.Lease, t registry.Tenant) error {
+			res, err := j.cache.Maintain(ctx, t.ID, j.cache.o.Now().Add(-20*time.Hour), j.MaxResyncsPerTenant, l.Spent)
+			total.Created += res.Created
+			total.Renewed += res.Renewed
+			total.Deleted += res.Deleted
+			total.Resynced += res.Resynced
+			return err
+		})
+	j.log.InfoContext(ctx, "maintain rooms done", "tenants", tally.Ran, "created", total.Created, "renewed", total.Renewed,
+		"deleted", total.Deleted, "resynced", total.Resynced, "left", tally.Left, "failures", tally.Failures)
+	return err
+}

@@ -36,6 +36,10 @@ type Room struct {
 	Tags        string // newline-separated (the codec stores no lists)
 	RoomLists   string // newline-separated lower-case e-mail addresses of the room lists it belongs to
 	SyncedAt    time.Time
+	// Kept by the bookings cache, carried over by the metadata sync.
+	SubscriptionID string
+	ResyncedAt     time.Time
+	LastChangeAt   time.Time
 }
 
 func (r *Room) RowKey() (string, error)   { return tables.SimpleKey("room e-mail", r.Email) }
@@ -125,9 +129,10 @@ type RoomTables struct {
 // Directory is the tenant's room metadata: synchronised from Places, narrowed by the admin's choice
 // of room lists.
 type Directory struct {
-	t      RoomTables
-	places Places
-	now    func() time.Time
+	t        RoomTables
+	bookings *BookingTable
+	places   Places
+	now      func() time.Time
 }
 
 // NewDirectory returns the room directory on the module's tables.
@@ -135,7 +140,7 @@ func NewDirectory(d *Data, places Places, now func() time.Time) *Directory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Directory{t: d.Rooms, places: places, now: now}
+	return &Directory{t: d.Rooms, bookings: d.Bookings, places: places, now: now}
 }
 
 // Settings returns the tenant's settings (the defaults when it never chose).
@@ -176,6 +181,13 @@ func (d *Directory) Sync(ctx context.Context, tenant core.TenantID) (SyncResult,
 		}
 		old[l.Email] = l
 	}
+	existing := map[string]Room{}
+	for r, err := range d.t.Rooms.All(ctx, tenant, nil) {
+		if err != nil {
+			return SyncResult{}, fmt.Errorf("read rooms: %w", err)
+		}
+		existing[r.Email] = r
+	}
 	now := d.now().UTC()
 	rooms := map[string]*Room{}
 	add := func(p PlaceRoom, list string) {
@@ -189,6 +201,9 @@ func (d *Directory) Sync(ctx context.Context, tenant core.TenantID) (SyncResult,
 				FloorLabel: p.FloorLabel, FloorNumber: p.FloorNumber, BookingType: p.BookingType, Accessible: p.Accessible,
 				Tags:     strings.Join(slices.DeleteFunc(slices.Clone(p.Tags), func(s string) bool { return strings.ContainsRune(s, '\n') }), "\n"),
 				SyncedAt: now}
+			if o, ok := existing[e]; ok {
+				r.SubscriptionID, r.ResyncedAt, r.LastChangeAt = o.SubscriptionID, o.ResyncedAt, o.LastChangeAt
+			}
 			rooms[e] = r
 		}
 		if list != "" && !slices.Contains(r.Lists(), list) {
@@ -247,12 +262,16 @@ func (d *Directory) Sync(ctx context.Context, tenant core.TenantID) (SyncResult,
 		return res, fmt.Errorf("delete room lists: %w", err)
 	}
 	gone = gone[:0]
-	for r, err := range d.t.Rooms.All(ctx, tenant, &tables.ListOptions{Select: []string{"SyncedAt"}}) {
-		if err != nil {
-			return res, fmt.Errorf("read rooms: %w", err)
+	for e := range existing {
+		if rooms[e] == nil {
+			gone = append(gone, e)
 		}
-		if rooms[r.Email] == nil {
-			gone = append(gone, r.Email)
+	}
+	// A room no longer served loses its bookings now; its subscription is deleted by the next
+	// MaintainRooms run, which finds it without a room.
+	for _, e := range gone {
+		if _, err := d.bookings.DeletePrefix(ctx, tenant, e+tables.KeySep); err != nil {
+			return res, fmt.Errorf("delete bookings of a room no longer served: %w", err)
 		}
 	}
 	n, err := d.t.Rooms.DeleteBatch(ctx, tenant, gone)
