@@ -175,6 +175,9 @@ func complete(a *App) *App {
 	if a.Rooms.Sync == nil {
 		a.Rooms.Sync = struct{ Job }{}
 	}
+	if a.Rooms.Availability == nil {
+		a.Rooms.Availability = struct{ RoomAvailability }{}
+	}
 	if a.Rooms.Maintain == nil {
 		a.Rooms.Maintain = struct{ Job }{}
 	}

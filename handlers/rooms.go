@@ -3,10 +3,13 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
 )
 
@@ -16,11 +19,18 @@ type RoomDirectory interface {
 	ChooseAndSync(ctx context.Context, tenant core.TenantID, roomLists []string) (bookings.DirectoryView, error)
 }
 
+// RoomAvailability answers from the booking cache (bookings.Availability).
+type RoomAvailability interface {
+	Query(ctx context.Context, tenant core.TenantID, q bookings.AvailabilityQuery) (bookings.AvailabilityAnswer, error)
+	Schedule(ctx context.Context, tenant core.TenantID, room string, start, end time.Time) (bookings.Schedule, error)
+}
+
 // RoomServices are the services behind the room functions.
 type RoomServices struct {
-	Directory RoomDirectory // ListRooms, SetRoomLists
-	Sync      Job           // SyncRooms (daily)
-	Maintain  Job           // MaintainRooms: room subscriptions and the rolling resync
+	Directory    RoomDirectory    // ListRooms, SetRoomLists
+	Availability RoomAvailability // GetRoomAvailability, GetRoomSchedule
+	Sync         Job              // SyncRooms (daily)
+	Maintain     Job              // MaintainRooms: room subscriptions and the rolling resync
 }
 
 // roomFunctions are the room cache's functions: the add-in's reads (rooms.read, any user of the
@@ -29,6 +39,8 @@ func (a *App) roomFunctions() []function {
 	return []function{
 		{azfunc.HTTPRoute("ListRooms", "req", "res", a.listRooms), a.Rooms.Directory},
 		{azfunc.HTTPRoute("SetRoomLists", "req", "res", a.setRoomLists), a.Rooms.Directory},
+		{azfunc.HTTPRoute("GetRoomAvailability", "req", "res", a.getRoomAvailability), a.Rooms.Availability},
+		{azfunc.HTTPRoute("GetRoomSchedule", "req", "res", a.getRoomSchedule), a.Rooms.Availability},
 		{azfunc.TimerRoute("SyncRooms", "timer", a.syncRooms), a.Rooms.Sync},
 		{azfunc.TimerRoute("MaintainRooms", "timer", a.maintainRooms), a.Rooms.Maintain},
 	}
@@ -63,4 +75,83 @@ func (a *App) syncRooms(ctx context.Context, t *azfunc.TimerInfo) error {
 
 func (a *App) maintainRooms(ctx context.Context, t *azfunc.TimerInfo) error {
 	return runJob(ctx, t, a.Rooms.Maintain)
+}
+
+// timeParam reads an ISO 8601 date-time with an offset (RFC 3339); a value without one is refused
+// rather than guessed, since the add-in and the cache may sit in different zones.
+func timeParam(r *azfunc.HTTPRequest, name string) (time.Time, error) {
+	v := r.Query.Get(name)
+	if v == "" {
+		return time.Time{}, apperr.New(apperr.Invalid, name+" is required (ISO 8601 with an offset, e.g. 2026-03-02T09:00:00+01:00)", nil)
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, apperr.New(apperr.Invalid, name+" must be ISO 8601 with an offset, e.g. 2026-03-02T09:00:00+01:00", nil)
+	}
+	return t, nil
+}
+
+// availabilityQuery decodes the query string of GetRoomAvailability.
+func availabilityQuery(r *azfunc.HTTPRequest) (bookings.AvailabilityQuery, error) {
+	var q bookings.AvailabilityQuery
+	var err error
+	if q.Start, err = timeParam(r, "start"); err != nil {
+		return q, err
+	}
+	if q.End, err = timeParam(r, "end"); err != nil {
+		return q, err
+	}
+	if v := r.Query.Get("capacity"); v != "" {
+		if q.Capacity, err = strconv.Atoi(v); err != nil || q.Capacity < 0 || q.Capacity > 100000 {
+			return q, apperr.New(apperr.Invalid, "capacity must be a whole number of seats", nil)
+		}
+	}
+	if v := r.Query.Get("floor"); v != "" {
+		f, err := strconv.Atoi(v)
+		if err != nil {
+			return q, apperr.New(apperr.Invalid, "floor must be a whole number", nil)
+		}
+		q.Floor = &f
+	}
+	if v := r.Query.Get("accessible"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return q, apperr.New(apperr.Invalid, "accessible must be true or false", nil)
+		}
+		q.Accessible = &b
+	}
+	q.Building, q.RoomList = r.Query.Get("building"), r.Query.Get("roomList")
+	if len(q.Building) > 256 || len(q.RoomList) > 320 {
+		return q, apperr.New(apperr.Invalid, "building or roomList too long", nil)
+	}
+	return q, nil
+}
+
+// getRoomAvailability answers GET tenants/{tenantId}/rooms/availability?start=&end=[&capacity=]
+// [&building=][&floor=][&roomList=][&accessible=] from the cache only.
+func (a *App) getRoomAvailability(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
+	return a.principalCall(ctx, r, maxAdminBody, guard{perm: access.RoomsRead}, func(ctx context.Context, _ access.Principal, id core.TenantID) (int, any, error) {
+		q, err := availabilityQuery(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		ans, err := a.Rooms.Availability.Query(ctx, id, q)
+		return http.StatusOK, ans, err
+	})
+}
+
+// getRoomSchedule answers GET tenants/{tenantId}/rooms/{roomEmail}/schedule?start=&end=.
+func (a *App) getRoomSchedule(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
+	return a.principalCall(ctx, r, maxAdminBody, guard{perm: access.RoomsRead}, func(ctx context.Context, _ access.Principal, id core.TenantID) (int, any, error) {
+		start, err := timeParam(r, "start")
+		if err != nil {
+			return 0, nil, err
+		}
+		end, err := timeParam(r, "end")
+		if err != nil {
+			return 0, nil, err
+		}
+		s, err := a.Rooms.Availability.Schedule(ctx, id, r.Params["roomEmail"], start, end)
+		return http.StatusOK, s, err
+	})
 }

@@ -85,3 +85,82 @@ func TestRoomFunctions(t *testing.T) {
 		})
 	}
 }
+
+type fakeAvailability struct {
+	mu   sync.Mutex
+	got  []bookings.AvailabilityQuery
+	room string
+	err  error
+}
+
+func (f *fakeAvailability) Query(_ context.Context, _ core.TenantID, q bookings.AvailabilityQuery) (bookings.AvailabilityAnswer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.got = append(f.got, q)
+	return bookings.AvailabilityAnswer{Start: q.Start.UTC(), End: q.End.UTC(), Rooms: []bookings.RoomAvailability{{RoomView: roomsView.Rooms[0],
+		Busy: []bookings.Interval{{Start: q.Start.UTC(), End: q.End.UTC(), ShowAs: "busy"}}}}}, f.err
+}
+
+func (f *fakeAvailability) Schedule(_ context.Context, _ core.TenantID, room string, start, end time.Time) (bookings.Schedule, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.room = room
+	return bookings.Schedule{RoomView: roomsView.Rooms[0], Start: start, End: end, Bookings: []bookings.ScheduleEntry{}}, f.err
+}
+
+func TestRoomAvailabilityFunctions(t *testing.T) {
+	t.Parallel()
+	tp := map[string]string{"tenantId": tenantA}
+	user := map[string][]string{"Authorization": {"Bearer as:" + tenantA + ":" + userA}}
+	win := map[string]string{"start": "2026-03-02T10:00:00+01:00", "end": "2026-03-02T11:00:00+01:00"}
+	with := func(extra map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range win {
+			out[k] = v
+		}
+		for k, v := range extra {
+			out[k] = v
+		}
+		return out
+	}
+	tests := []struct {
+		name     string
+		call     httpCall
+		err      error
+		wantCode int
+		wantBody string
+	}{
+		{"availability", httpCall{function: "GetRoomAvailability", method: "GET", params: tp, headers: user,
+			query: with(map[string]string{"capacity": "6", "floor": "2", "accessible": "true", "building": "HQ", "roomList": "hq@contoso.com"})},
+			nil, 200, `"start":"2026-03-02T09:00:00Z"`},
+		{"no offset", httpCall{function: "GetRoomAvailability", method: "GET", params: tp, headers: user,
+			query: map[string]string{"start": "2026-03-02T10:00:00", "end": "2026-03-02T11:00:00Z"}}, nil, 400, "with an offset"},
+		{"missing end", httpCall{function: "GetRoomAvailability", method: "GET", params: tp, headers: user,
+			query: map[string]string{"start": "2026-03-02T10:00:00Z"}}, nil, 400, "end is required"},
+		{"bad capacity", httpCall{function: "GetRoomAvailability", method: "GET", params: tp, headers: user, query: with(map[string]string{"capacity": "many"})}, nil, 400, "capacity"},
+		{"over 62 days (the service says so)", httpCall{function: "GetRoomAvailability", method: "GET", params: tp, headers: user, query: win},
+			apperr.New(apperr.Invalid, "the window may span at most 62 days", nil), 400, "62 days"},
+		{"schedule", httpCall{function: "GetRoomSchedule", method: "GET", params: map[string]string{"tenantId": tenantA, "roomEmail": "oslo@contoso.com"},
+			headers: user, query: win}, nil, 200, `"bookings":[]`},
+		{"schedule of no room", httpCall{function: "GetRoomSchedule", method: "GET", params: map[string]string{"tenantId": tenantA, "roomEmail": "nope@contoso.com"},
+			headers: user, query: win}, apperr.New(apperr.NotFound, "no such room", nil), 404, "no such room"},
+		{"another tenant's user", httpCall{function: "GetRoomAvailability", method: "GET", params: tp,
+			headers: map[string][]string{"Authorization": {"Bearer as:" + otherTenant + ":" + userA}}, query: win}, nil, 403, "not allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeAvailability{err: tt.err}
+			code, body, _ := invokeHTTP(t, &App{Rooms: RoomServices{Availability: f}}, tt.call)
+			if code != tt.wantCode || !strings.Contains(body, tt.wantBody) {
+				t.Errorf("got %d %s, want %d with %q", code, body, tt.wantCode, tt.wantBody)
+			}
+		})
+	}
+	f := &fakeAvailability{}
+	invokeHTTP(t, &App{Rooms: RoomServices{Availability: f}}, httpCall{function: "GetRoomAvailability", method: "GET", params: tp, headers: user,
+		query: with(map[string]string{"capacity": "6", "floor": "2", "accessible": "false"})})
+	if len(f.got) != 1 || f.got[0].Capacity != 6 || *f.got[0].Floor != 2 || *f.got[0].Accessible || !f.got[0].Start.Equal(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)) {
+		t.Errorf("query passed on = %+v", f.got)
+	}
+}

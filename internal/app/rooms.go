@@ -33,9 +33,10 @@ func (w *Wired) wireRooms(clients *graph.AppClients) error {
 	w.roomCache = cache
 	leases := jobs.OpenLeases(w.Store.DB())
 	w.App.Rooms = handlers.RoomServices{
-		Directory: dir,
-		Sync:      bookings.NewRoomSync(dir, w.Store.Tenants.OperatorAll, leases, w.Config.Tenants.JobRunBudget, w.Log),
-		Maintain:  bookings.NewRoomMaintenance(cache, w.Store.Tenants.OperatorAll, leases, w.Config.Tenants.JobRunBudget, w.Log),
+		Directory:    dir,
+		Availability: bookings.NewAvailability(data, cache.Window, clock.Now),
+		Sync:         bookings.NewRoomSync(dir, w.Store.Tenants.OperatorAll, leases, w.Config.Tenants.JobRunBudget, w.Log),
+		Maintain:     bookings.NewRoomMaintenance(cache, w.Store.Tenants.OperatorAll, leases, w.Config.Tenants.JobRunBudget, w.Log),
 	}
 	return nil
 }
