@@ -121,7 +121,7 @@ func (g *Graph) eventNotifications(tenant, room string, c *calendar, change, id 
 		item := map[string]any{"subscriptionId": s.ID, "subscriptionExpirationDateTime": s.ExpiresAt.Format("2006-01-02T15:04:05.0000000Z"),
 			"changeType": change, "resource": res, "clientState": s.ClientState, "tenantId": tenant,
 			"resourceData": map[string]any{"@odata.type": "#Microsoft.Graph.Event", "@odata.id": res,
-				"@odata.etag": `W/"` + base64.StdEncoding.EncodeToString([]byte(id + time.Now().String()))[:24] + `"`, "id": id}}
+				"@odata.etag": etag(id), "id": id}}
 		body, _ := json.Marshal(map[string]any{"value": []any{item}})
 		out = append(out, Delivery{URL: s.NotificationURL, Body: body})
 	}
@@ -137,6 +137,13 @@ func (g *Graph) EventSubscriptions(tenant, room string) []Subscription {
 		}
 	}
 	return out
+}
+
+// etag is a new version tag for every change of the item, as an event's @odata.etag is (the change
+// key): two changes of one event never share it, so a receiver's duplicate detection keeps both.
+func etag(id string) string {
+	h := sha256.Sum256([]byte(id + "/" + strconv.FormatInt(time.Now().UnixNano(), 10)))
+	return `W/"` + base64.StdEncoding.EncodeToString(h[:12]) + `"`
 }
 
 type instance struct {
