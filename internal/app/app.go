@@ -167,9 +167,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 				Tenant    core.TenantID          `json:"tenant"`
 				Intake    ingest.TenantStats     `json:"intake"`
 				Attention *presence.TenantStatus `json:"attention,omitempty"`
+				// Rooms is the Room Finder cache's freshness; left out when it cannot be read now.
+				Rooms *bookings.Freshness `json:"rooms,omitempty"`
 			}{Tenant: tenant, Intake: intake.Stats().Snapshot().Tenants[string(tenant)]}
 			if ok {
 				out.Attention = &att
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if f, err := w.roomCache.Freshness(ctx, tenant); err != nil {
+				log.Warn("room cache freshness unreadable for health", "error", err)
+			} else {
+				out.Rooms = &f
 			}
 			return out
 		}

@@ -445,3 +445,72 @@ func (c *Cache) Handle(ctx context.Context, tenant core.TenantID, sub registry.S
 	}
 	return nil
 }
+
+// Freshness is what Health shows of a tenant's room cache.
+type Freshness struct {
+	Rooms             int        `json:"rooms"`             // rooms served
+	SubscriptionsLive int        `json:"subscriptionsLive"` // room subscriptions not expired
+	LastSyncAt        *time.Time `json:"lastSyncAt"`        // last metadata sync (Places)
+	// OldestResyncAt is the least recently read whole room: every room was resynced since.
+	OldestResyncAt *time.Time `json:"oldestResyncAt"`
+	LastResyncAt   *time.Time `json:"lastResyncAt"`
+	// NewestChangeAgeSeconds is how long ago the newest applied booking change was made in Exchange.
+	NewestChangeAgeSeconds *int64 `json:"newestChangeAgeSeconds"`
+}
+
+// Freshness reads the tenant's room cache state (rooms, settings and room subscriptions).
+func (c *Cache) Freshness(ctx context.Context, tenant core.TenantID) (Freshness, error) {
+	var f Freshness
+	if err := tables.CheckTenant(tenant); err != nil {
+		return f, err
+	}
+	tp := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		u := t.UTC()
+		return &u
+	}
+	if s, err := c.d.Rooms.Settings.Get(ctx, tenant, settingsRow); err == nil {
+		f.LastSyncAt = tp(s.SyncedAt)
+	} else if !errors.Is(err, tables.ErrNotFound) {
+		return f, fmt.Errorf("read room settings: %w", err)
+	}
+	var oldest, last, newest time.Time
+	unsynced := false
+	for r, err := range c.d.Rooms.Rooms.All(ctx, tenant, &tables.ListOptions{Select: []string{"ResyncedAt", "LastChangeAt"}}) {
+		if err != nil {
+			return f, fmt.Errorf("read rooms: %w", err)
+		}
+		f.Rooms++
+		if r.ResyncedAt.IsZero() {
+			unsynced = true
+		} else if oldest.IsZero() || r.ResyncedAt.Before(oldest) {
+			oldest = r.ResyncedAt
+		}
+		if r.ResyncedAt.After(last) {
+			last = r.ResyncedAt
+		}
+		if r.LastChangeAt.After(newest) {
+			newest = r.LastChangeAt
+		}
+	}
+	if !unsynced {
+		f.OldestResyncAt = tp(oldest)
+	}
+	f.LastResyncAt = tp(last)
+	if !newest.IsZero() {
+		age := int64(c.o.Now().Sub(newest) / time.Second)
+		f.NewestChangeAgeSeconds = &age
+	}
+	now := c.o.Now()
+	for s, err := range c.subs.All(ctx, tenant, &tables.ListOptions{Select: []string{"Kind", "ExpiresAt"}}) {
+		if err != nil {
+			return f, fmt.Errorf("read subscriptions: %w", err)
+		}
+		if s.Kind == registry.KindBooking && s.ExpiresAt.After(now) {
+			f.SubscriptionsLive++
+		}
+	}
+	return f, nil
+}

@@ -251,6 +251,25 @@ func TestRoomFinderThroughDevhost(t *testing.T) {
 		t.Errorf("the booking made while the subscription was gone: %v, want oslo busy", got)
 	}
 
+	// Health shows the tenant's admin how fresh the room cache is.
+	code, body = do("GET", s.host.URL()+"/api/health?tenant="+ten, admin, "")
+	var health struct {
+		Stats struct {
+			Rooms struct {
+				Rooms, SubscriptionsLive int
+				LastSyncAt, LastResyncAt *time.Time
+				NewestChangeAgeSeconds   *int64
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &health); code != http.StatusOK || err != nil {
+		t.Fatalf("health = %d %s", code, body)
+	}
+	if r := health.Stats.Rooms; r.Rooms != 2 || r.SubscriptionsLive != 2 || r.LastSyncAt == nil || r.LastResyncAt == nil ||
+		r.NewestChangeAgeSeconds == nil || *r.NewestChangeAgeSeconds > 600 {
+		t.Errorf("health rooms = %+v (%s)", r, body)
+	}
+
 	// Bookings that ended are removed by the retention job (rule W); those ahead stay.
 	data := bookings.OpenData(s.store.DB())
 	yesterday := tomorrow.AddDate(0, 0, -2)
