@@ -66,9 +66,11 @@ type ScheduleEntry struct {
 	ICalUID     string    `json:"iCalUId"`
 }
 
-// Availability answers from the cache only, from an in-memory index per tenant. The index is rebuilt
-// when this process changed the tenant's rooms or bookings (the tables' change hook) and at least every
-// MaxAge for changes made by other instances, so an answer costs no storage round trip.
+// Availability answers from the cache only, from an in-memory index per tenant, so an answer costs
+// no storage round trip. The index follows the tables incrementally: every MaxAge (and at once after
+// this process changed the tenant's rooms) it reads the rooms table — a row per room — and re-reads
+// the bookings of only those rooms whose ResyncedAt moved (the cache stamps it after every write of a
+// room's bookings), on whichever instance wrote them. The first query of a tenant reads its partition.
 type Availability struct {
 	d      *Data
 	window func(ctx context.Context, tenant core.TenantID) (from, to time.Time, err error)
@@ -81,13 +83,13 @@ type Availability struct {
 }
 
 type tenantIndex struct {
-	mu     sync.Mutex // one load at a time per tenant
-	built  time.Time
-	dirty  bool
-	idx    *Index
-	from   time.Time
-	to     time.Time
-	loaded bool
+	mu       sync.Mutex // one refresh at a time per tenant
+	built    time.Time
+	dirty    bool // guarded by Availability.mu
+	idx      *Index
+	from, to time.Time
+	per      map[string][]indexed // room → bookings by start
+	versions map[string]time.Time // room → ResyncedAt its bookings were read at
 }
 
 // NewAvailability answers availability from d; window is the tenant's cached window (Cache.Window).
@@ -96,15 +98,13 @@ func NewAvailability(d *Data, window func(context.Context, core.TenantID) (time.
 		now = time.Now
 	}
 	a := &Availability{d: d, window: window, now: now, MaxAge: 15 * time.Second, indexes: map[core.TenantID]*tenantIndex{}}
-	mark := func(t core.TenantID, _ string) {
+	d.Rooms.Rooms.Watch(func(t core.TenantID, _ string) {
 		a.mu.Lock()
 		if ti := a.indexes[t]; ti != nil {
 			ti.dirty = true
 		}
 		a.mu.Unlock()
-	}
-	d.Bookings.Watch(mark)
-	d.Rooms.Rooms.Watch(mark)
+	})
 	return a
 }
 
@@ -122,32 +122,81 @@ func (a *Availability) index(ctx context.Context, tenant core.TenantID) (*Index,
 	ti.mu.Lock()
 	defer ti.mu.Unlock()
 	a.mu.Lock()
-	fresh := ti.loaded && !ti.dirty && a.now().Sub(ti.built) < a.MaxAge
+	fresh := ti.idx != nil && !ti.dirty && a.now().Sub(ti.built) < a.MaxAge
 	ti.dirty = false
 	a.mu.Unlock()
 	if fresh {
 		return ti.idx, ti.from, ti.to, nil
 	}
+	if err := a.refresh(ctx, tenant, ti); err != nil {
+		return nil, time.Time{}, time.Time{}, err
+	}
+	return ti.idx, ti.from, ti.to, nil
+}
+
+// refresh brings ti up to the tables: the rooms, and the bookings of rooms resynced since.
+func (a *Availability) refresh(ctx context.Context, tenant core.TenantID, ti *tenantIndex) error {
+	built := a.now()
 	from, to, err := a.window(ctx, tenant)
 	if err != nil {
-		return nil, time.Time{}, time.Time{}, err
+		return err
 	}
 	var rooms []Room
 	for r, err := range a.d.Rooms.Rooms.All(ctx, tenant, nil) {
 		if err != nil {
-			return nil, time.Time{}, time.Time{}, fmt.Errorf("read rooms: %w", err)
+			return fmt.Errorf("read rooms: %w", err)
 		}
 		rooms = append(rooms, r)
 	}
-	var bs []Booking
-	for b, err := range a.d.Bookings.All(ctx, tenant, nil) {
-		if err != nil {
-			return nil, time.Time{}, time.Time{}, fmt.Errorf("read bookings: %w", err)
+	per := make(map[string][]indexed, len(rooms))
+	versions := make(map[string]time.Time, len(rooms))
+	if ti.per == nil {
+		for b, err := range a.d.Bookings.All(ctx, tenant, nil) {
+			if err != nil {
+				return fmt.Errorf("read bookings: %w", err)
+			}
+			per[b.RoomID] = append(per[b.RoomID], toIndexed(b))
 		}
-		bs = append(bs, b)
+		for k := range per {
+			sortIndexed(per[k])
+		}
 	}
-	ti.idx, ti.from, ti.to, ti.built, ti.loaded = NewIndex(rooms, bs), from, to, a.now(), true
-	return ti.idx, from, to, nil
+	for _, r := range rooms {
+		versions[r.Email] = r.ResyncedAt
+		if ti.per == nil {
+			continue
+		}
+		if v, ok := ti.versions[r.Email]; ok && v.Equal(r.ResyncedAt) {
+			per[r.Email] = ti.per[r.Email]
+			continue
+		}
+		bs, err := a.roomBookings(ctx, tenant, r.Email)
+		if err != nil {
+			return err
+		}
+		per[r.Email] = bs
+	}
+	ti.idx, ti.per, ti.versions, ti.from, ti.to, ti.built = buildIndex(rooms, per), per, versions, from, to, built
+	return nil
+}
+
+func (a *Availability) roomBookings(ctx context.Context, tenant core.TenantID, room string) ([]indexed, error) {
+	var out []indexed
+	opts := &tables.ListOptions{}
+	for {
+		page, err := a.d.Bookings.ListPrefix(ctx, tenant, room+tables.KeySep, opts)
+		if err != nil {
+			return nil, fmt.Errorf("read room bookings: %w", err)
+		}
+		for _, b := range page.Items {
+			out = append(out, toIndexed(b))
+		}
+		if page.Next == "" {
+			sortIndexed(out)
+			return out, nil
+		}
+		opts.Token = page.Next
+	}
 }
 
 // checkWindow refuses what the cache cannot answer: an empty or reversed window, one over 62 days, and
@@ -232,26 +281,39 @@ type indexed struct {
 
 // NewIndex arranges rooms and their bookings; bookings of rooms not given are left out.
 func NewIndex(rooms []Room, bookings []Booking) *Index {
-	ix := &Index{rooms: make([]indexedRoom, len(rooms)), byEmail: make(map[string]int, len(rooms))}
-	sort.Slice(rooms, func(i, j int) bool { return rooms[i].Email < rooms[j].Email })
-	for i, r := range rooms {
-		ix.rooms[i] = indexedRoom{Room: r, view: r.View(), lists: r.Lists()}
-		ix.byEmail[r.Email] = i
-	}
+	per := map[string][]indexed{}
 	for _, b := range bookings {
-		i, ok := ix.byEmail[b.RoomID]
-		if !ok {
-			continue
-		}
-		r := &ix.rooms[i]
-		r.bookings = append(r.bookings, indexed{start: b.Start.UTC(), end: b.End.UTC(), showAs: b.ShowAs, cancelled: b.IsCancelled, iCalUID: b.ICalUID})
-		if d := b.End.Sub(b.Start); d > r.maxDur {
-			r.maxDur = d
-		}
+		per[b.RoomID] = append(per[b.RoomID], toIndexed(b))
 	}
-	for i := range ix.rooms {
-		bs := ix.rooms[i].bookings
-		sort.Slice(bs, func(a, b int) bool { return bs[a].start.Before(bs[b].start) })
+	for k := range per {
+		sortIndexed(per[k])
+	}
+	return buildIndex(rooms, per)
+}
+
+func toIndexed(b Booking) indexed {
+	return indexed{start: b.Start.UTC(), end: b.End.UTC(), showAs: b.ShowAs, cancelled: b.IsCancelled, iCalUID: b.ICalUID}
+}
+
+func sortIndexed(bs []indexed) {
+	sort.Slice(bs, func(a, b int) bool { return bs[a].start.Before(bs[b].start) })
+}
+
+// buildIndex arranges rooms with their bookings, each room's already sorted by start (shared, never
+// changed: a refresh replaces a room's slice).
+func buildIndex(rooms []Room, per map[string][]indexed) *Index {
+	rooms = slices.Clone(rooms)
+	sort.Slice(rooms, func(i, j int) bool { return rooms[i].Email < rooms[j].Email })
+	ix := &Index{rooms: make([]indexedRoom, len(rooms)), byEmail: make(map[string]int, len(rooms))}
+	for i, r := range rooms {
+		ir := indexedRoom{Room: r, view: r.View(), lists: r.Lists(), bookings: per[r.Email]}
+		for _, b := range ir.bookings {
+			if d := b.end.Sub(b.start); d > ir.maxDur {
+				ir.maxDur = d
+			}
+		}
+		ix.rooms[i] = ir
+		ix.byEmail[r.Email] = i
 	}
 	return ix
 }
