@@ -17,6 +17,8 @@ import (
 type RoomDirectory interface {
 	View(ctx context.Context, tenant core.TenantID) (bookings.DirectoryView, error)
 	ChooseAndSync(ctx context.Context, tenant core.TenantID, roomLists []string) (bookings.DirectoryView, error)
+	SetOrigins(ctx context.Context, tenant core.TenantID, origins []string) (bookings.DirectoryView, error)
+	AllowedOrigin(ctx context.Context, tenant core.TenantID, origin string) (bool, error)
 }
 
 // RoomAvailability answers from the booking cache (bookings.Availability).
@@ -37,10 +39,15 @@ type RoomServices struct {
 // tenant) and the admin's choice of room lists (rooms.write).
 func (a *App) roomFunctions() []function {
 	return []function{
-		{azfunc.HTTPRoute("ListRooms", "req", "res", a.listRooms), a.Rooms.Directory},
+		{azfunc.HTTPRoute("ListRooms", "req", "res", a.withCORS(a.listRooms)), a.Rooms.Directory},
 		{azfunc.HTTPRoute("SetRoomLists", "req", "res", a.setRoomLists), a.Rooms.Directory},
-		{azfunc.HTTPRoute("GetRoomAvailability", "req", "res", a.getRoomAvailability), a.Rooms.Availability},
-		{azfunc.HTTPRoute("GetRoomSchedule", "req", "res", a.getRoomSchedule), a.Rooms.Availability},
+		{azfunc.HTTPRoute("SetRoomSettings", "req", "res", a.setRoomSettings), a.Rooms.Directory},
+		{azfunc.HTTPRoute("GetRoomAvailability", "req", "res", a.withCORS(a.getRoomAvailability)), a.Rooms.Availability},
+		{azfunc.HTTPRoute("GetRoomSchedule", "req", "res", a.withCORS(a.getRoomSchedule)), a.Rooms.Availability},
+		// The browser's preflights of the three reads (OPTIONS, no credentials by the CORS rules).
+		{azfunc.HTTPRoute("ListRoomsPreflight", "req", "res", a.withCORS(nil)), a.Rooms.Directory},
+		{azfunc.HTTPRoute("GetRoomAvailabilityPreflight", "req", "res", a.withCORS(nil)), a.Rooms.Directory},
+		{azfunc.HTTPRoute("GetRoomSchedulePreflight", "req", "res", a.withCORS(nil)), a.Rooms.Directory},
 		{azfunc.TimerRoute("SyncRooms", "timer", a.syncRooms), a.Rooms.Sync},
 		{azfunc.TimerRoute("MaintainRooms", "timer", a.maintainRooms), a.Rooms.Maintain},
 	}
@@ -154,4 +161,60 @@ func (a *App) getRoomSchedule(ctx context.Context, r *azfunc.HTTPRequest) azfunc
 		s, err := a.Rooms.Availability.Schedule(ctx, id, r.Params["roomEmail"], start, end)
 		return http.StatusOK, s, err
 	})
+}
+
+// setRoomSettings answers PUT tenants/{tenantId}/rooms/settings {"addInOrigins": [...]}: the origins
+// the tenant's Room Finder add-in is served from (rooms.write).
+func (a *App) setRoomSettings(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
+	return a.principalCall(ctx, r, maxAdminBody, guard{perm: access.RoomsWrite}, func(ctx context.Context, _ access.Principal, id core.TenantID) (int, any, error) {
+		var body struct {
+			AddInOrigins []string `json:"addInOrigins"`
+		}
+		if err := decodeJSONBody(r, &body); err != nil {
+			return 0, nil, err
+		}
+		v, err := a.Rooms.Directory.SetOrigins(ctx, id, body.AddInOrigins)
+		return http.StatusOK, v, err
+	})
+}
+
+// withCORS lets the tenant's add-in call a room read from its own origin; with h nil it is the
+// preflight function of that read. The add-in runs in a
+// browser (Outlook on the web, or a webview) on its origin, so the browser sends a preflight OPTIONS
+// without credentials before the GET with the bearer token. Origins are per tenant (RoomSettings): a
+// preflight is answered 204, with the allowing headers only when the tenant listed the origin; the
+// GET itself is authorised by its token as before, and its answer carries the header again.
+func (a *App) withCORS(h func(context.Context, *azfunc.HTTPRequest) azfunc.HTTPResponse) func(context.Context, *azfunc.HTTPRequest) azfunc.HTTPResponse {
+	return func(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
+		origin := r.Header("Origin")
+		allowed := false
+		if origin != "" {
+			if tenant, err := core.ParseCustomerTenant(r.Params["tenantId"]); err == nil {
+				ok, err := a.Rooms.Directory.AllowedOrigin(ctx, tenant, origin)
+				if err != nil {
+					azfunc.Logger(ctx).WarnContext(ctx, "add-in origins unreadable", "error", err)
+				}
+				allowed = ok
+			}
+		}
+		var res azfunc.HTTPResponse
+		if h == nil || r.Method == http.MethodOptions {
+			res = azfunc.HTTPResponse{StatusCode: http.StatusNoContent, Headers: map[string]string{}}
+			if allowed {
+				res.Headers["Access-Control-Allow-Methods"] = "GET"
+				res.Headers["Access-Control-Allow-Headers"] = "Authorization"
+				res.Headers["Access-Control-Max-Age"] = "600"
+			}
+		} else {
+			res = h(ctx, r)
+		}
+		if res.Headers == nil {
+			res.Headers = map[string]string{}
+		}
+		res.Headers["Vary"] = "Origin"
+		if allowed {
+			res.Headers["Access-Control-Allow-Origin"] = origin
+		}
+		return res
+	}
 }

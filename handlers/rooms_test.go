@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,14 +15,26 @@ import (
 )
 
 type fakeRooms struct {
-	mu    sync.Mutex
-	calls []string
-	err   error
+	mu      sync.Mutex
+	calls   []string
+	err     error
+	origins []string
+}
+
+func (f *fakeRooms) SetOrigins(_ context.Context, t core.TenantID, origins []string) (bookings.DirectoryView, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "origins:"+string(t)+":"+strings.Join(origins, ","))
+	return roomsView, f.err
+}
+
+func (f *fakeRooms) AllowedOrigin(_ context.Context, _ core.TenantID, origin string) (bool, error) {
+	return slices.Contains(f.origins, origin), nil
 }
 
 var roomsView = func() bookings.DirectoryView {
 	at := time.Date(2026, 3, 2, 1, 30, 0, 0, time.UTC)
-	return bookings.DirectoryView{SyncedAt: &at, Rooms: []bookings.RoomView{bookings.Room{Email: "oslo@contoso.com", DisplayName: "Oslo",
+	return bookings.DirectoryView{SyncedAt: &at, AddInOrigins: []string{}, Rooms: []bookings.RoomView{bookings.Room{Email: "oslo@contoso.com", DisplayName: "Oslo",
 		Capacity: 8, Tags: "video", RoomLists: "hq@contoso.com"}.View()},
 		RoomLists: []bookings.RoomListView{{Email: "hq@contoso.com", DisplayName: "HQ", Selected: true}}}
 }()
@@ -63,6 +76,8 @@ func TestRoomFunctions(t *testing.T) {
 			400, "choose:" + tenantA + ":x@contoso.com", "not room lists"},
 		{"graph down", httpCall{function: "SetRoomLists", method: "PUT", params: tp, body: `{"roomLists":[]}`},
 			apperr.New(apperr.Unavailable, "the choice is saved", errors.New("boom")), 503, "choose:" + tenantA + ":", "the choice is saved"},
+		{"set add-in origins", httpCall{function: "SetRoomSettings", method: "PUT", params: tp, body: `{"addInOrigins":["https://rooms.contoso.com"]}`}, nil,
+			200, "origins:" + tenantA + ":https://rooms.contoso.com", `"addInOrigins"`},
 		{"another tenant's user", httpCall{function: "ListRooms", method: "GET", params: tp,
 			headers: map[string][]string{"Authorization": {"Bearer as:" + otherTenant + ":" + userA}}}, nil, 403, "", "not allowed"},
 		{"no token", httpCall{function: "ListRooms", method: "GET", params: tp, headers: map[string][]string{"Authorization": {""}}}, nil, 401, "", ""},
@@ -162,5 +177,40 @@ func TestRoomAvailabilityFunctions(t *testing.T) {
 		query: with(map[string]string{"capacity": "6", "floor": "2", "accessible": "false"})})
 	if len(f.got) != 1 || f.got[0].Capacity != 6 || *f.got[0].Floor != 2 || *f.got[0].Accessible || !f.got[0].Start.Equal(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)) {
 		t.Errorf("query passed on = %+v", f.got)
+	}
+}
+
+func TestRoomAPICORS(t *testing.T) {
+	t.Parallel()
+	const addIn = "https://rooms.contoso.com"
+	tp := map[string]string{"tenantId": tenantA}
+	win := map[string]string{"start": "2026-03-02T10:00:00+01:00", "end": "2026-03-02T11:00:00+01:00"}
+	user := "Bearer as:" + tenantA + ":" + userA
+	tests := []struct {
+		name                 string
+		call                 httpCall
+		wantCode             int
+		wantOrigin, wantMeth string
+	}{
+		{"preflight from the tenant's add-in", httpCall{function: "GetRoomAvailabilityPreflight", method: "OPTIONS", params: tp, query: win,
+			headers: map[string][]string{"Authorization": {""}, "Origin": {addIn}, "Access-Control-Request-Method": {"GET"}}}, 204, addIn, "GET"},
+		{"preflight from another origin", httpCall{function: "GetRoomAvailabilityPreflight", method: "OPTIONS", params: tp, query: win,
+			headers: map[string][]string{"Authorization": {""}, "Origin": {"https://evil.example"}}}, 204, "", ""},
+		{"GET from the add-in", httpCall{function: "GetRoomAvailability", method: "GET", params: tp, query: win,
+			headers: map[string][]string{"Authorization": {user}, "Origin": {addIn}}}, 200, addIn, ""},
+		{"GET from the add-in without a token", httpCall{function: "ListRooms", method: "GET", params: tp,
+			headers: map[string][]string{"Authorization": {""}, "Origin": {addIn}}}, 401, addIn, ""},
+		{"schedule preflight", httpCall{function: "GetRoomSchedulePreflight", method: "OPTIONS", params: map[string]string{"tenantId": tenantA, "roomEmail": "oslo@contoso.com"},
+			query: win, headers: map[string][]string{"Authorization": {""}, "Origin": {addIn}}}, 204, addIn, "GET"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			app := &App{Rooms: RoomServices{Directory: &fakeRooms{origins: []string{addIn}}, Availability: &fakeAvailability{}}}
+			code, body, h := invokeHTTP(t, app, tt.call)
+			if code != tt.wantCode || h["Access-Control-Allow-Origin"] != tt.wantOrigin || h["Access-Control-Allow-Methods"] != tt.wantMeth || h["Vary"] != "Origin" {
+				t.Errorf("got %d %v %s; want %d, origin %q, methods %q", code, h, body, tt.wantCode, tt.wantOrigin, tt.wantMeth)
+			}
+		})
 	}
 }

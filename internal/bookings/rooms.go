@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
@@ -68,6 +70,9 @@ type RoomSettings struct {
 	Selective bool   // false (the default): every room of the directory is served
 	UpdatedAt time.Time
 	SyncedAt  time.Time
+	// AddInOrigins are the origins (https://host[:port], newline-separated) the tenant's Room Finder
+	// add-in is served from: browsers may call the room API from them (CORS).
+	AddInOrigins string
 }
 
 const settingsRow = "settings"
@@ -131,8 +136,11 @@ type RoomTables struct {
 type Directory struct {
 	t        RoomTables
 	bookings *BookingTable
-	places   Places
-	now      func() time.Time
+
+	mu      sync.Mutex
+	origins map[core.TenantID]cachedOrigins
+	places  Places
+	now     func() time.Time
 }
 
 // NewDirectory returns the room directory on the module's tables.
@@ -140,7 +148,7 @@ func NewDirectory(d *Data, places Places, now func() time.Time) *Directory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Directory{t: d.Rooms, bookings: d.Bookings, places: places, now: now}
+	return &Directory{t: d.Rooms, bookings: d.Bookings, places: places, now: now, origins: map[core.TenantID]cachedOrigins{}}
 }
 
 // Settings returns the tenant's settings (the defaults when it never chose).
@@ -389,10 +397,11 @@ type RoomListView struct {
 
 // DirectoryView is GET rooms: the rooms served, the tenant's room lists and the choice.
 type DirectoryView struct {
-	AllRooms  bool           `json:"allRooms"` // no room list chosen: every room of the directory
-	SyncedAt  *time.Time     `json:"syncedAt"` // last successful metadata sync, null before the first
-	Rooms     []RoomView     `json:"rooms"`
-	RoomLists []RoomListView `json:"roomLists"`
+	AllRooms     bool           `json:"allRooms"`     // no room list chosen: every room of the directory
+	AddInOrigins []string       `json:"addInOrigins"` // origins allowed to call the room API from a browser
+	SyncedAt     *time.Time     `json:"syncedAt"`     // last successful metadata sync, null before the first
+	Rooms        []RoomView     `json:"rooms"`
+	RoomLists    []RoomListView `json:"roomLists"`
 }
 
 // View answers the tenant's rooms, room lists and choice.
@@ -412,7 +421,7 @@ func (d *Directory) View(ctx context.Context, tenant core.TenantID) (DirectoryVi
 	if err != nil {
 		return DirectoryView{}, err
 	}
-	v := DirectoryView{AllRooms: !set.Selective, Rooms: []RoomView{}, RoomLists: []RoomListView{}}
+	v := DirectoryView{AllRooms: !set.Selective, AddInOrigins: nonNil(splitLines(set.AddInOrigins)), Rooms: []RoomView{}, RoomLists: []RoomListView{}}
 	if !set.SyncedAt.IsZero() {
 		at := set.SyncedAt
 		v.SyncedAt = &at
@@ -436,4 +445,82 @@ func (d *Directory) ChooseAndSync(ctx context.Context, tenant core.TenantID, roo
 		return DirectoryView{}, apperr.New(apperr.Unavailable, "the choice is saved; the rooms could not be read from Microsoft 365 now and follow at the next daily sync", err)
 	}
 	return d.View(ctx, tenant)
+}
+
+type cachedOrigins struct {
+	list []string
+	at   time.Time
+}
+
+// originsTTL bounds how long a changed origin list takes to reach every instance.
+const originsTTL = time.Minute
+
+// MaxAddInOrigins bounds a tenant's list.
+const MaxAddInOrigins = 10
+
+// NormOrigin is an origin's canonical form: https, a host, an optional port, nothing else (no path,
+// query, user or fragment); lower case.
+func NormOrigin(s string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") ||
+		u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(u.Host, " \n") {
+		return "", apperr.New(apperr.Invalid, "addInOrigins: every entry must be an https origin such as https://rooms.contoso.com", nil)
+	}
+	return "https://" + strings.ToLower(u.Host), nil
+}
+
+// SetOrigins records the origins the tenant's add-in is served from (none: no browser may call).
+func (d *Directory) SetOrigins(ctx context.Context, tenant core.TenantID, origins []string) (DirectoryView, error) {
+	if err := tables.CheckTenant(tenant); err != nil {
+		return DirectoryView{}, err
+	}
+	if len(origins) > MaxAddInOrigins {
+		return DirectoryView{}, apperr.New(apperr.Invalid, fmt.Sprintf("addInOrigins: at most %d", MaxAddInOrigins), nil)
+	}
+	var norm []string
+	for _, o := range origins {
+		n, err := NormOrigin(o)
+		if err != nil {
+			return DirectoryView{}, err
+		}
+		if !slices.Contains(norm, n) {
+			norm = append(norm, n)
+		}
+	}
+	if _, err := d.t.Settings.UpdateOrCreate(ctx, tenant, settingsRow, func(s *RoomSettings, _ bool) error {
+		s.Name, s.AddInOrigins, s.UpdatedAt = settingsRow, strings.Join(norm, "\n"), d.now().UTC()
+		return nil
+	}); err != nil {
+		return DirectoryView{}, fmt.Errorf("store room settings: %w", err)
+	}
+	d.mu.Lock()
+	delete(d.origins, tenant)
+	d.mu.Unlock()
+	return d.View(ctx, tenant)
+}
+
+// AllowedOrigin reports whether a browser page of origin may call the tenant's room API. The list is
+// cached for a minute: a preflight and its request must not cost two storage reads.
+func (d *Directory) AllowedOrigin(ctx context.Context, tenant core.TenantID, origin string) (bool, error) {
+	o, err := NormOrigin(origin)
+	if err != nil {
+		return false, nil
+	}
+	if err := tables.CheckTenant(tenant); err != nil {
+		return false, err
+	}
+	d.mu.Lock()
+	c, ok := d.origins[tenant]
+	d.mu.Unlock()
+	if !ok || d.now().Sub(c.at) > originsTTL || d.now().Before(c.at) {
+		set, err := d.Settings(ctx, tenant)
+		if err != nil {
+			return false, err
+		}
+		c = cachedOrigins{list: splitLines(set.AddInOrigins), at: d.now()}
+		d.mu.Lock()
+		d.origins[tenant] = c
+		d.mu.Unlock()
+	}
+	return slices.Contains(c.list, o), nil
 }

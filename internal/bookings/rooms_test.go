@@ -146,3 +146,28 @@ func TestDirectorySyncAndChoose(t *testing.T) {
 		t.Errorf("b's rooms = %v", emails(rooms))
 	}
 }
+
+func TestAddInOrigins(t *testing.T) {
+	env := storetest.NewEnv(t, storetest.Options{})
+	ctx := context.Background()
+	a, b := storetest.NewTenantID(t), storetest.NewTenantID(t)
+	d := bookings.NewDirectory(bookings.OpenData(env.DB), &places{}, time.Now)
+	for _, bad := range []string{"http://rooms.contoso.com", "https://rooms.contoso.com/addin", "rooms.contoso.com", "https://u:p@rooms.contoso.com", "https://"} {
+		if _, err := d.SetOrigins(ctx, a, []string{bad}); apperr.CodeOf(err) != apperr.Invalid {
+			t.Errorf("%q: %v, want Invalid", bad, err)
+		}
+	}
+	v, err := d.SetOrigins(ctx, a, []string{"https://Rooms.Contoso.com/", "https://rooms.contoso.com", "https://localhost:3000"})
+	if err != nil || !slices.Equal(v.AddInOrigins, []string{"https://rooms.contoso.com", "https://localhost:3000"}) {
+		t.Fatalf("origins = %v, %v", v.AddInOrigins, err)
+	}
+	for origin, want := range map[string]bool{"https://rooms.contoso.com": true, "https://ROOMS.contoso.com": true, "https://localhost:3000": true,
+		"https://evil.example": false, "null": false, "": false} {
+		if got, err := d.AllowedOrigin(ctx, a, origin); err != nil || got != want {
+			t.Errorf("a allows %q = %v, %v; want %v", origin, got, err, want)
+		}
+	}
+	if got, _ := d.AllowedOrigin(ctx, b, "https://rooms.contoso.com"); got {
+		t.Error("another tenant's origin list allowed a's add-in")
+	}
+}

@@ -125,6 +125,24 @@ func TestRoomFinderThroughDevhost(t *testing.T) {
 		t.Fatalf("choose HQ = %d %s", code, body)
 	}
 
+	// CORS: the add-in's origin, set by the admin, passes the browser's preflight; another does not.
+	if code, body := do("PUT", api+"/rooms/settings", admin, `{"addInOrigins":["https://rooms.contoso.example"]}`); code != http.StatusOK {
+		t.Fatalf("SetRoomSettings = %d %s", code, body)
+	}
+	for origin, want := range map[string]string{"https://rooms.contoso.example": "https://rooms.contoso.example", "https://evil.example": ""} {
+		req, _ := http.NewRequest(http.MethodOptions, api+"/rooms/availability", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "GET")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != want {
+			t.Errorf("preflight from %s = %d, allow-origin %q; want %q", origin, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"), want)
+		}
+	}
+
 	// Bookings, in real time: the handler's window starts today (UTC).
 	tomorrow := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
 	h := func(x float64) time.Time { return tomorrow.Add(time.Duration(x * float64(time.Hour))) }
