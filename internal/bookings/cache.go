@@ -81,7 +81,8 @@ func NewCache(d *Data, st *registry.Registry, g GraphClients, o CacheOptions) *C
 const MaxSubscriptionLifetime = 10000 * time.Minute
 
 // Window is the tenant's booking window: from the start of today (UTC) for its BookingWindowDays,
-// capped by MaxWindowDays — the same rule the retention sweep applies.
+// capped by MaxWindowDays — the same rule the retention sweep applies. Availability takes queries from
+// the start of today; what has ended before now is no longer cached and shows as free.
 func (c *Cache) Window(ctx context.Context, tenant core.TenantID) (from, to time.Time, err error) {
 	t, err := c.tenants.Get(ctx, tenant)
 	if err != nil {
@@ -139,6 +140,10 @@ func (c *Cache) ResyncRoom(ctx context.Context, tenant core.TenantID, room strin
 	g, err := c.graph.For(ctx, tenant)
 	if err != nil {
 		return 0, fmt.Errorf("graph client: %w", err)
+	}
+	// What has ended is not cached (the retention sweep would remove it within the hour anyway).
+	if now := c.o.Now().UTC(); now.After(from) {
+		from = now
 	}
 	events, err := g.CalendarView(ctx, room, from, to)
 	if err != nil {

@@ -169,10 +169,12 @@ func TestCacheFollowsTheRoomCalendar(t *testing.T) {
 	ten := string(e.tenant)
 	ctx := context.Background()
 
-	// Window edges: one crossing the window's start, an all-day event, a series with a moved and a
+	// Window edges: one crossing midnight and now, an all-day event, a series with a moved and a
 	// deleted occurrence, one past the tenant's 14 days, one ended yesterday.
 	e.graph.PutEvent(ten, room, graphtest.CalEvent{ID: "overnight", Subject: "Alice Example", Organizer: "alice@contoso.com",
-		Attendees: []string{"bob@contoso.com"}, Start: day.Add(-2 * time.Hour), End: day.Add(2 * time.Hour)})
+		Attendees: []string{"bob@contoso.com"}, Start: day.Add(-2 * time.Hour), End: day.Add(12 * time.Hour)})
+	// Ended this morning (now is 10:30): not cached.
+	e.graph.PutEvent(ten, room, graphtest.CalEvent{ID: "morning", Start: day.Add(8 * time.Hour), End: day.Add(9 * time.Hour)})
 	e.graph.PutEvent(ten, room, graphtest.CalEvent{ID: "allday", IsAllDay: true, ShowAs: "free", Start: day.AddDate(0, 0, 1), End: day.AddDate(0, 0, 2)})
 	e.graph.PutEvent(ten, room, graphtest.CalEvent{ID: "weekly", Start: day.Add(14 * time.Hour), End: day.Add(15 * time.Hour), EveryDays: 7, Count: 3,
 		Exceptions: map[int]graphtest.Exception{1: {Start: day.AddDate(0, 0, 8).Add(9 * time.Hour), End: day.AddDate(0, 0, 8).Add(10 * time.Hour)}, 2: {Deleted: true}}})
@@ -183,7 +185,7 @@ func TestCacheFollowsTheRoomCalendar(t *testing.T) {
 	if err != nil || res.Created != 2 || res.Resynced != 2 {
 		t.Fatalf("maintain = %+v, %v; want 2 subscriptions created and 2 rooms read", res, err)
 	}
-	want := []string{"allday singleInstance 03-03T00:00/03-04T00:00 free", "overnight singleInstance 03-01T22:00/03-02T02:00 busy",
+	want := []string{"allday singleInstance 03-03T00:00/03-04T00:00 free", "overnight singleInstance 03-01T22:00/03-02T12:00 busy",
 		"weekly_0 occurrence 03-02T14:00/03-02T15:00 busy", "weekly_1 exception 03-10T09:00/03-10T10:00 busy"}
 	if got := e.bookingsOf(t, room); !slices.Equal(got, want) {
 		t.Errorf("bookings:\n got %q\nwant %q", got, want)

@@ -43,9 +43,9 @@ func OpenData(db *tables.DB) *Data {
 	}}
 }
 
-// Sweep keeps only the bookings inside the tenant's window (W in the inventory): from the start of
-// today (today's bookings stay for the whole day) for the tenant's BookingWindowDays, capped by
-// MaxWindowDays.
+// Sweep keeps only the bookings inside the tenant's window (W in the inventory): a booking goes as soon
+// as it has ended, and nothing starting at or after the end of the tenant's BookingWindowDays (from the
+// start of today, capped by MaxWindowDays) is kept.
 func (d *Data) Sweep(ctx context.Context, t registry.Tenant, now time.Time) (map[string]int, error) {
 	if d.MaxWindowDays <= 0 {
 		return nil, errors.New("bookings sweep: no booking window configured")
@@ -54,8 +54,8 @@ func (d *Data) Sweep(ctx context.Context, t registry.Tenant, now time.Time) (map
 	if days <= 0 || days > d.MaxWindowDays {
 		days = d.MaxWindowDays
 	}
-	from := now.UTC().Truncate(24 * time.Hour)
-	n, err := d.Bookings.DeleteOutsideWindow(ctx, t.ID, from, from.AddDate(0, 0, days))
+	today := now.UTC().Truncate(24 * time.Hour)
+	n, err := d.Bookings.DeleteOutsideWindow(ctx, t.ID, now.UTC(), today.AddDate(0, 0, days))
 	if err != nil {
 		err = fmt.Errorf("prune bookings: %w", err)
 	}
