@@ -297,8 +297,10 @@ func (c *Cache) Maintain(ctx context.Context, tenant core.TenantID, resyncBefore
 			covered[room] = true
 		}
 	}
+	// New subscriptions count against the same cap as resyncs (each is followed by one): a tenant
+	// whose 2,000 rooms are all new takes many runs instead of every run's whole budget.
 	for room := range rooms {
-		if covered[room] || spent != nil && spent() {
+		if covered[room] || res.Resynced >= maxResyncs || spent != nil && spent() {
 			continue
 		}
 		if err := c.subscribe(ctx, tenant, g, room); err != nil {
@@ -518,4 +520,46 @@ func (c *Cache) Freshness(ctx context.Context, tenant core.TenantID) (Freshness,
 		}
 	}
 	return f, nil
+}
+
+// Unsubscribe deletes the tenant's room subscriptions at Graph and their records: a suspended or
+// cancelled tenant's rooms are not followed. The cached bookings stay until the tenant's data goes
+// (T24/T7); MaintainRooms subscribes again after a reactivation.
+func (c *Cache) Unsubscribe(ctx context.Context, tenant core.TenantID) (int, error) {
+	var ids []string
+	for s, err := range c.subs.All(ctx, tenant, &tables.ListOptions{Select: []string{"Kind"}}) {
+		if err != nil {
+			return 0, fmt.Errorf("read subscriptions: %w", err)
+		}
+		if s.Kind == registry.KindBooking {
+			ids = append(ids, s.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	g, err := c.graph.For(ctx, tenant)
+	if err != nil {
+		return 0, fmt.Errorf("graph client: %w", err)
+	}
+	var errs []error
+	n := 0
+	for _, id := range ids {
+		if err := c.remove(ctx, tenant, g, id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// OnStateChange follows a tenant's lifecycle (tenants.StateHook): a tenant that is no longer active
+// loses its room subscriptions at once; an active one gets them from the next MaintainRooms run.
+func (c *Cache) OnStateChange(ctx context.Context, tenant core.TenantID, state registry.TenantState) error {
+	if state == registry.TenantActive {
+		return nil
+	}
+	_, err := c.Unsubscribe(ctx, tenant)
+	return err
 }

@@ -257,6 +257,19 @@ func TestCacheFollowsTheRoomCalendar(t *testing.T) {
 	if n := len(e.graph.EventSubscriptions(ten, room)); n != 0 {
 		t.Errorf("subscriptions left on the unserved room: %d", n)
 	}
+
+	// Suspension: the tenant's room subscriptions go at Graph and in the registry; the bookings stay.
+	if err := e.cache.OnStateChange(ctx, e.tenant, registry.TenantSuspended); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.graph.EventSubscriptions(ten, "bergen@contoso.com")); n != 0 {
+		t.Errorf("subscriptions of a suspended tenant at Graph: %d", n)
+	}
+	for s, err := range e.st.Subscriptions.All(ctx, e.tenant, nil) {
+		if err != nil || s.Kind == registry.KindBooking {
+			t.Errorf("subscription record left after suspension: %+v, %v", s, err)
+		}
+	}
 }
 
 // BenchmarkWorkerThroughput is the booking worker end to end except the webhook: a notification of a

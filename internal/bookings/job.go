@@ -90,9 +90,18 @@ func NewRoomMaintenance(cache *Cache, tenants func(context.Context) iter.Seq2[re
 // Run maintains every active tenant's rooms.
 func (j *RoomMaintenance) Run(ctx context.Context) error {
 	var total MaintainResult
-	active := func(t registry.Tenant) (core.TenantID, bool) { return t.ID, t.State == registry.TenantActive }
-	tally, err := jobs.ForEach(ctx, j.runner, j.spec, j.tenants(ctx), active,
+	// Suspended and cancelled tenants are visited too: their room subscriptions are deleted here when
+	// the state change's own attempt failed.
+	visited := func(t registry.Tenant) (core.TenantID, bool) {
+		return t.ID, t.State == registry.TenantActive || t.State == registry.TenantSuspended || t.State == registry.TenantCancelled
+	}
+	tally, err := jobs.ForEach(ctx, j.runner, j.spec, j.tenants(ctx), visited,
 		func(ctx context.Context, l *jobs.Lease, t registry.Tenant) error {
+			if t.State != registry.TenantActive {
+				n, err := j.cache.Unsubscribe(ctx, t.ID)
+				total.Deleted += n
+				return err
+			}
 			res, err := j.cache.Maintain(ctx, t.ID, j.cache.o.Now().Add(-20*time.Hour), j.MaxResyncsPerTenant, l.Spent)
 			total.Created += res.Created
 			total.Renewed += res.Renewed
