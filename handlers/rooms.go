@@ -17,7 +17,7 @@ import (
 type RoomDirectory interface {
 	View(ctx context.Context, tenant core.TenantID) (bookings.DirectoryView, error)
 	ChooseAndSync(ctx context.Context, tenant core.TenantID, roomLists []string) (bookings.DirectoryView, error)
-	SetOrigins(ctx context.Context, tenant core.TenantID, origins []string) (bookings.DirectoryView, error)
+	SetSettings(ctx context.Context, tenant core.TenantID, c bookings.SettingsChange) (bookings.DirectoryView, error)
 	AllowedOrigin(ctx context.Context, tenant core.TenantID, origin string) (bool, error)
 }
 
@@ -163,17 +163,19 @@ func (a *App) getRoomSchedule(ctx context.Context, r *azfunc.HTTPRequest) azfunc
 	})
 }
 
-// setRoomSettings answers PUT tenants/{tenantId}/rooms/settings {"addInOrigins": [...]}: the origins
-// the tenant's Room Finder add-in is served from (rooms.write).
+// setRoomSettings answers PUT tenants/{tenantId}/rooms/settings {"addInOrigins": [...],
+// "bookingWindowDays": n}: the origins the tenant's Room Finder add-in is served from and how far
+// ahead bookings are cached; a field left out stays as it is (rooms.write).
 func (a *App) setRoomSettings(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
 	return a.principalCall(ctx, r, maxAdminBody, guard{perm: access.RoomsWrite}, func(ctx context.Context, _ access.Principal, id core.TenantID) (int, any, error) {
 		var body struct {
-			AddInOrigins []string `json:"addInOrigins"`
+			AddInOrigins      *[]string `json:"addInOrigins"`
+			BookingWindowDays *int      `json:"bookingWindowDays"`
 		}
 		if err := decodeJSONBody(r, &body); err != nil {
 			return 0, nil, err
 		}
-		v, err := a.Rooms.Directory.SetOrigins(ctx, id, body.AddInOrigins)
+		v, err := a.Rooms.Directory.SetSettings(ctx, id, bookings.SettingsChange{AddInOrigins: body.AddInOrigins, BookingWindowDays: body.BookingWindowDays})
 		return http.StatusOK, v, err
 	})
 }

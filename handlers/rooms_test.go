@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -21,10 +22,17 @@ type fakeRooms struct {
 	origins []string
 }
 
-func (f *fakeRooms) SetOrigins(_ context.Context, t core.TenantID, origins []string) (bookings.DirectoryView, error) {
+func (f *fakeRooms) SetSettings(_ context.Context, t core.TenantID, c bookings.SettingsChange) (bookings.DirectoryView, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, "origins:"+string(t)+":"+strings.Join(origins, ","))
+	call := "settings:" + string(t)
+	if c.AddInOrigins != nil {
+		call += ":origins=" + strings.Join(*c.AddInOrigins, ",")
+	}
+	if c.BookingWindowDays != nil {
+		call += fmt.Sprintf(":days=%d", *c.BookingWindowDays)
+	}
+	f.calls = append(f.calls, call)
 	return roomsView, f.err
 }
 
@@ -34,7 +42,7 @@ func (f *fakeRooms) AllowedOrigin(_ context.Context, _ core.TenantID, origin str
 
 var roomsView = func() bookings.DirectoryView {
 	at := time.Date(2026, 3, 2, 1, 30, 0, 0, time.UTC)
-	return bookings.DirectoryView{SyncedAt: &at, AddInOrigins: []string{}, Rooms: []bookings.RoomView{bookings.Room{Email: "oslo@contoso.com", DisplayName: "Oslo",
+	return bookings.DirectoryView{SyncedAt: &at, AddInOrigins: []string{}, BookingWindowDays: 21, Rooms: []bookings.RoomView{bookings.Room{Email: "oslo@contoso.com", DisplayName: "Oslo",
 		Capacity: 8, Tags: "video", RoomLists: "hq@contoso.com"}.View()},
 		RoomLists: []bookings.RoomListView{{Email: "hq@contoso.com", DisplayName: "HQ", Selected: true}}}
 }()
@@ -77,7 +85,9 @@ func TestRoomFunctions(t *testing.T) {
 		{"graph down", httpCall{function: "SetRoomLists", method: "PUT", params: tp, body: `{"roomLists":[]}`},
 			apperr.New(apperr.Unavailable, "the choice is saved", errors.New("boom")), 503, "choose:" + tenantA + ":", "the choice is saved"},
 		{"set add-in origins", httpCall{function: "SetRoomSettings", method: "PUT", params: tp, body: `{"addInOrigins":["https://rooms.contoso.com"]}`}, nil,
-			200, "origins:" + tenantA + ":https://rooms.contoso.com", `"addInOrigins"`},
+			200, "settings:" + tenantA + ":origins=https://rooms.contoso.com", `"addInOrigins"`},
+		{"set the booking window only", httpCall{function: "SetRoomSettings", method: "PUT", params: tp, body: `{"bookingWindowDays":14}`}, nil,
+			200, "settings:" + tenantA + ":days=14", `"bookingWindowDays"`},
 		{"another tenant's user", httpCall{function: "ListRooms", method: "GET", params: tp,
 			headers: map[string][]string{"Authorization": {"Bearer as:" + otherTenant + ":" + userA}}}, nil, 403, "", "not allowed"},
 		{"no token", httpCall{function: "ListRooms", method: "GET", params: tp, headers: map[string][]string{"Authorization": {""}}}, nil, 401, "", ""},

@@ -20,6 +20,7 @@ func (w *Wired) wireRooms(clients *graph.AppClients) error {
 	data := bookings.OpenData(w.Store.DB())
 	data.MaxWindowDays = w.Config.Tenants.BookingWindowDays
 	dir := bookings.NewDirectory(data, placesGraph{clients}, clock.Now)
+	dir.Tenants = w.Store.Tenants
 	var notificationURL, lifecycleURL string
 	if base := w.Config.Presence.PublicBaseURL; base != "" {
 		notificationURL, lifecycleURL = base+"/api/graph/notifications", base+"/api/graph/lifecycle"

@@ -13,6 +13,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
@@ -136,6 +137,9 @@ type RoomTables struct {
 type Directory struct {
 	t        RoomTables
 	bookings *BookingTable
+	// Tenants, when set, lets SetSettings change the tenant's booking window (within MaxWindowDays).
+	Tenants       *registry.TenantRegistry
+	maxWindowDays int
 
 	mu      sync.Mutex
 	origins map[core.TenantID]cachedOrigins
@@ -148,7 +152,8 @@ func NewDirectory(d *Data, places Places, now func() time.Time) *Directory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Directory{t: d.Rooms, bookings: d.Bookings, places: places, now: now, origins: map[core.TenantID]cachedOrigins{}}
+	return &Directory{t: d.Rooms, bookings: d.Bookings, places: places, now: now, origins: map[core.TenantID]cachedOrigins{},
+		maxWindowDays: d.MaxWindowDays}
 }
 
 // Settings returns the tenant's settings (the defaults when it never chose).
@@ -402,6 +407,8 @@ type DirectoryView struct {
 	SyncedAt     *time.Time     `json:"syncedAt"`     // last successful metadata sync, null before the first
 	Rooms        []RoomView     `json:"rooms"`
 	RoomLists    []RoomListView `json:"roomLists"`
+	// BookingWindowDays is how many days ahead bookings are cached (0 when not known here).
+	BookingWindowDays int `json:"bookingWindowDays"`
 }
 
 // View answers the tenant's rooms, room lists and choice.
@@ -422,6 +429,16 @@ func (d *Directory) View(ctx context.Context, tenant core.TenantID) (DirectoryVi
 		return DirectoryView{}, err
 	}
 	v := DirectoryView{AllRooms: !set.Selective, AddInOrigins: nonNil(splitLines(set.AddInOrigins)), Rooms: []RoomView{}, RoomLists: []RoomListView{}}
+	if d.Tenants != nil {
+		t, err := d.Tenants.Get(ctx, tenant)
+		if err != nil && !errors.Is(err, tables.ErrNotFound) {
+			return DirectoryView{}, fmt.Errorf("read tenant: %w", err)
+		}
+		v.BookingWindowDays = t.BookingWindowDays
+		if v.BookingWindowDays <= 0 || v.BookingWindowDays > d.maxWindowDays {
+			v.BookingWindowDays = d.maxWindowDays
+		}
+	}
 	if !set.SyncedAt.IsZero() {
 		at := set.SyncedAt
 		v.SyncedAt = &at
@@ -467,6 +484,43 @@ func NormOrigin(s string) (string, error) {
 		return "", apperr.New(apperr.Invalid, "addInOrigins: every entry must be an https origin such as https://rooms.contoso.com", nil)
 	}
 	return "https://" + strings.ToLower(u.Host), nil
+}
+
+// SettingsChange is what SetSettings changes; nil fields stay as they are.
+type SettingsChange struct {
+	AddInOrigins *[]string
+	// BookingWindowDays is the tenant's window, 1 to the configured limit (CONNECTHUB_BOOKING_WINDOW_DAYS).
+	BookingWindowDays *int
+}
+
+// SetSettings changes the tenant's add-in origins and booking window. A shorter window takes effect at
+// the next resync and retention sweep; a longer one as rooms are resynced (within 20 h).
+func (d *Directory) SetSettings(ctx context.Context, tenant core.TenantID, c SettingsChange) (DirectoryView, error) {
+	if err := tables.CheckTenant(tenant); err != nil {
+		return DirectoryView{}, err
+	}
+	if c.BookingWindowDays != nil {
+		if d.Tenants == nil || d.maxWindowDays <= 0 {
+			return DirectoryView{}, apperr.New(apperr.Unavailable, "the booking window cannot be changed here", nil)
+		}
+		if n := *c.BookingWindowDays; n < 1 || n > d.maxWindowDays {
+			return DirectoryView{}, apperr.New(apperr.Invalid, fmt.Sprintf("bookingWindowDays must be 1 to %d", d.maxWindowDays), nil)
+		}
+	}
+	if c.AddInOrigins != nil {
+		if _, err := d.SetOrigins(ctx, tenant, *c.AddInOrigins); err != nil {
+			return DirectoryView{}, err
+		}
+	}
+	if c.BookingWindowDays != nil {
+		if _, err := d.Tenants.Update(ctx, tenant, func(t *registry.Tenant) error {
+			t.BookingWindowDays = *c.BookingWindowDays
+			return nil
+		}); err != nil {
+			return DirectoryView{}, fmt.Errorf("store booking window: %w", err)
+		}
+	}
+	return d.View(ctx, tenant)
 }
 
 // SetOrigins records the origins the tenant's add-in is served from (none: no browser may call).

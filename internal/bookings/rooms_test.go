@@ -12,6 +12,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // places is a Places directory per tenant. The Graph client's wire behaviour (paging, the room list
@@ -169,5 +170,36 @@ func TestAddInOrigins(t *testing.T) {
 	}
 	if got, _ := d.AllowedOrigin(ctx, b, "https://rooms.contoso.com"); got {
 		t.Error("another tenant's origin list allowed a's add-in")
+	}
+}
+
+func TestSetSettingsBookingWindow(t *testing.T) {
+	env := storetest.NewEnv(t, storetest.Options{})
+	ctx := context.Background()
+	a := storetest.NewTenantID(t)
+	if err := env.Store.Tenants.Create(ctx, registry.Tenant{ID: a, State: registry.TenantActive, BookingWindowDays: 21}); err != nil {
+		t.Fatal(err)
+	}
+	data := bookings.OpenData(env.DB)
+	data.MaxWindowDays = 28
+	d := bookings.NewDirectory(data, &places{}, time.Now)
+	d.Tenants = env.Store.Tenants
+	days := func(n int) *int { return &n }
+	for _, bad := range []int{0, 29, -1} {
+		if _, err := d.SetSettings(ctx, a, bookings.SettingsChange{BookingWindowDays: days(bad)}); apperr.CodeOf(err) != apperr.Invalid {
+			t.Errorf("%d days: %v, want Invalid", bad, err)
+		}
+	}
+	origins := []string{"https://rooms.contoso.com"}
+	v, err := d.SetSettings(ctx, a, bookings.SettingsChange{BookingWindowDays: days(7), AddInOrigins: &origins})
+	if err != nil || v.BookingWindowDays != 7 || len(v.AddInOrigins) != 1 {
+		t.Fatalf("view = %+v, %v", v, err)
+	}
+	// Leaving a field out keeps it.
+	if v, err = d.SetSettings(ctx, a, bookings.SettingsChange{BookingWindowDays: days(28)}); err != nil || v.BookingWindowDays != 28 || len(v.AddInOrigins) != 1 {
+		t.Errorf("after changing only the window: %+v, %v", v, err)
+	}
+	if tn, _ := env.Store.Tenants.Get(ctx, a); tn.BookingWindowDays != 28 {
+		t.Errorf("tenant's window = %d, want 28 (read by the cache and the retention sweep)", tn.BookingWindowDays)
 	}
 }
