@@ -56,8 +56,11 @@ const operatorToken = "Bearer as-any:" + operator
 // tokens), the PBX's webhooks (the subscription's verification token, the connector's signature), the health probe, this API's description, and the two redirects the identity platform
 // sends a browser to (one-time state authenticates them), and the connect link a browser opens (its
 // sealed, expiring token authenticates it).
+// The Room Finder's CORS preflights carry no credentials (the Fetch standard forbids them) and answer
+// only whether the tenant allows the caller's origin.
 var publicFunctions = map[string]bool{"GraphWebhook": true, "GraphLifecycle": true, "PbxWebhook": true, "PbxSignedWebhook": true, "Health": true, "OpenAPI": true,
-	"AdminConsentCallback": true, "AuthCallback": true, "AuthStart": true}
+	"AdminConsentCallback": true, "AuthCallback": true, "AuthStart": true,
+	"ListRoomsPreflight": true, "GetRoomAvailabilityPreflight": true, "GetRoomSchedulePreflight": true}
 
 // Every HTTP function but the public ones refuses a call without a valid token (401, with the bearer
 // challenge) and a caller of another tenant (403), and its service is never reached. The test walks

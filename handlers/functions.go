@@ -68,6 +68,8 @@ type App struct {
 	Presence  PresenceServices
 	Tenants   TenantServices
 	Connector ConnectorServices
+	// Rooms is the room cache for the Room Finder add-in (internal/bookings).
+	Rooms RoomServices
 	// Audit is the tenant's audit trail, exported by ExportAudit.
 	Audit AuditReader
 	// Access decides who may call the admin functions: a bearer token names the caller, and the
@@ -120,6 +122,7 @@ func (a *App) Routes() ([]azfunc.Route, error) {
 	fns = append(fns, a.privacyFunctions()...)
 	fns = append(fns, a.tenantExportFunctions()...)
 	fns = append(fns, a.incidentFunctions()...)
+	fns = append(fns, a.roomFunctions()...)
 	routes := make([]azfunc.Route, 0, len(fns))
 	var missing []string
 	for _, f := range fns {

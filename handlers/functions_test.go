@@ -172,6 +172,18 @@ func complete(a *App) *App {
 	if a.Tenants.List == nil {
 		a.Tenants.List = struct{ TenantLister }{}
 	}
+	if a.Rooms.Directory == nil {
+		a.Rooms.Directory = struct{ RoomDirectory }{}
+	}
+	if a.Rooms.Sync == nil {
+		a.Rooms.Sync = struct{ Job }{}
+	}
+	if a.Rooms.Availability == nil {
+		a.Rooms.Availability = struct{ RoomAvailability }{}
+	}
+	if a.Rooms.Maintain == nil {
+		a.Rooms.Maintain = struct{ Job }{}
+	}
 	if a.Access.Authenticate == nil {
 		a.Access.Authenticate, a.Access.Authorize = testAccess{}, testAccess{}
 	}

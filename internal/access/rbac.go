@@ -38,6 +38,10 @@ const (
 	AccessApprove     Permission = "access.approve" // approve an operator's time-bound access (security officer)
 	AccessAsk         Permission = "access.request" // ask for time-bound access to a tenant (operator)
 	IncidentsWrite    Permission = "incidents.write"
+	// RoomsRead is the Room Finder's: rooms and their availability (times only, no booking contents).
+	// Every signed-in user of the tenant holds it in their own tenant, from their token alone.
+	RoomsRead  Permission = "rooms.read"
+	RoomsWrite Permission = "rooms.write" // choose which room lists the Room Finder serves
 )
 
 // Role is a named set of permissions.
@@ -58,7 +62,8 @@ func (r Role) Allows(perm Permission) bool { return slices.Contains(r.Permission
 // lasts.
 var (
 	RoleTenantAdmin = Role{Name: "TenantAdmin", Permissions: []Permission{TenantRead, LicensesWrite, ConnectorRead,
-		ConnectorWrite, ServiceUsersWrite, PrivacyExport, PrivacyErase, PrivacyRestrict, PrivacyRectify, AuditRead, AccessRead, AccessGrant}}
+		ConnectorWrite, ServiceUsersWrite, PrivacyExport, PrivacyErase, PrivacyRestrict, PrivacyRectify, AuditRead, AccessRead, AccessGrant,
+		RoomsRead, RoomsWrite}}
 	RoleHelpdesk        = Role{Name: "Helpdesk", Permissions: []Permission{TenantRead, ConnectorRead}}
 	RolePrivacyOfficer  = Role{Name: "PrivacyOfficer", Permissions: []Permission{TenantRead, PrivacyExport, PrivacyErase, PrivacyRestrict, PrivacyRectify, AuditRead}}
 	RoleOperatorSupport = Role{Name: "OperatorSupport", Permissions: []Permission{TenantRead, ConnectorRead, AuditRead}}
@@ -152,6 +157,11 @@ func (a *Authorizer) Allow(ctx context.Context, p Principal, perm Permission, re
 		return ErrDenied
 	}
 	if !p.App && (p.HasAppRole(AppRoleTenantAdmin) || p.GlobalAdmin) && RoleTenantAdmin.Allows(perm) {
+		return nil
+	}
+	// The Room Finder add-in calls with the signed-in user's token (nested app authentication): any
+	// user of the tenant may see its rooms' availability; an app-only token of the tenant may not.
+	if !p.App && perm == RoomsRead {
 		return nil
 	}
 	return a.allowGranted(ctx, p, perm, res)

@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/connecthub/connecthub/handlers"
+	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
@@ -54,6 +55,8 @@ type Wired struct {
 	// notifications is ProcessNotification: each capability's wiring registers the worker of its
 	// notification kind (registry.SubscriptionKind) with it.
 	notifications *queue.Router
+	// roomCache is the room booking cache: its lifecycle events join presence's.
+	roomCache *bookings.Cache
 }
 
 // Close releases connections (Service Bus links).
@@ -152,7 +155,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	if err := w.wireConnector(p.pushers, p.manager.FollowPBX); err != nil {
 		return nil, fmt.Errorf("wire connector set-up: %w", err)
 	}
-	w.App.ProcessLifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, p.manager, nil, log)
+	w.App.ProcessLifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, lifecycleByKind{p.manager, w.roomCache}, nil, log)
 
 	intake, router := w.Intake, w.notifications
 	// The privacy and breach clocks are read from their tables, not kept in memory: any instance answers
@@ -178,9 +181,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 				Intake    ingest.TenantStats     `json:"intake"`
 				Attention *presence.TenantStatus `json:"attention,omitempty"`
 				*privacy.RequestClock
+				// Rooms is the Room Finder cache's freshness; left out when it cannot be read now.
+				Rooms *bookings.Freshness `json:"rooms,omitempty"`
 			}{Tenant: tenant, Intake: intake.Stats().Snapshot().Tenants[string(tenant)], RequestClock: requestClock(ctx, tenant)}
 			if ok {
 				out.Attention = &att
+			}
+			if f, err := w.roomCache.Freshness(ctx, tenant); err != nil {
+				log.Warn("room cache freshness unreadable for health", "error", err)
+			} else {
+				out.Rooms = &f
 			}
 			return out
 		}

@@ -1,14 +1,18 @@
 package app
 
 import (
+	"context"
 	"errors"
+	"fmt"
 
 	"github.com/connecthub/connecthub/handlers"
 	"github.com/connecthub/connecthub/internal/bookings"
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/config"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/queue"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/retention"
@@ -16,7 +20,10 @@ import (
 	"github.com/connecthub/connecthub/internal/tenants/tenantgraph"
 )
 
-var _ tenants.StateHook = (*presence.Manager)(nil)
+var (
+	_ tenants.StateHook = (*presence.Manager)(nil)
+	_ tenants.StateHook = (*bookings.Cache)(nil)
+)
 
 // wireTenants builds the tenant lifecycle and licensing capability: onboarding, operator actions,
 // ReconcileLicenses and EnforceRetention.
@@ -36,13 +43,17 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	presenceData.SyncErrorRetention = cfg.SyncErrorRetention
 	bookingData := bookings.OpenData(w.Store.DB())
 	bookingData.MaxWindowDays = cfg.BookingWindowDays
+	// The room cache first: suspension and cancellation delete its subscriptions too.
+	if err := w.wireRooms(clients); err != nil {
+		return fmt.Errorf("wire rooms: %w", err)
+	}
 
 	svc, err := tenants.New(tenants.Options{
 		Store: w.Store, Keys: w.Keys, Directory: tenantgraph.Directory{Clients: clients}, Now: clock.Now, Log: w.Log,
 		Policy: policy, AppID: w.Config.AppID, RedirectURI: cfg.AdminConsentRedirectURI, ConsentTTL: cfg.AdminConsentTTL,
 		Consent: tenantgraph.Consent{Prover: clients}, ConsentWait: cfg.AdminConsentWait,
 		LoginBaseURL: w.Config.Presence.AuthorityHost, Regions: config.EURegions, BookingWindowDays: cfg.BookingWindowDays,
-		Processing: processing, UserData: []tenants.UserData{presenceData}, Activity: presenceData,
+		Processing: stateHooks{processing, w.roomCache}, UserData: []tenants.UserData{presenceData}, Activity: presenceData,
 	})
 	if err != nil {
 		return err
@@ -58,7 +69,7 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	job, err := retention.New(retention.Options{
 		Store: w.Store, Catalogue: catalogue, Keys: w.Keys, Secrets: sec, Graph: tenantgraph.Subscriptions{Clients: clients}, Licenses: svc,
 		Contracts: tenants.OpenData(w.Store.DB()),
-		Sweepers:  []retention.Sweeper{presenceData}, Holders: []retention.UserHolder{presenceData},
+		Sweepers:  []retention.Sweeper{presenceData, bookingData}, Holders: []retention.UserHolder{presenceData},
 		Now: clock.Now, Log: w.Log, Policy: policy,
 		MaxRows: cfg.RetentionMaxRows, Budget: cfg.JobRunBudget,
 	})
@@ -70,6 +81,19 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	w.App.ReconcileLicenses = tenants.NewReconciler(svc, cfg.JobRunBudget)
 	w.App.Tenants = handlers.TenantServices{Admin: svc, List: w.Store.Tenants}
 	return nil
+}
+
+// stateHooks tells each capability of a tenant's state change, all of them even when one fails.
+type stateHooks []tenants.StateHook
+
+func (h stateHooks) OnStateChange(ctx context.Context, tenant core.TenantID, state registry.TenantState) error {
+	var errs []error
+	for _, x := range h {
+		if x != nil {
+			errs = append(errs, x.OnStateChange(ctx, tenant, state))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // The tenant capability's adapters and service serve retention through interfaces retention declares.

@@ -19,23 +19,33 @@ import (
 const TableBookings = "bookings"
 
 // Tables are the tables the bookings module owns.
-var Tables = []tables.Spec{tables.SpecOf[Booking](TableBookings, "bookings", tables.RetainTenantData)}
+var Tables = []tables.Spec{
+	tables.SpecOf[Booking](TableBookings, "bookings", tables.RetainTenantData),
+	tables.SpecOf[Room](TableRooms, "bookings", tables.RetainTenantData),
+	tables.SpecOf[RoomList](TableRoomLists, "bookings", tables.RetainTenantData),
+	tables.SpecOf[RoomSettings](TableRoomSettings, "bookings", tables.RetainTenantData),
+}
 
-// Data is the module's table and its window rule.
+// Data is the module's tables and its window rule.
 type Data struct {
 	Bookings *BookingTable
+	Rooms    RoomTables
 	// MaxWindowDays is the window of tenants that set none, and the most any tenant may keep.
 	MaxWindowDays int
 }
 
 // OpenData returns the module's table on db.
 func OpenData(db *tables.DB) *Data {
-	return &Data{Bookings: &BookingTable{tables.New[Booking](db, TableBookings)}}
+	return &Data{Bookings: &BookingTable{tables.New[Booking](db, TableBookings)}, Rooms: RoomTables{
+		Rooms:    tables.New[Room](db, TableRooms),
+		Lists:    tables.New[RoomList](db, TableRoomLists),
+		Settings: tables.New[RoomSettings](db, TableRoomSettings),
+	}}
 }
 
-// Sweep keeps only the bookings inside the tenant's window (W in the inventory): from the start of
-// today (today's bookings stay for the whole day) for the tenant's BookingWindowDays, capped by
-// MaxWindowDays.
+// Sweep keeps only the bookings inside the tenant's window (W in the inventory): a booking goes as soon
+// as it has ended, and nothing starting at or after the end of the tenant's BookingWindowDays (from the
+// start of today, capped by MaxWindowDays) is kept.
 func (d *Data) Sweep(ctx context.Context, t registry.Tenant, now time.Time) (map[string]int, error) {
 	if d.MaxWindowDays <= 0 {
 		return nil, errors.New("bookings sweep: no booking window configured")
@@ -44,23 +54,32 @@ func (d *Data) Sweep(ctx context.Context, t registry.Tenant, now time.Time) (map
 	if days <= 0 || days > d.MaxWindowDays {
 		days = d.MaxWindowDays
 	}
-	from := now.UTC().Truncate(24 * time.Hour)
-	n, err := d.Bookings.DeleteOutsideWindow(ctx, t.ID, from, from.AddDate(0, 0, days))
+	today := now.UTC().Truncate(24 * time.Hour)
+	n, err := d.Bookings.DeleteOutsideWindow(ctx, t.ID, now.UTC(), today.AddDate(0, 0, days))
 	if err != nil {
 		err = fmt.Errorf("prune bookings: %w", err)
 	}
 	return map[string]int{TableBookings: n}, err
 }
 
-// Booking is a cached room booking (table bookings): times and free/busy only — no subject, no attendees.
+// Booking is a cached room booking (table bookings): times and free/busy only — no subject, no
+// organizer, no attendees, no body. Graph's calendarView expands recurring series, so each occurrence
+// or exception is a row of its own.
 type Booking struct {
-	RoomID       string `table:"key"`          // row key part 1: the room mailbox's object id
+	RoomID       string `table:"key"`          // row key part 1: the room mailbox's e-mail address (lower case)
 	EventID      string `table:"key,personal"` // row key part 2: the Graph event id, stored encoded
+	ICalUID      string `table:"personal"`     // the meeting's id across calendars (the add-in matches its own appointment)
 	Start        time.Time
 	End          time.Time
 	ShowAs       string // free, tentative, busy, oof, workingElsewhere, unknown
+	IsCancelled  bool
+	Type         string // singleInstance, occurrence, exception
 	LastModified time.Time
 }
+
+// Blocks reports whether the booking makes the room unavailable: cancelled meetings and events shown
+// as free do not.
+func (b Booking) Blocks() bool { return !b.IsCancelled && b.ShowAs != "free" }
 
 // BookingKey is the row key of (roomID, eventID).
 func BookingKey(roomID, eventID string) (string, error) {

@@ -31,7 +31,10 @@ func TestRoutinePruning(t *testing.T) {
 	}{
 		{"ended-before-today", today.Add(-2 * time.Hour), today.Add(-time.Second), false},
 		{"ended-exactly-at-midnight", today.Add(-time.Hour), today, false},
-		{"ended-just-after-midnight", today.Add(-time.Hour), today.Add(time.Second), true},
+		// A booking goes as soon as it has ended (issue 15), not at the end of its day.
+		{"ended-earlier-today", today.Add(-time.Hour), today.Add(time.Second), false},
+		{"ended-just-now", now.Add(-time.Hour), now, false},
+		{"running-now", now.Add(-time.Hour), now.Add(time.Second), true},
 		{"later-today", now.Add(time.Hour), now.Add(2 * time.Hour), true},
 		{"starts-just-before-window-end", windowEnd.Add(-time.Second), windowEnd.Add(time.Hour), true},
 		{"starts-at-window-end", windowEnd, windowEnd.Add(time.Hour), false},

@@ -118,6 +118,8 @@ func main() {
 		Access:    handlers.AccessServices{Authenticate: staffToken{}, Authorize: staffToken{}, Admin: struct{ handlers.AccessAdmin }{}},
 		Privacy:   struct{ handlers.PrivacyRights }{}, TenantExport: struct{ handlers.TenantExporter }{},
 		Incidents: struct{ handlers.IncidentServices }{}, TrackIncidents: idleJob{},
+		Rooms: handlers.RoomServices{Directory: struct{ handlers.RoomDirectory }{}, Availability: struct{ handlers.RoomAvailability }{},
+			Sync: idleJob{}, Maintain: idleJob{}},
 	}
 	routes, err := a.Routes()
 	if err != nil {

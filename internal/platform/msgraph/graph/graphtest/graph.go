@@ -91,6 +91,10 @@ type Graph struct {
 	// pages the list with @odata.nextLink (Learn, subscription-list "Response": "the response might
 	// also include an @odata.nextLink").
 	SubscriptionsPageSize int
+	// PlacesPageSize is the rooms or room lists per Places page (default 100, Graph's).
+	PlacesPageSize int
+	// CalendarPageSize is the events per calendarView page (default 10, Graph's default for event lists).
+	CalendarPageSize int
 
 	mu        sync.Mutex
 	requests  []Request
@@ -107,11 +111,14 @@ type Graph struct {
 	handshake time.Duration
 	// Presence sessions set by apps (setPresence), and each user's own (the Teams client's) presence
 	// that they aggregate with; see presence_sessions.go.
-	own      map[string]map[string]presence
-	sessions map[string]map[string]map[string]appSession // tenant → user → sessionId
-	writes   []PresenceWrite
-	pending  []Delivery
-	onWrite  chan struct{}
+	own       map[string]map[string]presence
+	sessions  map[string]map[string]map[string]appSession // tenant → user → sessionId
+	writes    []PresenceWrite
+	pending   []Delivery
+	onWrite   chan struct{}
+	places    map[string]map[string]PlaceRoom     // tenant → lower-case e-mail → room
+	roomLists map[string]map[string]PlaceRoomList // tenant → lower-case e-mail → list
+	calendars map[string]map[string]*calendar     // tenant → lower-case room e-mail → calendar
 }
 
 type userChange struct {
@@ -511,6 +518,12 @@ func (g *Graph) takeFailure(method, path string) (Failure, bool) {
 
 func (g *Graph) route(r *http.Request, path string, body []byte, who Identity) reply {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if rep, ok := g.routePlaces(r, who, parts); ok {
+		return rep
+	}
+	if rep, ok := g.routeCalendars(r, who, parts); ok {
+		return rep
+	}
 	switch {
 	case r.Method == http.MethodGet && (path == "/users/delta" || path == "/users/delta()"):
 		return g.usersDelta(r, who)
@@ -826,6 +839,8 @@ func (g *Graph) createSubscription(ctx context.Context, body []byte, who Identit
 			return graphError(http.StatusBadRequest, "ExtensionError", "changeType must be updated for presence")
 		}
 		s.UserIDs = ids
+	} else if rep := checkEventSubscription(s, exp); rep != nil {
+		return *rep
 	} else if strings.Contains(s.Resource, "presences") {
 		return graphError(http.StatusBadRequest, "ExtensionError", "Invalid presence filter")
 	}
@@ -961,6 +976,9 @@ func (g *Graph) subscriptionItem(method, id string, body []byte, who Identity) r
 		}
 		if s.UserIDs != nil && exp.After(time.Now().Add(MaxPresenceLifetime+time.Minute)) {
 			return graphError(http.StatusBadRequest, "ExtensionError", "Subscription expiration can only be 60 minutes in the future.")
+		}
+		if roomEventsResource.MatchString(s.Resource) && exp.After(time.Now().Add(MaxOutlookLifetime+time.Minute)) {
+			return graphError(http.StatusBadRequest, "ExtensionError", "Subscription expiration can only be 10080 minutes in the future.")
 		}
 		s.ExpiresAt = exp.UTC()
 		return reply{status: http.StatusOK, body: g.wire(s)}
