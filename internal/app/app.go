@@ -155,7 +155,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	if err := w.wireConnector(p.pushers, p.manager.FollowPBX); err != nil {
 		return nil, fmt.Errorf("wire connector set-up: %w", err)
 	}
-	w.App.ProcessLifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, lifecycleByKind{p.manager, w.roomCache}, nil, log)
+	// The lifecycle queue is settled like the notifications queue: what can never succeed is parked,
+	// what failed for a passing reason (Graph or storage down during a reauthorization) comes back later.
+	lifecycle, err := queue.NewRouter(queue.Lifecycle, queue.OpenParkingLot(w.Store.DB()), &queue.Retry{Sender: w.Sender}, log)
+	if err != nil {
+		return nil, err
+	}
+	lw := ingest.NewLifecycleWorker(w.Store.Subscriptions, lifecycleByKind{p.manager, w.roomCache}, nil, log)
+	for _, kind := range []registry.SubscriptionKind{registry.KindPresence, registry.KindBooking} {
+		if err := lifecycle.Handle(string(kind), lw); err != nil {
+			return nil, err
+		}
+	}
+	w.App.ProcessLifecycle = lifecycle
 
 	intake, router := w.Intake, w.notifications
 	// The privacy and breach clocks are read from their tables, not kept in memory: any instance answers
@@ -209,12 +221,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 			Parked     map[string]int64 `json:"parked,omitempty"`
 			// Notifications scheduled again after a transient failure, by kind.
 			Retried map[string]int64 `json:"retried,omitempty"`
+			// The same for lifecycle events (their own queue and router).
+			LifecycleParked  map[string]int64 `json:"lifecycleParked,omitempty"`
+			LifecycleRetried map[string]int64 `json:"lifecycleRetried,omitempty"`
 			// Open incidents past 48 h (incidentsDueSoon) and 72 h (incidentsOverdue) from discovery
 			// with recipients not yet notified.
 			*privacy.Clock
 			// Data subject requests not completed within their month, across tenants.
 			*privacy.RequestClock
-		}{intake.Stats().Snapshot(), p.stats.Snapshot(), router.Unroutable(), router.Parked(), router.Retried(), clk, requestClock(ctx, "")}
+		}{intake.Stats().Snapshot(), p.stats.Snapshot(), router.Unroutable(), router.Parked(), router.Retried(),
+			lifecycle.Parked(), lifecycle.Retried(), clk, requestClock(ctx, "")}
 	}
 	return w, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/connecthub/connecthub/internal/dev/faultproxy"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/queue"
+	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 )
 
 // storageBehindProxy points the handler's Table Storage at a fault proxy in front of Azurite.
@@ -102,5 +103,43 @@ func TestStorageOutageLosesNothing(t *testing.T) {
 	}
 	if !strings.Contains(e.s.logs.String(), `"msg":"queue message retried later"`) {
 		t.Error("no message was retried later: the outage did not reach the worker")
+	}
+}
+
+// The lifecycle queue is settled by a router too: a lifecycle message that can never succeed is parked
+// after one delivery with its reason, not redelivered until Service Bus dead-letters it.
+func TestLifecycleQueueParksWhatCannotSucceed(t *testing.T) {
+	s := startStack(t)
+	ctx := context.Background()
+	tenant := storetest.NewTenantID(t)
+	if err := tenantkey.New(s.secrets, tenantkey.Options{}).CreateTenantKey(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	base, token := s.host.QueueEndpoint()
+	sender, err := queue.NewDevhostSender(base, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := s.host.Queue(queue.Lifecycle)
+	dead := len(q.DeadLetters())
+	if err := sender.Send(ctx, queue.Lifecycle, []queue.Message{{ID: "lc-broken", Body: []byte(`{"lifecycleEvent":`),
+		ApplicationProperties: map[string]string{queue.PropTenant: string(tenant), queue.PropKind: "presence"}}}); err != nil {
+		t.Fatal(err)
+	}
+	lot := queue.OpenParkingLot(s.store.DB())
+	var parked []queue.Parked
+	waitFor(t, "the broken lifecycle message parked", func() bool {
+		page, err := lot.List(ctx, tenant, nil)
+		parked = page.Items
+		return err == nil && len(parked) == 1
+	})
+	if p := parked[0]; p.Code != "invalid" || p.DeliveryCount != 1 || p.Queue != queue.Lifecycle {
+		t.Errorf("parked = %+v; want invalid, after one delivery, from the lifecycle queue", p)
+	}
+	if err := q.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(q.DeadLetters()); n != dead {
+		t.Errorf("%d dead-lettered", n-dead)
 	}
 }

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -84,7 +85,14 @@ func (l *ParkingLot) Park(ctx context.Context, queue string, d *Delivery, cause 
 	} else {
 		p.Body = string(d.Body)
 	}
-	if _, err := l.t.Insert(ctx, partition, p); err != nil {
+	_, err = l.t.Insert(ctx, partition, p)
+	if errors.Is(err, tables.ErrNoKey) {
+		// The tenant's key is gone (the tenant was deleted while the message waited) or never was: its
+		// data must not outlive it, so the reason and the ids are kept without the body, under the operator.
+		p.Body = ""
+		_, err = l.t.Insert(ctx, core.ReservedTenant, p)
+	}
+	if err != nil {
 		return fmt.Errorf("park message: %w", err)
 	}
 	return nil

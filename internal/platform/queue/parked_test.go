@@ -82,3 +82,33 @@ func TestParkingLotKeepsTheReasonAndSealsTheBody(t *testing.T) {
 		t.Errorf("sweep after 14 days = %v, %v; want the tenant's and the operator's", n, err)
 	}
 }
+
+// A message of a tenant without a data key (deleted while the message waited) is still parked, under the
+// operator and without its body: the tenant's data must not outlive its key, and a park that can never
+// succeed would leave the message to be redelivered until it is dead-lettered.
+func TestParkingLotWithoutTheTenantsKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	env := storetest.NewEnv(t, storetest.Options{})
+	lot := queue.OpenParkingLot(env.DB)
+	gone := storetest.NewTenantID(t) // no key was ever created for it
+	d := &queue.Delivery{MessageID: "msg-keyless", DeliveryCount: 1, Body: []byte(`{"value":[]}`),
+		ApplicationProperties: map[string]string{queue.PropTenant: string(gone), queue.PropKind: "presence"}}
+	if err := lot.Park(ctx, queue.Lifecycle, d, apperr.New(apperr.Invalid, "lifecycle message is not a notification", nil)); err != nil {
+		t.Fatal(err)
+	}
+	var found *queue.Parked
+	for p, err := range tables.Pages(func(o *tables.ListOptions) (tables.Page[queue.Parked], error) {
+		return lot.List(ctx, core.ReservedTenant, o)
+	}, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.MessageID == "msg-keyless" {
+			found = &p
+		}
+	}
+	if found == nil || found.Body != "" || found.Queue != queue.Lifecycle || !strings.Contains(found.Properties, string(gone)) {
+		t.Fatalf("parked under the operator = %+v; want the ids and the reason, no body", found)
+	}
+}

@@ -16,6 +16,10 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 )
 
+// ErrNoKey: a Sealer has no data key for the tenant — never created, or destroyed (crypto-shredding).
+// It lives here so that code above the table engine can tell it apart without knowing the key store.
+var ErrNoKey = errors.New("tenant has no data key")
+
 // Sealer encrypts personal fields under the tenant's data key, binding table, tenant and row key as
 // associated data (implemented by internal/platform/tenantkey).
 type Sealer interface {

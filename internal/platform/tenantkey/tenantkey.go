@@ -24,7 +24,7 @@ import (
 
 var (
 	// ErrNoKey: the tenant has no data key — never created, or destroyed.
-	ErrNoKey = errors.New("tenant has no data key")
+	ErrNoKey = tables.ErrNoKey
 	// ErrKeyExists: CreateTenantKey found a key already.
 	ErrKeyExists = errors.New("tenant data key exists")
 	// ErrOpen: the sealed value does not open under this tenant's key for this table and row — it was
