@@ -155,6 +155,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	if err := w.wireConnector(p.pushers, p.manager.FollowPBX); err != nil {
 		return nil, fmt.Errorf("wire connector set-up: %w", err)
 	}
+	if err := w.wireCRM(); err != nil {
+		return nil, fmt.Errorf("wire crm: %w", err)
+	}
 	w.App.ProcessLifecycle = ingest.NewLifecycleWorker(w.Store.Subscriptions, lifecycleByKind{p.manager, w.roomCache}, nil, log)
 
 	intake, router := w.Intake, w.notifications
