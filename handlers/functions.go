@@ -70,6 +70,8 @@ type App struct {
 	Connector ConnectorServices
 	// Rooms is the room cache for the Room Finder add-in (internal/bookings).
 	Rooms RoomServices
+	// CRM is the mailbox ↔ CRM sync's tenant connection (internal/crm).
+	CRM CRMServices
 	// Audit is the tenant's audit trail, exported by ExportAudit.
 	Audit AuditReader
 	// Access decides who may call the admin functions: a bearer token names the caller, and the
@@ -123,6 +125,7 @@ func (a *App) Routes() ([]azfunc.Route, error) {
 	fns = append(fns, a.tenantExportFunctions()...)
 	fns = append(fns, a.incidentFunctions()...)
 	fns = append(fns, a.roomFunctions()...)
+	fns = append(fns, a.crmFunctions()...)
 	routes := make([]azfunc.Route, 0, len(fns))
 	var missing []string
 	for _, f := range fns {

@@ -172,6 +172,9 @@ func complete(a *App) *App {
 	if a.Tenants.List == nil {
 		a.Tenants.List = struct{ TenantLister }{}
 	}
+	if a.CRM.Admin == nil {
+		a.CRM.Admin = struct{ CRMAdmin }{}
+	}
 	if a.Rooms.Directory == nil {
 		a.Rooms.Directory = struct{ RoomDirectory }{}
 	}
@@ -242,6 +245,8 @@ func TestRoutesRefuseMissingService(t *testing.T) {
 		{"tenant admin", func(a *App) { a.Tenants.Admin = nil }, []string{"AdminConsentCallback", "StartOnboarding",
 			"GetTenant", "SuspendTenant", "CancelTenant", "ReactivateTenant", "SetTenantLicenses", "AssignLicense",
 			"UnassignLicense"}},
+		{"crm connection", func(a *App) { a.CRM.Admin = nil }, []string{"GetCRMConnection", "SetCRMConnection",
+			"DeleteCRMConnection", "TestCRMConnection"}},
 		{"two services", func(a *App) { a.ProcessLifecycle, a.EnforceRetention = nil, nil }, []string{"ProcessLifecycle", "EnforceRetention"}},
 	}
 	for _, tt := range tests {

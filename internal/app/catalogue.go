@@ -3,6 +3,7 @@ package app
 import (
 	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/bookings"
+	"github.com/connecthub/connecthub/internal/crm"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/queue"
@@ -19,7 +20,7 @@ import (
 // creation on make run, a tenant's deletion (retention), the data inventory and Bicep tests, and the
 // personal-data coverage test.
 var catalogue = tables.MustCatalogue(registry.Tables, jobs.Tables, audit.Tables, retention.Tables, tenants.Tables, presence.Tables, serviceuser.Tables,
-	bookings.Tables, access.Tables, privacy.Tables, queue.Tables)
+	bookings.Tables, access.Tables, privacy.Tables, queue.Tables, crm.Tables)
 
 // Catalogue returns every module's tables, in deletion order.
 func Catalogue() tables.Catalogue { return append(tables.Catalogue(nil), catalogue...) }

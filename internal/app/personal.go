@@ -3,6 +3,7 @@ package app
 import (
 	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/bookings"
+	"github.com/connecthub/connecthub/internal/crm"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/platform/registry"
@@ -28,5 +29,6 @@ func personalData(reg *registry.Registry, sec secrets.Store) []privacy.Source {
 		{Module: "access", Data: access.OpenData(db)},
 		{Module: "privacy", Data: privacy.OpenData(db)},
 		{Module: "platform/queue", Data: queue.OpenParkingLot(db)},
+		{Module: "crm", Data: crm.OpenData(db)},
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/bookings"
+	"github.com/connecthub/connecthub/internal/crm"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/registry"
@@ -138,6 +139,7 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 		Resource: "/communications/presences?$filter=id in ('" + ada + "','" + bob + "')", ServiceUserID: bob, ExpiresAt: now.Add(time.Hour)}))
 	must(prv.Incidents.Insert(ctx, tenant, privacy.Incident{ID: "inc-1", Summary: "user " + ada + " reported a lost phone", DetectedAt: now}))
 	must(bookings.OpenData(db).Bookings.Insert(ctx, tenant, bookings.Booking{RoomID: "room1", EventID: "ev1", Start: now, End: now.Add(time.Hour)}))
+	must(crm.OpenData(db).Connections.Insert(ctx, tenant, crm.Connection{Provider: crm.ProviderSalesforce, Username: "sync@contoso.example", ConfiguredAt: now, ConfiguredBy: ada}))
 
 	exported := func(user string) map[string]int {
 		t.Helper()
@@ -154,7 +156,7 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	// Ada is in every table that can name her: her own rows, the rows she acted on as an admin
 	// (licenses, grants and audit entries of Bob too), the tenant's row, both subscriptions.
 	want := map[string]int{"users": 1, "presence": 1, "ledger": 1, "syncerrors": 1, "serviceusers": 1, "pbxextensions": 1,
-		"licenses": 2, "authorisations": 2, "audit": 2, "tenants": 1, "subscriptions": 2, "incidents": 1}
+		"licenses": 2, "authorisations": 2, "audit": 2, "tenants": 1, "subscriptions": 2, "incidents": 1, "crmconnections": 1}
 	if got := exported(ada); !gomaps.Equal(got, want) {
 		t.Errorf("Ada's export = %v, want %v", got, want)
 	}
@@ -176,7 +178,8 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	wantErased := tables.Erasure{"users": {Deleted: 1}, "presence": {Deleted: 1}, "ledger": {Deleted: 1}, "syncerrors": {Deleted: 1}, "pbxextensions": {Deleted: 1},
 		"serviceusers": {Deleted: 1}, "licenses": {Deleted: 1, Pseudonymised: 1}, "authorisations": {Deleted: 1, Pseudonymised: 1},
 		"audit": {Pseudonymised: 2}, "tenants": {Pseudonymised: 1}, "subscriptions": {Deleted: 1, Pseudonymised: 1}, "incidents": {Pseudonymised: 1},
-		"roles": {}, "accessrequests": {}, "bookings": {}, "parkedmessages": {}, "privacyrequests": {}}
+		"crmconnections": {Pseudonymised: 1},
+		"roles":          {}, "accessrequests": {}, "bookings": {}, "parkedmessages": {}, "privacyrequests": {}}
 	if !gomaps.Equal(counts, wantErased) {
 		t.Errorf("erase counts = %v\nwant %v", counts, wantErased)
 	}

@@ -24,6 +24,7 @@ func TestNames(t *testing.T) {
 	}{
 		{"data key", TenantDataKeyName(tenant), "t-6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f-datakey"},
 		{"pbx", PBXCredentialName(tenant), "t-6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f-pbx"},
+		{"crm", CRMCredentialName(tenant), "t-6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f-crm"},
 		{"service user", su, "t-6f1b3c1e-2d4a-4b5c-8d9e-0a1b2c3d4e5f-su-0b6e9f4a-1111-4222-8333-944455556666"},
 		{"notification cert", NotificationCertName, "notification-encryption-cert"},
 		{"app cert", AppClientCertName, "app-client-cert"},

@@ -1,5 +1,5 @@
 // Package secrets keeps ConnectHub's secrets (tenant data keys, service-user refresh tokens, PBX
-// credentials, certificates) behind one small interface: Azure Key Vault in Azure, an encrypted local
+// and CRM credentials, certificates) behind one small interface: Azure Key Vault in Azure, an encrypted local
 // file for `make run`, memory in tests. Secret names are derived from tenant ids here and nowhere else.
 package secrets
 
@@ -64,6 +64,10 @@ func TenantDataKeyName(t core.TenantID) string { return "t-" + string(t) + "-dat
 
 // PBXCredentialName names the tenant's PBX credential (e.g. RingCentral tokens).
 func PBXCredentialName(t core.TenantID) string { return "t-" + string(t) + "-pbx" }
+
+// CRMCredentialName names the tenant's CRM connection credential (the Salesforce connected app's consumer
+// key, integration user, host and private key, sealed by internal/crm).
+func CRMCredentialName(t core.TenantID) string { return "t-" + string(t) + "-crm" }
 
 // ServiceUserTokenName names the refresh token of the tenant's delegated service user. userID is the
 // user's Entra object id (a GUID).

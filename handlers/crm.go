@@ -1,0 +1,120 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/access"
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/crm"
+	"github.com/connecthub/connecthub/internal/platform/azfunc"
+)
+
+// CRMAdmin is the tenant admin's CRM connection (internal/crm).
+type CRMAdmin interface {
+	SetConnection(ctx context.Context, a core.Actor, tenant core.TenantID, in crm.ConnectionInput) (crm.ConnectionView, error)
+	GetConnection(ctx context.Context, tenant core.TenantID) (crm.ConnectionView, error)
+	DeleteConnection(ctx context.Context, a core.Actor, tenant core.TenantID) error
+	TestConnection(ctx context.Context, a core.Actor, tenant core.TenantID) (crm.TestResult, error)
+}
+
+var _ CRMAdmin = (*crm.Service)(nil)
+
+// CRMServices are the services behind the CRM functions.
+type CRMServices struct {
+	Admin CRMAdmin // GetCRMConnection, SetCRMConnection, DeleteCRMConnection, TestCRMConnection
+}
+
+// maxCRMBody bounds the connection's body: a 4096-bit RSA key in PEM is about 3.3 KiB; the rest is a
+// few short fields.
+const maxCRMBody = 16 << 10
+
+// crmFunctions are the tenant admin's CRM connection functions. They take the connector permissions
+// (the admin who connects the PBX connects the CRM) on their own scope "crm", so a grant can cover one
+// without the other.
+func (a *App) crmFunctions() []function {
+	op := func(name string, g guard, h func(ctx context.Context, s CRMAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error)) function {
+		return function{azfunc.HTTPRoute(name, "req", "res", func(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
+			return a.adminCall(ctx, r, maxCRMBody, g, func(ctx context.Context, actor core.Actor, id core.TenantID) (int, any, error) {
+				return h(ctx, a.CRM.Admin, actor, id, r)
+			})
+		}), a.CRM.Admin}
+	}
+	read := guard{perm: access.ConnectorRead, scope: "crm"}
+	write := guard{perm: access.ConnectorWrite, scope: "crm"}
+	return []function{
+		op("GetCRMConnection", read, func(ctx context.Context, s CRMAdmin, _ core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
+			v, err := s.GetConnection(ctx, id)
+			return http.StatusOK, toCRMConnectionJSON(v), err
+		}),
+		op("SetCRMConnection", write, func(ctx context.Context, s CRMAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+			var body struct {
+				ConsumerKey string `json:"consumerKey"`
+				Username    string `json:"username"`
+				Host        string `json:"host"`
+				PrivateKey  string `json:"privateKey"`
+			}
+			if err := decodeJSONBody(r, &body); err != nil {
+				return 0, nil, err
+			}
+			v, err := s.SetConnection(ctx, actor, id, crm.ConnectionInput{ConsumerKey: body.ConsumerKey, Username: body.Username,
+				Host: body.Host, PrivateKey: body.PrivateKey})
+			return http.StatusOK, toCRMConnectionJSON(v), err
+		}),
+		op("DeleteCRMConnection", write, func(ctx context.Context, s CRMAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
+			return http.StatusNoContent, nil, s.DeleteConnection(ctx, actor, id)
+		}),
+		op("TestCRMConnection", write, func(ctx context.Context, s CRMAdmin, actor core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
+			res, err := s.TestConnection(ctx, actor, id)
+			out := crmTestJSON{Provider: res.Provider, OK: res.OK, Code: res.Code, Message: res.Message, TestedAt: res.TestedAt}
+			if res.OK && res.Usage.Max > 0 {
+				out.DailyAPIRequests = &apiUsageJSON{Used: res.Usage.Used, Max: res.Usage.Max}
+			}
+			return http.StatusOK, out, err
+		}),
+	}
+}
+
+type crmConnectionJSON struct {
+	Configured   bool       `json:"configured"`
+	Provider     string     `json:"provider,omitempty"`
+	ConsumerKey  string     `json:"consumerKey,omitempty"`
+	Username     string     `json:"username,omitempty"`
+	Host         string     `json:"host,omitempty"`
+	ConfiguredAt *time.Time `json:"configuredAt,omitempty"`
+	ConfiguredBy string     `json:"configuredBy,omitempty"`
+	LastTest     *lastTest  `json:"lastTest,omitempty"`
+}
+
+type lastTest struct {
+	OK       bool      `json:"ok"`
+	Code     string    `json:"code,omitempty"`
+	TestedAt time.Time `json:"testedAt"`
+}
+
+func toCRMConnectionJSON(v crm.ConnectionView) crmConnectionJSON {
+	out := crmConnectionJSON{Configured: v.Provider != "", Provider: v.Provider, ConsumerKey: v.ConsumerKey, Username: v.Username,
+		Host: v.Host, ConfiguredBy: v.ConfiguredBy}
+	if !v.ConfiguredAt.IsZero() {
+		out.ConfiguredAt = &v.ConfiguredAt
+	}
+	if !v.TestedAt.IsZero() {
+		out.LastTest = &lastTest{OK: v.TestCode == "", Code: v.TestCode, TestedAt: v.TestedAt}
+	}
+	return out
+}
+
+type crmTestJSON struct {
+	Provider         string        `json:"provider"`
+	OK               bool          `json:"ok"`
+	Code             string        `json:"code,omitempty"`
+	Message          string        `json:"message,omitempty"`
+	TestedAt         time.Time     `json:"testedAt"`
+	DailyAPIRequests *apiUsageJSON `json:"dailyApiRequests,omitempty"`
+}
+
+type apiUsageJSON struct {
+	Used int `json:"used"`
+	Max  int `json:"max"`
+}
