@@ -115,7 +115,8 @@ func (in *Intake) Stats() *Stats { return in.stats }
 func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, in.budget)
 	defer cancel()
-	coll, err := notification.ParseAtMost(body, MaxItems)
+	// One pass over the body; raws are the items as sent, minus their clientState, for the queue.
+	coll, raws, err := notification.ParseRawAtMost(body, MaxItems)
 	if err != nil {
 		if errors.Is(err, notification.ErrTooManyItems) {
 			return apperr.New(apperr.TooLarge, fmt.Sprintf("more than %d notifications or validation tokens", MaxItems), err)
@@ -153,9 +154,8 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 			rejectedIDs = append(rejectedIDs, core.Clip(subID, maxLoggedID))
 		}
 	}
-	for _, n := range coll.Value {
-		raw := n.Tenant()
-		tenant, err := core.ParseTenantID(raw)
+	for i, n := range coll.Value {
+		tenant, err := core.ParseTenantID(n.Tenant())
 		if err != nil {
 			reject("", ReasonNoTenant, n.SubscriptionID)
 			continue
@@ -209,7 +209,11 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 			reject(t, ReasonTenantInactive, n.SubscriptionID)
 			continue
 		}
-		msg, err := toMessage(n, t, sub.Kind)
+		var raw []byte
+		if raws != nil {
+			raw = raws[i].Bytes()
+		}
+		msg, err := toMessage(n, raw, t, sub.Kind)
 		if err != nil {
 			return apperr.New(apperr.Internal, "encode notification", err)
 		}
@@ -246,12 +250,17 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 }
 
 // toMessage queues the item as Graph sent it, minus the clientState (a secret the worker does not need);
-// encryptedContent stays encrypted until the worker decrypts it.
-func toMessage(n notification.Notification, tenant string, kind registry.SubscriptionKind) (queue.Message, error) {
+// encryptedContent stays encrypted until the worker decrypts it. raw is the item's bytes without the
+// clientState when the parser kept them: queued as they are, they spare encoding every item again (and
+// its base64 content) on the webhook's hot path; otherwise the decoded item is encoded.
+func toMessage(n notification.Notification, raw []byte, tenant string, kind registry.SubscriptionKind) (queue.Message, error) {
 	n.ClientState = ""
-	body, err := json.Marshal(n)
-	if err != nil {
-		return queue.Message{}, fmt.Errorf("marshal notification: %w", err)
+	body := raw
+	if body == nil {
+		var err error
+		if body, err = json.Marshal(n); err != nil {
+			return queue.Message{}, fmt.Errorf("marshal notification: %w", err)
+		}
 	}
 	id, ok := notification.MessageID(n)
 	if !ok {

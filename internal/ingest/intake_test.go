@@ -346,6 +346,25 @@ func BenchmarkReceive(b *testing.B) {
 	}
 }
 
+// BenchmarkReceiveWrongClientState is a 50-item rich POST of a known subscription whose clientState is
+// wrong (a forger who learnt a subscription id): every item must be dropped for the cost of a hash and
+// a compare, not a full decode.
+func BenchmarkReceiveWrongClientState(b *testing.B) {
+	f := newFixture(b)
+	var its []item
+	for range 50 {
+		its = append(its, item{Sub: subA, Tenant: tenantA, State: f.states[subB], Rich: true})
+	}
+	body := f.body(b, []string{f.token(b, tenantA, nil)}, its...)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := f.intake.Receive(context.Background(), false, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkReceiveForged is the largest POST an anonymous caller may send: MaxItems items of made-up
 // subscription ids, once their misses are remembered (a fresh id costs a read, bounded by MaxLookups).
 func BenchmarkReceiveForged(b *testing.B) {

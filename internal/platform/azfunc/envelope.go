@@ -151,9 +151,13 @@ type fastHTTPEnvelope struct {
 	} `json:"Data"`
 }
 
-// decodeHTTPEnvelope decodes an HTTP invocation in one pass when it has the common shape, and otherwise
-// with DecodeHTTPRequest, which accepts every shape a host sends.
+// decodeHTTPEnvelope decodes an HTTP invocation in one pass when it has the common shape (scanHTTPEnvelope
+// when the keys are spelt exactly, else encoding/json into fastHTTPEnvelope), and otherwise with
+// DecodeHTTPRequest, which accepts every shape a host sends.
 func decodeHTTPEnvelope(envelope []byte, binding string) (*HTTPRequest, error) {
+	if r, ok := scanHTTPEnvelope(envelope, binding); ok {
+		return r, nil
+	}
 	var fast fastHTTPEnvelope
 	if err := json.Unmarshal(envelope, &fast); err == nil {
 		if r, ok := fast.Data[binding]; ok && !isBinaryContent(firstHeader(r.Headers, "Content-Type")) {

@@ -162,6 +162,9 @@ func BenchmarkDecodeHTTPEnvelope(b *testing.B) {
 	req, _ := json.Marshal(map[string]any{"Url": "http://h/api/graph/notifications", "Method": "POST", "Query": map[string]string{},
 		"Headers": map[string][]string{"Content-Type": {"application/json"}}, "Body": body})
 	env, _ := json.Marshal(map[string]any{"Data": map[string]json.RawMessage{"req": req}, "Metadata": map[string]any{}})
+	if _, ok := scanHTTPEnvelope(env, "req"); !ok {
+		b.Fatal("the one-pass scanner refused the webhook's envelope")
+	}
 	b.SetBytes(int64(len(env)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -191,5 +194,20 @@ func TestDecodeHTTPEnvelopeShapes(t *testing.T) {
 	}
 	if _, err := decodeHTTPEnvelope([]byte(`{"Data":{"other":{}}}`), "req"); err == nil {
 		t.Error("missing binding must fail")
+	}
+}
+
+// The envelope devhost builds for the webhook (Identities included, as the host sends it) takes the
+// one-pass scanner: otherwise every notification POST pays for encoding/json again.
+func TestScanHTTPEnvelopeTakesHostShape(t *testing.T) {
+	t.Parallel()
+	env := `{"Data":{"req":{"Url":"http://h/api/graph/notifications","Method":"POST","Query":{},"Headers":{"Content-Type":["application/json"]},` +
+		`"Params":{},"Identities":[],"Body":"{\"value\":[]}"}},"Metadata":{"Query":{},"Headers":{"Content-Type":["application/json"]},"sys":{"MethodName":"x","UtcNow":"2026-12-03T00:00:00Z","RandGuid":"g"}}}`
+	got, ok := scanHTTPEnvelope([]byte(env), "req")
+	if !ok {
+		t.Fatal("scanHTTPEnvelope refused the host's shape")
+	}
+	if string(got.Body) != `{"value":[]}` || got.Method != "POST" || got.Header("content-type") != "application/json" {
+		t.Errorf("scanHTTPEnvelope = %+v", got)
 	}
 }

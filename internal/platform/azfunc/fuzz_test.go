@@ -21,11 +21,29 @@ func FuzzDecodeHTTPEnvelope(f *testing.F) {
 		`{"Data":{"req":"{\"Url\":\"http://h/\",\"Method\":\"POST\",\"Body\":{\"a\":1}}"}}`,
 		`{"Data":{"req":{"Url":"http://h/","Query":{},"Headers":null,"Params":{"tenantId":"t"},"Body":"{\"value\":[]}"}}}`,
 		`{"Data":{}}`, `null`, `{"Data":{"req":{"Headers":{"A":[null,"b"]}}}}`,
+		`{"Data":{"other":[1,-2.5e+3,true,false,null,{"a":[]}],"req":{"Url":"http://h/?a=1","Method":"post","Headers":{"X":["a\u00e9\n\"b"]},"Body":"{\"v\":\"\u002B\/\\\"}"}},"Metadata":{"sys":{"n":0.5}}}`,
+		`{"Data":{"req":{"Url":"u","Body":"a"},"req":{"Url":"v"}}}`, `{"Data":{"req":{"Url":"u","Identities":[{"a":null}],"Params":{"p":"q"},"Body":""}}}`,
+		`{"Data":{"req":{"Url":"u","url":"v"}}}`, `{"data":{"req":{}},"Data":{"req":{"Body":"x"}}}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, env []byte) {
 		got, err := decodeHTTPEnvelope(env, "req")
+		// The scanner, tried first, answers alone for the envelopes it accepts: the tolerant decoder must
+		// read each of them and agree.
+		if scanned, ok := scanHTTPEnvelope(env, "req"); ok {
+			var req InvokeRequest
+			if err := json.Unmarshal(env, &req); err != nil {
+				t.Fatalf("the scanner accepted an envelope the tolerant decoder cannot read: %v", err)
+			}
+			want, err := DecodeHTTPRequest(req.Data["req"])
+			if err != nil {
+				t.Fatalf("the scanner decoded what the tolerant decoder refuses (%v): %+v", err, scanned)
+			}
+			if !sameRequest(scanned, want) {
+				t.Fatalf("decoders disagree:\nscanner  %+v\ntolerant %+v", scanned, want)
+			}
+		}
 		var fast fastHTTPEnvelope
 		if json.Unmarshal(env, &fast) != nil {
 			return // the tolerant decoder alone decided: no panic is the property

@@ -109,9 +109,27 @@ func Parse(body []byte) (Collection, error) { return ParseAtMost(body, 0) }
 // and after unescaping) nor an ignored member can carry a long list past it. A Graph body has no other
 // arrays there.
 func ParseAtMost(body []byte, limit int) (Collection, error) {
+	c, _, err := ParseRawAtMost(body, limit)
+	return c, err
+}
+
+// ParseRawAtMost is ParseAtMost that also returns each item's bytes as Graph sent them, minus its
+// clientState member (a secret the queue workers do not need), so the webhook can queue them without
+// encoding them again. raws is nil when the body had an unusual shape (see fastParse); the caller then
+// encodes the decoded items itself.
+func ParseRawAtMost(body []byte, limit int) (c Collection, raws []Raw, err error) {
 	if limit > 0 && memberArrayLongerThan(body, limit) {
-		return Collection{}, fmt.Errorf("parse notification collection: %w (more than %d)", ErrTooManyItems, limit)
+		return Collection{}, nil, fmt.Errorf("parse notification collection: %w (more than %d)", ErrTooManyItems, limit)
 	}
+	if c, raws, ok := fastParse(body); ok {
+		return c, raws, nil
+	}
+	c, err = parseTolerant(body)
+	return c, nil, err
+}
+
+// parseTolerant is encoding/json's reading of the body: every key spelling and value shape it accepts.
+func parseTolerant(body []byte) (Collection, error) {
 	var wire struct {
 		// A pointer tells a missing or null "value" (not a collection) from an empty array (a collection).
 		Value            *[]Notification `json:"value"`
