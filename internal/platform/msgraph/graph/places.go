@@ -51,74 +51,80 @@ func (c *Client) ListRooms(ctx context.Context, roomList string) ([]Room, error)
 	}
 	if roomList == "" {
 		all := root.GraphRoom()
-		b := all
 		cfg := &places.GraphRoomRequestBuilderGetRequestConfiguration{
 			QueryParameters: &places.GraphRoomRequestBuilderGetQueryParameters{Select: roomSelect}}
-		for {
-			page, err := b.Get(ctx, cfg)
-			if err != nil {
-				return nil, wrap("list rooms", err)
+		err := allPages(func(next string) (models.RoomCollectionResponseable, error) {
+			if next != "" {
+				return all.WithUrl(next).Get(ctx, nil)
 			}
-			if page == nil {
-				return out, nil
-			}
-			add(page.GetValue())
-			next := str(page.GetOdataNextLink())
-			if next == "" {
-				return out, nil
-			}
-			b, cfg = all.WithUrl(next), nil
+			return all.Get(ctx, cfg)
+		}, add)
+		if err != nil {
+			return nil, wrap("list rooms", err)
 		}
+		return out, nil
 	}
 	if strings.ContainsAny(roomList, "/?#") || !strings.Contains(roomList, "@") {
 		return nil, errors.New("list rooms: a room list is named by its e-mail address")
 	}
 	of := root.ByPlaceId(roomList).GraphRoomList().Rooms()
-	b := of
 	cfg := &places.ItemGraphRoomListRoomsRequestBuilderGetRequestConfiguration{
 		QueryParameters: &places.ItemGraphRoomListRoomsRequestBuilderGetQueryParameters{Select: roomSelect}}
-	for {
-		page, err := b.Get(ctx, cfg)
-		if err != nil {
-			return nil, wrap("list rooms of room list", err)
+	err := allPages(func(next string) (models.RoomCollectionResponseable, error) {
+		if next != "" {
+			return of.WithUrl(next).Get(ctx, nil)
 		}
-		if page == nil {
-			return out, nil
-		}
-		add(page.GetValue())
-		next := str(page.GetOdataNextLink())
-		if next == "" {
-			return out, nil
-		}
-		b, cfg = of.WithUrl(next), nil
+		return of.Get(ctx, cfg)
+	}, add)
+	if err != nil {
+		return nil, wrap("list rooms of room list", err)
 	}
+	return out, nil
 }
 
 // ListRoomLists returns the tenant's room lists, all pages.
 func (c *Client) ListRoomLists(ctx context.Context) ([]RoomList, error) {
 	lists := places.NewPlacesRequestBuilderInternal(c.params(), c.adapter).GraphRoomList()
-	b := lists
 	cfg := &places.GraphRoomListRequestBuilderGetRequestConfiguration{
 		QueryParameters: &places.GraphRoomListRequestBuilderGetQueryParameters{Select: []string{"emailAddress", "displayName"}}}
 	var out []RoomList
-	for {
-		page, err := b.Get(ctx, cfg)
-		if err != nil {
-			return nil, wrap("list room lists", err)
+	err := allPages(func(next string) (models.RoomListCollectionResponseable, error) {
+		if next != "" {
+			return lists.WithUrl(next).Get(ctx, nil)
 		}
-		if page == nil {
-			return out, nil
-		}
-		for _, l := range page.GetValue() {
+		return lists.Get(ctx, cfg)
+	}, func(ls []models.RoomListable) {
+		for _, l := range ls {
 			if e := str(l.GetEmailAddress()); e != "" {
 				out = append(out, RoomList{EmailAddress: e, DisplayName: str(l.GetDisplayName())})
 			}
 		}
-		next := str(page.GetOdataNextLink())
-		if next == "" {
-			return out, nil
+	})
+	if err != nil {
+		return nil, wrap("list room lists", err)
+	}
+	return out, nil
+}
+
+// allPages hands every page's items to add, following @odata.nextLink: get("") fetches the first page
+// (with its query options), get(link) the next ones (the link carries them).
+func allPages[T any, P interface {
+	GetValue() []T
+	GetOdataNextLink() *string
+}](get func(next string) (P, error), add func([]T)) error {
+	next := ""
+	for {
+		page, err := get(next)
+		if err != nil {
+			return err
 		}
-		b, cfg = lists.WithUrl(next), nil
+		if any(page) == nil {
+			return nil
+		}
+		add(page.GetValue())
+		if next = str(page.GetOdataNextLink()); next == "" {
+			return nil
+		}
 	}
 }
 
