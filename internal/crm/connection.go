@@ -2,8 +2,6 @@ package crm
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -335,17 +333,9 @@ const credentialLabel = "crm-credential"
 var errNoCredential = errors.New("crm credential missing or unreadable")
 
 // saveCredential seals cred with the tenant key into the secret store, as the PBX connector does its
-// credential (connector.SaveCredential): crypto-shredding the tenant kills it too.
+// credential: crypto-shredding the tenant kills it too.
 func saveCredential(ctx context.Context, sec secrets.Store, sealer tables.Sealer, tenant core.TenantID, cred salesforce.Credential) error {
-	plain, err := json.Marshal(cred)
-	if err != nil {
-		return fmt.Errorf("save crm credential: %w", err)
-	}
-	sealed, err := sealer.Seal(ctx, tenant, credentialLabel, ProviderSalesforce, plain)
-	if err != nil {
-		return fmt.Errorf("save crm credential: %w", err)
-	}
-	if err := sec.Set(ctx, secrets.CRMCredentialName(tenant), base64.StdEncoding.EncodeToString(sealed)); err != nil {
+	if err := secrets.SetSealed(ctx, sec, sealer, tenant, secrets.CRMCredentialName(tenant), credentialLabel, ProviderSalesforce, cred); err != nil {
 		return fmt.Errorf("save crm credential: %w", err)
 	}
 	return nil
@@ -353,23 +343,12 @@ func saveCredential(ctx context.Context, sec secrets.Store, sealer tables.Sealer
 
 // loadCredential opens the tenant's credential into cred; missing or undecodable is errNoCredential.
 func loadCredential(ctx context.Context, sec secrets.Store, sealer tables.Sealer, tenant core.TenantID, cred *salesforce.Credential) error {
-	raw, err := sec.Get(ctx, secrets.CRMCredentialName(tenant))
-	if errors.Is(err, secrets.ErrNotFound) {
+	err := secrets.GetSealed(ctx, sec, sealer, tenant, secrets.CRMCredentialName(tenant), credentialLabel, ProviderSalesforce, cred)
+	if errors.Is(err, secrets.ErrNoSealed) {
 		return errNoCredential
 	}
 	if err != nil {
 		return fmt.Errorf("load crm credential: %w", err)
-	}
-	sealed, err := base64.StdEncoding.DecodeString(raw)
-	if err != nil {
-		return errNoCredential
-	}
-	plain, err := sealer.Open(ctx, tenant, credentialLabel, ProviderSalesforce, sealed)
-	if err != nil {
-		return fmt.Errorf("load crm credential: %w", err)
-	}
-	if err := json.Unmarshal(plain, cred); err != nil {
-		return errNoCredential
 	}
 	return nil
 }

@@ -13,8 +13,6 @@ package connector
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -226,15 +224,7 @@ const credentialLabel = "pbx-credential"
 // SaveCredential stores the tenant's PBX credential (any JSON value), sealed with the tenant key, in
 // the secret registry. The admin API calls it; tests too.
 func SaveCredential(ctx context.Context, sec secrets.Store, sealer tables.Sealer, tenant core.TenantID, v any) error {
-	plain, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("save pbx credential: %w", err)
-	}
-	sealed, err := sealer.Seal(ctx, tenant, credentialLabel, "pbx", plain)
-	if err != nil {
-		return fmt.Errorf("save pbx credential: %w", err)
-	}
-	if err := sec.Set(ctx, secrets.PBXCredentialName(tenant), base64.StdEncoding.EncodeToString(sealed)); err != nil {
+	if err := secrets.SetSealed(ctx, sec, sealer, tenant, secrets.PBXCredentialName(tenant), credentialLabel, "pbx", v); err != nil {
 		return fmt.Errorf("save pbx credential: %w", err)
 	}
 	return nil
@@ -243,23 +233,12 @@ func SaveCredential(ctx context.Context, sec secrets.Store, sealer tables.Sealer
 // LoadCredential reads and opens the tenant's PBX credential into v. A missing credential is
 // ErrNotConfigured.
 func LoadCredential(ctx context.Context, sec secrets.Store, sealer tables.Sealer, tenant core.TenantID, v any) error {
-	raw, err := sec.Get(ctx, secrets.PBXCredentialName(tenant))
-	if errors.Is(err, secrets.ErrNotFound) {
-		return fmt.Errorf("load pbx credential: %w", ErrNotConfigured)
-	}
-	if err != nil {
-		return fmt.Errorf("load pbx credential: %w", err)
-	}
-	sealed, err := base64.StdEncoding.DecodeString(raw)
-	if err != nil {
-		return fmt.Errorf("load pbx credential: %w: not sealed", ErrNotConfigured)
-	}
-	plain, err := sealer.Open(ctx, tenant, credentialLabel, "pbx", sealed)
-	if err != nil {
-		return fmt.Errorf("load pbx credential: %w", err)
-	}
-	if err := json.Unmarshal(plain, v); err != nil {
+	err := secrets.GetSealed(ctx, sec, sealer, tenant, secrets.PBXCredentialName(tenant), credentialLabel, "pbx", v)
+	if errors.Is(err, secrets.ErrNoSealed) {
 		return fmt.Errorf("load pbx credential: %w: %v", ErrNotConfigured, err)
+	}
+	if err != nil {
+		return fmt.Errorf("load pbx credential: %w", err)
 	}
 	return nil
 }
