@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,9 @@ import (
 	"syscall"
 
 	"github.com/connecthub/connecthub/internal/dev/devhost"
+	"github.com/connecthub/connecthub/internal/platform/config"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
+	"github.com/connecthub/connecthub/internal/platform/secrets"
 )
 
 func main() {
@@ -57,7 +61,7 @@ func realMain(ctx context.Context, log *slog.Logger) error {
 	h, err := devhost.New(devhost.Options{
 		AppRoot: abs, HandlerPath: *handler, Addr: *addr, Settings: settings.Values,
 		FunctionKey: settings.Values[devhost.SettingFunctionKey], MasterKey: settings.Values[devhost.SettingMasterKey],
-		Log: log,
+		AppCertificate: appCertificate(abs, settings.Values), Log: log,
 	})
 	if err != nil {
 		return err
@@ -81,4 +85,33 @@ func realMain(ctx context.Context, log *slog.Logger) error {
 	log.Info("stopping")
 	h.Stop()
 	return nil
+}
+
+// appCertificate reads the app's client certificate from the local secret file named by the handler's
+// settings, at each sign-in (the handler creates it at its first start, after devhost's). It is nil
+// without a local secret file.
+func appCertificate(root string, settings map[string]string) func() (*x509.Certificate, error) {
+	file, key := settings[config.KeyLocalSecretsFile], settings[config.KeyLocalSecretsKey]
+	if file == "" || key == "" {
+		return nil
+	}
+	if !filepath.IsAbs(file) {
+		file = filepath.Join(root, file)
+	}
+	name := settings[config.KeyAppClientCertName]
+	if name == "" {
+		name = secrets.AppClientCertName
+	}
+	return func() (*x509.Certificate, error) {
+		store, err := secrets.NewFile(file, key)
+		if err != nil {
+			return nil, err
+		}
+		pemText, err := store.Get(context.Background(), name)
+		if err != nil {
+			return nil, err
+		}
+		cert, _, err := graphcrypto.ParseCertificate([]byte(pemText), "")
+		return cert, err
+	}
 }

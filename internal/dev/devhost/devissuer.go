@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,7 @@ import (
 //	GET  /devissuer/common/v2.0/.well-known/openid-configuration
 //	GET  /devissuer/common/discovery/v2.0/keys
 //	POST /devissuer/token   (master key) {"tenant","user","roles":[],"app":false,"globalAdmin":false,"minutes":60,"audience":""}
+//	GET|POST /devissuer/{tenant}/oauth2/v2.0/authorize, POST …/token: the sign-in (devissuer_oidc.go)
 const devIssuerPrefix = "/devissuer/"
 
 // DevIssuerConfigPath is the path of the development issuer's OpenID configuration on devhost.
@@ -44,6 +46,10 @@ type devIssuer struct {
 	audience string // the app's client id (CONNECTHUB_APP_ID)
 	master   string
 	now      func() time.Time
+	codes    devCodes
+	// clientCert is the app's client certificate, which client assertions must be signed with (nil: no
+	// local secret file, so no sign-in).
+	clientCert func() (*x509.Certificate, error)
 }
 
 func newDevIssuer(audience, master string) (*devIssuer, error) {
@@ -99,7 +105,16 @@ func (d *devIssuer) serve(w http.ResponseWriter, r *http.Request, base string) {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "Bearer"})
 	default:
-		http.NotFound(w, r)
+		// {tenant}/oauth2/v2.0/authorize and …/token, tenant a GUID, "organizations" or "common".
+		tenant, rest, _ := strings.Cut(path, "/")
+		switch {
+		case rest == "oauth2/v2.0/authorize" && (r.Method == http.MethodGet || r.Method == http.MethodPost):
+			d.authorize(w, r, tenant)
+		case rest == "oauth2/v2.0/token" && r.Method == http.MethodPost:
+			d.redeem(w, r, tenant)
+		default:
+			http.NotFound(w, r)
+		}
 	}
 }
 

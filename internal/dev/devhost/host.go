@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -72,8 +73,12 @@ type Options struct {
 	HandlerPath string            // handler executable; default: host.json's defaultExecutablePath under AppRoot
 	Addr        string            // listen address for triggers, e.g. 127.0.0.1:7071 (":0" style allowed)
 	Settings    map[string]string // local.settings.json Values: the child's environment
-	FunctionKey string            // key for authLevel "function"
-	MasterKey   string            // key for authLevel "admin" and /admin endpoints
+	// AppCertificate reads the app's client certificate, which the development issuer checks sign-in
+	// client assertions against as Entra ID checks the certificate uploaded to the app registration
+	// (cmd/devhost reads it from the local secret file; nil: sign-in is refused, AADSTS700027).
+	AppCertificate func() (*x509.Certificate, error)
+	FunctionKey    string // key for authLevel "function"
+	MasterKey      string // key for authLevel "admin" and /admin endpoints
 	// Limits of the trigger listener; zero fields take DefaultLimits (tests shorten them).
 	Limits Limits
 	// Queues tunes every queue; zero fields keep the Service Bus defaults (tests shorten them).
@@ -138,6 +143,7 @@ func New(opts Options) (*Host, error) {
 	if h.dev, err = newDevIssuer(opts.Settings["CONNECTHUB_APP_ID"], opts.MasterKey); err != nil {
 		return nil, err
 	}
+	h.dev.clientCert = opts.AppCertificate
 	for _, f := range app.Functions {
 		// The real host's per-function switch: app setting AzureWebJobs.<Name>.Disabled=true.
 		if v := opts.Settings["AzureWebJobs."+f.Name+".Disabled"]; strings.EqualFold(v, "true") || v == "1" {
@@ -466,14 +472,27 @@ func (h *Host) matchRoute(method, path string) (*Function, map[string]string) {
 	return nil, nil
 }
 
-// matchTemplate matches "a/{id}/b" against a path, case-insensitively like ASP.NET routing.
+// matchTemplate matches "a/{id}/b" against a path, case-insensitively like ASP.NET routing. A last
+// segment "{*rest}" is ASP.NET's catch-all: it takes the rest of the path, slashes included, or nothing.
 func matchTemplate(tmpl, path string) (map[string]string, bool) {
 	ts := strings.Split(strings.Trim(tmpl, "/"), "/")
 	ps := strings.Split(strings.Trim(path, "/"), "/")
+	params := map[string]string{}
+	if last := ts[len(ts)-1]; strings.HasPrefix(last, "{*") && strings.HasSuffix(last, "}") {
+		ts = ts[:len(ts)-1]
+		if len(ps) < len(ts) {
+			return nil, false
+		}
+		rest := ps[len(ts):]
+		if len(rest) == 1 && rest[0] == "" {
+			rest = nil
+		}
+		params[strings.TrimSuffix(strings.SplitN(last[2:len(last)-1], ":", 2)[0], "?")] = strings.Join(rest, "/")
+		ps = ps[:len(ts)]
+	}
 	if len(ts) != len(ps) {
 		return nil, false
 	}
-	params := map[string]string{}
 	for i, seg := range ts {
 		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
 			name := strings.TrimSuffix(strings.SplitN(seg[1:len(seg)-1], ":", 2)[0], "?")

@@ -226,6 +226,15 @@ func TestMatchTemplateAndAuth(t *testing.T) {
 	if _, ok := matchTemplate("graph/notifications", "graph/lifecycle"); ok {
 		t.Error("different routes matched")
 	}
+	// ASP.NET's catch-all: the rest of the path with its slashes, or nothing.
+	for path, want := range map[string]string{"portal": "", "portal/": "", "portal/t/abc/users": "t/abc/users", "Portal/x": "x"} {
+		if p, ok := matchTemplate("portal/{*path}", path); !ok || p["path"] != want {
+			t.Errorf("matchTemplate(portal/{*path}, %q) = %v %v, want %q", path, p, ok, want)
+		}
+	}
+	if _, ok := matchTemplate("portal/{*path}", "portals/x"); ok {
+		t.Error("catch-all matched another prefix")
+	}
 	h := &Host{opts: Options{FunctionKey: "fk", MasterKey: "mk"}}
 	req := func(key string) *http.Request {
 		r := httptest.NewRequest(http.MethodGet, "/api/x?code="+key, nil)

@@ -180,6 +180,10 @@ func (h *Host) spawn() (url string, done chan struct{}, exitErr *error, err erro
 	if h.opts.Settings["CONNECTHUB_ADMIN_OPENID_CONFIGURATION_URL"] == "" {
 		env = append(env, "CONNECTHUB_ADMIN_OPENID_CONFIGURATION_URL=http://"+h.mainAddr+DevIssuerConfigPath)
 	}
+	// The portal signs people in at the development issuer too (its authorize and token endpoints).
+	if h.opts.Settings["CONNECTHUB_PORTAL_AUTHORITY"] == "" {
+		env = append(env, "CONNECTHUB_PORTAL_AUTHORITY=http://"+h.mainAddr+devIssuerPrefix)
+	}
 	cmd.Env = env
 	out := h.opts.Output
 	if out == nil {

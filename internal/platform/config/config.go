@@ -44,6 +44,10 @@ const (
 	// KeyAdminOpenIDConfigURL is the OpenID configuration whose keys sign the admin API's access tokens:
 	// Entra ID's in Azure (the default), devhost's development issuer on make run (devhost sets it).
 	KeyAdminOpenIDConfigURL = "CONNECTHUB_ADMIN_OPENID_CONFIGURATION_URL"
+	// KeyPortalAuthority is where the Service Manager portal signs people in: Entra ID in Azure (the
+	// default, https://login.microsoftonline.com/), devhost's development issuer on make run (devhost
+	// sets it).
+	KeyPortalAuthority = "CONNECTHUB_PORTAL_AUTHORITY"
 	// KeyOperatorTenantID is ConnectHub's own Entra tenant: its users with ConnectHub.* roles are staff.
 	KeyOperatorTenantID  = "CONNECTHUB_OPERATOR_TENANT_ID"
 	KeyNotificationCerts = "CONNECTHUB_NOTIFICATION_CERT_NAMES" // secret names, current first, then previous
@@ -81,6 +85,7 @@ var coreKeys = []Key{
 	{KeyGraphBaseURL, false, "Microsoft Graph base URL (overridable for tests and sovereign clouds)"},
 	{KeyOpenIDConfigURL, false, "OpenID configuration whose keys sign Graph validation tokens"},
 	{KeyAdminOpenIDConfigURL, true, "OpenID configuration whose keys sign admin API tokens (Entra ID; devhost's development issuer locally)"},
+	{KeyPortalAuthority, true, "identity platform the portal signs people in at (Entra ID; devhost's development issuer locally)"},
 	{KeyOperatorTenantID, false, "ConnectHub's own Entra tenant id: its users and apps with ConnectHub.* app roles are staff"},
 	{KeyNotificationCerts, false, "secret names of the notification encryption certificates, current first"},
 }
@@ -132,6 +137,7 @@ type Config struct {
 	GraphBaseURL         string
 	OpenIDConfigURL      string
 	AdminOpenIDConfigURL string
+	PortalAuthority      string
 	OperatorTenantID     string
 	NotificationCerts    []string
 
@@ -180,6 +186,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		GraphBaseURL:           get(KeyGraphBaseURL),
 		OpenIDConfigURL:        get(KeyOpenIDConfigURL),
 		AdminOpenIDConfigURL:   get(KeyAdminOpenIDConfigURL),
+		PortalAuthority:        get(KeyPortalAuthority),
 		OperatorTenantID:       strings.ToLower(get(KeyOperatorTenantID)),
 	}
 	for _, n := range strings.Split(get(KeyNotificationCerts), ",") {
@@ -201,6 +208,12 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if c.AdminOpenIDConfigURL == "" {
 		c.AdminOpenIDConfigURL = "https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration"
+	}
+	if c.PortalAuthority == "" {
+		c.PortalAuthority = "https://login.microsoftonline.com/"
+	}
+	if !strings.HasSuffix(c.PortalAuthority, "/") {
+		c.PortalAuthority += "/"
 	}
 
 	port, err := intOr(get(KeyPort), 0)
@@ -274,6 +287,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		// trusted in Azure.
 		if u, err := url.Parse(c.AdminOpenIDConfigURL); err == nil && (u.Scheme != "https" || isLoopback(u.Hostname())) {
 			errs = append(errs, fmt.Errorf("%s must be Entra ID's https configuration in azure mode; the development issuer is for local use only", KeyAdminOpenIDConfigURL))
+		}
+		if u, err := url.Parse(c.PortalAuthority); err != nil || u.Scheme != "https" || isLoopback(u.Hostname()) {
+			errs = append(errs, fmt.Errorf("%s must be Entra ID (https) in azure mode; the development issuer is for local use only", KeyPortalAuthority))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("%s: want local or azure, got %q", KeyEnvironment, c.Environment))
