@@ -11,7 +11,7 @@ LDFLAGS    := -X github.com/connecthub/connecthub/internal/app.Build=$(VERSION)
 FUZZTIME   ?= 50000x
 BENCHTIME  ?= 1s
 
-.PHONY: run sandbox test build package bench lint tools clean fuzz soak
+.PHONY: run sandbox test build package bench lint tools clean fuzz soak browser
 
 tools: tools/node_modules/.installed
 
@@ -46,7 +46,15 @@ sandbox: build tools local.settings.json
 	bin/withazurite -port 10002 -location .azurite -- bin/sandbox -settings local.settings.json -out sandbox.settings.json -- \
 	  bin/devhost -handler bin/handler -settings sandbox.settings.json
 
-test: tools
+# The portal's browser tests drive Debian's Chromium (never a downloaded browser build): installed from
+# Debian's packages when missing (root, or sudo).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the portal's browser tests"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: tools browser
 	$(GO) vet ./...
 	$(GO) build -o bin/withazurite ./cmd/withazurite
 	bin/withazurite -tls -- $(GO) test -count=1 ./...

@@ -57,8 +57,10 @@ const operatorToken = "Bearer as-any:" + operator
 // sends a browser to (one-time state authenticates them), and the connect link a browser opens (its
 // sealed, expiring token authenticates it).
 // The Room Finder's CORS preflights carry no credentials (the Fetch standard forbids them) and answer
-// only whether the tenant allows the caller's origin.
-var publicFunctions = map[string]bool{"GraphWebhook": true, "GraphLifecycle": true, "PbxWebhook": true, "PbxSignedWebhook": true, "Health": true, "OpenAPI": true,
+// only whether the tenant allows the caller's origin. The Service Manager portal signs people in itself
+// (its session cookie) and calls these same functions as the signed-in principal (CallAs), so each of
+// its actions passes the guards this test checks.
+var publicFunctions = map[string]bool{"Portal": true, "PortalAction": true, "GraphWebhook": true, "GraphLifecycle": true, "PbxWebhook": true, "PbxSignedWebhook": true, "Health": true, "OpenAPI": true,
 	"AdminConsentCallback": true, "AuthCallback": true, "AuthStart": true,
 	"ListRoomsPreflight": true, "GetRoomAvailabilityPreflight": true, "GetRoomSchedulePreflight": true}
 

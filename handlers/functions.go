@@ -84,6 +84,11 @@ type App struct {
 	// Incidents are the breach incidents (internal/privacy), and TrackIncidents their 72-hour clock.
 	Incidents      IncidentServices
 	TrackIncidents Job
+	// Portal is the Service Manager (internal/portal): pages over these same functions (CallAs).
+	Portal Portal
+
+	// byName is the route table by function name, for CallAs.
+	byName map[string]azfunc.Route
 }
 
 // AccessServices are who is calling and what they may do.
@@ -126,7 +131,9 @@ func (a *App) Routes() ([]azfunc.Route, error) {
 	fns = append(fns, a.incidentFunctions()...)
 	fns = append(fns, a.roomFunctions()...)
 	fns = append(fns, a.crmFunctions()...)
+	fns = append(fns, a.portalFunctions()...)
 	routes := make([]azfunc.Route, 0, len(fns))
+	a.byName = make(map[string]azfunc.Route, len(fns))
 	var missing []string
 	for _, f := range fns {
 		// A nil interface field converts to a nil any, so this catches every service not wired.
@@ -134,6 +141,7 @@ func (a *App) Routes() ([]azfunc.Route, error) {
 			missing = append(missing, f.route.Name)
 		}
 		routes = append(routes, f.route)
+		a.byName[f.route.Name] = f.route
 	}
 	if a.Access.Authenticate == nil || a.Access.Authorize == nil {
 		missing = append(missing, "the admin functions' access decisions (Access)")

@@ -172,6 +172,9 @@ func complete(a *App) *App {
 	if a.Tenants.List == nil {
 		a.Tenants.List = struct{ TenantLister }{}
 	}
+	if a.Portal == nil {
+		a.Portal = struct{ Portal }{}
+	}
 	if a.CRM.Admin == nil {
 		a.CRM.Admin = struct{ CRMAdmin }{}
 	}
@@ -247,6 +250,7 @@ func TestRoutesRefuseMissingService(t *testing.T) {
 			"UnassignLicense"}},
 		{"crm connection", func(a *App) { a.CRM.Admin = nil }, []string{"GetCRMConnection", "SetCRMConnection",
 			"DeleteCRMConnection", "TestCRMConnection"}},
+		{"portal", func(a *App) { a.Portal = nil }, []string{"Portal", "PortalAction"}},
 		{"two services", func(a *App) { a.ProcessLifecycle, a.EnforceRetention = nil, nil }, []string{"ProcessLifecycle", "EnforceRetention"}},
 	}
 	for _, tt := range tests {

@@ -66,7 +66,7 @@ func httpFunctions(t *testing.T) []httpFunction {
 			}
 			for _, m := range b.Methods {
 				out = append(out, httpFunction{name: filepath.Base(filepath.Dir(p)), method: strings.ToLower(m),
-					path: "/api/" + b.Route, authLevel: b.AuthLevel})
+					path: "/api/" + strings.ReplaceAll(b.Route, "{*", "{"), authLevel: b.AuthLevel})
 			}
 		}
 	}

@@ -158,6 +158,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	if err := w.wireCRM(); err != nil {
 		return nil, fmt.Errorf("wire crm: %w", err)
 	}
+	if err := w.wirePortal(); err != nil {
+		return nil, fmt.Errorf("wire portal: %w", err)
+	}
 	// The lifecycle queue is settled like the notifications queue: what can never succeed is parked,
 	// what failed for a passing reason (Graph or storage down during a reauthorization) comes back later.
 	lifecycle, err := queue.NewRouter(queue.Lifecycle, queue.OpenParkingLot(w.Store.DB()), &queue.Retry{Sender: w.Sender}, log)

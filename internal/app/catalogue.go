@@ -9,6 +9,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/tables"
+	"github.com/connecthub/connecthub/internal/portal"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 	"github.com/connecthub/connecthub/internal/privacy"
@@ -20,7 +21,7 @@ import (
 // creation on make run, a tenant's deletion (retention), the data inventory and Bicep tests, and the
 // personal-data coverage test.
 var catalogue = tables.MustCatalogue(registry.Tables, jobs.Tables, audit.Tables, retention.Tables, tenants.Tables, presence.Tables, serviceuser.Tables,
-	bookings.Tables, access.Tables, privacy.Tables, queue.Tables, crm.Tables)
+	bookings.Tables, access.Tables, privacy.Tables, queue.Tables, crm.Tables, portal.Tables)
 
 // Catalogue returns every module's tables, in deletion order.
 func Catalogue() tables.Catalogue { return append(tables.Catalogue(nil), catalogue...) }

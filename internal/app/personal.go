@@ -8,6 +8,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/portal"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 	"github.com/connecthub/connecthub/internal/privacy"
@@ -30,5 +31,6 @@ func personalData(reg *registry.Registry, sec secrets.Store) []privacy.Source {
 		{Module: "privacy", Data: privacy.OpenData(db)},
 		{Module: "platform/queue", Data: queue.OpenParkingLot(db)},
 		{Module: "crm", Data: crm.OpenData(db)},
+		{Module: "portal", Data: portal.OpenData(db)},
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
 	"github.com/connecthub/connecthub/internal/platform/tables"
+	"github.com/connecthub/connecthub/internal/portal"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 	"github.com/connecthub/connecthub/internal/privacy"
@@ -140,6 +141,10 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	must(prv.Incidents.Insert(ctx, tenant, privacy.Incident{ID: "inc-1", Summary: "user " + ada + " reported a lost phone", DetectedAt: now}))
 	must(bookings.OpenData(db).Bookings.Insert(ctx, tenant, bookings.Booking{RoomID: "room1", EventID: "ev1", Start: now, End: now.Add(time.Hour)}))
 	must(crm.OpenData(db).Connections.Insert(ctx, tenant, crm.Connection{Provider: crm.ProviderSalesforce, Username: "sync@contoso.example", ConfiguredAt: now, ConfiguredBy: ada}))
+	// Ada is signed in to the portal, Bob too: her erasure signs her out, not him.
+	sessions := portal.OpenData(db).Sessions
+	must(sessions.Insert(ctx, tenant, portal.Session{ID: strings.Repeat("a", 64), ObjectID: ada, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}))
+	must(sessions.Insert(ctx, tenant, portal.Session{ID: strings.Repeat("b", 64), ObjectID: bob, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}))
 
 	exported := func(user string) map[string]int {
 		t.Helper()
@@ -156,7 +161,7 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	// Ada is in every table that can name her: her own rows, the rows she acted on as an admin
 	// (licenses, grants and audit entries of Bob too), the tenant's row, both subscriptions.
 	want := map[string]int{"users": 1, "presence": 1, "ledger": 1, "syncerrors": 1, "serviceusers": 1, "pbxextensions": 1,
-		"licenses": 2, "authorisations": 2, "audit": 2, "tenants": 1, "subscriptions": 2, "incidents": 1, "crmconnections": 1}
+		"licenses": 2, "authorisations": 2, "audit": 2, "tenants": 1, "subscriptions": 2, "incidents": 1, "crmconnections": 1, "portalsessions": 1}
 	if got := exported(ada); !gomaps.Equal(got, want) {
 		t.Errorf("Ada's export = %v, want %v", got, want)
 	}
@@ -178,8 +183,8 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	wantErased := tables.Erasure{"users": {Deleted: 1}, "presence": {Deleted: 1}, "ledger": {Deleted: 1}, "syncerrors": {Deleted: 1}, "pbxextensions": {Deleted: 1},
 		"serviceusers": {Deleted: 1}, "licenses": {Deleted: 1, Pseudonymised: 1}, "authorisations": {Deleted: 1, Pseudonymised: 1},
 		"audit": {Pseudonymised: 2}, "tenants": {Pseudonymised: 1}, "subscriptions": {Deleted: 1, Pseudonymised: 1}, "incidents": {Pseudonymised: 1},
-		"crmconnections": {Pseudonymised: 1},
-		"roles":          {}, "accessrequests": {}, "bookings": {}, "parkedmessages": {}, "privacyrequests": {}}
+		"crmconnections": {Pseudonymised: 1}, "portalsessions": {Deleted: 1},
+		"roles": {}, "accessrequests": {}, "bookings": {}, "parkedmessages": {}, "privacyrequests": {}}
 	if !gomaps.Equal(counts, wantErased) {
 		t.Errorf("erase counts = %v\nwant %v", counts, wantErased)
 	}
@@ -195,7 +200,7 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	// Bob keeps his rows, but for the subscription made through Ada's account (the presence manager
 	// makes a new one through another service user); the rows Ada acted on no longer name her.
 	if got, want := exported(bob), map[string]int{"users": 1, "presence": 1, "ledger": 1, "syncerrors": 1, "serviceusers": 1, "pbxextensions": 1,
-		"licenses": 1, "authorisations": 1, "audit": 1, "subscriptions": 1}; !gomaps.Equal(got, want) {
+		"licenses": 1, "authorisations": 1, "audit": 1, "subscriptions": 1, "portalsessions": 1}; !gomaps.Equal(got, want) {
 		t.Errorf("Bob's export after Ada's erasure = %v, want %v", got, want)
 	}
 	page, err := log.List(ctx, tenant, nil)

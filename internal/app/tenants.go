@@ -14,6 +14,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/secrets"
+	"github.com/connecthub/connecthub/internal/portal"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/retention"
 	"github.com/connecthub/connecthub/internal/tenants"
@@ -69,7 +70,7 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	job, err := retention.New(retention.Options{
 		Store: w.Store, Catalogue: catalogue, Keys: w.Keys, Secrets: sec, Graph: tenantgraph.Subscriptions{Clients: clients}, Licenses: svc,
 		Contracts: tenants.OpenData(w.Store.DB()),
-		Sweepers:  []retention.Sweeper{presenceData, bookingData}, Holders: []retention.UserHolder{presenceData},
+		Sweepers:  []retention.Sweeper{presenceData, bookingData, portal.OpenData(w.Store.DB())}, Holders: []retention.UserHolder{presenceData},
 		Now: clock.Now, Log: w.Log, Policy: policy,
 		MaxRows: cfg.RetentionMaxRows, Budget: cfg.JobRunBudget,
 	})
@@ -106,6 +107,7 @@ var (
 	_ tenants.Activity              = (*presence.Data)(nil)
 	_ retention.Sweeper             = (*presence.Data)(nil)
 	_ retention.Sweeper             = (*bookings.Data)(nil)
+	_ retention.Sweeper             = (*portal.Data)(nil)
 	_ retention.Sweeper             = (*queue.ParkingLot)(nil)
 	_ retention.UserHolder          = (*presence.Data)(nil)
 )

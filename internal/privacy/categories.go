@@ -46,6 +46,8 @@ var Categories = map[string]Category{
 		"Microsoft 365 (Graph change notifications)", []string{}},
 	"bookings": {"Room bookings", "answer room availability (times only, no subject or attendees)",
 		"Microsoft 365 (room calendars)", []string{}},
+	"portalsessions": {"Service Manager sign-in sessions", "keep the person signed in to the portal until their sign-in ends (at most 8 hours)",
+		"the person's sign-in with their work account", []string{}},
 	"crmconnections": {"CRM connection settings", "sign in to the tenant's Salesforce org as its integration user, and name the admin who set the connection",
 		"the tenant admin", []string{"the tenant's Salesforce org (the integration username, at sign-in)"}},
 	TableRequests: {"Privacy requests", "track each data subject request until it is answered (one month)",

@@ -123,8 +123,22 @@ func startStack(t testing.TB, options ...func(settings map[string]string)) *stac
 			t.Logf("handler log:\n%s", logs.String())
 		}
 	})
+	// The development issuer checks portal sign-ins' client assertions against the app's certificate, read
+	// from the secret file as cmd/devhost reads it.
+	appCert := func() (*x509.Certificate, error) {
+		st, err := secrets.NewFile(secretsFile, keyB64)
+		if err != nil {
+			return nil, err
+		}
+		p, err := st.Get(context.Background(), secrets.AppClientCertName)
+		if err != nil {
+			return nil, err
+		}
+		c, _, err := graphcrypto.ParseCertificate([]byte(p), "")
+		return c, err
+	}
 	h, err := devhost.New(devhost.Options{AppRoot: root, HandlerPath: handlerBinary(t), Addr: "127.0.0.1:0",
-		NoSchedules: true, MasterKey: "mk", FunctionKey: "fk", Settings: settings, Output: logs,
+		NoSchedules: true, MasterKey: "mk", FunctionKey: "fk", Settings: settings, Output: logs, AppCertificate: appCert,
 		Log: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -57,6 +57,21 @@ func HTTPRoute(name, binding, out string, h func(context.Context, *HTTPRequest) 
 		}}
 }
 
+// CallHTTP runs an HTTP route's handler in-process, without an envelope: the Service Manager portal calls
+// the admin functions this way, so a page shows and does exactly what the function answers. It reports
+// false for a route that is not an HTTP trigger.
+func (r Route) CallHTTP(ctx context.Context, req *HTTPRequest) (HTTPResponse, bool) {
+	if r.Trigger != HTTPTrigger || r.invoke == nil {
+		return HTTPResponse{}, false
+	}
+	out, err := r.invoke(ctx, req)
+	if err != nil || out == nil {
+		return Plain(http.StatusInternalServerError, "internal error"), true
+	}
+	res, ok := out.Outputs[r.Out].(HTTPResponse)
+	return res, ok
+}
+
 // QueueRoute adapts a Service Bus handler. An error fails the invocation, so the host abandons the
 // message: Service Bus redelivers it and dead-letters it after the queue's MaxDeliveryCount.
 func QueueRoute(name, binding string, h func(context.Context, *queue.Delivery) error) Route {

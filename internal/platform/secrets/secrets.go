@@ -53,6 +53,7 @@ const (
 	// The defaults of the settings that name them; config owns the values because it imports nothing.
 	NotificationCertName = config.DefaultNotificationCertName // PKCS#12 of Graph's rich-notification certificate
 	AppClientCertName    = config.DefaultAppClientCertName    // PKCS#12 of the multi-tenant app's client certificate
+	PortalKeyName        = "portal-key"                       // the portal's sealing key (sign-in state), created at first use
 )
 
 // TenantSecretPrefix starts the name of every secret that belongs to the tenant (data key, PBX credential,
