@@ -16,8 +16,8 @@ import (
 // RoomDirectory is the tenant's rooms for the Room Finder (bookings.Directory).
 type RoomDirectory interface {
 	View(ctx context.Context, tenant core.TenantID) (bookings.DirectoryView, error)
-	ChooseAndSync(ctx context.Context, tenant core.TenantID, roomLists []string) (bookings.DirectoryView, error)
-	SetSettings(ctx context.Context, tenant core.TenantID, c bookings.SettingsChange) (bookings.DirectoryView, error)
+	ChooseAndSync(ctx context.Context, a core.Actor, tenant core.TenantID, roomLists []string) (bookings.DirectoryView, error)
+	SetSettings(ctx context.Context, a core.Actor, tenant core.TenantID, c bookings.SettingsChange) (bookings.DirectoryView, error)
 	AllowedOrigin(ctx context.Context, tenant core.TenantID, origin string) (bool, error)
 }
 
@@ -64,14 +64,14 @@ func (a *App) listRooms(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPR
 // setRoomLists answers PUT tenants/{tenantId}/rooms/lists {"roomLists": [...]}: the room lists
 // served, none for every room; the rooms follow at once.
 func (a *App) setRoomLists(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
-	return a.principalCall(ctx, r, maxAdminBody, guard{perm: access.RoomsWrite}, func(ctx context.Context, _ access.Principal, id core.TenantID) (int, any, error) {
+	return a.principalCall(ctx, r, maxAdminBody, guard{perm: access.RoomsWrite}, func(ctx context.Context, p access.Principal, id core.TenantID) (int, any, error) {
 		var body struct {
 			RoomLists []string `json:"roomLists"`
 		}
 		if err := decodeJSONBody(r, &body); err != nil {
 			return 0, nil, err
 		}
-		v, err := a.Rooms.Directory.ChooseAndSync(ctx, id, body.RoomLists)
+		v, err := a.Rooms.Directory.ChooseAndSync(ctx, p.Actor(azfunc.InvocationID(ctx)), id, body.RoomLists)
 		return http.StatusOK, v, err
 	})
 }
@@ -167,7 +167,7 @@ func (a *App) getRoomSchedule(ctx context.Context, r *azfunc.HTTPRequest) azfunc
 // "bookingWindowDays": n}: the origins the tenant's Room Finder add-in is served from and how far
 // ahead bookings are cached; a field left out stays as it is (rooms.write).
 func (a *App) setRoomSettings(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
-	return a.principalCall(ctx, r, maxAdminBody, guard{perm: access.RoomsWrite}, func(ctx context.Context, _ access.Principal, id core.TenantID) (int, any, error) {
+	return a.principalCall(ctx, r, maxAdminBody, guard{perm: access.RoomsWrite}, func(ctx context.Context, p access.Principal, id core.TenantID) (int, any, error) {
 		var body struct {
 			AddInOrigins      *[]string `json:"addInOrigins"`
 			BookingWindowDays *int      `json:"bookingWindowDays"`
@@ -175,7 +175,7 @@ func (a *App) setRoomSettings(ctx context.Context, r *azfunc.HTTPRequest) azfunc
 		if err := decodeJSONBody(r, &body); err != nil {
 			return 0, nil, err
 		}
-		v, err := a.Rooms.Directory.SetSettings(ctx, id, bookings.SettingsChange{AddInOrigins: body.AddInOrigins, BookingWindowDays: body.BookingWindowDays})
+		v, err := a.Rooms.Directory.SetSettings(ctx, p.Actor(azfunc.InvocationID(ctx)), id, bookings.SettingsChange{AddInOrigins: body.AddInOrigins, BookingWindowDays: body.BookingWindowDays})
 		return http.StatusOK, v, err
 	})
 }

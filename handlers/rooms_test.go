@@ -22,7 +22,7 @@ type fakeRooms struct {
 	origins []string
 }
 
-func (f *fakeRooms) SetSettings(_ context.Context, t core.TenantID, c bookings.SettingsChange) (bookings.DirectoryView, error) {
+func (f *fakeRooms) SetSettings(_ context.Context, _ core.Actor, t core.TenantID, c bookings.SettingsChange) (bookings.DirectoryView, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	call := "settings:" + string(t)
@@ -54,7 +54,7 @@ func (f *fakeRooms) View(_ context.Context, t core.TenantID) (bookings.Directory
 	return roomsView, f.err
 }
 
-func (f *fakeRooms) ChooseAndSync(_ context.Context, t core.TenantID, lists []string) (bookings.DirectoryView, error) {
+func (f *fakeRooms) ChooseAndSync(_ context.Context, _ core.Actor, t core.TenantID, lists []string) (bookings.DirectoryView, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "choose:"+string(t)+":"+strings.Join(lists, ","))

@@ -8,6 +8,7 @@ import (
 	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/ingest"
+	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
@@ -21,6 +22,7 @@ func (w *Wired) wireRooms(clients *graph.AppClients) error {
 	data.MaxWindowDays = w.Config.Tenants.BookingWindowDays
 	dir := bookings.NewDirectory(data, placesGraph{clients}, clock.Now)
 	dir.Tenants = w.Store.Tenants
+	dir.Audit = audit.Trail{Table: audit.OpenLog(w.Store.DB()), Now: clock.Now, Log: w.Log}
 	var notificationURL, lifecycleURL string
 	if base := w.Config.Presence.PublicBaseURL; base != "" {
 		notificationURL, lifecycleURL = base+"/api/graph/notifications", base+"/api/graph/lifecycle"

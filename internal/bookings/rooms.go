@@ -138,7 +138,10 @@ type Directory struct {
 	t        RoomTables
 	bookings *BookingTable
 	// Tenants, when set, lets SetSettings change the tenant's booking window (within MaxWindowDays).
-	Tenants       *registry.TenantRegistry
+	Tenants *registry.TenantRegistry
+	// Audit records the admins' changes (the room lists served, the add-in's origins, the window); an
+	// admin change without it is refused rather than left unaudited.
+	Audit         Recorder
 	maxWindowDays int
 
 	mu      sync.Mutex
@@ -452,10 +455,21 @@ func (d *Directory) View(ctx context.Context, tenant core.TenantID) (DirectoryVi
 	return v, nil
 }
 
+// Recorder appends an admin change to the tenant's audit trail (audit.Trail).
+type Recorder interface {
+	Record(ctx context.Context, tenant core.TenantID, a core.Actor, action, targetType, targetID string, err error) error
+}
+
+var errNotAudited = apperr.New(apperr.Unavailable, "room settings cannot be changed: the audit trail is not wired", nil)
+
 // ChooseAndSync records the admin's choice of room lists and applies it at once (a metadata sync);
-// the choice stays recorded when the sync fails, and the daily sync applies it then.
-func (d *Directory) ChooseAndSync(ctx context.Context, tenant core.TenantID, roomLists []string) (DirectoryView, error) {
-	if err := d.Choose(ctx, tenant, roomLists); err != nil {
+// the choice stays recorded when the sync fails, and the daily sync applies it then. The choice is
+// audited (rooms.lists.set).
+func (d *Directory) ChooseAndSync(ctx context.Context, a core.Actor, tenant core.TenantID, roomLists []string) (DirectoryView, error) {
+	if d.Audit == nil {
+		return DirectoryView{}, errNotAudited
+	}
+	if err := d.Audit.Record(ctx, tenant, a, "rooms.lists.set", "tenant", string(tenant), d.Choose(ctx, tenant, roomLists)); err != nil {
 		return DirectoryView{}, err
 	}
 	if _, err := d.Sync(ctx, tenant); err != nil {
@@ -493,9 +507,21 @@ type SettingsChange struct {
 	BookingWindowDays *int
 }
 
-// SetSettings changes the tenant's add-in origins and booking window. A shorter window takes effect at
-// the next resync and retention sweep; a longer one as rooms are resynced (within 20 h).
-func (d *Directory) SetSettings(ctx context.Context, tenant core.TenantID, c SettingsChange) (DirectoryView, error) {
+// SetSettings changes the tenant's add-in origins and booking window, audited (rooms.settings.set: the
+// origins decide which web pages may read the tenant's room API). A shorter window takes effect at the
+// next resync and retention sweep; a longer one as rooms are resynced (within 20 h).
+func (d *Directory) SetSettings(ctx context.Context, a core.Actor, tenant core.TenantID, c SettingsChange) (DirectoryView, error) {
+	if d.Audit == nil {
+		return DirectoryView{}, errNotAudited
+	}
+	v, err := d.setSettings(ctx, tenant, c)
+	if err := d.Audit.Record(ctx, tenant, a, "rooms.settings.set", "tenant", string(tenant), err); err != nil {
+		return DirectoryView{}, err
+	}
+	return v, nil
+}
+
+func (d *Directory) setSettings(ctx context.Context, tenant core.TenantID, c SettingsChange) (DirectoryView, error) {
 	if err := tables.CheckTenant(tenant); err != nil {
 		return DirectoryView{}, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
@@ -185,21 +186,42 @@ func TestSetSettingsBookingWindow(t *testing.T) {
 	d := bookings.NewDirectory(data, &places{}, time.Now)
 	d.Tenants = env.Store.Tenants
 	days := func(n int) *int { return &n }
+	admin := core.Actor{ID: "a0000000-0000-4000-8000-0000000000ad", Kind: "user"}
+	if _, err := d.SetSettings(ctx, admin, a, bookings.SettingsChange{BookingWindowDays: days(7)}); apperr.CodeOf(err) != apperr.Unavailable {
+		t.Fatalf("a change without an audit trail: %v, want refused", err)
+	}
+	trail := audit.OpenLog(env.DB)
+	d.Audit = audit.Trail{Table: trail, Now: time.Now}
 	for _, bad := range []int{0, 29, -1} {
-		if _, err := d.SetSettings(ctx, a, bookings.SettingsChange{BookingWindowDays: days(bad)}); apperr.CodeOf(err) != apperr.Invalid {
+		if _, err := d.SetSettings(ctx, admin, a, bookings.SettingsChange{BookingWindowDays: days(bad)}); apperr.CodeOf(err) != apperr.Invalid {
 			t.Errorf("%d days: %v, want Invalid", bad, err)
 		}
 	}
 	origins := []string{"https://rooms.contoso.com"}
-	v, err := d.SetSettings(ctx, a, bookings.SettingsChange{BookingWindowDays: days(7), AddInOrigins: &origins})
+	v, err := d.SetSettings(ctx, admin, a, bookings.SettingsChange{BookingWindowDays: days(7), AddInOrigins: &origins})
 	if err != nil || v.BookingWindowDays != 7 || len(v.AddInOrigins) != 1 {
 		t.Fatalf("view = %+v, %v", v, err)
 	}
 	// Leaving a field out keeps it.
-	if v, err = d.SetSettings(ctx, a, bookings.SettingsChange{BookingWindowDays: days(28)}); err != nil || v.BookingWindowDays != 28 || len(v.AddInOrigins) != 1 {
+	if v, err = d.SetSettings(ctx, admin, a, bookings.SettingsChange{BookingWindowDays: days(28)}); err != nil || v.BookingWindowDays != 28 || len(v.AddInOrigins) != 1 {
 		t.Errorf("after changing only the window: %+v, %v", v, err)
 	}
 	if tn, _ := env.Store.Tenants.Get(ctx, a); tn.BookingWindowDays != 28 {
 		t.Errorf("tenant's window = %d, want 28 (read by the cache and the retention sweep)", tn.BookingWindowDays)
+	}
+	// Every attempt is in the tenant's audit trail with its outcome, by the admin who made it.
+	page, err := trail.List(ctx, a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcomes := map[string]int{}
+	for _, e := range page.Items {
+		if e.Action != "rooms.settings.set" || e.ActorID != admin.ID {
+			t.Errorf("audit entry %+v", e)
+		}
+		outcomes[e.Outcome]++
+	}
+	if len(page.Items) != 5 || outcomes["success"] != 2 {
+		t.Errorf("audit outcomes = %v over %d entries, want 3 refused and 2 successes", outcomes, len(page.Items))
 	}
 }
