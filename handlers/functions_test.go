@@ -247,7 +247,7 @@ func TestRoutesRefuseMissingService(t *testing.T) {
 			"ListExtensions", "GetPresenceMapping", "SetPresenceMapping"}},
 		{"tenant admin", func(a *App) { a.Tenants.Admin = nil }, []string{"AdminConsentCallback", "StartOnboarding",
 			"GetTenant", "SuspendTenant", "CancelTenant", "ReactivateTenant", "SetTenantLicenses", "AssignLicense",
-			"UnassignLicense"}},
+			"ListLicensedUsers", "UnassignLicense"}},
 		{"crm connection", func(a *App) { a.CRM.Admin = nil }, []string{"GetCRMConnection", "SetCRMConnection",
 			"DeleteCRMConnection", "TestCRMConnection"}},
 		{"portal", func(a *App) { a.Portal = nil }, []string{"Portal", "PortalAction"}},

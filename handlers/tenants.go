@@ -33,6 +33,7 @@ type TenantAdmin interface {
 	Assign(ctx context.Context, a core.Actor, tenant core.TenantID, userID string) (tenants.License, error)
 	Unassign(ctx context.Context, a core.Actor, tenant core.TenantID, userID string) error
 	RefreshProfile(ctx context.Context, a core.Actor, tenant core.TenantID, userID string) error
+	ListLicensed(ctx context.Context, tenant core.TenantID, search, pageToken string, pageSize int) (tenants.UserPage, error)
 }
 
 var _ TenantAdmin = (*tenants.Service)(nil)
@@ -111,6 +112,23 @@ func (a *App) tenantFunctions() []function {
 			l, err := s.Assign(ctx, actor, id, r.Params["userId"])
 			return http.StatusOK, licenseJSON{UserID: l.UserID, AssignedAt: l.AssignedAt, AssignedBy: l.AssignedBy,
 				PurchasedLicenses: l.Purchased, AssignedLicenses: l.Assigned}, err
+		}),
+		op("ListLicensedUsers", guard{perm: access.LicensesWrite, scope: "users"}, func(ctx context.Context, s TenantAdmin, _ core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+			size := 0
+			if v := r.Query.Get("pageSize"); v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 || n > tenants.MaxUserPage {
+					return 0, nil, apperr.New(apperr.Invalid, "pageSize must be 1 to "+strconv.Itoa(tenants.MaxUserPage), nil)
+				}
+				size = n
+			}
+			p, err := s.ListLicensed(ctx, id, r.Query.Get("search"), r.Query.Get("pageToken"), size)
+			out := userPageJSON{Users: make([]licensedUserJSON, 0, len(p.Users)), NextPageToken: p.Next}
+			for _, u := range p.Users {
+				out.Users = append(out.Users, licensedUserJSON{UserID: u.ID, DisplayName: u.DisplayName, Mail: u.Mail,
+					UserPrincipalName: u.UPN, ProcessingRestricted: u.Restricted})
+			}
+			return http.StatusOK, out, err
 		}),
 		op("UnassignLicense", guard{perm: access.LicensesWrite, scope: "users/{userId}"}, func(ctx context.Context, s TenantAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
 			return http.StatusNoContent, nil, s.Unassign(ctx, actor, id, r.Params["userId"])
@@ -287,6 +305,19 @@ func bearerChallenge(err error) string {
 		return `Bearer realm="connecthub"`
 	}
 	return `Bearer realm="connecthub", error="invalid_token"`
+}
+
+type licensedUserJSON struct {
+	UserID               string `json:"userId"`
+	DisplayName          string `json:"displayName,omitempty"`
+	Mail                 string `json:"mail,omitempty"`
+	UserPrincipalName    string `json:"userPrincipalName,omitempty"`
+	ProcessingRestricted bool   `json:"processingRestricted"`
+}
+
+type userPageJSON struct {
+	Users         []licensedUserJSON `json:"users"`
+	NextPageToken string             `json:"nextPageToken,omitempty"`
 }
 
 type onboardingJSON struct {

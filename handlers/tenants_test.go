@@ -83,6 +83,10 @@ func (f *fakeAdmin) Unassign(_ context.Context, a core.Actor, t core.TenantID, u
 	f.record("unassign:"+string(t)+":"+u, a)
 	return f.err
 }
+func (f *fakeAdmin) ListLicensed(_ context.Context, t core.TenantID, search, token string, size int) (tenants.UserPage, error) {
+	f.record(fmt.Sprintf("users:%s:%s:%s:%d", t, search, token, size), core.Actor{})
+	return tenants.UserPage{Users: []tenants.LicensedUser{{ID: userA, DisplayName: "Ada", Mail: "ada@contoso.example"}}, Next: "next"}, f.err
+}
 func (f *fakeAdmin) RefreshProfile(_ context.Context, a core.Actor, t core.TenantID, u string) error {
 	f.record("refresh:"+string(t)+":"+u, a)
 	return f.err
@@ -122,6 +126,10 @@ func TestTenantAdminFunctions(t *testing.T) {
 		{"reactivate", httpCall{function: "ReactivateTenant", method: "POST", params: tp}, 200, "reactivate:" + tenantA, `"id":"` + tenantA},
 		{"set licenses", httpCall{function: "SetTenantLicenses", method: "PUT", params: tp, body: `{"purchased":0}`}, 200, "licenses:" + tenantA, `"assignedLicenses":3`},
 		{"assign", httpCall{function: "AssignLicense", method: "PUT", params: up}, 200, "assign:" + tenantA + ":" + userA, `"userId":"` + userA},
+		{"list users", httpCall{function: "ListLicensedUsers", method: "GET", params: tp, query: map[string]string{"search": "ada", "pageSize": "50"}},
+			200, "users:" + tenantA + ":ada::50", `"displayName":"Ada"`},
+		{"list users: page too large", httpCall{function: "ListLicensedUsers", method: "GET", params: tp, query: map[string]string{"pageSize": "501"}},
+			400, "", "pageSize must be 1 to 500"},
 		{"unassign", httpCall{function: "UnassignLicense", method: "DELETE", params: up}, 204, "unassign:" + tenantA + ":" + userA, ""},
 		{"bad tenant id", httpCall{function: "SuspendTenant", method: "POST", params: map[string]string{"tenantId": "contoso.com"}}, 400, "", "tenant id must be a GUID"},
 		{"operator partition", httpCall{function: "CancelTenant", method: "POST", params: map[string]string{"tenantId": string(registry.OperatorPartition)}}, 400, "", "GUID"},

@@ -222,3 +222,57 @@ func TestAssignRepairsMissingProfile(t *testing.T) {
 		t.Errorf("profile = %+v, %v", u, err)
 	}
 }
+
+// The list shows licensed users only, with their opened profile; a search matches name, e-mail or id
+// case-insensitively; paging goes through every user; a forged token is refused.
+func TestListLicensed(t *testing.T) {
+	t.Parallel()
+	dir := newFakeDirectory(user(uid(1), "ada"), user(uid(2), "bob"), user(uid(3), "cy"))
+	f := newFixture(t, dir)
+	id := f.activeTenant(t, 3)
+	for _, n := range []int{1, 2, 3} {
+		if _, err := f.svc.Assign(ctx, operator, id, uid(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.svc.Unassign(ctx, operator, id, uid(2)); err != nil {
+		t.Fatal(err)
+	}
+	names := func(p UserPage) string {
+		var s []string
+		for _, u := range p.Users {
+			s = append(s, u.DisplayName)
+		}
+		return strings.Join(s, ",")
+	}
+	all, err := f.svc.ListLicensed(ctx, id, "", "", 0)
+	if err != nil || names(all) != "ada,cy" || all.Users[0].Mail != "ada@contoso.example" {
+		t.Fatalf("list = %+v, %v", all, err)
+	}
+	for search, want := range map[string]string{"ADA": "ada", "cy@contoso": "cy", uid(3)[24:]: "cy", "nobody": ""} {
+		p, err := f.svc.ListLicensed(ctx, id, search, "", 0)
+		if err != nil || names(p) != want {
+			t.Errorf("search %q = %q %v, want %q", search, names(p), err, want)
+		}
+	}
+	var seen []string
+	token := ""
+	for i := 0; i < 5; i++ {
+		p, err := f.svc.ListLicensed(ctx, id, "", token, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := names(p); n != "" {
+			seen = append(seen, n)
+		}
+		if token = p.Next; token == "" {
+			break
+		}
+	}
+	if strings.Join(seen, ",") != "ada,cy" {
+		t.Errorf("paged = %v", seen)
+	}
+	if _, err := f.svc.ListLicensed(ctx, id, "", "not-a-token!", 0); apperr.CodeOf(err) != apperr.Invalid {
+		t.Errorf("forged token: %v", err)
+	}
+}
