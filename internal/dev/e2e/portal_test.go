@@ -25,6 +25,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/tenantkey"
 	"github.com/connecthub/connecthub/internal/portal"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
+	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral/rctest"
 )
 
 // chromiumPath is Debian's Chromium, which `make test` installs (never a downloaded browser build).
@@ -152,6 +153,7 @@ func TestPortalInABrowser(t *testing.T) {
 	}
 	const admin, ada = "a0000000-0000-4000-8000-0000000000ad", "b0000000-0000-4000-8000-0000000000a1"
 	c.graph.PutUser(string(tenantA), graphtest.User{ID: ada, DisplayName: "Ada", Mail: "ada@contoso.example", AccountEnabled: true})
+	c.rc.AddExtension(rctest.Extension{ID: 4001, Number: "401", Email: "reception@contoso.example"})
 	front := c.front
 	base := front + "/api/portal/tenants/" + string(tenantA)
 
@@ -185,6 +187,19 @@ func TestPortalInABrowser(t *testing.T) {
 	if got := text(t, b, "licenses"); !strings.Contains(got, "1 of 3") {
 		t.Errorf("licenses after assigning = %q", got)
 	}
+	// The list finds her by a part of her name, typed into a form (never into a URL).
+	do(t, b, "search", chromedp.SetValue(chromedp.ID("search"), "ad"))
+	do(t, b, "search", chromedp.Evaluate[chromedp.Void](`document.body.dataset.left = "1"`), chromedp.Click(chromedp.ID("search-users")))
+	waitFor(t, "the search's page", func() bool {
+		ok, err := chromedp.Run(b, chromedp.Evaluate[bool](`!document.body.dataset.left && !!document.getElementById("users")`))
+		return err == nil && ok
+	})
+	if got := text(t, b, "users"); !strings.Contains(got, "Ada") || !strings.Contains(got, "ada@contoso.example") {
+		t.Errorf("users found = %q", got)
+	}
+	if loc, _ := chromedp.Run(b, chromedp.Location()); strings.Contains(loc, "ad") && strings.Contains(loc, "search") {
+		t.Errorf("the search landed in the URL: %s", loc)
+	}
 	screenshot(t, b, "03-licenses")
 
 	// A form without the session's CSRF token (as another site's page would post it, the cookie sent
@@ -217,13 +232,50 @@ func TestPortalInABrowser(t *testing.T) {
 	if got := submit(t, b, "test connector", "test-connector"); !strings.Contains(got, "accepted") {
 		t.Errorf("connector test = %q", got)
 	}
+	// The service user's connect link, an extension override for Ada, and a state mapping override.
+	submit(t, b, "connect link", "connect-service-user")
+	if href, err := chromedp.Run(b, chromedp.Evaluate[string](`document.getElementById("connect-link").href`)); err != nil ||
+		!strings.HasPrefix(href, front+"/api/auth/start?link=") {
+		t.Errorf("connect link = %q %v", href, err)
+	}
+	do(t, b, "override", chromedp.SetValue(chromedp.ID("ext-user"), ada), chromedp.SetValue(chromedp.ID("ext-id"), "4001"))
+	submit(t, b, "extension override", "set-extension")
+	if got := text(t, b, "extensions"); !strings.Contains(got, "override") || !strings.Contains(got, "401") {
+		t.Errorf("extensions after the override = %q", got)
+	}
+	do(t, b, "mapping", chromedp.SetValue(chromedp.ID("overrides"), "Away=Available\n*/InAMeeting=DND"))
+	submit(t, b, "mapping", "save-mapping")
+	if got := text(t, b, "mapping"); !strings.Contains(got, "away\tAvailable") {
+		t.Errorf("effective mapping = %q", got)
+	}
 	screenshot(t, b, "04-presence")
+
+	// Rooms: the Room Finder's settings; CRM: not connected yet.
+	do(t, b, "rooms", chromedp.Navigate(base+"/rooms"), chromedp.SetValue(chromedp.ID("addInOrigins"), "https://rooms.contoso.example"),
+		chromedp.SetValue(chromedp.ID("bookingWindowDays"), "14"))
+	submit(t, b, "room settings", "save-room-settings")
+	if got, _ := chromedp.Run(b, chromedp.Evaluate[string](`document.getElementById("addInOrigins").value`)); got != "https://rooms.contoso.example" {
+		t.Errorf("add-in origins after saving = %q", got)
+	}
+	if code := status(t, b, base+"/crm"); code != http.StatusOK || text(t, b, "crm-state") != "not set up" {
+		t.Errorf("CRM page = %d %q", code, text(t, b, "crm-state"))
+	}
+
+	// Access: a helpdesk grant, shown and revoked.
+	const helper = "d0000000-0000-4000-8000-0000000000d1"
+	do(t, b, "access", chromedp.Navigate(base+"/access"), chromedp.SetValue(chromedp.ID("principalId"), helper),
+		chromedp.SetValue(chromedp.ID("role"), "Helpdesk"))
+	submit(t, b, "grant", "grant")
+	if got := text(t, b, "grants"); !strings.Contains(got, helper) || !strings.Contains(got, "Helpdesk") {
+		t.Errorf("grants = %q", got)
+	}
+	screenshot(t, b, "05-access")
 
 	// Privacy: Ada's data, her export as a download, then her erasure with the typed confirmation.
 	do(t, b, "view", chromedp.Navigate(base+"/privacy"), chromedp.SetValue(chromedp.ID("userId"), ada),
 		chromedp.Click(chromedp.ID("view")), chromedp.WaitVisible(chromedp.ID("report")))
 	do(t, b, "export", chromedp.SetValue(chromedp.ID("userId"), ada), chromedp.Click(chromedp.ID("export")))
-	archive := waitForFile(t, downloads)
+	archive := waitForFile(t, downloads, "personal-data.json")
 	var report struct {
 		Schema     string `json:"schema"`
 		Subject    string `json:"subject"`
@@ -240,7 +292,7 @@ func TestPortalInABrowser(t *testing.T) {
 		}) {
 		t.Errorf("downloaded export = %v %s", err, truncate(string(archive), 300))
 	}
-	screenshot(t, b, "05-privacy")
+	screenshot(t, b, "06-privacy")
 	do(t, b, "erase form", chromedp.Navigate(base+"/privacy"), chromedp.SendKeys(chromedp.ID("erase-user"), ada),
 		chromedp.SendKeys(chromedp.ID("confirm"), ada))
 	if got := submit(t, b, "erase", "erase"); !strings.HasPrefix(got, "Erased") {
@@ -249,12 +301,13 @@ func TestPortalInABrowser(t *testing.T) {
 	if _, err := s.store.Users.Get(ctx, tenantA, ada); !errors.Is(err, tables.ErrNotFound) {
 		t.Errorf("Ada is still stored after the erasure: %v", err)
 	}
-	screenshot(t, b, "06-erased")
+	screenshot(t, b, "07-erased")
 
 	// Audit: each action above, by the admin who took it in the portal.
 	do(t, b, "audit", chromedp.Navigate(base+"/audit"), chromedp.WaitVisible(chromedp.ID("audit")))
 	trail := text(t, b, "audit")
-	for _, action := range []string{"license.assign", "connector.set", "connector.test", "privacy.access", "privacy.export", "privacy.erase"} {
+	for _, action := range []string{"license.assign", "connector.set", "connector.test", "user.extension.set", "presence.mapping.set",
+		"rooms.settings.set", "access.grant", "privacy.access", "privacy.export", "privacy.erase"} {
 		if !strings.Contains(trail, action) {
 			t.Errorf("audit page lacks %s:\n%s", action, trail)
 		}
@@ -262,7 +315,11 @@ func TestPortalInABrowser(t *testing.T) {
 	if !strings.Contains(trail, admin) {
 		t.Errorf("audit page does not name the admin who acted")
 	}
-	screenshot(t, b, "07-audit")
+	screenshot(t, b, "08-audit")
+	do(t, b, "audit download", chromedp.Click(chromedp.ID("download-audit")))
+	if lines := strings.Count(string(waitForFile(t, downloads, "audit-"+string(tenantA)+".jsonl")), "\n"); lines < 9 {
+		t.Errorf("audit download has %d lines", lines)
+	}
 
 	// Tenant B: refused with 403 and a page that says so, for every page.
 	for _, page := range []string{"", "/licenses", "/privacy", "/audit", "/presence"} {
@@ -270,7 +327,7 @@ func TestPortalInABrowser(t *testing.T) {
 			t.Errorf("tenant B %q = %d, want 403", page, code)
 		}
 	}
-	screenshot(t, b, "08-other-tenant-403")
+	screenshot(t, b, "09-other-tenant-403")
 
 	// Sign-out ends the session at the server, not only in the browser.
 	do(t, b, "sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("signedout")))
@@ -286,35 +343,52 @@ func TestPortalInABrowser(t *testing.T) {
 		t.Errorf("after sign-out the audit page answered %d with data", code)
 	}
 
-	// An operator without a grant: the tenants list, and nothing inside a tenant.
+	// An operator without a grant: the tenants list, and nothing inside a tenant. They ask for access; a
+	// security officer approves it in the portal; then the operator reads the tenant's overview.
+	const operator, officer = "c0000000-0000-4000-8000-0000000000c1", "c0000000-0000-4000-8000-0000000000c2"
 	op := newBrowser(t)
-	signIn(t, op, front, config.DevOperatorTenant, "c0000000-0000-4000-8000-0000000000c1", access.AppRoleOperator)
+	signIn(t, op, front, config.DevOperatorTenant, operator, access.AppRoleOperator)
 	if got := text(t, op, "tenants"); !strings.Contains(got, string(tenantA)) {
 		t.Errorf("operator's tenant list lacks tenant A: %q", got)
 	}
-	screenshot(t, op, "09-operator")
 	if code := status(t, op, base); code != http.StatusForbidden {
 		t.Errorf("operator without a grant on tenant A = %d, want 403", code)
 	}
-	if body := text(t, op, "main"); strings.Contains(body, "licenses") && strings.Contains(body, "assigned") {
+	if body := text(t, op, "main"); strings.Contains(body, "purchased") {
 		t.Errorf("operator without a grant sees tenant data: %q", body)
+	}
+	do(t, op, "ask", chromedp.Navigate(front+"/api/portal/operator"), chromedp.SetValue(chromedp.ID("req-tenant"), string(tenantA)),
+		chromedp.SetValue(chromedp.ID("minutes"), "30"), chromedp.SetValue(chromedp.ID("justification"), "TICKET-1234"))
+	submit(t, op, "request access", "request-access")
+	screenshot(t, op, "10-operator")
+
+	so := newBrowser(t)
+	signIn(t, so, front, config.DevOperatorTenant, officer, access.AppRoleSecurityOfficer)
+	do(t, so, "officer opens tenant A", chromedp.Click(chromedp.CSS(`a[href$="`+string(tenantA)+`/access"]`)),
+		chromedp.WaitVisible(chromedp.ID("requests")))
+	do(t, so, "approve", chromedp.Evaluate[chromedp.Void](`document.body.dataset.left = "1"`),
+		chromedp.Click(chromedp.CSS(`#requests button[type=submit]`)))
+	waitFor(t, "the approval", func() bool {
+		got, err := chromedp.Run(so, chromedp.Evaluate[string](`document.body.dataset.left ? "" : (document.getElementById("notice") || {}).textContent || ""`))
+		return err == nil && strings.HasPrefix(got, "Approved")
+	})
+	screenshot(t, so, "11-security-officer")
+	if code := status(t, op, base); code != http.StatusOK {
+		t.Errorf("operator with an approved grant on tenant A = %d, want 200", code)
+	}
+	if code := status(t, op, base+"/privacy"); code != http.StatusForbidden {
+		t.Errorf("operator support may not reach privacy: %d", code)
 	}
 }
 
-func waitForFile(t *testing.T, dir string) []byte {
+func waitForFile(t *testing.T, dir, name string) []byte {
 	t.Helper()
 	var data []byte
-	waitFor(t, "the export download", func() bool {
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if strings.HasSuffix(e.Name(), ".crdownload") {
-				continue
-			}
-			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-			if err == nil && len(b) > 0 {
-				data = b
-				return true
-			}
+	waitFor(t, "the download "+name, func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err == nil && len(b) > 0 {
+			data = b
+			return true
 		}
 		return false
 	})

@@ -1,0 +1,104 @@
+package portal
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/platform/azfunc"
+)
+
+// roomsPage: the Room Finder's rooms and room lists with when they were last read from Places, which
+// lists are served, the add-in's origins and the booking window.
+func (p *Portal) roomsPage(ctx context.Context, req *request, v *view, tenant core.TenantID) azfunc.HTTPResponse {
+	v.Title = "Rooms"
+	t := map[string]string{"tenantId": string(tenant)}
+	if req.Method == http.MethodPost {
+		f := req.form
+		switch f.Get("action") {
+		case "lists":
+			lists := []string{}
+			for _, l := range f["roomList"] {
+				if l = strings.TrimSpace(l); l != "" {
+					lists = append(lists, l)
+				}
+			}
+			status, msg, _ := p.call(ctx, req, "SetRoomLists", t, nil, map[string]any{"roomLists": lists}, nil)
+			v.Notice, v.Problem = outcome(status, msg, "Room lists saved: the add-in serves the rooms of the chosen lists (all rooms when none is chosen).")
+		case "settings":
+			body := map[string]any{"addInOrigins": fields(f.Get("addInOrigins"))}
+			if d := strings.TrimSpace(f.Get("bookingWindowDays")); d != "" {
+				n, err := strconv.Atoi(d)
+				if err != nil {
+					v.Problem = "The booking window is a number of days."
+					break
+				}
+				body["bookingWindowDays"] = n
+			}
+			status, msg, _ := p.call(ctx, req, "SetRoomSettings", t, nil, body, nil)
+			v.Notice, v.Problem = outcome(status, msg, "Room Finder settings saved.")
+		}
+	}
+	var dir map[string]any
+	if status, msg, _ := p.call(ctx, req, "ListRooms", t, nil, nil, &dir); status >= 400 {
+		return p.refused(req, v, status, msg)
+	}
+	v.Data["Rooms"] = dir
+	origins, _ := dir["addInOrigins"].([]any)
+	var os []string
+	for _, o := range origins {
+		os = append(os, str(o))
+	}
+	v.Data["Origins"] = strings.Join(os, "\n")
+	v.Data["CanWrite"] = p.cfg.Access.Allowed(ctx, req.who, PermRoomsWrite, tenant)
+	return p.render(req, statusOf(v), "rooms", v)
+}
+
+// crmPage: the tenant's Salesforce connection (never its key), its test with what to change when it
+// fails, and setting or removing it.
+func (p *Portal) crmPage(ctx context.Context, req *request, v *view, tenant core.TenantID) azfunc.HTTPResponse {
+	v.Title = "CRM"
+	t := map[string]string{"tenantId": string(tenant)}
+	if req.Method == http.MethodPost {
+		f := req.form
+		switch f.Get("action") {
+		case "set":
+			in := map[string]any{"consumerKey": strings.TrimSpace(f.Get("consumerKey")), "username": strings.TrimSpace(f.Get("username")),
+				"host": f.Get("host"), "privateKey": f.Get("privateKey")}
+			status, msg, _ := p.call(ctx, req, "SetCRMConnection", t, nil, in, nil)
+			v.Notice, v.Problem = outcome(status, msg, "Connection saved. Test it to see that Salesforce accepts it.")
+		case "test":
+			var res map[string]any
+			status, msg, _ := p.call(ctx, req, "TestCRMConnection", t, nil, nil, &res)
+			switch {
+			case status >= 400:
+				v.Problem = msg
+			case res["ok"] == true:
+				v.Notice = "Salesforce accepted the connection."
+			default:
+				v.Problem = "The test failed: " + str(res["message"]) + " (" + str(res["code"]) + ")"
+			}
+		case "delete":
+			status, msg, _ := p.call(ctx, req, "DeleteCRMConnection", t, nil, nil, nil)
+			v.Notice, v.Problem = outcome(status, msg, "Connection removed, with its key.")
+		}
+	}
+	var conn map[string]any
+	if status, msg, _ := p.call(ctx, req, "GetCRMConnection", t, nil, nil, &conn); status >= 400 {
+		return p.refused(req, v, status, msg)
+	}
+	v.Data["Connection"] = conn
+	v.Data["CanWrite"] = p.cfg.Access.Allowed(ctx, req.who, PermConnectorWrite, tenant)
+	return p.render(req, statusOf(v), "crm", v)
+}
+
+// fields splits a textarea of one value per line (or comma-separated).
+func fields(s string) []string {
+	out := []string{}
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == ',' || r == '\r' || r == ' ' }) {
+		out = append(out, f)
+	}
+	return out
+}
