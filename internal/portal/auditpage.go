@@ -82,3 +82,42 @@ func (p *Portal) auditPage(ctx context.Context, req *request, v *view, tenant co
 	v.Data["Entries"] = entries
 	return p.render(req, statusOf(v), "audit", v)
 }
+
+// maxExportPages bounds the tenant export one form post answers without the page's script (the host
+// hands whole bodies); with the script, the browser fetches page by page, shows its progress, and has
+// no bound.
+const maxExportPages = 20
+
+// tenantExport answers the tenant's whole export (ExportTenant): one page with its next token in
+// X-Next-Page-Token for the page's script (page=1), or, for a plain form post, up to maxExportPages
+// pages as one download.
+func (p *Portal) tenantExport(ctx context.Context, req *request, v *view, tenant core.TenantID) azfunc.HTTPResponse {
+	t := map[string]string{"tenantId": string(tenant)}
+	q := url.Values{"pageSize": {"1000"}}
+	if tok := req.form.Get("pageToken"); tok != "" {
+		q.Set("pageToken", tok)
+	}
+	onePage := req.form.Get("page") == "1"
+	var b strings.Builder
+	next := ""
+	for i := 0; i < maxExportPages; i++ {
+		status, msg, res := p.call(ctx, req, "ExportTenant", t, q, nil, nil)
+		if status >= 400 {
+			return p.refused(req, v, status, msg)
+		}
+		b.WriteString(res.Body)
+		next = res.Headers["X-Next-Page-Token"]
+		if next == "" || onePage {
+			break
+		}
+		q.Set("pageToken", next)
+	}
+	h := map[string]string{"Content-Type": "application/x-ndjson"}
+	if next != "" {
+		h["X-Next-Page-Token"] = next
+	}
+	if !onePage {
+		h["Content-Disposition"] = `attachment; filename="tenant-` + string(tenant) + `.jsonl"`
+	}
+	return azfunc.HTTPResponse{StatusCode: http.StatusOK, Body: b.String(), Headers: h}
+}

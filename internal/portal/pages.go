@@ -219,6 +219,11 @@ func (p *Portal) tenantPage(ctx context.Context, req *request, tenant core.Tenan
 		return p.privacyPage(ctx, req, v, tenant)
 	case "audit":
 		return p.auditPage(ctx, req, v, tenant)
+	case "export":
+		if req.Method != http.MethodPost {
+			return p.problem(req, http.StatusMethodNotAllowed, "The export is started from the privacy page.")
+		}
+		return p.tenantExport(ctx, req, v, tenant)
 	}
 	return p.problem(req, http.StatusNotFound, "There is no such page.")
 }

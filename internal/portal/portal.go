@@ -283,7 +283,7 @@ func (p *Portal) harden(res azfunc.HTTPResponse) azfunc.HTTPResponse {
 	}
 	h := res.Headers
 	h["Content-Security-Policy"] = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
-		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 	h["X-Content-Type-Options"] = "nosniff"
 	h["X-Frame-Options"] = "DENY"
 	// same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" with every form,

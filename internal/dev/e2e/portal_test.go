@@ -292,6 +292,18 @@ func TestPortalInABrowser(t *testing.T) {
 		}) {
 		t.Errorf("downloaded export = %v %s", err, truncate(string(archive), 300))
 	}
+	// The tenant's whole export, fetched page by page by the page's script with its progress shown.
+	do(t, b, "tenant export", chromedp.Navigate(base+"/privacy"), chromedp.Click(chromedp.ID("tenant-export")),
+		chromedp.WaitVisible(chromedp.ID("export-done")))
+	dump := string(waitForFile(t, downloads, "tenant-"+string(tenantA)+".jsonl"))
+	for _, table := range []string{`"table":"licenses"`, `"table":"users"`, `"table":"audit"`} {
+		if !strings.Contains(dump, table) {
+			t.Errorf("tenant export lacks %s", table)
+		}
+	}
+	if got := text(t, b, "export-done"); !strings.HasPrefix(got, "Done: ") {
+		t.Errorf("export progress = %q", got)
+	}
 	screenshot(t, b, "06-privacy")
 	do(t, b, "erase form", chromedp.Navigate(base+"/privacy"), chromedp.SendKeys(chromedp.ID("erase-user"), ada),
 		chromedp.SendKeys(chromedp.ID("confirm"), ada))
