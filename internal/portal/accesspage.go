@@ -41,6 +41,17 @@ func (p *Portal) accessPage(ctx context.Context, req *request, v *view, tenant c
 		case "revoke":
 			status, msg, _ := p.call(ctx, req, "RevokeRole", grant, nil, nil, nil)
 			v.Notice, v.Problem = outcome(status, msg, "Role revoked.")
+		case "define":
+			perms := f["permission"]
+			if perms == nil {
+				perms = []string{}
+			}
+			role := map[string]string{"tenantId": string(tenant), "role": strings.TrimSpace(f.Get("roleName"))}
+			status, msg, _ := p.call(ctx, req, "DefineRole", role, nil, map[string]any{"permissions": perms, "description": strings.TrimSpace(f.Get("description"))}, nil)
+			v.Notice, v.Problem = outcome(status, msg, "Role defined. Grant it below; narrowing it applies at once to everyone who holds it.")
+		case "undefine":
+			status, msg, _ := p.call(ctx, req, "DeleteRole", map[string]string{"tenantId": string(tenant), "role": role}, nil, nil, nil)
+			v.Notice, v.Problem = outcome(status, msg, "Role deleted.")
 		case "approve":
 			status, msg, _ := p.call(ctx, req, "ApproveOperatorAccess", request, nil, nil, nil)
 			v.Notice, v.Problem = outcome(status, msg, "Approved: the operator has read-only access for the requested time.")
@@ -56,6 +67,24 @@ func (p *Portal) accessPage(ctx context.Context, req *request, v *view, tenant c
 	_, _, _ = p.call(ctx, req, "ListRoles", t, nil, nil, &roles)
 	_, _, _ = p.call(ctx, req, "ListAccessRequests", t, nil, nil, &requests)
 	v.Data["Grants"], v.Data["Roles"], v.Data["Requests"] = grants["grants"], roles["roles"], requests["requests"]
+	// The permissions a custom role may name: those of the built-in roles, as ListRoles shows them (the
+	// function refuses any the defining admin does not hold).
+	var perms []string
+	rs, _ := roles["roles"].([]any)
+	for _, r := range rs {
+		m, _ := r.(map[string]any)
+		if m["custom"] == true {
+			continue
+		}
+		ps, _ := m["permissions"].([]any)
+		for _, x := range ps {
+			if s := str(x); s != "" && !slices.Contains(perms, s) {
+				perms = append(perms, s)
+			}
+		}
+	}
+	slices.Sort(perms)
+	v.Data["Permissions"] = perms
 	v.Data["CanGrant"] = p.cfg.Access.Allowed(ctx, req.who, PermAccessGrant, tenant)
 	v.Data["CanApprove"] = p.cfg.Access.Allowed(ctx, req.who, PermAccessApprove, tenant)
 	return p.render(req, statusOf(v), "access", v)

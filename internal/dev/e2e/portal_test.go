@@ -269,6 +269,15 @@ func TestPortalInABrowser(t *testing.T) {
 	if got := text(t, b, "grants"); !strings.Contains(got, helper) || !strings.Contains(got, "Helpdesk") {
 		t.Errorf("grants = %q", got)
 	}
+	// A custom role of two permissions, granted like a built-in one.
+	do(t, b, "define role", chromedp.SetValue(chromedp.ID("roleName"), "Receptionist"),
+		chromedp.Click(chromedp.CSS(`input[name=permission][value="tenant.read"]`)),
+		chromedp.Click(chromedp.CSS(`input[name=permission][value="connector.read"]`)),
+		chromedp.SetValue(chromedp.ID("description"), "front desk"))
+	submit(t, b, "define role", "define-role")
+	if got := text(t, b, "roles"); !strings.Contains(got, "Receptionist (custom): front desk") {
+		t.Errorf("roles = %q", got)
+	}
 	screenshot(t, b, "05-access")
 
 	// Privacy: Ada's data, her export as a download, then her erasure with the typed confirmation.
@@ -319,7 +328,7 @@ func TestPortalInABrowser(t *testing.T) {
 	do(t, b, "audit", chromedp.Navigate(base+"/audit"), chromedp.WaitVisible(chromedp.ID("audit")))
 	trail := text(t, b, "audit")
 	for _, action := range []string{"license.assign", "connector.set", "connector.test", "user.extension.set", "presence.mapping.set",
-		"rooms.settings.set", "access.grant", "privacy.access", "privacy.export", "privacy.erase"} {
+		"rooms.settings.set", "access.grant", "access.role.define", "privacy.access", "privacy.export", "privacy.erase"} {
 		if !strings.Contains(trail, action) {
 			t.Errorf("audit page lacks %s:\n%s", action, trail)
 		}
