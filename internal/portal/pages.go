@@ -51,6 +51,7 @@ const (
 	PermPrivacyRestrict = "privacy.restrict"
 	PermRoomsRead       = "rooms.read"
 	PermRoomsWrite      = "rooms.write"
+	PermIncidentsWrite  = "incidents.write"
 	// PermServiceUsersWrite connects a delegated service user; PermAccess* are the access page's.
 	PermServiceUsersWrite = "serviceusers.write"
 	PermAccessRead        = "access.read"
@@ -60,7 +61,7 @@ const (
 
 // Permissions are every permission the portal asks about.
 var Permissions = []string{PermTenantRead, PermLicensesWrite, PermConnectorRead, PermConnectorWrite,
-	PermPrivacyExport, PermPrivacyErase, PermAuditRead, PermServiceUsersWrite, PermAccessRead, PermAccessGrant, PermAccessApprove, PermPrivacyRestrict, PermRoomsRead, PermRoomsWrite}
+	PermPrivacyExport, PermPrivacyErase, PermAuditRead, PermServiceUsersWrite, PermAccessRead, PermAccessGrant, PermAccessApprove, PermPrivacyRestrict, PermRoomsRead, PermRoomsWrite, PermIncidentsWrite}
 
 var tenantMenu = []nav{
 	{Label: "Overview", Path: "", Perm: PermTenantRead},
@@ -87,6 +88,8 @@ func (p *Portal) route(ctx context.Context, req *request) azfunc.HTTPResponse {
 		return p.signOut(ctx, req)
 	case len(path) == 1 && path[0] == "operator":
 		return p.operatorPage(ctx, req)
+	case len(path) == 2 && path[0] == "operator" && path[1] == "incidents":
+		return p.incidentsPage(ctx, req)
 	case len(path) >= 2 && path[0] == "tenants" && len(path) <= 3:
 		tenant, err := core.ParseTenantID(path[1])
 		if err != nil {
@@ -323,6 +326,7 @@ func (p *Portal) operatorPage(ctx context.Context, req *request) azfunc.HTTPResp
 		}
 	}
 	v.Data["Tenants"] = ts
+	v.Data["CanIncidents"] = p.cfg.Access.Allowed(ctx, req.who, PermIncidentsWrite, "")
 	return p.render(req, statusOf(v), "operator", v)
 }
 

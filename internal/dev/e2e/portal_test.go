@@ -394,6 +394,35 @@ func TestPortalInABrowser(t *testing.T) {
 		return err == nil && strings.HasPrefix(got, "Approved")
 	})
 	screenshot(t, so, "11-security-officer")
+
+	// The officer records a breach incident for tenant A, reads the drafted notification and marks it sent.
+	do(t, so, "incidents", chromedp.Navigate(front+"/api/portal/operator"), chromedp.Click(chromedp.ID("incidents-link")),
+		chromedp.WaitVisible(chromedp.ID("record-incident")),
+		chromedp.SetValue(chromedp.ID("summary"), "A PBX credential was readable by a support tool for 2 hours."),
+		chromedp.SetValue(chromedp.ID("discoveredAt"), time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04")),
+		chromedp.SetValue(chromedp.ID("inc-tenants"), string(tenantA)), chromedp.SetValue(chromedp.ID("dataCategories"), "users"),
+		chromedp.SetValue(chromedp.ID("containment"), "tool access removed"), chromedp.SetValue(chromedp.ID("impact"), "low"),
+		chromedp.SetValue(chromedp.ID("actionPlan"), "rotate the credential"), chromedp.SetValue(chromedp.ID("contact"), "dpo@connecthub.example"))
+	submit(t, so, "record incident", "record-incident")
+	if got := text(t, so, "incidents"); !strings.Contains(got, string(tenantA)) || !strings.Contains(got, "not yet") {
+		t.Errorf("incidents = %q", got)
+	}
+	do(t, so, "drafts", chromedp.Evaluate[chromedp.Void](`document.body.dataset.left = "1"`),
+		chromedp.Click(chromedp.CSS(`#incidents button[type=submit]`)))
+	waitFor(t, "the drafts", func() bool {
+		ok, err := chromedp.Run(so, chromedp.Evaluate[bool](`!document.body.dataset.left && !!document.getElementById("drafts-h")`))
+		return err == nil && ok
+	})
+	if got := text(t, so, "draft-"+string(tenantA)); !strings.Contains(got, "rotate the credential") {
+		t.Errorf("draft = %q", got)
+	}
+	do(t, so, "mark sent", chromedp.Evaluate[chromedp.Void](`document.body.dataset.left = "1"`),
+		chromedp.Click(chromedp.CSS(`#draft-`+string(tenantA)+` button`)))
+	waitFor(t, "marked sent", func() bool {
+		got, err := chromedp.Run(so, chromedp.Evaluate[string](`document.body.dataset.left ? "" : (document.getElementById("notice") || {}).textContent || ""`))
+		return err == nil && got == "Marked sent."
+	})
+	screenshot(t, so, "12-incidents")
 	if code := status(t, op, base); code != http.StatusOK {
 		t.Errorf("operator with an approved grant on tenant A = %d, want 200", code)
 	}
