@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/connecthub/connecthub/internal/app"
@@ -28,9 +29,34 @@ func main() {
 	// Every line logged with a context carries its function, invocation id and tenant (core.NewLogHandler).
 	log := slog.New(core.NewLogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	slog.SetDefault(log)
-	if err := realMain(ctx, log); err != nil {
+	stopProfile := cpuProfile(log)
+	err := realMain(ctx, log)
+	stopProfile()
+	if err != nil {
 		log.Error("handler stopped", "error", err)
 		os.Exit(1)
+	}
+}
+
+// cpuProfile writes a CPU profile of the whole run to the file named by CONNECTHUB_CPUPROFILE, when it
+// is set (benchmarks: go test ./internal/dev/e2e -handler.cpuprofile); the returned func ends it.
+// Never set in Azure: a profile names functions, not data, but it is no use there.
+func cpuProfile(log *slog.Logger) (stop func()) {
+	path := os.Getenv("CONNECTHUB_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		log.Error("cpu profile not started", "error", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
 	}
 }
 
