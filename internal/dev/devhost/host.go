@@ -577,19 +577,44 @@ func (h *Host) serveQueueEndpoint(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"stats": q.Stats(), "deadLetters": q.DeadLetters()})
 		return
 	}
-	var req queue.SendRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&req); err != nil {
+	msgs, err := decodeSend(r)
+	if err != nil {
 		http.Error(w, "bad send request", http.StatusBadRequest)
 		return
 	}
-	for _, m := range req.Messages {
+	for _, m := range msgs {
 		if m.ID == "" || len(m.ID) > 128 || len(m.SessionID) > 128 {
 			http.Error(w, "MessageId is required and at most 128 characters", http.StatusBadRequest)
 			return
 		}
 	}
-	acc, dup := q.Send(req.Messages)
+	acc, dup := q.Send(msgs)
 	writeJSON(w, http.StatusOK, queue.SendResult{Accepted: acc, Duplicates: dup})
+}
+
+// maxSend bounds one send's body.
+const maxSend = 64 << 20
+
+// decodeSend reads a send's messages in one pass: queue.BatchContentType as DevhostSender posts it, or a
+// queue.SendRequest as JSON.
+func decodeSend(r *http.Request) ([]queue.Message, error) {
+	if r.Header.Get("Content-Type") != queue.BatchContentType {
+		var req queue.SendRequest
+		err := json.NewDecoder(io.LimitReader(r.Body, maxSend)).Decode(&req)
+		return req.Messages, err
+	}
+	n := r.ContentLength
+	if n < 0 || n > maxSend {
+		n = 0
+	}
+	body := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
+	if _, err := body.ReadFrom(io.LimitReader(r.Body, maxSend+1)); err != nil {
+		return nil, err
+	}
+	if body.Len() > maxSend {
+		return nil, errors.New("send too large")
+	}
+	return queue.DecodeBatch(body.Bytes())
 }
 
 func (h *Host) queueStats() map[string]Stats {
