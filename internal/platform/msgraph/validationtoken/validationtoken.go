@@ -463,6 +463,17 @@ func keyMaySign(keyIssuer, issuer, tenant string) bool {
 	return want == "https://login.microsoftonline.com/"+tenant+"/v2.0" && issuer == "https://sts.windows.net/"+tenant+"/"
 }
 
+// Ready fails with ErrKeysUnavailable, as Validate would, while the signing keys have not been fetched
+// (and asks for them); it verifies nothing and costs nothing, so a caller can answer "retry later" before
+// it decides whether a POST's tokens need verifying at all.
+func (v *Validator) Ready() error {
+	if v.keys.Load() == nil {
+		v.requestRefresh()
+		return fmt.Errorf("validate token: %w", ErrKeysUnavailable)
+	}
+	return nil
+}
+
 // ValidateAll validates every token of one POST and returns the tenants with at least one valid token. A POST
 // may also carry tokens of other apps sharing the notification URL; those fail on audience and are reported
 // in errs (joined, with their index) without affecting the tenants that validated. validTenants is never nil.
