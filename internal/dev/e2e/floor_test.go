@@ -22,12 +22,12 @@ import (
 // (CONNECTHUB_CPUPROFILE); go test's own -cpuprofile covers devhost, which runs in the test process.
 var handlerCPUProfile = flag.String("handler.cpuprofile", "", "write the handler's CPU profile to this file")
 
-// BenchmarkWebhookVersusFloor posts the same 50-item bodies from 16 clients, in one run, to the webhook
+// BenchmarkWebhookVersusFloor posts the same bodies from 16 clients, in one run, to the webhook
 // through devhost and to a bare net/http server that reads the body and answers 202 (the floor: what
 // any Go webhook pays for HTTP alone, testdata/floor), and reports both and their ratio, so that a change
 // to the webhook's path is judged against the floor of the same machine and moment, not a figure from
-// another day. Two scenarios: every item accepted and queued, and every item with the wrong clientState
-// (what a forger's POST costs).
+// another day. Scenarios: the validation handshake, one item, 50 items accepted and queued, and 50
+// items with the wrong clientState (what a forger's POST costs).
 //
 // CPU per request is read from /proc/<pid>/task/*/schedstat before and after each run, for the handler
 // and the floor, each a process of its own. devhost runs in this process, whose CPU is that of devhost
@@ -39,19 +39,29 @@ func BenchmarkWebhookVersusFloor(b *testing.B) {
 	tenant := storetest.NewTenantID(b)
 	sub := newSubscriptionID(b)
 	state := s.subscribe(b, tenant, sub)
-	for _, sc := range []struct{ name, state string }{
-		{"accepted", state},
-		{"wrong-clientState", "not-" + state},
+	for _, sc := range []struct {
+		name, state string
+		items       int    // 0: the validation handshake, an empty POST answered 200 with the token
+		query       string // added to the webhook's URL
+	}{
+		{name: "handshake", query: "?validationToken=Validation%3A%20Testing%20client"},
+		{name: "1-item", state: state, items: 1},
+		{name: "accepted", state: state, items: 50},
+		{name: "wrong-clientState", state: "not-" + state, items: 50},
 	} {
 		b.Run(sc.name, func(b *testing.B) {
-			bodies := make([]string, 64)
-			for i := range bodies {
-				bodies[i] = strings.ReplaceAll(s.richBody(b, tenant, sub, sc.state, 50), "user-", fmt.Sprintf("u%d-", i))
+			bodies := []string{""}
+			want := http.StatusOK
+			if sc.items > 0 {
+				bodies, want = make([]string, 64), http.StatusAccepted
+				for i := range bodies {
+					bodies[i] = strings.ReplaceAll(s.richBody(b, tenant, sub, sc.state, sc.items), "user-", fmt.Sprintf("u%d-", i))
+				}
 			}
 			var hook, bare loadRun
 			for b.Loop() {
-				hook = postLoad(b, s.host.URL()+"/api/graph/notifications", bodies, s.host.HandlerPID())
-				bare = postLoad(b, floorURL, bodies, floorPID)
+				hook = postLoad(b, s.host.URL()+"/api/graph/notifications"+sc.query, bodies, s.host.HandlerPID(), want)
+				bare = postLoad(b, floorURL, bodies, floorPID, http.StatusAccepted)
 			}
 			b.ReportMetric(hook.perSec, "webhook-req/s")
 			b.ReportMetric(ms(hook.p50), "webhook-p50-ms")
@@ -77,9 +87,9 @@ type loadRun struct {
 	serverCPU, selfCPU time.Duration
 }
 
-// postLoad posts 640 bodies from 16 clients to url, all of which must be answered 202; pid is the
-// process that serves them.
-func postLoad(b *testing.B, url string, bodies []string, pid int) loadRun {
+// postLoad posts 640 bodies from 16 clients to url, all of which must be answered with status want;
+// pid is the process that serves them.
+func postLoad(b *testing.B, url string, bodies []string, pid, want int) loadRun {
 	const clients, posts = 16, 640
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	defer client.CloseIdleConnections()
@@ -99,8 +109,8 @@ func postLoad(b *testing.B, url string, bodies []string, pid int) loadRun {
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != http.StatusAccepted {
-					b.Errorf("status %d", resp.StatusCode)
+				if resp.StatusCode != want {
+					b.Errorf("status %d, want %d", resp.StatusCode, want)
 					return
 				}
 				mu.Lock()
