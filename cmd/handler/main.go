@@ -29,20 +29,15 @@ func main() {
 	// Every line logged with a context carries its function, invocation id and tenant (core.NewLogHandler).
 	log := slog.New(core.NewLogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	slog.SetDefault(log)
-	stopProfile := cpuProfile(log)
-	err := realMain(ctx, log)
-	stopProfile()
-	if err != nil {
+	if err := realMain(ctx, log); err != nil {
 		log.Error("handler stopped", "error", err)
 		os.Exit(1)
 	}
 }
 
-// cpuProfile writes a CPU profile of the whole run to the file named by CONNECTHUB_CPUPROFILE, when it
-// is set (benchmarks: go test ./internal/dev/e2e -handler.cpuprofile); the returned func ends it.
-// Never set in Azure: a profile names functions, not data, but it is no use there.
-func cpuProfile(log *slog.Logger) (stop func()) {
-	path := os.Getenv("CONNECTHUB_CPUPROFILE")
+// cpuProfile writes a CPU profile of the run to path (config.KeyCPUProfile, local only; benchmarks:
+// go test ./internal/dev/e2e -handler.cpuprofile), when it is set; the returned func ends it.
+func cpuProfile(path string, log *slog.Logger) (stop func()) {
 	if path == "" {
 		return func() {}
 	}
@@ -68,6 +63,7 @@ func realMain(ctx context.Context, log *slog.Logger) error {
 	if cfg.Port == 0 {
 		return fmt.Errorf("%s is not set: the Functions host (or devhost) starts this binary", config.KeyPort)
 	}
+	defer cpuProfile(cfg.CPUProfile, log)()
 	w, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return err
