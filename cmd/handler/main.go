@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/connecthub/connecthub/internal/app"
@@ -34,6 +35,26 @@ func main() {
 	}
 }
 
+// cpuProfile writes a CPU profile of the run to path (config.KeyCPUProfile, local only; benchmarks:
+// go test ./internal/dev/e2e -handler.cpuprofile), when it is set; the returned func ends it.
+func cpuProfile(path string, log *slog.Logger) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		log.Error("cpu profile not started", "error", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
+}
+
 func realMain(ctx context.Context, log *slog.Logger) error {
 	cfg, err := config.FromEnv()
 	if err != nil {
@@ -42,6 +63,7 @@ func realMain(ctx context.Context, log *slog.Logger) error {
 	if cfg.Port == 0 {
 		return fmt.Errorf("%s is not set: the Functions host (or devhost) starts this binary", config.KeyPort)
 	}
+	defer cpuProfile(cfg.CPUProfile, log)()
 	w, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -36,8 +36,10 @@ type Tenants interface {
 	Active(ctx context.Context, tenant core.TenantID, notBefore time.Time) (bool, error)
 }
 
-// Tokens validates the validationTokens of rich notifications (validationtoken.Validator).
+// Tokens validates the validationTokens of rich notifications (validationtoken.Validator). Ready fails
+// with validationtoken.ErrKeysUnavailable while no signing keys are loaded, without verifying anything.
 type Tokens interface {
+	Ready() error
 	ValidateAll(tokens []string) (validTenants map[string]bool, errs error)
 }
 
@@ -127,23 +129,37 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 		return apperr.New(apperr.Invalid, "malformed notification body", err)
 	}
 
-	var validTenants map[string]bool
+	// The validation tokens are verified when the first item that needs them has passed the cheaper
+	// checks: an RSA signature per token is most of what a POST of forged or stale items (wrong
+	// clientState, unknown subscription) would cost, and such items are dropped whatever the tokens say.
+	// Without signing keys (yet) nothing can be told apart, so that is answered 503 first, as before.
 	if len(coll.ValidationTokens) > 0 && in.tokens != nil {
-		var terr error
-		validTenants, terr = in.tokens.ValidateAll(coll.ValidationTokens)
+		if err := in.tokens.Ready(); errors.Is(err, validationtoken.ErrKeysUnavailable) {
+			return apperr.New(apperr.Unavailable, "validation keys unavailable", err)
+		}
+	}
+	var validTenants map[string]bool
+	tokensChecked := false
+	checkTokens := func() error {
+		tokensChecked = true
+		if len(coll.ValidationTokens) == 0 || in.tokens == nil {
+			return nil
+		}
+		valid, terr := in.tokens.ValidateAll(coll.ValidationTokens)
 		// Keys not loaded yet, or a key id we have not fetched (Microsoft rotated): the tokens may be
 		// fine, so ask Graph to retry rather than drop genuine notifications.
 		if errors.Is(terr, validationtoken.ErrKeysUnavailable) || errors.Is(terr, validationtoken.ErrUnknownKey) {
 			return apperr.New(apperr.Unavailable, "validation keys unavailable", terr)
 		}
-		lower := make(map[string]bool, len(validTenants))
-		for t := range validTenants {
-			lower[strings.ToLower(t)] = true
+		validTenants = make(map[string]bool, len(valid))
+		for t := range valid {
+			validTenants[strings.ToLower(t)] = true
 		}
-		validTenants = lower
+		return nil
 	}
 
 	var notes, lifecycles []queue.Message
+	props := propertySets{}
 	reads := 0 // subscription reads that went to storage
 	rejected := map[string]int{}
 	var rejectedIDs []string
@@ -196,6 +212,11 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 		// Rich notifications always come with validation tokens; one without, or of a tenant whose token
 		// failed, did not come from Graph.
 		needsToken := n.IsRich() || len(coll.ValidationTokens) > 0
+		if needsToken && !tokensChecked {
+			if err := checkTokens(); err != nil {
+				return err
+			}
+		}
 		if needsToken && !validTenants[t] {
 			reject(t, ReasonToken, n.SubscriptionID)
 			continue
@@ -213,7 +234,7 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 		if raws != nil {
 			raw = raws[i].Bytes()
 		}
-		msg, err := toMessage(n, raw, t, sub.Kind)
+		msg, err := toMessage(n, raw, t, sub.Kind, props)
 		if err != nil {
 			return apperr.New(apperr.Internal, "encode notification", err)
 		}
@@ -253,7 +274,7 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 // encryptedContent stays encrypted until the worker decrypts it. raw is the item's bytes without the
 // clientState when the parser kept them: queued as they are, they spare encoding every item again (and
 // its base64 content) on the webhook's hot path; otherwise the decoded item is encoded.
-func toMessage(n notification.Notification, raw []byte, tenant string, kind registry.SubscriptionKind) (queue.Message, error) {
+func toMessage(n notification.Notification, raw []byte, tenant string, kind registry.SubscriptionKind, props propertySets) (queue.Message, error) {
 	n.ClientState = ""
 	body := raw
 	if body == nil {
@@ -275,13 +296,25 @@ func toMessage(n notification.Notification, raw []byte, tenant string, kind regi
 		id = "u" + rand.Text()
 	}
 	return queue.Message{
-		ID:          id,
-		SessionID:   notification.OrderingKey(n),
-		ContentType: "application/json",
-		Body:        body,
-		ApplicationProperties: map[string]string{
-			queue.PropTenant: tenant,
-			queue.PropKind:   string(kind),
-		},
+		ID:                    id,
+		SessionID:             notification.OrderingKey(n),
+		ContentType:           "application/json",
+		Body:                  body,
+		ApplicationProperties: props.get(tenant, kind),
 	}, nil
+}
+
+// propertySets hands out one ApplicationProperties map per tenant and kind within a POST, shared by its
+// messages (a POST's 50 items are mostly of one subscription). Nothing writes to a message's properties
+// once it is built: the senders copy them and the router copies them before it adds its own.
+type propertySets map[[2]string]map[string]string
+
+func (p propertySets) get(tenant string, kind registry.SubscriptionKind) map[string]string {
+	k := [2]string{tenant, string(kind)}
+	m, ok := p[k]
+	if !ok {
+		m = map[string]string{queue.PropTenant: tenant, queue.PropKind: string(kind)}
+		p[k] = m
+	}
+	return m
 }

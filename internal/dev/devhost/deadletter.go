@@ -105,7 +105,7 @@ func (q *Queue) Replay(id string) (int64, error) {
 	for k, v := range m.ApplicationProperties {
 		props[k] = v
 	}
-	q.seen[id] = now
+	q.remember(id, now)
 	q.seq++
 	q.active = append(q.active, &Message{Message: queue.Message{ID: m.ID, SessionID: m.SessionID, ContentType: m.ContentType,
 		Subject: m.Subject, Body: m.Body, ApplicationProperties: props}, SequenceNumber: q.seq, EnqueuedTime: now})

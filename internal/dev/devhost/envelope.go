@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -29,7 +30,14 @@ func sysMeta(method string) json.RawMessage {
 	return b
 }
 
-// httpEnvelope builds the invocation for an HTTP trigger in default (non-forwarding) mode.
+// httpEnvelope builds the invocation for an HTTP trigger in default (non-forwarding) mode:
+// Data[<binding>] is the request as the host's GetRequestAsJObject builds it (Url, Method, Query,
+// Headers, Params, Identities and, when there is one, Body as a string), Metadata the query, the
+// headers and sys.
+//
+// The body can be large (a 50-item Graph POST is ~170 KB), so the envelope is written into one buffer
+// sized for it, the body escaped once straight from the bytes read (appendJSONString: no reflection, no
+// copy into a string), and the headers encoded once for both places they appear.
 func httpEnvelope(f *Function, r *http.Request, body []byte, params map[string]string) ([]byte, error) {
 	trig := f.Trigger()
 	query := map[string]string{}
@@ -43,41 +51,48 @@ func httpEnvelope(f *Function, r *http.Request, body []byte, params map[string]s
 	if r.Host != "" {
 		headers["Host"] = []string{r.Host}
 	}
-	req := httpRequestJSON{
-		URL:        "http://" + r.Host + r.URL.RequestURI(),
-		Method:     r.Method,
-		Query:      query,
-		Headers:    headers,
-		Params:     params,
-		Identities: []any{},
-	}
-	if len(body) > 0 {
-		ct := strings.ToLower(r.Header.Get("Content-Type"))
-		var b string
-		if strings.HasPrefix(ct, "application/octet-stream") || strings.HasPrefix(ct, "multipart/") {
-			b = base64.StdEncoding.EncodeToString(body)
-		} else {
-			b = string(body)
-		}
-		req.Body = &b
-	}
-	// The body can be large (a 50-item Graph POST is ~170 KB): encode it once, without HTML escaping,
-	// and splice the pieces together rather than re-marshalling (which would validate it again).
-	var reqJSON bytes.Buffer
-	enc := json.NewEncoder(&reqJSON)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(req); err != nil {
+	name, err := json.Marshal(trig.Name)
+	if err != nil {
 		return nil, err
 	}
-	name, _ := json.Marshal(trig.Name)
-	qJSON, _ := json.Marshal(query)
-	hJSON, _ := json.Marshal(headers)
-	out := make([]byte, 0, reqJSON.Len()+len(qJSON)+len(hJSON)+256)
+	qJSON, err := marshalNoHTML(query)
+	if err != nil {
+		return nil, err
+	}
+	hJSON, err := marshalNoHTML(headers)
+	if err != nil {
+		return nil, err
+	}
+	pJSON, err := marshalNoHTML(params)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(body)+len(body)/16+2*(len(qJSON)+len(hJSON))+len(pJSON)+512)
 	out = append(out, `{"Data":{`...)
 	out = append(out, name...)
-	out = append(out, ':')
-	out = append(out, bytes.TrimSpace(reqJSON.Bytes())...)
-	out = append(out, `},"Metadata":{"Query":`...)
+	out = append(out, `:{"Url":`...)
+	out = appendJSONString(out, "http://"+r.Host+r.URL.RequestURI())
+	out = append(out, `,"Method":`...)
+	out = appendJSONString(out, r.Method)
+	out = append(out, `,"Query":`...)
+	out = append(out, qJSON...)
+	out = append(out, `,"Headers":`...)
+	out = append(out, hJSON...)
+	out = append(out, `,"Params":`...)
+	out = append(out, pJSON...)
+	out = append(out, `,"Identities":[]`...)
+	if len(body) > 0 {
+		out = append(out, `,"Body":`...)
+		ct := strings.ToLower(r.Header.Get("Content-Type"))
+		if strings.HasPrefix(ct, "application/octet-stream") || strings.HasPrefix(ct, "multipart/") {
+			out = append(out, '"')
+			out = base64.StdEncoding.AppendEncode(out, body)
+			out = append(out, '"')
+		} else {
+			out = appendJSONString(out, body)
+		}
+	}
+	out = append(out, `}},"Metadata":{"Query":`...)
 	out = append(out, qJSON...)
 	out = append(out, `,"Headers":`...)
 	out = append(out, hJSON...)
@@ -86,16 +101,81 @@ func httpEnvelope(f *Function, r *http.Request, body []byte, params map[string]s
 	return append(out, `}}`...), nil
 }
 
-// httpRequestJSON is Data[<httpTrigger binding>] as the host's GetRequestAsJObject builds it.
-type httpRequestJSON struct {
-	URL        string              `json:"Url"`
-	Method     string              `json:"Method"`
-	Query      map[string]string   `json:"Query"`
-	Headers    map[string][]string `json:"Headers"`
-	Params     map[string]string   `json:"Params"`
-	Identities []any               `json:"Identities"`
-	Body       *string             `json:"Body,omitempty"`
+// marshalNoHTML is json.Marshal without HTML escaping, as the host writes (Newtonsoft does not escape
+// <, > and &).
+func marshalNoHTML(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
+
+// appendJSONString appends s as a JSON string exactly as encoding/json does without HTML escaping:
+// control characters, '"' and '\\' escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029
+// escaped. Runs of plain ASCII, nearly all of a Graph POST, are copied whole.
+func appendJSONString[T []byte | string](dst []byte, s T) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if plainASCII[b] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRune([]byte(s[i:min(len(s), i+utf8.UTFMax)]))
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// plainASCII marks the ASCII bytes a JSON string carries as they are.
+var plainASCII = func() (t [utf8.RuneSelf]bool) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		t[b] = b != '"' && b != '\\'
+	}
+	return t
+}()
 
 // queueEnvelope builds the invocation for a Service Bus trigger: the body as a twice-serialised string
 // (binary with dataType "binary": base64), properties as trigger metadata.

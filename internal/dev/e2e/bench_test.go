@@ -21,6 +21,9 @@ import (
 func benchStack(b *testing.B) *stack {
 	return startStack(b, func(s map[string]string) {
 		s["AzureWebJobs.ProcessNotification.Disabled"] = "true"
+		if *handlerCPUProfile != "" {
+			s["CONNECTHUB_CPUPROFILE"] = *handlerCPUProfile
+		}
 	})
 }
 

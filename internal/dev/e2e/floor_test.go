@@ -1,77 +1,181 @@
 package e2e
 
 import (
+	"bufio"
+	"flag"
+	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
+	"os"
+	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/connecthub/connecthub/internal/dev/storetest"
 )
 
-// BenchmarkWebhookVersusFloor posts the same 50-item bodies from 16 clients, in one run, to the webhook
-// through devhost and to a bare net/http handler that reads the body and answers 202 (the floor: what
-// any Go webhook pays for HTTP alone), and reports both and their ratio, so that a change to the
-// webhook's path is judged against the floor of the same machine and moment, not a figure from
-// another day.
+// handlerCPUProfile, when set, makes the benchmarks' handler write a CPU profile of its whole run there
+// (CONNECTHUB_CPUPROFILE); go test's own -cpuprofile covers devhost, which runs in the test process.
+var handlerCPUProfile = flag.String("handler.cpuprofile", "", "write the handler's CPU profile to this file")
+
+// BenchmarkWebhookVersusFloor posts the same bodies from 16 clients, in one run, to the webhook
+// through devhost and to a bare net/http server that reads the body and answers 202 (the floor: what
+// any Go webhook pays for HTTP alone, testdata/floor), and reports both and their ratio, so that a change
+// to the webhook's path is judged against the floor of the same machine and moment, not a figure from
+// another day. Scenarios: the validation handshake, one item, 50 items accepted and queued, and 50
+// items with the wrong clientState (what a forger's POST costs).
+//
+// CPU per request is read from /proc/<pid>/task/*/schedstat before and after each run, for the handler
+// and the floor, each a process of its own. devhost runs in this process, whose CPU is that of devhost
+// plus the load generator: the load generator's share is what this process spends while it posts to the
+// floor, and devhost's is the rest.
 func BenchmarkWebhookVersusFloor(b *testing.B) {
 	s := benchStack(b)
-	bodies := s.bodies(b, 50, 64)
-	floor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 1<<20))
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	b.Cleanup(floor.Close)
-	const clients, posts = 16, 640
-	run := func(url string) (perSec float64, p50, p99 time.Duration) {
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-		var mu sync.Mutex
-		var lat []time.Duration
-		var wg sync.WaitGroup
-		start := time.Now()
-		for c := range clients {
-			wg.Go(func() {
-				for i := c; i < posts; i += clients {
-					t := time.Now()
-					resp, err := client.Post(url, "application/json", strings.NewReader(bodies[i%len(bodies)]))
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusAccepted {
-						b.Errorf("status %d", resp.StatusCode)
-						return
-					}
-					mu.Lock()
-					lat = append(lat, time.Since(t))
-					mu.Unlock()
+	floorURL, floorPID := startFloor(b)
+	tenant := storetest.NewTenantID(b)
+	sub := newSubscriptionID(b)
+	state := s.subscribe(b, tenant, sub)
+	for _, sc := range []struct {
+		name, state string
+		items       int    // 0: the validation handshake, an empty POST answered 200 with the token
+		query       string // added to the webhook's URL
+	}{
+		{name: "handshake", query: "?validationToken=Validation%3A%20Testing%20client"},
+		{name: "1-item", state: state, items: 1},
+		{name: "accepted", state: state, items: 50},
+		{name: "wrong-clientState", state: "not-" + state, items: 50},
+	} {
+		b.Run(sc.name, func(b *testing.B) {
+			bodies := []string{""}
+			want := http.StatusOK
+			if sc.items > 0 {
+				bodies, want = make([]string, 64), http.StatusAccepted
+				for i := range bodies {
+					bodies[i] = strings.ReplaceAll(s.richBody(b, tenant, sub, sc.state, sc.items), "user-", fmt.Sprintf("u%d-", i))
 				}
-			})
-		}
-		wg.Wait()
-		perSec = float64(len(lat)) / time.Since(start).Seconds()
-		slices.Sort(lat)
-		if len(lat) == 0 {
-			b.Fatal("no request succeeded")
-		}
-		return perSec, lat[len(lat)/2], lat[len(lat)*99/100]
+			}
+			var hook, bare loadRun
+			for b.Loop() {
+				hook = postLoad(b, s.host.URL()+"/api/graph/notifications"+sc.query, bodies, s.host.HandlerPID(), want)
+				bare = postLoad(b, floorURL, bodies, floorPID, http.StatusAccepted)
+			}
+			b.ReportMetric(hook.perSec, "webhook-req/s")
+			b.ReportMetric(ms(hook.p50), "webhook-p50-ms")
+			b.ReportMetric(ms(hook.p99), "webhook-p99-ms")
+			b.ReportMetric(bare.perSec, "floor-req/s")
+			b.ReportMetric(ms(bare.p50), "floor-p50-ms")
+			b.ReportMetric(ms(bare.p99), "floor-p99-ms")
+			b.ReportMetric(bare.perSec/hook.perSec, "floor/webhook-req/s")
+			b.ReportMetric(ms(hook.serverCPU), "handler-cpu-ms/req")
+			b.ReportMetric(ms(bare.serverCPU), "floor-cpu-ms/req")
+			b.ReportMetric(float64(hook.serverCPU)/float64(bare.serverCPU), "handler/floor-cpu")
+			b.ReportMetric(ms(hook.selfCPU-bare.selfCPU), "devhost-cpu-ms/req")
+			b.ReportMetric(0, "ns/op")
+		})
 	}
-	var hook, bare float64
-	var hp50, hp99, bp50, bp99 time.Duration
-	for b.Loop() {
-		hook, hp50, hp99 = run(s.host.URL() + "/api/graph/notifications")
-		bare, bp50, bp99 = run(floor.URL)
+}
+
+// loadRun is one run of postLoad: throughput, latency, and CPU per request of the server process and of
+// this process.
+type loadRun struct {
+	perSec             float64
+	p50, p99           time.Duration
+	serverCPU, selfCPU time.Duration
+}
+
+// postLoad posts 640 bodies from 16 clients to url, all of which must be answered with status want;
+// pid is the process that serves them.
+func postLoad(b *testing.B, url string, bodies []string, pid, want int) loadRun {
+	const clients, posts = 16, 640
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	defer client.CloseIdleConnections()
+	var mu sync.Mutex
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	server0, self0 := processCPU(b, pid), processCPU(b, os.Getpid())
+	start := time.Now()
+	for c := range clients {
+		wg.Go(func() {
+			for i := c; i < posts; i += clients {
+				t := time.Now()
+				resp, err := client.Post(url, "application/json", strings.NewReader(bodies[i%len(bodies)]))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					b.Errorf("status %d, want %d", resp.StatusCode, want)
+					return
+				}
+				mu.Lock()
+				lat = append(lat, time.Since(t))
+				mu.Unlock()
+			}
+		})
 	}
-	b.ReportMetric(hook, "webhook-req/s")
-	b.ReportMetric(ms(hp50), "webhook-p50-ms")
-	b.ReportMetric(ms(hp99), "webhook-p99-ms")
-	b.ReportMetric(bare, "floor-req/s")
-	b.ReportMetric(ms(bp50), "floor-p50-ms")
-	b.ReportMetric(ms(bp99), "floor-p99-ms")
-	b.ReportMetric(bare/hook, "floor/webhook-req/s")
-	b.ReportMetric(0, "ns/op")
+	wg.Wait()
+	elapsed := time.Since(start)
+	server, self := processCPU(b, pid)-server0, processCPU(b, os.Getpid())-self0
+	if len(lat) == 0 {
+		b.Fatal("no request succeeded")
+	}
+	slices.Sort(lat)
+	n := time.Duration(len(lat))
+	return loadRun{perSec: float64(len(lat)) / elapsed.Seconds(), p50: lat[len(lat)/2], p99: lat[len(lat)*99/100],
+		serverCPU: server / n, selfCPU: self / n}
+}
+
+// startFloor runs testdata/floor and returns its URL and process id.
+func startFloor(b *testing.B) (string, int) {
+	cmd := exec.Command(binary(b, "internal/dev/e2e/testdata/floor"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		b.Fatalf("floor address: %v", err)
+	}
+	return "http://" + strings.TrimSpace(addr), cmd.Process.Pid
+}
+
+// processCPU is the CPU that process pid's threads have used: the sum of their run times in
+// /proc/<pid>/task/*/schedstat (nanoseconds; /proc/<pid>/stat counts in ticks of 10 ms, too coarse for
+// the floor's 30 ms a run). A thread that exits takes its time with it; Go's runtime keeps its threads.
+func processCPU(b *testing.B, pid int) time.Duration {
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	if err != nil {
+		b.Fatalf("cpu of process %d: %v", pid, err)
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread is gone
+		}
+		f := strings.Fields(string(raw))
+		if len(f) == 0 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			b.Fatalf("cpu of process %d: schedstat %q", pid, raw)
+		}
+		sum += time.Duration(ns)
+	}
+	return sum
 }

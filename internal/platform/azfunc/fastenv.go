@@ -3,8 +3,8 @@ package azfunc
 import (
 	"net/url"
 	"strings"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/connecthub/connecthub/internal/platform/jsonscan"
 )
 
 // scanHTTPEnvelope reads an HTTP invocation of the shape devhost and the host send — exact key names
@@ -16,10 +16,11 @@ import (
 //
 // Why: the Body of a 50-item notification POST is a ~170 KB JSON string, every quote in it escaped.
 // encoding/json validated it, scanned it again and unquoted it, a state-machine step per byte each
-// time (1.5 ms); here strings are scanned once and unquoted in runs between escapes.
+// time (1.5 ms); here strings are scanned once, a word at a time, and unquoted in runs between escapes
+// (package jsonscan, shared with the notification reader).
 func scanHTTPEnvelope(env []byte, binding string) (*HTTPRequest, bool) {
-	s := &envScanner{b: env}
-	s.ws()
+	s := &envScanner{jsonscan.Scanner{B: env}}
+	s.WS()
 	var out *HTTPRequest
 	ok := s.object(func(key string) bool {
 		switch {
@@ -43,8 +44,8 @@ func scanHTTPEnvelope(env []byte, binding string) (*HTTPRequest, bool) {
 			return s.skip(0)
 		}
 	})
-	s.ws()
-	if !ok || s.i != len(s.b) || out == nil {
+	s.WS()
+	if !ok || s.I != len(s.B) || out == nil {
 		return nil, false
 	}
 	return out, true
@@ -136,102 +137,30 @@ func (s *envScanner) request() *HTTPRequest {
 	return out
 }
 
-// plain marks the bytes a string scan may pass over without a look: not a quote, a backslash, a
-// control character or a byte of a multi-byte UTF-8 sequence. A table lookup per byte in a tight loop
-// is several times faster than the switch below it.
-var plain = func() (t [256]bool) {
-	for c := 0x20; c < 0x80; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
 type envScanner struct {
-	b []byte
-	i int
-}
-
-func (s *envScanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-func (s *envScanner) eat(c byte) bool {
-	if s.i < len(s.b) && s.b[s.i] == c {
-		s.i++
-		return true
-	}
-	return false
+	jsonscan.Scanner
 }
 
 // object calls member for each member, positioned at its value.
 func (s *envScanner) object(member func(key string) bool) bool {
-	if !s.eat('{') {
-		return false
-	}
-	for first := true; ; first = false {
-		s.ws()
-		if s.eat('}') {
-			return true
-		}
-		if !first {
-			if !s.eat(',') {
-				return false
-			}
-			s.ws()
-		}
-		k, ok := s.str()
-		if !ok {
-			return false
-		}
-		s.ws()
-		if !s.eat(':') {
-			return false
-		}
-		s.ws()
-		if !member(string(k)) {
-			return false
-		}
-	}
+	return s.Object(func(name jsonscan.Str, _ int) bool {
+		k, ok := s.unquote(name)
+		return ok && member(string(k))
+	})
 }
 
-func (s *envScanner) array(elem func() bool) bool {
-	if !s.eat('[') {
-		return false
-	}
-	for first := true; ; first = false {
-		s.ws()
-		if s.eat(']') {
-			return true
-		}
-		if !first {
-			if !s.eat(',') {
-				return false
-			}
-			s.ws()
-		}
-		if !elem() {
-			return false
-		}
-	}
-}
+func (s *envScanner) array(elem func() bool) bool { return s.Array(elem) }
 
 // skip validates and skips any value; depth bounds nesting as encoding/json does (10,000).
 func (s *envScanner) skip(depth int) bool {
-	if depth > 10000 || s.i >= len(s.b) {
+	if depth > 10000 || s.I >= len(s.B) {
 		return false
 	}
-	switch c := s.b[s.i]; {
+	switch c := s.B[s.I]; {
 	case c == '{':
 		return s.object(func(string) bool { return s.skip(depth + 1) })
 	case c == '[':
-		return s.array(func() bool { s.ws(); return s.skip(depth + 1) })
+		return s.array(func() bool { return s.skip(depth + 1) })
 	case c == '"':
 		_, ok := s.str()
 		return ok
@@ -239,8 +168,8 @@ func (s *envScanner) skip(depth int) bool {
 		return s.number()
 	default:
 		for _, lit := range [...]string{"true", "false", "null"} {
-			if strings.HasPrefix(string(s.b[s.i:min(len(s.b), s.i+5)]), lit) {
-				s.i += len(lit)
+			if strings.HasPrefix(string(s.B[s.I:min(len(s.B), s.I+5)]), lit) {
+				s.I += len(lit)
 				return true
 			}
 		}
@@ -250,26 +179,26 @@ func (s *envScanner) skip(depth int) bool {
 
 // number skips a JSON number (RFC 8259 grammar).
 func (s *envScanner) number() bool {
-	s.eat('-')
+	s.Eat('-')
 	digits := func() int {
 		n := 0
-		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-			s.i++
+		for s.I < len(s.B) && s.B[s.I] >= '0' && s.B[s.I] <= '9' {
+			s.I++
 			n++
 		}
 		return n
 	}
-	if s.eat('0') {
+	if s.Eat('0') {
 		// no more integer digits
 	} else if digits() == 0 {
 		return false
 	}
-	if s.eat('.') && digits() == 0 {
+	if s.Eat('.') && digits() == 0 {
 		return false
 	}
-	if s.eat('e') || s.eat('E') {
-		if !s.eat('+') {
-			s.eat('-')
+	if s.Eat('e') || s.Eat('E') {
+		if !s.Eat('+') {
+			s.Eat('-')
 		}
 		if digits() == 0 {
 			return false
@@ -281,87 +210,14 @@ func (s *envScanner) number() bool {
 // str reads a string literal and returns its unquoted bytes. It refuses (ok false) control characters,
 // invalid UTF-8 and surrogate escapes, which encoding/json replaces or rejects in ways not worth
 // repeating here: the caller falls back to it.
-func (s *envScanner) str() ([]byte, bool) {
-	if !s.eat('"') {
-		return nil, false
+func (s *envScanner) str() ([]byte, bool) { return s.Unquoted() }
+
+// unquote returns a string's contents with escapes resolved, always a copy: the request outlives the
+// envelope's buffer in no caller, but it must not change if that buffer is reused.
+func (s *envScanner) unquote(v jsonscan.Str) ([]byte, bool) {
+	contents := s.B[v.Start:v.End]
+	if !v.Escaped {
+		return append([]byte{}, contents...), true
 	}
-	start := s.i
-	ascii := true
-	var out []byte // nil until the first escape: most strings are returned as a slice of the input
-	run := start   // start of the bytes not yet copied to out
-	for i := start; i < len(s.b); i++ {
-		for i < len(s.b) && plain[s.b[i]] {
-			i++
-		}
-		if i == len(s.b) {
-			break
-		}
-		c := s.b[i]
-		switch {
-		case c == '"':
-			if !ascii && !utf8.Valid(s.b[start:i]) {
-				return nil, false
-			}
-			s.i = i + 1
-			if out == nil {
-				// A copy: the request outlives the envelope's buffer in no caller, but it must not
-				// change if that buffer is reused.
-				return append([]byte{}, s.b[start:i]...), true
-			}
-			return append(out, s.b[run:i]...), true
-		case c == '\\':
-			if out == nil {
-				out = make([]byte, 0, len(s.b)-start) // at most the rest of the input
-			}
-			out = append(out, s.b[run:i]...)
-			if i+1 >= len(s.b) {
-				return nil, false
-			}
-			i++
-			switch e := s.b[i]; e {
-			case '"', '\\', '/':
-				out = append(out, e)
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				if i+4 >= len(s.b) {
-					return nil, false
-				}
-				var r rune
-				for _, h := range s.b[i+1 : i+5] {
-					switch {
-					case h >= '0' && h <= '9':
-						r = r<<4 | rune(h-'0')
-					case h >= 'a' && h <= 'f':
-						r = r<<4 | rune(h-'a'+10)
-					case h >= 'A' && h <= 'F':
-						r = r<<4 | rune(h-'A'+10)
-					default:
-						return nil, false
-					}
-				}
-				if utf16.IsSurrogate(r) {
-					return nil, false
-				}
-				out = utf8.AppendRune(out, r)
-				i += 4
-			default:
-				return nil, false
-			}
-			run = i + 1
-		case c < 0x20:
-			return nil, false
-		case c >= 0x80:
-			ascii = false
-		}
-	}
-	return nil, false
+	return jsonscan.Unquote(make([]byte, 0, len(contents)), contents)
 }

@@ -38,6 +38,7 @@ const (
 	KeyServiceBusNamespace    = "ServiceBusConnection__fullyQualifiedNamespace"
 	KeyDevhostQueueURL        = "CONNECTHUB_DEVHOST_QUEUE_URL"   // local: set by devhost for its child
 	KeyDevhostQueueToken      = "CONNECTHUB_DEVHOST_QUEUE_TOKEN" // local: set by devhost for its child
+	KeyCPUProfile             = "CONNECTHUB_CPUPROFILE"          // local: write a CPU profile of the run here
 
 	KeyGraphBaseURL    = "GRAPH_BASE_URL"
 	KeyOpenIDConfigURL = "CONNECTHUB_OPENID_CONFIGURATION_URL"
@@ -82,6 +83,7 @@ var coreKeys = []Key{
 	{KeyServiceBusNamespace, false, "azure: Service Bus namespace host name"},
 	{KeyDevhostQueueURL, true, "local: devhost queue endpoint (set by devhost)"},
 	{KeyDevhostQueueToken, true, "local: devhost queue endpoint token (set by devhost)"},
+	{KeyCPUProfile, false, "local only: file the handler writes a CPU profile of its whole run to (benchmarks); empty: none"},
 	{KeyGraphBaseURL, false, "Microsoft Graph base URL (overridable for tests and sovereign clouds)"},
 	{KeyOpenIDConfigURL, false, "OpenID configuration whose keys sign Graph validation tokens"},
 	{KeyAdminOpenIDConfigURL, true, "OpenID configuration whose keys sign admin API tokens (Entra ID; devhost's development issuer locally)"},
@@ -133,6 +135,7 @@ type Config struct {
 	ServiceBusNamespace    string
 	DevhostQueueURL        string
 	DevhostQueueToken      string
+	CPUProfile             string
 
 	GraphBaseURL         string
 	OpenIDConfigURL      string
@@ -183,6 +186,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		ServiceBusNamespace:    get(KeyServiceBusNamespace),
 		DevhostQueueURL:        get(KeyDevhostQueueURL),
 		DevhostQueueToken:      get(KeyDevhostQueueToken),
+		CPUProfile:             get(KeyCPUProfile),
 		GraphBaseURL:           get(KeyGraphBaseURL),
 		OpenIDConfigURL:        get(KeyOpenIDConfigURL),
 		AdminOpenIDConfigURL:   get(KeyAdminOpenIDConfigURL),
@@ -269,6 +273,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s and %s are required in local mode", KeyLocalSecretsFile, KeyLocalSecretsKey))
 		}
 	case Azure:
+		if c.CPUProfile != "" {
+			errs = append(errs, fmt.Errorf("%s is for local runs only", KeyCPUProfile))
+		}
 		// Identity only: a connection string with a key has no place in Azure.
 		if c.TablesConnectionString != "" {
 			errs = append(errs, fmt.Errorf("%s must not be set in azure mode: use %s with the managed identity", KeyTablesConnectionString, KeyTablesAccountURL))

@@ -13,7 +13,8 @@ import (
 	"time"
 )
 
-// SendRequest is the body of devhost's queue endpoint: POST {base}/{queue}.
+// SendRequest is the JSON body of devhost's queue endpoint: POST {base}/{queue} (DevhostSender posts the
+// same messages as BatchContentType).
 type SendRequest struct {
 	Messages []Message `json:"messages"`
 }
@@ -57,15 +58,12 @@ func (s *DevhostSender) Send(ctx context.Context, queueName string, msgs []Messa
 	if len(msgs) == 0 {
 		return nil
 	}
-	body, err := json.Marshal(SendRequest{Messages: msgs})
-	if err != nil {
-		return fmt.Errorf("encode messages: %w", err)
-	}
+	body := AppendBatch(make([]byte, 0, batchSize(msgs)), msgs)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/"+url.PathEscape(queueName), bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("build send request: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", BatchContentType)
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	resp, err := s.client.Do(req)
 	if err != nil {

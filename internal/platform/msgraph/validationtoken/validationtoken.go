@@ -9,6 +9,7 @@ package validationtoken
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -90,6 +91,46 @@ type Validator struct {
 
 	// onDeferredRefresh, if set (tests), is called when a triggered refresh waits for the rate limit.
 	onDeferredRefresh func()
+
+	verified verifiedTokens
+}
+
+// verifiedTokens remembers the validation tokens Validate accepted, by their SHA-256, so that a token
+// Graph sends again costs a hash instead of JSON decoding and an RSA signature check. An entry answers
+// only while the key set it was verified with is the current one (any refresh verifies again, so a
+// retired key stops counting at once) and only before the token's exp (without the leeway: stricter
+// than a fresh check). Everything else Validate checks is fixed by the token's bytes. Only accepted
+// tokens are kept, so forged ones cannot fill it; at maxVerified it starts again.
+type verifiedTokens struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]verifiedToken
+}
+
+type verifiedToken struct {
+	tenant string
+	exp    time.Time
+	set    *keySet
+}
+
+const maxVerified = 4096
+
+func (c *verifiedTokens) get(sum [sha256.Size]byte, set *keySet, now time.Time) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[sum]
+	if !ok || e.set != set || !now.Before(e.exp) {
+		return "", false
+	}
+	return e.tenant, true
+}
+
+func (c *verifiedTokens) put(sum [sha256.Size]byte, e verifiedToken) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxVerified {
+		c.m = make(map[[sha256.Size]byte]verifiedToken)
+	}
+	c.m[sum] = e
 }
 
 type keySet struct {
@@ -322,6 +363,14 @@ type claims struct {
 // Validate checks one validation token and returns its tenant id (the tid claim, as written in the token).
 // Errors wrap ErrInvalidToken, ErrUnknownKey or ErrKeysUnavailable.
 func (v *Validator) Validate(token string) (string, error) {
+	set := v.keys.Load()
+	var sum [sha256.Size]byte
+	if set != nil && len(token) <= maxTokenBytes {
+		sum = sha256.Sum256([]byte(token))
+		if tid, ok := v.verified.get(sum, set, v.cfg.Now()); ok {
+			return tid, nil
+		}
+	}
 	var c claims
 	if err := v.verify(v.parser, token, &c); err != nil {
 		return "", err
@@ -332,6 +381,11 @@ func (v *Validator) Validate(token string) (string, error) {
 	}
 	if caller != GraphChangeTrackingAppID {
 		return "", fmt.Errorf("validate token: %w: %s is not Microsoft Graph Change Tracking", ErrInvalidToken, callerClaim)
+	}
+	// set is the key set loaded before verify loaded its own: if a refresh came between, the entry
+	// names the older set and is simply never used.
+	if set != nil && c.ExpiresAt != nil {
+		v.verified.put(sum, verifiedToken{tenant: c.TenantID, exp: c.ExpiresAt.Time, set: set})
 	}
 	return c.TenantID, nil
 }
@@ -461,6 +515,17 @@ func keyMaySign(keyIssuer, issuer, tenant string) bool {
 		return true
 	}
 	return want == "https://login.microsoftonline.com/"+tenant+"/v2.0" && issuer == "https://sts.windows.net/"+tenant+"/"
+}
+
+// Ready fails with ErrKeysUnavailable, as Validate would, while the signing keys have not been fetched
+// (and asks for them); it verifies nothing and costs nothing, so a caller can answer "retry later" before
+// it decides whether a POST's tokens need verifying at all.
+func (v *Validator) Ready() error {
+	if v.keys.Load() == nil {
+		v.requestRefresh()
+		return fmt.Errorf("validate token: %w", ErrKeysUnavailable)
+	}
+	return nil
 }
 
 // ValidateAll validates every token of one POST and returns the tenants with at least one valid token. A POST

@@ -576,3 +576,33 @@ func BenchmarkValidate(b *testing.B) {
 		}
 	}
 }
+
+// A token Validate accepted is remembered (Graph sends the same token with many POSTs), but only while
+// it holds: once it has expired it is refused as a fresh check refuses it, and a key set refreshed
+// without its key refuses it too (TestBackgroundRefreshPicksUpRotation).
+func TestValidateRemembersATokenOnlyWhileItHolds(t *testing.T) {
+	t.Parallel()
+	k1 := testKeys()[0]
+	p := newIdentityPlatform(t, rsaJWK("k1", &k1.PublicKey))
+	var now atomic.Pointer[time.Time]
+	now.Store(&fixedNow)
+	v := started(t, p, func(c *Config) { c.Now = func() time.Time { return *now.Load() } })
+	token := mint(t, k1, "k1", v2Claims(tenantA))
+	for range 3 {
+		if tid, err := v.Validate(token); err != nil || tid != tenantA {
+			t.Fatalf("Validate = %q, %v; want %s", tid, err, tenantA)
+		}
+	}
+	later := fixedNow.Add(time.Hour + defaultLeeway + time.Second)
+	now.Store(&later)
+	if _, err := v.Validate(token); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("Validate of an expired token it accepted before: error = %v, want ErrInvalidToken", err)
+	}
+	now.Store(&fixedNow)
+	forged := mint(t, k1, "k1", edit(v2Claims(tenantA), func(c jwt.MapClaims) { c["azp"] = "someone-else" }))
+	for range 2 {
+		if _, err := v.Validate(forged); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("Validate of another caller's token: error = %v, want ErrInvalidToken", err)
+		}
+	}
+}

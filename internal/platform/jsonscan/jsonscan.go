@@ -1,0 +1,311 @@
+// Package jsonscan is the little that the webhook's one-pass JSON readers share (the HTTP envelope in
+// azfunc, the notification collection in msgraph/notification): a cursor over the bytes, whitespace,
+// literals, objects and arrays, and strings scanned eight bytes at a time and unquoted in runs between
+// escapes. It decodes nothing itself; each reader says which shapes it takes and falls back to
+// encoding/json for the rest, and each is fuzzed against encoding/json (FuzzDecodeHTTPEnvelope,
+// FuzzFastParse).
+//
+// Why not encoding/json: a 50-item rich notification POST is ~170 KB, mostly base64 inside strings.
+// encoding/json validates it, scans it again and unquotes it, a state-machine step per byte each time;
+// here a string's plain runs are passed over a word at a time.
+package jsonscan
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Scanner reads JSON from B, at I.
+type Scanner struct {
+	B []byte
+	I int
+}
+
+// WS skips whitespace.
+func (s *Scanner) WS() {
+	for s.I < len(s.B) {
+		switch s.B[s.I] {
+		case ' ', '\t', '\n', '\r':
+			s.I++
+		default:
+			return
+		}
+	}
+}
+
+// Eat consumes c if it is next.
+func (s *Scanner) Eat(c byte) bool {
+	if s.I < len(s.B) && s.B[s.I] == c {
+		s.I++
+		return true
+	}
+	return false
+}
+
+// Null consumes a null literal if it is next.
+func (s *Scanner) Null() bool {
+	if len(s.B)-s.I >= 4 && string(s.B[s.I:s.I+4]) == "null" {
+		s.I += 4
+		return true
+	}
+	return false
+}
+
+// Object reads an object, calling member for each member with the bounds of its name's contents (as
+// String returns them) and the index of the name's opening quote; member is positioned at the value
+// and must consume it.
+func (s *Scanner) Object(member func(name Str, nameStart int) bool) bool {
+	if !s.Eat('{') {
+		return false
+	}
+	for first := true; ; first = false {
+		s.WS()
+		if s.Eat('}') {
+			return true
+		}
+		if !first {
+			if !s.Eat(',') {
+				return false
+			}
+			s.WS()
+		}
+		nameStart := s.I
+		name, ok := s.String()
+		if !ok {
+			return false
+		}
+		s.WS()
+		if !s.Eat(':') {
+			return false
+		}
+		s.WS()
+		if !member(name, nameStart) {
+			return false
+		}
+	}
+}
+
+// Array reads an array, calling elem for each element; elem is positioned at it (whitespace skipped).
+func (s *Scanner) Array(elem func() bool) bool {
+	if !s.Eat('[') {
+		return false
+	}
+	for first := true; ; first = false {
+		s.WS()
+		if s.Eat(']') {
+			return true
+		}
+		if !first {
+			if !s.Eat(',') {
+				return false
+			}
+			s.WS()
+		}
+		if !elem() {
+			return false
+		}
+	}
+}
+
+// Str is a string literal's contents in Scanner.B: [Start, End), and whether they hold escapes.
+type Str struct {
+	Start, End int
+	Escaped    bool
+}
+
+// String reads a string literal. It refuses control characters and invalid UTF-8, which encoding/json
+// rejects or replaces; escapes are checked only by Unquote.
+func (s *Scanner) String() (Str, bool) {
+	if !s.Eat('"') {
+		return Str{}, false
+	}
+	start := s.I
+	ascii, escaped := true, false
+	for i := start; ; i++ {
+		i = SkipPlain(s.B, i)
+		if i >= len(s.B) {
+			return Str{}, false
+		}
+		switch c := s.B[i]; {
+		case c == '"':
+			s.I = i + 1
+			if !ascii && !utf8.Valid(s.B[start:i]) {
+				return Str{}, false
+			}
+			return Str{Start: start, End: i, Escaped: escaped}, true
+		case c == '\\':
+			escaped = true
+			i++ // the escaped byte; Unquote checks it
+		case c < 0x20:
+			return Str{}, false
+		default: // c >= 0x80
+			ascii = false
+		}
+	}
+}
+
+// Unquoted reads a string literal as String does and returns its contents with escapes resolved (as
+// Unquote), in one pass: the plain runs between escapes are found a word at a time and copied whole.
+// The result is always a copy, never a slice of B.
+func (s *Scanner) Unquoted() ([]byte, bool) {
+	if !s.Eat('"') {
+		return nil, false
+	}
+	start := s.I
+	ascii := true
+	var out []byte // nil until the first escape
+	run := start   // start of the bytes not yet copied to out
+	for i := start; ; {
+		i = SkipPlain(s.B, i)
+		if i >= len(s.B) {
+			return nil, false
+		}
+		switch c := s.B[i]; {
+		case c == '"':
+			if !ascii && !utf8.Valid(s.B[start:i]) {
+				return nil, false
+			}
+			s.I = i + 1
+			if out == nil {
+				return append([]byte{}, s.B[start:i]...), true
+			}
+			return append(out, s.B[run:i]...), true
+		case c == '\\':
+			if out == nil {
+				out = make([]byte, 0, len(s.B)-start) // at most the rest of the input
+			}
+			out = append(out, s.B[run:i]...)
+			n, ok := unescape(s.B[i:], &out)
+			if !ok {
+				return nil, false
+			}
+			i += n
+			run = i
+		case c < 0x20:
+			return nil, false
+		default: // c >= 0x80
+			ascii = false
+			i++
+		}
+	}
+}
+
+// unescape appends the escape at the start of b (its backslash first) to *dst and returns its length.
+func unescape(b []byte, dst *[]byte) (int, bool) {
+	if len(b) < 2 {
+		return 0, false
+	}
+	switch e := b[1]; e {
+	case '"', '\\', '/':
+		*dst = append(*dst, e)
+	case 'b':
+		*dst = append(*dst, '\b')
+	case 'f':
+		*dst = append(*dst, '\f')
+	case 'n':
+		*dst = append(*dst, '\n')
+	case 'r':
+		*dst = append(*dst, '\r')
+	case 't':
+		*dst = append(*dst, '\t')
+	case 'u':
+		if len(b) < 6 {
+			return 0, false
+		}
+		var r rune
+		for _, h := range b[2:6] {
+			switch {
+			case h >= '0' && h <= '9':
+				r = r<<4 | rune(h-'0')
+			case h >= 'a' && h <= 'f':
+				r = r<<4 | rune(h-'a'+10)
+			case h >= 'A' && h <= 'F':
+				r = r<<4 | rune(h-'A'+10)
+			default:
+				return 0, false
+			}
+		}
+		if utf16.IsSurrogate(r) {
+			return 0, false
+		}
+		*dst = utf8.AppendRune(*dst, r)
+		return 6, true
+	default:
+		return 0, false
+	}
+	return 2, true
+}
+
+// Unquote appends the contents of a string literal (between its quotes, as String bounds them) to dst
+// with escapes resolved. ok is false for an invalid escape, and for a \u escape of a UTF-16 surrogate,
+// which encoding/json pairs or replaces in ways not worth repeating: callers fall back to it.
+func Unquote(dst, contents []byte) (_ []byte, ok bool) {
+	for {
+		k := indexBackslash(contents)
+		if k < 0 {
+			return append(dst, contents...), true
+		}
+		dst = append(dst, contents[:k]...)
+		n, ok := unescape(contents[k:], &dst)
+		if !ok {
+			return nil, false
+		}
+		contents = contents[k+n:]
+	}
+}
+
+// indexBackslash is bytes.IndexByte(b, '\\'), a word at a time without the call's setup, which
+// dominates for the short runs between escapes in a JSON-in-JSON body.
+func indexBackslash(b []byte) int {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		y := binary.LittleEndian.Uint64(b[i:]) ^ (lsb * '\\')
+		if m := (y - lsb) &^ y & msb; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] == '\\' {
+			return i
+		}
+	}
+	return -1
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// SkipPlain returns the index of the first byte at or after i that a string scan must look at — a
+// quote, a backslash, a control character or a byte of a multi-byte UTF-8 sequence — or len(b). It
+// tests eight bytes at a time: in each of the masks below the lowest flagged byte is a true one (a
+// borrow only runs upwards from a byte that matched), so the lowest flag of them all is the answer.
+func SkipPlain(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q := x ^ (lsb * '"')
+		bs := x ^ (lsb * '\\')
+		m := (x | // bytes >= 0x80
+			(q-lsb)&^q | // '"'
+			(bs-lsb)&^bs | // '\\'
+			(x-lsb*0x20)&^x) & msb // bytes < 0x20
+		if m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for i < len(b) && plain[b[i]] {
+		i++
+	}
+	return i
+}
+
+// plain marks the bytes SkipPlain passes over.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()

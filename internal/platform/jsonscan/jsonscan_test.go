@@ -1,0 +1,131 @@
+package jsonscan
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"unicode/utf8"
+)
+
+// skipPlainByByte is SkipPlain one byte at a time, its reference.
+func skipPlainByByte(b []byte, i int) int {
+	for i < len(b) && plain[b[i]] {
+		i++
+	}
+	return i
+}
+
+func TestSkipPlainStopsWhereAByteScanStops(t *testing.T) {
+	t.Parallel()
+	base := []byte("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH")
+	for _, special := range []byte{'"', '\\', 0x00, 0x1f, 0x7f, 0x80, 0xc3, 0xff, ' ', '~'} {
+		for pos := range len(base) {
+			b := bytes.Clone(base)
+			b[pos] = special
+			for start := 0; start <= pos; start += 3 {
+				if got, want := SkipPlain(b, start), skipPlainByByte(b, start); got != want {
+					t.Errorf("SkipPlain(%q, %d) = %d, want %d", b, start, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestStringAndUnquote(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in string
+		ok       bool
+	}{
+		{"plain", `"hello"`, true},
+		{"escapes", `"a\"b\\c\/d\b\f\n\r\t\u00e9\u20AC end"`, true},
+		{"json in json", `"{\"value\":[{\"id\":\"1\",\"data\":\"QUJD\"}]}"`, true},
+		{"utf8", `"ünïcödé ✓"`, true},
+		{"control", "\"a\x01b\"", false},
+		{"invalid utf8", "\"a\xffb\"", false},
+		{"unterminated", `"abc`, false},
+		{"bad escape", `"a\xb"`, false},
+		{"short unicode", `"\u12"`, false},
+		{"surrogate", `"\ud83d\ude00"`, false},
+		{"not a string", `abc`, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := Scanner{B: []byte(tc.in)}
+			str, ok := s.String()
+			var got []byte
+			if ok {
+				got, ok = Unquote(nil, s.B[str.Start:str.End])
+			}
+			if ok != tc.ok {
+				t.Fatalf("ok = %v, want %v", ok, tc.ok)
+			}
+			one := Scanner{B: []byte(tc.in)}
+			if got1, ok1 := one.Unquoted(); ok1 != ok || string(got1) != string(got) || ok && one.I != s.I {
+				t.Fatalf("Unquoted = %q, %v at %d; String and Unquote %q, %v at %d", got1, ok1, one.I, got, ok, s.I)
+			}
+			if !ok {
+				return
+			}
+			var want string
+			if err := json.Unmarshal([]byte(tc.in), &want); err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != want || s.I != len(tc.in) {
+				t.Errorf("got %q at %d, want %q at %d", got, s.I, want, len(tc.in))
+			}
+		})
+	}
+}
+
+// FuzzString: whatever String and Unquote accept, encoding/json reads as the same string; what SkipPlain
+// passes over, a byte-by-byte scan passes over too.
+func FuzzString(f *testing.F) {
+	for _, s := range []string{`"hello"`, `"a\"b\\c\u00e9"`, "\"\x80\"", `"\ud800"`, `"{\"a\":\"b\"}"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for i := range min(len(b), 9) {
+			if got, want := SkipPlain(b, i), skipPlainByByte(b, i); got != want {
+				t.Fatalf("SkipPlain(%q, %d) = %d, want %d", b, i, got, want)
+			}
+		}
+		if k, want := indexBackslash(b), bytes.IndexByte(b, '\\'); k != want {
+			t.Fatalf("indexBackslash(%q) = %d, want %d", b, k, want)
+		}
+		s := Scanner{B: b}
+		str, ok := s.String()
+		var got []byte
+		if ok {
+			got, ok = Unquote(nil, b[str.Start:str.End])
+		}
+		one := Scanner{B: b}
+		if got1, ok1 := one.Unquoted(); ok1 != ok || string(got1) != string(got) || ok && one.I != s.I {
+			t.Fatalf("Unquoted(%q) = %q, %v at %d; String and Unquote %q, %v at %d", b, got1, ok1, one.I, got, ok, s.I)
+		}
+		if !ok {
+			return
+		}
+		var want string
+		if err := json.Unmarshal(b[:s.I], &want); err != nil {
+			t.Fatalf("String and Unquote accepted %q, encoding/json refuses it: %v", b[:s.I], err)
+		}
+		if string(got) != want || !utf8.Valid(got) {
+			t.Fatalf("Unquote(%q) = %q, encoding/json %q", b[:s.I], got, want)
+		}
+		if str.Escaped != bytes.Contains(b[str.Start:str.End], []byte{'\\'}) {
+			t.Fatalf("Escaped = %v for %q", str.Escaped, b[str.Start:str.End])
+		}
+	})
+}
+
+func BenchmarkSkipPlain(b *testing.B) {
+	buf := bytes.Repeat([]byte("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0123456789+/"), 4096)
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		if SkipPlain(buf, 0) != len(buf) {
+			b.Fatal("stopped early")
+		}
+	}
+}
