@@ -3,10 +3,12 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/connecthub/connecthub/internal/access"
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/crm"
 	"github.com/connecthub/connecthub/internal/platform/azfunc"
 )
@@ -17,13 +19,17 @@ type CRMAdmin interface {
 	GetConnection(ctx context.Context, tenant core.TenantID) (crm.ConnectionView, error)
 	DeleteConnection(ctx context.Context, a core.Actor, tenant core.TenantID) error
 	TestConnection(ctx context.Context, a core.Actor, tenant core.TenantID) (crm.TestResult, error)
+	GetUserMapping(ctx context.Context, tenant core.TenantID, userID string) (crm.UserMapping, bool, error)
+	SetUserMapping(ctx context.Context, a core.Actor, tenant core.TenantID, userID string, in crm.MappingInput) (crm.UserMapping, error)
+	DeleteUserMapping(ctx context.Context, a core.Actor, tenant core.TenantID, userID string) error
+	ListUserMappings(ctx context.Context, tenant core.TenantID, token string, pageSize int) (crm.MappingPage, error)
 }
 
 var _ CRMAdmin = (*crm.Service)(nil)
 
 // CRMServices are the services behind the CRM functions.
 type CRMServices struct {
-	Admin CRMAdmin // GetCRMConnection, SetCRMConnection, DeleteCRMConnection, TestCRMConnection
+	Admin CRMAdmin // Get/Set/DeleteCRMConnection, TestCRMConnection, Get/Set/DeleteCRMUserMapping, ListCRMUserMappings
 }
 
 // maxCRMBody bounds the connection's body: a 4096-bit RSA key in PEM is about 3.3 KiB; the rest is a
@@ -73,7 +79,71 @@ func (a *App) crmFunctions() []function {
 			}
 			return http.StatusOK, out, err
 		}),
+		op("GetCRMUserMapping", read, func(ctx context.Context, s CRMAdmin, _ core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+			m, ok, err := s.GetUserMapping(ctx, id, r.Params["userId"])
+			return http.StatusOK, toCRMUserJSON(m, ok), err
+		}),
+		op("SetCRMUserMapping", write, func(ctx context.Context, s CRMAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+			var body struct {
+				SalesforceUserID string `json:"salesforceUserId"`
+				Contacts         string `json:"contacts"`
+				Events           string `json:"events"`
+			}
+			if err := decodeJSONBody(r, &body); err != nil {
+				return 0, nil, err
+			}
+			m, err := s.SetUserMapping(ctx, actor, id, r.Params["userId"], crm.MappingInput{SalesforceUserID: body.SalesforceUserID,
+				Contacts: crm.Direction(body.Contacts), Events: crm.Direction(body.Events)})
+			return http.StatusOK, toCRMUserJSON(m, true), err
+		}),
+		op("DeleteCRMUserMapping", write, func(ctx context.Context, s CRMAdmin, actor core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+			return http.StatusNoContent, nil, s.DeleteUserMapping(ctx, actor, id, r.Params["userId"])
+		}),
+		op("ListCRMUserMappings", read, func(ctx context.Context, s CRMAdmin, _ core.Actor, id core.TenantID, r *azfunc.HTTPRequest) (int, any, error) {
+			size := 0
+			if v := r.Query.Get("pageSize"); v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 {
+					return 0, nil, apperr.New(apperr.Invalid, "pageSize must be 1 to "+strconv.Itoa(crm.MaxPageSize), nil)
+				}
+				size = n
+			}
+			p, err := s.ListUserMappings(ctx, id, r.Query.Get("pageToken"), size)
+			out := crmUsersJSON{Users: make([]crmUserJSON, 0, len(p.Mappings)), NextPageToken: p.Next}
+			for _, m := range p.Mappings {
+				out.Users = append(out.Users, toCRMUserJSON(m, true))
+			}
+			return http.StatusOK, out, err
+		}),
 	}
+}
+
+type crmUserJSON struct {
+	UserID           string     `json:"userId"`
+	Mapped           bool       `json:"mapped"`
+	SalesforceUserID string     `json:"salesforceUserId,omitempty"`
+	MatchedBy        string     `json:"matchedBy,omitempty"`
+	Contacts         string     `json:"contacts,omitempty"`
+	Events           string     `json:"events,omitempty"`
+	SetAt            *time.Time `json:"setAt,omitempty"`
+	SetBy            string     `json:"setBy,omitempty"`
+}
+
+type crmUsersJSON struct {
+	Users         []crmUserJSON `json:"users"`
+	NextPageToken string        `json:"nextPageToken,omitempty"`
+}
+
+func toCRMUserJSON(m crm.UserMapping, mapped bool) crmUserJSON {
+	if !mapped {
+		return crmUserJSON{UserID: m.UserID}
+	}
+	out := crmUserJSON{UserID: m.UserID, Mapped: true, SalesforceUserID: m.SalesforceUserID, MatchedBy: m.MatchedBy,
+		Contacts: string(m.Contacts), Events: string(m.Events), SetBy: m.SetBy}
+	if !m.SetAt.IsZero() {
+		out.SetAt = &m.SetAt
+	}
+	return out
 }
 
 type crmConnectionJSON struct {

@@ -246,7 +246,7 @@ func TestRoutesRefuseMissingService(t *testing.T) {
 			"GetTenant", "SuspendTenant", "CancelTenant", "ReactivateTenant", "SetTenantLicenses", "AssignLicense",
 			"UnassignLicense"}},
 		{"crm connection", func(a *App) { a.CRM.Admin = nil }, []string{"GetCRMConnection", "SetCRMConnection",
-			"DeleteCRMConnection", "TestCRMConnection"}},
+			"DeleteCRMConnection", "TestCRMConnection", "GetCRMUserMapping", "SetCRMUserMapping", "DeleteCRMUserMapping", "ListCRMUserMappings"}},
 		{"two services", func(a *App) { a.ProcessLifecycle, a.EnforceRetention = nil, nil }, []string{"ProcessLifecycle", "EnforceRetention"}},
 	}
 	for _, tt := range tests {

@@ -140,6 +140,9 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	must(prv.Incidents.Insert(ctx, tenant, privacy.Incident{ID: "inc-1", Summary: "user " + ada + " reported a lost phone", DetectedAt: now}))
 	must(bookings.OpenData(db).Bookings.Insert(ctx, tenant, bookings.Booking{RoomID: "room1", EventID: "ev1", Start: now, End: now.Add(time.Hour)}))
 	must(crm.OpenData(db).Connections.Insert(ctx, tenant, crm.Connection{Provider: crm.ProviderSalesforce, Username: "sync@contoso.example", ConfiguredAt: now, ConfiguredBy: ada}))
+	// Ada's own mailbox is mapped (by Bob), and she mapped Bob's.
+	must(crm.OpenData(db).Users.Insert(ctx, tenant, crm.UserMapping{UserID: ada, SalesforceUserID: "005000000000001AAA", SetBy: bob, SetAt: now}))
+	must(crm.OpenData(db).Users.Insert(ctx, tenant, crm.UserMapping{UserID: bob, SalesforceUserID: "005000000000002AAA", SetBy: ada, SetAt: now}))
 
 	exported := func(user string) map[string]int {
 		t.Helper()
@@ -156,7 +159,7 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	// Ada is in every table that can name her: her own rows, the rows she acted on as an admin
 	// (licenses, grants and audit entries of Bob too), the tenant's row, both subscriptions.
 	want := map[string]int{"users": 1, "presence": 1, "ledger": 1, "syncerrors": 1, "serviceusers": 1, "pbxextensions": 1,
-		"licenses": 2, "authorisations": 2, "audit": 2, "tenants": 1, "subscriptions": 2, "incidents": 1, "crmconnections": 1}
+		"licenses": 2, "authorisations": 2, "audit": 2, "tenants": 1, "subscriptions": 2, "incidents": 1, "crmconnections": 1, "crmusers": 2}
 	if got := exported(ada); !gomaps.Equal(got, want) {
 		t.Errorf("Ada's export = %v, want %v", got, want)
 	}
@@ -178,8 +181,8 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	wantErased := tables.Erasure{"users": {Deleted: 1}, "presence": {Deleted: 1}, "ledger": {Deleted: 1}, "syncerrors": {Deleted: 1}, "pbxextensions": {Deleted: 1},
 		"serviceusers": {Deleted: 1}, "licenses": {Deleted: 1, Pseudonymised: 1}, "authorisations": {Deleted: 1, Pseudonymised: 1},
 		"audit": {Pseudonymised: 2}, "tenants": {Pseudonymised: 1}, "subscriptions": {Deleted: 1, Pseudonymised: 1}, "incidents": {Pseudonymised: 1},
-		"crmconnections": {Pseudonymised: 1},
-		"roles":          {}, "accessrequests": {}, "bookings": {}, "parkedmessages": {}, "privacyrequests": {}}
+		"crmconnections": {Pseudonymised: 1}, "crmusers": {Deleted: 1, Pseudonymised: 1},
+		"roles": {}, "accessrequests": {}, "bookings": {}, "parkedmessages": {}, "privacyrequests": {}}
 	if !gomaps.Equal(counts, wantErased) {
 		t.Errorf("erase counts = %v\nwant %v", counts, wantErased)
 	}
@@ -195,7 +198,7 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	// Bob keeps his rows, but for the subscription made through Ada's account (the presence manager
 	// makes a new one through another service user); the rows Ada acted on no longer name her.
 	if got, want := exported(bob), map[string]int{"users": 1, "presence": 1, "ledger": 1, "syncerrors": 1, "serviceusers": 1, "pbxextensions": 1,
-		"licenses": 1, "authorisations": 1, "audit": 1, "subscriptions": 1}; !gomaps.Equal(got, want) {
+		"licenses": 1, "authorisations": 1, "audit": 1, "subscriptions": 1, "crmusers": 1}; !gomaps.Equal(got, want) {
 		t.Errorf("Bob's export after Ada's erasure = %v, want %v", got, want)
 	}
 	page, err := log.List(ctx, tenant, nil)

@@ -48,6 +48,8 @@ var Categories = map[string]Category{
 		"Microsoft 365 (room calendars)", []string{}},
 	"crmconnections": {"CRM connection settings", "sign in to the tenant's Salesforce org as its integration user, and name the admin who set the connection",
 		"the tenant admin", []string{"the tenant's Salesforce org (the integration username, at sign-in)"}},
+	"crmusers": {"CRM user mapping", "sync a user's mailbox with the Salesforce user it maps to (ids and directions only), and name the admin who set it",
+		"the tenant admin, and the tenant's Salesforce org (the user found by the mailbox's address)", []string{"the tenant's Salesforce org (the mailbox's address, once, to find the user)"}},
 	TableRequests: {"Privacy requests", "track each data subject request until it is answered (one month)",
 		"the tenant admin or privacy officer", []string{}},
 }
