@@ -142,6 +142,9 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	must(crm.OpenData(db).Connections.Insert(ctx, tenant, crm.Connection{Provider: crm.ProviderSalesforce, Username: "sync@contoso.example", ConfiguredAt: now, ConfiguredBy: ada}))
 	// Ada's own mailbox is mapped (by Bob), and she mapped Bob's.
 	must(crm.OpenData(db).Users.Insert(ctx, tenant, crm.UserMapping{UserID: ada, SalesforceUserID: "005000000000001AAA", SetBy: bob, SetAt: now}))
+	must(crm.OpenData(db).Ledger.Insert(ctx, tenant, crm.LedgerEntry{UserID: ada, Type: crm.RecordContact, SourceID: "AAMkADc=", TargetID: "003000000000001AAA", SyncedAt: now}))
+	must(crm.OpenData(db).SyncErrors.Insert(ctx, tenant, crm.SyncError{UserID: ada, Type: crm.RecordContact, SourceID: "AAMkADd=", DisplayName: "Prince", Attempts: 1}))
+	must(crm.OpenData(db).SyncState.Insert(ctx, tenant, crm.SyncState{UserID: ada, Stream: "contact.contacts", LastRunAt: now}))
 	must(crm.OpenData(db).Users.Insert(ctx, tenant, crm.UserMapping{UserID: bob, SalesforceUserID: "005000000000002AAA", SetBy: ada, SetAt: now}))
 
 	exported := func(user string) map[string]int {
@@ -159,7 +162,8 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	// Ada is in every table that can name her: her own rows, the rows she acted on as an admin
 	// (licenses, grants and audit entries of Bob too), the tenant's row, both subscriptions.
 	want := map[string]int{"users": 1, "presence": 1, "ledger": 1, "syncerrors": 1, "serviceusers": 1, "pbxextensions": 1,
-		"licenses": 2, "authorisations": 2, "audit": 2, "tenants": 1, "subscriptions": 2, "incidents": 1, "crmconnections": 1, "crmusers": 2}
+		"licenses": 2, "authorisations": 2, "audit": 2, "tenants": 1, "subscriptions": 2, "incidents": 1, "crmconnections": 1, "crmusers": 2,
+		"crmledger": 1, "crmsyncerrors": 1, "crmsyncstate": 1}
 	if got := exported(ada); !gomaps.Equal(got, want) {
 		t.Errorf("Ada's export = %v, want %v", got, want)
 	}
@@ -182,6 +186,7 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 		"serviceusers": {Deleted: 1}, "licenses": {Deleted: 1, Pseudonymised: 1}, "authorisations": {Deleted: 1, Pseudonymised: 1},
 		"audit": {Pseudonymised: 2}, "tenants": {Pseudonymised: 1}, "subscriptions": {Deleted: 1, Pseudonymised: 1}, "incidents": {Pseudonymised: 1},
 		"crmconnections": {Pseudonymised: 1}, "crmusers": {Deleted: 1, Pseudonymised: 1},
+		"crmledger": {Deleted: 1}, "crmsyncerrors": {Deleted: 1}, "crmsyncstate": {Deleted: 1},
 		"roles": {}, "accessrequests": {}, "bookings": {}, "parkedmessages": {}, "privacyrequests": {}}
 	if !gomaps.Equal(counts, wantErased) {
 		t.Errorf("erase counts = %v\nwant %v", counts, wantErased)

@@ -28,17 +28,25 @@ const TableUsers = "crmusers"
 var Tables = []tables.Spec{
 	tables.SpecOf[Connection](TableConnections, "crm", tables.RetainTenantData),
 	tables.SpecOf[UserMapping](TableUsers, "crm", tables.RetainTenantData),
+	tables.SpecOf[LedgerEntry](TableLedger, "crm", tables.RetainTenantData),
+	tables.SpecOf[SyncError](TableSyncErrors, "crm", tables.RetainTenantData),
+	tables.SpecOf[SyncState](TableSyncState, "crm", tables.RetainTenantData),
 }
 
 // Data is the module's tables.
 type Data struct {
 	Connections *tables.Table[Connection, *Connection]
 	Users       *tables.Table[UserMapping, *UserMapping]
+	Ledger      *tables.Table[LedgerEntry, *LedgerEntry]
+	SyncErrors  *tables.Table[SyncError, *SyncError]
+	SyncState   *tables.Table[SyncState, *SyncState]
 }
 
 // OpenData returns the module's tables on db.
 func OpenData(db *tables.DB) *Data {
-	return &Data{Connections: tables.New[Connection](db, TableConnections), Users: tables.New[UserMapping](db, TableUsers)}
+	return &Data{Connections: tables.New[Connection](db, TableConnections), Users: tables.New[UserMapping](db, TableUsers),
+		Ledger: tables.New[LedgerEntry](db, TableLedger), SyncErrors: tables.New[SyncError](db, TableSyncErrors),
+		SyncState: tables.New[SyncState](db, TableSyncState)}
 }
 
 // ProviderSalesforce is the only CRM so far; the row key leaves room for others.
@@ -68,7 +76,11 @@ func (d *Data) Export(ctx context.Context, tenant core.TenantID, userID string) 
 		return nil, err
 	}
 	users, err := d.Users.ExportWhere(ctx, tenant, func(m *UserMapping) bool { return m.UserID == userID || m.SetBy == userID })
-	return append(out, users...), err
+	if err != nil {
+		return nil, err
+	}
+	sync, err := d.exportUser(ctx, tenant, userID)
+	return append(append(out, users...), sync...), err
 }
 
 // Erase takes the person's id out of the connections and mappings they configured (those stay: they
@@ -95,8 +107,13 @@ func (d *Data) Erase(ctx context.Context, tenant core.TenantID, userID string) (
 	for k, v := range m {
 		n[k] = v
 	}
-	return n, err
+	if err != nil {
+		return n, err
+	}
+	return n, d.eraseUser(ctx, tenant, userID, n)
 }
 
 // Answers names the tables a person's export and erasure cover here.
-func (d *Data) Answers() []string { return []string{TableConnections, TableUsers} }
+func (d *Data) Answers() []string {
+	return []string{TableConnections, TableUsers, TableLedger, TableSyncErrors, TableSyncState}
+}

@@ -14,7 +14,7 @@ import (
 )
 
 // licensed adds a licensed user with the mailbox address mail and returns the object id.
-func (f *fixture) licensed(t *testing.T, tenant core.TenantID, id, mail string, licensed bool) string {
+func (f *fixture) licensed(t testing.TB, tenant core.TenantID, id, mail string, licensed bool) string {
 	t.Helper()
 	if _, err := f.env.Store.Users.Upsert(ctx, tenant, registry.User{ID: id, Mail: mail, Licensed: licensed}); err != nil {
 		t.Fatal(err)
