@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/connecthub/connecthub/internal/access"
@@ -23,13 +24,15 @@ type CRMAdmin interface {
 	SetUserMapping(ctx context.Context, a core.Actor, tenant core.TenantID, userID string, in crm.MappingInput) (crm.UserMapping, error)
 	DeleteUserMapping(ctx context.Context, a core.Actor, tenant core.TenantID, userID string) error
 	ListUserMappings(ctx context.Context, tenant core.TenantID, token string, pageSize int) (crm.MappingPage, error)
+	SyncHealth(ctx context.Context, tenant core.TenantID) (crm.Health, error)
 }
 
 var _ CRMAdmin = (*crm.Service)(nil)
 
 // CRMServices are the services behind the CRM functions.
 type CRMServices struct {
-	Admin CRMAdmin // Get/Set/DeleteCRMConnection, TestCRMConnection, Get/Set/DeleteCRMUserMapping, ListCRMUserMappings
+	Admin CRMAdmin // Get/Set/DeleteCRMConnection, TestCRMConnection, Get/Set/DeleteCRMUserMapping, ListCRMUserMappings, GetCRMSyncHealth
+	Sync  Job      // SyncCRM: each mapped user's contacts to Salesforce
 }
 
 // maxCRMBody bounds the connection's body: a 4096-bit RSA key in PEM is about 3.3 KiB; the rest is a
@@ -115,6 +118,11 @@ func (a *App) crmFunctions() []function {
 			}
 			return http.StatusOK, out, err
 		}),
+		{azfunc.TimerRoute("SyncCRM", "timer", func(ctx context.Context, t *azfunc.TimerInfo) error { return runJob(ctx, t, a.CRM.Sync) }), a.CRM.Sync},
+		op("GetCRMSyncHealth", read, func(ctx context.Context, s CRMAdmin, _ core.Actor, id core.TenantID, _ *azfunc.HTTPRequest) (int, any, error) {
+			h, err := s.SyncHealth(ctx, id)
+			return http.StatusOK, toCRMHealthJSON(h), err
+		}),
 	}
 }
 
@@ -187,4 +195,63 @@ type crmTestJSON struct {
 type apiUsageJSON struct {
 	Used int `json:"used"`
 	Max  int `json:"max"`
+}
+
+type crmHealthJSON struct {
+	Connected      bool            `json:"connected"`
+	LastTest       *lastTest       `json:"lastTest,omitempty"`
+	FailingUsers   int             `json:"failingUsers"`
+	FailingRecords int             `json:"failingRecords"`
+	Users          []crmUserHealth `json:"users"`
+}
+
+type crmUserHealth struct {
+	UserID        string             `json:"userId"`
+	Contacts      string             `json:"contacts"`
+	LastRunAt     *time.Time         `json:"lastRunAt,omitempty"`
+	LastSuccessAt *time.Time         `json:"lastSuccessAt,omitempty"`
+	Code          string             `json:"code,omitempty"`
+	Action        string             `json:"action,omitempty"`
+	Synced        int                `json:"synced"`
+	Failed        int                `json:"failed"`
+	Failing       []crmFailingRecord `json:"failing"`
+}
+
+type crmFailingRecord struct {
+	Type          string    `json:"type"`
+	DisplayName   string    `json:"displayName"`
+	Code          string    `json:"code"`
+	Fields        []string  `json:"fields,omitempty"`
+	Attempts      int       `json:"attempts"`
+	FirstFailedAt time.Time `json:"firstFailedAt"`
+	LastFailedAt  time.Time `json:"lastFailedAt"`
+	Action        string    `json:"action"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func toCRMHealthJSON(h crm.Health) crmHealthJSON {
+	out := crmHealthJSON{Connected: h.Connected, FailingUsers: h.FailingUsers, FailingRecords: h.FailingRecords, Users: []crmUserHealth{}}
+	if !h.LastTestedAt.IsZero() {
+		out.LastTest = &lastTest{OK: h.LastTestCode == "", Code: h.LastTestCode, TestedAt: h.LastTestedAt}
+	}
+	for _, u := range h.Users {
+		j := crmUserHealth{UserID: u.UserID, Contacts: string(u.Contacts), LastRunAt: timePtr(u.LastRunAt), LastSuccessAt: timePtr(u.LastSuccessAt),
+			Code: u.LastCode, Action: u.Action, Synced: u.Synced, Failed: u.Failed, Failing: []crmFailingRecord{}}
+		for _, f := range u.Failing {
+			r := crmFailingRecord{Type: f.Type, DisplayName: f.DisplayName, Code: f.Code, Attempts: f.Attempts,
+				FirstFailedAt: f.FirstFailedAt, LastFailedAt: f.LastFailedAt, Action: f.Action}
+			if f.Fields != "" {
+				r.Fields = strings.Split(f.Fields, ",")
+			}
+			j.Failing = append(j.Failing, r)
+		}
+		out.Users = append(out.Users, j)
+	}
+	return out
 }

@@ -175,6 +175,9 @@ func complete(a *App) *App {
 	if a.CRM.Admin == nil {
 		a.CRM.Admin = struct{ CRMAdmin }{}
 	}
+	if a.CRM.Sync == nil {
+		a.CRM.Sync = struct{ Job }{}
+	}
 	if a.Rooms.Directory == nil {
 		a.Rooms.Directory = struct{ RoomDirectory }{}
 	}
@@ -246,7 +249,8 @@ func TestRoutesRefuseMissingService(t *testing.T) {
 			"GetTenant", "SuspendTenant", "CancelTenant", "ReactivateTenant", "SetTenantLicenses", "AssignLicense",
 			"UnassignLicense"}},
 		{"crm connection", func(a *App) { a.CRM.Admin = nil }, []string{"GetCRMConnection", "SetCRMConnection",
-			"DeleteCRMConnection", "TestCRMConnection", "GetCRMUserMapping", "SetCRMUserMapping", "DeleteCRMUserMapping", "ListCRMUserMappings"}},
+			"DeleteCRMConnection", "TestCRMConnection", "GetCRMUserMapping", "SetCRMUserMapping", "DeleteCRMUserMapping", "ListCRMUserMappings", "GetCRMSyncHealth"}},
+		{"crm sync", func(a *App) { a.CRM.Sync = nil }, []string{"SyncCRM"}},
 		{"two services", func(a *App) { a.ProcessLifecycle, a.EnforceRetention = nil, nil }, []string{"ProcessLifecycle", "EnforceRetention"}},
 	}
 	for _, tt := range tests {

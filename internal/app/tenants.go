@@ -37,6 +37,7 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	clients := graph.NewAppClients(graph.AppAuth{ClientID: w.Config.AppID, Secrets: w.Secrets,
 		CertName: w.Config.Presence.AppClientCertName, Auth: graph.AuthOptions{AuthorityHost: w.Config.Presence.AuthorityHost}},
 		graph.Options{BaseURL: w.Config.GraphBaseURL})
+	w.appClients = clients
 
 	// Presence sync's tables: erased with a user's license, counted for usage, swept by retention.
 	presenceData := presence.OpenData(w.Store.DB())
