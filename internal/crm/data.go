@@ -40,6 +40,8 @@ type Data struct {
 	Ledger      *tables.Table[LedgerEntry, *LedgerEntry]
 	SyncErrors  *tables.Table[SyncError, *SyncError]
 	SyncState   *tables.Table[SyncState, *SyncState]
+	// SyncErrorRetention: Sweep deletes sync errors first recorded longer ago.
+	SyncErrorRetention time.Duration
 }
 
 // OpenData returns the module's tables on db.
