@@ -110,3 +110,76 @@ func TestCRMFunctionsTransport(t *testing.T) {
 		}
 	}
 }
+
+// The mapping functions through the transport: a mailbox mapped by its address, shown, listed, refused
+// when no Salesforce user has it, and removed; the answers carry ids, never the address.
+func TestCRMUserMappingFunctions(t *testing.T) {
+	t.Parallel()
+	env := storetest.NewEnv(t, storetest.Options{})
+	sf := sftest.New(t)
+	sf.AddUser(sftest.User{Username: "sync@contoso.example", Approved: true})
+	sf.AddUser(sftest.User{Username: "ada@contoso.example.crm", Email: "ada@contoso.example"})
+	svc, err := crm.New(crm.Options{Store: env.Store, Data: crm.OpenData(env.Store.DB()), Secrets: env.Secrets, Sealer: env.Keys,
+		Salesforce: salesforce.New(salesforce.Options{LoginURL: func(string) string { return sf.URL() }}),
+		Log:        slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &App{CRM: CRMServices{Admin: svc}}
+	ctx := context.Background()
+	tenant := env.NewTenant(t)
+	if err := env.Store.Tenants.Create(ctx, registry.Tenant{ID: tenant, State: registry.TenantActive}); err != nil {
+		t.Fatal(err)
+	}
+	const ada, bob = "11111111-0000-4000-8000-000000000001", "11111111-0000-4000-8000-000000000002"
+	for id, mail := range map[string]string{ada: "ada@contoso.example", bob: "bob@contoso.example"} {
+		if _, err := env.Store.Users.Upsert(ctx, tenant, registry.User{ID: id, Mail: mail, Licensed: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	actor := map[string][]string{"Authorization": {"Bearer as:" + string(tenant) + ":" + operator}}
+	conn, _ := json.Marshal(map[string]string{"consumerKey": sf.App.ConsumerKey, "username": "sync@contoso.example",
+		"host": "login.salesforce.com", "privateKey": sf.App.PrivateKeyPEM})
+	if code, out, _ := invokeHTTP(t, a, httpCall{function: "SetCRMConnection", method: "PUT", params: map[string]string{"tenantId": string(tenant)},
+		headers: actor, body: string(conn)}); code != 200 {
+		t.Fatalf("connection: %d %s", code, out)
+	}
+	user := func(id string) map[string]string { return map[string]string{"tenantId": string(tenant), "userId": id} }
+	steps := []struct {
+		name, function, method string
+		params                 map[string]string
+		body                   string
+		wantCode               int
+		want                   []string
+	}{
+		{"unmapped", "GetCRMUserMapping", "GET", user(ada), "", 200, []string{`{"userId":"` + ada + `","mapped":false}`}},
+		{"unknown field", "SetCRMUserMapping", "PUT", user(ada), `{"email":"ada@contoso.example"}`, 400, []string{"documented fields"}},
+		{"map by address", "SetCRMUserMapping", "PUT", user(ada), `{"contacts":"to-crm"}`, 200, []string{`"mapped":true`,
+			`"salesforceUserId":"` + sf.UserID("ada@contoso.example.crm") + `"`, `"matchedBy":"email"`, `"contacts":"to-crm"`, `"events":"off"`}},
+		{"no Salesforce user has it", "SetCRMUserMapping", "PUT", user(bob), `{"contacts":"both"}`, 409, []string{"give salesforceUserId"}},
+		{"shown", "GetCRMUserMapping", "GET", user(ada), "", 200, []string{`"mapped":true`, `"setBy":"` + operator + `"`}},
+		{"health", "GetCRMSyncHealth", "GET", map[string]string{"tenantId": string(tenant)}, "", 200, []string{`"connected":true`,
+			`"users":[{"userId":"` + ada + `","contacts":"to-crm","synced":0,"failed":0,"failing":[]}]`}},
+		{"listed", "ListCRMUserMappings", "GET", map[string]string{"tenantId": string(tenant)}, "", 200, []string{`{"users":[{"userId":"` + ada + `"`}},
+		{"removed", "DeleteCRMUserMapping", "DELETE", user(ada), "", 204, nil},
+		{"gone", "ListCRMUserMappings", "GET", map[string]string{"tenantId": string(tenant)}, "", 200, []string{`{"users":[]}`}},
+	}
+	for _, s := range steps {
+		code, out, _ := invokeHTTP(t, a, httpCall{function: s.function, method: s.method, params: s.params, headers: actor, body: s.body})
+		if code != s.wantCode {
+			t.Errorf("%s: %d %s, want %d", s.name, code, out, s.wantCode)
+		}
+		for _, w := range s.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: %s does not contain %s", s.name, out, w)
+			}
+		}
+		if strings.Contains(out, "@contoso.example") {
+			t.Errorf("%s answered an address: %s", s.name, out)
+		}
+	}
+	if code, out, _ := invokeHTTP(t, a, httpCall{function: "ListCRMUserMappings", method: "GET", params: map[string]string{"tenantId": string(tenant)},
+		query: map[string]string{"pageSize": "0"}, headers: actor}); code != 400 {
+		t.Errorf("pageSize 0: %d %s", code, out)
+	}
+}

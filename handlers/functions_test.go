@@ -178,6 +178,9 @@ func complete(a *App) *App {
 	if a.CRM.Admin == nil {
 		a.CRM.Admin = struct{ CRMAdmin }{}
 	}
+	if a.CRM.Sync == nil {
+		a.CRM.Sync = struct{ Job }{}
+	}
 	if a.Rooms.Directory == nil {
 		a.Rooms.Directory = struct{ RoomDirectory }{}
 	}
@@ -249,7 +252,8 @@ func TestRoutesRefuseMissingService(t *testing.T) {
 			"GetTenant", "SuspendTenant", "CancelTenant", "ReactivateTenant", "SetTenantLicenses", "AssignLicense",
 			"ListLicensedUsers", "UnassignLicense"}},
 		{"crm connection", func(a *App) { a.CRM.Admin = nil }, []string{"GetCRMConnection", "SetCRMConnection",
-			"DeleteCRMConnection", "TestCRMConnection"}},
+			"DeleteCRMConnection", "TestCRMConnection", "GetCRMUserMapping", "SetCRMUserMapping", "DeleteCRMUserMapping", "ListCRMUserMappings", "GetCRMSyncHealth"}},
+		{"crm sync", func(a *App) { a.CRM.Sync = nil }, []string{"SyncCRM"}},
 		{"portal", func(a *App) { a.Portal = nil }, []string{"Portal", "PortalAction"}},
 		{"two services", func(a *App) { a.ProcessLifecycle, a.EnforceRetention = nil, nil }, []string{"ProcessLifecycle", "EnforceRetention"}},
 	}

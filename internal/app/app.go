@@ -21,6 +21,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/config"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken"
 	"github.com/connecthub/connecthub/internal/platform/queue"
@@ -57,6 +58,9 @@ type Wired struct {
 	notifications *queue.Router
 	// roomCache is the room booking cache: its lifecycle events join presence's.
 	roomCache *bookings.Cache
+	// appClients are the app-only Graph clients per tenant (built in wireTenants, shared by the
+	// capabilities that read mailboxes app-only).
+	appClients *graph.AppClients
 }
 
 // Close releases connections (Service Bus links).

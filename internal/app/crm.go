@@ -1,20 +1,46 @@
 package app
 
 import (
+	"context"
+	"errors"
+
 	"github.com/connecthub/connecthub/handlers"
+	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/crm"
 	"github.com/connecthub/connecthub/internal/crm/salesforce"
 	"github.com/connecthub/connecthub/internal/platform/clock"
+	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 )
 
-// wireCRM builds the mailbox ↔ CRM sync's connection functions on the Salesforce client. The client
-// signs in at the real login and sandbox hosts; its token cache lives as long as the handler.
+// wireCRM builds the mailbox ↔ CRM sync: the connection and mapping functions, and the SyncCRM timer
+// that moves each mapped user's contacts to Salesforce. The Salesforce client signs in at the real
+// login and sandbox hosts; its token cache lives as long as the handler. Mailboxes are read with the
+// app-only Graph clients wireTenants built.
 func (w *Wired) wireCRM() error {
-	svc, err := crm.New(crm.Options{Store: w.Store, Data: crm.OpenData(w.Store.DB()), Secrets: w.Secrets, Sealer: w.Keys,
-		Salesforce: salesforce.New(salesforce.Options{Now: clock.Now}), Now: clock.Now, Log: w.Log})
+	if w.appClients == nil {
+		return errors.New("wire crm: the app-only Graph clients are not built yet")
+	}
+	data := crm.OpenData(w.Store.DB())
+	sf := salesforce.New(salesforce.Options{Now: clock.Now})
+	svc, err := crm.New(crm.Options{Store: w.Store, Data: data, Secrets: w.Secrets, Sealer: w.Keys,
+		Salesforce: sf, Now: clock.Now, Log: w.Log})
 	if err != nil {
 		return err
 	}
-	w.App.CRM = handlers.CRMServices{Admin: svc}
+	syncer, err := crm.NewSyncer(crm.SyncOptions{Store: w.Store, Data: data, Secrets: w.Secrets, Sealer: w.Keys,
+		Salesforce: sf, Mailboxes: crmMailboxes{w.appClients}, Now: clock.Now, Log: w.Log})
+	if err != nil {
+		return err
+	}
+	w.App.CRM = handlers.CRMServices{Admin: svc,
+		Sync: crm.NewSyncJob(syncer, w.Store.Tenants.OperatorAll, jobs.OpenLeases(w.Store.DB()), w.Config.Tenants.JobRunBudget, w.Log)}
 	return nil
+}
+
+// crmMailboxes hands the sync the tenant's app-only client (Contacts.Read).
+type crmMailboxes struct{ clients *graph.AppClients }
+
+func (m crmMailboxes) For(ctx context.Context, tenant core.TenantID) (crm.Mailbox, error) {
+	return m.clients.For(ctx, string(tenant))
 }

@@ -145,6 +145,12 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	sessions := portal.OpenData(db).Sessions
 	must(sessions.Insert(ctx, tenant, portal.Session{ID: strings.Repeat("a", 64), ObjectID: ada, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}))
 	must(sessions.Insert(ctx, tenant, portal.Session{ID: strings.Repeat("b", 64), ObjectID: bob, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}))
+	// Ada's own mailbox is mapped (by Bob), and she mapped Bob's.
+	must(crm.OpenData(db).Users.Insert(ctx, tenant, crm.UserMapping{UserID: ada, SalesforceUserID: "005000000000001AAA", SetBy: bob, SetAt: now}))
+	must(crm.OpenData(db).Ledger.Insert(ctx, tenant, crm.LedgerEntry{UserID: ada, Type: crm.RecordContact, SourceID: "AAMkADc=", TargetID: "003000000000001AAA", SyncedAt: now}))
+	must(crm.OpenData(db).SyncErrors.Insert(ctx, tenant, crm.SyncError{UserID: ada, Type: crm.RecordContact, SourceID: "AAMkADd=", DisplayName: "Prince", Attempts: 1}))
+	must(crm.OpenData(db).SyncState.Insert(ctx, tenant, crm.SyncState{UserID: ada, Stream: "contact.contacts", LastRunAt: now}))
+	must(crm.OpenData(db).Users.Insert(ctx, tenant, crm.UserMapping{UserID: bob, SalesforceUserID: "005000000000002AAA", SetBy: ada, SetAt: now}))
 
 	exported := func(user string) map[string]int {
 		t.Helper()
@@ -161,7 +167,8 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	// Ada is in every table that can name her: her own rows, the rows she acted on as an admin
 	// (licenses, grants and audit entries of Bob too), the tenant's row, both subscriptions.
 	want := map[string]int{"users": 1, "presence": 1, "ledger": 1, "syncerrors": 1, "serviceusers": 1, "pbxextensions": 1,
-		"licenses": 2, "authorisations": 2, "audit": 2, "tenants": 1, "subscriptions": 2, "incidents": 1, "crmconnections": 1, "portalsessions": 1}
+		"licenses": 2, "authorisations": 2, "audit": 2, "tenants": 1, "subscriptions": 2, "incidents": 1, "crmconnections": 1, "crmusers": 2,
+		"crmledger": 1, "crmsyncerrors": 1, "crmsyncstate": 1, "portalsessions": 1}
 	if got := exported(ada); !gomaps.Equal(got, want) {
 		t.Errorf("Ada's export = %v, want %v", got, want)
 	}
@@ -183,7 +190,8 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	wantErased := tables.Erasure{"users": {Deleted: 1}, "presence": {Deleted: 1}, "ledger": {Deleted: 1}, "syncerrors": {Deleted: 1}, "pbxextensions": {Deleted: 1},
 		"serviceusers": {Deleted: 1}, "licenses": {Deleted: 1, Pseudonymised: 1}, "authorisations": {Deleted: 1, Pseudonymised: 1},
 		"audit": {Pseudonymised: 2}, "tenants": {Pseudonymised: 1}, "subscriptions": {Deleted: 1, Pseudonymised: 1}, "incidents": {Pseudonymised: 1},
-		"crmconnections": {Pseudonymised: 1}, "portalsessions": {Deleted: 1},
+		"crmconnections": {Pseudonymised: 1}, "crmusers": {Deleted: 1, Pseudonymised: 1},
+		"crmledger": {Deleted: 1}, "crmsyncerrors": {Deleted: 1}, "crmsyncstate": {Deleted: 1}, "portalsessions": {Deleted: 1},
 		"roles": {}, "accessrequests": {}, "bookings": {}, "parkedmessages": {}, "privacyrequests": {}}
 	if !gomaps.Equal(counts, wantErased) {
 		t.Errorf("erase counts = %v\nwant %v", counts, wantErased)
@@ -200,7 +208,7 @@ func TestSubjectExportAndErasureAcrossModules(t *testing.T) {
 	// Bob keeps his rows, but for the subscription made through Ada's account (the presence manager
 	// makes a new one through another service user); the rows Ada acted on no longer name her.
 	if got, want := exported(bob), map[string]int{"users": 1, "presence": 1, "ledger": 1, "syncerrors": 1, "serviceusers": 1, "pbxextensions": 1,
-		"licenses": 1, "authorisations": 1, "audit": 1, "subscriptions": 1, "portalsessions": 1}; !gomaps.Equal(got, want) {
+		"licenses": 1, "authorisations": 1, "audit": 1, "subscriptions": 1, "crmusers": 1, "portalsessions": 1}; !gomaps.Equal(got, want) {
 		t.Errorf("Bob's export after Ada's erasure = %v, want %v", got, want)
 	}
 	page, err := log.List(ctx, tenant, nil)

@@ -8,6 +8,7 @@ import (
 	"github.com/connecthub/connecthub/handlers"
 	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/crm"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/config"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
@@ -38,12 +39,17 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	clients := graph.NewAppClients(graph.AppAuth{ClientID: w.Config.AppID, Secrets: w.Secrets,
 		CertName: w.Config.Presence.AppClientCertName, Auth: graph.AuthOptions{AuthorityHost: w.Config.Presence.AuthorityHost}},
 		graph.Options{BaseURL: w.Config.GraphBaseURL})
+	w.appClients = clients
 
 	// Presence sync's tables: erased with a user's license, counted for usage, swept by retention.
 	presenceData := presence.OpenData(w.Store.DB())
 	presenceData.SyncErrorRetention = cfg.SyncErrorRetention
 	bookingData := bookings.OpenData(w.Store.DB())
 	bookingData.MaxWindowDays = cfg.BookingWindowDays
+	// The CRM sync's tables: a user's sync goes with the license; failed records' names are kept no
+	// longer than presence sync's.
+	crmData := crm.OpenData(w.Store.DB())
+	crmData.SyncErrorRetention = cfg.SyncErrorRetention
 	// The room cache first: suspension and cancellation delete its subscriptions too.
 	if err := w.wireRooms(clients); err != nil {
 		return fmt.Errorf("wire rooms: %w", err)
@@ -54,7 +60,7 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 		Policy: policy, AppID: w.Config.AppID, RedirectURI: cfg.AdminConsentRedirectURI, ConsentTTL: cfg.AdminConsentTTL,
 		Consent: tenantgraph.Consent{Prover: clients}, ConsentWait: cfg.AdminConsentWait,
 		LoginBaseURL: w.Config.Presence.AuthorityHost, Regions: config.EURegions, BookingWindowDays: cfg.BookingWindowDays,
-		Processing: stateHooks{processing, w.roomCache}, UserData: []tenants.UserData{presenceData}, Activity: presenceData,
+		Processing: stateHooks{processing, w.roomCache}, UserData: []tenants.UserData{presenceData, crm.Unlicensed{Data: crmData}}, Activity: presenceData,
 	})
 	if err != nil {
 		return err
@@ -70,7 +76,7 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	job, err := retention.New(retention.Options{
 		Store: w.Store, Catalogue: catalogue, Keys: w.Keys, Secrets: sec, Graph: tenantgraph.Subscriptions{Clients: clients}, Licenses: svc,
 		Contracts: tenants.OpenData(w.Store.DB()),
-		Sweepers:  []retention.Sweeper{presenceData, bookingData, portal.OpenData(w.Store.DB())}, Holders: []retention.UserHolder{presenceData},
+		Sweepers:  []retention.Sweeper{presenceData, bookingData, crmData, portal.OpenData(w.Store.DB())}, Holders: []retention.UserHolder{presenceData, crmData},
 		Now: clock.Now, Log: w.Log, Policy: policy,
 		MaxRows: cfg.RetentionMaxRows, Budget: cfg.JobRunBudget,
 	})
@@ -110,4 +116,7 @@ var (
 	_ retention.Sweeper             = (*portal.Data)(nil)
 	_ retention.Sweeper             = (*queue.ParkingLot)(nil)
 	_ retention.UserHolder          = (*presence.Data)(nil)
+	_ retention.UserHolder          = (*crm.Data)(nil)
+	_ retention.Sweeper             = (*crm.Data)(nil)
+	_ tenants.UserData              = crm.Unlicensed{}
 )

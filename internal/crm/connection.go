@@ -2,9 +2,11 @@ package crm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -27,6 +29,8 @@ type Salesforce interface {
 	Test(ctx context.Context, tenant core.TenantID, cred salesforce.Credential) (salesforce.Usage, error)
 	// Forget drops the tenant's cached token.
 	Forget(tenant core.TenantID)
+	// Query runs a SOQL query, handing each record to fn.
+	Query(ctx context.Context, tenant core.TenantID, cred salesforce.Credential, soql string, fn func(json.RawMessage) error) (http.Header, error)
 }
 
 // Options configure a Service.

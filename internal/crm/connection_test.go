@@ -35,7 +35,7 @@ type fixture struct {
 	svc  *crm.Service
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	env := storetest.NewEnv(t, storetest.Options{})
 	sf := sftest.New(t)
@@ -50,7 +50,7 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{env: env, sf: sf, data: data, svc: svc}
 }
 
-func (f *fixture) tenant(t *testing.T, state registry.TenantState) core.TenantID {
+func (f *fixture) tenant(t testing.TB, state registry.TenantState) core.TenantID {
 	t.Helper()
 	id := f.env.NewTenant(t)
 	if err := f.env.Store.Tenants.Create(ctx, registry.Tenant{ID: id, State: state}); err != nil {

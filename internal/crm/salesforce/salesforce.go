@@ -118,7 +118,14 @@ type Options struct {
 	// it at a fake; the assertion's aud always names the host itself.
 	LoginURL func(host string) string
 	Now      func() time.Time
+	// CallClient is the client id sent on every REST call as Sforce-Call-Options: client=<id>; Salesforce
+	// reports it as the origin of the changes we make (Change Data Capture's changeOrigin, §3.5), which is
+	// how the CRM → mailbox direction recognises its own writes. "" means DefaultCallClient.
+	CallClient string
 }
+
+// DefaultCallClient is the client id our writes carry.
+const DefaultCallClient = "ConnectHub"
 
 // Client talks to tenants' orgs. It is safe for concurrent use.
 type Client struct {
@@ -149,6 +156,9 @@ func New(o Options) *Client {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.CallClient == "" {
+		o.CallClient = DefaultCallClient
 	}
 	return &Client{o: o, tokens: map[core.TenantID]cachedToken{}}
 }
@@ -265,6 +275,9 @@ func (c *Client) requestToken(ctx context.Context, cred Credential) (Token, erro
 	return Token{AccessToken: ok.AccessToken, InstanceURL: strings.TrimRight(ok.InstanceURL, "/")}, nil
 }
 
+// CallClient is the client id this client's calls carry.
+func (c *Client) CallClient() string { return c.o.CallClient }
+
 // Do calls the REST API under /services/data/<APIVersion> (path starts with "/") with the tenant's
 // token. A 401 gets a new token and one retry (INVALID_SESSION_ID: the session timed out or was
 // revoked). A status outside 2xx is an *APIError; the answer's headers come back either way so callers
@@ -303,6 +316,7 @@ func (c *Client) send(ctx context.Context, t Token, op, method, path string, bod
 	}
 	req.Header.Set("Authorization", "Bearer "+t.AccessToken)
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Sforce-Call-Options", "client="+c.o.CallClient)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

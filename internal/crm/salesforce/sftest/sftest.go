@@ -70,6 +70,10 @@ type User struct {
 	// pre-authorized" with the user's profile or permission set, or an earlier interactive approval that
 	// included a refresh token (salesforce.stackexchange q/184363). Without it the token endpoint refuses.
 	Approved bool
+	// Email is the user's e-mail address (User.Email), what a mailbox is matched by; Inactive users
+	// (IsActive false) still answer queries.
+	Email    string
+	Inactive bool
 }
 
 // Server is the fake org.
@@ -91,6 +95,14 @@ type Server struct {
 	calls   map[string]int
 	orgID   string
 	userIDs map[string]string
+	// records: object → id → fields (records.go); deleted records stay with IsDeleted, as in the
+	// Recycle Bin.
+	records map[string]map[string]*record
+	cursors map[string][]map[string]any
+	// QueryBatch is the records per query answer (2,000 by default, Salesforce's default batch size;
+	// REST API developer guide "Execute a SOQL Query"); tests lower it to exercise nextRecordsUrl.
+	QueryBatch int
+	writes     []Write
 }
 
 // New starts a fake production org with one connected app (a fresh 2048-bit key and self-signed
@@ -103,7 +115,8 @@ func New(t testing.TB) *Server {
 	}
 	s := &Server{App: app, Audience: LoginAudience, DailyMax: 15000, now: time.Now,
 		users: map[string]User{}, tokens: map[string]string{}, calls: map[string]int{},
-		orgID: "00D" + randomID(12), userIDs: map[string]string{}}
+		orgID: "00D" + randomID(12), userIDs: map[string]string{}, records: map[string]map[string]*record{},
+		cursors: map[string][]map[string]any{}, QueryBatch: 2000}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.srv.Close)
 	return s
@@ -156,8 +169,15 @@ func (s *Server) AddUser(u User) {
 	defer s.mu.Unlock()
 	s.users[u.Username] = u
 	if s.userIDs[u.Username] == "" {
-		s.userIDs[u.Username] = "005" + randomID(12)
+		s.userIDs[u.Username] = newID("005")
 	}
+}
+
+// UserID is the org's id of the user with this username ("" if there is none).
+func (s *Server) UserID(username string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.userIDs[username]
 }
 
 // ExpireSessions ends every session, as an org's session timeout or an admin's revocation does; the next
@@ -225,6 +245,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case s.routeRecords(w, r, m[2]):
 	case m[2] == "/limits" && r.Method == http.MethodGet:
 		// GET /limits: each limit as {"Max","Remaining"} (resources_limits); the daily allocation is
 		// DailyApiRequests.

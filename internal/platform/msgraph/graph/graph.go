@@ -24,6 +24,9 @@
 //	(*Client).ListSubscriptions(ctx) ([]Subscription, error)
 //	(*Client).PresencesByUserID(ctx, ids) ([]Presence, error)      — split into calls of at most 650 ids
 //	(*Client).ServicePrincipalByAppID(ctx, appID) (ServicePrincipal, error) — ErrNotFound if there is none
+//	(*Client).ContactsDelta(ctx, mailbox, folder, deltaLink, fn func(ContactChange) error) (nextDeltaLink string, err error)
+//	                                                             — one contact folder, $select of what the CRM sync maps
+//	(*Client).GetContact(ctx, mailbox, folder, id) (Contact, error) — ErrNotFound when it is gone
 //
 // Errors are *Error (HTTP status and Graph's error code, never Graph's message, which can name people),
 // and *AuthError from ProveConsent (the identity platform's status and AADSTS codes, never its

@@ -120,7 +120,7 @@ func main() {
 		Incidents: struct{ handlers.IncidentServices }{}, TrackIncidents: idleJob{},
 		Rooms: handlers.RoomServices{Directory: struct{ handlers.RoomDirectory }{}, Availability: struct{ handlers.RoomAvailability }{},
 			Sync: idleJob{}, Maintain: idleJob{}},
-		CRM:    handlers.CRMServices{Admin: struct{ handlers.CRMAdmin }{}},
+		CRM:    handlers.CRMServices{Admin: struct{ handlers.CRMAdmin }{}, Sync: idleJob{}},
 		Portal: struct{ handlers.Portal }{},
 	}
 	routes, err := a.Routes()

@@ -119,6 +119,10 @@ type Graph struct {
 	places    map[string]map[string]PlaceRoom     // tenant → lower-case e-mail → room
 	roomLists map[string]map[string]PlaceRoomList // tenant → lower-case e-mail → list
 	calendars map[string]map[string]*calendar     // tenant → lower-case room e-mail → calendar
+	// ContactsPageSize is the contacts per delta page (default 10, small to exercise paging; Graph
+	// takes Prefer: odata.maxpagesize).
+	ContactsPageSize int
+	contacts         map[string]map[string]*contactFolder // tenant → lower-case mailbox/folder → folder
 }
 
 type userChange struct {
@@ -522,6 +526,9 @@ func (g *Graph) route(r *http.Request, path string, body []byte, who Identity) r
 		return rep
 	}
 	if rep, ok := g.routeCalendars(r, who, parts); ok {
+		return rep
+	}
+	if rep, ok := g.routeContacts(r, who, parts); ok {
 		return rep
 	}
 	switch {

@@ -1,0 +1,125 @@
+package crm
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
+)
+
+// Health is a tenant's sync as its admin sees it: per mapped user, how the last run went, the records
+// that fail with what to do, and the connection's last test.
+type Health struct {
+	Connected      bool
+	LastTestCode   string
+	LastTestedAt   time.Time
+	Users          []UserHealth
+	FailingUsers   int
+	FailingRecords int
+}
+
+// UserHealth is one mapped user's sync.
+type UserHealth struct {
+	UserID         string
+	Contacts       Direction
+	LastRunAt      time.Time
+	LastSuccessAt  time.Time
+	LastCode       string
+	Synced, Failed int
+	Action         string // what to do about LastCode; "" when nothing is wrong
+	Failing        []FailingRecord
+}
+
+// FailingRecord is a record that does not sync: its name (shown to the admin and the user so they can
+// find it), Salesforce's code and fields, and what to do.
+type FailingRecord struct {
+	Type          string
+	DisplayName   string
+	Code          string
+	Fields        string
+	Attempts      int
+	FirstFailedAt time.Time
+	LastFailedAt  time.Time
+	Action        string
+}
+
+// actions say what to do about a run's code or a record's Salesforce statusCode.
+var actions = map[string]string{
+	CodeDailyLimit:                      "the Salesforce org's daily API allocation is nearly used up; the sync resumes as the rolling 24 hours free requests, or raise the allocation",
+	CodeCredentialMissing:               "the stored credential is missing; PUT the CRM connection again",
+	CodeRecordsFailed:                   "some records were refused by Salesforce; fix them in Outlook as listed",
+	"REQUIRED_FIELD_MISSING":            "give the contact the field Salesforce requires (a last name) in Outlook",
+	"INVALID_EMAIL_ADDRESS":             "correct the contact's e-mail address in Outlook",
+	"STRING_TOO_LONG":                   "shorten the field Salesforce names",
+	"INSUFFICIENT_ACCESS_OR_READONLY":   "give the integration user edit access to Contacts (and to the owner's records)",
+	"DUPLICATES_DETECTED":               "a Salesforce duplicate rule blocked the record; merge the duplicates in Salesforce or relax the rule",
+	"FIELD_CUSTOM_VALIDATION_EXCEPTION": "a validation rule of the org refused the record; fix the record or the rule",
+}
+
+func action(code string) string {
+	if code == "" {
+		return ""
+	}
+	if a, ok := actions[code]; ok {
+		return a
+	}
+	return "Salesforce refused the record (" + code + "); check the record and the integration user's permissions"
+}
+
+// SyncHealth reads the tenant's sync health. The failing records' names are opened for the admin: that
+// is what they are kept for.
+func (s *Service) SyncHealth(ctx context.Context, tenant core.TenantID) (Health, error) {
+	if _, err := s.tenant(ctx, tenant); err != nil {
+		return Health{}, err
+	}
+	fail := func(what string, err error) (Health, error) {
+		return Health{}, apperr.New(apperr.Unavailable, storeFailed, fmt.Errorf("read %s: %w", what, err))
+	}
+	var h Health
+	c, ok, err := s.connection(ctx, tenant)
+	if err != nil {
+		return Health{}, err
+	}
+	h.Connected, h.LastTestCode, h.LastTestedAt = ok, c.TestCode, c.TestedAt
+	byUser := map[string]*UserHealth{}
+	for m, err := range s.o.Data.Users.All(ctx, tenant, nil) {
+		if err != nil {
+			return fail("mappings", err)
+		}
+		byUser[m.UserID] = &UserHealth{UserID: m.UserID, Contacts: m.Contacts}
+	}
+	for st, err := range s.o.Data.SyncState.All(ctx, tenant, nil) {
+		if err != nil {
+			return fail("sync state", err)
+		}
+		u := byUser[st.UserID]
+		if u == nil {
+			continue // unmapped since: its state waits for a new mapping
+		}
+		u.LastRunAt, u.LastSuccessAt, u.LastCode, u.Synced, u.Failed = st.LastRunAt, st.LastSuccessAt, st.LastCode, st.Synced, st.Failed
+		u.Action = action(st.LastCode)
+	}
+	for e, err := range s.o.Data.SyncErrors.All(ctx, tenant, nil) {
+		if err != nil {
+			return fail("sync errors", err)
+		}
+		u := byUser[e.UserID]
+		if u == nil {
+			continue
+		}
+		u.Failing = append(u.Failing, FailingRecord{Type: e.Type, DisplayName: e.DisplayName, Code: e.Code, Fields: e.Fields,
+			Attempts: e.Attempts, FirstFailedAt: e.FirstFailedAt, LastFailedAt: e.LastFailedAt, Action: action(e.Code)})
+		h.FailingRecords++
+	}
+	for _, u := range byUser {
+		if len(u.Failing) > 0 || u.LastCode != "" {
+			h.FailingUsers++
+		}
+		h.Users = append(h.Users, *u)
+	}
+	sort.Slice(h.Users, func(i, j int) bool { return h.Users[i].UserID < h.Users[j].UserID })
+	return h, nil
+}
