@@ -18,8 +18,9 @@ import (
 
 // fakeAPI records the functions called and answers as told; fakeAccess admits the principal's own tenant.
 type fakeAPI struct {
-	calls  []string
-	status map[string]int
+	calls   []string
+	status  map[string]int
+	answers map[string]any // a function's JSON answer, when the default will not do
 }
 
 func (f *fakeAPI) CallAs(_ context.Context, p Principal, function string, params map[string]string, _ url.Values, _ []byte) azfunc.HTTPResponse {
@@ -29,6 +30,9 @@ func (f *fakeAPI) CallAs(_ context.Context, p Principal, function string, params
 	}
 	if s := f.status[function]; s != 0 {
 		return azfunc.JSON(s, map[string]string{"error": "refused by the function"})
+	}
+	if a, ok := f.answers[function]; ok {
+		return azfunc.JSON(http.StatusOK, a)
 	}
 	return azfunc.JSON(http.StatusOK, map[string]any{"id": params["tenantId"], "state": "active", "purchasedLicenses": 3, "assignedLicenses": 1})
 }
@@ -243,5 +247,32 @@ func TestSignInStateIsSealedAndBoundToTheBrowser(t *testing.T) {
 		if r.StatusCode != http.StatusBadRequest {
 			t.Errorf("%s: %d %s", name, r.StatusCode, r.Body)
 		}
+	}
+}
+
+// The CRM page shows each failing record by the name the mailbox gives it, with what to do, as the
+// sync health function reports it; HTML in a record's name stays text.
+func TestCRMPageShowsFailingRecordsWithWhatToDo(t *testing.T) {
+	e := newEnv(t)
+	cookie, _ := e.session(t, time.Hour)
+	e.api.answers = map[string]any{
+		"GetCRMConnection": map[string]any{"configured": true, "provider": "salesforce", "consumerKey": "3MVG9key", "username": "sync@contoso.example", "host": "login.salesforce.com"},
+		"GetCRMSyncHealth": map[string]any{"connected": true, "failingUsers": 1, "failingRecords": 1, "users": []any{map[string]any{
+			"userId": "b0000000-0000-4000-8000-0000000000a1", "contacts": "to-crm", "synced": 3, "failed": 1,
+			"action": "some records were refused by Salesforce; fix them in Outlook as listed",
+			"failing": []any{map[string]any{"type": "contact", "displayName": "<b>Prince</b>", "code": "REQUIRED_FIELD_MISSING",
+				"fields": []any{"LastName"}, "attempts": 2, "action": "give the contact a last name in Outlook"}}}}},
+		"ListCRMUserMappings": map[string]any{"users": []any{map[string]any{"userId": "b0000000-0000-4000-8000-0000000000a1",
+			"mapped": true, "salesforceUserId": "005000000000001AAA", "matchedBy": "email", "contacts": "to-crm", "events": "off"}}},
+	}
+	res := e.do(http.MethodGet, "tenants/"+string(e.tenant)+"/crm", cookie, nil, nil)
+	for _, want := range []string{"1 mailbox(es) need attention", "&lt;b&gt;Prince&lt;/b&gt;", "REQUIRED_FIELD_MISSING (LastName)",
+		"give the contact a last name in Outlook", "005000000000001AAA", "sync@contoso.example"} {
+		if !strings.Contains(res.Body, want) {
+			t.Errorf("CRM page lacks %q", want)
+		}
+	}
+	if res.StatusCode != http.StatusOK || strings.Contains(res.Body, "<b>Prince</b>") {
+		t.Errorf("CRM page = %d (a record's name must stay text)", res.StatusCode)
 	}
 }

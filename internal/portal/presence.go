@@ -56,16 +56,7 @@ func (p *Portal) presenceAction(ctx context.Context, req *request, v *view, tena
 		status, msg, _ := p.call(ctx, req, "SetConnector", t, nil, in, nil)
 		v.Notice, v.Problem = outcome(status, msg, "Connector saved. Test it to see that the PBX accepts the credential.")
 	case "test":
-		var res map[string]any
-		status, msg, _ := p.call(ctx, req, "TestConnector", t, nil, nil, &res)
-		switch {
-		case status >= 400:
-			v.Problem = msg
-		case res["ok"] == true:
-			v.Notice = "The PBX accepted the credential."
-		default:
-			v.Problem = "The test failed: " + str(res["message"]) + " (" + str(res["code"]) + ")"
-		}
+		p.testConnection(ctx, req, v, "TestConnector", t, "The PBX accepted the credential.")
 	case "delete":
 		status, msg, _ := p.call(ctx, req, "DeleteConnector", t, nil, nil, nil)
 		v.Notice, v.Problem = outcome(status, msg, "Connector removed; presence is no longer pushed to the PBX.")

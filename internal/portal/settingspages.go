@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -70,16 +71,20 @@ func (p *Portal) crmPage(ctx context.Context, req *request, v *view, tenant core
 			status, msg, _ := p.call(ctx, req, "SetCRMConnection", t, nil, in, nil)
 			v.Notice, v.Problem = outcome(status, msg, "Connection saved. Test it to see that Salesforce accepts it.")
 		case "test":
-			var res map[string]any
-			status, msg, _ := p.call(ctx, req, "TestCRMConnection", t, nil, nil, &res)
-			switch {
-			case status >= 400:
-				v.Problem = msg
-			case res["ok"] == true:
-				v.Notice = "Salesforce accepted the connection."
-			default:
-				v.Problem = "The test failed: " + str(res["message"]) + " (" + str(res["code"]) + ")"
+			p.testConnection(ctx, req, v, "TestCRMConnection", t, "Salesforce accepted the connection.")
+		case "map", "unmap":
+			user := map[string]string{"tenantId": string(tenant), "userId": strings.ToLower(strings.TrimSpace(f.Get("userId")))}
+			if f.Get("action") == "unmap" {
+				status, msg, _ := p.call(ctx, req, "DeleteCRMUserMapping", user, nil, nil, nil)
+				v.Notice, v.Problem = outcome(status, msg, "The mailbox no longer syncs.")
+				break
 			}
+			in := map[string]any{"contacts": f.Get("contacts"), "events": f.Get("events")}
+			if sf := strings.TrimSpace(f.Get("salesforceUserId")); sf != "" {
+				in["salesforceUserId"] = sf
+			}
+			status, msg, _ := p.call(ctx, req, "SetCRMUserMapping", user, nil, in, nil)
+			v.Notice, v.Problem = outcome(status, msg, "Mailbox mapped; it syncs at the next run (every 15 minutes).")
 		case "delete":
 			status, msg, _ := p.call(ctx, req, "DeleteCRMConnection", t, nil, nil, nil)
 			v.Notice, v.Problem = outcome(status, msg, "Connection removed, with its key.")
@@ -90,8 +95,29 @@ func (p *Portal) crmPage(ctx context.Context, req *request, v *view, tenant core
 		return p.refused(req, v, status, msg)
 	}
 	v.Data["Connection"] = conn
+	var health, mappings map[string]any
+	if status, _, _ := p.call(ctx, req, "GetCRMSyncHealth", t, nil, nil, &health); status < 400 {
+		v.Data["Health"] = health
+	}
+	if status, _, _ := p.call(ctx, req, "ListCRMUserMappings", t, url.Values{"pageSize": {"100"}}, nil, &mappings); status < 400 {
+		v.Data["Mappings"] = mappings["users"]
+	}
 	v.Data["CanWrite"] = p.cfg.Access.Allowed(ctx, req.who, PermConnectorWrite, tenant)
 	return p.render(req, statusOf(v), "crm", v)
+}
+
+// testConnection runs a connection test function and shows its outcome: what failed and its code.
+func (p *Portal) testConnection(ctx context.Context, req *request, v *view, function string, t map[string]string, passed string) {
+	var res map[string]any
+	status, msg, _ := p.call(ctx, req, function, t, nil, nil, &res)
+	switch {
+	case status >= 400:
+		v.Problem = msg
+	case res["ok"] == true:
+		v.Notice = passed
+	default:
+		v.Problem = "The test failed: " + str(res["message"]) + " (" + str(res["code"]) + ")"
+	}
 }
 
 // fields splits a textarea of one value per line (or comma-separated).
