@@ -228,9 +228,10 @@ type MaintainResult struct {
 
 // Maintain keeps the tenant's subscriptions in line with its rooms — one per served room, created
 // when missing, renewed RenewMargin before expiry, deleted when its room is no longer served — and
-// resyncs the rooms not read whole since resyncBefore, at most maxResyncs of them (so one tenant's
-// many rooms do not starve the next tenant's in a run). Failures are collected per room.
-func (c *Cache) Maintain(ctx context.Context, tenant core.TenantID, resyncBefore time.Time, maxResyncs int, spent func() bool) (MaintainResult, error) {
+// resyncs the rooms whose routine resync is due (due: the job's NightlyDue, or ResyncedBefore), at most
+// maxResyncs of them (so one tenant's many rooms do not starve the next tenant's in a run). Failures
+// are collected per room.
+func (c *Cache) Maintain(ctx context.Context, tenant core.TenantID, due func(room string, resyncedAt time.Time) bool, maxResyncs int, spent func() bool) (MaintainResult, error) {
 	var res MaintainResult
 	if c.o.NotificationURL == "" {
 		return res, apperr.New(apperr.Unavailable, "no public notification URL configured", nil)
@@ -319,7 +320,7 @@ func (c *Cache) Maintain(ctx context.Context, tenant core.TenantID, resyncBefore
 		if res.Resynced >= maxResyncs || spent != nil && spent() {
 			break
 		}
-		if !r.ResyncedAt.Before(resyncBefore) || !covered[room] {
+		if !due(room, r.ResyncedAt) || !covered[room] {
 			continue
 		}
 		if _, err := c.ResyncRoom(ctx, tenant, room); err != nil {

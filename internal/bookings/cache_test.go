@@ -181,7 +181,7 @@ func TestCacheFollowsTheRoomCalendar(t *testing.T) {
 	e.graph.PutEvent(ten, room, graphtest.CalEvent{ID: "far", Start: day.AddDate(0, 0, 15), End: day.AddDate(0, 0, 15).Add(time.Hour)})
 	e.graph.PutEvent(ten, room, graphtest.CalEvent{ID: "past", Start: day.AddDate(0, 0, -1), End: day.AddDate(0, 0, -1).Add(time.Hour)})
 
-	res, err := e.cache.Maintain(ctx, e.tenant, now, 10, nil)
+	res, err := e.cache.Maintain(ctx, e.tenant, bookings.ResyncedBefore(now), 10, nil)
 	if err != nil || res.Created != 2 || res.Resynced != 2 {
 		t.Fatalf("maintain = %+v, %v; want 2 subscriptions created and 2 rooms read", res, err)
 	}
@@ -230,7 +230,7 @@ func TestCacheFollowsTheRoomCalendar(t *testing.T) {
 	before := e.graph.Count(http.MethodPatch, "/subscriptions/")
 	e.cache = bookings.NewCache(e.data, e.st, e.gc, bookings.CacheOptions{NotificationURL: e.hook.URL + "/n", LifecycleURL: e.hook.URL + "/l",
 		RenewMargin: 5 * 365 * 24 * time.Hour, Now: func() time.Time { return now }})
-	res, err = e.cache.Maintain(ctx, e.tenant, day, 10, nil)
+	res, err = e.cache.Maintain(ctx, e.tenant, bookings.ResyncedBefore(day), 10, nil)
 	if err != nil || res.Renewed != 2 || res.Created != 0 {
 		t.Errorf("renewal pass = %+v, %v", res, err)
 	}
@@ -251,7 +251,7 @@ func TestCacheFollowsTheRoomCalendar(t *testing.T) {
 	if got := e.bookingsOf(t, room); len(got) != 0 {
 		t.Errorf("bookings of an unserved room: %q", got)
 	}
-	if res, err = e.cache.Maintain(ctx, e.tenant, day, 10, nil); err != nil || res.Deleted != 1 {
+	if res, err = e.cache.Maintain(ctx, e.tenant, bookings.ResyncedBefore(day), 10, nil); err != nil || res.Deleted != 1 {
 		t.Errorf("maintain after removal = %+v, %v; want 1 deleted", res, err)
 	}
 	if n := len(e.graph.EventSubscriptions(ten, room)); n != 0 {
@@ -288,7 +288,7 @@ func BenchmarkWorkerThroughput(b *testing.B) {
 				Start: day.AddDate(0, 0, d+1).Add(time.Duration(h) * time.Hour), End: day.AddDate(0, 0, d+1).Add(time.Duration(h)*time.Hour + 45*time.Minute)})
 		}
 	}
-	if _, err := e.cache.Maintain(context.Background(), e.tenant, now, 10, nil); err != nil {
+	if _, err := e.cache.Maintain(context.Background(), e.tenant, bookings.ResyncedBefore(now), 10, nil); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
@@ -298,4 +298,48 @@ func BenchmarkWorkerThroughput(b *testing.B) {
 			End: day.AddDate(0, 0, 1).Add(time.Duration(8+i%8)*time.Hour + 30*time.Minute)}))
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "notifications/s")
+}
+
+// The routine resync happens at night, spread over it: over a night of 15-minute runs each of 2,000
+// rooms read the day before is due exactly from its own slot on, none by day, no run's share of newly
+// due rooms is much above an even spread, and a room missed for 30 hours is due at any hour.
+func TestNightlyResyncIsSpreadOverTheNight(t *testing.T) {
+	day := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	lastRead := day.Add(-20 * time.Hour) // yesterday afternoon
+	rooms := make([]string, 2000)
+	for i := range rooms {
+		rooms[i] = fmt.Sprintf("room-%04d@contoso.com", i)
+	}
+	firstDue := map[string]time.Time{}
+	perRun := map[time.Time]int{}
+	for at := day.Add(-6 * time.Hour); at.Before(day.Add(18 * time.Hour)); at = at.Add(15 * time.Minute) {
+		for _, r := range rooms {
+			if _, seen := firstDue[r]; !seen && bookings.NightlyDue(r, lastRead, at) {
+				firstDue[r] = at
+				perRun[at]++
+			}
+		}
+	}
+	if len(firstDue) != len(rooms) {
+		t.Fatalf("%d of %d rooms became due", len(firstDue), len(rooms))
+	}
+	for r, at := range firstDue {
+		if at.Before(day) || !at.Before(day.Add(bookings.NightWindow)) {
+			t.Errorf("%s first due at %s, outside the night window", r, at)
+		}
+	}
+	even := len(rooms) / int(bookings.NightWindow/(15*time.Minute))
+	for at, n := range perRun {
+		if n > even*3/2 {
+			t.Errorf("%d rooms became due at %s; an even spread is %d per run", n, at.Format("15:04"), even)
+		}
+	}
+	// Read tonight: not due again until tomorrow night. Read 31 hours ago: due now, at noon.
+	noon := day.Add(12 * time.Hour)
+	if bookings.NightlyDue(rooms[0], day.Add(time.Hour), day.Add(4*time.Hour+59*time.Minute)) {
+		t.Error("a room read tonight was due again the same night")
+	}
+	if !bookings.NightlyDue(rooms[0], noon.Add(-31*time.Hour), noon) || bookings.NightlyDue(rooms[0], noon.Add(-29*time.Hour), noon) {
+		t.Error("the 30-hour fallback does not hold")
+	}
 }

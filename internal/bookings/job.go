@@ -2,8 +2,10 @@ package bookings
 
 import (
 	"context"
+	"hash/fnv"
 	"iter"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
@@ -60,9 +62,9 @@ func (j *RoomSync) Run(ctx context.Context) error {
 const MaintainRoomsJob = "maintain-rooms"
 
 // RoomMaintenance is the MaintainRooms timer: per active tenant, under its lease, the room
-// subscriptions are created, renewed and deleted (Cache.Maintain) and rooms not read whole for 20 hours
-// are resynced — at most MaxResyncsPerTenant per run, so the resync is spread over the runs and one
-// tenant's rooms never hold up another's.
+// subscriptions are created, renewed and deleted (Cache.Maintain) and each room's routine resync runs at
+// its slot of the night (NightlyDue) — at most MaxResyncsPerTenant per run, so one tenant's rooms never
+// hold up another's.
 type RoomMaintenance struct {
 	cache   *Cache
 	tenants func(context.Context) iter.Seq2[registry.Tenant, error]
@@ -102,7 +104,9 @@ func (j *RoomMaintenance) Run(ctx context.Context) error {
 				total.Deleted += n
 				return err
 			}
-			res, err := j.cache.Maintain(ctx, t.ID, j.cache.o.Now().Add(-20*time.Hour), j.MaxResyncsPerTenant, l.Spent)
+			now := j.cache.o.Now()
+			due := func(room string, at time.Time) bool { return NightlyDue(room, at, now) }
+			res, err := j.cache.Maintain(ctx, t.ID, due, j.MaxResyncsPerTenant, l.Spent)
 			total.Created += res.Created
 			total.Renewed += res.Renewed
 			total.Deleted += res.Deleted
@@ -112,4 +116,40 @@ func (j *RoomMaintenance) Run(ctx context.Context) error {
 	j.log.InfoContext(ctx, "maintain rooms done", "tenants", tally.Ran, "created", total.Created, "renewed", total.Renewed,
 		"deleted", total.Deleted, "resynced", total.Resynced, "left", tally.Left, "failures", tally.Failures)
 	return err
+}
+
+// The nightly resync (issue 15: "spread the nightly resync over the night"). Outlook allows an app 10,000
+// requests per 10 minutes and 4 at a time per mailbox, and a resync reads a room's whole window: done by
+// day, it competes with the notifications people's bookings cause. So each room has a slot in the night
+// window — 00:00 to 05:00 UTC, 01:00 to 07:00 in the EU time zones the service runs in — from a hash of its
+// address, and its routine resync is due once tonight's slot has passed, unless it was read whole since
+// the window opened. MaintainRooms runs every 15 minutes with at most MaxResyncsPerTenant (50) resyncs
+// per tenant, so a night holds 20 runs and 1,000 rooms per tenant; a room that has not been read whole
+// for ResyncFallback (a missed night, a larger tenant) is due at any hour.
+const (
+	NightWindow    = 5 * time.Hour
+	ResyncFallback = 30 * time.Hour
+)
+
+// NightlyDue reports whether room's routine resync is due at now, given when it was last read whole.
+func NightlyDue(room string, resyncedAt, now time.Time) bool {
+	now = now.UTC()
+	if resyncedAt.Before(now.Add(-ResyncFallback)) {
+		return true
+	}
+	start := now.Truncate(24 * time.Hour)
+	if now.Sub(start) >= NightWindow || !resyncedAt.Before(start) {
+		return false
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(strings.ToLower(room)))
+	// Slots end half an hour before the window does, so the window's last runs (every 15 minutes) still
+	// see every slot pass.
+	slot := start.Add(time.Duration(h.Sum64() % uint64(NightWindow-30*time.Minute)))
+	return !now.Before(slot)
+}
+
+// ResyncedBefore is the policy "every room not read whole since t" (tests; an operator's catch-up).
+func ResyncedBefore(t time.Time) func(string, time.Time) bool {
+	return func(_ string, at time.Time) bool { return at.Before(t) }
 }
