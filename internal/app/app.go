@@ -239,8 +239,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 			*privacy.Clock
 			// Data subject requests not completed within their month, across tenants.
 			*privacy.RequestClock
+			// Room notifications that needed no read of the room's window: a later read covered them.
+			RoomsCoalesced int64 `json:"roomsCoalesced"`
 		}{intake.Stats().Snapshot(), p.stats.Snapshot(), router.Unroutable(), router.Parked(), router.Retried(),
-			lifecycle.Parked(), lifecycle.Retried(), clk, requestClock(ctx, "")}
+			lifecycle.Parked(), lifecycle.Retried(), clk, requestClock(ctx, ""), w.roomCache.Coalesced()}
 	}
 	return w, nil
 }

@@ -3,6 +3,7 @@ package bookings_test
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net/http"
@@ -341,5 +342,48 @@ func TestNightlyResyncIsSpreadOverTheNight(t *testing.T) {
 	}
 	if !bookings.NightlyDue(rooms[0], noon.Add(-31*time.Hour), noon) || bookings.NightlyDue(rooms[0], noon.Add(-29*time.Hour), noon) {
 		t.Error("the 30-hour fallback does not hold")
+	}
+}
+
+// A notification queued before the room's last whole read needs no read of its own: a burst of
+// changes to one room costs one calendarView, and the cache still holds every change. One queued after
+// that read is read.
+func TestBurstsOfRoomNotificationsCoalesce(t *testing.T) {
+	now := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	const room = "oslo@contoso.com"
+	e := newCacheEnv(t, now, room)
+	ctx := context.Background()
+	if _, err := e.cache.Maintain(ctx, e.tenant, bookings.ResyncedBefore(now), 10, nil); err != nil {
+		t.Fatal(err)
+	}
+	subs := e.graph.EventSubscriptions(string(e.tenant), room)
+	if len(subs) != 1 {
+		t.Fatalf("subscriptions = %d", len(subs))
+	}
+	delivery := func(enqueued time.Time) *queue.Delivery {
+		body, _ := json.Marshal(map[string]any{"subscriptionId": subs[0].ID, "changeType": "updated",
+			"resource": "Users/" + room + "/Events/AAMk1", "tenantId": string(e.tenant)})
+		return &queue.Delivery{MessageID: "m", Body: body, EnqueuedTime: enqueued,
+			ApplicationProperties: map[string]string{queue.PropTenant: string(e.tenant)}}
+	}
+	reads := func() int { return e.graph.Count(http.MethodGet, "/users/"+room+"/calendarView") }
+	before := reads()
+	for i := 0; i < 5; i++ { // a burst queued before the read Maintain just made
+		if err := e.cache.Process(ctx, delivery(now.Add(-time.Minute))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := reads() - before; got != 0 || e.cache.Coalesced() != 5 {
+		t.Errorf("burst before the last read: %d reads, %d coalesced; want 0 and 5", got, e.cache.Coalesced())
+	}
+	// Within a second of the read (the enqueued time may be cut to the second): read again.
+	if err := e.cache.Process(ctx, delivery(now.Add(-500*time.Millisecond))); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cache.Process(ctx, delivery(now.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	if got := reads() - before; got != 2 {
+		t.Errorf("notifications at or after the last read: %d reads, want 2", got)
 	}
 }
