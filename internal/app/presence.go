@@ -71,6 +71,8 @@ func (w *Wired) wirePresence() (presenceParts, error) {
 	if err != nil {
 		return presenceParts{}, err
 	}
+	// A person erased during a PBX call leaves no session of ours showing them busy in Teams.
+	w.Subjects.Withdraw(pbxWorker, w.Log)
 	if err := w.notifications.Handle(pbx.Kind, pbxWorker); err != nil {
 		return presenceParts{}, fmt.Errorf("route pbx events: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -48,8 +49,25 @@ func Uncovered(cat tables.Catalogue, sources []Source) []string {
 
 // Subjects runs a person's export and erasure across every module.
 type Subjects struct {
-	sources []Source
-	cat     tables.Catalogue
+	sources     []Source
+	cat         tables.Catalogue
+	withdrawers []Withdrawer
+	log         *slog.Logger
+}
+
+// Withdrawer takes back what a module wrote about a person outside ConnectHub — a Teams presence
+// session it set for them from a PBX call — before the person's rows go (they say what to take back).
+// A failure does not stop the erasure: the person's right to it comes first, and what was written
+// outside lapses by itself (a presence session within its length); it is logged.
+type Withdrawer interface {
+	Withdraw(ctx context.Context, tenant core.TenantID, userID string) error
+}
+
+// Withdraw registers w, run by every Erase before the modules' rows are erased. Wiring only: not safe
+// to call while erasures run.
+func (s *Subjects) Withdraw(w Withdrawer, log *slog.Logger) {
+	s.withdrawers = append(s.withdrawers, w)
+	s.log = log
 }
 
 // NewSubjects checks that every table holding personal fields has a module answering for it, so that
@@ -100,6 +118,11 @@ func (s *Subjects) Erase(ctx context.Context, tenant core.TenantID, userID strin
 	userID, err := core.ParseObjectID(userID)
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range s.withdrawers {
+		if err := w.Withdraw(ctx, tenant, userID); err != nil && s.log != nil {
+			s.log.WarnContext(ctx, "erasure: what was written outside ConnectHub could not be withdrawn; it lapses by itself", "error", err)
+		}
 	}
 	counts := tables.Erasure{}
 	var errs []error

@@ -171,6 +171,22 @@ func TestPBXToTeamsThroughDevhost(t *testing.T) {
 		waitFor(t, "setPresence through the new subscription", func() bool { return len(e.teamsWrites(u1)) == writes+1 })
 	})
 
+	t.Run("erasing a user mid-call clears our Teams session", func(t *testing.T) {
+		if s := e.graph.Sessions(string(e.tenant), u1); len(s) != 1 {
+			t.Fatalf("before the erasure u1 has %d sessions, want ours", len(s))
+		}
+		code, body := call(t, http.MethodDelete, e.s.host.URL()+"/api/tenants/"+string(e.tenant)+"/users/"+u1+"/personal-data", "fk", "")
+		if code != http.StatusOK {
+			t.Fatalf("erase = %d %s", code, body)
+		}
+		if s := e.graph.Sessions(string(e.tenant), u1); len(s) != 0 {
+			t.Errorf("after the erasure u1 still shows our session: %v", s)
+		}
+		if w := e.teamsWrites(u1); w[len(w)-1].Op != "clear" {
+			t.Errorf("last Teams write for u1 = %+v, want our clear", w[len(w)-1])
+		}
+	})
+
 	t.Run("suspension deletes the RingCentral subscription", func(t *testing.T) {
 		code, body := call(t, http.MethodPost, e.s.host.URL()+"/api/tenants/"+string(e.tenant)+"/suspend", "fk", "")
 		if code != http.StatusOK {

@@ -260,6 +260,21 @@ func (w *Worker) Apply(ctx context.Context, tenant core.TenantID, ev Event) (str
 	return out, nil
 }
 
+// Withdraw clears the Teams presence session ConnectHub holds for the user, if any (privacy.Withdrawer):
+// a user erased during a PBX call would otherwise show busy in Teams from our session until it lapsed.
+func (w *Worker) Withdraw(ctx context.Context, tenant core.TenantID, userID string) error {
+	p, err := w.data.Presence.Get(ctx, tenant, userID)
+	switch {
+	case errors.Is(err, tables.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("read presence: %w", err)
+	case p.TeamsSession == "" || !w.o.Now().Before(p.TeamsSessionUntil):
+		return nil // no session of ours, or it has lapsed
+	}
+	return w.clear(ctx, tenant, userID)
+}
+
 func (w *Worker) set(ctx context.Context, tenant core.TenantID, userID, pair string) error {
 	c, err := w.teams.For(ctx, tenant)
 	if err != nil {
