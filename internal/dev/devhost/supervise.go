@@ -264,3 +264,17 @@ func (h *Host) KillHandler() error {
 	}
 	return c.Process.Kill()
 }
+
+// HandlerURL is the published handler's base URL ("" while none is ready): benchmarks post invocation
+// envelopes straight to it, to measure the handler without devhost's HTTP front.
+func (h *Host) HandlerURL() string { return h.currentHandler() }
+
+// HTTPInvocation is the invocation envelope devhost sends the handler when r (with body) reaches the
+// HTTP function name: what a benchmark posts to HandlerURL()+"/"+name.
+func (h *Host) HTTPInvocation(name string, r *http.Request, body []byte, params map[string]string) ([]byte, error) {
+	f := h.app.Function(name)
+	if f == nil {
+		return nil, fmt.Errorf("no function %s", name)
+	}
+	return httpEnvelope(f, r, body, params)
+}
