@@ -36,28 +36,22 @@ func (p *Portal) accessPage(ctx context.Context, req *request, v *view, tenant c
 				}
 				body["expiresAt"] = day.Add(24*time.Hour - time.Second).UTC().Format(time.RFC3339)
 			}
-			status, msg, _ := p.call(ctx, req, "GrantRole", grant, nil, body, nil)
-			v.Notice, v.Problem = outcome(status, msg, "Role granted.")
+			p.act(ctx, req, v, "GrantRole", grant, body, "Role granted.")
 		case "revoke":
-			status, msg, _ := p.call(ctx, req, "RevokeRole", grant, nil, nil, nil)
-			v.Notice, v.Problem = outcome(status, msg, "Role revoked.")
+			p.act(ctx, req, v, "RevokeRole", grant, nil, "Role revoked.")
 		case "define":
 			perms := f["permission"]
 			if perms == nil {
 				perms = []string{}
 			}
 			role := map[string]string{"tenantId": string(tenant), "role": strings.TrimSpace(f.Get("roleName"))}
-			status, msg, _ := p.call(ctx, req, "DefineRole", role, nil, map[string]any{"permissions": perms, "description": strings.TrimSpace(f.Get("description"))}, nil)
-			v.Notice, v.Problem = outcome(status, msg, "Role defined. Grant it below; narrowing it applies at once to everyone who holds it.")
+			p.act(ctx, req, v, "DefineRole", role, map[string]any{"permissions": perms, "description": strings.TrimSpace(f.Get("description"))}, "Role defined. Grant it below; narrowing it applies at once to everyone who holds it.")
 		case "undefine":
-			status, msg, _ := p.call(ctx, req, "DeleteRole", map[string]string{"tenantId": string(tenant), "role": role}, nil, nil, nil)
-			v.Notice, v.Problem = outcome(status, msg, "Role deleted.")
+			p.act(ctx, req, v, "DeleteRole", map[string]string{"tenantId": string(tenant), "role": role}, nil, "Role deleted.")
 		case "approve":
-			status, msg, _ := p.call(ctx, req, "ApproveOperatorAccess", request, nil, nil, nil)
-			v.Notice, v.Problem = outcome(status, msg, "Approved: the operator has read-only access for the requested time.")
+			p.act(ctx, req, v, "ApproveOperatorAccess", request, nil, "Approved: the operator has read-only access for the requested time.")
 		case "deny":
-			status, msg, _ := p.call(ctx, req, "DenyOperatorAccess", request, nil, nil, nil)
-			v.Notice, v.Problem = outcome(status, msg, "Denied.")
+			p.act(ctx, req, v, "DenyOperatorAccess", request, nil, "Denied.")
 		}
 	}
 	var grants, roles, requests map[string]any

@@ -47,8 +47,7 @@ func (p *Portal) incidentsPage(ctx context.Context, req *request) azfunc.HTTPRes
 				map[string]string{"incidentId": id, "recipient": strings.TrimSpace(f.Get("recipient"))}, nil, nil, nil)
 			v.Notice, v.Problem = outcome(status, msg, "Marked sent.")
 		case "resolve":
-			status, msg, _ := p.call(ctx, req, "ResolveIncident", map[string]string{"incidentId": id}, nil, nil, nil)
-			v.Notice, v.Problem = outcome(status, msg, "Incident resolved.")
+			p.act(ctx, req, v, "ResolveIncident", map[string]string{"incidentId": id}, nil, "Incident resolved.")
 		}
 	}
 	var list map[string]any

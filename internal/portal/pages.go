@@ -330,6 +330,12 @@ func (p *Portal) operatorPage(ctx context.Context, req *request) azfunc.HTTPResp
 	return p.render(req, statusOf(v), "operator", v)
 }
 
+// act calls an admin function for a form and shows its outcome: done, or the function's refusal.
+func (p *Portal) act(ctx context.Context, req *request, v *view, function string, params map[string]string, body any, done string) {
+	status, msg, _ := p.call(ctx, req, function, params, nil, body, nil)
+	v.Notice, v.Problem = outcome(status, msg, done)
+}
+
 func outcome(status int, msg, done string) (notice, problem string) {
 	if status >= 400 {
 		return "", msg

@@ -53,13 +53,11 @@ func (p *Portal) presenceAction(ctx context.Context, req *request, v *view, tena
 				in[k] = s
 			}
 		}
-		status, msg, _ := p.call(ctx, req, "SetConnector", t, nil, in, nil)
-		v.Notice, v.Problem = outcome(status, msg, "Connector saved. Test it to see that the PBX accepts the credential.")
+		p.act(ctx, req, v, "SetConnector", t, in, "Connector saved. Test it to see that the PBX accepts the credential.")
 	case "test":
 		p.testConnection(ctx, req, v, "TestConnector", t, "The PBX accepted the credential.")
 	case "delete":
-		status, msg, _ := p.call(ctx, req, "DeleteConnector", t, nil, nil, nil)
-		v.Notice, v.Problem = outcome(status, msg, "Connector removed; presence is no longer pushed to the PBX.")
+		p.act(ctx, req, v, "DeleteConnector", t, nil, "Connector removed; presence is no longer pushed to the PBX.")
 	case "connect":
 		var link map[string]any
 		status, msg, _ := p.call(ctx, req, "ConnectServiceUser", t, nil, nil, &link)
@@ -69,20 +67,17 @@ func (p *Portal) presenceAction(ctx context.Context, req *request, v *view, tena
 		user := strings.ToLower(strings.TrimSpace(f.Get("userId")))
 		params := map[string]string{"tenantId": string(tenant), "userId": user}
 		if f.Get("action") == "unextension" {
-			status, msg, _ := p.call(ctx, req, "DeleteUserExtension", params, nil, nil, nil)
-			v.Notice, v.Problem = outcome(status, msg, "Override removed: the user is matched by e-mail or phone again.")
+			p.act(ctx, req, v, "DeleteUserExtension", params, nil, "Override removed: the user is matched by e-mail or phone again.")
 			return
 		}
-		status, msg, _ := p.call(ctx, req, "SetUserExtension", params, nil, map[string]string{"extensionId": strings.TrimSpace(f.Get("extensionId"))}, nil)
-		v.Notice, v.Problem = outcome(status, msg, "Extension override saved.")
+		p.act(ctx, req, v, "SetUserExtension", params, map[string]string{"extensionId": strings.TrimSpace(f.Get("extensionId"))}, "Extension override saved.")
 	case "mapping":
 		rules, err := parseRules(f.Get("overrides"))
 		if err != "" {
 			v.Problem = err
 			return
 		}
-		status, msg, _ := p.call(ctx, req, "SetPresenceMapping", t, nil, map[string]any{"overrides": rules}, nil)
-		v.Notice, v.Problem = outcome(status, msg, "State mapping saved.")
+		p.act(ctx, req, v, "SetPresenceMapping", t, map[string]any{"overrides": rules}, "State mapping saved.")
 	}
 }
 

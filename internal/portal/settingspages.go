@@ -26,8 +26,7 @@ func (p *Portal) roomsPage(ctx context.Context, req *request, v *view, tenant co
 					lists = append(lists, l)
 				}
 			}
-			status, msg, _ := p.call(ctx, req, "SetRoomLists", t, nil, map[string]any{"roomLists": lists}, nil)
-			v.Notice, v.Problem = outcome(status, msg, "Room lists saved: the add-in serves the rooms of the chosen lists (all rooms when none is chosen).")
+			p.act(ctx, req, v, "SetRoomLists", t, map[string]any{"roomLists": lists}, "Room lists saved: the add-in serves the rooms of the chosen lists (all rooms when none is chosen).")
 		case "settings":
 			body := map[string]any{"addInOrigins": fields(f.Get("addInOrigins"))}
 			if d := strings.TrimSpace(f.Get("bookingWindowDays")); d != "" {
@@ -38,8 +37,7 @@ func (p *Portal) roomsPage(ctx context.Context, req *request, v *view, tenant co
 				}
 				body["bookingWindowDays"] = n
 			}
-			status, msg, _ := p.call(ctx, req, "SetRoomSettings", t, nil, body, nil)
-			v.Notice, v.Problem = outcome(status, msg, "Room Finder settings saved.")
+			p.act(ctx, req, v, "SetRoomSettings", t, body, "Room Finder settings saved.")
 		}
 	}
 	var dir map[string]any
@@ -68,26 +66,22 @@ func (p *Portal) crmPage(ctx context.Context, req *request, v *view, tenant core
 		case "set":
 			in := map[string]any{"consumerKey": strings.TrimSpace(f.Get("consumerKey")), "username": strings.TrimSpace(f.Get("username")),
 				"host": f.Get("host"), "privateKey": f.Get("privateKey")}
-			status, msg, _ := p.call(ctx, req, "SetCRMConnection", t, nil, in, nil)
-			v.Notice, v.Problem = outcome(status, msg, "Connection saved. Test it to see that Salesforce accepts it.")
+			p.act(ctx, req, v, "SetCRMConnection", t, in, "Connection saved. Test it to see that Salesforce accepts it.")
 		case "test":
 			p.testConnection(ctx, req, v, "TestCRMConnection", t, "Salesforce accepted the connection.")
 		case "map", "unmap":
 			user := map[string]string{"tenantId": string(tenant), "userId": strings.ToLower(strings.TrimSpace(f.Get("userId")))}
 			if f.Get("action") == "unmap" {
-				status, msg, _ := p.call(ctx, req, "DeleteCRMUserMapping", user, nil, nil, nil)
-				v.Notice, v.Problem = outcome(status, msg, "The mailbox no longer syncs.")
+				p.act(ctx, req, v, "DeleteCRMUserMapping", user, nil, "The mailbox no longer syncs.")
 				break
 			}
 			in := map[string]any{"contacts": f.Get("contacts"), "events": f.Get("events")}
 			if sf := strings.TrimSpace(f.Get("salesforceUserId")); sf != "" {
 				in["salesforceUserId"] = sf
 			}
-			status, msg, _ := p.call(ctx, req, "SetCRMUserMapping", user, nil, in, nil)
-			v.Notice, v.Problem = outcome(status, msg, "Mailbox mapped; it syncs at the next run (every 15 minutes).")
+			p.act(ctx, req, v, "SetCRMUserMapping", user, in, "Mailbox mapped; it syncs at the next run (every 15 minutes).")
 		case "delete":
-			status, msg, _ := p.call(ctx, req, "DeleteCRMConnection", t, nil, nil, nil)
-			v.Notice, v.Problem = outcome(status, msg, "Connection removed, with its key.")
+			p.act(ctx, req, v, "DeleteCRMConnection", t, nil, "Connection removed, with its key.")
 		}
 	}
 	var conn map[string]any
