@@ -102,7 +102,7 @@ func (s *Sandbox) getRCSubscriptions(w http.ResponseWriter, _ *http.Request) {
 	}
 	out := []sub{}
 	for _, x := range s.RC.Subscriptions() {
-		out = append(out, sub{x.ID, x.Status, x.Address, x.EventFilters, x.ExpiresAt.UTC(), x.BlacklistReason})
+		out = append(out, sub{x.ID, x.Status, x.Address, x.EventFilters, x.ExpiresAt.UTC().Truncate(time.Second), x.BlacklistReason})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	writeJSON(w, http.StatusOK, out)
@@ -128,7 +128,7 @@ func (s *Sandbox) getPresenceWrites(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		wr := write{Tenant: x.Tenant, UserID: x.UserID, Op: x.Op, SessionID: x.SessionID, Availability: x.Availability,
-			Activity: x.Activity, At: x.At.UTC()}
+			Activity: x.Activity, At: x.At.UTC().Truncate(time.Millisecond)}
 		if x.Op == "set" {
 			wr.Expiration = isoDuration(x.Expiration)
 		}

@@ -45,7 +45,12 @@ func (s *Sandbox) putRoom(w http.ResponseWriter, r *http.Request) {
 		room.Tags = []string{} // Graph answers [] for none
 	}
 	s.Graph.PutRoom(r.PathValue("tenant"), room)
-	writeJSON(w, http.StatusOK, room)
+	// Answered without its id: Places assigns one, which names nothing here (rooms are keyed by e-mail).
+	raw, _ := json.Marshal(room)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	delete(out, "id")
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Sandbox) deleteRoom(w http.ResponseWriter, r *http.Request) {

@@ -58,7 +58,7 @@ func TestRoomsAndRoomListsReachPlaces(t *testing.T) {
 	base := e.api + "/sandbox/tenants/" + tenant
 	code, body := do(t, nil, "PUT", base+"/rooms/oslo@contoso.example",
 		`{"displayName":"Oslo","capacity":8,"building":"HQ","floorNumber":2,"isWheelChairAccessible":true}`)
-	if code != http.StatusOK || !strings.Contains(body, `"bookingType": "standard"`) {
+	if code != http.StatusOK || !strings.Contains(body, `"bookingType": "standard"`) || strings.Contains(body, `"id"`) {
 		t.Fatalf("put room = %d %s", code, body)
 	}
 	do(t, nil, "PUT", base+"/rooms/bergen@contoso.example", `{"displayName":"Bergen","capacity":4}`)
