@@ -259,11 +259,15 @@ func (a *Applier) apply(ctx context.Context, tenant core.TenantID, o Observation
 const EchoWindow = 2 * time.Minute
 
 // isEcho reports whether the Teams presence o is what our setPresence session made Teams show: the
-// session's pair while it holds (before it expires), or its previous pair within EchoWindow of the change
-// (a notification of a state we have just replaced, arriving late).
+// session's pair while it holds (before it expires), the pair being set within EchoWindow (the echo
+// arriving before setPresence answered), or its previous pair within EchoWindow of the change (a
+// notification of a state we have just replaced, arriving late).
 func isEcho(o Observation, cur Presence, now time.Time) bool {
 	pair := o.Availability + "/" + o.Activity
 	if cur.TeamsSession != "" && strings.EqualFold(pair, cur.TeamsSession) && now.Before(cur.TeamsSessionUntil) {
+		return true
+	}
+	if cur.TeamsSessionPending != "" && strings.EqualFold(pair, cur.TeamsSessionPending) && now.Sub(cur.TeamsSessionPendingAt) < EchoWindow {
 		return true
 	}
 	return cur.TeamsSessionPrev != "" && strings.EqualFold(pair, cur.TeamsSessionPrev) && now.Sub(cur.TeamsSessionAt) < EchoWindow
