@@ -54,6 +54,10 @@ func (s *Sandbox) putRoom(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sandbox) deleteRoom(w http.ResponseWriter, r *http.Request) {
+	if !validEmail(r.PathValue("email")) {
+		writeError(w, http.StatusBadRequest, "the room is named by its e-mail address")
+		return
+	}
 	s.Graph.DeleteRoom(r.PathValue("tenant"), r.PathValue("email"))
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -126,6 +130,10 @@ func (s *Sandbox) putEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sandbox) deleteEvent(w http.ResponseWriter, r *http.Request) {
+	if !validEmail(r.PathValue("email")) {
+		writeError(w, http.StatusBadRequest, "the room is named by its e-mail address")
+		return
+	}
 	ds := s.Graph.DeleteEvent(r.PathValue("tenant"), r.PathValue("email"), r.PathValue("id"))
 	writeJSON(w, http.StatusOK, map[string]any{"deliveries": s.sendGraph(r, ds)})
 }

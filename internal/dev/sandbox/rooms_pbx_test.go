@@ -81,6 +81,12 @@ func TestRoomsAndRoomListsReachPlaces(t *testing.T) {
 	if _, body = e.graphGet(t, "/places/microsoft.graph.room"); strings.Contains(body, "bergen@") {
 		t.Errorf("Places still lists the deleted room: %s", body)
 	}
+	if code, _ := do(t, nil, "DELETE", base+"/rooms/oslo", ""); code != http.StatusBadRequest {
+		t.Errorf("delete a room by a name that is no e-mail address = %d, want 400", code)
+	}
+	if _, body = e.graphGet(t, "/places/microsoft.graph.room"); !strings.Contains(body, "oslo@") {
+		t.Errorf("a refused delete removed a room: %s", body)
+	}
 	for _, bad := range []struct{ path, body string }{
 		{"/rooms/oslo", `{"displayName":"Oslo"}`},
 		{"/rooms/oslo@contoso.example", `{"capacity":8}`},
@@ -145,6 +151,9 @@ func TestBookingsChangeTheCalendarAndNotifyTheRoomsSubscription(t *testing.T) {
 		if code, body := do(t, nil, "PUT", event, bad); code != http.StatusBadRequest {
 			t.Errorf("book %s = %d %s, want 400", bad, code, body)
 		}
+	}
+	if code, _ := do(t, nil, "DELETE", e.api+"/sandbox/tenants/"+tenant+"/rooms/oslo/events/AAMkAD-1", ""); code != http.StatusBadRequest {
+		t.Errorf("delete a booking of a room that is no e-mail address = %d, want 400", code)
 	}
 	if len(h.got) != 0 {
 		t.Errorf("a refused booking notified the webhook")
