@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/ttlcache"
@@ -241,7 +242,11 @@ func (a *Applier) apply(ctx context.Context, tenant core.TenantID, o Observation
 		_, err = a.data.Presence.Insert(ctx, tenant, next)
 	}
 	if err != nil {
-		// A concurrent writer (a resync racing the worker): the redelivery decides again on fresh data.
+		// A concurrent writer (a resync, or the PBX → Teams worker recording its session): the
+		// redelivery decides again on fresh data. A conflict, not a bug.
+		if errors.Is(err, tables.ErrConflict) || errors.Is(err, tables.ErrExists) {
+			return Failed, apperr.New(apperr.Conflict, "presence changed concurrently", fmt.Errorf("store presence: %w", err))
+		}
 		return Failed, fmt.Errorf("store presence: %w", err)
 	}
 	if outcome == Pushed {
