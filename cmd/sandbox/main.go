@@ -93,7 +93,7 @@ func realMain() (int, error) {
 	fmt.Fprintf(os.Stderr, "  graph      %s\n  idp keys   %s\n  ringcentral %s\n", sb.Graph.URL(), sb.IDP.ConfigURL(), sb.RC.URL())
 	fmt.Fprintf(os.Stderr, "  settings   %s (for devhost -settings)\n  control API on http://%s:\n", *outPath, ln.Addr())
 	for _, r := range sandbox.Routes {
-		fmt.Fprintf(os.Stderr, "    %-4s %-47s %s\n", r.Method, r.Path, r.What)
+		fmt.Fprintf(os.Stderr, "    %-6s %-52s %s\n", r.Method, r.Path, r.What)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

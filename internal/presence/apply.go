@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/platform/ttlcache"
@@ -241,7 +242,11 @@ func (a *Applier) apply(ctx context.Context, tenant core.TenantID, o Observation
 		_, err = a.data.Presence.Insert(ctx, tenant, next)
 	}
 	if err != nil {
-		// A concurrent writer (a resync racing the worker): the redelivery decides again on fresh data.
+		// A concurrent writer (a resync, or the PBX → Teams worker recording its session): the
+		// redelivery decides again on fresh data. A conflict, not a bug.
+		if errors.Is(err, tables.ErrConflict) || errors.Is(err, tables.ErrExists) {
+			return Failed, apperr.New(apperr.Conflict, "presence changed concurrently", fmt.Errorf("store presence: %w", err))
+		}
 		return Failed, fmt.Errorf("store presence: %w", err)
 	}
 	if outcome == Pushed {
@@ -259,11 +264,15 @@ func (a *Applier) apply(ctx context.Context, tenant core.TenantID, o Observation
 const EchoWindow = 2 * time.Minute
 
 // isEcho reports whether the Teams presence o is what our setPresence session made Teams show: the
-// session's pair while it holds (before it expires), or its previous pair within EchoWindow of the change
-// (a notification of a state we have just replaced, arriving late).
+// session's pair while it holds (before it expires), the pair being set within EchoWindow (the echo
+// arriving before setPresence answered), or its previous pair within EchoWindow of the change (a
+// notification of a state we have just replaced, arriving late).
 func isEcho(o Observation, cur Presence, now time.Time) bool {
 	pair := o.Availability + "/" + o.Activity
 	if cur.TeamsSession != "" && strings.EqualFold(pair, cur.TeamsSession) && now.Before(cur.TeamsSessionUntil) {
+		return true
+	}
+	if cur.TeamsSessionPending != "" && strings.EqualFold(pair, cur.TeamsSessionPending) && now.Sub(cur.TeamsSessionPendingAt) < EchoWindow {
 		return true
 	}
 	return cur.TeamsSessionPrev != "" && strings.EqualFold(pair, cur.TeamsSessionPrev) && now.Sub(cur.TeamsSessionAt) < EchoWindow

@@ -165,6 +165,11 @@ type Presence struct {
 	// a notification of it arriving within the echo window is our own write coming back, late.
 	TeamsSessionPrev string    `table:"personal"`
 	TeamsSessionAt   time.Time `table:"personal"`
+	// TeamsSessionPending is the session being set at TeamsSessionPendingAt, recorded before the
+	// setPresence call: Graph may report the session's presence (the echo) before that call answers,
+	// so before TeamsSession says it.
+	TeamsSessionPending   string    `table:"personal"`
+	TeamsSessionPendingAt time.Time `table:"personal"`
 }
 
 func (p *Presence) RowKey() (string, error)   { return tables.SimpleKey("user id", p.UserID) }

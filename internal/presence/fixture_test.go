@@ -37,6 +37,8 @@ type recPusher struct {
 	mu     sync.Mutex
 	pushes []pushed
 	fail   []error
+	// during, when set, runs inside Push: another writer acting while the push is under way.
+	during func()
 }
 
 type pushed struct {
@@ -47,6 +49,9 @@ type pushed struct {
 func (r *recPusher) Push(_ context.Context, _ core.TenantID, u connector.User, s connector.State) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.during != nil {
+		r.during()
+	}
 	if len(r.fail) > 0 {
 		err := r.fail[0]
 		r.fail = r.fail[1:]

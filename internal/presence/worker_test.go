@@ -262,3 +262,32 @@ func TestWorkerUsesTheTenantsMapping(t *testing.T) {
 		t.Errorf("sync error = %+v, %v", se, err)
 	}
 }
+
+// Another writer changing the user's row between the worker's read and its write (the PBX → Teams worker
+// recording its session, a resync) makes the write fail: a conflict, retried on fresh data — not an
+// internal error, which reads as a bug in the logs.
+func TestConcurrentRowChangeIsAConflictRetried(t *testing.T) {
+	t.Parallel()
+	f := workerFixture(t, fixtureOptions{})
+	busy := f.notify(t, u1, "Busy", "InACall")
+	data := presence.OpenData(f.st.DB())
+	f.pusher.during = func() {
+		if _, err := data.Presence.UpdateOrCreate(ctx, f.tenant, u1, func(p *presence.Presence, _ bool) error {
+			p.UserID, p.PBXSequence = u1, p.PBXSequence+1
+			return nil
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	err := f.worker.Process(ctx, busy[0])
+	if apperr.CodeOf(err) != apperr.Conflict || !apperr.Retryable(err) {
+		t.Fatalf("Process with a concurrent writer = %v (%s), want a retryable conflict", err, apperr.CodeOf(err))
+	}
+	f.pusher.during = nil
+	if err := f.worker.Process(ctx, busy[0]); err != nil {
+		t.Fatalf("redelivery: %v", err)
+	}
+	if row, err := data.Presence.Get(ctx, f.tenant, u1); err != nil || row.PBXState != "Busy" || row.PBXSequence != 1 {
+		t.Errorf("stored presence = %+v, %v; want Busy with the other writer's field kept", row, err)
+	}
+}

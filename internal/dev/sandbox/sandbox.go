@@ -32,14 +32,33 @@ type Sandbox struct {
 	IDP   *idptest.Platform
 }
 
+// AppRoles are the application permissions an admin's consent grants the app in the sandbox: every one
+// the app registration asks for (consent to .default grants them all) — users, Teams presence written
+// by the PBX → Teams direction, rooms and room calendars.
+var AppRoles = []string{"User.Read.All", "Presence.ReadWrite.All", "Place.Read.All", "Calendars.Read"}
+
 // Start starts the fakes; t's cleanups stop them. appID is the app registration's id
 // (CONNECTHUB_APP_ID): Graph's validation tokens are minted for it, as Graph mints them for the app.
+// Graph posts the presence notifications that apps' sessions cause by itself, as the real one does.
 func Start(t testing.TB, appID string) *Sandbox {
 	auth := graphtest.NewAuthority(t)
+	auth.AppRoles = append([]string(nil), AppRoles...)
 	g := graphtest.NewGraph(t, auth)
 	idp := idptest.New(t)
 	g.Tokens = func(tenant string) string { return idp.Mint(t, idptest.Claims(appID, tenant, time.Now())) }
-	return &Sandbox{Auth: auth, Graph: g, RC: rctest.New(t), IDP: idp}
+	s := &Sandbox{Auth: auth, Graph: g, RC: rctest.New(t), IDP: idp}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); echoes(ctx, g, s.send) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s
+}
+
+// send posts one of Graph's deliveries, waiting at most 15 s for the receiver.
+func (s *Sandbox) send(ctx context.Context, d graphtest.Delivery) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	return s.Graph.Send(ctx, d)
 }
 
 // Settings returns base with the values that point the handler at the fakes. caFile holds the
@@ -73,6 +92,15 @@ var Routes = []struct{ Method, Path, What string }{
 	{"GET", "/sandbox/ringcentral/pushes", "the presence updates RingCentral received"},
 	{"POST", "/sandbox/tenants/{tenant}/users/{id}/presence", "change a Teams presence ({\"availability\",\"activity\"}); Graph notifies the webhook"},
 	{"GET", "/sandbox/graph/subscriptions", "the subscriptions Graph holds"},
+	{"GET", "/sandbox/tenants/{tenant}/users/{id}/presence", "a user's Teams presence and the apps' live sessions"},
+	{"GET", "/sandbox/graph/presence-writes", "the setPresence/clearPresence calls Graph accepted (?tenant=&user=)"},
+	{"POST", "/sandbox/ringcentral/extensions/{id}/presence", "a call starts/ends or DND changes ({\"telephonyStatus\",\"dndStatus\"}); RingCentral notifies the webhook"},
+	{"GET", "/sandbox/ringcentral/subscriptions", "RingCentral's webhook subscriptions"},
+	{"PUT", "/sandbox/tenants/{tenant}/rooms/{email}", "a room in Places ({\"displayName\",\"capacity\",\"building\",\"floorNumber\",...})"},
+	{"DELETE", "/sandbox/tenants/{tenant}/rooms/{email}", "remove a room from Places"},
+	{"PUT", "/sandbox/tenants/{tenant}/roomlists/{email}", "a room list ({\"displayName\",\"rooms\":[e-mails]})"},
+	{"PUT", "/sandbox/tenants/{tenant}/rooms/{email}/events/{id}", "book or change ({\"start\",\"end\",\"subject\",\"showAs\",\"isCancelled\",...}); Graph notifies"},
+	{"DELETE", "/sandbox/tenants/{tenant}/rooms/{email}/events/{id}", "delete a booking; Graph notifies"},
 }
 
 // Handler is the control API. It is meant for loopback only: it changes who may sign in and which
@@ -87,6 +115,15 @@ func (s *Sandbox) Handler() http.Handler {
 	mux.HandleFunc("GET /sandbox/ringcentral/pushes", s.getPushes)
 	mux.HandleFunc("POST /sandbox/tenants/{tenant}/users/{id}/presence", s.postPresence)
 	mux.HandleFunc("GET /sandbox/graph/subscriptions", s.getSubscriptions)
+	mux.HandleFunc("GET /sandbox/tenants/{tenant}/users/{id}/presence", s.getPresence)
+	mux.HandleFunc("GET /sandbox/graph/presence-writes", s.getPresenceWrites)
+	mux.HandleFunc("POST /sandbox/ringcentral/extensions/{id}/presence", s.postExtensionPresence)
+	mux.HandleFunc("GET /sandbox/ringcentral/subscriptions", s.getRCSubscriptions)
+	mux.HandleFunc("PUT /sandbox/tenants/{tenant}/rooms/{email}", s.putRoom)
+	mux.HandleFunc("DELETE /sandbox/tenants/{tenant}/rooms/{email}", s.deleteRoom)
+	mux.HandleFunc("PUT /sandbox/tenants/{tenant}/roomlists/{email}", s.putRoomList)
+	mux.HandleFunc("PUT /sandbox/tenants/{tenant}/rooms/{email}/events/{id}", s.putEvent)
+	mux.HandleFunc("DELETE /sandbox/tenants/{tenant}/rooms/{email}/events/{id}", s.deleteEvent)
 	return mux
 }
 
@@ -222,9 +259,7 @@ func (s *Sandbox) postPresence(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []delivery{}
 	for _, d := range ds {
-		ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
-		code, err := s.Graph.Send(ctx, d)
-		cancel()
+		code, err := s.send(r.Context(), d)
 		dl := delivery{URL: d.URL, Status: code}
 		if err != nil {
 			dl.Error = err.Error()

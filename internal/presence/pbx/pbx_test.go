@@ -718,3 +718,61 @@ func TestStatusShowsThePBXSubscription(t *testing.T) {
 		t.Errorf("status = %+v, %v", st.PBX, err)
 	}
 }
+
+// echoFirst is the app-only client with Graph's notification of our session's presence arriving, and
+// being processed, before the answer to setPresence: Graph gives no order between the two (the sandbox
+// showed the Teams → PBX worker handling it while the PBX worker had not yet recorded the session).
+type echoFirst struct {
+	appClients
+	arrived func()
+}
+
+func (c echoFirst) For(ctx context.Context, tenant core.TenantID) (pbx.Teams, error) {
+	t, err := c.appClients.For(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	return echoFirstTeams{t, c.arrived}, nil
+}
+
+type echoFirstTeams struct {
+	pbx.Teams
+	arrived func()
+}
+
+func (t echoFirstTeams) SetPresence(ctx context.Context, userID, sessionID, availability, activity string, expiry time.Duration) error {
+	err := t.Teams.SetPresence(ctx, userID, sessionID, availability, activity, expiry)
+	if err == nil {
+		t.arrived()
+	}
+	return err
+}
+
+func TestEchoBeforeSetPresenceAnswersIsNotPushedBack(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, both)
+	if _, err := f.manager.Reconcile(ctx, f.tenant); err != nil {
+		t.Fatal(err)
+	}
+	f.follow(t)
+	echoes := 0
+	w, err := pbx.NewWorker(f.st, echoFirst{appClients{f.auth, f.graph.URL()}, func() { echoes += f.teamsEcho(t) }}, f.stats, pbx.WorkerOptions{AppID: appID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.worker = w
+	before := len(f.rc.Pushes())
+	f.pbxEvent(t, "101", connected())
+	if echoes != 1 {
+		t.Fatalf("echo notifications = %d, want 1 (Graph reports our session's Busy/InACall)", echoes)
+	}
+	if p := f.rc.Pushes(); len(p) != before {
+		t.Errorf("PBX pushes = %+v, want none: Teams' busy came from the PBX call", p[before:])
+	}
+	if got := f.stats.Snapshot().Echoes; got != 1 {
+		t.Errorf("echoes = %d, want 1", got)
+	}
+	if w := f.writes(ada); len(w) != 1 || w[0].Op != "set" {
+		t.Errorf("writes = %+v, want our one session", w)
+	}
+}

@@ -227,6 +227,17 @@ func (w *Worker) Apply(ctx context.Context, tenant core.TenantID, ev Event) (str
 		out = OutCleared
 	case target == cur.TeamsSession && cur.TeamsSessionUntil.Sub(now) > w.o.RefreshMargin:
 	default:
+		// Recorded first: Graph may report the session's presence before setPresence answers, and the
+		// Teams → PBX worker must know it for our own (the echo) by then.
+		if _, err := w.data.Presence.UpdateOrCreate(ctx, tenant, u.ID, func(p *presence.Presence, exists bool) error {
+			p.UserID, p.TeamsSessionPending, p.TeamsSessionPendingAt = u.ID, target, now
+			if !exists {
+				p.Source = "pbx"
+			}
+			return nil
+		}); err != nil {
+			return OutFailed, apperr.New(apperr.Unavailable, "storage unavailable", fmt.Errorf("store presence: %w", err))
+		}
 		if err := w.set(ctx, tenant, u.ID, target); err != nil {
 			return OutFailed, err
 		}
@@ -244,6 +255,7 @@ func (w *Worker) Apply(ctx context.Context, tenant core.TenantID, ev Event) (str
 				p.TeamsSessionPrev, p.TeamsSessionAt = p.TeamsSession, now
 			}
 			p.TeamsSession, p.TeamsSessionUntil = target, now.Add(w.o.SessionLength)
+			p.TeamsSessionPending, p.TeamsSessionPendingAt = "", time.Time{}
 		case OutCleared:
 			p.TeamsSessionPrev, p.TeamsSessionAt = p.TeamsSession, now
 			p.TeamsSession, p.TeamsSessionUntil = "", time.Time{}
