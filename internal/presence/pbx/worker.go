@@ -281,7 +281,13 @@ func (w *Worker) Withdraw(ctx context.Context, tenant core.TenantID, userID stri
 		return nil
 	case err != nil:
 		return fmt.Errorf("read presence: %w", err)
-	case p.TeamsSession == "" || !w.o.Now().Before(p.TeamsSessionUntil):
+	}
+	now := w.o.Now()
+	live := p.TeamsSession != "" && now.Before(p.TeamsSessionUntil)
+	// A session being set when the erasure came: recorded before the setPresence call, it may hold at
+	// Graph before TeamsSession says so. Clearing one that never came to be is a harmless 404.
+	setting := p.TeamsSessionPending != "" && now.Sub(p.TeamsSessionPendingAt) < w.o.SessionLength
+	if !live && !setting {
 		return nil // no session of ours, or it has lapsed
 	}
 	return w.clear(ctx, tenant, userID)
