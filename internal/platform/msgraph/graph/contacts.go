@@ -28,6 +28,8 @@ type Contact struct {
 	BusinessPhone string // businessPhones[0]
 	MobilePhone   string
 	Business      Address
+	// Extended holds the single-value extended properties asked for (FindContacts), by id.
+	Extended map[string]string
 }
 
 // Address is a physicalAddress.
@@ -117,6 +119,151 @@ func (c *Client) GetContact(ctx context.Context, mailbox, folder, id string) (Co
 		return Contact{}, &Error{Op: "get contact", Status: 200, Code: "emptyBody"}
 	}
 	return toContact(x), nil
+}
+
+// ContactWrite is what the CRM sync writes to an Outlook contact: every field is set (an empty one is
+// cleared), DisplayName only when it is not empty, and each of Properties as a single-value extended
+// property ("String {guid} Name X" → value), which stays with the item.
+type ContactWrite struct {
+	GivenName, Surname, DisplayName string
+	Emails                          []string
+	JobTitle, Department            string
+	BusinessPhone, MobilePhone      string
+	Business                        Address
+	Properties                      map[string]string
+}
+
+func (w ContactWrite) model() models.Contactable {
+	x := models.NewContact()
+	s := func(v string) *string { return &v }
+	x.SetGivenName(s(w.GivenName))
+	x.SetSurname(s(w.Surname))
+	if w.DisplayName != "" {
+		x.SetDisplayName(s(w.DisplayName))
+	}
+	x.SetJobTitle(s(w.JobTitle))
+	x.SetDepartment(s(w.Department))
+	x.SetMobilePhone(s(w.MobilePhone))
+	phones := []string{}
+	if w.BusinessPhone != "" {
+		phones = append(phones, w.BusinessPhone)
+	}
+	x.SetBusinessPhones(phones)
+	emails := []models.EmailAddressable{}
+	for _, e := range w.Emails {
+		ea := models.NewEmailAddress()
+		ea.SetAddress(s(e))
+		emails = append(emails, ea)
+	}
+	x.SetEmailAddresses(emails)
+	a := models.NewPhysicalAddress()
+	a.SetStreet(s(w.Business.Street))
+	a.SetCity(s(w.Business.City))
+	a.SetState(s(w.Business.State))
+	a.SetPostalCode(s(w.Business.PostalCode))
+	a.SetCountryOrRegion(s(w.Business.CountryOrRegion))
+	x.SetBusinessAddress(a)
+	if len(w.Properties) > 0 {
+		var props []models.SingleValueLegacyExtendedPropertyable
+		for id, v := range w.Properties {
+			p := models.NewSingleValueLegacyExtendedProperty()
+			p.SetId(s(id))
+			p.SetValue(s(v))
+			props = append(props, p)
+		}
+		x.SetSingleValueExtendedProperties(props)
+	}
+	return x
+}
+
+// CreateContact creates a contact in mailbox's folder app-only (Contacts.ReadWrite) and returns it as
+// Graph answers (id, changeKey, lastModifiedDateTime).
+func (c *Client) CreateContact(ctx context.Context, mailbox, folder string, w ContactWrite) (Contact, error) {
+	if !validSegment(mailbox) || !validSegment(folder) {
+		return Contact{}, errors.New("create contact: invalid mailbox or folder")
+	}
+	x, err := users.NewUsersRequestBuilderInternal(c.params(), c.adapter).ByUserId(mailbox).ContactFolders().
+		ByContactFolderId(folder).Contacts().Post(ctx, w.model(), nil)
+	if err != nil {
+		return Contact{}, wrap("create contact", err)
+	}
+	if x == nil {
+		return Contact{}, &Error{Op: "create contact", Status: 201, Code: "emptyBody"}
+	}
+	return toContact(x), nil
+}
+
+// UpdateContact writes w over contact id (ErrNotFound when it is gone).
+func (c *Client) UpdateContact(ctx context.Context, mailbox, folder, id string, w ContactWrite) (Contact, error) {
+	if !validSegment(mailbox) || !validSegment(folder) || !validSegment(id) {
+		return Contact{}, errors.New("update contact: invalid mailbox, folder or id")
+	}
+	x, err := users.NewUsersRequestBuilderInternal(c.params(), c.adapter).ByUserId(mailbox).ContactFolders().
+		ByContactFolderId(folder).Contacts().ByContactId(id).Patch(ctx, w.model(), nil)
+	if err != nil {
+		return Contact{}, wrap("update contact", err)
+	}
+	if x == nil {
+		return Contact{}, &Error{Op: "update contact", Status: 200, Code: "emptyBody"}
+	}
+	return toContact(x), nil
+}
+
+// DeleteContact deletes contact id (ErrNotFound when it is gone already).
+func (c *Client) DeleteContact(ctx context.Context, mailbox, folder, id string) error {
+	if !validSegment(mailbox) || !validSegment(folder) || !validSegment(id) {
+		return errors.New("delete contact: invalid mailbox, folder or id")
+	}
+	return wrap("delete contact", users.NewUsersRequestBuilderInternal(c.params(), c.adapter).ByUserId(mailbox).ContactFolders().
+		ByContactFolderId(folder).Contacts().ByContactId(id).Delete(ctx, nil))
+}
+
+// ODataString makes s an OData string literal: single quotes around it, each quote doubled (OData
+// ABNF, SQUOTE-in-string), so a value can never end the literal.
+func ODataString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// maxFound bounds the contacts one FindContacts reads: a match needs the first few.
+const maxFound = 10
+
+// FindContacts lists up to 10 contacts of mailbox's folder that carry extended property prop with
+// value (byProperty), or have address among their e-mail addresses (else), with the same $select and
+// the property prop expanded into Contact.Extended.
+func (c *Client) FindContacts(ctx context.Context, mailbox, folder, prop, value, address string) ([]Contact, error) {
+	if !validSegment(mailbox) || !validSegment(folder) || prop == "" {
+		return nil, errors.New("find contacts: invalid mailbox, folder or property")
+	}
+	var filter string
+	switch {
+	case value != "":
+		filter = "singleValueExtendedProperties/Any(ep: ep/id eq " + ODataString(prop) + " and ep/value eq " + ODataString(value) + ")"
+	case address != "":
+		filter = "emailAddresses/any(a:a/address eq " + ODataString(address) + ")"
+	default:
+		return nil, errors.New("find contacts: nothing to find by")
+	}
+	top := int32(maxFound)
+	resp, err := users.NewUsersRequestBuilderInternal(c.params(), c.adapter).ByUserId(mailbox).ContactFolders().
+		ByContactFolderId(folder).Contacts().Get(ctx, &users.ItemContactFoldersItemContactsRequestBuilderGetRequestConfiguration{
+		QueryParameters: &users.ItemContactFoldersItemContactsRequestBuilderGetQueryParameters{Select: contactSelect, Filter: &filter, Top: &top,
+			Expand: []string{"singleValueExtendedProperties($filter=id eq " + ODataString(prop) + ")"}}})
+	if err != nil {
+		return nil, wrap("find contacts", err)
+	}
+	if resp == nil {
+		return nil, &Error{Op: "find contacts", Status: 200, Code: "emptyBody"}
+	}
+	var out []Contact
+	for _, x := range resp.GetValue() {
+		ct := toContact(x)
+		for _, p := range x.GetSingleValueExtendedProperties() {
+			if ct.Extended == nil {
+				ct.Extended = map[string]string{}
+			}
+			ct.Extended[str(p.GetId())] = str(p.GetValue())
+		}
+		out = append(out, ct)
+	}
+	return out, nil
 }
 
 func toContact(x models.Contactable) Contact {

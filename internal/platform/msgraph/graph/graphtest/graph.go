@@ -122,7 +122,10 @@ type Graph struct {
 	// ContactsPageSize is the contacts per delta page (default 10, small to exercise paging; Graph
 	// takes Prefer: odata.maxpagesize).
 	ContactsPageSize int
-	contacts         map[string]map[string]*contactFolder // tenant → lower-case mailbox/folder → folder
+	// ContactClock stamps contacts' lastModifiedDateTime (default time.Now), so tests can order edits
+	// against another service's clock.
+	ContactClock func() time.Time
+	contacts     map[string]map[string]*contactFolder // tenant → lower-case mailbox/folder → folder
 }
 
 type userChange struct {
@@ -528,7 +531,7 @@ func (g *Graph) route(r *http.Request, path string, body []byte, who Identity) r
 	if rep, ok := g.routeCalendars(r, who, parts); ok {
 		return rep
 	}
-	if rep, ok := g.routeContacts(r, who, parts); ok {
+	if rep, ok := g.routeContacts(r, body, who, parts); ok {
 		return rep
 	}
 	switch {
