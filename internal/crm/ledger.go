@@ -31,9 +31,9 @@ type LedgerEntry struct {
 	TargetID        string // the Salesforce record id; "" while it is being created
 	SourceChangeKey string // Outlook's changeKey as last synced
 	SourceModified  time.Time
-	TargetModified  time.Time // when we last wrote the Salesforce record (or its LastModifiedDate when matched)
+	TargetModified  time.Time // when we last wrote the Salesforce record, or its LastModifiedDate when read from Salesforce
 	Digest          string    // keyed SHA-256 of the mapped fields as last written (hex, 16 bytes)
-	MatchedBy       string    // "created", or "email" when an existing Salesforce record was linked
+	MatchedBy       string    // "created" (in Salesforce), "from-crm" (in Outlook), "email" or "crm-id" when existing records were linked
 	SyncedAt        time.Time
 	DeletedAt       time.Time // set once the deletion went through: the record is never created again from this id
 }
@@ -99,6 +99,10 @@ type SyncState struct {
 	LastCode      string // "" after a clean run; else what stopped it or the first record failure's code
 	Synced        int    // records written in the last run
 	Failed        int    // records that failed in the last run
+	// CRMUpdatedTo and CRMDeletedTo are where the next getUpdated and getDeleted windows of the user's
+	// Contacts start: the latestDateCovered Salesforce last answered (zero: a full resync is due).
+	CRMUpdatedTo time.Time
+	CRMDeletedTo time.Time
 }
 
 func (s *SyncState) RowKey() (string, error) {

@@ -24,11 +24,17 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
-// Mailbox is what the sync reads of a mailbox, app-only (Contacts.Read).
+// Mailbox is what the sync reads and writes of a mailbox, app-only (Contacts.ReadWrite).
 type Mailbox interface {
 	ContactsDelta(ctx context.Context, mailbox, folder, deltaLink string, fn func(graph.ContactChange) error) (string, error)
 	GetContact(ctx context.Context, mailbox, folder, id string) (graph.Contact, error)
+	CreateContact(ctx context.Context, mailbox, folder string, w graph.ContactWrite) (graph.Contact, error)
+	UpdateContact(ctx context.Context, mailbox, folder, id string, w graph.ContactWrite) (graph.Contact, error)
+	DeleteContact(ctx context.Context, mailbox, folder, id string) error
+	FindContacts(ctx context.Context, mailbox, folder, prop, value, address string) ([]graph.Contact, error)
 }
+
+var _ Mailbox = (*graph.Client)(nil)
 
 // Mailboxes gives the tenant's app-only Graph client.
 type Mailboxes interface {
@@ -40,6 +46,8 @@ type Records interface {
 	Query(ctx context.Context, tenant core.TenantID, cred salesforce.Credential, soql string, fn func(json.RawMessage) error) (http.Header, error)
 	Save(ctx context.Context, tenant core.TenantID, cred salesforce.Credential, object string, update bool, recs []map[string]any) ([]salesforce.Result, http.Header, error)
 	Delete(ctx context.Context, tenant core.TenantID, cred salesforce.Credential, ids []string) ([]salesforce.Result, http.Header, error)
+	Updated(ctx context.Context, tenant core.TenantID, cred salesforce.Credential, object string, start, end time.Time) (salesforce.Updated, http.Header, error)
+	Deleted(ctx context.Context, tenant core.TenantID, cred salesforce.Credential, object string, start, end time.Time) (salesforce.Deleted, http.Header, error)
 }
 
 var _ Records = (*salesforce.Client)(nil)
@@ -84,7 +92,7 @@ func NewSyncer(o SyncOptions) (*Syncer, error) {
 // tenant's users wait for the next run; other tenants are not affected.
 var ErrDailyLimit = apperr.New(apperr.Unavailable, "the Salesforce org's daily API allocation is nearly used up", nil)
 
-// Report is what one run did for one user.
+// Report is what one run did for one user: Created … Failed in Salesforce, Mailbox* in Outlook.
 type Report struct {
 	Skipped   string // why nothing ran: "not-mapped", "contacts-off", "unlicensed", "restricted"
 	Created   int
@@ -93,6 +101,14 @@ type Report struct {
 	Deleted   int
 	Unchanged int
 	Failed    int
+
+	MailboxCreated int
+	MailboxLinked  int // existing Outlook contacts matched (CRM id property, then e-mail) instead of created
+	MailboxUpdated int
+	MailboxDeleted int
+	Echoes         int // Salesforce changes that were our own writes (or changed nothing mapped)
+	Conflicts      int // records changed on both sides since the last sync, decided by last writer
+	FullResync     bool
 }
 
 // contactStream names the delta query of the default Contacts folder in crmsyncstate.
@@ -105,12 +121,18 @@ const (
 	CodeCredentialMissing = "crm_credential_missing"
 )
 
-// SyncUser runs one user's contact sync to Salesforce: the folder's delta since the last run (and the
-// records that failed before, read again), each change matched against the ledger, new contacts
-// matched by e-mail in Salesforce before any is created, writes in collections of up to 200, the
-// outcome of each record kept in the ledger or crmsyncerrors. The delta link advances only when the
-// run got through every change; a run cut short is done again, and the ledger makes that a no-op for
-// what already went through.
+// SyncUser runs one user's contact sync, each direction the mapping turns on.
+//
+// Mailbox → Salesforce: the folder's delta since the last run (and the records that failed before, read
+// again), each change matched against the ledger, new contacts matched by e-mail in Salesforce before
+// any is created, writes in collections of up to 200, the outcome of each record kept in the ledger or
+// crmsyncerrors. The delta link advances only when the run got through every change; a run cut short is
+// done again, and the ledger makes that a no-op for what already went through.
+//
+// Salesforce → mailbox: the getDeleted and getUpdated windows of Contact from where the last run left
+// them (readCRM), the user's changed Contacts written to the default Contacts folder (reconcile), each
+// conflict with the mailbox's changes of the same run decided before either side is written. The
+// windows advance only when every change was written.
 func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID string) (Report, error) {
 	m, err := s.o.Data.Users.Get(ctx, tenant, userID)
 	switch {
@@ -118,7 +140,7 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 		return Report{Skipped: "not-mapped"}, nil
 	case err != nil:
 		return Report{}, fmt.Errorf("read mapping: %w", err)
-	case !m.Contacts.ToCRM():
+	case !m.Contacts.ToCRM() && !m.Contacts.FromCRM():
 		return Report{Skipped: "contacts-off"}, nil
 	}
 	u, err := s.o.Store.Users.Get(ctx, tenant, userID)
@@ -138,7 +160,7 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 	var cred salesforce.Credential
 	if err := loadCredential(ctx, s.o.Secrets, s.o.Sealer, tenant, &cred); err != nil {
 		if errors.Is(err, errNoCredential) {
-			s.saveState(ctx, tenant, st, "", Report{}, CodeCredentialMissing)
+			s.saveState(ctx, tenant, st, false, Report{}, CodeCredentialMissing)
 			return Report{}, apperr.New(apperr.Conflict, "the CRM credential is missing; PUT the connection again", nil)
 		}
 		return Report{}, err
@@ -149,15 +171,18 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 	}
 
 	changes := map[string]graph.ContactChange{}
-	collect := func(c graph.ContactChange) error { changes[c.ID] = c; return nil } // a replayed item replaces itself
-	link, err := mb.ContactsDelta(ctx, userID, graph.DefaultContactFolder, st.DeltaLink, collect)
-	if errors.Is(err, graph.ErrDeltaExpired) {
-		// Start over: the ledger matches what was synced, so a full enumeration writes only what changed.
-		clear(changes)
-		link, err = mb.ContactsDelta(ctx, userID, graph.DefaultContactFolder, "", collect)
-	}
-	if err != nil {
-		return Report{}, fmt.Errorf("contacts delta: %w", err)
+	link := ""
+	if m.Contacts.ToCRM() {
+		collect := func(c graph.ContactChange) error { changes[c.ID] = c; return nil } // a replayed item replaces itself
+		link, err = mb.ContactsDelta(ctx, userID, graph.DefaultContactFolder, st.DeltaLink, collect)
+		if errors.Is(err, graph.ErrDeltaExpired) {
+			// Start over: the ledger matches what was synced, so a full enumeration writes only what changed.
+			clear(changes)
+			link, err = mb.ContactsDelta(ctx, userID, graph.DefaultContactFolder, "", collect)
+		}
+		if err != nil {
+			return Report{}, fmt.Errorf("contacts delta: %w", err)
+		}
 	}
 	r := &run{s: s, tenant: tenant, user: userID, owner: m.SalesforceUserID, cred: cred, now: s.o.Now()}
 	if err := r.load(ctx); err != nil {
@@ -165,7 +190,7 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 	}
 	// Records that failed before come again even if the delta does not bring them.
 	for id := range r.errs {
-		if _, ok := changes[id]; ok {
+		if _, ok := changes[id]; ok || !m.Contacts.ToCRM() {
 			continue
 		}
 		c, err := mb.GetContact(ctx, userID, graph.DefaultContactFolder, id)
@@ -178,7 +203,16 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 			changes[id] = graph.ContactChange{Contact: c}
 		}
 	}
-	err = r.apply(ctx, changes)
+	var side *crmSide
+	if m.Contacts.FromCRM() {
+		if side, err = r.readCRM(ctx, st); err == nil {
+			r.rep.FullResync = side.full
+			err = r.reconcile(ctx, mb, side, changes, m.Contacts.ToCRM())
+		}
+	}
+	if err == nil && m.Contacts.ToCRM() {
+		err = r.apply(ctx, changes)
+	}
 	code := ""
 	switch {
 	case errors.Is(err, ErrDailyLimit):
@@ -188,25 +222,37 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 	case r.rep.Failed > 0:
 		code = CodeRecordsFailed
 	}
-	if err != nil {
-		link = "" // keep the old link: the changes not written come again
+	if err == nil {
+		// Only a run that got through everything moves on; otherwise the same changes come again.
+		if link != "" {
+			st.DeltaLink = link
+		}
+		if side != nil && !side.updatedTo.IsZero() {
+			st.CRMUpdatedTo = side.updatedTo
+		}
+		if side != nil && !side.deletedTo.IsZero() {
+			st.CRMDeletedTo = side.deletedTo
+		}
 	}
-	s.saveState(ctx, tenant, st, link, r.rep, code)
+	s.saveState(ctx, tenant, st, err == nil, r.rep, code)
 	s.o.Log.InfoContext(ctx, "crm contacts synced", "created", r.rep.Created, "linked", r.rep.Linked, "updated", r.rep.Updated,
-		"deleted", r.rep.Deleted, "unchanged", r.rep.Unchanged, "failed", r.rep.Failed, "code", code)
+		"deleted", r.rep.Deleted, "unchanged", r.rep.Unchanged, "failed", r.rep.Failed,
+		"mailbox_created", r.rep.MailboxCreated, "mailbox_linked", r.rep.MailboxLinked, "mailbox_updated", r.rep.MailboxUpdated,
+		"mailbox_deleted", r.rep.MailboxDeleted, "echoes", r.rep.Echoes, "conflicts", r.rep.Conflicts, "full_resync", r.rep.FullResync,
+		"code", code)
 	return r.rep, err
 }
 
-// saveState records the run; link "" keeps the previous delta link. A failed write is logged: the next
-// run redoes the same changes, which the ledger makes harmless.
-func (s *Syncer) saveState(ctx context.Context, tenant core.TenantID, st SyncState, link string, rep Report, code string) {
+// saveState records the run (ok: it got through, so it counts as a success). A failed write is logged:
+// the next run redoes the same changes, which the ledger makes harmless.
+func (s *Syncer) saveState(ctx context.Context, tenant core.TenantID, st SyncState, ok bool, rep Report, code string) {
 	now := s.o.Now()
-	if link != "" {
-		st.DeltaLink = link
+	if ok {
 		st.LastSuccessAt = now
 	}
 	st.LastRunAt, st.LastCode = now, code
-	st.Synced, st.Failed = rep.Created+rep.Linked+rep.Updated+rep.Deleted, rep.Failed
+	st.Synced = rep.Created + rep.Linked + rep.Updated + rep.Deleted + rep.MailboxCreated + rep.MailboxLinked + rep.MailboxUpdated + rep.MailboxDeleted
+	st.Failed = rep.Failed
 	if _, err := s.o.Data.SyncState.Upsert(ctx, tenant, st); err != nil {
 		s.o.Log.WarnContext(ctx, "crm sync state not saved", "error", err)
 	}
@@ -484,7 +530,7 @@ func (r *run) write(ctx context.Context, op string, ps []pending) error {
 				r.rep.Deleted++
 			case res[i].OK:
 				if op == "create" {
-					led.TargetID, led.MatchedBy = res[i].ID, "created"
+					led.TargetID, led.MatchedBy = res[i].ID, MatchedCreated
 					r.rep.Created++
 				} else if led.MatchedBy == "" {
 					led.TargetID, led.MatchedBy = p.target, MatchedByEmail
@@ -548,6 +594,9 @@ func (r *run) record(ctx context.Context, done []LedgerEntry, cleared []string, 
 		}
 		for _, l := range done {
 			r.ledger[l.SourceID] = l
+			if l.TargetID != "" && l.DeletedAt.IsZero() {
+				r.targets[strings.ToLower(l.TargetID)] = true
+			}
 		}
 	}
 	if len(failed) > 0 {

@@ -12,11 +12,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/crm"
 	"github.com/connecthub/connecthub/internal/crm/salesforce"
 	"github.com/connecthub/connecthub/internal/crm/salesforce/sftest"
+	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
@@ -65,6 +67,14 @@ type syncFixture struct {
 
 func newSyncFixture(t testing.TB) *syncFixture {
 	t.Helper()
+	return newSyncFixtureWith(t, crm.DirectionToCRM, nil)
+}
+
+// newSyncFixtureWith maps Ada's contacts in direction dir; clk (if not nil) is the clock of the syncer,
+// the Salesforce client, the fake org and the fake mailbox's contacts alike, so that modification
+// times on both sides and Salesforce's minute windows can be set exactly.
+func newSyncFixtureWith(t testing.TB, dir crm.Direction, clk *clock.Fake) *syncFixture {
+	t.Helper()
 	f := newFixture(t)
 	cert, key, err := graphcrypto.GenerateTestCertificate(2048)
 	if err != nil {
@@ -83,13 +93,19 @@ func newSyncFixture(t testing.TB) *syncFixture {
 	}
 	ada := f.licensed(t, tenant, "11111111-0000-4000-8000-00000000000a", "ada@contoso.example", true)
 	f.sf.AddUser(sftest.User{Username: "ada@contoso.example.crm", Email: "ada@contoso.example"})
-	if _, err := f.svc.SetUserMapping(ctx, admin, tenant, ada, crm.MappingInput{Contacts: crm.DirectionToCRM}); err != nil {
+	if _, err := f.svc.SetUserMapping(ctx, admin, tenant, ada, crm.MappingInput{Contacts: dir}); err != nil {
 		t.Fatal(err)
 	}
+	var now func() time.Time
+	if clk != nil {
+		now = clk.Now
+		f.sf.SetClock(now)
+		g.ContactClock = now
+	}
 	syncer, err := crm.NewSyncer(crm.SyncOptions{Store: f.env.Store, Data: f.data, Secrets: f.env.Secrets, Sealer: f.env.Keys,
-		Salesforce: salesforce.New(salesforce.Options{LoginURL: func(string) string { return f.sf.URL() }}),
+		Salesforce: salesforce.New(salesforce.Options{LoginURL: func(string) string { return f.sf.URL() }, Now: now}),
 		Mailboxes:  &appGraph{auth: auth, g: g, pem: pemText, m: map[core.TenantID]*graph.Client{}},
-		Log:        slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Now:        now, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

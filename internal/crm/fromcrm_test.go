@@ -1,0 +1,264 @@
+package crm_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/crm"
+	"github.com/connecthub/connecthub/internal/platform/clock"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
+	"github.com/connecthub/connecthub/internal/platform/tables"
+)
+
+// outlook lists Ada's Outlook contacts by e-mail address (lower case).
+func (f *syncFixture) outlook() map[string]graphtest.Contact {
+	out := map[string]graphtest.Contact{}
+	for _, c := range f.graph.Contacts(string(f.tenant), f.ada, "contacts") {
+		k := ""
+		if len(c.Emails) > 0 {
+			k = strings.ToLower(c.Emails[0])
+		}
+		out[k] = c
+	}
+	return out
+}
+
+// graphWrites counts the contact writes the sync sent to Graph.
+func (f *syncFixture) graphWrites() int {
+	n := 0
+	for _, m := range []string{"POST", "PATCH", "DELETE"} {
+		n += f.graph.Count(m, "/users/"+f.ada+"/contactFolders/contacts/contacts")
+	}
+	return n
+}
+
+func (f *syncFixture) state(t *testing.T) crm.SyncState {
+	t.Helper()
+	st, err := f.data.SyncState.Get(ctx, f.tenant, tables.JoinKey(f.ada, "contact.contacts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// Salesforce → mailbox for contacts, both directions on, run after run with the clock of both services
+// set: a first run is a full resync that creates Ada's Salesforce Contacts in Outlook (stamped with
+// the Salesforce id), links the one both sides have by e-mail instead of duplicating it, and leaves
+// other owners' Contacts alone; the windows then start at latestDateCovered; our own writes come back
+// through the windows and the delta and are dropped; an edit in Salesforce reaches Outlook; a deletion
+// in Salesforce deletes the Outlook contact once and an undelete never brings it back.
+func TestContactSyncFromSalesforce(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(time.Date(2026, 12, 3, 10, 0, 20, 0, time.UTC))
+	f := newSyncFixtureWith(t, crm.DirectionBoth, clk)
+	marie := f.sf.PutContact(map[string]any{"FirstName": "Marie", "LastName": "Curie", "Email": "marie@radium.example", "Title": "Professor",
+		"MailingCity": "Paris", "MailingCountry": "France", "OwnerId": f.owner})
+	alanSF := f.sf.PutContact(map[string]any{"FirstName": "Alan", "LastName": "Turing", "Email": "alan@bletchley.example", "OwnerId": f.owner})
+	f.sf.PutContact(map[string]any{"FirstName": "Linus", "LastName": "Pauling", "Email": "linus@caltech.example", "OwnerId": "005000000000000AAA"})
+	clk.Advance(10 * time.Second)
+	alan := f.put(graphtest.Contact{GivenName: "Alan", Surname: "Turing", DisplayName: "Alan Turing", Emails: []string{"Alan@Bletchley.example"},
+		JobTitle: "Cryptanalyst"})
+	f.put(graphtest.Contact{GivenName: "Grace", Surname: "Hopper", DisplayName: "Grace Hopper", Emails: []string{"grace@navy.example"}})
+
+	rep := f.sync(t)
+	if !rep.FullResync || rep.MailboxCreated != 1 || rep.MailboxLinked != 1 || rep.Created != 1 || rep.Failed != 0 {
+		t.Fatalf("first run: %+v, want a full resync creating Marie in Outlook, Alan linked, Grace created in Salesforce", rep)
+	}
+	ol := f.outlook()
+	if len(ol) != 3 || ol["alan@bletchley.example"].ID != alan {
+		t.Fatalf("Outlook after the first run: %v (Alan once, no Linus)", ol)
+	}
+	m := ol["marie@radium.example"]
+	if m.GivenName != "Marie" || m.Surname != "Curie" || m.DisplayName != "Marie Curie" || m.JobTitle != "Professor" || m.BusinessCity != "Paris" ||
+		m.BusinessCountry != "France" || m.Properties[crm.CRMIDProperty] != marie {
+		t.Fatalf("Marie in Outlook: %+v", m)
+	}
+	// Alan was edited in Outlook after Salesforce: the mailbox's copy won and went to Salesforce.
+	if a, _ := f.sf.Contact(alanSF); a["Title"] != "Cryptanalyst" || len(f.byEmail("alan@bletchley.example")) != 1 {
+		t.Fatalf("Alan in Salesforce: %v", a)
+	}
+	if n := len(f.sf.Contacts()); n != 4 {
+		t.Fatalf("Salesforce holds %d contacts, want 4", n)
+	}
+	if st := f.state(t); !st.CRMUpdatedTo.Equal(time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)) || !st.CRMDeletedTo.Equal(st.CRMUpdatedTo) {
+		t.Fatalf("windows after a full resync start at the current minute: %+v", st)
+	}
+
+	// Two minutes on: Salesforce's window (from 10:00, the minute of the full read) brings our own
+	// writes (Grace created, Alan updated) and Marie again, and the delta brings Marie as we created her;
+	// none is written back.
+	clk.Advance(2 * time.Minute)
+	writes, graphWrites := len(f.sf.Writes()), f.graphWrites()
+	rep = f.sync(t)
+	if rep.FullResync || rep.Echoes != 3 || rep.MailboxCreated+rep.MailboxUpdated+rep.Created+rep.Updated != 0 {
+		t.Fatalf("echo run: %+v, want three echoes: our two Salesforce writes and Marie, read in full in the same minute", rep)
+	}
+	if len(f.sf.Writes()) != writes || f.graphWrites() != graphWrites {
+		t.Fatalf("echoes were written back: %d Salesforce writes, %d Graph writes", len(f.sf.Writes())-writes, f.graphWrites()-graphWrites)
+	}
+	if st := f.state(t); !st.CRMUpdatedTo.Equal(time.Date(2026, 12, 3, 10, 2, 0, 0, time.UTC)) {
+		t.Fatalf("next start is latestDateCovered: %+v", st)
+	}
+
+	// Marie is edited in Salesforce at 10:02:40: the run at 10:02:50 does not see it yet (Salesforce drops
+	// the seconds), the one at 10:03:10 does.
+	clk.Advance(10 * time.Second)
+	f.sf.PutContact(map[string]any{"Id": marie, "Title": "Nobel laureate", "Phone": "+33 1 00 00"})
+	clk.Advance(10 * time.Second)
+	if rep = f.sync(t); rep.MailboxUpdated != 0 {
+		t.Fatalf("an edit of the current minute was read: %+v", rep)
+	}
+	clk.Advance(20 * time.Second)
+	if rep = f.sync(t); rep.MailboxUpdated != 1 {
+		t.Fatalf("edit in Salesforce: %+v", rep)
+	}
+	if m := f.outlook()["marie@radium.example"]; m.JobTitle != "Nobel laureate" || len(m.BusinessPhones) != 1 || m.BusinessPhones[0] != "+33 1 00 00" {
+		t.Fatalf("Marie after the edit: %+v", m)
+	}
+	clk.Advance(time.Minute)
+	writes = len(f.sf.Writes())
+	if rep = f.sync(t); rep.Updated != 0 || len(f.sf.Writes()) != writes {
+		t.Fatalf("our write to Outlook went back to Salesforce: %+v", rep)
+	}
+
+	// Marie is deleted in Salesforce: gone from Outlook, once; undeleted in Salesforce, she stays gone.
+	f.sf.DeleteContact(marie)
+	clk.Advance(time.Minute)
+	if rep = f.sync(t); rep.MailboxDeleted != 1 {
+		t.Fatalf("deletion in Salesforce: %+v", rep)
+	}
+	if _, ok := f.outlook()["marie@radium.example"]; ok {
+		t.Fatal("Marie still in Outlook")
+	}
+	f.sf.PutContact(map[string]any{"Id": marie, "Title": "Restored"})
+	clk.Advance(time.Minute)
+	graphWrites = f.graphWrites()
+	if rep = f.sync(t); rep.MailboxCreated+rep.MailboxDeleted != 0 || f.graphWrites() != graphWrites {
+		t.Fatalf("after the undelete: %+v", rep)
+	}
+	if _, ok := f.outlook()["marie@radium.example"]; ok {
+		t.Fatal("a deleted contact came back")
+	}
+
+	// Alan is deleted in Outlook: deleted in Salesforce; the deletion Salesforce then reports is ours and
+	// does nothing.
+	f.graph.DeleteContact(string(f.tenant), f.ada, "contacts", alan, "deleted")
+	clk.Advance(time.Minute)
+	if rep = f.sync(t); rep.Deleted != 1 {
+		t.Fatalf("deletion in Outlook: %+v", rep)
+	}
+	clk.Advance(time.Minute)
+	graphWrites = f.graphWrites()
+	if rep = f.sync(t); rep.MailboxDeleted != 0 || rep.Deleted != 0 || f.graphWrites() != graphWrites {
+		t.Fatalf("the echo of our deletion: %+v", rep)
+	}
+
+	// The Recycle Bin is emptied: earliestDateAvailable passes our last sync, so the next run resyncs in
+	// full, and writes nothing because both sides agree.
+	clk.Advance(time.Minute)
+	f.sf.PurgeDeleted()
+	clk.Advance(time.Minute)
+	writes, graphWrites = len(f.sf.Writes()), f.graphWrites()
+	if rep = f.sync(t); !rep.FullResync || len(f.sf.Writes()) != writes || f.graphWrites() != graphWrites {
+		t.Fatalf("after the purge: %+v", rep)
+	}
+
+	// Nothing at rest names a contact.
+	for _, name := range []string{crm.TableLedger, crm.TableSyncState, crm.TableSyncErrors} {
+		raw := f.rawRows(t, name)
+		for _, w := range []string{"Marie", "Curie", "radium", "Alan", "Turing", "Grace", "Hopper", "Paris", "Nobel", "Cryptanalyst"} {
+			if strings.Contains(raw, w) {
+				t.Errorf("%s holds %q at rest", name, w)
+			}
+		}
+	}
+}
+
+// Edits on both sides since the last run: the later modification wins whole, on both sides, whichever
+// side it is on.
+func TestContactSyncLastWriterWins(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(time.Date(2026, 12, 3, 10, 0, 20, 0, time.UTC))
+	f := newSyncFixtureWith(t, crm.DirectionBoth, clk)
+	grace := f.put(graphtest.Contact{GivenName: "Grace", Surname: "Hopper", Emails: []string{"grace@navy.example"}, JobTitle: "Captain"})
+	f.sync(t)
+	graceSF := f.byEmail("grace@navy.example")[0]["Id"].(string)
+	clk.Advance(2 * time.Minute)
+	f.sync(t)
+
+	for _, tc := range []struct {
+		name         string
+		outlookFirst bool
+		want         string
+	}{
+		{"outlook later", false, "Outlook title 1"},
+		{"salesforce later", true, "Salesforce title 2"},
+	} {
+		n := tc.want[len(tc.want)-1:]
+		edit := []func(){
+			func() { f.sf.PutContact(map[string]any{"Id": graceSF, "Title": "Salesforce title " + n}) },
+			func() {
+				f.put(graphtest.Contact{ID: grace, GivenName: "Grace", Surname: "Hopper", Emails: []string{"grace@navy.example"}, JobTitle: "Outlook title " + n})
+			},
+		}
+		if tc.outlookFirst {
+			edit[0], edit[1] = edit[1], edit[0]
+		}
+		clk.Advance(10 * time.Second)
+		edit[0]()
+		clk.Advance(10 * time.Second)
+		edit[1]()
+		clk.Advance(time.Minute)
+		rep := f.sync(t)
+		if rep.Conflicts != 1 {
+			t.Errorf("%s: %+v, want one conflict", tc.name, rep)
+		}
+		sf, _ := f.sf.Contact(graceSF)
+		ol, _ := f.graph.Contact(string(f.tenant), f.ada, "contacts", grace)
+		if sf["Title"] != tc.want || ol.JobTitle != tc.want {
+			t.Fatalf("%s: Salesforce %q, Outlook %q, want %q on both", tc.name, sf["Title"], ol.JobTitle, tc.want)
+		}
+		// The next run finds both sides equal and writes nothing.
+		clk.Advance(time.Minute)
+		writes, graphWrites := len(f.sf.Writes()), f.graphWrites()
+		f.sync(t)
+		if len(f.sf.Writes()) != writes || f.graphWrites() != graphWrites {
+			t.Fatalf("%s: the winner's write echoed", tc.name)
+		}
+	}
+}
+
+// A ledger that was lost (the state and the ledger rows deleted) makes no duplicate on either side:
+// the Outlook contact is found by the Salesforce id it carries, the Salesforce record by e-mail.
+func TestContactSyncMatchesByCRMIDAfterLedgerLoss(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(time.Date(2026, 12, 3, 10, 0, 20, 0, time.UTC))
+	f := newSyncFixtureWith(t, crm.DirectionBoth, clk)
+	// Kate's address in Outlook is changed afterwards, so only the id property can find her.
+	kate := f.sf.PutContact(map[string]any{"FirstName": "Kate", "LastName": "Johnson", "Email": "kate@nasa.example", "OwnerId": f.owner})
+	f.sync(t)
+	clk.Advance(2 * time.Minute)
+	k := f.outlook()["kate@nasa.example"]
+	if k.Properties[crm.CRMIDProperty] != kate {
+		t.Fatalf("Kate in Outlook: %+v", k)
+	}
+	if _, err := f.data.Ledger.DeletePrefix(ctx, f.tenant, f.ada+tables.KeySep); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.data.SyncState.DeletePrefix(ctx, f.tenant, f.ada+tables.KeySep); err != nil {
+		t.Fatal(err)
+	}
+	f.sf.PutContact(map[string]any{"Id": kate, "Email": "katherine@nasa.example"})
+	clk.Advance(time.Minute)
+	rep := f.sync(t)
+	if rep.MailboxCreated != 0 || rep.Created != 0 || rep.MailboxLinked != 1 {
+		t.Fatalf("after the ledger loss: %+v, want Kate linked by her id, nothing created", rep)
+	}
+	if n := len(f.graph.Contacts(string(f.tenant), f.ada, "contacts")); n != 1 || len(f.sf.Contacts()) != 1 {
+		t.Fatalf("%d Outlook contacts, %d Salesforce contacts, want 1 each", n, len(f.sf.Contacts()))
+	}
+	if _, ok := f.outlook()["katherine@nasa.example"]; !ok {
+		t.Fatalf("Kate's new address did not reach Outlook: %v", f.outlook())
+	}
+}
