@@ -311,7 +311,8 @@ func (r *run) toMailbox(ctx context.Context, mb Mailbox, c sfContact, led Ledger
 	} else {
 		cur, err := mb.GetContact(ctx, r.user, graph.DefaultContactFolder, led.SourceID)
 		if errors.Is(err, graph.ErrNotFound) {
-			return nil // deleted in Outlook since the delta was read: the next run's delta brings it
+			r.goneFromMailbox(done, led, toCRM)
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("get contact: %w", err)
@@ -320,6 +321,7 @@ func (r *run) toMailbox(ctx context.Context, mb Mailbox, c sfContact, led Ledger
 	}
 	w, err := mb.UpdateContact(ctx, r.user, graph.DefaultContactFolder, led.SourceID, outlookWrite(c, others))
 	if errors.Is(err, graph.ErrNotFound) {
+		r.goneFromMailbox(done, led, toCRM)
 		return nil
 	}
 	if err != nil {
@@ -329,6 +331,17 @@ func (r *run) toMailbox(ctx context.Context, mb Mailbox, c sfContact, led Ledger
 	r.rep.MailboxUpdated++
 	r.linked(done, led, w, c, digest)
 	return nil
+}
+
+// goneFromMailbox handles a linked Outlook contact that is no longer there. When mailbox changes go to
+// Salesforce, the next delta brings the deletion and the mailbox pass deletes the Salesforce record;
+// when they do not, the deletion is recorded here, so the contact is never created again in Outlook.
+func (r *run) goneFromMailbox(done *[]LedgerEntry, led LedgerEntry, toCRM bool) {
+	if toCRM {
+		return
+	}
+	led.DeletedAt, led.SyncedAt = r.now, r.now
+	*done = append(*done, led)
 }
 
 // matchOrCreate links a Salesforce Contact to the Outlook contact that carries its id or its e-mail

@@ -262,3 +262,50 @@ func TestContactSyncMatchesByCRMIDAfterLedgerLoss(t *testing.T) {
 		t.Fatalf("Kate's new address did not reach Outlook: %v", f.outlook())
 	}
 }
+
+// With contacts from the CRM only, the mailbox's changes stay in the mailbox, and a contact the user
+// deletes in Outlook is not created again when Salesforce's copy changes.
+func TestContactSyncFromCRMOnly(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(time.Date(2026, 12, 3, 10, 0, 20, 0, time.UTC))
+	f := newSyncFixtureWith(t, crm.DirectionFromCRM, clk)
+	ada := f.sf.PutContact(map[string]any{"FirstName": "Ada", "LastName": "Lovelace", "Email": "ada@engine.example", "OwnerId": f.owner})
+	f.put(graphtest.Contact{GivenName: "Only", Surname: "Outlook", Emails: []string{"only@outlook.example"}})
+	if rep := f.sync(t); rep.MailboxCreated != 1 || rep.Created != 0 {
+		t.Fatalf("first run: %+v", rep)
+	}
+	if n := len(f.sf.Contacts()); n != 1 {
+		t.Fatalf("the mailbox's contact went to Salesforce: %d contacts", n)
+	}
+	id := f.outlook()["ada@engine.example"].ID
+	f.graph.DeleteContact(string(f.tenant), f.ada, "contacts", id, "deleted")
+	clk.Advance(time.Minute)
+	f.sf.PutContact(map[string]any{"Id": ada, "Title": "Countess"})
+	clk.Advance(time.Minute)
+	f.sync(t)
+	clk.Advance(time.Minute)
+	f.sf.PutContact(map[string]any{"Id": ada, "Title": "Analyst"})
+	clk.Advance(time.Minute)
+	if rep := f.sync(t); rep.MailboxCreated+rep.MailboxUpdated+rep.MailboxLinked != 0 {
+		t.Fatalf("after the deletion in Outlook: %+v", rep)
+	}
+	if _, ok := f.outlook()["ada@engine.example"]; ok {
+		t.Fatal("a contact deleted in Outlook came back")
+	}
+	if _, ok := f.sf.Contact(ada); !ok {
+		t.Fatal("the Salesforce contact was deleted though mailbox changes do not go to the CRM")
+	}
+	// The ledger keeps the deletion, so no later run reads the contact again.
+	p, err := f.data.Ledger.List(ctx, f.tenant, nil)
+	if err != nil || len(p.Items) != 1 || p.Items[0].DeletedAt.IsZero() {
+		t.Fatalf("ledger: %+v, %v", p.Items, err)
+	}
+	gets := f.graph.Count("GET", "/users/"+f.ada+"/contactFolders/contacts/contacts/"+id)
+	clk.Advance(time.Minute)
+	f.sf.PutContact(map[string]any{"Id": ada, "Title": "Mathematician"})
+	clk.Advance(time.Minute)
+	f.sync(t)
+	if n := f.graph.Count("GET", "/users/"+f.ada+"/contactFolders/contacts/contacts/"+id); n != gets {
+		t.Errorf("the deleted contact was read %d more times", n-gets)
+	}
+}
