@@ -38,7 +38,7 @@ func (w *Wired) wireCRM() error {
 	return nil
 }
 
-// crmMailboxes hands the sync the tenant's app-only client (Contacts.Read).
+// crmMailboxes hands the sync the tenant's app-only client (Contacts.ReadWrite; Contacts.Read for to-crm alone).
 type crmMailboxes struct{ clients *graph.AppClients }
 
 func (m crmMailboxes) For(ctx context.Context, tenant core.TenantID) (crm.Mailbox, error) {
