@@ -103,6 +103,11 @@ type SyncState struct {
 	// Contacts start: the latestDateCovered Salesforce last answered (zero: a full resync is due).
 	CRMUpdatedTo time.Time
 	CRMDeletedTo time.Time
+	// FailedRuns counts the runs in a row that did not end clean (an error, or records refused); a clean
+	// run sets it to 0. NotifiedAt is when the user and the admin were told of the streak (zero: not
+	// yet), so the notice goes once per streak.
+	FailedRuns int
+	NotifiedAt time.Time
 }
 
 func (s *SyncState) RowKey() (string, error) {

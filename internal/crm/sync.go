@@ -64,8 +64,11 @@ type SyncOptions struct {
 	// stops a run once Sforce-Limit-Info shows less than this left (default 0.1). Salesforce sends no
 	// Retry-After, so the only way not to exhaust the allocation is to stop early.
 	Reserve float64
-	Now     func() time.Time
-	Log     *slog.Logger
+	// Notifier tells the user and the admin when a user's sync has failed NotifyAfter runs in a row; nil:
+	// nobody is told (the health API still shows it).
+	Notifier Notifier
+	Now      func() time.Time
+	Log      *slog.Logger
 }
 
 // Syncer moves a mapped user's mailbox contacts to Salesforce.
@@ -119,6 +122,8 @@ const (
 	CodeRecordsFailed     = "records_failed"
 	CodeDailyLimit        = "salesforce_daily_limit"
 	CodeCredentialMissing = "crm_credential_missing"
+	CodeMailboxDenied     = "mailbox_access_denied" // Graph answered 403 for the user's mailbox
+	CodeSyncFailed        = "sync_failed"           // Graph, Salesforce or storage failed; tried again next run
 )
 
 // SyncUser runs one user's contact sync, each direction the mapping turns on.
@@ -165,11 +170,36 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 		}
 		return Report{}, err
 	}
+	rep, err := s.syncContacts(ctx, tenant, m, cred, &st)
+	code := ""
+	var ge *graph.Error
+	switch {
+	case errors.Is(err, ErrDailyLimit):
+		code = CodeDailyLimit
+	case errors.As(err, &ge) && ge.Status == http.StatusForbidden:
+		code = CodeMailboxDenied
+	case err != nil:
+		code = CodeSyncFailed
+	case rep.Failed > 0:
+		code = CodeRecordsFailed
+	}
+	s.saveState(ctx, tenant, st, err == nil, rep, code)
+	s.o.Log.InfoContext(ctx, "crm contacts synced", "created", rep.Created, "linked", rep.Linked, "updated", rep.Updated,
+		"deleted", rep.Deleted, "unchanged", rep.Unchanged, "failed", rep.Failed,
+		"mailbox_created", rep.MailboxCreated, "mailbox_linked", rep.MailboxLinked, "mailbox_updated", rep.MailboxUpdated,
+		"mailbox_deleted", rep.MailboxDeleted, "echoes", rep.Echoes, "conflicts", rep.Conflicts, "full_resync", rep.FullResync,
+		"code", code)
+	return rep, err
+}
+
+// syncContacts runs both directions the mapping turns on and, when it got through everything, moves
+// st's delta link and windows on; otherwise the same changes come again next run.
+func (s *Syncer) syncContacts(ctx context.Context, tenant core.TenantID, m UserMapping, cred salesforce.Credential, st *SyncState) (Report, error) {
 	mb, err := s.o.Mailboxes.For(ctx, tenant)
 	if err != nil {
 		return Report{}, fmt.Errorf("graph client: %w", err)
 	}
-
+	userID := m.UserID
 	changes := map[string]graph.ContactChange{}
 	link := ""
 	if m.Contacts.ToCRM() {
@@ -205,7 +235,7 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 	}
 	var side *crmSide
 	if m.Contacts.FromCRM() {
-		if side, err = r.readCRM(ctx, st); err == nil {
+		if side, err = r.readCRM(ctx, *st); err == nil {
 			r.rep.FullResync = side.full
 			err = r.reconcile(ctx, mb, side, changes, m.Contacts.ToCRM())
 		}
@@ -213,38 +243,25 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 	if err == nil && m.Contacts.ToCRM() {
 		err = r.apply(ctx, changes)
 	}
-	code := ""
-	switch {
-	case errors.Is(err, ErrDailyLimit):
-		code = CodeDailyLimit
-	case err != nil:
+	if err != nil {
 		return r.rep, err
-	case r.rep.Failed > 0:
-		code = CodeRecordsFailed
 	}
-	if err == nil {
-		// Only a run that got through everything moves on; otherwise the same changes come again.
-		if link != "" {
-			st.DeltaLink = link
-		}
-		if side != nil && !side.updatedTo.IsZero() {
-			st.CRMUpdatedTo = side.updatedTo
-		}
-		if side != nil && !side.deletedTo.IsZero() {
-			st.CRMDeletedTo = side.deletedTo
-		}
+	if link != "" {
+		st.DeltaLink = link
 	}
-	s.saveState(ctx, tenant, st, err == nil, r.rep, code)
-	s.o.Log.InfoContext(ctx, "crm contacts synced", "created", r.rep.Created, "linked", r.rep.Linked, "updated", r.rep.Updated,
-		"deleted", r.rep.Deleted, "unchanged", r.rep.Unchanged, "failed", r.rep.Failed,
-		"mailbox_created", r.rep.MailboxCreated, "mailbox_linked", r.rep.MailboxLinked, "mailbox_updated", r.rep.MailboxUpdated,
-		"mailbox_deleted", r.rep.MailboxDeleted, "echoes", r.rep.Echoes, "conflicts", r.rep.Conflicts, "full_resync", r.rep.FullResync,
-		"code", code)
-	return r.rep, err
+	if side != nil && !side.updatedTo.IsZero() {
+		st.CRMUpdatedTo = side.updatedTo
+	}
+	if side != nil && !side.deletedTo.IsZero() {
+		st.CRMDeletedTo = side.deletedTo
+	}
+	return r.rep, nil
 }
 
-// saveState records the run (ok: it got through, so it counts as a success). A failed write is logged:
-// the next run redoes the same changes, which the ledger makes harmless.
+// saveState records the run (ok: it got through, so it counts as a success) and counts the runs in a
+// row that did not end clean (ok with no code); at NotifyAfter of them the user and the admin are told,
+// once a streak. A failed write is logged: the next run redoes the same changes, which the ledger makes
+// harmless.
 func (s *Syncer) saveState(ctx context.Context, tenant core.TenantID, st SyncState, ok bool, rep Report, code string) {
 	now := s.o.Now()
 	if ok {
@@ -253,6 +270,18 @@ func (s *Syncer) saveState(ctx context.Context, tenant core.TenantID, st SyncSta
 	st.LastRunAt, st.LastCode = now, code
 	st.Synced = rep.Created + rep.Linked + rep.Updated + rep.Deleted + rep.MailboxCreated + rep.MailboxLinked + rep.MailboxUpdated + rep.MailboxDeleted
 	st.Failed = rep.Failed
+	if ok && code == "" {
+		st.FailedRuns, st.NotifiedAt = 0, time.Time{}
+	} else {
+		st.FailedRuns++
+	}
+	if st.FailedRuns >= NotifyAfter && st.NotifiedAt.IsZero() && s.o.Notifier != nil {
+		if err := s.notify(ctx, tenant, st); err != nil {
+			s.o.Log.WarnContext(ctx, "crm sync failure notice not sent", "error", err) // tried again next run
+		} else {
+			st.NotifiedAt = now
+		}
+	}
 	if _, err := s.o.Data.SyncState.Upsert(ctx, tenant, st); err != nil {
 		s.o.Log.WarnContext(ctx, "crm sync state not saved", "error", err)
 	}

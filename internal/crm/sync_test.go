@@ -73,7 +73,7 @@ func newSyncFixture(t testing.TB) *syncFixture {
 // newSyncFixtureWith maps Ada's contacts in direction dir; clk (if not nil) is the clock of the syncer,
 // the Salesforce client, the fake org and the fake mailbox's contacts alike, so that modification
 // times on both sides and Salesforce's minute windows can be set exactly.
-func newSyncFixtureWith(t testing.TB, dir crm.Direction, clk *clock.Fake) *syncFixture {
+func newSyncFixtureWith(t testing.TB, dir crm.Direction, clk *clock.Fake, opts ...func(*crm.SyncOptions)) *syncFixture {
 	t.Helper()
 	f := newFixture(t)
 	cert, key, err := graphcrypto.GenerateTestCertificate(2048)
@@ -102,10 +102,14 @@ func newSyncFixtureWith(t testing.TB, dir crm.Direction, clk *clock.Fake) *syncF
 		f.sf.SetClock(now)
 		g.ContactClock = now
 	}
-	syncer, err := crm.NewSyncer(crm.SyncOptions{Store: f.env.Store, Data: f.data, Secrets: f.env.Secrets, Sealer: f.env.Keys,
+	o := crm.SyncOptions{Store: f.env.Store, Data: f.data, Secrets: f.env.Secrets, Sealer: f.env.Keys,
 		Salesforce: salesforce.New(salesforce.Options{LoginURL: func(string) string { return f.sf.URL() }, Now: now}),
 		Mailboxes:  &appGraph{auth: auth, g: g, pem: pemText, m: map[core.TenantID]*graph.Client{}},
-		Now:        now, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Now:        now, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	syncer, err := crm.NewSyncer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
