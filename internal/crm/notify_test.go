@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/crm"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 )
 
@@ -87,5 +89,44 @@ func TestSyncFailureNotice(t *testing.T) {
 	h, err := f.svc.SyncHealth(ctx, f.tenant)
 	if err != nil || len(h.Users) != 1 || h.Users[0].LastCode != crm.CodeMailboxDenied || h.Users[0].Action == "" {
 		t.Fatalf("health: %+v, %v", h, err)
+	}
+}
+
+// The e-mail notice goes through Graph sendMail from ConnectHub's own mailbox to the user and the admin
+// (their addresses read from the customer's directory), in plain text naming each failing record and
+// what to do, and is not kept in the sender's Sent Items; without Mail.Send Graph refuses and the
+// notice is tried again the next run.
+func TestMailNotifier(t *testing.T) {
+	t.Parallel()
+	f := newSyncFixture(t)
+	const operator = "0e0e0e0e-0000-4000-8000-0000000000ff"
+	f.auth.GrantConsent(operator, clientID)
+	f.graph.PutUser(string(f.tenant), graphtest.User{ID: f.ada, Mail: "ada@contoso.example", AccountEnabled: true})
+	f.graph.PutUser(string(f.tenant), graphtest.User{ID: admin.ID, UserPrincipalName: "it-admin@contoso.example", AccountEnabled: true})
+	mn := crm.MailNotifier{SenderTenant: operator, From: "noreply@connecthub.example",
+		Clients: func(ctx context.Context, t core.TenantID) (crm.MailClient, error) { return f.mailboxes.client(ctx, t) }}
+	notice := crm.FailureNotice{UserID: f.ada, AdminID: admin.ID, FailedRuns: 10, Code: crm.CodeRecordsFailed, Action: "fix them",
+		Records: []crm.FailingRecord{{DisplayName: "Prince\r\nBcc: someone", Code: "REQUIRED_FIELD_MISSING", Fields: "LastName", Action: "give it a last name"}}}
+	err := mn.SyncFailing(ctx, f.tenant, notice)
+	var ge *graph.Error
+	if !errors.As(err, &ge) || ge.Status != http.StatusForbidden || len(f.graph.Sent()) != 0 {
+		t.Fatalf("without Mail.Send: %v", err)
+	}
+	f.auth.AppRoles = append(f.auth.AppRoles, "Mail.Send")
+	f.mailboxes.forget() // a new token carries the new role
+	if err := mn.SyncFailing(ctx, f.tenant, notice); err != nil {
+		t.Fatal(err)
+	}
+	sent := f.graph.Sent()
+	if len(sent) != 1 {
+		t.Fatalf("sent %+v", sent)
+	}
+	m := sent[0]
+	if m.Tenant != operator || m.From != "noreply@connecthub.example" || strings.Join(m.To, ",") != "ada@contoso.example,it-admin@contoso.example" ||
+		m.SaveToSentItems || !strings.EqualFold(m.ContentType, "text") || !strings.Contains(m.Subject, "10 times") {
+		t.Fatalf("message %+v", m)
+	}
+	if !strings.Contains(m.Body, "- Prince  Bcc: someone (REQUIRED_FIELD_MISSING, LastName): give it a last name") || !strings.Contains(m.Body, "What to do: fix them.") {
+		t.Fatalf("body:\n%s", m.Body)
 	}
 }

@@ -38,7 +38,18 @@ type appGraph struct {
 	m    map[core.TenantID]*graph.Client
 }
 
-func (a *appGraph) For(_ context.Context, t core.TenantID) (crm.Mailbox, error) {
+func (a *appGraph) For(ctx context.Context, t core.TenantID) (crm.Mailbox, error) {
+	return a.client(ctx, t)
+}
+
+// forget drops the cached clients (and their tokens).
+func (a *appGraph) forget() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	clear(a.m)
+}
+
+func (a *appGraph) client(_ context.Context, t core.TenantID) (*graph.Client, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if c, ok := a.m[t]; ok {
@@ -58,11 +69,13 @@ func (a *appGraph) For(_ context.Context, t core.TenantID) (crm.Mailbox, error) 
 
 type syncFixture struct {
 	*fixture
-	graph  *graphtest.Graph
-	syncer *crm.Syncer
-	tenant core.TenantID
-	ada    string // the mapped user's object id (and mailbox)
-	owner  string // Ada's Salesforce user id
+	auth      *graphtest.Authority
+	mailboxes *appGraph
+	graph     *graphtest.Graph
+	syncer    *crm.Syncer
+	tenant    core.TenantID
+	ada       string // the mapped user's object id (and mailbox)
+	owner     string // Ada's Salesforce user id
 }
 
 func newSyncFixture(t testing.TB) *syncFixture {
@@ -96,6 +109,7 @@ func newSyncFixtureWith(t testing.TB, dir crm.Direction, clk *clock.Fake, opts .
 	if _, err := f.svc.SetUserMapping(ctx, admin, tenant, ada, crm.MappingInput{Contacts: dir}); err != nil {
 		t.Fatal(err)
 	}
+	mailboxes := &appGraph{auth: auth, g: g, pem: pemText, m: map[core.TenantID]*graph.Client{}}
 	var now func() time.Time
 	if clk != nil {
 		now = clk.Now
@@ -104,7 +118,7 @@ func newSyncFixtureWith(t testing.TB, dir crm.Direction, clk *clock.Fake, opts .
 	}
 	o := crm.SyncOptions{Store: f.env.Store, Data: f.data, Secrets: f.env.Secrets, Sealer: f.env.Keys,
 		Salesforce: salesforce.New(salesforce.Options{LoginURL: func(string) string { return f.sf.URL() }, Now: now}),
-		Mailboxes:  &appGraph{auth: auth, g: g, pem: pemText, m: map[core.TenantID]*graph.Client{}},
+		Mailboxes:  mailboxes,
 		Now:        now, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, opt := range opts {
 		opt(&o)
@@ -113,7 +127,7 @@ func newSyncFixtureWith(t testing.TB, dir crm.Direction, clk *clock.Fake, opts .
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &syncFixture{fixture: f, graph: g, syncer: syncer, tenant: tenant, ada: ada, owner: f.sf.UserID("ada@contoso.example.crm")}
+	return &syncFixture{fixture: f, auth: auth, mailboxes: mailboxes, graph: g, syncer: syncer, tenant: tenant, ada: ada, owner: f.sf.UserID("ada@contoso.example.crm")}
 }
 
 func (f *syncFixture) put(c graphtest.Contact) string {

@@ -126,6 +126,7 @@ type Graph struct {
 	// against another service's clock.
 	ContactClock func() time.Time
 	contacts     map[string]map[string]*contactFolder // tenant → lower-case mailbox/folder → folder
+	sent         []SentMail
 }
 
 type userChange struct {
@@ -549,6 +550,8 @@ func (g *Graph) route(r *http.Request, path string, body []byte, who Identity) r
 		return g.subscriptionItem(r.Method, parts[1], body, who)
 	case r.Method == http.MethodPost && len(parts) == 3 && parts[0] == "subscriptions" && parts[2] == "reauthorize":
 		return g.reauthorize(parts[1], who)
+	case r.Method == http.MethodPost && len(parts) == 3 && parts[0] == "users" && parts[2] == "sendMail":
+		return g.sendMail(who, parts[1], body)
 	case r.Method == http.MethodPost && path == "/communications/getPresencesByUserId":
 		return g.getPresences(body, who)
 	case r.Method == http.MethodPost && len(parts) == 4 && parts[0] == "users" && parts[2] == "presence" && parts[3] == "setPresence":
