@@ -261,10 +261,19 @@ func (r *run) reconcile(ctx context.Context, mb Mailbox, side *crmSide, changes 
 		done = append(done, led)
 	}
 	ids := make([]string, 0, len(side.changed))
+	unknown := 0
 	for id := range side.changed {
 		ids = append(ids, id)
+		if _, ok := byTarget[id]; !ok {
+			unknown++
+		}
 	}
 	sort.Strings(ids)
+	if unknown > lookupsPerRun {
+		if err := r.indexMailbox(ctx, mb); err != nil {
+			return errors.Join(err, flush())
+		}
+	}
 	for _, id := range ids {
 		c := side.changed[id]
 		led, known := byTarget[id]
@@ -356,14 +365,19 @@ func (r *run) matchOrCreate(ctx context.Context, mb Mailbox, c sfContact, change
 		}
 		return graph.Contact{}, false
 	}
-	found, err := mb.FindContacts(ctx, r.user, graph.DefaultContactFolder, CRMIDProperty, c.id, "")
-	if err != nil {
+	var found []graph.Contact
+	var err error
+	if r.outlook != nil {
+		found = r.outlook.byCRM[strings.ToLower(c.id)]
+	} else if found, err = mb.FindContacts(ctx, r.user, graph.DefaultContactFolder, CRMIDProperty, c.id, ""); err != nil {
 		return fmt.Errorf("find contact by crm id: %w", err)
 	}
 	match, ok := free(found)
 	by := MatchedByCRMID
 	if email, _ := c.fields["Email"].(string); !ok && email != "" {
-		if found, err = mb.FindContacts(ctx, r.user, graph.DefaultContactFolder, CRMIDProperty, "", email); err != nil {
+		if r.outlook != nil {
+			found = r.outlook.byEmail[strings.ToLower(email)]
+		} else if found, err = mb.FindContacts(ctx, r.user, graph.DefaultContactFolder, CRMIDProperty, "", email); err != nil {
 			return fmt.Errorf("find contact by e-mail: %w", err)
 		}
 		match, ok = free(found)
@@ -381,8 +395,10 @@ func (r *run) matchOrCreate(ctx context.Context, mb Mailbox, c sfContact, change
 	r.rep.MailboxLinked++
 	if toCRM && match.LastModified.After(c.modified) {
 		// The mailbox's copy is newer: link without a digest, and let the mailbox pass write it.
-		*done = append(*done, LedgerEntry{UserID: r.user, Type: RecordContact, SourceID: match.ID, TargetID: c.id, TargetModified: c.modified,
-			MatchedBy: by, SyncedAt: r.now})
+		led := LedgerEntry{UserID: r.user, Type: RecordContact, SourceID: match.ID, TargetID: c.id, TargetModified: c.modified,
+			MatchedBy: by, SyncedAt: r.now}
+		*done = append(*done, led)
+		r.ledger[led.SourceID] = led // taken: no other Salesforce Contact of this run links it
 		changes[match.ID] = graph.ContactChange{Contact: match}
 		r.targets[strings.ToLower(c.id)] = true
 		return nil
@@ -403,7 +419,37 @@ func (r *run) linked(done *[]LedgerEntry, led LedgerEntry, w graph.Contact, c sf
 	led.SourceChangeKey, led.SourceModified, led.TargetModified = w.ChangeKey, w.LastModified, c.modified
 	led.Digest, led.SyncedAt = digest, r.now
 	*done = append(*done, led)
+	r.ledger[led.SourceID] = led // taken: no other Salesforce Contact of this run links it
 	r.targets[strings.ToLower(c.id)] = true
+}
+
+// lookupsPerRun is how many Salesforce Contacts without a link a run matches with two Graph lookups
+// each; above it the folder is listed once instead (a first run over thousands of Contacts would
+// otherwise spend Outlook's 10,000 requests per 10 minutes per mailbox on lookups).
+const lookupsPerRun = 25
+
+// outlookIndex is the mailbox's contacts by the Salesforce id they carry and by each address, in
+// memory for one run.
+type outlookIndex struct {
+	byCRM, byEmail map[string][]graph.Contact
+}
+
+func (r *run) indexMailbox(ctx context.Context, mb Mailbox) error {
+	idx := &outlookIndex{byCRM: map[string][]graph.Contact{}, byEmail: map[string][]graph.Contact{}}
+	err := mb.ListContacts(ctx, r.user, graph.DefaultContactFolder, CRMIDProperty, func(c graph.Contact) error {
+		if id := c.Extended[CRMIDProperty]; id != "" {
+			idx.byCRM[strings.ToLower(id)] = append(idx.byCRM[strings.ToLower(id)], c)
+		}
+		for _, e := range c.Emails {
+			idx.byEmail[strings.ToLower(e)] = append(idx.byEmail[strings.ToLower(e)], c)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list contacts: %w", err)
+	}
+	r.outlook = idx
+	return nil
 }
 
 func otherEmails(c graph.Contact) []string {

@@ -1,6 +1,7 @@
 package crm_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -307,5 +308,55 @@ func TestContactSyncFromCRMOnly(t *testing.T) {
 	f.sync(t)
 	if n := f.graph.Count("GET", "/users/"+f.ada+"/contactFolders/contacts/contacts/"+id); n != gets {
 		t.Errorf("the deleted contact was read %d more times", n-gets)
+	}
+}
+
+// A first run matches Salesforce's Contacts to the mailbox's without duplicating either side, whether
+// it looks each up (a few) or lists the folder once (many): two Salesforce Contacts with one address
+// take one Outlook contact and a new one, never the same one twice.
+func TestContactSyncFirstRunMatching(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		n       int
+		listing bool
+	}{{"lookups", 3, false}, {"listing", 40, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			clk := clock.NewFake(time.Date(2026, 12, 3, 10, 0, 20, 0, time.UTC))
+			f := newSyncFixtureWith(t, crm.DirectionFromCRM, clk)
+			f.graph.ContactsPageSize = 7
+			for i := range tc.n {
+				f.sf.PutContact(map[string]any{"LastName": fmt.Sprintf("Person %d", i), "Email": fmt.Sprintf("p%d@example.org", i), "OwnerId": f.owner})
+			}
+			twin := f.sf.PutContact(map[string]any{"LastName": "Twin", "Email": "p0@example.org", "OwnerId": f.owner})
+			f.put(graphtest.Contact{Surname: "Person 0 (Outlook)", Emails: []string{"P0@example.org"}})
+			f.put(graphtest.Contact{Surname: "Person 1 (Outlook)", Emails: []string{"p1@example.org"}})
+			clk.Advance(10 * time.Second)
+			rep := f.sync(t)
+			if rep.MailboxLinked != 2 || rep.MailboxCreated != tc.n-1 {
+				t.Fatalf("%+v, want 2 linked and %d created", rep, tc.n-1)
+			}
+			all := f.graph.Contacts(string(f.tenant), f.ada, "contacts")
+			if len(all) != tc.n+1 {
+				t.Fatalf("%d Outlook contacts, want %d", len(all), tc.n+1)
+			}
+			carriers := map[string]int{}
+			for _, c := range all {
+				carriers[c.Properties[crm.CRMIDProperty]]++
+			}
+			if carriers[twin] != 1 {
+				t.Fatalf("the twin is in Outlook %d times", carriers[twin])
+			}
+			lookups := 0
+			for _, r := range f.graph.Requests() {
+				if r.Method == "GET" && r.Query.Get("$filter") != "" {
+					lookups++
+				}
+			}
+			if tc.listing != (lookups == 0) {
+				t.Errorf("%d lookups by $filter (listing the folder: %v)", lookups, tc.listing)
+			}
+		})
 	}
 }

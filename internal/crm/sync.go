@@ -32,6 +32,7 @@ type Mailbox interface {
 	UpdateContact(ctx context.Context, mailbox, folder, id string, w graph.ContactWrite) (graph.Contact, error)
 	DeleteContact(ctx context.Context, mailbox, folder, id string) error
 	FindContacts(ctx context.Context, mailbox, folder, prop, value, address string) ([]graph.Contact, error)
+	ListContacts(ctx context.Context, mailbox, folder, prop string, fn func(graph.Contact) error) error
 }
 
 var _ Mailbox = (*graph.Client)(nil)
@@ -301,6 +302,9 @@ type run struct {
 	// targets are the Salesforce ids the user's ledger already links, so two mailbox contacts never
 	// claim one Salesforce contact.
 	targets map[string]bool
+	// outlook indexes the mailbox's contacts when many Salesforce Contacts need a match (a full
+	// resync): one paged list instead of two lookups each; nil: look each up.
+	outlook *outlookIndex
 }
 
 func (r *run) load(ctx context.Context) error {

@@ -254,16 +254,59 @@ func (c *Client) FindContacts(ctx context.Context, mailbox, folder, prop, value,
 	}
 	var out []Contact
 	for _, x := range resp.GetValue() {
-		ct := toContact(x)
-		for _, p := range x.GetSingleValueExtendedProperties() {
-			if ct.Extended == nil {
-				ct.Extended = map[string]string{}
-			}
-			ct.Extended[str(p.GetId())] = str(p.GetValue())
-		}
-		out = append(out, ct)
+		out = append(out, withExtended(x))
 	}
 	return out, nil
+}
+
+// ListContacts calls fn for every contact of mailbox's folder, with the same $select and extended
+// property prop expanded into Contact.Extended, following @odata.nextLink (pages of 100).
+func (c *Client) ListContacts(ctx context.Context, mailbox, folder, prop string, fn func(Contact) error) error {
+	if !validSegment(mailbox) || !validSegment(folder) || prop == "" {
+		return errors.New("list contacts: invalid mailbox, folder or property")
+	}
+	root := users.NewUsersRequestBuilderInternal(c.params(), c.adapter).ByUserId(mailbox).ContactFolders().ByContactFolderId(folder).Contacts()
+	top := int32(100)
+	b, cfg := root, &users.ItemContactFoldersItemContactsRequestBuilderGetRequestConfiguration{
+		QueryParameters: &users.ItemContactFoldersItemContactsRequestBuilderGetQueryParameters{Select: contactSelect, Top: &top,
+			Expand: []string{"singleValueExtendedProperties($filter=id eq " + ODataString(prop) + ")"}}}
+	for page := 0; ; page++ {
+		if page == maxListPages {
+			return &Error{Op: "list contacts", Status: 200, Code: "tooManyPages"}
+		}
+		resp, err := b.Get(ctx, cfg)
+		if err != nil {
+			return wrap("list contacts", err)
+		}
+		if resp == nil {
+			return &Error{Op: "list contacts", Status: 200, Code: "emptyBody"}
+		}
+		for _, x := range resp.GetValue() {
+			if err := fn(withExtended(x)); err != nil {
+				return fmt.Errorf("list contacts: %w", err)
+			}
+		}
+		next := str(resp.GetOdataNextLink())
+		if next == "" {
+			return nil
+		}
+		b, cfg = root.WithUrl(next), nil
+	}
+}
+
+// maxListPages bounds ListContacts: 1,000 pages of 100 is more contacts than Outlook lets a folder hold
+// usefully, and a list that never ends cannot hold an invocation.
+const maxListPages = 1000
+
+func withExtended(x models.Contactable) Contact {
+	ct := toContact(x)
+	for _, p := range x.GetSingleValueExtendedProperties() {
+		if ct.Extended == nil {
+			ct.Extended = map[string]string{}
+		}
+		ct.Extended[str(p.GetId())] = str(p.GetValue())
+	}
+	return ct
 }
 
 func toContact(x models.Contactable) Contact {

@@ -129,3 +129,36 @@ func TestContactWrites(t *testing.T) {
 		t.Fatalf("update of a deleted contact: %v", err)
 	}
 }
+
+// ListContacts follows Outlook's $skip pages and expands the property on every contact.
+func TestListContacts(t *testing.T) {
+	e := newEnv(t)
+	e.graph.ContactsPageSize = 2
+	const mailbox = "11111111-0000-4000-8000-000000000003"
+	const prop = "String {6f1f6a4e-8f0c-4b6a-9a9e-3b1c2d4e5f60} Name CrmId"
+	c := e.appClient(t)
+	for _, n := range []string{"a", "b", "c", "d", "e"} {
+		e.graph.PutContact(tenant, mailbox, "contacts", graphtest.Contact{Surname: n, Emails: []string{n + "@example.org"},
+			Properties: map[string]string{prop: "003" + strings.Repeat(n, 15)}, PersonalNotes: "not selected"})
+	}
+	got := map[string]string{}
+	err := c.ListContacts(ctx, mailbox, graph.DefaultContactFolder, prop, func(ct graph.Contact) error {
+		got[ct.Surname] = ct.Extended[prop]
+		return nil
+	})
+	if err != nil || len(got) != 5 || got["c"] != "003ccccccccccccccc" {
+		t.Fatalf("listed %v, %v", got, err)
+	}
+	pages := 0
+	for _, r := range e.graph.Requests() {
+		if r.Method == "GET" && strings.HasSuffix(r.Path, "/contactFolders/contacts/contacts") {
+			pages++
+			if !strings.Contains(r.Query.Get("$select"), "surname") || strings.Contains(r.Query.Get("$select"), "personalNotes") {
+				t.Errorf("page without the $select: %v", r.Query)
+			}
+		}
+	}
+	if pages != 3 {
+		t.Errorf("%d pages, want 3", pages)
+	}
+}

@@ -39,7 +39,8 @@ import (
 //     the property id is matched case-insensitively, as Exchange names properties);
 //   - $filter=emailAddresses/any(a:a/address eq '…') finds contacts by address, case-insensitively
 //     (user-list-contacts.md, example 2); any other filter is 400 ErrorInvalidUrlQueryFilter; a string
-//     literal doubles its quotes (OData ABNF, SQUOTE-in-string).
+//     literal doubles its quotes (OData ABNF, SQUOTE-in-string);
+//   - a list answers $top items (10 by default) and @odata.nextLink with $skip for the next page.
 
 // Contact is an Outlook contact as the fake holds it.
 type Contact struct {
@@ -327,6 +328,17 @@ func (g *Graph) listContacts(r *http.Request, who Identity, mailbox, folder stri
 	} else if filter != "" {
 		return graphError(http.StatusBadRequest, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes.")
 	}
+	q := r.URL.Query()
+	top, skip := 10, 0 // Outlook lists 10 items a page unless $top says otherwise (at most 1,000)
+	if v, err := strconv.Atoi(q.Get("$top")); err == nil && v > 0 {
+		top = min(v, 1000)
+	}
+	if v, err := strconv.Atoi(q.Get("$skip")); err == nil && v > 0 {
+		skip = v
+	}
+	if g.ContactsPageSize > 0 {
+		top = min(top, g.ContactsPageSize)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	f := g.folder(who.Tenant, mailbox, folder)
@@ -335,13 +347,23 @@ func (g *Graph) listContacts(r *http.Request, who Identity, mailbox, folder stri
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	value := []any{}
+	var all []*Contact
 	for _, id := range ids {
 		if c := f.contacts[id]; match == nil || match(c) {
-			value = append(value, c.expanded(selectOf(r), expand))
+			all = append(all, c)
 		}
 	}
-	return reply{status: http.StatusOK, body: map[string]any{"@odata.context": g.context("users('" + mailbox + "')/contactFolders('" + folder + "')/contacts"), "value": value}}
+	value := []any{}
+	for _, c := range all[min(skip, len(all)):min(skip+top, len(all))] {
+		value = append(value, c.expanded(selectOf(r), expand))
+	}
+	body := map[string]any{"@odata.context": g.context("users('" + mailbox + "')/contactFolders('" + folder + "')/contacts"), "value": value}
+	if skip+top < len(all) {
+		// The next page repeats the query with $skip (Outlook's paging of item lists).
+		q.Set("$skip", strconv.Itoa(skip+top))
+		body["@odata.nextLink"] = g.srv.URL + "/v1.0/users/" + mailbox + "/contactFolders/" + folder + "/contacts?" + q.Encode()
+	}
+	return reply{status: http.StatusOK, body: body}
 }
 
 // writeContact creates (id "") or changes a contact from a Graph contact body.
