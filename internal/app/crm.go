@@ -32,7 +32,9 @@ func (w *Wired) wireCRM() error {
 	var notifier crm.Notifier
 	if w.Config.CRMNoticeSender != "" {
 		notifier = crm.MailNotifier{SenderTenant: core.TenantID(w.Config.OperatorTenantID), From: w.Config.CRMNoticeSender,
-			Clients: func(ctx context.Context, t core.TenantID) (crm.MailClient, error) { return w.appClients.For(ctx, string(t)) }}
+			Clients: func(ctx context.Context, t core.TenantID) (crm.MailClient, error) {
+				return w.appClients.For(ctx, string(t))
+			}}
 	}
 	syncer, err := crm.NewSyncer(crm.SyncOptions{Store: w.Store, Data: data, Secrets: w.Secrets, Sealer: w.Keys,
 		Salesforce: sf, Mailboxes: crmMailboxes{w.appClients}, Notifier: notifier, Now: clock.Now, Log: w.Log})
