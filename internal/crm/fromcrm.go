@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -57,13 +58,16 @@ func (r *run) readCRM(ctx context.Context, st SyncState) (*crmSide, error) {
 	side.full = st.CRMUpdatedTo.IsZero() || st.CRMDeletedTo.IsZero() ||
 		st.CRMUpdatedTo.Before(now.Add(-salesforce.UpdatedWindow+replicationMargin)) ||
 		st.CRMDeletedTo.Before(now.Add(-salesforce.DeletedWindow+replicationMargin))
-	if !side.full {
-		if !st.CRMUpdatedTo.Truncate(time.Minute).Before(now.Truncate(time.Minute)) ||
-			!st.CRMDeletedTo.Truncate(time.Minute).Before(now.Truncate(time.Minute)) {
-			// Salesforce drops the seconds: a window within the current minute is empty (and refused).
-			return side, nil
-		}
-		del, h, err := r.s.o.Salesforce.Deleted(ctx, r.tenant, r.cred, "Contact", st.CRMDeletedTo, now)
+	// Salesforce drops the seconds: a window within the current minute is empty (and refused). The two
+	// windows move on separately (a narrowed one lags), so each is asked only when it is open.
+	open := func(from time.Time) bool { return from.Truncate(time.Minute).Before(now.Truncate(time.Minute)) }
+	if !side.full && open(st.CRMDeletedTo) {
+		var del salesforce.Deleted
+		var h http.Header
+		err := narrowing(st.CRMDeletedTo, now, func(end time.Time) (err error) {
+			del, h, err = r.s.o.Salesforce.Deleted(ctx, r.tenant, r.cred, "Contact", st.CRMDeletedTo, end)
+			return err
+		})
 		if err := r.callFailed(err); err != nil {
 			return nil, fmt.Errorf("contacts deleted in salesforce: %w", err)
 		}
@@ -82,7 +86,15 @@ func (r *run) readCRM(ctx context.Context, st SyncState) (*crmSide, error) {
 	if side.full {
 		return side, r.readAllCRM(ctx, side)
 	}
-	up, h, err := r.s.o.Salesforce.Updated(ctx, r.tenant, r.cred, "Contact", st.CRMUpdatedTo, now)
+	if !open(st.CRMUpdatedTo) {
+		return side, nil
+	}
+	var up salesforce.Updated
+	var h http.Header
+	err := narrowing(st.CRMUpdatedTo, now, func(end time.Time) (err error) {
+		up, h, err = r.s.o.Salesforce.Updated(ctx, r.tenant, r.cred, "Contact", st.CRMUpdatedTo, end)
+		return err
+	})
 	if err := r.callFailed(err); err != nil {
 		return nil, fmt.Errorf("contacts updated in salesforce: %w", err)
 	}
@@ -91,6 +103,21 @@ func (r *run) readCRM(ctx context.Context, st SyncState) (*crmSide, error) {
 	}
 	side.updatedTo = up.LatestDateCovered
 	return side, r.fetchContacts(ctx, up.IDs, side)
+}
+
+// narrowing calls window with end, halving the window while Salesforce answers EXCEEDED_ID_LIMIT
+// (more than 600,000 ids: "choose start and end dates that are closer together"); the run then covers
+// the part that fits, and the next starts from its latestDateCovered. A window of a minute or two that
+// is still too large is an error (every call counts against the daily allocation).
+func narrowing(start, end time.Time, window func(end time.Time) error) error {
+	for {
+		err := window(end)
+		var ae *salesforce.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode != "EXCEEDED_ID_LIMIT" || end.Sub(start) < 2*time.Minute {
+			return err
+		}
+		end = start.Add(end.Sub(start) / 2)
+	}
 }
 
 // idsPerQuery bounds the ids of one SOQL IN list: 100 quoted 18-character ids keep the URL near 2,500

@@ -360,3 +360,40 @@ func TestContactSyncFirstRunMatching(t *testing.T) {
 		})
 	}
 }
+
+// A window with more ids than Salesforce answers (EXCEEDED_ID_LIMIT) is narrowed: each run takes the
+// part that fits and the next goes on from its latestDateCovered, until every change has arrived.
+func TestContactSyncNarrowsAWindowTooLarge(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(time.Date(2026, 12, 3, 10, 0, 20, 0, time.UTC))
+	f := newSyncFixtureWith(t, crm.DirectionFromCRM, clk)
+	var ids []string
+	for i := range 6 {
+		ids = append(ids, f.sf.PutContact(map[string]any{"LastName": fmt.Sprintf("P%d", i), "Email": fmt.Sprintf("p%d@example.org", i), "OwnerId": f.owner}))
+	}
+	f.sync(t) // the full first read
+	f.sf.IDLimit = 2
+	for i, id := range ids {
+		clk.Advance(time.Minute)
+		f.sf.PutContact(map[string]any{"Id": id, "Title": fmt.Sprintf("T%d", i)})
+	}
+	clk.Advance(time.Minute)
+	refusedBefore := f.sf.Calls("GET /sobjects/Contact/updated/")
+	updated := 0
+	for run := 0; run < 6 && updated < 6; run++ {
+		rep := f.sync(t)
+		updated += rep.MailboxUpdated
+		clk.Advance(10 * time.Second)
+	}
+	if updated != 6 {
+		t.Fatalf("%d of 6 edits arrived", updated)
+	}
+	for i, c := range f.graph.Contacts(string(f.tenant), f.ada, "contacts") {
+		if c.JobTitle == "" {
+			t.Errorf("contact %d without its edit: %+v", i, c)
+		}
+	}
+	if calls := f.sf.Calls("GET /sobjects/Contact/updated/") - refusedBefore; calls <= 3 {
+		t.Errorf("%d window calls: the window was never narrowed", calls)
+	}
+}

@@ -23,6 +23,7 @@ import (
 //     must start from; earliestDateAvailable is the oldest deletion the org still has (the Recycle Bin
 //     can be emptied, and a large delete log is purged), and when it is after the caller's last sync the
 //     caller must resync in full;
+//   - more ids than IDLimit (600,000) is 400 EXCEEDED_ID_LIMIT: the caller must narrow the window;
 //   - the ids are of records the calling user may see; neither window says who made a change (that is
 //     only in Change Data Capture's changeOrigin, §3.5): the fake keeps each write's client id (Origin)
 //     but, like Salesforce, does not answer it here.
@@ -92,6 +93,17 @@ func (s *Server) replication(w http.ResponseWriter, r *http.Request, path string
 		if rec.deleted == (kind == "deleted") && in(rec.modified) {
 			recs = append(recs, rec)
 		}
+	}
+	limit := s.IDLimit
+	if limit <= 0 {
+		limit = 600000
+	}
+	if len(recs) > limit {
+		// "If more than 600,000 IDs are found, EXCEEDED_ID_LIMIT is returned. You can correct the error by
+		// choosing start and end dates that are closer together." The status is not documented; a refused
+		// request's is 400.
+		restError(w, http.StatusBadRequest, "EXCEEDED_ID_LIMIT", "record limit reached; narrow the window")
+		return true
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].id < recs[j].id })
 	if kind == "updated" {

@@ -103,6 +103,8 @@ type Server struct {
 	// REST API developer guide "Execute a SOQL Query"); tests lower it to exercise nextRecordsUrl.
 	QueryBatch int
 	writes     []Write
+	// IDLimit is the most ids a replication window answers (600,000, Salesforce's); tests lower it.
+	IDLimit int
 	// earliestDeleted is the oldest deletion getDeleted still reports (PurgeDeleted moves it).
 	earliestDeleted time.Time
 }
