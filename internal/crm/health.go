@@ -29,7 +29,9 @@ type UserHealth struct {
 	LastSuccessAt  time.Time
 	LastCode       string
 	Synced, Failed int
-	Action         string // what to do about LastCode; "" when nothing is wrong
+	FailedRuns     int       // runs in a row that did not end clean
+	NotifiedAt     time.Time // when the user and the admin were told of this streak; zero: not (yet)
+	Action         string    // what to do about LastCode; "" when nothing is wrong
 	Failing        []FailingRecord
 }
 
@@ -102,6 +104,7 @@ func (s *Service) SyncHealth(ctx context.Context, tenant core.TenantID) (Health,
 			continue // unmapped since: its state waits for a new mapping
 		}
 		u.LastRunAt, u.LastSuccessAt, u.LastCode, u.Synced, u.Failed = st.LastRunAt, st.LastSuccessAt, st.LastCode, st.Synced, st.Failed
+		u.FailedRuns, u.NotifiedAt = st.FailedRuns, st.NotifiedAt
 		u.Action = action(st.LastCode)
 	}
 	for e, err := range s.o.Data.SyncErrors.All(ctx, tenant, nil) {

@@ -87,7 +87,8 @@ func TestSyncFailureNotice(t *testing.T) {
 		t.Fatalf("second streak: %+v", n.notices)
 	}
 	h, err := f.svc.SyncHealth(ctx, f.tenant)
-	if err != nil || len(h.Users) != 1 || h.Users[0].LastCode != crm.CodeMailboxDenied || h.Users[0].Action == "" {
+	if err != nil || len(h.Users) != 1 || h.Users[0].LastCode != crm.CodeMailboxDenied || h.Users[0].Action == "" ||
+		h.Users[0].FailedRuns != crm.NotifyAfter || h.Users[0].NotifiedAt.IsZero() {
 		t.Fatalf("health: %+v, %v", h, err)
 	}
 }
