@@ -1,12 +1,14 @@
 package crm
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -87,7 +89,7 @@ func (r *run) readCRM(ctx context.Context, st SyncState) (*crmSide, error) {
 		return side, r.readAllCRM(ctx, side)
 	}
 	if !open(st.CRMUpdatedTo) {
-		return side, nil
+		return side, r.fetchContacts(ctx, r.refused(side), side)
 	}
 	var up salesforce.Updated
 	var h http.Header
@@ -102,7 +104,20 @@ func (r *run) readCRM(ctx context.Context, st SyncState) (*crmSide, error) {
 		return nil, err
 	}
 	side.updatedTo = up.LatestDateCovered
-	return side, r.fetchContacts(ctx, up.IDs, side)
+	return side, r.fetchContacts(ctx, append(up.IDs, r.refused(side)...), side)
+}
+
+// refused lists the Salesforce Contacts Outlook refused before that the windows did not bring: they
+// are read again until they go through (or leave with S7).
+func (r *run) refused(side *crmSide) []string {
+	var ids []string
+	for id, e := range r.crmErrs {
+		if _, ok := side.changed[id]; !ok && !side.deleted[id] {
+			ids = append(ids, e.SourceID)
+		}
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 // narrowing calls window with end, halving the window while Salesforce answers EXCEEDED_ID_LIMIT
@@ -261,9 +276,29 @@ func (r *run) reconcile(ctx context.Context, mb Mailbox, side *crmSide, changes 
 		}
 	}
 	var done []LedgerEntry
+	var failed []SyncError
+	var cleared []string // Salesforce ids whose refusal is over
 	flush := func() error {
 		err := r.record(ctx, done, nil, nil)
-		done = nil
+		if err == nil && len(failed) > 0 {
+			if err = r.s.o.Data.SyncErrors.UpsertBatch(ctx, r.tenant, failed); err != nil {
+				err = fmt.Errorf("write sync errors: %w", err)
+			}
+		}
+		if err == nil && len(cleared) > 0 {
+			rks := make([]string, 0, len(cleared))
+			for _, id := range cleared {
+				rk, kerr := ledgerKey(r.user, RecordCRMContact, id)
+				if kerr != nil {
+					return kerr
+				}
+				rks = append(rks, rk)
+			}
+			if _, err = r.s.o.Data.SyncErrors.DeleteBatch(ctx, r.tenant, rks); err != nil {
+				err = fmt.Errorf("clear sync errors: %w", err)
+			}
+		}
+		done, failed, cleared = nil, nil, nil
 		return err
 	}
 	deleted := make([]string, 0, len(side.deleted))
@@ -272,6 +307,9 @@ func (r *run) reconcile(ctx context.Context, mb Mailbox, side *crmSide, changes 
 	}
 	sort.Strings(deleted)
 	for _, id := range deleted {
+		if e, was := r.crmErrs[id]; was {
+			cleared = append(cleared, e.SourceID) // gone from Salesforce: nothing left to bring in
+		}
 		led, ok := byTarget[id]
 		if !ok || !led.DeletedAt.IsZero() {
 			continue
@@ -313,11 +351,50 @@ func (r *run) reconcile(ctx context.Context, mb Mailbox, side *crmSide, changes 
 		} else {
 			err = r.matchOrCreate(ctx, mb, c, changes, toCRM, &done)
 		}
+		if code, refused := outlookRefused(err); refused {
+			failed = append(failed, r.crmFailure(c, code))
+			continue
+		}
 		if err != nil {
 			return errors.Join(err, flush())
 		}
+		if _, was := r.crmErrs[id]; was {
+			cleared = append(cleared, r.crmErrs[id].SourceID)
+		}
 	}
 	return flush()
+}
+
+// outlookRefused reports whether Graph refused one record for what it holds (400, 413, 422: a value
+// Outlook does not take), as opposed to the mailbox or the service (401, 403, 404, 429, 5xx), which
+// stops the run. The code names the refusal for crmsyncerrors.
+func outlookRefused(err error) (string, bool) {
+	var ge *graph.Error
+	if !errors.As(err, &ge) {
+		return "", false
+	}
+	switch ge.Status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+		return CodeOutlookRefusedPrefix + cmp.Or(ge.Code, strconv.Itoa(ge.Status)), true
+	}
+	return "", false
+}
+
+// crmFailure is the crmsyncerrors row of a Salesforce Contact Outlook refused, named as Salesforce
+// names it.
+func (r *run) crmFailure(c sfContact, code string) SyncError {
+	e := r.crmErrs[strings.ToLower(c.id)]
+	if e.Attempts == 0 {
+		e.FirstFailedAt = r.now
+	}
+	first, _ := c.fields["FirstName"].(string)
+	last, _ := c.fields["LastName"].(string)
+	e.UserID, e.Type, e.SourceID = r.user, RecordCRMContact, c.id
+	e.DisplayName, e.Code, e.Fields = truncate(strings.TrimSpace(first+" "+last), 255), code, ""
+	e.Attempts++
+	e.LastFailedAt = r.now
+	r.rep.Failed++
+	return e
 }
 
 // toMailbox writes a linked Salesforce Contact's change over its Outlook contact, unless it is an echo

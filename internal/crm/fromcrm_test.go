@@ -2,6 +2,7 @@ package crm_test
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -395,5 +396,53 @@ func TestContactSyncNarrowsAWindowTooLarge(t *testing.T) {
 	}
 	if calls := f.sf.Calls("GET /sobjects/Contact/updated/") - refusedBefore; calls <= 3 {
 		t.Errorf("%d window calls: the window was never narrowed", calls)
+	}
+}
+
+// A Salesforce Contact Outlook refuses is kept by its Salesforce name in the sync errors (sealed), the
+// others go on and the windows move on; it is read again every run and leaves the errors once it goes
+// through.
+func TestContactSyncOutlookRefusesARecord(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(time.Date(2026, 12, 3, 10, 0, 20, 0, time.UTC))
+	f := newSyncFixtureWith(t, crm.DirectionFromCRM, clk)
+	f.sync(t)
+	clk.Advance(time.Minute)
+	a := f.sf.PutContact(map[string]any{"FirstName": "Ada", "LastName": "Lovelace", "Email": "ada@engine.example", "OwnerId": f.owner})
+	b := f.sf.PutContact(map[string]any{"FirstName": "Charles", "LastName": "Babbage", "Email": "charles@engine.example", "OwnerId": f.owner})
+	clk.Advance(time.Minute)
+	// The first create (in Salesforce id order) is refused as Graph refuses a value it does not take.
+	f.graph.Fail("POST", "/users/"+f.ada+"/contactFolders/contacts/contacts", graphtest.Failure{Status: http.StatusBadRequest, Code: "ErrorInvalidProperty"})
+	rep := f.sync(t)
+	if rep.MailboxCreated != 1 || rep.Failed != 1 {
+		t.Fatalf("%+v", rep)
+	}
+	refused, other := "Ada Lovelace", b
+	if b < a {
+		refused, other = "Charles Babbage", a
+	}
+	errs := f.syncErrors(t)
+	if len(errs) != 1 || errs[0].Type != crm.RecordCRMContact || errs[0].SourceID == other || errs[0].DisplayName != refused ||
+		errs[0].Code != "outlook_ErrorInvalidProperty" {
+		t.Fatalf("sync errors %+v", errs)
+	}
+	st := f.state(t)
+	if st.LastCode != crm.CodeRecordsFailed || !st.CRMUpdatedTo.Equal(time.Date(2026, 12, 3, 10, 2, 0, 0, time.UTC)) {
+		t.Fatalf("state %+v: the window moves on past a refused record", st)
+	}
+	if raw := f.rawRows(t, crm.TableSyncErrors); strings.Contains(raw, "Lovelace") || strings.Contains(raw, "Babbage") {
+		t.Fatalf("the name is not sealed: %s", raw)
+	}
+	h, err := f.svc.SyncHealth(ctx, f.tenant)
+	if err != nil || len(h.Users[0].Failing) != 1 || !strings.Contains(h.Users[0].Failing[0].Action, "Outlook refused") {
+		t.Fatalf("health %+v, %v", h, err)
+	}
+	// Nothing changes in Salesforce; the next run reads the refused Contact again and it goes through.
+	clk.Advance(time.Minute)
+	if rep = f.sync(t); rep.MailboxCreated != 1 || rep.Failed != 0 {
+		t.Fatalf("retry: %+v", rep)
+	}
+	if len(f.syncErrors(t)) != 0 || len(f.graph.Contacts(string(f.tenant), f.ada, "contacts")) != 2 {
+		t.Fatalf("after the retry: errors %+v", f.syncErrors(t))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
@@ -52,7 +53,7 @@ type FailingRecord struct {
 var actions = map[string]string{
 	CodeDailyLimit:                      "the Salesforce org's daily API allocation is nearly used up; the sync resumes as the rolling 24 hours free requests, or raise the allocation",
 	CodeCredentialMissing:               "the stored credential is missing; PUT the CRM connection again",
-	CodeRecordsFailed:                   "some records were refused by Salesforce; fix them in Outlook as listed",
+	CodeRecordsFailed:                   "some records were refused (by Salesforce, or by Outlook for contacts from Salesforce); fix them as listed",
 	CodeMailboxDenied:                   "Microsoft Graph refused the user's mailbox: grant the app Contacts.ReadWrite (Contacts.Read for to-crm alone) and include the mailbox in its RBAC for Applications scope",
 	CodeSyncFailed:                      "Outlook, Salesforce or our storage failed during the run; it is tried again every run, and nothing is lost meanwhile",
 	"REQUIRED_FIELD_MISSING":            "give the contact the field Salesforce requires (a last name) in Outlook",
@@ -69,6 +70,9 @@ func action(code string) string {
 	}
 	if a, ok := actions[code]; ok {
 		return a
+	}
+	if g, ok := strings.CutPrefix(code, CodeOutlookRefusedPrefix); ok {
+		return "Outlook refused the contact from Salesforce (" + g + "); check its values in Salesforce (length, characters)"
 	}
 	return "Salesforce refused the record (" + code + "); check the record and the integration user's permissions"
 }

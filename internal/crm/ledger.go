@@ -21,6 +21,11 @@ const (
 // RecordContact is the ledger's record type of contacts (events come with a later slice).
 const RecordContact = "contact"
 
+// RecordCRMContact is the type of a crmsyncerrors row for a Salesforce Contact that Outlook refused:
+// its SourceID is the Salesforce id (it has no Outlook item yet), so it never mixes with the rows of
+// mailbox contacts, which the mailbox pass reads again by Outlook id.
+const RecordCRMContact = "crm-contact"
+
 // LedgerEntry is one record synced for a user (row key user | type | encoded source id): the mailbox's id
 // of it and Salesforce's, both sides' last-modified dates or change key, and a digest of the fields as
 // last written, to skip writes that change nothing. Never a name, address, subject or body.

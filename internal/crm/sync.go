@@ -125,6 +125,9 @@ const (
 	CodeCredentialMissing = "crm_credential_missing"
 	CodeMailboxDenied     = "mailbox_access_denied" // Graph answered 403 for the user's mailbox
 	CodeSyncFailed        = "sync_failed"           // Graph, Salesforce or storage failed; tried again next run
+	// CodeOutlookRefusedPrefix starts the code of a Salesforce Contact Outlook refused
+	// (crmsyncerrors.Code), followed by Graph's error code.
+	CodeOutlookRefusedPrefix = "outlook_"
 )
 
 // SyncUser runs one user's contact sync, each direction the mapping turns on.
@@ -302,6 +305,9 @@ type run struct {
 	// targets are the Salesforce ids the user's ledger already links, so two mailbox contacts never
 	// claim one Salesforce contact.
 	targets map[string]bool
+	// crmErrs are the Salesforce Contacts Outlook refused before, by lower-case Salesforce id: read
+	// again every run until they go through.
+	crmErrs map[string]SyncError
 	// outlook indexes the mailbox's contacts when many Salesforce Contacts need a match (a full
 	// resync): one paged list instead of two lookups each; nil: look each up.
 	outlook *outlookIndex
@@ -332,6 +338,19 @@ func (r *run) load(ctx context.Context) error {
 		}
 		for _, e := range p.Items {
 			r.errs[e.SourceID] = e
+		}
+		if tok = p.Next; tok == "" {
+			break
+		}
+	}
+	r.crmErrs = map[string]SyncError{}
+	for tok := ""; ; {
+		p, err := r.s.o.Data.SyncErrors.ListPrefix(ctx, r.tenant, tables.JoinKey(r.user, RecordCRMContact)+tables.KeySep, &tables.ListOptions{Token: tok})
+		if err != nil {
+			return fmt.Errorf("read sync errors: %w", err)
+		}
+		for _, e := range p.Items {
+			r.crmErrs[strings.ToLower(e.SourceID)] = e
 		}
 		if tok = p.Next; tok == "" {
 			return nil
