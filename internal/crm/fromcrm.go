@@ -536,13 +536,15 @@ const lookupsPerRun = 25
 // memory for one run.
 type outlookIndex struct {
 	byCRM, byEmail map[string][]graph.Contact
+	crmIDOf        map[string]string // Outlook id → the Salesforce id it carries
 }
 
 func (r *run) indexMailbox(ctx context.Context, mb Mailbox) error {
-	idx := &outlookIndex{byCRM: map[string][]graph.Contact{}, byEmail: map[string][]graph.Contact{}}
+	idx := &outlookIndex{byCRM: map[string][]graph.Contact{}, byEmail: map[string][]graph.Contact{}, crmIDOf: map[string]string{}}
 	err := mb.ListContacts(ctx, r.user, graph.DefaultContactFolder, CRMIDProperty, func(c graph.Contact) error {
 		if id := c.Extended[CRMIDProperty]; id != "" {
 			idx.byCRM[strings.ToLower(id)] = append(idx.byCRM[strings.ToLower(id)], c)
+			idx.crmIDOf[c.ID] = id
 		}
 		for _, e := range c.Emails {
 			idx.byEmail[strings.ToLower(e)] = append(idx.byEmail[strings.ToLower(e)], c)
@@ -567,4 +569,96 @@ func otherEmails(c graph.Contact) []string {
 func withDisplayName(w graph.ContactWrite) graph.ContactWrite {
 	w.DisplayName = strings.TrimSpace(w.GivenName + " " + w.Surname)
 	return w
+}
+
+// matchByCRMID links new mailbox contacts that carry a Salesforce id in CRMIDProperty (written by the
+// CRM → mailbox direction; their ledger row was lost, or the direction was changed since) to that
+// Salesforce Contact when it still exists and no other item claims it, before any e-mail match: the
+// address may have changed on either side. As with e-mail matches, the newer side wins (rule 4). It
+// returns what is left to match and what to update.
+func (r *run) matchByCRMID(ctx context.Context, mb Mailbox, creates []pending) (left, updates []pending, err error) {
+	if len(creates) == 0 {
+		return creates, nil, nil
+	}
+	if r.outlook == nil && len(creates) > lookupsPerRun {
+		if err := r.indexMailbox(ctx, mb); err != nil {
+			return nil, nil, err
+		}
+	}
+	carried := map[int]string{}
+	for i, p := range creates {
+		var id string
+		if r.outlook != nil {
+			id = r.outlook.crmIDOf[p.c.ID]
+		} else {
+			v, err := mb.ContactProperty(ctx, r.user, graph.DefaultContactFolder, p.c.ID, CRMIDProperty)
+			if errors.Is(err, graph.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, nil, fmt.Errorf("read contact's crm id: %w", err)
+			}
+			id = v
+		}
+		if salesforce.ValidID(id) && !r.targets[strings.ToLower(id)] {
+			carried[i] = id
+		}
+	}
+	if len(carried) == 0 {
+		return creates, nil, nil
+	}
+	ids := make([]string, 0, len(carried))
+	for _, id := range carried {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	live := map[string]time.Time{}
+	for start := 0; start < len(ids); start += idsPerQuery {
+		chunk := ids[start:min(start+idsPerQuery, len(ids))]
+		quoted := make([]string, len(chunk))
+		for i, id := range chunk {
+			quoted[i] = salesforce.Quote(id)
+		}
+		h, err := r.s.o.Salesforce.Query(ctx, r.tenant, r.cred, "SELECT Id, LastModifiedDate FROM Contact WHERE Id IN ("+strings.Join(quoted, ",")+")",
+			func(raw json.RawMessage) error {
+				var rec struct {
+					ID       string `json:"Id"`
+					Modified string `json:"LastModifiedDate"`
+				}
+				if err := json.Unmarshal(raw, &rec); err != nil {
+					return err
+				}
+				live[strings.ToLower(rec.ID)] = salesforce.ParseTime(rec.Modified)
+				return nil
+			})
+		if err := r.callFailed(err); err != nil {
+			return nil, nil, fmt.Errorf("match contacts by crm id: %w", err)
+		}
+		if err := r.limit(h); err != nil {
+			return nil, nil, err
+		}
+	}
+	var links []LedgerEntry
+	var cleared []string
+	for i, p := range creates {
+		id, ok := carried[i]
+		modified, exists := live[strings.ToLower(id)]
+		if !ok || !exists || r.targets[strings.ToLower(id)] {
+			left = append(left, p)
+			continue
+		}
+		r.targets[strings.ToLower(id)] = true
+		r.rep.Linked++
+		if p.c.LastModified.After(modified) {
+			p.target = id
+			updates = append(updates, p)
+			continue
+		}
+		links = append(links, LedgerEntry{UserID: r.user, Type: RecordContact, SourceID: p.c.ID, TargetID: id,
+			SourceChangeKey: p.c.ChangeKey, SourceModified: p.c.LastModified, TargetModified: modified, MatchedBy: MatchedByCRMID, SyncedAt: r.now})
+		if _, failed := r.errs[p.c.ID]; failed {
+			cleared = append(cleared, p.c.ID)
+		}
+	}
+	return left, updates, r.record(ctx, links, cleared, nil)
 }

@@ -446,3 +446,41 @@ func TestContactSyncOutlookRefusesARecord(t *testing.T) {
 		t.Fatalf("after the retry: errors %+v", f.syncErrors(t))
 	}
 }
+
+// Mailbox → Salesforce matches a new Outlook contact by the Salesforce id it carries before its address
+// (which may have changed): it is linked, not created again; one whose Salesforce Contact is gone is
+// created.
+func TestContactSyncToCRMMatchesByCarriedID(t *testing.T) {
+	t.Parallel()
+	for _, many := range []bool{false, true} {
+		t.Run(fmt.Sprintf("listing=%v", many), func(t *testing.T) {
+			t.Parallel()
+			clk := clock.NewFake(time.Date(2026, 12, 3, 10, 0, 20, 0, time.UTC))
+			f := newSyncFixtureWith(t, crm.DirectionToCRM, clk)
+			kate := f.sf.PutContact(map[string]any{"FirstName": "Kate", "LastName": "Johnson", "Email": "kate@nasa.example"})
+			gone := f.sf.PutContact(map[string]any{"LastName": "Gone", "Email": "gone@example.org"})
+			f.sf.DeleteContact(gone)
+			clk.Advance(10 * time.Second) // the mailbox's copies are newer
+			f.put(graphtest.Contact{GivenName: "Kate", Surname: "Johnson", Emails: []string{"katherine@nasa.example"},
+				Properties: map[string]string{crm.CRMIDProperty: kate}})
+			f.put(graphtest.Contact{Surname: "Gone", Emails: []string{"gone@example.org"}, Properties: map[string]string{crm.CRMIDProperty: gone}})
+			extra := 0
+			if many {
+				for i := range 30 {
+					f.put(graphtest.Contact{Surname: fmt.Sprintf("P%d", i), Emails: []string{fmt.Sprintf("p%d@example.org", i)}})
+				}
+				extra = 30
+			}
+			rep := f.sync(t)
+			if rep.Linked != 1 || rep.Created != 1+extra {
+				t.Fatalf("%+v, want Kate linked by her id and the contact of the deleted record created", rep)
+			}
+			if n := len(f.sf.Contacts()); n != 2+extra {
+				t.Fatalf("%d Salesforce contacts, want %d", n, 2+extra)
+			}
+			if c, _ := f.sf.Contact(kate); c["Email"] != "katherine@nasa.example" {
+				t.Fatalf("Kate in Salesforce: %v (the mailbox's copy is newer)", c)
+			}
+		})
+	}
+}

@@ -33,6 +33,7 @@ type Mailbox interface {
 	DeleteContact(ctx context.Context, mailbox, folder, id string) error
 	FindContacts(ctx context.Context, mailbox, folder, prop, value, address string) ([]graph.Contact, error)
 	ListContacts(ctx context.Context, mailbox, folder, prop string, fn func(graph.Contact) error) error
+	ContactProperty(ctx context.Context, mailbox, folder, id, prop string) (string, error)
 }
 
 var _ Mailbox = (*graph.Client)(nil)
@@ -245,7 +246,7 @@ func (s *Syncer) syncContacts(ctx context.Context, tenant core.TenantID, m UserM
 		}
 	}
 	if err == nil && m.Contacts.ToCRM() {
-		err = r.apply(ctx, changes)
+		err = r.apply(ctx, mb, changes)
 	}
 	if err != nil {
 		return r.rep, err
@@ -366,7 +367,7 @@ type pending struct {
 	target string // Salesforce id for an update or delete
 }
 
-func (r *run) apply(ctx context.Context, changes map[string]graph.ContactChange) error {
+func (r *run) apply(ctx context.Context, mb Mailbox, changes map[string]graph.ContactChange) error {
 	ids := make([]string, 0, len(changes))
 	for id := range changes {
 		ids = append(ids, id)
@@ -418,7 +419,12 @@ func (r *run) apply(ctx context.Context, changes map[string]graph.ContactChange)
 	if err := r.record(ctx, done, cleared, nil); err != nil {
 		return err
 	}
+	creates, byID, err := r.matchByCRMID(ctx, mb, creates)
+	if err != nil {
+		return err
+	}
 	creates, matched, err := r.match(ctx, creates)
+	matched = append(byID, matched...)
 	if err != nil {
 		return err
 	}

@@ -294,6 +294,30 @@ func (c *Client) ListContacts(ctx context.Context, mailbox, folder, prop string,
 	}
 }
 
+// ContactProperty reads one single-value extended property of a contact ("" when it has none;
+// ErrNotFound when the contact is gone): GET …/contacts/{id}?$select=id&$expand=singleValueExtendedProperties($filter=id eq '…').
+func (c *Client) ContactProperty(ctx context.Context, mailbox, folder, id, prop string) (string, error) {
+	if !validSegment(mailbox) || !validSegment(folder) || !validSegment(id) || prop == "" {
+		return "", errors.New("contact property: invalid mailbox, folder, id or property")
+	}
+	x, err := users.NewUsersRequestBuilderInternal(c.params(), c.adapter).ByUserId(mailbox).ContactFolders().
+		ByContactFolderId(folder).Contacts().ByContactId(id).Get(ctx, &users.ItemContactFoldersItemContactsContactItemRequestBuilderGetRequestConfiguration{
+		QueryParameters: &users.ItemContactFoldersItemContactsContactItemRequestBuilderGetQueryParameters{Select: []string{"id"},
+			Expand: []string{"singleValueExtendedProperties($filter=id eq " + ODataString(prop) + ")"}}})
+	if err != nil {
+		return "", wrap("contact property", err)
+	}
+	if x == nil {
+		return "", &Error{Op: "contact property", Status: 200, Code: "emptyBody"}
+	}
+	for _, p := range x.GetSingleValueExtendedProperties() {
+		if strings.EqualFold(str(p.GetId()), prop) {
+			return str(p.GetValue()), nil
+		}
+	}
+	return "", nil
+}
+
 // maxListPages bounds ListContacts: 1,000 pages of 100 is more contacts than Outlook lets a folder hold
 // usefully, and a list that never ends cannot hold an invocation.
 const maxListPages = 1000
