@@ -214,6 +214,8 @@ type crmUserHealth struct {
 	Action        string             `json:"action,omitempty"`
 	Synced        int                `json:"synced"`
 	Failed        int                `json:"failed"`
+	FailedRuns    int                `json:"failedRuns"`
+	NotifiedAt    *time.Time         `json:"notifiedAt,omitempty"`
 	Failing       []crmFailingRecord `json:"failing"`
 }
 
@@ -242,7 +244,8 @@ func toCRMHealthJSON(h crm.Health) crmHealthJSON {
 	}
 	for _, u := range h.Users {
 		j := crmUserHealth{UserID: u.UserID, Contacts: string(u.Contacts), LastRunAt: timePtr(u.LastRunAt), LastSuccessAt: timePtr(u.LastSuccessAt),
-			Code: u.LastCode, Action: u.Action, Synced: u.Synced, Failed: u.Failed, Failing: []crmFailingRecord{}}
+			Code: u.LastCode, Action: u.Action, Synced: u.Synced, Failed: u.Failed, FailedRuns: u.FailedRuns, NotifiedAt: timePtr(u.NotifiedAt),
+			Failing: []crmFailingRecord{}}
 		for _, f := range u.Failing {
 			r := crmFailingRecord{Type: f.Type, DisplayName: f.DisplayName, Code: f.Code, Attempts: f.Attempts,
 				FirstFailedAt: f.FirstFailedAt, LastFailedAt: f.LastFailedAt, Action: f.Action}

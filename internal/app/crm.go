@@ -14,9 +14,10 @@ import (
 )
 
 // wireCRM builds the mailbox ↔ CRM sync: the connection and mapping functions, and the SyncCRM timer
-// that moves each mapped user's contacts to Salesforce. The Salesforce client signs in at the real
-// login and sandbox hosts; its token cache lives as long as the handler. Mailboxes are read with the
-// app-only Graph clients wireTenants built.
+// that syncs each mapped user's contacts with Salesforce. The Salesforce client signs in at the real
+// login and sandbox hosts; its token cache lives as long as the handler. Mailboxes are read and written
+// with the app-only Graph clients wireTenants built; failure notices go from CONNECTHUB_CRM_NOTICE_SENDER
+// with the operator tenant's client, when it is set.
 func (w *Wired) wireCRM() error {
 	if w.appClients == nil {
 		return errors.New("wire crm: the app-only Graph clients are not built yet")
@@ -28,8 +29,15 @@ func (w *Wired) wireCRM() error {
 	if err != nil {
 		return err
 	}
+	var notifier crm.Notifier
+	if w.Config.CRMNoticeSender != "" {
+		notifier = crm.MailNotifier{SenderTenant: core.TenantID(w.Config.OperatorTenantID), From: w.Config.CRMNoticeSender,
+			Clients: func(ctx context.Context, t core.TenantID) (crm.MailClient, error) {
+				return w.appClients.For(ctx, string(t))
+			}}
+	}
 	syncer, err := crm.NewSyncer(crm.SyncOptions{Store: w.Store, Data: data, Secrets: w.Secrets, Sealer: w.Keys,
-		Salesforce: sf, Mailboxes: crmMailboxes{w.appClients}, Now: clock.Now, Log: w.Log})
+		Salesforce: sf, Mailboxes: crmMailboxes{w.appClients}, Notifier: notifier, Now: clock.Now, Log: w.Log})
 	if err != nil {
 		return err
 	}
@@ -38,7 +46,7 @@ func (w *Wired) wireCRM() error {
 	return nil
 }
 
-// crmMailboxes hands the sync the tenant's app-only client (Contacts.Read).
+// crmMailboxes hands the sync the tenant's app-only client (Contacts.ReadWrite; Contacts.Read for to-crm alone).
 type crmMailboxes struct{ clients *graph.AppClients }
 
 func (m crmMailboxes) For(ctx context.Context, tenant core.TenantID) (crm.Mailbox, error) {

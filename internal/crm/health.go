@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
@@ -29,7 +30,9 @@ type UserHealth struct {
 	LastSuccessAt  time.Time
 	LastCode       string
 	Synced, Failed int
-	Action         string // what to do about LastCode; "" when nothing is wrong
+	FailedRuns     int       // runs in a row that did not end clean
+	NotifiedAt     time.Time // when the user and the admin were told of this streak; zero: not (yet)
+	Action         string    // what to do about LastCode; "" when nothing is wrong
 	Failing        []FailingRecord
 }
 
@@ -50,7 +53,9 @@ type FailingRecord struct {
 var actions = map[string]string{
 	CodeDailyLimit:                      "the Salesforce org's daily API allocation is nearly used up; the sync resumes as the rolling 24 hours free requests, or raise the allocation",
 	CodeCredentialMissing:               "the stored credential is missing; PUT the CRM connection again",
-	CodeRecordsFailed:                   "some records were refused by Salesforce; fix them in Outlook as listed",
+	CodeRecordsFailed:                   "some records were refused (by Salesforce, or by Outlook for contacts from Salesforce); fix them as listed",
+	CodeMailboxDenied:                   "Microsoft Graph refused the user's mailbox: grant the app Contacts.ReadWrite (Contacts.Read for to-crm alone) and include the mailbox in its RBAC for Applications scope",
+	CodeSyncFailed:                      "Outlook, Salesforce or our storage failed during the run; it is tried again every run, and nothing is lost meanwhile",
 	"REQUIRED_FIELD_MISSING":            "give the contact the field Salesforce requires (a last name) in Outlook",
 	"INVALID_EMAIL_ADDRESS":             "correct the contact's e-mail address in Outlook",
 	"STRING_TOO_LONG":                   "shorten the field Salesforce names",
@@ -65,6 +70,9 @@ func action(code string) string {
 	}
 	if a, ok := actions[code]; ok {
 		return a
+	}
+	if g, ok := strings.CutPrefix(code, CodeOutlookRefusedPrefix); ok {
+		return "Outlook refused the contact from Salesforce (" + g + "); check its values in Salesforce (length, characters)"
 	}
 	return "Salesforce refused the record (" + code + "); check the record and the integration user's permissions"
 }
@@ -100,6 +108,7 @@ func (s *Service) SyncHealth(ctx context.Context, tenant core.TenantID) (Health,
 			continue // unmapped since: its state waits for a new mapping
 		}
 		u.LastRunAt, u.LastSuccessAt, u.LastCode, u.Synced, u.Failed = st.LastRunAt, st.LastSuccessAt, st.LastCode, st.Synced, st.Failed
+		u.FailedRuns, u.NotifiedAt = st.FailedRuns, st.NotifiedAt
 		u.Action = action(st.LastCode)
 	}
 	for e, err := range s.o.Data.SyncErrors.All(ctx, tenant, nil) {

@@ -71,7 +71,7 @@ func (j *SyncJob) tenant(ctx context.Context, l *jobs.Lease, tenant core.TenantI
 		if err != nil {
 			return 0, fmt.Errorf("list mappings: %w", err)
 		}
-		if m.Contacts.ToCRM() {
+		if m.Contacts.ToCRM() || m.Contacts.FromCRM() {
 			ids = append(ids, m.UserID)
 		}
 	}

@@ -21,6 +21,11 @@ const (
 // RecordContact is the ledger's record type of contacts (events come with a later slice).
 const RecordContact = "contact"
 
+// RecordCRMContact is the type of a crmsyncerrors row for a Salesforce Contact that Outlook refused:
+// its SourceID is the Salesforce id (it has no Outlook item yet), so it never mixes with the rows of
+// mailbox contacts, which the mailbox pass reads again by Outlook id.
+const RecordCRMContact = "crm-contact"
+
 // LedgerEntry is one record synced for a user (row key user | type | encoded source id): the mailbox's id
 // of it and Salesforce's, both sides' last-modified dates or change key, and a digest of the fields as
 // last written, to skip writes that change nothing. Never a name, address, subject or body.
@@ -31,9 +36,9 @@ type LedgerEntry struct {
 	TargetID        string // the Salesforce record id; "" while it is being created
 	SourceChangeKey string // Outlook's changeKey as last synced
 	SourceModified  time.Time
-	TargetModified  time.Time // when we last wrote the Salesforce record (or its LastModifiedDate when matched)
+	TargetModified  time.Time // when we last wrote the Salesforce record, or its LastModifiedDate when read from Salesforce
 	Digest          string    // keyed SHA-256 of the mapped fields as last written (hex, 16 bytes)
-	MatchedBy       string    // "created", or "email" when an existing Salesforce record was linked
+	MatchedBy       string    // "created" (in Salesforce), "from-crm" (in Outlook), "email" or "crm-id" when existing records were linked
 	SyncedAt        time.Time
 	DeletedAt       time.Time // set once the deletion went through: the record is never created again from this id
 }
@@ -99,6 +104,15 @@ type SyncState struct {
 	LastCode      string // "" after a clean run; else what stopped it or the first record failure's code
 	Synced        int    // records written in the last run
 	Failed        int    // records that failed in the last run
+	// CRMUpdatedTo and CRMDeletedTo are where the next getUpdated and getDeleted windows of the user's
+	// Contacts start: the latestDateCovered Salesforce last answered (zero: a full resync is due).
+	CRMUpdatedTo time.Time
+	CRMDeletedTo time.Time
+	// FailedRuns counts the runs in a row that did not end clean (an error, or records refused); a clean
+	// run sets it to 0. NotifiedAt is when the user and the admin were told of the streak (zero: not
+	// yet), so the notice goes once per streak.
+	FailedRuns int
+	NotifiedAt time.Time
 }
 
 func (s *SyncState) RowKey() (string, error) {

@@ -24,11 +24,19 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
-// Mailbox is what the sync reads of a mailbox, app-only (Contacts.Read).
+// Mailbox is what the sync reads and writes of a mailbox, app-only (Contacts.ReadWrite).
 type Mailbox interface {
 	ContactsDelta(ctx context.Context, mailbox, folder, deltaLink string, fn func(graph.ContactChange) error) (string, error)
 	GetContact(ctx context.Context, mailbox, folder, id string) (graph.Contact, error)
+	CreateContact(ctx context.Context, mailbox, folder string, w graph.ContactWrite) (graph.Contact, error)
+	UpdateContact(ctx context.Context, mailbox, folder, id string, w graph.ContactWrite) (graph.Contact, error)
+	DeleteContact(ctx context.Context, mailbox, folder, id string) error
+	FindContacts(ctx context.Context, mailbox, folder, prop, value, address string) ([]graph.Contact, error)
+	ListContacts(ctx context.Context, mailbox, folder, prop string, fn func(graph.Contact) error) error
+	ContactProperty(ctx context.Context, mailbox, folder, id, prop string) (string, error)
 }
+
+var _ Mailbox = (*graph.Client)(nil)
 
 // Mailboxes gives the tenant's app-only Graph client.
 type Mailboxes interface {
@@ -40,6 +48,8 @@ type Records interface {
 	Query(ctx context.Context, tenant core.TenantID, cred salesforce.Credential, soql string, fn func(json.RawMessage) error) (http.Header, error)
 	Save(ctx context.Context, tenant core.TenantID, cred salesforce.Credential, object string, update bool, recs []map[string]any) ([]salesforce.Result, http.Header, error)
 	Delete(ctx context.Context, tenant core.TenantID, cred salesforce.Credential, ids []string) ([]salesforce.Result, http.Header, error)
+	Updated(ctx context.Context, tenant core.TenantID, cred salesforce.Credential, object string, start, end time.Time) (salesforce.Updated, http.Header, error)
+	Deleted(ctx context.Context, tenant core.TenantID, cred salesforce.Credential, object string, start, end time.Time) (salesforce.Deleted, http.Header, error)
 }
 
 var _ Records = (*salesforce.Client)(nil)
@@ -56,8 +66,11 @@ type SyncOptions struct {
 	// stops a run once Sforce-Limit-Info shows less than this left (default 0.1). Salesforce sends no
 	// Retry-After, so the only way not to exhaust the allocation is to stop early.
 	Reserve float64
-	Now     func() time.Time
-	Log     *slog.Logger
+	// Notifier tells the user and the admin when a user's sync has failed NotifyAfter runs in a row; nil:
+	// nobody is told (the health API still shows it).
+	Notifier Notifier
+	Now      func() time.Time
+	Log      *slog.Logger
 }
 
 // Syncer moves a mapped user's mailbox contacts to Salesforce.
@@ -84,7 +97,7 @@ func NewSyncer(o SyncOptions) (*Syncer, error) {
 // tenant's users wait for the next run; other tenants are not affected.
 var ErrDailyLimit = apperr.New(apperr.Unavailable, "the Salesforce org's daily API allocation is nearly used up", nil)
 
-// Report is what one run did for one user.
+// Report is what one run did for one user: Created … Failed in Salesforce, Mailbox* in Outlook.
 type Report struct {
 	Skipped   string // why nothing ran: "not-mapped", "contacts-off", "unlicensed", "restricted"
 	Created   int
@@ -93,6 +106,14 @@ type Report struct {
 	Deleted   int
 	Unchanged int
 	Failed    int
+
+	MailboxCreated int
+	MailboxLinked  int // existing Outlook contacts matched (CRM id property, then e-mail) instead of created
+	MailboxUpdated int
+	MailboxDeleted int
+	Echoes         int // Salesforce changes that were our own writes (or changed nothing mapped)
+	Conflicts      int // records changed on both sides since the last sync, decided by last writer
+	FullResync     bool
 }
 
 // contactStream names the delta query of the default Contacts folder in crmsyncstate.
@@ -103,14 +124,25 @@ const (
 	CodeRecordsFailed     = "records_failed"
 	CodeDailyLimit        = "salesforce_daily_limit"
 	CodeCredentialMissing = "crm_credential_missing"
+	CodeMailboxDenied     = "mailbox_access_denied" // Graph answered 403 for the user's mailbox
+	CodeSyncFailed        = "sync_failed"           // Graph, Salesforce or storage failed; tried again next run
+	// CodeOutlookRefusedPrefix starts the code of a Salesforce Contact Outlook refused
+	// (crmsyncerrors.Code), followed by Graph's error code.
+	CodeOutlookRefusedPrefix = "outlook_"
 )
 
-// SyncUser runs one user's contact sync to Salesforce: the folder's delta since the last run (and the
-// records that failed before, read again), each change matched against the ledger, new contacts
-// matched by e-mail in Salesforce before any is created, writes in collections of up to 200, the
-// outcome of each record kept in the ledger or crmsyncerrors. The delta link advances only when the
-// run got through every change; a run cut short is done again, and the ledger makes that a no-op for
-// what already went through.
+// SyncUser runs one user's contact sync, each direction the mapping turns on.
+//
+// Mailbox → Salesforce: the folder's delta since the last run (and the records that failed before, read
+// again), each change matched against the ledger, new contacts matched by e-mail in Salesforce before
+// any is created, writes in collections of up to 200, the outcome of each record kept in the ledger or
+// crmsyncerrors. The delta link advances only when the run got through every change; a run cut short is
+// done again, and the ledger makes that a no-op for what already went through.
+//
+// Salesforce → mailbox: the getDeleted and getUpdated windows of Contact from where the last run left
+// them (readCRM), the user's changed Contacts written to the default Contacts folder (reconcile), each
+// conflict with the mailbox's changes of the same run decided before either side is written. The
+// windows advance only when every change was written.
 func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID string) (Report, error) {
 	m, err := s.o.Data.Users.Get(ctx, tenant, userID)
 	switch {
@@ -118,7 +150,7 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 		return Report{Skipped: "not-mapped"}, nil
 	case err != nil:
 		return Report{}, fmt.Errorf("read mapping: %w", err)
-	case !m.Contacts.ToCRM():
+	case !m.Contacts.ToCRM() && !m.Contacts.FromCRM():
 		return Report{Skipped: "contacts-off"}, nil
 	}
 	u, err := s.o.Store.Users.Get(ctx, tenant, userID)
@@ -138,26 +170,54 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 	var cred salesforce.Credential
 	if err := loadCredential(ctx, s.o.Secrets, s.o.Sealer, tenant, &cred); err != nil {
 		if errors.Is(err, errNoCredential) {
-			s.saveState(ctx, tenant, st, "", Report{}, CodeCredentialMissing)
+			s.saveState(ctx, tenant, st, false, Report{}, CodeCredentialMissing)
 			return Report{}, apperr.New(apperr.Conflict, "the CRM credential is missing; PUT the connection again", nil)
 		}
 		return Report{}, err
 	}
+	rep, err := s.syncContacts(ctx, tenant, m, cred, &st)
+	code := ""
+	var ge *graph.Error
+	switch {
+	case errors.Is(err, ErrDailyLimit):
+		code = CodeDailyLimit
+	case errors.As(err, &ge) && ge.Status == http.StatusForbidden:
+		code = CodeMailboxDenied
+	case err != nil:
+		code = CodeSyncFailed
+	case rep.Failed > 0:
+		code = CodeRecordsFailed
+	}
+	s.saveState(ctx, tenant, st, err == nil, rep, code)
+	s.o.Log.InfoContext(ctx, "crm contacts synced", "created", rep.Created, "linked", rep.Linked, "updated", rep.Updated,
+		"deleted", rep.Deleted, "unchanged", rep.Unchanged, "failed", rep.Failed,
+		"mailbox_created", rep.MailboxCreated, "mailbox_linked", rep.MailboxLinked, "mailbox_updated", rep.MailboxUpdated,
+		"mailbox_deleted", rep.MailboxDeleted, "echoes", rep.Echoes, "conflicts", rep.Conflicts, "full_resync", rep.FullResync,
+		"code", code)
+	return rep, err
+}
+
+// syncContacts runs both directions the mapping turns on and, when it got through everything, moves
+// st's delta link and windows on; otherwise the same changes come again next run.
+func (s *Syncer) syncContacts(ctx context.Context, tenant core.TenantID, m UserMapping, cred salesforce.Credential, st *SyncState) (Report, error) {
 	mb, err := s.o.Mailboxes.For(ctx, tenant)
 	if err != nil {
 		return Report{}, fmt.Errorf("graph client: %w", err)
 	}
-
+	userID := m.UserID
 	changes := map[string]graph.ContactChange{}
-	collect := func(c graph.ContactChange) error { changes[c.ID] = c; return nil } // a replayed item replaces itself
-	link, err := mb.ContactsDelta(ctx, userID, graph.DefaultContactFolder, st.DeltaLink, collect)
-	if errors.Is(err, graph.ErrDeltaExpired) {
-		// Start over: the ledger matches what was synced, so a full enumeration writes only what changed.
-		clear(changes)
-		link, err = mb.ContactsDelta(ctx, userID, graph.DefaultContactFolder, "", collect)
-	}
-	if err != nil {
-		return Report{}, fmt.Errorf("contacts delta: %w", err)
+	link := ""
+	if m.Contacts.ToCRM() {
+		collect := func(c graph.ContactChange) error { changes[c.ID] = c; return nil } // a replayed item replaces itself
+		link, err = mb.ContactsDelta(ctx, userID, graph.DefaultContactFolder, st.DeltaLink, collect)
+		if errors.Is(err, graph.ErrDeltaExpired) {
+			// Start over: the ledger matches what was synced, so a full enumeration writes only what changed.
+			clear(changes)
+			link, err = mb.ContactsDelta(ctx, userID, graph.DefaultContactFolder, "", collect)
+		}
+		if err != nil {
+			return Report{}, fmt.Errorf("contacts delta: %w", err)
+		}
 	}
 	r := &run{s: s, tenant: tenant, user: userID, owner: m.SalesforceUserID, cred: cred, now: s.o.Now()}
 	if err := r.load(ctx); err != nil {
@@ -165,7 +225,7 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 	}
 	// Records that failed before come again even if the delta does not bring them.
 	for id := range r.errs {
-		if _, ok := changes[id]; ok {
+		if _, ok := changes[id]; ok || !m.Contacts.ToCRM() {
 			continue
 		}
 		c, err := mb.GetContact(ctx, userID, graph.DefaultContactFolder, id)
@@ -178,35 +238,55 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 			changes[id] = graph.ContactChange{Contact: c}
 		}
 	}
-	err = r.apply(ctx, changes)
-	code := ""
-	switch {
-	case errors.Is(err, ErrDailyLimit):
-		code = CodeDailyLimit
-	case err != nil:
-		return r.rep, err
-	case r.rep.Failed > 0:
-		code = CodeRecordsFailed
+	var side *crmSide
+	if m.Contacts.FromCRM() {
+		if side, err = r.readCRM(ctx, *st); err == nil {
+			r.rep.FullResync = side.full
+			err = r.reconcile(ctx, mb, side, changes, m.Contacts.ToCRM())
+		}
+	}
+	if err == nil && m.Contacts.ToCRM() {
+		err = r.apply(ctx, mb, changes)
 	}
 	if err != nil {
-		link = "" // keep the old link: the changes not written come again
+		return r.rep, err
 	}
-	s.saveState(ctx, tenant, st, link, r.rep, code)
-	s.o.Log.InfoContext(ctx, "crm contacts synced", "created", r.rep.Created, "linked", r.rep.Linked, "updated", r.rep.Updated,
-		"deleted", r.rep.Deleted, "unchanged", r.rep.Unchanged, "failed", r.rep.Failed, "code", code)
-	return r.rep, err
-}
-
-// saveState records the run; link "" keeps the previous delta link. A failed write is logged: the next
-// run redoes the same changes, which the ledger makes harmless.
-func (s *Syncer) saveState(ctx context.Context, tenant core.TenantID, st SyncState, link string, rep Report, code string) {
-	now := s.o.Now()
 	if link != "" {
 		st.DeltaLink = link
+	}
+	if side != nil && !side.updatedTo.IsZero() {
+		st.CRMUpdatedTo = side.updatedTo
+	}
+	if side != nil && !side.deletedTo.IsZero() {
+		st.CRMDeletedTo = side.deletedTo
+	}
+	return r.rep, nil
+}
+
+// saveState records the run (ok: it got through, so it counts as a success) and counts the runs in a
+// row that did not end clean (ok with no code); at NotifyAfter of them the user and the admin are told,
+// once a streak. A failed write is logged: the next run redoes the same changes, which the ledger makes
+// harmless.
+func (s *Syncer) saveState(ctx context.Context, tenant core.TenantID, st SyncState, ok bool, rep Report, code string) {
+	now := s.o.Now()
+	if ok {
 		st.LastSuccessAt = now
 	}
 	st.LastRunAt, st.LastCode = now, code
-	st.Synced, st.Failed = rep.Created+rep.Linked+rep.Updated+rep.Deleted, rep.Failed
+	st.Synced = rep.Created + rep.Linked + rep.Updated + rep.Deleted + rep.MailboxCreated + rep.MailboxLinked + rep.MailboxUpdated + rep.MailboxDeleted
+	st.Failed = rep.Failed
+	if ok && code == "" {
+		st.FailedRuns, st.NotifiedAt = 0, time.Time{}
+	} else {
+		st.FailedRuns++
+	}
+	if st.FailedRuns >= NotifyAfter && st.NotifiedAt.IsZero() && s.o.Notifier != nil {
+		if err := s.notify(ctx, tenant, st); err != nil {
+			s.o.Log.WarnContext(ctx, "crm sync failure notice not sent", "error", err) // tried again next run
+		} else {
+			st.NotifiedAt = now
+		}
+	}
 	if _, err := s.o.Data.SyncState.Upsert(ctx, tenant, st); err != nil {
 		s.o.Log.WarnContext(ctx, "crm sync state not saved", "error", err)
 	}
@@ -226,6 +306,12 @@ type run struct {
 	// targets are the Salesforce ids the user's ledger already links, so two mailbox contacts never
 	// claim one Salesforce contact.
 	targets map[string]bool
+	// crmErrs are the Salesforce Contacts Outlook refused before, by lower-case Salesforce id: read
+	// again every run until they go through.
+	crmErrs map[string]SyncError
+	// outlook indexes the mailbox's contacts when many Salesforce Contacts need a match (a full
+	// resync): one paged list instead of two lookups each; nil: look each up.
+	outlook *outlookIndex
 }
 
 func (r *run) load(ctx context.Context) error {
@@ -255,6 +341,19 @@ func (r *run) load(ctx context.Context) error {
 			r.errs[e.SourceID] = e
 		}
 		if tok = p.Next; tok == "" {
+			break
+		}
+	}
+	r.crmErrs = map[string]SyncError{}
+	for tok := ""; ; {
+		p, err := r.s.o.Data.SyncErrors.ListPrefix(ctx, r.tenant, tables.JoinKey(r.user, RecordCRMContact)+tables.KeySep, &tables.ListOptions{Token: tok})
+		if err != nil {
+			return fmt.Errorf("read sync errors: %w", err)
+		}
+		for _, e := range p.Items {
+			r.crmErrs[strings.ToLower(e.SourceID)] = e
+		}
+		if tok = p.Next; tok == "" {
 			return nil
 		}
 	}
@@ -268,7 +367,7 @@ type pending struct {
 	target string // Salesforce id for an update or delete
 }
 
-func (r *run) apply(ctx context.Context, changes map[string]graph.ContactChange) error {
+func (r *run) apply(ctx context.Context, mb Mailbox, changes map[string]graph.ContactChange) error {
 	ids := make([]string, 0, len(changes))
 	for id := range changes {
 		ids = append(ids, id)
@@ -320,7 +419,12 @@ func (r *run) apply(ctx context.Context, changes map[string]graph.ContactChange)
 	if err := r.record(ctx, done, cleared, nil); err != nil {
 		return err
 	}
+	creates, byID, err := r.matchByCRMID(ctx, mb, creates)
+	if err != nil {
+		return err
+	}
 	creates, matched, err := r.match(ctx, creates)
+	matched = append(byID, matched...)
 	if err != nil {
 		return err
 	}
@@ -484,7 +588,7 @@ func (r *run) write(ctx context.Context, op string, ps []pending) error {
 				r.rep.Deleted++
 			case res[i].OK:
 				if op == "create" {
-					led.TargetID, led.MatchedBy = res[i].ID, "created"
+					led.TargetID, led.MatchedBy = res[i].ID, MatchedCreated
 					r.rep.Created++
 				} else if led.MatchedBy == "" {
 					led.TargetID, led.MatchedBy = p.target, MatchedByEmail
@@ -548,6 +652,9 @@ func (r *run) record(ctx context.Context, done []LedgerEntry, cleared []string, 
 		}
 		for _, l := range done {
 			r.ledger[l.SourceID] = l
+			if l.TargetID != "" && l.DeletedAt.IsZero() {
+				r.targets[strings.ToLower(l.TargetID)] = true
+			}
 		}
 	}
 	if len(failed) > 0 {

@@ -12,11 +12,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/crm"
 	"github.com/connecthub/connecthub/internal/crm/salesforce"
 	"github.com/connecthub/connecthub/internal/crm/salesforce/sftest"
+	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
@@ -36,7 +38,18 @@ type appGraph struct {
 	m    map[core.TenantID]*graph.Client
 }
 
-func (a *appGraph) For(_ context.Context, t core.TenantID) (crm.Mailbox, error) {
+func (a *appGraph) For(ctx context.Context, t core.TenantID) (crm.Mailbox, error) {
+	return a.client(ctx, t)
+}
+
+// forget drops the cached clients (and their tokens).
+func (a *appGraph) forget() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	clear(a.m)
+}
+
+func (a *appGraph) client(_ context.Context, t core.TenantID) (*graph.Client, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if c, ok := a.m[t]; ok {
@@ -56,14 +69,24 @@ func (a *appGraph) For(_ context.Context, t core.TenantID) (crm.Mailbox, error) 
 
 type syncFixture struct {
 	*fixture
-	graph  *graphtest.Graph
-	syncer *crm.Syncer
-	tenant core.TenantID
-	ada    string // the mapped user's object id (and mailbox)
-	owner  string // Ada's Salesforce user id
+	auth      *graphtest.Authority
+	mailboxes *appGraph
+	graph     *graphtest.Graph
+	syncer    *crm.Syncer
+	tenant    core.TenantID
+	ada       string // the mapped user's object id (and mailbox)
+	owner     string // Ada's Salesforce user id
 }
 
 func newSyncFixture(t testing.TB) *syncFixture {
+	t.Helper()
+	return newSyncFixtureWith(t, crm.DirectionToCRM, nil)
+}
+
+// newSyncFixtureWith maps Ada's contacts in direction dir; clk (if not nil) is the clock of the syncer,
+// the Salesforce client, the fake org and the fake mailbox's contacts alike, so that modification
+// times on both sides and Salesforce's minute windows can be set exactly.
+func newSyncFixtureWith(t testing.TB, dir crm.Direction, clk *clock.Fake, opts ...func(*crm.SyncOptions)) *syncFixture {
 	t.Helper()
 	f := newFixture(t)
 	cert, key, err := graphcrypto.GenerateTestCertificate(2048)
@@ -83,17 +106,28 @@ func newSyncFixture(t testing.TB) *syncFixture {
 	}
 	ada := f.licensed(t, tenant, "11111111-0000-4000-8000-00000000000a", "ada@contoso.example", true)
 	f.sf.AddUser(sftest.User{Username: "ada@contoso.example.crm", Email: "ada@contoso.example"})
-	if _, err := f.svc.SetUserMapping(ctx, admin, tenant, ada, crm.MappingInput{Contacts: crm.DirectionToCRM}); err != nil {
+	if _, err := f.svc.SetUserMapping(ctx, admin, tenant, ada, crm.MappingInput{Contacts: dir}); err != nil {
 		t.Fatal(err)
 	}
-	syncer, err := crm.NewSyncer(crm.SyncOptions{Store: f.env.Store, Data: f.data, Secrets: f.env.Secrets, Sealer: f.env.Keys,
-		Salesforce: salesforce.New(salesforce.Options{LoginURL: func(string) string { return f.sf.URL() }}),
-		Mailboxes:  &appGraph{auth: auth, g: g, pem: pemText, m: map[core.TenantID]*graph.Client{}},
-		Log:        slog.New(slog.NewTextHandler(io.Discard, nil))})
+	mailboxes := &appGraph{auth: auth, g: g, pem: pemText, m: map[core.TenantID]*graph.Client{}}
+	var now func() time.Time
+	if clk != nil {
+		now = clk.Now
+		f.sf.SetClock(now)
+		g.ContactClock = now
+	}
+	o := crm.SyncOptions{Store: f.env.Store, Data: f.data, Secrets: f.env.Secrets, Sealer: f.env.Keys,
+		Salesforce: salesforce.New(salesforce.Options{LoginURL: func(string) string { return f.sf.URL() }, Now: now}),
+		Mailboxes:  mailboxes,
+		Now:        now, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	syncer, err := crm.NewSyncer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &syncFixture{fixture: f, graph: g, syncer: syncer, tenant: tenant, ada: ada, owner: f.sf.UserID("ada@contoso.example.crm")}
+	return &syncFixture{fixture: f, auth: auth, mailboxes: mailboxes, graph: g, syncer: syncer, tenant: tenant, ada: ada, owner: f.sf.UserID("ada@contoso.example.crm")}
 }
 
 func (f *syncFixture) put(c graphtest.Contact) string {

@@ -18,8 +18,8 @@ import (
 // Direction says which way a record type syncs for a user.
 type Direction string
 
-// The directions. "from-crm" and the Event type are accepted now and synced by a later slice of issue
-// 17; until then only contacts to the CRM move.
+// The directions. Contacts move both ways; the Event type is accepted now and synced by a later slice
+// of issue 17.
 const (
 	DirectionOff     Direction = "off"
 	DirectionToCRM   Direction = "to-crm"
@@ -38,10 +38,20 @@ func (d Direction) valid() bool {
 // ToCRM reports whether changes in the mailbox go to the CRM.
 func (d Direction) ToCRM() bool { return d == DirectionToCRM || d == DirectionBoth }
 
+// FromCRM reports whether changes in the CRM go to the mailbox.
+func (d Direction) FromCRM() bool { return d == DirectionFromCRM || d == DirectionBoth }
+
 // How a mailbox was mapped to its Salesforce user.
 const (
 	MatchedByEmail    = "email"    // the one active Salesforce user with the mailbox's e-mail address
 	MatchedByOverride = "override" // the admin named the Salesforce user
+)
+
+// How a ledger entry's two records were linked (LedgerEntry.MatchedBy; MatchedByEmail too).
+const (
+	MatchedCreated = "created"  // the mailbox's contact was created in Salesforce
+	MatchedFromCRM = "from-crm" // the Salesforce Contact was created in the mailbox
+	MatchedByCRMID = "crm-id"   // an Outlook contact carried the Salesforce id in CRMIDProperty
 )
 
 // UserMapping is one licensed user's sync (table crmusers, row key the Entra object id): the Salesforce

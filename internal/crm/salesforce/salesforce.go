@@ -119,8 +119,10 @@ type Options struct {
 	LoginURL func(host string) string
 	Now      func() time.Time
 	// CallClient is the client id sent on every REST call as Sforce-Call-Options: client=<id>; Salesforce
-	// reports it as the origin of the changes we make (Change Data Capture's changeOrigin, §3.5), which is
-	// how the CRM → mailbox direction recognises its own writes. "" means DefaultCallClient.
+	// reports it as the origin of the changes we make only in Change Data Capture's changeOrigin (§3.5).
+	// The getUpdated/getDeleted windows the CRM → mailbox direction reads do not carry it, so that
+	// direction tells its own writes by the ledger's digests; the id still marks our writes for an org's
+	// admin (and for a later CDC subscriber). "" means DefaultCallClient.
 	CallClient string
 }
 

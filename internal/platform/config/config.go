@@ -63,7 +63,7 @@ type Key struct {
 }
 
 // Keys is every configuration key the handler reads: the core ones below and each capability's own.
-var Keys = append(append(append([]Key{}, coreKeys...), presenceKeys...), tenantKeys...)
+var Keys = append(append(append(append([]Key{}, coreKeys...), presenceKeys...), tenantKeys...), crmKeys...)
 
 var coreKeys = []Key{
 	{KeyPort, true, "port the Functions host gives the custom handler"},
@@ -142,6 +142,7 @@ type Config struct {
 	AdminOpenIDConfigURL string
 	PortalAuthority      string
 	OperatorTenantID     string
+	CRMNoticeSender      string // mailbox of the operator tenant that sends CRM sync failure notices; "" sends none
 	NotificationCerts    []string
 
 	Presence Presence
@@ -192,6 +193,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		AdminOpenIDConfigURL:   get(KeyAdminOpenIDConfigURL),
 		PortalAuthority:        get(KeyPortalAuthority),
 		OperatorTenantID:       strings.ToLower(get(KeyOperatorTenantID)),
+		CRMNoticeSender:        strings.TrimSpace(get(KeyCRMNoticeSender)),
 	}
 	for _, n := range strings.Split(get(KeyNotificationCerts), ",") {
 		if n = strings.TrimSpace(n); n != "" {
@@ -262,6 +264,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if !guidRE.MatchString(c.OperatorTenantID) || c.OperatorTenantID == "00000000-0000-0000-0000-000000000000" {
 		errs = append(errs, fmt.Errorf("%s: want ConnectHub's own Entra tenant id (a GUID), got %q", KeyOperatorTenantID, c.OperatorTenantID))
+	}
+	if err := checkNoticeSender(c.CRMNoticeSender); err != nil {
+		errs = append(errs, err)
 	}
 
 	switch c.Environment {

@@ -43,6 +43,10 @@ func TestLoad(t *testing.T) {
 		{"azure complete", map[string]string{KeyEnvironment: "azure", KeyOperatorTenantID: "0E0E0E0E-0000-4000-8000-0000000000FF", KeyTablesConnectionString: "", KeyTablesAccountURL: "https://a.table.core.windows.net", KeyKeyVaultURL: "https://v.vault.azure.net", KeyServiceBusNamespace: "sb.servicebus.windows.net"}, ""},
 		{"azure needs the operator tenant", map[string]string{KeyEnvironment: "azure", KeyTablesConnectionString: "", KeyTablesAccountURL: "https://a.table.core.windows.net", KeyKeyVaultURL: "https://v.vault.azure.net", KeyServiceBusNamespace: "sb.servicebus.windows.net"}, KeyOperatorTenantID},
 		{"azure refuses the development token issuer", map[string]string{KeyEnvironment: "azure", KeyOperatorTenantID: "0e0e0e0e-0000-4000-8000-0000000000ff", KeyAdminOpenIDConfigURL: "http://127.0.0.1:7071/devissuer/common/v2.0/.well-known/openid-configuration", KeyTablesConnectionString: "", KeyTablesAccountURL: "https://a.table.core.windows.net", KeyKeyVaultURL: "https://v.vault.azure.net", KeyServiceBusNamespace: "sb.servicebus.windows.net"}, "development issuer is for local use only"},
+		{"a CRM notice sender", map[string]string{KeyCRMNoticeSender: "crm-notices@connecthub.example"}, ""},
+		{"a CRM notice sender that is a list", map[string]string{KeyCRMNoticeSender: "a@connecthub.example,b@connecthub.example"}, KeyCRMNoticeSender},
+		{"a CRM notice sender with a display name", map[string]string{KeyCRMNoticeSender: "ConnectHub <a@connecthub.example>"}, KeyCRMNoticeSender},
+		{"a CRM notice sender that is no address", map[string]string{KeyCRMNoticeSender: "notices"}, KeyCRMNoticeSender},
 		{"azure refuses a loopback https issuer", map[string]string{KeyEnvironment: "azure", KeyOperatorTenantID: "0e0e0e0e-0000-4000-8000-0000000000ff", KeyAdminOpenIDConfigURL: "https://localhost/x", KeyTablesConnectionString: "", KeyTablesAccountURL: "https://a.table.core.windows.net", KeyKeyVaultURL: "https://v.vault.azure.net", KeyServiceBusNamespace: "sb.servicebus.windows.net"}, "local use only"},
 	}
 	for _, tt := range tests {

@@ -32,8 +32,9 @@ import (
 //     the org never had INVALID_CROSS_REFERENCE_KEY; a field the object does not have makes the request
 //     malformed (400 INVALID_FIELD);
 //   - Sforce-Call-Options: client=<id> names the calling client on every write, and Salesforce reports
-//     it as the change's origin (changeOrigin "com/salesforce/api/rest/<ver>;client=<id>", §3.5): the
-//     fake keeps it per record (Origin) for the loop prevention of CRM → mailbox.
+//     it as the change's origin in Change Data Capture only (changeOrigin
+//     "com/salesforce/api/rest/<ver>;client=<id>", §3.5): the fake keeps it per record (Write.Client) for
+//     tests, and, like the replication windows, never answers it to a REST reader.
 
 // MaxCollection is the most records one sObject Collections request may carry.
 const MaxCollection = 200

@@ -103,6 +103,10 @@ type Server struct {
 	// REST API developer guide "Execute a SOQL Query"); tests lower it to exercise nextRecordsUrl.
 	QueryBatch int
 	writes     []Write
+	// IDLimit is the most ids a replication window answers (600,000, Salesforce's); tests lower it.
+	IDLimit int
+	// earliestDeleted is the oldest deletion getDeleted still reports (PurgeDeleted moves it).
+	earliestDeleted time.Time
 }
 
 // New starts a fake production org with one connected app (a fresh 2048-bit key and self-signed
@@ -246,6 +250,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case s.routeRecords(w, r, m[2]):
+	case s.replication(w, r, m[2]):
 	case m[2] == "/limits" && r.Method == http.MethodGet:
 		// GET /limits: each limit as {"Max","Remaining"} (resources_limits); the daily allocation is
 		// DailyApiRequests.

@@ -27,6 +27,12 @@
 //	(*Client).ContactsDelta(ctx, mailbox, folder, deltaLink, fn func(ContactChange) error) (nextDeltaLink string, err error)
 //	                                                             — one contact folder, $select of what the CRM sync maps
 //	(*Client).GetContact(ctx, mailbox, folder, id) (Contact, error) — ErrNotFound when it is gone
+//	(*Client).CreateContact(ctx, mailbox, folder, ContactWrite) (Contact, error) — with single-value extended properties
+//	(*Client).UpdateContact(ctx, mailbox, folder, id, ContactWrite) (Contact, error) — ErrNotFound when it is gone
+//	(*Client).DeleteContact(ctx, mailbox, folder, id) error     — ErrNotFound when it is gone already
+//	(*Client).SendMail(ctx, mailbox, Mail) error                 — plain text, not kept in Sent Items
+//	(*Client).FindContacts(ctx, mailbox, folder, prop, value, address) ([]Contact, error)
+//	                                                             — by an extended property's value, else by e-mail address
 //
 // Errors are *Error (HTTP status and Graph's error code, never Graph's message, which can name people),
 // and *AuthError from ProveConsent (the identity platform's status and AADSTS codes, never its

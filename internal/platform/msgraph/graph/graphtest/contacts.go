@@ -3,8 +3,11 @@ package graphtest
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,24 +27,43 @@ import (
 //   - every edit gives the contact a new changeKey and lastModifiedDateTime (contact.md);
 //   - without $select the whole contact comes back, personal notes, birthday and home address included:
 //     a client that forgets $select gets them;
-//   - ids are base64 strings that carry "=", "-" and "_" (Outlook item ids).
+//   - ids are base64 strings that carry "=", "-" and "_" (Outlook item ids);
+//   - POST …/contacts creates a contact (201 with the contact), PATCH …/contacts/{id} changes the
+//     properties the body names and answers 200 with the contact, DELETE answers 204; an unknown id is
+//     404 ErrorItemNotFound (contactfolder-post-contacts.md, contact-update.md, contact-delete.md);
+//   - a body's singleValueExtendedProperties [{"id":"String {guid} Name X","value":"…"}] are stored
+//     with the item; they come back only when asked for with
+//     $expand=singleValueExtendedProperties($filter=id eq '…'), never in the POST or PATCH answer, and
+//     $filter=singleValueExtendedProperties/Any(ep: ep/id eq '…' and ep/value eq '…') finds the items
+//     that carry a value (singlevaluelegacyextendedproperty-get.md, -post-singlevalueextendedproperties.md;
+//     the property id is matched case-insensitively, as Exchange names properties);
+//   - $filter=emailAddresses/any(a:a/address eq '…') finds contacts by address, case-insensitively
+//     (user-list-contacts.md, example 2); any other filter is 400 ErrorInvalidUrlQueryFilter; a string
+//     literal doubles its quotes (OData ABNF, SQUOTE-in-string);
+//   - a list answers $top items (10 by default) and @odata.nextLink with $skip for the next page.
 
 // Contact is an Outlook contact as the fake holds it.
 type Contact struct {
-	ID             string
-	GivenName      string
-	Surname        string
-	DisplayName    string
-	Emails         []string
-	JobTitle       string
-	CompanyName    string
-	Department     string
-	BusinessPhones []string
-	MobilePhone    string
-	BusinessCity   string
-	PersonalNotes  string
-	Birthday       string
-	HomeCity       string
+	ID              string
+	GivenName       string
+	Surname         string
+	DisplayName     string
+	Emails          []string
+	JobTitle        string
+	CompanyName     string
+	Department      string
+	BusinessPhones  []string
+	MobilePhone     string
+	BusinessCity    string
+	BusinessStreet  string
+	BusinessState   string
+	BusinessPostal  string
+	BusinessCountry string
+	PersonalNotes   string
+	Birthday        string
+	HomeCity        string
+	// Properties are the single-value extended properties, by id as written.
+	Properties map[string]string
 
 	changeKey string
 	modified  time.Time
@@ -85,13 +107,48 @@ func (g *Graph) PutContact(tenant, mailbox, folder string, c Contact) string {
 	if c.ID == "" {
 		c.ID = outlookID("AAMkADc")
 	}
+	if old := f.contacts[c.ID]; old != nil && c.Properties == nil {
+		c.Properties = old.Properties // a user's edit in Outlook keeps the item's extended properties
+	}
+	g.storeContact(f, &c)
+	return c.ID
+}
+
+// storeContact gives c a new changeKey and lastModifiedDateTime and logs the change (g.mu held).
+func (g *Graph) storeContact(f *contactFolder, c *Contact) {
 	c.changeKey = outlookID("EQAAABY")[:24]
-	c.modified = time.Now().UTC().Truncate(time.Second)
-	f.contacts[c.ID] = &c
+	now := time.Now
+	if g.ContactClock != nil {
+		now = g.ContactClock
+	}
+	c.modified = now().UTC().Truncate(time.Second)
+	f.contacts[c.ID] = c
 	delete(f.removed, c.ID)
 	f.version++
 	f.log = append(f.log, userChange{version: f.version, id: c.ID})
-	return c.ID
+}
+
+// Contact returns a copy of a contact of mailbox's folder.
+func (g *Graph) Contact(tenant, mailbox, folder, id string) (Contact, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c, ok := g.folder(tenant, mailbox, folder).contacts[id]
+	if !ok {
+		return Contact{}, false
+	}
+	return *c, true
+}
+
+// Contacts lists a folder's contacts, by id.
+func (g *Graph) Contacts(tenant, mailbox, folder string) []Contact {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []Contact
+	for _, c := range g.folder(tenant, mailbox, folder).contacts {
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }
 
 // DeleteContact deletes a contact (reason "deleted"), or moves it out of the folder with reason
@@ -130,7 +187,8 @@ func (c *Contact) wire() map[string]any {
 		"givenName": c.GivenName, "surname": c.Surname, "displayName": c.DisplayName, "emailAddresses": emails,
 		"jobTitle": c.JobTitle, "companyName": c.CompanyName, "department": c.Department, "businessPhones": phones,
 		"mobilePhone": c.MobilePhone, "personalNotes": c.PersonalNotes, "birthday": birthday,
-		"businessAddress": map[string]any{"city": c.BusinessCity}, "homeAddress": map[string]any{"city": c.HomeCity},
+		"businessAddress": map[string]any{"street": c.BusinessStreet, "city": c.BusinessCity, "state": c.BusinessState,
+			"postalCode": c.BusinessPostal, "countryOrRegion": c.BusinessCountry}, "homeAddress": map[string]any{"city": c.HomeCity},
 	}
 }
 
@@ -147,14 +205,47 @@ func selected(m map[string]any, sel []string) map[string]any {
 	return out
 }
 
-// routeContacts serves /users/{id}/contactFolders/{folder}/contacts/delta and …/contacts/{id}.
-func (g *Graph) routeContacts(r *http.Request, who Identity, parts []string) (reply, bool) {
-	if r.Method != http.MethodGet || len(parts) != 6 || parts[0] != "users" || !strings.EqualFold(parts[2], "contactFolders") ||
+// routeContacts serves /users/{id}/contactFolders/{folder}/contacts (GET with $filter, POST), …/delta
+// and …/contacts/{id} (GET, PATCH, DELETE).
+func (g *Graph) routeContacts(r *http.Request, body []byte, who Identity, parts []string) (reply, bool) {
+	if len(parts) < 5 || len(parts) > 6 || parts[0] != "users" || !strings.EqualFold(parts[2], "contactFolders") ||
 		!strings.EqualFold(parts[4], "contacts") {
 		return reply{}, false
 	}
-	if parts[5] == "delta" || parts[5] == "delta()" {
+	if len(parts) == 5 {
+		switch r.Method {
+		case http.MethodGet:
+			return g.listContacts(r, who, parts[1], parts[3]), true
+		case http.MethodPost:
+			return g.writeContact(r, body, who, parts[1], parts[3], ""), true
+		}
+		return reply{}, false
+	}
+	if r.Method == http.MethodGet && (parts[5] == "delta" || parts[5] == "delta()") {
 		return g.contactsDelta(r, who, parts[1], parts[3]), true
+	}
+	switch r.Method {
+	case http.MethodPatch:
+		return g.writeContact(r, body, who, parts[1], parts[3], parts[5]), true
+	case http.MethodDelete:
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		f := g.folder(who.Tenant, parts[1], parts[3])
+		if _, ok := f.contacts[parts[5]]; !ok {
+			return graphError(http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store."), true
+		}
+		delete(f.contacts, parts[5])
+		f.removed[parts[5]] = "deleted"
+		f.version++
+		f.log = append(f.log, userChange{version: f.version, id: parts[5]})
+		return reply{status: http.StatusNoContent}, true
+	case http.MethodGet:
+	default:
+		return reply{}, false
+	}
+	expand, bad := expandOf(r)
+	if bad {
+		return graphError(http.StatusBadRequest, "BadRequest", "Invalid $expand clause."), true
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -162,9 +253,198 @@ func (g *Graph) routeContacts(r *http.Request, who Identity, parts []string) (re
 	if !ok {
 		return graphError(http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store."), true
 	}
-	m := selected(c.wire(), selectOf(r))
+	m := c.expanded(selectOf(r), expand)
 	m["@odata.context"] = g.context("users('" + parts[1] + "')/contactFolders('" + parts[3] + "')/contacts/$entity")
 	return reply{status: http.StatusOK, body: m}, true
+}
+
+// expanded is the contact's wire form with $select applied and, when expand names a property id, the
+// singleValueExtendedProperties it matches.
+func (c *Contact) expanded(sel []string, expand *string) map[string]any {
+	m := selected(c.wire(), sel)
+	if expand != nil {
+		props := []any{}
+		for id, v := range c.Properties {
+			if strings.EqualFold(id, *expand) {
+				props = append(props, map[string]any{"id": id, "value": v})
+			}
+		}
+		m["singleValueExtendedProperties"] = props
+	}
+	return m
+}
+
+var (
+	expandRE = regexp.MustCompile(`^singleValueExtendedProperties\(\$filter=id eq '((?:[^']|'')*)'\)$`)
+	// The two filters the fake knows; the literals are OData strings ('' for a quote).
+	propFilterRE  = regexp.MustCompile(`^singleValueExtendedProperties/[Aa]ny\((\w+):\s*(\w+)/id eq '((?:[^']|'')*)' and (\w+)/value eq '((?:[^']|'')*)'\)$`)
+	emailFilterRE = regexp.MustCompile(`^emailAddresses/any\((\w+):\s*(\w+)/address eq '((?:[^']|'')*)'\)$`)
+)
+
+func unquote(s string) string { return strings.ReplaceAll(s, "''", "'") }
+
+// expandOf reads $expand=singleValueExtendedProperties($filter=id eq '…'); bad when it is another.
+func expandOf(r *http.Request) (*string, bool) {
+	e := r.URL.Query().Get("$expand")
+	if e == "" {
+		return nil, false
+	}
+	m := expandRE.FindStringSubmatch(e)
+	if m == nil {
+		return nil, true
+	}
+	id := unquote(m[1])
+	return &id, false
+}
+
+// listContacts answers GET …/contacts?$filter=…, the filters above only.
+func (g *Graph) listContacts(r *http.Request, who Identity, mailbox, folder string) reply {
+	filter := r.URL.Query().Get("$filter")
+	expand, bad := expandOf(r)
+	if bad {
+		return graphError(http.StatusBadRequest, "BadRequest", "Invalid $expand clause.")
+	}
+	var match func(*Contact) bool
+	if m := propFilterRE.FindStringSubmatch(filter); m != nil && m[1] == m[2] && m[1] == m[4] {
+		id, val := unquote(m[3]), unquote(m[5])
+		match = func(c *Contact) bool {
+			for k, v := range c.Properties {
+				if strings.EqualFold(k, id) && strings.EqualFold(v, val) {
+					return true
+				}
+			}
+			return false
+		}
+	} else if m := emailFilterRE.FindStringSubmatch(filter); m != nil && m[1] == m[2] {
+		addr := unquote(m[3])
+		match = func(c *Contact) bool {
+			for _, e := range c.Emails {
+				if strings.EqualFold(e, addr) {
+					return true
+				}
+			}
+			return false
+		}
+	} else if filter != "" {
+		return graphError(http.StatusBadRequest, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes.")
+	}
+	q := r.URL.Query()
+	top, skip := 10, 0 // Outlook lists 10 items a page unless $top says otherwise (at most 1,000)
+	if v, err := strconv.Atoi(q.Get("$top")); err == nil && v > 0 {
+		top = min(v, 1000)
+	}
+	if v, err := strconv.Atoi(q.Get("$skip")); err == nil && v > 0 {
+		skip = v
+	}
+	if g.ContactsPageSize > 0 {
+		top = min(top, g.ContactsPageSize)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f := g.folder(who.Tenant, mailbox, folder)
+	ids := make([]string, 0, len(f.contacts))
+	for id := range f.contacts {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var all []*Contact
+	for _, id := range ids {
+		if c := f.contacts[id]; match == nil || match(c) {
+			all = append(all, c)
+		}
+	}
+	value := []any{}
+	for _, c := range all[min(skip, len(all)):min(skip+top, len(all))] {
+		value = append(value, c.expanded(selectOf(r), expand))
+	}
+	body := map[string]any{"@odata.context": g.context("users('" + mailbox + "')/contactFolders('" + folder + "')/contacts"), "value": value}
+	if skip+top < len(all) {
+		// The next page repeats the query with $skip (Outlook's paging of item lists).
+		q.Set("$skip", strconv.Itoa(skip+top))
+		body["@odata.nextLink"] = g.srv.URL + "/v1.0/users/" + mailbox + "/contactFolders/" + folder + "/contacts?" + q.Encode()
+	}
+	return reply{status: http.StatusOK, body: body}
+}
+
+// writeContact creates (id "") or changes a contact from a Graph contact body.
+func (g *Graph) writeContact(r *http.Request, body []byte, who Identity, mailbox, folder, id string) reply {
+	var in map[string]json.RawMessage
+	if err := json.Unmarshal(body, &in); err != nil {
+		return graphError(http.StatusBadRequest, "RequestBodyRead", "Cannot read the request body.")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f := g.folder(who.Tenant, mailbox, folder)
+	var c Contact
+	if id == "" {
+		c.ID = outlookID("AAMkADc")
+	} else {
+		old, ok := f.contacts[id]
+		if !ok {
+			return graphError(http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+		}
+		c = *old
+		c.Properties = maps.Clone(old.Properties)
+	}
+	str := func(k string, dst *string) {
+		if raw, ok := in[k]; ok {
+			var v *string
+			_ = json.Unmarshal(raw, &v)
+			*dst = ""
+			if v != nil {
+				*dst = *v
+			}
+		}
+	}
+	str("givenName", &c.GivenName)
+	str("surname", &c.Surname)
+	str("displayName", &c.DisplayName)
+	str("jobTitle", &c.JobTitle)
+	str("companyName", &c.CompanyName)
+	str("department", &c.Department)
+	str("mobilePhone", &c.MobilePhone)
+	if raw, ok := in["businessPhones"]; ok {
+		c.BusinessPhones = nil
+		_ = json.Unmarshal(raw, &c.BusinessPhones)
+	}
+	if raw, ok := in["emailAddresses"]; ok {
+		var es []struct {
+			Address string `json:"address"`
+		}
+		_ = json.Unmarshal(raw, &es)
+		c.Emails = nil
+		for _, e := range es {
+			c.Emails = append(c.Emails, e.Address)
+		}
+	}
+	if raw, ok := in["businessAddress"]; ok {
+		var a struct{ Street, City, State, PostalCode, CountryOrRegion string }
+		_ = json.Unmarshal(raw, &a)
+		c.BusinessStreet, c.BusinessCity, c.BusinessState, c.BusinessPostal, c.BusinessCountry = a.Street, a.City, a.State, a.PostalCode, a.CountryOrRegion
+	}
+	if raw, ok := in["singleValueExtendedProperties"]; ok {
+		var ps []struct{ ID, Value string }
+		if err := json.Unmarshal(raw, &ps); err != nil {
+			return graphError(http.StatusBadRequest, "RequestBodyRead", "Cannot read the request body.")
+		}
+		for _, p := range ps {
+			if !strings.HasPrefix(p.ID, "String {") {
+				return graphError(http.StatusBadRequest, "ErrorInvalidProperty", "The extended property id is invalid.")
+			}
+			if c.Properties == nil {
+				c.Properties = map[string]string{}
+			}
+			c.Properties[p.ID] = p.Value
+		}
+	}
+	g.storeContact(f, &c)
+	status := http.StatusOK
+	if id == "" {
+		status = http.StatusCreated
+	}
+	m := c.wire()
+	m["@odata.context"] = g.context("users('" + mailbox + "')/contactFolders('" + folder + "')/contacts/$entity")
+	return reply{status: status, body: m}
 }
 
 func (g *Graph) contactsDelta(r *http.Request, who Identity, mailbox, folder string) reply {

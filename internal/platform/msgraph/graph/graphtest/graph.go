@@ -122,7 +122,11 @@ type Graph struct {
 	// ContactsPageSize is the contacts per delta page (default 10, small to exercise paging; Graph
 	// takes Prefer: odata.maxpagesize).
 	ContactsPageSize int
-	contacts         map[string]map[string]*contactFolder // tenant → lower-case mailbox/folder → folder
+	// ContactClock stamps contacts' lastModifiedDateTime (default time.Now), so tests can order edits
+	// against another service's clock.
+	ContactClock func() time.Time
+	contacts     map[string]map[string]*contactFolder // tenant → lower-case mailbox/folder → folder
+	sent         []SentMail
 }
 
 type userChange struct {
@@ -528,7 +532,7 @@ func (g *Graph) route(r *http.Request, path string, body []byte, who Identity) r
 	if rep, ok := g.routeCalendars(r, who, parts); ok {
 		return rep
 	}
-	if rep, ok := g.routeContacts(r, who, parts); ok {
+	if rep, ok := g.routeContacts(r, body, who, parts); ok {
 		return rep
 	}
 	switch {
@@ -546,6 +550,8 @@ func (g *Graph) route(r *http.Request, path string, body []byte, who Identity) r
 		return g.subscriptionItem(r.Method, parts[1], body, who)
 	case r.Method == http.MethodPost && len(parts) == 3 && parts[0] == "subscriptions" && parts[2] == "reauthorize":
 		return g.reauthorize(parts[1], who)
+	case r.Method == http.MethodPost && len(parts) == 3 && parts[0] == "users" && parts[2] == "sendMail":
+		return g.sendMail(who, parts[1], body)
 	case r.Method == http.MethodPost && path == "/communications/getPresencesByUserId":
 		return g.getPresences(body, who)
 	case r.Method == http.MethodPost && len(parts) == 4 && parts[0] == "users" && parts[2] == "presence" && parts[3] == "setPresence":
