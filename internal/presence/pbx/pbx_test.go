@@ -3,6 +3,7 @@ package pbx_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +24,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
 	"github.com/connecthub/connecthub/internal/presence"
 	"github.com/connecthub/connecthub/internal/presence/connector"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral"
@@ -774,5 +776,34 @@ func TestEchoBeforeSetPresenceAnswersIsNotPushedBack(t *testing.T) {
 	}
 	if w := f.writes(ada); len(w) != 1 || w[0].Op != "set" {
 		t.Errorf("writes = %+v, want our one session", w)
+	}
+}
+
+// A person erased while their call's event is handled — after setPresence landed, before the worker
+// writes its row — gets no presence row back and keeps no session of ours in Teams.
+func TestErasureDuringAnEventLeavesNothingBehind(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, both)
+	if _, err := f.manager.Reconcile(ctx, f.tenant); err != nil {
+		t.Fatal(err)
+	}
+	f.follow(t)
+	rows := presence.OpenData(f.st.DB()).Presence
+	erase := func() {
+		if err := rows.Delete(ctx, f.tenant, ada); err != nil {
+			t.Errorf("erase: %v", err)
+		}
+	}
+	w, err := pbx.NewWorker(f.st, echoFirst{appClients{f.auth, f.graph.URL()}, erase}, f.stats, pbx.WorkerOptions{AppID: appID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.worker = w
+	f.pbxEvent(t, "101", connected())
+	if _, err := rows.Get(ctx, f.tenant, ada); !errors.Is(err, tables.ErrNotFound) {
+		t.Errorf("presence row after the erasure: %v, want none", err)
+	}
+	if w := f.writes(ada); len(w) != 2 || w[0].Op != "set" || w[1].Op != "clear" {
+		t.Errorf("Teams writes = %+v, want our session set and taken back", w)
 	}
 }

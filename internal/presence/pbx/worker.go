@@ -186,6 +186,7 @@ func (w *Worker) Apply(ctx context.Context, tenant core.TenantID, ev Event) (str
 	if err != nil && !errors.Is(err, tables.ErrNotFound) {
 		return OutFailed, apperr.New(apperr.Unavailable, "storage unavailable", fmt.Errorf("read presence: %w", err))
 	}
+	had := err == nil // the row existed: if it is gone by the final write, the person was erased meanwhile
 	if ev.Sequence <= cur.PBXSequence {
 		return OutStale, nil
 	}
@@ -245,6 +246,9 @@ func (w *Worker) Apply(ctx context.Context, tenant core.TenantID, ev Event) (str
 	}
 	// Only this direction's fields: a Teams notification may have updated the row meanwhile.
 	_, err = w.data.Presence.UpdateOrCreate(ctx, tenant, u.ID, func(p *presence.Presence, exists bool) error {
+		if !exists && (had || out == OutSet) {
+			return errRowGone // erased (or unlicensed) while this event was handled: nothing is written back
+		}
 		if exists && ev.Sequence <= p.PBXSequence {
 			return nil // a concurrent worker applied a newer event; what it wrote stands
 		}
@@ -265,12 +269,24 @@ func (w *Worker) Apply(ctx context.Context, tenant core.TenantID, ev Event) (str
 		}
 		return nil
 	})
+	if errors.Is(err, errRowGone) {
+		// The erasure's withdrawal may have run before our setPresence landed: take the session back.
+		if out == OutSet {
+			if err := w.clear(ctx, tenant, u.ID); err != nil {
+				w.o.Log.WarnContext(ctx, "session set for an erased user could not be cleared; it lapses by itself", "error", err)
+			}
+		}
+		return OutSkipped, nil
+	}
 	if err != nil {
 		// Teams is already written; the redelivery writes the same session again (idempotent).
 		return out, apperr.New(apperr.Unavailable, "storage unavailable", fmt.Errorf("store presence: %w", err))
 	}
 	return out, nil
 }
+
+// errRowGone: the user's presence row was deleted while an event was handled (an erasure).
+var errRowGone = errors.New("presence row deleted meanwhile")
 
 // Withdraw clears the Teams presence session ConnectHub holds for the user, if any (privacy.Withdrawer):
 // a user erased during a PBX call would otherwise show busy in Teams from our session until it lapsed.
