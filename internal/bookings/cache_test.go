@@ -387,3 +387,42 @@ func TestBurstsOfRoomNotificationsCoalesce(t *testing.T) {
 		t.Errorf("notifications at or after the last read: %d reads, want 2", got)
 	}
 }
+
+// Notifications of one room handled at once on one instance read its calendar one at a time (the
+// room's lock; across instances the room's Service Bus session does it), so a burst never meets
+// Outlook's 4-concurrent-requests limit on the mailbox.
+func TestOneRoomIsReadOneRequestAtATime(t *testing.T) {
+	now := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	const room = "oslo@contoso.com"
+	e := newCacheEnv(t, now, room)
+	ctx := context.Background()
+	if _, err := e.cache.Maintain(ctx, e.tenant, bookings.ResyncedBefore(now), 10, nil); err != nil {
+		t.Fatal(err)
+	}
+	subs := e.graph.EventSubscriptions(string(e.tenant), room)
+	if len(subs) != 1 {
+		t.Fatalf("subscriptions = %d", len(subs))
+	}
+	e.graph.MailboxLatency = 20 * time.Millisecond
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			body, _ := json.Marshal(map[string]any{"subscriptionId": subs[0].ID, "changeType": "updated",
+				"resource": fmt.Sprintf("Users/%s/Events/AAMk%d", room, i), "tenantId": string(e.tenant)})
+			// Queued after the last read, so none is coalesced: each reads the window.
+			if err := e.cache.Process(ctx, &queue.Delivery{MessageID: "m", Body: body, EnqueuedTime: now.Add(time.Minute),
+				ApplicationProperties: map[string]string{queue.PropTenant: string(e.tenant)}}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := e.graph.MaxMailboxConcurrency(clientID, string(e.tenant), room); got != 1 {
+		t.Errorf("requests to the room mailbox at once = %d, want 1", got)
+	}
+	for _, r := range e.graph.Requests() {
+		if r.Status == http.StatusTooManyRequests {
+			t.Errorf("%s %s throttled", r.Method, r.Path)
+		}
+	}
+}

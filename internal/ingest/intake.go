@@ -295,9 +295,15 @@ func toMessage(n notification.Notification, raw []byte, tenant string, kind regi
 		// and pushes a state only when it differs from the stored one.
 		id = "u" + rand.Text()
 	}
+	session := notification.OrderingKey(n)
+	if kind == registry.KindBooking {
+		// The booking worker re-reads the room's whole window whichever event changed: one session per
+		// room subscription keeps those reads to one at a time per room mailbox across instances.
+		session = notification.SubscriptionKey(n)
+	}
 	return queue.Message{
 		ID:                    id,
-		SessionID:             notification.OrderingKey(n),
+		SessionID:             session,
 		ContentType:           "application/json",
 		Body:                  body,
 		ApplicationProperties: props.get(tenant, kind),

@@ -831,3 +831,67 @@ func TestVersionlessChangesAreNotMerged(t *testing.T) {
 		ids[m.ID] = true
 	}
 }
+
+// A room's booking notifications, whatever event they name, share one Service Bus session per room
+// subscription: the worker re-reads the room's whole window, and the session lock keeps those reads to
+// one at a time per room mailbox on every instance (Outlook allows 4 concurrent requests per app and
+// mailbox). Presence keeps one session per user, so users are applied in parallel.
+func TestBookingNotificationsShareTheRoomsSession(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	tid, _ := core.ParseTenantID(tenantA)
+	rooms := map[string]string{"11111111-aaaa-4aaa-8aaa-000000000001": "", "11111111-aaaa-4aaa-8aaa-000000000002": ""}
+	for id := range rooms {
+		state, hash, err := registry.NewClientState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.store.Subscriptions.Insert(ctx, tid, registry.Subscription{ID: id, Kind: registry.KindBooking,
+			Resource: "/users/room@contoso.com/events", ChangeType: "created,updated,deleted", ClientStateHash: hash}); err != nil {
+			t.Fatal(err)
+		}
+		rooms[id] = state
+	}
+	var items []item
+	for id, state := range rooms {
+		for e := range 3 { // three different events of the room
+			items = append(items, item{Sub: id, Tenant: tenantA, State: state, Resource: fmt.Sprintf("Users/room-id/Events/event-%d", e)})
+		}
+	}
+	items = append(items, item{Sub: subA, Tenant: tenantA, State: f.states[subA]}, item{Sub: subA, Tenant: tenantA, State: f.states[subA]})
+	if err := f.intake.Receive(ctx, false, f.body(t, nil, items...)); err != nil {
+		t.Fatal(err)
+	}
+	sessions := map[string]map[string]bool{} // kind/subscription → sessions
+	for _, m := range f.qs.q[queue.Notifications].Snapshot() {
+		n, err := notification.Parse([]byte(`{"value":[` + string(m.Body) + `]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := m.ApplicationProperties[queue.PropKind] + "/" + n.Value[0].SubscriptionID
+		if sessions[k] == nil {
+			sessions[k] = map[string]bool{}
+		}
+		sessions[k][m.SessionID] = true
+	}
+	if len(sessions) != 3 {
+		t.Fatalf("queued kinds/subscriptions %v, want two rooms and the presence subscription", sessions)
+	}
+	all := map[string]bool{}
+	for k, s := range sessions {
+		want := 1
+		if strings.HasPrefix(k, "presence/") {
+			want = 2 // two users
+		}
+		if len(s) != want {
+			t.Errorf("%s: %d sessions, want %d", k, len(s), want)
+		}
+		for id := range s {
+			if all[id] {
+				t.Errorf("session %s shared across subscriptions or users", id)
+			}
+			all[id] = true
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,5 +111,54 @@ func TestCalendarViewExpandsSeriesAndSelectsOnlyTimes(t *testing.T) {
 				t.Errorf("startDateTime = %q, want an explicit UTC offset", s)
 			}
 		}
+	}
+}
+
+// Outlook serves an app at most four requests to one mailbox at once and refuses the fifth with 429
+// ApplicationThrottled (MailboxConcurrency); the SDK's retry handler backs off and the reads complete.
+// Another mailbox is not affected.
+func TestMailboxConcurrencyIsThrottledPerMailbox(t *testing.T) {
+	e := newEnv(t)
+	e.graph.MailboxLatency = 300 * time.Millisecond
+	day := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	for _, room := range []string{"oslo@contoso.com", "bergen@contoso.com"} {
+		e.graph.PutEvent(tenant, room, graphtest.CalEvent{ID: "e", Start: day.Add(9 * time.Hour), End: day.Add(10 * time.Hour)})
+	}
+	c := e.appClient(t)
+	if _, err := c.CalendarView(ctx, "bergen@contoso.com", day, day.AddDate(0, 0, 1)); err != nil { // token cached
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for range 6 {
+		wg.Go(func() {
+			evs, err := c.CalendarView(ctx, "oslo@contoso.com", day, day.AddDate(0, 0, 1))
+			if err == nil && len(evs) != 1 {
+				err = fmt.Errorf("%d events, want 1", len(evs))
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	var throttled int
+	for _, r := range e.graph.Requests() {
+		if r.Status == http.StatusTooManyRequests {
+			throttled++
+		}
+	}
+	if throttled == 0 {
+		t.Error("six concurrent reads of one mailbox: none refused, want the fifth and sixth throttled")
+	}
+	if got := e.graph.MaxMailboxConcurrency(clientID, tenant, "oslo@contoso.com"); got != 4 {
+		t.Errorf("most requests served at once = %d, want Outlook's 4", got)
+	}
+	if got := e.graph.MaxMailboxConcurrency(clientID, tenant, "bergen@contoso.com"); got != 1 {
+		t.Errorf("the other mailbox served %d at once, want 1", got)
 	}
 }

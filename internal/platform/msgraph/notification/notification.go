@@ -283,6 +283,16 @@ func OrderingKey(n Notification) string {
 	return hashFields("v1", n.SubscriptionID, identity)
 }
 
+// SubscriptionKey is a SessionId shared by every notification of one subscription, whatever resource it
+// names: a worker that re-reads the subscribed resource whole (a room's calendar window) gets one delivery at a
+// time per subscription from Service Bus's session lock, on every instance, so its reads of one mailbox never
+// pile up against Outlook's 4 concurrent requests per app and mailbox (throttling-outlook.md). It is the
+// lifecycle events' key: a subscription's lifecycle events and its resources' notifications travel on
+// different queues, so sharing it costs nothing.
+func SubscriptionKey(n Notification) string {
+	return hashFields("v1", n.SubscriptionID, "")
+}
+
 // hashFields hashes length-prefixed fields so that no two different field lists share an input. The
 // input is gathered in a stack buffer and hashed at once: writing each field to a hash.Hash copied
 // every field longer than 32 bytes (every subscription id is 36) to the heap, four times per item.

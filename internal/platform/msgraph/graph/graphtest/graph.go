@@ -96,7 +96,19 @@ type Graph struct {
 	// CalendarPageSize is the events per calendarView page (default 10, Graph's default for event lists).
 	CalendarPageSize int
 
+	// MailboxConcurrency is how many requests of one app to one mailbox Outlook serves at once (default
+	// 4, GH includes/throttling-outlook.md: per app and mailbox); one more is refused with 429
+	// ApplicationThrottled "Application is over its MailboxConcurrency limit." (the body quoted in
+	// calcom/cal.diy#343 and magodo/terraform-provider-outlook#21; they quote no Retry-After, so the
+	// SDK's retry handler backs off on its own).
+	MailboxConcurrency int
+	// MailboxLatency is how long Exchange takes over a mailbox request (default none), which makes
+	// concurrent requests overlap in a test.
+	MailboxLatency time.Duration
+
 	mu        sync.Mutex
+	inFlight  map[string]int // app/tenant/mailbox → requests being served
+	maxFlight map[string]int // … and the most at once
 	requests  []Request
 	failures  map[string][]Failure // "METHOD /path-prefix"
 	subs      map[string]*Subscription
@@ -456,6 +468,15 @@ func (g *Graph) serve(w http.ResponseWriter, r *http.Request) {
 		// resource, even from the same tenant and app, is refused.
 		rep = graphError(http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
 	default:
+		mailbox, done := g.enterMailbox(who, path)
+		defer done()
+		if mailbox == overConcurrency {
+			rep = graphError(http.StatusTooManyRequests, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.")
+			break
+		}
+		if mailbox != "" && g.MailboxLatency > 0 {
+			time.Sleep(g.MailboxLatency)
+		}
 		if f, ok := g.takeFailure(r.Method, path); ok {
 			rep = graphError(f.Status, cmpOr(f.Code, failureCode(f.Status)), failureMessage(f.Status))
 			if f.RetryAfter != "" {
@@ -509,6 +530,50 @@ func failureMessage(status int) string {
 		return "The service is temporarily unavailable for maintenance or is overloaded. You may repeat the request after a delay, which may be specified in a Retry-After header."
 	}
 	return "An unspecified error has occurred."
+}
+
+// mailboxResources are the Outlook resources under /users/{id} that count against a mailbox's limits
+// (GH includes/throttling-outlook.md: event, calendar, contact, message and their folders).
+var mailboxResources = map[string]bool{"events": true, "calendar": true, "calendars": true, "calendarview": true,
+	"contacts": true, "contactfolders": true, "messages": true, "mailfolders": true, "sendmail": true}
+
+const overConcurrency = "\x00over"
+
+// enterMailbox counts a request against its app and mailbox; mailbox is "" for other resources and
+// overConcurrency when the mailbox already serves MailboxConcurrency requests of the app. done ends it.
+func (g *Graph) enterMailbox(who Identity, path string) (mailbox string, done func()) {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if len(parts) < 3 || !strings.EqualFold(parts[0], "users") || !mailboxResources[strings.ToLower(parts[2])] {
+		return "", func() {}
+	}
+	key := who.ClientID + "/" + who.Tenant + "/" + strings.ToLower(parts[1])
+	limit := g.MailboxConcurrency
+	if limit <= 0 {
+		limit = 4
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inFlight == nil {
+		g.inFlight, g.maxFlight = map[string]int{}, map[string]int{}
+	}
+	if g.inFlight[key] >= limit {
+		return overConcurrency, func() {}
+	}
+	g.inFlight[key]++
+	g.maxFlight[key] = max(g.maxFlight[key], g.inFlight[key])
+	return key, func() {
+		g.mu.Lock()
+		g.inFlight[key]--
+		g.mu.Unlock()
+	}
+}
+
+// MaxMailboxConcurrency is the most requests the app had in flight at once to the tenant's mailbox (its
+// address or id, as the requests named it).
+func (g *Graph) MaxMailboxConcurrency(clientID, tenant, mailbox string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.maxFlight[clientID+"/"+tenant+"/"+strings.ToLower(mailbox)]
 }
 
 func (g *Graph) takeFailure(method, path string) (Failure, bool) {
