@@ -190,6 +190,9 @@ func complete(a *App) *App {
 	if a.Rooms.Availability == nil {
 		a.Rooms.Availability = struct{ RoomAvailability }{}
 	}
+	if a.Rooms.Cache == nil {
+		a.Rooms.Cache = struct{ RoomCache }{}
+	}
 	if a.Rooms.Maintain == nil {
 		a.Rooms.Maintain = struct{ Job }{}
 	}

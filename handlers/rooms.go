@@ -19,6 +19,12 @@ type RoomDirectory interface {
 	ChooseAndSync(ctx context.Context, a core.Actor, tenant core.TenantID, roomLists []string) (bookings.DirectoryView, error)
 	SetSettings(ctx context.Context, a core.Actor, tenant core.TenantID, c bookings.SettingsChange) (bookings.DirectoryView, error)
 	AllowedOrigin(ctx context.Context, tenant core.TenantID, origin string) (bool, error)
+	Refresh(ctx context.Context, a core.Actor, tenant core.TenantID) (bookings.DirectoryView, error)
+}
+
+// RoomCache re-reads a room's bookings on an admin's request (bookings.Cache).
+type RoomCache interface {
+	Resync(ctx context.Context, a core.Actor, tenant core.TenantID, room string) (bookings.RoomResync, error)
 }
 
 // RoomAvailability answers from the booking cache (bookings.Availability).
@@ -31,6 +37,7 @@ type RoomAvailability interface {
 type RoomServices struct {
 	Directory    RoomDirectory    // ListRooms, SetRoomLists
 	Availability RoomAvailability // GetRoomAvailability, GetRoomSchedule
+	Cache        RoomCache        // ResyncRoom
 	Sync         Job              // SyncRooms (daily)
 	Maintain     Job              // MaintainRooms: room subscriptions and the rolling resync
 }
@@ -42,6 +49,8 @@ func (a *App) roomFunctions() []function {
 		{azfunc.HTTPRoute("ListRooms", "req", "res", a.withCORS(a.listRooms)), a.Rooms.Directory},
 		{azfunc.HTTPRoute("SetRoomLists", "req", "res", a.setRoomLists), a.Rooms.Directory},
 		{azfunc.HTTPRoute("SetRoomSettings", "req", "res", a.setRoomSettings), a.Rooms.Directory},
+		{azfunc.HTTPRoute("RefreshRooms", "req", "res", a.refreshRooms), a.Rooms.Directory},
+		{azfunc.HTTPRoute("ResyncRoom", "req", "res", a.resyncRoom), a.Rooms.Cache},
 		{azfunc.HTTPRoute("GetRoomAvailability", "req", "res", a.withCORS(a.getRoomAvailability)), a.Rooms.Availability},
 		{azfunc.HTTPRoute("GetRoomSchedule", "req", "res", a.withCORS(a.getRoomSchedule)), a.Rooms.Availability},
 		// The browser's preflights of the three reads (OPTIONS, no credentials by the CORS rules).
@@ -72,6 +81,24 @@ func (a *App) setRoomLists(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HT
 			return 0, nil, err
 		}
 		v, err := a.Rooms.Directory.ChooseAndSync(ctx, p.Actor(azfunc.InvocationID(ctx)), id, body.RoomLists)
+		return http.StatusOK, v, err
+	})
+}
+
+// refreshRooms answers POST tenants/{tenantId}/rooms/refresh: the rooms and room lists read from
+// Places now rather than at the daily sync (rooms.write).
+func (a *App) refreshRooms(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
+	return a.principalCall(ctx, r, maxAdminBody, guard{perm: access.RoomsWrite}, func(ctx context.Context, p access.Principal, id core.TenantID) (int, any, error) {
+		v, err := a.Rooms.Directory.Refresh(ctx, p.Actor(azfunc.InvocationID(ctx)), id)
+		return http.StatusOK, v, err
+	})
+}
+
+// resyncRoom answers POST tenants/{tenantId}/rooms/{roomEmail}/resync: the room's window re-read from
+// its calendar now rather than at its slot of the night (rooms.write).
+func (a *App) resyncRoom(ctx context.Context, r *azfunc.HTTPRequest) azfunc.HTTPResponse {
+	return a.principalCall(ctx, r, maxAdminBody, guard{perm: access.RoomsWrite}, func(ctx context.Context, p access.Principal, id core.TenantID) (int, any, error) {
+		v, err := a.Rooms.Cache.Resync(ctx, p.Actor(azfunc.InvocationID(ctx)), id, r.Params["roomEmail"])
 		return http.StatusOK, v, err
 	})
 }

@@ -42,8 +42,8 @@ func (f *fakeRooms) AllowedOrigin(_ context.Context, _ core.TenantID, origin str
 
 var roomsView = func() bookings.DirectoryView {
 	at := time.Date(2026, 3, 2, 1, 30, 0, 0, time.UTC)
-	return bookings.DirectoryView{SyncedAt: &at, AddInOrigins: []string{}, BookingWindowDays: 21, Rooms: []bookings.RoomView{bookings.Room{Email: "oslo@contoso.com", DisplayName: "Oslo",
-		Capacity: 8, Tags: "video", RoomLists: "hq@contoso.com"}.View()},
+	return bookings.DirectoryView{SyncedAt: &at, AddInOrigins: []string{}, BookingWindowDays: 21, Rooms: []bookings.ServedRoomView{{RoomView: bookings.Room{Email: "oslo@contoso.com", DisplayName: "Oslo",
+		Capacity: 8, Tags: "video", RoomLists: "hq@contoso.com"}.View(), ResyncedAt: &at}},
 		RoomLists: []bookings.RoomListView{{Email: "hq@contoso.com", DisplayName: "HQ", Selected: true}}}
 }()
 
@@ -59,6 +59,20 @@ func (f *fakeRooms) ChooseAndSync(_ context.Context, _ core.Actor, t core.Tenant
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "choose:"+string(t)+":"+strings.Join(lists, ","))
 	return roomsView, f.err
+}
+
+func (f *fakeRooms) Refresh(_ context.Context, _ core.Actor, t core.TenantID) (bookings.DirectoryView, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "refresh:"+string(t))
+	return roomsView, f.err
+}
+
+func (f *fakeRooms) Resync(_ context.Context, _ core.Actor, t core.TenantID, room string) (bookings.RoomResync, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "resync:"+string(t)+":"+room)
+	return bookings.RoomResync{Room: room, Bookings: 3, ResyncedAt: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC), Subscribed: true}, f.err
 }
 
 func TestRoomFunctions(t *testing.T) {
@@ -88,6 +102,14 @@ func TestRoomFunctions(t *testing.T) {
 			200, "settings:" + tenantA + ":origins=https://rooms.contoso.com", `"addInOrigins"`},
 		{"set the booking window only", httpCall{function: "SetRoomSettings", method: "PUT", params: tp, body: `{"bookingWindowDays":14}`}, nil,
 			200, "settings:" + tenantA + ":days=14", `"bookingWindowDays"`},
+		{"refresh rooms from Places", httpCall{function: "RefreshRooms", method: "POST", params: tp}, nil,
+			200, "refresh:" + tenantA, `"syncedAt":"2026-03-02T01:30:00Z"`},
+		{"refresh while Graph is down", httpCall{function: "RefreshRooms", method: "POST", params: tp},
+			apperr.New(apperr.Unavailable, "the rooms could not be read from Microsoft 365 now", errors.New("boom")), 503, "refresh:" + tenantA, "could not be read"},
+		{"resync a room", httpCall{function: "ResyncRoom", method: "POST", params: map[string]string{"tenantId": tenantA, "roomEmail": "oslo@contoso.com"}}, nil,
+			200, "resync:" + tenantA + ":oslo@contoso.com", `"bookings":3`},
+		{"resync a room not served", httpCall{function: "ResyncRoom", method: "POST", params: map[string]string{"tenantId": tenantA, "roomEmail": "x@contoso.com"}},
+			apperr.New(apperr.NotFound, "no such room", nil), 404, "resync:" + tenantA + ":x@contoso.com", "no such room"},
 		{"another tenant's user", httpCall{function: "ListRooms", method: "GET", params: tp,
 			headers: map[string][]string{"Authorization": {"Bearer as:" + otherTenant + ":" + userA}}}, nil, 403, "", "not allowed"},
 		{"no token", httpCall{function: "ListRooms", method: "GET", params: tp, headers: map[string][]string{"Authorization": {""}}}, nil, 401, "", ""},
@@ -96,7 +118,7 @@ func TestRoomFunctions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := &fakeRooms{err: tt.err}
-			code, body, _ := invokeHTTP(t, &App{Rooms: RoomServices{Directory: f}}, tt.call)
+			code, body, _ := invokeHTTP(t, &App{Rooms: RoomServices{Directory: f, Cache: f}}, tt.call)
 			if code != tt.wantCode || !strings.Contains(body, tt.wantBody) {
 				t.Errorf("got %d %s, want %d with %q", code, body, tt.wantCode, tt.wantBody)
 			}
@@ -122,7 +144,7 @@ func (f *fakeAvailability) Query(_ context.Context, _ core.TenantID, q bookings.
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.got = append(f.got, q)
-	return bookings.AvailabilityAnswer{Start: q.Start.UTC(), End: q.End.UTC(), Rooms: []bookings.RoomAvailability{{RoomView: roomsView.Rooms[0],
+	return bookings.AvailabilityAnswer{Start: q.Start.UTC(), End: q.End.UTC(), Rooms: []bookings.RoomAvailability{{RoomView: roomsView.Rooms[0].RoomView,
 		Busy: []bookings.Interval{{Start: q.Start.UTC(), End: q.End.UTC(), ShowAs: "busy"}}}}}, f.err
 }
 
@@ -130,7 +152,7 @@ func (f *fakeAvailability) Schedule(_ context.Context, _ core.TenantID, room str
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.room = room
-	return bookings.Schedule{RoomView: roomsView.Rooms[0], Start: start, End: end, Bookings: []bookings.ScheduleEntry{}}, f.err
+	return bookings.Schedule{RoomView: roomsView.Rooms[0].RoomView, Start: start, End: end, Bookings: []bookings.ScheduleEntry{}}, f.err
 }
 
 func TestRoomAvailabilityFunctions(t *testing.T) {

@@ -33,11 +33,13 @@ func (w *Wired) wireRooms(clients *graph.AppClients) error {
 	if err := w.notifications.Handle(string(registry.KindBooking), cache); err != nil {
 		return fmt.Errorf("route booking notifications: %w", err)
 	}
+	cache.Audit = dir.Audit
 	w.roomCache = cache
 	leases := jobs.OpenLeases(w.Store.DB())
 	w.App.Rooms = handlers.RoomServices{
 		Directory:    dir,
 		Availability: bookings.NewAvailability(data, cache.Window, clock.Now),
+		Cache:        cache,
 		Sync:         bookings.NewRoomSync(dir, w.Store.Tenants.OperatorAll, leases, w.Config.Tenants.JobRunBudget, w.Log),
 		Maintain:     bookings.NewRoomMaintenance(cache, w.Store.Tenants.OperatorAll, leases, w.Config.Tenants.JobRunBudget, w.Log),
 	}

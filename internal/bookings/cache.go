@@ -55,6 +55,8 @@ type Cache struct {
 	subs    *tables.Table[registry.Subscription, *registry.Subscription]
 	graph   GraphClients
 	o       CacheOptions
+	// Audit records an admin's resync (rooms.resync); Resync is refused without it.
+	Audit Recorder
 
 	mu    sync.Mutex
 	rooms map[string]*sync.Mutex // one resync per room mailbox at a time in this instance
@@ -205,6 +207,46 @@ func (c *Cache) ResyncRoom(ctx context.Context, tenant core.TenantID, room strin
 		return 0, fmt.Errorf("record resync: %w", err)
 	}
 	return len(rows), nil
+}
+
+// RoomResync is what an admin's resync of one room did.
+type RoomResync struct {
+	Room       string    `json:"room"`
+	Bookings   int       `json:"bookings"`   // bookings cached for the room's window now
+	ResyncedAt time.Time `json:"resyncedAt"` // when the read began: every change made before is in
+	// Subscribed says whether Graph notifies the room's changes; false until the next maintenance run
+	// (every 15 minutes) creates its subscription.
+	Subscribed bool `json:"subscribed"`
+}
+
+// Resync re-reads one served room's window now, for an admin who sees a room's bookings go wrong
+// (a change Graph never notified) rather than wait for its night; audited as rooms.resync. A room the
+// tenant does not serve is 404; Microsoft 365 failing is 503 and changes nothing.
+func (c *Cache) Resync(ctx context.Context, a core.Actor, tenant core.TenantID, room string) (RoomResync, error) {
+	if c.Audit == nil {
+		return RoomResync{}, errNotAudited
+	}
+	room, err := NormEmail(room)
+	if err != nil {
+		return RoomResync{}, apperr.New(apperr.Invalid, "roomEmail: "+err.Error(), nil)
+	}
+	r, err := c.d.Rooms.Rooms.Get(ctx, tenant, room)
+	if errors.Is(err, tables.ErrNotFound) {
+		return RoomResync{}, apperr.New(apperr.NotFound, "no such room: the tenant does not serve it (GET rooms lists those it does)", nil)
+	}
+	if err != nil {
+		return RoomResync{}, fmt.Errorf("read room: %w", err)
+	}
+	started := c.o.Now().UTC()
+	n, err := c.ResyncRoom(ctx, tenant, room)
+	if err != nil {
+		c.o.Log.WarnContext(ctx, "room resync failed", "error", err)
+		err = apperr.New(apperr.Unavailable, "the room's calendar could not be read from Microsoft 365 now; the cached bookings are unchanged, try again in a few minutes", err)
+	}
+	if err := c.Audit.Record(ctx, tenant, a, "rooms.resync", "room", room, err); err != nil {
+		return RoomResync{}, err
+	}
+	return RoomResync{Room: room, Bookings: n, ResyncedAt: started, Subscribed: r.SubscriptionID != ""}, nil
 }
 
 // resourceOf is the subscription resource of a room's events.

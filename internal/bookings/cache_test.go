@@ -17,7 +17,9 @@ import (
 
 	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
@@ -424,5 +426,76 @@ func TestOneRoomIsReadOneRequestAtATime(t *testing.T) {
 		if r.Status == http.StatusTooManyRequests {
 			t.Errorf("%s %s throttled", r.Method, r.Path)
 		}
+	}
+}
+
+// An admin who finds a room's bookings wrong (a change Graph never notified) re-reads it at once: the
+// cache equals the calendar again, the resync is audited with its outcome, a room not served is 404,
+// and Microsoft 365 failing leaves the cached bookings as they were.
+func TestAdminResyncRepairsARoom(t *testing.T) {
+	now := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	day := now.Truncate(24 * time.Hour)
+	const room = "oslo@contoso.com"
+	e := newCacheEnv(t, now, room)
+	ten := string(e.tenant)
+	ctx := context.Background()
+	e.graph.PutEvent(ten, room, graphtest.CalEvent{ID: "a", Start: day.Add(10 * time.Hour), End: day.Add(11 * time.Hour)})
+	if _, err := e.cache.Maintain(ctx, e.tenant, bookings.ResyncedBefore(now), 10, nil); err != nil {
+		t.Fatal(err)
+	}
+	admin := core.Actor{ID: "a0000000-0000-4000-8000-0000000000ad", Kind: "user"}
+	if _, err := e.cache.Resync(ctx, admin, e.tenant, room); apperr.CodeOf(err) != apperr.Unavailable {
+		t.Fatalf("resync without an audit trail: %v, want refused", err)
+	}
+	trail := audit.OpenLog(e.st.DB())
+	e.cache.Audit = audit.Trail{Table: trail, Now: time.Now}
+
+	// Changes whose notifications never arrive.
+	_ = e.graph.PutEvent(ten, room, graphtest.CalEvent{ID: "a", Start: day.Add(13 * time.Hour), End: day.Add(14 * time.Hour)})
+	_ = e.graph.PutEvent(ten, room, graphtest.CalEvent{ID: "b", Start: day.Add(15 * time.Hour), End: day.Add(16 * time.Hour)})
+	stale := []string{"a singleInstance 03-02T10:00/03-02T11:00 busy"}
+	if got := e.bookingsOf(t, room); !slices.Equal(got, stale) {
+		t.Fatalf("before the resync: %q", got)
+	}
+
+	// Graph failing: 503, nothing changed.
+	e.graph.Fail(http.MethodGet, "/users/"+room+"/calendarView", graphtest.Failure{Status: http.StatusForbidden, Code: "ErrorAccessDenied"})
+	if _, err := e.cache.Resync(ctx, admin, e.tenant, room); apperr.CodeOf(err) != apperr.Unavailable {
+		t.Fatalf("resync with Graph refusing: %v, want Unavailable", err)
+	}
+	if got := e.bookingsOf(t, room); !slices.Equal(got, stale) {
+		t.Errorf("after a failed resync: %q, want the cache unchanged", got)
+	}
+
+	r, err := e.cache.Resync(ctx, admin, e.tenant, "Oslo@Contoso.com")
+	if err != nil || r.Room != room || r.Bookings != 2 || !r.Subscribed || !r.ResyncedAt.Equal(now) {
+		t.Fatalf("resync = %+v, %v", r, err)
+	}
+	want := []string{"a singleInstance 03-02T13:00/03-02T14:00 busy", "b singleInstance 03-02T15:00/03-02T16:00 busy"}
+	if got := e.bookingsOf(t, room); !slices.Equal(got, want) {
+		t.Errorf("after the resync:\n got %q\nwant %q", got, want)
+	}
+	if _, err := e.cache.Resync(ctx, admin, e.tenant, "nowhere@contoso.com"); apperr.CodeOf(err) != apperr.NotFound {
+		t.Errorf("a room not served: %v, want NotFound", err)
+	}
+	if _, err := e.cache.Resync(ctx, admin, e.tenant, "not an address"); apperr.CodeOf(err) != apperr.Invalid {
+		t.Errorf("a malformed address: %v, want Invalid", err)
+	}
+
+	page, err := trail.List(ctx, e.tenant, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range page.Items {
+		if a.ActorID != admin.ID {
+			t.Errorf("audit entry by %q", a.ActorID)
+		}
+		got = append(got, a.Action+" "+a.TargetID+" "+a.Outcome)
+	}
+	sort.Strings(got)
+	if len(got) != 2 || !strings.HasSuffix(got[0], " failed") || !strings.HasSuffix(got[1], " success") ||
+		!strings.HasPrefix(got[0], "rooms.resync "+room) {
+		t.Errorf("audit = %q, want the failed and the successful resync of %s", got, room)
 	}
 }

@@ -382,11 +382,27 @@ type RoomView struct {
 	RoomLists   []string `json:"roomLists"`
 }
 
+// ServedRoomView is a room as GET rooms shows it to the admin: its metadata and how fresh its cached
+// bookings are. ResyncedAt is when the room's window was last read whole (null before the first read),
+// LastChangeAt the modification time of the newest booking applied (null before any).
+type ServedRoomView struct {
+	RoomView
+	ResyncedAt   *time.Time `json:"resyncedAt"`
+	LastChangeAt *time.Time `json:"lastChangeAt"`
+}
+
 // View is a room's API form.
 func (r Room) View() RoomView {
 	return RoomView{Email: r.Email, DisplayName: r.DisplayName, Capacity: r.Capacity, Building: r.Building,
 		FloorLabel: r.FloorLabel, FloorNumber: r.FloorNumber, BookingType: r.BookingType, Accessible: r.Accessible,
 		Tags: nonNil(r.TagList()), RoomLists: nonNil(r.Lists())}
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func nonNil(s []string) []string {
@@ -405,11 +421,11 @@ type RoomListView struct {
 
 // DirectoryView is GET rooms: the rooms served, the tenant's room lists and the choice.
 type DirectoryView struct {
-	AllRooms     bool           `json:"allRooms"`     // no room list chosen: every room of the directory
-	AddInOrigins []string       `json:"addInOrigins"` // origins allowed to call the room API from a browser
-	SyncedAt     *time.Time     `json:"syncedAt"`     // last successful metadata sync, null before the first
-	Rooms        []RoomView     `json:"rooms"`
-	RoomLists    []RoomListView `json:"roomLists"`
+	AllRooms     bool             `json:"allRooms"`     // no room list chosen: every room of the directory
+	AddInOrigins []string         `json:"addInOrigins"` // origins allowed to call the room API from a browser
+	SyncedAt     *time.Time       `json:"syncedAt"`     // last successful metadata sync, null before the first
+	Rooms        []ServedRoomView `json:"rooms"`
+	RoomLists    []RoomListView   `json:"roomLists"`
 	// BookingWindowDays is how many days ahead bookings are cached (0 when not known here).
 	BookingWindowDays int `json:"bookingWindowDays"`
 }
@@ -431,7 +447,7 @@ func (d *Directory) View(ctx context.Context, tenant core.TenantID) (DirectoryVi
 	if err != nil {
 		return DirectoryView{}, err
 	}
-	v := DirectoryView{AllRooms: !set.Selective, AddInOrigins: nonNil(splitLines(set.AddInOrigins)), Rooms: []RoomView{}, RoomLists: []RoomListView{}}
+	v := DirectoryView{AllRooms: !set.Selective, AddInOrigins: nonNil(splitLines(set.AddInOrigins)), Rooms: []ServedRoomView{}, RoomLists: []RoomListView{}}
 	if d.Tenants != nil {
 		t, err := d.Tenants.Get(ctx, tenant)
 		if err != nil && !errors.Is(err, tables.ErrNotFound) {
@@ -447,7 +463,7 @@ func (d *Directory) View(ctx context.Context, tenant core.TenantID) (DirectoryVi
 		v.SyncedAt = &at
 	}
 	for _, r := range rooms {
-		v.Rooms = append(v.Rooms, r.View())
+		v.Rooms = append(v.Rooms, ServedRoomView{RoomView: r.View(), ResyncedAt: timeOrNil(r.ResyncedAt), LastChangeAt: timeOrNil(r.LastChangeAt)})
 	}
 	for _, l := range lists {
 		v.RoomLists = append(v.RoomLists, RoomListView{Email: l.Email, DisplayName: l.DisplayName, Selected: l.Selected})
@@ -474,6 +490,23 @@ func (d *Directory) ChooseAndSync(ctx context.Context, a core.Actor, tenant core
 	}
 	if _, err := d.Sync(ctx, tenant); err != nil {
 		return DirectoryView{}, apperr.New(apperr.Unavailable, "the choice is saved; the rooms could not be read from Microsoft 365 now and follow at the next daily sync", err)
+	}
+	return d.View(ctx, tenant)
+}
+
+// Refresh reads the tenant's rooms and room lists from Places now, for an admin who added or changed
+// a room and will not wait for the daily sync; audited as rooms.refresh. Places itself can take up to
+// 24 hours to show a change made in Exchange.
+func (d *Directory) Refresh(ctx context.Context, a core.Actor, tenant core.TenantID) (DirectoryView, error) {
+	if d.Audit == nil {
+		return DirectoryView{}, errNotAudited
+	}
+	_, err := d.Sync(ctx, tenant)
+	if err != nil {
+		err = apperr.New(apperr.Unavailable, "the rooms could not be read from Microsoft 365 now; the served rooms are unchanged, try again in a few minutes", err)
+	}
+	if err := d.Audit.Record(ctx, tenant, a, "rooms.refresh", "tenant", string(tenant), err); err != nil {
+		return DirectoryView{}, err
 	}
 	return d.View(ctx, tenant)
 }

@@ -225,3 +225,56 @@ func TestSetSettingsBookingWindow(t *testing.T) {
 		t.Errorf("audit outcomes = %v over %d entries, want 3 refused and 2 successes", outcomes, len(page.Items))
 	}
 }
+
+// An admin who added a room reads the directory now instead of waiting for the daily sync; Places
+// failing leaves the served rooms as they were. Both attempts are audited with their outcome.
+func TestRefreshReadsPlacesNow(t *testing.T) {
+	env := storetest.NewEnv(t, storetest.Options{})
+	ctx := context.Background()
+	a := storetest.NewTenantID(t)
+	if err := env.Store.Tenants.Create(ctx, registry.Tenant{ID: a, State: registry.TenantActive}); err != nil {
+		t.Fatal(err)
+	}
+	p := &places{rooms: map[core.TenantID][]bookings.PlaceRoom{a: {{Email: "oslo@contoso.com", DisplayName: "Oslo"}}}}
+	d := bookings.NewDirectory(bookings.OpenData(env.DB), p, time.Now)
+	admin := core.Actor{ID: "a0000000-0000-4000-8000-0000000000ad", Kind: "user"}
+	if _, err := d.Refresh(ctx, admin, a); apperr.CodeOf(err) != apperr.Unavailable {
+		t.Fatalf("refresh without an audit trail: %v, want refused", err)
+	}
+	trail := audit.OpenLog(env.DB)
+	d.Audit = audit.Trail{Table: trail, Now: time.Now}
+	if v, err := d.Refresh(ctx, admin, a); err != nil || len(v.Rooms) != 1 || v.SyncedAt == nil {
+		t.Fatalf("refresh = %+v, %v", v, err)
+	}
+	p.mu.Lock()
+	p.rooms[a] = append(p.rooms[a], bookings.PlaceRoom{Email: "bergen@contoso.com", DisplayName: "Bergen"})
+	p.fail = errors.New("places down")
+	p.mu.Unlock()
+	if _, err := d.Refresh(ctx, admin, a); apperr.CodeOf(err) != apperr.Unavailable {
+		t.Fatalf("refresh with Places down: %v, want Unavailable", err)
+	}
+	if v, _ := d.View(ctx, a); len(v.Rooms) != 1 {
+		t.Errorf("rooms after a failed refresh = %d, want the one served before", len(v.Rooms))
+	}
+	p.mu.Lock()
+	p.fail = nil
+	p.mu.Unlock()
+	v, err := d.Refresh(ctx, admin, a)
+	if err != nil || len(v.Rooms) != 2 {
+		t.Fatalf("refresh = %+v, %v; want the new room served", v, err)
+	}
+	page, err := trail.List(ctx, a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcomes := map[string]int{}
+	for _, e := range page.Items {
+		if e.Action != "rooms.refresh" || e.ActorID != admin.ID {
+			t.Errorf("audit entry %+v", e)
+		}
+		outcomes[e.Outcome]++
+	}
+	if outcomes["success"] != 2 || outcomes["failed"] != 1 {
+		t.Errorf("audit outcomes = %v, want 2 successes and 1 failure", outcomes)
+	}
+}

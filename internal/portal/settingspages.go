@@ -38,6 +38,15 @@ func (p *Portal) roomsPage(ctx context.Context, req *request, v *view, tenant co
 				body["bookingWindowDays"] = n
 			}
 			p.act(ctx, req, v, "SetRoomSettings", t, body, "Room Finder settings saved.")
+		case "refresh":
+			p.act(ctx, req, v, "RefreshRooms", t, nil, "Rooms and room lists read from Places now.")
+		case "resync":
+			room := strings.TrimSpace(f.Get("room"))
+			var res struct {
+				Bookings int `json:"bookings"`
+			}
+			status, msg, _ := p.call(ctx, req, "ResyncRoom", map[string]string{"tenantId": string(tenant), "roomEmail": room}, nil, nil, &res)
+			v.Notice, v.Problem = outcome(status, msg, room+" read again from its calendar: "+strconv.Itoa(res.Bookings)+" bookings cached.")
 		}
 	}
 	var dir map[string]any

@@ -258,6 +258,9 @@ func TestPortalInABrowser(t *testing.T) {
 	if got, _ := chromedp.Run(b, chromedp.Evaluate[string](`document.getElementById("addInOrigins").value`)); got != "https://rooms.contoso.example" {
 		t.Errorf("add-in origins after saving = %q", got)
 	}
+	if got := submit(t, b, "rooms read now", "refresh-rooms"); !strings.Contains(got, "read from Places now") {
+		t.Errorf("after reading the rooms now: %q", got)
+	}
 	if code := status(t, b, base+"/crm"); code != http.StatusOK || text(t, b, "crm-state") != "not set up" {
 		t.Errorf("CRM page = %d %q", code, text(t, b, "crm-state"))
 	}
@@ -329,7 +332,7 @@ func TestPortalInABrowser(t *testing.T) {
 	do(t, b, "audit", chromedp.Navigate(base+"/audit"), chromedp.WaitVisible(chromedp.ID("audit")))
 	trail := text(t, b, "audit")
 	for _, action := range []string{"license.assign", "connector.set", "connector.test", "user.extension.set", "presence.mapping.set",
-		"rooms.settings.set", "access.grant", "access.role.define", "privacy.access", "privacy.export", "privacy.erase"} {
+		"rooms.settings.set", "rooms.refresh", "access.grant", "access.role.define", "privacy.access", "privacy.export", "privacy.erase"} {
 		if !strings.Contains(trail, action) {
 			t.Errorf("audit page lacks %s:\n%s", action, trail)
 		}

@@ -250,6 +250,29 @@ func TestRoomFinderThroughDevhost(t *testing.T) {
 		}
 	}
 
+	// A change whose notification never arrives: the admin sees the room's last read in GET rooms and
+	// reads it again; a user may not.
+	c.graph.PutEvent(ten, bergen, graphtest.CalEvent{ID: "AAMkAD-lost", Subject: "Lost notification", Start: h(13), End: h(14)})
+	if got := freeOf(avail(h(13), h(14), "")); !got[bergen] {
+		t.Fatalf("before the resync 13-14 = %v, want bergen still free (nothing was notified)", got)
+	}
+	if code, body := do("POST", api+"/rooms/"+bergen+"/resync", user, ""); code != http.StatusForbidden {
+		t.Errorf("resync as a plain user = %d %s, want 403", code, body)
+	}
+	code, body = do("POST", api+"/rooms/"+bergen+"/resync", admin, "")
+	if code != http.StatusOK || !strings.Contains(body, `"room":"`+bergen+`"`) || !strings.Contains(body, `"subscribed":true`) {
+		t.Fatalf("resync = %d %s", code, body)
+	}
+	if got := freeOf(avail(h(13), h(14), "")); got[bergen] {
+		t.Errorf("after the resync 13-14 = %v, want bergen busy", got)
+	}
+	if code, body := do("POST", api+"/rooms/tromso@contoso.example/resync", admin, ""); code != http.StatusNotFound {
+		t.Errorf("resync of a room not served = %d %s, want 404", code, body)
+	}
+	if code, body := do("GET", api+"/rooms", admin, ""); code != http.StatusOK || !strings.Contains(body, `"resyncedAt":"`) {
+		t.Errorf("GET rooms = %d %s, want each room's last read", code, body)
+	}
+
 	// subscriptionRemoved: Graph drops the subscription and says so; a new one is made and the room read.
 	old := c.graph.EventSubscriptions(ten, oslo)[0]
 	c.graph.PutEvent(ten, oslo, graphtest.CalEvent{ID: "AAMkAD-missed", Subject: "Missed while removed", Start: h(16), End: h(17)})

@@ -126,6 +126,12 @@ func (s *Sandbox) putEvent(w http.ResponseWriter, r *http.Request) {
 	ds := s.Graph.PutEvent(r.PathValue("tenant"), room, graphtest.CalEvent{ID: id, Subject: in.Subject, Organizer: in.Organizer,
 		Attendees: in.Attendees, Start: in.Start.UTC(), End: in.End.UTC(), IsAllDay: in.IsAllDay, ShowAs: in.ShowAs,
 		IsCancelled: in.IsCancelled, EveryDays: in.EveryDays, Count: in.Count})
+	if r.URL.Query().Get("notify") == "false" {
+		// The change is in the calendar but its notification is lost, as Graph's delivery sometimes is
+		// (Learn, change-notifications-overview: "missed" notifications); the nightly resync or an
+		// admin's resync repairs it.
+		ds = nil
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"deliveries": s.sendGraph(r, ds)})
 }
 

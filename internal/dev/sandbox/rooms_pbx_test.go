@@ -133,6 +133,14 @@ func TestBookingsChangeTheCalendarAndNotifyTheRoomsSubscription(t *testing.T) {
 	if _, body = e.graphGet(t, view); !strings.Contains(body, `"dateTime":"2026-12-10T14:00:00`) || !strings.Contains(body, `"isCancelled":true`) {
 		t.Errorf("calendarView after the move = %s", body)
 	}
+	// A lost notification: the calendar changes, the webhook hears nothing.
+	code, body = do(t, nil, "PUT", event+"?notify=false", `{"start":"2026-12-10T16:00:00Z","end":"2026-12-10T17:00:00Z"}`)
+	if code != http.StatusOK || strings.Contains(body, "changeType") {
+		t.Fatalf("change without a notification = %d %s", code, body)
+	}
+	if _, body = e.graphGet(t, view); !strings.Contains(body, `"dateTime":"2026-12-10T16:00:00`) {
+		t.Errorf("calendarView after the unnotified change = %s", body)
+	}
 	code, body = do(t, nil, "DELETE", event, "")
 	if code != http.StatusOK || !strings.Contains(body, `"changeType": "deleted"`) {
 		t.Fatalf("delete = %d %s", code, body)

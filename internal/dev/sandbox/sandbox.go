@@ -99,7 +99,7 @@ var Routes = []struct{ Method, Path, What string }{
 	{"PUT", "/sandbox/tenants/{tenant}/rooms/{email}", "a room in Places ({\"displayName\",\"capacity\",\"building\",\"floorNumber\",...})"},
 	{"DELETE", "/sandbox/tenants/{tenant}/rooms/{email}", "remove a room from Places"},
 	{"PUT", "/sandbox/tenants/{tenant}/roomlists/{email}", "a room list ({\"displayName\",\"rooms\":[e-mails]})"},
-	{"PUT", "/sandbox/tenants/{tenant}/rooms/{email}/events/{id}", "book or change ({\"start\",\"end\",\"subject\",\"showAs\",\"isCancelled\",...}); Graph notifies"},
+	{"PUT", "/sandbox/tenants/{tenant}/rooms/{email}/events/{id}", "book or change ({\"start\",\"end\",\"subject\",\"showAs\",\"isCancelled\",...}); Graph notifies, unless ?notify=false (a lost notification)"},
 	{"DELETE", "/sandbox/tenants/{tenant}/rooms/{email}/events/{id}", "delete a booking; Graph notifies"},
 }
 
