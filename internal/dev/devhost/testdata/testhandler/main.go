@@ -118,7 +118,7 @@ func main() {
 		Access:    handlers.AccessServices{Authenticate: staffToken{}, Authorize: staffToken{}, Admin: struct{ handlers.AccessAdmin }{}},
 		Privacy:   struct{ handlers.PrivacyRights }{}, TenantExport: struct{ handlers.TenantExporter }{},
 		Incidents: struct{ handlers.IncidentServices }{}, TrackIncidents: idleJob{},
-		Rooms: handlers.RoomServices{Directory: struct{ handlers.RoomDirectory }{}, Availability: struct{ handlers.RoomAvailability }{},
+		Rooms: handlers.RoomServices{Directory: struct{ handlers.RoomDirectory }{}, Availability: struct{ handlers.RoomAvailability }{}, Cache: struct{ handlers.RoomCache }{},
 			Sync: idleJob{}, Maintain: idleJob{}},
 		CRM:    handlers.CRMServices{Admin: struct{ handlers.CRMAdmin }{}, Sync: idleJob{}},
 		Portal: struct{ handlers.Portal }{},
