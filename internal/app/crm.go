@@ -23,7 +23,11 @@ func (w *Wired) wireCRM() error {
 		return errors.New("wire crm: the app-only Graph clients are not built yet")
 	}
 	data := crm.OpenData(w.Store.DB())
-	sf := salesforce.New(salesforce.Options{Now: clock.Now})
+	sfo := salesforce.Options{Now: clock.Now}
+	if u := w.Config.SalesforceLoginURL; u != "" { // a local fake org (config: local mode only)
+		sfo.LoginURL = func(string) string { return u }
+	}
+	sf := salesforce.New(sfo)
 	svc, err := crm.New(crm.Options{Store: w.Store, Data: data, Secrets: w.Secrets, Sealer: w.Keys,
 		Salesforce: sf, Now: clock.Now, Log: w.Log})
 	if err != nil {

@@ -161,10 +161,16 @@ func (r *run) fetchContacts(ctx context.Context, ids []string, side *crmSide) er
 	return nil
 }
 
+// clockOverlap is how far before our own minute the windows after a full read start. Salesforce stamps
+// changes with its clock, which may run behind ours (it accepts our assertions up to 3 minutes ahead):
+// starting at our minute would skip, for good, a change made just after the read but stamped before
+// our now. Changes read twice are recognised by the ledger's dates and digests.
+const clockOverlap = 5 * time.Minute
+
 // readAllCRM reads every Contact the user owns, and counts as deleted the ledger's live links whose
-// Salesforce record no longer exists. The next windows start at the current minute.
+// Salesforce record no longer exists. The next windows start clockOverlap before the current minute.
 func (r *run) readAllCRM(ctx context.Context, side *crmSide) error {
-	side.updatedTo = r.now.UTC().Truncate(time.Minute)
+	side.updatedTo = r.now.UTC().Truncate(time.Minute).Add(-clockOverlap)
 	side.deletedTo = side.updatedTo
 	soql := "SELECT " + sfContactSelect + " FROM Contact WHERE OwnerId = " + salesforce.Quote(r.owner)
 	if err := r.queryContacts(ctx, soql, side); err != nil {

@@ -143,6 +143,7 @@ type Config struct {
 	PortalAuthority      string
 	OperatorTenantID     string
 	CRMNoticeSender      string // mailbox of the operator tenant that sends CRM sync failure notices; "" sends none
+	SalesforceLoginURL   string // local only: where Salesforce token requests go instead of the real hosts
 	NotificationCerts    []string
 
 	Presence Presence
@@ -194,6 +195,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		PortalAuthority:        get(KeyPortalAuthority),
 		OperatorTenantID:       strings.ToLower(get(KeyOperatorTenantID)),
 		CRMNoticeSender:        strings.TrimSpace(get(KeyCRMNoticeSender)),
+		SalesforceLoginURL:     strings.TrimRight(strings.TrimSpace(get(KeySalesforceLoginURL)), "/"),
 	}
 	for _, n := range strings.Split(get(KeyNotificationCerts), ",") {
 		if n = strings.TrimSpace(n); n != "" {
@@ -266,6 +268,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		errs = append(errs, fmt.Errorf("%s: want ConnectHub's own Entra tenant id (a GUID), got %q", KeyOperatorTenantID, c.OperatorTenantID))
 	}
 	if err := checkNoticeSender(c.CRMNoticeSender); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkSalesforceLoginURL(c.Environment, c.SalesforceLoginURL); err != nil {
 		errs = append(errs, err)
 	}
 

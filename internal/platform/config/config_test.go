@@ -47,6 +47,9 @@ func TestLoad(t *testing.T) {
 		{"a CRM notice sender that is a list", map[string]string{KeyCRMNoticeSender: "a@connecthub.example,b@connecthub.example"}, KeyCRMNoticeSender},
 		{"a CRM notice sender with a display name", map[string]string{KeyCRMNoticeSender: "ConnectHub <a@connecthub.example>"}, KeyCRMNoticeSender},
 		{"a CRM notice sender that is no address", map[string]string{KeyCRMNoticeSender: "notices"}, KeyCRMNoticeSender},
+		{"a local fake Salesforce org", map[string]string{KeySalesforceLoginURL: "http://127.0.0.1:7073/"}, ""},
+		{"a Salesforce login URL that is no URL", map[string]string{KeySalesforceLoginURL: "login"}, KeySalesforceLoginURL},
+		{"azure refuses a Salesforce login URL", map[string]string{KeyEnvironment: "azure", KeyOperatorTenantID: "0e0e0e0e-0000-4000-8000-0000000000ff", KeySalesforceLoginURL: "https://login.salesforce.com", KeyTablesConnectionString: "", KeyTablesAccountURL: "https://a.table.core.windows.net", KeyKeyVaultURL: "https://v.vault.azure.net", KeyServiceBusNamespace: "sb.servicebus.windows.net"}, "local runs only"},
 		{"azure refuses a loopback https issuer", map[string]string{KeyEnvironment: "azure", KeyOperatorTenantID: "0e0e0e0e-0000-4000-8000-0000000000ff", KeyAdminOpenIDConfigURL: "https://localhost/x", KeyTablesConnectionString: "", KeyTablesAccountURL: "https://a.table.core.windows.net", KeyKeyVaultURL: "https://v.vault.azure.net", KeyServiceBusNamespace: "sb.servicebus.windows.net"}, "local use only"},
 	}
 	for _, tt := range tests {

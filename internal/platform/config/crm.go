@@ -11,9 +11,27 @@ import (
 // are sent (GetCRMSyncHealth still shows the failures).
 const KeyCRMNoticeSender = "CONNECTHUB_CRM_NOTICE_SENDER"
 
+// KeySalesforceLoginURL sends every Salesforce token request (the JWT bearer flow) to this URL instead of
+// https://login.salesforce.com or https://test.salesforce.com, for a local fake org (the tests, a
+// sandbox). The assertion's audience still names the real host. Local mode only: in Azure a signed
+// assertion must never go anywhere but Salesforce.
+const KeySalesforceLoginURL = "CONNECTHUB_SALESFORCE_LOGIN_URL"
+
 // crmKeys are the keys the CRM module's wiring reads (listed in Keys).
 var crmKeys = []Key{
 	{KeyCRMNoticeSender, false, "mailbox of the operator tenant that e-mails CRM sync failure notices (needs Mail.Send scoped to it); empty: none are sent"},
+	{KeySalesforceLoginURL, false, "local only: where Salesforce token requests go instead of the login or sandbox host (a fake org)"},
+}
+
+// checkSalesforceLoginURL accepts "" anywhere and an http(s) URL in local mode only.
+func checkSalesforceLoginURL(env Environment, v string) error {
+	if v == "" {
+		return nil
+	}
+	if env != Local {
+		return fmt.Errorf("%s is for local runs only: in Azure token requests go to Salesforce itself", KeySalesforceLoginURL)
+	}
+	return checkURL(KeySalesforceLoginURL, v)
 }
 
 // checkNoticeSender accepts "" or one mailbox address (no display name, no list).

@@ -50,6 +50,10 @@ const GrantType = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 // within 3 minutes" (remoteaccess_oauth_jwt_flow, claim exp).
 const MaxValidity = 3 * time.Minute
 
+// ClockSkew is how far the asserting server's clock may run ahead of Salesforce's: "Salesforce allows 3
+// min of clock skew" (next-capabilities.md §3.2, from the JWT flow's secondary sources).
+const ClockSkew = 3 * time.Minute
+
 // APIVersion is the REST version the fake serves under /services/data/ (v66.0 is Spring '26;
 // next-capabilities.md §3.3). Other versions answer as an unknown version does: 404 NOT_FOUND.
 const APIVersion = "v66.0"
@@ -329,9 +333,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		// is invalid"}).
 		tokenError(w, "invalid_grant", "audience is invalid")
 		return
-	case errors.Is(err, jwt.ErrTokenExpired) || claims.ExpiresAt.After(now.Add(MaxValidity+5*time.Second)):
-		// exp "within 3 minutes" (remoteaccess_oauth_jwt_flow); an expired assertion is invalid_grant
-		// like a bad signature (§3.2). A few seconds of slack cover the time the request took.
+	case errors.Is(err, jwt.ErrTokenExpired) || claims.ExpiresAt.After(now.Add(MaxValidity+ClockSkew)):
+		// exp "within 3 minutes" (remoteaccess_oauth_jwt_flow) of a clock up to 3 minutes ahead; an
+		// expired assertion is invalid_grant like a bad signature (§3.2).
 		tokenError(w, "invalid_grant", "invalid assertion")
 		return
 	}
