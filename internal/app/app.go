@@ -17,6 +17,7 @@ import (
 	"github.com/connecthub/connecthub/handlers"
 	"github.com/connecthub/connecthub/internal/bookings"
 	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/crm"
 	"github.com/connecthub/connecthub/internal/ingest"
 	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/clock"
@@ -58,6 +59,8 @@ type Wired struct {
 	notifications *queue.Router
 	// roomCache is the room booking cache: its lifecycle events join presence's.
 	roomCache *bookings.Cache
+	// crmNotices are the CRM sync's contact subscriptions: their lifecycle events join the others.
+	crmNotices *crm.Notifications
 	// appClients are the app-only Graph clients per tenant (built in wireTenants, shared by the
 	// capabilities that read mailboxes app-only).
 	appClients *graph.AppClients
@@ -171,8 +174,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Wired, erro
 	if err != nil {
 		return nil, err
 	}
-	lw := ingest.NewLifecycleWorker(w.Store.Subscriptions, lifecycleByKind{p.manager, w.roomCache}, nil, log)
-	for _, kind := range []registry.SubscriptionKind{registry.KindPresence, registry.KindBooking} {
+	lw := ingest.NewLifecycleWorker(w.Store.Subscriptions, lifecycleByKind{p.manager, w.roomCache, w.crmNotices}, nil, log)
+	for _, kind := range []registry.SubscriptionKind{registry.KindPresence, registry.KindBooking, registry.KindCRM} {
 		if err := lifecycle.Handle(string(kind), lw); err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/connecthub/connecthub/handlers"
 	"github.com/connecthub/connecthub/internal/core"
@@ -11,6 +12,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
+	"github.com/connecthub/connecthub/internal/platform/registry"
 )
 
 // wireCRM builds the mailbox ↔ CRM sync: the connection and mapping functions, and the SyncCRM timer
@@ -45,8 +47,27 @@ func (w *Wired) wireCRM() error {
 	if err != nil {
 		return err
 	}
+	leases := jobs.OpenLeases(w.Store.DB())
+	var notificationURL, lifecycleURL string
+	if base := w.Config.Presence.PublicBaseURL; base != "" {
+		notificationURL, lifecycleURL = base+"/api/graph/notifications", base+"/api/graph/lifecycle"
+	}
+	notices, err := crm.NewNotifications(crm.NotifyOptions{Syncer: syncer, Leases: leases,
+		Subscriptions: func(ctx context.Context, t core.TenantID) (crm.SubscriptionGraph, error) {
+			return w.appClients.For(ctx, string(t))
+		},
+		NotificationURL: notificationURL, LifecycleURL: lifecycleURL, Log: w.Log})
+	if err != nil {
+		return err
+	}
+	// A contact notification carries no resource data: the worker runs the user's sync.
+	if err := w.notifications.Handle(string(registry.KindCRM), notices); err != nil {
+		return fmt.Errorf("route crm notifications: %w", err)
+	}
+	w.crmNotices = notices
+	w.Subjects.Withdraw(notices, w.Log) // an erased person's subscription goes with them
 	w.App.CRM = handlers.CRMServices{Admin: svc,
-		Sync: crm.NewSyncJob(syncer, w.Store.Tenants.OperatorAll, jobs.OpenLeases(w.Store.DB()), w.Config.Tenants.JobRunBudget, w.Log)}
+		Sync: crm.NewSyncJob(syncer, w.Store.Tenants.OperatorAll, leases, w.Config.Tenants.JobRunBudget, w.Log).WithNotifications(notices)}
 	return nil
 }
 

@@ -29,6 +29,13 @@ type SyncJob struct {
 	runner  *jobs.Runner
 	spec    jobs.Spec
 	log     *slog.Logger
+	notices *Notifications // nil: no contact subscriptions
+}
+
+// WithNotifications lets each run keep the tenant's contact subscriptions (Notifications.Maintain).
+func (j *SyncJob) WithNotifications(n *Notifications) *SyncJob {
+	j.notices = n
+	return j
 }
 
 // NewSyncJob returns the job; budget bounds one run.
@@ -61,18 +68,29 @@ func (j *SyncJob) Run(ctx context.Context) error {
 // tenant runs the tenant's users from the one after the checkpoint, wrapping round once.
 func (j *SyncJob) tenant(ctx context.Context, l *jobs.Lease, tenant core.TenantID) (int, error) {
 	d := j.syncer.o.Data
+	var errs []error
 	if _, err := d.Connections.Get(ctx, tenant, ProviderSalesforce); errors.Is(err, tables.ErrNotFound) {
+		if j.notices != nil { // disconnected: no subscription is left behind
+			return 0, j.notices.Maintain(ctx, tenant, nil)
+		}
 		return 0, nil
 	} else if err != nil {
 		return 0, fmt.Errorf("read connection: %w", err)
 	}
 	var ids []string
+	notified := map[string]bool{}
 	for m, err := range d.Users.All(ctx, tenant, &tables.ListOptions{Select: []string{"Contacts"}}) {
 		if err != nil {
 			return 0, fmt.Errorf("list mappings: %w", err)
 		}
 		if m.Contacts.ToCRM() || m.Contacts.FromCRM() {
 			ids = append(ids, m.UserID)
+		}
+		notified[m.UserID] = m.Contacts.ToCRM()
+	}
+	if j.notices != nil {
+		if err := j.notices.Maintain(ctx, tenant, notified); err != nil {
+			errs = append(errs, fmt.Errorf("contact subscriptions: %w", err))
 		}
 	}
 	// Start after the last user done (ids come in key order); wrap round to those before it.
@@ -85,7 +103,6 @@ func (j *SyncJob) tenant(ctx context.Context, l *jobs.Lease, tenant core.TenantI
 		start = i + 1
 	}
 	order := append(append([]string{}, ids[start:]...), ids[:start]...)
-	var errs []error
 	n := 0
 	for _, id := range order {
 		if l.Spent() {

@@ -296,9 +296,10 @@ func toMessage(n notification.Notification, raw []byte, tenant string, kind regi
 		id = "u" + rand.Text()
 	}
 	session := notification.OrderingKey(n)
-	if kind == registry.KindBooking {
-		// The booking worker re-reads the room's whole window whichever event changed: one session per
-		// room subscription keeps those reads to one at a time per room mailbox across instances.
+	if kind == registry.KindBooking || kind == registry.KindCRM {
+		// The booking worker re-reads the room's whole window, and the CRM worker syncs the user's whole
+		// folder, whichever item changed: one session per subscription keeps those reads to one at a
+		// time per mailbox across instances.
 		session = notification.SubscriptionKey(n)
 	}
 	return queue.Message{

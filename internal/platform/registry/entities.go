@@ -86,6 +86,7 @@ type SubscriptionKind string
 const (
 	KindPresence SubscriptionKind = "presence"
 	KindBooking  SubscriptionKind = "booking"
+	KindCRM      SubscriptionKind = "crm" // a mapped user's contacts (the CRM sync)
 )
 
 // Subscription is a Graph change-notification subscription (table subscriptions), what the webhook reads.

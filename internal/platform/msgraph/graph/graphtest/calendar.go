@@ -284,7 +284,8 @@ func (g *Graph) routeCalendars(r *http.Request, who Identity, parts []string) (r
 // allowed (Calendars.Read), the expiry may be at most 10,080 minutes ahead, and one under 45 minutes is
 // raised to 45 (Learn, subscription resource type).
 func checkEventSubscription(s *Subscription, exp time.Time) *reply {
-	if roomEventsResource.FindStringSubmatch(s.Resource) == nil {
+	// Contacts have the lifetimes and change types of events (next-capabilities.md §3.1).
+	if roomEventsResource.FindStringSubmatch(s.Resource) == nil && contactsResource.FindStringSubmatch(s.Resource) == nil {
 		return nil
 	}
 	if exp.After(time.Now().Add(MaxOutlookLifetime + time.Minute)) {

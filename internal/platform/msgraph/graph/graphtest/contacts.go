@@ -70,11 +70,12 @@ type Contact struct {
 }
 
 type contactFolder struct {
-	contacts map[string]*Contact
-	log      []userChange // version, id
-	version  int
-	minDelta int
-	removed  map[string]string // id → reason
+	tenant, mailbox, name string
+	contacts              map[string]*Contact
+	log                   []userChange // version, id
+	version               int
+	minDelta              int
+	removed               map[string]string // id → reason
 }
 
 func (g *Graph) folder(tenant, mailbox, folder string) *contactFolder {
@@ -87,7 +88,7 @@ func (g *Graph) folder(tenant, mailbox, folder string) *contactFolder {
 	k := strings.ToLower(mailbox) + "/" + strings.ToLower(folder)
 	f := g.contacts[tenant][k]
 	if f == nil {
-		f = &contactFolder{contacts: map[string]*Contact{}, removed: map[string]string{}}
+		f = &contactFolder{tenant: tenant, mailbox: mailbox, name: folder, contacts: map[string]*Contact{}, removed: map[string]string{}}
 		g.contacts[tenant][k] = f
 	}
 	return f
@@ -122,10 +123,43 @@ func (g *Graph) storeContact(f *contactFolder, c *Contact) {
 		now = g.ContactClock
 	}
 	c.modified = now().UTC().Truncate(time.Second)
+	change := "updated"
+	if f.contacts[c.ID] == nil {
+		change = "created"
+	}
 	f.contacts[c.ID] = c
 	delete(f.removed, c.ID)
 	f.version++
 	f.log = append(f.log, userChange{version: f.version, id: c.ID})
+	g.notifyContact(f, change, c.ID)
+}
+
+// contactsResource matches a subscription to a mailbox's default Contacts folder or to one folder's
+// contacts (Learn, outlook-change-notifications-overview: /users/{id}/contacts,
+// /users/{id}/contactFolders/{id}/contacts; next-capabilities.md §3.1).
+var contactsResource = regexp.MustCompile(`(?i)^/?users/([^/?]+)/(?:contactFolders/([^/?]+)/)?contacts$`)
+
+// notifyContact queues, for TakeDeliveries, the basic notification (no resource data) Graph posts to
+// each subscription on the folder after a change — the app's own writes included, as Graph does
+// (g.mu held). The resource names the mailbox and the contact the way Graph writes it
+// ("Users/{id}/Contacts/{id}"), with the change's etag.
+func (g *Graph) notifyContact(f *contactFolder, change, id string) {
+	for _, s := range g.subs {
+		m := contactsResource.FindStringSubmatch(s.Resource)
+		if s.Tenant != f.tenant || m == nil || !strings.EqualFold(m[1], f.mailbox) {
+			continue
+		}
+		if folder := cmpOr(m[2], "contacts"); !strings.EqualFold(folder, f.name) {
+			continue
+		}
+		res := "Users/" + f.mailbox + "/Contacts/" + id
+		item := map[string]any{"subscriptionId": s.ID, "subscriptionExpirationDateTime": s.ExpiresAt.Format("2006-01-02T15:04:05.0000000Z"),
+			"changeType": change, "resource": res, "clientState": s.ClientState, "tenantId": f.tenant,
+			"resourceData": map[string]any{"@odata.type": "#Microsoft.Graph.Contact", "@odata.id": res,
+				"@odata.etag": etag(id + "/" + strconv.Itoa(f.version)), "id": id}}
+		body, _ := json.Marshal(map[string]any{"value": []any{item}})
+		g.pending = append(g.pending, Delivery{URL: s.NotificationURL, Body: body})
+	}
 }
 
 // Contact returns a copy of a contact of mailbox's folder.
@@ -161,6 +195,7 @@ func (g *Graph) DeleteContact(tenant, mailbox, folder, id, reason string) {
 	f.removed[id] = reason
 	f.version++
 	f.log = append(f.log, userChange{version: f.version, id: id})
+	g.notifyContact(f, "deleted", id)
 }
 
 // ExpireContactDeltaLinks makes every delta link of the folder answer 410 syncStateNotFound.
@@ -238,6 +273,7 @@ func (g *Graph) routeContacts(r *http.Request, body []byte, who Identity, parts 
 		f.removed[parts[5]] = "deleted"
 		f.version++
 		f.log = append(f.log, userChange{version: f.version, id: parts[5]})
+		g.notifyContact(f, "deleted", parts[5])
 		return reply{status: http.StatusNoContent}, true
 	case http.MethodGet:
 	default:

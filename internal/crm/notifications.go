@@ -1,0 +1,374 @@
+package crm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/connecthub/connecthub/internal/core"
+	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/clock"
+	"github.com/connecthub/connecthub/internal/platform/jobs"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
+	"github.com/connecthub/connecthub/internal/platform/queue"
+	"github.com/connecthub/connecthub/internal/platform/registry"
+	"github.com/connecthub/connecthub/internal/platform/tables"
+)
+
+// Contact change notifications bring a change made in Outlook to Salesforce within about a minute
+// (Graph's delivery time) instead of at the next SyncCRM run, 15 minutes at most. Each user whose
+// contacts sync to the CRM has an app-only subscription on their default Contacts folder
+// (/users/{id}/contacts: created, updated, deleted; without resource data, since the delta query reads
+// only the mapped fields anyway). A notification runs that user's sync at once; the timer stays for
+// what Graph cannot say: Salesforce's changes (the CRM → mailbox direction), lost notifications, and
+// users whose subscription could not be made.
+//
+// A user's sync runs under the tenant's SyncCRM lease, the one the timer holds while it works through
+// the tenant: two syncs of one user at once would both read the same delta and both create the new
+// contact in Salesforce. One sync per tenant at a time suits the org too, whose API allocation and
+// concurrency are per org.
+
+// SubscriptionGraph is what the notifications need of a tenant's app-only Graph client.
+type SubscriptionGraph interface {
+	CreateSubscription(ctx context.Context, s graph.NewSubscription) (graph.Subscription, error)
+	RenewSubscription(ctx context.Context, id string, expires time.Time) (time.Time, error)
+	ReauthorizeSubscription(ctx context.Context, id string) error
+	DeleteSubscription(ctx context.Context, id string) error
+}
+
+var _ SubscriptionGraph = (*graph.Client)(nil)
+
+// NotifyOptions configure Notifications.
+type NotifyOptions struct {
+	Syncer        *Syncer
+	Subscriptions func(ctx context.Context, tenant core.TenantID) (SubscriptionGraph, error)
+	Leases        jobs.Table
+	// NotificationURL and LifecycleURL are the webhooks Graph posts to; without a NotificationURL (a
+	// local run nobody outside can reach) no subscription is made and the timer alone syncs.
+	NotificationURL, LifecycleURL string
+	// Lifetime of a subscription (default and most: 10,000 minutes, under Graph's 10,080 for Outlook
+	// resources without resource data); RenewMargin is how long before expiry it is renewed (default
+	// 2 days, so a day of failed runs still renews in time).
+	Lifetime, RenewMargin time.Duration
+	// LeaseWait is how long a notification waits for the tenant's sync lease before it is retried
+	// later (default 10 s).
+	LeaseWait time.Duration
+	Now       func() time.Time
+	Log       *slog.Logger
+}
+
+// Notifications keeps the contact subscriptions and runs a user's sync when one reports a change.
+type Notifications struct {
+	o      NotifyOptions
+	subs   *tables.Table[registry.Subscription, *registry.Subscription]
+	runner *jobs.Runner
+
+	mu      sync.Mutex
+	started map[string]time.Time // tenant/user → when this instance's last sync of the user began
+}
+
+// MaxSubscriptionLifetime stays under Graph's 10,080 minutes for Outlook contacts without resource
+// data (change-notifications-subscription-lifetime.md; contacts have the lifetimes of events,
+// next-capabilities.md §3.1).
+const MaxSubscriptionLifetime = 10000 * time.Minute
+
+// NewNotifications returns the notifications on the syncer's store.
+func NewNotifications(o NotifyOptions) (*Notifications, error) {
+	if o.Syncer == nil || o.Subscriptions == nil || o.Leases == nil {
+		return nil, errors.New("crm notifications: syncer, subscriptions and leases are required")
+	}
+	if o.Lifetime <= 0 || o.Lifetime > MaxSubscriptionLifetime {
+		o.Lifetime = MaxSubscriptionLifetime
+	}
+	if o.RenewMargin <= 0 {
+		o.RenewMargin = 48 * time.Hour
+	}
+	if o.LeaseWait <= 0 {
+		o.LeaseWait = 10 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = clock.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Notifications{o: o, subs: o.Syncer.o.Store.Subscriptions, started: map[string]time.Time{},
+		runner: jobs.New(o.Leases, jobs.Options{Log: o.Log, Now: o.Now})}, nil
+}
+
+var contactsResourceRE = regexp.MustCompile(`(?i)^/?users/([^/?]+)/contacts$`)
+
+func contactsResource(user string) string { return "/users/" + url.PathEscape(user) + "/contacts" }
+
+// userOfContacts is the user whose contacts a subscription's resource names, or a notification's
+// resource ("Users/{id}/Contacts/{contact id}" as Graph writes it).
+func userOfContacts(resource string) (string, bool) {
+	m := contactsResourceRE.FindStringSubmatch(resource)
+	if m == nil {
+		return "", false
+	}
+	u, err := url.PathUnescape(m[1])
+	return u, err == nil && u != ""
+}
+
+// Maintain makes the tenant's contact subscriptions match want (the users whose contacts sync to the
+// CRM): creates the missing, renews those expiring within RenewMargin, deletes the rest (a user
+// unmapped or turned to from-crm). Failures are joined; the next run tries again.
+func (n *Notifications) Maintain(ctx context.Context, tenant core.TenantID, want map[string]bool) error {
+	if n.o.NotificationURL == "" {
+		return nil
+	}
+	g, err := n.o.Subscriptions(ctx, tenant)
+	if err != nil {
+		return fmt.Errorf("graph client: %w", err)
+	}
+	var errs []error
+	have := map[string]registry.Subscription{}
+	for s, err := range n.subs.All(ctx, tenant, nil) {
+		if err != nil {
+			return fmt.Errorf("list subscriptions: %w", err)
+		}
+		if s.Kind != registry.KindCRM {
+			continue
+		}
+		user, ok := userOfContacts(s.Resource)
+		if _, dup := have[user]; !ok || !want[user] || dup {
+			if err := n.remove(ctx, tenant, g, s.ID); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		have[user] = s
+	}
+	users := make([]string, 0, len(want))
+	for u, ok := range want {
+		if ok {
+			users = append(users, u)
+		}
+	}
+	sort.Strings(users)
+	now := n.o.Now().UTC()
+	for _, u := range users {
+		s, ok := have[u]
+		switch {
+		case !ok:
+			err = n.subscribe(ctx, tenant, g, u)
+		case s.ExpiresAt.Before(now.Add(n.o.RenewMargin)):
+			err = n.renew(ctx, tenant, g, s, u)
+		default:
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Notifications) subscribe(ctx context.Context, tenant core.TenantID, g SubscriptionGraph, user string) error {
+	state, hash, err := registry.NewClientState()
+	if err != nil {
+		return err
+	}
+	now := n.o.Now().UTC()
+	req := graph.NewSubscription{Resource: contactsResource(user), ChangeType: "created,updated,deleted",
+		NotificationURL: n.o.NotificationURL, LifecycleNotificationURL: n.o.LifecycleURL, ClientState: state,
+		ExpiresAt: now.Add(n.o.Lifetime)}
+	sub, err := g.CreateSubscription(ctx, req)
+	if err != nil {
+		return fmt.Errorf("create contacts subscription: %w", err)
+	}
+	if _, err := n.subs.Insert(ctx, tenant, registry.Subscription{ID: sub.ID, Kind: registry.KindCRM, Resource: req.Resource,
+		ChangeType: req.ChangeType, ExpiresAt: sub.ExpiresAt, ClientStateHash: hash, CreatedAt: now, UpdatedAt: now}); err != nil {
+		// Without a record its notifications would be refused: delete it at Graph rather than leak it.
+		_ = g.DeleteSubscription(ctx, sub.ID)
+		return fmt.Errorf("record contacts subscription: %w", err)
+	}
+	n.o.Log.InfoContext(ctx, "crm contacts subscription created", "subscription_id", sub.ID)
+	return nil
+}
+
+func (n *Notifications) renew(ctx context.Context, tenant core.TenantID, g SubscriptionGraph, s registry.Subscription, user string) error {
+	exp, err := g.RenewSubscription(ctx, s.ID, n.o.Now().UTC().Add(n.o.Lifetime))
+	if errors.Is(err, graph.ErrNotFound) {
+		// Gone at Graph (expired, or removed without a word reaching us): make a new one, and sync the
+		// user, whose changes meanwhile were never notified (the next timer run would too; this is sooner).
+		if err := n.remove(ctx, tenant, g, s.ID); err != nil {
+			return err
+		}
+		return n.subscribe(ctx, tenant, g, user)
+	}
+	if err != nil {
+		return fmt.Errorf("renew contacts subscription %s: %w", s.ID, err)
+	}
+	_, err = n.subs.Update(ctx, tenant, s.ID, func(r *registry.Subscription) error {
+		r.ExpiresAt, r.UpdatedAt = exp, n.o.Now().UTC()
+		return nil
+	})
+	return err
+}
+
+func (n *Notifications) remove(ctx context.Context, tenant core.TenantID, g SubscriptionGraph, id string) error {
+	if err := g.DeleteSubscription(ctx, id); err != nil && !errors.Is(err, graph.ErrNotFound) {
+		return fmt.Errorf("delete subscription %s: %w", id, err)
+	}
+	if err := n.subs.Delete(ctx, tenant, id); err != nil && !errors.Is(err, tables.ErrNotFound) {
+		return fmt.Errorf("delete subscription record %s: %w", id, err)
+	}
+	return nil
+}
+
+// Process is the worker of contact notifications (queue kind crm): the notification names the
+// subscription, the subscription the user, whose sync runs now. A notification queued before this
+// instance's last sync of the user began is covered by it (Graph notifies after the change is stored),
+// so a burst of edits costs one sync. A sync that fails is left to the timer: it changed nothing that
+// the next run does not redo (the delta link and the windows advance only on success).
+func (n *Notifications) Process(ctx context.Context, d *queue.Delivery) error {
+	var msg notification.Notification
+	if err := json.Unmarshal(d.Body, &msg); err != nil {
+		return apperr.New(apperr.Invalid, "crm message is not a notification", err)
+	}
+	tenant, err := core.ParseTenantID(d.ApplicationProperties[queue.PropTenant])
+	if err != nil {
+		return apperr.New(apperr.Invalid, "crm message without a tenant", err)
+	}
+	ctx = core.WithTenant(ctx, tenant)
+	sub, err := n.subs.Get(ctx, tenant, msg.SubscriptionID)
+	if errors.Is(err, tables.ErrNotFound) || errors.Is(err, tables.ErrInvalidKey) {
+		n.o.Log.InfoContext(ctx, "crm notification for a subscription no longer held", "subscription_id", core.Clip(msg.SubscriptionID, 64))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read subscription: %w", err)
+	}
+	user, ok := userOfContacts(sub.Resource)
+	if !ok || sub.Kind != registry.KindCRM {
+		return apperr.New(apperr.Invalid, "crm notification for a subscription that is not a user's contacts", nil)
+	}
+	if !d.EnqueuedTime.IsZero() && n.lastStart(tenant, user).After(d.EnqueuedTime.Add(time.Second)) {
+		n.o.Log.InfoContext(ctx, "crm notification already covered by a later sync", "subscription_id", sub.ID)
+		return nil
+	}
+	return n.syncNow(ctx, tenant, user)
+}
+
+// syncNow runs the user's sync under the tenant's lease. A lease still held after LeaseWait (the timer
+// is working through the tenant) is a conflict: the router tries the notification again later.
+func (n *Notifications) syncNow(ctx context.Context, tenant core.TenantID, user string) error {
+	spec := jobs.Spec{Name: SyncCRMJob, Budget: 30 * time.Second, Lease: time.Minute, Wait: n.o.LeaseWait}
+	ran, err := n.runner.Run(ctx, tenant, spec, func(ctx context.Context, _ *jobs.Lease) error {
+		n.mark(tenant, user)
+		rep, err := n.o.Syncer.SyncUser(ctx, tenant, user)
+		if err != nil {
+			n.o.Log.WarnContext(ctx, "crm sync on notification failed; the timer tries again", "error", err)
+			return nil
+		}
+		n.o.Log.InfoContext(ctx, "crm sync on notification", "created", rep.Created, "updated", rep.Updated,
+			"deleted", rep.Deleted, "failed", rep.Failed, "skipped", rep.Skipped)
+		return nil
+	})
+	switch {
+	case errors.Is(err, jobs.ErrLeaseHeld) || err == nil && !ran:
+		return apperr.New(apperr.Conflict, "the tenant's CRM sync is running; the notification is tried again later", err)
+	case err != nil:
+		return err
+	}
+	return nil
+}
+
+func (n *Notifications) mark(tenant core.TenantID, user string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.started[string(tenant)+"/"+user] = n.o.Now()
+}
+
+func (n *Notifications) lastStart(tenant core.TenantID, user string) time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.started[string(tenant)+"/"+user]
+}
+
+// The lifecycle events Graph sends on a subscription's lifecycle URL.
+const (
+	eventReauthorizationRequired = "reauthorizationRequired"
+	eventSubscriptionRemoved     = "subscriptionRemoved"
+	eventMissed                  = "missed"
+)
+
+// Handle acts on a lifecycle event of a contacts subscription: reauthorize it, recreate a removed
+// one, and sync the user after a removal or missed notifications (their changes were never notified).
+func (n *Notifications) Handle(ctx context.Context, tenant core.TenantID, sub registry.Subscription, event string) error {
+	if sub.Kind != registry.KindCRM {
+		return nil
+	}
+	user, ok := userOfContacts(sub.Resource)
+	if !ok {
+		return apperr.New(apperr.Invalid, "lifecycle event for a subscription that is not a user's contacts", nil)
+	}
+	g, err := n.o.Subscriptions(ctx, tenant)
+	if err != nil {
+		return fmt.Errorf("graph client: %w", err)
+	}
+	switch event {
+	case eventReauthorizationRequired:
+		err := g.ReauthorizeSubscription(ctx, sub.ID)
+		if !errors.Is(err, graph.ErrNotFound) {
+			return err
+		}
+		fallthrough // gone at Graph: recreate
+	case eventSubscriptionRemoved:
+		if err := n.remove(ctx, tenant, g, sub.ID); err != nil {
+			return err
+		}
+		m, err := n.o.Syncer.o.Data.Users.Get(ctx, tenant, user)
+		if errors.Is(err, tables.ErrNotFound) || err == nil && !m.Contacts.ToCRM() {
+			return nil // no longer synced to the CRM
+		}
+		if err != nil {
+			return fmt.Errorf("read mapping: %w", err)
+		}
+		if err := n.subscribe(ctx, tenant, g, user); err != nil {
+			return err
+		}
+		return n.syncNow(ctx, tenant, user)
+	case eventMissed:
+		return n.syncNow(ctx, tenant, user)
+	}
+	return nil
+}
+
+// Withdraw deletes a person's contacts subscription when they are erased: the subscription's resource
+// names them, and Graph would go on notifying their changes.
+func (n *Notifications) Withdraw(ctx context.Context, tenant core.TenantID, user string) error {
+	var ids []string
+	for s, err := range n.subs.All(ctx, tenant, nil) {
+		if err != nil {
+			return fmt.Errorf("list subscriptions: %w", err)
+		}
+		if u, ok := userOfContacts(s.Resource); ok && s.Kind == registry.KindCRM && u == user {
+			ids = append(ids, s.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	g, err := n.o.Subscriptions(ctx, tenant)
+	if err != nil {
+		return fmt.Errorf("graph client: %w", err)
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := n.remove(ctx, tenant, g, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
