@@ -61,6 +61,7 @@ type Wired struct {
 	roomCache *bookings.Cache
 	// crmNotices are the CRM sync's contact subscriptions: their lifecycle events join the others.
 	crmNotices *crm.Notifications
+	crmState   *lateHook // crmNotices' tenant state hook, handed to the tenants service before they exist
 	// appClients are the app-only Graph clients per tenant (built in wireTenants, shared by the
 	// capabilities that read mailboxes app-only).
 	appClients *graph.AppClients

@@ -65,6 +65,7 @@ func (w *Wired) wireCRM() error {
 		return fmt.Errorf("route crm notifications: %w", err)
 	}
 	w.crmNotices = notices
+	w.crmState.h = notices              // suspension and cancellation delete the contact subscriptions
 	w.Subjects.Withdraw(notices, w.Log) // an erased person's subscription goes with them
 	w.App.CRM = handlers.CRMServices{Admin: svc,
 		Sync: crm.NewSyncJob(syncer, w.Store.Tenants.OperatorAll, leases, w.Config.Tenants.JobRunBudget, w.Log).WithNotifications(notices)}

@@ -25,6 +25,7 @@ import (
 var (
 	_ tenants.StateHook = (*presence.Manager)(nil)
 	_ tenants.StateHook = (*bookings.Cache)(nil)
+	_ tenants.StateHook = (*crm.Notifications)(nil)
 )
 
 // wireTenants builds the tenant lifecycle and licensing capability: onboarding, operator actions,
@@ -50,6 +51,8 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	// longer than presence sync's.
 	crmData := crm.OpenData(w.Store.DB())
 	crmData.SyncErrorRetention = cfg.SyncErrorRetention
+	// The CRM sync is wired after this service (it needs the clients built here): its hook is set then.
+	w.crmState = &lateHook{}
 	// The room cache first: suspension and cancellation delete its subscriptions too.
 	if err := w.wireRooms(clients); err != nil {
 		return fmt.Errorf("wire rooms: %w", err)
@@ -60,7 +63,7 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 		Policy: policy, AppID: w.Config.AppID, RedirectURI: cfg.AdminConsentRedirectURI, ConsentTTL: cfg.AdminConsentTTL,
 		Consent: tenantgraph.Consent{Prover: clients}, ConsentWait: cfg.AdminConsentWait,
 		LoginBaseURL: w.Config.Presence.AuthorityHost, Regions: config.EURegions, BookingWindowDays: cfg.BookingWindowDays,
-		Processing: stateHooks{processing, w.roomCache}, UserData: []tenants.UserData{presenceData, crm.Unlicensed{Data: crmData}}, Activity: presenceData,
+		Processing: stateHooks{processing, w.roomCache, w.crmState}, UserData: []tenants.UserData{presenceData, crm.Unlicensed{Data: crmData}}, Activity: presenceData,
 	})
 	if err != nil {
 		return err
@@ -88,6 +91,16 @@ func (w *Wired) wireTenants(processing tenants.StateHook) error {
 	w.App.ReconcileLicenses = tenants.NewReconciler(svc, cfg.JobRunBudget)
 	w.App.Tenants = handlers.TenantServices{Admin: svc, List: w.Store.Tenants}
 	return nil
+}
+
+// lateHook is the state hook of a capability wired after the tenants service; nil until it is.
+type lateHook struct{ h tenants.StateHook }
+
+func (l *lateHook) OnStateChange(ctx context.Context, tenant core.TenantID, state registry.TenantState) error {
+	if l.h == nil {
+		return nil
+	}
+	return l.h.OnStateChange(ctx, tenant, state)
 }
 
 // stateHooks tells each capability of a tenant's state change, all of them even when one fails.

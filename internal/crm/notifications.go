@@ -348,12 +348,27 @@ func (n *Notifications) Handle(ctx context.Context, tenant core.TenantID, sub re
 // Withdraw deletes a person's contacts subscription when they are erased: the subscription's resource
 // names them, and Graph would go on notifying their changes.
 func (n *Notifications) Withdraw(ctx context.Context, tenant core.TenantID, user string) error {
+	return n.removeWhere(ctx, tenant, func(u string) bool { return u == user })
+}
+
+// OnStateChange follows a tenant's lifecycle (tenants.StateHook): a tenant that is no longer active
+// loses its contact subscriptions at once (the webhook drops an inactive tenant's notifications
+// anyway); an active one gets them back from the next SyncCRM run.
+func (n *Notifications) OnStateChange(ctx context.Context, tenant core.TenantID, state registry.TenantState) error {
+	if state == registry.TenantActive {
+		return nil
+	}
+	return n.removeWhere(ctx, tenant, func(string) bool { return true })
+}
+
+// removeWhere deletes, at Graph and here, the tenant's contact subscriptions of the users it picks.
+func (n *Notifications) removeWhere(ctx context.Context, tenant core.TenantID, pick func(user string) bool) error {
 	var ids []string
 	for s, err := range n.subs.All(ctx, tenant, nil) {
 		if err != nil {
 			return fmt.Errorf("list subscriptions: %w", err)
 		}
-		if u, ok := userOfContacts(s.Resource); ok && s.Kind == registry.KindCRM && u == user {
+		if u, ok := userOfContacts(s.Resource); ok && s.Kind == registry.KindCRM && pick(u) {
 			ids = append(ids, s.ID)
 		}
 	}

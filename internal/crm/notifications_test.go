@@ -192,4 +192,20 @@ func TestContactNotificationsSyncTheUserAtOnce(t *testing.T) {
 	if atGraph, kept = f.subs(t); len(atGraph) != 0 || len(kept) != 0 {
 		t.Fatalf("after erasure: at Graph %+v, kept %+v", atGraph, kept)
 	}
+	// Suspension deletes them too; reactivation leaves them to the next run.
+	if err := f.n.Maintain(ctx, f.tenant, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.n.OnStateChange(ctx, f.tenant, registry.TenantActive); err != nil {
+		t.Fatal(err)
+	}
+	if atGraph, _ = f.subs(t); len(atGraph) != 1 {
+		t.Fatalf("an active tenant lost its subscription: %+v", atGraph)
+	}
+	if err := f.n.OnStateChange(ctx, f.tenant, registry.TenantSuspended); err != nil {
+		t.Fatal(err)
+	}
+	if atGraph, kept = f.subs(t); len(atGraph) != 0 || len(kept) != 0 {
+		t.Fatalf("after suspension: at Graph %+v, kept %+v", atGraph, kept)
+	}
 }
