@@ -2,7 +2,6 @@ package bookings
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,7 +14,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
-	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graphsubs"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/tables"
@@ -52,7 +51,7 @@ type CacheOptions struct {
 type Cache struct {
 	d       *Data
 	tenants *registry.TenantRegistry
-	subs    *tables.Table[registry.Subscription, *registry.Subscription]
+	keep    *graphsubs.Keeper
 	graph   GraphClients
 	o       CacheOptions
 	// Audit records an admin's resync (rooms.resync); Resync is refused without it.
@@ -66,8 +65,8 @@ type Cache struct {
 
 // NewCache returns the cache on the module's data and the registry's tenants and subscriptions.
 func NewCache(d *Data, st *registry.Registry, g GraphClients, o CacheOptions) *Cache {
-	if o.Lifetime <= 0 || o.Lifetime > MaxSubscriptionLifetime {
-		o.Lifetime = MaxSubscriptionLifetime
+	if o.Lifetime <= 0 || o.Lifetime > graphsubs.MaxLifetime {
+		o.Lifetime = graphsubs.MaxLifetime
 	}
 	if o.RenewMargin <= 0 {
 		o.RenewMargin = 48 * time.Hour
@@ -78,12 +77,10 @@ func NewCache(d *Data, st *registry.Registry, g GraphClients, o CacheOptions) *C
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Cache{d: d, tenants: st.Tenants, subs: st.Subscriptions, graph: g, o: o, rooms: map[string]*sync.Mutex{}}
+	keep := &graphsubs.Keeper{Subs: st.Subscriptions, Kind: registry.KindBooking, NotificationURL: o.NotificationURL,
+		LifecycleURL: o.LifecycleURL, Lifetime: o.Lifetime, Now: o.Now, Log: o.Log}
+	return &Cache{d: d, tenants: st.Tenants, keep: keep, graph: g, o: o, rooms: map[string]*sync.Mutex{}}
 }
-
-// MaxSubscriptionLifetime stays under Graph's 10,080-minute limit for Outlook event subscriptions
-// without resource data (change-notifications-subscription-lifetime.md, ms.date 11/07/2024).
-const MaxSubscriptionLifetime = 10000 * time.Minute
 
 // Window is the tenant's booking window: from the start of today (UTC) for its BookingWindowDays,
 // capped by MaxWindowDays — the same rule the retention sweep applies. Availability takes queries from
@@ -297,50 +294,33 @@ func (c *Cache) Maintain(ctx context.Context, tenant core.TenantID, due func(roo
 	var errs []error
 	now := c.o.Now()
 	covered := map[string]bool{}
-	for s, err := range c.subs.All(ctx, tenant, nil) {
-		if err != nil {
-			return res, fmt.Errorf("read subscriptions: %w", err)
-		}
-		if s.Kind != registry.KindBooking {
-			continue
-		}
+	subs, err := c.keep.All(ctx, tenant)
+	if err != nil {
+		return res, err
+	}
+	for _, s := range subs {
 		room, ok := roomOf(s.Resource)
 		r, served := rooms[room]
 		switch {
 		case !ok || !served || covered[room] || r.SubscriptionID != "" && r.SubscriptionID != s.ID:
-			if err := c.remove(ctx, tenant, g, s.ID); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			res.Deleted++
-		case !s.ExpiresAt.After(now):
-			// Expired at Graph: nothing to renew; a new one is created below and the room resynced.
-			if err := c.remove(ctx, tenant, g, s.ID); err != nil {
+			if err := c.keep.Remove(ctx, tenant, g, s.ID); err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			res.Deleted++
 		case s.ExpiresAt.Sub(now) < c.o.RenewMargin:
-			exp, err := g.RenewSubscription(ctx, s.ID, now.Add(c.o.Lifetime))
-			if errors.Is(err, graph.ErrNotFound) {
-				if err := c.remove(ctx, tenant, g, s.ID); err != nil {
-					errs = append(errs, err)
-				}
-				continue
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("renew subscription %s: %w", s.ID, err))
+			// Expired or gone at Graph: its record goes, a new one is created below and the room resynced.
+			gone, err := c.keep.Renew(ctx, tenant, g, s)
+			switch {
+			case gone && err == nil:
+				res.Deleted++
+			case err != nil:
+				errs = append(errs, err)
+				covered[room] = !gone
+			default:
+				res.Renewed++
 				covered[room] = true
-				continue
 			}
-			if _, err := c.subs.Update(ctx, tenant, s.ID, func(x *registry.Subscription) error {
-				x.ExpiresAt, x.UpdatedAt = exp, now.UTC()
-				return nil
-			}); err != nil {
-				errs = append(errs, fmt.Errorf("record renewal: %w", err))
-			}
-			res.Renewed++
-			covered[room] = true
 		default:
 			covered[room] = true
 		}
@@ -379,44 +359,17 @@ func (c *Cache) Maintain(ctx context.Context, tenant core.TenantID, due func(roo
 	return res, errors.Join(errs...)
 }
 
-// subscribe creates the room's subscription (created, updated, deleted; no resource data: the worker
-// reads what it needs) and records it.
+// subscribe creates the room's subscription and records it on the room.
 func (c *Cache) subscribe(ctx context.Context, tenant core.TenantID, g Graph, room string) error {
-	state, hash, err := registry.NewClientState()
+	sub, err := c.keep.Create(ctx, tenant, g, resourceOf(room))
 	if err != nil {
 		return err
-	}
-	now := c.o.Now().UTC()
-	req := graph.NewSubscription{Resource: resourceOf(room), ChangeType: "created,updated,deleted",
-		NotificationURL: c.o.NotificationURL, LifecycleNotificationURL: c.o.LifecycleURL, ClientState: state,
-		ExpiresAt: now.Add(c.o.Lifetime)}
-	sub, err := g.CreateSubscription(ctx, req)
-	if err != nil {
-		return fmt.Errorf("create room subscription: %w", err)
-	}
-	if _, err := c.subs.Insert(ctx, tenant, registry.Subscription{ID: sub.ID, Kind: registry.KindBooking,
-		Resource: req.Resource, ChangeType: req.ChangeType, ExpiresAt: sub.ExpiresAt, ClientStateHash: hash,
-		CreatedAt: now, UpdatedAt: now}); err != nil {
-		// Without a record its notifications would be refused: delete it at Graph rather than leak it.
-		_ = g.DeleteSubscription(ctx, sub.ID)
-		return fmt.Errorf("record room subscription: %w", err)
 	}
 	if _, err := c.d.Rooms.Rooms.Update(ctx, tenant, room, func(r *Room) error {
 		r.SubscriptionID = sub.ID
 		return nil
 	}); err != nil && !errors.Is(err, tables.ErrNotFound) {
 		return fmt.Errorf("record room subscription: %w", err)
-	}
-	c.o.Log.InfoContext(ctx, "room subscription created", "subscription_id", sub.ID)
-	return nil
-}
-
-func (c *Cache) remove(ctx context.Context, tenant core.TenantID, g Graph, id string) error {
-	if err := g.DeleteSubscription(ctx, id); err != nil {
-		return fmt.Errorf("delete subscription %s: %w", id, err)
-	}
-	if err := c.subs.Delete(ctx, tenant, id); err != nil && !errors.Is(err, tables.ErrNotFound) {
-		return fmt.Errorf("delete subscription record %s: %w", id, err)
 	}
 	return nil
 }
@@ -425,25 +378,12 @@ func (c *Cache) remove(ctx context.Context, tenant core.TenantID, g Graph, id st
 // subscription, the subscription the room; the room's window is re-read. A notification for a
 // subscription we no longer hold is dropped (its room is no longer served).
 func (c *Cache) Process(ctx context.Context, d *queue.Delivery) error {
-	var n notification.Notification
-	if err := json.Unmarshal(d.Body, &n); err != nil {
-		return apperr.New(apperr.Invalid, "booking message is not a notification", err)
-	}
-	tenant, err := core.ParseTenantID(d.ApplicationProperties[queue.PropTenant])
-	if err != nil {
-		return apperr.New(apperr.Invalid, "booking message without a tenant", err)
-	}
-	ctx = core.WithTenant(ctx, tenant)
-	sub, err := c.subs.Get(ctx, tenant, n.SubscriptionID)
-	if errors.Is(err, tables.ErrNotFound) || errors.Is(err, tables.ErrInvalidKey) {
-		c.o.Log.InfoContext(ctx, "booking notification for a subscription no longer held", "subscription_id", core.Clip(n.SubscriptionID, 64))
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read subscription: %w", err)
+	ctx, tenant, sub, held, err := c.keep.Received(ctx, d)
+	if err != nil || !held {
+		return err
 	}
 	room, ok := roomOf(sub.Resource)
-	if !ok || sub.Kind != registry.KindBooking {
+	if !ok {
 		return apperr.New(apperr.Invalid, "booking notification for a subscription that is not a room's", nil)
 	}
 	// Bursts coalesce: a room read whole after this notification was queued already holds its change
@@ -502,7 +442,7 @@ func (c *Cache) Handle(ctx context.Context, tenant core.TenantID, sub registry.S
 		}
 		fallthrough // gone at Graph: recreate
 	case EventSubscriptionRemoved:
-		if err := c.remove(ctx, tenant, g, sub.ID); err != nil {
+		if err := c.keep.Remove(ctx, tenant, g, sub.ID); err != nil {
 			return err
 		}
 		if _, err := c.d.Rooms.Rooms.Get(ctx, tenant, room); errors.Is(err, tables.ErrNotFound) {
@@ -578,7 +518,7 @@ func (c *Cache) Freshness(ctx context.Context, tenant core.TenantID) (Freshness,
 		f.NewestChangeAgeSeconds = &age
 	}
 	now := c.o.Now()
-	for s, err := range c.subs.All(ctx, tenant, &tables.ListOptions{Select: []string{"Kind", "ExpiresAt"}}) {
+	for s, err := range c.keep.Subs.All(ctx, tenant, &tables.ListOptions{Select: []string{"Kind", "ExpiresAt"}}) {
 		if err != nil {
 			return f, fmt.Errorf("read subscriptions: %w", err)
 		}
@@ -594,7 +534,7 @@ func (c *Cache) Freshness(ctx context.Context, tenant core.TenantID) (Freshness,
 // (T24/T7); MaintainRooms subscribes again after a reactivation.
 func (c *Cache) Unsubscribe(ctx context.Context, tenant core.TenantID) (int, error) {
 	var ids []string
-	for s, err := range c.subs.All(ctx, tenant, &tables.ListOptions{Select: []string{"Kind"}}) {
+	for s, err := range c.keep.Subs.All(ctx, tenant, &tables.ListOptions{Select: []string{"Kind"}}) {
 		if err != nil {
 			return 0, fmt.Errorf("read subscriptions: %w", err)
 		}
@@ -612,7 +552,7 @@ func (c *Cache) Unsubscribe(ctx context.Context, tenant core.TenantID) (int, err
 	var errs []error
 	n := 0
 	for _, id := range ids {
-		if err := c.remove(ctx, tenant, g, id); err != nil {
+		if err := c.keep.Remove(ctx, tenant, g, id); err != nil {
 			errs = append(errs, err)
 			continue
 		}

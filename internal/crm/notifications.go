@@ -2,7 +2,6 @@ package crm
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,7 +16,7 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
-	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
+	"github.com/connecthub/connecthub/internal/platform/msgraph/graphsubs"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/platform/registry"
 	"github.com/connecthub/connecthub/internal/platform/tables"
@@ -37,14 +36,7 @@ import (
 // concurrency are per org.
 
 // SubscriptionGraph is what the notifications need of a tenant's app-only Graph client.
-type SubscriptionGraph interface {
-	CreateSubscription(ctx context.Context, s graph.NewSubscription) (graph.Subscription, error)
-	RenewSubscription(ctx context.Context, id string, expires time.Time) (time.Time, error)
-	ReauthorizeSubscription(ctx context.Context, id string) error
-	DeleteSubscription(ctx context.Context, id string) error
-}
-
-var _ SubscriptionGraph = (*graph.Client)(nil)
+type SubscriptionGraph = graphsubs.Graph
 
 // NotifyOptions configure Notifications.
 type NotifyOptions struct {
@@ -54,9 +46,8 @@ type NotifyOptions struct {
 	// NotificationURL and LifecycleURL are the webhooks Graph posts to; without a NotificationURL (a
 	// local run nobody outside can reach) no subscription is made and the timer alone syncs.
 	NotificationURL, LifecycleURL string
-	// Lifetime of a subscription (default and most: 10,000 minutes, under Graph's 10,080 for Outlook
-	// resources without resource data); RenewMargin is how long before expiry it is renewed (default
-	// 2 days, so a day of failed runs still renews in time).
+	// Lifetime of a subscription (default and most: graphsubs.MaxLifetime); RenewMargin is how long
+	// before expiry it is renewed (default 2 days, so a day of failed runs still renews in time).
 	Lifetime, RenewMargin time.Duration
 	// LeaseWait is how long a notification waits for the tenant's sync lease before it is retried
 	// later (default 10 s).
@@ -68,25 +59,17 @@ type NotifyOptions struct {
 // Notifications keeps the contact subscriptions and runs a user's sync when one reports a change.
 type Notifications struct {
 	o      NotifyOptions
-	subs   *tables.Table[registry.Subscription, *registry.Subscription]
+	keep   *graphsubs.Keeper
 	runner *jobs.Runner
 
 	mu      sync.Mutex
 	started map[string]time.Time // tenant/user → when this instance's last sync of the user began
 }
 
-// MaxSubscriptionLifetime stays under Graph's 10,080 minutes for Outlook contacts without resource
-// data (change-notifications-subscription-lifetime.md; contacts have the lifetimes of events,
-// next-capabilities.md §3.1).
-const MaxSubscriptionLifetime = 10000 * time.Minute
-
 // NewNotifications returns the notifications on the syncer's store.
 func NewNotifications(o NotifyOptions) (*Notifications, error) {
 	if o.Syncer == nil || o.Subscriptions == nil || o.Leases == nil {
 		return nil, errors.New("crm notifications: syncer, subscriptions and leases are required")
-	}
-	if o.Lifetime <= 0 || o.Lifetime > MaxSubscriptionLifetime {
-		o.Lifetime = MaxSubscriptionLifetime
 	}
 	if o.RenewMargin <= 0 {
 		o.RenewMargin = 48 * time.Hour
@@ -100,7 +83,9 @@ func NewNotifications(o NotifyOptions) (*Notifications, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Notifications{o: o, subs: o.Syncer.o.Store.Subscriptions, started: map[string]time.Time{},
+	keep := &graphsubs.Keeper{Subs: o.Syncer.o.Store.Subscriptions, Kind: registry.KindCRM, NotificationURL: o.NotificationURL,
+		LifecycleURL: o.LifecycleURL, Lifetime: o.Lifetime, Now: o.Now, Log: o.Log}
+	return &Notifications{o: o, keep: keep, started: map[string]time.Time{},
 		runner: jobs.New(o.Leases, jobs.Options{Log: o.Log, Now: o.Now})}, nil
 }
 
@@ -130,18 +115,16 @@ func (n *Notifications) Maintain(ctx context.Context, tenant core.TenantID, want
 	if err != nil {
 		return fmt.Errorf("graph client: %w", err)
 	}
+	subs, err := n.keep.All(ctx, tenant)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	have := map[string]registry.Subscription{}
-	for s, err := range n.subs.All(ctx, tenant, nil) {
-		if err != nil {
-			return fmt.Errorf("list subscriptions: %w", err)
-		}
-		if s.Kind != registry.KindCRM {
-			continue
-		}
+	for _, s := range subs {
 		user, ok := userOfContacts(s.Resource)
 		if _, dup := have[user]; !ok || !want[user] || dup {
-			if err := n.remove(ctx, tenant, g, s.ID); err != nil {
+			if err := n.keep.Remove(ctx, tenant, g, s.ID); err != nil {
 				errs = append(errs, err)
 			}
 			continue
@@ -158,72 +141,23 @@ func (n *Notifications) Maintain(ctx context.Context, tenant core.TenantID, want
 	now := n.o.Now().UTC()
 	for _, u := range users {
 		s, ok := have[u]
-		switch {
-		case !ok:
-			err = n.subscribe(ctx, tenant, g, u)
-		case s.ExpiresAt.Before(now.Add(n.o.RenewMargin)):
-			err = n.renew(ctx, tenant, g, s, u)
-		default:
+		if ok && !s.ExpiresAt.Before(now.Add(n.o.RenewMargin)) {
 			continue
 		}
-		if err != nil {
+		if ok {
+			gone, err := n.keep.Renew(ctx, tenant, g, s)
+			if err != nil || !gone {
+				errs = append(errs, err)
+				continue
+			}
+			// Gone at Graph: a new one below. The user's changes meanwhile were never notified; the
+			// run that called Maintain syncs the user next.
+		}
+		if _, err := n.keep.Create(ctx, tenant, g, contactsResource(u)); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func (n *Notifications) subscribe(ctx context.Context, tenant core.TenantID, g SubscriptionGraph, user string) error {
-	state, hash, err := registry.NewClientState()
-	if err != nil {
-		return err
-	}
-	now := n.o.Now().UTC()
-	req := graph.NewSubscription{Resource: contactsResource(user), ChangeType: "created,updated,deleted",
-		NotificationURL: n.o.NotificationURL, LifecycleNotificationURL: n.o.LifecycleURL, ClientState: state,
-		ExpiresAt: now.Add(n.o.Lifetime)}
-	sub, err := g.CreateSubscription(ctx, req)
-	if err != nil {
-		return fmt.Errorf("create contacts subscription: %w", err)
-	}
-	if _, err := n.subs.Insert(ctx, tenant, registry.Subscription{ID: sub.ID, Kind: registry.KindCRM, Resource: req.Resource,
-		ChangeType: req.ChangeType, ExpiresAt: sub.ExpiresAt, ClientStateHash: hash, CreatedAt: now, UpdatedAt: now}); err != nil {
-		// Without a record its notifications would be refused: delete it at Graph rather than leak it.
-		_ = g.DeleteSubscription(ctx, sub.ID)
-		return fmt.Errorf("record contacts subscription: %w", err)
-	}
-	n.o.Log.InfoContext(ctx, "crm contacts subscription created", "subscription_id", sub.ID)
-	return nil
-}
-
-func (n *Notifications) renew(ctx context.Context, tenant core.TenantID, g SubscriptionGraph, s registry.Subscription, user string) error {
-	exp, err := g.RenewSubscription(ctx, s.ID, n.o.Now().UTC().Add(n.o.Lifetime))
-	if errors.Is(err, graph.ErrNotFound) {
-		// Gone at Graph (expired, or removed without a word reaching us): make a new one, and sync the
-		// user, whose changes meanwhile were never notified (the next timer run would too; this is sooner).
-		if err := n.remove(ctx, tenant, g, s.ID); err != nil {
-			return err
-		}
-		return n.subscribe(ctx, tenant, g, user)
-	}
-	if err != nil {
-		return fmt.Errorf("renew contacts subscription %s: %w", s.ID, err)
-	}
-	_, err = n.subs.Update(ctx, tenant, s.ID, func(r *registry.Subscription) error {
-		r.ExpiresAt, r.UpdatedAt = exp, n.o.Now().UTC()
-		return nil
-	})
-	return err
-}
-
-func (n *Notifications) remove(ctx context.Context, tenant core.TenantID, g SubscriptionGraph, id string) error {
-	if err := g.DeleteSubscription(ctx, id); err != nil && !errors.Is(err, graph.ErrNotFound) {
-		return fmt.Errorf("delete subscription %s: %w", id, err)
-	}
-	if err := n.subs.Delete(ctx, tenant, id); err != nil && !errors.Is(err, tables.ErrNotFound) {
-		return fmt.Errorf("delete subscription record %s: %w", id, err)
-	}
-	return nil
 }
 
 // Process is the worker of contact notifications (queue kind crm): the notification names the
@@ -232,25 +166,12 @@ func (n *Notifications) remove(ctx context.Context, tenant core.TenantID, g Subs
 // so a burst of edits costs one sync. A sync that fails is left to the timer: it changed nothing that
 // the next run does not redo (the delta link and the windows advance only on success).
 func (n *Notifications) Process(ctx context.Context, d *queue.Delivery) error {
-	var msg notification.Notification
-	if err := json.Unmarshal(d.Body, &msg); err != nil {
-		return apperr.New(apperr.Invalid, "crm message is not a notification", err)
-	}
-	tenant, err := core.ParseTenantID(d.ApplicationProperties[queue.PropTenant])
-	if err != nil {
-		return apperr.New(apperr.Invalid, "crm message without a tenant", err)
-	}
-	ctx = core.WithTenant(ctx, tenant)
-	sub, err := n.subs.Get(ctx, tenant, msg.SubscriptionID)
-	if errors.Is(err, tables.ErrNotFound) || errors.Is(err, tables.ErrInvalidKey) {
-		n.o.Log.InfoContext(ctx, "crm notification for a subscription no longer held", "subscription_id", core.Clip(msg.SubscriptionID, 64))
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read subscription: %w", err)
+	ctx, tenant, sub, held, err := n.keep.Received(ctx, d)
+	if err != nil || !held {
+		return err
 	}
 	user, ok := userOfContacts(sub.Resource)
-	if !ok || sub.Kind != registry.KindCRM {
+	if !ok {
 		return apperr.New(apperr.Invalid, "crm notification for a subscription that is not a user's contacts", nil)
 	}
 	if !d.EnqueuedTime.IsZero() && n.lastStart(tenant, user).After(d.EnqueuedTime.Add(time.Second)) {
@@ -325,7 +246,7 @@ func (n *Notifications) Handle(ctx context.Context, tenant core.TenantID, sub re
 		}
 		fallthrough // gone at Graph: recreate
 	case eventSubscriptionRemoved:
-		if err := n.remove(ctx, tenant, g, sub.ID); err != nil {
+		if err := n.keep.Remove(ctx, tenant, g, sub.ID); err != nil {
 			return err
 		}
 		m, err := n.o.Syncer.o.Data.Users.Get(ctx, tenant, user)
@@ -335,7 +256,7 @@ func (n *Notifications) Handle(ctx context.Context, tenant core.TenantID, sub re
 		if err != nil {
 			return fmt.Errorf("read mapping: %w", err)
 		}
-		if err := n.subscribe(ctx, tenant, g, user); err != nil {
+		if _, err := n.keep.Create(ctx, tenant, g, contactsResource(user)); err != nil {
 			return err
 		}
 		return n.syncNow(ctx, tenant, user)
@@ -363,12 +284,13 @@ func (n *Notifications) OnStateChange(ctx context.Context, tenant core.TenantID,
 
 // removeWhere deletes, at Graph and here, the tenant's contact subscriptions of the users it picks.
 func (n *Notifications) removeWhere(ctx context.Context, tenant core.TenantID, pick func(user string) bool) error {
+	subs, err := n.keep.All(ctx, tenant)
+	if err != nil {
+		return err
+	}
 	var ids []string
-	for s, err := range n.subs.All(ctx, tenant, nil) {
-		if err != nil {
-			return fmt.Errorf("list subscriptions: %w", err)
-		}
-		if u, ok := userOfContacts(s.Resource); ok && s.Kind == registry.KindCRM && pick(u) {
+	for _, s := range subs {
+		if u, ok := userOfContacts(s.Resource); ok && pick(u) {
 			ids = append(ids, s.ID)
 		}
 	}
@@ -381,7 +303,7 @@ func (n *Notifications) removeWhere(ctx context.Context, tenant core.TenantID, p
 	}
 	var errs []error
 	for _, id := range ids {
-		if err := n.remove(ctx, tenant, g, id); err != nil {
+		if err := n.keep.Remove(ctx, tenant, g, id); err != nil {
 			errs = append(errs, err)
 		}
 	}
