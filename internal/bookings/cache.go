@@ -413,11 +413,11 @@ func (c *Cache) Process(ctx context.Context, d *queue.Delivery) error {
 // Coalesced counts the room notifications that needed no read because a later read covered them.
 func (c *Cache) Coalesced() int64 { return c.coalesced.Load() }
 
-// Lifecycle events (change-notifications-lifecycle-events.md, ms.date 12/20/2024).
+// Lifecycle events (graphsubs).
 const (
-	EventReauthorizationRequired = "reauthorizationRequired"
-	EventSubscriptionRemoved     = "subscriptionRemoved"
-	EventMissed                  = "missed"
+	EventReauthorizationRequired = graphsubs.EventReauthorizationRequired
+	EventSubscriptionRemoved     = graphsubs.EventSubscriptionRemoved
+	EventMissed                  = graphsubs.EventMissed
 )
 
 // Handle acts on a lifecycle event of a room subscription: reauthorize it, recreate a removed one
@@ -434,30 +434,19 @@ func (c *Cache) Handle(ctx context.Context, tenant core.TenantID, sub registry.S
 	if err != nil {
 		return fmt.Errorf("graph client: %w", err)
 	}
-	switch event {
-	case EventReauthorizationRequired:
-		err := g.ReauthorizeSubscription(ctx, sub.ID)
-		if !errors.Is(err, graph.ErrNotFound) {
-			return err
-		}
-		fallthrough // gone at Graph: recreate
-	case EventSubscriptionRemoved:
-		if err := c.keep.Remove(ctx, tenant, g, sub.ID); err != nil {
-			return err
-		}
+	reread, err := c.keep.Lifecycle(ctx, tenant, g, sub, event, func() (bool, error) {
 		if _, err := c.d.Rooms.Rooms.Get(ctx, tenant, room); errors.Is(err, tables.ErrNotFound) {
-			return nil // no longer served
+			return false, nil // no longer served
+		} else if err != nil {
+			return false, fmt.Errorf("read room: %w", err)
 		}
-		if err := c.subscribe(ctx, tenant, g, room); err != nil {
-			return err
-		}
-		_, err := c.ResyncRoom(ctx, tenant, room)
-		return err
-	case EventMissed:
-		_, err := c.ResyncRoom(ctx, tenant, room)
+		return true, c.subscribe(ctx, tenant, g, room)
+	})
+	if err != nil || !reread {
 		return err
 	}
-	return nil
+	_, err = c.ResyncRoom(ctx, tenant, room)
+	return err
 }
 
 // Freshness is what Health shows of a tenant's room cache.

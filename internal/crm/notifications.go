@@ -15,7 +15,6 @@ import (
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
-	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphsubs"
 	"github.com/connecthub/connecthub/internal/platform/queue"
 	"github.com/connecthub/connecthub/internal/platform/registry"
@@ -217,13 +216,6 @@ func (n *Notifications) lastStart(tenant core.TenantID, user string) time.Time {
 	return n.started[string(tenant)+"/"+user]
 }
 
-// The lifecycle events Graph sends on a subscription's lifecycle URL.
-const (
-	eventReauthorizationRequired = "reauthorizationRequired"
-	eventSubscriptionRemoved     = "subscriptionRemoved"
-	eventMissed                  = "missed"
-)
-
 // Handle acts on a lifecycle event of a contacts subscription: reauthorize it, recreate a removed
 // one, and sync the user after a removal or missed notifications (their changes were never notified).
 func (n *Notifications) Handle(ctx context.Context, tenant core.TenantID, sub registry.Subscription, event string) error {
@@ -238,32 +230,21 @@ func (n *Notifications) Handle(ctx context.Context, tenant core.TenantID, sub re
 	if err != nil {
 		return fmt.Errorf("graph client: %w", err)
 	}
-	switch event {
-	case eventReauthorizationRequired:
-		err := g.ReauthorizeSubscription(ctx, sub.ID)
-		if !errors.Is(err, graph.ErrNotFound) {
-			return err
-		}
-		fallthrough // gone at Graph: recreate
-	case eventSubscriptionRemoved:
-		if err := n.keep.Remove(ctx, tenant, g, sub.ID); err != nil {
-			return err
-		}
+	reread, err := n.keep.Lifecycle(ctx, tenant, g, sub, event, func() (bool, error) {
 		m, err := n.o.Syncer.o.Data.Users.Get(ctx, tenant, user)
 		if errors.Is(err, tables.ErrNotFound) || err == nil && !m.Contacts.ToCRM() {
-			return nil // no longer synced to the CRM
+			return false, nil // no longer synced to the CRM
 		}
 		if err != nil {
-			return fmt.Errorf("read mapping: %w", err)
+			return false, fmt.Errorf("read mapping: %w", err)
 		}
-		if _, err := n.keep.Create(ctx, tenant, g, contactsResource(user)); err != nil {
-			return err
-		}
-		return n.syncNow(ctx, tenant, user)
-	case eventMissed:
-		return n.syncNow(ctx, tenant, user)
+		_, err = n.keep.Create(ctx, tenant, g, contactsResource(user))
+		return err == nil, err
+	})
+	if err != nil || !reread {
+		return err
 	}
-	return nil
+	return n.syncNow(ctx, tenant, user)
 }
 
 // Withdraw deletes a person's contacts subscription when they are erased: the subscription's resource

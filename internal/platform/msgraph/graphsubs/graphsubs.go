@@ -161,3 +161,36 @@ func (k *Keeper) Received(ctx context.Context, d *queue.Delivery) (context.Conte
 	}
 	return ctx, tenant, sub, true, nil
 }
+
+// Lifecycle events Graph posts to a subscription's lifecycle URL (change-notifications-lifecycle-events.md,
+// ms.date 12/20/2024).
+const (
+	EventReauthorizationRequired = "reauthorizationRequired"
+	EventSubscriptionRemoved     = "subscriptionRemoved"
+	EventMissed                  = "missed"
+)
+
+// Lifecycle acts on a lifecycle event of s: it reauthorizes s; a subscription Graph removed (or no
+// longer has when asked to reauthorize) is removed here too and recreate is called, which makes a new
+// one if the resource is still wanted and says whether it did. reread says the resource must be read
+// again now, its changes since having never been notified: after a recreation, and after missed
+// notifications.
+func (k *Keeper) Lifecycle(ctx context.Context, tenant core.TenantID, g Graph, s registry.Subscription, event string,
+	recreate func() (bool, error)) (reread bool, err error) {
+	switch event {
+	case EventReauthorizationRequired:
+		err := g.ReauthorizeSubscription(ctx, s.ID)
+		if !errors.Is(err, graph.ErrNotFound) {
+			return false, err
+		}
+		fallthrough // gone at Graph: recreate
+	case EventSubscriptionRemoved:
+		if err := k.Remove(ctx, tenant, g, s.ID); err != nil {
+			return false, err
+		}
+		return recreate()
+	case EventMissed:
+		return true, nil
+	}
+	return false, nil
+}
