@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -83,19 +82,7 @@ func TestCRMSyncThroughDevhost(t *testing.T) {
 		Roles: []string{access.AppRoleTenantAdmin}})
 	do := func(method, u, body string) (int, string) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			req, _ := http.NewRequest(method, u, strings.NewReader(body))
-			req.Header.Set("Authorization", admin)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "signing keys are loading") || time.Now().After(deadline) {
-				return resp.StatusCode, string(b)
-			}
-		}
+		return callWith(t, method, u, admin, body)
 	}
 	sync := func() {
 		t.Helper()

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -89,19 +88,7 @@ func TestRoomFinderThroughDevhost(t *testing.T) {
 	user, admin := as(), as(access.AppRoleTenantAdmin)
 	do := func(method, u, auth, body string) (int, string) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			req, _ := http.NewRequest(method, u, strings.NewReader(body))
-			req.Header.Set("Authorization", auth)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "signing keys are loading") || time.Now().After(deadline) {
-				return resp.StatusCode, string(b)
-			}
-		}
+		return callWith(t, method, u, auth, body)
 	}
 
 	// Timers run over every active tenant in the shared Azurite, those of other tests too, whose Graph

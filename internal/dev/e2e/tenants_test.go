@@ -34,8 +34,19 @@ const e2eOperator = "0b9a3c6e-1f2d-4e5a-8b7c-9d0e1f2a3b4c"
 // still be loading the issuer's keys and answers 503, as it tells any client to retry: so does this.
 func call(t testing.TB, method, u, key, body string) (int, string) {
 	t.Helper()
+	auth := ""
+	if key != "" {
+		auth = "Bearer " + bearerFor(t, u)
+	}
+	return callWith(t, method, u, auth, body)
+}
+
+// callWith is call with the Authorization header given ("" for none), retrying the 503 of keys still
+// loading.
+func callWith(t testing.TB, method, u, auth, body string) (int, string) {
+	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		code, out := callOnce(t, method, u, key, body)
+		code, out := callOnce(t, method, u, auth, body)
 		if code != http.StatusServiceUnavailable || !strings.Contains(out, "signing keys are loading") || time.Now().After(deadline) {
 			return code, out
 		}
@@ -43,14 +54,14 @@ func call(t testing.TB, method, u, key, body string) (int, string) {
 	}
 }
 
-func callOnce(t testing.TB, method, u, key, body string) (int, string) {
+func callOnce(t testing.TB, method, u, auth, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, u, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+bearerFor(t, u))
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
