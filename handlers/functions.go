@@ -72,6 +72,8 @@ type App struct {
 	Rooms RoomServices
 	// CRM is the mailbox ↔ CRM sync's tenant connection (internal/crm).
 	CRM CRMServices
+	// CRMNow runs one user's CRM sync on request (SyncCRMUser).
+	CRMNow CRMSyncNow
 	// Audit is the tenant's audit trail, exported by ExportAudit.
 	Audit AuditReader
 	// Access decides who may call the admin functions: a bearer token names the caller, and the
@@ -131,6 +133,7 @@ func (a *App) Routes() ([]azfunc.Route, error) {
 	fns = append(fns, a.incidentFunctions()...)
 	fns = append(fns, a.roomFunctions()...)
 	fns = append(fns, a.crmFunctions()...)
+	fns = append(fns, a.crmSyncFunctions()...)
 	fns = append(fns, a.portalFunctions()...)
 	routes := make([]azfunc.Route, 0, len(fns))
 	a.byName = make(map[string]azfunc.Route, len(fns))

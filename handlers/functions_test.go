@@ -178,6 +178,9 @@ func complete(a *App) *App {
 	if a.CRM.Admin == nil {
 		a.CRM.Admin = struct{ CRMAdmin }{}
 	}
+	if a.CRMNow == nil {
+		a.CRMNow = struct{ CRMSyncNow }{}
+	}
 	if a.CRM.Sync == nil {
 		a.CRM.Sync = struct{ Job }{}
 	}

@@ -67,6 +67,7 @@ func (w *Wired) wireCRM() error {
 	w.crmNotices = notices
 	w.crmState.h = notices              // suspension and cancellation delete the contact subscriptions
 	w.Subjects.Withdraw(notices, w.Log) // an erased person's subscription goes with them
+	w.App.CRMNow = notices
 	w.App.CRM = handlers.CRMServices{Admin: svc,
 		Sync: crm.NewSyncJob(syncer, w.Store.Tenants.OperatorAll, leases, w.Config.Tenants.JobRunBudget, w.Log).WithNotifications(notices)}
 	return nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
+	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/clock"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphsubs"
@@ -289,4 +290,54 @@ func (n *Notifications) removeWhere(ctx context.Context, tenant core.TenantID, p
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// SyncNowResult is what an admin's sync of one user did.
+type SyncNowResult struct {
+	UserID  string `json:"userId"`
+	Skipped string `json:"skipped,omitempty"` // why nothing ran: not-mapped, contacts-off, unlicensed, restricted
+	// To Salesforce, and to the mailbox.
+	Created        int `json:"created"`
+	Linked         int `json:"linked"`
+	Updated        int `json:"updated"`
+	Deleted        int `json:"deleted"`
+	Failed         int `json:"failed"`
+	MailboxCreated int `json:"mailboxCreated"`
+	MailboxLinked  int `json:"mailboxLinked"`
+	MailboxUpdated int `json:"mailboxUpdated"`
+	MailboxDeleted int `json:"mailboxDeleted"`
+}
+
+// SyncNow runs one user's sync at once, for an admin who fixed a failing record or a permission and
+// will not wait for the next run; audited as crm.sync. It waits for the tenant's lease like a
+// notification does, and a sync still running after that is a conflict to try again. A user without a
+// mapping is 404; a run that fails is 503 with its code, and GetCRMSyncHealth says what to do.
+func (n *Notifications) SyncNow(ctx context.Context, a core.Actor, tenant core.TenantID, user string) (SyncNowResult, error) {
+	if _, err := n.o.Syncer.o.Data.Users.Get(ctx, tenant, user); errors.Is(err, tables.ErrNotFound) || errors.Is(err, tables.ErrInvalidKey) {
+		return SyncNowResult{}, apperr.New(apperr.NotFound, "the user has no CRM mapping (PUT crm/users/{userId} first)", nil)
+	} else if err != nil {
+		return SyncNowResult{}, fmt.Errorf("read mapping: %w", err)
+	}
+	var rep Report
+	var runErr error
+	spec := jobs.Spec{Name: SyncCRMJob, Budget: 30 * time.Second, Lease: time.Minute, Wait: n.o.LeaseWait}
+	ran, err := n.runner.Run(ctx, tenant, spec, func(ctx context.Context, _ *jobs.Lease) error {
+		n.mark(tenant, user)
+		rep, runErr = n.o.Syncer.SyncUser(ctx, tenant, user)
+		return nil
+	})
+	switch {
+	case errors.Is(err, jobs.ErrLeaseHeld) || err == nil && !ran:
+		err = apperr.New(apperr.Conflict, "a CRM sync of this tenant is running; try again in a minute", err)
+	case err == nil && runErr != nil:
+		n.o.Log.WarnContext(ctx, "crm sync on request failed", "error", runErr)
+		err = apperr.New(apperr.Unavailable, "the sync did not finish; GET crm/health shows why and what to do", runErr)
+	}
+	trail := audit.Trail{Table: audit.OpenLog(n.o.Syncer.o.Store.DB()), Now: n.o.Now, Log: n.o.Log}
+	if err := trail.Record(ctx, tenant, a, "crm.sync", "user", user, err); err != nil {
+		return SyncNowResult{}, err
+	}
+	return SyncNowResult{UserID: user, Skipped: rep.Skipped, Created: rep.Created, Linked: rep.Linked, Updated: rep.Updated,
+		Deleted: rep.Deleted, Failed: rep.Failed, MailboxCreated: rep.MailboxCreated, MailboxLinked: rep.MailboxLinked,
+		MailboxUpdated: rep.MailboxUpdated, MailboxDeleted: rep.MailboxDeleted}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/crm"
+	"github.com/connecthub/connecthub/internal/platform/audit"
 	"github.com/connecthub/connecthub/internal/platform/jobs"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/queue"
@@ -207,5 +208,44 @@ func TestContactNotificationsSyncTheUserAtOnce(t *testing.T) {
 	}
 	if atGraph, kept = f.subs(t); len(atGraph) != 0 || len(kept) != 0 {
 		t.Fatalf("after suspension: at Graph %+v, kept %+v", atGraph, kept)
+	}
+}
+
+// An admin syncs a user now: the result says what moved, the request is audited with its outcome, a
+// user without a mapping is 404, and a sync of the tenant that keeps running is a conflict to retry.
+func TestSyncNow(t *testing.T) {
+	f := newNoticesFixture(t)
+	f.put(graphtest.Contact{GivenName: "Grace", Surname: "Hopper", Emails: []string{"grace@navy.example"}})
+	res, err := f.n.SyncNow(ctx, admin, f.tenant, f.ada)
+	if err != nil || res.UserID != f.ada || res.Created != 1 || res.Skipped != "" {
+		t.Fatalf("sync now = %+v, %v", res, err)
+	}
+	if len(f.byEmail("grace@navy.example")) != 1 {
+		t.Fatal("Grace did not reach Salesforce")
+	}
+	if _, err := f.n.SyncNow(ctx, admin, f.tenant, "11111111-0000-4000-8000-0000000000ff"); apperr.CodeOf(err) != apperr.NotFound {
+		t.Errorf("an unmapped user: %v, want NotFound", err)
+	}
+	if _, err := f.leases.AcquireLease(ctx, f.tenant, crm.SyncCRMJob, "the-timer", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.n.SyncNow(ctx, admin, f.tenant, f.ada); apperr.CodeOf(err) != apperr.Conflict {
+		t.Errorf("while the timer runs: %v, want Conflict", err)
+	}
+	p, err := audit.OpenLog(f.env.Store.DB()).List(ctx, f.tenant, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := len(p.Items) - 1; i >= 0; i-- {
+		if e := p.Items[i]; e.Action == "crm.sync" {
+			if e.TargetType != "user" || e.TargetID != f.ada || e.ActorID != admin.ID {
+				t.Errorf("audit entry %+v", e)
+			}
+			got = append(got, e.Outcome)
+		}
+	}
+	if len(got) != 2 || got[0] != "success" || got[1] == "success" {
+		t.Errorf("audit outcomes = %q, want the sync and the refused one", got)
 	}
 }

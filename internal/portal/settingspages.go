@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -88,9 +89,23 @@ func (p *Portal) crmPage(ctx context.Context, req *request, v *view, tenant core
 			if sf := strings.TrimSpace(f.Get("salesforceUserId")); sf != "" {
 				in["salesforceUserId"] = sf
 			}
-			p.act(ctx, req, v, "SetCRMUserMapping", user, in, "Mailbox mapped; it syncs at the next run (every 15 minutes).")
+			p.act(ctx, req, v, "SetCRMUserMapping", user, in, "Mailbox mapped; it syncs at the next run (every 15 minutes), or now with Sync now.")
 		case "delete":
 			p.act(ctx, req, v, "DeleteCRMConnection", t, nil, "Connection removed, with its key.")
+		case "sync":
+			user := map[string]string{"tenantId": string(tenant), "userId": strings.ToLower(strings.TrimSpace(f.Get("userId")))}
+			var res struct {
+				Skipped                                        string
+				Created, Updated, Deleted, Failed              int
+				MailboxCreated, MailboxUpdated, MailboxDeleted int
+			}
+			status, msg, _ := p.call(ctx, req, "SyncCRMUser", user, nil, nil, &res)
+			done := fmt.Sprintf("Synced: to Salesforce %d created, %d updated, %d deleted; to the mailbox %d created, %d updated, %d deleted; %d refused.",
+				res.Created, res.Updated, res.Deleted, res.MailboxCreated, res.MailboxUpdated, res.MailboxDeleted, res.Failed)
+			if res.Skipped != "" {
+				done = "Nothing to sync: " + res.Skipped + "."
+			}
+			v.Notice, v.Problem = outcome(status, msg, done)
 		}
 	}
 	var conn map[string]any

@@ -121,6 +121,7 @@ func main() {
 		Rooms: handlers.RoomServices{Directory: struct{ handlers.RoomDirectory }{}, Availability: struct{ handlers.RoomAvailability }{}, Cache: struct{ handlers.RoomCache }{},
 			Sync: idleJob{}, Maintain: idleJob{}},
 		CRM:    handlers.CRMServices{Admin: struct{ handlers.CRMAdmin }{}, Sync: idleJob{}},
+		CRMNow: struct{ handlers.CRMSyncNow }{},
 		Portal: struct{ handlers.Portal }{},
 	}
 	routes, err := a.Routes()
