@@ -27,6 +27,8 @@ type CalEvent struct {
 	Organizer   string // e-mail address
 	Attendees   []string
 	Body        string
+	Location    string // "Room" unless set
+	Sensitivity string // normal unless set
 	Start, End  time.Time
 	IsAllDay    bool
 	ShowAs      string // busy unless set
@@ -48,6 +50,12 @@ type Exception struct {
 type calendar struct {
 	mailboxID string // the room mailbox's object id: notifications name it, not the address
 	events    map[string]*CalEvent
+	// The delta log of calendarView delta (events.go): each change by event id, and the instance ids a
+	// deleted event had, which its @removed items name.
+	log      []userChange
+	version  int
+	minDelta int
+	gone     map[string][]string
 }
 
 // roomEventsResource matches a subscription to a mailbox's events (Learn, outlook-change-notifications-
@@ -94,8 +102,13 @@ func (g *Graph) PutEvent(tenant, room string, e CalEvent) []Delivery {
 	if e.ICalUID == "" {
 		e.ICalUID = "040000008200E00074C5B7101A82E008" + hex.EncodeToString([]byte(e.ID))
 	}
-	e.Modified = time.Now().UTC()
+	now := time.Now
+	if g.EventClock != nil {
+		now = g.EventClock
+	}
+	e.Modified = now().UTC()
 	c.events[e.ID] = &e
+	c.logChange(e.ID)
 	return g.eventNotifications(tenant, room, c, change, e.ID)
 }
 
@@ -104,7 +117,7 @@ func (g *Graph) DeleteEvent(tenant, room, id string) []Delivery {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c := g.cal(tenant, room)
-	delete(c.events, id)
+	c.remove(id)
 	return g.eventNotifications(tenant, room, c, "deleted", id)
 }
 
@@ -178,11 +191,20 @@ func graphDateTime(t time.Time) map[string]any {
 	return map[string]any{"dateTime": t.UTC().Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}
 }
 
-func (in instance) json() map[string]any {
+func (in instance) json() map[string]any { return in.jsonAs(false) }
+
+// jsonAs is the instance's wire form; text: the body as plain text, as Prefer:
+// outlook.body-content-type="text" asks (GH api-reference/v1.0/api/event-get.md, "Prefer:
+// outlook.body-content-type"); else HTML, Graph's default.
+func (in instance) jsonAs(text bool) map[string]any {
 	e := in.e
 	show := e.ShowAs
 	if show == "" {
 		show = "busy"
+	}
+	body := map[string]any{"contentType": "html", "content": "<html><body>" + e.Body + "</body></html>"}
+	if text {
+		body = map[string]any{"contentType": "text", "content": e.Body}
 	}
 	att := []any{}
 	for _, a := range e.Attendees {
@@ -191,12 +213,12 @@ func (in instance) json() map[string]any {
 	}
 	return map[string]any{"@odata.etag": `W/"` + strconv.FormatInt(e.Modified.UnixNano(), 36) + `"`,
 		"id": in.id, "iCalUId": e.ICalUID, "subject": e.Subject, "bodyPreview": e.Body,
-		"body":      map[string]any{"contentType": "html", "content": "<html><body>" + e.Body + "</body></html>"},
+		"body": body, "changeKey": strconv.FormatInt(e.Modified.UnixNano(), 36),
 		"organizer": map[string]any{"emailAddress": map[string]any{"name": e.Organizer, "address": e.Organizer}},
 		"attendees": att, "start": graphDateTime(in.start), "end": graphDateTime(in.end), "isAllDay": e.IsAllDay,
-		"showAs": show, "isCancelled": e.IsCancelled, "type": in.typ, "sensitivity": "normal",
+		"showAs": show, "isCancelled": e.IsCancelled, "type": in.typ, "sensitivity": cmpOr(e.Sensitivity, "normal"),
 		"lastModifiedDateTime": e.Modified.UTC().Format("2006-01-02T15:04:05.0000000Z"),
-		"location":             map[string]any{"displayName": "Room"}}
+		"location":             map[string]any{"displayName": cmpOr(e.Location, "Room")}}
 }
 
 // routeCalendars answers GET /users/{room}/calendarView. Graph requires both window parameters, reads

@@ -95,6 +95,9 @@ type Graph struct {
 	PlacesPageSize int
 	// CalendarPageSize is the events per calendarView page (default 10, Graph's default for event lists).
 	CalendarPageSize int
+	// EventClock stamps events' lastModifiedDateTime (default time.Now), so tests can order edits
+	// against another service's clock.
+	EventClock func() time.Time
 
 	mu        sync.Mutex
 	requests  []Request
@@ -530,6 +533,9 @@ func (g *Graph) route(r *http.Request, path string, body []byte, who Identity) r
 		return rep
 	}
 	if rep, ok := g.routeCalendars(r, who, parts); ok {
+		return rep
+	}
+	if rep, ok := g.routeEvents(r, who, parts); ok {
 		return rep
 	}
 	if rep, ok := g.routeContacts(r, body, who, parts); ok {
