@@ -288,7 +288,7 @@ func (r *run) reconcile(ctx context.Context, mb Mailbox, side *crmSide, changes 
 		if err == nil && len(cleared) > 0 {
 			rks := make([]string, 0, len(cleared))
 			for _, id := range cleared {
-				rk, kerr := ledgerKey(r.user, RecordCRMContact, id)
+				rk, kerr := ledgerKey(r.user, r.crmTyp, id)
 				if kerr != nil {
 					return kerr
 				}
@@ -654,7 +654,7 @@ func (r *run) matchByCRMID(ctx context.Context, mb Mailbox, creates []pending) (
 			updates = append(updates, p)
 			continue
 		}
-		links = append(links, LedgerEntry{UserID: r.user, Type: RecordContact, SourceID: p.c.ID, TargetID: id,
+		links = append(links, LedgerEntry{UserID: r.user, Type: r.typ, SourceID: p.c.ID, TargetID: id,
 			SourceChangeKey: p.c.ChangeKey, SourceModified: p.c.LastModified, TargetModified: modified, MatchedBy: MatchedByCRMID, SyncedAt: r.now})
 		if _, failed := r.errs[p.c.ID]; failed {
 			cleared = append(cleared, p.c.ID)

@@ -18,8 +18,8 @@ import (
 // Direction says which way a record type syncs for a user.
 type Direction string
 
-// The directions. Contacts move both ways; the Event type is accepted now and synced by a later slice
-// of issue 17.
+// The directions. Contacts move both ways; events move from the mailbox to Salesforce (to-crm and the
+// to-crm half of both); their Salesforce → mailbox half is not built yet.
 const (
 	DirectionOff     Direction = "off"
 	DirectionToCRM   Direction = "to-crm"
@@ -52,6 +52,9 @@ const (
 	MatchedCreated = "created"  // the mailbox's contact was created in Salesforce
 	MatchedFromCRM = "from-crm" // the Salesforce Contact was created in the mailbox
 	MatchedByCRMID = "crm-id"   // an Outlook contact carried the Salesforce id in CRMIDProperty
+	// MatchedBySubjectTime: a new Outlook event had the subject, start and end of an unlinked
+	// Salesforce Event of its owner.
+	MatchedBySubjectTime = "subject-time"
 )
 
 // UserMapping is one licensed user's sync (table crmusers, row key the Entra object id): the Salesforce

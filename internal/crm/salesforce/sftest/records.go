@@ -643,6 +643,15 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request) {
 			failed = true
 			continue
 		}
+		for _, f := range []string{"StartDateTime", "EndDateTime"} {
+			// Salesforce answers a dateTime in its own form whatever form it was written in (REST API
+			// developer guide, "Valid Date Formats in Records": yyyy-MM-ddTHH:mm:ss.SSS+0000).
+			if v, ok := merged[f].(string); ok && typ == "Event" {
+				if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+					merged[f] = t.UTC().Format("2006-01-02T15:04:05.000+0000")
+				}
+			}
+		}
 		if target == nil {
 			target = &record{object: typ, id: newID(objects[typ].prefix)}
 		}

@@ -62,7 +62,8 @@ func (g *Graph) ExpireEventDeltaLinks(tenant, mailbox string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c := g.cal(tenant, mailbox)
-	c.minDelta = c.version + 1
+	c.version++ // links given from now on are valid again
+	c.minDelta = c.version
 }
 
 func preferText(r *http.Request) bool {
