@@ -153,3 +153,145 @@ func toMailboxEvent(x models.Eventable) (MailboxEvent, error) {
 	}
 	return out, nil
 }
+
+// EventWrite is what the CRM sync writes to an Outlook event: every field is set (an empty one is
+// cleared). Start and End are UTC; an all-day event's are midnights (Graph requires it). TransactionID
+// is sent on create only: Graph drops a second POST with the same id, so a retried create does not
+// make a duplicate (GH v1.0/resources/event.md, transactionId). Properties are single-value extended
+// properties, as ContactWrite's.
+type EventWrite struct {
+	Subject, Body, Location string
+	Start, End              time.Time
+	IsAllDay                bool
+	ShowAs                  string // free, tentative, busy, oof, workingElsewhere, unknown
+	Sensitivity             string // normal, private, …
+	TransactionID           string
+	Properties              map[string]string
+}
+
+func (w EventWrite) model(create bool) (models.Eventable, error) {
+	x := models.NewEvent()
+	s := func(v string) *string { return &v }
+	x.SetSubject(s(w.Subject))
+	b := models.NewItemBody()
+	text := models.TEXT_BODYTYPE
+	b.SetContentType(&text)
+	b.SetContent(s(w.Body))
+	x.SetBody(b)
+	l := models.NewLocation()
+	l.SetDisplayName(s(w.Location))
+	x.SetLocation(l)
+	dt := func(t time.Time) models.DateTimeTimeZoneable {
+		d := models.NewDateTimeTimeZone()
+		d.SetDateTime(s(t.UTC().Format("2006-01-02T15:04:05")))
+		d.SetTimeZone(s("UTC"))
+		return d
+	}
+	x.SetStart(dt(w.Start))
+	x.SetEnd(dt(w.End))
+	x.SetIsAllDay(&w.IsAllDay)
+	if w.ShowAs != "" {
+		v, err := models.ParseFreeBusyStatus(w.ShowAs)
+		if err != nil || v == nil {
+			return nil, fmt.Errorf("showAs %q", w.ShowAs)
+		}
+		x.SetShowAs(v.(*models.FreeBusyStatus))
+	}
+	if w.Sensitivity != "" {
+		v, err := models.ParseSensitivity(w.Sensitivity)
+		if err != nil || v == nil {
+			return nil, fmt.Errorf("sensitivity %q", w.Sensitivity)
+		}
+		x.SetSensitivity(v.(*models.Sensitivity))
+	}
+	if create && w.TransactionID != "" {
+		x.SetTransactionId(s(w.TransactionID))
+	}
+	if len(w.Properties) > 0 {
+		var props []models.SingleValueLegacyExtendedPropertyable
+		for id, v := range w.Properties {
+			p := models.NewSingleValueLegacyExtendedProperty()
+			p.SetId(s(id))
+			p.SetValue(s(v))
+			props = append(props, p)
+		}
+		x.SetSingleValueExtendedProperties(props)
+	}
+	return x, nil
+}
+
+// CreateEvent creates an event in mailbox's default calendar app-only (Calendars.ReadWrite) and returns
+// it as Graph answers (id, changeKey, lastModifiedDateTime).
+func (c *Client) CreateEvent(ctx context.Context, mailbox string, w EventWrite) (MailboxEvent, error) {
+	if !validSegment(mailbox) {
+		return MailboxEvent{}, errors.New("create event: invalid mailbox")
+	}
+	m, err := w.model(true)
+	if err != nil {
+		return MailboxEvent{}, fmt.Errorf("create event: %w", err)
+	}
+	x, err := users.NewUsersRequestBuilderInternal(c.params(), c.adapter).ByUserId(mailbox).Events().
+		Post(ctx, m, &users.ItemEventsRequestBuilderPostRequestConfiguration{Headers: eventPrefer()})
+	if err != nil {
+		return MailboxEvent{}, wrap("create event", err)
+	}
+	if x == nil {
+		return MailboxEvent{}, &Error{Op: "create event", Status: 201, Code: "emptyBody"}
+	}
+	return toMailboxEvent(x)
+}
+
+// UpdateEvent writes w over event id (ErrNotFound when it is gone).
+func (c *Client) UpdateEvent(ctx context.Context, mailbox, id string, w EventWrite) (MailboxEvent, error) {
+	if !validSegment(mailbox) || !validSegment(id) {
+		return MailboxEvent{}, errors.New("update event: invalid mailbox or id")
+	}
+	m, err := w.model(false)
+	if err != nil {
+		return MailboxEvent{}, fmt.Errorf("update event: %w", err)
+	}
+	x, err := users.NewUsersRequestBuilderInternal(c.params(), c.adapter).ByUserId(mailbox).Events().ByEventId(id).
+		Patch(ctx, m, &users.ItemEventsEventItemRequestBuilderPatchRequestConfiguration{Headers: eventPrefer()})
+	if err != nil {
+		return MailboxEvent{}, wrap("update event", err)
+	}
+	if x == nil {
+		return MailboxEvent{}, &Error{Op: "update event", Status: 200, Code: "emptyBody"}
+	}
+	return toMailboxEvent(x)
+}
+
+// DeleteEvent deletes event id (ErrNotFound when it is gone already).
+func (c *Client) DeleteEvent(ctx context.Context, mailbox, id string) error {
+	if !validSegment(mailbox) || !validSegment(id) {
+		return errors.New("delete event: invalid mailbox or id")
+	}
+	return wrap("delete event", users.NewUsersRequestBuilderInternal(c.params(), c.adapter).ByUserId(mailbox).Events().ByEventId(id).Delete(ctx, nil))
+}
+
+// FindEvents lists up to 10 events of mailbox that carry extended property prop with value.
+func (c *Client) FindEvents(ctx context.Context, mailbox, prop, value string) ([]MailboxEvent, error) {
+	if !validSegment(mailbox) || prop == "" || value == "" {
+		return nil, errors.New("find events: invalid mailbox, property or value")
+	}
+	filter := "singleValueExtendedProperties/Any(ep: ep/id eq " + ODataString(prop) + " and ep/value eq " + ODataString(value) + ")"
+	top := int32(maxFound)
+	resp, err := users.NewUsersRequestBuilderInternal(c.params(), c.adapter).ByUserId(mailbox).Events().Get(ctx,
+		&users.ItemEventsRequestBuilderGetRequestConfiguration{Headers: eventPrefer(),
+			QueryParameters: &users.ItemEventsRequestBuilderGetQueryParameters{Filter: &filter, Top: &top}})
+	if err != nil {
+		return nil, wrap("find events", err)
+	}
+	if resp == nil {
+		return nil, &Error{Op: "find events", Status: 200, Code: "emptyBody"}
+	}
+	var out []MailboxEvent
+	for _, x := range resp.GetValue() {
+		e, err := toMailboxEvent(x)
+		if err != nil {
+			return nil, fmt.Errorf("find events: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}

@@ -69,3 +69,38 @@ func TestEventsDelta(t *testing.T) {
 		t.Errorf("expired link: %v", err)
 	}
 }
+
+// Writes: a created event carries its extended property and is found by it; a retried POST with the
+// same transactionId creates nothing; an update changes what it names; a delete is final.
+func TestEventWrites(t *testing.T) {
+	e := newEnv(t)
+	const mailbox = "11111111-0000-4000-8000-000000000003"
+	const prop = "String {0c7e2b4a-93d1-4f5e-8a6b-1d2c3e4f5a6b} Name X"
+	c := e.appClient(t)
+	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	w := graph.EventWrite{Subject: "Call", Body: "agenda", Location: "Desk", Start: day, End: day.Add(time.Hour), ShowAs: "busy",
+		Sensitivity: "private", TransactionID: "txn-1", Properties: map[string]string{prop: "00U000000000001AAA"}}
+	a, err := c.CreateEvent(ctx, mailbox, w)
+	if err != nil || a.ID == "" || a.Subject != "Call" || a.Body != "agenda" || a.Sensitivity != "private" || !a.Start.Equal(day) {
+		t.Fatalf("create: %+v, %v", a, err)
+	}
+	b, err := c.CreateEvent(ctx, mailbox, w)
+	if err != nil || b.ID != a.ID {
+		t.Fatalf("retried create: %+v, %v (want the first event %s)", b, err, a.ID)
+	}
+	found, err := c.FindEvents(ctx, mailbox, prop, "00U000000000001AAA")
+	if err != nil || len(found) != 1 || found[0].ID != a.ID {
+		t.Fatalf("find: %+v, %v", found, err)
+	}
+	w.Subject, w.IsAllDay, w.Start, w.End = "Offsite", true, day.Truncate(24*time.Hour), day.Truncate(24*time.Hour).Add(24*time.Hour)
+	u, err := c.UpdateEvent(ctx, mailbox, a.ID, w)
+	if err != nil || u.Subject != "Offsite" || !u.IsAllDay || u.ChangeKey == a.ChangeKey {
+		t.Fatalf("update: %+v, %v", u, err)
+	}
+	if err := c.DeleteEvent(ctx, mailbox, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteEvent(ctx, mailbox, a.ID); !errors.Is(err, graph.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+}

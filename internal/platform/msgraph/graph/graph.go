@@ -33,6 +33,9 @@
 //	(*Client).EventsDelta(ctx, mailbox, start, end, deltaLink, fn func(EventChange) error) (nextDeltaLink string, err error)
 //	                                                             — calendarView delta over a window fixed in the link; UTC, text bodies
 //	(*Client).GetEvent(ctx, mailbox, id) (MailboxEvent, error)  — ErrNotFound when it is gone
+//	(*Client).CreateEvent(ctx, mailbox, EventWrite) (MailboxEvent, error) — transactionId and extended properties
+//	(*Client).UpdateEvent(ctx, mailbox, id, EventWrite) (MailboxEvent, error), (*Client).DeleteEvent(ctx, mailbox, id) error
+//	(*Client).FindEvents(ctx, mailbox, prop, value) ([]MailboxEvent, error) — by an extended property's value
 //	(*Client).SendMail(ctx, mailbox, Mail) error                 — plain text, not kept in Sent Items
 //	(*Client).FindContacts(ctx, mailbox, folder, prop, value, address) ([]Contact, error)
 //	                                                             — by an extended property's value, else by e-mail address

@@ -39,6 +39,8 @@ type CalEvent struct {
 	Count      int
 	Exceptions map[int]Exception
 	Modified   time.Time
+	// Properties are the single-value extended properties, by id as written (events.go).
+	Properties map[string]string
 }
 
 // Exception is one changed or deleted occurrence of a series.
@@ -56,6 +58,7 @@ type calendar struct {
 	version  int
 	minDelta int
 	gone     map[string][]string
+	txns     map[string]string // transactionId → the event a POST created
 }
 
 // roomEventsResource matches a subscription to a mailbox's events (Learn, outlook-change-notifications-

@@ -1,7 +1,10 @@
 package graphtest
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"sort"
 	"strconv"
@@ -23,7 +26,15 @@ import (
 //   - an expired delta token is 410 Gone with syncStateNotFound: start over (delta-query-overview.md);
 //   - Prefer: outlook.body-content-type="text" gives the body as text, else HTML; times are UTC unless
 //     Prefer: outlook.timezone names another zone (event-get.md);
-//   - GET /users/{id}/events/{id} reads one event or occurrence; an unknown id is 404 ErrorItemNotFound.
+//   - GET /users/{id}/events/{id} reads one event or occurrence; an unknown id is 404 ErrorItemNotFound;
+//   - POST /users/{id}/events creates a single event (201); a POST whose transactionId an earlier one
+//     carried creates nothing and answers the event that one created ("A custom identifier specified by
+//     a client app for the server to avoid redundant POST operations in case of client retries to
+//     create the same event", GH v1.0/resources/event.md); PATCH …/events/{id} changes what the body
+//     names (on an occurrence it makes an exception: the fake keeps only its new times), DELETE answers
+//     204 (on an occurrence it deletes that occurrence); singleValueExtendedProperties are stored with
+//     the item and found with $filter=singleValueExtendedProperties/Any(ep: ep/id eq '…' and ep/value
+//     eq '…') on GET …/events, as for contacts (singlevaluelegacyextendedproperty-get.md).
 
 func (c *calendar) logChange(id string) {
 	c.version++
@@ -75,29 +86,233 @@ func preferText(r *http.Request) bool {
 	return false
 }
 
-// routeEvents serves /users/{id}/calendarView/delta and GET /users/{id}/events/{id}.
-func (g *Graph) routeEvents(r *http.Request, who Identity, parts []string) (reply, bool) {
-	if r.Method != http.MethodGet || len(parts) != 4 || parts[0] != "users" {
+// routeEvents serves /users/{id}/calendarView/delta and /users/{id}/events[/{id}].
+func (g *Graph) routeEvents(r *http.Request, body []byte, who Identity, parts []string) (reply, bool) {
+	if len(parts) < 3 || len(parts) > 4 || parts[0] != "users" {
 		return reply{}, false
 	}
-	switch {
-	case strings.EqualFold(parts[2], "calendarView") && (parts[3] == "delta" || parts[3] == "delta()"):
+	if len(parts) == 4 && r.Method == http.MethodGet && strings.EqualFold(parts[2], "calendarView") && (parts[3] == "delta" || parts[3] == "delta()") {
 		return g.eventsDelta(r, who, parts[1]), true
-	case strings.EqualFold(parts[2], "events"):
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		for _, e := range g.cal(who.Tenant, parts[1]).events {
-			for _, in := range expand(e) {
-				if in.id == parts[3] || e.ID == parts[3] {
-					m := in.jsonAs(preferText(r))
-					m["@odata.context"] = g.context("users('" + parts[1] + "')/events/$entity")
-					return reply{status: http.StatusOK, body: m}, true
+	}
+	if !strings.EqualFold(parts[2], "events") {
+		return reply{}, false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c := g.cal(who.Tenant, parts[1])
+	notFound := graphError(http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+	if len(parts) == 3 {
+		switch r.Method {
+		case http.MethodPost:
+			return g.writeEvent(r, body, c, parts[1], nil, -1), true
+		case http.MethodGet:
+			m := propFilterRE.FindStringSubmatch(r.URL.Query().Get("$filter"))
+			if m == nil || m[1] != m[2] || m[1] != m[4] {
+				return graphError(http.StatusBadRequest, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes."), true
+			}
+			id, val := unquote(m[3]), unquote(m[5])
+			value := []any{}
+			ids := make([]string, 0, len(c.events))
+			for k := range c.events {
+				ids = append(ids, k)
+			}
+			sort.Strings(ids)
+			for _, k := range ids {
+				e := c.events[k]
+				for pk, v := range e.Properties {
+					if strings.EqualFold(pk, id) && strings.EqualFold(v, val) {
+						value = append(value, expand(e)[0].jsonAs(preferText(r)))
+						break
+					}
 				}
 			}
+			return reply{status: http.StatusOK, body: map[string]any{"@odata.context": g.context("users('" + parts[1] + "')/events"), "value": value}}, true
 		}
-		return graphError(http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store."), true
+		return reply{}, false
+	}
+	e, idx := c.find(parts[3])
+	if e == nil {
+		return notFound, true
+	}
+	switch r.Method {
+	case http.MethodGet:
+		for _, in := range expand(e) {
+			if in.id == parts[3] || e.ID == parts[3] {
+				m := in.jsonAs(preferText(r))
+				m["@odata.context"] = g.context("users('" + parts[1] + "')/events/$entity")
+				return reply{status: http.StatusOK, body: m}, true
+			}
+		}
+		return notFound, true
+	case http.MethodPatch:
+		return g.writeEvent(r, body, c, parts[1], e, idx), true
+	case http.MethodDelete:
+		if idx >= 0 {
+			if e.Exceptions == nil {
+				e.Exceptions = map[int]Exception{}
+			}
+			e.Exceptions[idx] = Exception{Deleted: true}
+			if c.gone == nil {
+				c.gone = map[string][]string{}
+			}
+			c.gone[e.ID] = append(c.gone[e.ID], parts[3])
+			c.logChange(e.ID)
+		} else {
+			c.remove(e.ID)
+		}
+		return reply{status: http.StatusNoContent}, true
 	}
 	return reply{}, false
+}
+
+// find is the event an id names, and the occurrence's index when it names one (-1 otherwise).
+func (c *calendar) find(id string) (*CalEvent, int) {
+	if e, ok := c.events[id]; ok {
+		return e, -1
+	}
+	for _, e := range c.events {
+		for _, in := range expand(e) {
+			if in.id == id && in.typ != "singleInstance" {
+				n, _ := strconv.Atoi(id[strings.LastIndex(id, "_")+1:])
+				return e, n
+			}
+		}
+	}
+	return nil, -1
+}
+
+// writeEvent creates (e nil) or changes an event from a Graph event body (g.mu held).
+func (g *Graph) writeEvent(r *http.Request, body []byte, c *calendar, mailbox string, e *CalEvent, idx int) reply {
+	var in struct {
+		Subject       *string
+		Body          *struct{ ContentType, Content string }
+		Location      *struct{ DisplayName string }
+		Start, End    *struct{ DateTime, TimeZone string }
+		IsAllDay      *bool
+		ShowAs        *string
+		Sensitivity   *string
+		TransactionID string                       `json:"transactionId"`
+		Props         []struct{ ID, Value string } `json:"singleValueExtendedProperties"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return graphError(http.StatusBadRequest, "RequestBodyRead", "Cannot read the request body.")
+	}
+	if e == nil && in.TransactionID != "" {
+		if id, ok := c.txns[in.TransactionID]; ok && c.events[id] != nil {
+			m := expand(c.events[id])[0].jsonAs(preferText(r))
+			return reply{status: http.StatusCreated, body: m}
+		}
+	}
+	at := func(v *struct{ DateTime, TimeZone string }) (time.Time, bool) {
+		if v == nil {
+			return time.Time{}, false
+		}
+		if !strings.EqualFold(v.TimeZone, "UTC") {
+			return time.Time{}, false // the fake takes UTC only
+		}
+		t, err := time.Parse("2006-01-02T15:04:05.9999999", v.DateTime)
+		return t.UTC(), err == nil
+	}
+	start, okS := at(in.Start)
+	end, okE := at(in.End)
+	if (in.Start != nil && !okS) || (in.End != nil && !okE) {
+		return graphError(http.StatusBadRequest, "ErrorInvalidRequest", "The dateTime or timeZone is invalid.")
+	}
+	if idx >= 0 { // an occurrence: an exception with its new times
+		if e.Exceptions == nil {
+			e.Exceptions = map[int]Exception{}
+		}
+		x := expand(e)
+		var cur instance
+		for _, i := range x {
+			if strings.HasSuffix(i.id, fmt.Sprintf("_%d", idx)) {
+				cur = i
+			}
+		}
+		if okS {
+			cur.start = start
+		}
+		if okE {
+			cur.end = end
+		}
+		e.Exceptions[idx] = Exception{Start: cur.start, End: cur.end}
+		e.Modified = g.eventNow()
+		c.logChange(e.ID)
+		return reply{status: http.StatusOK, body: cur.jsonAs(preferText(r))}
+	}
+	var ev CalEvent
+	if e != nil {
+		ev = *e
+		ev.Properties = maps.Clone(e.Properties)
+	} else {
+		ev.ID = outlookID("AAMkAGI")
+		if !okS || !okE {
+			return graphError(http.StatusBadRequest, "ErrorInvalidRequest", "Start and End are required.")
+		}
+	}
+	if in.Subject != nil {
+		ev.Subject = *in.Subject
+	}
+	if in.Body != nil {
+		ev.Body = in.Body.Content
+	}
+	if in.Location != nil {
+		ev.Location = in.Location.DisplayName
+	}
+	if okS {
+		ev.Start = start
+	}
+	if okE {
+		ev.End = end
+	}
+	if in.IsAllDay != nil {
+		ev.IsAllDay = *in.IsAllDay
+	}
+	if ev.IsAllDay && (!ev.Start.Equal(ev.Start.Truncate(24*time.Hour)) || !ev.End.Equal(ev.End.Truncate(24*time.Hour))) {
+		// event.md: an all-day event's start and end must be midnights.
+		return graphError(http.StatusBadRequest, "ErrorInvalidRequest", "An all-day event must start and end at midnight.")
+	}
+	if in.ShowAs != nil {
+		ev.ShowAs = *in.ShowAs
+	}
+	if in.Sensitivity != nil {
+		ev.Sensitivity = *in.Sensitivity
+	}
+	for _, p := range in.Props {
+		if !strings.HasPrefix(p.ID, "String {") {
+			return graphError(http.StatusBadRequest, "ErrorInvalidProperty", "The extended property id is invalid.")
+		}
+		if ev.Properties == nil {
+			ev.Properties = map[string]string{}
+		}
+		ev.Properties[p.ID] = p.Value
+	}
+	if ev.ICalUID == "" {
+		ev.ICalUID = "040000008200E00074C5B7101A82E008" + hex.EncodeToString([]byte(ev.ID))
+	}
+	ev.Modified = g.eventNow()
+	c.events[ev.ID] = &ev
+	c.logChange(ev.ID)
+	status := http.StatusOK
+	if e == nil {
+		status = http.StatusCreated
+		if in.TransactionID != "" {
+			if c.txns == nil {
+				c.txns = map[string]string{}
+			}
+			c.txns[in.TransactionID] = ev.ID
+		}
+	}
+	m := expand(&ev)[0].jsonAs(preferText(r))
+	m["@odata.context"] = g.context("users('" + mailbox + "')/events/$entity")
+	return reply{status: status, body: m}
+}
+
+func (g *Graph) eventNow() time.Time {
+	if g.EventClock != nil {
+		return g.EventClock().UTC()
+	}
+	return time.Now().UTC()
 }
 
 func (g *Graph) eventsDelta(r *http.Request, who Identity, mailbox string) reply {
@@ -174,8 +389,15 @@ func (g *Graph) eventsDelta(r *http.Request, who Identity, mailbox string) reply
 				}
 				continue
 			}
+			live := map[string]bool{}
 			for _, x := range expand(e) {
+				live[x.id] = true
 				items = append(items, item{id: x.id, x: x, removed: !in(x)})
+			}
+			for _, id := range c.gone[ch.id] {
+				if !live[id] { // a deleted occurrence of a series that is still there
+					items = append(items, item{id: id, removed: true})
+				}
 			}
 		}
 	}

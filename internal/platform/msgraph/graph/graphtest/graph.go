@@ -535,7 +535,7 @@ func (g *Graph) route(r *http.Request, path string, body []byte, who Identity) r
 	if rep, ok := g.routeCalendars(r, who, parts); ok {
 		return rep
 	}
-	if rep, ok := g.routeEvents(r, who, parts); ok {
+	if rep, ok := g.routeEvents(r, body, who, parts); ok {
 		return rep
 	}
 	if rep, ok := g.routeContacts(r, body, who, parts); ok {
