@@ -14,10 +14,15 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph"
 )
 
-// EventMailbox is what the event sync reads of a mailbox, app-only (Calendars.Read).
+// EventMailbox is what the event sync reads and writes of a mailbox, app-only (Calendars.ReadWrite;
+// Calendars.Read for to-crm alone).
 type EventMailbox interface {
 	EventsDelta(ctx context.Context, mailbox string, start, end time.Time, deltaLink string, fn func(graph.EventChange) error) (string, error)
 	GetEvent(ctx context.Context, mailbox, id string) (graph.MailboxEvent, error)
+	CreateEvent(ctx context.Context, mailbox string, w graph.EventWrite) (graph.MailboxEvent, error)
+	UpdateEvent(ctx context.Context, mailbox, id string, w graph.EventWrite) (graph.MailboxEvent, error)
+	DeleteEvent(ctx context.Context, mailbox, id string) error
+	FindEvents(ctx context.Context, mailbox, prop, value string) ([]graph.MailboxEvent, error)
 }
 
 var _ EventMailbox = (*graph.Client)(nil)
@@ -38,9 +43,10 @@ func eventWindow(now time.Time) (start, end time.Time) {
 	return day.Add(-EventsBack), day.Add(EventsAhead)
 }
 
-// syncEvents runs the mailbox → Salesforce direction of events when the mapping turns it on (the
-// Salesforce → mailbox direction of events is not built yet: from-crm alone syncs nothing). The rules
-// (docs/architecture.md, "Event sync rules"):
+// syncEvents runs each direction of events the mapping turns on: the mailbox's calendarView delta
+// (and the records that failed before) to Salesforce, and the Event getUpdated/getDeleted windows to
+// the mailbox (reconcileEvents), each conflict decided before either side is written, as for contacts.
+// The rules (docs/architecture.md, "Event sync rules"):
 //   - calendarView delta returns instances: single events, and the occurrences and exceptions of
 //     series, never a series master; each instance becomes one Salesforce Event of its own
 //     (IsRecurrence false), so a weekly series within the window is as many Events as it has
@@ -53,7 +59,8 @@ func eventWindow(now time.Time) (start, end time.Time) {
 //     start and end is linked instead (turning the sync on never duplicates what is there); the newer
 //     side wins on such a link, as for contacts.
 func (s *Syncer) syncEvents(ctx context.Context, tenant core.TenantID, m UserMapping, cred salesforce.Credential, st *SyncState) (Report, error) {
-	if !m.Events.ToCRM() {
+	toCRM, fromCRM := m.Events.ToCRM(), m.Events.FromCRM()
+	if !toCRM && !fromCRM {
 		return Report{}, nil
 	}
 	mb, err := s.o.Mailboxes.For(ctx, tenant)
@@ -63,55 +70,78 @@ func (s *Syncer) syncEvents(ctx context.Context, tenant core.TenantID, m UserMap
 	userID := m.UserID
 	r := s.newRun(tenant, m, cred, RecordEvent)
 	start, end := eventWindow(r.now)
-	link := st.DeltaLink
-	if !st.WindowStart.Equal(start) || !st.WindowEnd.Equal(end) {
-		link = "" // a new day: a new window, enumerated in full
-	}
 	changes := map[string]graph.EventChange{}
-	collect := func(c graph.EventChange) error { changes[c.ID] = c; return nil } // a replayed item replaces itself
-	next, err := mb.EventsDelta(ctx, userID, start, end, link, collect)
-	if errors.Is(err, graph.ErrDeltaExpired) {
-		clear(changes)
-		next, err = mb.EventsDelta(ctx, userID, start, end, "", collect)
-	}
-	if err != nil {
-		return Report{}, fmt.Errorf("events delta: %w", err)
+	next := ""
+	if toCRM {
+		link := st.DeltaLink
+		if !st.WindowStart.Equal(start) || !st.WindowEnd.Equal(end) {
+			link = "" // a new day: a new window, enumerated in full
+		}
+		collect := func(c graph.EventChange) error { changes[c.ID] = c; return nil } // a replayed item replaces itself
+		next, err = mb.EventsDelta(ctx, userID, start, end, link, collect)
+		if errors.Is(err, graph.ErrDeltaExpired) {
+			clear(changes)
+			next, err = mb.EventsDelta(ctx, userID, start, end, "", collect)
+		}
+		if err != nil {
+			return Report{}, fmt.Errorf("events delta: %w", err)
+		}
 	}
 	if err := r.load(ctx); err != nil {
 		return Report{}, err
 	}
-	// A removal is read again: gone, or only out of the window. Records that failed before come again
-	// even if the delta does not bring them.
-	var reread []string
-	for id, ch := range changes {
-		if ch.Removed {
-			reread = append(reread, id)
+	if toCRM {
+		// A removal is read again: gone, or only out of the window. Records that failed before come
+		// again even if the delta does not bring them.
+		var reread []string
+		for id, ch := range changes {
+			if ch.Removed {
+				reread = append(reread, id)
+			}
+		}
+		for id := range r.errs {
+			if _, ok := changes[id]; !ok {
+				reread = append(reread, id)
+			}
+		}
+		sort.Strings(reread)
+		for _, id := range reread {
+			if _, linked := r.ledger[id]; !linked && changes[id].Removed {
+				continue // never synced: nothing to delete or move
+			}
+			e, err := mb.GetEvent(ctx, userID, id)
+			switch {
+			case errors.Is(err, graph.ErrNotFound):
+				changes[id] = graph.EventChange{MailboxEvent: graph.MailboxEvent{ID: id}, Removed: true, RemovedReason: "deleted"}
+			case err != nil:
+				return Report{}, fmt.Errorf("get event: %w", err)
+			default:
+				changes[id] = graph.EventChange{MailboxEvent: e}
+			}
 		}
 	}
-	for id := range r.errs {
-		if _, ok := changes[id]; !ok {
-			reread = append(reread, id)
+	var side *crmSide
+	if fromCRM {
+		if side, err = r.readCRM(ctx, *st); err == nil {
+			r.rep.FullResync = side.full
+			err = r.reconcileEvents(ctx, mb, side, changes, toCRM, start, end)
 		}
 	}
-	sort.Strings(reread)
-	for _, id := range reread {
-		if _, linked := r.ledger[id]; !linked && changes[id].Removed {
-			continue // never synced: nothing to delete or move
-		}
-		e, err := mb.GetEvent(ctx, userID, id)
-		switch {
-		case errors.Is(err, graph.ErrNotFound):
-			changes[id] = graph.EventChange{MailboxEvent: graph.MailboxEvent{ID: id}, Removed: true, RemovedReason: "deleted"}
-		case err != nil:
-			return Report{}, fmt.Errorf("get event: %w", err)
-		default:
-			changes[id] = graph.EventChange{MailboxEvent: e}
-		}
+	if err == nil && toCRM {
+		err = r.applyEvents(ctx, changes)
 	}
-	if err := r.applyEvents(ctx, changes); err != nil {
+	if err != nil {
 		return r.rep, err
 	}
-	st.DeltaLink, st.WindowStart, st.WindowEnd = next, start, end
+	if next != "" {
+		st.DeltaLink, st.WindowStart, st.WindowEnd = next, start, end
+	}
+	if side != nil && !side.updatedTo.IsZero() {
+		st.CRMUpdatedTo = side.updatedTo
+	}
+	if side != nil && !side.deletedTo.IsZero() {
+		st.CRMDeletedTo = side.deletedTo
+	}
 	return r.rep, nil
 }
 

@@ -252,3 +252,121 @@ func TestEventSyncFollowsMapping(t *testing.T) {
 		t.Fatalf("the calendar was read %d times with events off", n)
 	}
 }
+
+// mailboxEvents lists Ada's Outlook events with this subject.
+func (f *syncFixture) mailboxEvents(subject string) []graphtest.CalEvent {
+	var out []graphtest.CalEvent
+	for _, e := range f.graph.Events(string(f.tenant), f.ada) {
+		if e.Subject == subject {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Both directions for events, run after run: Salesforce Events Ada owns in the window come to her
+// calendar once (with the Salesforce id in the extended property), mailbox events go to Salesforce
+// once, a meeting both sides already have is linked, not duplicated; our own writes coming back are
+// echoes; an edit on either side reaches the other; edits on both sides go to the later writer; a
+// deletion on either side goes through once and the event never comes back.
+func TestEventSyncBothWays(t *testing.T) {
+	f, clk := newEventFixture(t, crm.DirectionBoth)
+	day := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	at := func(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000+0000") }
+	lunch := f.sf.PutEvent(map[string]any{"Subject": "Client lunch", "StartDateTime": at(day.Add(3 * time.Hour)),
+		"EndDateTime": at(day.Add(4 * time.Hour)), "IsAllDayEvent": false, "OwnerId": f.owner, "Location": "Bistro", "ShowAs": "Busy"})
+	fair := f.sf.PutEvent(map[string]any{"Subject": "Trade fair", "IsAllDayEvent": true, "ActivityDate": "2026-12-10",
+		"DurationInMinutes": float64(2880), "OwnerId": f.owner, "ShowAs": "OutOfOffice"})
+	f.sf.PutEvent(map[string]any{"Subject": "Someone else's", "StartDateTime": at(day), "EndDateTime": at(day.Add(time.Hour)),
+		"IsAllDayEvent": false, "OwnerId": "005000000000000AAA"})
+	f.sf.PutEvent(map[string]any{"Subject": "Next summer", "StartDateTime": at(day.AddDate(0, 7, 0)), "EndDateTime": at(day.AddDate(0, 7, 0).Add(time.Hour)),
+		"IsAllDayEvent": false, "OwnerId": f.owner})
+	f.sf.PutEvent(map[string]any{"Subject": "Design review", "StartDateTime": at(day.AddDate(0, 0, 1)), "EndDateTime": at(day.AddDate(0, 0, 1).Add(time.Hour)),
+		"IsAllDayEvent": false, "OwnerId": f.owner})
+	clk.Advance(time.Minute)
+	kickoff := f.putEvent(graphtest.CalEvent{Subject: "Kickoff", Start: day, End: day.Add(time.Hour)})
+	f.putEvent(graphtest.CalEvent{Subject: "Design review", Start: day.AddDate(0, 0, 1), End: day.AddDate(0, 0, 1).Add(time.Hour)})
+	clk.Advance(2 * time.Minute)
+
+	rep := f.sync(t)
+	if rep.MailboxCreated != 2 || rep.Created != 1 || rep.MailboxLinked+rep.Linked != 1 || rep.Failed != 0 {
+		t.Fatalf("first run: %+v", rep)
+	}
+	l := f.mailboxEvents("Client lunch")
+	if len(l) != 1 || l[0].Location != "Bistro" || !l[0].Start.Equal(day.Add(3*time.Hour)) || l[0].Properties[crm.CRMEventIDProperty] != lunch {
+		t.Fatalf("lunch in Outlook: %+v", l)
+	}
+	if fa := f.mailboxEvents("Trade fair"); len(fa) != 1 || !fa[0].IsAllDay || !fa[0].Start.Equal(time.Date(2026, 12, 10, 0, 0, 0, 0, time.UTC)) ||
+		!fa[0].End.Equal(time.Date(2026, 12, 12, 0, 0, 0, 0, time.UTC)) || fa[0].ShowAs != "oof" {
+		t.Fatalf("all-day fair in Outlook: %+v", fa)
+	}
+	if len(f.mailboxEvents("Someone else's")) != 0 || len(f.mailboxEvents("Next summer")) != 0 {
+		t.Fatal("another owner's Event, or one outside the window, reached the mailbox")
+	}
+	if len(f.mailboxEvents("Design review")) != 1 || len(f.bySubject("Design review")) != 1 || len(f.bySubject("Kickoff")) != 1 {
+		t.Fatal("a meeting on both sides was duplicated, or the mailbox's did not reach Salesforce")
+	}
+
+	// Our own writes come back through both sides' change feeds: nothing is written again.
+	quiet := func(what string) {
+		t.Helper()
+		writes, posts, patches := len(f.sf.Writes()), f.graph.Count(http.MethodPost, "/users/"+f.ada+"/events"), f.graph.Count(http.MethodPatch, "/users/"+f.ada+"/events")
+		clk.Advance(2 * time.Minute)
+		rep := f.sync(t)
+		if len(f.sf.Writes()) != writes || f.graph.Count(http.MethodPost, "/users/"+f.ada+"/events") != posts ||
+			f.graph.Count(http.MethodPatch, "/users/"+f.ada+"/events") != patches {
+			t.Fatalf("%s: a quiet run wrote: %+v", what, rep)
+		}
+	}
+	quiet("after the first run")
+
+	// An edit on each side reaches the other.
+	f.sf.PutEvent(map[string]any{"Id": lunch, "Location": "Harbour cafe"})
+	f.putEvent(graphtest.CalEvent{ID: kickoff, Subject: "Kickoff (v2)", Start: day, End: day.Add(time.Hour)})
+	clk.Advance(2 * time.Minute)
+	rep = f.sync(t)
+	if l := f.mailboxEvents("Client lunch"); len(l) != 1 || l[0].Location != "Harbour cafe" || len(f.bySubject("Kickoff (v2)")) != 1 ||
+		rep.MailboxUpdated != 1 || rep.Updated != 1 {
+		t.Fatalf("edits: %+v, %+v", l, rep)
+	}
+	quiet("after the edits")
+
+	// Both sides edit the fair: the mailbox's edit is later, so it wins whole.
+	f.sf.PutEvent(map[string]any{"Id": fair, "Location": "Hall A"})
+	clk.Advance(time.Minute)
+	mine := f.mailboxEvents("Trade fair")[0]
+	mine.Subject, mine.Location = "Trade fair (stand 12)", "Hall B"
+	f.graph.PutEvent(string(f.tenant), f.ada, mine)
+	clk.Advance(2 * time.Minute)
+	rep = f.sync(t)
+	if got, _ := f.sf.Record(fair); got["Subject"] != "Trade fair (stand 12)" || got["Location"] != "Hall B" || rep.Conflicts != 1 {
+		t.Fatalf("last writer: %v, %+v", got, rep)
+	}
+	if fa := f.mailboxEvents("Trade fair (stand 12)"); len(fa) != 1 || fa[0].Location != "Hall B" {
+		t.Fatalf("the mailbox's newer edit was overwritten: %+v", fa)
+	}
+	quiet("after the conflict")
+
+	// Deletions go through once each way and never come back.
+	f.sf.DeleteRecord(lunch)
+	f.graph.DeleteEvent(string(f.tenant), f.ada, kickoff)
+	clk.Advance(2 * time.Minute)
+	rep = f.sync(t)
+	if len(f.mailboxEvents("Client lunch")) != 0 || len(f.bySubject("Kickoff (v2)")) != 0 || rep.MailboxDeleted != 1 || rep.Deleted != 1 {
+		t.Fatalf("deletions: %+v", rep)
+	}
+	f.graph.ExpireEventDeltaLinks(string(f.tenant), f.ada)
+	quiet("after the deletions and a resync")
+	if len(f.mailboxEvents("Client lunch")) != 0 || len(f.bySubject("Kickoff (v2)")) != 0 {
+		t.Fatal("a deleted event came back")
+	}
+
+	for _, name := range []string{crm.TableLedger, crm.TableSyncState, crm.TableSyncErrors} {
+		raw := f.rawRows(t, name)
+		for _, w := range []string{"lunch", "Bistro", "Harbour", "Trade", "Hall", "Kickoff", "Design"} {
+			if strings.Contains(raw, w) {
+				t.Errorf("%s holds %q at rest", name, w)
+			}
+		}
+	}
+}

@@ -18,8 +18,7 @@ import (
 // Direction says which way a record type syncs for a user.
 type Direction string
 
-// The directions. Contacts move both ways; events move from the mailbox to Salesforce (to-crm and the
-// to-crm half of both); their Salesforce → mailbox half is not built yet.
+// The directions, for contacts and for events alike.
 const (
 	DirectionOff     Direction = "off"
 	DirectionToCRM   Direction = "to-crm"

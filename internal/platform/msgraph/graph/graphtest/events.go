@@ -68,6 +68,18 @@ func (g *Graph) Event(tenant, mailbox, id string) (CalEvent, bool) {
 	return *e, true
 }
 
+// Events lists the events (series masters and singles) of mailbox's calendar, by id.
+func (g *Graph) Events(tenant, mailbox string) []CalEvent {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []CalEvent
+	for _, e := range g.cal(tenant, mailbox).events {
+		out = append(out, *e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
 // ExpireEventDeltaLinks makes every calendarView delta link of the mailbox answer 410 syncStateNotFound.
 func (g *Graph) ExpireEventDeltaLinks(tenant, mailbox string) {
 	g.mu.Lock()
