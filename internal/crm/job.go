@@ -67,11 +67,11 @@ func (j *SyncJob) tenant(ctx context.Context, l *jobs.Lease, tenant core.TenantI
 		return 0, fmt.Errorf("read connection: %w", err)
 	}
 	var ids []string
-	for m, err := range d.Users.All(ctx, tenant, &tables.ListOptions{Select: []string{"Contacts"}}) {
+	for m, err := range d.Users.All(ctx, tenant, &tables.ListOptions{Select: []string{"Contacts", "Events"}}) {
 		if err != nil {
 			return 0, fmt.Errorf("list mappings: %w", err)
 		}
-		if m.Contacts.ToCRM() || m.Contacts.FromCRM() {
+		if m.Contacts != DirectionOff && m.Contacts != "" || m.Events != DirectionOff && m.Events != "" {
 			ids = append(ids, m.UserID)
 		}
 	}
