@@ -370,3 +370,27 @@ func TestEventSyncBothWays(t *testing.T) {
 		}
 	}
 }
+
+// A Salesforce Event Outlook refuses waits in the sync errors under its subject (type crm-event) and
+// is read again the next run, without a new change in Salesforce, until it goes through.
+func TestEventSyncOutlookRefusesAnEvent(t *testing.T) {
+	f, clk := newEventFixture(t, crm.DirectionFromCRM)
+	day := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	id := f.sf.PutEvent(map[string]any{"Subject": "Supplier visit", "StartDateTime": day.Format("2006-01-02T15:04:05.000+0000"),
+		"EndDateTime": day.Add(time.Hour).Format("2006-01-02T15:04:05.000+0000"), "IsAllDayEvent": false, "OwnerId": f.owner})
+	clk.Advance(2 * time.Minute)
+	f.graph.Fail(http.MethodPost, "/users/"+f.ada+"/events", graphtest.Failure{Status: http.StatusBadRequest, Code: "ErrorPropertyValidationError"})
+	rep := f.sync(t)
+	errs := f.syncErrors(t)
+	if rep.Failed != 1 || len(errs) != 1 || errs[0].Type != crm.RecordCRMEvent || errs[0].SourceID != id ||
+		errs[0].DisplayName != "Supplier visit" || errs[0].Code != "outlook_ErrorPropertyValidationError" {
+		t.Fatalf("refused: %+v, %+v", rep, errs)
+	}
+	if raw := f.rawRows(t, crm.TableSyncErrors); strings.Contains(raw, "Supplier") {
+		t.Fatalf("the subject is not sealed: %s", raw)
+	}
+	clk.Advance(2 * time.Minute)
+	if rep := f.sync(t); rep.MailboxCreated != 1 || len(f.syncErrors(t)) != 0 || len(f.mailboxEvents("Supplier visit")) != 1 {
+		t.Fatalf("retried: %+v, %v", rep, f.syncErrors(t))
+	}
+}
