@@ -167,7 +167,7 @@ func (r *run) fetchContacts(ctx context.Context, ids []string, side *crmSide) er
 func (r *run) readAllCRM(ctx context.Context, side *crmSide) error {
 	side.updatedTo = r.now.UTC().Truncate(time.Minute)
 	side.deletedTo = side.updatedTo
-	soql := "SELECT " + r.sfSelect() + " FROM " + r.object + " WHERE OwnerId = " + salesforce.Quote(r.owner)
+	soql := "SELECT " + r.sfSelect() + " FROM " + r.object + " WHERE OwnerId = " + salesforce.Quote(r.owner) + r.fullReadFilter()
 	if err := r.queryContacts(ctx, soql, side); err != nil {
 		return err
 	}
@@ -233,6 +233,17 @@ func (r *run) queryContacts(ctx context.Context, soql string, side *crmSide) err
 		return fmt.Errorf("read salesforce %ss: %w", r.typ, err)
 	}
 	return r.limit(h)
+}
+
+// fullReadFilter narrows a full read of Events to those that can overlap the sync window: an Event
+// lasts at most 14 days, so its ActivityDate (the start's date, timed or all-day) is at most 14 days
+// before the window's start. Contacts are read whole.
+func (r *run) fullReadFilter() string {
+	if r.typ != RecordEvent {
+		return ""
+	}
+	start, end := eventWindow(r.now)
+	return " AND ActivityDate >= " + start.AddDate(0, 0, -14).Format(time.DateOnly) + " AND ActivityDate < " + end.Format(time.DateOnly)
 }
 
 // sfSelect is what the run reads of a Salesforce record of its object.

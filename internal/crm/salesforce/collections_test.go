@@ -132,3 +132,26 @@ func TestSaveEvents(t *testing.T) {
 		t.Error("deleted event still there")
 	}
 }
+
+// Date literals compare with date fields, and a timed Event's ActivityDate is its start's date.
+func TestQueryEventsByDate(t *testing.T) {
+	t.Parallel()
+	_, c, cred := setup(t)
+	ctx := context.Background()
+	if _, _, err := c.Save(ctx, tenant, cred, "Event", false, []map[string]any{
+		{"Subject": "In", "StartDateTime": "2026-03-02T09:00:00Z", "EndDateTime": "2026-03-02T10:00:00Z"},
+		{"Subject": "Day", "IsAllDayEvent": true, "ActivityDate": "2026-03-05"},
+		{"Subject": "Out", "StartDateTime": "2026-05-02T09:00:00Z", "EndDateTime": "2026-05-02T10:00:00Z"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if _, err := c.Query(ctx, tenant, cred, "SELECT Id, Subject FROM Event WHERE ActivityDate >= 2026-03-01 AND ActivityDate < 2026-04-01", func(raw json.RawMessage) error {
+		var r struct{ Subject string }
+		_ = json.Unmarshal(raw, &r)
+		got = append(got, r.Subject)
+		return nil
+	}); err != nil || len(got) != 2 {
+		t.Fatalf("%v, %v", got, err)
+	}
+}

@@ -18,7 +18,8 @@ import (
 //     nextRecordsUrl while not done (REST API developer guide, "Execute a SOQL Query"); deleted records
 //     are left out (only queryAll shows them); string comparisons with = and IN are case-insensitive
 //     except on case-sensitive unique fields (SOQL reference, "Comparison Operators"); string literals
-//     take backslash escapes (SOQL reference, "Quoted String Escape Sequences"); anything the fake does
+//     take backslash escapes (SOQL reference, "Quoted String Escape Sequences"); >= and < compare a date
+//     field with an unquoted YYYY-MM-DD literal (SOQL reference, "Date Formats"); anything the fake does
 //     not parse is 400 MALFORMED_QUERY, as a malformed query is;
 //   - a collection holds at most 200 records, else the whole request is refused (400
 //     EXCEEDED_ID_LIMIT, "record limit reached. cannot submit more than 200 records into this call");
@@ -188,6 +189,11 @@ func (s *Server) put(object string, fields map[string]any) string {
 			r.fields[k] = v
 		}
 	}
+	if allDay, _ := r.fields["IsAllDayEvent"].(bool); object == "Event" && !allDay {
+		if v, _ := r.fields["StartDateTime"].(string); len(v) >= 10 {
+			r.fields["ActivityDate"] = v[:10] // as collection writes derive it
+		}
+	}
 	r.modified, r.origin, r.deleted = s.now().UTC(), "", false
 	return id
 }
@@ -291,12 +297,19 @@ func (s *Server) routeRecords(w http.ResponseWriter, r *http.Request, path strin
 
 // ----- SOQL -----
 
+var dateRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+
 var selectRE = regexp.MustCompile(`(?is)^\s*SELECT\s+(.+?)\s+FROM\s+(\w+)(?:\s+WHERE\s+(.+?))?(?:\s+LIMIT\s+(\d+))?\s*$`)
 
 type cond struct {
 	field  string
-	values []any // string or bool; more than one for IN
+	op     string // "=" (and IN), ">=" or "<"
+	values []any  // string, bool or date (a date literal); more than one for IN
 }
+
+// date is an unquoted date literal (YYYY-MM-DD), compared with a date field (SOQL reference, "Date
+// Formats and Date Literals").
+type date string
 
 func malformed(w http.ResponseWriter, why string) {
 	restError(w, http.StatusBadRequest, "MALFORMED_QUERY", why)
@@ -414,6 +427,14 @@ func matches(row map[string]any, conds []cond) bool {
 		ok := false
 		for _, want := range c.values {
 			switch w := want.(type) {
+			case date:
+				got, _ := v.(string)
+				switch c.op {
+				case ">=":
+					ok = ok || got != "" && got >= string(w)
+				case "<":
+					ok = ok || got != "" && got < string(w)
+				}
 			case string:
 				got, _ := v.(string)
 				ok = ok || strings.EqualFold(got, w)
@@ -437,9 +458,19 @@ func parseWhere(s string) ([]cond, error) {
 		if i <= 0 {
 			return nil, fmt.Errorf("unexpected token")
 		}
-		c := cond{field: s[:i]}
+		c := cond{field: s[:i], op: "="}
 		s = strings.TrimSpace(s[i:])
 		switch {
+		case strings.HasPrefix(s, ">=") || strings.HasPrefix(s, "<") && !strings.HasPrefix(s, "<="):
+			c.op = ">="
+			if s[0] == '<' {
+				c.op = "<"
+			}
+			s = strings.TrimSpace(s[len(c.op):])
+			if len(s) < 10 || !dateRE.MatchString(s[:10]) {
+				return nil, fmt.Errorf("unexpected token")
+			}
+			c.values, s = []any{date(s[:10])}, s[10:]
 		case strings.HasPrefix(s, "="):
 			v, rest, err := literal(strings.TrimSpace(s[1:]))
 			if err != nil {
@@ -650,6 +681,12 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request) {
 				if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 					merged[f] = t.UTC().Format("2006-01-02T15:04:05.000+0000")
 				}
+			}
+		}
+		if allDay, _ := merged["IsAllDayEvent"].(bool); typ == "Event" && !allDay {
+			// A timed Event's ActivityDate is its start's date (Object reference, Event: ActivityDate).
+			if v, _ := merged["StartDateTime"].(string); len(v) >= 10 {
+				merged["ActivityDate"] = v[:10]
 			}
 		}
 		if target == nil {
