@@ -23,6 +23,7 @@ type EventMailbox interface {
 	UpdateEvent(ctx context.Context, mailbox, id string, w graph.EventWrite) (graph.MailboxEvent, error)
 	DeleteEvent(ctx context.Context, mailbox, id string) error
 	FindEvents(ctx context.Context, mailbox, prop, value string) ([]graph.MailboxEvent, error)
+	EventsWithProperty(ctx context.Context, mailbox string, start, end time.Time, prop string, fn func(graph.MailboxEvent, string) error) error
 }
 
 var _ EventMailbox = (*graph.Client)(nil)

@@ -394,3 +394,36 @@ func TestEventSyncOutlookRefusesAnEvent(t *testing.T) {
 		t.Fatalf("retried: %+v, %v", rep, f.syncErrors(t))
 	}
 }
+
+// A run with many Salesforce Events to match lists the window once instead of a lookup each, and
+// still links the events that carry their Salesforce id (here: the ledger was lost) without
+// duplicating them.
+func TestEventSyncManyToMatchListsTheWindow(t *testing.T) {
+	f, clk := newEventFixture(t, crm.DirectionFromCRM)
+	f.graph.PutUser(string(f.tenant), graphtest.User{ID: f.ada})
+	day := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	for i := range 30 {
+		s := day.Add(time.Duration(i) * time.Hour)
+		f.sf.PutEvent(map[string]any{"Subject": fmt.Sprintf("Call %d", i), "StartDateTime": s.Format("2006-01-02T15:04:05.000+0000"),
+			"EndDateTime": s.Add(30 * time.Minute).Format("2006-01-02T15:04:05.000+0000"), "IsAllDayEvent": false, "OwnerId": f.owner})
+	}
+	clk.Advance(2 * time.Minute)
+	if rep := f.sync(t); rep.MailboxCreated != 30 {
+		t.Fatalf("first run: %+v", rep)
+	}
+	if _, err := f.data.Ledger.DeletePrefix(ctx, f.tenant, f.ada+"|"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.data.SyncState.DeletePrefix(ctx, f.tenant, f.ada+"|"); err != nil {
+		t.Fatal(err)
+	}
+	finds := f.graph.Count(http.MethodGet, "/users/"+f.ada+"/events")
+	clk.Advance(2 * time.Minute)
+	rep := f.sync(t)
+	if rep.MailboxLinked != 30 || rep.MailboxCreated != 0 || len(f.graph.Events(string(f.tenant), f.ada)) != 30 {
+		t.Fatalf("after the ledger was lost: %+v", rep)
+	}
+	if n := f.graph.Count(http.MethodGet, "/users/"+f.ada+"/events") - finds; n != 0 {
+		t.Fatalf("%d lookups, want one listing instead", n)
+	}
+}

@@ -138,10 +138,26 @@ func (r *run) reconcileEvents(ctx context.Context, mb Mailbox, side *crmSide, ch
 		}
 	}
 	ids := make([]string, 0, len(side.changed))
-	for id := range side.changed {
+	unknown := 0
+	for id, c := range side.changed {
 		ids = append(ids, id)
+		if _, ok := byTarget[id]; !ok && c.event.End.After(start) && c.event.Start.Before(end) {
+			unknown++
+		}
 	}
 	sort.Strings(ids)
+	var index map[string][]graph.MailboxEvent
+	if unknown > lookupsPerRun {
+		// Many to match (a first run): one listing of the window instead of a lookup each.
+		index = map[string][]graph.MailboxEvent{}
+		err := mb.EventsWithProperty(ctx, r.user, start, end, CRMEventIDProperty, func(e graph.MailboxEvent, v string) error {
+			index[strings.ToLower(v)] = append(index[strings.ToLower(v)], e)
+			return nil
+		})
+		if err != nil {
+			return errors.Join(fmt.Errorf("list events: %w", err), flush())
+		}
+	}
 	for _, id := range ids {
 		c := side.changed[id]
 		led, known := byTarget[id]
@@ -155,7 +171,7 @@ func (r *run) reconcileEvents(ctx context.Context, mb Mailbox, side *crmSide, ch
 		if known {
 			err = r.eventToMailbox(ctx, mb, c, led, changes, toCRM, &done)
 		} else {
-			err = r.matchOrCreateEvent(ctx, mb, c, changes, unlinked, toCRM, &done)
+			err = r.matchOrCreateEvent(ctx, mb, c, changes, unlinked, index, toCRM, &done)
 		}
 		if code, refused := outlookRefused(err); refused {
 			failed = append(failed, r.crmEventFailure(c, code))
@@ -223,11 +239,11 @@ func (r *run) eventToMailbox(ctx context.Context, mb Mailbox, c sfContact, led L
 	return nil
 }
 
-// matchOrCreateEvent links a Salesforce Event to the Outlook event that carries its id, or to an
-// unlinked one of this run with its subject and times, else creates one (with a transactionId, so a
-// retried create makes no second event).
+// matchOrCreateEvent links a Salesforce Event to the Outlook event that carries its id (looked up, or
+// in index when the run listed the window), or to an unlinked one of this run with its subject and
+// times, else creates one (with a transactionId, so a retried create makes no second event).
 func (r *run) matchOrCreateEvent(ctx context.Context, mb Mailbox, c sfContact, changes map[string]graph.EventChange,
-	unlinked map[string][]graph.MailboxEvent, toCRM bool, done *[]LedgerEntry) error {
+	unlinked, index map[string][]graph.MailboxEvent, toCRM bool, done *[]LedgerEntry) error {
 	free := func(found []graph.MailboxEvent) (graph.MailboxEvent, bool) {
 		for _, f := range found {
 			if l, ok := r.ledger[f.ID]; !ok || l.TargetID == "" {
@@ -236,8 +252,11 @@ func (r *run) matchOrCreateEvent(ctx context.Context, mb Mailbox, c sfContact, c
 		}
 		return graph.MailboxEvent{}, false
 	}
-	found, err := mb.FindEvents(ctx, r.user, CRMEventIDProperty, c.id)
-	if err != nil {
+	var found []graph.MailboxEvent
+	var err error
+	if index != nil {
+		found = index[strings.ToLower(c.id)]
+	} else if found, err = mb.FindEvents(ctx, r.user, CRMEventIDProperty, c.id); err != nil {
 		return fmt.Errorf("find event by crm id: %w", err)
 	}
 	match, ok := free(found)

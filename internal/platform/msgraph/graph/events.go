@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	abs "github.com/microsoft/kiota-abstractions-go"
@@ -294,4 +295,52 @@ func (c *Client) FindEvents(ctx context.Context, mailbox, prop, value string) ([
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// EventsWithProperty calls fn for every instance of mailbox's calendar overlapping [start, end) that
+// carries extended property prop, with its value: one paged calendarView read with the property
+// expanded (GET …/calendarView?$select=…&$expand=singleValueExtendedProperties($filter=id eq '…')),
+// in place of a lookup per value.
+func (c *Client) EventsWithProperty(ctx context.Context, mailbox string, start, end time.Time, prop string, fn func(MailboxEvent, string) error) error {
+	if !validSegment(mailbox) || prop == "" || !end.After(start) {
+		return errors.New("events with property: invalid mailbox, property or window")
+	}
+	s, e := start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339)
+	root := users.NewUsersRequestBuilderInternal(c.params(), c.adapter).ByUserId(mailbox).CalendarView()
+	top := int32(100)
+	b, cfg := root, &users.ItemCalendarViewRequestBuilderGetRequestConfiguration{Headers: eventPrefer(),
+		QueryParameters: &users.ItemCalendarViewRequestBuilderGetQueryParameters{StartDateTime: &s, EndDateTime: &e, Top: &top,
+			Select: []string{"id", "changeKey", "lastModifiedDateTime", "start", "end"},
+			Expand: []string{"singleValueExtendedProperties($filter=id eq " + ODataString(prop) + ")"}}}
+	for page := 0; ; page++ {
+		if page == maxListPages {
+			return &Error{Op: "events with property", Status: 200, Code: "tooManyPages"}
+		}
+		resp, err := b.Get(ctx, cfg)
+		if err != nil {
+			return wrap("events with property", err)
+		}
+		if resp == nil {
+			return &Error{Op: "events with property", Status: 200, Code: "emptyBody"}
+		}
+		for _, x := range resp.GetValue() {
+			for _, p := range x.GetSingleValueExtendedProperties() {
+				if !strings.EqualFold(str(p.GetId()), prop) || str(p.GetValue()) == "" {
+					continue
+				}
+				ev, err := toMailboxEvent(x)
+				if err != nil {
+					return fmt.Errorf("events with property: %w", err)
+				}
+				if err := fn(ev, str(p.GetValue())); err != nil {
+					return fmt.Errorf("events with property: %w", err)
+				}
+			}
+		}
+		next := str(resp.GetOdataNextLink())
+		if next == "" {
+			return nil
+		}
+		b, cfg = root.WithUrl(next), &users.ItemCalendarViewRequestBuilderGetRequestConfiguration{Headers: eventPrefer()}
+	}
 }

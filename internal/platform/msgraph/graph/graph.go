@@ -36,6 +36,7 @@
 //	(*Client).CreateEvent(ctx, mailbox, EventWrite) (MailboxEvent, error) — transactionId and extended properties
 //	(*Client).UpdateEvent(ctx, mailbox, id, EventWrite) (MailboxEvent, error), (*Client).DeleteEvent(ctx, mailbox, id) error
 //	(*Client).FindEvents(ctx, mailbox, prop, value) ([]MailboxEvent, error) — by an extended property's value
+//	(*Client).EventsWithProperty(ctx, mailbox, start, end, prop, fn) error — one listing of a window's events carrying prop
 //	(*Client).SendMail(ctx, mailbox, Mail) error                 — plain text, not kept in Sent Items
 //	(*Client).FindContacts(ctx, mailbox, folder, prop, value, address) ([]Contact, error)
 //	                                                             — by an extended property's value, else by e-mail address

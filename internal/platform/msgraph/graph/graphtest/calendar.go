@@ -249,7 +249,10 @@ func (g *Graph) routeCalendars(r *http.Request, who Identity, parts []string) (r
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if _, ok := g.places[who.Tenant][strings.ToLower(parts[1])]; !ok && g.calendars[who.Tenant][strings.ToLower(parts[1])] == nil {
+	// A mailbox is known as a room, by a calendar the fake holds, or as a user of the directory (an
+	// existing user's empty calendar answers an empty list, not an error).
+	if _, ok := g.places[who.Tenant][strings.ToLower(parts[1])]; !ok && g.calendars[who.Tenant][strings.ToLower(parts[1])] == nil &&
+		g.users[who.Tenant][parts[1]] == nil {
 		return graphError(http.StatusNotFound, "ErrorInvalidUser", "The requested user '"+parts[1]+"' is invalid."), true
 	}
 	c := g.cal(who.Tenant, parts[1])
@@ -271,6 +274,9 @@ func (g *Graph) routeCalendars(r *http.Request, who Identity, parts []string) (r
 	if size <= 0 {
 		size = 10
 	}
+	if v, err := strconv.Atoi(q.Get("$top")); err == nil && v > 0 && g.CalendarPageSize <= 0 {
+		size = min(v, 1000)
+	}
 	off := 0
 	if s := q.Get("$skip"); s != "" {
 		if n, err := strconv.Atoi(s); err == nil && n >= 0 {
@@ -279,9 +285,13 @@ func (g *Graph) routeCalendars(r *http.Request, who Identity, parts []string) (r
 	}
 	stop := min(off+size, len(ins))
 	sel := selectOf(r)
+	expandProp, bad := expandOf(r)
+	if bad {
+		return graphError(http.StatusBadRequest, "BadRequest", "Invalid $expand clause."), true
+	}
 	value := []any{}
 	for _, in := range ins[off:stop] {
-		m := in.json()
+		m := in.jsonAs(preferText(r))
 		if len(sel) > 0 {
 			out := map[string]any{"@odata.etag": m["@odata.etag"], "id": m["id"]}
 			for _, s := range sel {
@@ -290,6 +300,16 @@ func (g *Graph) routeCalendars(r *http.Request, who Identity, parts []string) (r
 				}
 			}
 			m = out
+		}
+		if expandProp != nil {
+			// The series' properties show on each of its instances (singlevaluelegacyextendedproperty-get.md).
+			props := []any{}
+			for id, v := range in.e.Properties {
+				if strings.EqualFold(id, *expandProp) {
+					props = append(props, map[string]any{"id": id, "value": v})
+				}
+			}
+			m["singleValueExtendedProperties"] = props
 		}
 		value = append(value, m)
 	}
