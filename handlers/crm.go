@@ -208,6 +208,7 @@ type crmHealthJSON struct {
 type crmUserHealth struct {
 	UserID        string             `json:"userId"`
 	Contacts      string             `json:"contacts"`
+	Events        string             `json:"events"`
 	LastRunAt     *time.Time         `json:"lastRunAt,omitempty"`
 	LastSuccessAt *time.Time         `json:"lastSuccessAt,omitempty"`
 	Code          string             `json:"code,omitempty"`
@@ -243,7 +244,7 @@ func toCRMHealthJSON(h crm.Health) crmHealthJSON {
 		out.LastTest = &lastTest{OK: h.LastTestCode == "", Code: h.LastTestCode, TestedAt: h.LastTestedAt}
 	}
 	for _, u := range h.Users {
-		j := crmUserHealth{UserID: u.UserID, Contacts: string(u.Contacts), LastRunAt: timePtr(u.LastRunAt), LastSuccessAt: timePtr(u.LastSuccessAt),
+		j := crmUserHealth{UserID: u.UserID, Contacts: string(u.Contacts), Events: string(u.Events), LastRunAt: timePtr(u.LastRunAt), LastSuccessAt: timePtr(u.LastSuccessAt),
 			Code: u.LastCode, Action: u.Action, Synced: u.Synced, Failed: u.Failed, FailedRuns: u.FailedRuns, NotifiedAt: timePtr(u.NotifiedAt),
 			Failing: []crmFailingRecord{}}
 		for _, f := range u.Failing {

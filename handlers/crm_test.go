@@ -159,7 +159,7 @@ func TestCRMUserMappingFunctions(t *testing.T) {
 		{"no Salesforce user has it", "SetCRMUserMapping", "PUT", user(bob), `{"contacts":"both"}`, 409, []string{"give salesforceUserId"}},
 		{"shown", "GetCRMUserMapping", "GET", user(ada), "", 200, []string{`"mapped":true`, `"setBy":"` + operator + `"`}},
 		{"health", "GetCRMSyncHealth", "GET", map[string]string{"tenantId": string(tenant)}, "", 200, []string{`"connected":true`,
-			`"users":[{"userId":"` + ada + `","contacts":"to-crm","synced":0,"failed":0,"failedRuns":0,"failing":[]}]`}},
+			`"users":[{"userId":"` + ada + `","contacts":"to-crm","events":"off","synced":0,"failed":0,"failedRuns":0,"failing":[]}]`}},
 		{"listed", "ListCRMUserMappings", "GET", map[string]string{"tenantId": string(tenant)}, "", 200, []string{`{"users":[{"userId":"` + ada + `"`}},
 		{"removed", "DeleteCRMUserMapping", "DELETE", user(ada), "", 204, nil},
 		{"gone", "ListCRMUserMappings", "GET", map[string]string{"tenantId": string(tenant)}, "", 200, []string{`{"users":[]}`}},

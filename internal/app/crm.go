@@ -73,7 +73,8 @@ func (w *Wired) wireCRM() error {
 	return nil
 }
 
-// crmMailboxes hands the sync the tenant's app-only client (Contacts.ReadWrite; Contacts.Read for to-crm alone).
+// crmMailboxes hands the sync the tenant's app-only client (Contacts.ReadWrite; Contacts.Read for to-crm alone;
+// Calendars.Read for events to Salesforce).
 type crmMailboxes struct{ clients *graph.AppClients }
 
 func (m crmMailboxes) For(ctx context.Context, tenant core.TenantID) (crm.Mailbox, error) {

@@ -1,8 +1,8 @@
 // Package crm is the mailbox ↔ CRM sync (issue 17): a tenant's Salesforce org, connected with the OAuth
-// 2.0 JWT bearer flow, and — in later slices — contacts and meetings synchronised both ways, keeping
-// only ids and dates.
+// 2.0 JWT bearer flow, and contacts (sync.go, fromcrm.go) and calendar events (events.go,
+// eventsfromcrm.go) synchronised both ways, keeping only ids, dates and digests (ledger.go).
 //
-// This first slice is the connection: per tenant, the connected app's consumer key, the integration
+// The connection: per tenant, the connected app's consumer key, the integration
 // user, the login or sandbox host and the private key whose certificate is uploaded to the app. The
 // whole credential is sealed with the tenant key into the secret store (name secrets.CRMCredentialName,
 // so retention and crypto-shredding take it with the tenant); the crmconnections row keeps what an admin

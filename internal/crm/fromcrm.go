@@ -29,11 +29,12 @@ const sfContactSelect = "Id, OwnerId, LastModifiedDate, FirstName, LastName, Ema
 var mappedFields = []string{"FirstName", "LastName", "Email", "Title", "Phone", "MobilePhone", "Department",
 	"MailingStreet", "MailingCity", "MailingState", "MailingPostalCode", "MailingCountry"}
 
-// sfContact is a Salesforce Contact in memory during a run.
+// sfContact is a Salesforce Contact or Event in memory during a run.
 type sfContact struct {
 	id       string
 	modified time.Time
-	fields   map[string]any // the mapped fields, as contactFields gives them ("" for null)
+	fields   map[string]any     // the mapped fields, as contactFields (or eventFields) gives them ("" for null)
+	event    graph.MailboxEvent // an Event as Outlook would hold it (events only)
 }
 
 // crmSide is what Salesforce changed for the user since the last run.
@@ -67,11 +68,11 @@ func (r *run) readCRM(ctx context.Context, st SyncState) (*crmSide, error) {
 		var del salesforce.Deleted
 		var h http.Header
 		err := narrowing(st.CRMDeletedTo, now, func(end time.Time) (err error) {
-			del, h, err = r.s.o.Salesforce.Deleted(ctx, r.tenant, r.cred, "Contact", st.CRMDeletedTo, end)
+			del, h, err = r.s.o.Salesforce.Deleted(ctx, r.tenant, r.cred, r.object, st.CRMDeletedTo, end)
 			return err
 		})
 		if err := r.callFailed(err); err != nil {
-			return nil, fmt.Errorf("contacts deleted in salesforce: %w", err)
+			return nil, fmt.Errorf("%ss deleted in salesforce: %w", r.typ, err)
 		}
 		if err := r.limit(h); err != nil {
 			return nil, err
@@ -94,11 +95,11 @@ func (r *run) readCRM(ctx context.Context, st SyncState) (*crmSide, error) {
 	var up salesforce.Updated
 	var h http.Header
 	err := narrowing(st.CRMUpdatedTo, now, func(end time.Time) (err error) {
-		up, h, err = r.s.o.Salesforce.Updated(ctx, r.tenant, r.cred, "Contact", st.CRMUpdatedTo, end)
+		up, h, err = r.s.o.Salesforce.Updated(ctx, r.tenant, r.cred, r.object, st.CRMUpdatedTo, end)
 		return err
 	})
 	if err := r.callFailed(err); err != nil {
-		return nil, fmt.Errorf("contacts updated in salesforce: %w", err)
+		return nil, fmt.Errorf("%ss updated in salesforce: %w", r.typ, err)
 	}
 	if err := r.limit(h); err != nil {
 		return nil, err
@@ -152,7 +153,7 @@ func (r *run) fetchContacts(ctx context.Context, ids []string, side *crmSide) er
 		if len(quoted) == 0 {
 			continue
 		}
-		soql := "SELECT " + sfContactSelect + " FROM Contact WHERE OwnerId = " + salesforce.Quote(r.owner) +
+		soql := "SELECT " + r.sfSelect() + " FROM " + r.object + " WHERE OwnerId = " + salesforce.Quote(r.owner) +
 			" AND Id IN (" + strings.Join(quoted, ",") + ")"
 		if err := r.queryContacts(ctx, soql, side); err != nil {
 			return err
@@ -172,7 +173,7 @@ const clockOverlap = 5 * time.Minute
 func (r *run) readAllCRM(ctx context.Context, side *crmSide) error {
 	side.updatedTo = r.now.UTC().Truncate(time.Minute).Add(-clockOverlap)
 	side.deletedTo = side.updatedTo
-	soql := "SELECT " + sfContactSelect + " FROM Contact WHERE OwnerId = " + salesforce.Quote(r.owner)
+	soql := "SELECT " + r.sfSelect() + " FROM " + r.object + " WHERE OwnerId = " + salesforce.Quote(r.owner) + r.fullReadFilter()
 	if err := r.queryContacts(ctx, soql, side); err != nil {
 		return err
 	}
@@ -193,7 +194,7 @@ func (r *run) readAllCRM(ctx context.Context, side *crmSide) error {
 			quoted[i] = salesforce.Quote(id)
 		}
 		// Records another user owns now are still there; only those the query does not return are gone.
-		h, err := r.s.o.Salesforce.Query(ctx, r.tenant, r.cred, "SELECT Id FROM Contact WHERE Id IN ("+strings.Join(quoted, ",")+")",
+		h, err := r.s.o.Salesforce.Query(ctx, r.tenant, r.cred, "SELECT Id FROM "+r.object+" WHERE Id IN ("+strings.Join(quoted, ",")+")",
 			func(raw json.RawMessage) error {
 				var rec struct {
 					ID string `json:"Id"`
@@ -205,7 +206,7 @@ func (r *run) readAllCRM(ctx context.Context, side *crmSide) error {
 				return nil
 			})
 		if err := r.callFailed(err); err != nil {
-			return fmt.Errorf("check salesforce contacts: %w", err)
+			return fmt.Errorf("check salesforce %ss: %w", r.typ, err)
 		}
 		if err := r.limit(h); err != nil {
 			return err
@@ -225,23 +226,53 @@ func (r *run) queryContacts(ctx context.Context, soql string, side *crmSide) err
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return err
 		}
-		c := sfContact{fields: make(map[string]any, len(mappedFields))}
+		c := r.sfRecord(rec)
 		c.id, _ = rec["Id"].(string)
 		m, _ := rec["LastModifiedDate"].(string)
 		c.modified = salesforce.ParseTime(m)
-		for _, f := range mappedFields {
-			v, _ := rec[f].(string)
-			c.fields[f] = v
-		}
 		if salesforce.ValidID(c.id) {
 			side.changed[strings.ToLower(c.id)] = c
 		}
 		return nil
 	})
 	if err := r.callFailed(err); err != nil {
-		return fmt.Errorf("read salesforce contacts: %w", err)
+		return fmt.Errorf("read salesforce %ss: %w", r.typ, err)
 	}
 	return r.limit(h)
+}
+
+// fullReadFilter narrows a full read of Events to those that can overlap the sync window: an Event
+// lasts at most 14 days, so its ActivityDate (the start's date, timed or all-day) is at most 14 days
+// before the window's start. Contacts are read whole.
+func (r *run) fullReadFilter() string {
+	if r.typ != RecordEvent {
+		return ""
+	}
+	start, end := eventWindow(r.now)
+	return " AND ActivityDate >= " + start.AddDate(0, 0, -14).Format(time.DateOnly) + " AND ActivityDate < " + end.Format(time.DateOnly)
+}
+
+// sfSelect is what the run reads of a Salesforce record of its object.
+func (r *run) sfSelect() string {
+	if r.typ == RecordEvent {
+		return sfEventSelect
+	}
+	return sfContactSelect
+}
+
+// sfRecord maps a queried record's fields as the other direction maps the mailbox's, so that a digest
+// of either side compares.
+func (r *run) sfRecord(rec map[string]any) sfContact {
+	if r.typ == RecordEvent {
+		e := sfToMailboxEvent(rec)
+		return sfContact{fields: eventFields(e), event: e}
+	}
+	c := sfContact{fields: make(map[string]any, len(mappedFields))}
+	for _, f := range mappedFields {
+		v, _ := rec[f].(string)
+		c.fields[f] = v
+	}
+	return c
 }
 
 // outlookWrite is the Outlook contact for a Salesforce Contact's fields. The mailbox's other e-mail
@@ -294,7 +325,7 @@ func (r *run) reconcile(ctx context.Context, mb Mailbox, side *crmSide, changes 
 		if err == nil && len(cleared) > 0 {
 			rks := make([]string, 0, len(cleared))
 			for _, id := range cleared {
-				rk, kerr := ledgerKey(r.user, RecordCRMContact, id)
+				rk, kerr := ledgerKey(r.user, r.crmTyp, id)
 				if kerr != nil {
 					return kerr
 				}
@@ -660,7 +691,7 @@ func (r *run) matchByCRMID(ctx context.Context, mb Mailbox, creates []pending) (
 			updates = append(updates, p)
 			continue
 		}
-		links = append(links, LedgerEntry{UserID: r.user, Type: RecordContact, SourceID: p.c.ID, TargetID: id,
+		links = append(links, LedgerEntry{UserID: r.user, Type: r.typ, SourceID: p.c.ID, TargetID: id,
 			SourceChangeKey: p.c.ChangeKey, SourceModified: p.c.LastModified, TargetModified: modified, MatchedBy: MatchedByCRMID, SyncedAt: r.now})
 		if _, failed := r.errs[p.c.ID]; failed {
 			cleared = append(cleared, p.c.ID)

@@ -22,10 +22,12 @@ type Health struct {
 	FailingRecords int
 }
 
-// UserHealth is one mapped user's sync.
+// UserHealth is one mapped user's sync, contacts and events together: the latest run, the earliest
+// last success of the two, the first problem's code, and the records and failed runs of both.
 type UserHealth struct {
 	UserID         string
 	Contacts       Direction
+	Events         Direction
 	LastRunAt      time.Time
 	LastSuccessAt  time.Time
 	LastCode       string
@@ -54,11 +56,12 @@ var actions = map[string]string{
 	CodeDailyLimit:                      "the Salesforce org's daily API allocation is nearly used up; the sync resumes as the rolling 24 hours free requests, or raise the allocation",
 	CodeCredentialMissing:               "the stored credential is missing; PUT the CRM connection again",
 	CodeRecordsFailed:                   "some records were refused (by Salesforce, or by Outlook for contacts from Salesforce); fix them as listed",
-	CodeMailboxDenied:                   "Microsoft Graph refused the user's mailbox: grant the app Contacts.ReadWrite (Contacts.Read for to-crm alone) and include the mailbox in its RBAC for Applications scope",
+	CodeMailboxDenied:                   "Microsoft Graph refused the user's mailbox: grant the app Contacts.ReadWrite (Contacts.Read for to-crm alone), and Calendars.Read for events, and include the mailbox in its RBAC for Applications scope",
 	CodeSyncFailed:                      "Outlook, Salesforce or our storage failed during the run; it is tried again every run, and nothing is lost meanwhile",
 	"REQUIRED_FIELD_MISSING":            "give the contact the field Salesforce requires (a last name) in Outlook",
 	"INVALID_EMAIL_ADDRESS":             "correct the contact's e-mail address in Outlook",
 	"STRING_TOO_LONG":                   "shorten the field Salesforce names",
+	"FIELD_INTEGRITY_EXCEPTION":         "Salesforce refused the event's times (an end before the start, or longer than 14 days); shorten the event in Outlook",
 	"INSUFFICIENT_ACCESS_OR_READONLY":   "give the integration user edit access to Contacts (and to the owner's records)",
 	"DUPLICATES_DETECTED":               "a Salesforce duplicate rule blocked the record; merge the duplicates in Salesforce or relax the rule",
 	"FIELD_CUSTOM_VALIDATION_EXCEPTION": "a validation rule of the org refused the record; fix the record or the rule",
@@ -97,7 +100,7 @@ func (s *Service) SyncHealth(ctx context.Context, tenant core.TenantID) (Health,
 		if err != nil {
 			return fail("mappings", err)
 		}
-		byUser[m.UserID] = &UserHealth{UserID: m.UserID, Contacts: m.Contacts}
+		byUser[m.UserID] = &UserHealth{UserID: m.UserID, Contacts: m.Contacts, Events: m.Events}
 	}
 	for st, err := range s.o.Data.SyncState.All(ctx, tenant, nil) {
 		if err != nil {
@@ -107,9 +110,23 @@ func (s *Service) SyncHealth(ctx context.Context, tenant core.TenantID) (Health,
 		if u == nil {
 			continue // unmapped since: its state waits for a new mapping
 		}
-		u.LastRunAt, u.LastSuccessAt, u.LastCode, u.Synced, u.Failed = st.LastRunAt, st.LastSuccessAt, st.LastCode, st.Synced, st.Failed
-		u.FailedRuns, u.NotifiedAt = st.FailedRuns, st.NotifiedAt
-		u.Action = action(st.LastCode)
+		// One row per stream (contacts, events): they add up.
+		if st.LastRunAt.After(u.LastRunAt) {
+			u.LastRunAt = st.LastRunAt
+		}
+		if u.LastSuccessAt.IsZero() || st.LastSuccessAt.Before(u.LastSuccessAt) {
+			u.LastSuccessAt = st.LastSuccessAt
+		}
+		if u.LastCode == "" {
+			u.LastCode = st.LastCode
+		}
+		u.Synced += st.Synced
+		u.Failed += st.Failed
+		u.FailedRuns = max(u.FailedRuns, st.FailedRuns)
+		if st.NotifiedAt.After(u.NotifiedAt) {
+			u.NotifiedAt = st.NotifiedAt
+		}
+		u.Action = action(u.LastCode)
 	}
 	for e, err := range s.o.Data.SyncErrors.All(ctx, tenant, nil) {
 		if err != nil {

@@ -79,11 +79,11 @@ func (j *SyncJob) tenant(ctx context.Context, l *jobs.Lease, tenant core.TenantI
 	}
 	var ids []string
 	notified := map[string]bool{}
-	for m, err := range d.Users.All(ctx, tenant, &tables.ListOptions{Select: []string{"Contacts"}}) {
+	for m, err := range d.Users.All(ctx, tenant, &tables.ListOptions{Select: []string{"Contacts", "Events"}}) {
 		if err != nil {
 			return 0, fmt.Errorf("list mappings: %w", err)
 		}
-		if m.Contacts.ToCRM() || m.Contacts.FromCRM() {
+		if m.Contacts != DirectionOff && m.Contacts != "" || m.Events != DirectionOff && m.Events != "" {
 			ids = append(ids, m.UserID)
 		}
 		notified[m.UserID] = m.Contacts.ToCRM()

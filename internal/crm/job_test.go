@@ -5,6 +5,7 @@ import (
 	"iter"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
 	"github.com/connecthub/connecthub/internal/crm"
@@ -97,5 +98,20 @@ func TestSyncJobAndHealth(t *testing.T) {
 	}
 	if h, err := f.svc.SyncHealth(ctx, bare); err != nil || h.Connected || len(h.Users) != 0 {
 		t.Fatalf("the bare tenant: %+v, %v", h, err)
+	}
+}
+
+// A user whose mapping syncs events only is run by the timer too.
+func TestSyncJobRunsEventOnlyUsers(t *testing.T) {
+	t.Parallel()
+	f, clk := newEventFixture(t, crm.DirectionToCRM)
+	day := clk.Now().Add(24 * time.Hour).Truncate(time.Hour)
+	f.putEvent(graphtest.CalEvent{Subject: "Planning", Start: day, End: day.Add(time.Hour)})
+	job := crm.NewSyncJob(f.syncer, tenantsOf(f, f.tenant), jobs.OpenLeases(f.env.Store.DB()), 0, nil)
+	if err := job.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.bySubject("Planning")) != 1 {
+		t.Fatalf("events-only user not synced: %v", f.sf.Records("Event"))
 	}
 }

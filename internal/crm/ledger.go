@@ -18,20 +18,27 @@ const (
 	TableSyncState  = "crmsyncstate"
 )
 
-// RecordContact is the ledger's record type of contacts (events come with a later slice).
-const RecordContact = "contact"
+// The ledger's record types: Outlook contacts, and Outlook calendar event instances (a single event, or
+// one occurrence or exception of a series, as calendarView returns them).
+const (
+	RecordContact = "contact"
+	RecordEvent   = "event"
+)
 
 // RecordCRMContact is the type of a crmsyncerrors row for a Salesforce Contact that Outlook refused:
 // its SourceID is the Salesforce id (it has no Outlook item yet), so it never mixes with the rows of
 // mailbox contacts, which the mailbox pass reads again by Outlook id.
 const RecordCRMContact = "crm-contact"
 
+// RecordCRMEvent is the crmsyncerrors type of a Salesforce Event Outlook refused, as RecordCRMContact.
+const RecordCRMEvent = "crm-event"
+
 // LedgerEntry is one record synced for a user (row key user | type | encoded source id): the mailbox's id
 // of it and Salesforce's, both sides' last-modified dates or change key, and a digest of the fields as
 // last written, to skip writes that change nothing. Never a name, address, subject or body.
 type LedgerEntry struct {
 	UserID          string `table:"key,personal"` // Entra object id of the mailbox's user
-	Type            string `table:"key"`          // "contact"
+	Type            string `table:"key"`          // "contact" or "event"
 	SourceID        string `table:"key"`          // the Outlook item id (row key: base64url)
 	TargetID        string // the Salesforce record id; "" while it is being created
 	SourceChangeKey string // Outlook's changeKey as last synced
@@ -113,6 +120,10 @@ type SyncState struct {
 	// yet), so the notice goes once per streak.
 	FailedRuns int
 	NotifiedAt time.Time
+	// WindowStart and WindowEnd are the calendarView window the event stream's DeltaLink is fixed to
+	// (Graph bakes it into the link); a new day starts a new window (events.go).
+	WindowStart time.Time
+	WindowEnd   time.Time
 }
 
 func (s *SyncState) RowKey() (string, error) {

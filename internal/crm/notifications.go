@@ -295,7 +295,7 @@ func (n *Notifications) removeWhere(ctx context.Context, tenant core.TenantID, p
 // SyncNowResult is what an admin's sync of one user did.
 type SyncNowResult struct {
 	UserID  string `json:"userId"`
-	Skipped string `json:"skipped,omitempty"` // why nothing ran: not-mapped, contacts-off, unlicensed, restricted
+	Skipped string `json:"skipped,omitempty"` // why nothing ran: not-mapped, sync-off, unlicensed, restricted
 	// To Salesforce, and to the mailbox.
 	Created        int `json:"created"`
 	Linked         int `json:"linked"`

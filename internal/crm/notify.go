@@ -120,9 +120,9 @@ func (m MailNotifier) SyncFailing(ctx context.Context, tenant core.TenantID, n F
 // noticeText is the notice as plain text: what fails, what to do, and each failing record by name.
 // Names come from mailboxes: control characters are taken out so a name cannot forge lines.
 func noticeText(n FailureNotice) (subject, body string) {
-	subject = "ConnectHub: your contact sync with Salesforce has failed " + strconv.Itoa(n.FailedRuns) + " times in a row"
+	subject = "ConnectHub: your mailbox sync with Salesforce has failed " + strconv.Itoa(n.FailedRuns) + " times in a row"
 	var b strings.Builder
-	fmt.Fprintf(&b, "The contact sync between your mailbox and Salesforce has not completed in its last %d runs.\n\n", n.FailedRuns)
+	fmt.Fprintf(&b, "The sync of your contacts and calendar with Salesforce has not completed in its last %d runs.\n\n", n.FailedRuns)
 	if n.Action != "" {
 		fmt.Fprintf(&b, "What to do: %s.\n\n", n.Action)
 	}

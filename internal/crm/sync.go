@@ -24,8 +24,10 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/tables"
 )
 
-// Mailbox is what the sync reads and writes of a mailbox, app-only (Contacts.ReadWrite).
+// Mailbox is what the sync reads and writes of a mailbox, app-only (Contacts.ReadWrite, and
+// Calendars.Read for events to Salesforce).
 type Mailbox interface {
+	EventMailbox
 	ContactsDelta(ctx context.Context, mailbox, folder, deltaLink string, fn func(graph.ContactChange) error) (string, error)
 	GetContact(ctx context.Context, mailbox, folder, id string) (graph.Contact, error)
 	CreateContact(ctx context.Context, mailbox, folder string, w graph.ContactWrite) (graph.Contact, error)
@@ -99,7 +101,7 @@ var ErrDailyLimit = apperr.New(apperr.Unavailable, "the Salesforce org's daily A
 
 // Report is what one run did for one user: Created … Failed in Salesforce, Mailbox* in Outlook.
 type Report struct {
-	Skipped   string // why nothing ran: "not-mapped", "contacts-off", "unlicensed", "restricted"
+	Skipped   string // why nothing ran: "not-mapped", "sync-off", "unlicensed", "restricted"
 	Created   int
 	Linked    int // existing Salesforce contacts matched by e-mail instead of created
 	Updated   int
@@ -116,8 +118,12 @@ type Report struct {
 	FullResync     bool
 }
 
-// contactStream names the delta query of the default Contacts folder in crmsyncstate.
-const contactStream = "contact." + graph.DefaultContactFolder
+// contactStream names the delta query of the default Contacts folder in crmsyncstate, eventStream the
+// calendarView delta of the default calendar.
+const (
+	contactStream = "contact." + graph.DefaultContactFolder
+	eventStream   = "event.calendarView"
+)
 
 // Codes kept in crmsyncstate.LastCode.
 const (
@@ -131,18 +137,22 @@ const (
 	CodeOutlookRefusedPrefix = "outlook_"
 )
 
-// SyncUser runs one user's contact sync, each direction the mapping turns on.
+// SyncUser runs one user's sync, each record type and direction the mapping turns on: contacts
+// (syncContacts), then events (syncEvents). Each type keeps its own stream in crmsyncstate (delta link,
+// windows, the run's outcome); the report adds both up. A run that stops on contacts (the org's daily
+// allocation, the mailbox refused) does not go on with events.
 //
-// Mailbox → Salesforce: the folder's delta since the last run (and the records that failed before, read
-// again), each change matched against the ledger, new contacts matched by e-mail in Salesforce before
-// any is created, writes in collections of up to 200, the outcome of each record kept in the ledger or
-// crmsyncerrors. The delta link advances only when the run got through every change; a run cut short is
-// done again, and the ledger makes that a no-op for what already went through.
+// Contacts, mailbox → Salesforce: the folder's delta since the last run (and the records that failed
+// before, read again), each change matched against the ledger, new contacts matched by e-mail in
+// Salesforce before any is created, writes in collections of up to 200, the outcome of each record
+// kept in the ledger or crmsyncerrors. The delta link advances only when the run got through every
+// change; a run cut short is done again, and the ledger makes that a no-op for what already went
+// through.
 //
-// Salesforce → mailbox: the getDeleted and getUpdated windows of Contact from where the last run left
-// them (readCRM), the user's changed Contacts written to the default Contacts folder (reconcile), each
-// conflict with the mailbox's changes of the same run decided before either side is written. The
-// windows advance only when every change was written.
+// Contacts, Salesforce → mailbox: the getDeleted and getUpdated windows of Contact from where the last
+// run left them (readCRM), the user's changed Contacts written to the default Contacts folder
+// (reconcile), each conflict with the mailbox's changes of the same run decided before either side is
+// written. The windows advance only when every change was written.
 func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID string) (Report, error) {
 	m, err := s.o.Data.Users.Get(ctx, tenant, userID)
 	switch {
@@ -150,8 +160,8 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 		return Report{Skipped: "not-mapped"}, nil
 	case err != nil:
 		return Report{}, fmt.Errorf("read mapping: %w", err)
-	case !m.Contacts.ToCRM() && !m.Contacts.FromCRM():
-		return Report{Skipped: "contacts-off"}, nil
+	case !m.Contacts.ToCRM() && !m.Contacts.FromCRM() && !m.Events.ToCRM() && !m.Events.FromCRM():
+		return Report{Skipped: "sync-off"}, nil
 	}
 	u, err := s.o.Store.Users.Get(ctx, tenant, userID)
 	switch {
@@ -162,11 +172,52 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 	case u.ProcessingRestricted:
 		return Report{Skipped: "restricted"}, nil
 	}
-	st, err := s.o.Data.SyncState.Get(ctx, tenant, tables.JoinKey(userID, contactStream))
+	var total Report
+	if m.Contacts != DirectionOff {
+		rep, err := s.syncStream(ctx, tenant, m, contactStream, s.syncContacts)
+		total.add(rep)
+		if err != nil {
+			return total, err
+		}
+	}
+	if m.Events != DirectionOff {
+		rep, err := s.syncStream(ctx, tenant, m, eventStream, s.syncEvents)
+		total.add(rep)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// add sums another stream's report into r.
+func (r *Report) add(o Report) {
+	r.Created += o.Created
+	r.Linked += o.Linked
+	r.Updated += o.Updated
+	r.Deleted += o.Deleted
+	r.Unchanged += o.Unchanged
+	r.Failed += o.Failed
+	r.MailboxCreated += o.MailboxCreated
+	r.MailboxLinked += o.MailboxLinked
+	r.MailboxUpdated += o.MailboxUpdated
+	r.MailboxDeleted += o.MailboxDeleted
+	r.Echoes += o.Echoes
+	r.Conflicts += o.Conflicts
+	r.FullResync = r.FullResync || o.FullResync
+}
+
+// streamSync runs one record type's sync for a user and moves st on when it got through.
+type streamSync func(ctx context.Context, tenant core.TenantID, m UserMapping, cred salesforce.Credential, st *SyncState) (Report, error)
+
+// syncStream reads the stream's state and the credential, runs sync, and records the outcome.
+func (s *Syncer) syncStream(ctx context.Context, tenant core.TenantID, m UserMapping, stream string, sync streamSync) (Report, error) {
+	userID := m.UserID
+	st, err := s.o.Data.SyncState.Get(ctx, tenant, tables.JoinKey(userID, stream))
 	if err != nil && !errors.Is(err, tables.ErrNotFound) {
 		return Report{}, fmt.Errorf("read sync state: %w", err)
 	}
-	st.UserID, st.Stream = userID, contactStream
+	st.UserID, st.Stream = userID, stream
 	var cred salesforce.Credential
 	if err := loadCredential(ctx, s.o.Secrets, s.o.Sealer, tenant, &cred); err != nil {
 		if errors.Is(err, errNoCredential) {
@@ -175,7 +226,7 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 		}
 		return Report{}, err
 	}
-	rep, err := s.syncContacts(ctx, tenant, m, cred, &st)
+	rep, err := sync(ctx, tenant, m, cred, &st)
 	code := ""
 	var ge *graph.Error
 	switch {
@@ -189,7 +240,7 @@ func (s *Syncer) SyncUser(ctx context.Context, tenant core.TenantID, userID stri
 		code = CodeRecordsFailed
 	}
 	s.saveState(ctx, tenant, st, err == nil, rep, code)
-	s.o.Log.InfoContext(ctx, "crm contacts synced", "created", rep.Created, "linked", rep.Linked, "updated", rep.Updated,
+	s.o.Log.InfoContext(ctx, "crm "+strings.SplitN(stream, ".", 2)[0]+"s synced", "created", rep.Created, "linked", rep.Linked, "updated", rep.Updated,
 		"deleted", rep.Deleted, "unchanged", rep.Unchanged, "failed", rep.Failed,
 		"mailbox_created", rep.MailboxCreated, "mailbox_linked", rep.MailboxLinked, "mailbox_updated", rep.MailboxUpdated,
 		"mailbox_deleted", rep.MailboxDeleted, "echoes", rep.Echoes, "conflicts", rep.Conflicts, "full_resync", rep.FullResync,
@@ -219,7 +270,7 @@ func (s *Syncer) syncContacts(ctx context.Context, tenant core.TenantID, m UserM
 			return Report{}, fmt.Errorf("contacts delta: %w", err)
 		}
 	}
-	r := &run{s: s, tenant: tenant, user: userID, owner: m.SalesforceUserID, cred: cred, now: s.o.Now()}
+	r := s.newRun(tenant, m, cred, RecordContact)
 	if err := r.load(ctx); err != nil {
 		return Report{}, err
 	}
@@ -292,7 +343,7 @@ func (s *Syncer) saveState(ctx context.Context, tenant core.TenantID, st SyncSta
 	}
 }
 
-// run is one user's sync in memory.
+// run is one user's sync of one record type in memory.
 type run struct {
 	s      *Syncer
 	tenant core.TenantID
@@ -300,6 +351,9 @@ type run struct {
 	owner  string
 	cred   salesforce.Credential
 	now    time.Time
+	typ    string // the ledger's record type: RecordContact or RecordEvent
+	object string // the Salesforce object: Contact or Event
+	crmTyp string // the crmsyncerrors type of Salesforce records Outlook refused: RecordCRMContact, RecordCRMEvent
 	ledger map[string]LedgerEntry
 	errs   map[string]SyncError
 	rep    Report
@@ -314,9 +368,20 @@ type run struct {
 	outlook *outlookIndex
 }
 
+func (s *Syncer) newRun(tenant core.TenantID, m UserMapping, cred salesforce.Credential, typ string) *run {
+	r := &run{s: s, tenant: tenant, user: m.UserID, owner: m.SalesforceUserID, cred: cred, now: s.o.Now(), typ: typ}
+	switch typ {
+	case RecordEvent:
+		r.object, r.crmTyp = "Event", RecordCRMEvent
+	default:
+		r.object, r.crmTyp = "Contact", RecordCRMContact
+	}
+	return r
+}
+
 func (r *run) load(ctx context.Context) error {
 	r.ledger, r.errs, r.targets = map[string]LedgerEntry{}, map[string]SyncError{}, map[string]bool{}
-	prefix := tables.JoinKey(r.user, RecordContact) + tables.KeySep
+	prefix := tables.JoinKey(r.user, r.typ) + tables.KeySep
 	for tok := ""; ; {
 		p, err := r.s.o.Data.Ledger.ListPrefix(ctx, r.tenant, prefix, &tables.ListOptions{Token: tok})
 		if err != nil {
@@ -346,7 +411,7 @@ func (r *run) load(ctx context.Context) error {
 	}
 	r.crmErrs = map[string]SyncError{}
 	for tok := ""; ; {
-		p, err := r.s.o.Data.SyncErrors.ListPrefix(ctx, r.tenant, tables.JoinKey(r.user, RecordCRMContact)+tables.KeySep, &tables.ListOptions{Token: tok})
+		p, err := r.s.o.Data.SyncErrors.ListPrefix(ctx, r.tenant, tables.JoinKey(r.user, r.crmTyp)+tables.KeySep, &tables.ListOptions{Token: tok})
 		if err != nil {
 			return fmt.Errorf("read sync errors: %w", err)
 		}
@@ -361,10 +426,23 @@ func (r *run) load(ctx context.Context) error {
 
 // pending is one record on its way to Salesforce, in memory only.
 type pending struct {
-	c      graph.Contact
+	c      source
 	fields map[string]any
 	digest string
 	target string // Salesforce id for an update or delete
+}
+
+// source is what the writes need of a mailbox item: its id, version, own modification time and, for a
+// failure, the name its user knows it by.
+type source struct {
+	ID           string
+	ChangeKey    string
+	LastModified time.Time
+	Name         string
+}
+
+func contactSource(c graph.Contact) source {
+	return source{ID: c.ID, ChangeKey: c.ChangeKey, LastModified: c.LastModified, Name: displayName(c)}
 }
 
 func (r *run) apply(ctx context.Context, mb Mailbox, changes map[string]graph.ContactChange) error {
@@ -382,7 +460,7 @@ func (r *run) apply(ctx context.Context, mb Mailbox, changes map[string]graph.Co
 		if ch.Removed {
 			switch {
 			case known && led.DeletedAt.IsZero() && led.TargetID != "":
-				deletes = append(deletes, pending{c: ch.Contact, target: led.TargetID})
+				deletes = append(deletes, pending{c: contactSource(ch.Contact), target: led.TargetID})
 			case known && led.DeletedAt.IsZero():
 				led.DeletedAt = r.now
 				done = append(done, led)
@@ -398,7 +476,7 @@ func (r *run) apply(ctx context.Context, mb Mailbox, changes map[string]graph.Co
 			continue
 		}
 		fields := contactFields(ch.Contact)
-		p := pending{c: ch.Contact, fields: fields, digest: r.digest(id, fields)}
+		p := pending{c: contactSource(ch.Contact), fields: fields, digest: r.digest(id, fields)}
 		switch {
 		case known && led.TargetID != "" && (led.SourceChangeKey == ch.ChangeKey || led.Digest == p.digest):
 			r.rep.Unchanged++
@@ -509,7 +587,7 @@ func (r *run) match(ctx context.Context, creates []pending) (left, updates []pen
 					p.target = f.id
 					updates = append(updates, p)
 				} else {
-					links = append(links, LedgerEntry{UserID: r.user, Type: RecordContact, SourceID: p.c.ID, TargetID: f.id,
+					links = append(links, LedgerEntry{UserID: r.user, Type: r.typ, SourceID: p.c.ID, TargetID: f.id,
 						SourceChangeKey: p.c.ChangeKey, SourceModified: p.c.LastModified, TargetModified: f.modified,
 						MatchedBy: MatchedByEmail, SyncedAt: r.now})
 				}
@@ -565,10 +643,10 @@ func (r *run) write(ctx context.Context, op string, ps []pending) error {
 				}
 				recs[i] = rec
 			}
-			res, h, err = r.s.o.Salesforce.Save(ctx, r.tenant, r.cred, "Contact", op == "update", recs)
+			res, h, err = r.s.o.Salesforce.Save(ctx, r.tenant, r.cred, r.object, op == "update", recs)
 		}
 		if err := r.callFailed(err); err != nil {
-			return fmt.Errorf("%s contacts: %w", op, err)
+			return fmt.Errorf("%s %ss: %w", op, r.typ, err)
 		}
 		var done []LedgerEntry
 		var cleared []string
@@ -576,7 +654,7 @@ func (r *run) write(ctx context.Context, op string, ps []pending) error {
 		for i, p := range chunk {
 			id := p.c.ID
 			led := r.ledger[id]
-			led.UserID, led.Type, led.SourceID = r.user, RecordContact, id
+			led.UserID, led.Type, led.SourceID = r.user, r.typ, id
 			gone := !res[i].OK && (res[i].Code == "ENTITY_IS_DELETED" || res[i].Code == "INVALID_CROSS_REFERENCE_KEY")
 			switch {
 			case op == "delete" && (res[i].OK || gone):
@@ -603,8 +681,8 @@ func (r *run) write(ctx context.Context, op string, ps []pending) error {
 				if e.Attempts == 0 {
 					e.FirstFailedAt = r.now
 				}
-				e.UserID, e.Type, e.SourceID = r.user, RecordContact, id
-				e.DisplayName, e.Code, e.Fields = displayName(p.c), res[i].Code, strings.Join(res[i].Fields, ",")
+				e.UserID, e.Type, e.SourceID = r.user, r.typ, id
+				e.DisplayName, e.Code, e.Fields = p.c.Name, res[i].Code, strings.Join(res[i].Fields, ",")
 				e.Attempts++
 				e.LastFailedAt = r.now
 				failed = append(failed, e)
@@ -668,7 +746,7 @@ func (r *run) record(ctx context.Context, done []LedgerEntry, cleared []string, 
 	if len(cleared) > 0 {
 		rks := make([]string, 0, len(cleared))
 		for _, id := range cleared {
-			rk, err := ledgerKey(r.user, RecordContact, id)
+			rk, err := ledgerKey(r.user, r.typ, id)
 			if err != nil {
 				return err
 			}

@@ -322,12 +322,18 @@ func (f *syncFixture) rawRows(t *testing.T, name string) string {
 			sb.Write(b)
 		}
 	case crm.TableSyncState:
-		props, err := f.data.SyncState.GetRaw(ctx, f.tenant, tables.JoinKey(f.ada, "contact.contacts"))
+		p, err := f.data.SyncState.List(ctx, f.tenant, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := json.Marshal(props)
-		sb.Write(b)
+		for _, e := range p.Items {
+			props, err := f.data.SyncState.GetRaw(ctx, f.tenant, tables.JoinKey(f.ada, e.Stream))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := json.Marshal(props)
+			sb.Write(b)
+		}
 	case crm.TableSyncErrors:
 		p, err := f.data.SyncErrors.List(ctx, f.tenant, nil)
 		if err != nil {

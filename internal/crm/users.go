@@ -18,8 +18,7 @@ import (
 // Direction says which way a record type syncs for a user.
 type Direction string
 
-// The directions. Contacts move both ways; the Event type is accepted now and synced by a later slice
-// of issue 17.
+// The directions, for contacts and for events alike.
 const (
 	DirectionOff     Direction = "off"
 	DirectionToCRM   Direction = "to-crm"
@@ -52,6 +51,9 @@ const (
 	MatchedCreated = "created"  // the mailbox's contact was created in Salesforce
 	MatchedFromCRM = "from-crm" // the Salesforce Contact was created in the mailbox
 	MatchedByCRMID = "crm-id"   // an Outlook contact carried the Salesforce id in CRMIDProperty
+	// MatchedBySubjectTime: a new Outlook event had the subject, start and end of an unlinked
+	// Salesforce Event of its owner.
+	MatchedBySubjectTime = "subject-time"
 )
 
 // UserMapping is one licensed user's sync (table crmusers, row key the Entra object id): the Salesforce

@@ -91,3 +91,67 @@ func TestCollectionAllOrNoneAndLimit(t *testing.T) {
 		t.Fatalf("201 records: %v", err)
 	}
 }
+
+// Events: a timed event needs its start and an end, an all-day one its date, neither may last more than
+// 14 days, and the getUpdated window of Event lists what was written.
+func TestSaveEvents(t *testing.T) {
+	t.Parallel()
+	s, c, cred := setup(t)
+	ctx := context.Background()
+	res, _, err := c.Save(ctx, tenant, cred, "Event", false, []map[string]any{
+		{"Subject": "Review", "StartDateTime": "2026-03-02T09:00:00Z", "EndDateTime": "2026-03-02T10:00:00Z", "IsPrivate": true},
+		{"Subject": "Offsite", "IsAllDayEvent": true, "ActivityDate": "2026-03-03", "DurationInMinutes": 1440},
+		{"Subject": "No end", "StartDateTime": "2026-03-02T09:00:00Z"},
+		{"Subject": "Too long", "StartDateTime": "2026-03-02T09:00:00Z", "EndDateTime": "2026-03-20T09:00:00Z"},
+		{"Subject": "All day, no date", "IsAllDayEvent": true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 5 || !res[0].OK || !strings.HasPrefix(res[0].ID, "00U") || !res[1].OK || res[2].Code != "REQUIRED_FIELD_MISSING" ||
+		res[3].Code != "FIELD_INTEGRITY_EXCEPTION" || res[4].Code != "REQUIRED_FIELD_MISSING" {
+		t.Fatalf("results %+v", res)
+	}
+	if n := len(s.Records("Event")); n != 2 {
+		t.Fatalf("events %d, want 2", n)
+	}
+	var subjects []string
+	if _, err := c.Query(ctx, tenant, cred, "SELECT Id, Subject FROM Event WHERE Subject IN ('Review','Offsite')", func(raw json.RawMessage) error {
+		var r struct{ Subject string }
+		_ = json.Unmarshal(raw, &r)
+		subjects = append(subjects, r.Subject)
+		return nil
+	}); err != nil || len(subjects) != 2 {
+		t.Fatalf("query: %v, %v", subjects, err)
+	}
+	del, _, err := c.Delete(ctx, tenant, cred, []string{res[0].ID})
+	if err != nil || !del[0].OK {
+		t.Fatalf("delete: %+v, %v", del, err)
+	}
+	if _, ok := s.Record(res[0].ID); ok {
+		t.Error("deleted event still there")
+	}
+}
+
+// Date literals compare with date fields, and a timed Event's ActivityDate is its start's date.
+func TestQueryEventsByDate(t *testing.T) {
+	t.Parallel()
+	_, c, cred := setup(t)
+	ctx := context.Background()
+	if _, _, err := c.Save(ctx, tenant, cred, "Event", false, []map[string]any{
+		{"Subject": "In", "StartDateTime": "2026-03-02T09:00:00Z", "EndDateTime": "2026-03-02T10:00:00Z"},
+		{"Subject": "Day", "IsAllDayEvent": true, "ActivityDate": "2026-03-05"},
+		{"Subject": "Out", "StartDateTime": "2026-05-02T09:00:00Z", "EndDateTime": "2026-05-02T10:00:00Z"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if _, err := c.Query(ctx, tenant, cred, "SELECT Id, Subject FROM Event WHERE ActivityDate >= 2026-03-01 AND ActivityDate < 2026-04-01", func(raw json.RawMessage) error {
+		var r struct{ Subject string }
+		_ = json.Unmarshal(raw, &r)
+		got = append(got, r.Subject)
+		return nil
+	}); err != nil || len(got) != 2 {
+		t.Fatalf("%v, %v", got, err)
+	}
+}

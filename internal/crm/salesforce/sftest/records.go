@@ -18,7 +18,8 @@ import (
 //     nextRecordsUrl while not done (REST API developer guide, "Execute a SOQL Query"); deleted records
 //     are left out (only queryAll shows them); string comparisons with = and IN are case-insensitive
 //     except on case-sensitive unique fields (SOQL reference, "Comparison Operators"); string literals
-//     take backslash escapes (SOQL reference, "Quoted String Escape Sequences"); anything the fake does
+//     take backslash escapes (SOQL reference, "Quoted String Escape Sequences"); >= and < compare a date
+//     field with an unquoted YYYY-MM-DD literal (SOQL reference, "Date Formats"); anything the fake does
 //     not parse is 400 MALFORMED_QUERY, as a malformed query is;
 //   - a collection holds at most 200 records, else the whole request is refused (400
 //     EXCEEDED_ID_LIMIT, "record limit reached. cannot submit more than 200 records into this call");
@@ -31,6 +32,14 @@ import (
 //     (INVALID_EMAIL_ADDRESS); an update or delete of a deleted record is ENTITY_IS_DELETED, of an id
 //     the org never had INVALID_CROSS_REFERENCE_KEY; a field the object does not have makes the request
 //     malformed (400 INVALID_FIELD);
+//   - Event (key prefix 00U) takes Subject (255), StartDateTime, EndDateTime, IsAllDayEvent,
+//     ActivityDate, DurationInMinutes, Location (255), Description (32,000), ShowAs, IsPrivate (Object
+//     reference, Event); a timed event needs StartDateTime and one of EndDateTime or DurationInMinutes
+//     (REQUIRED_FIELD_MISSING), an all-day one ActivityDate, and the two must agree when both are given
+//     (Object reference, Event: "Supplying values in both fields is allowed if the values add up to the
+//     same amount of time"); an end before the start, or an event longer than 14 days (Salesforce Help,
+//     "Multiday events can last up to 14 days"), is FIELD_INTEGRITY_EXCEPTION [inferred code]; a string
+//     over its length is STRING_TOO_LONG (errorcodes);
 //   - Sforce-Call-Options: client=<id> names the calling client on every write, and Salesforce reports
 //     it as the change's origin in Change Data Capture only (changeOrigin
 //     "com/salesforce/api/rest/<ver>;client=<id>", §3.5): the fake keeps it per record (Write.Client) for
@@ -65,24 +74,124 @@ var contactFields = map[string]bool{
 	"IsDeleted": true, "Name": true,
 }
 
-// newID makes an 18-character record id with the object's key prefix (003 Contact, 005 User).
+// eventFields are the Event fields the fake knows (Object reference, Event).
+var eventFields = map[string]bool{
+	"Id": true, "Subject": true, "StartDateTime": true, "EndDateTime": true, "ActivityDateTime": true, "IsAllDayEvent": true,
+	"ActivityDate": true, "DurationInMinutes": true, "Location": true, "Description": true, "ShowAs": true, "IsPrivate": true,
+	"OwnerId": true, "WhoId": true, "WhatId": true, "LastModifiedDate": true, "SystemModstamp": true, "IsDeleted": true,
+}
+
+// objects are the sObjects the fake holds: key prefix, fields and the checks a write must pass.
+var objects = map[string]struct {
+	prefix string
+	fields map[string]bool
+	check  func(merged map[string]any) *result
+}{
+	"Contact": {"003", contactFields, checkContact},
+	"Event":   {"00U", eventFields, checkEvent},
+}
+
+// objectOf is the object an id's key prefix names ("" for none the fake holds).
+func objectOf(id string) string {
+	for name, o := range objects {
+		if strings.HasPrefix(id, o.prefix) {
+			return name
+		}
+	}
+	return ""
+}
+
+func checkContact(merged map[string]any) *result {
+	if ln, _ := merged["LastName"].(string); strings.TrimSpace(ln) == "" {
+		r := fail("REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]", []string{"LastName"})
+		return &r
+	}
+	if e, _ := merged["Email"].(string); e != "" && !emailRE.MatchString(e) {
+		r := fail("INVALID_EMAIL_ADDRESS", "Email: invalid email address: "+e, []string{"Email"})
+		return &r
+	}
+	return nil
+}
+
+// maxEventDuration is the longest event Salesforce accepts (Salesforce Help: multiday events last up
+// to 14 days).
+const maxEventDuration = 14 * 24 * time.Hour
+
+func checkEvent(merged map[string]any) *result {
+	bad := func(code, msg string, fields ...string) *result { r := fail(code, msg, fields); return &r }
+	for f, n := range map[string]int{"Subject": 255, "Location": 255, "Description": 32000} {
+		if v, _ := merged[f].(string); len([]rune(v)) > n {
+			return bad("STRING_TOO_LONG", f+": data value too large", f)
+		}
+	}
+	ts := func(f string) (time.Time, bool) {
+		v, _ := merged[f].(string)
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			t, err = time.Parse("2006-01-02T15:04:05.000-0700", v)
+		}
+		return t, err == nil
+	}
+	dur, hasDur := merged["DurationInMinutes"].(float64)
+	if allDay, _ := merged["IsAllDayEvent"].(bool); allDay {
+		if d, _ := merged["ActivityDate"].(string); d == "" {
+			return bad("REQUIRED_FIELD_MISSING", "Required fields are missing: [ActivityDate]", "ActivityDate")
+		}
+		if hasDur && time.Duration(dur)*time.Minute > maxEventDuration {
+			return bad("FIELD_INTEGRITY_EXCEPTION", "Event duration can't exceed 14 days.", "DurationInMinutes")
+		}
+		return nil
+	}
+	start, ok := ts("StartDateTime")
+	if !ok {
+		return bad("REQUIRED_FIELD_MISSING", "Required fields are missing: [StartDateTime]", "StartDateTime")
+	}
+	end, hasEnd := ts("EndDateTime")
+	switch {
+	case !hasEnd && !hasDur:
+		return bad("REQUIRED_FIELD_MISSING", "Required fields are missing: [DurationInMinutes]", "DurationInMinutes")
+	case !hasEnd:
+		end = start.Add(time.Duration(dur) * time.Minute)
+	case hasDur && !start.Add(time.Duration(dur)*time.Minute).Equal(end):
+		return bad("FIELD_INTEGRITY_EXCEPTION", "Duration and end date don't match.", "DurationInMinutes", "EndDateTime")
+	}
+	if end.Before(start) {
+		return bad("FIELD_INTEGRITY_EXCEPTION", "End Date Time can't be before Start Date Time.", "EndDateTime")
+	}
+	if end.Sub(start) > maxEventDuration {
+		return bad("FIELD_INTEGRITY_EXCEPTION", "Event duration can't exceed 14 days.", "EndDateTime")
+	}
+	return nil
+}
+
+// newID makes an 18-character record id with the object's key prefix (003 Contact, 00U Event, 005 User).
 func newID(prefix string) string { return prefix + randomID(15) }
 
 // PutContact creates or changes a Contact as a user in Salesforce would (no client id): fields by API
 // name; "Id" names the record to change. It returns the id.
-func (s *Server) PutContact(fields map[string]any) string {
+func (s *Server) PutContact(fields map[string]any) string { return s.put("Contact", fields) }
+
+// PutEvent creates or changes an Event as a user in Salesforce would, like PutContact.
+func (s *Server) PutEvent(fields map[string]any) string { return s.put("Event", fields) }
+
+func (s *Server) put(object string, fields map[string]any) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id, _ := fields["Id"].(string)
-	r := s.obj("Contact")[id]
+	r := s.obj(object)[id]
 	if r == nil {
-		id = newID("003")
-		r = &record{object: "Contact", id: id, fields: map[string]any{}}
-		s.obj("Contact")[id] = r
+		id = newID(objects[object].prefix)
+		r = &record{object: object, id: id, fields: map[string]any{}}
+		s.obj(object)[id] = r
 	}
 	for k, v := range fields {
 		if k != "Id" {
 			r.fields[k] = v
+		}
+	}
+	if allDay, _ := r.fields["IsAllDayEvent"].(bool); object == "Event" && !allDay {
+		if v, _ := r.fields["StartDateTime"].(string); len(v) >= 10 {
+			r.fields["ActivityDate"] = v[:10] // as collection writes derive it
 		}
 	}
 	r.modified, r.origin, r.deleted = s.now().UTC(), "", false
@@ -90,19 +199,25 @@ func (s *Server) PutContact(fields map[string]any) string {
 }
 
 // DeleteContact deletes a Contact as a user would (to the Recycle Bin).
-func (s *Server) DeleteContact(id string) {
+func (s *Server) DeleteContact(id string) { s.DeleteRecord(id) }
+
+// DeleteRecord deletes a record of any object the fake holds as a user would (to the Recycle Bin).
+func (s *Server) DeleteRecord(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r := s.obj("Contact")[id]; r != nil {
+	if r := s.obj(objectOf(id))[id]; r != nil {
 		r.deleted, r.modified, r.origin = true, s.now().UTC(), ""
 	}
 }
 
 // Contact is a Contact's fields (with Id), and whether it exists and is not deleted.
-func (s *Server) Contact(id string) (map[string]any, bool) {
+func (s *Server) Contact(id string) (map[string]any, bool) { return s.Record(id) }
+
+// Record is a record's fields (with Id), and whether it exists and is not deleted.
+func (s *Server) Record(id string) (map[string]any, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.obj("Contact")[id]
+	r := s.obj(objectOf(id))[id]
 	if r == nil || r.deleted {
 		return nil, false
 	}
@@ -110,11 +225,14 @@ func (s *Server) Contact(id string) (map[string]any, bool) {
 }
 
 // Contacts lists the live Contacts' fields, by id.
-func (s *Server) Contacts() []map[string]any {
+func (s *Server) Contacts() []map[string]any { return s.Records("Contact") }
+
+// Records lists the live records of an object, by id.
+func (s *Server) Records(object string) []map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []map[string]any
-	for _, r := range s.obj("Contact") {
+	for _, r := range s.obj(object) {
 		if !r.deleted {
 			out = append(out, r.view())
 		}
@@ -179,12 +297,19 @@ func (s *Server) routeRecords(w http.ResponseWriter, r *http.Request, path strin
 
 // ----- SOQL -----
 
+var dateRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+
 var selectRE = regexp.MustCompile(`(?is)^\s*SELECT\s+(.+?)\s+FROM\s+(\w+)(?:\s+WHERE\s+(.+?))?(?:\s+LIMIT\s+(\d+))?\s*$`)
 
 type cond struct {
 	field  string
-	values []any // string or bool; more than one for IN
+	op     string // "=" (and IN), ">=" or "<"
+	values []any  // string, bool or date (a date literal); more than one for IN
 }
+
+// date is an unquoted date literal (YYYY-MM-DD), compared with a date field (SOQL reference, "Date
+// Formats and Date Literals").
+type date string
 
 func malformed(w http.ResponseWriter, why string) {
 	restError(w, http.StatusBadRequest, "MALFORMED_QUERY", why)
@@ -219,9 +344,9 @@ func (s *Server) query(w http.ResponseWriter, q string) {
 		for name, u := range s.users {
 			rows = append(rows, map[string]any{"Id": s.userIDs[name], "Username": u.Username, "Email": u.Email, "IsActive": !u.Inactive})
 		}
-	case "contact":
-		object = "Contact"
-		for _, r := range s.obj("Contact") {
+	case "contact", "event":
+		object = strings.ToUpper(object[:1]) + strings.ToLower(object[1:])
+		for _, r := range s.obj(object) {
 			if !r.deleted {
 				rows = append(rows, r.view())
 			}
@@ -239,7 +364,7 @@ func (s *Server) query(w http.ResponseWriter, q string) {
 		rec := map[string]any{"attributes": map[string]any{"type": object, "url": "/services/data/" + APIVersion + "/sobjects/" + object + "/" + row["Id"].(string)}}
 		for _, f := range fields {
 			v, ok := lookup(row, f)
-			if !ok && object == "Contact" && !contactFields[f] {
+			if !ok && object != "User" && !objects[object].fields[f] {
 				restError(w, http.StatusBadRequest, "INVALID_FIELD", "No such column '"+f+"' on entity '"+object+"'.")
 				return
 			}
@@ -302,6 +427,14 @@ func matches(row map[string]any, conds []cond) bool {
 		ok := false
 		for _, want := range c.values {
 			switch w := want.(type) {
+			case date:
+				got, _ := v.(string)
+				switch c.op {
+				case ">=":
+					ok = ok || got != "" && got >= string(w)
+				case "<":
+					ok = ok || got != "" && got < string(w)
+				}
 			case string:
 				got, _ := v.(string)
 				ok = ok || strings.EqualFold(got, w)
@@ -325,9 +458,19 @@ func parseWhere(s string) ([]cond, error) {
 		if i <= 0 {
 			return nil, fmt.Errorf("unexpected token")
 		}
-		c := cond{field: s[:i]}
+		c := cond{field: s[:i], op: "="}
 		s = strings.TrimSpace(s[i:])
 		switch {
+		case strings.HasPrefix(s, ">=") || strings.HasPrefix(s, "<") && !strings.HasPrefix(s, "<="):
+			c.op = ">="
+			if s[0] == '<' {
+				c.op = "<"
+			}
+			s = strings.TrimSpace(s[len(c.op):])
+			if len(s) < 10 || !dateRE.MatchString(s[:10]) {
+				return nil, fmt.Errorf("unexpected token")
+			}
+			c.values, s = []any{date(s[:10])}, s[10:]
 		case strings.HasPrefix(s, "="):
 			v, rest, err := literal(strings.TrimSpace(s[1:]))
 			if err != nil {
@@ -457,15 +600,19 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request) {
 	}
 	update := r.Method == http.MethodPatch
 	// Malformed records refuse the whole request before any record is looked at.
-	for _, rec := range body.Records {
+	types := make([]string, len(body.Records))
+	for i, rec := range body.Records {
 		attrs, _ := rec["attributes"].(map[string]any)
-		if typ, _ := attrs["type"].(string); typ != "Contact" {
+		typ, _ := attrs["type"].(string)
+		o, ok := objects[typ]
+		if !ok {
 			restError(w, http.StatusBadRequest, "INVALID_TYPE", "Must send a concrete entity type.")
 			return
 		}
+		types[i] = typ
 		for k := range rec {
-			if k != "attributes" && k != "id" && !contactFields[k] {
-				restError(w, http.StatusBadRequest, "INVALID_FIELD", "No such column '"+k+"' on sobject of type Contact")
+			if k != "attributes" && k != "id" && !o.fields[k] {
+				restError(w, http.StatusBadRequest, "INVALID_FIELD", "No such column '"+k+"' on sobject of type "+typ)
 				return
 			}
 		}
@@ -488,8 +635,9 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request) {
 			id, _ = rec["Id"].(string)
 		}
 		var target *record
+		typ := types[i]
 		if update {
-			target = s.obj("Contact")[id]
+			target = s.obj(typ)[id]
 			switch {
 			case id == "":
 				results[i] = fail("MISSING_ARGUMENT", "Id not specified in an update call", nil)
@@ -516,20 +664,35 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request) {
 				merged[k] = v
 			}
 		}
-		if ln, _ := merged["LastName"].(string); strings.TrimSpace(ln) == "" {
-			results[i] = fail("REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]", []string{"LastName"})
+		for k, v := range merged {
+			if v == nil {
+				delete(merged, k) // null clears the field
+			}
+		}
+		if bad := objects[typ].check(merged); bad != nil {
+			results[i] = *bad
 			failed = true
 			continue
 		}
-		if e, _ := merged["Email"].(string); e != "" && !emailRE.MatchString(e) {
-			results[i] = fail("INVALID_EMAIL_ADDRESS", "Email: invalid email address: "+e, []string{"Email"})
-			failed = true
-			continue
+		for _, f := range []string{"StartDateTime", "EndDateTime"} {
+			// Salesforce answers a dateTime in its own form whatever form it was written in (REST API
+			// developer guide, "Valid Date Formats in Records": yyyy-MM-ddTHH:mm:ss.SSS+0000).
+			if v, ok := merged[f].(string); ok && typ == "Event" {
+				if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+					merged[f] = t.UTC().Format("2006-01-02T15:04:05.000+0000")
+				}
+			}
+		}
+		if allDay, _ := merged["IsAllDayEvent"].(bool); typ == "Event" && !allDay {
+			// A timed Event's ActivityDate is its start's date (Object reference, Event: ActivityDate).
+			if v, _ := merged["StartDateTime"].(string); len(v) >= 10 {
+				merged["ActivityDate"] = v[:10]
+			}
 		}
 		if target == nil {
-			target = &record{object: "Contact", id: newID("003")}
+			target = &record{object: typ, id: newID(objects[typ].prefix)}
 		}
-		apply = append(apply, pending{i: i, rec: &record{object: "Contact", id: target.id, fields: merged}, new: !update})
+		apply = append(apply, pending{i: i, rec: &record{object: typ, id: target.id, fields: merged}, new: !update})
 	}
 	if body.AllOrNone && failed {
 		for _, p := range apply {
@@ -544,9 +707,9 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, p := range apply {
 		p.rec.modified, p.rec.origin = now, client
-		s.obj("Contact")[p.rec.id] = p.rec
+		s.obj(p.rec.object)[p.rec.id] = p.rec
 		results[p.i] = result{ID: p.rec.id, Success: true, Errors: []recError{}}
-		s.writes = append(s.writes, Write{Op: op, Object: "Contact", ID: p.rec.id, Client: client})
+		s.writes = append(s.writes, Write{Op: op, Object: p.rec.object, ID: p.rec.id, Client: client})
 	}
 	writeJSON(w, http.StatusOK, results)
 }
@@ -577,7 +740,7 @@ func (s *Server) collectionDelete(w http.ResponseWriter, r *http.Request) {
 	var ok []int
 	failed := false
 	for i, id := range ids {
-		rec := s.obj("Contact")[id]
+		rec := s.obj(objectOf(id))[id]
 		switch {
 		case rec == nil:
 			results[i] = fail("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", nil)
@@ -601,10 +764,10 @@ func (s *Server) collectionDelete(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now().UTC()
 	for _, i := range ok {
-		rec := s.obj("Contact")[ids[i]]
+		rec := s.obj(objectOf(ids[i]))[ids[i]]
 		rec.deleted, rec.modified, rec.origin = true, now, client
 		results[i] = result{ID: ids[i], Success: true, Errors: []recError{}}
-		s.writes = append(s.writes, Write{Op: "delete", Object: "Contact", ID: ids[i], Client: client})
+		s.writes = append(s.writes, Write{Op: "delete", Object: rec.object, ID: ids[i], Client: client})
 	}
 	writeJSON(w, http.StatusOK, results)
 }

@@ -55,7 +55,7 @@ func (s *Server) replication(w http.ResponseWriter, r *http.Request, path string
 	if kind != "updated" && kind != "deleted" {
 		return false
 	}
-	if !strings.EqualFold(object, "Contact") {
+	if _, ok := objects[object]; !ok {
 		restError(w, http.StatusNotFound, "NOT_FOUND", "The requested resource does not exist")
 		return true
 	}
@@ -89,7 +89,7 @@ func (s *Server) replication(w http.ResponseWriter, r *http.Request, path string
 	}
 	in := func(t time.Time) bool { return !t.Before(start) && t.Before(latest) }
 	var recs []*record
-	for _, rec := range s.obj("Contact") {
+	for _, rec := range s.obj(object) {
 		if rec.deleted == (kind == "deleted") && in(rec.modified) {
 			recs = append(recs, rec)
 		}

@@ -30,6 +30,13 @@
 //	(*Client).CreateContact(ctx, mailbox, folder, ContactWrite) (Contact, error) — with single-value extended properties
 //	(*Client).UpdateContact(ctx, mailbox, folder, id, ContactWrite) (Contact, error) — ErrNotFound when it is gone
 //	(*Client).DeleteContact(ctx, mailbox, folder, id) error     — ErrNotFound when it is gone already
+//	(*Client).EventsDelta(ctx, mailbox, start, end, deltaLink, fn func(EventChange) error) (nextDeltaLink string, err error)
+//	                                                             — calendarView delta over a window fixed in the link; UTC, text bodies
+//	(*Client).GetEvent(ctx, mailbox, id) (MailboxEvent, error)  — ErrNotFound when it is gone
+//	(*Client).CreateEvent(ctx, mailbox, EventWrite) (MailboxEvent, error) — transactionId and extended properties
+//	(*Client).UpdateEvent(ctx, mailbox, id, EventWrite) (MailboxEvent, error), (*Client).DeleteEvent(ctx, mailbox, id) error
+//	(*Client).FindEvents(ctx, mailbox, prop, value) ([]MailboxEvent, error) — by an extended property's value
+//	(*Client).EventsWithProperty(ctx, mailbox, start, end, prop, fn) error — one listing of a window's events carrying prop
 //	(*Client).SendMail(ctx, mailbox, Mail) error                 — plain text, not kept in Sent Items
 //	(*Client).FindContacts(ctx, mailbox, folder, prop, value, address) ([]Contact, error)
 //	                                                             — by an extended property's value, else by e-mail address

@@ -27,6 +27,8 @@ type CalEvent struct {
 	Organizer   string // e-mail address
 	Attendees   []string
 	Body        string
+	Location    string // "Room" unless set
+	Sensitivity string // normal unless set
 	Start, End  time.Time
 	IsAllDay    bool
 	ShowAs      string // busy unless set
@@ -37,6 +39,8 @@ type CalEvent struct {
 	Count      int
 	Exceptions map[int]Exception
 	Modified   time.Time
+	// Properties are the single-value extended properties, by id as written (events.go).
+	Properties map[string]string
 }
 
 // Exception is one changed or deleted occurrence of a series.
@@ -48,6 +52,13 @@ type Exception struct {
 type calendar struct {
 	mailboxID string // the room mailbox's object id: notifications name it, not the address
 	events    map[string]*CalEvent
+	// The delta log of calendarView delta (events.go): each change by event id, and the instance ids a
+	// deleted event had, which its @removed items name.
+	log      []userChange
+	version  int
+	minDelta int
+	gone     map[string][]string
+	txns     map[string]string // transactionId → the event a POST created
 }
 
 // roomEventsResource matches a subscription to a mailbox's events (Learn, outlook-change-notifications-
@@ -94,8 +105,13 @@ func (g *Graph) PutEvent(tenant, room string, e CalEvent) []Delivery {
 	if e.ICalUID == "" {
 		e.ICalUID = "040000008200E00074C5B7101A82E008" + hex.EncodeToString([]byte(e.ID))
 	}
-	e.Modified = time.Now().UTC()
+	now := time.Now
+	if g.EventClock != nil {
+		now = g.EventClock
+	}
+	e.Modified = now().UTC()
 	c.events[e.ID] = &e
+	c.logChange(e.ID)
 	return g.eventNotifications(tenant, room, c, change, e.ID)
 }
 
@@ -104,7 +120,7 @@ func (g *Graph) DeleteEvent(tenant, room, id string) []Delivery {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c := g.cal(tenant, room)
-	delete(c.events, id)
+	c.remove(id)
 	return g.eventNotifications(tenant, room, c, "deleted", id)
 }
 
@@ -178,11 +194,20 @@ func graphDateTime(t time.Time) map[string]any {
 	return map[string]any{"dateTime": t.UTC().Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}
 }
 
-func (in instance) json() map[string]any {
+func (in instance) json() map[string]any { return in.jsonAs(false) }
+
+// jsonAs is the instance's wire form; text: the body as plain text, as Prefer:
+// outlook.body-content-type="text" asks (GH api-reference/v1.0/api/event-get.md, "Prefer:
+// outlook.body-content-type"); else HTML, Graph's default.
+func (in instance) jsonAs(text bool) map[string]any {
 	e := in.e
 	show := e.ShowAs
 	if show == "" {
 		show = "busy"
+	}
+	body := map[string]any{"contentType": "html", "content": "<html><body>" + e.Body + "</body></html>"}
+	if text {
+		body = map[string]any{"contentType": "text", "content": e.Body}
 	}
 	att := []any{}
 	for _, a := range e.Attendees {
@@ -191,12 +216,12 @@ func (in instance) json() map[string]any {
 	}
 	return map[string]any{"@odata.etag": `W/"` + strconv.FormatInt(e.Modified.UnixNano(), 36) + `"`,
 		"id": in.id, "iCalUId": e.ICalUID, "subject": e.Subject, "bodyPreview": e.Body,
-		"body":      map[string]any{"contentType": "html", "content": "<html><body>" + e.Body + "</body></html>"},
+		"body": body, "changeKey": strconv.FormatInt(e.Modified.UnixNano(), 36),
 		"organizer": map[string]any{"emailAddress": map[string]any{"name": e.Organizer, "address": e.Organizer}},
 		"attendees": att, "start": graphDateTime(in.start), "end": graphDateTime(in.end), "isAllDay": e.IsAllDay,
-		"showAs": show, "isCancelled": e.IsCancelled, "type": in.typ, "sensitivity": "normal",
+		"showAs": show, "isCancelled": e.IsCancelled, "type": in.typ, "sensitivity": cmpOr(e.Sensitivity, "normal"),
 		"lastModifiedDateTime": e.Modified.UTC().Format("2006-01-02T15:04:05.0000000Z"),
-		"location":             map[string]any{"displayName": "Room"}}
+		"location":             map[string]any{"displayName": cmpOr(e.Location, "Room")}}
 }
 
 // routeCalendars answers GET /users/{room}/calendarView. Graph requires both window parameters, reads
@@ -224,7 +249,10 @@ func (g *Graph) routeCalendars(r *http.Request, who Identity, parts []string) (r
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if _, ok := g.places[who.Tenant][strings.ToLower(parts[1])]; !ok && g.calendars[who.Tenant][strings.ToLower(parts[1])] == nil {
+	// A mailbox is known as a room, by a calendar the fake holds, or as a user of the directory (an
+	// existing user's empty calendar answers an empty list, not an error).
+	if _, ok := g.places[who.Tenant][strings.ToLower(parts[1])]; !ok && g.calendars[who.Tenant][strings.ToLower(parts[1])] == nil &&
+		g.users[who.Tenant][parts[1]] == nil {
 		return graphError(http.StatusNotFound, "ErrorInvalidUser", "The requested user '"+parts[1]+"' is invalid."), true
 	}
 	c := g.cal(who.Tenant, parts[1])
@@ -246,6 +274,9 @@ func (g *Graph) routeCalendars(r *http.Request, who Identity, parts []string) (r
 	if size <= 0 {
 		size = 10
 	}
+	if v, err := strconv.Atoi(q.Get("$top")); err == nil && v > 0 && g.CalendarPageSize <= 0 {
+		size = min(v, 1000)
+	}
 	off := 0
 	if s := q.Get("$skip"); s != "" {
 		if n, err := strconv.Atoi(s); err == nil && n >= 0 {
@@ -254,9 +285,13 @@ func (g *Graph) routeCalendars(r *http.Request, who Identity, parts []string) (r
 	}
 	stop := min(off+size, len(ins))
 	sel := selectOf(r)
+	expandProp, bad := expandOf(r)
+	if bad {
+		return graphError(http.StatusBadRequest, "BadRequest", "Invalid $expand clause."), true
+	}
 	value := []any{}
 	for _, in := range ins[off:stop] {
-		m := in.json()
+		m := in.jsonAs(preferText(r))
 		if len(sel) > 0 {
 			out := map[string]any{"@odata.etag": m["@odata.etag"], "id": m["id"]}
 			for _, s := range sel {
@@ -265,6 +300,16 @@ func (g *Graph) routeCalendars(r *http.Request, who Identity, parts []string) (r
 				}
 			}
 			m = out
+		}
+		if expandProp != nil {
+			// The series' properties show on each of its instances (singlevaluelegacyextendedproperty-get.md).
+			props := []any{}
+			for id, v := range in.e.Properties {
+				if strings.EqualFold(id, *expandProp) {
+					props = append(props, map[string]any{"id": id, "value": v})
+				}
+			}
+			m["singleValueExtendedProperties"] = props
 		}
 		value = append(value, m)
 	}

@@ -95,6 +95,9 @@ type Graph struct {
 	PlacesPageSize int
 	// CalendarPageSize is the events per calendarView page (default 10, Graph's default for event lists).
 	CalendarPageSize int
+	// EventClock stamps events' lastModifiedDateTime (default time.Now), so tests can order edits
+	// against another service's clock.
+	EventClock func() time.Time
 
 	// MailboxConcurrency is how many requests of one app to one mailbox Outlook serves at once (default
 	// 4, GH includes/throttling-outlook.md: per app and mailbox); one more is refused with 429
@@ -595,6 +598,9 @@ func (g *Graph) route(r *http.Request, path string, body []byte, who Identity) r
 		return rep
 	}
 	if rep, ok := g.routeCalendars(r, who, parts); ok {
+		return rep
+	}
+	if rep, ok := g.routeEvents(r, body, who, parts); ok {
 		return rep
 	}
 	if rep, ok := g.routeContacts(r, body, who, parts); ok {
