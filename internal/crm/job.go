@@ -86,7 +86,9 @@ func (j *SyncJob) tenant(ctx context.Context, l *jobs.Lease, tenant core.TenantI
 		if m.Contacts != DirectionOff && m.Contacts != "" || m.Events != DirectionOff && m.Events != "" {
 			ids = append(ids, m.UserID)
 		}
-		notified[m.UserID] = m.Contacts.ToCRM()
+		for _, r := range Resources(m) {
+			notified[r] = true
+		}
 	}
 	if j.notices != nil {
 		if err := j.notices.Maintain(ctx, tenant, notified); err != nil {

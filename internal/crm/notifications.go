@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -89,14 +90,29 @@ func NewNotifications(o NotifyOptions) (*Notifications, error) {
 		runner: jobs.New(o.Leases, jobs.Options{Log: o.Log, Now: o.Now})}, nil
 }
 
-var contactsResourceRE = regexp.MustCompile(`(?i)^/?users/([^/?]+)/contacts$`)
+// A user's subscribed resources: the default Contacts folder and the calendar's events (Learn,
+// outlook-change-notifications-overview: /users/{id}/contacts, /users/{id}/events).
+var userResourceRE = regexp.MustCompile(`(?i)^/?users/([^/?]+)/(contacts|events)$`)
 
 func contactsResource(user string) string { return "/users/" + url.PathEscape(user) + "/contacts" }
+func eventsResource(user string) string   { return "/users/" + url.PathEscape(user) + "/events" }
 
-// userOfContacts is the user whose contacts a subscription's resource names, or a notification's
-// resource ("Users/{id}/Contacts/{contact id}" as Graph writes it).
-func userOfContacts(resource string) (string, bool) {
-	m := contactsResourceRE.FindStringSubmatch(resource)
+// Resources are the subscriptions a mapping wants: a user's contacts when they sync to the CRM, and
+// their events when those do (changes in the CRM are read by the timer: Salesforce does not notify).
+func Resources(m UserMapping) []string {
+	var out []string
+	if m.Contacts.ToCRM() {
+		out = append(out, contactsResource(m.UserID))
+	}
+	if m.Events.ToCRM() {
+		out = append(out, eventsResource(m.UserID))
+	}
+	return out
+}
+
+// userOf is the user whose contacts or events a subscription's resource names.
+func userOf(resource string) (string, bool) {
+	m := userResourceRE.FindStringSubmatch(resource)
 	if m == nil {
 		return "", false
 	}
@@ -104,8 +120,8 @@ func userOfContacts(resource string) (string, bool) {
 	return u, err == nil && u != ""
 }
 
-// Maintain makes the tenant's contact subscriptions match want (the users whose contacts sync to the
-// CRM): creates the missing, renews those expiring within RenewMargin, deletes the rest (a user
+// Maintain makes the tenant's subscriptions match want (the resources of Resources, for every mapped
+// user): creates the missing, renews those expiring within RenewMargin, deletes the rest (a user
 // unmapped or turned to from-crm). Failures are joined; the next run tries again.
 func (n *Notifications) Maintain(ctx context.Context, tenant core.TenantID, want map[string]bool) error {
 	if n.o.NotificationURL == "" {
@@ -122,25 +138,25 @@ func (n *Notifications) Maintain(ctx context.Context, tenant core.TenantID, want
 	var errs []error
 	have := map[string]registry.Subscription{}
 	for _, s := range subs {
-		user, ok := userOfContacts(s.Resource)
-		if _, dup := have[user]; !ok || !want[user] || dup {
+		_, ok := userOf(s.Resource)
+		if _, dup := have[s.Resource]; !ok || !want[s.Resource] || dup {
 			if err := n.keep.Remove(ctx, tenant, g, s.ID); err != nil {
 				errs = append(errs, err)
 			}
 			continue
 		}
-		have[user] = s
+		have[s.Resource] = s
 	}
-	users := make([]string, 0, len(want))
-	for u, ok := range want {
+	resources := make([]string, 0, len(want))
+	for r, ok := range want {
 		if ok {
-			users = append(users, u)
+			resources = append(resources, r)
 		}
 	}
-	sort.Strings(users)
+	sort.Strings(resources)
 	now := n.o.Now().UTC()
-	for _, u := range users {
-		s, ok := have[u]
+	for _, r := range resources {
+		s, ok := have[r]
 		if ok && !s.ExpiresAt.Before(now.Add(n.o.RenewMargin)) {
 			continue
 		}
@@ -153,7 +169,7 @@ func (n *Notifications) Maintain(ctx context.Context, tenant core.TenantID, want
 			// Gone at Graph: a new one below. The user's changes meanwhile were never notified; the
 			// run that called Maintain syncs the user next.
 		}
-		if _, err := n.keep.Create(ctx, tenant, g, contactsResource(u)); err != nil {
+		if _, err := n.keep.Create(ctx, tenant, g, r); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -170,9 +186,9 @@ func (n *Notifications) Process(ctx context.Context, d *queue.Delivery) error {
 	if err != nil || !held {
 		return err
 	}
-	user, ok := userOfContacts(sub.Resource)
+	user, ok := userOf(sub.Resource)
 	if !ok {
-		return apperr.New(apperr.Invalid, "crm notification for a subscription that is not a user's contacts", nil)
+		return apperr.New(apperr.Invalid, "crm notification for a subscription that is not a user's contacts or events", nil)
 	}
 	if !d.EnqueuedTime.IsZero() && n.lastStart(tenant, user).After(d.EnqueuedTime.Add(time.Second)) {
 		n.o.Log.InfoContext(ctx, "crm notification already covered by a later sync", "subscription_id", sub.ID)
@@ -223,9 +239,9 @@ func (n *Notifications) Handle(ctx context.Context, tenant core.TenantID, sub re
 	if sub.Kind != registry.KindCRM {
 		return nil
 	}
-	user, ok := userOfContacts(sub.Resource)
+	user, ok := userOf(sub.Resource)
 	if !ok {
-		return apperr.New(apperr.Invalid, "lifecycle event for a subscription that is not a user's contacts", nil)
+		return apperr.New(apperr.Invalid, "lifecycle event for a subscription that is not a user's contacts or events", nil)
 	}
 	g, err := n.o.Subscriptions(ctx, tenant)
 	if err != nil {
@@ -233,13 +249,13 @@ func (n *Notifications) Handle(ctx context.Context, tenant core.TenantID, sub re
 	}
 	reread, err := n.keep.Lifecycle(ctx, tenant, g, sub, event, func() (bool, error) {
 		m, err := n.o.Syncer.o.Data.Users.Get(ctx, tenant, user)
-		if errors.Is(err, tables.ErrNotFound) || err == nil && !m.Contacts.ToCRM() {
+		if errors.Is(err, tables.ErrNotFound) || err == nil && !slices.Contains(Resources(m), sub.Resource) {
 			return false, nil // no longer synced to the CRM
 		}
 		if err != nil {
 			return false, fmt.Errorf("read mapping: %w", err)
 		}
-		_, err = n.keep.Create(ctx, tenant, g, contactsResource(user))
+		_, err = n.keep.Create(ctx, tenant, g, sub.Resource)
 		return err == nil, err
 	})
 	if err != nil || !reread {
@@ -272,7 +288,7 @@ func (n *Notifications) removeWhere(ctx context.Context, tenant core.TenantID, p
 	}
 	var ids []string
 	for _, s := range subs {
-		if u, ok := userOfContacts(s.Resource); ok && pick(u) {
+		if u, ok := userOf(s.Resource); ok && pick(u) {
 			ids = append(ids, s.ID)
 		}
 	}

@@ -104,7 +104,7 @@ func TestCRMSyncThroughDevhost(t *testing.T) {
 	if code, body := do("POST", api+"/crm/connection/test", ""); code != http.StatusOK || !strings.Contains(body, `"ok":true`) {
 		t.Fatalf("test connection = %d %s", code, body)
 	}
-	if code, body := do("PUT", api+"/crm/users/"+ada, `{"contacts":"both"}`); code != http.StatusOK || !strings.Contains(body, `"salesforceUserId":"`+owner+`"`) {
+	if code, body := do("PUT", api+"/crm/users/"+ada, `{"contacts":"both","events":"to-crm"}`); code != http.StatusOK || !strings.Contains(body, `"salesforceUserId":"`+owner+`"`) {
 		t.Fatalf("map Ada = %d %s", code, body)
 	}
 
@@ -263,7 +263,35 @@ func TestCRMSyncThroughDevhost(t *testing.T) {
 		t.Errorf("notifications of one new contact = %d, want 1", n)
 	}
 	waitFor(t, "the notified contact in Salesforce", func() bool { return len(inSalesforce("wilhelmina@quoddy.example")) == 1 })
-	banned := []string{"wilhelmina", "quoddy"}
+
+	// Events too: SyncCRM subscribed Ada's calendar; a meeting booked in Outlook reaches Salesforce as an
+	// Event through its notification alone.
+	start := time.Now().UTC().Truncate(time.Hour).Add(26 * time.Hour)
+	for _, d := range c.graph.PutEvent(ten, ada, graphtest.CalEvent{ID: "AAMkAD-ev1", Subject: "Orrery review with Wilhelmina",
+		Start: start, End: start.Add(time.Hour)}) {
+		if code, err := c.graph.Send(ctx, d); err != nil || code != http.StatusAccepted {
+			t.Fatalf("event notification answered %d, %v", code, err)
+		}
+	}
+	waitFor(t, "the notified event in Salesforce", func() bool {
+		for _, e := range sf.Records("Event") {
+			if e["Subject"] == "Orrery review with Wilhelmina" {
+				return true
+			}
+		}
+		return false
+	})
+	deliver() // the echoes of what the sync wrote
+	var events int
+	for _, e := range sf.Records("Event") {
+		if e["Subject"] == "Orrery review with Wilhelmina" {
+			events++
+		}
+	}
+	if events != 1 {
+		t.Errorf("the meeting is %d times in Salesforce, want 1", events)
+	}
+	banned := []string{"wilhelmina", "quoddy", "orrery"}
 
 	// Every row of every table in the account, as stored: no name or address of a contact anywhere.
 	svc, err := aztables.NewServiceClientFromConnectionString(storetest.ConnectionString(t), nil)

@@ -50,7 +50,8 @@ type Exception struct {
 }
 
 type calendar struct {
-	mailboxID string // the room mailbox's object id: notifications name it, not the address
+	tenant, mailbox string // as the calendar was first named (an address or an object id)
+	mailboxID       string // the room mailbox's object id: notifications name it, not the address
 	events    map[string]*CalEvent
 	// The delta log of calendarView delta (events.go): each change by event id, and the instance ids a
 	// deleted event had, which its @removed items name.
@@ -86,7 +87,7 @@ func (g *Graph) cal(tenant, room string) *calendar {
 	k := strings.ToLower(room)
 	c := g.calendars[tenant][k]
 	if c == nil {
-		c = &calendar{mailboxID: mailboxID(tenant, room), events: map[string]*CalEvent{}}
+		c = &calendar{tenant: tenant, mailbox: room, mailboxID: mailboxID(tenant, room), events: map[string]*CalEvent{}}
 		g.calendars[tenant][k] = c
 	}
 	return c

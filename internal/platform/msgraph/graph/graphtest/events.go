@@ -172,6 +172,7 @@ func (g *Graph) routeEvents(r *http.Request, body []byte, who Identity, parts []
 		} else {
 			c.remove(e.ID)
 		}
+		g.pending = append(g.pending, g.eventNotifications(c.tenant, c.mailbox, c, "deleted", e.ID)...)
 		return reply{status: http.StatusNoContent}, true
 	}
 	return reply{}, false
@@ -305,6 +306,12 @@ func (g *Graph) writeEvent(r *http.Request, body []byte, c *calendar, mailbox st
 	ev.Modified = g.eventNow()
 	c.events[ev.ID] = &ev
 	c.logChange(ev.ID)
+	// Graph notifies the app's own writes too (for TakeDeliveries), as it does anyone's.
+	change := "updated"
+	if e == nil {
+		change = "created"
+	}
+	g.pending = append(g.pending, g.eventNotifications(c.tenant, c.mailbox, c, change, ev.ID)...)
 	status := http.StatusOK
 	if e == nil {
 		status = http.StatusCreated
