@@ -52,7 +52,7 @@ type Exception struct {
 type calendar struct {
 	tenant, mailbox string // as the calendar was first named (an address or an object id)
 	mailboxID       string // the room mailbox's object id: notifications name it, not the address
-	events    map[string]*CalEvent
+	events          map[string]*CalEvent
 	// The delta log of calendarView delta (events.go): each change by event id, and the instance ids a
 	// deleted event had, which its @removed items name.
 	log      []userChange
