@@ -95,8 +95,19 @@ func TestCRMSyncThroughDevhost(t *testing.T) {
 		}
 	}
 
-	// The tenant admin connects the org, tests the connection and maps Ada both ways.
-	conn, _ := json.Marshal(map[string]string{"consumerKey": sf.App.ConsumerKey, "username": "connecthub-sync@contoso.example",
+	// The tenant admin first names an integration user the org has not pre-authorised: the test says so.
+	sf.AddUser(sftest.User{Username: "not-approved@contoso.example"})
+	conn, _ := json.Marshal(map[string]string{"consumerKey": sf.App.ConsumerKey, "username": "not-approved@contoso.example",
+		"host": "login.salesforce.com", "privateKey": sf.App.PrivateKeyPEM})
+	if code, body := do("PUT", api+"/crm/connection", string(conn)); code != http.StatusOK {
+		t.Fatalf("set connection = %d %s", code, body)
+	}
+	if code, body := do("POST", api+"/crm/connection/test", ""); code != http.StatusOK || !strings.Contains(body, `"code":"salesforce_not_preauthorized"`) {
+		t.Fatalf("test with a user not pre-authorised = %d %s", code, body)
+	}
+
+	// Then the right one: the connection tests clean, and Ada is mapped both ways.
+	conn, _ = json.Marshal(map[string]string{"consumerKey": sf.App.ConsumerKey, "username": "connecthub-sync@contoso.example",
 		"host": "login.salesforce.com", "privateKey": sf.App.PrivateKeyPEM})
 	if code, body := do("PUT", api+"/crm/connection", string(conn)); code != http.StatusOK || strings.Contains(body, "PRIVATE KEY") {
 		t.Fatalf("set connection = %d %s", code, body)
