@@ -211,3 +211,27 @@ func TestScanHTTPEnvelopeTakesHostShape(t *testing.T) {
 		t.Errorf("scanHTTPEnvelope = %+v", got)
 	}
 }
+
+// Query, Headers and Params null — devhost writes "Params":null for an invocation built without route
+// parameters — still take the one-pass scanner, and it reads them as encoding/json does: the query from
+// the Url, no headers, no parameters.
+func TestScanHTTPEnvelopeTakesNullMaps(t *testing.T) {
+	t.Parallel()
+	env := `{"Data":{"req":{"Url":"http://h/api/graph/notifications?validationToken=a%20b","Method":"POST","Query":null,"Headers":null,` +
+		`"Params":null,"Identities":[],"Body":"{\"value\":[]}"}},"Metadata":{}}`
+	got, ok := scanHTTPEnvelope([]byte(env), "req")
+	if !ok {
+		t.Fatal("scanHTTPEnvelope refused null Query, Headers or Params")
+	}
+	var req InvokeRequest
+	if err := json.Unmarshal([]byte(env), &req); err != nil {
+		t.Fatal(err)
+	}
+	want, err := DecodeHTTPRequest(req.Data["req"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameRequest(got, want) || got.Query.Get("validationToken") != "a b" || got.Params != nil || len(got.Headers) != 0 {
+		t.Errorf("scanHTTPEnvelope = %+v, tolerant decoder %+v", got, want)
+	}
+}

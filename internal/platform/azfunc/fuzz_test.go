@@ -24,6 +24,7 @@ func FuzzDecodeHTTPEnvelope(f *testing.F) {
 		`{"Data":{"other":[1,-2.5e+3,true,false,null,{"a":[]}],"req":{"Url":"http://h/?a=1","Method":"post","Headers":{"X":["a\u00e9\n\"b"]},"Body":"{\"v\":\"\u002B\/\\\"}"}},"Metadata":{"sys":{"n":0.5}}}`,
 		`{"Data":{"req":{"Url":"u","Body":"a"},"req":{"Url":"v"}}}`, `{"Data":{"req":{"Url":"u","Identities":[{"a":null}],"Params":{"p":"q"},"Body":""}}}`,
 		`{"Data":{"req":{"Url":"u","url":"v"}}}`, `{"data":{"req":{}},"Data":{"req":{"Body":"x"}}}`,
+		`{"Data":{"req":{"Url":"http://h/?a=1","Query":null,"Headers":null,"Params":null,"Body":"x"}}}`,
 	} {
 		f.Add([]byte(s))
 	}
