@@ -1,6 +1,7 @@
 package azfunc
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -162,14 +163,16 @@ func BenchmarkDecodeHTTPEnvelope(b *testing.B) {
 	req, _ := json.Marshal(map[string]any{"Url": "http://h/api/graph/notifications", "Method": "POST", "Query": map[string]string{},
 		"Headers": map[string][]string{"Content-Type": {"application/json"}}, "Body": body})
 	env, _ := json.Marshal(map[string]any{"Data": map[string]json.RawMessage{"req": req}, "Metadata": map[string]any{}})
-	if _, ok := scanHTTPEnvelope(env, "req"); !ok {
+	if _, ok := scanHTTPEnvelope(bytes.Clone(env), "req"); !ok {
 		b.Fatal("the one-pass scanner refused the webhook's envelope")
 	}
 	b.SetBytes(int64(len(env)))
 	b.ReportAllocs()
+	buf := make([]byte, len(env)) // the body is unquoted in place: each decode gets the envelope as read
 	for b.Loop() {
-		r, err := decodeHTTPEnvelope(env, "req")
-		if err != nil || len(r.Body) != len(body) {
+		copy(buf, env)
+		r, err := decodeHTTPEnvelope(buf, "req")
+		if err != nil || string(r.Body) != body {
 			b.Fatalf("decode: %v", err)
 		}
 	}

@@ -197,6 +197,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "envelope too large or unreadable", http.StatusRequestEntityTooLarge)
 		return
 	}
+	// body is this invocation's alone and never reused: an HTTP route's request Body is unquoted over it.
 	req, err := route.decode(body)
 	if err != nil {
 		log.Warn("invocation envelope not decodable", "error", err)
