@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -49,6 +51,9 @@ func NewDevhostSender(base, token string) (*DevhostSender, error) {
 		client: &http.Client{Transport: &http.Transport{
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
+			// A 50-item batch is about 60 KB: written through the default 4 KB buffer it took a
+			// handful of write calls, each a trip through the loopback stack.
+			WriteBufferSize: 64 << 10,
 		}},
 	}, nil
 }
@@ -58,11 +63,20 @@ func (s *DevhostSender) Send(ctx context.Context, queueName string, msgs []Messa
 	if len(msgs) == 0 {
 		return nil
 	}
-	body := AppendBatch(make([]byte, 0, batchSize(msgs)), msgs)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/"+url.PathEscape(queueName), bytes.NewReader(body))
+	size := batchSize(msgs)
+	var buf []byte
+	if p, ok := batchBuffers.Get().(*[]byte); ok && cap(*p) >= size {
+		buf = (*p)[:0]
+	} else {
+		buf = make([]byte, 0, size)
+	}
+	body := newBatchBody(AppendBatch(buf, msgs))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/"+url.PathEscape(queueName), body)
 	if err != nil {
+		body.Close()
 		return fmt.Errorf("build send request: %w", err)
 	}
+	req.ContentLength = int64(len(body.buf))
 	req.Header.Set("Content-Type", BatchContentType)
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	resp, err := s.client.Do(req)
@@ -83,6 +97,52 @@ func (s *DevhostSender) Send(ctx context.Context, queueName string, msgs []Messa
 	}
 	return nil
 }
+
+// batchBuffers holds the buffers of batches sent, for the next Send: a batch of 50 items is a large
+// allocation (zeroed, then collected) on every webhook POST otherwise.
+var batchBuffers sync.Pool
+
+// batchBody is a batch being sent. The transport closes a request's body once it has written it or
+// given up, possibly while RoundTrip has already returned, and reads it no more: only then is the
+// buffer reused. Read and Close exclude each other, so a Close while a Read is under way (a transport
+// abandoning the write) waits for that Read, and every later Read fails.
+type batchBody struct {
+	mu     sync.Mutex
+	r      bytes.Reader
+	buf    []byte
+	closed bool
+}
+
+func newBatchBody(buf []byte) *batchBody {
+	b := &batchBody{buf: buf}
+	b.r.Reset(buf)
+	return b
+}
+
+func (b *batchBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, errBatchClosed
+	}
+	return b.r.Read(p)
+}
+
+func (b *batchBody) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closed {
+		b.closed = true
+		if cap(b.buf) <= 1<<20 { // an unusually large batch is left to the collector
+			buf := b.buf[:0]
+			batchBuffers.Put(&buf)
+		}
+		b.buf = nil
+	}
+	return nil
+}
+
+var errBatchClosed = errors.New("batch body read after close")
 
 // TokenMatches compares a presented devhost token in constant time.
 func TokenMatches(header, token string) bool {
