@@ -238,3 +238,25 @@ func TestScanHTTPEnvelopeTakesNullMaps(t *testing.T) {
 		t.Errorf("scanHTTPEnvelope = %+v, tolerant decoder %+v", got, want)
 	}
 }
+
+// The server encodes an HTTP output as its wire shape, not through MarshalJSON: the bytes must be the
+// same, escaping included (the handshake echoes text an anonymous caller chose).
+func TestHTTPResponseWireSameBytes(t *testing.T) {
+	t.Parallel()
+	for _, r := range []HTTPResponse{
+		{StatusCode: 202},
+		{StatusCode: 200, Body: "Validation: <script>&\u2028\"\\\x01é", Headers: map[string]string{"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff", "<b>": "&"}},
+	} {
+		want, err := json.Marshal(InvokeResponse{Outputs: map[string]any{"res": r}, Logs: []string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := json.Marshal(InvokeResponse{Outputs: map[string]any{"res": r.wire()}, Logs: []string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("wire shape %s, MarshalJSON %s", got, want)
+		}
+	}
+}

@@ -254,6 +254,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if out.res.Outputs == nil {
 		out.res.Outputs = map[string]any{}
 	}
+	for k, v := range out.res.Outputs {
+		if r, ok := v.(HTTPResponse); ok {
+			out.res.Outputs[k] = r.wire()
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	if err := json.NewEncoder(w).Encode(out.res); err != nil {
 		log.Error("write response", "error", err)
