@@ -5,10 +5,10 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
@@ -70,13 +70,17 @@ func (s *DevhostSender) Send(ctx context.Context, queueName string, msgs []Messa
 	} else {
 		buf = make([]byte, 0, size)
 	}
-	body := newBatchBody(AppendBatch(buf, msgs))
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/"+url.PathEscape(queueName), body)
+	// The body stays a *bytes.Reader, which the transport writes together with the headers (and may
+	// read again for a retry on a connection that died idle); its buffer goes back to the pool once
+	// nothing can read it any more (sending).
+	snd := &sending{buf: AppendBatch(buf, msgs)}
+	trace := &httptrace.ClientTrace{GotConn: snd.gotConn, WroteRequest: snd.wrote}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost,
+		s.base+"/"+url.PathEscape(queueName), bytes.NewReader(snd.buf))
 	if err != nil {
-		body.Close()
 		return fmt.Errorf("build send request: %w", err)
 	}
-	req.ContentLength = int64(len(body.buf))
+	defer snd.returned()
 	req.Header.Set("Content-Type", BatchContentType)
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	resp, err := s.client.Do(req)
@@ -102,47 +106,46 @@ func (s *DevhostSender) Send(ctx context.Context, queueName string, msgs []Messa
 // allocation (zeroed, then collected) on every webhook POST otherwise.
 var batchBuffers sync.Pool
 
-// batchBody is a batch being sent. The transport closes a request's body once it has written it or
-// given up, possibly while RoundTrip has already returned, and reads it no more: only then is the
-// buffer reused. Read and Close exclude each other, so a Close while a Read is under way (a transport
-// abandoning the write) waits for that Read, and every later Read fails.
-type batchBody struct {
-	mu     sync.Mutex
-	r      bytes.Reader
-	buf    []byte
-	closed bool
+// sending is a batch being sent. Its buffer may be reused once Do has returned (no retry reads the body
+// again after that) and every attempt that got a connection has finished writing it (an early answer
+// can end Do while the body is still being written). An attempt that never finishes keeps the buffer
+// from the pool, to the collector.
+type sending struct {
+	mu      sync.Mutex
+	buf     []byte
+	writing int  // attempts that got a connection and have not finished writing
+	done    bool // Do returned
 }
 
-func newBatchBody(buf []byte) *batchBody {
-	b := &batchBody{buf: buf}
-	b.r.Reset(buf)
-	return b
+func (s *sending) gotConn(httptrace.GotConnInfo) {
+	s.mu.Lock()
+	s.writing++
+	s.mu.Unlock()
 }
 
-func (b *batchBody) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return 0, errBatchClosed
-	}
-	return b.r.Read(p)
+func (s *sending) wrote(httptrace.WroteRequestInfo) {
+	s.mu.Lock()
+	s.writing--
+	s.release()
+	s.mu.Unlock()
 }
 
-func (b *batchBody) Close() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.closed {
-		b.closed = true
-		if cap(b.buf) <= 1<<20 { // an unusually large batch is left to the collector
-			buf := b.buf[:0]
-			batchBuffers.Put(&buf)
+func (s *sending) returned() {
+	s.mu.Lock()
+	s.done = true
+	s.release()
+	s.mu.Unlock()
+}
+
+func (s *sending) release() {
+	if s.done && s.writing == 0 && s.buf != nil {
+		if cap(s.buf) <= 1<<20 { // an unusually large batch is left to the collector
+			b := s.buf[:0]
+			batchBuffers.Put(&b)
 		}
-		b.buf = nil
+		s.buf = nil
 	}
-	return nil
 }
-
-var errBatchClosed = errors.New("batch body read after close")
 
 // TokenMatches compares a presented devhost token in constant time.
 func TokenMatches(header, token string) bool {

@@ -5,29 +5,48 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"testing"
 )
 
-// A batch's buffer goes back for reuse only when the transport closes the body, once, and a body
-// closed reads nothing more: a reused buffer is never written to a connection.
-func TestBatchBodyReusedOnlyAfterClose(t *testing.T) {
+// A batch's buffer goes back for reuse only when Do has returned and every attempt that got a
+// connection has finished writing, in whichever order; an attempt that never finishes keeps it.
+func TestSendingReleasesOnlyWhenNothingReads(t *testing.T) {
 	t.Parallel()
-	b := newBatchBody([]byte("0123456789"))
-	p := make([]byte, 4)
-	if n, err := b.Read(p); n != 4 || err != nil {
-		t.Fatalf("Read = %d, %v", n, err)
+	s := &sending{buf: []byte("batch")}
+	s.gotConn(httptrace.GotConnInfo{})
+	s.returned() // an early answer: Do is back, the body still being written
+	if s.buf == nil {
+		t.Fatal("released while an attempt was still writing")
 	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
+	s.wrote(httptrace.WroteRequestInfo{})
+	if s.buf != nil {
+		t.Fatal("not released once Do had returned and the write had finished")
 	}
-	if n, err := b.Read(p); n != 0 || err == nil {
-		t.Fatalf("Read after Close = %d, %v; want an error", n, err)
+
+	s = &sending{buf: []byte("batch")}
+	s.gotConn(httptrace.GotConnInfo{})
+	s.wrote(httptrace.WroteRequestInfo{}) // the first attempt: written, then the connection died
+	s.gotConn(httptrace.GotConnInfo{})    // the retry reads the body again
+	if s.buf == nil {
+		t.Fatal("released before Do returned")
 	}
-	_ = b.Close() // a second Close must not hand the buffer out twice
-	if b.buf != nil {
-		t.Error("the closed body still holds its buffer")
+	s.returned()
+	if s.buf == nil {
+		t.Fatal("released while the retry was still writing")
+	}
+	s.wrote(httptrace.WroteRequestInfo{})
+	if s.buf != nil {
+		t.Fatal("not released after the retry")
+	}
+
+	s = &sending{buf: []byte("batch")}
+	s.gotConn(httptrace.GotConnInfo{}) // never written: the buffer is the collector's
+	s.returned()
+	if s.buf == nil {
+		t.Fatal("released with an attempt unfinished")
 	}
 }
 
