@@ -3,6 +3,8 @@ package ingest
 import (
 	"sync"
 	"time"
+
+	"github.com/connecthub/connecthub/internal/platform/queue"
 )
 
 // Stats counts what the intake did, per tenant. Only tenants with a known subscription get their own
@@ -56,8 +58,27 @@ func (s *Stats) tenant(t string) *TenantStats {
 	return ts
 }
 
-func (s *Stats) received(t string) { s.mu.Lock(); s.tenant(t).Received++; s.mu.Unlock() }
-func (s *Stats) enqueued(t string) { s.mu.Lock(); s.tenant(t).Enqueued++; s.mu.Unlock() }
+func (s *Stats) receivedN(t string, n int) {
+	s.mu.Lock()
+	s.tenant(t).Received += int64(n)
+	s.mu.Unlock()
+}
+
+// enqueuedAll counts the queued messages of a POST under one lock, by their tenant property.
+func (s *Stats) enqueuedAll(batches ...[]queue.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ts *TenantStats
+	last := ""
+	for _, msgs := range batches {
+		for _, m := range msgs {
+			if t := m.ApplicationProperties[queue.PropTenant]; ts == nil || t != last {
+				ts, last = s.tenant(t), t
+			}
+			ts.Enqueued++
+		}
+	}
+}
 func (s *Stats) handoffFailed()    { s.mu.Lock(); s.failures++; s.mu.Unlock() }
 func (s *Stats) overLookupBudget() { s.mu.Lock(); s.overRead++; s.mu.Unlock() }
 

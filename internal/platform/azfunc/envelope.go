@@ -58,12 +58,19 @@ type HTTPResponse struct {
 
 // MarshalJSON writes the shape the host deserialises into its HttpOutputBindingResponse: statusCode as a
 // string, body as a string (never base64-decoded for http outputs), headers as a flat object.
-func (r HTTPResponse) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
-		StatusCode string            `json:"statusCode"`
-		Body       string            `json:"body"`
-		Headers    map[string]string `json:"headers,omitempty"`
-	}{strconv.Itoa(r.StatusCode), r.Body, r.Headers})
+func (r HTTPResponse) MarshalJSON() ([]byte, error) { return json.Marshal(r.wire()) }
+
+// httpResponseWire is HTTPResponse as the host reads it.
+type httpResponseWire struct {
+	StatusCode string            `json:"statusCode"`
+	Body       string            `json:"body"`
+	Headers    map[string]string `json:"headers,omitempty"`
+}
+
+// wire is r in the host's shape. The server encodes it in place of r: the same bytes without a
+// MarshalJSON call, whose output encoding/json would scan and copy again.
+func (r HTTPResponse) wire() httpResponseWire {
+	return httpResponseWire{strconv.Itoa(r.StatusCode), r.Body, r.Headers}
 }
 
 type rawHTTPRequest struct {

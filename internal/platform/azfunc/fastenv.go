@@ -9,17 +9,18 @@ import (
 
 // scanHTTPEnvelope reads an HTTP invocation of the shape devhost and the host send — exact key names
 // (others, such as Identities, skipped),
-// Query an object of strings, Headers arrays of strings, Body a string, no nulls or repeated members
-// in the request — in one pass, validating the rest of the envelope as it skips it. ok is false for
+// Query an object of strings, Headers arrays of strings, Params strings (each of the three may be
+// null), Body a string, no other nulls or repeated members in the request — in one pass, validating the rest of the envelope as it skips it. ok is false for
 // anything else; decodeHTTPEnvelope then uses encoding/json, whose result this must equal
 // (FuzzDecodeHTTPEnvelope checks).
 //
 // Why: the Body of a 50-item notification POST is a ~170 KB JSON string, every quote in it escaped.
 // encoding/json validated it, scanned it again and unquoted it, a state-machine step per byte each
 // time (1.5 ms); here strings are scanned once, a word at a time, and unquoted in runs between escapes
-// (package jsonscan, shared with the notification reader).
+// (package jsonscan, shared with the notification reader). The Body is unquoted in place: the request's
+// Body is a slice of env, which the caller must not reuse while the request is in use.
 func scanHTTPEnvelope(env []byte, binding string) (*HTTPRequest, bool) {
-	s := &envScanner{jsonscan.Scanner{B: env}}
+	s := &envScanner{Scanner: jsonscan.Scanner{B: env}}
 	s.WS()
 	var out *HTTPRequest
 	ok := s.object(func(key string) bool {
@@ -48,6 +49,10 @@ func scanHTTPEnvelope(env []byte, binding string) (*HTTPRequest, bool) {
 	if !ok || s.I != len(s.B) || out == nil {
 		return nil, false
 	}
+	if s.haveBody {
+		// Only now that nothing falls back to encoding/json, which must read env as it came.
+		out.Body = s.InPlace(s.body)
+	}
 	return out, true
 }
 
@@ -55,8 +60,6 @@ func (s *envScanner) request() *HTTPRequest {
 	out := &HTTPRequest{Headers: map[string][]string{}, Query: url.Values{}}
 	var seen [6]bool
 	var query map[string]string
-	var body []byte
-	haveBody := false
 	ok := s.object(func(key string) bool {
 		idx := -1
 		for i, k := range [...]string{"Url", "Method", "Query", "Headers", "Params", "Body"} {
@@ -73,6 +76,11 @@ func (s *envScanner) request() *HTTPRequest {
 			return false
 		}
 		seen[idx] = true
+		if idx >= 2 && idx <= 4 && s.Null() {
+			// Query, Headers or Params null, as devhost writes a request without route parameters:
+			// encoding/json leaves the map nil (Query then comes from the Url, Headers stays empty).
+			return true
+		}
 		var ok bool
 		switch idx {
 		case 0:
@@ -112,8 +120,10 @@ func (s *envScanner) request() *HTTPRequest {
 				return ok
 			})
 		case 5:
-			body, ok = s.str()
-			haveBody = true
+			// Unquoted over its own bytes in env once the whole envelope is read (scanHTTPEnvelope):
+			// the body is most of the envelope, and a copy of it was a large allocation per POST.
+			s.body, ok = s.Unquotable()
+			s.haveBody = true
 		}
 		return ok
 	})
@@ -128,17 +138,13 @@ func (s *envScanner) request() *HTTPRequest {
 			out.Query = u.Query()
 		}
 	}
-	if haveBody {
-		out.Body = body
-		if out.Body == nil {
-			out.Body = []byte{}
-		}
-	}
 	return out
 }
 
 type envScanner struct {
 	jsonscan.Scanner
+	body     jsonscan.Str // the request's Body, when haveBody
+	haveBody bool
 }
 
 // object calls member for each member, positioned at its value.
@@ -162,7 +168,7 @@ func (s *envScanner) skip(depth int) bool {
 	case c == '[':
 		return s.array(func() bool { return s.skip(depth + 1) })
 	case c == '"':
-		_, ok := s.str()
+		_, ok := s.Unquotable() // refuses what str refuses, without copying
 		return ok
 	case c == '-' || c >= '0' && c <= '9':
 		return s.number()

@@ -197,6 +197,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "envelope too large or unreadable", http.StatusRequestEntityTooLarge)
 		return
 	}
+	// body is this invocation's alone and never reused: an HTTP route's request Body is unquoted over it.
 	req, err := route.decode(body)
 	if err != nil {
 		log.Warn("invocation envelope not decodable", "error", err)
@@ -252,6 +253,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if out.res.Outputs == nil {
 		out.res.Outputs = map[string]any{}
+	}
+	for k, v := range out.res.Outputs {
+		if r, ok := v.(HTTPResponse); ok {
+			out.res.Outputs[k] = r.wire()
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if err := json.NewEncoder(w).Encode(out.res); err != nil {

@@ -65,6 +65,7 @@ func TestStringAndUnquote(t *testing.T) {
 			if got1, ok1 := one.Unquoted(); ok1 != ok || string(got1) != string(got) || ok && one.I != s.I {
 				t.Fatalf("Unquoted = %q, %v at %d; String and Unquote %q, %v at %d", got1, ok1, one.I, got, ok, s.I)
 			}
+			checkInPlace(t, []byte(tc.in), got, ok, s.I)
 			if !ok {
 				return
 			}
@@ -104,6 +105,7 @@ func FuzzString(f *testing.F) {
 		if got1, ok1 := one.Unquoted(); ok1 != ok || string(got1) != string(got) || ok && one.I != s.I {
 			t.Fatalf("Unquoted(%q) = %q, %v at %d; String and Unquote %q, %v at %d", b, got1, ok1, one.I, got, ok, s.I)
 		}
+		checkInPlace(t, b, got, ok, s.I)
 		if !ok {
 			return
 		}
@@ -127,5 +129,31 @@ func BenchmarkSkipPlain(b *testing.B) {
 		if SkipPlain(buf, 0) != len(buf) {
 			b.Fatal("stopped early")
 		}
+	}
+}
+
+// checkInPlace: Unquotable and InPlace on a copy of in read what Unquoted reads (want, ok, ending at
+// end), as a slice of the copy, which changes nowhere else.
+func checkInPlace(t *testing.T, in, want []byte, ok bool, end int) {
+	t.Helper()
+	b := bytes.Clone(in)
+	s := Scanner{B: b}
+	str, gotOK := s.Unquotable()
+	if gotOK != ok || ok && s.I != end {
+		t.Fatalf("Unquotable(%q) = %v at %d; Unquoted %q, %v at %d", in, gotOK, s.I, want, ok, end)
+	}
+	if !ok {
+		if !bytes.Equal(b, in) {
+			t.Fatalf("Unquotable(%q) changed it to %q", in, b)
+		}
+		return
+	}
+	got := s.InPlace(str)
+	if string(got) != string(want) {
+		t.Fatalf("InPlace(%q) = %q, want %q", in, got, want)
+	}
+	if len(got) > 0 && &got[0] != &b[str.Start] || !bytes.Equal(b[:str.Start], in[:str.Start]) ||
+		!bytes.Equal(b[str.Start+len(got):], in[str.Start+len(got):]) {
+		t.Fatalf("InPlace(%q): not in place, or bytes past the result changed: %q", in, b)
 	}
 }

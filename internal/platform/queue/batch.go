@@ -67,8 +67,11 @@ func appendField(dst []byte, s string) []byte {
 
 var errBatch = errors.New("malformed queue batch")
 
-// DecodeBatch reads a batch written by AppendBatch. The bodies are copied out of b; a message without
-// application properties has a nil map, as JSON decoding leaves it.
+// DecodeBatch reads a batch written by AppendBatch. The bodies are slices of b, which the caller hands
+// over: it must not change b afterwards (one buffer per batch kept, rather than a copy per message).
+// The short strings repeated from message to message (content type, subject, property names and
+// values) are one copy per batch. A message without application properties has a nil map, as JSON
+// decoding leaves it.
 func DecodeBatch(b []byte) ([]Message, error) {
 	d := batchReader{b: b}
 	if v := d.byte(); v != batchVersion {
@@ -84,19 +87,18 @@ func DecodeBatch(b []byte) ([]Message, error) {
 		m := &msgs[i]
 		m.ID = d.str()
 		m.SessionID = d.str()
-		m.ContentType = d.str()
-		m.Subject = d.str()
-		if body := d.bytes(); body != nil {
-			m.Body = append([]byte(nil), body...)
-		}
+		m.ContentType = d.repeated(0)
+		m.Subject = d.repeated(1)
+		m.Body = d.bytes()
 		if np := d.uvarint(); np > 0 {
 			if np > uint64(len(d.b))/2 {
 				return nil, fmt.Errorf("decode queue batch: properties: %w", errBatch)
 			}
 			m.ApplicationProperties = make(map[string]string, np)
-			for range np {
-				k := d.str()
-				m.ApplicationProperties[k] = d.str()
+			for j := range np {
+				slot := 2 + 2*min(j, 3)
+				k := d.repeated(int(slot))
+				m.ApplicationProperties[k] = d.repeated(int(slot) + 1)
 			}
 		}
 		switch d.byte() {
@@ -120,8 +122,20 @@ func DecodeBatch(b []byte) ([]Message, error) {
 // batchReader reads the layout's pieces; after the first failure every read returns zero values and err
 // says why.
 type batchReader struct {
-	b   []byte
-	err error
+	b    []byte
+	err  error
+	last [10]string // repeated's strings, by slot
+}
+
+// repeated reads a string that is likely the one read last in the same slot (a field of the previous
+// message), and returns that one again when it is.
+func (d *batchReader) repeated(slot int) string {
+	b := d.bytes()
+	if string(b) == d.last[slot] {
+		return d.last[slot]
+	}
+	d.last[slot] = string(b)
+	return d.last[slot]
 }
 
 func (d *batchReader) fail() {

@@ -1,8 +1,10 @@
 package notification
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
+	"unsafe"
 
 	"github.com/connecthub/connecthub/internal/platform/jsonscan"
 )
@@ -17,15 +19,19 @@ import (
 // state-machine step per byte; on a 50-item rich POST (~170 KB, mostly base64) that and the re-encoding
 // of every item for the queue were most of the webhook's CPU. Strings are skipped here a word at a time
 // (package jsonscan, shared with azfunc's envelope reader).
-func fastParse(body []byte) (c Collection, raws []Raw, ok bool) {
-	// The strings decoded are substrings of one copy of the body: one allocation per POST instead of
-	// one per key and value (about 1,000 for 50 rich items). The ids the webhook keeps beyond the
-	// request — tenant, organization and subscription ids key its caches and counters — are copies of
-	// their own (owned), so that no cache entry pins a whole body.
-	s := scanner{Scanner: jsonscan.Scanner{B: body}, text: string(body)}
+//
+// limit > 0 bounds the items and the validation tokens: the first one over it ends the scan with
+// fastTooMany, before it is decoded.
+func fastParse(body []byte, limit int) (c Collection, raws []Raw, res fastResult) {
+	// The strings decoded are substrings of the body itself, read as a string without a copy (the
+	// caller does not change it while they are in use; ParseRawAtMost says so): no allocation per key
+	// and value (about 1,000 for 50 rich items), and no copy of the body (60 to 180 KB). The ids the
+	// webhook keeps beyond the request — tenant, organization and subscription ids key its caches and
+	// counters — are copies of their own (owned), so that no cache entry pins a whole body.
+	s := scanner{Scanner: jsonscan.Scanner{B: body}, text: unsafe.String(unsafe.SliceData(body), len(body)), limit: limit}
 	s.WS()
 	var haveValue, haveTokens bool
-	ok = s.Object(func(name jsonscan.Str, _ int) bool {
+	ok := s.Object(func(name jsonscan.Str, _ int) bool {
 		key, ok := s.key(name)
 		switch {
 		case !ok:
@@ -46,11 +52,23 @@ func fastParse(body []byte) (c Collection, raws []Raw, ok bool) {
 		}
 	})
 	s.WS()
-	if !ok || s.I != len(s.B) || !haveValue {
-		return Collection{}, nil, false
+	if s.tooMany {
+		return Collection{}, nil, fastTooMany
 	}
-	return c, raws, true
+	if !ok || s.I != len(s.B) || !haveValue {
+		return Collection{}, nil, fastRefused
+	}
+	return c, raws, fastOK
 }
+
+// fastResult is what fastParse made of a body.
+type fastResult int
+
+const (
+	fastRefused fastResult = iota // not of the shape it reads: encoding/json decides
+	fastOK
+	fastTooMany // an array with more elements than the limit
+)
 
 // Raw is one item's bytes as sent, and the span of its clientState member.
 type Raw struct {
@@ -69,9 +87,45 @@ func (r Raw) Bytes() []byte {
 	return append(out, r.item[r.cut1:]...)
 }
 
+// AppendTo appends the item without its clientState member to dst, as Bytes returns it, so that the
+// items of a POST can share one buffer.
+func (r Raw) AppendTo(dst []byte) []byte {
+	dst = append(dst, r.item[:r.cut0]...)
+	return append(dst, r.item[r.cut1:]...)
+}
+
 type scanner struct {
 	jsonscan.Scanner
-	text string // B as a string: strings without escapes are its substrings
+	text    string // B as a string: strings without escapes are its substrings
+	limit   int    // elements an array may hold (0: any number)
+	tooMany bool   // an array held more
+
+	owned     [4]string // the last copies own made
+	nextOwned int
+}
+
+// own returns a copy of v that does not alias the body. The items of a POST mostly share their
+// subscription, tenant and organization ids, so the copies made last are handed out again when equal.
+func (s *scanner) own(v string) string {
+	for _, o := range s.owned {
+		if o == v && o != "" {
+			return o
+		}
+	}
+	o := strings.Clone(v)
+	s.owned[s.nextOwned] = o
+	s.nextOwned = (s.nextOwned + 1) % len(s.owned)
+	return o
+}
+
+// over reports (and notes) that an array already holding n elements is about to get one more than
+// the limit.
+func (s *scanner) over(n int) bool {
+	if s.limit > 0 && n >= s.limit {
+		s.tooMany = true
+		return true
+	}
+	return false
 }
 
 // known reports whether key names a field of an item or of its nested objects, exactly spelt.
@@ -104,6 +158,10 @@ func (s *scanner) stringValue() (string, bool) {
 	if !v.Escaped {
 		return s.text[v.Start:v.End], true
 	}
+	if u, ok := jsonscan.Unquote(make([]byte, 0, v.End-v.Start), s.B[v.Start:v.End]); ok {
+		return unsafe.String(unsafe.SliceData(u), len(u)), true // u is this string's alone
+	}
+	// Surrogate escapes, which encoding/json pairs or replaces.
 	var out string
 	if json.Unmarshal(s.B[q:s.I], &out) != nil {
 		return "", false
@@ -114,6 +172,9 @@ func (s *scanner) stringValue() (string, bool) {
 func (s *scanner) strings() ([]string, bool) {
 	out := []string{}
 	ok := s.Array(func() bool {
+		if s.over(len(out)) {
+			return false
+		}
 		v, ok := s.stringValue()
 		out = append(out, v)
 		return ok
@@ -126,9 +187,20 @@ func (s *scanner) strings() ([]string, bool) {
 
 // items reads the value array: each item decoded, and its bytes without the clientState member.
 func (s *scanner) items() ([]Notification, []Raw, bool) {
-	out := []Notification{}
-	var raws []Raw
+	// Sized up front: a Notification is some 370 bytes, and 50 of them grown by appending cost as much
+	// again in copies. A Graph item holds two objects (itself and resourceData) or three (and
+	// encryptedContent), and base64 has no braces: half the braces is a guess at most 1.5 times the
+	// items, counted at memory speed.
+	hint := bytes.Count(s.B[s.I:], []byte{'{'})/2 + 1
+	if s.limit > 0 {
+		hint = min(hint, s.limit)
+	}
+	out := make([]Notification, 0, hint)
+	raws := make([]Raw, 0, hint)
 	ok := s.Array(func() bool {
+		if s.over(len(out)) {
+			return false
+		}
 		start := s.I
 		n, cut0, cut1, ok := s.item()
 		if !ok {
@@ -224,7 +296,7 @@ func (s *scanner) item() (n Notification, cut0, cut1 int, ok bool) {
 		}
 		v, ok := s.stringValue()
 		if owned {
-			v = strings.Clone(v)
+			v = s.own(v)
 		}
 		*dst = v
 		return ok
@@ -246,7 +318,7 @@ func (s *scanner) resourceData(r *ResourceData) bool {
 			dst = &r.ID
 		case "organizationId":
 			v, ok := s.stringValue()
-			r.OrganizationID = strings.Clone(v) // owned, as the item's
+			r.OrganizationID = s.own(v) // owned, as the item's
 			return ok
 		case "eventTime":
 			dst = &r.EventTime

@@ -1,6 +1,7 @@
 package notification
 
 import (
+	"bytes"
 	"reflect"
 	"testing"
 )
@@ -20,8 +21,16 @@ func FuzzFastParse(f *testing.F) {
 	}
 	f.Add(benchBody(3))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		fast, raws, ok := fastParse(body)
-		if !ok {
+		// Where the one-pass reader decides about a limit, it decides as memberArrayLongerThan does.
+		const limit = 2
+		switch _, _, res := fastParse(body, limit); {
+		case res == fastTooMany && !memberArrayLongerThan(body, limit):
+			t.Fatalf("fastParse found more than %d elements, memberArrayLongerThan does not", limit)
+		case res == fastOK && memberArrayLongerThan(body, limit):
+			t.Fatalf("fastParse let more than %d elements through", limit)
+		}
+		fast, raws, res := fastParse(body, 0)
+		if res != fastOK {
 			return
 		}
 		want, err := parseTolerant(body)
@@ -34,8 +43,13 @@ func FuzzFastParse(f *testing.F) {
 		if len(raws) != len(want.Value) {
 			t.Fatalf("%d raw items for %d items", len(raws), len(want.Value))
 		}
+		var shared []byte
 		for i, r := range raws {
 			raw := r.Bytes()
+			shared = r.AppendTo(shared)
+			if !bytes.HasSuffix(shared, raw) {
+				t.Fatalf("AppendTo appended %q, Bytes is %q", shared, raw)
+			}
 			got, err := parseTolerant(append(append([]byte(`{"value":[`), raw...), "]}"...))
 			if err != nil {
 				t.Fatalf("raw item %d %q does not parse: %v", i, raw, err)
@@ -53,7 +67,7 @@ func FuzzFastParse(f *testing.F) {
 // not, the webhook is correct but pays for the slow path on every POST).
 func TestFastParseTakesGraphBodies(t *testing.T) {
 	t.Parallel()
-	if _, _, ok := fastParse(benchBody(50)); !ok {
+	if _, _, res := fastParse(benchBody(50), 0); res != fastOK {
 		t.Error("fastParse refused the benchmark body")
 	}
 }

@@ -117,12 +117,24 @@ func ParseAtMost(body []byte, limit int) (Collection, error) {
 // clientState member (a secret the queue workers do not need), so the webhook can queue them without
 // encoding them again. raws is nil when the body had an unusual shape (see fastParse); the caller then
 // encodes the decoded items itself.
+//
+// The strings of c and the raws alias body, which must not change while they are in use.
 func ParseRawAtMost(body []byte, limit int) (c Collection, raws []Raw, err error) {
-	if limit > 0 && memberArrayLongerThan(body, limit) {
-		return Collection{}, nil, fmt.Errorf("parse notification collection: %w (more than %d)", ErrTooManyItems, limit)
+	tooMany := func() error {
+		return fmt.Errorf("parse notification collection: %w (more than %d)", ErrTooManyItems, limit)
 	}
-	if c, raws, ok := fastParse(body); ok {
+	// The one-pass reader counts as it goes and stops at the first item or token over the limit,
+	// before decoding it: for the bodies it reads, its arrays are the only members of the top-level
+	// object, so it refuses exactly what memberArrayLongerThan would. Other bodies are counted first.
+	c, raws, res := fastParse(body, limit)
+	switch res {
+	case fastOK:
 		return c, raws, nil
+	case fastTooMany:
+		return Collection{}, nil, tooMany()
+	}
+	if limit > 0 && memberArrayLongerThan(body, limit) {
+		return Collection{}, nil, tooMany()
 	}
 	c, err = parseTolerant(body)
 	return c, nil, err
