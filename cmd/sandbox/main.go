@@ -1,6 +1,7 @@
 // Command sandbox runs local stand-ins for the services ConnectHub talks to — Entra ID (authority and
-// admin consent), Microsoft Graph, the identity platform's signing keys, RingCentral and a Salesforce org — so that the
-// README's set-up walkthrough can be followed with curl on one machine. They are the fakes the tests use.
+// admin consent), Microsoft Graph, the identity platform's signing keys, RingCentral and a Salesforce
+// org — so that the README's set-up walkthroughs can be followed with curl on one machine. They are the
+// fakes the tests use.
 //
 //	sandbox [-settings local.settings.json] [-out sandbox.settings.json] [-addr 127.0.0.1:7072] [-- command ...]
 //
