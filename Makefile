@@ -38,9 +38,10 @@ local.settings.json: local.settings.sample.json
 run: build tools local.settings.json
 	bin/withazurite -port 10002 -location .azurite -- bin/devhost -handler bin/handler -settings local.settings.json
 
-# sandbox is make run against local fakes of Entra ID, Graph and RingCentral (the tests' fakes): bin/sandbox
-# writes sandbox.settings.json (local.settings.json pointed at the fakes), serves its control API on
-# 127.0.0.1:7072 and runs devhost with those settings; Ctrl-C stops devhost, the fakes and Azurite.
+# sandbox is make run against local fakes of Entra ID, Graph, RingCentral and Salesforce (the tests'
+# fakes): bin/sandbox writes sandbox.settings.json (local.settings.json pointed at the fakes), serves its
+# control API on 127.0.0.1:7072 and runs devhost with those settings; Ctrl-C stops devhost, the fakes
+# and Azurite.
 # Same storage and local secret file as make run; the fakes forget everything when stopped.
 sandbox: build tools local.settings.json
 	bin/withazurite -port 10002 -location .azurite -- bin/sandbox -settings local.settings.json -out sandbox.settings.json -- \

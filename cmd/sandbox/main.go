@@ -1,6 +1,7 @@
 // Command sandbox runs local stand-ins for the services ConnectHub talks to — Entra ID (authority and
-// admin consent), Microsoft Graph, the identity platform's signing keys and RingCentral — so that the
-// README's set-up walkthrough can be followed with curl on one machine. They are the fakes the tests use.
+// admin consent), Microsoft Graph, the identity platform's signing keys, RingCentral and a Salesforce
+// org — so that the README's set-up walkthroughs can be followed with curl on one machine. They are the
+// fakes the tests use.
 //
 //	sandbox [-settings local.settings.json] [-out sandbox.settings.json] [-addr 127.0.0.1:7072] [-- command ...]
 //
@@ -88,9 +89,10 @@ func realMain() (int, error) {
 		_ = srv.Shutdown(ctx)
 	}()
 
-	fmt.Fprintf(os.Stderr, "\nConnectHub sandbox (development only): fakes of Entra ID, Graph and RingCentral\n")
+	fmt.Fprintf(os.Stderr, "\nConnectHub sandbox (development only): fakes of Entra ID, Graph, RingCentral and Salesforce\n")
 	fmt.Fprintf(os.Stderr, "  authority  %s (TLS, certificate in %s)\n", sb.Auth.Host(), caFile)
-	fmt.Fprintf(os.Stderr, "  graph      %s\n  idp keys   %s\n  ringcentral %s\n", sb.Graph.URL(), sb.IDP.ConfigURL(), sb.RC.URL())
+	fmt.Fprintf(os.Stderr, "  graph      %s\n  idp keys   %s\n  ringcentral %s\n  salesforce %s (the org's login host and API)\n",
+		sb.Graph.URL(), sb.IDP.ConfigURL(), sb.RC.URL(), sb.SF.URL())
 	fmt.Fprintf(os.Stderr, "  settings   %s (for devhost -settings)\n  control API on http://%s:\n", *outPath, ln.Addr())
 	for _, r := range sandbox.Routes {
 		fmt.Fprintf(os.Stderr, "    %-6s %-52s %s\n", r.Method, r.Path, r.What)

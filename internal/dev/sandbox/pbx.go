@@ -164,8 +164,11 @@ func isoDuration(d time.Duration) string {
 	return out
 }
 
-// echoes posts, as Graph does by itself, the presence notifications that apps' sessions cause (our own
-// setPresence coming back through the Teams → PBX subscription), until ctx ends.
+// echoes posts, as Graph does by itself, the notifications it queued for TakeDeliveries, until ctx ends:
+// the presence ones that apps' sessions cause (our own setPresence coming back through the Teams → PBX
+// subscription) and those of contact changes (a change made through the control API, or the app's own
+// writes through Graph's API, which Graph notifies like any other). The fake signals WriteSignal on both,
+// so one pump woken by it needs no polling.
 func echoes(ctx context.Context, g *graphtest.Graph, send func(context.Context, graphtest.Delivery) (int, error)) {
 	signal := g.WriteSignal()
 	for {

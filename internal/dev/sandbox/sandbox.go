@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/crm/salesforce/sftest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
 	"github.com/connecthub/connecthub/internal/presence/connector/ringcentral/rctest"
@@ -30,23 +31,28 @@ type Sandbox struct {
 	Graph *graphtest.Graph
 	RC    *rctest.Server
 	IDP   *idptest.Platform
+	// SF is the customer's Salesforce org (production, login.salesforce.com) with its connected app.
+	SF *sftest.Server
 }
 
 // AppRoles are the application permissions an admin's consent grants the app in the sandbox: every one
 // the app registration asks for (consent to .default grants them all) — users, Teams presence written
-// by the PBX → Teams direction, rooms and room calendars.
-var AppRoles = []string{"User.Read.All", "Presence.ReadWrite.All", "Place.Read.All", "Calendars.Read"}
+// by the PBX → Teams direction, rooms and room calendars, and the mailboxes' contacts the CRM sync reads
+// and writes. Mail.Send is left out: the CRM's failure notice is sent from ConnectHub's own tenant
+// (CONNECTHUB_CRM_NOTICE_SENDER), which the sandbox does not set, and the fake grants roles to every tenant.
+var AppRoles = []string{"User.Read.All", "Presence.ReadWrite.All", "Place.Read.All", "Calendars.Read", "Contacts.ReadWrite"}
 
 // Start starts the fakes; t's cleanups stop them. appID is the app registration's id
 // (CONNECTHUB_APP_ID): Graph's validation tokens are minted for it, as Graph mints them for the app.
-// Graph posts the presence notifications that apps' sessions cause by itself, as the real one does.
+// Graph posts by itself, as the real one does, the presence notifications that apps' sessions cause and
+// the contact notifications of every change to a subscribed Contacts folder (the app's own writes too).
 func Start(t testing.TB, appID string) *Sandbox {
 	auth := graphtest.NewAuthority(t)
 	auth.AppRoles = append([]string(nil), AppRoles...)
 	g := graphtest.NewGraph(t, auth)
 	idp := idptest.New(t)
 	g.Tokens = func(tenant string) string { return idp.Mint(t, idptest.Claims(appID, tenant, time.Now())) }
-	s := &Sandbox{Auth: auth, Graph: g, RC: rctest.New(t), IDP: idp}
+	s := &Sandbox{Auth: auth, Graph: g, RC: rctest.New(t), IDP: idp, SF: sftest.New(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); echoes(ctx, g, s.send) }()
@@ -76,6 +82,7 @@ func (s *Sandbox) Settings(base map[string]string, caFile, public string) map[st
 	out["SSL_CERT_FILE"] = caFile
 	out["CONNECTHUB_OPENID_CONFIGURATION_URL"] = s.IDP.ConfigURL()
 	out["CONNECTHUB_RINGCENTRAL_BASE_URL"] = s.RC.URL()
+	out["CONNECTHUB_SALESFORCE_LOGIN_URL"] = s.SF.URL()
 	out["CONNECTHUB_PUBLIC_BASE_URL"] = public
 	out["CONNECTHUB_ADMIN_CONSENT_REDIRECT_URI"] = public + "/api/onboarding/consent"
 	out["CONNECTHUB_OAUTH_REDIRECT_URI"] = public + "/api/auth/callback"
@@ -101,6 +108,15 @@ var Routes = []struct{ Method, Path, What string }{
 	{"PUT", "/sandbox/tenants/{tenant}/roomlists/{email}", "a room list ({\"displayName\",\"rooms\":[e-mails]})"},
 	{"PUT", "/sandbox/tenants/{tenant}/rooms/{email}/events/{id}", "book or change ({\"start\",\"end\",\"subject\",\"showAs\",\"isCancelled\",...}); Graph notifies, unless ?notify=false (a lost notification)"},
 	{"DELETE", "/sandbox/tenants/{tenant}/rooms/{email}/events/{id}", "delete a booking; Graph notifies"},
+	{"GET", "/sandbox/salesforce/app", "the Salesforce connected app: consumer key, private key (PEM) and host to give ConnectHub"},
+	{"PUT", "/sandbox/salesforce/users/{username}", "an org user ({\"email\",\"approved\",\"inactive\"}); the integration user must be approved"},
+	{"POST", "/sandbox/salesforce/contacts", "a Contact made in Salesforce (fields by API name: LastName, FirstName, Email, OwnerId or ownerUsername, ...)"},
+	{"PATCH", "/sandbox/salesforce/contacts/{id}", "change a Contact's fields"},
+	{"DELETE", "/sandbox/salesforce/contacts/{id}", "delete a Contact (to the Recycle Bin)"},
+	{"GET", "/sandbox/salesforce/contacts", "the org's live Contacts"},
+	{"PUT", "/sandbox/tenants/{tenant}/users/{id}/contacts/{contactId}", "an Outlook contact in the user's Contacts folder ({\"givenName\",\"surname\",\"emailAddresses\":[...],...}); Graph notifies"},
+	{"DELETE", "/sandbox/tenants/{tenant}/users/{id}/contacts/{contactId}", "delete an Outlook contact; Graph notifies"},
+	{"GET", "/sandbox/tenants/{tenant}/users/{id}/contacts", "the user's Outlook contacts, with their extended properties"},
 }
 
 // Handler is the control API. It is meant for loopback only: it changes who may sign in and which
@@ -124,6 +140,15 @@ func (s *Sandbox) Handler() http.Handler {
 	mux.HandleFunc("PUT /sandbox/tenants/{tenant}/roomlists/{email}", s.putRoomList)
 	mux.HandleFunc("PUT /sandbox/tenants/{tenant}/rooms/{email}/events/{id}", s.putEvent)
 	mux.HandleFunc("DELETE /sandbox/tenants/{tenant}/rooms/{email}/events/{id}", s.deleteEvent)
+	mux.HandleFunc("GET /sandbox/salesforce/app", s.getSalesforceApp)
+	mux.HandleFunc("PUT /sandbox/salesforce/users/{username}", s.putSalesforceUser)
+	mux.HandleFunc("POST /sandbox/salesforce/contacts", s.postSalesforceContact)
+	mux.HandleFunc("PATCH /sandbox/salesforce/contacts/{id}", s.patchSalesforceContact)
+	mux.HandleFunc("DELETE /sandbox/salesforce/contacts/{id}", s.deleteSalesforceContact)
+	mux.HandleFunc("GET /sandbox/salesforce/contacts", s.getSalesforceContacts)
+	mux.HandleFunc("PUT /sandbox/tenants/{tenant}/users/{id}/contacts/{contactId}", s.putOutlookContact)
+	mux.HandleFunc("DELETE /sandbox/tenants/{tenant}/users/{id}/contacts/{contactId}", s.deleteOutlookContact)
+	mux.HandleFunc("GET /sandbox/tenants/{tenant}/users/{id}/contacts", s.getOutlookContacts)
 	return mux
 }
 

@@ -159,6 +159,8 @@ func (g *Graph) notifyContact(f *contactFolder, change, id string) {
 				"@odata.etag": etag(id + "/" + strconv.Itoa(f.version)), "id": id}}
 		body, _ := json.Marshal(map[string]any{"value": []any{item}})
 		g.pending = append(g.pending, Delivery{URL: s.NotificationURL, Body: body})
+		// Wake whoever pumps TakeDeliveries (the sandbox posts them as Graph would, by itself).
+		g.signalWrite()
 	}
 }
 

@@ -56,7 +56,8 @@ const (
 	availableFade    = 5 * time.Minute
 )
 
-// WriteSignal receives a value after every accepted setPresence or clearPresence.
+// WriteSignal receives a value after every accepted setPresence or clearPresence, and after a contact
+// change queued notifications for TakeDeliveries.
 func (g *Graph) WriteSignal() <-chan struct{} {
 	g.mu.Lock()
 	defer g.mu.Unlock()
