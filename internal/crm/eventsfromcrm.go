@@ -84,25 +84,7 @@ func (r *run) reconcileEvents(ctx context.Context, mb Mailbox, side *crmSide, ch
 	var failed []SyncError
 	var cleared []string
 	flush := func() error {
-		err := r.record(ctx, done, nil, nil)
-		if err == nil && len(failed) > 0 {
-			if err = r.s.o.Data.SyncErrors.UpsertBatch(ctx, r.tenant, failed); err != nil {
-				err = fmt.Errorf("write sync errors: %w", err)
-			}
-		}
-		if err == nil && len(cleared) > 0 {
-			rks := make([]string, 0, len(cleared))
-			for _, id := range cleared {
-				rk, kerr := ledgerKey(r.user, r.crmTyp, id)
-				if kerr != nil {
-					return kerr
-				}
-				rks = append(rks, rk)
-			}
-			if _, err = r.s.o.Data.SyncErrors.DeleteBatch(ctx, r.tenant, rks); err != nil {
-				err = fmt.Errorf("clear sync errors: %w", err)
-			}
-		}
+		err := r.saveMailboxWrites(ctx, done, failed, cleared)
 		done, failed, cleared = nil, nil, nil
 		return err
 	}

@@ -316,25 +316,7 @@ func (r *run) reconcile(ctx context.Context, mb Mailbox, side *crmSide, changes 
 	var failed []SyncError
 	var cleared []string // Salesforce ids whose refusal is over
 	flush := func() error {
-		err := r.record(ctx, done, nil, nil)
-		if err == nil && len(failed) > 0 {
-			if err = r.s.o.Data.SyncErrors.UpsertBatch(ctx, r.tenant, failed); err != nil {
-				err = fmt.Errorf("write sync errors: %w", err)
-			}
-		}
-		if err == nil && len(cleared) > 0 {
-			rks := make([]string, 0, len(cleared))
-			for _, id := range cleared {
-				rk, kerr := ledgerKey(r.user, r.crmTyp, id)
-				if kerr != nil {
-					return kerr
-				}
-				rks = append(rks, rk)
-			}
-			if _, err = r.s.o.Data.SyncErrors.DeleteBatch(ctx, r.tenant, rks); err != nil {
-				err = fmt.Errorf("clear sync errors: %w", err)
-			}
-		}
+		err := r.saveMailboxWrites(ctx, done, failed, cleared)
 		done, failed, cleared = nil, nil, nil
 		return err
 	}
@@ -698,4 +680,33 @@ func (r *run) matchByCRMID(ctx context.Context, mb Mailbox, creates []pending) (
 		}
 	}
 	return left, updates, r.record(ctx, links, cleared, nil)
+}
+
+// saveMailboxWrites records a batch of Salesforce records written to the mailbox: their ledger entries,
+// the records Outlook refused (kept by name, sealed), and the refusals that are over (cleared by
+// Salesforce id). Contacts and events share it.
+func (r *run) saveMailboxWrites(ctx context.Context, done []LedgerEntry, failed []SyncError, cleared []string) error {
+	if err := r.record(ctx, done, nil, nil); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		if err := r.s.o.Data.SyncErrors.UpsertBatch(ctx, r.tenant, failed); err != nil {
+			return fmt.Errorf("write sync errors: %w", err)
+		}
+	}
+	if len(cleared) == 0 {
+		return nil
+	}
+	rks := make([]string, 0, len(cleared))
+	for _, id := range cleared {
+		rk, err := ledgerKey(r.user, r.crmTyp, id)
+		if err != nil {
+			return err
+		}
+		rks = append(rks, rk)
+	}
+	if _, err := r.s.o.Data.SyncErrors.DeleteBatch(ctx, r.tenant, rks); err != nil {
+		return fmt.Errorf("clear sync errors: %w", err)
+	}
+	return nil
 }
