@@ -171,16 +171,7 @@ func (r *run) reconcileEvents(ctx context.Context, mb Mailbox, side *crmSide, ch
 
 // crmEventFailure is the crmsyncerrors row of a Salesforce Event Outlook refused, named by its subject.
 func (r *run) crmEventFailure(c sfContact, code string) SyncError {
-	e := r.crmErrs[strings.ToLower(c.id)]
-	if e.Attempts == 0 {
-		e.FirstFailedAt = r.now
-	}
-	e.UserID, e.Type, e.SourceID = r.user, RecordCRMEvent, c.id
-	e.DisplayName, e.Code, e.Fields = truncate(c.event.Subject, 255), code, ""
-	e.Attempts++
-	e.LastFailedAt = r.now
-	r.rep.Failed++
-	return e
+	return r.crmRefusal(c.id, RecordCRMEvent, c.event.Subject, code)
 }
 
 // eventToMailbox writes a linked Salesforce Event's change over its Outlook event, unless it is an

@@ -402,14 +402,20 @@ func outlookRefused(err error) (string, bool) {
 // crmFailure is the crmsyncerrors row of a Salesforce Contact Outlook refused, named as Salesforce
 // names it.
 func (r *run) crmFailure(c sfContact, code string) SyncError {
-	e := r.crmErrs[strings.ToLower(c.id)]
+	first, _ := c.fields["FirstName"].(string)
+	last, _ := c.fields["LastName"].(string)
+	return r.crmRefusal(c.id, RecordCRMContact, strings.TrimSpace(first+" "+last), code)
+}
+
+// crmRefusal is the crmsyncerrors row of a Salesforce record Outlook refused (type typ), named as the
+// user knows it, counting one more attempt.
+func (r *run) crmRefusal(id, typ, name, code string) SyncError {
+	e := r.crmErrs[strings.ToLower(id)]
 	if e.Attempts == 0 {
 		e.FirstFailedAt = r.now
 	}
-	first, _ := c.fields["FirstName"].(string)
-	last, _ := c.fields["LastName"].(string)
-	e.UserID, e.Type, e.SourceID = r.user, RecordCRMContact, c.id
-	e.DisplayName, e.Code, e.Fields = truncate(strings.TrimSpace(first+" "+last), 255), code, ""
+	e.UserID, e.Type, e.SourceID = r.user, typ, id
+	e.DisplayName, e.Code, e.Fields = truncate(name, 255), code, ""
 	e.Attempts++
 	e.LastFailedAt = r.now
 	r.rep.Failed++
