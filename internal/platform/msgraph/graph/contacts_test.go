@@ -71,6 +71,14 @@ func TestContactsDelta(t *testing.T) {
 	if _, err := c.ContactsDelta(ctx, mailbox, graph.DefaultContactFolder, link2, collect); !errors.Is(err, graph.ErrDeltaExpired) {
 		t.Errorf("expired link: %v", err)
 	}
+	// The resync's fresh link is good again, though nothing changed since the expiry.
+	link3, err := c.ContactsDelta(ctx, mailbox, graph.DefaultContactFolder, "", collect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ContactsDelta(ctx, mailbox, graph.DefaultContactFolder, link3, collect); err != nil {
+		t.Errorf("the link of the full read after the expiry: %v, want it valid", err)
+	}
 }
 
 // The sync's writes: a contact created with an extended property is found by it (and by address, with

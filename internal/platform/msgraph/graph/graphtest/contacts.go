@@ -205,7 +205,8 @@ func (g *Graph) ExpireContactDeltaLinks(tenant, mailbox, folder string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	f := g.folder(tenant, mailbox, folder)
-	f.minDelta = f.version + 1
+	f.version++ // links given from now on (a fresh full delta's) are valid again
+	f.minDelta = f.version
 }
 
 func (c *Contact) wire() map[string]any {
