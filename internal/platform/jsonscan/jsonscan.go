@@ -117,7 +117,11 @@ type Str struct {
 
 // String reads a string literal. It refuses control characters and invalid UTF-8, which encoding/json
 // rejects or replaces; escapes are checked only by Unquote.
-func (s *Scanner) String() (Str, bool) {
+func (s *Scanner) String() (Str, bool) { return s.str(false) }
+
+// str reads a string literal; with checkEscapes it also refuses the escapes Unquote refuses. The check
+// costs nothing on the plain runs: it is made only where the scan stops at a backslash anyway.
+func (s *Scanner) str(checkEscapes bool) (Str, bool) {
 	if !s.Eat('"') {
 		return Str{}, false
 	}
@@ -137,7 +141,15 @@ func (s *Scanner) String() (Str, bool) {
 			return Str{Start: start, End: i, Escaped: escaped}, true
 		case c == '\\':
 			escaped = true
-			i++ // the escaped byte; Unquote checks it
+			if !checkEscapes {
+				i++ // the escaped byte; Unquote checks it
+				continue
+			}
+			_, n := escape(s.B[i:])
+			if n == 0 {
+				return Str{}, false
+			}
+			i += n - 1
 		case c < 0x20:
 			return Str{}, false
 		default: // c >= 0x80
@@ -193,39 +205,8 @@ func (s *Scanner) Unquoted() ([]byte, bool) {
 }
 
 // Unquotable reads a string literal as String does, and also refuses the escapes Unquote refuses, so
-// that InPlace cannot fail on what it returns. Escapes are checked where the scan stops for them anyway.
-func (s *Scanner) Unquotable() (Str, bool) {
-	if !s.Eat('"') {
-		return Str{}, false
-	}
-	start := s.I
-	ascii, escaped := true, false
-	for i := start; ; i++ {
-		i = SkipPlain(s.B, i)
-		if i >= len(s.B) {
-			return Str{}, false
-		}
-		switch c := s.B[i]; {
-		case c == '"':
-			s.I = i + 1
-			if !ascii && !utf8.Valid(s.B[start:i]) {
-				return Str{}, false
-			}
-			return Str{Start: start, End: i, Escaped: escaped}, true
-		case c == '\\':
-			escaped = true
-			_, n := escape(s.B[i:])
-			if n == 0 {
-				return Str{}, false
-			}
-			i += n - 1
-		case c < 0x20:
-			return Str{}, false
-		default: // c >= 0x80
-			ascii = false
-		}
-	}
-}
+// that InPlace cannot fail on what it returns.
+func (s *Scanner) Unquotable() (Str, bool) { return s.str(true) }
 
 // InPlace resolves the escapes of v, a string Unquotable read from B, over its own bytes, and returns
 // them as a slice of B: no allocation, and no copy at all for a string without escapes. The bytes of
