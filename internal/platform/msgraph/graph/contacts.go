@@ -267,31 +267,15 @@ func (c *Client) ListContacts(ctx context.Context, mailbox, folder, prop string,
 	}
 	root := users.NewUsersRequestBuilderInternal(c.params(), c.adapter).ByUserId(mailbox).ContactFolders().ByContactFolderId(folder).Contacts()
 	top := int32(100)
-	b, cfg := root, &users.ItemContactFoldersItemContactsRequestBuilderGetRequestConfiguration{
+	first := &users.ItemContactFoldersItemContactsRequestBuilderGetRequestConfiguration{
 		QueryParameters: &users.ItemContactFoldersItemContactsRequestBuilderGetQueryParameters{Select: contactSelect, Top: &top,
 			Expand: []string{"singleValueExtendedProperties($filter=id eq " + ODataString(prop) + ")"}}}
-	for page := 0; ; page++ {
-		if page == maxListPages {
-			return &Error{Op: "list contacts", Status: 200, Code: "tooManyPages"}
-		}
-		resp, err := b.Get(ctx, cfg)
-		if err != nil {
-			return wrap("list contacts", err)
-		}
-		if resp == nil {
-			return &Error{Op: "list contacts", Status: 200, Code: "emptyBody"}
-		}
-		for _, x := range resp.GetValue() {
-			if err := fn(withExtended(x)); err != nil {
-				return fmt.Errorf("list contacts: %w", err)
-			}
-		}
-		next := str(resp.GetOdataNextLink())
+	return followPages("list contacts", func(next string) (models.ContactCollectionResponseable, error) {
 		if next == "" {
-			return nil
+			return root.Get(ctx, first)
 		}
-		b, cfg = root.WithUrl(next), nil
-	}
+		return root.WithUrl(next).Get(ctx, nil)
+	}, func(x models.Contactable) error { return fn(withExtended(x)) })
 }
 
 // ContactProperty reads one single-value extended property of a contact ("" when it has none;
@@ -318,9 +302,40 @@ func (c *Client) ContactProperty(ctx context.Context, mailbox, folder, id, prop 
 	return "", nil
 }
 
-// maxListPages bounds ListContacts: 1,000 pages of 100 is more contacts than Outlook lets a folder hold
-// usefully, and a list that never ends cannot hold an invocation.
+// maxListPages bounds followPages: 1,000 pages of 100 is more contacts or events than Outlook lets a
+// folder or a window hold usefully, and a list that never ends cannot hold an invocation.
 const maxListPages = 1000
+
+// followPages hands every item of a listing that must be complete to each, following @odata.nextLink:
+// get("") fetches the first page (with its query options), get(link) the next ones. Unlike allPages
+// (Places, where a short listing is harmless) a missing body or more than maxListPages pages is an
+// error, never a silently partial list.
+func followPages[T any, P interface {
+	GetValue() []T
+	GetOdataNextLink() *string
+}](op string, get func(next string) (P, error), each func(T) error) error {
+	next := ""
+	for page := 0; ; page++ {
+		if page == maxListPages {
+			return &Error{Op: op, Status: 200, Code: "tooManyPages"}
+		}
+		resp, err := get(next)
+		if err != nil {
+			return wrap(op, err)
+		}
+		if any(resp) == nil {
+			return &Error{Op: op, Status: 200, Code: "emptyBody"}
+		}
+		for _, x := range resp.GetValue() {
+			if err := each(x); err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
+		}
+		if next = str(resp.GetOdataNextLink()); next == "" {
+			return nil
+		}
+	}
+}
 
 func withExtended(x models.Contactable) Contact {
 	ct := toContact(x)

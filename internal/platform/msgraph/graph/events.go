@@ -308,39 +308,28 @@ func (c *Client) EventsWithProperty(ctx context.Context, mailbox string, start, 
 	s, e := start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339)
 	root := users.NewUsersRequestBuilderInternal(c.params(), c.adapter).ByUserId(mailbox).CalendarView()
 	top := int32(100)
-	b, cfg := root, &users.ItemCalendarViewRequestBuilderGetRequestConfiguration{Headers: eventPrefer(),
+	first := &users.ItemCalendarViewRequestBuilderGetRequestConfiguration{Headers: eventPrefer(),
 		QueryParameters: &users.ItemCalendarViewRequestBuilderGetQueryParameters{StartDateTime: &s, EndDateTime: &e, Top: &top,
 			Select: []string{"id", "changeKey", "lastModifiedDateTime", "start", "end"},
 			Expand: []string{"singleValueExtendedProperties($filter=id eq " + ODataString(prop) + ")"}}}
-	for page := 0; ; page++ {
-		if page == maxListPages {
-			return &Error{Op: "events with property", Status: 200, Code: "tooManyPages"}
+	return followPages("events with property", func(next string) (models.EventCollectionResponseable, error) {
+		if next == "" {
+			return root.Get(ctx, first)
 		}
-		resp, err := b.Get(ctx, cfg)
-		if err != nil {
-			return wrap("events with property", err)
-		}
-		if resp == nil {
-			return &Error{Op: "events with property", Status: 200, Code: "emptyBody"}
-		}
-		for _, x := range resp.GetValue() {
-			for _, p := range x.GetSingleValueExtendedProperties() {
-				if !strings.EqualFold(str(p.GetId()), prop) || str(p.GetValue()) == "" {
-					continue
-				}
-				ev, err := toMailboxEvent(x)
-				if err != nil {
-					return fmt.Errorf("events with property: %w", err)
-				}
-				if err := fn(ev, str(p.GetValue())); err != nil {
-					return fmt.Errorf("events with property: %w", err)
-				}
+		return root.WithUrl(next).Get(ctx, &users.ItemCalendarViewRequestBuilderGetRequestConfiguration{Headers: eventPrefer()})
+	}, func(x models.Eventable) error {
+		for _, p := range x.GetSingleValueExtendedProperties() {
+			if !strings.EqualFold(str(p.GetId()), prop) || str(p.GetValue()) == "" {
+				continue
+			}
+			ev, err := toMailboxEvent(x)
+			if err != nil {
+				return err
+			}
+			if err := fn(ev, str(p.GetValue())); err != nil {
+				return err
 			}
 		}
-		next := str(resp.GetOdataNextLink())
-		if next == "" {
-			return nil
-		}
-		b, cfg = root.WithUrl(next), &users.ItemCalendarViewRequestBuilderGetRequestConfiguration{Headers: eventPrefer()}
-	}
+		return nil
+	})
 }
