@@ -148,6 +148,20 @@ func (e *cacheEnv) bookingsOf(t *testing.T, room string) []string {
 	return out
 }
 
+// subscribed runs maintenance once (the room subscribed and read) and returns the room's one
+// subscription at the fake Graph.
+func (e *cacheEnv) subscribed(t *testing.T, room string) []graphtest.Subscription {
+	t.Helper()
+	if _, err := e.cache.Maintain(context.Background(), e.tenant, bookings.ResyncedBefore(e.now), 10, nil); err != nil {
+		t.Fatal(err)
+	}
+	subs := e.graph.EventSubscriptions(string(e.tenant), room)
+	if len(subs) != 1 {
+		t.Fatalf("subscriptions = %d", len(subs))
+	}
+	return subs
+}
+
 // deliver runs the notification through the worker as the queue would hand it over.
 func (e *cacheEnv) deliver(t testing.TB, ds []graphtest.Delivery) {
 	t.Helper()
@@ -355,13 +369,7 @@ func TestBurstsOfRoomNotificationsCoalesce(t *testing.T) {
 	const room = "oslo@contoso.com"
 	e := newCacheEnv(t, now, room)
 	ctx := context.Background()
-	if _, err := e.cache.Maintain(ctx, e.tenant, bookings.ResyncedBefore(now), 10, nil); err != nil {
-		t.Fatal(err)
-	}
-	subs := e.graph.EventSubscriptions(string(e.tenant), room)
-	if len(subs) != 1 {
-		t.Fatalf("subscriptions = %d", len(subs))
-	}
+	subs := e.subscribed(t, room)
 	delivery := func(enqueued time.Time) *queue.Delivery {
 		body, _ := json.Marshal(map[string]any{"subscriptionId": subs[0].ID, "changeType": "updated",
 			"resource": "Users/" + room + "/Events/AAMk1", "tenantId": string(e.tenant)})
@@ -398,13 +406,7 @@ func TestOneRoomIsReadOneRequestAtATime(t *testing.T) {
 	const room = "oslo@contoso.com"
 	e := newCacheEnv(t, now, room)
 	ctx := context.Background()
-	if _, err := e.cache.Maintain(ctx, e.tenant, bookings.ResyncedBefore(now), 10, nil); err != nil {
-		t.Fatal(err)
-	}
-	subs := e.graph.EventSubscriptions(string(e.tenant), room)
-	if len(subs) != 1 {
-		t.Fatalf("subscriptions = %d", len(subs))
-	}
+	subs := e.subscribed(t, room)
 	e.graph.MailboxLatency = 20 * time.Millisecond
 	var wg sync.WaitGroup
 	for i := range 8 {
