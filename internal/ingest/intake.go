@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/connecthub/connecthub/internal/core"
@@ -94,6 +95,7 @@ type Intake struct {
 	stats   *Stats
 	log     *slog.Logger
 	now     func() time.Time
+	quiet   rejectionLog
 }
 
 // New builds the intake. budget is the one deadline of everything Receive waits for — the subscription
@@ -307,11 +309,38 @@ func (in *Intake) Receive(ctx context.Context, lifecycleURL bool, body []byte) e
 		in.stats.handoff(elapsed)
 	}
 	if len(rejected) > 0 {
-		// Ids and counts only: never the body, the clientState or a token.
-		in.log.WarnContext(ctx, "notifications rejected", "rejected", rejected, "subscription_ids", rejectedIDs,
-			"enqueued", len(notes)+len(lifecycles), "lifecycle_url", lifecycleURL)
+		if unlogged, ok := in.quiet.due(in.now()); ok {
+			// Ids and counts only: never the body, the clientState or a token.
+			in.log.WarnContext(ctx, "notifications rejected", "rejected", rejected, "subscription_ids", rejectedIDs,
+				"enqueued", len(notes)+len(lifecycles), "lifecycle_url", lifecycleURL, "posts_unlogged", unlogged)
+		}
 	}
 	return nil
+}
+
+// rejectionLog lets a POST with rejected items write its log line at most once per
+// rejectionLogInterval. Why: a forger decides how many POSTs we get, and a line per POST was 7 % of
+// the CPU of rejecting one (a write to the host's log pipe), and a flood of them in the log the
+// operator reads. Every rejected item is still counted in Stats (Health); the line that is written
+// says how many POSTs with rejections went unlogged since the last one.
+type rejectionLog struct {
+	mu       sync.Mutex
+	next     time.Time // no line before this
+	unlogged int
+}
+
+const rejectionLogInterval = time.Second
+
+// due reports whether a POST with rejections at now may log, and how many went unlogged before it.
+func (l *rejectionLog) due(now time.Time) (unlogged int, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.next) {
+		l.unlogged++
+		return 0, false
+	}
+	unlogged, l.unlogged, l.next = l.unlogged, 0, now.Add(rejectionLogInterval)
+	return unlogged, true
 }
 
 // toMessage queues the item as Graph sent it, minus the clientState (a secret the worker does not need);

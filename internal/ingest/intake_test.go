@@ -492,6 +492,51 @@ func TestRejectionLogIsBounded(t *testing.T) {
 	}
 }
 
+// A forger decides how many POSTs we get, not how many lines we log: POSTs with rejected items write
+// one line per second at most, and the next line says how many went unlogged. Every item is still
+// counted in the stats.
+func TestRejectionLogIsRateLimited(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var logs bytes.Buffer
+	in := New(f.intake.subs, f.intake.tenants, f.intake.tokens, f.qs, time.Second, slog.New(slog.NewJSONHandler(&logs, nil)))
+	now := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	in.now = func() time.Time { return now }
+	forged := f.body(t, nil, item{Sub: subA, Tenant: tenantA, State: "not-" + f.states[subA]})
+	lines := func() []map[string]any {
+		var out []map[string]any
+		for l := range strings.Lines(logs.String()) {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("log line %q: %v", l, err)
+			}
+			if m["msg"] == "notifications rejected" {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	for range 5 {
+		if err := in.Receive(context.Background(), false, forged); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(100 * time.Millisecond)
+	}
+	if got := lines(); len(got) != 1 || got[0]["posts_unlogged"] != 0.0 {
+		t.Fatalf("five forged POSTs in half a second logged %v, want one line with posts_unlogged 0", got)
+	}
+	now = now.Add(time.Second)
+	if err := in.Receive(context.Background(), false, forged); err != nil {
+		t.Fatal(err)
+	}
+	if got := lines(); len(got) != 2 || got[1]["posts_unlogged"] != 4.0 {
+		t.Fatalf("a forged POST a second later logged %v, want a second line with posts_unlogged 4", got)
+	}
+	if got := in.Stats().Snapshot().Tenants[tenantA].Rejected[ReasonClientState]; got != 6 {
+		t.Errorf("rejections counted = %d, want 6", got)
+	}
+}
+
 // stalledSubs is a subscription store that never answers, as a frozen Table Storage connection: it
 // returns only when the caller's context ends. It records the deadline it was given; without one it
 // fails at once instead of hanging the test.
