@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/connecthub/connecthub/internal/platform/jsonscan"
 )
 
 // twice serialises v the way the real host does for strings, numbers and dates in Data and Metadata:
@@ -71,9 +73,9 @@ func httpEnvelope(f *Function, r *http.Request, body []byte, params map[string]s
 	out = append(out, `{"Data":{`...)
 	out = append(out, name...)
 	out = append(out, `:{"Url":`...)
-	out = appendJSONString(out, "http://"+r.Host+r.URL.RequestURI())
+	out = appendJSONString(out, []byte("http://"+r.Host+r.URL.RequestURI()))
 	out = append(out, `,"Method":`...)
-	out = appendJSONString(out, r.Method)
+	out = appendJSONString(out, []byte(r.Method))
 	out = append(out, `,"Query":`...)
 	out = append(out, qJSON...)
 	out = append(out, `,"Headers":`...)
@@ -115,18 +117,19 @@ func marshalNoHTML(v any) ([]byte, error) {
 
 // appendJSONString appends s as a JSON string exactly as encoding/json does without HTML escaping:
 // control characters, '"' and '\\' escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029
-// escaped. Runs of plain ASCII, nearly all of a Graph POST, are copied whole.
-func appendJSONString[T []byte | string](dst []byte, s T) []byte {
+// escaped. Runs of plain ASCII, nearly all of a Graph POST, are found eight bytes at a time
+// (jsonscan.SkipPlain stops at exactly the bytes this must look at) and copied whole: a byte at a time,
+// escaping a 50-item body was three quarters of devhost's envelope.
+func appendJSONString(dst []byte, s []byte) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
-	for i := 0; i < len(s); {
+	for i := 0; ; {
+		if i = jsonscan.SkipPlain(s, i); i >= len(s) {
+			break
+		}
 		b := s[i]
 		if b < utf8.RuneSelf {
-			if plainASCII[b] {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch b {
 			case '\\', '"':
@@ -148,7 +151,7 @@ func appendJSONString[T []byte | string](dst []byte, s T) []byte {
 			start = i
 			continue
 		}
-		c, size := utf8.DecodeRune([]byte(s[i:min(len(s), i+utf8.UTFMax)]))
+		c, size := utf8.DecodeRune(s[i:])
 		if c == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
@@ -168,14 +171,6 @@ func appendJSONString[T []byte | string](dst []byte, s T) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
-
-// plainASCII marks the ASCII bytes a JSON string carries as they are.
-var plainASCII = func() (t [utf8.RuneSelf]bool) {
-	for b := 0x20; b < utf8.RuneSelf; b++ {
-		t[b] = b != '"' && b != '\\'
-	}
-	return t
-}()
 
 // queueEnvelope builds the invocation for a Service Bus trigger: the body as a twice-serialised string
 // (binary with dataType "binary": base64), properties as trigger metadata.
