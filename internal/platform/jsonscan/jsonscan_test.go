@@ -132,15 +132,19 @@ func BenchmarkSkipPlain(b *testing.B) {
 	}
 }
 
-// checkInPlace: Unquotable and InPlace on a copy of in read what Unquoted reads (want, ok, ending at
+// checkInPlace: UnquotableAt (as Unquotable) and InPlace on a copy of in read what Unquoted reads (want, ok, ending at
 // end), as a slice of the copy, which changes nowhere else.
 func checkInPlace(t *testing.T, in, want []byte, ok bool, end int) {
 	t.Helper()
 	b := bytes.Clone(in)
 	s := Scanner{B: b}
-	str, gotOK := s.Unquotable()
+	str, escapes, gotOK := s.UnquotableAt(nil)
 	if gotOK != ok || ok && s.I != end {
 		t.Fatalf("Unquotable(%q) = %v at %d; Unquoted %q, %v at %d", in, gotOK, s.I, want, ok, end)
+	}
+	plain := Scanner{B: in}
+	if str2, ok2 := plain.Unquotable(); ok2 != gotOK || ok2 && (str2 != str || plain.I != s.I) {
+		t.Fatalf("Unquotable(%q) = %v, %v at %d; UnquotableAt %v, %v at %d", in, str2, ok2, plain.I, str, gotOK, s.I)
 	}
 	if !ok {
 		if !bytes.Equal(b, in) {
@@ -148,7 +152,12 @@ func checkInPlace(t *testing.T, in, want []byte, ok bool, end int) {
 		}
 		return
 	}
-	got := s.InPlace(str)
+	for _, k := range escapes {
+		if k < str.Start || k >= str.End || in[k] != '\\' {
+			t.Fatalf("UnquotableAt(%q): escape offset %d is not a backslash of the string", in, k)
+		}
+	}
+	got := s.InPlace(str, escapes)
 	if string(got) != string(want) {
 		t.Fatalf("InPlace(%q) = %q, want %q", in, got, want)
 	}
