@@ -20,8 +20,9 @@ import (
 // NotificationIntake checks a Graph notification POST and hands its items to the queue. It returns nil
 // once every valid item is durably queued (the webhook answers 202), an apperr Invalid when the body is
 // not a notification collection (400), and anything else when the hand-off failed (503, Graph retries).
+// stops are azfunc.HTTPRequest.BodyStops (nil when the envelope reader did not find them).
 type NotificationIntake interface {
-	Receive(ctx context.Context, lifecycle bool, body []byte) error
+	ReceiveScanned(ctx context.Context, lifecycle bool, body []byte, stops []int32) error
 }
 
 // Worker processes one queue message. An error fails the invocation: Service Bus redelivers and, after
@@ -231,7 +232,7 @@ func (a *App) graphAnswer(ctx context.Context, r *azfunc.HTTPRequest, lifecycle 
 	if int64(len(r.Body)) > a.MaxBodyBytes {
 		return azfunc.Plain(http.StatusRequestEntityTooLarge, "body too large")
 	}
-	if err := a.Intake.Receive(ctx, lifecycle, r.Body); err != nil {
+	if err := a.Intake.ReceiveScanned(ctx, lifecycle, r.Body, r.BodyStops); err != nil {
 		// Graph retries anything but 2xx for hours: only a malformed body gets a 4xx; every other
 		// failure is ours and answers 503 so the items are delivered again.
 		if status := azfunc.HTTPStatus(apperr.CodeOf(err)); status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge {

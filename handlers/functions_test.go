@@ -17,7 +17,7 @@ import (
 
 type intakeFunc func(ctx context.Context, lifecycle bool, body []byte) error
 
-func (f intakeFunc) Receive(ctx context.Context, lifecycle bool, body []byte) error {
+func (f intakeFunc) ReceiveScanned(ctx context.Context, lifecycle bool, body []byte, _ []int32) error {
 	return f(ctx, lifecycle, body)
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -243,6 +244,41 @@ func TestMixedTenantsSplit(t *testing.T) {
 	snap := f.intake.Stats().Snapshot()
 	if snap.Tenants[tenantB].Rejected[ReasonToken] != 1 || snap.Tenants[tenantA].Enqueued != 2 {
 		t.Errorf("stats = %+v", snap.Tenants)
+	}
+}
+
+// A body whose string stops the envelope reader found queues exactly what the same body read alone
+// queues: the same messages, ids and bytes, and the same rejections.
+func TestScannedBodyQueuesTheSame(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	body := f.body(t, []string{f.token(t, tenantA, nil)},
+		item{Sub: subA, Tenant: tenantA, State: f.states[subA], Rich: true},
+		item{Sub: subA, Tenant: tenantA, State: "not-" + f.states[subA], Rich: true},
+		item{Sub: subA, Tenant: tenantA, State: f.states[subA], Rich: true, Resource: "communications/presences/\u00e9\"x"},
+	)
+	var stops []int32
+	for i, c := range body {
+		if c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+			stops = append(stops, int32(i))
+		}
+	}
+	var queued [2][]queue.Message
+	for i, stops := range [][]int32{nil, stops} {
+		qs := newQueues()
+		in := New(f.intake.subs, f.intake.tenants, f.intake.tokens, qs, time.Second, slog.New(slog.DiscardHandler))
+		if err := in.ReceiveScanned(context.Background(), false, body, stops); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range qs.q[queue.Notifications].Snapshot() {
+			queued[i] = append(queued[i], m.Message)
+		}
+		if got := in.Stats().Snapshot().Tenants[tenantA].Rejected[ReasonClientState]; got != 1 {
+			t.Errorf("stops %v: %d rejected for the clientState, want 1", stops != nil, got)
+		}
+	}
+	if len(queued[0]) != 2 || !reflect.DeepEqual(queued[0], queued[1]) {
+		t.Fatalf("read alone queued %+v\nwith its stops %+v", queued[0], queued[1])
 	}
 }
 

@@ -44,6 +44,10 @@ type HTTPRequest struct {
 	Headers map[string][]string
 	Params  map[string]string
 	Body    []byte
+	// BodyStops, when not nil, are the offsets in Body of every byte a JSON string scan must look at
+	// (jsonscan.Scanner.Stops), found while the envelope was read: a JSON body's strings can then be
+	// passed over without reading them again. nil when the envelope was read another way.
+	BodyStops []int32
 }
 
 // Header returns the first value of a header, case-insensitively.

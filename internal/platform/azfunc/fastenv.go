@@ -60,7 +60,7 @@ func scanHTTPEnvelope(env []byte, binding string) (*HTTPRequest, bool) {
 	}
 	if s.haveBody {
 		// Only now that nothing falls back to encoding/json, which must read env as it came.
-		out.Body = s.InPlace(s.body, s.escapes)
+		out.Body, out.BodyStops = s.InPlace(s.body, s.escapes, make([]int32, 0, len(s.escapes)))
 	}
 	return out, true
 }

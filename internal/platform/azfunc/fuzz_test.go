@@ -52,6 +52,16 @@ func FuzzDecodeHTTPEnvelope(f *testing.F) {
 			if !sameRequest(scanned, want) {
 				t.Fatalf("decoders disagree:\nscanner  %+v\ntolerant %+v", scanned, want)
 			}
+			// Its stops are exactly the bytes of the Body a string scan looks at.
+			var stops []int32
+			for i, c := range scanned.Body {
+				if c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+					stops = append(stops, int32(i))
+				}
+			}
+			if len(scanned.Body) > 0 && !slices.Equal(scanned.BodyStops, stops) {
+				t.Fatalf("Body %q: stops %v, want %v", scanned.Body, scanned.BodyStops, stops)
+			}
 		}
 		var fast fastHTTPEnvelope
 		if json.Unmarshal(env, &fast) != nil {

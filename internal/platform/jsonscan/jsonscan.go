@@ -18,9 +18,37 @@ import (
 )
 
 // Scanner reads JSON from B, at I.
+//
+// Stops, when not nil, lists in order the offset of every byte of B that a string scan must look at —
+// a quote, a backslash, a control character or a byte of a multi-byte UTF-8 sequence — and may list
+// other offsets too; strings are then scanned by jumping from stop to stop instead of reading their
+// bytes. InPlace makes such a list for the string it unquotes, from the scan that read it: the Body of
+// a webhook invocation is then passed over once, not twice (base64 runs of kilobytes in every item).
+// A list that misses such a byte misreads B: only InPlace's output, and tests, set it.
 type Scanner struct {
-	B []byte
-	I int
+	B     []byte
+	I     int
+	Stops []int32
+	stop  int // Stops[:stop] are before the last offset next returned
+}
+
+// next returns the offset of the first byte at or after i that a string scan must look at, or len(B).
+func (s *Scanner) next(i int) int {
+	if s.Stops == nil {
+		return SkipPlain(s.B, i)
+	}
+	k := s.stop
+	for k > 0 && int(s.Stops[k-1]) >= i { // the reader went back (a string read again)
+		k--
+	}
+	for k < len(s.Stops) && int(s.Stops[k]) < i {
+		k++
+	}
+	s.stop = k
+	if k == len(s.Stops) {
+		return len(s.B)
+	}
+	return int(s.Stops[k])
 }
 
 // WS skips whitespace.
@@ -120,8 +148,8 @@ type Str struct {
 func (s *Scanner) String() (Str, bool) { return s.str(false, nil) }
 
 // str reads a string literal; with checkEscapes it also refuses the escapes Unquote refuses, and
-// appends the offset of each escape to *at when at is not nil. The check costs nothing on the plain
-// runs: it is made only where the scan stops at a backslash anyway.
+// appends the offset of each escape and of each byte >= 0x80 to *at when at is not nil. The check
+// costs nothing on the plain runs: it is made only where the scan stops at a backslash anyway.
 func (s *Scanner) str(checkEscapes bool, at *[]int) (Str, bool) {
 	if !s.Eat('"') {
 		return Str{}, false
@@ -129,7 +157,7 @@ func (s *Scanner) str(checkEscapes bool, at *[]int) (Str, bool) {
 	start := s.I
 	ascii, escaped := true, false
 	for i := start; ; i++ {
-		i = SkipPlain(s.B, i)
+		i = s.next(i)
 		if i >= len(s.B) {
 			return Str{}, false
 		}
@@ -156,9 +184,13 @@ func (s *Scanner) str(checkEscapes bool, at *[]int) (Str, bool) {
 			i += n - 1
 		case c < 0x20:
 			return Str{}, false
-		default: // c >= 0x80
+		case c >= 0x80:
 			ascii = false
+			if at != nil {
+				*at = append(*at, i)
+			}
 		}
+		// A stop at any other byte (Stops may list more than it must) is passed over.
 	}
 }
 
@@ -174,7 +206,7 @@ func (s *Scanner) Unquoted() ([]byte, bool) {
 	var out []byte // nil until the first escape
 	run := start   // start of the bytes not yet copied to out
 	for i := start; ; {
-		i = SkipPlain(s.B, i)
+		i = s.next(i)
 		if i >= len(s.B) {
 			return nil, false
 		}
@@ -201,8 +233,8 @@ func (s *Scanner) Unquoted() ([]byte, bool) {
 			run = i
 		case c < 0x20:
 			return nil, false
-		default: // c >= 0x80
-			ascii = false
+		default: // c >= 0x80, or a plain byte Stops listed
+			ascii = ascii && c < 0x80
 			i++
 		}
 	}
@@ -212,42 +244,58 @@ func (s *Scanner) Unquoted() ([]byte, bool) {
 func (s *Scanner) Unquotable() (Str, bool) { return s.str(true, nil) }
 
 // UnquotableAt reads a string literal as Unquotable does and appends the offsets in B of its escapes
-// to at, for InPlace, which then cannot fail.
+// and of its bytes >= 0x80 to at, for InPlace, which then cannot fail.
 func (s *Scanner) UnquotableAt(at []int) (Str, []int, bool) {
 	v, ok := s.str(true, &at)
 	return v, at, ok
 }
 
-// InPlace resolves the escapes of v, a string UnquotableAt read from B (escapes: the offsets it
-// found), over its own bytes, and returns them as a slice of B: no allocation, and no copy at all for
-// a string without escapes. The bytes of the literal past the returned slice are left as they were;
-// nothing outside the literal is touched.
+// InPlace resolves the escapes of v, a string UnquotableAt read from B (at: the offsets it found),
+// over its own bytes, and returns them as a slice of B: no allocation, and no copy at all for a string
+// without escapes. The bytes of the literal past the returned slice are left as they were; nothing
+// outside the literal is touched. It appends to stops the offsets in the result of every byte a
+// string scan must look at (Scanner.Stops): each comes from an escape or is a byte >= 0x80, both of
+// which the scan listed in at, so the result is not read again to find them.
 //
 // Why: the Body of a webhook invocation is a JSON string of 60 to 180 KB; unquoted into a buffer of its
 // own it cost a large allocation (zeroed, then collected) on every POST. The escapes' offsets come
 // from the scan that validated the string, which stopped at each of them anyway: searching for them
 // again was a quarter of decoding the envelope. The caller calls it once the whole input is known to
 // be read without falling back: a fallback decoder must see B as it was.
-func (s *Scanner) InPlace(v Str, escapes []int) []byte {
+func (s *Scanner) InPlace(v Str, at []int, stops []int32) ([]byte, []int32) {
 	contents := s.B[v.Start:v.End]
 	w, r := 0, 0 // contents[:w] is unquoted; reading runs ahead of writing, as no escape grows
-	for _, k := range escapes {
+	for _, k := range at {
 		k -= v.Start
 		w += copy(contents[w:], contents[r:k])
+		if b := contents[k]; b != '\\' { // a byte >= 0x80, kept as it is
+			stops = append(stops, int32(w))
+			contents[w] = b
+			w, r = w+1, k+1
+			continue
+		}
 		c, n := escape(contents[k:]) // valid: UnquotableAt checked it
-		if c < utf8.RuneSelf {
+		switch {
+		case c == '"' || c == '\\' || c < 0x20:
+			stops = append(stops, int32(w))
+			fallthrough
+		case c < utf8.RuneSelf:
 			contents[w] = byte(c)
 			w++
-		} else {
-			w += utf8.EncodeRune(contents[w:], c) // at most 3 bytes for the 6 of \uXXXX
+		default:
+			m := utf8.EncodeRune(contents[w:], c) // at most 3 bytes for the 6 of \uXXXX
+			for j := range m {
+				stops = append(stops, int32(w+j))
+			}
+			w += m
 		}
 		r = k + n
 	}
 	if r == 0 {
-		return contents
+		return contents, stops
 	}
 	w += copy(contents[w:], contents[r:])
-	return contents[:w]
+	return contents[:w], stops
 }
 
 // unescape appends the escape at the start of b (its backslash first) to *dst and returns its length.

@@ -3,6 +3,7 @@ package jsonscan
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"testing"
 	"unicode/utf8"
 )
@@ -97,6 +98,24 @@ func FuzzString(f *testing.F) {
 		}
 		s := Scanner{B: b}
 		str, ok := s.String()
+		// With Stops, exactly those bytes or every byte, strings read the same.
+		every := make([]int32, len(b))
+		for i := range every {
+			every[i] = int32(i)
+		}
+		for _, stops := range [][]int32{stopsOf(b), every} {
+			idx := Scanner{B: b, Stops: stops}
+			if str2, ok2 := idx.String(); ok2 != ok || ok && (str2 != str || idx.I != s.I) {
+				t.Fatalf("String(%q) with Stops %v = %v, %v at %d; without %v, %v at %d", b, stops, str2, ok2, idx.I, str, ok, s.I)
+			}
+			idx = Scanner{B: b, Stops: stops}
+			u, uok := idx.Unquoted()
+			plain := Scanner{B: b}
+			u2, uok2 := plain.Unquoted()
+			if uok != uok2 || string(u) != string(u2) || idx.I != plain.I {
+				t.Fatalf("Unquoted(%q) with Stops %v = %q, %v; without %q, %v", b, stops, u, uok, u2, uok2)
+			}
+		}
 		var got []byte
 		if ok {
 			got, ok = Unquote(nil, b[str.Start:str.End])
@@ -120,6 +139,17 @@ func FuzzString(f *testing.F) {
 			t.Fatalf("Escaped = %v for %q", str.Escaped, b[str.Start:str.End])
 		}
 	})
+}
+
+// stopsOf lists every byte of b that a string scan must look at, one at a time.
+func stopsOf(b []byte) []int32 {
+	var out []int32
+	for i, c := range b {
+		if c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+			out = append(out, int32(i))
+		}
+	}
+	return out
 }
 
 func BenchmarkSkipPlain(b *testing.B) {
@@ -153,13 +183,16 @@ func checkInPlace(t *testing.T, in, want []byte, ok bool, end int) {
 		return
 	}
 	for _, k := range escapes {
-		if k < str.Start || k >= str.End || in[k] != '\\' {
-			t.Fatalf("UnquotableAt(%q): escape offset %d is not a backslash of the string", in, k)
+		if k < str.Start || k >= str.End || in[k] != '\\' && in[k] < 0x80 {
+			t.Fatalf("UnquotableAt(%q): offset %d is neither a backslash nor a byte >= 0x80 of the string", in, k)
 		}
 	}
-	got := s.InPlace(str, escapes)
+	got, stops := s.InPlace(str, escapes, nil)
 	if string(got) != string(want) {
 		t.Fatalf("InPlace(%q) = %q, want %q", in, got, want)
+	}
+	if w := stopsOf(got); !slices.Equal(stops, w) {
+		t.Fatalf("InPlace(%q) stops %v, want %v", in, stops, w)
 	}
 	if len(got) > 0 && &got[0] != &b[str.Start] || !bytes.Equal(b[:str.Start], in[:str.Start]) ||
 		!bytes.Equal(b[str.Start+len(got):], in[str.Start+len(got):]) {

@@ -23,13 +23,24 @@ func FuzzFastParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// Where the one-pass reader decides about a limit, it decides as memberArrayLongerThan does.
 		const limit = 2
-		switch _, _, res := fastParse(body, limit); {
+		switch _, _, res := fastParse(body, nil, limit); {
 		case res == fastTooMany && !memberArrayLongerThan(body, limit):
 			t.Fatalf("fastParse found more than %d elements, memberArrayLongerThan does not", limit)
 		case res == fastOK && memberArrayLongerThan(body, limit):
 			t.Fatalf("fastParse let more than %d elements through", limit)
 		}
-		fast, raws, res := fastParse(body, 0)
+		fast, raws, res := fastParse(body, nil, 0)
+		// With the body's stops (as azfunc finds them), the same answer.
+		var stops []int32
+		for i, c := range body {
+			if c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+				stops = append(stops, int32(i))
+			}
+		}
+		fast2, raws2, res2 := fastParse(body, stops, 0)
+		if res2 != res || !reflect.DeepEqual(fast2, fast) || !reflect.DeepEqual(raws2, raws) {
+			t.Fatalf("with stops: %v %#v\nwithout: %v %#v", res2, fast2, res, fast)
+		}
 		if res != fastOK {
 			return
 		}
@@ -67,8 +78,27 @@ func FuzzFastParse(f *testing.F) {
 // not, the webhook is correct but pays for the slow path on every POST).
 func TestFastParseTakesGraphBodies(t *testing.T) {
 	t.Parallel()
-	if _, _, res := fastParse(benchBody(50), 0); res != fastOK {
+	if _, _, res := fastParse(benchBody(50), nil, 0); res != fastOK {
 		t.Error("fastParse refused the benchmark body")
+	}
+}
+
+// BenchmarkParseScanned is BenchmarkParseRaw with the body's stops known, as the webhook has them from
+// the envelope reader.
+func BenchmarkParseScanned(b *testing.B) {
+	body := benchBody(50)
+	var stops []int32
+	for i, c := range body {
+		if c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+			stops = append(stops, int32(i))
+		}
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := ParseScannedAtMost(body, stops, 1000); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

@@ -120,13 +120,21 @@ func ParseAtMost(body []byte, limit int) (Collection, error) {
 //
 // The strings of c and the raws alias body, which must not change while they are in use.
 func ParseRawAtMost(body []byte, limit int) (c Collection, raws []Raw, err error) {
+	return ParseScannedAtMost(body, nil, limit)
+}
+
+// ParseScannedAtMost is ParseRawAtMost for a body whose string stops are known (stops: the offsets of
+// every byte of body a JSON string scan must look at, as azfunc.HTTPRequest.BodyStops; nil when not
+// known): the one-pass reader then jumps over the strings' plain runs, most of a rich body, instead of
+// reading them.
+func ParseScannedAtMost(body []byte, stops []int32, limit int) (c Collection, raws []Raw, err error) {
 	tooMany := func() error {
 		return fmt.Errorf("parse notification collection: %w (more than %d)", ErrTooManyItems, limit)
 	}
 	// The one-pass reader counts as it goes and stops at the first item or token over the limit,
 	// before decoding it: for the bodies it reads, its arrays are the only members of the top-level
 	// object, so it refuses exactly what memberArrayLongerThan would. Other bodies are counted first.
-	c, raws, res := fastParse(body, limit)
+	c, raws, res := fastParse(body, stops, limit)
 	switch res {
 	case fastOK:
 		return c, raws, nil

@@ -83,8 +83,8 @@ type intake struct{ sender queue.Sender }
 // real handler does, so a message of any other kind shows what the router does with it.
 const testKind = "test"
 
-// Receive forwards the body as one message, so the test can drive webhook → queue → worker.
-func (i intake) Receive(ctx context.Context, _ bool, body []byte) error {
+// ReceiveScanned forwards the body as one message, so the test can drive webhook → queue → worker.
+func (i intake) ReceiveScanned(ctx context.Context, _ bool, body []byte, _ []int32) error {
 	return i.sender.Send(ctx, queue.Notifications, []queue.Message{{ID: string(body), Body: []byte(`{"succeedOnDelivery":1}`),
 		ApplicationProperties: map[string]string{queue.PropKind: testKind}}})
 }
