@@ -153,7 +153,7 @@ func (s *envScanner) request() *HTTPRequest {
 type envScanner struct {
 	jsonscan.Scanner
 	body     jsonscan.Str // the request's Body, when haveBody
-	escapes  []int        // the offsets of body's escapes, for InPlace
+	escapes  []int        // the offsets of body's escapes and bytes >= 0x80 (UnquotableAt), for InPlace
 	haveBody bool
 }
 
