@@ -3,6 +3,7 @@ package azfunc
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -175,6 +176,38 @@ func BenchmarkDecodeHTTPEnvelope(b *testing.B) {
 		if err != nil || string(r.Body) != body {
 			b.Fatalf("decode: %v", err)
 		}
+	}
+}
+
+// A notification body's string stops come with it; a body made of escapes, which would cost far more
+// in offsets than it sends, is unquoted all the same and comes without them (jsonscan.Offsets).
+func TestBodyStopsAreBounded(t *testing.T) {
+	t.Parallel()
+	envelope := func(body string) []byte {
+		req, _ := json.Marshal(map[string]any{"Url": "http://h/api/graph/notifications", "Method": "POST",
+			"Headers": map[string][]string{"Content-Type": {"application/json"}}, "Body": body})
+		env, _ := json.Marshal(map[string]any{"Data": map[string]json.RawMessage{"req": req}, "Metadata": map[string]any{}})
+		return env
+	}
+	graph := `{"value":[{"subscriptionId":"8d0b2b5c-1111-2222-3333-444444444444","clientState":"é","encryptedContent":{"data":"` +
+		strings.Repeat("QUJD", 700) + `"}}]}`
+	r, err := decodeHTTPEnvelope(envelope(graph), "req")
+	if err != nil || string(r.Body) != graph {
+		t.Fatalf("decode = %v, %q", err, r.Body)
+	}
+	var want []int32
+	for i, c := range r.Body {
+		if c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+			want = append(want, int32(i))
+		}
+	}
+	if !slices.Equal(r.BodyStops, want) {
+		t.Errorf("stops %v, want %v", r.BodyStops, want)
+	}
+	quotes := strings.Repeat(`"`, 100_000) // 200,000 bytes of \" in the envelope
+	r, err = decodeHTTPEnvelope(envelope(quotes), "req")
+	if err != nil || string(r.Body) != quotes || r.BodyStops != nil {
+		t.Fatalf("a body of escapes: %v, %d bytes, %d stops; want the body and no stops", err, len(r.Body), len(r.BodyStops))
 	}
 }
 

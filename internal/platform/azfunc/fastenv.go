@@ -22,12 +22,15 @@ import (
 // Body is a slice of env, which the caller must not reuse while the request is in use.
 func scanHTTPEnvelope(env []byte, binding string) (*HTTPRequest, bool) {
 	s := &envScanner{Scanner: jsonscan.Scanner{B: env}}
-	if p, ok := escapeOffsets.Get().(*[]int); ok {
-		s.escapes = (*p)[:0]
+	// One offset per 16 bytes of envelope at most: Graph's bodies need one per 60 or so; past it the
+	// body is unquoted by search and its stops are not listed (jsonscan.Offsets).
+	s.offs.Max = len(env)/16 + 64
+	if p, ok := escapeOffsets.Get().(*[]int32); ok {
+		s.offs.At = (*p)[:0]
 	}
 	defer func() {
-		if cap(s.escapes) <= maxPooledEscapes {
-			escapeOffsets.Put(&s.escapes)
+		if cap(s.offs.At) <= maxPooledEscapes {
+			escapeOffsets.Put(&s.offs.At)
 		}
 	}()
 	s.WS()
@@ -60,7 +63,11 @@ func scanHTTPEnvelope(env []byte, binding string) (*HTTPRequest, bool) {
 	}
 	if s.haveBody {
 		// Only now that nothing falls back to encoding/json, which must read env as it came.
-		out.Body, out.BodyStops = s.InPlace(s.body, s.escapes, make([]int32, 0, len(s.escapes)))
+		var stops []int32
+		if !s.offs.Over {
+			stops = make([]int32, 0, len(s.offs.At))
+		}
+		out.Body, out.BodyStops = s.InPlace(s.body, &s.offs, stops)
 	}
 	return out, true
 }
@@ -131,7 +138,7 @@ func (s *envScanner) request() *HTTPRequest {
 		case 5:
 			// Unquoted over its own bytes in env once the whole envelope is read (scanHTTPEnvelope):
 			// the body is most of the envelope, and a copy of it was a large allocation per POST.
-			s.body, s.escapes, ok = s.UnquotableAt(s.escapes)
+			s.body, ok = s.UnquotableAt(&s.offs)
 			s.haveBody = true
 		}
 		return ok
@@ -152,8 +159,8 @@ func (s *envScanner) request() *HTTPRequest {
 
 type envScanner struct {
 	jsonscan.Scanner
-	body     jsonscan.Str // the request's Body, when haveBody
-	escapes  []int        // the offsets of body's escapes and bytes >= 0x80 (UnquotableAt), for InPlace
+	body     jsonscan.Str     // the request's Body, when haveBody
+	offs     jsonscan.Offsets // where body's scan stopped (UnquotableAt), for InPlace
 	haveBody bool
 }
 

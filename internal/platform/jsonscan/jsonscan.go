@@ -148,9 +148,9 @@ type Str struct {
 func (s *Scanner) String() (Str, bool) { return s.str(false, nil) }
 
 // str reads a string literal; with checkEscapes it also refuses the escapes Unquote refuses, and
-// appends the offset of each escape and of each byte >= 0x80 to *at when at is not nil. The check
+// records the offset of each escape and of each byte >= 0x80 in rec when rec is not nil. The check
 // costs nothing on the plain runs: it is made only where the scan stops at a backslash anyway.
-func (s *Scanner) str(checkEscapes bool, at *[]int) (Str, bool) {
+func (s *Scanner) str(checkEscapes bool, rec *Offsets) (Str, bool) {
 	if !s.Eat('"') {
 		return Str{}, false
 	}
@@ -178,16 +178,16 @@ func (s *Scanner) str(checkEscapes bool, at *[]int) (Str, bool) {
 			if n == 0 {
 				return Str{}, false
 			}
-			if at != nil {
-				*at = append(*at, i)
+			if rec != nil {
+				rec.add(i)
 			}
 			i += n - 1
 		case c < 0x20:
 			return Str{}, false
 		case c >= 0x80:
 			ascii = false
-			if at != nil {
-				*at = append(*at, i)
+			if rec != nil {
+				rec.add(i)
 			}
 		}
 		// A stop at any other byte (Stops may list more than it must) is passed over.
@@ -243,30 +243,50 @@ func (s *Scanner) Unquoted() ([]byte, bool) {
 // Unquotable reads a string literal as String does, and also refuses the escapes Unquote refuses.
 func (s *Scanner) Unquotable() (Str, bool) { return s.str(true, nil) }
 
-// UnquotableAt reads a string literal as Unquotable does and appends the offsets in B of its escapes
-// and of its bytes >= 0x80 to at, for InPlace, which then cannot fail.
-func (s *Scanner) UnquotableAt(at []int) (Str, []int, bool) {
-	v, ok := s.str(true, &at)
-	return v, at, ok
+// Offsets are where a string scan stopped (UnquotableAt), for InPlace: the offsets in B of the string's
+// escapes and of its bytes >= 0x80, at most Max of them. Past Max, Over is set and At is incomplete:
+// InPlace then finds the escapes itself and lists no stops. Why a bound: a body made of escapes
+// ("\"\"\"…") would otherwise cost 4 bytes of offsets per 2 bytes it sends, and as much again in
+// stops; Graph's bodies have one escape in some 60 bytes.
+type Offsets struct {
+	At   []int32
+	Max  int
+	Over bool
 }
 
-// InPlace resolves the escapes of v, a string UnquotableAt read from B (at: the offsets it found),
+func (o *Offsets) add(i int) {
+	if len(o.At) < o.Max {
+		o.At = append(o.At, int32(i))
+	} else {
+		o.Over = true
+	}
+}
+
+// UnquotableAt reads a string literal as Unquotable does and records in o the offsets of its escapes
+// and of its bytes >= 0x80 (o.At is appended to), for InPlace, which then cannot fail.
+func (s *Scanner) UnquotableAt(o *Offsets) (Str, bool) { return s.str(true, o) }
+
+// InPlace resolves the escapes of v, a string UnquotableAt read from B (o: the offsets it recorded),
 // over its own bytes, and returns them as a slice of B: no allocation, and no copy at all for a string
 // without escapes. The bytes of the literal past the returned slice are left as they were; nothing
 // outside the literal is touched. It appends to stops the offsets in the result of every byte a
 // string scan must look at (Scanner.Stops): each comes from an escape or is a byte >= 0x80, both of
-// which the scan listed in at, so the result is not read again to find them.
+// which the scan recorded, so the result is not read again to find them. When o is over its Max,
+// InPlace searches for the escapes and returns nil stops.
 //
 // Why: the Body of a webhook invocation is a JSON string of 60 to 180 KB; unquoted into a buffer of its
 // own it cost a large allocation (zeroed, then collected) on every POST. The escapes' offsets come
 // from the scan that validated the string, which stopped at each of them anyway: searching for them
 // again was a quarter of decoding the envelope. The caller calls it once the whole input is known to
 // be read without falling back: a fallback decoder must see B as it was.
-func (s *Scanner) InPlace(v Str, at []int, stops []int32) ([]byte, []int32) {
+func (s *Scanner) InPlace(v Str, o *Offsets, stops []int32) ([]byte, []int32) {
 	contents := s.B[v.Start:v.End]
+	if o.Over {
+		return unquoteInPlace(contents), nil
+	}
 	w, r := 0, 0 // contents[:w] is unquoted; reading runs ahead of writing, as no escape grows
-	for _, k := range at {
-		k -= v.Start
+	for _, k32 := range o.At {
+		k := int(k32) - v.Start
 		w += copy(contents[w:], contents[r:k])
 		if b := contents[k]; b != '\\' { // a byte >= 0x80, kept as it is
 			stops = append(stops, int32(w))
@@ -296,6 +316,28 @@ func (s *Scanner) InPlace(v Str, at []int, stops []int32) ([]byte, []int32) {
 	}
 	w += copy(contents[w:], contents[r:])
 	return contents[:w], stops
+}
+
+// unquoteInPlace resolves the escapes of contents, valid as Unquotable checked them, over its own bytes,
+// finding them by search.
+func unquoteInPlace(contents []byte) []byte {
+	w := 0 // contents[:w] is unquoted; reading runs ahead of writing, as no escape grows
+	for r := 0; ; {
+		k := indexBackslash(contents[r:])
+		if k < 0 {
+			w += copy(contents[w:], contents[r:])
+			return contents[:w]
+		}
+		w += copy(contents[w:], contents[r:r+k])
+		c, n := escape(contents[r+k:])
+		if c < utf8.RuneSelf {
+			contents[w] = byte(c)
+			w++
+		} else {
+			w += utf8.EncodeRune(contents[w:], c) // at most 3 bytes for the 6 of \uXXXX
+		}
+		r += k + n
+	}
 }
 
 // unescape appends the escape at the start of b (its backslash first) to *dst and returns its length.

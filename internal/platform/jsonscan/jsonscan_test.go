@@ -162,40 +162,48 @@ func BenchmarkSkipPlain(b *testing.B) {
 	}
 }
 
-// checkInPlace: UnquotableAt (as Unquotable) and InPlace on a copy of in read what Unquoted reads (want, ok, ending at
-// end), as a slice of the copy, which changes nowhere else.
+// checkInPlace: UnquotableAt (as Unquotable) and InPlace on a copy of in read what Unquoted reads (want,
+// ok, ending at end), as a slice of the copy, which changes nowhere else; with room for every offset
+// it lists the result's stops exactly, and with too little room (Max 1) it unquotes all the same and
+// lists none.
 func checkInPlace(t *testing.T, in, want []byte, ok bool, end int) {
 	t.Helper()
-	b := bytes.Clone(in)
-	s := Scanner{B: b}
-	str, escapes, gotOK := s.UnquotableAt(nil)
-	if gotOK != ok || ok && s.I != end {
-		t.Fatalf("Unquotable(%q) = %v at %d; Unquoted %q, %v at %d", in, gotOK, s.I, want, ok, end)
-	}
-	plain := Scanner{B: in}
-	if str2, ok2 := plain.Unquotable(); ok2 != gotOK || ok2 && (str2 != str || plain.I != s.I) {
-		t.Fatalf("Unquotable(%q) = %v, %v at %d; UnquotableAt %v, %v at %d", in, str2, ok2, plain.I, str, gotOK, s.I)
-	}
-	if !ok {
-		if !bytes.Equal(b, in) {
-			t.Fatalf("Unquotable(%q) changed it to %q", in, b)
+	for _, max := range []int{len(in), 1} {
+		b := bytes.Clone(in)
+		s := Scanner{B: b}
+		offs := Offsets{Max: max}
+		str, gotOK := s.UnquotableAt(&offs)
+		if gotOK != ok || ok && s.I != end {
+			t.Fatalf("Unquotable(%q) = %v at %d; Unquoted %q, %v at %d", in, gotOK, s.I, want, ok, end)
 		}
-		return
-	}
-	for _, k := range escapes {
-		if k < str.Start || k >= str.End || in[k] != '\\' && in[k] < 0x80 {
-			t.Fatalf("UnquotableAt(%q): offset %d is neither a backslash nor a byte >= 0x80 of the string", in, k)
+		plain := Scanner{B: in}
+		if str2, ok2 := plain.Unquotable(); ok2 != gotOK || ok2 && (str2 != str || plain.I != s.I) {
+			t.Fatalf("Unquotable(%q) = %v, %v at %d; UnquotableAt %v, %v at %d", in, str2, ok2, plain.I, str, gotOK, s.I)
 		}
-	}
-	got, stops := s.InPlace(str, escapes, nil)
-	if string(got) != string(want) {
-		t.Fatalf("InPlace(%q) = %q, want %q", in, got, want)
-	}
-	if w := stopsOf(got); !slices.Equal(stops, w) {
-		t.Fatalf("InPlace(%q) stops %v, want %v", in, stops, w)
-	}
-	if len(got) > 0 && &got[0] != &b[str.Start] || !bytes.Equal(b[:str.Start], in[:str.Start]) ||
-		!bytes.Equal(b[str.Start+len(got):], in[str.Start+len(got):]) {
-		t.Fatalf("InPlace(%q): not in place, or bytes past the result changed: %q", in, b)
+		if !ok {
+			if !bytes.Equal(b, in) {
+				t.Fatalf("Unquotable(%q) changed it to %q", in, b)
+			}
+			return
+		}
+		for _, k := range offs.At {
+			if int(k) < str.Start || int(k) >= str.End || in[k] != '\\' && in[k] < 0x80 {
+				t.Fatalf("UnquotableAt(%q): offset %d is neither a backslash nor a byte >= 0x80 of the string", in, k)
+			}
+		}
+		if len(offs.At) > max {
+			t.Fatalf("UnquotableAt(%q) kept %d offsets, at most %d", in, len(offs.At), max)
+		}
+		got, stops := s.InPlace(str, &offs, nil)
+		if string(got) != string(want) {
+			t.Fatalf("InPlace(%q) = %q, want %q (Max %d)", in, got, want, max)
+		}
+		if w := stopsOf(got); offs.Over && stops != nil || !offs.Over && !slices.Equal(stops, w) {
+			t.Fatalf("InPlace(%q) stops %v, want %v (over Max: %v)", in, stops, w, offs.Over)
+		}
+		if len(got) > 0 && &got[0] != &b[str.Start] || !bytes.Equal(b[:str.Start], in[:str.Start]) ||
+			!bytes.Equal(b[str.Start+len(got):], in[str.Start+len(got):]) {
+			t.Fatalf("InPlace(%q): not in place, or bytes past the result changed: %q", in, b)
+		}
 	}
 }
