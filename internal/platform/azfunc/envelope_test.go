@@ -3,6 +3,7 @@ package azfunc
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -157,25 +158,40 @@ func BenchmarkEncodeHTTPResponse(b *testing.B) {
 	}
 }
 
-// BenchmarkDecodeHTTPEnvelope decodes what the host sends for a 50-item notification POST (~170 KB body).
+// BenchmarkDecodeHTTPEnvelope decodes what the host sends for a Graph validation handshake (no body), a
+// 1-item and a 50-item notification POST (~170 KB body).
 func BenchmarkDecodeHTTPEnvelope(b *testing.B) {
 	item := `{"subscriptionId":"8d0b2b5c-1111-2222-3333-444444444444","clientState":"c2VjcmV0LWNsaWVudC1zdGF0ZS12YWx1ZS0xMjM0NTY3ODkw","changeType":"updated","resource":"communications/presences('u')","tenantId":"aaaaaaaa-0000-4000-8000-000000000001","resourceData":{"@odata.type":"#Microsoft.Graph.presence","id":"u"},"encryptedContent":{"data":"` + strings.Repeat("QUJD", 700) + `","dataKey":"` + strings.Repeat("a2V5", 86) + `","dataSignature":"c2lnbmF0dXJl","encryptionCertificateId":"notification-encryption-cert","encryptionCertificateThumbprint":"AB"}}`
-	body := `{"value":[` + strings.TrimSuffix(strings.Repeat(item+",", 50), ",") + `]}`
-	req, _ := json.Marshal(map[string]any{"Url": "http://h/api/graph/notifications", "Method": "POST", "Query": map[string]string{},
-		"Headers": map[string][]string{"Content-Type": {"application/json"}}, "Body": body})
-	env, _ := json.Marshal(map[string]any{"Data": map[string]json.RawMessage{"req": req}, "Metadata": map[string]any{}})
-	if _, ok := scanHTTPEnvelope(bytes.Clone(env), "req"); !ok {
-		b.Fatal("the one-pass scanner refused the webhook's envelope")
-	}
-	b.SetBytes(int64(len(env)))
-	b.ReportAllocs()
-	buf := make([]byte, len(env)) // the body is unquoted in place: each decode gets the envelope as read
-	for b.Loop() {
-		copy(buf, env)
-		r, err := decodeHTTPEnvelope(buf, "req")
-		if err != nil || string(r.Body) != body {
-			b.Fatalf("decode: %v", err)
+	for _, items := range []int{0, 1, 50} {
+		name, url := fmt.Sprintf("items=%d", items), "http://h/api/graph/notifications"
+		req := map[string]any{"Method": "POST", "Query": map[string]string{},
+			"Headers": map[string][]string{"Content-Type": {"application/json"}}}
+		body := ""
+		if items == 0 {
+			name, url = "handshake", url+"?validationToken=Validation%3A%20Testing%20client"
+			req["Query"] = map[string]string{"validationToken": "Validation: Testing client"}
+		} else {
+			body = `{"value":[` + strings.TrimSuffix(strings.Repeat(item+",", items), ",") + `]}`
+			req["Body"] = body
 		}
+		req["Url"] = url
+		raw, _ := json.Marshal(req)
+		env, _ := json.Marshal(map[string]any{"Data": map[string]json.RawMessage{"req": raw}, "Metadata": map[string]any{}})
+		b.Run(name, func(b *testing.B) {
+			if _, ok := scanHTTPEnvelope(bytes.Clone(env), "req"); !ok {
+				b.Fatal("the one-pass scanner refused the webhook's envelope")
+			}
+			b.SetBytes(int64(len(env)))
+			b.ReportAllocs()
+			buf := make([]byte, len(env)) // the body is unquoted in place: each decode gets the envelope as read
+			for b.Loop() {
+				copy(buf, env)
+				r, err := decodeHTTPEnvelope(buf, "req")
+				if err != nil || string(r.Body) != body {
+					b.Fatalf("decode: %v", err)
+				}
+			}
+		})
 	}
 }
 

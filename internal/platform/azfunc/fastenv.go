@@ -22,17 +22,7 @@ import (
 // Body is a slice of env, which the caller must not reuse while the request is in use.
 func scanHTTPEnvelope(env []byte, binding string) (*HTTPRequest, bool) {
 	s := &envScanner{Scanner: jsonscan.Scanner{B: env}}
-	// One offset per 16 bytes of envelope at most: Graph's bodies need one per 60 or so; past it the
-	// body is unquoted by search and its stops are not listed (jsonscan.Offsets).
-	s.offs.Max = len(env)/16 + 64
-	if p, ok := escapeOffsets.Get().(*[]int32); ok {
-		s.offs.At = (*p)[:0]
-	}
-	defer func() {
-		if cap(s.offs.At) <= maxPooledEscapes {
-			escapeOffsets.Put(&s.offs.At)
-		}
-	}()
+	defer s.release()
 	s.WS()
 	var out *HTTPRequest
 	ok := s.object(func(key string) bool {
@@ -138,6 +128,13 @@ func (s *envScanner) request() *HTTPRequest {
 		case 5:
 			// Unquoted over its own bytes in env once the whole envelope is read (scanHTTPEnvelope):
 			// the body is most of the envelope, and a copy of it was a large allocation per POST.
+			if s.pool, _ = escapeOffsets.Get().(*[]int32); s.pool == nil {
+				s.pool = new([]int32)
+			}
+			s.offs.At = (*s.pool)[:0]
+			// One offset per 16 bytes of envelope at most: Graph's bodies need one per 60 or so; past
+			// it the body is unquoted by search and its stops are not listed (jsonscan.Offsets).
+			s.offs.Max = len(s.B)/16 + 64
 			s.body, ok = s.UnquotableAt(&s.offs)
 			s.haveBody = true
 		}
@@ -162,6 +159,16 @@ type envScanner struct {
 	body     jsonscan.Str     // the request's Body, when haveBody
 	offs     jsonscan.Offsets // where body's scan stopped (UnquotableAt), for InPlace
 	haveBody bool
+	pool     *[]int32 // where offs.At came from (escapeOffsets), when a body was read
+}
+
+// release gives offs.At back to escapeOffsets. The slice travels in a pointer of the pool's own, not
+// the address of offs.At: that would move every envScanner to the heap, the handshake's included.
+func (s *envScanner) release() {
+	if s.pool != nil && cap(s.offs.At) <= maxPooledEscapes {
+		*s.pool = s.offs.At[:0]
+		escapeOffsets.Put(s.pool)
+	}
 }
 
 // escapeOffsets keeps the envScanners' escape offset slices between invocations: a 50-item body has
