@@ -262,7 +262,7 @@ func (w *Wired) adapters(cfg config.Config) error {
 			return fmt.Errorf("local secrets: %w", err)
 		}
 		w.Keys = tenantkey.New(w.Secrets, tenantkey.Options{})
-		if w.Store, err = registry.NewFromConnectionString(cfg.TablesConnectionString, tables.Options{Sealer: w.Keys}); err != nil {
+		if w.Store, err = registry.NewFromConnectionString(cfg.TablesConnectionString, tables.Options{Sealer: w.Keys, TablePrefix: cfg.TablePrefix}); err != nil {
 			return err
 		}
 		if cfg.DevhostQueueURL == "" {

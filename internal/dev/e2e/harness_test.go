@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/app"
 	"github.com/connecthub/connecthub/internal/dev/devhost"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graphcrypto"
@@ -69,12 +70,18 @@ type stack struct {
 	cert    *x509.Certificate
 	certID  string
 	idp     *idptest.Platform
+	// tablePrefix is put before the names of this stack's tables (CONNECTHUB_TABLE_PREFIX).
+	tablePrefix string
 }
 
 // startStack runs the handler; each option may change the handler's settings before it starts.
 func startStack(t testing.TB, options ...func(settings map[string]string)) *stack {
 	t.Helper()
 	conn := storetest.ConnectionString(t)
+	// Each stack has tables of its own: stacks run one after another on one Azurite, and a timer that
+	// walks every tenant (RenewSubscriptions) failed on an earlier stack's tenant, sealed with keys this
+	// stack's secret file does not hold (make bench's BenchmarkPresenceWebhookToPBX after the CRM ones).
+	prefix := storetest.UniquePrefix()
 	dir := t.TempDir()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -106,6 +113,7 @@ func startStack(t testing.TB, options ...func(settings map[string]string)) *stac
 		"CONNECTHUB_REGION":                   "westeurope",
 		"CONNECTHUB_APP_ID":                   appID,
 		"CONNECTHUB_TABLES_CONNECTION_STRING": conn,
+		"CONNECTHUB_TABLE_PREFIX":             prefix,
 		"CONNECTHUB_LOCAL_SECRETS_FILE":       secretsFile,
 		"CONNECTHUB_LOCAL_SECRETS_KEY":        keyB64,
 		"CONNECTHUB_OPENID_CONFIGURATION_URL": idp.ConfigURL(),
@@ -137,6 +145,19 @@ func startStack(t testing.TB, options ...func(settings map[string]string)) *stac
 		c, _, err := graphcrypto.ParseCertificate([]byte(p), "")
 		return c, err
 	}
+	// A second view of the same tables and secrets, as the handler sees them. Its tables are dropped
+	// once the handler has stopped (registered before h.Stop: cleanups run last registered first).
+	st, err := registry.NewFromConnectionString(conn, tables.Options{Sealer: tenantkey.New(sec, tenantkey.Options{}), TablePrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := st.DB().DropTables(ctx, app.Catalogue().Names()); err != nil {
+			t.Errorf("drop the stack's tables: %v", err)
+		}
+	})
 	h, err := devhost.New(devhost.Options{AppRoot: root, HandlerPath: handlerBinary(t), Addr: "127.0.0.1:0",
 		NoSchedules: true, MasterKey: "mk", FunctionKey: "fk", Settings: settings, Output: logs, AppCertificate: appCert,
 		Log: slog.New(slog.NewTextHandler(logs, nil))})
@@ -148,12 +169,7 @@ func startStack(t testing.TB, options ...func(settings map[string]string)) *stac
 	}
 	t.Cleanup(h.Stop)
 
-	// A second view of the same tables and secrets, as the handler sees them (production table names).
-	st, err := registry.NewFromConnectionString(conn, tables.Options{Sealer: tenantkey.New(sec, tenantkey.Options{})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &stack{host: h, logs: logs, store: st, secrets: sec, cert: cert, certID: certName, idp: idp}
+	return &stack{host: h, logs: logs, store: st, secrets: sec, cert: cert, certID: certName, idp: idp, tablePrefix: prefix}
 }
 
 type syncBuffer struct {

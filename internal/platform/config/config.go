@@ -39,6 +39,7 @@ const (
 	KeyDevhostQueueURL        = "CONNECTHUB_DEVHOST_QUEUE_URL"   // local: set by devhost for its child
 	KeyDevhostQueueToken      = "CONNECTHUB_DEVHOST_QUEUE_TOKEN" // local: set by devhost for its child
 	KeyCPUProfile             = "CONNECTHUB_CPUPROFILE"          // local: write a CPU profile of the run here
+	KeyTablePrefix            = "CONNECTHUB_TABLE_PREFIX"        // local: put before every table name (tests)
 
 	KeyGraphBaseURL    = "GRAPH_BASE_URL"
 	KeyOpenIDConfigURL = "CONNECTHUB_OPENID_CONFIGURATION_URL"
@@ -84,6 +85,7 @@ var coreKeys = []Key{
 	{KeyDevhostQueueURL, true, "local: devhost queue endpoint (set by devhost)"},
 	{KeyDevhostQueueToken, true, "local: devhost queue endpoint token (set by devhost)"},
 	{KeyCPUProfile, false, "local only: file the handler writes a CPU profile of its whole run to (benchmarks); empty: none"},
+	{KeyTablePrefix, false, "local only: letters and digits put before every table name, so stacks sharing one Azurite keep apart (the e2e tests); empty: none"},
 	{KeyGraphBaseURL, false, "Microsoft Graph base URL (overridable for tests and sovereign clouds)"},
 	{KeyOpenIDConfigURL, false, "OpenID configuration whose keys sign Graph validation tokens"},
 	{KeyAdminOpenIDConfigURL, true, "OpenID configuration whose keys sign admin API tokens (Entra ID; devhost's development issuer locally)"},
@@ -127,6 +129,7 @@ type Config struct {
 	MaxBodyBytes      int64
 
 	TablesConnectionString string
+	TablePrefix            string
 	TablesAccountURL       string
 	KeyVaultURL            string
 	ManagedIdentityID      string
@@ -180,6 +183,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		AppID:                  get(KeyAppID),
 		Version:                get(KeyVersion),
 		TablesConnectionString: get(KeyTablesConnectionString),
+		TablePrefix:            get(KeyTablePrefix),
 		TablesAccountURL:       get(KeyTablesAccountURL),
 		KeyVaultURL:            get(KeyKeyVaultURL),
 		ManagedIdentityID:      get(KeyManagedIdentityID),
@@ -285,6 +289,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	case Azure:
 		if c.CPUProfile != "" {
 			errs = append(errs, fmt.Errorf("%s is for local runs only", KeyCPUProfile))
+		}
+		if c.TablePrefix != "" {
+			errs = append(errs, fmt.Errorf("%s is for local runs only: in Azure the tables keep the names Bicep gives them", KeyTablePrefix))
 		}
 		// Identity only: a connection string with a key has no place in Azure.
 		if c.TablesConnectionString != "" {

@@ -50,6 +50,8 @@ func TestLoad(t *testing.T) {
 		{"a local fake Salesforce org", map[string]string{KeySalesforceLoginURL: "http://127.0.0.1:7073/"}, ""},
 		{"a Salesforce login URL that is no URL", map[string]string{KeySalesforceLoginURL: "login"}, KeySalesforceLoginURL},
 		{"azure refuses a Salesforce login URL", map[string]string{KeyEnvironment: "azure", KeyOperatorTenantID: "0e0e0e0e-0000-4000-8000-0000000000ff", KeySalesforceLoginURL: "https://login.salesforce.com", KeyTablesConnectionString: "", KeyTablesAccountURL: "https://a.table.core.windows.net", KeyKeyVaultURL: "https://v.vault.azure.net", KeyServiceBusNamespace: "sb.servicebus.windows.net"}, "local runs only"},
+		{"a local table prefix", map[string]string{KeyTablePrefix: "e2eab12"}, ""},
+		{"azure refuses a table prefix", map[string]string{KeyEnvironment: "azure", KeyOperatorTenantID: "0e0e0e0e-0000-4000-8000-0000000000ff", KeyTablePrefix: "x", KeyTablesConnectionString: "", KeyTablesAccountURL: "https://a.table.core.windows.net", KeyKeyVaultURL: "https://v.vault.azure.net", KeyServiceBusNamespace: "sb.servicebus.windows.net"}, KeyTablePrefix},
 		{"azure refuses a loopback https issuer", map[string]string{KeyEnvironment: "azure", KeyOperatorTenantID: "0e0e0e0e-0000-4000-8000-0000000000ff", KeyAdminOpenIDConfigURL: "https://localhost/x", KeyTablesConnectionString: "", KeyTablesAccountURL: "https://a.table.core.windows.net", KeyKeyVaultURL: "https://v.vault.azure.net", KeyServiceBusNamespace: "sb.servicebus.windows.net"}, "local use only"},
 	}
 	for _, tt := range tests {
