@@ -318,7 +318,7 @@ func TestRoomFinderThroughDevhost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pager := svc.NewClient(s.tablePrefix+bookings.TableBookings).NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: ptr("PartitionKey eq '" + ten + "'")})
+	pager := svc.NewClient(s.tablePrefix + bookings.TableBookings).NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: ptr("PartitionKey eq '" + ten + "'")})
 	rows := 0
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
