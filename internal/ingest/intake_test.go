@@ -23,6 +23,7 @@ import (
 	"github.com/connecthub/connecthub/internal/core/apperr"
 	"github.com/connecthub/connecthub/internal/dev/devhost"
 	"github.com/connecthub/connecthub/internal/dev/storetest"
+	"github.com/connecthub/connecthub/internal/platform/jsonscan"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/notification"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
@@ -257,12 +258,7 @@ func TestScannedBodyQueuesTheSame(t *testing.T) {
 		item{Sub: subA, Tenant: tenantA, State: "not-" + f.states[subA], Rich: true},
 		item{Sub: subA, Tenant: tenantA, State: f.states[subA], Rich: true, Resource: "communications/presences/\u00e9\"x"},
 	)
-	var stops []int32
-	for i, c := range body {
-		if c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
-			stops = append(stops, int32(i))
-		}
-	}
+	stops := jsonscan.StopsOf(body)
 	var queued [2][]queue.Message
 	for i, stops := range [][]int32{nil, stops} {
 		qs := newQueues()

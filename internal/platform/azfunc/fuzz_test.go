@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/connecthub/connecthub/internal/platform/jsonscan"
 )
 
 // The envelope decoders read what the host hands over, which carries what anyone on the internet
@@ -53,12 +55,7 @@ func FuzzDecodeHTTPEnvelope(f *testing.F) {
 				t.Fatalf("decoders disagree:\nscanner  %+v\ntolerant %+v", scanned, want)
 			}
 			// Its stops are exactly the bytes of the Body a string scan looks at.
-			var stops []int32
-			for i, c := range scanned.Body {
-				if c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
-					stops = append(stops, int32(i))
-				}
-			}
+			stops := jsonscan.StopsOf(scanned.Body)
 			// (none listed is allowed: a body of more escapes than the reader keeps offsets for)
 			if scanned.BodyStops != nil && !slices.Equal(scanned.BodyStops, stops) {
 				t.Fatalf("Body %q: stops %v, want %v", scanned.Body, scanned.BodyStops, stops)

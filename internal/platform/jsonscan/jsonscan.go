@@ -482,6 +482,18 @@ func special(x uint64) uint64 {
 		(x-lsb*0x20)&^x) & msb // bytes < 0x20
 }
 
+// StopsOf lists the offset of every byte of b a string scan must look at, one byte at a time: the
+// Scanner.Stops of b when no scan found them (tests check the lists InPlace makes against it).
+func StopsOf(b []byte) []int32 {
+	var out []int32
+	for i, c := range b {
+		if !plain[c] {
+			out = append(out, int32(i))
+		}
+	}
+	return out
+}
+
 // plain marks the bytes SkipPlain passes over.
 var plain = func() (t [256]bool) {
 	for c := 0x20; c < 0x80; c++ {

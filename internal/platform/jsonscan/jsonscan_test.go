@@ -103,7 +103,7 @@ func FuzzString(f *testing.F) {
 		for i := range every {
 			every[i] = int32(i)
 		}
-		for _, stops := range [][]int32{stopsOf(b), every} {
+		for _, stops := range [][]int32{StopsOf(b), every} {
 			idx := Scanner{B: b, Stops: stops}
 			if str2, ok2 := idx.String(); ok2 != ok || ok && (str2 != str || idx.I != s.I) {
 				t.Fatalf("String(%q) with Stops %v = %v, %v at %d; without %v, %v at %d", b, stops, str2, ok2, idx.I, str, ok, s.I)
@@ -139,17 +139,6 @@ func FuzzString(f *testing.F) {
 			t.Fatalf("Escaped = %v for %q", str.Escaped, b[str.Start:str.End])
 		}
 	})
-}
-
-// stopsOf lists every byte of b that a string scan must look at, one at a time.
-func stopsOf(b []byte) []int32 {
-	var out []int32
-	for i, c := range b {
-		if c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
-			out = append(out, int32(i))
-		}
-	}
-	return out
 }
 
 func BenchmarkSkipPlain(b *testing.B) {
@@ -198,7 +187,7 @@ func checkInPlace(t *testing.T, in, want []byte, ok bool, end int) {
 		if string(got) != string(want) {
 			t.Fatalf("InPlace(%q) = %q, want %q (Max %d)", in, got, want, max)
 		}
-		if w := stopsOf(got); offs.Over && stops != nil || !offs.Over && !slices.Equal(stops, w) {
+		if w := StopsOf(got); offs.Over && stops != nil || !offs.Over && !slices.Equal(stops, w) {
 			t.Fatalf("InPlace(%q) stops %v, want %v (over Max: %v)", in, stops, w, offs.Over)
 		}
 		if len(got) > 0 && &got[0] != &b[str.Start] || !bytes.Equal(b[:str.Start], in[:str.Start]) ||

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"reflect"
 	"testing"
+
+	"github.com/connecthub/connecthub/internal/platform/jsonscan"
 )
 
 // FuzzFastParse is differential: whenever the one-pass decoder accepts a body, encoding/json must
@@ -31,13 +33,7 @@ func FuzzFastParse(f *testing.F) {
 		}
 		fast, raws, res := fastParse(body, nil, 0)
 		// With the body's stops (as azfunc finds them), the same answer.
-		var stops []int32
-		for i, c := range body {
-			if c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
-				stops = append(stops, int32(i))
-			}
-		}
-		fast2, raws2, res2 := fastParse(body, stops, 0)
+		fast2, raws2, res2 := fastParse(body, jsonscan.StopsOf(body), 0)
 		if res2 != res || !reflect.DeepEqual(fast2, fast) || !reflect.DeepEqual(raws2, raws) {
 			t.Fatalf("with stops: %v %#v\nwithout: %v %#v", res2, fast2, res, fast)
 		}
@@ -87,12 +83,7 @@ func TestFastParseTakesGraphBodies(t *testing.T) {
 // the envelope reader.
 func BenchmarkParseScanned(b *testing.B) {
 	body := benchBody(50)
-	var stops []int32
-	for i, c := range body {
-		if c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
-			stops = append(stops, int32(i))
-		}
-	}
+	stops := jsonscan.StopsOf(body)
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
