@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,20 +23,20 @@ import (
 // (CONNECTHUB_CPUPROFILE); go test's own -cpuprofile covers devhost, which runs in the test process.
 var handlerCPUProfile = flag.String("handler.cpuprofile", "", "write the handler's CPU profile to this file")
 
-// BenchmarkWebhookVersusFloor posts the same bodies from 16 clients, in one run, to the webhook
-// through devhost and to a bare net/http server that reads the body and answers 202 (the floor: what
+// BenchmarkWebhookVersusFloor posts the same bodies from 16 connections, in one run, to the webhook
+// through devhost, straight to the handler (the envelopes devhost would send) and to a bare net/http server that reads the body and answers 202 (the floor: what
 // any Go webhook pays for HTTP alone, testdata/floor), and reports both and their ratio, so that a change
 // to the webhook's path is judged against the floor of the same machine and moment, not a figure from
 // another day. Scenarios: the validation handshake, one item, 50 items accepted and queued, and 50
 // items with the wrong clientState (what a forger's POST costs).
 //
-// CPU per request is read from /proc/<pid>/task/*/schedstat before and after each run, for the handler
-// and the floor, each a process of its own. devhost runs in this process, whose CPU is that of devhost
-// plus the load generator: the load generator's share is what this process spends while it posts to the
-// floor, and devhost's is the rest.
+// The load generator is a process of its own (testdata/loadgen), as wrk was when the figures
+// were taken. CPU per request is read from /proc/<pid>/task/*/schedstat before and after each run, for
+// the handler, the floor, the load generator and this process, which is devhost.
 func BenchmarkWebhookVersusFloor(b *testing.B) {
 	s := benchStack(b)
 	floorURL, floorPID := startFloor(b)
+	gen := startLoadgen(b)
 	tenant := storetest.NewTenantID(b)
 	sub := newSubscriptionID(b)
 	state := s.subscribe(b, tenant, sub)
@@ -76,9 +76,9 @@ func BenchmarkWebhookVersusFloor(b *testing.B) {
 			// -benchtime Nx averages N rounds taken side by side.
 			var hook, direct, bare loadRun
 			for b.Loop() {
-				hook.add(postLoad(b, s.host.URL()+"/api/graph/notifications"+sc.query, bodies, s.host.HandlerPID(), want))
-				direct.add(postLoad(b, s.host.HandlerURL()+"/GraphWebhook", envelopes, s.host.HandlerPID(), http.StatusOK))
-				bare.add(postLoad(b, floorURL, bodies, floorPID, http.StatusAccepted))
+				hook.add(gen.post(b, s.host.URL()+"/api/graph/notifications"+sc.query, bodies, s.host.HandlerPID(), want))
+				direct.add(gen.post(b, s.host.HandlerURL()+"/GraphWebhook", envelopes, s.host.HandlerPID(), http.StatusOK))
+				bare.add(gen.post(b, floorURL, bodies, floorPID, http.StatusAccepted))
 			}
 			b.ReportMetric(direct.perSec(), "handler-req/s")
 			b.ReportMetric(ms(direct.pct(50)), "handler-p50-ms")
@@ -95,19 +95,21 @@ func BenchmarkWebhookVersusFloor(b *testing.B) {
 			b.ReportMetric(ms(bare.serverCPU()), "floor-cpu-ms/req")
 			b.ReportMetric(float64(hook.serverCPU())/float64(bare.serverCPU()), "handler/floor-cpu")
 			b.ReportMetric(float64(hook.serverSys)/float64(hook.serverTotal), "handler-kernel-share")
-			b.ReportMetric(ms(hook.selfCPU()-bare.selfCPU()), "devhost-cpu-ms/req")
+			b.ReportMetric(ms(hook.perReq(hook.hostTotal)), "devhost-cpu-ms/req")
+			b.ReportMetric(ms(hook.perReq(hook.genTotal)), "loadgen-cpu-ms/req")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
 }
 
-// loadRun is one or more runs of postLoad: the requests' latencies, the time they took, and the CPU the
-// server process and this process spent on them.
+// loadRun is one or more runs of loadgen.post: the requests' latencies, the time they took, and the CPU
+// that the server process, this process (devhost, when the server is the webhook) and the load generator
+// spent on them.
 type loadRun struct {
-	lat                    []time.Duration // sorted
-	elapsed                time.Duration
-	serverTotal, selfTotal time.Duration
-	serverSys              time.Duration // of serverTotal, in the kernel (ticks of 10 ms)
+	lat                              []time.Duration // sorted
+	elapsed                          time.Duration
+	serverTotal, hostTotal, genTotal time.Duration
+	serverSys                        time.Duration // of serverTotal, in the kernel (ticks of 10 ms)
 }
 
 func (r *loadRun) add(o loadRun) {
@@ -115,7 +117,8 @@ func (r *loadRun) add(o loadRun) {
 	slices.Sort(r.lat)
 	r.elapsed += o.elapsed
 	r.serverTotal += o.serverTotal
-	r.selfTotal += o.selfTotal
+	r.hostTotal += o.hostTotal
+	r.genTotal += o.genTotal
 	r.serverSys += o.serverSys
 }
 
@@ -124,50 +127,80 @@ func (r *loadRun) perSec() float64 { return float64(len(r.lat)) / r.elapsed.Seco
 // pct is the p-th percentile latency.
 func (r *loadRun) pct(p int) time.Duration { return r.lat[len(r.lat)*p/100] }
 
-// serverCPU and selfCPU are per request.
-func (r *loadRun) serverCPU() time.Duration { return r.serverTotal / time.Duration(len(r.lat)) }
-func (r *loadRun) selfCPU() time.Duration   { return r.selfTotal / time.Duration(len(r.lat)) }
+// perReq is a CPU total per request.
+func (r *loadRun) perReq(total time.Duration) time.Duration { return total / time.Duration(len(r.lat)) }
+func (r *loadRun) serverCPU() time.Duration                 { return r.perReq(r.serverTotal) }
 
-// postLoad posts 640 bodies from 16 clients to url, all of which must be answered with status want;
-// pid is the process that serves them.
-func postLoad(b *testing.B, url string, bodies []string, pid, want int) loadRun {
-	const clients, posts = 16, 640
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-	defer client.CloseIdleConnections()
-	var mu sync.Mutex
-	var lat []time.Duration
-	var wg sync.WaitGroup
-	server0, self0, sys0 := processCPU(b, pid), processCPU(b, os.Getpid()), systemTime(b, pid)
-	start := time.Now()
-	for c := range clients {
-		wg.Go(func() {
-			for i := c; i < posts; i += clients {
-				t := time.Now()
-				resp, err := client.Post(url, "application/json", strings.NewReader(bodies[i%len(bodies)]))
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != want {
-					b.Errorf("status %d, want %d", resp.StatusCode, want)
-					return
-				}
-				mu.Lock()
-				lat = append(lat, time.Since(t))
-				mu.Unlock()
-			}
-		})
+// loadgen is testdata/loadgen, running: one process for the benchmark's every run.
+type loadgen struct {
+	pid int
+	in  io.Writer
+	out *bufio.Reader
+}
+
+func startLoadgen(b *testing.B) *loadgen {
+	cmd := exec.Command(binary(b, "internal/dev/e2e/testdata/loadgen"))
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	server, self, sys := processCPU(b, pid)-server0, processCPU(b, os.Getpid())-self0, systemTime(b, pid)-sys0
-	if len(lat) == 0 {
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = in.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return &loadgen{pid: cmd.Process.Pid, in: in, out: bufio.NewReaderSize(out, 1<<20)}
+}
+
+// post has the load generator post 640 bodies from 16 connections to url, all of which must be
+// answered with status want; pid is the process that serves them. The CPU figures are read around the
+// run only, after the load generator has prepared its requests.
+func (g *loadgen) post(b *testing.B, url string, bodies []string, pid, want int) loadRun {
+	job, err := json.Marshal(map[string]any{"url": url, "clients": 16, "posts": 640, "want": want, "bodies": bodies})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := g.in.Write(append(job, '\n')); err != nil {
+		b.Fatal(err)
+	}
+	if line, err := g.out.ReadString('\n'); err != nil || line != "ready\n" {
+		b.Fatalf("loadgen: %q, %v", line, err)
+	}
+	server0, sys0, host0, gen0 := processCPU(b, pid), systemTime(b, pid), processCPU(b, os.Getpid()), processCPU(b, g.pid)
+	if _, err := io.WriteString(g.in, "go\n"); err != nil {
+		b.Fatal(err)
+	}
+	line, err := g.out.ReadBytes('\n')
+	if err != nil {
+		b.Fatalf("loadgen: %v", err)
+	}
+	run := loadRun{serverTotal: processCPU(b, pid) - server0, serverSys: systemTime(b, pid) - sys0,
+		hostTotal: processCPU(b, os.Getpid()) - host0, genTotal: processCPU(b, g.pid) - gen0}
+	var res struct {
+		Latencies []time.Duration
+		Elapsed   time.Duration
+		Error     string
+	}
+	if err := json.Unmarshal(line, &res); err != nil {
+		b.Fatalf("loadgen: %v", err)
+	}
+	if res.Error != "" {
+		b.Errorf("loadgen: %s", res.Error)
+	}
+	if len(res.Latencies) == 0 {
 		b.Fatal("no request succeeded")
 	}
-	slices.Sort(lat)
-	return loadRun{lat: lat, elapsed: elapsed, serverTotal: server, selfTotal: self, serverSys: sys}
+	slices.Sort(res.Latencies)
+	run.lat, run.elapsed = res.Latencies, res.Elapsed
+	return run
 }
 
 // systemTime is the time process pid has spent in the kernel: stime of /proc/<pid>/stat, in ticks of
