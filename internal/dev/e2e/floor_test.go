@@ -23,7 +23,11 @@ import (
 // (CONNECTHUB_CPUPROFILE); go test's own -cpuprofile covers devhost, which runs in the test process.
 var handlerCPUProfile = flag.String("handler.cpuprofile", "", "write the handler's CPU profile to this file")
 
-// BenchmarkWebhookVersusFloor posts the same bodies from 16 connections, in one run, to the webhook
+// loadClients is how many connections WebhookVersusFloor posts from at once: 16 is the figure;
+// fewer or more show how its latencies follow the number of requests waiting for two cores.
+var loadClients = flag.Int("webhook.clients", 16, "connections the webhook benchmark's load generator posts from")
+
+// BenchmarkWebhookVersusFloor posts the same bodies from 16 connections (-webhook.clients), in one run, to the webhook
 // through devhost, straight to the handler (the envelopes devhost would send) and to a bare net/http server that reads the body and answers 202 (the floor: what
 // any Go webhook pays for HTTP alone, testdata/floor), and reports both and their ratio, so that a change
 // to the webhook's path is judged against the floor of the same machine and moment, not a figure from
@@ -160,11 +164,11 @@ func startLoadgen(b *testing.B) *loadgen {
 	return &loadgen{pid: cmd.Process.Pid, in: in, out: bufio.NewReaderSize(out, 1<<20)}
 }
 
-// post has the load generator post 640 bodies from 16 connections to url, all of which must be
+// post has the load generator post 640 bodies from -webhook.clients connections to url, all of which must be
 // answered with status want; pid is the process that serves them. The CPU figures are read around the
 // run only, after the load generator has prepared its requests.
 func (g *loadgen) post(b *testing.B, url string, bodies []string, pid, want int) loadRun {
-	job, err := json.Marshal(map[string]any{"url": url, "clients": 16, "posts": 640, "want": want, "bodies": bodies})
+	job, err := json.Marshal(map[string]any{"url": url, "clients": *loadClients, "posts": 640, "want": want, "bodies": bodies})
 	if err != nil {
 		b.Fatal(err)
 	}
