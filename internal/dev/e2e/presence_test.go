@@ -274,9 +274,11 @@ func (e *presenceEnv) connectServiceUser(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("AuthCallback = %d", resp.StatusCode)
+		// The public message says which check refused it (another browser, a code redeemed twice...).
+		t.Fatalf("AuthCallback = %d: %s", resp.StatusCode, msg)
 	}
 }
 
