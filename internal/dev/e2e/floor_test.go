@@ -143,12 +143,19 @@ type loadgen struct {
 }
 
 func startLoadgen(b *testing.B) *loadgen {
-	cmd := exec.Command(binary(b, "internal/dev/e2e/testdata/loadgen"))
+	pid, in, out := startHelper(b, "internal/dev/e2e/testdata/loadgen")
+	return &loadgen{pid: pid, in: in, out: bufio.NewReaderSize(out, 1<<20)}
+}
+
+// startHelper runs the testdata program pkg, a process of its own, with pipes to its stdin and from its
+// stdout, until the benchmark ends.
+func startHelper(b *testing.B, pkg string) (pid int, in io.WriteCloser, out io.Reader) {
+	cmd := exec.Command(binary(b, pkg))
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
 	}
-	out, err := cmd.StdoutPipe()
+	out, err = cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -161,7 +168,7 @@ func startLoadgen(b *testing.B) *loadgen {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	return &loadgen{pid: cmd.Process.Pid, in: in, out: bufio.NewReaderSize(out, 1<<20)}
+	return cmd.Process.Pid, in, out
 }
 
 // post has the load generator post 640 bodies from -webhook.clients connections to url, all of which must be
@@ -226,24 +233,12 @@ func systemTime(b *testing.B, pid int) time.Duration {
 
 // startFloor runs testdata/floor and returns its URL and process id.
 func startFloor(b *testing.B) (string, int) {
-	cmd := exec.Command(binary(b, "internal/dev/e2e/testdata/floor"))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
+	pid, _, out := startHelper(b, "internal/dev/e2e/testdata/floor")
 	addr, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		b.Fatalf("floor address: %v", err)
 	}
-	return "http://" + strings.TrimSpace(addr), cmd.Process.Pid
+	return "http://" + strings.TrimSpace(addr), pid
 }
 
 // processCPU is the CPU that process pid's threads have used: the sum of their run times in
