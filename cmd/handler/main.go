@@ -76,6 +76,7 @@ func realMain(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	srv := azfunc.NewServer(routes, cfg.InvocationTimeout, cfg.MaxBodyBytes, log)
+	srv.WorkerID = cfg.WorkerID
 	return srv.Serve(ctx, cfg.Port, func(addr string) {
 		log.Info("handler listening", "addr", addr, "region", cfg.Region, "environment", string(cfg.Environment))
 	})

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/connecthub/connecthub/internal/platform/azfunc"
 )
 
 // Restart backoff of the handler. The real host restarts a custom handler that exits; restarting at once
@@ -113,9 +115,9 @@ func (h *Host) supervise(ctx context.Context, first chan<- error) {
 	defer h.wg.Done()
 	delay := restartMin
 	for ctx.Err() == nil {
-		url, done, exitErr, err := h.spawn()
+		url, worker, done, exitErr, err := h.spawn()
 		if err == nil {
-			err = h.probe(ctx, url, done, exitErr)
+			err = h.probe(ctx, url, worker, done, exitErr)
 		}
 		if ctx.Err() != nil {
 			return // Stop ends the child
@@ -156,11 +158,12 @@ func (h *Host) supervise(ctx context.Context, first chan<- error) {
 
 // spawn starts a handler process on a free port. done is closed once it has exited; *exitErr is its
 // exit status from then on.
-func (h *Host) spawn() (url string, done chan struct{}, exitErr *error, err error) {
+func (h *Host) spawn() (url, worker string, done chan struct{}, exitErr *error, err error) {
 	port, err := freePort()
 	if err != nil {
-		return "", nil, nil, err
+		return "", "", nil, nil, err
 	}
+	worker = uuid.NewString()
 	cmd := exec.Command(h.opts.HandlerPath, h.app.Host.CustomHandler.Description.Arguments...)
 	cmd.Dir = h.opts.AppRoot
 	env := os.Environ()
@@ -170,7 +173,7 @@ func (h *Host) spawn() (url string, done chan struct{}, exitErr *error, err erro
 	env = append(env,
 		"FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port),
 		"FUNCTIONS_HTTPWORKER_PORT="+strconv.Itoa(port),
-		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+uuid.NewString(),
+		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+worker,
 		"FUNCTIONS_APP_ROOT_PATH="+h.opts.AppRoot,
 		"CONNECTHUB_DEVHOST_QUEUE_URL="+h.queueURL,
 		"CONNECTHUB_DEVHOST_QUEUE_TOKEN="+h.token,
@@ -191,7 +194,7 @@ func (h *Host) spawn() (url string, done chan struct{}, exitErr *error, err erro
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		return "", nil, nil, fmt.Errorf("start handler %s: %w", h.opts.HandlerPath, err)
+		return "", "", nil, nil, fmt.Errorf("start handler %s: %w", h.opts.HandlerPath, err)
 	}
 	done = make(chan struct{})
 	exitErr = new(error)
@@ -204,13 +207,17 @@ func (h *Host) spawn() (url string, done chan struct{}, exitErr *error, err erro
 		*exitErr = cmd.Wait()
 		close(done)
 	}()
-	return fmt.Sprintf("http://127.0.0.1:%d", port), done, exitErr, nil
+	return fmt.Sprintf("http://127.0.0.1:%d", port), worker, done, exitErr, nil
 }
 
 // probe polls the handler's / until it answers (any status: the real host's readiness check), the
-// process exits, or startTimeout passes.
-func (h *Host) probe(ctx context.Context, url string, done <-chan struct{}, exitErr *error) error {
+// process exits, or startTimeout passes. The answer must carry the worker id the child was started with:
+// the port was free when chosen, but until the child binds it another process may take it, and a
+// probe answered by that process published a handler that was not there (invocations refused, and a
+// test's writes racing the child's start-up).
+func (h *Host) probe(ctx context.Context, url, worker string, done <-chan struct{}, exitErr *error) error {
 	deadline := time.Now().Add(startTimeout)
+	answered := false // by something without the worker id
 	for time.Now().Before(deadline) {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		req, _ := http.NewRequestWithContext(pctx, http.MethodGet, url+"/", nil)
@@ -218,7 +225,10 @@ func (h *Host) probe(ctx context.Context, url string, done <-chan struct{}, exit
 		cancel()
 		if err == nil {
 			resp.Body.Close()
-			return nil
+			if resp.Header.Get(azfunc.WorkerIDHeader) == worker {
+				return nil
+			}
+			answered = true
 		}
 		select {
 		case <-ctx.Done():
@@ -227,6 +237,9 @@ func (h *Host) probe(ctx context.Context, url string, done <-chan struct{}, exit
 			return fmt.Errorf("handler exited before it was ready: %v", *exitErr)
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+	if answered {
+		return fmt.Errorf("the port given to the handler answered on / without its worker id within %s (a handler must answer with %s: FUNCTIONS_CUSTOMHANDLER_WORKER_ID)", startTimeout, azfunc.WorkerIDHeader)
 	}
 	return fmt.Errorf("handler did not answer on / within %s", startTimeout)
 }

@@ -148,7 +148,12 @@ type Server struct {
 	timeout time.Duration
 	maxBody int64
 	log     *slog.Logger
+	// WorkerID is FUNCTIONS_CUSTOMHANDLER_WORKER_ID, answered on GET / in WorkerIDHeader.
+	WorkerID string
 }
+
+// WorkerIDHeader carries the worker id on the answer to GET /. The real host ignores it.
+const WorkerIDHeader = "X-ConnectHub-Worker-Id"
 
 // NewServer builds the handler. timeout is the per-invocation deadline; maxBody the HTTP body cap.
 func NewServer(routes []Route, timeout time.Duration, maxBody int64, log *slog.Logger) *Server {
@@ -172,7 +177,12 @@ func (s *Server) Routes() []Route {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := strings.Trim(r.URL.Path, "/")
 	if name == "" {
-		w.WriteHeader(http.StatusOK) // the host polls / until any answer
+		// The host polls / until any answer. devhost also checks the worker id: a port it chose free can
+		// be taken by another process before this one binds it, and that process answers / too.
+		if s.WorkerID != "" {
+			w.Header().Set(WorkerIDHeader, s.WorkerID)
+		}
+		w.WriteHeader(http.StatusOK)
 		return
 	}
 	route, ok := s.routes[name]

@@ -59,10 +59,11 @@ func okQueue(context.Context, *queue.Delivery) error { return nil }
 func TestServerReadiness(t *testing.T) {
 	t.Parallel()
 	s := NewServer([]Route{HTTPRoute("Health", "req", "res", okHTTP)}, time.Second, 1<<20, quietLog())
+	s.WorkerID = "w-1"
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
-	if rec.Code != http.StatusOK {
-		t.Errorf("GET / = %d, want 200", rec.Code)
+	if rec.Code != http.StatusOK || rec.Header().Get(WorkerIDHeader) != "w-1" {
+		t.Errorf("GET / = %d with worker id %q, want 200 with w-1 (devhost's probe knows its child by it)", rec.Code, rec.Header().Get(WorkerIDHeader))
 	}
 	if rec := post(t, s, "/NoSuchFunction", `{}`); rec.Code != http.StatusNotFound {
 		t.Errorf("unknown function = %d, want 404", rec.Code)

@@ -20,11 +20,12 @@ import (
 
 // Key names. Names set by the Functions platform itself are marked; the rest are ours.
 const (
-	KeyPort              = "FUNCTIONS_CUSTOMHANDLER_PORT" // platform: where the host expects us
-	KeyEnvironment       = "CONNECTHUB_ENVIRONMENT"       // "local" (devhost, Azurite, file secrets) or "azure"
-	KeyRegion            = "CONNECTHUB_REGION"            // Azure region this instance runs in
-	KeyAppID             = "CONNECTHUB_APP_ID"            // our Entra application (client) id
-	KeyVersion           = "CONNECTHUB_VERSION"           // release label shown by Health
+	KeyPort              = "FUNCTIONS_CUSTOMHANDLER_PORT"      // platform: where the host expects us
+	KeyWorkerID          = "FUNCTIONS_CUSTOMHANDLER_WORKER_ID" // platform: this worker process's id
+	KeyEnvironment       = "CONNECTHUB_ENVIRONMENT"            // "local" (devhost, Azurite, file secrets) or "azure"
+	KeyRegion            = "CONNECTHUB_REGION"                 // Azure region this instance runs in
+	KeyAppID             = "CONNECTHUB_APP_ID"                 // our Entra application (client) id
+	KeyVersion           = "CONNECTHUB_VERSION"                // release label shown by Health
 	KeyInvocationTimeout = "CONNECTHUB_INVOCATION_TIMEOUT"
 	KeyHandoffTimeout    = "CONNECTHUB_HANDOFF_TIMEOUT"
 	KeyMaxBodyBytes      = "CONNECTHUB_MAX_BODY_BYTES"
@@ -68,6 +69,7 @@ var Keys = append(append(append(append([]Key{}, coreKeys...), presenceKeys...), 
 
 var coreKeys = []Key{
 	{KeyPort, true, "port the Functions host gives the custom handler"},
+	{KeyWorkerID, true, "id the Functions host gives this worker; answered on GET / so devhost knows it reached its own child"},
 	{KeyEnvironment, false, "local or azure: which adapters are wired"},
 	{KeyRegion, false, "Azure region of this instance; must be an EU region"},
 	{KeyAppID, false, "Entra application id: audience of Graph validation tokens"},
@@ -120,6 +122,7 @@ const (
 // Config is the handler's whole configuration.
 type Config struct {
 	Port              int
+	WorkerID          string
 	Environment       Environment
 	Region            string
 	AppID             string
@@ -233,6 +236,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		errs = append(errs, fmt.Errorf("%s: not a port: %q", KeyPort, get(KeyPort)))
 	}
 	c.Port = port
+	c.WorkerID = get(KeyWorkerID)
 	if c.InvocationTimeout, err = durationOr(get(KeyInvocationTimeout), DefaultInvocationTimeout); err != nil || c.InvocationTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("%s: want a positive Go duration, got %q", KeyInvocationTimeout, get(KeyInvocationTimeout)))
 	}

@@ -136,6 +136,7 @@ func main() {
 		}
 	}
 	srv := azfunc.NewServer(routes, 5*time.Second, 1<<20, log)
+	srv.WorkerID = os.Getenv("FUNCTIONS_CUSTOMHANDLER_WORKER_ID")
 	if err := srv.Serve(ctx, port, nil); err != nil {
 		panic(err)
 	}
