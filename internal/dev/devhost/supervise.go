@@ -28,6 +28,10 @@ const (
 	startTimeout = 30 * time.Second
 )
 
+// errPortTaken says a started handler exited after something else had answered on its port: most likely
+// another process took the port between devhost choosing it and the handler binding it.
+var errPortTaken = errors.New("the handler's port was taken by another process")
+
 // errNoHandler says no handler is published: none started yet, or the last one exited and its
 // successor does not answer yet.
 var errNoHandler = errors.New("no handler is ready")
@@ -114,6 +118,7 @@ func (h *Host) unpublish() {
 func (h *Host) supervise(ctx context.Context, first chan<- error) {
 	defer h.wg.Done()
 	delay := restartMin
+	takenPorts := 0
 	for ctx.Err() == nil {
 		url, worker, done, exitErr, err := h.spawn()
 		if err == nil {
@@ -123,9 +128,14 @@ func (h *Host) supervise(ctx context.Context, first chan<- error) {
 			return // Stop ends the child
 		}
 		if err != nil {
-			if first != nil {
+			// A first start fails Start (a wrong setting should stop `make run` at once), unless another
+			// process held the port: then a new port is tried, a few times.
+			if first != nil && (!errors.Is(err, errPortTaken) || takenPorts >= 3) {
 				first <- err
 				return
+			}
+			if errors.Is(err, errPortTaken) {
+				takenPorts++
 			}
 			h.log.Error("handler restart failed", "error", err, "retry_in", delay.String())
 			h.killChild(done)
@@ -234,6 +244,9 @@ func (h *Host) probe(ctx context.Context, url, worker string, done <-chan struct
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-done:
+			if answered {
+				return fmt.Errorf("%w: handler exited before it was ready: %v", errPortTaken, *exitErr)
+			}
 			return fmt.Errorf("handler exited before it was ready: %v", *exitErr)
 		case <-time.After(20 * time.Millisecond):
 		}

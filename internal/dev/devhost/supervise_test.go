@@ -35,7 +35,8 @@ func TestProbeWaitsForItsOwnWorker(t *testing.T) {
 		t.Fatalf("the probe accepted answer %d, want the 4th (three from a stranger, then the worker's)", n)
 	}
 
-	// A stranger that stays: the child cannot bind the port and exits, and the probe says so.
+	// A stranger that stays: the child cannot bind the port and exits, and the probe says so, as a port
+	// taken (supervise then tries another port, even on the first start).
 	done := make(chan struct{})
 	var once sync.Once
 	stranger := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -47,7 +48,15 @@ func TestProbeWaitsForItsOwnWorker(t *testing.T) {
 	}))
 	defer stranger.Close()
 	err := h.probe(context.Background(), stranger.URL, "worker-2", done, &exitErr)
-	if err == nil || !strings.Contains(err.Error(), "address already in use") {
-		t.Fatalf("probe = %v, want the child's exit", err)
+	if !errors.Is(err, errPortTaken) || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("probe = %v, want the port taken and the child's exit", err)
+	}
+
+	// A child that exits with nobody else on its port is a failed start, not a taken port.
+	quiet := make(chan struct{})
+	exitErr = errors.New("exit status 1")
+	close(quiet)
+	if err := h.probe(context.Background(), "http://127.0.0.1:1", "worker-3", quiet, &exitErr); err == nil || errors.Is(err, errPortTaken) {
+		t.Fatalf("probe = %v, want a failed start", err)
 	}
 }
