@@ -231,6 +231,9 @@ func (h *Host) probe(ctx context.Context, url, worker string, done <-chan struct
 	for time.Now().Before(deadline) {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		req, _ := http.NewRequestWithContext(pctx, http.MethodGet, url+"/", nil)
+		// Not kept alive: a connection to a stranger on the port must not stay in the pool that
+		// invocations of the handler, once it answers, are sent through.
+		req.Close = true
 		resp, err := h.client.Do(req)
 		cancel()
 		if err == nil {
