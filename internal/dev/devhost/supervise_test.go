@@ -19,8 +19,11 @@ import (
 // test's write to the secret store raced the child's start-up.)
 func TestProbeWaitsForItsOwnWorker(t *testing.T) {
 	t.Parallel()
-	var answers atomic.Int32
+	var answers, keptAlive atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !r.Close { // a kept connection to a stranger could carry later requests to it
+			keptAlive.Add(1)
+		}
 		if answers.Add(1) > 3 { // the stranger has gone and the child has bound the port
 			w.Header().Set(azfunc.WorkerIDHeader, "worker-1")
 		}
@@ -33,6 +36,9 @@ func TestProbeWaitsForItsOwnWorker(t *testing.T) {
 	}
 	if n := answers.Load(); n != 4 {
 		t.Fatalf("the probe accepted answer %d, want the 4th (three from a stranger, then the worker's)", n)
+	}
+	if n := keptAlive.Load(); n != 0 {
+		t.Fatalf("%d probes asked to keep the connection, want none", n)
 	}
 
 	// A stranger that stays: the child cannot bind the port and exits, and the probe says so, as a port
