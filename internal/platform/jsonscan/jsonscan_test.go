@@ -16,49 +16,56 @@ func skipPlainByByte(b []byte, i int) int {
 	return i
 }
 
-// withScans runs f with SkipPlain's AVX2 scan (where the CPU has it) and without. Not parallel: it
-// sets a package variable, which no parallel test runs beside (they wait for the sequential ones).
-func withScans(t *testing.T, f func(t *testing.T)) {
-	saved := haveAVX2
-	defer func() { haveAVX2 = saved }()
-	for _, avx2 := range []bool{false, true} {
-		if avx2 && !saved {
-			continue
-		}
-		haveAVX2 = avx2
-		t.Run(map[bool]string{false: "words", true: "avx2"}[avx2], f)
+// cpuHasAVX2 is what the CPU offers, whatever a test selected since.
+var cpuHasAVX2 = haveAVX2
+
+// scans names SkipPlain's scans this CPU has: the words always, AVX2 where present.
+func scans() []string {
+	if cpuHasAVX2 {
+		return []string{"words", "avx2"}
 	}
+	return []string{"words"}
+}
+
+// selectScan makes SkipPlain use the named scan until tb ends. Not for parallel tests: it sets a
+// package variable, which no parallel test runs beside (they wait for the sequential ones).
+func selectScan(tb testing.TB, name string) {
+	haveAVX2 = name == "avx2"
+	tb.Cleanup(func() { haveAVX2 = cpuHasAVX2 })
 }
 
 func TestSkipPlainStopsWhereAByteScanStops(t *testing.T) {
 	// 100 bytes: three 32-byte blocks and a tail, so every special byte is met in a block at every
 	// position of one, and in the tail.
 	base := bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ+/="), 2)[:100]
-	withScans(t, func(t *testing.T) {
-		for _, special := range []byte{'"', '\\', 0x00, 0x1f, 0x7f, 0x80, 0xc3, 0xff, ' ', '~', '!', '#', '[', ']', 0x21, 0x5b, 0x5d} {
-			for pos := range len(base) {
-				b := bytes.Clone(base)
-				b[pos] = special
-				for start := 0; start <= pos; start++ {
-					if got, want := SkipPlain(b, start), skipPlainByByte(b, start); got != want {
-						t.Fatalf("SkipPlain(%q, %d) = %d, want %d", b, start, got, want)
+	for _, scan := range scans() {
+		t.Run(scan, func(t *testing.T) {
+			selectScan(t, scan)
+			for _, special := range []byte{'"', '\\', 0x00, 0x1f, 0x7f, 0x80, 0xc3, 0xff, ' ', '~', '!', '#', '[', ']', 0x21, 0x5b, 0x5d} {
+				for pos := range len(base) {
+					b := bytes.Clone(base)
+					b[pos] = special
+					for start := 0; start <= pos; start++ {
+						if got, want := SkipPlain(b, start), skipPlainByByte(b, start); got != want {
+							t.Fatalf("SkipPlain(%q, %d) = %d, want %d", b, start, got, want)
+						}
 					}
-				}
-				// Every byte value, not only the chosen ones, one position in each block.
-				if pos%37 == 0 {
-					for c := range 256 {
-						b[pos] = byte(c)
-						if got, want := SkipPlain(b, 0), skipPlainByByte(b, 0); got != want {
-							t.Fatalf("SkipPlain with %#x at %d = %d, want %d", c, pos, got, want)
+					// Every byte value, not only the chosen ones, one position in each block.
+					if pos%37 == 0 {
+						for c := range 256 {
+							b[pos] = byte(c)
+							if got, want := SkipPlain(b, 0), skipPlainByByte(b, 0); got != want {
+								t.Fatalf("SkipPlain with %#x at %d = %d, want %d", c, pos, got, want)
+							}
 						}
 					}
 				}
+				if got := SkipPlain(base, 0); got != len(base) {
+					t.Fatalf("SkipPlain(plain) = %d, want %d", got, len(base))
+				}
 			}
-			if got := SkipPlain(base, 0); got != len(base) {
-				t.Fatalf("SkipPlain(plain) = %d, want %d", got, len(base))
-			}
-		}
-	})
+		})
+	}
 }
 
 func TestStringAndUnquote(t *testing.T) {
@@ -172,14 +179,9 @@ func FuzzString(f *testing.F) {
 
 func BenchmarkSkipPlain(b *testing.B) {
 	buf := bytes.Repeat([]byte("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0123456789+/"), 4096)
-	saved := haveAVX2
-	defer func() { haveAVX2 = saved }()
-	for _, avx2 := range []bool{false, true} {
-		if avx2 && !saved {
-			continue
-		}
-		b.Run(map[bool]string{false: "words", true: "avx2"}[avx2], func(b *testing.B) {
-			haveAVX2 = avx2
+	for _, scan := range scans() {
+		b.Run(scan, func(b *testing.B) {
+			selectScan(b, scan)
 			b.SetBytes(int64(len(buf)))
 			for b.Loop() {
 				if SkipPlain(buf, 0) != len(buf) {
