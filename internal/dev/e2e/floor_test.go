@@ -27,10 +27,11 @@ var handlerCPUProfile = flag.String("handler.cpuprofile", "", "write the handler
 // fewer or more show how its latencies follow the number of requests waiting for two cores.
 var loadClients = flag.Int("webhook.clients", 16, "connections the webhook benchmark's load generator posts from")
 
-// BenchmarkWebhookVersusFloor posts the same bodies from 16 connections (-webhook.clients), in one run, to the webhook
-// through devhost, straight to the handler (the envelopes devhost would send) and to a bare net/http server that reads the body and answers 202 (the floor: what
-// any Go webhook pays for HTTP alone, testdata/floor), and reports both and their ratio, so that a change
-// to the webhook's path is judged against the floor of the same machine and moment, not a figure from
+// BenchmarkWebhookVersusFloor posts the same bodies from 16 connections (-webhook.clients), in one run,
+// to the webhook through devhost, straight to the handler (the envelopes devhost would send) and to a
+// bare net/http server that reads the body and answers 202 (the floor: what any Go webhook pays for
+// HTTP alone, testdata/floor), and reports all three and the ratios to the floor, so that a change to
+// the webhook's path is judged against the floor of the same machine and moment, not a figure from
 // another day. Scenarios: the validation handshake, one item, 50 items accepted and queued, and 50
 // items with the wrong clientState (what a forger's POST costs).
 //
@@ -171,9 +172,9 @@ func startHelper(b *testing.B, pkg string) (pid int, in io.WriteCloser, out io.R
 	return cmd.Process.Pid, in, out
 }
 
-// post has the load generator post 640 bodies from -webhook.clients connections to url, all of which must be
-// answered with status want; pid is the process that serves them. The CPU figures are read around the
-// run only, after the load generator has prepared its requests.
+// post has the load generator post 640 bodies from -webhook.clients connections to url, all of which
+// must be answered with status want; pid is the process that serves them. The CPU figures are read
+// around the run only, after the load generator has prepared its requests.
 func (g *loadgen) post(b *testing.B, url string, bodies []string, pid, want int) loadRun {
 	job, err := json.Marshal(map[string]any{"url": url, "clients": *loadClients, "posts": 640, "want": want, "bodies": bodies})
 	if err != nil {

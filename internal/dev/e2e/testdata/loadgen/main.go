@@ -90,60 +90,67 @@ func prepare(j job) ([][]byte, string, error) {
 
 func run(j job, reqs [][]byte, addr string) result {
 	var (
-		mu   sync.Mutex
-		lat  = make([]int64, 0, j.Posts)
-		errs []string
-		wg   sync.WaitGroup
+		mu       sync.Mutex
+		lat      = make([]int64, 0, j.Posts)
+		firstErr error
+		wg       sync.WaitGroup
 	)
 	start := time.Now()
 	for c := range j.Clients {
 		wg.Go(func() {
-			var conn net.Conn
-			var br *bufio.Reader
-			defer func() {
-				if conn != nil {
-					conn.Close()
-				}
-			}()
-			for i := c; i < j.Posts; i += j.Clients {
-				t := time.Now()
-				if conn == nil {
-					var err error
-					if conn, err = net.Dial("tcp", addr); err != nil {
-						mu.Lock()
-						errs = append(errs, err.Error())
-						mu.Unlock()
-						return
-					}
-					br = bufio.NewReaderSize(conn, 16<<10)
-				}
-				status, closing, err := post(conn, br, reqs[i%len(reqs)])
-				if err == nil && status != j.Want {
-					err = fmt.Errorf("status %d, want %d", status, j.Want)
-				}
-				if err != nil {
-					mu.Lock()
-					errs = append(errs, err.Error())
-					mu.Unlock()
-					return
-				}
-				d := time.Since(t)
+			err := client(j, reqs, addr, c, func(d time.Duration) {
 				mu.Lock()
 				lat = append(lat, int64(d))
 				mu.Unlock()
-				if closing {
-					conn.Close()
-					conn = nil
-				}
+			})
+			mu.Lock()
+			if firstErr == nil {
+				firstErr = err
 			}
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
 	r := result{Latencies: lat, Elapsed: int64(time.Since(start))}
-	if len(errs) > 0 {
-		r.Error = errs[0]
+	if firstErr != nil {
+		r.Error = firstErr.Error()
 	}
 	return r
+}
+
+// client posts requests c, c+Clients, c+2*Clients... over one keep-alive connection (a new one when the
+// server closes it), reporting each latency to done; it stops at the first failure.
+func client(j job, reqs [][]byte, addr string, c int, done func(time.Duration)) error {
+	var conn net.Conn
+	var br *bufio.Reader
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	for i := c; i < j.Posts; i += j.Clients {
+		t := time.Now()
+		if conn == nil {
+			var err error
+			if conn, err = net.Dial("tcp", addr); err != nil {
+				return err
+			}
+			br = bufio.NewReaderSize(conn, 16<<10)
+		}
+		status, closing, err := post(conn, br, reqs[i%len(reqs)])
+		if err != nil {
+			return err
+		}
+		if status != j.Want {
+			return fmt.Errorf("status %d, want %d", status, j.Want)
+		}
+		done(time.Since(t))
+		if closing {
+			conn.Close()
+			conn = nil
+		}
+	}
+	return nil
 }
 
 // post writes one request and reads its answer to the end.
