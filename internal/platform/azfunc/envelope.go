@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/connecthub/connecthub/internal/platform/queue"
 )
@@ -317,7 +318,7 @@ func MetaString(meta map[string]json.RawMessage, key string) (string, error) {
 func decodeBody(raw json.RawMessage) ([]byte, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '"' {
-		return append([]byte(nil), raw...), nil
+		return validUTF8(raw), nil
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
@@ -330,6 +331,27 @@ func decodeBody(raw json.RawMessage) ([]byte, error) {
 		}
 	}
 	return []byte(s), nil
+}
+
+// validUTF8 copies b with each byte that is not UTF-8 replaced by U+FFFD, as encoding/json does when it
+// reads or writes a string. JSON is UTF-8 and the host never sends anything else, but a body that arrives
+// as an object is kept as raw bytes: without this, the same message would decode differently from its
+// string form and change when written back (FuzzDecodeServiceBus found `{"":"0\xce"}`).
+func validUTF8(b []byte) []byte {
+	if utf8.Valid(b) {
+		return append([]byte(nil), b...)
+	}
+	out := make([]byte, 0, len(b)+8)
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 {
+			out = append(out, "\uFFFD"...)
+		} else {
+			out = append(out, b[:n]...)
+		}
+		b = b[n:]
+	}
+	return out
 }
 
 // unwrapString returns the inner JSON when an object arrives serialised as a string.

@@ -50,6 +50,31 @@ func TestDecodeServiceBus(t *testing.T) {
 	}
 }
 
+// A byte that is not UTF-8 decodes to U+FFFD whether the body came as an object or as a string, as
+// encoding/json reads it, so writing the delivery back cannot change it.
+func TestDecodeServiceBusBodyNotUTF8(t *testing.T) {
+	t.Parallel()
+	decode := func(env string) []byte {
+		t.Helper()
+		var req InvokeRequest
+		if err := json.Unmarshal([]byte(env), &req); err != nil {
+			t.Fatal(err)
+		}
+		d, err := DecodeServiceBus(&req, "message")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Body
+	}
+	want := "{\"\":\"0\uFFFD\uFFFD1\"}"
+	if got := decode("{\"Data\":{\"message\":{\"\":\"0\xce\xff1\"}}}"); string(got) != want {
+		t.Errorf("object body = %q, want %q", got, want)
+	}
+	if got := decode("{\"Data\":{\"message\":\"{\\\"\\\":\\\"0\xce\xff1\\\"}\"}}"); string(got) != want {
+		t.Errorf("string body = %q, want %q", got, want)
+	}
+}
+
 func TestDecodeServiceBusErrors(t *testing.T) {
 	t.Parallel()
 	for _, env := range []string{

@@ -101,6 +101,7 @@ func FuzzDecodeServiceBus(f *testing.F) {
 		`{"Data":{"message":{"a":1}},"Metadata":{"DeliveryCount":4,"MessageId":"m-1","ApplicationProperties":"{\"kind\":\"presence\",\"n\":1.5}"}}`,
 		`{"Data":{"message":"plain text"},"Metadata":{"DeliveryCount":"x"}}`,
 		`{"Data":{"message":"\"\""},"Metadata":{"ContentType":null}}`,
+		"{\"Data\":{\"message\":{\"\":\"0\xce\"}}}", // an object body that is not UTF-8 (found by the fuzzer)
 	} {
 		f.Add([]byte(s))
 	}
