@@ -145,7 +145,13 @@ func (p *Portal) authorizeURL(st signInState) string {
 
 // scope asks for the OpenID Connect sign-in and a token for this app's own API (one resource per
 // request: Entra refuses two, AADSTS28000).
-func (p *Portal) scope() string { return "openid profile api://" + p.cfg.ClientID + "/.default" }
+func (p *Portal) scope() string {
+	return strings.Join(SignInScopes, " ") + " api://" + p.cfg.ClientID + "/.default"
+}
+
+// SignInScopes are the Graph delegated permissions the portal's sign-in asks for besides its own API
+// (appreg lists them for the app registration).
+var SignInScopes = []string{"openid", "profile"}
 
 func (p *Portal) redirectURI() string { return p.cfg.PublicBaseURL + "/api/portal/callback" }
 

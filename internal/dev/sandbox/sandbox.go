@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connecthub/connecthub/internal/appreg"
 	"github.com/connecthub/connecthub/internal/crm/salesforce/sftest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"
@@ -36,11 +37,10 @@ type Sandbox struct {
 }
 
 // AppRoles are the application permissions an admin's consent grants the app in the sandbox: every one
-// the app registration asks for (consent to .default grants them all) — users, Teams presence written
-// by the PBX → Teams direction, rooms and room calendars, and the mailboxes' contacts the CRM sync reads
-// and writes. Mail.Send is left out: the CRM's failure notice is sent from ConnectHub's own tenant
-// (CONNECTHUB_CRM_NOTICE_SENDER), which the sandbox does not set, and the fake grants roles to every tenant.
-var AppRoles = []string{"User.Read.All", "Presence.ReadWrite.All", "Place.Read.All", "Calendars.Read", "Contacts.ReadWrite"}
+// the app registration asks for (consent to .default grants them all; appreg is that list). Mail.Send is
+// not among them: the CRM's failure notice is sent from ConnectHub's own tenant, where the operator
+// grants it alone, and the fake grants roles to every tenant.
+var AppRoles = appreg.ApplicationPermissions(appreg.Capabilities)
 
 // Start starts the fakes; t's cleanups stop them. appID is the app registration's id
 // (CONNECTHUB_APP_ID): Graph's validation tokens are minted for it, as Graph mints them for the app.

@@ -132,14 +132,25 @@ func (m *Manager) resource() string {
 // same reason a refresh asks for these explicit scopes, never "<resource>/.default": the answer lists
 // the consented permissions, not ".default" (Learn, scopes-oidc "The .default scope").
 func (m *Manager) scopes() []string {
-	return []string{m.resource() + "/Presence.Read.All"}
+	out := make([]string, len(ResourceScopes))
+	for i, s := range ResourceScopes {
+		out[i] = m.resource() + "/" + s
+	}
+	return out
 }
+
+// ResourceScopes and SignInScopes are the delegated permissions a service user's sign-in asks for
+// (appreg lists them for the app registration, and a test holds the two lists together).
+var (
+	ResourceScopes = []string{"Presence.Read.All"}
+	SignInScopes   = []string{"offline_access", "openid", "profile"}
+)
 
 // consentScopes are what the admin's browser asks the authorize endpoint for: the resource scopes plus
 // offline access for the refresh token and the sign-in itself (to learn which account it is).
 // confidential.Client.AuthCodeURL, unlike the token calls, adds none of them.
 func (m *Manager) consentScopes() []string {
-	return append(m.scopes(), "offline_access", "openid", "profile")
+	return append(m.scopes(), SignInScopes...)
 }
 
 // ----- sign-in -----

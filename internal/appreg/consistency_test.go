@@ -1,0 +1,77 @@
+package appreg
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/connecthub/connecthub/internal/portal"
+	"github.com/connecthub/connecthub/internal/presence/serviceuser"
+)
+
+// Every delegated permission a sign-in asks for is one the registration lists (else Entra asks the
+// user for consent the tenant's admin never gave), and every one listed is asked for by some sign-in.
+func TestDelegatedPermissionsAreTheOnesAskedFor(t *testing.T) {
+	asked := slices.Concat(serviceuser.ResourceScopes, serviceuser.SignInScopes, portal.SignInScopes)
+	var listed []string
+	for _, p := range Permissions {
+		if p.Kind == Scope {
+			listed = append(listed, p.Value)
+		}
+	}
+	for _, s := range asked {
+		if !slices.Contains(listed, s) {
+			t.Errorf("a sign-in asks for %s, which the app registration does not list", s)
+		}
+	}
+	for _, s := range listed {
+		if !slices.Contains(asked, s) {
+			t.Errorf("the app registration lists %s, which no sign-in asks for", s)
+		}
+	}
+}
+
+// Every redirect URI is a route an anonymous GET function serves (functions/*/function.json).
+func TestRedirectPathsAreServed(t *testing.T) {
+	files, err := filepath.Glob("../../functions/*/function.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no function.json found: %v", err)
+	}
+	var routes []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fn struct {
+			Bindings []struct {
+				Type, Route, AuthLevel string
+				Methods                []string
+			}
+		}
+		if err := json.Unmarshal(b, &fn); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, b := range fn.Bindings {
+			if b.Type == "httpTrigger" && b.AuthLevel == "anonymous" && slices.Contains(b.Methods, "get") {
+				routes = append(routes, b.Route)
+			}
+		}
+	}
+	for _, p := range RedirectPaths {
+		route, ok := strings.CutPrefix(p, "/api/")
+		if !ok {
+			t.Errorf("redirect path %s is not under /api/", p)
+			continue
+		}
+		if !slices.ContainsFunc(routes, func(r string) bool {
+			prefix, catchAll := strings.CutSuffix(r, "{*path}")
+			return r == route || catchAll && strings.HasPrefix(route, prefix)
+		}) {
+			t.Errorf("redirect path %s: no anonymous GET function serves %s (routes %v)", p, route, routes)
+		}
+	}
+}
