@@ -1,8 +1,8 @@
-// Command connecthub is the operator's tool for ConnectHub's secrets, certificates, audit trails and dead
-// letters. It works on the local encrypted secret file of `make run` (found through local.settings.json)
-// and on Azure Key Vault (with the operator's az login) through the same interface the app uses, and it
-// never prints a secret value or a private key. The dlq commands work on make run's devhost or on
-// Service Bus.
+// Command connecthub is the operator's tool for ConnectHub's secrets, certificates, audit trails, dead
+// letters and app registration. It works on the local encrypted secret file of `make run` (found through
+// local.settings.json) and on Azure Key Vault (with the operator's az login) through the same interface
+// the app uses, and it never prints a secret value or a private key. The dlq commands work on make run's
+// devhost or on Service Bus; the app-registration commands read files only.
 //
 //	connecthub secrets import-cert --name N --pfx FILE [--password-file F]
 //	connecthub secrets set --name N --from-file F|-
@@ -13,8 +13,10 @@
 //	connecthub audit verify --tenant T [--tables-url URL]
 //	connecthub dev-token --tenant T --user U [--role R]... (make run only)
 //	connecthub dlq list|show|replay|purge --queue Q [--id ID | --all] [--namespace NS]
+//	connecthub app-registration permissions [--capabilities C]
+//	connecthub app-registration patch --app APP.json --graph-sp GRAPH.json --public-base URL [--capabilities C]
 //
-// Every command takes --settings FILE (default local.settings.json); the secret commands alternatively
+// The store commands take --settings FILE (default local.settings.json); the secret commands alternatively
 // --vault-url URL, the dlq commands --namespace <ns>.servicebus.windows.net.
 package main
 
@@ -79,7 +81,7 @@ type cli struct {
 	openServiceBus func(namespace string, duplicateWindow time.Duration) (deadLetterQueue, error)
 }
 
-const topUsage = `connecthub: the operator's tool for ConnectHub's secrets, certificates, audits and dead letters
+const topUsage = `connecthub: the operator's tool for ConnectHub's secrets, certificates, audits, dead letters and app registration
 
 Usage: connecthub <group> <command> [flags]
   connecthub secrets import-cert --name N --pfx FILE [--password-file F]
@@ -91,8 +93,12 @@ Usage: connecthub <group> <command> [flags]
   connecthub audit verify --tenant T [--tables-url URL]
   connecthub dev-token --tenant T --user U [--role R]... [--app] [--global-admin] [--minutes 60]
   connecthub dlq list|show|replay|purge --queue Q [--id ID | --all] [--namespace <ns>.servicebus.windows.net]
+  connecthub app-registration permissions [--capabilities C]
+  connecthub app-registration patch --app APP.json --graph-sp GRAPH.json --public-base URL [--capabilities C]
 
-The dlq commands work on make run's devhost (--settings FILE) or on Service Bus (--namespace, az login).
+The app-registration commands read files only: what the Entra app registration needs, and the PATCH
+that gives it (from az's JSON). The dlq commands work on make run's devhost (--settings FILE) or on
+Service Bus (--namespace, az login).
 Every other command works on the local secret file named in local.settings.json (--settings FILE, the
 default when ./local.settings.json exists) or on Azure Key Vault (--vault-url https://<vault>.vault.azure.net,
 signed in with az login). Values and private keys are never printed.
@@ -117,6 +123,8 @@ var commands = []command{
 	{"dlq", "show", "show one dead letter with its application properties (never the body)", (*cli).dlqShow},
 	{"dlq", "replay", "resubmit dead letters to their queue with every application property", (*cli).dlqReplay},
 	{"dlq", "purge", "delete dead letters for good", (*cli).dlqPurge},
+	{"app-registration", "permissions", "list the Microsoft Graph permissions the app registration asks for, and why", (*cli).appRegPermissions},
+	{"app-registration", "patch", "print the PATCH that gives an app registration what ConnectHub needs", (*cli).appRegPatch},
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {

@@ -204,6 +204,9 @@ func Plan(app Application, graph GraphServicePrincipal, publicBase string, caps 
 	if app.ID == "" || app.AppID == "" {
 		return Patch{}, nil, fmt.Errorf("the application JSON has no id or appId (want the output of az ad app show)")
 	}
+	if app.AppID == GraphAppID {
+		return Patch{}, nil, fmt.Errorf("the application JSON is Microsoft Graph's, not ConnectHub's registration")
+	}
 	if graph.AppID != GraphAppID {
 		return Patch{}, nil, fmt.Errorf("the service principal JSON is not Microsoft Graph's (appId %q, want %s)", graph.AppID, GraphAppID)
 	}

@@ -75,3 +75,32 @@ func TestRedirectPathsAreServed(t *testing.T) {
 		}
 	}
 }
+
+// The README's Prerequisites name every permission and redirect URI the registration holds, so the
+// admin who reads it before consenting sees what the command will set.
+func TestReadmePrerequisitesNameTheRegistration(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n### Prerequisites\n")
+	if !ok {
+		t.Fatal("README has no Prerequisites section")
+	}
+	section, _, _ = strings.Cut(section, "\n### ")
+	for _, p := range Permissions {
+		if !strings.Contains(section, "`"+p.Value+"`") {
+			t.Errorf("README Prerequisites do not name %s (%s)", p.Value, p.For)
+		}
+	}
+	for _, p := range RedirectPaths {
+		if !strings.Contains(section, "<public base>"+p) {
+			t.Errorf("README Prerequisites do not name the redirect URI <public base>%s", p)
+		}
+	}
+	for _, r := range AppRoles {
+		if !strings.Contains(string(b), "`"+r.Value+"`") {
+			t.Errorf("README does not name the app role %s", r.Value)
+		}
+	}
+}
