@@ -1,13 +1,12 @@
 package appreg
 
 import (
-	"encoding/json"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/connecthub/connecthub/internal/dev/devhost"
 	"github.com/connecthub/connecthub/internal/portal"
 	"github.com/connecthub/connecthub/internal/presence/serviceuser"
 )
@@ -34,31 +33,17 @@ func TestDelegatedPermissionsAreTheOnesAskedFor(t *testing.T) {
 	}
 }
 
-// Every redirect URI is a route an anonymous GET function serves (functions/*/function.json).
+// Every redirect URI is a route an anonymous GET function serves (functions/*/function.json, read as
+// devhost reads them).
 func TestRedirectPathsAreServed(t *testing.T) {
-	files, err := filepath.Glob("../../functions/*/function.json")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no function.json found: %v", err)
+	app, err := devhost.LoadApp("../..")
+	if err != nil {
+		t.Fatal(err)
 	}
 	var routes []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var fn struct {
-			Bindings []struct {
-				Type, Route, AuthLevel string
-				Methods                []string
-			}
-		}
-		if err := json.Unmarshal(b, &fn); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		for _, b := range fn.Bindings {
-			if b.Type == "httpTrigger" && b.AuthLevel == "anonymous" && slices.Contains(b.Methods, "get") {
-				routes = append(routes, b.Route)
-			}
+	for _, f := range app.Functions {
+		if b := f.Trigger(); b != nil && b.Type == "httpTrigger" && b.AuthLevel == "anonymous" && slices.Contains(b.Methods, "get") {
+			routes = append(routes, b.Route)
 		}
 	}
 	for _, p := range RedirectPaths {
