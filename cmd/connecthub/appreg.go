@@ -8,7 +8,7 @@ import (
 	"os"
 	"text/tabwriter"
 
-	"github.com/connecthub/connecthub/internal/appreg"
+	"github.com/connecthub/connecthub/internal/app/appreg"
 )
 
 // appRegFlags makes the flag set of an app-registration command (no secret store is involved).

@@ -11,13 +11,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/connecthub/connecthub/internal/appreg"
+	"github.com/connecthub/connecthub/internal/app/appreg"
 )
 
 // The operator's path: az's JSON of the registration and of Graph's service principal in, the PATCH
 // body out on stdout (nothing else there, so it can go straight to a file) and the changes on stderr.
 func TestAppRegistrationPatch(t *testing.T) {
-	const fixtures = "../../internal/appreg/testdata/"
+	const fixtures = "../../internal/app/appreg/testdata/"
 	run := func(args ...string) (string, string, error) {
 		var out, errOut bytes.Buffer
 		err := realMain(context.Background(), append([]string{"app-registration"}, args...), nil, &out, &errOut)

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connecthub/connecthub/internal/appreg"
+	"github.com/connecthub/connecthub/internal/app/appreg"
 	"github.com/connecthub/connecthub/internal/crm/salesforce/sftest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/graph/graphtest"
 	"github.com/connecthub/connecthub/internal/platform/msgraph/validationtoken/idptest"

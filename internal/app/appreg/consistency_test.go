@@ -36,7 +36,7 @@ func TestDelegatedPermissionsAreTheOnesAskedFor(t *testing.T) {
 // Every redirect URI is a route an anonymous GET function serves (functions/*/function.json, read as
 // devhost reads them).
 func TestRedirectPathsAreServed(t *testing.T) {
-	app, err := devhost.LoadApp("../..")
+	app, err := devhost.LoadApp("../../..")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestRedirectPathsAreServed(t *testing.T) {
 // The README's Prerequisites name every permission and redirect URI the registration holds, so the
 // admin who reads it before consenting sees what the command will set.
 func TestReadmePrerequisitesNameTheRegistration(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile("../../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
