@@ -276,8 +276,8 @@ func Plan(app Application, graph GraphServicePrincipal, publicBase string, caps 
 	p.RequiredResourceAccess = []RequiredResourceAccess{}
 	var had []ResourceAccess
 	for _, r := range app.RequiredResourceAccess {
-		if r.ResourceAppID == GraphAppID {
-			had = r.ResourceAccess
+		if r.ResourceAppID == GraphAppID { // one entry, or several if made by hand: they become one
+			had = append(had, r.ResourceAccess...)
 			continue
 		}
 		p.RequiredResourceAccess = append(p.RequiredResourceAccess, r)

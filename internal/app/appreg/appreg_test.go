@@ -123,7 +123,9 @@ func TestPlanKeepsWhatItDoesNotOwn(t *testing.T) {
 	app.IdentifierURIs = []string{"https://contoso.example/connecthub"}
 	app.Web["redirectUris"] = []any{"https://localhost:5001/signin"}
 	other := RequiredResourceAccess{"00000002-0000-0ff1-ce00-000000000000", []ResourceAccess{{"c0000000-0000-4000-8000-000000000001", Role}}}
-	app.RequiredResourceAccess = append(app.RequiredResourceAccess, other)
+	// A second Graph entry, made by hand, with Mail.Send (a…08): merged into one, and Mail.Send removed.
+	mailSend := RequiredResourceAccess{GraphAppID, []ResourceAccess{{"a0000000-0000-4000-8000-000000000008", Role}}}
+	app.RequiredResourceAccess = append(app.RequiredResourceAccess, other, mailSend)
 	app.AppRoles = []map[string]any{
 		{"id": "11111111-0000-4000-8000-000000000001", "value": "ConnectHub.TenantAdmin", "displayName": "Admin", "isEnabled": true, "allowedMemberTypes": []any{"User"}},
 		{"id": "11111111-0000-4000-8000-000000000002", "value": "Reports.Reader", "displayName": "Reports", "isEnabled": true, "allowedMemberTypes": []any{"User"}},
@@ -159,8 +161,13 @@ func TestPlanKeepsWhatItDoesNotOwn(t *testing.T) {
 	if want := graphIDs(t, graph, Select([]Capability{Presence})); !slices.Equal(g.ResourceAccess, want) || len(want) != 5 {
 		t.Errorf("Graph permissions = %v, want %v", g.ResourceAccess, want)
 	}
-	if !slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, "ConnectHub.TenantAdmin updated") }) {
-		t.Errorf("notes = %v, want the role update said", notes)
+	if len(p.RequiredResourceAccess) != 2 {
+		t.Errorf("requiredResourceAccess = %+v, want the other API and one Graph entry", p.RequiredResourceAccess)
+	}
+	for _, n := range []string{"ConnectHub.TenantAdmin updated", "application permission Mail.Send removed", "delegated permission User.Read removed"} {
+		if !slices.ContainsFunc(notes, func(s string) bool { return strings.Contains(s, n) }) {
+			t.Errorf("notes = %v, want %q", notes, n)
+		}
 	}
 }
 
