@@ -314,12 +314,14 @@ func (w *Wired) certificates(ctx context.Context, cfg config.Config) error {
 	case cfg.Environment != config.Local || !errors.Is(err, secrets.ErrNotFound):
 		return fmt.Errorf("load notification certificates: %w", err)
 	default:
-		cert, err := ensureLocalCertificate(ctx, w.Secrets, cfg.NotificationCerts[0], "connecthub-local-notifications")
+		cert, created, err := ensureLocalCertificate(ctx, w.Secrets, cfg.NotificationCerts[0], "connecthub-local-notifications")
 		if err != nil {
 			return fmt.Errorf("create local notification certificate: %w", err)
 		}
-		w.Log.Info("generated a local notification certificate", "name", cfg.NotificationCerts[0],
-			"thumbprint", graphcrypto.Thumbprint(cert))
+		if created {
+			w.Log.Info("generated a local notification certificate", "name", cfg.NotificationCerts[0],
+				"thumbprint", graphcrypto.Thumbprint(cert))
+		}
 		if w.Certs, err = graphcrypto.LoadFromSecrets(ctx, w.Secrets, cfg.NotificationCerts[0]); err != nil {
 			return fmt.Errorf("load notification certificates: %w", err)
 		}
@@ -334,9 +336,12 @@ func (w *Wired) certificates(ctx context.Context, cfg config.Config) error {
 	case !errors.Is(err, secrets.ErrNotFound):
 		return fmt.Errorf("read app client certificate: %w", err)
 	}
-	cert, err := ensureLocalCertificate(ctx, w.Secrets, name, "connecthub-local-app")
+	cert, created, err := ensureLocalCertificate(ctx, w.Secrets, name, "connecthub-local-app")
 	if err != nil {
 		return fmt.Errorf("create local app client certificate: %w", err)
+	}
+	if !created {
+		return nil // the operator stored one since we looked
 	}
 	w.Log.Info("generated a local app client certificate; upload it to the app registration",
 		"name", name, "thumbprint", graphcrypto.Thumbprint(cert), "not_after", cert.NotAfter.UTC().Format(time.RFC3339),
@@ -345,18 +350,37 @@ func (w *Wired) certificates(ctx context.Context, cfg config.Config) error {
 }
 
 // ensureLocalCertificate stores a new self-signed RSA-2048 certificate under name, in the PEM form
-// graphcrypto.ParseCertificate reads, and returns it (never its key, which stays in the store).
-func ensureLocalCertificate(ctx context.Context, s secrets.Store, name, commonName string) (*x509.Certificate, error) {
+// graphcrypto.ParseCertificate reads, and returns it (never its key, which stays in the store). A store
+// that can create (the local file) keeps a certificate stored under name since the caller looked: an
+// operator's import in that moment wins, and that certificate is returned with created false.
+func ensureLocalCertificate(ctx context.Context, s secrets.Store, name, commonName string) (cert *x509.Certificate, created bool, err error) {
 	cert, key, err := graphcrypto.NewSelfSigned(graphcrypto.SelfSigned{Subject: pkix.Name{CommonName: commonName}})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	text, err := graphcrypto.EncodePEM(key, cert)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if err := s.Set(ctx, name, text); err != nil {
-		return nil, fmt.Errorf("store certificate: %w", err)
+	c, ok := s.(secrets.Creator)
+	if !ok {
+		if err := s.Set(ctx, name, text); err != nil {
+			return nil, false, fmt.Errorf("store certificate: %w", err)
+		}
+		return cert, true, nil
 	}
-	return cert, nil
+	if created, err = c.Create(ctx, name, text); err != nil {
+		return nil, false, fmt.Errorf("store certificate: %w", err)
+	}
+	if created {
+		return cert, true, nil
+	}
+	stored, err := s.Get(ctx, name)
+	if err != nil {
+		return nil, false, fmt.Errorf("read certificate stored meanwhile: %w", err)
+	}
+	if cert, _, err = graphcrypto.ParseCertificate([]byte(stored), ""); err != nil {
+		return nil, false, fmt.Errorf("certificate stored meanwhile under %s: %w", name, err)
+	}
+	return cert, false, nil
 }

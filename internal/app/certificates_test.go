@@ -3,7 +3,9 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -37,13 +39,13 @@ func TestCertificatesLocalFirstRun(t *testing.T) {
 				Presence: config.Presence{AppClientCertName: "app-client-cert"}}
 			if tc.env == config.Azure {
 				// Azure refuses to start without the notification certificate; give it one.
-				if _, err := ensureLocalCertificate(ctx, mem, "notification-encryption-cert", "n"); err != nil {
+				if _, _, err := ensureLocalCertificate(ctx, mem, "notification-encryption-cert", "n"); err != nil {
 					t.Fatal(err)
 				}
 			}
 			var preset string
 			if tc.preset {
-				if _, err := ensureLocalCertificate(ctx, mem, "app-client-cert", "operator-imported"); err != nil {
+				if _, _, err := ensureLocalCertificate(ctx, mem, "app-client-cert", "operator-imported"); err != nil {
 					t.Fatal(err)
 				}
 				preset, _ = mem.Get(ctx, "app-client-cert")
@@ -84,5 +86,33 @@ func TestCertificatesLocalFirstRun(t *testing.T) {
 				t.Error("log holds PEM text")
 			}
 		})
+	}
+}
+
+// An operator's certificate stored between the handler's look and its generation wins: the local file
+// creates only where the name is free, and the handler takes the stored certificate.
+func TestEnsureLocalCertificateKeepsOneStoredMeanwhile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	file, err := secrets.NewFile(filepath.Join(t.TempDir(), "secrets.enc"), base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []secrets.Store{secrets.NewMemory(), file} {
+		operator, _, err := ensureLocalCertificate(ctx, s, "app-client-cert", "operator-imported")
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, _ := s.Get(ctx, "app-client-cert")
+		got, created, err := ensureLocalCertificate(ctx, s, "app-client-cert", "connecthub-local-app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after, _ := s.Get(ctx, "app-client-cert"); created || after != stored {
+			t.Errorf("%T: created = %v, stored certificate replaced: %v", s, created, after != stored)
+		}
+		if graphcrypto.Thumbprint(got) != graphcrypto.Thumbprint(operator) {
+			t.Errorf("%T: returned %s, want the stored %s", s, got.Subject, operator.Subject)
+		}
 	}
 }

@@ -98,9 +98,28 @@ func (f *File) Set(_ context.Context, name, value string) error {
 	if err := ValidName(name); err != nil {
 		return err
 	}
-	return f.modify(func(vals map[string]fileEntry) {
+	return f.modify(func(vals map[string]fileEntry) bool {
 		vals[name] = fileEntry{Value: value, Updated: time.Now().UTC().Truncate(time.Second)}
+		return true
 	})
+}
+
+// Create implements Creator: under the same lock as every change, so another process's write of the
+// name in the meantime wins and is kept.
+func (f *File) Create(_ context.Context, name, value string) (bool, error) {
+	if err := ValidName(name); err != nil {
+		return false, err
+	}
+	created := false
+	err := f.modify(func(vals map[string]fileEntry) bool {
+		if _, ok := vals[name]; ok {
+			return false
+		}
+		vals[name] = fileEntry{Value: value, Updated: time.Now().UTC().Truncate(time.Second)}
+		created = true
+		return true
+	})
+	return created, err
 }
 
 // Delete implements Store.
@@ -108,7 +127,7 @@ func (f *File) Delete(_ context.Context, name string) error {
 	if err := ValidName(name); err != nil {
 		return err
 	}
-	return f.modify(func(vals map[string]fileEntry) { delete(vals, name) })
+	return f.modify(func(vals map[string]fileEntry) bool { delete(vals, name); return true })
 }
 
 // List implements Lister.
@@ -142,7 +161,8 @@ func (f *File) ListInfo(_ context.Context, prefix string) ([]Info, error) {
 	return out, nil
 }
 
-func (f *File) modify(change func(map[string]fileEntry)) error {
+// modify runs change on the file's values under both locks and saves them when change says so.
+func (f *File) modify(change func(map[string]fileEntry) bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	unlock, err := f.lock()
@@ -154,7 +174,9 @@ func (f *File) modify(change func(map[string]fileEntry)) error {
 	if err != nil {
 		return err
 	}
-	change(vals)
+	if !change(vals) {
+		return nil
+	}
 	return f.save(vals)
 }
 

@@ -192,3 +192,50 @@ func TestFileReadsVersion1(t *testing.T) {
 		t.Errorf("file after a change starts %q, want version 2", now[:10])
 	}
 }
+
+// Create stores only where the name is free, across handles on one file (the handler and the operator
+// command): of two creating at once exactly one stores, and what is stored is not replaced.
+func TestFileCreateKeepsWhatIsThere(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "secrets.bin")
+	key := newKey(t)
+	a, err := NewFile(path, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewFile(path, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 10 {
+		name := fmt.Sprintf("cert-%d", round)
+		var wg sync.WaitGroup
+		created := make([]bool, 2)
+		for i, h := range []*File{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ok, err := h.Create(ctx, name, fmt.Sprintf("v%d", i))
+				if err != nil {
+					t.Error(err)
+				}
+				created[i] = ok
+			}()
+		}
+		wg.Wait()
+		if created[0] == created[1] {
+			t.Fatalf("%s: created = %v, want exactly one", name, created)
+		}
+		winner := 0
+		if created[1] {
+			winner = 1
+		}
+		if v, _ := b.Get(ctx, name); v != fmt.Sprintf("v%d", winner) {
+			t.Errorf("%s = %q, want the creator's v%d", name, v, winner)
+		}
+	}
+	if ok, err := a.Create(ctx, "bad name!", "v"); ok || err == nil {
+		t.Errorf("Create(bad name) = %v, %v; want refused", ok, err)
+	}
+}

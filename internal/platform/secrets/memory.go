@@ -53,6 +53,21 @@ func (m *Memory) Set(_ context.Context, name, value string) error {
 	return nil
 }
 
+// Create implements Creator.
+func (m *Memory) Create(_ context.Context, name, value string) (bool, error) {
+	if err := ValidName(name); err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.vals[name]; ok {
+		return false, nil
+	}
+	m.vals[name] = value
+	m.upd[name] = time.Now().UTC()
+	return true, nil
+}
+
 // Delete implements Store.
 func (m *Memory) Delete(_ context.Context, name string) error {
 	if err := ValidName(name); err != nil {

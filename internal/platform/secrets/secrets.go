@@ -48,6 +48,14 @@ type InfoLister interface {
 	ListInfo(ctx context.Context, prefix string) ([]Info, error)
 }
 
+// Creator stores a secret only where its name holds none, in one step: the local stores have it (the
+// handler's first start generates a certificate the operator may be importing in that same moment).
+// Key Vault has no such call, and nothing in Azure generates a secret.
+type Creator interface {
+	// Create stores value under name unless name holds a value; it reports whether it stored it.
+	Create(ctx context.Context, name, value string) (bool, error)
+}
+
 // Names of the app-wide secrets.
 const (
 	// The defaults of the settings that name them; config owns the values because it imports nothing.
