@@ -56,7 +56,7 @@ var actions = map[string]string{
 	CodeDailyLimit:                      "the Salesforce org's daily API allocation is nearly used up; the sync resumes as the rolling 24 hours free requests, or raise the allocation",
 	CodeCredentialMissing:               "the stored credential is missing; PUT the CRM connection again",
 	CodeRecordsFailed:                   "some records were refused (by Salesforce, or by Outlook for contacts from Salesforce); fix them as listed",
-	CodeMailboxDenied:                   "Microsoft Graph refused the user's mailbox: grant the app Contacts.ReadWrite (Contacts.Read for to-crm alone), and Calendars.Read for events, and include the mailbox in its RBAC for Applications scope",
+	CodeMailboxDenied:                   "Microsoft Graph refused the user's mailbox: the tenant's admin grants the app Contacts.ReadWrite and Calendars.ReadWrite (the .Read ones for to-crm alone; Enterprise applications → ConnectHub → Permissions → Grant admin consent) and includes the mailbox in its RBAC for Applications scope",
 	CodeSyncFailed:                      "Outlook, Salesforce or our storage failed during the run; it is tried again every run, and nothing is lost meanwhile",
 	"REQUIRED_FIELD_MISSING":            "give the contact the field Salesforce requires (a last name) in Outlook",
 	"INVALID_EMAIL_ADDRESS":             "correct the contact's e-mail address in Outlook",
