@@ -242,18 +242,28 @@ func Plan(app Application, graph GraphServicePrincipal, publicBase string, caps 
 		note("access tokens for the API set to version 2")
 	}
 
+	// Graph refuses to change an enabled role ("CannotDeleteOrUpdateEnabledEntitlement: Permission
+	// (scope or role) cannot be deleted or updated unless disabled first"), and takes the list whole:
+	// every role is sent, an enabled one of ours as it is.
 	p.AppRoles = make([]map[string]any, 0, len(app.AppRoles)+len(AppRoles))
 	for _, r := range app.AppRoles {
 		p.AppRoles = append(p.AppRoles, cloneMap(r))
 	}
 	for _, want := range AppRoles {
 		i := slices.IndexFunc(p.AppRoles, func(r map[string]any) bool { return r["value"] == want.Value })
-		if i < 0 {
+		switch {
+		case i < 0:
 			p.AppRoles = append(p.AppRoles, map[string]any{"id": want.ID})
 			i = len(p.AppRoles) - 1
 			note("app role %s added", want.Value)
-		} else if !sameRole(p.AppRoles[i], want) {
-			note("app role %s updated (its id kept)", want.Value)
+		case p.AppRoles[i]["isEnabled"] != true:
+			note("app role %s enabled (its id kept)", want.Value)
+		case slices.Equal(stringList(p.AppRoles[i]["allowedMemberTypes"]), want.MemberTypes):
+			continue // enabled and right: left as it is
+		default:
+			return Patch{}, nil, fmt.Errorf("app role %s is for %v, ConnectHub needs it for %v, and Graph refuses to change an enabled role: "+
+				"disable it in the registration (App roles → %s → clear \"enable this app role\"), then run this again",
+				want.Value, stringList(p.AppRoles[i]["allowedMemberTypes"]), want.MemberTypes, want.Value)
 		}
 		r := p.AppRoles[i]
 		r["value"], r["displayName"], r["description"] = want.Value, want.DisplayName, want.Description
@@ -344,11 +354,6 @@ func kindName(k Kind) string {
 		return "application"
 	}
 	return "delegated"
-}
-
-func sameRole(r map[string]any, want AppRole) bool {
-	return r["displayName"] == want.DisplayName && r["description"] == want.Description &&
-		r["isEnabled"] == true && slices.Equal(stringList(r["allowedMemberTypes"]), want.MemberTypes)
 }
 
 // stringList reads a JSON array of strings (as decoded into any, or as set by Plan).

@@ -3,6 +3,7 @@ package appreg
 import (
 	"encoding/json"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -116,7 +117,7 @@ func TestPlanNewRegistration(t *testing.T) {
 }
 
 // What ConnectHub does not own stays: other APIs' permissions, other redirect URIs, other roles, other
-// optional claims; a role of ours made by hand keeps its id.
+// optional claims; a role of ours made by hand stays as it is (Graph refuses to change an enabled role).
 func TestPlanKeepsWhatItDoesNotOwn(t *testing.T) {
 	graph := load[GraphServicePrincipal](t, "graph-sp.json")
 	app := load[Application](t, "app-new.json")
@@ -142,8 +143,8 @@ func TestPlanKeepsWhatItDoesNotOwn(t *testing.T) {
 	if got := stringList(p.Web["redirectUris"]); got[0] != "https://localhost:5001/signin" || len(got) != 4 {
 		t.Errorf("redirectUris = %v", got)
 	}
-	if p.AppRoles[0]["id"] != "11111111-0000-4000-8000-000000000001" || p.AppRoles[0]["displayName"] != AppRoles[0].DisplayName {
-		t.Errorf("the hand-made TenantAdmin role = %v, want its id kept and our text", p.AppRoles[0])
+	if !reflect.DeepEqual(p.AppRoles[0], app.AppRoles[0]) {
+		t.Errorf("the hand-made TenantAdmin role = %v, want it unchanged", p.AppRoles[0])
 	}
 	if p.AppRoles[1]["value"] != "Reports.Reader" || len(p.AppRoles) != 5 {
 		t.Errorf("appRoles = %v, want the other role kept and three added", p.AppRoles)
@@ -164,10 +165,39 @@ func TestPlanKeepsWhatItDoesNotOwn(t *testing.T) {
 	if len(p.RequiredResourceAccess) != 2 {
 		t.Errorf("requiredResourceAccess = %+v, want the other API and one Graph entry", p.RequiredResourceAccess)
 	}
-	for _, n := range []string{"ConnectHub.TenantAdmin updated", "application permission Mail.Send removed", "delegated permission User.Read removed"} {
+	if slices.ContainsFunc(notes, func(s string) bool { return strings.Contains(s, "ConnectHub.TenantAdmin") }) {
+		t.Errorf("notes = %v, want nothing said of the role kept", notes)
+	}
+	for _, n := range []string{"application permission Mail.Send removed", "delegated permission User.Read removed"} {
 		if !slices.ContainsFunc(notes, func(s string) bool { return strings.Contains(s, n) }) {
 			t.Errorf("notes = %v, want %q", notes, n)
 		}
+	}
+}
+
+// A disabled role of ours is enabled with our text (a disabled role may be changed); an enabled one for
+// the wrong members cannot be changed, and the operator is told how to go on.
+func TestPlanAppRolesMadeByHand(t *testing.T) {
+	graph := load[GraphServicePrincipal](t, "graph-sp.json")
+	app := load[Application](t, "app-new.json")
+	app.AppRoles = []map[string]any{{"id": "22222222-0000-4000-8000-000000000001", "value": "ConnectHub.Operator",
+		"displayName": "ops", "isEnabled": false, "allowedMemberTypes": []any{"Application"}}}
+	p, notes, err := Plan(app, graph, base, Capabilities)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.AppRoles[0]
+	if r["id"] != "22222222-0000-4000-8000-000000000001" || r["isEnabled"] != true || r["displayName"] != AppRoles[1].DisplayName ||
+		!slices.Equal(stringList(r["allowedMemberTypes"]), []string{"User"}) {
+		t.Errorf("disabled Operator role = %v, want it enabled for users with its id kept", r)
+	}
+	if !slices.Contains(notes, "app role ConnectHub.Operator enabled (its id kept)") {
+		t.Errorf("notes = %v", notes)
+	}
+
+	app.AppRoles[0]["isEnabled"] = true
+	if _, _, err := Plan(app, graph, base, Capabilities); err == nil || !strings.Contains(err.Error(), "disable it in the registration") {
+		t.Errorf("Plan with an enabled Operator role for apps = %v, want the way on explained", err)
 	}
 }
 
