@@ -123,9 +123,9 @@ func TestFileBadMasterKey(t *testing.T) {
 	}
 }
 
-// Two handles on one file (as the local host and the handler would have) must not lose each other's writes.
-func TestFileConcurrentWriters(t *testing.T) {
-	t.Parallel()
+// twoHandles opens one new file twice, as two processes would.
+func twoHandles(t *testing.T) (*File, *File) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "secrets.bin")
 	key := newKey(t)
 	a, err := NewFile(path, key)
@@ -136,6 +136,13 @@ func TestFileConcurrentWriters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a, b
+}
+
+// Two handles on one file (as the local host and the handler would have) must not lose each other's writes.
+func TestFileConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	a, b := twoHandles(t)
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Add(1)
@@ -198,16 +205,7 @@ func TestFileReadsVersion1(t *testing.T) {
 func TestFileCreateKeepsWhatIsThere(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "secrets.bin")
-	key := newKey(t)
-	a, err := NewFile(path, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := NewFile(path, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := twoHandles(t)
 	for round := range 10 {
 		name := fmt.Sprintf("cert-%d", round)
 		var wg sync.WaitGroup
