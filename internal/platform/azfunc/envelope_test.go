@@ -11,6 +11,16 @@ import (
 	"github.com/connecthub/connecthub/internal/platform/jsonscan"
 )
 
+// envelope decodes the body the host POSTs for an invocation, failing the test if it is not JSON.
+func envelope(t *testing.T, raw string) *InvokeRequest {
+	t.Helper()
+	var req InvokeRequest
+	if err := json.Unmarshal([]byte(raw), &req); err != nil {
+		t.Fatal(err)
+	}
+	return &req
+}
+
 // Envelopes as the real host sends them (double-encoded strings and numbers) and as a plain encoder
 // would; both must decode to the same values.
 func TestDecodeServiceBus(t *testing.T) {
@@ -26,11 +36,8 @@ func TestDecodeServiceBus(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var req InvokeRequest
-			if err := json.Unmarshal([]byte(tt.env), &req); err != nil {
-				t.Fatal(err)
-			}
-			got, err := DecodeServiceBus(&req, "message")
+			req := envelope(t, tt.env)
+			got, err := DecodeServiceBus(req, "message")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,11 +63,8 @@ func TestDecodeServiceBusBodyNotUTF8(t *testing.T) {
 	t.Parallel()
 	decode := func(env string) []byte {
 		t.Helper()
-		var req InvokeRequest
-		if err := json.Unmarshal([]byte(env), &req); err != nil {
-			t.Fatal(err)
-		}
-		d, err := DecodeServiceBus(&req, "message")
+		req := envelope(t, env)
+		d, err := DecodeServiceBus(req, "message")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,11 +86,8 @@ func TestDecodeServiceBusErrors(t *testing.T) {
 		`{"Data":{"message":"\"x\""},"Metadata":{"DeliveryCount":"\"four\""}}`,
 		`{"Data":{"message":"\"x\""},"Metadata":{"MessageId":{"nested":1}}}`,
 	} {
-		var req InvokeRequest
-		if err := json.Unmarshal([]byte(env), &req); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := DecodeServiceBus(&req, "message"); err == nil {
+		req := envelope(t, env)
+		if _, err := DecodeServiceBus(req, "message"); err == nil {
 			t.Errorf("DecodeServiceBus(%s) = nil error, want one", env)
 		}
 	}
@@ -136,11 +137,8 @@ func TestDecodeTimer(t *testing.T) {
 		`{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":{"Last":"2026-11-22T10:00:00Z","Next":"2026-11-22T10:10:00Z","LastUpdated":"2026-11-22T10:00:00Z"},"IsPastDue":true}}}`,
 		`{"Data":{"timer":"{\"IsPastDue\":true,\"ScheduleStatus\":{\"Next\":\"2026-11-22T10:10:00Z\"}}"}}`,
 	} {
-		var req InvokeRequest
-		if err := json.Unmarshal([]byte(raw), &req); err != nil {
-			t.Fatal(err)
-		}
-		got, err := DecodeTimer(&req, "timer")
+		req := envelope(t, raw)
+		got, err := DecodeTimer(req, "timer")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -296,10 +294,7 @@ func TestScanHTTPEnvelopeTakesNullMaps(t *testing.T) {
 	if !ok {
 		t.Fatal("scanHTTPEnvelope refused null Query, Headers or Params")
 	}
-	var req InvokeRequest
-	if err := json.Unmarshal([]byte(env), &req); err != nil {
-		t.Fatal(err)
-	}
+	req := envelope(t, env)
 	want, err := DecodeHTTPRequest(req.Data["req"])
 	if err != nil {
 		t.Fatal(err)
