@@ -13,12 +13,7 @@ import (
 
 // appRegFlags makes the flag set of an app-registration command (no secret store is involved).
 func (c *cli) appRegFlags(name, synopsis, about string) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("connecthub app-registration "+name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: connecthub app-registration %s\n\n%s\n\nFlags:\n", synopsis, about)
-		fs.PrintDefaults()
-	}
+	fs := c.newFlagSet("app-registration "+name, "app-registration "+synopsis, about)
 	caps := fs.String("capabilities", "all", "comma list of the capabilities this deployment offers: presence, pbx-to-teams, rooms, crm (core is always in)")
 	return fs, caps
 }

@@ -189,15 +189,21 @@ func (c *cli) newFlags(name, synopsis, about string) (*flag.FlagSet, *storeFlags
 
 // newLocalFlags makes a flag set with --settings only (commands that use no secret store).
 func (c *cli) newLocalFlags(name, synopsis, about, settingsUsage string) (*flag.FlagSet, *storeFlags) {
-	fs := flag.NewFlagSet("connecthub "+name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs := c.newFlagSet(name, synopsis, about)
 	sf := &storeFlags{fs: fs}
 	fs.StringVar(&sf.settings, "settings", "local.settings.json", settingsUsage)
+	return fs, sf
+}
+
+// newFlagSet makes a command's flag set with its usage text, and no flags yet.
+func (c *cli) newFlagSet(name, synopsis, about string) *flag.FlagSet {
+	fs := flag.NewFlagSet("connecthub "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: connecthub %s\n\n%s\n\nFlags:\n", synopsis, about)
 		fs.PrintDefaults()
 	}
-	return fs, sf
+	return fs
 }
 
 // parse parses args; a positional argument left over is a usage error (values never come from argv).
